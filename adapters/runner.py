@@ -1,0 +1,148 @@
+"""The loop shared by every mode, and the replay verifier.
+
+``drive`` is the loop of ARCHITECTURE.md: append an input (numbered, before the engine sees it),
+let the engine decide, append the decisions, hand intents to the gateway after a flush (so nothing
+leaves the process before it is durable), and feed what the gateway reports back in as execution
+events. ``verify`` re-drives a fresh engine from a recorded run's inputs and executions and
+compares every decision byte for byte, stopping at the first divergence.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+from adapters.eventlog import EventLog
+from domain import events as ev
+from domain.engine import Engine
+
+
+class Gateway(Protocol):
+    """Executor port: takes a numbered intent, returns the execution events it produced."""
+
+    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]: ...
+
+
+@dataclass
+class RunStats:
+    inputs: int = 0
+    executions: int = 0
+    decisions: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    first_ts: int = 0
+    last_ts: int = 0
+
+
+def drive(
+    source: Iterable[ev.Event],
+    engine: Engine,
+    log: EventLog,
+    gateway: Gateway | None = None,
+    progress: Callable[[RunStats], None] | None = None,
+    progress_every: int = 100_000,
+) -> RunStats:
+    stats = RunStats()
+    queue: deque[ev.Event] = deque()
+    append, handle, decided = log.append, engine.handle, engine.decided
+    for incoming in source:
+        queue.append(incoming)
+        while queue:
+            e = append(queue.popleft())
+            if e.KIND == ev.EXECUTION:
+                stats.executions += 1
+            else:
+                stats.inputs += 1
+            if not stats.first_ts:
+                stats.first_ts = e.ts
+            stats.last_ts = e.ts
+            decisions = handle(e)
+            for d in decisions:
+                d = append(d)
+                decided(d)
+                stats.decisions += 1
+                name = type(d).__name__
+                stats.by_type[name] = stats.by_type.get(name, 0) + 1
+                if gateway is not None and type(d) is ev.OrderIntended:
+                    log.flush()  # durable before anything leaves the process
+                    queue.extend(gateway.submit(d))  # type: ignore[arg-type]
+            if progress is not None and (stats.inputs + stats.executions) % progress_every == 0:
+                progress(stats)
+    log.flush()
+    return stats
+
+
+@dataclass
+class Divergence:
+    seq: int
+    recorded: ev.Event | None
+    recomputed: ev.Event | None
+
+    def describe(self) -> str:
+        def show(e: ev.Event | None) -> str:
+            return "nothing" if e is None else f"{type(e).__name__} {ev.to_builtins(e)}"
+
+        return (
+            f"diverged at seq {self.seq}\n"
+            f"  recorded:   {show(self.recorded)}\n"
+            f"  recomputed: {show(self.recomputed)}"
+        )
+
+
+@dataclass
+class Verification:
+    inputs: int
+    decisions: int
+    digest: str
+    divergence: Divergence | None
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None
+
+
+_DECISION_TOPICS = {ev.topic(t) for t in ev.EVENT_TYPES if t.KIND == ev.DECISION}
+
+
+def _is_decision(topic: str) -> bool:
+    if topic in _DECISION_TOPICS:
+        return True
+    cls = ev.BY_NAME.get(topic.partition(".v")[0])
+    return cls is not None and cls.KIND == ev.DECISION
+
+
+def verify(log: EventLog, engine: Engine) -> Verification:
+    """Feed recorded inputs/executions to ``engine``; every recomputed decision must equal the recorded one."""
+    h = hashlib.blake2b(digest_size=32)
+    expected: deque[ev.Event] = deque()
+    decoders: dict[str, Any] = {}
+    inputs = decisions = 0
+    last_seq = 0
+    for seq, topic, body in log.raw():
+        last_seq = seq
+        dec = decoders.get(topic)
+        if dec is None:
+            dec = decoders[topic] = ev.decoder_for(topic)
+        if topic in _DECISION_TOPICS or _is_decision(topic):
+            if not expected:
+                return Verification(inputs, decisions, h.hexdigest(), Divergence(seq, dec(body), None))
+            mine = ev.with_seq(expected.popleft(), seq)
+            encoded = ev.encode(mine)
+            if encoded != bytes(body):
+                return Verification(inputs, decisions, h.hexdigest(), Divergence(seq, dec(body), mine))
+            engine.decided(mine)
+            h.update(topic.encode())
+            h.update(encoded)
+            decisions += 1
+        else:
+            if expected:
+                return Verification(inputs, decisions, h.hexdigest(), Divergence(seq, None, expected[0]))
+            h.update(topic.encode())
+            h.update(body)
+            inputs += 1
+            found = engine.handle(dec(body))
+            if found:
+                expected.extend(found)
+    if expected:
+        return Verification(inputs, decisions, h.hexdigest(), Divergence(last_seq + 1, None, expected[0]))
+    return Verification(inputs, decisions, h.hexdigest(), None)

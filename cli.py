@@ -1,0 +1,239 @@
+"""The ``tapedeck`` command: import recordings, replay and verify runs, inspect and export them."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from adapters.eventlog import EventLog, EventLogError, Manifest, config_hash
+from adapters.importers import KINDS as IMPORT_KINDS
+from adapters.importers import ImportError_, import_files
+from adapters.paper_gateway import PaperGateway
+from adapters.runner import RunStats, drive, verify
+from domain import events as ev
+from domain.strategies import ConfigError, build_engine
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = ROOT / "fixtures" / "config" / "default.toml"
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise click.ClickException(f"{p}: config file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise click.ClickException(f"{p}: not valid TOML: {e}") from None
+
+
+def open_log(path: str) -> EventLog:
+    try:
+        return EventLog.open(path)
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def engine_for(config: dict[str, Any], where: str):  # type: ignore[no-untyped-def]
+    try:
+        return build_engine(config)
+    except ConfigError as e:
+        raise click.ClickException(f"{where}: {e}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """tapedeck: record, replay, simulate and run on-chain trading bots on one deterministic core."""
+
+
+# --------------------------------------------------------------------------- sim
+
+
+@main.command()
+@click.argument("scenario", required=False)
+def sim(scenario: str | None) -> None:
+    """Simulate a market scenario (not built yet)."""
+    raise click.ClickException(
+        "sim is not built yet: the simulated world (SimPy clock, py-evm chain, mock venues) is the next issue"
+    )
+
+
+# --------------------------------------------------------------------------- import
+
+
+@main.command("import")
+@click.argument("kind", type=click.Choice(IMPORT_KINDS))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out", required=True, help="Log file to create or add this source to.")
+@click.option("--from-block", type=int, default=None, help="Skip rows before this block.")
+@click.option("--to-block", type=int, default=None, help="Skip rows after this block.")
+def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | None, to_block: int | None) -> None:
+    """Turn a recording into input events in LOG (merged by event time with what it holds)."""
+    t0 = time.perf_counter()
+    try:
+        rep = import_files(kind, list(paths), out, from_block=from_block, to_block=to_block)
+    except (ImportError_, EventLogError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"imported {rep.imported} events from {len(rep.files)} file(s) as {kind}; "
+               f"rejected {rep.rejected} row(s); log now holds {rep.total_in_log} events "
+               f"({time.perf_counter() - t0:.1f}s)")
+    for r in rep.rejections:
+        click.echo(f"  rejected: {r}")
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@main.command()
+@click.argument("log_path", metavar="LOG")
+@click.option("--verify", "do_verify", is_flag=True, help="Re-drive the recorded run and compare every decision.")
+@click.option("--config", "config_path", default=None, help="Strategy config (TOML) overriding the recorded/default one.")
+@click.option("--out", default=None, help="Record a new run driven by LOG's inputs here.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def replay(log_path: str, do_verify: bool, config_path: str | None, out: str | None, force: bool) -> None:
+    """Verify a recorded run, or drive the strategies over a historical log into a new run."""
+    if do_verify == bool(out):
+        raise click.UsageError("give exactly one of --verify or --out RUN.db")
+    log = open_log(log_path)
+    if do_verify:
+        config = load_config(config_path) if config_path else log.manifest.config
+        if not config:
+            raise click.ClickException(f"{log_path}: run has no recorded config; pass --config")
+        engine = engine_for(config, config_path or f"{log_path} manifest config")
+        result = verify(log, engine)
+        log.close()
+        if not result.ok:
+            click.echo(result.divergence.describe())  # type: ignore[union-attr]
+            click.echo(f"diverged at seq {result.divergence.seq} after {result.inputs} inputs, "  # type: ignore[union-attr]
+                       f"{result.decisions} matching decisions")
+            sys.exit(1)
+        click.echo(f"verified {result.inputs} inputs, {result.decisions} decisions, digest {result.digest}")
+        return
+    cfg_file = Path(config_path) if config_path else DEFAULT_CONFIG
+    config = load_config(cfg_file)
+    engine = engine_for(config, str(cfg_file))
+    stats = replay_into(log, config, engine, out, force)  # type: ignore[arg-type]
+    log.close()
+    click.echo(summary_line(stats, out))  # type: ignore[arg-type]
+
+
+def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str, force: bool) -> RunStats:
+    manifest = Manifest(run_id="", mode="replay", config=config, config_hash=config_hash(config),
+                        sources=list(source.manifest.sources), parent=str(source.path))
+    try:
+        run = EventLog.create(out, manifest, overwrite=force)
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+    inputs = (e for e in source.events() if e.KIND == ev.INPUT)
+    stderr_tty = sys.stderr.isatty()
+
+    def progress(s: RunStats) -> None:
+        if stderr_tty:
+            click.echo(f"\r  {s.inputs} inputs, {s.decisions} decisions", nl=False, err=True)
+
+    try:
+        stats = drive(inputs, engine, run, PaperGateway(), progress=progress)
+    except BaseException:
+        run.close(ended="failed")
+        raise
+    if stderr_tty:
+        click.echo("", err=True)
+    run.manifest.started_ts, run.manifest.ended_ts = stats.first_ts, stats.last_ts
+    run.close(ended="clean")
+    return stats
+
+
+def summary_line(stats: RunStats, out: str) -> str:
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(stats.by_type.items())) or "no decisions"
+    return f"recorded {out}: {stats.inputs} inputs, {stats.executions} executions, {stats.decisions} decisions ({kinds})"
+
+
+# --------------------------------------------------------------------------- inspect / export
+
+
+@main.command()
+@click.argument("run_path", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect(run_path: str, as_json: bool) -> None:
+    """Show a run's manifest and its counts by event type."""
+    log = open_log(run_path)
+    counts = log.counts_by_topic()
+    m = log.manifest
+    log.close()
+    if as_json:
+        click.echo(json.dumps({"manifest": m.__dict__, "counts": counts, "total": sum(counts.values())}, indent=2, sort_keys=True))
+        return
+    click.echo(f"run {m.run_id}  mode {m.mode}  ended {m.ended}  tapedeck {m.version}")
+    click.echo(f"config hash {m.config_hash or '-'}  seed {m.seed}")
+    if m.parent:
+        click.echo(f"replayed from {m.parent}")
+    for s in m.sources:
+        click.echo(f"source {s}")
+    if m.started_ts:
+        click.echo(f"event time {_iso(m.started_ts)} .. {_iso(m.ended_ts)}")
+    for topic, n in counts.items():
+        click.echo(f"{n:>10}  {topic}")
+    click.echo(f"{sum(counts.values()):>10}  total")
+
+
+def _iso(ts_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts_ns // 10**9)) + "Z"
+
+
+@main.command()
+@click.argument("run_path", metavar="RUN")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
+@click.option("--out", default="-", help="Output file (default stdout).")
+def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
+    """Write a run's events out as JSON lines or CSV (one file per type is up to you: use --type)."""
+    unknown = [t for t in types if t not in ev.BY_NAME]
+    if unknown:
+        raise click.ClickException(f"unknown event type(s): {', '.join(unknown)} (known: {', '.join(ev.BY_NAME)})")
+    if fmt == "csv" and len(types) != 1:
+        raise click.ClickException("csv export needs exactly one --type (columns differ per type)")
+    log = open_log(run_path)
+    stream = sys.stdout if out == "-" else open(out, "w", newline="")
+    try:
+        writer = None
+        for e in log.events():
+            name = type(e).__name__
+            if types and name not in types:
+                continue
+            row = {"type": name, **ev.to_builtins(e)}
+            if fmt == "jsonl":
+                stream.write(json.dumps(row) + "\n")
+            else:
+                if writer is None:
+                    writer = csv.DictWriter(stream, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+    finally:
+        log.close()
+        if stream is not sys.stdout:
+            stream.close()
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--data", default=None, help="Recordings folder (default $TAPEDECK_DATA or ../shared/data).")
+@click.option("--workdir", default="runs/demo", show_default=True)
+def demo(data: str | None, workdir: str) -> None:
+    """Import the real 2024-01-05 USDC/WETH day, replay the arbitrage strategy over it, verify it."""
+    from adapters.demo import run_demo
+
+    run_demo(data, Path(workdir), echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""The event vocabulary of tapedeck.
+
+Every fact the core ever sees or says is one of these immutable, typed structs. Three kinds:
+
+* **inputs** — market data and chain facts (and operator commands) a source produced;
+* **decisions** — what the engine concluded, each naming the event that caused it (``cause``);
+* **executions** — what a gateway reports back about an intent (acknowledged, filled, failed...).
+
+The envelope (``seq``, ``ts``, ``source``, ``cause``) is on every event. ``seq`` is given by the
+recorder when the event is appended, before the engine sees it; ``ts`` is event time in integer
+nanoseconds. Type names are stable (the class name, also the JSON tag) and each type carries a
+schema version; a stored event is keyed ``Name.vN``. Old versions load through ``UPCASTERS``.
+
+Amounts are ints in base units (they may exceed 64 bits: sqrtPriceX96, liquidity), text prices are
+``Decimal``. JSON (msgspec) is the wire form because it keeps big ints exact.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable, ClassVar, Union
+
+import msgspec
+
+INPUT = "input"
+DECISION = "decision"
+EXECUTION = "execution"
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Envelope shared by all events."""
+
+    KIND: ClassVar[str] = INPUT
+    SCHEMA: ClassVar[int] = 1
+
+    seq: int = 0  # position in the run's log; 0 until recorded
+    ts: int  # event time, integer nanoseconds since the epoch
+    source: str = ""  # who produced it: an adapter, a sim venue, an importer, the engine
+    cause: int = 0  # seq of the event that caused this one (0: none)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+class QuoteUpdated(Event, frozen=True, kw_only=True):
+    """Top of book of a text venue (CEX, perp). Schema 2 renamed the v1 ``*_px``/``*_qty`` fields."""
+
+    SCHEMA: ClassVar[int] = 2
+    venue: str
+    instrument: str
+    bid: Decimal
+    bid_size: Decimal
+    ask: Decimal
+    ask_size: Decimal
+
+
+class V2ReservesSynced(Event, frozen=True, kw_only=True):
+    """Uniswap V2 pair reserves after a block (Sync event or getReserves at block end)."""
+
+    pool: str
+    block: int
+    reserve0: int
+    reserve1: int
+
+
+class V3Swapped(Event, frozen=True, kw_only=True):
+    """Uniswap V3 Swap log; amounts are pool balance deltas, price/liquidity/tick are post-swap."""
+
+    pool: str
+    block: int
+    tx: str
+    log_index: int
+    sender: str
+    recipient: str
+    amount0: int
+    amount1: int
+    sqrt_price_x96: int
+    liquidity: int
+    tick: int
+
+
+class V3Minted(Event, frozen=True, kw_only=True):
+    """Uniswap V3 Mint log: liquidity added to [tick_lower, tick_upper)."""
+
+    pool: str
+    block: int
+    tx: str
+    log_index: int
+    owner: str
+    sender: str
+    tick_lower: int
+    tick_upper: int
+    amount: int
+    amount0: int
+    amount1: int
+
+
+class V3Burned(Event, frozen=True, kw_only=True):
+    """Uniswap V3 Burn log: liquidity removed from [tick_lower, tick_upper)."""
+
+    pool: str
+    block: int
+    tx: str
+    log_index: int
+    owner: str
+    tick_lower: int
+    tick_upper: int
+    amount: int
+    amount0: int
+    amount1: int
+
+
+class V3Collected(Event, frozen=True, kw_only=True):
+    """Uniswap V3 Collect log: owed tokens withdrawn (no change to price or liquidity)."""
+
+    pool: str
+    block: int
+    tx: str
+    log_index: int
+    owner: str
+    recipient: str
+    tick_lower: int
+    tick_upper: int
+    amount0: int
+    amount1: int
+
+
+class InputRejected(Event, frozen=True, kw_only=True):
+    """A source message that could not be turned into an input; kept so nothing is lost silently."""
+
+    origin: str  # e.g. "uniswap-v3-logs:file.csv:row 17"
+    reason: str
+    raw: str
+
+
+class KillSwitchSet(Event, frozen=True, kw_only=True):
+    """Operator command: engage or release the kill switch (state, so replay sees it)."""
+
+    engaged: bool
+    reason: str = ""
+
+
+class TimerFired(Event, frozen=True, kw_only=True):
+    """A timer a strategy asked for, fired by the runner (the core has no clock of its own)."""
+
+    name: str
+
+
+# ----------------------------------------------------------------------------- decisions
+
+
+class OpportunityDetected(Event, frozen=True, kw_only=True):
+    """A strategy saw a profitable trade. Amounts in base units of ``token_in``/``profit_token``."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    kind: str  # "cross-pool-arb", "spread"...
+    buy_venue: str
+    sell_venue: str
+    amount_in: int
+    amount_out: int
+    gross_profit: int
+    gas_cost: int
+    net_profit: int
+    profit_token: str
+
+
+class OrderIntended(Event, frozen=True, kw_only=True):
+    """An intent that passed the risk gate and goes to the venue's gateway."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    venue: str
+    instrument: str
+    side: str  # "buy" | "sell"
+    amount: int
+    notional: int  # in the risk currency's base units (USDC 6 dp)
+
+
+class IntentRejected(Event, frozen=True, kw_only=True):
+    """An intent the risk gate refused, with the rule that refused it."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    venue: str
+    notional: int
+    reason: str
+
+
+# ----------------------------------------------------------------------------- executions
+
+
+class OrderAcknowledged(Event, frozen=True, kw_only=True):
+    KIND: ClassVar[str] = EXECUTION
+    intent: int  # seq of the OrderIntended
+    venue: str
+    order_id: str
+
+
+class OrderFilled(Event, frozen=True, kw_only=True):
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    venue: str
+    amount: int
+    notional: int
+    fee: int
+
+
+class OrderFailed(Event, frozen=True, kw_only=True):
+    """Rejected by the venue, reverted on chain, or dropped; ``reason`` says which."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    venue: str
+    reason: str
+
+
+# ----------------------------------------------------------------------------- registry
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    QuoteUpdated,
+    V2ReservesSynced,
+    V3Swapped,
+    V3Minted,
+    V3Burned,
+    V3Collected,
+    InputRejected,
+    KillSwitchSet,
+    TimerFired,
+    OpportunityDetected,
+    OrderIntended,
+    IntentRejected,
+    OrderAcknowledged,
+    OrderFilled,
+    OrderFailed,
+)
+BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
+
+# (type name, stored schema version) -> function upgrading the decoded dict by one version.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _quote_v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
+    d = dict(d)
+    for old, new in (("bid_px", "bid"), ("ask_px", "ask"), ("bid_qty", "bid_size"), ("ask_qty", "ask_size")):
+        d[new] = d.pop(old)
+    return d
+
+
+UPCASTERS[("QuoteUpdated", 1)] = _quote_v1_to_v2
+
+
+def topic(event_type: type[Event]) -> str:
+    """Stored key of a type at its current schema: ``Name.vN``."""
+    return f"{event_type.__name__}.v{event_type.SCHEMA}"
+
+
+def kind_of(event: Event) -> str:
+    return event.KIND
+
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[str, msgspec.json.Decoder] = {topic(t): msgspec.json.Decoder(t) for t in EVENT_TYPES}
+
+
+class SchemaError(ValueError):
+    """A stored event whose type or version this build cannot read."""
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decoder_for(stored_topic: str) -> Callable[[bytes], Event]:
+    """A fast decoder for a stored topic, upcasting old versions on the way."""
+    dec = _decoders.get(stored_topic)
+    if dec is not None:
+        return dec.decode
+    name, _, ver = stored_topic.partition(".v")
+    cls = BY_NAME.get(name)
+    if cls is None or not ver.isdigit():
+        raise SchemaError(f"unknown event type {stored_topic!r}")
+    version = int(ver)
+    if version > cls.SCHEMA:
+        raise SchemaError(f"{stored_topic!r} is newer than this build reads (v{cls.SCHEMA})")
+
+    def upcast_decode(data: bytes) -> Event:
+        d = msgspec.json.decode(data)
+        v = version
+        while v < cls.SCHEMA:
+            step = UPCASTERS.get((name, v))
+            if step is None:
+                raise SchemaError(f"no upcaster for {name} v{v} -> v{v + 1}")
+            d = step(d)
+            v += 1
+        d["type"] = name
+        return msgspec.convert(d, cls)
+
+    return upcast_decode
+
+
+def decode(stored_topic: str, data: bytes) -> Event:
+    return decoder_for(stored_topic)(data)
+
+
+def with_seq(event: Event, seq: int) -> Event:
+    """The same event with its log position filled in (events are immutable)."""
+    return msgspec.structs.replace(event, seq=seq)
+
+
+def to_builtins(event: Event) -> dict[str, Any]:
+    """Plain dict (ints stay ints, Decimals become strings) for export and display."""
+    return msgspec.to_builtins(event)

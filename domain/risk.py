@@ -1,0 +1,89 @@
+"""The risk gate between strategies and intents.
+
+Strategies propose ``Intent``s; the gate turns each into an ``OrderIntended`` or an
+``IntentRejected`` naming the rule. Its state (kill switch, outstanding notional per venue) is
+folded from events only — operator ``KillSwitchSet`` inputs, the engine's own ``OrderIntended``
+decisions and the gateways' fills/failures — so a replay reaches exactly the same verdicts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain import events as ev
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a strategy would like to do; not yet an event."""
+
+    strategy: str
+    venue: str
+    instrument: str
+    side: str
+    amount: int
+    notional: int  # risk-currency base units
+
+
+@dataclass(frozen=True)
+class VenueLimits:
+    max_notional: int  # largest single intent
+    max_outstanding: int  # intended but not yet filled/failed, summed
+
+
+@dataclass
+class RiskGate:
+    default: VenueLimits
+    venues: dict[str, VenueLimits] = field(default_factory=dict)
+    kill_switch: bool = False
+    kill_reason: str = ""
+    outstanding: dict[str, int] = field(default_factory=dict)  # venue -> notional
+    open_intents: dict[int, tuple[str, int]] = field(default_factory=dict)  # intent seq -> (venue, notional)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "RiskGate":
+        """``[risk]`` table: default_max_notional, default_max_outstanding, kill_switch, venues.<v>."""
+        try:
+            default = VenueLimits(int(cfg["default_max_notional"]), int(cfg["default_max_outstanding"]))
+            venues = {
+                name: VenueLimits(
+                    int(v.get("max_notional", default.max_notional)),
+                    int(v.get("max_outstanding", default.max_outstanding)),
+                )
+                for name, v in sorted(cfg.get("venues", {}).items())
+            }
+        except KeyError as e:
+            raise ValueError(f"risk config is missing {e.args[0]!r}") from None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"risk config has a bad limit: {e}") from None
+        return cls(default=default, venues=venues, kill_switch=bool(cfg.get("kill_switch", False)))
+
+    # ------------------------------------------------------------------ folding
+
+    def on_kill_switch(self, e: ev.KillSwitchSet) -> None:
+        self.kill_switch = e.engaged
+        self.kill_reason = e.reason
+
+    def on_intended(self, e: ev.OrderIntended) -> None:
+        self.outstanding[e.venue] = self.outstanding.get(e.venue, 0) + e.notional
+        self.open_intents[e.seq] = (e.venue, e.notional)
+
+    def on_finished(self, e: ev.OrderFilled | ev.OrderFailed) -> None:
+        opened = self.open_intents.pop(e.intent, None)
+        if opened is not None:
+            venue, notional = opened
+            self.outstanding[venue] -= notional
+
+    # ------------------------------------------------------------------ deciding
+
+    def check(self, intent: Intent, pending: int = 0) -> str:
+        """'' if the intent may go, else the reason it may not (``pending``: approved, not yet folded)."""
+        if self.kill_switch:
+            return f"kill switch engaged ({self.kill_reason})" if self.kill_reason else "kill switch engaged"
+        limits = self.venues.get(intent.venue, self.default)
+        if intent.notional > limits.max_notional:
+            return f"notional {intent.notional} exceeds {intent.venue} max_notional {limits.max_notional}"
+        after = self.outstanding.get(intent.venue, 0) + pending + intent.notional
+        if after > limits.max_outstanding:
+            return f"outstanding {after} would exceed {intent.venue} max_outstanding {limits.max_outstanding}"
+        return ""
