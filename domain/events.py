@@ -235,6 +235,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 
+# Events are stored as JSON arrays in field order, so each old version names its fields here.
+OLD_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {
+    ("QuoteUpdated", 1): ("seq", "ts", "source", "cause", "venue", "instrument", "bid_px", "bid_qty", "ask_px", "ask_qty"),
+}
 # (type name, stored schema version) -> function upgrading the decoded dict by one version.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
@@ -283,8 +287,15 @@ def decoder_for(stored_topic: str) -> Callable[[bytes], Event]:
     if version > cls.SCHEMA:
         raise SchemaError(f"{stored_topic!r} is newer than this build reads (v{cls.SCHEMA})")
 
+    fields = OLD_FIELDS.get((name, version))
+    if fields is None:
+        raise SchemaError(f"no field list for {stored_topic!r}")
+
     def upcast_decode(data: bytes) -> Event:
-        d = msgspec.json.decode(data)
+        values = msgspec.json.decode(data)
+        if len(values) != len(fields):
+            raise SchemaError(f"{stored_topic}: expected {len(fields)} fields, got {len(values)}")
+        d = dict(zip(fields, values))
         v = version
         while v < cls.SCHEMA:
             step = UPCASTERS.get((name, v))
@@ -292,8 +303,7 @@ def decoder_for(stored_topic: str) -> Callable[[bytes], Event]:
                 raise SchemaError(f"no upcaster for {name} v{v} -> v{v + 1}")
             d = step(d)
             v += 1
-        d["type"] = name
-        return msgspec.convert(d, cls)
+        return msgspec.convert([d[f] for f in cls.__struct_fields__], cls)
 
     return upcast_decode
 
