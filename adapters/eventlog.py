@@ -209,21 +209,25 @@ class EventLog:
             return 0
         return int(row[0]) + len(_segment_decoder.decode(row[1])) - 1
 
-    def raw(self, after: int = 0) -> Iterator[tuple[int, str, bytes]]:
-        """(seq, topic, encoded event) in sequence order: the fast path for replay and digests."""
+    def segments(self, after: int = 0) -> Iterator[tuple[int, list[tuple[str, msgspec.Raw]]]]:
+        """(seq of the first event, [(topic, encoded event)...]) per stored segment, in order."""
         self.flush()
         gt = self._segment_before(after)
         while True:
             page = self._recorder.select_events(self._stream, gt=gt, limit=64)
             for seg in page:
-                seq = seg.originator_version
-                for topic, body in _segment_decoder.decode(seg.state):
-                    if seq > after:
-                        yield seq, topic, body
-                    seq += 1
+                yield seg.originator_version, _segment_decoder.decode(seg.state)
             if len(page) < 64:
                 return
             gt = page[-1].originator_version
+
+    def raw(self, after: int = 0) -> Iterator[tuple[int, str, msgspec.Raw]]:
+        """(seq, topic, encoded event) in sequence order."""
+        for seq, items in self.segments(after):
+            for topic, body in items:
+                if seq > after:
+                    yield seq, topic, body
+                seq += 1
 
     def _segment_before(self, after: int) -> int | None:
         """Version of the last segment that starts at or before ``after`` minus one, for paging."""

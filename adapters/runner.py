@@ -101,48 +101,56 @@ class Verification:
         return self.divergence is None
 
 
-_DECISION_TOPICS = {ev.topic(t) for t in ev.EVENT_TYPES if t.KIND == ev.DECISION}
-
-
 def _is_decision(topic: str) -> bool:
-    if topic in _DECISION_TOPICS:
-        return True
     cls = ev.BY_NAME.get(topic.partition(".v")[0])
     return cls is not None and cls.KIND == ev.DECISION
 
 
 def verify(log: EventLog, engine: Engine) -> Verification:
-    """Feed recorded inputs/executions to ``engine``; every recomputed decision must equal the recorded one."""
+    """Feed recorded inputs/executions to ``engine``; every recomputed decision must equal the recorded one.
+
+    The digest is blake2b over (topic, encoded event) of every event in sequence order, decisions
+    as recomputed, so two runs that decide the same have the same digest whatever their batching.
+    """
     h = hashlib.blake2b(digest_size=32)
+    update = h.update
     expected: deque[ev.Event] = deque()
-    decoders: dict[str, Any] = {}
+    per_topic: dict[str, tuple[Any, bytes, bool]] = {}
+    handle = engine.handle
     inputs = decisions = 0
-    last_seq = 0
-    for seq, topic, body in log.raw():
-        last_seq = seq
-        dec = decoders.get(topic)
-        if dec is None:
-            dec = decoders[topic] = ev.decoder_for(topic)
-        if topic in _DECISION_TOPICS or _is_decision(topic):
-            if not expected:
-                return Verification(inputs, decisions, h.hexdigest(), Divergence(seq, dec(body), None))
-            mine = ev.with_seq(expected.popleft(), seq)
-            encoded = ev.encode(mine)
-            if encoded != bytes(body):
-                return Verification(inputs, decisions, h.hexdigest(), Divergence(seq, dec(body), mine))
-            engine.decided(mine)
-            h.update(topic.encode())
-            h.update(encoded)
-            decisions += 1
-        else:
-            if expected:
-                return Verification(inputs, decisions, h.hexdigest(), Divergence(seq, None, expected[0]))
-            h.update(topic.encode())
-            h.update(body)
-            inputs += 1
-            found = engine.handle(dec(body))
-            if found:
-                expected.extend(found)
+    seq = 0
+
+    def fail(at: int, recorded: ev.Event | None, recomputed: ev.Event | None) -> Verification:
+        return Verification(inputs, decisions, h.hexdigest(), Divergence(at, recorded, recomputed))
+
+    for first, items in log.segments():
+        seq = first - 1
+        for topic, body in items:
+            seq += 1
+            info = per_topic.get(topic)
+            if info is None:
+                info = per_topic[topic] = (ev.decoder_for(topic), topic.encode(), _is_decision(topic))
+            dec, topic_bytes, is_decision = info
+            if is_decision:
+                if not expected:
+                    return fail(seq, dec(body), None)
+                mine = ev.with_seq(expected.popleft(), seq)
+                encoded = ev.encode(mine)
+                if encoded != bytes(body):
+                    return fail(seq, dec(body), mine)
+                engine.decided(mine)
+                update(topic_bytes)
+                update(encoded)
+                decisions += 1
+            else:
+                if expected:
+                    return fail(seq, None, expected[0])
+                update(topic_bytes)
+                update(body)
+                inputs += 1
+                found = handle(dec(body))
+                if found:
+                    expected.extend(found)
     if expected:
-        return Verification(inputs, decisions, h.hexdigest(), Divergence(last_seq + 1, None, expected[0]))
+        return fail(seq + 1, None, expected[0])
     return Verification(inputs, decisions, h.hexdigest(), None)

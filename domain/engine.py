@@ -31,7 +31,6 @@ class Engine:
         self.state = MarketState()
         self.risk = risk
         self.strategies = list(strategies)
-        self.handled = 0
         self._folds: dict[type[ev.Event], Callable[[Any], None]] = {
             ev.QuoteUpdated: self.state.on_quote,
             ev.V2ReservesSynced: self.state.on_v2,
@@ -51,7 +50,6 @@ class Engine:
 
     def handle(self, event: ev.Event) -> list[ev.Event]:
         """Fold one input or execution event and return the decisions it caused."""
-        self.handled += 1
         fold = self._folds.get(type(event))
         if fold is not None:
             fold(event)

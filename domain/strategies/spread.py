@@ -1,7 +1,7 @@
 """Cross-venue spread check on top-of-book quotes.
 
 When one venue's bid exceeds another's ask for the same instrument by at least ``min_edge``
-(a Decimal price difference), it reports an opportunity: buy at the ask, sell at the bid, for the
+(a Decimal price difference, >= 0; the books must be crossed), it reports an opportunity: buy at the ask, sell at the bid, for the
 smaller of the two sizes. Amounts are turned into base units with the configured decimals
 (``base_decimals`` for size, ``quote_decimals`` for money), rounding down.
 """
@@ -20,6 +20,8 @@ class SpreadCheck:
     def __init__(self, name: str, min_edge: str = "0", base_decimals: int = 8, quote_decimals: int = 6, **_: Any):
         self.name = name
         self.min_edge = Decimal(str(min_edge))
+        if self.min_edge < 0:
+            raise ValueError(f"min_edge must be >= 0, got {min_edge}")
         self.base_unit = Decimal(10) ** int(base_decimals)
         self.quote_unit = Decimal(10) ** int(quote_decimals)
 
@@ -29,12 +31,13 @@ class SpreadCheck:
             return ()
         out: list[ev.Event] = []
         edge = self.min_edge
+        bid, ask, here = e.bid, e.ask, e.venue
         for venue, q in book.items():
-            if venue == e.venue:
-                continue
-            if e.bid - q.ask >= edge and e.bid > q.ask:
-                out.append(self._opportunity(e, buy=q, sell=e))
-            elif q.bid - e.ask >= edge and q.bid > e.ask:
+            # A crossed book is rare: two comparisons settle the common case before any arithmetic.
+            if bid > q.ask:
+                if venue != here and bid - q.ask >= edge:
+                    out.append(self._opportunity(e, buy=q, sell=e))
+            elif q.bid > ask and venue != here and q.bid - ask >= edge:
                 out.append(self._opportunity(e, buy=e, sell=q))
         return out
 
