@@ -46,15 +46,17 @@ class Engine:
         for s in self.strategies:
             for t in s.handles:
                 routes.setdefault(t, []).append(s)
-        self._routes = {t: tuple(ss) for t, ss in routes.items()}
+        # One lookup per event: (fold or None, strategies) by exact type.
+        self._dispatch: dict[type[ev.Event], tuple[Callable[[Any], None] | None, tuple[Strategy, ...]]] = {
+            t: (self._folds.get(t), tuple(routes.get(t, ()))) for t in ev.EVENT_TYPES
+        }
 
     def handle(self, event: ev.Event) -> list[ev.Event]:
         """Fold one input or execution event and return the decisions it caused."""
-        fold = self._folds.get(type(event))
+        fold, strategies = self._dispatch[type(event)]
         if fold is not None:
             fold(event)
-        strategies = self._routes.get(type(event))
-        if strategies is None:
+        if not strategies:
             return []
         out: list[ev.Event] = []
         for strategy in strategies:
