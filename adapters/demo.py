@@ -33,7 +33,7 @@ def _inputs(data: Path) -> tuple[Path, Path, str]:
     v3, v2 = data / V3_DIR / V3_FILE, data / V2_FILE
     if v3.is_file() and v2.is_file():
         return v3, v2, f"real recordings in {data}"
-    return (SAMPLE_DIR / "uniswap-v3-sample.raw.csv", SAMPLE_DIR / "uniswap-v2-sample.reserves.csv",
+    return (SAMPLE_DIR / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-sample.raw.csv", SAMPLE_DIR / "uniswap-v2-sample.reserves.csv",
             f"the shipped synthetic sample (no recordings at {data})")
 
 
