@@ -87,6 +87,24 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
                f"({time.perf_counter() - t0:.1f}s)")
     for r in rep.rejections:
         click.echo(f"  rejected: {r}")
+    if kind == "uniswap-v3-logs":
+        check_against_independent_decode(paths)
+
+
+def check_against_independent_decode(paths: tuple[str, ...] | list[str]) -> None:
+    """Where a ``*.tick.csv`` (demeter-fetch decode) lies beside a ``*.raw.csv``, prove our decode,
+    pool state and swap math against it and print the report."""
+    from adapters.uniswap_v3_logs import check_day
+
+    for p in paths:
+        if not p.endswith(".raw.csv"):
+            continue
+        tick = Path(p[: -len(".raw.csv")] + ".tick.csv")
+        if tick.is_file():
+            report = check_day(p, tick)
+            click.echo(f"check of {Path(p).name} against {tick.name}:")
+            for line in report.lines():
+                click.echo(f"  {line}")
 
 
 # --------------------------------------------------------------------------- replay

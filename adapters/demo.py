@@ -50,6 +50,9 @@ def run_demo(data: str | None, workdir: Path, echo: Callable[[str], None] = prin
     r3 = import_files("uniswap-v3-logs", [str(v3)], log_path)
     blocks = [e.block for e in EventLog.open(log_path).events() if hasattr(e, "block")]  # type: ignore[attr-defined]
     r2 = import_files("uniswap-v2-reserves", [str(v2)], log_path, from_block=min(blocks), to_block=max(blocks))
+    from cli import check_against_independent_decode
+
+    check_against_independent_decode([str(v3)])
     echo(f"imported {r3.imported} V3 logs ({r3.rejected} rejected) and {r2.imported} V2 reserve changes "
          f"({r2.rejected} rejected) for blocks {min(blocks)}..{max(blocks)} in {time.perf_counter() - t0:.1f}s")
 
