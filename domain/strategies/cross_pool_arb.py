@@ -91,7 +91,7 @@ class CrossPoolArb:
             def profit(x: int) -> int | None:
                 y = get_amount_out(x, r0, r1, self.v2_fee_bps)
                 if y <= 0:
-                    return None
+                    return -x  # too small to buy anything: feasible, a pure loss
                 r = v3_swap(y, False)
                 if r.amount1 != y:  # the V3 leg would leave the tick-spacing interval
                     return None
@@ -104,7 +104,7 @@ class CrossPoolArb:
                     return None
                 y = -r.amount1
                 if y <= 0:
-                    return None
+                    return -x
                 return get_amount_out(y, r1, r0, self.v2_fee_bps) - x
             buy, sell = "uniswap-v3", "uniswap-v2"
 
