@@ -319,4 +319,5 @@ def with_seq(event: Event, seq: int) -> Event:
 
 def to_builtins(event: Event) -> dict[str, Any]:
     """Plain dict (ints stay ints, Decimals become strings) for export and display."""
-    return msgspec.to_builtins(event)
+    values = msgspec.to_builtins(event)  # a list: events are array-like on the wire
+    return dict(zip(type(event).__struct_fields__, values))
