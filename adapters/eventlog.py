@@ -35,7 +35,7 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
 from domain import events as ev
 
 TAPEDECK_VERSION = "0.1.0"
-DEFAULT_BATCH = 4096
+DEFAULT_BATCH = 16384  # events per group commit; each commit costs ~2.5 ms of fsync here
 
 SEGMENT_TOPIC = "segment.v1"
 _MANIFEST_DDL = "CREATE TABLE IF NOT EXISTS manifest (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)"
