@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator
 
+from adapters.csv_header import read_header
 from domain import events as ev
 
 SOURCE = "uniswap-v2-reserves"
@@ -89,16 +90,11 @@ def _read(path: Path, block_ts: Callable[[int], int], pool: str, from_block: int
           to_block: int | None) -> Iterator[ev.Event]:
     name = path.name
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        header_line = f.readline().rstrip("\r\n")
-        header = [h.strip() for h in next(csv.reader([header_line]), [])]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            yield ev.InputRejected(ts=0, source=SOURCE, origin=f"{name}:header",
-                                   reason=f"header lacks column(s) {', '.join(missing)}; file not read",
-                                   raw=header_line)
+        col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
+        if isinstance(col, ev.InputRejected):
+            yield col
             return
-        col = {c: header.index(c) for c in REQUIRED_COLUMNS}
-        width = len(header)
+        width = col["__width__"]
         last_block: int | None = None
         last: tuple[int, int] | None = None
         last_ts = 0

@@ -28,6 +28,7 @@ import eth_abi
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak
 
+from adapters.csv_header import read_header
 from domain import events as ev
 from domain import uniswap_v3 as v3
 
@@ -199,16 +200,11 @@ def read_v3_logs(path: str | Path, pool: str | None = None) -> Iterator[ev.Event
 def _read(path: Path, pool: str) -> Iterator[ev.Event]:
     name = path.name
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        header_line = f.readline().rstrip("\r\n")
-        header = next(csv.reader([header_line]), [])
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            yield ev.InputRejected(ts=0, source=SOURCE, origin=f"{name}:header",
-                                   reason=f"header lacks column(s) {', '.join(missing)}; file not read",
-                                   raw=header_line)
+        col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
+        if isinstance(col, ev.InputRejected):
+            yield col
             return
-        col = {c: header.index(c) for c in REQUIRED_COLUMNS}
-        width = len(header)
+        width = col["__width__"]
         last_ts = 0
         last_key: tuple[int, int] | None = None
         for n, line in enumerate(f, start=1):
