@@ -3,36 +3,30 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
 
-from adapters.eventlog import EventLog, EventLogError, Manifest, config_hash
+from adapters import config_files
+from adapters.eventlog import EventLog, EventLogError
 from adapters.importers import KINDS as IMPORT_KINDS
 from adapters.importers import ImportError_, import_files
-from adapters.paper_gateway import PaperGateway
-from adapters.runner import RunStats, drive, verify
+from adapters.uniswap_v3_logs import independent_decode_report
+from adapters.runner import RunStats, replay_log, verify
 from domain import events as ev
 from domain.strategies import ConfigError, build_engine
 
-ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG = ROOT / "fixtures" / "config" / "default.toml"
+DEFAULT_CONFIG = config_files.DEFAULT_CONFIG
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
     try:
-        with p.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise click.ClickException(f"{p}: config file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise click.ClickException(f"{p}: not valid TOML: {e}") from None
+        return config_files.load_config(path)
+    except config_files.ConfigFileError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def open_log(path: str) -> EventLog:
@@ -92,19 +86,8 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
 
 
 def check_against_independent_decode(paths: tuple[str, ...] | list[str]) -> None:
-    """Where a ``*.tick.csv`` (demeter-fetch decode) lies beside a ``*.raw.csv``, prove our decode,
-    pool state and swap math against it and print the report."""
-    from adapters.uniswap_v3_logs import check_day
-
-    for p in paths:
-        if not p.endswith(".raw.csv"):
-            continue
-        tick = Path(p[: -len(".raw.csv")] + ".tick.csv")
-        if tick.is_file():
-            report = check_day(p, tick)
-            click.echo(f"check of {Path(p).name} against {tick.name}:")
-            for line in report.lines():
-                click.echo(f"  {line}")
+    for line in independent_decode_report(list(paths)):
+        click.echo(line)
 
 
 # --------------------------------------------------------------------------- replay
@@ -144,13 +127,6 @@ def replay(log_path: str, do_verify: bool, config_path: str | None, out: str | N
 
 
 def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str, force: bool) -> RunStats:
-    manifest = Manifest(run_id="", mode="replay", config=config, config_hash=config_hash(config),
-                        sources=list(source.manifest.sources), parent=str(source.path))
-    try:
-        run = EventLog.create(out, manifest, overwrite=force)
-    except EventLogError as e:
-        raise click.ClickException(str(e)) from None
-    inputs = (e for e in source.events() if e.KIND == ev.INPUT)
     stderr_tty = sys.stderr.isatty()
 
     def progress(s: RunStats) -> None:
@@ -158,14 +134,11 @@ def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str,
             click.echo(f"\r  {s.inputs} inputs, {s.decisions} decisions", nl=False, err=True)
 
     try:
-        stats = drive(inputs, engine, run, PaperGateway(), progress=progress)
-    except BaseException:
-        run.close(ended="failed")
-        raise
+        stats = replay_log(source, config, engine, out, overwrite=force, progress=progress)
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
     if stderr_tty:
         click.echo("", err=True)
-    run.manifest.started_ts, run.manifest.ended_ts = stats.first_ts, stats.last_ts
-    run.close(ended="clean")
     return stats
 
 
@@ -250,7 +223,10 @@ def demo(data: str | None, workdir: str) -> None:
     """Import the real 2024-01-05 USDC/WETH day, replay the arbitrage strategy over it, verify it."""
     from adapters.demo import run_demo
 
-    run_demo(data, Path(workdir), echo=click.echo)
+    try:
+        run_demo(data, Path(workdir), echo=click.echo)
+    except (config_files.ConfigFileError, EventLogError, ImportError_) as e:
+        raise click.ClickException(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from typing import Callable
 
 from adapters.eventlog import EventLog
 from adapters.importers import import_files
-from adapters.runner import verify
+from adapters.config_files import DEFAULT_CONFIG, load_config
+from adapters.runner import replay_log, verify
+from adapters.uniswap_v3_logs import independent_decode_report
 from domain import events as ev
 from domain.strategies import build_engine
 
@@ -38,8 +40,6 @@ def _inputs(data: Path) -> tuple[Path, Path, str]:
 
 
 def run_demo(data: str | None, workdir: Path, echo: Callable[[str], None] = print) -> None:
-    from cli import DEFAULT_CONFIG, load_config, replay_into  # the CLI owns config loading
-
     v3, v2, what = _inputs(data_dir(data))
     workdir.mkdir(parents=True, exist_ok=True)
     log_path, run_path = workdir / "day.db", workdir / "run.db"
@@ -48,18 +48,18 @@ def run_demo(data: str | None, workdir: Path, echo: Callable[[str], None] = prin
     echo(f"== tapedeck demo on {what}")
     t0 = time.perf_counter()
     r3 = import_files("uniswap-v3-logs", [str(v3)], log_path)
-    blocks = [e.block for e in EventLog.open(log_path).events() if hasattr(e, "block")]  # type: ignore[attr-defined]
+    with EventLog.open(log_path) as day:
+        blocks = [e.block for e in day.events() if hasattr(e, "block")]  # type: ignore[attr-defined]
     r2 = import_files("uniswap-v2-reserves", [str(v2)], log_path, from_block=min(blocks), to_block=max(blocks))
-    from cli import check_against_independent_decode
-
-    check_against_independent_decode([str(v3)])
+    for line in independent_decode_report([str(v3)]):
+        echo(line)
     echo(f"imported {r3.imported} V3 logs ({r3.rejected} rejected) and {r2.imported} V2 reserve changes "
          f"({r2.rejected} rejected) for blocks {min(blocks)}..{max(blocks)} in {time.perf_counter() - t0:.1f}s")
 
     config = load_config(DEFAULT_CONFIG)
     source = EventLog.open(log_path)
     t1 = time.perf_counter()
-    stats = replay_into(source, config, build_engine(config), str(run_path), force=True)
+    stats = replay_log(source, config, build_engine(config), str(run_path), overwrite=True)
     source.close()
     echo(f"replayed {stats.inputs} inputs through {DEFAULT_CONFIG.relative_to(ROOT)} in {time.perf_counter() - t1:.1f}s: "
          f"{stats.decisions} decisions, {stats.executions} paper executions")

@@ -259,7 +259,8 @@ class EventLog:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        self.close(None if exc is None else None)
+        """Commit what was appended; an exception marks the run failed (the manifest says why)."""
+        self.close(None if exc is None else f"failed: {exc_type.__name__}")
 
 
 def remove_run_files(path: str | Path) -> None:

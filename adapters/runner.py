@@ -13,7 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from adapters.eventlog import EventLog
+from adapters.eventlog import EventLog, Manifest, config_hash
+from adapters.paper_gateway import PaperGateway
 from domain import events as ev
 from domain.engine import Engine
 
@@ -69,6 +70,24 @@ def drive(
             if progress is not None and (stats.inputs + stats.executions) % progress_every == 0:
                 progress(stats)
     log.flush()
+    return stats
+
+
+def replay_log(source: EventLog, config: dict[str, Any], engine: Engine, out: str, *, overwrite: bool = False,
+               progress: Callable[[RunStats], None] | None = None) -> RunStats:
+    """Drive ``engine`` over the input events of ``source`` (a historical log) into a new run at ``out``,
+    with a paper gateway filling its intents."""
+    manifest = Manifest(run_id="", mode="replay", config=config, config_hash=config_hash(config),
+                        sources=list(source.manifest.sources), parent=str(source.path))
+    run = EventLog.create(out, manifest, overwrite=overwrite)
+    inputs = (e for e in source.events() if e.KIND == ev.INPUT)
+    try:
+        stats = drive(inputs, engine, run, PaperGateway(), progress=progress)
+    except BaseException as e:
+        run.close(ended=f"failed: {type(e).__name__}")
+        raise
+    run.manifest.started_ts, run.manifest.ended_ts = stats.first_ts, stats.last_ts
+    run.close(ended="clean")
     return stats
 
 

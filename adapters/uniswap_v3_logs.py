@@ -491,3 +491,17 @@ def check_day(raw_csv: str | Path, tick_csv: str | Path, *, fee_pips: int = 500,
     for k in extra[:3]:
         note(f"tick file row at block {k[0]} index {k[1]} has no log")
     return report
+
+
+def independent_decode_report(raw_paths: list[str]) -> list[str]:
+    """Where a ``*.tick.csv`` (demeter-fetch decode) lies beside a ``*.raw.csv``, check our decode,
+    pool state and swap math against it; the report's lines, ready to print."""
+    lines: list[str] = []
+    for p in raw_paths:
+        if not p.endswith(".raw.csv"):
+            continue
+        tick = Path(p[: -len(".raw.csv")] + ".tick.csv")
+        if tick.is_file():
+            lines.append(f"check of {Path(p).name} against {tick.name}:")
+            lines.extend(f"  {line}" for line in check_day(p, tick).lines())
+    return lines

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
 import statistics
 import sys
@@ -118,7 +117,8 @@ def main() -> None:
 def real_day(tmp: Path) -> None:
     from adapters.demo import V2_FILE, V3_DIR, V3_FILE, data_dir
     from adapters.importers import import_files
-    from cli import DEFAULT_CONFIG, load_config, replay_into
+    from adapters.config_files import DEFAULT_CONFIG, load_config
+    from adapters.runner import replay_log
 
     data = data_dir()
     if not (data / V3_DIR / V3_FILE).is_file():
@@ -131,7 +131,7 @@ def real_day(tmp: Path) -> None:
     config = load_config(DEFAULT_CONFIG)
     src = EventLog.open(tmp / "day.db")
     t = time.perf_counter()
-    stats = replay_into(src, config, build_engine(config), str(tmp / "dayrun.db"), force=True)
+    stats = replay_log(src, config, build_engine(config), str(tmp / "dayrun.db"), overwrite=True)
     t_replay = time.perf_counter() - t
     src.close()
     run = EventLog.open(tmp / "dayrun.db")

@@ -17,7 +17,7 @@ Amounts are ints in base units (they may exceed 64 bits: sqrtPriceX96, liquidity
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar
 
 import msgspec
 

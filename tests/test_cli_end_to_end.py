@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from adapters.eventlog import EventLog
 from cli import main
@@ -17,7 +17,7 @@ V3_SAMPLE = SAMPLE / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-sample
 V2_SAMPLE = SAMPLE / "uniswap-v2-sample.reserves.csv"
 
 
-def run(*args: str) -> "click.testing.Result":  # noqa: F821
+def run(*args: str) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 

@@ -1,7 +1,6 @@
 """Cross-pool arbitrage: exact amounts, the best size, the minimum profit, gas, risk-gated intents."""
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -33,7 +33,7 @@ def chain():
 
 
 def test_get_amount_out_is_the_largest_output_the_real_pair_accepts(chain) -> None:
-    from sim.chain.uniswap_v2 import add_liquidity, swap_exact_in
+    from sim.chain.uniswap_v2 import add_liquidity
 
     c, m = chain
     rng = random.Random(7)
