@@ -1,4 +1,5 @@
-"""The domain's V2 math equals the real UniswapV2Pair bytecode (npm @uniswap/v2-core) on py-evm.
+"""The domain's V2 math equals the real UniswapV2Pair bytecode (npm @uniswap/v2-core), on py-evm
+and on anvil.
 
 For hundreds of seeded random cases: ``get_amount_out`` is exactly the largest output the pair
 accepts — ``swap(out)`` succeeds with the Swap/Sync amounts and reserves the domain predicts, and
@@ -20,12 +21,18 @@ CASES = 320
 RESEED_EVERY = 20
 
 
-@pytest.fixture(scope="module")
-def chain():
+@pytest.fixture(scope="module", params=["pyevm", "anvil"])
+def chain(request):
+    """The same deploy code on both backends: in-process py-evm and a real anvil node."""
     try:
-        from sim.chain.pyevm import PyEvmChain
         from sim.chain.uniswap_v2 import deploy_v2_pair
-        c = PyEvmChain()
+        if request.param == "pyevm":
+            from sim.chain.pyevm import PyEvmChain
+            c = PyEvmChain()
+        else:
+            from sim.chain.anvil import AnvilChain
+            c = AnvilChain()
+            request.addfinalizer(c.close)
         market = deploy_v2_pair(c.w3)
     except ArtifactMissing as e:
         pytest.skip(f"contract builds not installed under {node_modules()}: {e}")

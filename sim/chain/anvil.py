@@ -1,0 +1,91 @@
+"""The second chain backend: a real anvil node (npm ``@foundry-rs/anvil``) on 127.0.0.1.
+
+Started as a child process on a free loopback port, reached over JSON-RPC with web3.py; the
+deploy helpers of ``sim.chain`` take the ``Web3`` and work unchanged. The live runner will be
+tested against the same node.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from sim.chain.artifacts import ArtifactMissing, node_modules
+
+
+def anvil_binary() -> Path:
+    """The anvil executable the npm package installed (or ``$TAPEDECK_ANVIL``)."""
+    explicit = os.environ.get("TAPEDECK_ANVIL")
+    if explicit:
+        return Path(explicit)
+    for candidate in sorted((node_modules() / "@foundry-rs").glob("anvil-*/bin/anvil")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("anvil")
+    if found:
+        return Path(found)
+    raise ArtifactMissing(f"no anvil binary under {node_modules() / '@foundry-rs'}: run `make bootstrap` (npm install)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AnvilChain:
+    """An anvil node for the lifetime of this object (``close()`` or use as a context manager)."""
+
+    def __init__(self, *, block_time: int | None = None, chain_id: int = 31337, timeout: float = 20.0):
+        self.port = _free_port()
+        args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(chain_id),
+                "--silent"]
+        if block_time is not None:
+            args += ["--block-time", str(block_time)]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"anvil exited with {self.process.returncode}: {err.strip()}")
+            try:
+                if self.w3.is_connected():
+                    break
+            except Exception:  # noqa: BLE001 - not listening yet
+                pass
+            if time.monotonic() > deadline:
+                self.close()
+                raise TimeoutError(f"anvil did not answer on {self.url} within {timeout}s")
+            time.sleep(0.05)
+        self.accounts = list(self.w3.eth.accounts)
+        self.w3.eth.default_account = self.accounts[0]
+
+    def snapshot(self) -> Any:
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert(self, snapshot_id: Any) -> None:
+        self.w3.provider.make_request("evm_revert", [snapshot_id])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "AnvilChain":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
