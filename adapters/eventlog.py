@@ -209,21 +209,21 @@ class EventLog:
             return 0
         return int(row[0]) + len(_segment_decoder.decode(row[1])) - 1
 
-    def segments(self, after: int = 0) -> Iterator[tuple[int, list[tuple[str, msgspec.Raw]]]]:
-        """(seq of the first event, [(topic, encoded event)...]) per stored segment, in order."""
+    def segments(self, after: int = 0) -> Iterator[tuple[int, list[tuple[str, msgspec.Raw]], bytes]]:
+        """(seq of the first event, [(topic, encoded event)...], the segment's stored bytes) in order."""
         self.flush()
         gt = self._segment_before(after)
         while True:
             page = self._recorder.select_events(self._stream, gt=gt, limit=64)
             for seg in page:
-                yield seg.originator_version, _segment_decoder.decode(seg.state)
+                yield seg.originator_version, _segment_decoder.decode(seg.state), seg.state
             if len(page) < 64:
                 return
             gt = page[-1].originator_version
 
     def raw(self, after: int = 0) -> Iterator[tuple[int, str, msgspec.Raw]]:
         """(seq, topic, encoded event) in sequence order."""
-        for seq, items in self.segments(after):
+        for seq, items, _state in self.segments(after):
             for topic, body in items:
                 if seq > after:
                     yield seq, topic, body

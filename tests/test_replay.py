@@ -114,3 +114,18 @@ def test_digest_is_the_same_under_different_hash_seeds_and_changes_with_one_inpu
     changed[2] = quote(changed[2].ts, "c", "99", "99.6", "2")  # one ask moved by 0.1
     record(tmp_path / "two.db", changed).close()
     assert _digest_in_subprocess(tmp_path / "two.db", "1") != d1
+
+
+def test_digest_does_not_depend_on_how_events_were_batched_into_segments(tmp_path) -> None:
+    events = tape([("a", Decimal("100"), Decimal("1"), "1"), ("b", Decimal("102"), Decimal("1"), "1"),
+                   ("c", Decimal("99"), Decimal("0.5"), "2"), ("a", Decimal("104"), Decimal("1"), "1")] * 5)
+    digests = []
+    for batch in (1, 3, 7, 16384):
+        log = EventLog.create(tmp_path / f"b{batch}.db", Manifest(run_id="", mode="replay", config=SPREAD_CONFIG))
+        log._batch = batch
+        drive(events, build_engine(SPREAD_CONFIG), log, PaperGateway())
+        log.close(ended="clean")
+        result = verify(EventLog.open(tmp_path / f"b{batch}.db"), build_engine(SPREAD_CONFIG))
+        assert result.ok and result.decisions > 0
+        digests.append(result.digest)
+    assert len(set(digests)) == 1
