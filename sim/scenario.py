@@ -41,7 +41,7 @@ import random
 import tomllib
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -56,6 +56,7 @@ POOL_PROTOCOLS = ("uniswap-v2", "uniswap-v3")
 BIDDING_RULES = ("fixed", "profit-share")
 
 T = TypeVar("T")
+_CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)  # never the caller's global decimal context
 
 
 class ScenarioError(ValueError):
@@ -80,7 +81,7 @@ class Move:
             return Decimal(0)
         if self.over == 0 or t >= self.at + self.over:
             return Decimal(1)
-        return Decimal(repr(t - self.at)) / Decimal(repr(self.over))
+        return _CTX.divide(Decimal(repr(t - self.at)), Decimal(repr(self.over)))
 
 
 @dataclass(frozen=True)
@@ -520,7 +521,7 @@ def _scenario(t: _Table, default_name: str) -> Scenario:
             raise mt.error("target", f"unknown target {move.target!r} (expected one of: {', '.join(marks)})")
         if move.at >= duration:
             raise mt.error("at", f"move starts at {move.at} s, after the scenario ends ({duration} s)")
-        low = totals.get(move.target, Decimal(0)) + min(move.change, Decimal(0))
+        low = _CTX.add(totals.get(move.target, Decimal(0)), min(move.change, Decimal(0)))
         totals[move.target] = low
         if low <= -1:
             raise mt.error("change", f"moves of {move.target!r} would take its price to zero or below")
@@ -613,7 +614,7 @@ def _venue(name: str, t: _Table) -> Venue:
         raise t.error("lot_size", f"finer than the base currency's {base_decimals} decimals")
     levels = t.get("depth_levels", _integer(minimum=1))
     level_size = t.get("level_size", _money())
-    if level_size % lot_size:
+    if _CTX.remainder(level_size, lot_size):
         raise t.error("level_size", f"{level_size} is not a multiple of lot_size {lot_size}")
     spacing = t.get("level_spacing_bps", BPS, Decimal(1))
     spread = t.get("spread_bps", BPS)

@@ -1,0 +1,1 @@
+"""Mock venues of the simulated world (CEX and perp books)."""

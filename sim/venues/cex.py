@@ -1,0 +1,320 @@
+"""A mock book venue (CEX spot, or a perp's book) quoting around its mark.
+
+The book has ``depth_levels`` levels a side. Level ``i`` (from 0) sits at
+``mark * (1 -/+ (spread_bps / 2 + i * level_spacing_bps) / 10_000)``, bids rounded down and asks
+rounded up to ``tick_size`` (and kept at least a tick apart), each with ``level_size`` of the base
+asset. Taker orders consume the levels; consumed depth comes back when the mark moves or after
+``replenish`` seconds (both checked on each ``PriceTick`` of the venue's mark).
+
+Orders travel with the venue's latency (``LatencyModel``, endpoint = venue name): sent now, they
+reach the venue after an outbound delay, where in this order:
+
+1. **rate limit**: more than ``rate_limit`` orders processed in the last second (a sliding window
+   over venue time; rate-limited orders do not count) -> rejected, ``reason`` says so;
+2. **validation**: size a positive multiple of ``lot_size``, a limit price a positive multiple of
+   ``tick_size`` -> otherwise rejected;
+3. **seeded reject**: with probability ``reject_probability`` (the venue's own generator) -> rejected;
+4. **matching**: a market order walks the book; a limit order walks the levels at or better than
+   its price. What is left of an IOC order expires (a partial fill when the size exceeds the depth);
+   what is left of a GTC limit order rests, and fills whole at its limit price (maker fee) once the
+   book trades through it.
+
+The report comes back after an inbound delay, as an ``OrderReport`` on the bus. Top of book
+changes are published as ``BookQuote`` (also after an inbound delay). Prices and sizes are
+``Decimal``; each report also gives exact ints in base units: the filled amount, the notional
+(rounded in the venue's favour: up for buys, down for sells) and the fee (rounded up).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+import simpy
+
+from sim.processes import CTX, Bus, LatencyModel, PriceTick, SimClock, dsum, to_ns
+from sim.scenario import Venue
+
+BUY, SELL = "buy", "sell"
+MARKET, LIMIT = "market", "limit"
+IOC, GTC = "ioc", "gtc"
+
+FILLED = "filled"
+PARTIALLY_FILLED = "partially_filled"
+EXPIRED = "expired"  # IOC with nothing filled
+ACCEPTED = "accepted"  # GTC resting, nothing filled yet
+CANCELLED = "cancelled"
+REJECTED = "rejected"
+
+RATE_LIMITED = "rate limit: more than {n} orders per second"
+SIMULATED_REJECT = "rejected by venue (simulated)"
+NO_MARKET = "no market: the venue has no price yet"
+
+BPS = Decimal(10_000)
+
+
+@dataclass(frozen=True)
+class Order:
+    client_id: str
+    side: str  # "buy" | "sell"
+    qty: Decimal  # base asset
+    kind: str = MARKET  # "market" | "limit"
+    limit_price: Decimal | None = None
+    tif: str = IOC  # "ioc" | "gtc" (limit orders only)
+
+
+@dataclass(frozen=True)
+class Fill:
+    price: Decimal
+    qty: Decimal
+    liquidity: str  # "taker" | "maker"
+
+
+@dataclass(frozen=True)
+class OrderReport:
+    """What the venue says about an order; ``ts`` is when the bot receives it, ``venue_ts`` when
+    the venue decided. Quantities describe this report's fills only."""
+
+    ts: int
+    venue_ts: int
+    venue: str
+    instrument: str
+    order_id: str
+    client_id: str
+    side: str
+    status: str
+    qty: Decimal  # size asked
+    fills: tuple[Fill, ...]
+    filled_qty: Decimal
+    notional: Decimal  # quote currency, exact
+    fee: Decimal  # quote currency, rounded up to its decimals
+    remaining: Decimal  # still resting after this report (GTC); 0 when the order is done
+    reason: str
+    filled_amount: int  # base units
+    notional_amount: int  # quote units, rounded in the venue's favour
+    fee_amount: int  # quote units
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        return CTX.divide(self.notional, self.filled_qty) if self.filled_qty else None
+
+
+@dataclass(frozen=True)
+class BookQuote:
+    """Top of book as the bot sees it (``ts``: received; ``venue_ts``: at the venue)."""
+
+    ts: int
+    venue_ts: int
+    venue: str
+    instrument: str
+    bid: Decimal
+    bid_size: Decimal
+    ask: Decimal
+    ask_size: Decimal
+
+
+@dataclass
+class _Resting:
+    order_id: str
+    order: Order
+    remaining: Decimal
+
+
+class MockCex:
+    def __init__(self, env: simpy.Environment, clock: SimClock, bus: Bus, spec: Venue, rng: Any,
+                 latency: LatencyModel, *, mark: str | None = None):
+        self.env, self.clock, self.bus, self.spec, self.rng, self.latency = env, clock, bus, spec, rng, latency
+        self.name = spec.name
+        self.mark = mark or spec.name
+        self.mid: Decimal | None = None
+        self.bids: list[list[Decimal]] = []  # [price, remaining], best first
+        self.asks: list[list[Decimal]] = []
+        self._built_ns = 0
+        self._replenish_ns = to_ns(spec.replenish)
+        self._window: deque[int] = deque()  # venue times of orders processed in the last second
+        self._orders = 0
+        self._resting: dict[str, _Resting] = {}  # client id -> resting order, in arrival order
+        self._last_top: tuple[Decimal, Decimal, Decimal, Decimal] | None = None
+        bus.subscribe(self.on_price, PriceTick, where=lambda m: m.mark == self.mark)
+
+    # ------------------------------------------------------------------ book
+
+    def on_price(self, tick: PriceTick) -> None:
+        if tick.price != self.mid or tick.ts >= self._built_ns + self._replenish_ns:
+            self.mid = tick.price
+            self._build(tick.ts)
+        self._match_resting(tick.ts)
+        self._quote(tick.ts)
+
+    def _build(self, ts: int) -> None:
+        s, mid = self.spec, self.mid
+        assert mid is not None
+        tick = s.tick_size
+        self.bids, self.asks = [], []
+        for i in range(s.depth_levels):
+            offset = CTX.divide(CTX.add(CTX.divide(s.spread_bps, Decimal(2)), CTX.multiply(Decimal(i), s.level_spacing_bps)),
+                                BPS)
+            ask = _to_tick(CTX.multiply(mid, CTX.add(Decimal(1), offset)), tick, ROUND_CEILING)
+            bid = _to_tick(CTX.multiply(mid, CTX.subtract(Decimal(1), offset)), tick, ROUND_FLOOR)
+            if self.asks and ask <= self.asks[-1][0]:
+                ask = CTX.add(self.asks[-1][0], tick)
+            if self.bids and bid >= self.bids[-1][0]:
+                bid = CTX.subtract(self.bids[-1][0], tick)
+            self.asks.append([ask, s.level_size])
+            if bid > 0:
+                self.bids.append([bid, s.level_size])
+        self._built_ns = ts
+
+    def book(self) -> tuple[tuple[tuple[Decimal, Decimal], ...], tuple[tuple[Decimal, Decimal], ...]]:
+        """(bids, asks) as (price, size) pairs with depth left, best first."""
+        return (tuple((p, q) for p, q in self.bids if q > 0), tuple((p, q) for p, q in self.asks if q > 0))
+
+    def top(self) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+        bids, asks = self.book()
+        if not bids or not asks:
+            return None
+        return (bids[0][0], bids[0][1], asks[0][0], asks[0][1])
+
+    def _quote(self, venue_ts: int) -> None:
+        top = self.top()
+        if top is None or top == self._last_top:
+            return
+        self._last_top = top
+        bid, bid_size, ask, ask_size = top
+        self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(
+            BookQuote(ts, venue_ts, self.name, self.spec.instrument, bid, bid_size, ask, ask_size)))
+
+    # ------------------------------------------------------------------ orders
+
+    def submit(self, order: Order) -> int:
+        """Send an order now; it reaches the venue after the outbound delay. Returns that arrival time."""
+        return self.latency.send(self.name, "outbound", self._arrive, order)
+
+    def cancel(self, client_id: str) -> int:
+        """Send a cancel now (cancels do not count towards the rate limit)."""
+        return self.latency.send(self.name, "outbound", self._arrive_cancel, client_id)
+
+    def _arrive(self, now: int, order: Order) -> None:
+        self._orders += 1
+        order_id = f"{self.name}-{self._orders}"
+        while self._window and self._window[0] <= now - 1_000_000_000:
+            self._window.popleft()
+        if len(self._window) >= self.spec.rate_limit:
+            self._report(now, order_id, order, REJECTED, (), reason=RATE_LIMITED.format(n=self.spec.rate_limit))
+            return
+        self._window.append(now)
+        problem = self._invalid(order)
+        if problem:
+            self._report(now, order_id, order, REJECTED, (), reason=f"invalid order: {problem}")
+            return
+        if Decimal(self.rng.random()) < self.spec.reject_probability:
+            self._report(now, order_id, order, REJECTED, (), reason=SIMULATED_REJECT)
+            return
+        if self.mid is None:
+            self._report(now, order_id, order, REJECTED, (), reason=NO_MARKET)
+            return
+        fills = self._take(order)
+        left = CTX.subtract(order.qty, dsum(f.qty for f in fills))
+        if left and order.kind == LIMIT and order.tif == GTC:
+            self._resting[order.client_id] = _Resting(order_id, order, left)
+            status = PARTIALLY_FILLED if fills else ACCEPTED
+            self._report(now, order_id, order, status, fills, remaining=left)
+        elif left:
+            reason = "" if fills else ("limit price not reached" if order.kind == LIMIT else "no liquidity")
+            self._report(now, order_id, order, PARTIALLY_FILLED if fills else EXPIRED, fills, reason=reason)
+        else:
+            self._report(now, order_id, order, FILLED, fills)
+        if fills:
+            self._quote(now)
+
+    def _invalid(self, order: Order) -> str:
+        s = self.spec
+        if order.side not in (BUY, SELL):
+            return f"side must be buy or sell, got {order.side!r}"
+        if order.kind not in (MARKET, LIMIT):
+            return f"kind must be market or limit, got {order.kind!r}"
+        if order.tif not in (IOC, GTC) or (order.kind == MARKET and order.tif != IOC):
+            return f"time in force {order.tif!r} not allowed for a {order.kind} order"
+        if order.client_id in self._resting:
+            return f"duplicate client id {order.client_id!r}"
+        if not order.qty > 0 or CTX.remainder(order.qty, s.lot_size):
+            return f"size {order.qty} is not a positive multiple of the lot size {s.lot_size}"
+        if order.kind == LIMIT:
+            p = order.limit_price
+            if p is None or not p > 0 or CTX.remainder(p, s.tick_size):
+                return f"limit price {p} is not a positive multiple of the tick size {s.tick_size}"
+        elif order.limit_price is not None:
+            return "a market order has no limit price"
+        return ""
+
+    def _take(self, order: Order) -> tuple[Fill, ...]:
+        levels = self.asks if order.side == BUY else self.bids
+        left = order.qty
+        fills = []
+        for level in levels:
+            if not left:
+                break
+            price, size = level
+            if not size:
+                continue
+            if order.kind == LIMIT:
+                assert order.limit_price is not None
+                if (order.side == BUY and price > order.limit_price) or (order.side == SELL and price < order.limit_price):
+                    break
+            take = min(left, size)
+            level[1] = CTX.subtract(size, take)
+            left = CTX.subtract(left, take)
+            fills.append(Fill(price, take, "taker"))
+        return tuple(fills)
+
+    def _match_resting(self, now: int) -> None:
+        if not self._resting:
+            return
+        top = self.top()
+        if top is None:
+            return
+        bid, _, ask, _ = top
+        for client_id in list(self._resting):
+            r = self._resting[client_id]
+            limit = r.order.limit_price
+            assert limit is not None
+            if (r.order.side == BUY and ask <= limit) or (r.order.side == SELL and bid >= limit):
+                del self._resting[client_id]
+                self._report(now, r.order_id, r.order, FILLED, (Fill(limit, r.remaining, "maker"),))
+
+    def _arrive_cancel(self, now: int, client_id: str) -> None:
+        r = self._resting.pop(client_id, None)
+        if r is None:
+            unknown = Order(client_id, BUY, Decimal(0))
+            self._report(now, "", unknown, REJECTED, (), reason="cancel: unknown or finished order")
+            return
+        self._report(now, r.order_id, r.order, CANCELLED, ())
+
+    # ------------------------------------------------------------------ reports
+
+    def _report(self, venue_ts: int, order_id: str, order: Order, status: str, fills: tuple[Fill, ...], *,
+                reason: str = "", remaining: Decimal = Decimal(0)) -> None:
+        s = self.spec
+        qty = dsum(f.qty for f in fills)
+        notional = dsum(CTX.multiply(f.price, f.qty) for f in fills)
+        fee = Decimal(0)
+        for f in fills:
+            bps = s.taker_fee_bps if f.liquidity == "taker" else s.maker_fee_bps
+            fee = CTX.add(fee, CTX.divide(CTX.multiply(CTX.multiply(f.price, f.qty), bps), BPS))
+        quote_unit = CTX.scaleb(Decimal(1), -s.quote_decimals)
+        fee = fee.quantize(quote_unit, rounding=ROUND_CEILING, context=CTX)
+        filled_amount = int(CTX.scaleb(qty, s.base_decimals))
+        scaled = CTX.scaleb(notional, s.quote_decimals)
+        notional_amount = int(scaled.to_integral_value(ROUND_CEILING if order.side == BUY else ROUND_FLOOR))
+        fee_amount = int(CTX.scaleb(fee, s.quote_decimals))
+        self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(OrderReport(
+            ts=ts, venue_ts=venue_ts, venue=self.name, instrument=s.instrument, order_id=order_id,
+            client_id=order.client_id, side=order.side, status=status, qty=order.qty, fills=fills, filled_qty=qty,
+            notional=notional, fee=fee, remaining=remaining, reason=reason, filled_amount=filled_amount,
+            notional_amount=notional_amount, fee_amount=fee_amount,
+        )))
+
+
+def _to_tick(price: Decimal, tick: Decimal, rounding: str) -> Decimal:
+    return CTX.multiply(CTX.divide(price, tick).to_integral_value(rounding), tick)
