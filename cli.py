@@ -52,12 +52,52 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("scenario", required=False)
-def sim(scenario: str | None) -> None:
-    """Simulate a market scenario (not built yet)."""
-    raise click.ClickException(
-        "sim is not built yet: the simulated world (SimPy clock, py-evm chain, mock venues) is the next issue"
-    )
+@click.argument("scenario")
+@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's own).")
+@click.option("--out", default=None, help="Run file (default runs/<scenario>-seed<N>.db).")
+@click.option("--config", "config_path", default=None, help="Strategy config (default fixtures/config/sim-default.toml).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def sim(scenario: str, seed: int | None, out: str | None, config_path: str | None, force: bool) -> None:
+    """Simulate a market scenario (name in fixtures/scenarios or a TOML path) and record the run.
+
+    Recorded today: blocks and base fees, oracle rounds and the mock venues' books, driven through
+    the engine. Not yet simulated: the on-chain pools and Aave market, competing agents, and
+    execution of intents (issue #3).
+    """
+    from sim.recording import run_scenario
+    from sim.scenario import ScenarioError, load_scenario
+
+    try:
+        sc = load_scenario(scenario, seed=seed)
+    except ScenarioError as e:
+        raise click.ClickException(str(e)) from None
+    cfg_file = Path(config_path) if config_path else config_files.ROOT / "fixtures" / "config" / "sim-default.toml"
+    config = load_config(cfg_file)
+    engine_for(config, str(cfg_file))  # validate before the world starts
+    out = out or f"runs/{sc.name}-seed{sc.seed}.db"
+    t0 = time.perf_counter()
+    tty = sys.stderr.isatty()
+
+    def progress(s: RunStats) -> None:
+        if tty:
+            click.echo(f"\r  {s.inputs} inputs, {s.decisions} decisions, t={(s.last_ts - sc.start_ns) / 1e9:,.0f}s",
+                       nl=False, err=True)
+
+    try:
+        summary = run_scenario(sc, config, out, overwrite=force, scenario_file=str(scenario), progress=progress)
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+    if tty:
+        click.echo("", err=True)
+    wall = time.perf_counter() - t0
+    st = summary.stats
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(st.by_type.items())) or "none"
+    click.echo(f"scenario {summary.scenario} seed {summary.seed}: {summary.simulated_seconds:,.0f} simulated s "
+               f"in {wall:.1f} s wall")
+    click.echo(f"  world: {summary.blocks} blocks, {summary.oracle_rounds} oracle rounds, {summary.quotes} book updates")
+    click.echo(f"  engine: {st.inputs} inputs, {st.decisions} decisions ({kinds})")
+    click.echo("  not simulated yet: on-chain pools and Aave market, competing agents, execution of intents")
+    click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
 
 
 # --------------------------------------------------------------------------- import

@@ -35,18 +35,22 @@ class RunStats:
     last_ts: int = 0
 
 
-def drive(
-    source: Iterable[ev.Event],
-    engine: Engine,
-    log: EventLog,
-    gateway: Gateway | None = None,
-    progress: Callable[[RunStats], None] | None = None,
-    progress_every: int = 100_000,
-) -> RunStats:
-    stats = RunStats()
-    queue: deque[ev.Event] = deque()
-    append, handle, decided = log.append, engine.handle, engine.decided
-    for incoming in source:
+class Loop:
+    """The loop of ARCHITECTURE.md, one event at a time: append the input (numbered before the
+    engine sees it), let the engine decide, append the decisions, hand intents to the gateway
+    after a flush (nothing leaves the process before it is durable) and feed what the gateway
+    reports back in as execution events. Push sources (the simulated world) call ``feed``."""
+
+    def __init__(self, engine: Engine, log: EventLog, gateway: Gateway | None = None,
+                 progress: Callable[[RunStats], None] | None = None, progress_every: int = 100_000):
+        self.engine, self.log, self.gateway = engine, log, gateway
+        self.stats = RunStats()
+        self.progress, self.progress_every = progress, progress_every
+        self._queue: deque[ev.Event] = deque()
+
+    def feed(self, incoming: ev.Event) -> None:
+        stats, queue = self.stats, self._queue
+        append, handle, decided = self.log.append, self.engine.handle, self.engine.decided
         queue.append(incoming)
         while queue:
             e = append(queue.popleft())
@@ -64,13 +68,28 @@ def drive(
                 stats.decisions += 1
                 name = type(d).__name__
                 stats.by_type[name] = stats.by_type.get(name, 0) + 1
-                if gateway is not None and type(d) is ev.OrderIntended:
-                    log.flush()  # durable before anything leaves the process
-                    queue.extend(gateway.submit(d))  # type: ignore[arg-type]
-            if progress is not None and (stats.inputs + stats.executions) % progress_every == 0:
-                progress(stats)
+                if self.gateway is not None and type(d) is ev.OrderIntended:
+                    self.log.flush()  # durable before anything leaves the process
+                    queue.extend(self.gateway.submit(d))  # type: ignore[arg-type]
+            if self.progress is not None and (stats.inputs + stats.executions) % self.progress_every == 0:
+                self.progress(stats)
+
+
+def drive(
+    source: Iterable[ev.Event],
+    engine: Engine,
+    log: EventLog,
+    gateway: Gateway | None = None,
+    progress: Callable[[RunStats], None] | None = None,
+    progress_every: int = 100_000,
+) -> RunStats:
+    """Run the loop over a pull source (a recorded log, a tape) and commit at the end."""
+    loop = Loop(engine, log, gateway, progress, progress_every)
+    feed = loop.feed
+    for incoming in source:
+        feed(incoming)
     log.flush()
-    return stats
+    return loop.stats
 
 
 def replay_log(source: EventLog, config: dict[str, Any], engine: Engine, out: str, *, overwrite: bool = False,

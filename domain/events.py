@@ -124,6 +124,27 @@ class V3Collected(Event, frozen=True, kw_only=True):
     amount1: int
 
 
+class BlockProduced(Event, frozen=True, kw_only=True):
+    """A new block on a chain, with the base fee it paid and the one it sets for the next block."""
+
+    chain: str
+    number: int
+    base_fee: int
+    gas_used: int
+    gas_limit: int
+    next_base_fee: int
+
+
+class OracleUpdated(Event, frozen=True, kw_only=True):
+    """A price oracle's new round (Chainlink-style): ``answer`` with ``decimals`` places."""
+
+    feed: str
+    chain: str  # "" when the oracle is off-chain (a perp venue's)
+    round_id: int
+    answer: int
+    decimals: int
+
+
 class InputRejected(Event, frozen=True, kw_only=True):
     """A source message that could not be turned into an input; kept so nothing is lost silently."""
 
@@ -223,6 +244,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     V3Minted,
     V3Burned,
     V3Collected,
+    BlockProduced,
+    OracleUpdated,
     InputRejected,
     KillSwitchSet,
     TimerFired,

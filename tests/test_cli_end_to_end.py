@@ -26,7 +26,7 @@ def test_help_lists_the_commands() -> None:
     for name in ("sim", "replay", "import", "inspect", "export"):
         assert name in out
     r = CliRunner().invoke(main, ["sim", "x.toml"])
-    assert r.exit_code != 0 and "not built yet" in r.output
+    assert r.exit_code != 0 and "x.toml: scenario file not found" in r.output
 
 
 def test_import_merges_sources_in_event_time_order(tmp_path) -> None:
