@@ -46,6 +46,7 @@ _EVENTS_VIEW_DDL = (
 )
 _segment_encoder = msgspec.json.Encoder()
 _segment_decoder = msgspec.json.Decoder(list[tuple[str, msgspec.Raw]])
+_typed_segment_decoder = msgspec.json.Decoder(list[tuple[str, ev.AnyEvent]])
 
 
 class EventLogError(RuntimeError):
@@ -220,6 +221,24 @@ class EventLog:
             if len(page) < 64:
                 return
             gt = page[-1].originator_version
+
+    def typed_segments(self) -> Iterator[tuple[int, list[tuple[str, ev.Event]], bytes]]:
+        """Like ``segments`` with the events decoded, a whole segment in one call when every event
+        in it is of the current schema (the fast path of replay); older ones are upcast."""
+        decoders: dict[str, Any] = {}
+        for first, items, state in self.segments():
+            try:
+                yield first, _typed_segment_decoder.decode(state), state
+                continue
+            except msgspec.ValidationError:
+                pass  # an older schema version inside: decode event by event
+            typed = []
+            for topic, body in items:
+                dec = decoders.get(topic)
+                if dec is None:
+                    dec = decoders[topic] = ev.decoder_for(topic)
+                typed.append((topic, dec(body)))
+            yield first, typed, state
 
     def raw(self, after: int = 0) -> Iterator[tuple[int, str, msgspec.Raw]]:
         """(seq, topic, encoded event) in sequence order."""

@@ -139,11 +139,6 @@ class Verification:
         return self.divergence is None
 
 
-def _is_decision(topic: str) -> bool:
-    cls = ev.BY_NAME.get(topic.partition(".v")[0])
-    return cls is not None and cls.KIND == ev.DECISION
-
-
 def verify(log: EventLog, engine: Engine) -> Verification:
     """Feed recorded inputs/executions to ``engine``; every recomputed decision must equal the recorded one.
 
@@ -156,36 +151,31 @@ def verify(log: EventLog, engine: Engine) -> Verification:
     update = h.update
     first_segment = True
     expected: deque[ev.Event] = deque()
-    per_topic: dict[str, tuple[Any, bool]] = {}
     handle = engine.handle
     inputs = decisions = 0
     seq = 0
+    DECISION = ev.DECISION
 
     def fail(at: int, recorded: ev.Event | None, recomputed: ev.Event | None) -> Verification:
         return Verification(inputs, decisions, h.hexdigest(), Divergence(at, recorded, recomputed))
 
-    for first, items, state in log.segments():
+    for first, items, state in log.typed_segments():
         seq = first - 1
-        for topic, body in items:
+        for _topic, event in items:
             seq += 1
-            info = per_topic.get(topic)
-            if info is None:
-                info = per_topic[topic] = (ev.decoder_for(topic), _is_decision(topic))
-            dec, is_decision = info
-            if is_decision:
+            if event.KIND == DECISION:
                 if not expected:
-                    return fail(seq, dec(body), None)
+                    return fail(seq, event, None)
                 mine = ev.with_seq(expected.popleft(), seq)
-                encoded = ev.encode(mine)
-                if encoded != bytes(body):
-                    return fail(seq, dec(body), mine)
+                if ev.encode(mine) != ev.encode(event):  # byte for byte, as stored
+                    return fail(seq, event, mine)
                 engine.decided(mine)
                 decisions += 1
             else:
                 if expected:
                     return fail(seq, None, expected[0])
                 inputs += 1
-                found = handle(dec(body))
+                found = handle(event)
                 if found:
                     expected.extend(found)
         if not first_segment:

@@ -12,12 +12,15 @@ nanoseconds. Type names are stable (the class name, also the JSON tag) and each 
 schema version; a stored event is keyed ``Name.vN``. Old versions load through ``UPCASTERS``.
 
 Amounts are ints in base units (they may exceed 64 bits: sqrtPriceX96, liquidity), text prices are
-``Decimal``. JSON (msgspec) is the wire form because it keeps big ints exact.
+``Decimal``. JSON (msgspec) is the wire form because it keeps big ints exact. An event is a JSON
+array: its type name, then its fields in order (compact, and a whole segment of mixed types
+decodes in one call). Events hold no references that could form cycles, so they are not tracked
+by the garbage collector (``gc=False``), which keeps the collector out of replay's hot loop.
 """
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Union
 
 import msgspec
 
@@ -26,7 +29,7 @@ DECISION = "decision"
 EXECUTION = "execution"
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=True, gc=False):
     """Envelope shared by all events."""
 
     KIND: ClassVar[str] = INPUT
@@ -257,8 +260,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     OrderFailed,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
+AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]
 
-# Events are stored as JSON arrays in field order, so each old version names its fields here.
+# Events are stored as JSON arrays in field order, so each old version names its fields here
+# (version 1 of QuoteUpdated predates the leading type name).
 OLD_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {
     ("QuoteUpdated", 1): ("seq", "ts", "source", "cause", "venue", "instrument", "bid_px", "bid_qty", "ask_px", "ask_qty"),
 }
@@ -326,7 +331,7 @@ def decoder_for(stored_topic: str) -> Callable[[bytes], Event]:
                 raise SchemaError(f"no upcaster for {name} v{v} -> v{v + 1}")
             d = step(d)
             v += 1
-        return msgspec.convert([d[f] for f in cls.__struct_fields__], cls)
+        return msgspec.convert([name] + [d[f] for f in cls.__struct_fields__], cls)
 
     return upcast_decode
 
@@ -342,5 +347,5 @@ def with_seq(event: Event, seq: int) -> Event:
 
 def to_builtins(event: Event) -> dict[str, Any]:
     """Plain dict (ints stay ints, Decimals become strings) for export and display."""
-    values = msgspec.to_builtins(event)  # a list: events are array-like on the wire
-    return dict(zip(type(event).__struct_fields__, values))
+    values = msgspec.to_builtins(event)  # a list: [type name, field values...]
+    return dict(zip(type(event).__struct_fields__, values[1:]))

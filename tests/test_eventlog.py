@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+from decimal import Decimal
 
 from adapters.eventlog import EventLog, EventLogError, Manifest, config_hash
 from tests.conftest import ROOT, quote
@@ -86,3 +87,28 @@ def test_acknowledged_events_survive_a_killed_process_and_the_run_resumes(tmp_pa
     assert log.append(quote(9, "a", "1", "2")).seq == 2501  # the same run goes on
     log.close(ended="clean")
     assert [e.seq for e in EventLog.open(path).events()][-2:] == [2500, 2501]
+
+
+def test_a_log_holding_an_old_schema_version_still_replays(tmp_path) -> None:
+    """A segment with a v1 quote cannot take the one-call decode path; it is upcast event by event."""
+    import msgspec
+
+    from adapters.eventlog import SEGMENT_TOPIC
+    from eventsourcing.persistence import StoredEvent
+
+    log = EventLog.create(tmp_path / "old.db", Manifest(run_id="", mode="import"))
+    v1 = msgspec.json.encode([1, 5, "binance", 0, "binance", "ETHUSDT", "10.5", "1", "10.6", "2"])
+    body = b'[["QuoteUpdated.v1",' + v1 + b'],["QuoteUpdated.v2",' + ev_encode(quote(6, "okx", "10", "11", "1"), 2) + b"]]"
+    log._recorder.insert_events([StoredEvent(originator_id=log.manifest.run_id, originator_version=1,
+                                             topic=SEGMENT_TOPIC, state=body)])
+    log.close()
+    again = EventLog.open(tmp_path / "old.db")
+    (first, typed, _state), = list(again.typed_segments())
+    assert first == 1 and [type(e).__name__ for _t, e in typed] == ["QuoteUpdated", "QuoteUpdated"]
+    assert typed[0][1].bid == Decimal("10.5") and typed[0][1].ask_size == Decimal("2")
+    assert [e.seq for e in again.events()] == [1, 2]
+
+
+def ev_encode(e, seq):
+    from domain import events as ev
+    return ev.encode(ev.with_seq(e, seq))
