@@ -73,7 +73,10 @@ class AnvilChain:
         return self.w3.provider.make_request("evm_snapshot", [])["result"]
 
     def revert(self, snapshot_id: Any) -> None:
-        self.w3.provider.make_request("evm_revert", [snapshot_id])
+        """Back to ``snapshot_id``. Anvil uses the snapshot up: take a new one to revert again."""
+        ok = self.w3.provider.make_request("evm_revert", [snapshot_id]).get("result")
+        if ok is not True:
+            raise RuntimeError(f"anvil refused evm_revert to snapshot {snapshot_id} (already used or unknown)")
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -1,18 +1,39 @@
-"""Published contract builds, read from the npm packages the Makefile installs.
+"""Published contract builds, read from the npm packages the Makefile installs (``npm ci``).
 
-Uniswap ships ``build/<Name>.json``; Aave ships Hardhat artifacts under
-``artifacts/contracts/**/<Name>.sol/<Name>.json`` whose bytecode needs its libraries linked.
+Two layouts are read, by package + contract name:
+
+* Uniswap (``@uniswap/v2-core``, ``@uniswap/v2-periphery``): ``build/<Name>.json`` with ``abi`` and
+  ``bytecode`` (hex without ``0x``);
+* Aave (``@aave/core-v3``): Hardhat artifacts ``artifacts/contracts/**/<Name>.sol/<Name>.json``
+  whose bytecode holds ``__$…$__`` placeholders for its libraries, located by ``linkReferences``
+  (byte offsets into the code).
+
+``node_modules`` is found beside the repository's ``pyproject.toml`` / ``package.json``, or at
+``$TAPEDECK_NODE_MODULES``.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+_ADDRESS = re.compile(r"(0x)?[0-9a-fA-F]{40}")
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (default: this file) holding pyproject.toml or package.json."""
+    here = (start or Path(__file__)).resolve()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file() or (d / "package.json").is_file():
+            return d
+    return Path(__file__).resolve().parents[2]
+
+
+ROOT = repo_root()
 
 
 class ArtifactMissing(FileNotFoundError):
@@ -20,6 +41,7 @@ class ArtifactMissing(FileNotFoundError):
 
 
 def node_modules() -> Path:
+    """Where the npm packages are: ``$TAPEDECK_NODE_MODULES`` or ``<repo root>/node_modules``."""
     return Path(os.environ.get("TAPEDECK_NODE_MODULES") or ROOT / "node_modules")
 
 
@@ -29,19 +51,47 @@ class Artifact:
     abi: list[dict[str, Any]]
     bytecode: str  # hex, 0x-prefixed, possibly with unlinked library placeholders
     link_references: dict[str, dict[str, list[dict[str, int]]]]
+    path: Path | None = None
+
+    @property
+    def libraries(self) -> list[str]:
+        """Names of the libraries this bytecode must be linked against (sorted; empty for most builds)."""
+        return sorted({lib for libs in self.link_references.values() for lib in libs})
 
     def linked(self, libraries: dict[str, str]) -> str:
-        """Bytecode with each library's address written at its byte offsets (Hardhat linkReferences)."""
-        code = self.bytecode[2:]
-        for _source, libs in self.link_references.items():
+        """Bytecode with each library's address written at its byte offsets (Hardhat ``linkReferences``).
+
+        ``libraries`` maps a library name (``"BorrowLogic"``) or its fully qualified name
+        (``"contracts/.../BorrowLogic.sol:BorrowLogic"``) to its deployed address.
+        """
+        code = bytearray(self.bytecode[2:], "ascii")
+        for source, libs in self.link_references.items():
             for lib, spots in libs.items():
-                if lib not in libraries:
-                    raise ValueError(f"{self.name} needs library {lib} linked")
-                addr = libraries[lib].lower().removeprefix("0x")
+                address = libraries.get(f"{source}:{lib}", libraries.get(lib))
+                if address is None:
+                    raise ValueError(f"{self.name} needs library {lib} ({source}) linked; "
+                                     f"given {sorted(libraries)}")
+                if not _ADDRESS.fullmatch(address):
+                    raise ValueError(f"library {lib}: {address!r} is not a 20-byte hex address")
+                hex_addr = address.lower().removeprefix("0x").encode("ascii")
                 for spot in spots:
-                    start = spot["start"] * 2
-                    code = code[:start] + addr + code[start + spot["length"] * 2:]
-        return "0x" + code
+                    start, length = spot["start"] * 2, spot["length"] * 2
+                    if length != 40 or code[start:start + 2] != b"__":
+                        raise ValueError(f"{self.name}: no library placeholder for {lib} at byte {spot['start']}")
+                    code[start:start + length] = hex_addr
+        out = code.decode("ascii")
+        if "__" in out:
+            raise ValueError(f"{self.name}: unlinked placeholders remain after linking {sorted(libraries)}")
+        return "0x" + out
+
+
+def _missing(path: Path) -> ArtifactMissing:
+    nm = node_modules()
+    if not nm.is_dir():
+        return ArtifactMissing(f"{path} not found: {nm} does not exist. Run `make` in {ROOT} "
+                               "(it runs `npm ci` to install the contract builds), or set TAPEDECK_NODE_MODULES.")
+    return ArtifactMissing(f"{path} not found. Run `make` in {ROOT} to (re)install the npm packages "
+                           "listed in package.json.")
 
 
 @lru_cache(maxsize=None)
@@ -49,7 +99,7 @@ def load(package: str, name: str) -> Artifact:
     """``load("@uniswap/v2-core", "UniswapV2Pair")`` or ``load("@aave/core-v3", "Pool")``."""
     base = node_modules() / package
     if not base.is_dir():
-        raise ArtifactMissing(f"{base} is not installed: run `make bootstrap` (npm ci) in {ROOT}")
+        raise _missing(base)
     candidates = [base / "build" / f"{name}.json"]
     art_dir = base / "artifacts"
     if art_dir.is_dir():
@@ -57,10 +107,14 @@ def load(package: str, name: str) -> Artifact:
     for path in candidates:
         if path.is_file():
             data = json.loads(path.read_text())
-            code = data.get("bytecode") or data.get("evm", {}).get("bytecode", {}).get("object", "")
+            evm_code = data.get("evm", {}).get("bytecode", {})
+            code = data.get("bytecode") or evm_code.get("object", "")
             if isinstance(code, dict):
                 code = code.get("object", "")
             if not code.startswith("0x"):
                 code = "0x" + code
-            return Artifact(name, data["abi"], code, data.get("linkReferences", {}))
-    raise ArtifactMissing(f"no build of {name} in {base} (looked for build/{name}.json and artifacts/**/{name}.sol)")
+            refs = data.get("linkReferences") or evm_code.get("linkReferences") or {}
+            return Artifact(name, data["abi"], code, refs, path)
+    raise ArtifactMissing(
+        f"no build of {name} in {base} (looked for build/{name}.json and "
+        f"artifacts/**/{name}.sol/{name}.json). Run `make` in {ROOT} to (re)install the npm packages.")
