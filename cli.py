@@ -60,10 +60,12 @@ def main() -> None:
 def sim(scenario: str, seed: int | None, out: str | None, config_path: str | None, force: bool) -> None:
     """Simulate a market scenario (name in fixtures/scenarios or a TOML path) and record the run.
 
-    Recorded today: blocks and base fees, oracle rounds and the mock venues' books, driven through
-    the engine. Not yet simulated: the on-chain pools and Aave market, competing agents, and
-    execution of intents (issue #3).
+    Recorded today: blocks and base fees, oracle rounds, the mock venues' books and, where the
+    scenario has borrowers, liquidations by competing searchers on a real Aave v3 market. Not yet
+    simulated: Uniswap pools, background traders, agent transactions through the block builder,
+    execution of the engine's intents (issue #3).
     """
+    from sim.chain.artifacts import ArtifactMissing
     from sim.recording import run_scenario
     from sim.scenario import ScenarioError, load_scenario
 
@@ -85,7 +87,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
 
     try:
         summary = run_scenario(sc, config, out, overwrite=force, scenario_file=str(scenario), progress=progress)
-    except EventLogError as e:
+    except (EventLogError, ArtifactMissing) as e:
         raise click.ClickException(str(e)) from None
     if tty:
         click.echo("", err=True)
@@ -95,8 +97,13 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     click.echo(f"scenario {summary.scenario} seed {summary.seed}: {summary.simulated_seconds:,.0f} simulated s "
                f"in {wall:.1f} s wall")
     click.echo(f"  world: {summary.blocks} blocks, {summary.oracle_rounds} oracle rounds, {summary.quotes} book updates")
+    if summary.borrowers:
+        wins = ", ".join(f"{addr[:10]} {n}" for addr, n in summary.wins.items()) or "nobody"
+        click.echo(f"  aave v3 (real contracts on py-evm): {summary.borrowers} borrowers, {summary.liquidations} "
+                   f"liquidations won by {wins}; {summary.reverted_attempts} competing attempts reverted")
     click.echo(f"  engine: {st.inputs} inputs, {st.decisions} decisions ({kinds})")
-    click.echo("  not simulated yet: on-chain pools and Aave market, competing agents, execution of intents")
+    click.echo("  not simulated yet: Uniswap pools, background traders, agent txs through the block builder, "
+               "execution of the engine's intents")
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
 
 

@@ -148,6 +148,20 @@ class OracleUpdated(Event, frozen=True, kw_only=True):
     decimals: int
 
 
+class AaveLiquidationObserved(Event, frozen=True, kw_only=True):
+    """An Aave v3 ``LiquidationCall`` log: somebody liquidated ``user`` (collateral excludes the protocol fee)."""
+
+    chain: str
+    block: int
+    collateral_asset: str
+    debt_asset: str
+    user: str
+    debt_to_cover: int
+    liquidated_collateral: int
+    liquidator: str
+    receive_atoken: bool
+
+
 class InputRejected(Event, frozen=True, kw_only=True):
     """A source message that could not be turned into an input; kept so nothing is lost silently."""
 
@@ -249,6 +263,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     V3Collected,
     BlockProduced,
     OracleUpdated,
+    AaveLiquidationObserved,
     InputRejected,
     KillSwitchSet,
     TimerFired,

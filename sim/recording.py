@@ -6,8 +6,11 @@ the same loop replay and live use (``adapters.runner.Loop``), so a sim run verif
 ``tapedeck replay --verify`` like any other. The true reference price is not recorded: no bot can
 see it, and scenario + seed regenerate it.
 
-Not wired yet (issue #3): the on-chain pools and Aave market inside the world, the competing
-searcher / borrower / background agents, and gateways that execute the engine's intents.
+Where the scenario has borrowers, a real Aave v3 market runs on py-evm beside the world
+(``sim.aave_agents``): the oracle moves its price and competing searchers liquidate on it; the
+``LiquidationCall`` logs are recorded as inputs. Not wired yet (issue #3): the Uniswap pools,
+background traders, the mempool/block builder for agent transactions, and gateways that execute
+the engine's intents.
 """
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ class SimSummary:
     blocks: int = 0
     oracle_rounds: int = 0
     quotes: int = 0
+    borrowers: int = 0
+    liquidations: int = 0
+    reverted_attempts: int = 0
+    wins: dict[str, int] = field(default_factory=dict)
     stats: RunStats = field(default_factory=RunStats)
 
 
@@ -76,12 +83,31 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     world.bus.subscribe(on_quote, BookQuote)
     world.bus.subscribe(on_block, BlockBuilt)
     world.bus.subscribe(on_oracle, OracleRound)
+    agents = None
+    if scenario.agents.borrowers.count > 0:
+        from sim.aave_agents import AaveAgents
+        from sim.chain.pyevm import PyEvmChain
+
+        from eth_tester import PyEVMBackend
+
+        # Chain time starts at the scenario's start, not the wall clock (py-evm's default), so
+        # interest accrual, and with it every liquidated amount, is the same in every run.
+        genesis = PyEVMBackend.generate_genesis_params()
+        genesis["timestamp"] = scenario.start_ns // 10**9
+        chain = PyEvmChain(PyEVMBackend(genesis_parameters=genesis))
+        agents = AaveAgents(scenario, chain, emit=loop.feed, now_ns=lambda: world.clock.now_ns)
+        agents.start()
+        world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
     try:
         world.run()
     except BaseException as e:
         log.close(ended=f"failed: {type(e).__name__}")
         raise
     summary.stats = loop.stats
+    if agents is not None:
+        summary.borrowers = len(agents.borrowers)
+        summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
+        summary.wins = dict(sorted(agents.wins.items()))
     log.manifest.started_ts, log.manifest.ended_ts = scenario.start_ns, world.end_ns
     log.close(ended="clean")
     return summary
