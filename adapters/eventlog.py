@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import msgspec
 from eventsourcing.persistence import StoredEvent
@@ -110,8 +109,7 @@ class EventLog:
         if path.exists():
             if not overwrite:
                 raise EventLogError(f"{path} already exists (choose another --out or remove it)")
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            remove_run_files(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not manifest.run_id:
             manifest.run_id = uuid.uuid4().hex
@@ -160,9 +158,6 @@ class EventLog:
         if len(self._pending) >= self._batch:
             self.flush()
         return event
-
-    def append_all(self, events: Sequence[ev.Event]) -> list[ev.Event]:
-        return [self.append(e) for e in events]
 
     def flush(self) -> None:
         """Commit everything appended so far in one transaction (group commit)."""
@@ -283,8 +278,6 @@ class EventLog:
 
 
 def remove_run_files(path: str | Path) -> None:
+    """The run file and SQLite's WAL companions."""
     for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(str(path) + suffix)
-        except FileNotFoundError:
-            pass
+        Path(str(path) + suffix).unlink(missing_ok=True)

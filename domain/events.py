@@ -301,10 +301,6 @@ def topic(event_type: type[Event]) -> str:
     return f"{event_type.__name__}.v{event_type.SCHEMA}"
 
 
-def kind_of(event: Event) -> str:
-    return event.KIND
-
-
 _encoder = msgspec.json.Encoder()
 _decoders: dict[str, msgspec.json.Decoder] = {topic(t): msgspec.json.Decoder(t) for t in EVENT_TYPES}
 

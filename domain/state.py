@@ -19,13 +19,12 @@ class V2Pool:
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3", "last_ts")
+    __slots__ = ("quotes", "v2", "v3")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
         self.v2: dict[str, V2Pool] = {}
         self.v3: dict[str, V3PoolState] = {}
-        self.last_ts = 0
 
     def on_quote(self, e: ev.QuoteUpdated) -> None:
         book = self.quotes.get(e.instrument)
