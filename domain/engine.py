@@ -84,7 +84,8 @@ class Engine:
                         ev.OrderIntended(
                             ts=cause.ts, source="engine", cause=cause.seq, strategy=p.strategy,
                             venue=p.venue, instrument=p.instrument, side=p.side,
-                            amount=p.amount, notional=p.notional,
+                            amount=p.amount, notional=p.notional, target=p.target,
+                            max_priority_fee=p.max_priority_fee,
                         )
                     )
             else:

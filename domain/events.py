@@ -162,6 +162,20 @@ class AaveLiquidationObserved(Event, frozen=True, kw_only=True):
     receive_atoken: bool
 
 
+class AaveAccountObserved(Event, frozen=True, kw_only=True):
+    """``Pool.getUserAccountData(user)`` read after ``block``: what a liquidation bot polls.
+
+    Base-currency amounts (USD, 8 dp), threshold in bps, health factor in wad (1e18 = 1.0)."""
+
+    chain: str
+    block: int
+    user: str
+    total_collateral_base: int
+    total_debt_base: int
+    liquidation_threshold: int
+    health_factor: int
+
+
 class InputRejected(Event, frozen=True, kw_only=True):
     """A source message that could not be turned into an input; kept so nothing is lost silently."""
 
@@ -203,15 +217,21 @@ class OpportunityDetected(Event, frozen=True, kw_only=True):
 
 
 class OrderIntended(Event, frozen=True, kw_only=True):
-    """An intent that passed the risk gate and goes to the venue's gateway."""
+    """An intent that passed the risk gate and goes to the venue's gateway.
+
+    Schema 2 added ``target`` (whom an on-chain action is about: the borrower of a liquidation)
+    and ``max_priority_fee`` (the tip bid per gas, wei, for chain venues; 0 elsewhere)."""
 
     KIND: ClassVar[str] = DECISION
+    SCHEMA: ClassVar[int] = 2
     strategy: str
     venue: str
     instrument: str
-    side: str  # "buy" | "sell"
+    side: str  # "buy" | "sell" | "liquidate"
     amount: int
     notional: int  # in the risk currency's base units (USDC 6 dp)
+    target: str = ""
+    max_priority_fee: int = 0
 
 
 class IntentRejected(Event, frozen=True, kw_only=True):
@@ -235,12 +255,60 @@ class OrderAcknowledged(Event, frozen=True, kw_only=True):
 
 
 class OrderFilled(Event, frozen=True, kw_only=True):
+    """A fill: ``amount`` received (base units of what the order buys: the base asset, or the
+    collateral a liquidation seizes), ``notional`` paid (risk currency base units), ``fee`` in
+    ``fee_asset`` base units (gas is wei of ETH). Schema 2 added ``fee_asset`` and ``final``: only
+    the final fill of an intent releases its risk (partial fills come before it)."""
+
     KIND: ClassVar[str] = EXECUTION
+    SCHEMA: ClassVar[int] = 2
     intent: int
     venue: str
     amount: int
     notional: int
     fee: int
+    fee_asset: str = ""
+    final: bool = True
+
+
+class TransactionSubmitted(Event, frozen=True, kw_only=True):
+    """A gateway signed and sent a transaction for an intent (``tx`` identifies it until mined)."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    chain: str
+    tx: str
+    sender: str
+    nonce: int
+    gas: int
+    max_fee: int
+    max_priority_fee: int
+
+
+class TransactionIncluded(Event, frozen=True, kw_only=True):
+    """The transaction is in ``block`` at ``index``; ``status`` "success" or "reverted" (with ``reason``).
+    ``gas_price`` is what each unit of gas cost (base fee + effective tip)."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    chain: str
+    tx: str
+    block: int
+    index: int
+    status: str
+    gas_used: int
+    gas_price: int
+    reason: str = ""
+
+
+class TransactionDropped(Event, frozen=True, kw_only=True):
+    """The transaction left the mempool without being mined (replaced, expired, invalid...)."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    chain: str
+    tx: str
+    reason: str
 
 
 class OrderFailed(Event, frozen=True, kw_only=True):
@@ -264,6 +332,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     BlockProduced,
     OracleUpdated,
     AaveLiquidationObserved,
+    AaveAccountObserved,
     InputRejected,
     KillSwitchSet,
     TimerFired,
@@ -273,6 +342,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     OrderAcknowledged,
     OrderFilled,
     OrderFailed,
+    TransactionSubmitted,
+    TransactionIncluded,
+    TransactionDropped,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]
@@ -281,6 +353,9 @@ AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]
 # (version 1 of QuoteUpdated predates the leading type name).
 OLD_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {
     ("QuoteUpdated", 1): ("seq", "ts", "source", "cause", "venue", "instrument", "bid_px", "bid_qty", "ask_px", "ask_qty"),
+    ("OrderIntended", 1): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
+                           "notional"),
+    ("OrderFilled", 1): ("seq", "ts", "source", "cause", "intent", "venue", "amount", "notional", "fee"),
 }
 # (type name, stored schema version) -> function upgrading the decoded dict by one version.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -294,6 +369,8 @@ def _quote_v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
 
 
 UPCASTERS[("QuoteUpdated", 1)] = _quote_v1_to_v2
+UPCASTERS[("OrderIntended", 1)] = lambda d: {**d, "target": "", "max_priority_fee": 0}
+UPCASTERS[("OrderFilled", 1)] = lambda d: {**d, "fee_asset": "", "final": True}
 
 
 def topic(event_type: type[Event]) -> str:

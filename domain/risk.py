@@ -23,6 +23,8 @@ class Intent:
     side: str
     amount: int
     notional: int  # risk-currency base units
+    target: str = ""  # whom an on-chain action is about (a liquidation's borrower)
+    max_priority_fee: int = 0  # tip bid per gas (wei) for chain venues
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class RiskGate:
         self.open_intents[e.seq] = (e.venue, e.notional)
 
     def on_finished(self, e: ev.OrderFilled | ev.OrderFailed) -> None:
+        if type(e) is ev.OrderFilled and not e.final:
+            return  # a partial fill: the rest is still outstanding
         opened = self.open_intents.pop(e.intent, None)
         if opened is not None:
             venue, notional = opened

@@ -70,11 +70,13 @@ def test_outstanding_limit_counts_intents_of_the_same_event_and_is_released_by_f
     assert kinds == ["OrderIntended", "OrderIntended", "IntentRejected"]
     assert "max_outstanding 250" in out[3].reason
     assert engine.risk.outstanding["cex"] == 200
-    fill = ev.OrderFilled(ts=2, intent=out[1].seq, venue="cex", amount=1, notional=100, fee=0)
+    partial = ev.OrderFilled(ts=2, intent=out[1].seq, venue="cex", amount=1, notional=40, fee=0, final=False)
+    fill = ev.OrderFilled(ts=2, intent=out[1].seq, venue="cex", amount=1, notional=60, fee=0)
     failed = ev.OrderFailed(ts=2, intent=out[2].seq, venue="cex", reason="reverted")
-    numbered_more = [ev.with_seq(fill, 10), ev.with_seq(failed, 11)]
     engine.strategies.clear()
-    for e in numbered_more:
+    engine.handle(ev.with_seq(partial, 10))
+    assert engine.risk.outstanding["cex"] == 200  # a partial fill releases nothing yet
+    for e in [ev.with_seq(fill, 11), ev.with_seq(failed, 12)]:
         engine.handle(e)
     assert engine.risk.outstanding["cex"] == 0
 

@@ -79,3 +79,16 @@ def test_unknown_or_newer_types_are_named_in_the_error() -> None:
         ev.decode("NoSuchEvent.v1", b"[]")
     with pytest.raises(ev.SchemaError, match="newer"):
         ev.decode("QuoteUpdated.v9", b"[]")
+
+
+def test_version_1_intents_and_fills_load_with_the_new_fields_defaulted() -> None:
+    """OrderIntended v2 added target/max_priority_fee; OrderFilled v2 added fee_asset/final."""
+    intent_v1 = b'[7,100,"engine",3,"arb","ethereum","USDC/WETH","buy",5,6]'
+    e = ev.decode("OrderIntended.v1", intent_v1)
+    assert isinstance(e, ev.OrderIntended)
+    assert (e.seq, e.cause, e.amount, e.notional, e.target, e.max_priority_fee) == (7, 3, 5, 6, "", 0)
+    fill_v1 = b'[8,100,"paper",7,7,"ethereum",5,6,0]'
+    f = ev.decode("OrderFilled.v1", fill_v1)
+    assert isinstance(f, ev.OrderFilled)
+    assert (f.intent, f.amount, f.notional, f.fee, f.fee_asset, f.final) == (7, 5, 6, 0, "", True)
+    assert ev.topic(ev.OrderFilled) == "OrderFilled.v2"

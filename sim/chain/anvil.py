@@ -17,6 +17,7 @@ from typing import Any
 from web3 import Web3
 
 from sim.chain.artifacts import ArtifactMissing, node_modules
+from sim.chain.pyevm import ChainTx, receipts_of
 
 
 def anvil_binary() -> Path:
@@ -40,12 +41,21 @@ def _free_port() -> int:
 
 
 class AnvilChain:
-    """An anvil node for the lifetime of this object (``close()`` or use as a context manager)."""
+    """An anvil node for the lifetime of this object (``close()`` or use as a context manager).
 
-    def __init__(self, *, block_time: int | None = None, chain_id: int = 31337, timeout: float = 20.0):
+    Like ``PyEvmChain``, chain time never comes from the wall clock: with ``start_time`` the genesis
+    is stamped with it and every automined block one second after its parent; ``mine_block`` stamps
+    the blocks it is asked for. The mempool is FIFO (``--order fifo``) so a block keeps the order
+    the sim's block builder chose.
+    """
+
+    def __init__(self, *, block_time: int | None = None, chain_id: int = 31337, timeout: float = 20.0,
+                 start_time: int | None = None):
         self.port = _free_port()
         args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(chain_id),
-                "--silent"]
+                "--silent", "--order", "fifo"]
+        if start_time is not None:
+            args += ["--timestamp", str(start_time)]
         if block_time is not None:
             args += ["--block-time", str(block_time)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -68,6 +78,26 @@ class AnvilChain:
             time.sleep(0.05)
         self.accounts = list(self.w3.eth.accounts)
         self.w3.eth.default_account = self.accounts[0]
+        self.chain_id = self.w3.eth.chain_id
+        if start_time is not None:
+            self.rpc("anvil_setBlockTimestampInterval", [1])
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise RuntimeError(f"anvil {method} failed: {response['error']}")
+        return response.get("result")
+
+    def mine_block(self, txs: list[ChainTx], timestamp: int) -> list[Any]:
+        """Execute ``txs`` in this order in one new block stamped ``timestamp`` (seconds); their receipts."""
+        self.rpc("evm_setAutomine", [False])
+        try:
+            hashes = [self.w3.eth.send_transaction(t.params()) for t in txs]  # type: ignore[arg-type]
+            latest = self.w3.eth.get_block("latest")["timestamp"]
+            self.rpc("evm_mine", [max(timestamp, latest + 1)])
+        finally:
+            self.rpc("evm_setAutomine", [True])
+        return receipts_of(self.w3, hashes)
 
     def snapshot(self) -> Any:
         return self.w3.provider.make_request("evm_snapshot", [])["result"]

@@ -9,9 +9,12 @@ calls bound to this chain.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import rlp
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
@@ -73,19 +76,111 @@ def revert_reason(fn: Any, params: dict[str, Any], block: int | str = "latest") 
     return ""
 
 
+@dataclass(frozen=True)
+class ChainTx:
+    """A transaction as the sim's block builder hands it to a chain: sender, nonce and fees fixed.
+
+    ``to`` None deploys ``data`` (init code). Fees are the sender's bid; what the sim charges for
+    gas is the sim's own base fee, not the backend's (see ``sim.onchain``).
+    """
+
+    sender: str
+    nonce: int
+    gas: int
+    max_fee: int
+    max_priority_fee: int
+    to: str | None
+    data: bytes = b""
+    value: int = 0
+
+    def tester_params(self, chain_id: int) -> dict[str, Any]:
+        """The same transaction in eth-tester's own field names."""
+        p: dict[str, Any] = {"from": self.sender, "nonce": self.nonce, "gas": self.gas, "value": self.value,
+                             "max_fee_per_gas": self.max_fee, "max_priority_fee_per_gas": self.max_priority_fee,
+                             "data": "0x" + self.data.hex(), "chain_id": chain_id}
+        if self.to is not None:
+            p["to"] = self.to
+        return p
+
+    def params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {"from": self.sender, "nonce": self.nonce, "gas": self.gas, "value": self.value,
+                             "maxFeePerGas": self.max_fee, "maxPriorityFeePerGas": self.max_priority_fee,
+                             "data": "0x" + self.data.hex()}
+        if self.to is not None:
+            p["to"] = self.to
+        return p
+
+
+def call_data(fn: Any) -> bytes:
+    """The calldata of a bound contract call (``contract.functions.f(...)``)."""
+    return bytes.fromhex(fn._encode_transaction_data()[2:])
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address a CREATE from ``sender`` at ``nonce`` deploys to (keccak of rlp([sender, nonce])),
+    so a later transaction of the same block can already name it."""
+    return to_checksum_address(keccak(rlp.encode([to_canonical_address(sender), nonce]))[12:])
+
+
+def receipts_of(w3: Web3, hashes: list[Any]) -> list[Any]:
+    return [w3.eth.get_transaction_receipt(h) for h in hashes]
+
+
 class PyEvmChain:
     """eth-tester's PyEVMBackend (default fork: Prague) with web3's EthereumTesterProvider.
 
     10 funded accounts (keys 1..10); ``accounts[0]`` is the default sender, and also the ``from``
     of ``eth_call`` (setting it about doubles the call rate: web3 otherwise lists the accounts on
     every call).
+
+    Chain time is pinned: py-evm stamps a new block with the wall clock, which would make interest
+    accrual (and every Aave amount) depend on when a run happens. Here every block is stamped
+    ``max(parent + 1, self.time)``: ``start_time`` (default: the genesis) and whatever
+    ``mine_block`` was asked for since.
     """
 
-    def __init__(self, backend: PyEVMBackend | None = None) -> None:
-        self.tester = EthereumTester(backend or PyEVMBackend())
+    def __init__(self, backend: PyEVMBackend | None = None, *, start_time: int | None = None) -> None:
+        if backend is None:
+            genesis = PyEVMBackend.generate_genesis_params()
+            if start_time is not None:
+                genesis["timestamp"] = start_time
+            backend = PyEVMBackend(genesis_parameters=genesis)
+        self.tester = EthereumTester(backend)
         self.w3 = Web3(EthereumTesterProvider(self.tester))
         self.accounts = list(self.w3.eth.accounts)
         self.w3.eth.default_account = self.accounts[0]
+        self.chain_id = self.w3.eth.chain_id
+        chain = self.tester.backend.chain
+        self.time = start_time if start_time is not None else chain.get_canonical_head().timestamp
+        mine = self.tester.backend.mine_blocks
+
+        def mine_pinned(num_blocks: int = 1, coinbase: Any = None) -> tuple[Any, ...]:
+            hashes: list[Any] = []
+            for _ in range(num_blocks):
+                hashes.extend(mine(1, coinbase) if coinbase is not None else mine(1))
+                self._pin()
+            return tuple(hashes)
+
+        self.tester.backend.mine_blocks = mine_pinned  # type: ignore[method-assign]
+        self._pin()
+
+    def _pin(self) -> None:
+        chain = self.tester.backend.chain
+        parent = chain.get_canonical_head().timestamp
+        chain.header = chain.header.copy(timestamp=max(parent + 1, self.time))
+
+    def mine_block(self, txs: list[ChainTx], timestamp: int) -> list[Any]:
+        """Execute ``txs`` in this order in one new block stamped ``timestamp`` (seconds); their receipts.
+
+        A reverting transaction is mined with status 0, as on a real chain."""
+        self.time = max(self.time, timestamp)
+        self._pin()
+        # eth-tester's own "automine off" mode applies each transaction on the *base* state and
+        # reverts it (so a sender's second nonce fails validation); adding to the pending block
+        # directly, then mining once, is what its automine path does minus the mine per transaction.
+        hashes = [self.tester._add_transaction_to_pending_block(t.tester_params(self.chain_id)) for t in txs]
+        self.tester.mine_blocks(1)
+        return receipts_of(self.w3, hashes)
 
     def deploy(self, artifact: Artifact, *args: Any, sender: str | None = None, gas: int = DEFAULT_GAS,
                bytecode: str | None = None) -> Any:
