@@ -56,14 +56,16 @@ def main() -> None:
 @click.option("--seed", type=int, default=None, help="Seed (default: the scenario's own).")
 @click.option("--out", default=None, help="Run file (default runs/<scenario>-seed<N>.db).")
 @click.option("--config", "config_path", default=None, help="Strategy config (default fixtures/config/sim-default.toml).")
+@click.option("--chain", "chain", type=click.Choice(["pyevm", "anvil"]), default="pyevm", show_default=True,
+              help="Chain backend: py-evm in process, or an anvil node on 127.0.0.1.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def sim(scenario: str, seed: int | None, out: str | None, config_path: str | None, force: bool) -> None:
+def sim(scenario: str, seed: int | None, out: str | None, config_path: str | None, chain: str, force: bool) -> None:
     """Simulate a market scenario (name in fixtures/scenarios or a TOML path) and record the run.
 
-    Recorded today: blocks and base fees, oracle rounds, the mock venues' books and, where the
-    scenario has borrowers, liquidations by competing searchers on a real Aave v3 market. Not yet
-    simulated: Uniswap pools, background traders, agent transactions through the block builder,
-    execution of the engine's intents (issue #3).
+    The world's blocks, oracle rounds, books and chain facts are recorded as inputs, the engine's
+    decisions as decisions, and what the world did with its intents as executions. Where the
+    scenario has borrowers, a real Aave v3 market runs on the chain backend, with competing
+    searchers whose transactions go through the mempool and the block builder.
     """
     from sim.chain.artifacts import ArtifactMissing
     from sim.recording import run_scenario
@@ -86,25 +88,42 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
                        nl=False, err=True)
 
     try:
-        summary = run_scenario(sc, config, out, overwrite=force, scenario_file=str(scenario), progress=progress)
+        summary = run_scenario(sc, config, out, overwrite=force, scenario_file=str(scenario), progress=progress,
+                               chain=chain)
     except (EventLogError, ArtifactMissing) as e:
         raise click.ClickException(str(e)) from None
     if tty:
         click.echo("", err=True)
     wall = time.perf_counter() - t0
+    for line in sim_report(summary, wall):
+        click.echo(line)
+    click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
+
+
+def sim_report(summary: Any, wall: float) -> list[str]:
+    """The lines ``tapedeck sim`` prints: the world, the chain, and each strategy's races."""
     st = summary.stats
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(st.by_type.items())) or "none"
-    click.echo(f"scenario {summary.scenario} seed {summary.seed}: {summary.simulated_seconds:,.0f} simulated s "
-               f"in {wall:.1f} s wall")
-    click.echo(f"  world: {summary.blocks} blocks, {summary.oracle_rounds} oracle rounds, {summary.quotes} book updates")
+    lines = [f"scenario {summary.scenario} seed {summary.seed} on {summary.chain}: "
+             f"{summary.simulated_seconds:,.0f} simulated s in {wall:.1f} s wall "
+             f"({summary.simulated_seconds / max(wall, 1e-9):,.0f} simulated s per wall s)",
+             f"  world: {summary.blocks} blocks, {summary.oracle_rounds} oracle rounds, {summary.quotes} book updates"]
+    if summary.chain_txs:
+        lines.append(f"  chain ({summary.chain}): {summary.chain_txs} agent transactions executed in "
+                     f"{summary.chain_blocks} blocks")
     if summary.borrowers:
-        wins = ", ".join(f"{addr[:10]} {n}" for addr, n in summary.wins.items()) or "nobody"
-        click.echo(f"  aave v3 (real contracts on py-evm): {summary.borrowers} borrowers, {summary.liquidations} "
-                   f"liquidations won by {wins}; {summary.reverted_attempts} competing attempts reverted")
-    click.echo(f"  engine: {st.inputs} inputs, {st.decisions} decisions ({kinds})")
-    click.echo("  not simulated yet: Uniswap pools, background traders, agent txs through the block builder, "
-               "execution of the engine's intents")
-    click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
+        wins = ", ".join(f"{name} {n}" for name, n in summary.wins.items()) or "nobody"
+        lines.append(f"  aave v3 (real contracts): {summary.borrowers} borrowers, {summary.liquidations} liquidations "
+                     f"(won by {wins}); {summary.reverted_attempts} competing attempts reverted")
+    lines.append(f"  engine: {st.inputs} inputs, {st.decisions} decisions ({kinds})")
+    for s in summary.strategies.values():
+        lost = "; ".join(f"{why} x{n}" for why, n in s.lost_to.most_common()) or "none"
+        lines.append(f"  strategy {s.strategy}: {s.opportunities} opportunities seen, {s.intents} acted on "
+                     f"({s.rejected} refused by risk), {s.won} won, {s.lost} lost, {s.pending} pending; "
+                     f"PnL {s.pnl / 1e6:,.2f} USDC net of gas ({s.gas_wei / 1e18:.4f} ETH) and fees")
+        if s.lost:
+            lines.append(f"    lost: {lost}")
+    return lines
 
 
 # --------------------------------------------------------------------------- import

@@ -221,6 +221,10 @@ class Mempool:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def remove(self, tx_id: str) -> PendingTx | None:
+        """Evict a pending transaction (e.g. it expired); returns it, or None if it was not pending."""
+        return self._pending.pop(tx_id, None)
+
     def apply(self, plan: BlockPlan) -> None:
         """Remove what the block included or dropped; advance the senders' nonces."""
         for tx in plan.included:

@@ -19,12 +19,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from adapters.eventlog import EventLog, Manifest, config_hash
+import msgspec
+
 from adapters.runner import Loop, RunStats
 from domain import events as ev
+from domain.engine import Engine
 from domain.strategies import build_engine
+from sim.gateway import SimGateway
+from sim.outcomes import StrategyOutcome, outcomes
 from sim.processes import BlockBuilt, Bus, OracleRound, World
 from sim.scenario import Scenario
 from sim.venues.cex import BookQuote
+
+
+SETUP_SECONDS = 3600
 
 
 @dataclass
@@ -39,6 +47,10 @@ class SimSummary:
     liquidations: int = 0
     reverted_attempts: int = 0
     wins: dict[str, int] = field(default_factory=dict)
+    chain: str = "pyevm"
+    chain_txs: int = 0  # transactions executed on the backend
+    chain_blocks: int = 0  # blocks mined on it for the sim's blocks
+    strategies: dict[str, StrategyOutcome] = field(default_factory=dict)
     stats: RunStats = field(default_factory=RunStats)
 
 
@@ -57,16 +69,48 @@ def _oracle(o: OracleRound) -> ev.OracleUpdated:
                             round_id=o.round_id, answer=o.answer_int, decimals=o.decimals)
 
 
+def deliver_to(world: World, loop: Loop) -> Callable[[str, list[ev.Event]], None]:
+    """What an endpoint (a chain, a venue) sends the bot reaches it after the endpoint's inbound
+    latency: the events are recorded then, stamped with their arrival time."""
+
+    def arrive(arrival_ns: int, events: list[ev.Event]) -> None:
+        for e in events:
+            loop.feed(msgspec.structs.replace(e, ts=arrival_ns))
+
+    def deliver(endpoint: str, events: list[ev.Event]) -> None:
+        world.latency.send(endpoint, "inbound", arrive, events)
+
+    return deliver
+
+
+def chain_backend(kind: str, start_time: int) -> Any:
+    """A fresh chain for a run: ``pyevm`` (in process) or ``anvil`` (a node on 127.0.0.1)."""
+    if kind == "pyevm":
+        from sim.chain.pyevm import PyEvmChain
+
+        return PyEvmChain(start_time=start_time)
+    if kind == "anvil":
+        from sim.chain.anvil import AnvilChain
+
+        return AnvilChain(start_time=start_time)
+    raise ValueError(f"unknown chain backend {kind!r} (pyevm or anvil)")
+
+
 def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *, overwrite: bool = False,
-                 scenario_file: str = "", progress: Callable[[RunStats], None] | None = None) -> SimSummary:
-    engine = build_engine(config)
+                 scenario_file: str = "", progress: Callable[[RunStats], None] | None = None,
+                 chain: str = "pyevm", engine: Engine | None = None) -> SimSummary:
+    """Run the world of ``scenario`` with the engine built from ``config`` (or ``engine``, for a
+    strategy outside the registry, e.g. a test's) and record everything into a new run at ``out``."""
+    engine = engine or build_engine(config)
     manifest = Manifest(run_id="", mode="sim", config=config, config_hash=config_hash(config), seed=scenario.seed,
                         sources=[f"scenario:{scenario.name}"],
-                        notes={"scenario_file": scenario_file, "duration_s": scenario.duration})
+                        notes={"scenario_file": scenario_file, "duration_s": scenario.duration, "chain": chain})
     log = EventLog.create(out, manifest, overwrite=overwrite)
-    loop = Loop(engine, log, gateway=None, progress=progress, progress_every=10_000)
-    summary = SimSummary(scenario.name, scenario.seed, scenario.duration)
+    gateway = SimGateway()
+    loop = Loop(engine, log, gateway=gateway, progress=progress, progress_every=10_000)
+    summary = SimSummary(scenario.name, scenario.seed, scenario.duration, chain=chain)
     world = World(scenario, bus=Bus(record=False))
+    deliver = deliver_to(world, loop)
 
     def on_quote(q: BookQuote) -> None:
         summary.quotes += 1
@@ -83,31 +127,47 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     world.bus.subscribe(on_quote, BookQuote)
     world.bus.subscribe(on_block, BlockBuilt)
     world.bus.subscribe(on_oracle, OracleRound)
-    agents = None
-    if scenario.agents.borrowers.count > 0:
-        from sim.aave_agents import AaveAgents
-        from sim.chain.pyevm import PyEvmChain
-
-        from eth_tester import PyEVMBackend
-
-        # Chain time starts at the scenario's start, not the wall clock (py-evm's default), so
-        # interest accrual, and with it every liquidated amount, is the same in every run.
-        genesis = PyEVMBackend.generate_genesis_params()
-        genesis["timestamp"] = scenario.start_ns // 10**9
-        chain = PyEvmChain(PyEVMBackend(genesis_parameters=genesis))
-        agents = AaveAgents(scenario, chain, emit=loop.feed, now_ns=lambda: world.clock.now_ns)
-        agents.start()
-        world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
+    backend = agents = side = None
     try:
+        if scenario.agents.borrowers.count > 0 and scenario.chains:
+            from sim.aave_agents import AaveAgents, add_account
+            from sim.gateway import AaveLiquidations
+            from sim.onchain import ChainSide
+
+            name = scenario.chains[0].name
+            # Chain time comes from the scenario, never the wall clock, so interest accrual, and with
+            # it every liquidated amount, is the same in every run. The set-up (deploy, positions:
+            # a few hundred one-second blocks) happens in the hour before the start.
+            backend = chain_backend(chain, scenario.start_ns // 10**9 - SETUP_SECONDS)
+            side = ChainSide(name, backend, world.chains[name], world.clock)
+            agents = AaveAgents(scenario, world, side, deliver)
+            agents.start(backend.accounts)
+            bot = bot_account(scenario.seed)
+            add_account(side, bot, backend.accounts[0])
+            gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address, deliver))
+            world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
         world.run()
     except BaseException as e:
         log.close(ended=f"failed: {type(e).__name__}")
         raise
+    finally:
+        if backend is not None and hasattr(backend, "close"):
+            backend.close()
     summary.stats = loop.stats
-    if agents is not None:
+    if agents is not None and side is not None:
         summary.borrowers = len(agents.borrowers)
         summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
         summary.wins = dict(sorted(agents.wins.items()))
+        summary.chain_txs, summary.chain_blocks = side.transactions, side.blocks_mined
     log.manifest.started_ts, log.manifest.ended_ts = scenario.start_ns, world.end_ns
     log.close(ended="clean")
+    found = outcomes(EventLog.open(out).events())
+    summary.strategies = {s.name: found.get(s.name, StrategyOutcome(s.name)) for s in engine.strategies}
     return summary
+
+
+def bot_account(seed: int) -> Any:
+    """The bot's own account in the sim (a deterministic simulation-only key)."""
+    from eth_account import Account
+
+    return Account.from_key((0xB07 << 200 | seed + 1).to_bytes(32, "big"))

@@ -29,8 +29,8 @@ def test_eth_crash_makes_borrowers_liquidatable_and_competitors_race_on_real_aav
     if not (node_modules() / "@aave" / "core-v3").is_dir():
         pytest.skip(f"@aave/core-v3 not installed under {node_modules()}")
     out, verified = sim_and_verify(tmp_path, "eth-crash", 7, "crash.db")
-    assert "scenario eth-crash seed 7" in out and "not simulated yet" in out
-    assert "aave v3 (real contracts on py-evm): 20 borrowers" in out
+    assert "scenario eth-crash seed 7 on pyevm" in out
+    assert "aave v3 (real contracts): 20 borrowers" in out
     log = EventLog.open(tmp_path / "crash.db")
     assert log.manifest.mode == "sim" and log.manifest.seed == 7 and log.manifest.ended == "clean"
     events = list(log.events())
@@ -78,3 +78,33 @@ def test_a_bad_scenario_names_the_file_and_field(tmp_path) -> None:
     assert r.exit_code != 0
     assert "bad.toml" in r.output and "block_interval" in r.output
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.contract
+def test_eth_crash_on_anvil_gives_the_same_amounts_as_on_pyevm(tmp_path) -> None:
+    """Same scenario and seed on both backends: every liquidation and account read equal to the wei
+    (addresses differ: each backend has its own funded accounts)."""
+    if not (node_modules() / "@aave" / "core-v3").is_dir():
+        pytest.skip(f"@aave/core-v3 not installed under {node_modules()}")
+    from sim.chain.anvil import anvil_binary
+    from sim.chain.artifacts import ArtifactMissing
+    try:
+        anvil_binary()
+    except ArtifactMissing as e:
+        pytest.skip(str(e))
+    facts = {}
+    for backend in ("pyevm", "anvil"):
+        out = tmp_path / f"{backend}.db"
+        r = CliRunner().invoke(main, ["sim", "eth-crash", "--seed", "7", "--chain", backend, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        assert f"on {backend}" in r.output and "liquidations (won by" in r.output
+        v = CliRunner().invoke(main, ["replay", str(out), "--verify"])
+        assert v.exit_code == 0, v.output
+        events = list(EventLog.open(out).events())
+        facts[backend] = (
+            [(e.block, e.debt_to_cover, e.liquidated_collateral) for e in events if type(e) is ev.AaveLiquidationObserved],
+            [(e.block, e.total_collateral_base, e.total_debt_base, e.health_factor) for e in events
+             if type(e) is ev.AaveAccountObserved],
+        )
+    assert facts["pyevm"][0] and facts["pyevm"][1]
+    assert facts["pyevm"] == facts["anvil"]

@@ -13,6 +13,8 @@ strategy or a test projects the position to any later timestamp with the exact i
 """
 from __future__ import annotations
 
+import functools
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from domain import aave_v3 as aave
-from sim.chain.artifacts import load
+from sim.chain.artifacts import load, node_modules
 from sim.chain.pyevm import deploy
 
 PKG = "@aave/core-v3"
@@ -225,6 +227,24 @@ def _reserve_state(d: Any) -> aave.ReserveState:
     #   strategy, accruedToTreasury, unbacked, isolationModeTotalDebt)
     return aave.ReserveState(configuration=d[0][0], liquidity_index=d[1], liquidity_rate=d[2],
                              variable_borrow_index=d[3], variable_borrow_rate=d[4], last_update_timestamp=d[6])
+
+
+@functools.cache
+def error_names() -> dict[str, str]:
+    """Aave's error codes (``"45"``) -> name and text, read from the package's own ``Errors.sol``."""
+    path = node_modules() / PKG / "contracts" / "protocol" / "libraries" / "helpers" / "Errors.sol"
+    out: dict[str, str] = {}
+    if path.is_file():
+        for m in re.finditer(r"string public constant (\w+) = '(\d+)'; // '([^']*)'", path.read_text()):
+            out[m.group(2)] = f"{m.group(1)} ({m.group(3)})"
+    return out
+
+
+def explain(reason: str) -> str:
+    """A revert reason with Aave's error code spelled out: ``"45"`` -> ``"45 HEALTH_FACTOR_NOT_BELOW_THRESHOLD (...)"``."""
+    code = _reason(Exception(reason))
+    name = error_names().get(code)
+    return f"{code} {name}" if name else reason
 
 
 def _reason(e: Exception) -> str:

@@ -1,0 +1,118 @@
+"""The gateway port in the simulated world: the engine's intents become real actions in it.
+
+``SimGateway.submit`` is what ``adapters.runner.Loop`` calls with every numbered ``OrderIntended``
+(the same port the live adapters implement). It answers at once with what the bot itself knows
+(``TransactionSubmitted``: nonce, fees, gas); everything the world decides later (inclusion or
+revert in a block, drops, the fill) comes back through ``deliver`` after the venue's inbound
+latency, as execution events the engine folds.
+
+Venues:
+
+* ``aave-v3:<chain>`` with ``side = "liquidate"``: ``Pool.liquidationCall(WETH, USDC, target,
+  amount, false)`` from the bot's own funded account, tip ``max_priority_fee``, arriving after the
+  chain's outbound latency. Included and succeeded: ``TransactionIncluded`` + ``OrderFilled``
+  (``amount`` = collateral seized, ``notional`` = debt repaid, both from the ``LiquidationCall``
+  log; ``fee`` = gas at the sim's base fee + tip, in ETH wei). Reverted: ``TransactionIncluded``
+  + ``OrderFailed`` naming the revert reason and who liquidated the borrower in that block.
+* anything else: ``OrderFailed`` at once ("no such venue in this world").
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from web3.logs import DISCARD
+
+from domain import events as ev
+from sim.aave_agents import AaveAgents
+from sim.chain.aave_v3 import explain
+from sim.chain.pyevm import call_data
+from sim.onchain import SUCCESS, BlockResult, TxOutcome
+
+LIQUIDATION_GAS = 900_000
+BOT_USDC = 50_000_000 * 10**6  # the bot's working capital on chain
+
+
+class AaveLiquidations:
+    """Executes liquidation intents on the Aave market of ``agents`` from the bot's account."""
+
+    def __init__(self, agents: AaveAgents, bot: str, deliver: Callable[[str, list[ev.Event]], None]):
+        self.agents, self.bot, self.deliver = agents, bot, deliver
+        self.side = agents.side
+        self.venue = f"aave-v3:{self.side.name}"
+        self.open: dict[str, ev.OrderIntended] = {}  # tx id -> intent
+        agents.market.mint("USDC", bot, BOT_USDC)
+        agents.market.approve("USDC", bot)
+        self.side.subscribe(self.on_block)
+
+    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+        if intent.side != "liquidate" or not intent.target:
+            return [_failed(intent, f"{self.venue} takes side 'liquidate' with a target borrower, "
+                                    f"got side {intent.side!r} target {intent.target!r}")]
+        market, world = self.agents.market, self.agents.world
+        fn = market.pool.functions.liquidationCall(market.asset("WETH"), market.asset("USDC"),
+                                                   market.w3.to_checksum_address(intent.target), intent.amount,
+                                                   False)
+        arrival = world.latency.arrival_ns(self.side.name, "outbound", intent.ts)
+        tx = self.side.submit(self.bot, to=market.pool.address, data=call_data(fn), gas=LIQUIDATION_GAS,
+                              max_priority_fee=intent.max_priority_fee, arrival_ns=arrival, tag="bot", call=fn)
+        self.open[tx.id] = intent
+        return [ev.TransactionSubmitted(
+            ts=intent.ts, source=f"sim:gateway:{self.venue}", cause=intent.seq, intent=intent.seq,
+            chain=self.side.name, tx=tx.id, sender=self.bot.lower(), nonce=tx.nonce, gas=tx.gas, max_fee=tx.max_fee,
+            max_priority_fee=tx.max_priority_fee)]
+
+    def on_block(self, result: BlockResult) -> None:
+        reports: list[ev.Event] = []
+        for out in result.outcomes + result.dropped:
+            intent = self.open.pop(out.tx.id, None)
+            if intent is not None:
+                reports.extend(self._report(intent, out, result))
+        if reports:
+            self.deliver(self.side.name, reports)
+
+    def _report(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> list[ev.Event]:
+        src, chain = f"sim:gateway:{self.venue}", self.side.name
+        common = dict(ts=0, source=src, cause=intent.seq, intent=intent.seq)
+        if not out.included:
+            return [ev.TransactionDropped(**common, chain=chain, tx=out.tx.id, reason=out.reason),
+                    ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {out.reason}")]
+        included = ev.TransactionIncluded(**common, chain=chain, tx=out.tx.id, block=out.block, index=out.index,
+                                          status=out.status, gas_used=out.gas_used, gas_price=out.gas_price,
+                                          reason=out.reason)
+        mine = [log for log in self._logs(out) if str(log["user"]).lower() == intent.target.lower()]
+        if out.status == SUCCESS and mine:
+            log = mine[0]
+            return [included, ev.OrderFilled(**common, venue=self.venue, amount=int(log["liquidatedCollateralAmount"]),
+                                             notional=int(log["debtToCover"]), fee=out.gas_cost, fee_asset="ETH")]
+        winners = [str(log["liquidator"]).lower() for o in result.outcomes if o.status == SUCCESS and o is not out
+                   for log in self._logs(o) if str(log["user"]).lower() == intent.target.lower()]
+        why = f"reverted: {explain(out.reason) if out.reason else 'no reason given'}"
+        if winners:
+            why += f"; liquidated first in block {out.block} by {', '.join(winners)}"
+        return [included, ev.OrderFailed(**common, venue=self.venue, reason=why)]
+
+    def _logs(self, out: TxOutcome) -> list[dict[str, Any]]:
+        return [dict(x["args"]) for x in
+                self.agents.market.pool.events.LiquidationCall().process_receipt(out.receipt, errors=DISCARD)]
+
+
+class SimGateway:
+    """Routes each intent to the executor of its venue."""
+
+    def __init__(self) -> None:
+        self.executors: dict[str, Any] = {}
+
+    def add(self, venue: str, executor: Any) -> None:
+        self.executors[venue] = executor
+
+    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+        executor = self.executors.get(intent.venue)
+        if executor is None:
+            known = ", ".join(self.executors) or "none"
+            return [_failed(intent, f"no venue {intent.venue!r} in this world (executable venues: {known})")]
+        return executor.submit(intent)
+
+
+def _failed(intent: ev.OrderIntended, reason: str) -> ev.OrderFailed:
+    return ev.OrderFailed(ts=intent.ts, source="sim:gateway", cause=intent.seq, intent=intent.seq, venue=intent.venue,
+                          reason=reason)
