@@ -30,7 +30,7 @@ from web3.logs import DISCARD
 from domain import events as ev
 from sim.chain.artifacts import load
 from sim.chain.pyevm import call_data, create_address
-from sim.onchain import SUCCESS, BlockResult, ChainSide
+from sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
 from sim.processes import OracleRound, World
 from sim.scenario import Link, Scenario
 
@@ -86,13 +86,17 @@ class AaveAgents:
     def chain(self) -> str:
         return self.side.name
 
-    def start(self, funder_accounts: Any) -> None:
-        """Deploy the market and open the positions (before the clock starts, at the scenario's start time)."""
+    def start(self, funder: str) -> None:
+        """Deploy the market and open the positions (before the clock starts).
+
+        Deployed from a fixed simulation account, so every address is the same on every backend."""
         from eth_account import Account
 
         from sim.chain.aave_v3 import deploy_aave_v3
 
-        self.market = deploy_aave_v3(self.side.w3)
+        deployer = sim_key("aave-deployer")
+        add_account(self.side, deployer, funder)
+        self.market = deploy_aave_v3(self.side.w3, admin=deployer.address)
         self.oracle_node = self.market.admin
         b = self.scenario.agents.borrowers
         s = self.scenario.agents.searchers
@@ -100,8 +104,7 @@ class AaveAgents:
         price = Decimal(str(self.scenario.reference.start_price))
         self.price_8dp = int(price * 10**8)
         self.market.set_price("WETH", self.price_8dp)
-        funder = funder_accounts[0]
-        self.market.supply(funder, "USDC", 10**9 * 10**6, mint=True)  # liquidity to borrow from
+        self.market.supply(deployer.address, "USDC", 10**9 * 10**6, mint=True)  # liquidity to borrow from
         count = min(b.count, MAX_BORROWERS)
         for i in range(count + s.count):
             key = ((0xB0B0 << 32) + i + 1 + self.scenario.seed * 1000).to_bytes(32, "big")
@@ -229,14 +232,3 @@ class AaveAgents:
     def wins(self) -> dict[str, int]:
         return {s.name: s.won for s in self.searchers if s.won}
 
-
-def add_account(side: ChainSide, acct: Any, funder: str) -> None:
-    """Make ``acct`` able to send on the backend (a key on py-evm, impersonation on anvil) and fund it."""
-    w3 = side.w3
-    tester = getattr(side.backend, "tester", None)
-    if tester is not None:
-        tester.add_account(acct.key.hex())
-    else:
-        w3.provider.make_request("anvil_impersonateAccount", [acct.address])
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
-        {"from": funder, "to": acct.address, "value": 10**20, "gas": 21_000}))

@@ -14,6 +14,12 @@ Venues:
   (``amount`` = collateral seized, ``notional`` = debt repaid, both from the ``LiquidationCall``
   log; ``fee`` = gas at the sim's base fee + tip, in ETH wei). Reverted: ``TransactionIncluded``
   + ``OrderFailed`` naming the revert reason and who liquidated the borrower in that block.
+* a book venue (``MockCex``, by its name) with ``side`` buy/sell: an IOC market order for
+  ``amount`` base units (rounded down to the lot size). Every venue report becomes
+  ``OrderAcknowledged`` (first report) and ``OrderFilled`` (``amount`` base units bought or sold,
+  ``notional`` quote units, ``fee`` quote units in ``fee_asset`` = the quote asset, ``final``
+  unless a GTC order rests) or ``OrderFailed`` (rejected: rate limit, validation, the venue's
+  seeded rejects; expired unfilled), stamped when the bot receives the report.
 * anything else: ``OrderFailed`` at once ("no such venue in this world").
 """
 from __future__ import annotations
@@ -94,6 +100,57 @@ class AaveLiquidations:
     def _logs(self, out: TxOutcome) -> list[dict[str, Any]]:
         return [dict(x["args"]) for x in
                 self.agents.market.pool.events.LiquidationCall().process_receipt(out.receipt, errors=DISCARD)]
+
+
+class BookOrders:
+    """Executes buy/sell intents as IOC market orders on a mock book venue."""
+
+    def __init__(self, venue: Any, feed: Callable[[ev.Event], None]):
+        from sim.venues.cex import OrderReport
+
+        self.venue, self.feed = venue, feed
+        self.name = venue.name
+        self.open: dict[str, ev.OrderIntended] = {}  # client id -> intent
+        self.acked: set[str] = set()
+        venue.bus.subscribe(self.on_report, OrderReport, where=lambda r: r.venue == self.name)
+
+    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+        from decimal import ROUND_FLOOR, Decimal
+
+        from sim.venues.cex import BUY, SELL, Order
+
+        spec = self.venue.spec
+        if intent.side not in (BUY, SELL):
+            return [_failed(intent, f"{self.name} takes side buy or sell, got {intent.side!r}")]
+        qty = Decimal(intent.amount).scaleb(-spec.base_decimals)
+        qty = (qty / spec.lot_size).to_integral_value(ROUND_FLOOR) * spec.lot_size
+        if qty <= 0:
+            return [_failed(intent, f"amount {intent.amount} is below {self.name}'s lot size {spec.lot_size}")]
+        client_id = f"intent-{intent.seq}"
+        self.open[client_id] = intent
+        self.venue.submit(Order(client_id, intent.side, qty))
+        return []
+
+    def on_report(self, r: Any) -> None:
+        from sim.venues.cex import ACCEPTED, CANCELLED, EXPIRED, REJECTED
+
+        intent = self.open.get(r.client_id)
+        if intent is None:
+            return
+        common = dict(ts=r.ts, source=f"sim:{self.name}", cause=intent.seq, intent=intent.seq)
+        if r.client_id not in self.acked and r.status != REJECTED:
+            self.acked.add(r.client_id)
+            self.feed(ev.OrderAcknowledged(**common, venue=self.name, order_id=r.order_id))
+        final = r.remaining == 0
+        if r.filled_qty:
+            self.feed(ev.OrderFilled(**common, venue=self.name, amount=r.filled_amount, notional=r.notional_amount,
+                                     fee=r.fee_amount, fee_asset=self.venue.spec.instrument.split("-")[-1],
+                                     final=final))
+        elif r.status in (REJECTED, EXPIRED, CANCELLED) or (final and r.status != ACCEPTED):
+            self.feed(ev.OrderFailed(**common, venue=self.name, reason=f"{r.status}: {r.reason}".rstrip(": ")))
+        if final:
+            self.open.pop(r.client_id, None)
+            self.acked.discard(r.client_id)
 
 
 class SimGateway:

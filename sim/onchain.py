@@ -154,3 +154,24 @@ class ChainSide:
     def _forget(self, tx: PendingTx) -> None:
         self.calls.pop(tx.id, None)
         self._submitted_block.pop(tx.id, None)
+
+
+def sim_key(label: str, i: int = 0) -> Any:
+    """A fixed simulation-only account per role (the same on every backend and every run)."""
+    from eth_account import Account
+    from eth_utils import keccak
+
+    return Account.from_key(keccak(text=f"tapedeck-sim:{label}:{i}"))
+
+
+def add_account(side: ChainSide, acct: Any, funder: str, eth: int = 10**20) -> None:
+    """Make ``acct`` able to send on the backend (its key on py-evm, impersonation on anvil) and
+    give it ``eth`` wei from ``funder`` for gas."""
+    w3 = side.w3
+    tester = getattr(side.backend, "tester", None)
+    if tester is not None:
+        tester.add_account(acct.key.hex())
+    else:
+        w3.provider.make_request("anvil_impersonateAccount", [acct.address])
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": funder, "to": acct.address, "value": eth, "gas": 21_000}))

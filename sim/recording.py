@@ -25,7 +25,7 @@ from adapters.runner import Loop, RunStats
 from domain import events as ev
 from domain.engine import Engine
 from domain.strategies import build_engine
-from sim.gateway import SimGateway
+from sim.gateway import BookOrders, SimGateway
 from sim.outcomes import StrategyOutcome, outcomes
 from sim.processes import BlockBuilt, Bus, OracleRound, World
 from sim.scenario import Scenario
@@ -51,6 +51,9 @@ class SimSummary:
     chain_txs: int = 0  # transactions executed on the backend
     chain_blocks: int = 0  # blocks mined on it for the sim's blocks
     strategies: dict[str, StrategyOutcome] = field(default_factory=dict)
+    pools: int = 0
+    pool_swaps: int = 0  # swaps the pools logged (traders' and arbitrageurs')
+    arbitrages: int = 0  # of which the lagging arbitrageurs'
     stats: RunStats = field(default_factory=RunStats)
 
 
@@ -124,15 +127,18 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
         summary.oracle_rounds += 1
         loop.feed(_oracle(o))
 
+    for name, venue in world.venues.items():
+        gateway.add(name, BookOrders(venue, loop.feed))
     world.bus.subscribe(on_quote, BookQuote)
     world.bus.subscribe(on_block, BlockBuilt)
     world.bus.subscribe(on_oracle, OracleRound)
-    backend = agents = side = None
+    backend = agents = side = dex = None
     try:
-        if scenario.agents.borrowers.count > 0 and scenario.chains:
-            from sim.aave_agents import AaveAgents, add_account
+        on_chain = scenario.chains and (scenario.agents.borrowers.count > 0 or scenario.pools)
+        if on_chain:
+            from sim.aave_agents import AaveAgents
             from sim.gateway import AaveLiquidations
-            from sim.onchain import ChainSide
+            from sim.onchain import ChainSide, add_account
 
             name = scenario.chains[0].name
             # Chain time comes from the scenario, never the wall clock, so interest accrual, and with
@@ -140,12 +146,18 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
             # a few hundred one-second blocks) happens in the hour before the start.
             backend = chain_backend(chain, scenario.start_ns // 10**9 - SETUP_SECONDS)
             side = ChainSide(name, backend, world.chains[name], world.clock)
-            agents = AaveAgents(scenario, world, side, deliver)
-            agents.start(backend.accounts)
-            bot = bot_account(scenario.seed)
-            add_account(side, bot, backend.accounts[0])
-            gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address, deliver))
-            world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
+            if scenario.pools:
+                from sim.dex_agents import DexAgents
+
+                dex = DexAgents(scenario, world, side, deliver)
+                dex.start(backend.accounts[0])
+            if scenario.agents.borrowers.count > 0:
+                agents = AaveAgents(scenario, world, side, deliver)
+                agents.start(backend.accounts[0])
+                bot = bot_account(scenario.seed)
+                add_account(side, bot, backend.accounts[0])
+                gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address, deliver))
+                world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
         world.run()
     except BaseException as e:
         log.close(ended=f"failed: {type(e).__name__}")
@@ -154,11 +166,14 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
         if backend is not None and hasattr(backend, "close"):
             backend.close()
     summary.stats = loop.stats
-    if agents is not None and side is not None:
+    if side is not None:
+        summary.chain_txs, summary.chain_blocks = side.transactions, side.blocks_mined
+    if agents is not None:
         summary.borrowers = len(agents.borrowers)
         summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
         summary.wins = dict(sorted(agents.wins.items()))
-        summary.chain_txs, summary.chain_blocks = side.transactions, side.blocks_mined
+    if dex is not None:
+        summary.pools, summary.pool_swaps, summary.arbitrages = len(dex.pools), dex.swaps, dex.arbitrages
     log.manifest.started_ts, log.manifest.ended_ts = scenario.start_ns, world.end_ns
     log.close(ended="clean")
     found = outcomes(EventLog.open(out).events())

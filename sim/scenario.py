@@ -25,7 +25,7 @@ Layout of a file (every table but ``[reference]`` is optional)::
                         background_utilization, background_max_priority_fee, latency
     [oracles.<name>]    chain, deviation_bps, heartbeat, decimals
     [venues.<name>]     kind, instrument, decimals, book shape, fees, rejects, rate_limit, latency
-    [pools.<name>]      chain, protocol, fee_bps, liquidity
+    [pools.<name>]      chain, protocol, fee_bps, liquidity, arbitrage_lag (optional)
     [agents.searchers] / [agents.borrowers] / [agents.background]
 
 A *latency* is ``{ outbound = { base_ms, jitter_ms, jitter }, inbound = {...} }``: outbound is
@@ -167,6 +167,7 @@ class Pool:
     protocol: str
     fee_bps: Decimal
     liquidity: Decimal  # value of each side in the quote currency, e.g. "20000000"
+    arbitrage_lag: float | None = None  # this pool's arbitrageurs' lag (default: [agents.background]'s)
 
 
 @dataclass(frozen=True)
@@ -636,8 +637,9 @@ def _pool(name: str, t: _Table, chains: list[str]) -> Pool:
     protocol = t.get("protocol", _choice(POOL_PROTOCOLS))
     fee = t.get("fee_bps", BPS)
     liquidity = t.get("liquidity", _money())
+    lag = t.get("arbitrage_lag", _seconds(positive=False), None)
     t.finish()
-    return Pool(name, chain, protocol, fee, liquidity)
+    return Pool(name, chain, protocol, fee, liquidity, lag)
 
 
 def _agents(t: _Table) -> Agents:

@@ -81,9 +81,9 @@ def test_a_bad_scenario_names_the_file_and_field(tmp_path) -> None:
 
 
 @pytest.mark.contract
-def test_eth_crash_on_anvil_gives_the_same_amounts_as_on_pyevm(tmp_path) -> None:
-    """Same scenario and seed on both backends: every liquidation and account read equal to the wei
-    (addresses differ: each backend has its own funded accounts)."""
+def test_eth_crash_on_anvil_records_the_same_run_as_on_pyevm(tmp_path) -> None:
+    """Same scenario and seed on both backends: the same digest (every address, amount, gas figure
+    and revert equal), and the amounts are real: liquidations and account reads happened."""
     if not (node_modules() / "@aave" / "core-v3").is_dir():
         pytest.skip(f"@aave/core-v3 not installed under {node_modules()}")
     from sim.chain.anvil import anvil_binary
@@ -92,7 +92,7 @@ def test_eth_crash_on_anvil_gives_the_same_amounts_as_on_pyevm(tmp_path) -> None
         anvil_binary()
     except ArtifactMissing as e:
         pytest.skip(str(e))
-    facts = {}
+    facts, digests = {}, {}
     for backend in ("pyevm", "anvil"):
         out = tmp_path / f"{backend}.db"
         r = CliRunner().invoke(main, ["sim", "eth-crash", "--seed", "7", "--chain", backend, "--out", str(out)])
@@ -100,6 +100,7 @@ def test_eth_crash_on_anvil_gives_the_same_amounts_as_on_pyevm(tmp_path) -> None
         assert f"on {backend}" in r.output and "liquidations (won by" in r.output
         v = CliRunner().invoke(main, ["replay", str(out), "--verify"])
         assert v.exit_code == 0, v.output
+        digests[backend] = v.output.strip().split("digest ")[-1]
         events = list(EventLog.open(out).events())
         facts[backend] = (
             [(e.block, e.debt_to_cover, e.liquidated_collateral) for e in events if type(e) is ev.AaveLiquidationObserved],
@@ -108,3 +109,4 @@ def test_eth_crash_on_anvil_gives_the_same_amounts_as_on_pyevm(tmp_path) -> None
         )
     assert facts["pyevm"][0] and facts["pyevm"][1]
     assert facts["pyevm"] == facts["anvil"]
+    assert len(digests["pyevm"]) == 64 and digests["pyevm"] == digests["anvil"]

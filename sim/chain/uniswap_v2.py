@@ -15,6 +15,8 @@ from sim.chain.artifacts import load
 from sim.chain.pyevm import deploy, transact
 
 PKG = "@uniswap/v2-core"
+PERIPHERY = "@uniswap/v2-periphery"
+GAS_ROUTER = 5_000_000
 GAS_TRANSFER = 100_000
 GAS_MINT = 300_000
 GAS_SWAP = 200_000
@@ -50,6 +52,27 @@ def deploy_v2_pair(w3: Web3, supply: int = 10**40, sender: str | None = None) ->
     pair = w3.eth.contract(address=pair_addr, abi=load(PKG, "UniswapV2Pair").abi)
     t0 = pair.functions.token0().call()
     token0, token1 = (a, b) if t0 == a.address else (b, a)
+    return V2Market(w3, factory, token0, token1, pair)
+
+
+def deploy_factory_and_router(w3: Web3, weth: str, sender: str | None = None) -> tuple[Any, Any]:
+    """``UniswapV2Factory`` (v2-core) and ``UniswapV2Router02`` (v2-periphery) on it.
+
+    The router finds pairs by CREATE2 with the pair init code hash baked into its library; the
+    v2-core 1.0.1 build's ``UniswapV2Pair`` hashes to exactly that (checked in the tests)."""
+    admin = sender or w3.eth.default_account
+    factory = deploy(w3, load(PKG, "UniswapV2Factory"), admin, sender=admin, gas=GAS_CREATE_PAIR + 1_000_000)
+    router = deploy(w3, load(PERIPHERY, "UniswapV2Router02"), factory.address, weth, sender=admin, gas=GAS_ROUTER)
+    return factory, router
+
+
+def create_pair(w3: Web3, factory: Any, token_a: Any, token_b: Any, sender: str | None = None) -> V2Market:
+    """``factory.createPair`` for two existing ERC20 contracts; ``token0``/``token1`` in the pair's order."""
+    admin = sender or w3.eth.default_account
+    transact(w3, factory.functions.createPair(token_a.address, token_b.address), admin, gas=GAS_CREATE_PAIR)
+    pair = w3.eth.contract(address=factory.functions.getPair(token_a.address, token_b.address).call(),
+                           abi=load(PKG, "UniswapV2Pair").abi)
+    token0, token1 = (token_a, token_b) if pair.functions.token0().call() == token_a.address else (token_b, token_a)
     return V2Market(w3, factory, token0, token1, pair)
 
 

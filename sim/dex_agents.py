@@ -1,0 +1,304 @@
+"""Uniswap pools on the chain, with the background traders and lagging arbitrageurs that move them.
+
+At the start, two fresh test tokens (``MintableERC20`` from ``@aave/core-v3``; USDC 6 dp is
+deployed at whichever of the deployer's next two addresses is lower, so it is token0 of every
+pool as on mainnet), Uniswap V2 (factory, ``Router02``) and, when the scenario has a V3 pool,
+Uniswap V3 (factory, ``SwapRouter``, position manager) are deployed from a fixed simulation
+account, so every address is the same on every backend. Each scenario pool is created and funded
+with ``liquidity`` of each side at the reference start price (V3: one full-range position).
+
+Then, through the mempool and the block builder (``sim.onchain``):
+
+* **background traders** (``[agents.background] count``) each trade at Poisson times
+  (``trades_per_minute``), on a pool and in a direction drawn at random, an exponential size of
+  mean ``trade_size`` (quote currency), with a tip uniform on the chain's background tip range;
+* one **arbitrageur per pool**, after every block, compares the pool's price with the reference
+  price of ``arbitrage_lag`` seconds ago (the pool's own lag, else the background's) and, when they
+  differ by more than the pool fee, swaps the pool back to that price less the fee (V2: the input
+  that reaches it, computed on the pool's reserves; V3: a swap bounded by ``sqrtPriceLimitX96``).
+
+What the pools log becomes input events after the chain's inbound latency: ``V2ReservesSynced``
+(the pair's last ``Sync`` in the block) and ``V3Swapped`` / ``V3Minted``. Pools are named in
+events by their scenario name, so strategy configs can refer to them. Amounts come from the
+contracts; the agents' own arithmetic only decides how much they *try* to trade.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from web3.logs import DISCARD
+
+from domain import events as ev
+from sim.chain.artifacts import load
+from sim.chain.pyevm import call_data, create_address, deploy, transact
+from sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
+from sim.processes import CTX, NS, PriceTick, World, exponential
+from sim.scenario import REFERENCE, Pool, Scenario
+
+SWAP_GAS = 250_000
+V3_SWAP_GAS = 400_000
+DEADLINE = 2**63  # far future: the sim's blocks decide when a swap lands
+ARB_MARGIN_BPS = 5  # an arbitrageur acts only when the gap exceeds the fee by this much
+BALANCE_USDC = 10**12 * 10**6  # traders' and arbitrageurs' working balances (test tokens)
+BALANCE_WETH = 10**9 * 10**18
+V3_FULL_RANGE = {500: (-887270, 887270), 3000: (-887220, 887220), 10000: (-887200, 887200)}
+
+
+@dataclass
+class PoolAgent:
+    spec: Pool
+    contract: Any  # V2 pair, or the helper's V3Pool
+    lag_ns: int
+    arbitrageur: str
+    pending: bool = False  # the arbitrageur has a swap out for this pool
+
+    @property
+    def v3(self) -> bool:
+        return self.spec.protocol == "uniswap-v3"
+
+
+@dataclass
+class DexAgents:
+    scenario: Scenario
+    world: World
+    side: ChainSide
+    deliver: Callable[[str, list[ev.Event]], None]
+    usdc: Any = None
+    weth: Any = None
+    router: Any = None  # V2 Router02
+    v3: Any = None  # the V3 deployment (factory, router, manager)
+    pools: list[PoolAgent] = field(default_factory=list)
+    traders: list[str] = field(default_factory=list)
+    history: deque[tuple[int, Decimal]] = field(default_factory=deque)  # reference (ts, price)
+    swaps: int = 0
+    arbitrages: int = 0
+    failed: int = 0
+
+    def start(self, funder: str) -> None:
+        w3 = self.side.w3
+        deployer = sim_key("dex-deployer")
+        add_account(self.side, deployer, funder)
+        me = deployer.address
+        token = load("@aave/core-v3", "MintableERC20")
+        nonce = w3.eth.get_transaction_count(me)
+        usdc_first = int(create_address(me, nonce), 16) < int(create_address(me, nonce + 1), 16)
+        order = [("USD Coin", "USDC", 6), ("Wrapped Ether", "WETH", 18)]
+        made = {sym: deploy(w3, token, name, sym, dec, sender=me, gas=2_000_000)
+                for name, sym, dec in (order if usdc_first else order[::-1])}
+        self.usdc, self.weth = made["USDC"], made["WETH"]
+        price = Decimal(str(self.scenario.reference.start_price))
+        chain = self.side.name
+        my_pools = [p for p in self.scenario.pools if p.chain == chain]
+        if any(p.protocol == "uniswap-v2" for p in my_pools):
+            from sim.chain.uniswap_v2 import deploy_factory_and_router
+
+            self.v2_factory, self.router = deploy_factory_and_router(w3, self.weth.address, me)
+        if any(p.protocol == "uniswap-v3" for p in my_pools):
+            from sim.chain.uniswap_v3 import deploy_v3
+
+            self.v3 = deploy_v3(w3, sender=me, weth=self.weth.address)
+        default_lag = self.scenario.agents.background.arbitrage_lag
+        for i, p in enumerate(my_pools):
+            arb = sim_key("arbitrageur", i)
+            add_account(self.side, arb, funder)
+            self._fund(arb.address, me)
+            contract = self._create_pool(p, price, me)
+            lag = p.arbitrage_lag if p.arbitrage_lag is not None else default_lag
+            self.pools.append(PoolAgent(p, contract, int(lag * NS), arb.address))
+        for i in range(self.scenario.agents.background.count if self.pools else 0):
+            acct = sim_key("trader", i)
+            add_account(self.side, acct, funder)
+            self._fund(acct.address, me)
+            self.traders.append(acct.address)
+        self.world.bus.subscribe(self._on_tick, PriceTick, where=lambda m: m.mark == REFERENCE)
+        self.side.subscribe(self.on_block)
+        for i in range(len(self.traders)):
+            self.world.env.process(self._trader(i))
+        self.deliver(chain, self._initial_state())
+
+    # ------------------------------------------------------------------ set-up
+
+    def _fund(self, who: str, minter: str) -> None:
+        w3 = self.side.w3
+        for tok, amount in ((self.usdc, BALANCE_USDC), (self.weth, BALANCE_WETH)):
+            transact(w3, tok.functions.mint(who, amount), who, gas=100_000)
+            for spender in (self.router, self.v3.router if self.v3 is not None else None):
+                if spender is not None:
+                    transact(w3, tok.functions.approve(spender.address, 2**256 - 1), who, gas=100_000)
+
+    def _create_pool(self, p: Pool, price: Decimal, me: str) -> Any:
+        w3 = self.side.w3
+        usdc_amount = int(p.liquidity * 10**6)
+        weth_amount = int(p.liquidity / price * 10**18)
+        if p.protocol == "uniswap-v2":
+            from sim.chain.uniswap_v2 import create_pair
+
+            m = create_pair(w3, self.v2_factory, self.usdc, self.weth, me)
+            transact(w3, self.usdc.functions.mint(m.pair.address, usdc_amount), me, gas=100_000)
+            transact(w3, self.weth.functions.mint(m.pair.address, weth_amount), me, gas=100_000)
+            transact(w3, m.pair.functions.mint(me), me, gas=300_000)
+            return m
+        from sim.chain.uniswap_v3 import create_pool, mint_position
+
+        fee = int(p.fee_bps * 100)
+        # sqrtPriceX96 of token1/token0 in base units: (WETH wei per USDC unit) = 1e18 / (price * 1e6)
+        ratio = Decimal(10**12) / price
+        sqrt_price = int((ratio.sqrt(CTX)) * (1 << 96))
+        pool = create_pool(self.v3, self.usdc, self.weth, fee, sqrt_price)
+        lower, upper = V3_FULL_RANGE[fee]
+        transact(w3, self.usdc.functions.mint(me, usdc_amount), me, gas=100_000)
+        transact(w3, self.weth.functions.mint(me, weth_amount), me, gas=100_000)
+        mint_position(pool, me, lower, upper, usdc_amount, weth_amount)
+        return pool
+
+    def _initial_state(self) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        block = self.world.chains[self.side.name].number - 1
+        for p in self.pools:
+            if p.v3:
+                sqrt_price, tick = p.contract.slot0()
+                out.append(self._v3_state(p, block, sqrt_price, p.contract.liquidity(), tick))
+            else:
+                r0, r1, _ = p.contract.pair.functions.getReserves().call()
+                out.append(ev.V2ReservesSynced(ts=0, source=f"sim:{self.side.name}:{p.spec.name}", pool=p.spec.name,
+                                               block=block, reserve0=r0, reserve1=r1))
+        return out
+
+    def _v3_state(self, p: PoolAgent, block: int, sqrt_price: int, liquidity: int, tick: int) -> ev.V3Swapped:
+        """The pool's state at the start, as a zero-amount swap record (what a bot's snapshot read gives)."""
+        return ev.V3Swapped(ts=0, source=f"sim:{self.side.name}:{p.spec.name}", pool=p.spec.name, block=block,
+                            tx="", log_index=0, sender="", recipient="", amount0=0, amount1=0,
+                            sqrt_price_x96=sqrt_price, liquidity=liquidity, tick=tick)
+
+    # ------------------------------------------------------------------ the reference's past
+
+    def _on_tick(self, tick: PriceTick) -> None:
+        self.history.append((tick.ts, tick.price))
+
+    def reference_at(self, ts: int) -> Decimal | None:
+        """The reference price at ``ts`` (the last tick at or before it)."""
+        while len(self.history) > 1 and self.history[1][0] <= ts:
+            self.history.popleft()  # callers ask for non-decreasing times (lags are fixed per pool)
+        return self.history[0][1] if self.history and self.history[0][0] <= ts else None
+
+    # ------------------------------------------------------------------ traders
+
+    def _trader(self, i: int):  # type: ignore[no-untyped-def]
+        bg = self.scenario.agents.background
+        rng = self.scenario.rng(f"agents:background:{i}")
+        mean_gap = CTX.divide(Decimal(60), bg.trades_per_minute) if bg.trades_per_minute > 0 else None
+        tips = self.world.chains[self.side.name].chain.background_max_priority_fee
+        clock = self.world.clock
+        while mean_gap is not None:
+            yield clock.timeout_until(clock.now_ns + int(exponential(rng, mean_gap) * NS))
+            pool = self.pools[rng.randrange(len(self.pools))]
+            buy_weth = rng.random() < 0.5
+            usd = exponential(rng, bg.trade_size)
+            price = self.reference_at(clock.now_ns) or Decimal(str(self.scenario.reference.start_price))
+            amount = int(usd * 10**6) if buy_weth else int(usd / price * 10**18)
+            self._swap(pool, self.traders[i], buy_weth, amount, None, rng.randrange(tips + 1), clock.now_ns, "trader")
+
+    def _swap(self, p: PoolAgent, sender: str, buy_weth: bool, amount_in: int, limit: int | None, tip: int,
+              arrival: int, tag: str) -> None:
+        if amount_in <= 0:
+            return
+        tin, tout = (self.usdc, self.weth) if buy_weth else (self.weth, self.usdc)
+        if p.v3:
+            from sim.chain.uniswap_v3 import swap_exact_input_call
+
+            fn = swap_exact_input_call(p.contract, sender, tin, amount_in, sqrt_price_limit_x96=limit or 0,
+                                       deadline=DEADLINE)
+            to, gas = p.contract.router.address, V3_SWAP_GAS
+        else:
+            fn = self.router.functions.swapExactTokensForTokens(amount_in, 0, [tin.address, tout.address], sender,
+                                                               DEADLINE)
+            to, gas = self.router.address, SWAP_GAS
+        self.side.submit(sender, to=to, data=call_data(fn), gas=gas, max_priority_fee=tip, arrival_ns=arrival,
+                         tag=f"{tag}:{p.spec.name}", call=fn)
+
+    # ------------------------------------------------------------------ arbitrageurs and observations
+
+    def on_block(self, result: BlockResult) -> None:
+        observed: list[ev.Event] = []
+        by_arb = {p.arbitrageur: p for p in self.pools}
+        for out in result.outcomes:
+            p = by_arb.get(out.tx.sender)
+            if p is not None:
+                p.pending = False
+                self.arbitrages += out.status == SUCCESS
+            if out.status != SUCCESS:
+                self.failed += out.tx.sender in by_arb or out.tx.sender in self.traders
+                continue
+            observed.extend(self._pool_events(out, result))
+        for out in result.dropped:
+            p = by_arb.get(out.tx.sender)
+            if p is not None:
+                p.pending = False
+        if observed:
+            self.deliver(self.side.name, observed)
+        for p in self.pools:
+            if not p.pending:
+                self._arbitrage(p, result)
+
+    def _pool_events(self, out: Any, result: BlockResult) -> list[ev.Event]:
+        events: list[ev.Event] = []
+        for p in self.pools:
+            src = f"sim:{self.side.name}:{p.spec.name}"
+            if p.v3:
+                for log in p.contract.decode_logs(out.receipt):
+                    if log.get("event", "Swap") != "Swap":
+                        continue
+                    self.swaps += 1
+                    events.append(ev.V3Swapped(
+                        ts=0, source=src, pool=p.spec.name, block=result.number, tx=out.tx.id,
+                        log_index=int(log["logIndex"]), sender=str(log["sender"]).lower(),
+                        recipient=str(log["recipient"]).lower(), amount0=int(log["amount0"]),
+                        amount1=int(log["amount1"]), sqrt_price_x96=int(log["sqrtPriceX96"]),
+                        liquidity=int(log["liquidity"]), tick=int(log["tick"])))
+            else:
+                syncs = p.contract.pair.events.Sync().process_receipt(out.receipt, errors=DISCARD)
+                if syncs:
+                    self.swaps += 1
+                    last = syncs[-1]["args"]
+                    events.append(ev.V2ReservesSynced(ts=0, source=src, pool=p.spec.name, block=result.number,
+                                                      reserve0=int(last["reserve0"]), reserve1=int(last["reserve1"])))
+        return events
+
+    def _arbitrage(self, p: PoolAgent, result: BlockResult) -> None:
+        target = self.reference_at(result.ts - p.lag_ns)
+        if target is None:
+            return
+        band = CTX.divide(p.spec.fee_bps + ARB_MARGIN_BPS, Decimal(10_000))
+        tip = self.world.chains[self.side.name].chain.background_max_priority_fee
+        if p.v3:
+            sqrt_price, _tick = p.contract.slot0()
+            pool_price = CTX.divide(Decimal(10**12) * (1 << 192), Decimal(sqrt_price) ** 2)  # USDC per WETH
+        else:
+            r0, r1, _ = p.contract.pair.functions.getReserves().call()
+            pool_price = CTX.divide(Decimal(r0) * 10**12, Decimal(r1))
+        gap = CTX.divide(target - pool_price, pool_price)
+        if abs(gap) <= band:
+            return
+        fee = CTX.divide(p.spec.fee_bps, Decimal(10_000))
+        # move the pool to the edge of the no-arbitrage band around the target
+        goal = target * (1 - fee) if gap > 0 else target * (1 + fee)
+        buy_weth = gap > 0  # the pool is cheap: buy WETH with USDC
+        if p.v3:
+            ratio = CTX.divide(Decimal(10**12), goal)
+            limit = int(ratio.sqrt(CTX) * (1 << 96))
+            amount = BALANCE_USDC // 1000 if buy_weth else BALANCE_WETH // 1000  # bounded by the price limit
+            self._swap(p, p.arbitrageur, buy_weth, amount, limit, tip, result.ts, "arb")
+        else:
+            k = Decimal(r0) * Decimal(r1)
+            goal_raw = CTX.divide(goal, Decimal(10**12))  # USDC units per WETH wei
+            if buy_weth:  # new r0 = sqrt(k * p)
+                need = Decimal(k * goal_raw).sqrt(CTX) - Decimal(r0)
+            else:  # new r1 = sqrt(k / p)
+                need = CTX.divide(k, goal_raw).sqrt(CTX) - Decimal(r1)
+            amount = int(need / (1 - fee))
+            self._swap(p, p.arbitrageur, buy_weth, amount, None, tip, result.ts, "arb")
+        p.pending = True
+
