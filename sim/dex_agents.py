@@ -24,6 +24,7 @@ contracts; the agents' own arithmetic only decides how much they *try* to trade.
 """
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -177,12 +178,14 @@ class DexAgents:
 
     def _on_tick(self, tick: PriceTick) -> None:
         self.history.append((tick.ts, tick.price))
+        keep_from = tick.ts - max((p.lag_ns for p in self.pools), default=0) - 60 * NS
+        while len(self.history) > 1 and self.history[1][0] <= keep_from:
+            self.history.popleft()  # nobody looks further back than the longest lag
 
     def reference_at(self, ts: int) -> Decimal | None:
         """The reference price at ``ts`` (the last tick at or before it)."""
-        while len(self.history) > 1 and self.history[1][0] <= ts:
-            self.history.popleft()  # callers ask for non-decreasing times (lags are fixed per pool)
-        return self.history[0][1] if self.history and self.history[0][0] <= ts else None
+        i = bisect.bisect_right(self.history, ts, key=lambda h: h[0])
+        return self.history[i - 1][1] if i else None
 
     # ------------------------------------------------------------------ traders
 

@@ -2,11 +2,11 @@
 
 Two layouts are read, by package + contract name:
 
-* Uniswap (``@uniswap/v2-core``, ``@uniswap/v2-periphery``): ``build/<Name>.json`` with ``abi`` and
+* Uniswap V2 (``@uniswap/v2-core``, ``@uniswap/v2-periphery``): ``build/<Name>.json`` with ``abi`` and
   ``bytecode`` (hex without ``0x``);
-* Aave (``@aave/core-v3``): Hardhat artifacts ``artifacts/contracts/**/<Name>.sol/<Name>.json``
-  whose bytecode holds ``__$…$__`` placeholders for its libraries, located by ``linkReferences``
-  (byte offsets into the code).
+* Hardhat (``@aave/core-v3``, ``@uniswap/v3-core``, ``@uniswap/v3-periphery``):
+  ``artifacts/contracts/**/<Name>.sol/<Name>.json``; Aave's bytecode holds ``__$…$__`` placeholders
+  for its libraries, located by ``linkReferences`` (byte offsets into the code).
 
 ``node_modules`` is found beside the repository's ``pyproject.toml`` / ``package.json``, or at
 ``$TAPEDECK_NODE_MODULES``.
