@@ -6,11 +6,11 @@ the same loop replay and live use (``adapters.runner.Loop``), so a sim run verif
 ``tapedeck replay --verify`` like any other. The true reference price is not recorded: no bot can
 see it, and scenario + seed regenerate it.
 
-Where the scenario has borrowers, a real Aave v3 market runs on py-evm beside the world
-(``sim.aave_agents``): the oracle moves its price and competing searchers liquidate on it; the
-``LiquidationCall`` logs are recorded as inputs. Not wired yet (issue #3): the Uniswap pools,
-background traders, the mempool/block builder for agent transactions, and gateways that execute
-the engine's intents.
+Where the scenario has pools or borrowers, a chain backend (py-evm or anvil) runs beside the world
+(``sim.onchain``): Uniswap pools with their traders (``sim.dex_agents``), an Aave v3 market with
+borrowers and searchers (``sim.aave_agents``). What the chain tells a bot arrives after the chain's
+inbound latency (``deliver_to``). The engine's intents go to ``sim.gateway.SimGateway``, whose
+reports come back as execution events.
 """
 from __future__ import annotations
 
