@@ -84,8 +84,8 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
 
     def progress(s: RunStats) -> None:
         if tty:
-            click.echo(f"\r  {s.inputs} inputs, {s.decisions} decisions, t={(s.last_ts - sc.start_ns) / 1e9:,.0f}s",
-                       nl=False, err=True)
+            click.echo(f"\r  t={(s.last_ts - sc.start_ns) / 1e9:,.0f}/{sc.duration:,.0f} s: {s.inputs} inputs, "
+                       f"{s.decisions} decisions, {s.executions} executions", nl=False, err=True)
 
     try:
         summary = run_scenario(sc, config, out, overwrite=force, scenario_file=str(scenario), progress=progress,

@@ -14,7 +14,7 @@ reports come back as execution events.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -110,7 +110,7 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
                         notes={"scenario_file": scenario_file, "duration_s": scenario.duration, "chain": chain})
     log = EventLog.create(out, manifest, overwrite=overwrite)
     gateway = SimGateway()
-    loop = Loop(engine, log, gateway=gateway, progress=progress, progress_every=10_000)
+    loop = Loop(engine, log, gateway=gateway)
     summary = SimSummary(scenario.name, scenario.seed, scenario.duration, chain=chain)
     world = World(scenario, bus=Bus(record=False))
     deliver = deliver_to(world, loop)
@@ -129,6 +129,8 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
 
     for name, venue in world.venues.items():
         gateway.add(name, BookOrders(venue, loop.feed))
+    if progress is not None:  # every 2% of simulated time, whatever the event rate
+        world.env.process(_report_progress(world, loop, progress, max(scenario.duration / 50, 1.0)))
     world.bus.subscribe(on_quote, BookQuote)
     world.bus.subscribe(on_block, BlockBuilt)
     world.bus.subscribe(on_oracle, OracleRound)
@@ -179,6 +181,12 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     found = outcomes(EventLog.open(out).events())
     summary.strategies = {s.name: found.get(s.name, StrategyOutcome(s.name)) for s in engine.strategies}
     return summary
+
+
+def _report_progress(world: World, loop: Loop, progress: Callable[[RunStats], None], every: float):  # type: ignore[no-untyped-def]
+    while True:
+        yield world.env.timeout(every)
+        progress(replace(loop.stats, last_ts=world.clock.now_ns))  # "where the world is", not the last event
 
 
 def bot_account(seed: int) -> Any:
