@@ -116,13 +116,18 @@ def sim_report(summary: Any, wall: float) -> list[str]:
         lines.append(f"  aave v3 (real contracts): {summary.borrowers} borrowers, {summary.liquidations} liquidations "
                      f"(won by {wins}); {summary.reverted_attempts} competing attempts reverted")
     lines.append(f"  engine: {st.inputs} inputs, {st.decisions} decisions ({kinds})")
-    for s in summary.strategies.values():
-        lost = "; ".join(f"{why} x{n}" for why, n in s.lost_to.most_common()) or "none"
+    return lines + outcome_lines(summary.strategies.values())
+
+
+def outcome_lines(results: Any) -> list[str]:
+    """One line per strategy (what it saw, did, won, lost, earned), then why it lost."""
+    lines = []
+    for s in results:
         lines.append(f"  strategy {s.strategy}: {s.opportunities} opportunities seen, {s.intents} acted on "
                      f"({s.rejected} refused by risk), {s.won} won, {s.lost} lost, {s.pending} pending; "
                      f"PnL {s.pnl / 1e6:,.2f} USDC net of gas ({s.gas_wei / 1e18:.4f} ETH) and fees")
         if s.lost:
-            lines.append(f"    lost: {lost}")
+            lines.append("    lost: " + "; ".join(f"{why} x{n}" for why, n in s.lost_to.most_common()))
     return lines
 
 
@@ -220,13 +225,19 @@ def summary_line(stats: RunStats, out: str) -> str:
 @click.argument("run_path", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(run_path: str, as_json: bool) -> None:
-    """Show a run's manifest and its counts by event type."""
+    """Show a run's manifest, its counts by event type and each strategy's outcome."""
+    from adapters.outcomes import outcomes
+
     log = open_log(run_path)
     counts = log.counts_by_topic()
     m = log.manifest
+    results = outcomes(log.events()) if any(t.startswith(("OpportunityDetected", "OrderIntended", "IntentRejected"))
+                                            for t in counts) else {}
     log.close()
     if as_json:
-        click.echo(json.dumps({"manifest": m.__dict__, "counts": counts, "total": sum(counts.values())}, indent=2, sort_keys=True))
+        strategies = {name: {**r.__dict__, "lost_to": dict(r.lost_to)} for name, r in results.items()}
+        click.echo(json.dumps({"manifest": m.__dict__, "counts": counts, "total": sum(counts.values()),
+                               "strategies": strategies}, indent=2, sort_keys=True))
         return
     click.echo(f"run {m.run_id}  mode {m.mode}  ended {m.ended}  tapedeck {m.version}")
     click.echo(f"config hash {m.config_hash or '-'}  seed {m.seed}")
@@ -239,6 +250,8 @@ def inspect(run_path: str, as_json: bool) -> None:
     for topic, n in counts.items():
         click.echo(f"{n:>10}  {topic}")
     click.echo(f"{sum(counts.values()):>10}  total")
+    for line in outcome_lines(results.values()):
+        click.echo(line)
 
 
 def _iso(ts_ns: int) -> str:

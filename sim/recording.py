@@ -26,7 +26,7 @@ from domain import events as ev
 from domain.engine import Engine
 from domain.strategies import build_engine
 from sim.gateway import BookOrders, SimGateway
-from sim.outcomes import StrategyOutcome, outcomes
+from adapters.outcomes import StrategyOutcome, outcomes
 from sim.processes import BlockBuilt, Bus, OracleRound, World
 from sim.scenario import Scenario
 from sim.venues.cex import BookQuote

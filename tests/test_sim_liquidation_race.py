@@ -13,7 +13,7 @@ from domain import events as ev
 from domain.engine import Engine
 from domain.risk import Intent, RiskGate
 from sim.chain.artifacts import node_modules
-from sim.outcomes import outcomes
+from adapters.outcomes import outcomes
 from sim.recording import run_scenario
 from sim.scenario import load_scenario
 
@@ -99,3 +99,16 @@ def test_the_run_verifies_with_the_same_strategy_and_not_with_another(race: Any)
     assert ok.ok and ok.decisions == len([e for e in events if e.KIND == ev.DECISION])
     other = verify(EventLog.open(out), engine(TIP - 1))  # another tip decides differently
     assert not other.ok and type(other.divergence.recorded) is ev.OrderIntended
+
+
+def test_inspect_shows_the_strategys_races(race: Any) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    _, events, out = race
+    r = CliRunner().invoke(main, ["inspect", str(out)])
+    assert r.exit_code == 0, r.output
+    intents = len([e for e in events if type(e) is ev.OrderIntended])
+    assert f"strategy test-liquidator: 0 opportunities seen, {intents} acted on" in r.output
+    assert "    lost: outbid by 0x" in r.output
