@@ -61,7 +61,10 @@ class AnvilChain:
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+        # web3 asks for the chain id on every send and call (~40% of a sim's requests): cache that
+        # one answer only (blocks and calls must not be cached: snapshots revert them).
+        self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}, cache_allowed_requests=True,
+                                         cacheable_requests={"eth_chainId"}))
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
