@@ -56,6 +56,15 @@ class QuoteUpdated(Event, frozen=True, kw_only=True):
     ask_size: Decimal
 
 
+class MarkPriceUpdated(Event, frozen=True, kw_only=True):
+    """A perp venue's mark price (what positions are valued and liquidated at) and its index oracle."""
+
+    venue: str
+    instrument: str
+    mark: Decimal
+    oracle: Decimal
+
+
 class V2ReservesSynced(Event, frozen=True, kw_only=True):
     """Uniswap V2 pair reserves after a block (Sync event or getReserves at block end)."""
 
@@ -324,6 +333,7 @@ class OrderFailed(Event, frozen=True, kw_only=True):
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     QuoteUpdated,
+    MarkPriceUpdated,
     V2ReservesSynced,
     V3Swapped,
     V3Minted,

@@ -110,6 +110,8 @@ class BookOrders:
 
         self.venue, self.feed = venue, feed
         self.name = venue.name
+        spec = venue.spec  # fees are in the quote asset; a perp settles in USDC
+        self.fee_asset = "USDC" if spec.kind == "perp" else spec.instrument.split("-")[-1]
         self.open: dict[str, ev.OrderIntended] = {}  # client id -> intent
         self.acked: set[str] = set()
         venue.bus.subscribe(self.on_report, OrderReport, where=lambda r: r.venue == self.name)
@@ -144,7 +146,7 @@ class BookOrders:
         final = r.remaining == 0
         if r.filled_qty:
             self.feed(ev.OrderFilled(**common, venue=self.name, amount=r.filled_amount, notional=r.notional_amount,
-                                     fee=r.fee_amount, fee_asset=self.venue.spec.instrument.split("-")[-1],
+                                     fee=r.fee_amount, fee_asset=self.fee_asset,
                                      final=final))
         elif r.status in (REJECTED, EXPIRED, CANCELLED) or (final and r.status != ACCEPTED):
             self.feed(ev.OrderFailed(**common, venue=self.name, reason=f"{r.status}: {r.reason}".rstrip(": ")))

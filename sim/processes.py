@@ -493,12 +493,14 @@ class TimerService:
 class World:
     """Everything of a scenario wired on one environment and bus: price path (with every venue's
     and oracle's mark), one block producer and mempool per chain, the oracles, the latency model,
-    the timers and the mock book venues (``sim.venues.cex.MockCex``, for ``cex`` and ``perp``).
+    the timers and the mock book venues (``sim.venues.cex.MockCex`` for ``cex``, ``sim.venues.perp.MockPerp``
+    for ``perp``).
     Process creation order is fixed (price, chains, oracles, venues), so runs are reproducible."""
 
     def __init__(self, scenario: Scenario, *, env: simpy.Environment | None = None, bus: Bus | None = None,
                  execute: Mapping[str, Callable[[BlockPlan, int, int], int | None]] | None = None):
         from sim.venues.cex import MockCex  # the venues build on this module
+        from sim.venues.perp import MockPerp
 
         self.scenario = scenario
         self.env = env or simpy.Environment()
@@ -519,7 +521,8 @@ class World:
         }
         self.oracles = {o.name: OracleFeed(self.env, self.clock, self.bus, o) for o in scenario.oracles}
         self.venues = {
-            v.name: MockCex(self.env, self.clock, self.bus, v, scenario.rng(f"venue:{v.name}"), self.latency)
+            v.name: (MockPerp if v.kind == "perp" else MockCex)(self.env, self.clock, self.bus, v,
+                                                                scenario.rng(f"venue:{v.name}"), self.latency)
             for v in scenario.venues
         }
 

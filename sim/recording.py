@@ -30,6 +30,7 @@ from adapters.outcomes import StrategyOutcome, outcomes
 from sim.processes import BlockBuilt, Bus, OracleRound, World
 from sim.scenario import Scenario
 from sim.venues.cex import BookQuote
+from sim.venues.perp import PerpMark
 
 
 SETUP_SECONDS = 3600
@@ -119,6 +120,10 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
         summary.quotes += 1
         loop.feed(_quote(q))
 
+    def on_mark(m: PerpMark) -> None:
+        loop.feed(ev.MarkPriceUpdated(ts=m.ts, source=f"sim:{m.venue}", venue=m.venue, instrument=m.instrument,
+                                      mark=m.mark, oracle=m.oracle))
+
     def on_block(b: BlockBuilt) -> None:
         summary.blocks += 1
         loop.feed(_block(b))
@@ -132,6 +137,7 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     if progress is not None:  # every 2% of simulated time, whatever the event rate
         world.env.process(_report_progress(world, loop, progress, max(scenario.duration / 50, 1.0)))
     world.bus.subscribe(on_quote, BookQuote)
+    world.bus.subscribe(on_mark, PerpMark)
     world.bus.subscribe(on_block, BlockBuilt)
     world.bus.subscribe(on_oracle, OracleRound)
     backend = agents = side = dex = None

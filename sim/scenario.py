@@ -24,12 +24,19 @@ Layout of a file (every table but ``[reference]`` is optional)::
     [chains.<name>]     block_interval, gas_limit, gas_target, initial_base_fee, first_block,
                         background_utilization, background_max_priority_fee, latency
     [oracles.<name>]    chain, deviation_bps, heartbeat, decimals
-    [venues.<name>]     kind, instrument, decimals, book shape, fees, rejects, rate_limit, latency
+    [venues.<name>]     kind, instrument, decimals, book shape, fees, rejects, rate_limit, latency;
+                        perp venues also: oracle, maker_lag (s), maker_follow, mark_ema (s)
     [pools.<name>]      chain, protocol, fee_bps, liquidity, arbitrage_lag (optional)
     [agents.searchers] / [agents.borrowers] / [agents.background]
 
 A *latency* is ``{ outbound = { base_ms, jitter_ms, jitter }, inbound = {...} }``: outbound is
 bot -> venue (orders, transactions), inbound is venue -> bot (market data, reports).
+
+A perp venue's *oracle* names one of the ``[oracles]`` (its index price, see ``sim.venues.perp``);
+left out, it is the scenario's only off-chain oracle if there is exactly one, else none (the
+venue's own mark is its index). ``maker_lag`` (s, default 0) and ``maker_follow`` (a fraction in
+(0, 1], closed per second, default 1) say how late and how fast the book's makers follow the
+oracle; ``mark_ema`` (s, default 150) is the time constant of the mark price's basis average.
 
 A *move target* names a price mark: ``"reference"`` (everything follows it) or the name of a venue
 or oracle (only that venue's book or that oracle's observation is displaced). Moves add up:
@@ -158,6 +165,11 @@ class Venue:
     rate_limit: int = 10  # orders per second
     replenish: float = 1.0  # seconds until consumed depth comes back
     latency: Link = ZERO_LINK
+    # perp venues only (sim.venues.perp.MockPerp):
+    oracle: str | None = None  # the oracle that is the venue's index (None: its own mark)
+    maker_lag: float = 0.0  # seconds before the makers see an oracle round
+    maker_follow: Decimal = Decimal(1)  # share of the gap to the seen oracle premium closed per second
+    mark_ema: float = 150.0  # seconds: time constant of the mark's EMA of (book mid - oracle)
 
 
 @dataclass(frozen=True)
@@ -504,7 +516,7 @@ def _scenario(t: _Table, default_name: str) -> Scenario:
     chains = tuple(_chain(n, ct) for n, ct in t.tables("chains"))
     chain_names = [c.name for c in chains]
     oracles = tuple(_oracle(n, ot, chain_names) for n, ot in t.tables("oracles"))
-    venues = tuple(_venue(n, vt) for n, vt in t.tables("venues"))
+    venues = tuple(_venue(n, vt, oracles) for n, vt in t.tables("venues"))
     pools = tuple(_pool(n, pt, chain_names) for n, pt in t.tables("pools"))
     agents = _agents(t.table("agents"))
     t.finish()
@@ -602,7 +614,7 @@ def _oracle(name: str, t: _Table, chains: list[str]) -> Oracle:
     return Oracle(name, heartbeat, deviation, chain, decimals)
 
 
-def _venue(name: str, t: _Table) -> Venue:
+def _venue(name: str, t: _Table, oracles: tuple[Oracle, ...] = ()) -> Venue:
     kind = t.get("kind", _choice(VENUE_KINDS))
     instrument = t.get("instrument", _string)
     base_decimals = t.get("base_decimals", _integer(minimum=0), 18)
@@ -625,9 +637,39 @@ def _venue(name: str, t: _Table) -> Venue:
     rate_limit = t.get("rate_limit", _integer(minimum=1), 10)
     replenish = t.get("replenish", _seconds(positive=True), 1.0)
     link = _link(t.table("latency"))
+    perp = _perp_fields(t, kind, oracles)
     t.finish()
     return Venue(name, kind, instrument, base_decimals, quote_decimals, tick_size, lot_size, levels, level_size,
-                 spacing, spread, taker, maker, reject, rate_limit, replenish, link)
+                 spacing, spread, taker, maker, reject, rate_limit, replenish, link, **perp)
+
+
+PERP_FIELDS = ("oracle", "maker_lag", "maker_follow", "mark_ema")
+
+
+def _perp_fields(t: _Table, kind: str, oracles: tuple[Oracle, ...]) -> dict[str, Any]:
+    """A perp venue's oracle and maker/mark parameters (an error on any other kind of venue)."""
+    if kind != "perp":
+        for key in PERP_FIELDS:
+            if t.has(key):
+                t.used.add(key)
+                raise t.error(key, f"only for perp venues (this venue's kind is {kind!r})")
+        return {}
+    names = [o.name for o in oracles]
+    oracle = t.get("oracle", _string, None)
+    if oracle is not None and oracle not in names:
+        raise t.error("oracle", f"unknown oracle {oracle!r} (declared: {', '.join(names) or 'none'})")
+    if oracle is None:
+        off_chain = [o.name for o in oracles if o.chain is None]
+        if len(off_chain) > 1:
+            raise t.error("oracle", f"required field missing (several off-chain oracles: {', '.join(off_chain)})")
+        oracle = off_chain[0] if off_chain else None
+    return dict(
+        oracle=oracle,
+        maker_lag=t.get("maker_lag", _seconds(positive=False), 0.0),
+        maker_follow=t.get("maker_follow", _param(low=Decimal(0), low_open=True, high=Decimal(1),
+                                                  what="a fraction in (0, 1]"), Decimal(1)),
+        mark_ema=t.get("mark_ema", _seconds(positive=False), 150.0),
+    )
 
 
 def _pool(name: str, t: _Table, chains: list[str]) -> Pool:

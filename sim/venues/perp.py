@@ -1,0 +1,246 @@
+"""A mock perp venue: a ``MockCex`` book whose market makers follow the venue's oracle late, a
+mark price, and the account's position.
+
+Orders, latency, rate limit, validation, seeded rejects, partial fills, GTC orders, cancels,
+fees and ``OrderReport``/``BookQuote`` are exactly ``MockCex``'s (this class only changes where
+the book is centred and watches the fills). What is perp-specific:
+
+**Oracle (the index).** The venue's oracle is the scenario's oracle named by the venue's
+``oracle`` field (its ``OracleRound`` messages on the bus, e.g. ``hl-eth-oracle``, off-chain);
+``oracle_price`` is the latest round's ``answer``. A venue with no oracle uses its own mark
+(the ``PriceTick`` of its name) as its index.
+
+**Makers that lag the oracle.** The book's makers quote the venue's mark (``M``, the reference
+and the moves that target the venue, seen at once) plus the oracle's premium over it, which they
+see ``maker_lag`` seconds late and follow at the speed ``maker_follow``:
+
+* each round ``r`` has a premium ``b_r = answer_r / M(ts_r) - 1`` (``M`` as of the round);
+* at a tick of the venue's mark at time ``t``, the makers' *seen* premium ``b*`` is that of the
+  latest round with ``ts_r <= t - maker_lag`` (0 before any);
+* their premium ``B`` closes the share ``a = 1 - (1 - maker_follow) ** dt`` of the gap:
+  ``B += a * (b* - B)``, ``dt`` = seconds since the previous tick (``maker_follow = 1``: at once;
+  ``0.5``: half the gap per second); the first tick takes ``B = b*``;
+* the book (``MockCex``'s levels) is centred on ``M * (1 + B)``, rounded to the quote currency's
+  unit (exactly ``M`` while ``B = 0``), and rebuilt when that centre moves or after ``replenish``.
+
+Makers requote on the ticks of the venue's mark only (every ``reference.tick`` s), so a round is
+seen at the first tick at or after ``ts_r + maker_lag`` that comes after the round itself. Nothing
+here is random: the venue's generator is drawn by ``MockCex`` for its seeded rejects only.
+
+**Mark price** (Hyperliquid's rule, with the oracle standing in for the other venues' perp mids):
+``mark = median(oracle + E, median(best bid, best ask, last trade), oracle)``, rounded (half even)
+to ``tick_size``, where ``E`` is an exponential average of ``book mid - oracle`` (``book mid`` =
+``(best bid + best ask) / 2`` with the depth left) with time constant ``mark_ema`` seconds: at each
+tick of the venue's mark ``E += (1 - exp(-dt / mark_ema)) * (mid - oracle - E)`` (``mark_ema = 0``:
+``E = mid - oracle``; the first value is ``mid - oracle``). ``last trade`` is the venue's last fill
+price (the book mid before any). The mark is recomputed on each tick of the venue's mark, each
+oracle round and each fill; whenever ``(mark, oracle)`` changes it is published as a ``PerpMark``
+after the venue's inbound delay (like ``BookQuote``; Hyperliquid's ``activeAssetCtx``).
+
+**Position** (the one account trading on the venue: the bot's). Every fill (taker, or a resting
+order's maker fill), at the venue's time, moves the signed ``size``; fills that add to the
+position average ``entry_price`` (size-weighted), fills that reduce it realize
+``closed * (price - entry_price)`` (times -1 for a short) into ``realized_pnl``, and a fill
+through zero opens the rest at its price. ``fees`` add up what the reports charge. Funding is not
+modelled.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import simpy
+
+from sim.processes import CTX, NS, Bus, LatencyModel, OracleRound, PriceTick, SimClock, dsum, to_ns
+from sim.scenario import Venue
+from sim.venues.cex import BPS, BUY, SELL, Fill, MockCex, Order, _to_tick
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+@dataclass(frozen=True)
+class PerpMark:
+    """The perp's mark and index as the bot sees them (``ts``: received; ``venue_ts``: at the venue).
+
+    Prices are ``Decimal``, quote currency per unit of the base asset: ``mark`` rounded to the
+    venue's ``tick_size``, ``oracle`` the index as its round gave it."""
+
+    ts: int  # epoch ns
+    venue_ts: int  # epoch ns
+    venue: str
+    instrument: str
+    mark: Decimal
+    oracle: Decimal
+
+
+@dataclass(frozen=True)
+class Position:
+    """The account's perp position: ``size`` in base units of the asset (+ long, - short)."""
+
+    size: Decimal = ZERO
+    entry_price: Decimal = ZERO  # average entry of the open size; 0 when flat
+    realized_pnl: Decimal = ZERO  # quote currency, from reducing fills, before fees
+    fees: Decimal = ZERO  # quote currency, as the reports charged them
+
+    def unrealized_pnl(self, price: Decimal) -> Decimal:
+        return CTX.multiply(self.size, CTX.subtract(price, self.entry_price))
+
+    def fill(self, side: str, qty: Decimal, price: Decimal) -> "Position":
+        """The position after a fill of ``qty`` at ``price`` (fees apart)."""
+        signed = qty if side == BUY else CTX.minus(qty)
+        size, entry, realized = self.size, self.entry_price, self.realized_pnl
+        if not size or (size > 0) == (signed > 0):  # opening or adding
+            held = CTX.abs(size)
+            cost = CTX.add(CTX.multiply(held, entry), CTX.multiply(qty, price))
+            return replace(self, size=CTX.add(size, signed), entry_price=CTX.divide(cost, CTX.add(held, qty)))
+        closed = min(qty, CTX.abs(size))
+        gain = CTX.multiply(closed, CTX.subtract(price, entry))
+        realized = CTX.add(realized, gain if size > 0 else CTX.minus(gain))
+        new_size = CTX.add(size, signed)
+        if not new_size:
+            entry = ZERO
+        elif (new_size > 0) != (size > 0):  # through zero: the rest opens at this price
+            entry = price
+        return replace(self, size=new_size, entry_price=entry, realized_pnl=realized)
+
+
+class MockPerp(MockCex):
+    """A perp venue; see the module's docstring for its rules. ``oracle`` overrides ``spec.oracle``."""
+
+    def __init__(self, env: simpy.Environment, clock: SimClock, bus: Bus, spec: Venue, rng: Any,
+                 latency: LatencyModel, *, mark: str | None = None, oracle: str | None = None):
+        super().__init__(env, clock, bus, spec, rng, latency, mark=mark)
+        self.oracle = oracle if oracle is not None else spec.oracle
+        self.reference: Decimal | None = None  # the venue's mark M, as of its last tick
+        self.oracle_price: Decimal | None = None
+        self.maker_premium = ZERO  # B
+        self.seen_premium = ZERO  # b*
+        self.mark_basis: Decimal | None = None  # E
+        self.mark_price: Decimal | None = None
+        self.last_trade: Decimal | None = None
+        self.position = Position()
+        self._lag_ns = to_ns(spec.maker_lag)
+        self._rounds: deque[tuple[int, Decimal]] = deque()  # (ts, premium) not yet seen by the makers
+        self._last_tick_ns: int | None = None
+        self._published: tuple[Decimal, Decimal] | None = None
+        if self.oracle is not None:
+            bus.subscribe(self.on_oracle, OracleRound, where=lambda m: m.oracle == self.oracle)
+
+    # ------------------------------------------------------------------ oracle and makers
+
+    def on_oracle(self, r: OracleRound) -> None:
+        self.oracle_price = r.answer
+        if self.reference is not None:
+            self._rounds.append((r.ts, CTX.subtract(CTX.divide(r.answer, self.reference), ONE)))
+        self._publish_mark(r.ts)
+
+    def on_price(self, tick: PriceTick) -> None:
+        ts = tick.ts
+        dt = None if self._last_tick_ns is None else CTX.divide(Decimal(ts - self._last_tick_ns), Decimal(NS))
+        self._last_tick_ns = ts
+        self.reference = tick.price
+        if self.oracle is None:
+            self.oracle_price = tick.price
+        while self._rounds and self._rounds[0][0] <= ts - self._lag_ns:
+            self.seen_premium = self._rounds.popleft()[1]
+        share = ONE if dt is None else _follow_share(self.spec.maker_follow, dt)
+        premium = CTX.add(self.maker_premium, CTX.multiply(share, CTX.subtract(self.seen_premium, self.maker_premium)))
+        self.maker_premium = premium if premium else ZERO  # no ever-growing exponent on a zero
+        super().on_price(replace(tick, price=self.centre()))
+        self._average_basis(dt)
+        self._publish_mark(ts)
+
+    def centre(self) -> Decimal:
+        """Where the makers centre the book: ``M * (1 + B)`` (``M`` itself while ``B = 0``)."""
+        assert self.reference is not None
+        if not self.maker_premium:
+            return self.reference
+        unit = CTX.scaleb(ONE, -self.spec.quote_decimals)
+        return CTX.multiply(self.reference, CTX.add(ONE, self.maker_premium)).quantize(
+            unit, rounding=ROUND_HALF_EVEN, context=CTX)
+
+    # ------------------------------------------------------------------ mark
+
+    def book_mid(self) -> Decimal | None:
+        top = self.top()
+        if top is None:
+            return None
+        return CTX.divide(CTX.add(top[0], top[2]), Decimal(2))
+
+    def _average_basis(self, dt: Decimal | None) -> None:
+        mid = self.book_mid()
+        if self.oracle_price is None or mid is None:
+            return
+        x = CTX.subtract(mid, self.oracle_price)
+        if self.mark_basis is None or dt is None or not self.spec.mark_ema:
+            self.mark_basis = x
+            return
+        tau = Decimal(repr(self.spec.mark_ema))
+        share = CTX.subtract(ONE, CTX.exp(CTX.minus(CTX.divide(dt, tau))))
+        self.mark_basis = CTX.add(self.mark_basis, CTX.multiply(share, CTX.subtract(x, self.mark_basis)))
+
+    def compute_mark(self) -> Decimal | None:
+        """The mark by the rule above, or None before there is a book and an oracle price."""
+        top, oracle = self.top(), self.oracle_price
+        if top is None or oracle is None:
+            return None
+        bid, _, ask, _ = top
+        mid = CTX.divide(CTX.add(bid, ask), Decimal(2))
+        basis = self.mark_basis if self.mark_basis is not None else CTX.subtract(mid, oracle)
+        book = _median(bid, ask, self.last_trade if self.last_trade is not None else mid)
+        return _to_tick(_median(CTX.add(oracle, basis), book, oracle), self.spec.tick_size, ROUND_HALF_EVEN)
+
+    def _publish_mark(self, venue_ts: int) -> None:
+        mark = self.compute_mark()
+        if mark is None:
+            return
+        self.mark_price = mark
+        oracle = self.oracle_price
+        assert oracle is not None
+        if (mark, oracle) == self._published:
+            return
+        self._published = (mark, oracle)
+        self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(
+            PerpMark(ts, venue_ts, self.name, self.spec.instrument, mark, oracle)))
+
+    # ------------------------------------------------------------------ position
+
+    def unrealized_pnl(self) -> Decimal:
+        """The position's PnL at the current mark (0 before there is one)."""
+        return self.position.unrealized_pnl(self.mark_price) if self.mark_price is not None else ZERO
+
+    def _report(self, venue_ts: int, order_id: str, order: Order, status: str, fills: tuple[Fill, ...], *,
+                reason: str = "", remaining: Decimal = ZERO) -> None:
+        if fills and order.side in (BUY, SELL):
+            position = self.position
+            for f in fills:
+                position = position.fill(order.side, f.qty, f.price)
+            self.position = replace(position, fees=CTX.add(position.fees, self._fee(fills)))
+            self.last_trade = fills[-1].price
+        super()._report(venue_ts, order_id, order, status, fills, reason=reason, remaining=remaining)
+        if fills:
+            self._publish_mark(venue_ts)
+
+    def _fee(self, fills: tuple[Fill, ...]) -> Decimal:
+        """The fee of one report's fills, rounded up to the quote unit (as ``OrderReport.fee``)."""
+        s = self.spec
+        fee = dsum(CTX.divide(CTX.multiply(CTX.multiply(f.price, f.qty),
+                                           s.taker_fee_bps if f.liquidity == "taker" else s.maker_fee_bps), BPS)
+                   for f in fills)
+        return fee.quantize(CTX.scaleb(ONE, -s.quote_decimals), rounding=ROUND_CEILING, context=CTX)
+
+
+def _follow_share(follow: Decimal, dt: Decimal) -> Decimal:
+    """``1 - (1 - follow) ** dt``: the share of the gap closed in ``dt`` seconds."""
+    if follow >= ONE:
+        return ONE
+    if not dt:
+        return ZERO
+    return CTX.subtract(ONE, CTX.exp(CTX.multiply(dt, CTX.ln(CTX.subtract(ONE, follow)))))
+
+
+def _median(a: Decimal, b: Decimal, c: Decimal) -> Decimal:
+    return sorted((a, b, c))[1]
