@@ -34,7 +34,6 @@ from sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
 from sim.processes import OracleRound, World
 from sim.scenario import Link, Scenario
 
-MAX_BORROWERS = 20  # each is a funded account with four transactions; keeps a run to seconds
 LIQUIDATION_GAS = 900_000  # gas limit of a liquidationCall (uses ~250-350k)
 AGGREGATOR_GAS = 300_000
 SET_SOURCE_GAS = 200_000
@@ -105,7 +104,7 @@ class AaveAgents:
         self.price_8dp = int(price * 10**8)
         self.market.set_price("WETH", self.price_8dp)
         self.market.supply(deployer.address, "USDC", 10**9 * 10**6, mint=True)  # liquidity to borrow from
-        count = min(b.count, MAX_BORROWERS)
+        count = b.count  # at most sim.scenario.MAX_BORROWERS: five set-up transactions each
         for i in range(count + s.count):
             key = ((0xB0B0 << 32) + i + 1 + self.scenario.seed * 1000).to_bytes(32, "big")
             acct = Account.from_key(key)  # deterministic per seed and index (simulation-only keys)

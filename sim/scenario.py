@@ -59,6 +59,7 @@ REFERENCE = "reference"
 DEFAULT_START = "2024-03-01T00:00:00Z"
 JITTERS = ("uniform", "exponential")
 VENUE_KINDS = ("cex", "perp")
+MAX_BORROWERS = 200
 POOL_PROTOCOLS = ("uniswap-v2", "uniswap-v3")
 BIDDING_RULES = ("fixed", "profit-share")
 
@@ -709,6 +710,13 @@ def _agents(t: _Table) -> Agents:
         collateral_min=b.get("collateral_min", _money(), Decimal("1000")),
         collateral_max=b.get("collateral_max", _money(), Decimal("1000000")),
     )
+    if borrowers.count > MAX_BORROWERS:
+        raise b.error("count", f"at most {MAX_BORROWERS} borrowers (each opens a real position on chain), "
+                               f"got {borrowers.count}")
+    if borrowers.collateral != "WETH":
+        raise b.error("collateral", f"the simulated Aave market lends against WETH only, got {borrowers.collateral!r}")
+    if borrowers.debt != "USDC":
+        raise b.error("debt", f"the simulated Aave market's borrowers owe USDC only, got {borrowers.debt!r}")
     if borrowers.health_factor_max < borrowers.health_factor_min:
         raise b.error("health_factor_max", f"below health_factor_min ({borrowers.health_factor_min})")
     if borrowers.collateral_max < borrowers.collateral_min:

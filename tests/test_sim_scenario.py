@@ -254,3 +254,14 @@ def test_a_bad_file_on_disk_is_named_as_given(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(p)
     assert str(info.value) == f"{p}: oracles.eth-usd.heartbeat: expected a positive number, got 'hourly'"
+
+
+@pytest.mark.parametrize("extra,path,words", [
+    ("[agents.borrowers]\ncount = 201", "agents.borrowers.count", "at most 200 borrowers"),
+    ("[agents.borrowers]\ncount = 3\ncollateral = 'WBTC'", "agents.borrowers.collateral", "against WETH only"),
+    ("[agents.borrowers]\ncount = 3\ndebt = 'DAI'", "agents.borrowers.debt", "owe USDC only"),
+])
+def test_borrowers_the_market_cannot_open_are_errors_not_ignored(extra: str, path: str, words: str) -> None:
+    message = _error(_with(extra))
+    assert message.startswith(f"fixtures/scenarios/x.toml: {path}: "), message
+    assert words in message
