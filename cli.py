@@ -111,6 +111,12 @@ def sim_report(summary: Any, wall: float) -> list[str]:
     if summary.chain_txs:
         lines.append(f"  chain ({summary.chain}): {summary.chain_txs} agent transactions executed in "
                      f"{summary.chain_blocks} blocks")
+    if summary.pools:
+        lines.append(f"  pools: {summary.pools} on chain, {summary.pool_swaps} swaps ({summary.arbitrages} by their "
+                     f"lagging arbitrageurs)")
+    if summary.arb_searchers:
+        lines.append("  v2/v3 arbitrage searchers: " + ", ".join(
+            f"{name} won {w}, lost {lost}" for name, (w, lost) in summary.arb_searchers.items()))
     if summary.borrowers:
         wins = ", ".join(f"{name} {n}" for name, n in summary.wins.items()) or "nobody"
         lines.append(f"  aave v3 (real contracts): {summary.borrowers} borrowers, {summary.liquidations} liquidations "

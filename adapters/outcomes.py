@@ -1,7 +1,8 @@
 """Per-strategy outcome of a run, read back from its events: what was seen, acted on, won, lost
 (and to whom, why), and the PnL net of gas and fees.
 
-PnL = for each fill, the value of what it received at the last ETH/USD oracle answer recorded
+PnL = for each fill of an arbitrage (side ``arb``: USDC in, USDC out), what it received minus what
+it paid; for each other fill, the value of what it received at the last ETH/USD oracle answer recorded
 before it, minus the notional it paid, minus its non-gas fee; minus the gas of every transaction
 the strategy's intents got mined, won or reverted (valued at the answer before its inclusion). It is in the risk currency's base units (USDC, 6 dp). Fills on
 venues whose received asset is not ETH-priced are counted but not valued (``unpriced``).
@@ -37,6 +38,7 @@ def outcomes(events: Iterable[ev.Event]) -> dict[str, StrategyOutcome]:
     """Fold a run's events (in order) into each strategy's outcome."""
     out: dict[str, StrategyOutcome] = {}
     intent_strategy: dict[int, str] = {}
+    arbs: set[int] = set()  # intents whose fills pay and receive the risk currency
     open_intents: set[int] = set()
     eth_usd_6dp = 0  # last ETH/USD oracle answer in USDC base units
 
@@ -55,6 +57,8 @@ def outcomes(events: Iterable[ev.Event]) -> dict[str, StrategyOutcome]:
             of(e.strategy).intents += 1
             intent_strategy[e.seq] = e.strategy
             open_intents.add(e.seq)
+            if e.side == "arb":
+                arbs.add(e.seq)
         elif t is ev.IntentRejected:
             of(e.strategy).rejected += 1
         elif t is ev.TransactionIncluded and e.intent in intent_strategy:
@@ -66,7 +70,9 @@ def outcomes(events: Iterable[ev.Event]) -> dict[str, StrategyOutcome]:
             if e.final:
                 s.won += 1
                 open_intents.discard(e.intent)
-            if e.venue.startswith(ETH_PRICED_VENUES) and eth_usd_6dp:
+            if e.intent in arbs:
+                s.pnl += e.amount - e.notional
+            elif e.venue.startswith(ETH_PRICED_VENUES) and eth_usd_6dp:
                 s.pnl += e.amount * eth_usd_6dp // 10**18 - e.notional
             else:
                 s.unpriced += 1
@@ -85,5 +91,5 @@ def outcomes(events: Iterable[ev.Event]) -> dict[str, StrategyOutcome]:
 def _why(reason: str) -> str:
     """The part of a failure worth grouping by: who won the race, else the reason itself."""
     if " by " in reason:
-        return "outbid by " + reason.rsplit(" by ", 1)[1]
+        return "outbid by " + reason.rsplit(" by ", 1)[1].rstrip(")")
     return reason.split(";")[0]

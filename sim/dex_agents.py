@@ -37,7 +37,7 @@ from sim.chain.artifacts import load
 from sim.chain.pyevm import call_data, create_address, deploy, transact
 from sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
 from sim.processes import CTX, NS, PriceTick, World, exponential
-from sim.scenario import REFERENCE, Pool, Scenario
+from sim.scenario import REFERENCE, Link, Pool, Scenario
 
 SWAP_GAS = 250_000
 V3_SWAP_GAS = 400_000
@@ -62,6 +62,17 @@ class PoolAgent:
 
 
 @dataclass
+class ArbSearcher:
+    """A competitor racing for V2/V3 arbitrage: same two-leg trade as the bot, its own latency and bid."""
+
+    name: str
+    address: str
+    pending: set[str] = field(default_factory=set)  # its legs not yet mined
+    won: int = 0
+    lost: int = 0
+
+
+@dataclass
 class DexAgents:
     scenario: Scenario
     world: World
@@ -77,6 +88,8 @@ class DexAgents:
     swaps: int = 0
     arbitrages: int = 0
     failed: int = 0
+    quoter: Any = None  # v3-periphery Quoter: what a V3 swap would pay, by eth_call
+    searchers: list["ArbSearcher"] = field(default_factory=list)
 
     def start(self, funder: str) -> None:
         w3 = self.side.w3
@@ -101,6 +114,8 @@ class DexAgents:
             from sim.chain.uniswap_v3 import deploy_v3
 
             self.v3 = deploy_v3(w3, sender=me, weth=self.weth.address)
+            self.quoter = deploy(w3, load("@uniswap/v3-periphery", "Quoter"), self.v3.factory.address,
+                                 self.weth.address, sender=me, gas=3_000_000)
         default_lag = self.scenario.agents.background.arbitrage_lag
         for i, p in enumerate(my_pools):
             arb = sim_key("arbitrageur", i)
@@ -114,6 +129,15 @@ class DexAgents:
             add_account(self.side, acct, funder)
             self._fund(acct.address, me)
             self.traders.append(acct.address)
+        s = self.scenario.agents.searchers
+        if self.pool("uniswap-v2") and self.pool("uniswap-v3") and not self.scenario.agents.borrowers.count:
+            for i in range(s.count):  # (with borrowers, the scenario's searchers hunt liquidations)
+                acct = sim_key("arb-searcher", i)
+                add_account(self.side, acct, funder)
+                self._fund(acct.address, me)
+                name = f"arb-searcher-{i + 1}"
+                self.world.latency.links[name] = Link(s.latency, s.latency)
+                self.searchers.append(ArbSearcher(name, acct.address))
         self.world.bus.subscribe(self._on_tick, PriceTick, where=lambda m: m.mark == REFERENCE)
         self.side.subscribe(self.on_block)
         for i in range(len(self.traders)):
@@ -121,6 +145,35 @@ class DexAgents:
         self.deliver(chain, self._initial_state())
 
     # ------------------------------------------------------------------ set-up
+
+    def fund(self, who: str) -> None:
+        """Give an account working balances of both tokens and approve the routers (set-up only)."""
+        self._fund(who, "")
+
+    def pool(self, protocol: str) -> PoolAgent | None:
+        """The first pool of a protocol (``uniswap-v2`` / ``uniswap-v3``), as strategies name venues."""
+        return next((p for p in self.pools if p.spec.protocol == protocol), None)
+
+    def quote(self, p: PoolAgent, buy_weth: bool, amount_in: int) -> int:
+        """What a swap of ``amount_in`` would pay out now, asked of the chain (router / Quoter)."""
+        tin, tout = (self.usdc, self.weth) if buy_weth else (self.weth, self.usdc)
+        if p.v3:
+            return int(self.quoter.functions.quoteExactInputSingle(tin.address, tout.address, p.contract.fee,
+                                                                   amount_in, 0).call())
+        return int(self.router.functions.getAmountsOut(amount_in, [tin.address, tout.address]).call()[1])
+
+    def arbitrage_legs(self, sender: str, buy: PoolAgent, sell: PoolAgent, usdc_in: int, tip: int,
+                       arrival: int, tag: str) -> tuple[Any, Any, int] | None:
+        """Two swaps from ``sender``'s balances, one after the other (consecutive nonces, one tip):
+        buy WETH with ``usdc_in`` on ``buy`` (at least what it quotes now, else it reverts), then sell
+        that much WETH on ``sell`` for more USDC than ``usdc_in`` (else it reverts). Without an
+        arbitrage contract the legs are not atomic: each may revert alone."""
+        weth_out = self.quote(buy, True, usdc_in)
+        if weth_out <= 0:
+            return None
+        first = self._swap(buy, sender, True, usdc_in, None, tip, arrival, f"{tag}:leg1", min_out=weth_out)
+        second = self._swap(sell, sender, False, weth_out, None, tip, arrival, f"{tag}:leg2", min_out=usdc_in + 1)
+        return first, second, weth_out
 
     def _fund(self, who: str, minter: str) -> None:
         w3 = self.side.w3
@@ -205,22 +258,22 @@ class DexAgents:
             self._swap(pool, self.traders[i], buy_weth, amount, None, rng.randrange(tips + 1), clock.now_ns, "trader")
 
     def _swap(self, p: PoolAgent, sender: str, buy_weth: bool, amount_in: int, limit: int | None, tip: int,
-              arrival: int, tag: str) -> None:
+              arrival: int, tag: str, min_out: int = 0) -> Any:
         if amount_in <= 0:
-            return
+            return None
         tin, tout = (self.usdc, self.weth) if buy_weth else (self.weth, self.usdc)
         if p.v3:
             from sim.chain.uniswap_v3 import swap_exact_input_call
 
-            fn = swap_exact_input_call(p.contract, sender, tin, amount_in, sqrt_price_limit_x96=limit or 0,
-                                       deadline=DEADLINE)
+            fn = swap_exact_input_call(p.contract, sender, tin, amount_in, amount_out_min=min_out,
+                                       sqrt_price_limit_x96=limit or 0, deadline=DEADLINE)
             to, gas = p.contract.router.address, V3_SWAP_GAS
         else:
-            fn = self.router.functions.swapExactTokensForTokens(amount_in, 0, [tin.address, tout.address], sender,
-                                                               DEADLINE)
+            fn = self.router.functions.swapExactTokensForTokens(amount_in, min_out, [tin.address, tout.address],
+                                                               sender, DEADLINE)
             to, gas = self.router.address, SWAP_GAS
-        self.side.submit(sender, to=to, data=call_data(fn), gas=gas, max_priority_fee=tip, arrival_ns=arrival,
-                         tag=f"{tag}:{p.spec.name}", call=fn)
+        return self.side.submit(sender, to=to, data=call_data(fn), gas=gas, max_priority_fee=tip,
+                                arrival_ns=arrival, tag=f"{tag}:{p.spec.name}", call=fn)
 
     # ------------------------------------------------------------------ arbitrageurs and observations
 
@@ -240,11 +293,23 @@ class DexAgents:
             p = by_arb.get(out.tx.sender)
             if p is not None:
                 p.pending = False
+        by_searcher = {s.address: s for s in self.searchers}
+        for out in result.outcomes + result.dropped:
+            srch = by_searcher.get(out.tx.sender)
+            if srch is not None and out.tx.id in srch.pending:
+                srch.pending.discard(out.tx.id)
+                if ":leg2:" in out.tag:  # the second leg decides the race
+                    if out.status == SUCCESS:
+                        srch.won += 1
+                    else:
+                        srch.lost += 1
         if observed:
             self.deliver(self.side.name, observed)
         for p in self.pools:
             if not p.pending:
                 self._arbitrage(p, result)
+        if self.searchers:
+            self._search(result)
 
     def _pool_events(self, out: Any, result: BlockResult) -> list[ev.Event]:
         events: list[ev.Event] = []
@@ -269,6 +334,44 @@ class DexAgents:
                     events.append(ev.V2ReservesSynced(ts=0, source=src, pool=p.spec.name, block=result.number,
                                                       reserve0=int(last["reserve0"]), reserve1=int(last["reserve1"])))
         return events
+
+    def _search(self, result: BlockResult) -> None:
+        """Each idle searcher checks the V2/V3 gap on the chain's state and races for it."""
+        from domain.state import MarketState
+        from domain.strategies.cross_pool_arb import CrossPoolArb
+
+        v2, v3 = self.pool("uniswap-v2"), self.pool("uniswap-v3")
+        assert v2 is not None and v3 is not None
+        s = self.scenario.agents.searchers
+        state = MarketState()
+        r0, r1, _ = v2.contract.pair.functions.getReserves().call()
+        sqrt_price, tick = v3.contract.slot0()
+        view = [ev.V2ReservesSynced(ts=result.ts, pool="v2", block=result.number, reserve0=r0, reserve1=r1),
+                ev.V3Swapped(ts=result.ts, pool="v3", block=result.number, tx="", log_index=0, sender="",
+                             recipient="", amount0=0, amount1=0, sqrt_price_x96=sqrt_price,
+                             liquidity=v3.contract.liquidity(), tick=tick)]
+        finder = CrossPoolArb("searcher", "v2", "v3", v3_fee_pips=v3.contract.fee,
+                              v3_tick_spacing=v3.contract.tick_spacing, v2_fee_bps=int(v2.spec.fee_bps),
+                              gas_price_wei=result.base_fee + s.priority_fee, gas_units=2 * SWAP_GAS)
+        state.on_v2(view[0])
+        state.on_v3(view[1])
+        found = list(finder.on_event(view[-1], state))
+        if not found:
+            return
+        opp = found[0]
+        buy, sell = (v2, v3) if opp.buy_venue == "uniswap-v2" else (v3, v2)
+        price = self.reference_at(result.ts) or Decimal(str(self.scenario.reference.start_price))
+        for srch in self.searchers:
+            if srch.pending:
+                continue
+            if s.bidding == "fixed":
+                tip = s.priority_fee
+            else:  # its share of the profit (USDC units -> wei), per unit of gas of both legs
+                tip = int(Decimal(opp.net_profit) * s.profit_share / price * 10**12) // (2 * SWAP_GAS)
+            arrival = self.world.latency.arrival_ns(srch.name, "outbound", result.ts)
+            legs = self.arbitrage_legs(srch.address, buy, sell, opp.amount_in, tip, arrival, srch.name)
+            if legs is not None:
+                srch.pending.update({legs[0].id, legs[1].id})
 
     def _arbitrage(self, p: PoolAgent, result: BlockResult) -> None:
         target = self.reference_at(result.ts - p.lag_ns)

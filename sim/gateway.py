@@ -24,6 +24,7 @@ Venues:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 from web3.logs import DISCARD
@@ -100,6 +101,86 @@ class AaveLiquidations:
     def _logs(self, out: TxOutcome) -> list[dict[str, Any]]:
         return [dict(x["args"]) for x in
                 self.agents.market.pool.events.LiquidationCall().process_receipt(out.receipt, errors=DISCARD)]
+
+
+class PoolArbitrage:
+    """Executes ``cross_pool_arb`` intents (instrument ``"<buy>-><sell>"``, side ``arb``, ``amount``
+    USDC in) as two swaps from the bot's balances (``DexAgents.arbitrage_legs``): they race the
+    scenario's searchers and pool arbitrageurs in the block builder. Both legs mined and
+    succeeded: ``OrderFilled`` (``amount`` USDC received, ``notional`` USDC paid, ``fee`` the gas of
+    both legs in ETH wei). Otherwise ``OrderFailed`` saying which leg reverted and why; a leg that
+    went through alone leaves the bot's inventory changed (no arbitrage contract: not atomic)."""
+
+    def __init__(self, dex: Any, bot: str, deliver: Callable[[str, list[ev.Event]], None], venue: str):
+        self.dex, self.bot, self.deliver, self.venue = dex, bot, deliver, venue
+        self.side = dex.side
+        self.legs: dict[str, tuple[ev.OrderIntended, int]] = {}  # tx id -> (intent, leg 0/1)
+        self.done: dict[int, list[TxOutcome | None]] = {}  # intent seq -> outcomes of its two legs
+        dex.fund(bot)
+        self.side.subscribe(self.on_block)
+
+    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+        buy_name, _, sell_name = intent.instrument.partition("->")
+        buy, sell = self.dex.pool(buy_name), self.dex.pool(sell_name)
+        if intent.side != "arb" or buy is None or sell is None or buy is sell:
+            return [_failed(intent, f"{self.venue} arbitrage needs side 'arb' and instrument '<pool>-><pool>' "
+                                    f"naming two of this world's pools, got {intent.side!r} {intent.instrument!r}")]
+        arrival = self.dex.world.latency.arrival_ns(self.side.name, "outbound", intent.ts)
+        legs = self.dex.arbitrage_legs(self.bot, buy, sell, intent.amount, intent.max_priority_fee, arrival, "bot")
+        if legs is None:
+            return [_failed(intent, f"{buy_name} quotes nothing for {intent.amount}")]
+        self.done[intent.seq] = [None, None]
+        out: list[ev.Event] = []
+        for i, tx in enumerate(legs[:2]):
+            self.legs[tx.id] = (intent, i)
+            out.append(ev.TransactionSubmitted(
+                ts=intent.ts, source=f"sim:gateway:{self.venue}", cause=intent.seq, intent=intent.seq,
+                chain=self.side.name, tx=tx.id, sender=self.bot.lower(), nonce=tx.nonce, gas=tx.gas,
+                max_fee=tx.max_fee, max_priority_fee=tx.max_priority_fee))
+        return out
+
+    def on_block(self, result: BlockResult) -> None:
+        reports: list[ev.Event] = []
+        for out in result.outcomes + result.dropped:
+            leg = self.legs.pop(out.tx.id, None)
+            if leg is None:
+                continue
+            intent, i = leg
+            common = dict(ts=0, source=f"sim:gateway:{self.venue}", cause=intent.seq, intent=intent.seq)
+            if out.included:
+                reports.append(ev.TransactionIncluded(**common, chain=self.side.name, tx=out.tx.id, block=out.block,
+                                                      index=out.index, status=out.status, gas_used=out.gas_used,
+                                                      gas_price=out.gas_price, reason=out.reason))
+            else:
+                reports.append(ev.TransactionDropped(**common, chain=self.side.name, tx=out.tx.id, reason=out.reason))
+            legs = self.done[intent.seq]
+            if out.included and out.status != SUCCESS:  # who moved that pool first in this block?
+                pool = out.tag.rsplit(":", 1)[-1]  # dex swaps are tagged "<who>:<leg>:<pool>"
+                first = [o.tx.sender.lower() for o in result.outcomes if o.index < out.index and o.status == SUCCESS
+                         and o.tag.endswith(":" + pool) and o.tx.sender != self.bot]
+                if first:
+                    out = dataclasses.replace(out, reason=f"{out.reason} ({pool} moved first by "
+                                                          f"{', '.join(dict.fromkeys(first))})")
+            legs[i] = out
+            if legs[0] is not None and legs[1] is not None:
+                del self.done[intent.seq]
+                reports.append(self._result(intent, legs[0], legs[1], common))
+        if reports:
+            self.deliver(self.side.name, reports)
+
+    def _result(self, intent: ev.OrderIntended, first: TxOutcome, second: TxOutcome, common: dict[str, Any]) -> ev.Event:
+        if first.status == SUCCESS and second.status == SUCCESS:
+            received = self._usdc_received(second)
+            return ev.OrderFilled(**common, venue=self.venue, amount=received, notional=intent.amount,
+                                  fee=first.gas_cost + second.gas_cost, fee_asset="ETH")
+        why = "; ".join(f"leg {n} {o.status}{': ' + o.reason if o.reason else ''}"
+                        for n, o in ((1, first), (2, second)) if o.status != SUCCESS)
+        return ev.OrderFailed(**common, venue=self.venue, reason=why)
+
+    def _usdc_received(self, out: TxOutcome) -> int:
+        usdc = self.dex.usdc
+        logs = usdc.events.Transfer().process_receipt(out.receipt, errors=DISCARD)
+        return sum(int(x["args"]["value"]) for x in logs if x["args"]["to"] == self.bot)
 
 
 class BookOrders:

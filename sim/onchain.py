@@ -49,6 +49,11 @@ class TxOutcome:
         return self.receipt is not None
 
     @property
+    def tag(self) -> str:
+        """The ``tag`` it was submitted with (its id is ``chain:tag:n``)."""
+        return self.tx.id.split(":", 1)[1].rsplit(":", 1)[0]
+
+    @property
     def gas_cost(self) -> int:
         return self.gas_used * self.gas_price
 
@@ -129,6 +134,7 @@ class ChainSide:
             if status == REVERTED:
                 call = self.calls.get(tx.id)
                 reason = revert_reason(call, {"from": tx.sender, "gas": tx.gas}) if call is not None else ""
+                reason = reason.removeprefix("execution reverted: ")
             outcomes.append(TxOutcome(tx, number, ts, i, status, r["gasUsed"],
                                       plan.base_fee + effective_priority_fee(tx, plan.base_fee), r, reason))
             self._forget(tx)

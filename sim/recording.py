@@ -55,6 +55,7 @@ class SimSummary:
     pools: int = 0
     pool_swaps: int = 0  # swaps the pools logged (traders' and arbitrageurs')
     arbitrages: int = 0  # of which the lagging arbitrageurs'
+    arb_searchers: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (won, lost) V2/V3 races
     stats: RunStats = field(default_factory=RunStats)
 
 
@@ -159,11 +160,15 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
 
                 dex = DexAgents(scenario, world, side, deliver)
                 dex.start(backend.accounts[0])
+            bot = bot_account(scenario.seed)
+            add_account(side, bot, backend.accounts[0])
+            if dex is not None and dex.pool("uniswap-v2") and dex.pool("uniswap-v3"):
+                from sim.gateway import PoolArbitrage
+
+                gateway.add(name, PoolArbitrage(dex, bot.address, deliver, name))
             if scenario.agents.borrowers.count > 0:
                 agents = AaveAgents(scenario, world, side, deliver)
                 agents.start(backend.accounts[0])
-                bot = bot_account(scenario.seed)
-                add_account(side, bot, backend.accounts[0])
                 gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address, deliver))
                 world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
         world.run()
@@ -182,6 +187,7 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
         summary.wins = dict(sorted(agents.wins.items()))
     if dex is not None:
         summary.pools, summary.pool_swaps, summary.arbitrages = len(dex.pools), dex.swaps, dex.arbitrages
+        summary.arb_searchers = {x.name: (x.won, x.lost) for x in dex.searchers}
     log.manifest.started_ts, log.manifest.ended_ts = scenario.start_ns, world.end_ns
     log.close(ended="clean")
     found = outcomes(EventLog.open(out).events())

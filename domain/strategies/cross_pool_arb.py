@@ -43,6 +43,7 @@ class CrossPoolArb:
         act: bool = False,
         venue: str = "ethereum",
         profit_token: str = "token0",
+        priority_fee_wei: int = 0,
         **unknown: Any,
     ):
         if unknown:
@@ -59,6 +60,7 @@ class CrossPoolArb:
         self.act = bool(act)
         self.venue = venue
         self.profit_token = profit_token
+        self.priority_fee_wei = int(priority_fee_wei)  # the tip its transactions bid (wei per gas)
 
     # ------------------------------------------------------------------ event
 
@@ -122,7 +124,8 @@ class CrossPoolArb:
             )
         ]
         if self.act:
-            out.append(Intent(self.name, self.venue, f"{buy}->{sell}", "arb", best_x, best_x))
+            out.append(Intent(self.name, self.venue, f"{buy}->{sell}", "arb", best_x, best_x,
+                              max_priority_fee=self.priority_fee_wei))
         return out
 
 
