@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from adapters.eventlog import EventLog
 from adapters.runner import verify
 from domain import events as ev
@@ -12,6 +14,7 @@ from domain.risk import Intent, RiskGate
 from sim.recording import run_scenario
 from sim.scenario import load_scenario
 
+pytestmark = pytest.mark.contract  # quiet's world deploys its Uniswap pools (npm builds)
 RISK = {"default_max_notional": 10**15, "default_max_outstanding": 10**16}
 
 
