@@ -25,7 +25,6 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from eth_abi import encode as abi_encode
-from web3.logs import DISCARD
 
 from domain import events as ev
 from sim.chain.artifacts import load
@@ -77,7 +76,6 @@ class AaveAgents:
     borrowers: list[Borrower] = field(default_factory=list)
     searchers: list[Searcher] = field(default_factory=list)
     liquidations: int = 0
-    reverted_attempts: int = 0
     oracle_txs: set[str] = field(default_factory=set)
     _targets: dict[str, str] = field(default_factory=dict)  # searcher tx id -> borrower
 
@@ -146,10 +144,6 @@ class AaveAgents:
 
     # ------------------------------------------------------------------ after each block
 
-    def liquidation_logs(self, receipt: Any) -> list[dict[str, Any]]:
-        return [dict(log["args"]) for log in
-                self.market.pool.events.LiquidationCall().process_receipt(receipt, errors=DISCARD)]
-
     def on_block(self, result: BlockResult) -> None:
         moved = False
         observed: list[ev.Event] = []
@@ -163,7 +157,7 @@ class AaveAgents:
                     moved = True
                 continue
             searcher = by_address.get(out.tx.sender)
-            logs = self.liquidation_logs(out.receipt) if out.status == SUCCESS else []
+            logs = self.market.liquidation_logs(out.receipt) if out.status == SUCCESS else []
             if searcher is not None:
                 user = self._target_of(out)
                 searcher.pending.discard(user)
@@ -171,7 +165,6 @@ class AaveAgents:
                     searcher.won += 1
                 else:
                     searcher.lost += 1
-                    self.reverted_attempts += 1
             for log in logs:
                 self.liquidations += 1
                 liquidated.add(str(log["user"]))
@@ -226,6 +219,11 @@ class AaveAgents:
                               max_priority_fee=self.bid(debt_base, hf), arrival_ns=arrival, tag=s.name, call=fn)
         self._targets[tx.id] = b.address
         s.pending.add(b.address)
+
+    @property
+    def reverted_attempts(self) -> int:
+        """Searchers' liquidation attempts that reverted (lost races)."""
+        return sum(s.lost for s in self.searchers)
 
     @property
     def wins(self) -> dict[str, int]:

@@ -81,15 +81,15 @@ class DexAgents:
     usdc: Any = None
     weth: Any = None
     router: Any = None  # V2 Router02
+    v2_factory: Any = None
     v3: Any = None  # the V3 deployment (factory, router, manager)
     pools: list[PoolAgent] = field(default_factory=list)
     traders: list[str] = field(default_factory=list)
     history: deque[tuple[int, Decimal]] = field(default_factory=deque)  # reference (ts, price)
     swaps: int = 0
     arbitrages: int = 0
-    failed: int = 0
     quoter: Any = None  # v3-periphery Quoter: what a V3 swap would pay, by eth_call
-    searchers: list["ArbSearcher"] = field(default_factory=list)
+    searchers: list[ArbSearcher] = field(default_factory=list)
 
     def start(self, funder: str) -> None:
         w3 = self.side.w3
@@ -120,21 +120,21 @@ class DexAgents:
         for i, p in enumerate(my_pools):
             arb = sim_key("arbitrageur", i)
             add_account(self.side, arb, funder)
-            self._fund(arb.address, me)
+            self.fund(arb.address)
             contract = self._create_pool(p, price, me)
             lag = p.arbitrage_lag if p.arbitrage_lag is not None else default_lag
             self.pools.append(PoolAgent(p, contract, int(lag * NS), arb.address))
         for i in range(self.scenario.agents.background.count if self.pools else 0):
             acct = sim_key("trader", i)
             add_account(self.side, acct, funder)
-            self._fund(acct.address, me)
+            self.fund(acct.address)
             self.traders.append(acct.address)
         s = self.scenario.agents.searchers
         if self.pool("uniswap-v2") and self.pool("uniswap-v3") and not self.scenario.agents.borrowers.count:
             for i in range(s.count):  # (with borrowers, the scenario's searchers hunt liquidations)
                 acct = sim_key("arb-searcher", i)
                 add_account(self.side, acct, funder)
-                self._fund(acct.address, me)
+                self.fund(acct.address)
                 name = f"arb-searcher-{i + 1}"
                 self.world.latency.links[name] = Link(s.latency, s.latency)
                 self.searchers.append(ArbSearcher(name, acct.address))
@@ -145,10 +145,6 @@ class DexAgents:
         self.deliver(chain, self._initial_state())
 
     # ------------------------------------------------------------------ set-up
-
-    def fund(self, who: str) -> None:
-        """Give an account working balances of both tokens and approve the routers (set-up only)."""
-        self._fund(who, "")
 
     def pool(self, protocol: str) -> PoolAgent | None:
         """The first pool of a protocol (``uniswap-v2`` / ``uniswap-v3``), as strategies name venues."""
@@ -163,7 +159,7 @@ class DexAgents:
         return int(self.router.functions.getAmountsOut(amount_in, [tin.address, tout.address]).call()[1])
 
     def arbitrage_legs(self, sender: str, buy: PoolAgent, sell: PoolAgent, usdc_in: int, tip: int,
-                       arrival: int, tag: str) -> tuple[Any, Any, int] | None:
+                       arrival: int, tag: str) -> tuple[Any, Any] | None:
         """Two swaps from ``sender``'s balances, one after the other (consecutive nonces, one tip):
         buy WETH with ``usdc_in`` on ``buy`` (at least what it quotes now, else it reverts), then sell
         that much WETH on ``sell`` for more USDC than ``usdc_in`` (else it reverts). Without an
@@ -173,9 +169,10 @@ class DexAgents:
             return None
         first = self._swap(buy, sender, True, usdc_in, None, tip, arrival, f"{tag}:leg1", min_out=weth_out)
         second = self._swap(sell, sender, False, weth_out, None, tip, arrival, f"{tag}:leg2", min_out=usdc_in + 1)
-        return first, second, weth_out
+        return first, second
 
-    def _fund(self, who: str, minter: str) -> None:
+    def fund(self, who: str) -> None:
+        """Give an account working balances of both tokens and approve the routers (set-up only)."""
         w3 = self.side.w3
         for tok, amount in ((self.usdc, BALANCE_USDC), (self.weth, BALANCE_WETH)):
             transact(w3, tok.functions.mint(who, amount), who, gas=100_000)
@@ -209,23 +206,20 @@ class DexAgents:
         return pool
 
     def _initial_state(self) -> list[ev.Event]:
-        out: list[ev.Event] = []
         block = self.world.chains[self.side.name].number - 1
-        for p in self.pools:
-            if p.v3:
-                sqrt_price, tick = p.contract.slot0()
-                out.append(self._v3_state(p, block, sqrt_price, p.contract.liquidity(), tick))
-            else:
-                r0, r1, _ = p.contract.pair.functions.getReserves().call()
-                out.append(ev.V2ReservesSynced(ts=0, source=f"sim:{self.side.name}:{p.spec.name}", pool=p.spec.name,
-                                               block=block, reserve0=r0, reserve1=r1))
-        return out
+        return [self.snapshot(p, block) for p in self.pools]
 
-    def _v3_state(self, p: PoolAgent, block: int, sqrt_price: int, liquidity: int, tick: int) -> ev.V3Swapped:
-        """The pool's state at the start, as a zero-amount swap record (what a bot's snapshot read gives)."""
-        return ev.V3Swapped(ts=0, source=f"sim:{self.side.name}:{p.spec.name}", pool=p.spec.name, block=block,
-                            tx="", log_index=0, sender="", recipient="", amount0=0, amount1=0,
-                            sqrt_price_x96=sqrt_price, liquidity=liquidity, tick=tick)
+    def snapshot(self, p: PoolAgent, block: int, ts: int = 0, name: str | None = None) -> ev.Event:
+        """The pool's state read from the chain, as a bot's snapshot read gives it: V2 reserves, or
+        the V3 price/liquidity/tick as a zero-amount swap record. ``name`` overrides the pool's name."""
+        pool, src = name or p.spec.name, f"sim:{self.side.name}:{p.spec.name}"
+        if p.v3:
+            sqrt_price, tick = p.contract.slot0()
+            return ev.V3Swapped(ts=ts, source=src, pool=pool, block=block, tx="", log_index=0, sender="",
+                                recipient="", amount0=0, amount1=0, sqrt_price_x96=sqrt_price,
+                                liquidity=p.contract.liquidity(), tick=tick)
+        r0, r1, _ = p.contract.pair.functions.getReserves().call()
+        return ev.V2ReservesSynced(ts=ts, source=src, pool=pool, block=block, reserve0=r0, reserve1=r1)
 
     # ------------------------------------------------------------------ the reference's past
 
@@ -286,7 +280,6 @@ class DexAgents:
                 p.pending = False
                 self.arbitrages += out.status == SUCCESS
             if out.status != SUCCESS:
-                self.failed += out.tx.sender in by_arb or out.tx.sender in self.traders
                 continue
             observed.extend(self._pool_events(out, result))
         for out in result.dropped:
@@ -317,7 +310,7 @@ class DexAgents:
             src = f"sim:{self.side.name}:{p.spec.name}"
             if p.v3:
                 for log in p.contract.decode_logs(out.receipt):
-                    if log.get("event", "Swap") != "Swap":
+                    if log["event"] != "Swap":
                         continue
                     self.swaps += 1
                     events.append(ev.V3Swapped(
@@ -344,18 +337,14 @@ class DexAgents:
         assert v2 is not None and v3 is not None
         s = self.scenario.agents.searchers
         state = MarketState()
-        r0, r1, _ = v2.contract.pair.functions.getReserves().call()
-        sqrt_price, tick = v3.contract.slot0()
-        view = [ev.V2ReservesSynced(ts=result.ts, pool="v2", block=result.number, reserve0=r0, reserve1=r1),
-                ev.V3Swapped(ts=result.ts, pool="v3", block=result.number, tx="", log_index=0, sender="",
-                             recipient="", amount0=0, amount1=0, sqrt_price_x96=sqrt_price,
-                             liquidity=v3.contract.liquidity(), tick=tick)]
+        v2_view = self.snapshot(v2, result.number, result.ts, "v2")
+        v3_view = self.snapshot(v3, result.number, result.ts, "v3")
         finder = CrossPoolArb("searcher", "v2", "v3", v3_fee_pips=v3.contract.fee,
                               v3_tick_spacing=v3.contract.tick_spacing, v2_fee_bps=int(v2.spec.fee_bps),
                               gas_price_wei=result.base_fee + s.priority_fee, gas_units=2 * SWAP_GAS)
-        state.on_v2(view[0])
-        state.on_v3(view[1])
-        found = list(finder.on_event(view[-1], state))
+        state.on_v2(v2_view)  # type: ignore[arg-type]
+        state.on_v3(v3_view)
+        found = list(finder.on_event(v3_view, state))
         if not found:
             return
         opp = found[0]

@@ -30,12 +30,11 @@ from typing import Any, Callable
 from web3.logs import DISCARD
 
 from domain import events as ev
-from sim.aave_agents import AaveAgents
+from sim.aave_agents import LIQUIDATION_GAS, AaveAgents
 from sim.chain.aave_v3 import explain
 from sim.chain.pyevm import call_data
 from sim.onchain import SUCCESS, BlockResult, TxOutcome
 
-LIQUIDATION_GAS = 900_000
 BOT_USDC = 50_000_000 * 10**6  # the bot's working capital on chain
 
 
@@ -63,10 +62,7 @@ class AaveLiquidations:
         tx = self.side.submit(self.bot, to=market.pool.address, data=call_data(fn), gas=LIQUIDATION_GAS,
                               max_priority_fee=intent.max_priority_fee, arrival_ns=arrival, tag="bot", call=fn)
         self.open[tx.id] = intent
-        return [ev.TransactionSubmitted(
-            ts=intent.ts, source=f"sim:gateway:{self.venue}", cause=intent.seq, intent=intent.seq,
-            chain=self.side.name, tx=tx.id, sender=self.bot.lower(), nonce=tx.nonce, gas=tx.gas, max_fee=tx.max_fee,
-            max_priority_fee=tx.max_priority_fee)]
+        return [_submitted(intent, self.venue, self.side.name, tx)]
 
     def on_block(self, result: BlockResult) -> None:
         reports: list[ev.Event] = []
@@ -78,29 +74,24 @@ class AaveLiquidations:
             self.deliver(self.side.name, reports)
 
     def _report(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> list[ev.Event]:
-        src, chain = f"sim:gateway:{self.venue}", self.side.name
-        common = dict(ts=0, source=src, cause=intent.seq, intent=intent.seq)
+        common = _common(intent, self.venue)
+        mined = _mined(intent, self.venue, self.side.name, out)
         if not out.included:
-            return [ev.TransactionDropped(**common, chain=chain, tx=out.tx.id, reason=out.reason),
-                    ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {out.reason}")]
-        included = ev.TransactionIncluded(**common, chain=chain, tx=out.tx.id, block=out.block, index=out.index,
-                                          status=out.status, gas_used=out.gas_used, gas_price=out.gas_price,
-                                          reason=out.reason)
+            return [mined, ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {out.reason}")]
         mine = [log for log in self._logs(out) if str(log["user"]).lower() == intent.target.lower()]
         if out.status == SUCCESS and mine:
             log = mine[0]
-            return [included, ev.OrderFilled(**common, venue=self.venue, amount=int(log["liquidatedCollateralAmount"]),
+            return [mined, ev.OrderFilled(**common, venue=self.venue, amount=int(log["liquidatedCollateralAmount"]),
                                              notional=int(log["debtToCover"]), fee=out.gas_cost, fee_asset="ETH")]
         winners = [str(log["liquidator"]).lower() for o in result.outcomes if o.status == SUCCESS and o is not out
                    for log in self._logs(o) if str(log["user"]).lower() == intent.target.lower()]
         why = f"reverted: {explain(out.reason) if out.reason else 'no reason given'}"
         if winners:
             why += f"; liquidated first in block {out.block} by {', '.join(winners)}"
-        return [included, ev.OrderFailed(**common, venue=self.venue, reason=why)]
+        return [mined, ev.OrderFailed(**common, venue=self.venue, reason=why)]
 
     def _logs(self, out: TxOutcome) -> list[dict[str, Any]]:
-        return [dict(x["args"]) for x in
-                self.agents.market.pool.events.LiquidationCall().process_receipt(out.receipt, errors=DISCARD)]
+        return self.agents.market.liquidation_logs(out.receipt)
 
 
 class PoolArbitrage:
@@ -131,12 +122,9 @@ class PoolArbitrage:
             return [_failed(intent, f"{buy_name} quotes nothing for {intent.amount}")]
         self.done[intent.seq] = [None, None]
         out: list[ev.Event] = []
-        for i, tx in enumerate(legs[:2]):
+        for i, tx in enumerate(legs):
             self.legs[tx.id] = (intent, i)
-            out.append(ev.TransactionSubmitted(
-                ts=intent.ts, source=f"sim:gateway:{self.venue}", cause=intent.seq, intent=intent.seq,
-                chain=self.side.name, tx=tx.id, sender=self.bot.lower(), nonce=tx.nonce, gas=tx.gas,
-                max_fee=tx.max_fee, max_priority_fee=tx.max_priority_fee))
+            out.append(_submitted(intent, self.venue, self.side.name, tx))
         return out
 
     def on_block(self, result: BlockResult) -> None:
@@ -146,13 +134,7 @@ class PoolArbitrage:
             if leg is None:
                 continue
             intent, i = leg
-            common = dict(ts=0, source=f"sim:gateway:{self.venue}", cause=intent.seq, intent=intent.seq)
-            if out.included:
-                reports.append(ev.TransactionIncluded(**common, chain=self.side.name, tx=out.tx.id, block=out.block,
-                                                      index=out.index, status=out.status, gas_used=out.gas_used,
-                                                      gas_price=out.gas_price, reason=out.reason))
-            else:
-                reports.append(ev.TransactionDropped(**common, chain=self.side.name, tx=out.tx.id, reason=out.reason))
+            reports.append(_mined(intent, self.venue, self.side.name, out))
             legs = self.done[intent.seq]
             if out.included and out.status != SUCCESS:  # who moved that pool first in this block?
                 pool = out.tag.rsplit(":", 1)[-1]  # dex swaps are tagged "<who>:<leg>:<pool>"
@@ -164,11 +146,12 @@ class PoolArbitrage:
             legs[i] = out
             if legs[0] is not None and legs[1] is not None:
                 del self.done[intent.seq]
-                reports.append(self._result(intent, legs[0], legs[1], common))
+                reports.append(self._result(intent, legs[0], legs[1]))
         if reports:
             self.deliver(self.side.name, reports)
 
-    def _result(self, intent: ev.OrderIntended, first: TxOutcome, second: TxOutcome, common: dict[str, Any]) -> ev.Event:
+    def _result(self, intent: ev.OrderIntended, first: TxOutcome, second: TxOutcome) -> ev.Event:
+        common = _common(intent, self.venue)
         if first.status == SUCCESS and second.status == SUCCESS:
             received = self._usdc_received(second)
             return ev.OrderFilled(**common, venue=self.venue, amount=received, notional=intent.amount,
@@ -251,6 +234,26 @@ class SimGateway:
             known = ", ".join(self.executors) or "none"
             return [_failed(intent, f"no venue {intent.venue!r} in this world (executable venues: {known})")]
         return executor.submit(intent)
+
+
+def _common(intent: ev.OrderIntended, venue: str) -> dict[str, Any]:
+    """The envelope of what a gateway reports about an intent (``ts`` is set on delivery)."""
+    return dict(ts=0, source=f"sim:gateway:{venue}", cause=intent.seq, intent=intent.seq)
+
+
+def _submitted(intent: ev.OrderIntended, venue: str, chain: str, tx: Any) -> ev.TransactionSubmitted:
+    return ev.TransactionSubmitted(**{**_common(intent, venue), "ts": intent.ts}, chain=chain, tx=tx.id,
+                                   sender=tx.sender.lower(), nonce=tx.nonce, gas=tx.gas, max_fee=tx.max_fee,
+                                   max_priority_fee=tx.max_priority_fee)
+
+
+def _mined(intent: ev.OrderIntended, venue: str, chain: str, out: TxOutcome) -> ev.Event:
+    """``TransactionIncluded`` (mined, succeeded or reverted) or ``TransactionDropped``."""
+    if not out.included:
+        return ev.TransactionDropped(**_common(intent, venue), chain=chain, tx=out.tx.id, reason=out.reason)
+    return ev.TransactionIncluded(**_common(intent, venue), chain=chain, tx=out.tx.id, block=out.block,
+                                  index=out.index, status=out.status, gas_used=out.gas_used, gas_price=out.gas_price,
+                                  reason=out.reason)
 
 
 def _failed(intent: ev.OrderIntended, reason: str) -> ev.OrderFailed:

@@ -202,7 +202,7 @@ def _report_progress(world: World, loop: Loop, progress: Callable[[RunStats], No
 
 
 def bot_account(seed: int) -> Any:
-    """The bot's own account in the sim (a deterministic simulation-only key)."""
-    from eth_account import Account
+    """The bot's own account in the sim (a fixed simulation-only key per seed)."""
+    from sim.onchain import sim_key
 
-    return Account.from_key((0xB07 << 200 | seed + 1).to_bytes(32, "big"))
+    return sim_key("bot", seed)

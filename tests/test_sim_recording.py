@@ -140,7 +140,7 @@ def test_quiet_produces_no_trades(tmp_path) -> None:
     out, verified = sim_and_verify(tmp_path, "quiet", 4, "quiet.db")
     events = list(EventLog.open(tmp_path / "quiet.db").events())
     assert not [e for e in events if e.KIND == ev.DECISION]
-    assert verified.endswith(" inputs, 0 decisions, digest " + verified.split("digest ")[-1])
+    assert " inputs, 0 decisions, digest " in verified
     # the pools did trade (background traders, arbitrageurs): there was something to look at
     assert len([e for e in events if type(e) is ev.V2ReservesSynced]) > 5
     assert len([e for e in events if type(e) is ev.V3Swapped]) > 5

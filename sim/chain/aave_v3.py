@@ -167,16 +167,21 @@ class AaveV3Market:
             self.approve(debt, liquidator)
         receipt = self._send("liquidationCall", self.pool.functions.liquidationCall(
             self.asset(collateral), self.asset(debt), user, debt_to_cover, receive_atoken), liquidator, gas=900_000)
-        logs = self.pool.events.LiquidationCall().process_receipt(receipt, errors=DISCARD)
+        logs = self.liquidation_logs(receipt)
         if len(logs) != 1:
             raise RuntimeError(f"expected one LiquidationCall event, got {len(logs)}")
-        out = dict(logs[0]["args"])
+        out = logs[0]
         out["blockNumber"] = receipt["blockNumber"]
         out["timestamp"] = self.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
         out["gasUsed"] = receipt["gasUsed"]
         return out
 
     # ------------------------------------------------------------------ reads
+
+    def liquidation_logs(self, receipt: Any) -> list[dict[str, Any]]:
+        """The pool's ``LiquidationCall`` logs in a receipt, as dicts of their arguments."""
+        return [dict(log["args"]) for log in
+                self.pool.events.LiquidationCall().process_receipt(receipt, errors=DISCARD)]
 
     def price(self, asset: str | Any) -> int:
         return self.oracle.functions.getAssetPrice(self.asset(asset)).call()
