@@ -10,14 +10,14 @@ from typing import Any
 
 import click
 
-from adapters import config_files
-from adapters.eventlog import EventLog, EventLogError
-from adapters.importers import KINDS as IMPORT_KINDS
-from adapters.importers import ImportError_, import_files
-from adapters.uniswap_v3_logs import independent_decode_report
-from adapters.runner import RunStats, replay_log, verify
-from domain import events as ev
-from domain.strategies import ConfigError, build_engine
+from tapedeck.adapters import config_files
+from tapedeck.adapters.eventlog import EventLog, EventLogError
+from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
+from tapedeck.runtime.importers import ImportError_, import_files
+from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
+from tapedeck.runtime.loop import RunStats, replay_log, verify
+from tapedeck.domain import events as ev
+from tapedeck.domain.strategies import ConfigError, build_engine
 
 DEFAULT_CONFIG = config_files.DEFAULT_CONFIG
 
@@ -67,9 +67,9 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     scenario has borrowers, a real Aave v3 market runs on the chain backend, with competing
     searchers whose transactions go through the mempool and the block builder.
     """
-    from sim.chain.artifacts import ArtifactMissing
-    from sim.recording import run_scenario
-    from sim.scenario import ScenarioError, load_scenario
+    from tapedeck.sim.chain.artifacts import ArtifactMissing
+    from tapedeck.sim.recording import run_scenario
+    from tapedeck.sim.scenario import ScenarioError, load_scenario
 
     try:
         sc = load_scenario(scenario, seed=seed)
@@ -232,7 +232,7 @@ def summary_line(stats: RunStats, out: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(run_path: str, as_json: bool) -> None:
     """Show a run's manifest, its counts by event type and each strategy's outcome."""
-    from adapters.outcomes import outcomes
+    from tapedeck.runtime.outcomes import outcomes
 
     log = open_log(run_path)
     counts = log.counts_by_topic()
@@ -306,7 +306,7 @@ def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
 @click.option("--workdir", default="runs/demo", show_default=True)
 def demo(data: str | None, workdir: str) -> None:
     """Import the real 2024-01-05 USDC/WETH day, replay the arbitrage strategy over it, verify it."""
-    from adapters.demo import run_demo
+    from tapedeck.runtime.demo import run_demo
 
     try:
         run_demo(data, Path(workdir), echo=click.echo)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from typing import IO
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 
 def read_header(f: IO[str], name: str, required: tuple[str, ...], source: str) -> dict[str, int] | ev.InputRejected:

@@ -31,7 +31,7 @@ import msgspec
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 TAPEDECK_VERSION = "0.1.0"
 DEFAULT_BATCH = 16384  # events per group commit; each commit costs ~2.5 ms of fsync here

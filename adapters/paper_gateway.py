@@ -6,7 +6,7 @@ way a real venue's fills would release it.
 """
 from __future__ import annotations
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 
 class PaperGateway:

@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator
 
-from adapters.csv_header import read_header
-from domain import events as ev
+from tapedeck.adapters.csv_header import read_header
+from tapedeck.domain import events as ev
 
 SOURCE = "uniswap-v2-reserves"
 USDC_WETH_PAIR = "0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc"

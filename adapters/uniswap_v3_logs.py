@@ -28,9 +28,9 @@ import eth_abi
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak
 
-from adapters.csv_header import read_header
-from domain import events as ev
-from domain import uniswap_v3 as v3
+from tapedeck.adapters.csv_header import read_header
+from tapedeck.domain import events as ev
+from tapedeck.domain import uniswap_v3 as v3
 
 SOURCE = "uniswap-v3-logs"
 

@@ -34,14 +34,14 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.config_files import load_config  # noqa: E402
-from domain.uniswap_v2 import get_amount_out  # noqa: E402
-from sim.chain.aave_v3 import deploy_aave_v3  # noqa: E402
-from sim.chain.artifacts import ArtifactMissing  # noqa: E402
-from sim.chain.pyevm import ChainTx, call_data  # noqa: E402
-from sim.chain.uniswap_v2 import GAS_SWAP, GAS_TRANSFER, add_liquidity, deploy_v2_pair  # noqa: E402
-from sim.recording import SETUP_SECONDS, chain_backend, run_scenario  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from tapedeck.adapters.config_files import load_config  # noqa: E402
+from tapedeck.domain.uniswap_v2 import get_amount_out  # noqa: E402
+from tapedeck.sim.chain.aave_v3 import deploy_aave_v3  # noqa: E402
+from tapedeck.sim.chain.artifacts import ArtifactMissing  # noqa: E402
+from tapedeck.sim.chain.pyevm import ChainTx, call_data  # noqa: E402
+from tapedeck.sim.chain.uniswap_v2 import GAS_SWAP, GAS_TRANSFER, add_liquidity, deploy_v2_pair  # noqa: E402
+from tapedeck.sim.recording import SETUP_SECONDS, chain_backend, run_scenario  # noqa: E402
+from tapedeck.sim.scenario import load_scenario  # noqa: E402
 
 BACKENDS = ("pyevm", "anvil")
 START = 1_709_251_200 - SETUP_SECONDS  # eth-crash's start (2024-03-01) minus the sim's set-up hour

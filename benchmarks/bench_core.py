@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.eventlog import EventLog, Manifest  # noqa: E402
-from adapters.runner import drive, verify  # noqa: E402
-from domain import events as ev  # noqa: E402
-from domain.strategies import build_engine  # noqa: E402
+from tapedeck.adapters.eventlog import EventLog, Manifest  # noqa: E402
+from tapedeck.runtime.loop import drive, verify  # noqa: E402
+from tapedeck.domain import events as ev  # noqa: E402
+from tapedeck.domain.strategies import build_engine  # noqa: E402
 
 CONFIG = {
     "risk": {"default_max_notional": 10**12, "default_max_outstanding": 10**13},
@@ -115,10 +115,10 @@ def main() -> None:
 
 
 def real_day(tmp: Path) -> None:
-    from adapters.demo import V2_FILE, V3_DIR, V3_FILE, data_dir
-    from adapters.importers import import_files
-    from adapters.config_files import DEFAULT_CONFIG, load_config
-    from adapters.runner import replay_log
+    from tapedeck.runtime.demo import V2_FILE, V3_DIR, V3_FILE, data_dir
+    from tapedeck.runtime.importers import import_files
+    from tapedeck.adapters.config_files import DEFAULT_CONFIG, load_config
+    from tapedeck.runtime.loop import replay_log
 
     data = data_dir()
     if not (data / V3_DIR / V3_FILE).is_file():

@@ -13,9 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.config_files import load_config  # noqa: E402
-from sim.recording import run_scenario  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from tapedeck.adapters.config_files import load_config  # noqa: E402
+from tapedeck.sim.recording import run_scenario  # noqa: E402
+from tapedeck.sim.scenario import load_scenario  # noqa: E402
 
 
 def main() -> None:
@@ -34,9 +34,9 @@ def main() -> None:
 
 
 def chain_start() -> None:
-    from sim.chain.aave_v3 import deploy_aave_v3
-    from sim.chain.artifacts import ArtifactMissing
-    from sim.chain.pyevm import PyEvmChain
+    from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
+    from tapedeck.sim.chain.artifacts import ArtifactMissing
+    from tapedeck.sim.chain.pyevm import PyEvmChain
 
     try:
         t = time.perf_counter()

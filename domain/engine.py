@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, Sequence
 
-from domain import events as ev
-from domain.risk import Intent, RiskGate
-from domain.state import MarketState
+from tapedeck.domain import events as ev
+from tapedeck.domain.risk import Intent, RiskGate
+from tapedeck.domain.state import MarketState
 
 Proposal = ev.Event | Intent
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain import events as ev
-from domain.uniswap_v3 import V3PoolState
+from tapedeck.domain import events as ev
+from tapedeck.domain.uniswap_v3 import V3PoolState
 
 
 @dataclass(slots=True)

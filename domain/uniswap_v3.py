@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 MAX_UINT256 = (1 << 256) - 1
 MAX_UINT160 = (1 << 160) - 1

@@ -26,12 +26,12 @@ from typing import Any, Callable
 
 from eth_abi import encode as abi_encode
 
-from domain import events as ev
-from sim.chain.artifacts import load
-from sim.chain.pyevm import call_data, create_address
-from sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
-from sim.processes import OracleRound, World
-from sim.scenario import Link, Scenario
+from tapedeck.domain import events as ev
+from tapedeck.sim.chain.artifacts import load
+from tapedeck.sim.chain.pyevm import call_data, create_address
+from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
+from tapedeck.sim.processes import OracleRound, World
+from tapedeck.sim.scenario import Link, Scenario
 
 LIQUIDATION_GAS = 900_000  # gas limit of a liquidationCall (uses ~250-350k)
 AGGREGATOR_GAS = 300_000
@@ -89,7 +89,7 @@ class AaveAgents:
         Deployed from a fixed simulation account, so every address is the same on every backend."""
         from eth_account import Account
 
-        from sim.chain.aave_v3 import deploy_aave_v3
+        from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
 
         deployer = sim_key("aave-deployer")
         add_account(self.side, deployer, funder)

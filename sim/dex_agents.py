@@ -32,12 +32,12 @@ from typing import Any, Callable
 
 from web3.logs import DISCARD
 
-from domain import events as ev
-from sim.chain.artifacts import load
-from sim.chain.pyevm import call_data, create_address, deploy, transact
-from sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
-from sim.processes import CTX, NS, PriceTick, World, exponential
-from sim.scenario import REFERENCE, Link, Pool, Scenario
+from tapedeck.domain import events as ev
+from tapedeck.sim.chain.artifacts import load
+from tapedeck.sim.chain.pyevm import call_data, create_address, deploy, transact
+from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
+from tapedeck.sim.processes import CTX, NS, PriceTick, World, exponential
+from tapedeck.sim.scenario import REFERENCE, Link, Pool, Scenario
 
 SWAP_GAS = 250_000
 V3_SWAP_GAS = 400_000
@@ -107,11 +107,11 @@ class DexAgents:
         chain = self.side.name
         my_pools = [p for p in self.scenario.pools if p.chain == chain]
         if any(p.protocol == "uniswap-v2" for p in my_pools):
-            from sim.chain.uniswap_v2 import deploy_factory_and_router
+            from tapedeck.sim.chain.uniswap_v2 import deploy_factory_and_router
 
             self.v2_factory, self.router = deploy_factory_and_router(w3, self.weth.address, me)
         if any(p.protocol == "uniswap-v3" for p in my_pools):
-            from sim.chain.uniswap_v3 import deploy_v3
+            from tapedeck.sim.chain.uniswap_v3 import deploy_v3
 
             self.v3 = deploy_v3(w3, sender=me, weth=self.weth.address)
             self.quoter = deploy(w3, load("@uniswap/v3-periphery", "Quoter"), self.v3.factory.address,
@@ -185,14 +185,14 @@ class DexAgents:
         usdc_amount = int(p.liquidity * 10**6)
         weth_amount = int(p.liquidity / price * 10**18)
         if p.protocol == "uniswap-v2":
-            from sim.chain.uniswap_v2 import create_pair
+            from tapedeck.sim.chain.uniswap_v2 import create_pair
 
             m = create_pair(w3, self.v2_factory, self.usdc, self.weth, me)
             transact(w3, self.usdc.functions.mint(m.pair.address, usdc_amount), me, gas=100_000)
             transact(w3, self.weth.functions.mint(m.pair.address, weth_amount), me, gas=100_000)
             transact(w3, m.pair.functions.mint(me), me, gas=300_000)
             return m
-        from sim.chain.uniswap_v3 import create_pool, mint_position
+        from tapedeck.sim.chain.uniswap_v3 import create_pool, mint_position
 
         fee = int(p.fee_bps * 100)
         # sqrtPriceX96 of token1/token0 in base units: (WETH wei per USDC unit) = 1e18 / (price * 1e6)
@@ -257,7 +257,7 @@ class DexAgents:
             return None
         tin, tout = (self.usdc, self.weth) if buy_weth else (self.weth, self.usdc)
         if p.v3:
-            from sim.chain.uniswap_v3 import swap_exact_input_call
+            from tapedeck.sim.chain.uniswap_v3 import swap_exact_input_call
 
             fn = swap_exact_input_call(p.contract, sender, tin, amount_in, amount_out_min=min_out,
                                        sqrt_price_limit_x96=limit or 0, deadline=DEADLINE)
@@ -330,8 +330,8 @@ class DexAgents:
 
     def _search(self, result: BlockResult) -> None:
         """Each idle searcher checks the V2/V3 gap on the chain's state and races for it."""
-        from domain.state import MarketState
-        from domain.strategies.cross_pool_arb import CrossPoolArb
+        from tapedeck.domain.state import MarketState
+        from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
 
         v2, v3 = self.pool("uniswap-v2"), self.pool("uniswap-v3")
         assert v2 is not None and v3 is not None

@@ -1,6 +1,6 @@
 """The gateway port in the simulated world: the engine's intents become real actions in it.
 
-``SimGateway.submit`` is what ``adapters.runner.Loop`` calls with every numbered ``OrderIntended``
+``SimGateway.submit`` is what ``tapedeck.runtime.loop.Loop`` calls with every numbered ``OrderIntended``
 (the same port the live adapters implement). It answers at once with what the bot itself knows
 (``TransactionSubmitted``: nonce, fees, gas); everything the world decides later (inclusion or
 revert in a block, drops, the fill) comes back through ``deliver`` after the venue's inbound
@@ -29,11 +29,11 @@ from typing import Any, Callable
 
 from web3.logs import DISCARD
 
-from domain import events as ev
-from sim.aave_agents import LIQUIDATION_GAS, AaveAgents
-from sim.chain.aave_v3 import explain
-from sim.chain.pyevm import call_data
-from sim.onchain import SUCCESS, BlockResult, TxOutcome
+from tapedeck.domain import events as ev
+from tapedeck.sim.aave_agents import LIQUIDATION_GAS, AaveAgents
+from tapedeck.sim.chain.aave_v3 import explain
+from tapedeck.sim.chain.pyevm import call_data
+from tapedeck.sim.onchain import SUCCESS, BlockResult, TxOutcome
 
 BOT_USDC = 50_000_000 * 10**6  # the bot's working capital on chain
 
@@ -170,7 +170,7 @@ class BookOrders:
     """Executes buy/sell intents as IOC market orders on a mock book venue."""
 
     def __init__(self, venue: Any, feed: Callable[[ev.Event], None]):
-        from sim.venues.cex import OrderReport
+        from tapedeck.sim.venues.cex import OrderReport
 
         self.venue, self.feed = venue, feed
         self.name = venue.name
@@ -183,7 +183,7 @@ class BookOrders:
     def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
         from decimal import ROUND_FLOOR, Decimal
 
-        from sim.venues.cex import BUY, SELL, Order
+        from tapedeck.sim.venues.cex import BUY, SELL, Order
 
         spec = self.venue.spec
         if intent.side not in (BUY, SELL):
@@ -198,7 +198,7 @@ class BookOrders:
         return []
 
     def on_report(self, r: Any) -> None:
-        from sim.venues.cex import ACCEPTED, CANCELLED, EXPIRED, REJECTED
+        from tapedeck.sim.venues.cex import ACCEPTED, CANCELLED, EXPIRED, REJECTED
 
         intent = self.open.get(r.client_id)
         if intent is None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sim.chain.pyevm import ChainTx, revert_reason
-from sim.inclusion import BlockPlan, Left, PendingTx, effective_priority_fee
-from sim.processes import NS, BlockProducer, SimClock
+from tapedeck.sim.chain.pyevm import ChainTx, revert_reason
+from tapedeck.sim.inclusion import BlockPlan, Left, PendingTx, effective_priority_fee
+from tapedeck.sim.processes import NS, BlockProducer, SimClock
 
 SUCCESS, REVERTED = "success", "reverted"
 EXPIRED = "expired"

@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import simpy
 
-from sim.inclusion import BlockPlan, Left, Mempool, PendingTx, build_block, next_base_fee
-from sim.scenario import REFERENCE, Chain, Latency, Link, Oracle, ReferencePath, Scenario, derive_rng
+from tapedeck.sim.inclusion import BlockPlan, Left, Mempool, PendingTx, build_block, next_base_fee
+from tapedeck.sim.scenario import REFERENCE, Chain, Latency, Link, Oracle, ReferencePath, Scenario, derive_rng
 
 NS = 1_000_000_000
 SECONDS_PER_YEAR = 365 * 24 * 3600
@@ -499,8 +499,8 @@ class World:
 
     def __init__(self, scenario: Scenario, *, env: simpy.Environment | None = None, bus: Bus | None = None,
                  execute: Mapping[str, Callable[[BlockPlan, int, int], int | None]] | None = None):
-        from sim.venues.cex import MockCex  # the venues build on this module
-        from sim.venues.perp import MockPerp
+        from tapedeck.sim.venues.cex import MockCex  # the venues build on this module
+        from tapedeck.sim.venues.perp import MockPerp
 
         self.scenario = scenario
         self.env = env or simpy.Environment()

@@ -2,7 +2,7 @@
 
 The world (``sim.processes.World``: price path, blocks, oracles, mock venues) publishes messages
 on its bus as SimPy time advances; each observable one is turned into an input event and fed to
-the same loop replay and live use (``adapters.runner.Loop``), so a sim run verifies with
+the same loop replay and live use (``tapedeck.runtime.loop.Loop``), so a sim run verifies with
 ``tapedeck replay --verify`` like any other. The true reference price is not recorded: no bot can
 see it, and scenario + seed regenerate it.
 
@@ -18,19 +18,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from adapters.eventlog import EventLog, Manifest, config_hash
+from tapedeck.adapters.eventlog import EventLog, Manifest, config_hash
 import msgspec
 
-from adapters.runner import Loop, RunStats
-from domain import events as ev
-from domain.engine import Engine
-from domain.strategies import build_engine
-from sim.gateway import BookOrders, SimGateway
-from adapters.outcomes import StrategyOutcome, outcomes
-from sim.processes import BlockBuilt, Bus, OracleRound, World
-from sim.scenario import Scenario
-from sim.venues.cex import BookQuote
-from sim.venues.perp import PerpMark
+from tapedeck.runtime.loop import Loop, RunStats
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.strategies import build_engine
+from tapedeck.sim.gateway import BookOrders, SimGateway
+from tapedeck.runtime.outcomes import StrategyOutcome, outcomes
+from tapedeck.sim.processes import BlockBuilt, Bus, OracleRound, World
+from tapedeck.sim.scenario import Scenario
+from tapedeck.sim.venues.cex import BookQuote
+from tapedeck.sim.venues.perp import PerpMark
 
 
 SETUP_SECONDS = 3600
@@ -91,11 +91,11 @@ def deliver_to(world: World, loop: Loop) -> Callable[[str, list[ev.Event]], None
 def chain_backend(kind: str, start_time: int) -> Any:
     """A fresh chain for a run: ``pyevm`` (in process) or ``anvil`` (a node on 127.0.0.1)."""
     if kind == "pyevm":
-        from sim.chain.pyevm import PyEvmChain
+        from tapedeck.sim.chain.pyevm import PyEvmChain
 
         return PyEvmChain(start_time=start_time)
     if kind == "anvil":
-        from sim.chain.anvil import AnvilChain
+        from tapedeck.sim.chain.anvil import AnvilChain
 
         return AnvilChain(start_time=start_time)
     raise ValueError(f"unknown chain backend {kind!r} (pyevm or anvil)")
@@ -145,9 +145,9 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     try:
         on_chain = scenario.chains and (scenario.agents.borrowers.count > 0 or scenario.pools)
         if on_chain:
-            from sim.aave_agents import AaveAgents
-            from sim.gateway import AaveLiquidations
-            from sim.onchain import ChainSide, add_account
+            from tapedeck.sim.aave_agents import AaveAgents
+            from tapedeck.sim.gateway import AaveLiquidations
+            from tapedeck.sim.onchain import ChainSide, add_account
 
             name = scenario.chains[0].name
             # Chain time comes from the scenario, never the wall clock, so interest accrual, and with
@@ -156,14 +156,14 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
             backend = chain_backend(chain, scenario.start_ns // 10**9 - SETUP_SECONDS)
             side = ChainSide(name, backend, world.chains[name], world.clock)
             if scenario.pools:
-                from sim.dex_agents import DexAgents
+                from tapedeck.sim.dex_agents import DexAgents
 
                 dex = DexAgents(scenario, world, side, deliver)
                 dex.start(backend.accounts[0])
             bot = bot_account(scenario.seed)
             add_account(side, bot, backend.accounts[0])
             if dex is not None and dex.pool("uniswap-v2") and dex.pool("uniswap-v3"):
-                from sim.gateway import PoolArbitrage
+                from tapedeck.sim.gateway import PoolArbitrage
 
                 gateway.add(name, PoolArbitrage(dex, bot.address, deliver, name))
             if scenario.agents.borrowers.count > 0:
@@ -203,6 +203,6 @@ def _report_progress(world: World, loop: Loop, progress: Callable[[RunStats], No
 
 def bot_account(seed: int) -> Any:
     """The bot's own account in the sim (a fixed simulation-only key per seed)."""
-    from sim.onchain import sim_key
+    from tapedeck.sim.onchain import sim_key
 
     return sim_key("bot", seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 ROOT = Path(__file__).resolve().parent.parent
 

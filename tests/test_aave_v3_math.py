@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import aave_v3 as aave
-from domain.aave_v3 import (
+from tapedeck.domain import aave_v3 as aave
+from tapedeck.domain.aave_v3 import (
     MAX_UINT256, RAY, SECONDS_PER_YEAR, WAD, AaveMathError, LiquidationInput, LiquidationNotAllowed, Position,
 )
 

@@ -19,10 +19,10 @@ import time
 
 import pytest
 
-from domain import aave_v3 as aave
-from sim.chain.aave_v3 import AaveCallReverted, deploy_aave_v3
-from sim.chain.artifacts import ArtifactMissing, node_modules
-from sim.chain.pyevm import PyEvmChain
+from tapedeck.domain import aave_v3 as aave
+from tapedeck.sim.chain.aave_v3 import AaveCallReverted, deploy_aave_v3
+from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
+from tapedeck.sim.chain.pyevm import PyEvmChain
 
 pytestmark = pytest.mark.contract
 

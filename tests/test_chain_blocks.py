@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from sim.chain.pyevm import ChainTx, PyEvmChain, create_address
+from tapedeck.sim.chain.pyevm import ChainTx, PyEvmChain, create_address
 
 START = 1_709_251_200  # 2024-03-01T00:00:00Z
 
@@ -16,8 +16,8 @@ def chain(request: Any) -> Iterator[Any]:
     if request.param == "pyevm":
         yield PyEvmChain(start_time=START)
         return
-    from sim.chain.anvil import AnvilChain, anvil_binary
-    from sim.chain.artifacts import ArtifactMissing
+    from tapedeck.sim.chain.anvil import AnvilChain, anvil_binary
+    from tapedeck.sim.chain.artifacts import ArtifactMissing
     try:
         anvil_binary()
     except ArtifactMissing as e:

@@ -7,9 +7,9 @@ import shutil
 import pytest
 from click.testing import CliRunner, Result
 
-from adapters.eventlog import EventLog
-from cli import main
-from domain import events as ev
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.cli import main
+from tapedeck.domain import events as ev
 from tests.conftest import ROOT, require_data
 
 SAMPLE = ROOT / "fixtures" / "samples"

@@ -4,10 +4,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import events as ev
-from domain.strategies import build_engine
-from domain.uniswap_v2 import get_amount_out
-from domain.uniswap_v3 import get_sqrt_ratio_at_tick, swap_within_range
+from tapedeck.domain import events as ev
+from tapedeck.domain.strategies import build_engine
+from tapedeck.domain.uniswap_v2 import get_amount_out
+from tapedeck.domain.uniswap_v3 import get_sqrt_ratio_at_tick, swap_within_range
 
 V2, V3 = "0xv2", "0xv3"
 L = 12_000_000_000_000_000_000

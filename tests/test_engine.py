@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from domain import events as ev
-from domain.engine import Engine
-from domain.risk import Intent, RiskGate, VenueLimits
-from domain.strategies import ConfigError, build_engine
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.risk import Intent, RiskGate, VenueLimits
+from tapedeck.domain.strategies import ConfigError, build_engine
 from tests.conftest import SPREAD_CONFIG, quote
 
 

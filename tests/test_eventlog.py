@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from decimal import Decimal
 
-from adapters.eventlog import EventLog, EventLogError, Manifest, config_hash
+from tapedeck.adapters.eventlog import EventLog, EventLogError, Manifest, config_hash
 from tests.conftest import ROOT, quote
 
 
@@ -68,7 +68,7 @@ def test_acknowledged_events_survive_a_killed_process_and_the_run_resumes(tmp_pa
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from adapters.eventlog import EventLog, Manifest
+        from tapedeck.adapters.eventlog import EventLog, Manifest
         from tests.conftest import quote
         log = EventLog.create({str(path)!r}, Manifest(run_id="", mode="live"))
         for i in range(2500):
@@ -93,7 +93,7 @@ def test_a_log_holding_an_old_schema_version_still_replays(tmp_path) -> None:
     """A segment with a v1 quote cannot take the one-call decode path; it is upcast event by event."""
     import msgspec
 
-    from adapters.eventlog import SEGMENT_TOPIC
+    from tapedeck.adapters.eventlog import SEGMENT_TOPIC
     from eventsourcing.persistence import StoredEvent
 
     log = EventLog.create(tmp_path / "old.db", Manifest(run_id="", mode="import"))
@@ -110,5 +110,5 @@ def test_a_log_holding_an_old_schema_version_still_replays(tmp_path) -> None:
 
 
 def ev_encode(e, seq):
-    from domain import events as ev
+    from tapedeck.domain import events as ev
     return ev.encode(ev.with_seq(e, seq))

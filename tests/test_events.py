@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 _BY_ANNOTATION = {
     int: st.integers(min_value=-(2**256), max_value=2**256),

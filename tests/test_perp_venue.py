@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import simpy
 
-from sim.processes import CTX, NS, Bus, LatencyModel, OracleRound, PriceTick, SimClock, World
-from sim.scenario import Latency, Link, ScenarioError, Venue, derive_rng, load_scenario, parse_scenario
-from sim.venues.cex import (
+from tapedeck.sim.processes import CTX, NS, Bus, LatencyModel, OracleRound, PriceTick, SimClock, World
+from tapedeck.sim.scenario import Latency, Link, ScenarioError, Venue, derive_rng, load_scenario, parse_scenario
+from tapedeck.sim.venues.cex import (
     BUY,
     FILLED,
     GTC,
@@ -24,7 +24,7 @@ from sim.venues.cex import (
     Order,
     OrderReport,
 )
-from sim.venues.perp import MockPerp, PerpMark, Position
+from tapedeck.sim.venues.perp import MockPerp, PerpMark, Position
 
 MS = 1_000_000
 

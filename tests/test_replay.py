@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.eventlog import EventLog, Manifest
-from adapters.paper_gateway import PaperGateway
-from adapters.runner import drive, verify
-from cli import main
-from domain import events as ev
-from domain.strategies import build_engine
+from tapedeck.adapters.eventlog import EventLog, Manifest
+from tapedeck.adapters.paper_gateway import PaperGateway
+from tapedeck.runtime.loop import drive, verify
+from tapedeck.cli import main
+from tapedeck.domain import events as ev
+from tapedeck.domain.strategies import build_engine
 from tests.conftest import ROOT, SPREAD_CONFIG, quote
 
 ACTING_CONFIG = {
@@ -93,9 +93,9 @@ def test_cli_verify_succeeds_then_fails_under_a_changed_config(tmp_path) -> None
 def _digest_in_subprocess(path, hashseed: str) -> str:
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
-        from adapters.eventlog import EventLog
-        from adapters.runner import verify
-        from domain.strategies import build_engine
+        from tapedeck.adapters.eventlog import EventLog
+        from tapedeck.runtime.loop import verify
+        from tapedeck.domain.strategies import build_engine
         log = EventLog.open({str(path)!r})
         print(verify(log, build_engine(log.manifest.config)).digest)
     """)
@@ -148,7 +148,7 @@ pool_moves = st.lists(
 
 
 def pool_tape(moves) -> list[ev.Event]:
-    from domain.uniswap_v3 import get_sqrt_ratio_at_tick
+    from tapedeck.domain.uniswap_v3 import get_sqrt_ratio_at_tick
 
     out: list[ev.Event] = []
     for i, (what, a, b) in enumerate(moves):

@@ -7,9 +7,9 @@ from typing import Any
 
 import simpy
 
-from sim.processes import NS, Bus, LatencyModel, PriceTick, SimClock, World
-from sim.scenario import Latency, Link, Venue, derive_rng, load_scenario
-from sim.venues.cex import (
+from tapedeck.sim.processes import NS, Bus, LatencyModel, PriceTick, SimClock, World
+from tapedeck.sim.scenario import Latency, Link, Venue, derive_rng, load_scenario
+from tapedeck.sim.venues.cex import (
     ACCEPTED,
     BUY,
     CANCELLED,

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from adapters.eventlog import EventLog
-from adapters.runner import verify
-from domain import events as ev
-from domain.engine import Engine
-from domain.risk import Intent, RiskGate
-from sim.recording import run_scenario
-from sim.scenario import load_scenario
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.runtime.loop import verify
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.risk import Intent, RiskGate
+from tapedeck.sim.recording import run_scenario
+from tapedeck.sim.scenario import load_scenario
 
 pytestmark = pytest.mark.contract  # quiet's world deploys its Uniswap pools (npm builds)
 RISK = {"default_max_notional": 10**15, "default_max_outstanding": 10**16}

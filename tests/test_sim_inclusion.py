@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.inclusion import (
+from tapedeck.sim.inclusion import (
     BLOCK_FULL,
     INVALID_FEES,
     NONCE_GAP,

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from adapters.eventlog import EventLog
-from adapters.runner import verify
-from domain import events as ev
-from domain.engine import Engine
-from domain.risk import Intent, RiskGate
-from sim.chain.artifacts import node_modules
-from adapters.outcomes import outcomes
-from sim.recording import run_scenario
-from sim.scenario import load_scenario
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.runtime.loop import verify
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.risk import Intent, RiskGate
+from tapedeck.sim.chain.artifacts import node_modules
+from tapedeck.runtime.outcomes import outcomes
+from tapedeck.sim.recording import run_scenario
+from tapedeck.sim.scenario import load_scenario
 
 pytestmark = pytest.mark.contract
 WAD = 10**18
@@ -104,7 +104,7 @@ def test_the_run_verifies_with_the_same_strategy_and_not_with_another(race: Any)
 def test_inspect_shows_the_strategys_races(race: Any) -> None:
     from click.testing import CliRunner
 
-    from cli import main
+    from tapedeck.cli import main
 
     _, events, out = race
     r = CliRunner().invoke(main, ["inspect", str(out)])

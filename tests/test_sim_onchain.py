@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.chain.pyevm import PyEvmChain
-from sim.inclusion import next_base_fee
-from sim.onchain import BlockResult, ChainSide
-from sim.processes import NS, BlockBuilt, Bus, World
-from sim.scenario import load_scenario
+from tapedeck.sim.chain.pyevm import PyEvmChain
+from tapedeck.sim.inclusion import next_base_fee
+from tapedeck.sim.onchain import BlockResult, ChainSide
+from tapedeck.sim.processes import NS, BlockBuilt, Bus, World
+from tapedeck.sim.scenario import load_scenario
 
 GWEI = 10**9
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from adapters.eventlog import EventLog
-from adapters.runner import verify
-from domain import events as ev
-from domain.engine import Engine
-from domain.risk import Intent, RiskGate
-from sim.recording import run_scenario
-from sim.scenario import load_scenario
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.runtime.loop import verify
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.risk import Intent, RiskGate
+from tapedeck.sim.recording import run_scenario
+from tapedeck.sim.scenario import load_scenario
 
 RISK = {"default_max_notional": 10**13, "default_max_outstanding": 10**14}
 ONE_ETH = 10**4  # the perp's base decimals are 4

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import simpy
 
-from sim.inclusion import BLOCK_FULL, PendingTx, next_base_fee
-from sim.processes import (
+from tapedeck.sim.inclusion import BLOCK_FULL, PendingTx, next_base_fee
+from tapedeck.sim.processes import (
     NS,
     BlockBuilt,
     BlockProducer,
@@ -26,7 +26,7 @@ from sim.processes import (
     World,
     to_ns,
 )
-from sim.scenario import (
+from tapedeck.sim.scenario import (
     REFERENCE,
     Chain,
     Latency,

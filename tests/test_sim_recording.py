@@ -8,10 +8,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from adapters.eventlog import EventLog
-from cli import main
-from domain import events as ev
-from sim.chain.artifacts import node_modules
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.cli import main
+from tapedeck.domain import events as ev
+from tapedeck.sim.chain.artifacts import node_modules
 from tests.conftest import ROOT
 
 
@@ -57,8 +57,8 @@ def test_eth_crash_makes_borrowers_liquidatable_and_competitors_race_on_real_aav
 
 
 def _anvil_installed() -> bool:
-    from sim.chain.anvil import anvil_binary
-    from sim.chain.artifacts import ArtifactMissing
+    from tapedeck.sim.chain.anvil import anvil_binary
+    from tapedeck.sim.chain.artifacts import ArtifactMissing
     try:
         anvil_binary()
     except ArtifactMissing:
@@ -69,7 +69,7 @@ def _anvil_installed() -> bool:
 def _digest_in_subprocess(tmp_path, seed: int, name: str, scenario: str = "cex-dex-dislocation",
                           chain: str = "pyevm") -> str:
     out = tmp_path / name
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from cli import main; "
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tapedeck.cli import main; "
             f"main(['sim', '{scenario}', '--seed', '{seed}', '--out', {str(out)!r}, '--chain', '{chain}'])")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env={"PYTHONHASHSEED": str(seed + 11)})
     v = CliRunner().invoke(main, ["replay", str(out), "--verify"])

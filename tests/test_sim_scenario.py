@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.scenario import (
+from tapedeck.sim.scenario import (
     REFERENCE,
     SCENARIO_DIR,
     Move,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from domain.uniswap_v2 import get_amount_in, get_amount_out, swap_exact_in
+from tapedeck.domain.uniswap_v2 import get_amount_in, get_amount_out, swap_exact_in
 
 E18 = 10**18
 MAX_U112 = 2**112 - 1

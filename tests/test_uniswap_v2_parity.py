@@ -22,8 +22,8 @@ from eth_tester.exceptions import TransactionFailed
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from domain import uniswap_v2 as v2
-from sim.chain.artifacts import ArtifactMissing, load, node_modules
+from tapedeck.domain import uniswap_v2 as v2
+from tapedeck.sim.chain.artifacts import ArtifactMissing, load, node_modules
 
 SEED = 20240611
 CASES = 360  # >= 300 with a nonzero output; the rest are dust inputs (out == 0)
@@ -37,12 +37,12 @@ GAS_TRANSFER, GAS_SWAP = 100_000, 200_000
 def chain(request):
     """The same deploy code on both backends: in-process py-evm and a real anvil node."""
     try:
-        from sim.chain.uniswap_v2 import deploy_v2_pair
+        from tapedeck.sim.chain.uniswap_v2 import deploy_v2_pair
         if request.param == "pyevm":
-            from sim.chain.pyevm import PyEvmChain
+            from tapedeck.sim.chain.pyevm import PyEvmChain
             c = PyEvmChain()
         else:
-            from sim.chain.anvil import AnvilChain
+            from tapedeck.sim.chain.anvil import AnvilChain
             c = AnvilChain()
             request.addfinalizer(c.close)
         market = deploy_v2_pair(c.w3)
@@ -73,7 +73,7 @@ def random_amount_in(rng: random.Random, reserve_in: int) -> int:
 
 @pytest.mark.contract
 def test_get_amount_out_is_the_largest_output_the_real_pair_accepts(chain) -> None:
-    from sim.chain.uniswap_v2 import add_liquidity
+    from tapedeck.sim.chain.uniswap_v2 import add_liquidity
 
     c, m = chain
     me = c.accounts[0]
@@ -160,5 +160,5 @@ def test_aave_bytecode_is_linked_at_its_link_references() -> None:
     with pytest.raises(ValueError, match="needs library"):
         pool.linked({})
     with pytest.raises(ValueError, match="unlinked libraries"):
-        from sim.chain.pyevm import deploy
+        from tapedeck.sim.chain.pyevm import deploy
         deploy(None, pool)  # refused before touching any chain

@@ -30,10 +30,10 @@ import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from domain import events as ev
-from domain import uniswap_v3 as v3
-from sim.chain.artifacts import ArtifactMissing, load, node_modules
-from sim.chain.pyevm import ChainTx, PyEvmChain, call_data, deploy, transact
+from tapedeck.domain import events as ev
+from tapedeck.domain import uniswap_v3 as v3
+from tapedeck.sim.chain.artifacts import ArtifactMissing, load, node_modules
+from tapedeck.sim.chain.pyevm import ChainTx, PyEvmChain, call_data, deploy, transact
 
 pytestmark = pytest.mark.contract
 
@@ -66,7 +66,7 @@ def setup_tokens(w3: Any, me: str, decimals: tuple[int, int] = (18, 6)) -> tuple
 @pytest.fixture(scope="module")
 def world() -> Any:
     _require_builds()
-    from sim.chain.uniswap_v3 import deploy_v3
+    from tapedeck.sim.chain.uniswap_v3 import deploy_v3
 
     started = time.perf_counter()
     chain = PyEvmChain()
@@ -87,7 +87,7 @@ def w(world: Any) -> Any:
     world.chain.revert(sid)
 
 
-# ----------------------------------------------------------------------------- the pool's swap loop, from domain steps
+# ----------------------------------------------------------------------------- the pool's swap loop, from tapedeck.domain steps
 
 
 def next_initialized_tick_within_one_word(initialized: set[int], tick: int, spacing: int,
@@ -171,7 +171,7 @@ class Book:
 
     def mint(self, owner: str, lower: int, upper: int, liquidity: int) -> dict[str, Any]:
         """A position of about ``liquidity`` through the manager; its Mint amounts must be the domain's."""
-        from sim.chain.uniswap_v3 import mint_position
+        from tapedeck.sim.chain.uniswap_v3 import mint_position
 
         sp, tick = self.pool.slot0()
         want0, want1 = v3.position_amounts(sp, tick, lower, upper, liquidity)
@@ -191,7 +191,7 @@ class Book:
 
 def new_pool(w: Any, rng: random.Random, narrow: int) -> Book:
     """A new pool (random fee tier and price) with a full-range position and ``narrow`` random ones."""
-    from sim.chain.uniswap_v3 import create_pool
+    from tapedeck.sim.chain.uniswap_v3 import create_pool
 
     fee = rng.choice(sorted(FEES))
     spacing = FEES[fee]
@@ -243,7 +243,7 @@ def test_periphery_finds_the_core_pool_by_its_init_code_hash() -> None:
 def test_swaps_within_one_range_equal_swap_within_range(w: Any) -> None:
     """Exact-input swaps that stay inside the current tick-spacing interval, or stop at its edge (sent
     with the edge as the limit), give exactly the Swap log of ``swap_within_range``."""
-    from sim.chain.uniswap_v3 import swap_exact_input, swap_exact_input_call
+    from tapedeck.sim.chain.uniswap_v3 import swap_exact_input, swap_exact_input_call
 
     rng = random.Random(SEED)
     base = w.chain.snapshot()
@@ -308,7 +308,7 @@ def test_swaps_within_one_range_equal_swap_within_range(w: Any) -> None:
 def test_swaps_across_initialized_ticks_equal_the_domain_steps(w: Any) -> None:
     """Exact-input swaps from dust to twice the virtual reserve, crossing initialized ticks and
     bitmap words, sometimes with a price limit: the Swap log equals :func:`pool_swap`."""
-    from sim.chain.uniswap_v3 import swap_exact_input
+    from tapedeck.sim.chain.uniswap_v3 import swap_exact_input
 
     rng = random.Random(SEED + 1)
     base = w.chain.snapshot()
@@ -365,7 +365,7 @@ def test_swaps_across_initialized_ticks_equal_the_domain_steps(w: Any) -> None:
 def test_burn_and_collect_logs_and_amounts(w: Any) -> None:
     """Decreasing a position burns what ``position_amounts`` (negative delta, rounded down) says; the
     Burn and Collect logs decode and fold; the state still matches the chain."""
-    from sim.chain.uniswap_v3 import swap_exact_input
+    from tapedeck.sim.chain.uniswap_v3 import swap_exact_input
 
     rng = random.Random(SEED + 2)
     book = new_pool(w, rng, narrow=0)
@@ -403,7 +403,7 @@ def test_burn_and_collect_logs_and_amounts(w: Any) -> None:
 def test_a_swap_built_now_and_sent_later_through_a_block(w: Any) -> None:
     """``swap_exact_input_call`` sends nothing; its calldata, sent later in a block the sim builds with
     its own nonce and fees, gives the domain's swap."""
-    from sim.chain.uniswap_v3 import swap_exact_input_call
+    from tapedeck.sim.chain.uniswap_v3 import swap_exact_input_call
 
     book = new_pool(w, random.Random(SEED + 3), narrow=1)
     pool = book.pool
@@ -425,7 +425,7 @@ def test_a_swap_built_now_and_sent_later_through_a_block(w: Any) -> None:
 
 def test_works_with_v2_core_test_tokens_given_by_address(w: Any) -> None:
     """``create_pool`` takes plain addresses (any ERC20: here v2-core's test token) and wraps them."""
-    from sim.chain.uniswap_v3 import approve_router, create_pool, mint_position, swap_exact_input
+    from tapedeck.sim.chain.uniswap_v3 import approve_router, create_pool, mint_position, swap_exact_input
 
     art = load("@uniswap/v2-core", "ERC20")
     x = deploy(w.w3, art, 10**30, sender=w.me, gas=1_500_000)
@@ -449,7 +449,7 @@ def test_works_with_v2_core_test_tokens_given_by_address(w: Any) -> None:
 
 def one_swap(chain: Any) -> tuple[list[tuple[Any, ...]], tuple[int, ...]]:
     """Deploy everything, seed a 0.3% pool, swap 5e21 of token0 in; the Mint and Swap amounts."""
-    from sim.chain.uniswap_v3 import approve_router, create_pool, deploy_v3, mint_position, swap_exact_input
+    from tapedeck.sim.chain.uniswap_v3 import approve_router, create_pool, deploy_v3, mint_position, swap_exact_input
 
     w3, me = chain.w3, chain.accounts[0]
     dep = deploy_v3(w3, sender=me)
@@ -466,7 +466,7 @@ def one_swap(chain: Any) -> tuple[list[tuple[Any, ...]], tuple[int, ...]]:
 
 def test_the_same_deploy_code_gives_the_same_swap_on_anvil() -> None:
     _require_builds()
-    from sim.chain.anvil import AnvilChain, anvil_binary
+    from tapedeck.sim.chain.anvil import AnvilChain, anvil_binary
 
     try:
         binary = anvil_binary()

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from domain import events as ev
-from domain import uniswap_v3 as v3
-from domain.uniswap_v3 import (
+from tapedeck.domain import events as ev
+from tapedeck.domain import uniswap_v3 as v3
+from tapedeck.domain.uniswap_v3 import (
     MAX_SQRT_RATIO,
     MAX_TICK,
     MAX_UINT128,

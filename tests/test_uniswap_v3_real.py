@@ -17,8 +17,8 @@ from pathlib import Path
 import eth_abi
 import pytest
 
-from adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
-from adapters.uniswap_v3_logs import (
+from tapedeck.adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
+from tapedeck.adapters.uniswap_v3_logs import (
     BURN,
     COLLECT,
     MINT,
@@ -28,7 +28,7 @@ from adapters.uniswap_v3_logs import (
     check_day,
     read_v3_logs,
 )
-from domain import events as ev
+from tapedeck.domain import events as ev
 from tests.conftest import require_data
 
 V3_DIR = "uniswap-v3-usdc-weth-2024-01-05"

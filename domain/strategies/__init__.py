@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from domain.engine import Engine, Strategy
-from domain.risk import RiskGate
-from domain.strategies.cross_pool_arb import CrossPoolArb
-from domain.strategies.spread import SpreadCheck
+from tapedeck.domain.engine import Engine, Strategy
+from tapedeck.domain.risk import RiskGate
+from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
+from tapedeck.domain.strategies.spread import SpreadCheck
 
 KINDS: dict[str, Callable[..., Strategy]] = {
     "spread": SpreadCheck,

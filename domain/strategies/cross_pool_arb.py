@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from domain import events as ev
-from domain.risk import Intent
-from domain.state import MarketState
-from domain.uniswap_v2 import get_amount_out
-from domain.uniswap_v3 import swap_within_range
+from tapedeck.domain import events as ev
+from tapedeck.domain.risk import Intent
+from tapedeck.domain.state import MarketState
+from tapedeck.domain.uniswap_v2 import get_amount_out
+from tapedeck.domain.uniswap_v3 import swap_within_range
 
 Q192 = 1 << 192
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Sequence
 
-from domain import events as ev
-from domain.state import MarketState
+from tapedeck.domain import events as ev
+from tapedeck.domain.state import MarketState
 
 
 class SpreadCheck:

@@ -22,9 +22,9 @@ from typing import Any
 from web3 import Web3
 from web3.logs import DISCARD
 
-from domain import aave_v3 as aave
-from sim.chain.artifacts import load, node_modules
-from sim.chain.pyevm import deploy
+from tapedeck.domain import aave_v3 as aave
+from tapedeck.sim.chain.artifacts import load, node_modules
+from tapedeck.sim.chain.pyevm import deploy
 
 PKG = "@aave/core-v3"
 ZERO = "0x0000000000000000000000000000000000000000"

@@ -16,8 +16,8 @@ from typing import Any
 
 from web3 import Web3
 
-from sim.chain.artifacts import ArtifactMissing, node_modules
-from sim.chain.pyevm import ChainTx, receipts_of
+from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
+from tapedeck.sim.chain.pyevm import ChainTx, receipts_of
 
 
 def anvil_binary() -> Path:

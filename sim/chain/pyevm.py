@@ -18,7 +18,7 @@ from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
-from sim.chain.artifacts import Artifact
+from tapedeck.sim.chain.artifacts import Artifact
 
 DEFAULT_GAS = 6_000_000
 DEFAULT_TX_GAS = 500_000

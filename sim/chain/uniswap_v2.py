@@ -11,8 +11,8 @@ from typing import Any
 
 from web3 import Web3
 
-from sim.chain.artifacts import load
-from sim.chain.pyevm import deploy, transact
+from tapedeck.sim.chain.artifacts import load
+from tapedeck.sim.chain.pyevm import deploy, transact
 
 PKG = "@uniswap/v2-core"
 PERIPHERY = "@uniswap/v2-periphery"

@@ -15,8 +15,8 @@ from typing import Any
 from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 
-from sim.chain.artifacts import load
-from sim.chain.pyevm import deploy, transact
+from tapedeck.sim.chain.artifacts import load
+from tapedeck.sim.chain.pyevm import deploy, transact
 
 CORE = "@uniswap/v3-core"
 PERIPHERY = "@uniswap/v3-periphery"

@@ -33,8 +33,8 @@ from typing import Any
 
 import simpy
 
-from sim.processes import CTX, Bus, LatencyModel, PriceTick, SimClock, dsum, to_ns
-from sim.scenario import Venue
+from tapedeck.sim.processes import CTX, Bus, LatencyModel, PriceTick, SimClock, dsum, to_ns
+from tapedeck.sim.scenario import Venue
 
 BUY, SELL = "buy", "sell"
 MARKET, LIMIT = "market", "limit"

@@ -53,9 +53,9 @@ from typing import Any
 
 import simpy
 
-from sim.processes import CTX, NS, Bus, LatencyModel, OracleRound, PriceTick, SimClock, dsum, to_ns
-from sim.scenario import Venue
-from sim.venues.cex import BPS, BUY, SELL, Fill, MockCex, Order, _to_tick
+from tapedeck.sim.processes import CTX, NS, Bus, LatencyModel, OracleRound, PriceTick, SimClock, dsum, to_ns
+from tapedeck.sim.scenario import Venue
+from tapedeck.sim.venues.cex import BPS, BUY, SELL, Fill, MockCex, Order, _to_tick
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

@@ -14,10 +14,10 @@ from typing import Callable, Iterable, Iterator
 
 import msgspec
 
-from adapters.eventlog import EventLog, Manifest
-from adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
-from adapters.uniswap_v3_logs import read_v3_logs
-from domain import events as ev
+from tapedeck.adapters.eventlog import EventLog, Manifest
+from tapedeck.adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
+from tapedeck.adapters.uniswap_v3_logs import read_v3_logs
+from tapedeck.domain import events as ev
 
 # A mainnet anchor used when the log holds no block times of its own (from the V3 recording of
 # 2024-01-05: block 18937382 at 00:00:23 UTC). Later blocks are estimated at 12 s per block.

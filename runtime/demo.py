@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from adapters.eventlog import EventLog
-from adapters.importers import import_files
-from adapters.config_files import DEFAULT_CONFIG, load_config
-from adapters.runner import replay_log, verify
-from adapters.uniswap_v3_logs import independent_decode_report
-from domain import events as ev
-from domain.strategies import build_engine
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.runtime.importers import import_files
+from tapedeck.adapters.config_files import DEFAULT_CONFIG, load_config
+from tapedeck.runtime.loop import replay_log, verify
+from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
+from tapedeck.domain import events as ev
+from tapedeck.domain.strategies import build_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 V3_DIR = "uniswap-v3-usdc-weth-2024-01-05"

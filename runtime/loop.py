@@ -13,10 +13,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from adapters.eventlog import EventLog, Manifest, config_hash
-from adapters.paper_gateway import PaperGateway
-from domain import events as ev
-from domain.engine import Engine
+from tapedeck.adapters.eventlog import EventLog, Manifest, config_hash
+from tapedeck.adapters.paper_gateway import PaperGateway
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
 
 
 class Gateway(Protocol):

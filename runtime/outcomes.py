@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from domain import events as ev
+from tapedeck.domain import events as ev
 
 ETH_PRICED_VENUES = ("aave-v3:",)  # venues whose fills receive WETH (a liquidation's collateral)
 
