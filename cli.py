@@ -15,7 +15,8 @@ from tapedeck.adapters.eventlog import EventLog, EventLogError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
-from tapedeck.runtime.loop import RunStats, replay_log, verify
+from tapedeck.runtime.loop import RunStats, replay_log
+from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
 from tapedeck.domain.strategies import ConfigError, build_engine
 

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tapedeck.adapters.eventlog import EventLog, Manifest  # noqa: E402
-from tapedeck.runtime.loop import drive, verify  # noqa: E402
+from tapedeck.runtime.loop import drive  # noqa: E402
+from tapedeck.runtime.verify import verify  # noqa: E402
 from tapedeck.domain import events as ev  # noqa: E402
 from tapedeck.domain.strategies import build_engine  # noqa: E402
 

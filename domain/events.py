@@ -45,15 +45,18 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=True
 
 
 class QuoteUpdated(Event, frozen=True, kw_only=True):
-    """Top of book of a text venue (CEX, perp). Schema 2 renamed the v1 ``*_px``/``*_qty`` fields."""
+    """Top of book of a text venue (CEX, perp). Schema 2 renamed the v1 ``*_px``/``*_qty`` fields;
+    schema 3 added ``venue_ts``: the venue's own timestamp of the quote (ns, 0 when it gives none),
+    which freshness rules may use beside the event time (when the bot received it)."""
 
-    SCHEMA: ClassVar[int] = 2
+    SCHEMA: ClassVar[int] = 3
     venue: str
     instrument: str
     bid: Decimal
     bid_size: Decimal
     ask: Decimal
     ask_size: Decimal
+    venue_ts: int = 0
 
 
 class MarkPriceUpdated(Event, frozen=True, kw_only=True):
@@ -201,18 +204,35 @@ class KillSwitchSet(Event, frozen=True, kw_only=True):
 
 
 class TimerFired(Event, frozen=True, kw_only=True):
-    """A timer a strategy asked for, fired by the runner (the core has no clock of its own)."""
+    """A timer a strategy asked for (``TimerRequested``), fired by the runner at the requested event
+    time (the core has no clock of its own). ``requested`` is the seq of the request. Schema 2
+    replaced v1's bare ``name`` with the requesting ``strategy``, its ``key`` and ``requested``."""
 
-    name: str
+    SCHEMA: ClassVar[int] = 2
+    strategy: str
+    key: str
+    requested: int = 0
+
+
+class SourceStale(Event, frozen=True, kw_only=True):
+    """A source disconnected or saw a gap: every venue/pool it names is stale from this event on,
+    until its next update. ``reason`` says what happened (disconnect, gap, timeout...)."""
+
+    venues: tuple[str, ...]
+    reason: str
 
 
 # ----------------------------------------------------------------------------- decisions
 
 
 class OpportunityDetected(Event, frozen=True, kw_only=True):
-    """A strategy saw a profitable trade. Amounts in base units of ``token_in``/``profit_token``."""
+    """A strategy saw a profitable trade. Amounts in base units of ``token_in``/``profit_token``.
+    Schema 2 added ``key``: the identity of the gap it exploits (the venues and the state versions
+    that priced it), so a re-detection of the same unmoved gap has the same key and is not new
+    profit."""
 
     KIND: ClassVar[str] = DECISION
+    SCHEMA: ClassVar[int] = 2
     strategy: str
     kind: str  # "cross-pool-arb", "spread"...
     buy_venue: str
@@ -223,16 +243,19 @@ class OpportunityDetected(Event, frozen=True, kw_only=True):
     gas_cost: int
     net_profit: int
     profit_token: str
+    key: str = ""
 
 
 class OrderIntended(Event, frozen=True, kw_only=True):
     """An intent that passed the risk gate and goes to the venue's gateway.
 
     Schema 2 added ``target`` (whom an on-chain action is about: the borrower of a liquidation)
-    and ``max_priority_fee`` (the tip bid per gas, wei, for chain venues; 0 elsewhere)."""
+    and ``max_priority_fee`` (the tip bid per gas, wei, for chain venues; 0 elsewhere). Schema 3
+    added ``client_id``: chosen by the strategy, unique within it, so the verdict and every
+    execution event for the intent are routed back to it."""
 
     KIND: ClassVar[str] = DECISION
-    SCHEMA: ClassVar[int] = 2
+    SCHEMA: ClassVar[int] = 3
     strategy: str
     venue: str
     instrument: str
@@ -241,16 +264,39 @@ class OrderIntended(Event, frozen=True, kw_only=True):
     notional: int  # in the risk currency's base units (USDC 6 dp)
     target: str = ""
     max_priority_fee: int = 0
+    client_id: str = ""
 
 
 class IntentRejected(Event, frozen=True, kw_only=True):
-    """An intent the risk gate refused, with the rule that refused it."""
+    """An intent the risk gate refused, with the rule that refused it. Schema 2 added ``client_id``."""
 
     KIND: ClassVar[str] = DECISION
+    SCHEMA: ClassVar[int] = 2
     strategy: str
     venue: str
     notional: int
     reason: str
+    client_id: str = ""
+
+
+class TimerRequested(Event, frozen=True, kw_only=True):
+    """A strategy asks for time: the runner produces ``TimerFired(strategy, key)`` at ``at_ts``."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    key: str
+    at_ts: int
+
+
+class StrategyFailed(Event, frozen=True, kw_only=True):
+    """A strategy raised while handling event ``cause``; the run goes on. ``suspended``: the
+    config's rule took the strategy out of the run from here on."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    error: str  # the exception's type name
+    message: str
+    suspended: bool = False
 
 
 # ----------------------------------------------------------------------------- executions
@@ -346,9 +392,12 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     InputRejected,
     KillSwitchSet,
     TimerFired,
+    SourceStale,
     OpportunityDetected,
     OrderIntended,
     IntentRejected,
+    TimerRequested,
+    StrategyFailed,
     OrderAcknowledged,
     OrderFilled,
     OrderFailed,
@@ -366,6 +415,13 @@ OLD_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {
     ("OrderIntended", 1): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
                            "notional"),
     ("OrderFilled", 1): ("seq", "ts", "source", "cause", "intent", "venue", "amount", "notional", "fee"),
+    ("QuoteUpdated", 2): ("seq", "ts", "source", "cause", "venue", "instrument", "bid", "bid_size", "ask", "ask_size"),
+    ("OrderIntended", 2): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
+                           "notional", "target", "max_priority_fee"),
+    ("IntentRejected", 1): ("seq", "ts", "source", "cause", "strategy", "venue", "notional", "reason"),
+    ("OpportunityDetected", 1): ("seq", "ts", "source", "cause", "strategy", "kind", "buy_venue", "sell_venue",
+                                 "amount_in", "amount_out", "gross_profit", "gas_cost", "net_profit", "profit_token"),
+    ("TimerFired", 1): ("seq", "ts", "source", "cause", "name"),
 }
 # (type name, stored schema version) -> function upgrading the decoded dict by one version.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -381,6 +437,12 @@ def _quote_v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
 UPCASTERS[("QuoteUpdated", 1)] = _quote_v1_to_v2
 UPCASTERS[("OrderIntended", 1)] = lambda d: {**d, "target": "", "max_priority_fee": 0}
 UPCASTERS[("OrderFilled", 1)] = lambda d: {**d, "fee_asset": "", "final": True}
+UPCASTERS[("QuoteUpdated", 2)] = lambda d: {**d, "venue_ts": 0}
+UPCASTERS[("OrderIntended", 2)] = lambda d: {**d, "client_id": ""}
+UPCASTERS[("IntentRejected", 1)] = lambda d: {**d, "client_id": ""}
+UPCASTERS[("OpportunityDetected", 1)] = lambda d: {**d, "key": ""}
+UPCASTERS[("TimerFired", 1)] = lambda d: {**{k: v for k, v in d.items() if k != "name"}, "strategy": "",
+                                          "key": d["name"], "requested": 0}
 
 
 def topic(event_type: type[Event]) -> str:
@@ -419,7 +481,9 @@ def decoder_for(stored_topic: str) -> Callable[[bytes], Event]:
 
     def upcast_decode(data: bytes) -> Event:
         values = msgspec.json.decode(data)
-        if len(values) != len(fields):
+        if isinstance(values, list) and values and values[0] == name:
+            values = values[1:]  # tagged bodies (every version written since the type name led the array)
+        if not isinstance(values, list) or len(values) != len(fields):
             raise SchemaError(f"{stored_topic}: expected {len(fields)} fields, got {len(values)}")
         d = dict(zip(fields, values))
         v = version

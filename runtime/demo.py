@@ -15,7 +15,8 @@ from typing import Callable
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.runtime.importers import import_files
 from tapedeck.adapters.config_files import DEFAULT_CONFIG, load_config
-from tapedeck.runtime.loop import replay_log, verify
+from tapedeck.runtime.loop import replay_log
+from tapedeck.runtime.verify import verify
 from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
 from tapedeck.domain import events as ev
 from tapedeck.domain.strategies import build_engine

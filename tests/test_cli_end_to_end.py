@@ -95,9 +95,9 @@ def test_sample_day_replays_verifies_inspects_and_exports(tmp_path) -> None:
     out, _ = replay_verify_roundtrip(tmp_path, V3_SAMPLE, V2_SAMPLE)
     info = json.loads(run("inspect", out, "--json").output)
     assert info["manifest"]["mode"] == "replay" and info["manifest"]["ended"] == "clean"
-    assert info["counts"]["OpportunityDetected.v1"] > 0 and info["total"] == sum(info["counts"].values())
+    assert info["counts"]["OpportunityDetected.v2"] > 0 and info["total"] == sum(info["counts"].values())
     jl = run("export", out, "--format", "jsonl", "--type", "OpportunityDetected").output.splitlines()
-    assert len(jl) == info["counts"]["OpportunityDetected.v1"]
+    assert len(jl) == info["counts"]["OpportunityDetected.v2"]
     row = json.loads(jl[0])
     assert row["type"] == "OpportunityDetected" and isinstance(row["amount_in"], int)
     csv_out = run("export", out, "--format", "csv", "--type", "V3Swapped").output.splitlines()

@@ -24,7 +24,7 @@ def test_append_numbers_events_and_reads_them_back(tmp_path) -> None:
     assert list(again.events(after=7)) == got[7:]
     assert again.manifest.seed == 3 and again.manifest.ended == "clean"
     assert again.manifest.config_hash == config_hash({"a": 1})
-    assert again.counts_by_topic() == {"QuoteUpdated.v2": 10}
+    assert again.counts_by_topic() == {"QuoteUpdated.v3": 10}
     assert again.next_seq == 11
 
 
@@ -49,7 +49,7 @@ def test_events_view_unrolls_one_row_per_event(tmp_path) -> None:
     log.close()
     with sqlite3.connect(tmp_path / "r.db") as c:
         rows = c.execute("SELECT seq, topic FROM events ORDER BY seq").fetchall()
-    assert rows == [(i, "QuoteUpdated.v2") for i in range(1, 6)]
+    assert rows == [(i, "QuoteUpdated.v3") for i in range(1, 6)]
 
 
 def test_refuses_to_overwrite_and_names_the_file(tmp_path) -> None:
@@ -98,7 +98,8 @@ def test_a_log_holding_an_old_schema_version_still_replays(tmp_path) -> None:
 
     log = EventLog.create(tmp_path / "old.db", Manifest(run_id="", mode="import"))
     v1 = msgspec.json.encode([1, 5, "binance", 0, "binance", "ETHUSDT", "10.5", "1", "10.6", "2"])
-    body = b'[["QuoteUpdated.v1",' + v1 + b'],["QuoteUpdated.v2",' + ev_encode(quote(6, "okx", "10", "11", "1"), 2) + b"]]"
+    v2 = msgspec.json.encode(["QuoteUpdated", 2, 6, "test", 0, "okx", "ETH-USD", "10", "1", "11", "1"])  # as v2 code wrote it
+    body = b'[["QuoteUpdated.v1",' + v1 + b'],["QuoteUpdated.v2",' + v2 + b"]]"
     log._recorder.insert_events([StoredEvent(originator_id=log.manifest.run_id, originator_version=1,
                                              topic=SEGMENT_TOPIC, state=body)])
     log.close()

@@ -16,6 +16,7 @@ _BY_ANNOTATION = {
     str: st.text(max_size=40),
     bool: st.booleans(),
     Decimal: st.decimals(allow_nan=False, allow_infinity=False, places=None).map(lambda d: Decimal(str(d))),
+    tuple[str, ...]: st.lists(st.text(max_size=12), max_size=4).map(tuple),
 }
 
 
@@ -39,7 +40,7 @@ def test_every_event_round_trips_exactly(e: ev.Event) -> None:
 
 
 def test_type_names_and_topics_are_stable() -> None:
-    assert ev.topic(ev.QuoteUpdated) == "QuoteUpdated.v2"
+    assert ev.topic(ev.QuoteUpdated) == "QuoteUpdated.v3"
     assert ev.topic(ev.V3Swapped) == "V3Swapped.v1"
     assert len(ev.BY_NAME) == len(ev.EVENT_TYPES)
     kinds = {t.__name__: t.KIND for t in ev.EVENT_TYPES}
@@ -92,3 +93,12 @@ def test_version_1_intents_and_fills_load_with_the_new_fields_defaulted() -> Non
     assert isinstance(f, ev.OrderFilled)
     assert (f.intent, f.amount, f.notional, f.fee, f.fee_asset, f.final) == (7, 5, 6, 0, "", True)
     assert ev.topic(ev.OrderFilled) == "OrderFilled.v2"
+
+
+def test_tagged_old_bodies_upcast_like_untagged_ones() -> None:
+    """Since the type name led the array, old versions were written tagged; both forms load."""
+    tagged = b'["OrderIntended",7,100,"engine",3,"arb","ethereum","USDC/WETH","buy",5,6,"0xb",9]'
+    e = ev.decode("OrderIntended.v2", tagged)
+    assert (e.seq, e.target, e.max_priority_fee, e.client_id) == (7, "0xb", 9, "")
+    t = ev.decode("TimerFired.v1", b'["TimerFired",4,50,"sim",0,"exit-check"]')
+    assert (t.strategy, t.key, t.requested) == ("", "exit-check", 0)

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from tapedeck.adapters.eventlog import EventLog, Manifest
 from tapedeck.adapters.paper_gateway import PaperGateway
-from tapedeck.runtime.loop import drive, verify
+from tapedeck.runtime.loop import drive
+from tapedeck.runtime.verify import verify
 from tapedeck.cli import main
 from tapedeck.domain import events as ev
 from tapedeck.domain.strategies import build_engine
@@ -94,7 +95,7 @@ def _digest_in_subprocess(path, hashseed: str) -> str:
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
         from tapedeck.adapters.eventlog import EventLog
-        from tapedeck.runtime.loop import verify
+        from tapedeck.runtime.verify import verify
         from tapedeck.domain.strategies import build_engine
         log = EventLog.open({str(path)!r})
         print(verify(log, build_engine(log.manifest.config)).digest)

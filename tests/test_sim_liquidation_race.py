@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tapedeck.adapters.eventlog import EventLog
-from tapedeck.runtime.loop import verify
+from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine
 from tapedeck.domain.risk import Intent, RiskGate

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from tapedeck.adapters.eventlog import EventLog
-from tapedeck.runtime.loop import verify
+from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine
 from tapedeck.domain.risk import Intent, RiskGate
