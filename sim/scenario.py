@@ -67,6 +67,12 @@ T = TypeVar("T")
 _CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)  # never the caller's global decimal context
 
 
+# A borrow opens only within the collateral's LTV, so a position starts at a health factor of at
+# least liquidation threshold / LTV (WETH in sim.chain.aave_v3: 8250 / 8000). Below it the real
+# Pool reverts the borrow (error 36, COLLATERAL_CANNOT_COVER_NEW_BORROW).
+OPENABLE_HEALTH_FACTOR = Decimal(8250) / Decimal(8000)
+
+
 class ScenarioError(ValueError):
     """A scenario file that is missing, not TOML, or has a bad field; the message names both."""
 
@@ -717,6 +723,11 @@ def _agents(t: _Table) -> Agents:
         raise b.error("collateral", f"the simulated Aave market lends against WETH only, got {borrowers.collateral!r}")
     if borrowers.debt != "USDC":
         raise b.error("debt", f"the simulated Aave market's borrowers owe USDC only, got {borrowers.debt!r}")
+    if borrowers.count and borrowers.health_factor_min < OPENABLE_HEALTH_FACTOR:
+        raise b.error("health_factor_min", f"{borrowers.health_factor_min} is below the lowest health factor a "
+                                           f"borrow can open at on the simulated market (WETH liquidation threshold "
+                                           f"/ LTV = 82.5% / 80% = {OPENABLE_HEALTH_FACTOR:.4f}); the price moves "
+                                           f"of [reference] take positions lower")
     if borrowers.health_factor_max < borrowers.health_factor_min:
         raise b.error("health_factor_max", f"below health_factor_min ({borrowers.health_factor_min})")
     if borrowers.collateral_max < borrowers.collateral_min:

@@ -265,3 +265,17 @@ def test_borrowers_the_market_cannot_open_are_errors_not_ignored(extra: str, pat
     message = _error(_with(extra))
     assert message.startswith(f"fixtures/scenarios/x.toml: {path}: "), message
     assert words in message
+
+
+def test_borrowers_cannot_start_below_what_the_market_lets_them_borrow(tmp_path) -> None:
+    """eth-crash once asked for health factors from 1.02: its own seed drew one below LT/LTV and the
+    real Pool reverted the borrow (error 36) with a traceback. The loader now names the field."""
+    from tapedeck.sim.chain.aave_v3 import WETH
+    from tapedeck.sim.scenario import OPENABLE_HEALTH_FACTOR, ScenarioError, load_scenario
+
+    assert OPENABLE_HEALTH_FACTOR == Decimal(WETH.liquidation_threshold) / Decimal(WETH.ltv)
+    text = (Path(__file__).resolve().parent.parent / "fixtures" / "scenarios" / "eth-crash.toml").read_text()
+    bad = tmp_path / "low.toml"
+    bad.write_text(text.replace('health_factor_min = "1.04"', 'health_factor_min = "1.02"'))
+    with pytest.raises(ScenarioError, match=r"low.toml: agents.borrowers.health_factor_min: 1.02 is below"):
+        load_scenario(str(bad))
