@@ -58,7 +58,7 @@ def resolve(kind: str) -> Callable[..., Strategy]:
             target = eps[0].load()
         except Exception as e:
             raise ConfigError(f"kind {kind!r}: entry point {values[0]!r} ({GROUP}) failed to load: "
-                              f"{type(e).__name__}: {e}") from None
+                              f"{type(e).__name__}: {_one_line(e)}") from None
         return _checked(kind, target)
     if kind in BUILTIN:
         return BUILTIN[kind]

@@ -166,6 +166,13 @@ def test_the_wheel_runs_a_users_strategy_from_their_project_and_verify_verifies_
         "version": "", "sha256": hashlib.sha256((proj / "my_bots" / "liquidator.py").read_bytes()).hexdigest()}]
     assert [type(e) for e in EventLog.open(proj / "run.db").events() if e.KIND == ev.DECISION].count(ev.OrderIntended) == 3
 
+    # the shipped scenarios and default sim config are package data: a sim run from the wheel verifies
+    sim = run([tapedeck, "sim", "oracle-jump", "--out", "sim.db"], cwd=proj, env=env)
+    assert "scenario oracle-jump" in sim.stdout, sim.stdout
+    assert run([tapedeck, "replay", "sim.db", "--verify"], cwd=proj, env=env).stdout.splitlines()[-1].startswith("verified ")
+    assert [s["module"] for s in EventLog.open(proj / "sim.db").manifest.code["strategies"]] == [
+        "tapedeck.domain.strategies.spread", "tapedeck.domain.strategies.cross_pool_arb"]
+
     # the user changes their strategy's behaviour: verify says the code differs and still compares
     (proj / "my_bots" / "liquidator.py").write_text(USER_STRATEGY.replace("e.bid < self.level", "e.bid <= self.level"))
     diverged = subprocess.run([tapedeck, "replay", "run.db", "--verify"], cwd=proj, env=env, capture_output=True,
