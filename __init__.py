@@ -4,4 +4,9 @@ Installed as the ``tapedeck`` package (``tapedeck.domain``, ``tapedeck.runtime``
 repository keeps the design card's top-level folders and pyproject maps them under this name, so
 a user's own ``cli.py`` or ``domain/`` never collides with ours.
 """
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the installed distribution's version (pyproject's), which every run's manifest records
+    __version__ = version("tapedeck")
+except PackageNotFoundError:  # a checkout that was never installed
+    __version__ = "0+unknown"

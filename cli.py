@@ -18,7 +18,8 @@ from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
 from tapedeck.runtime.loop import RunStats, replay_log
 from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
-from tapedeck.domain.strategies import ConfigError, build_engine
+from tapedeck.domain.strategies import ConfigError
+from tapedeck.runtime.strategy_loader import build_engine, code_differences, code_identity
 
 DEFAULT_CONFIG = config_files.DEFAULT_CONFIG
 
@@ -187,6 +188,9 @@ def replay(log_path: str, do_verify: bool, config_path: str | None, out: str | N
         if not config:
             raise click.ClickException(f"{log_path}: run has no recorded config; pass --config")
         engine = engine_for(config, config_path or f"{log_path} manifest config")
+        changed = code_differences(log.manifest.code, code_identity(engine))
+        if changed:  # said, and still compared: same decisions from changed code is worth knowing too
+            click.echo(f"recorded with different code: {'; '.join(changed)}")
         result = verify(log, engine)
         log.close()
         if not result.ok:

@@ -1,12 +1,19 @@
 """Strategy configs on disk: TOML files read into the plain dicts ``build_engine`` takes."""
 from __future__ import annotations
 
+import os
 import tomllib
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = ROOT / "fixtures" / "config" / "default.toml"
+# The fixtures a run needs (default configs, scenarios, the sample recordings) are package data of
+# ``tapedeck`` (pyproject maps ``tapedeck.fixtures`` to ``fixtures/``), so they are found the same
+# way in a checkout, an editable install and an installed wheel.
+ROOT = Path(os.fspath(files("tapedeck")))  # the package's directory (a checkout's root, or site-packages/tapedeck)
+FIXTURES = ROOT / "fixtures"
+DEFAULT_CONFIG = FIXTURES / "config" / "default.toml"
+SIM_DEFAULT_CONFIG = FIXTURES / "config" / "sim-default.toml"
 
 
 class ConfigFileError(ValueError):

@@ -31,9 +31,9 @@ import msgspec
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
 
+from tapedeck import __version__ as TAPEDECK_VERSION  # the installed package's, not a constant
 from tapedeck.domain import events as ev
 
-TAPEDECK_VERSION = "0.1.0"
 DEFAULT_BATCH = 16384  # events per group commit; each commit costs ~2.5 ms of fsync here
 
 SEGMENT_TOPIC = "segment.v1"
@@ -71,6 +71,9 @@ class Manifest:
     version: str = TAPEDECK_VERSION
     parent: str = ""  # the log this run was replayed from, if any
     notes: dict[str, Any] = field(default_factory=dict)
+    # The code that decided the run (runtime.strategy_loader.code_identity): tapedeck's version and
+    # domain/ hash, each strategy's module, class, distribution and source hash; {} before it was kept.
+    code: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)

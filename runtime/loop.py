@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from tapedeck.adapters.eventlog import EventLog, Manifest, config_hash
 from tapedeck.adapters.paper_gateway import PaperGateway
+from tapedeck.runtime.strategy_loader import code_identity
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine
 
@@ -96,7 +97,7 @@ def replay_log(source: EventLog, config: dict[str, Any], engine: Engine, out: st
     """Drive ``engine`` over the input events of ``source`` (a historical log) into a new run at ``out``,
     with a paper gateway filling its intents."""
     manifest = Manifest(run_id="", mode="replay", config=config, config_hash=config_hash(config),
-                        sources=list(source.manifest.sources), parent=str(source.path))
+                        sources=list(source.manifest.sources), parent=str(source.path), code=code_identity(engine))
     run = EventLog.create(out, manifest, overwrite=overwrite)
     inputs = (e for e in source.events() if e.KIND == ev.INPUT)
     try:

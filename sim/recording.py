@@ -23,8 +23,7 @@ import msgspec
 
 from tapedeck.runtime.loop import Loop, RunStats
 from tapedeck.domain import events as ev
-from tapedeck.domain.engine import Engine
-from tapedeck.domain.strategies import build_engine
+from tapedeck.runtime.strategy_loader import build_engine, code_identity
 from tapedeck.sim.gateway import BookOrders, SimGateway
 from tapedeck.runtime.outcomes import StrategyOutcome, outcomes
 from tapedeck.sim.processes import BlockBuilt, Bus, OracleRound, World
@@ -103,12 +102,13 @@ def chain_backend(kind: str, start_time: int) -> Any:
 
 def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *, overwrite: bool = False,
                  scenario_file: str = "", progress: Callable[[RunStats], None] | None = None,
-                 chain: str = "pyevm", engine: Engine | None = None) -> SimSummary:
-    """Run the world of ``scenario`` with the engine built from ``config`` (or ``engine``, for a
-    strategy outside the registry, e.g. a test's) and record everything into a new run at ``out``."""
-    engine = engine or build_engine(config)
+                 chain: str = "pyevm") -> SimSummary:
+    """Run the world of ``scenario`` with the engine built from ``config`` and record everything into
+    a new run at ``out``. The engine is only ever built from the config (a strategy of one's own is
+    named by its import path), so the recorded config always rebuilds it for ``replay --verify``."""
+    engine = build_engine(config)
     manifest = Manifest(run_id="", mode="sim", config=config, config_hash=config_hash(config), seed=scenario.seed,
-                        sources=[f"scenario:{scenario.name}"],
+                        sources=[f"scenario:{scenario.name}"], code=code_identity(engine),
                         notes={"scenario_file": scenario_file, "duration_s": scenario.duration, "chain": chain})
     log = EventLog.create(out, manifest, overwrite=overwrite)
     gateway = SimGateway()

@@ -52,8 +52,9 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIO_DIR = ROOT / "fixtures" / "scenarios"
+from tapedeck.adapters.config_files import FIXTURES  # package data: found the same way in a wheel
+
+SCENARIO_DIR = FIXTURES / "scenarios"
 
 REFERENCE = "reference"
 DEFAULT_START = "2024-03-01T00:00:00Z"

@@ -10,45 +10,22 @@ import pytest
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
-from tapedeck.domain.engine import Engine
-from tapedeck.domain.risk import Intent, RiskGate
+from tapedeck.runtime.strategy_loader import build_engine
 from tapedeck.sim.chain.artifacts import node_modules
 from tapedeck.runtime.outcomes import outcomes
 from tapedeck.sim.recording import run_scenario
 from tapedeck.sim.scenario import load_scenario
 
 pytestmark = pytest.mark.contract
-WAD = 10**18
 TIP = 5_000 * 10**9  # wei per gas: beats the searchers' bids on small positions, not on big ones
 
 
-class LiquidateBelowOne:
-    """Test-only: liquidate half the debt of any account observed below HF 1, at a fixed tip."""
-
-    name = "test-liquidator"
-    handles = (ev.AaveAccountObserved, ev.AaveLiquidationObserved)
-
-    def __init__(self, tip: int):
-        self.tip = tip
-        self.pending: set[str] = set()  # borrowers we have an intent out for (folded from events only)
-
-    def on_event(self, e: Any, state: Any) -> list[Intent]:
-        if type(e) is ev.AaveLiquidationObserved or e.health_factor >= WAD:
-            self.pending.discard(e.user)
-            return []
-        if e.user in self.pending:
-            return []
-        self.pending.add(e.user)
-        cover = e.total_debt_base // 2 // 100  # USD 8 dp -> USDC 6 dp at $1; Aave caps at its close factor
-        return [Intent(self.name, f"aave-v3:{e.chain}", "WETH/USDC", "liquidate", cover, cover, target=e.user,
-                       max_priority_fee=self.tip)]
+RISK = {"default_max_notional": 10**15, "default_max_outstanding": 10**16}
 
 
-CONFIG = {"risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16}}
-
-
-def engine(tip: int) -> Engine:
-    return Engine([LiquidateBelowOne(tip)], RiskGate.from_config(CONFIG["risk"]))
+def config(tip: int) -> dict[str, Any]:
+    """The test strategy named by import path, so the run's manifest rebuilds it."""
+    return {"risk": RISK, "strategies": [{"kind": "tests.strategies_for_tests:LiquidateBelowOne", "tip": tip}]}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +33,7 @@ def race(tmp_path_factory: Any) -> tuple[Any, list[ev.Event], Any]:
     if not (node_modules() / "@aave" / "core-v3").is_dir():
         pytest.skip(f"@aave/core-v3 not installed under {node_modules()}")
     out = tmp_path_factory.mktemp("race") / "race.db"
-    summary = run_scenario(load_scenario("eth-crash", seed=7), CONFIG, out, engine=engine(TIP))
+    summary = run_scenario(load_scenario("eth-crash", seed=7), config(TIP), out)
     return summary, list(EventLog.open(out).events()), out
 
 
@@ -95,9 +72,10 @@ def test_the_strategy_wins_some_races_and_loses_others_on_the_real_contracts(rac
 
 def test_the_run_verifies_with_the_same_strategy_and_not_with_another(race: Any) -> None:
     _, events, out = race
-    ok = verify(EventLog.open(out), engine(TIP))
+    log = EventLog.open(out)
+    ok = verify(log, build_engine(log.manifest.config))  # from the manifest alone
     assert ok.ok and ok.decisions == len([e for e in events if e.KIND == ev.DECISION])
-    other = verify(EventLog.open(out), engine(TIP - 1))  # another tip decides differently
+    other = verify(EventLog.open(out), build_engine(config(TIP - 1)))  # another tip decides differently
     assert not other.ok and type(other.divergence.recorded) is ev.OrderIntended
 
 

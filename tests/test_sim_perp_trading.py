@@ -3,55 +3,26 @@ when its oracle leaves the lagging book and exits when the book has caught up tr
 perp behind the gateway (entries and exits filled at the book's prices), and the run verifies."""
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
-from tapedeck.domain.engine import Engine
-from tapedeck.domain.risk import Intent, RiskGate
+from tapedeck.runtime.strategy_loader import build_engine
 from tapedeck.sim.recording import run_scenario
 from tapedeck.sim.scenario import load_scenario
+from tests.strategies_for_tests import ONE_ETH
 
 RISK = {"default_max_notional": 10**13, "default_max_outstanding": 10**14}
-ONE_ETH = 10**4  # the perp's base decimals are 4
 
 
-class FollowTheOracle:
-    """Test-only: long when the oracle is > 3% above the book's mid, short when > 3% below; flat
-    again once they are within 0.5%."""
-
-    name = "follow-oracle"
-    handles = (ev.MarkPriceUpdated,)
-
-    def __init__(self) -> None:
-        self.position = 0  # +1 long, -1 short (set when the intent is made)
-
-    def on_event(self, e: Any, state: Any) -> list[Intent]:
-        q = state.quotes.get(e.instrument, {}).get(e.venue)
-        if q is None:
-            return []
-        gap = e.oracle / ((q.bid + q.ask) / 2) - 1
-        notional = int(e.mark * 10**6)  # one ETH at the mark, in USDC base units
-        if self.position == 0 and abs(gap) > Decimal("0.03"):
-            self.position = 1 if gap > 0 else -1
-            return [Intent(self.name, e.venue, e.instrument, "buy" if gap > 0 else "sell", ONE_ETH, notional)]
-        if self.position and abs(gap) < Decimal("0.005"):
-            side = "sell" if self.position > 0 else "buy"
-            self.position = 0
-            return [Intent(self.name, e.venue, e.instrument, side, ONE_ETH, notional)]
-        return []
-
-
-def engine() -> Engine:
-    return Engine([FollowTheOracle()], RiskGate.from_config(RISK))
+CONFIG = {"risk": RISK, "strategies": [{"kind": "tests.strategies_for_tests:FollowTheOracle"}]}
 
 
 def test_entries_and_exits_on_the_perp_while_its_book_lags_the_oracle(tmp_path: Any) -> None:
     sc = load_scenario("oracle-jump")
     out = tmp_path / "perp.db"
-    run_scenario(sc, {"risk": RISK}, out, engine=engine())
+    run_scenario(sc, CONFIG, out)
     events = list(EventLog.open(out).events())
     marks = [e for e in events if type(e) is ev.MarkPriceUpdated]
     assert len(marks) > 100 and all(m.venue == "hyperliquid-eth" and m.mark > 0 for m in marks)
@@ -66,4 +37,7 @@ def test_entries_and_exits_on_the_perp_while_its_book_lags_the_oracle(tmp_path: 
     long_pnl = fills[1].notional - fills[0].notional - fills[0].fee - fills[1].fee
     short_pnl = fills[2].notional - fills[3].notional - fills[2].fee - fills[3].fee
     assert long_pnl > 150 * 10**6 and short_pnl > 150 * 10**6  # the book followed the oracle by ~8% both ways
-    assert verify(EventLog.open(out), engine()).ok
+    log = EventLog.open(out)
+    assert verify(log, build_engine(log.manifest.config)).ok  # rebuilt from the manifest alone
+    assert [(s["module"], s["class"]) for s in log.manifest.code["strategies"]] == \
+        [("tests.strategies_for_tests", "FollowTheOracle")]
