@@ -2,6 +2,8 @@
 
 A config is a plain dict (read from TOML by the CLI)::
 
+    [engine]
+    suspend_after_failures = 1                # a strategy that raises this often is suspended (0: never)
     [risk]
     default_max_notional = 100_000_000_000    # risk-currency base units (USDC, 6 dp)
     default_max_outstanding = 500_000_000_000
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tapedeck.domain.engine import Engine, Strategy
+from tapedeck.domain.engine import Engine, Strategy, engine_options
 from tapedeck.domain.risk import RiskGate
 from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
 from tapedeck.domain.strategies.spread import SpreadCheck
@@ -47,4 +49,7 @@ def build_engine(config: dict[str, Any]) -> Engine:
             strategies.append(KINDS[kind](**params))
         except (TypeError, ValueError, KeyError) as e:
             raise ConfigError(f"strategies[{i}] ({params['name']}): {e}") from None
-    return Engine(strategies, risk)
+    try:
+        return Engine(strategies, risk, **engine_options(config.get("engine", {})))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
