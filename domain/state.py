@@ -4,7 +4,7 @@ Plain dicts keyed by strings, filled in arrival order; nothing iterates a set or
 order. Folding is cheap on purpose: it runs on every market event.
 
 Freshness: ``updated[id]`` is the event time of the last update of each venue (quotes) and pool
-(AMM events), ``venue_ts[venue]`` the venue's own timestamp of its last quote (0: it gives none).
+(AMM events); a quote keeps the venue's own timestamp of it (``venue_ts``, 0: the venue gives none).
 A ``SourceStale`` input marks the ids it names stale until their next update (``stale[id]`` is the
 reason). Strategies ask ``fresh(id, now_ts, max_age_ns)`` / ``quote_fresh(q, now_ts, max_age_ns)``
 with the event's own ``ts`` as ``now_ts`` (the domain has no clock). A quote whose price or size is
@@ -16,6 +16,7 @@ its intent until its final fill, its failure (a rejected intent never enters).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Mapping
 
 from tapedeck.domain import events as ev
@@ -54,36 +55,35 @@ class Order:
 
 
 _NO_ORDERS: Mapping[str, Order] = {}
+_finite = Decimal.is_finite
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3", "updated", "venue_ts", "stale", "orders")
+    __slots__ = ("quotes", "v2", "v3", "updated", "stale", "orders")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
         self.v2: dict[str, V2Pool] = {}
         self.v3: dict[str, V3PoolState] = {}
         self.updated: dict[str, int] = {}  # venue or pool id -> event time of its last update
-        self.venue_ts: dict[str, int] = {}  # venue -> the venue's own timestamp of its last quote
         self.stale: dict[str, str] = {}  # id -> why it is stale, until its next update
         self.orders: dict[str, dict[str, Order]] = {}  # strategy -> client id -> in flight
 
     # ------------------------------------------------------------------ folding
 
     def on_quote(self, e: ev.QuoteUpdated) -> None:
-        venue = e.venue
         book = self.quotes.get(e.instrument)
         if book is None:
             book = self.quotes[e.instrument] = {}
-        if not (e.bid.is_finite() and e.ask.is_finite() and e.bid_size.is_finite() and e.ask_size.is_finite()):
-            book.pop(venue, None)  # nothing can be priced on it: not kept, and the venue is not fresh
-            self.stale[venue] = f"unusable quote for {e.instrument} (bid {e.bid}, ask {e.ask})"
-            return
-        book[venue] = e
-        self.updated[venue] = e.ts
-        self.venue_ts[venue] = e.venue_ts
-        if self.stale:
-            self.stale.pop(venue, None)
+        if _finite(e.bid) and _finite(e.ask) and _finite(e.bid_size) and _finite(e.ask_size):
+            book[e.venue] = e
+            self.updated[e.venue] = e.ts
+            if self.stale:
+                self.stale.pop(e.venue, None)
+        else:  # nothing can be priced on it: not kept, and the venue is not fresh
+            book.pop(e.venue, None)
+            self.stale[e.venue] = (f"unusable quote for {e.instrument} (bid {e.bid} x {e.bid_size}, "
+                                   f"ask {e.ask} x {e.ask_size})")
 
     def on_v2(self, e: ev.V2ReservesSynced) -> None:
         self.v2[e.pool] = V2Pool(e.reserve0, e.reserve1, e.block)

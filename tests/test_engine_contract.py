@@ -168,13 +168,14 @@ class Sleeper(StrategyBase):
     handles = (ev.QuoteUpdated,)
 
     def __init__(self, name: str):
-        self.name, self.woken = name, []
+        self.name, self.woken, self.asked = name, [], False
 
     def on_event(self, e, state):
         if type(e) is ev.TimerFired:
             self.woken.append((e.key, e.ts, e.requested))
             return ()
-        if not self.woken and e.ts == 1 * S:
+        if not self.woken and e.ts == 1 * S and not self.asked:
+            self.asked = True
             return [ev.TimerRequested(ts=e.ts, source="engine", cause=e.seq, strategy=self.name,
                                       key=f"{self.name}-wake", at_ts=e.ts + 10 * S)]
         return ()
@@ -215,7 +216,6 @@ def test_state_keeps_update_times_and_source_stale_marks_ids_until_their_next_up
     assert st_.age(V2, 11) == 10 and st_.fresh(V2, 11, 10) and not st_.fresh(V2, 12, 10)
     assert st_.age("never-seen", 1) is None and not st_.fresh("never-seen", 1, 10**18)
     q = st_.quotes["ETH-USD"]["okx"]
-    assert st_.venue_ts["okx"] == 4 * S
     assert st_.quote_fresh(q, 7 * S, 3 * S) and not st_.quote_fresh(q, 8 * S, 3 * S + S // 2)  # venue_ts is older
     st_.on_source_stale(ev.SourceStale(ts=6 * S, venues=("okx", V2), reason="disconnect"))
     assert st_.age(V2, 11) is None and not st_.fresh(V2, 11, 10**18) and not st_.quote_fresh(q, 6 * S, 10 * S)
@@ -464,3 +464,39 @@ def test_the_sim_finds_a_pool_by_its_scenario_name_or_protocol() -> None:
     dex = SimpleNamespace(pools=[v2, v3])
     assert DexAgents.pool(dex, "uniswap-v3-usdc-weth-005") is v3 and DexAgents.pool(dex, "uniswap-v2") is v2
     assert DexAgents.pool(dex, "uniswap-v2-other") is None
+
+
+def test_a_run_with_failures_bad_inputs_and_timers_records_them_and_verifies(tmp_path) -> None:
+    """Through the recorder and ``replay --verify``'s checker: a raising strategy, a zero-reserve
+    Sync, a NaN quote and a timer; the run completes and a fresh engine reproduces every decision."""
+    from tapedeck.adapters.eventlog import EventLog, Manifest
+    from tapedeck.runtime.loop import drive
+    from tapedeck.runtime.verify import verify
+
+    config = {"risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16},
+              "strategies": [arb_config()["strategies"][0], SPREAD_CONFIG["strategies"][0]]}
+
+    def engine() -> Engine:
+        built = build_engine(config)
+        return Engine([Explodes(), Sleeper("sleeper"), *built.strategies], built.risk)
+
+    nan = ev.QuoteUpdated(ts=1 * S, venue="b", instrument="ETH-USD", bid=Decimal("NaN"), bid_size=Decimal(1),
+                          ask=Decimal("103"), ask_size=Decimal(1))
+    tape = [v3_swap_event(1), v2_event(2, 0, 10**18), quote(1 * S, "a", "100", "101"), nan,
+            quote(2 * S, "b", "102", "103"), v2_event(3 * S, *reserves_at(2040)), quote(12 * S, "a", "100", "101")]
+    rec = Recorder(engine())  # the fake runner fires the sleeper's timer (at 11 s) before the 12 s quote
+    rec.feed(*tape)
+    inputs = [e for e in rec.log if e.KIND != ev.DECISION]
+    assert [type(e).__name__ for e in inputs].count("TimerFired") == 1
+    log = EventLog.create(tmp_path / "run.db", Manifest(run_id="", mode="test", config=config))
+    stats = drive(inputs, engine(), log)
+    log.close(ended="clean")
+    assert stats.by_type["StrategyFailed"] == 1 and stats.by_type["TimerRequested"] == 1
+    assert stats.by_type["OpportunityDetected"] == 2 and stats.by_type["OrderIntended"] == 1
+    run = EventLog.open(tmp_path / "run.db")
+    result = verify(run, engine())
+    run.close()
+    assert result.ok and result.decisions == stats.decisions
+    with EventLog.open(tmp_path / "run.db") as run:
+        recorded = [ev.encode(e) for e in run.events()]
+    assert recorded == [ev.encode(e) for e in rec.log]  # the same run as the in-memory recorder's

@@ -40,8 +40,8 @@ class SpreadCheck:
         self.max_age_ns = seconds_to_ns(max_age_s)
 
     def on_event(self, e: ev.QuoteUpdated, state: MarketState) -> Sequence[ev.Event]:  # type: ignore[override]
-        book = state.quotes.get(e.instrument)
-        if book is None or len(book) < 2 or book.get(e.venue) is not e:
+        book = state.quotes[e.instrument]  # the fold made it
+        if len(book) < 2 or book.get(e.venue) is not e:
             return ()  # alone, or the state refused this quote (not a finite price): nothing to compare
         out: list[ev.Event] = []
         edge = self.min_edge
