@@ -17,7 +17,9 @@ The contract with strategies (``Strategy``; all of it optional beyond ``name``/`
   (``OrderAcknowledged``, ``TransactionSubmitted/Included/Dropped``, ``OrderFilled``, ``OrderFailed``,
   matched by ``intent`` seq) go to that strategy only, as ``on_order(event, order, state) ->
   proposals`` if it defines ``on_order``. ``order`` is the engine's ``state.Order`` record, already
-  updated; ``state.in_flight(name)`` holds the strategy's approved, unfinished orders by client id.
+  updated (its ``intent`` seq is 0 while the approval itself is being delivered: the recorder
+  numbers it next); ``state.in_flight(name)`` holds the strategy's approved, unfinished orders by
+  client id. A client id still in flight cannot be reused (the intent is rejected).
 * Timers: a ``TimerRequested`` proposal; the runner's ``TimerFired`` goes to ``on_event`` of the
   strategy it names only (it need not be in ``handles``).
 * Risk: all proposals caused by one event (every strategy's, and those made in reaction to its
@@ -29,6 +31,7 @@ The contract with strategies (``Strategy``; all of it optional beyond ``name``/`
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from tapedeck.domain import events as ev
@@ -48,6 +51,7 @@ _EXECUTIONS = (ev.OrderAcknowledged, ev.OrderFilled, ev.OrderFailed, ev.Transact
                ev.TransactionIncluded, ev.TransactionDropped)
 _NONE: tuple[ev.Event, ...] = ()  # the quiet path's answer (no allocation)
 _MESSAGE_LIMIT = 300
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class Strategy(Protocol):
@@ -332,7 +336,7 @@ class Engine:
             del self._active[name]
             self._on_order[name] = None
             self._route()
-        message = " ".join(str(exc).split())
+        message = _ADDRESS.sub("", " ".join(str(exc).split()))  # no object addresses: replay must match
         if len(message) > _MESSAGE_LIMIT:
             message = message[: _MESSAGE_LIMIT - 3] + "..."
         return ev.StrategyFailed(ts=cause.ts, source="engine", cause=cause.seq, strategy=name,

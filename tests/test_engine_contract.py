@@ -183,13 +183,14 @@ class Sleeper(StrategyBase):
 
 def test_timer_fired_goes_only_to_the_strategy_it_names() -> None:
     a, b = Sleeper("a"), Sleeper("b")
+    b.handles = (ev.QuoteUpdated, ev.TimerFired)  # even asking for every TimerFired gets it none of a's
     b.on_event = lambda e, state: (b.woken.append("woken by someone else's timer") if type(e) is ev.TimerFired else ())
     rec = Recorder(Engine([a, b], gate()))
     out = rec.feed(quote(1 * S, "x", "1", "2"), quote(5 * S, "x", "1", "2"), quote(20 * S, "x", "1", "2"))
     requested = [d for d in out if type(d) is ev.TimerRequested]
     assert len(requested) == 1 and requested[0].strategy == "a"
     assert a.woken == [("a-wake", 11 * S, requested[0].seq)] and b.woken == []
-    # a timer for nobody (or a suspended strategy) is folded and ignored
+    # a timer for nobody is ignored
     assert rec.engine.handle(ev.TimerFired(ts=30 * S, seq=99, strategy="nobody", key="k")) == ()
 
 
@@ -500,3 +501,14 @@ def test_a_run_with_failures_bad_inputs_and_timers_records_them_and_verifies(tmp
     with EventLog.open(tmp_path / "run.db") as run:
         recorded = [ev.encode(e) for e in run.events()]
     assert recorded == [ev.encode(e) for e in rec.log]  # the same run as the in-memory recorder's
+
+
+def test_a_failure_message_holds_no_object_address_so_replay_reproduces_it() -> None:
+    class Leaky(StrategyBase):
+        name, handles = "leaky", (ev.QuoteUpdated,)
+
+        def on_event(self, e, state):
+            raise RuntimeError(f"cannot use {object()}\n  at all")
+
+    (failed,) = decisions(Recorder(Engine([Leaky()], gate())).feed(quote(1, "x", "1", "2")))
+    assert failed.message == "cannot use <object object> at all" and failed.error == "RuntimeError"
