@@ -246,6 +246,23 @@ class OpportunityDetected(Event, frozen=True, kw_only=True):
     key: str = ""
 
 
+class OpportunitySuppressed(Event, frozen=True, kw_only=True):
+    """A strategy found a gap but would not act on it or report it, because the state that priced
+    it is too old or marked stale (``ids``: the venues/pools at fault; ``age_ns``: the oldest of
+    their ages, -1 if one is marked stale or unseen). ``key`` is the gap's identity as in
+    ``OpportunityDetected``; ``net_profit`` what it would have reported. Summaries count these."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    kind: str
+    key: str
+    reason: str
+    ids: tuple[str, ...]
+    age_ns: int
+    net_profit: int
+    profit_token: str
+
+
 class OrderIntended(Event, frozen=True, kw_only=True):
     """An intent that passed the risk gate and goes to the venue's gateway.
 
@@ -394,6 +411,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TimerFired,
     SourceStale,
     OpportunityDetected,
+    OpportunitySuppressed,
     OrderIntended,
     IntentRejected,
     TimerRequested,

@@ -4,6 +4,11 @@ Strategies propose ``Intent``s; the gate turns each into an ``OrderIntended`` or
 ``IntentRejected`` naming the rule. Its state (kill switch, outstanding notional per venue) is
 folded from events only — operator ``KillSwitchSet`` inputs, the engine's own ``OrderIntended``
 decisions and the gateways' fills/failures — so a replay reaches exactly the same verdicts.
+
+The gate sees one event's proposals as one batch, across all strategies: ``check(intent,
+pending)`` counts ``pending``, the notional already approved for that venue in the batch (not
+yet folded back through ``on_intended``), so two strategies reacting to the same event cannot
+together exceed a venue's ``max_outstanding``.
 """
 from __future__ import annotations
 
@@ -15,7 +20,11 @@ from tapedeck.domain import events as ev
 
 @dataclass(frozen=True)
 class Intent:
-    """What a strategy would like to do; not yet an event."""
+    """What a strategy would like to do; not yet an event.
+
+    ``client_id`` is the strategy's own name for it, unique among its intents in flight: the
+    verdict and every execution event come back to the strategy with it (``Engine``). Left empty,
+    the engine names it ``auto-<n>`` (n counts the strategy's unnamed intents)."""
 
     strategy: str
     venue: str
@@ -25,6 +34,7 @@ class Intent:
     notional: int  # risk-currency base units
     target: str = ""  # whom an on-chain action is about (a liquidation's borrower)
     max_priority_fee: int = 0  # tip bid per gas (wei) for chain venues
+    client_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,8 @@ class RiskGate:
     # ------------------------------------------------------------------ deciding
 
     def check(self, intent: Intent, pending: int = 0) -> str:
-        """'' if the intent may go, else the reason it may not (``pending``: approved, not yet folded)."""
+        """'' if the intent may go, else the reason it may not (``pending``: approved for the same
+        venue earlier in this event's batch, by any strategy, not yet folded)."""
         if self.kill_switch:
             return f"kill switch engaged ({self.kill_reason})" if self.kill_reason else "kill switch engaged"
         limits = self.venues.get(intent.venue, self.default)

@@ -1,11 +1,23 @@
-"""Market state folded from input events: top of book per venue, AMM pool states.
+"""Market state folded from input events, what each strategy has in flight, and how fresh it all is.
 
 Plain dicts keyed by strings, filled in arrival order; nothing iterates a set or depends on hash
 order. Folding is cheap on purpose: it runs on every market event.
+
+Freshness: ``updated[id]`` is the event time of the last update of each venue (quotes) and pool
+(AMM events); a quote keeps the venue's own timestamp of it (``venue_ts``, 0: the venue gives none).
+A ``SourceStale`` input marks the ids it names stale until their next update (``stale[id]`` is the
+reason). Strategies ask ``fresh(id, now_ts, max_age_ns)`` / ``quote_fresh(q, now_ts, max_age_ns)``
+with the event's own ``ts`` as ``now_ts`` (the domain has no clock). A quote whose price or size is
+not a finite number is not kept: the venue's book entry is removed and the venue marked stale.
+
+In flight: ``orders[strategy][client_id]`` is an ``Order`` from the moment the risk gate approves
+its intent until its final fill, its failure (a rejected intent never enters).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Mapping
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.uniswap_v3 import V3PoolState
@@ -18,22 +30,66 @@ class V2Pool:
     block: int
 
 
+INTENDED, ACKNOWLEDGED, SUBMITTED, PARTIALLY_FILLED = "intended", "acknowledged", "submitted", "partially_filled"
+FILLED, FAILED, REJECTED = "filled", "failed", "rejected"  # final: no longer in flight
+
+
+@dataclass(slots=True)
+class Order:
+    """A strategy's intent as the engine tracks it (``status`` is one of the constants above)."""
+
+    strategy: str
+    client_id: str
+    venue: str
+    instrument: str
+    side: str
+    amount: int
+    notional: int
+    intent: int = 0  # seq of the OrderIntended (0 until the recorder numbers it, and for a rejection)
+    status: str = INTENDED
+    order_id: str = ""  # the venue's id, from OrderAcknowledged
+    tx: str = ""  # the last transaction submitted for it (chain venues)
+    filled_amount: int = 0  # summed over its fills so far
+    filled_notional: int = 0
+    reason: str = ""  # why it failed or was rejected
+
+
+_NO_ORDERS: Mapping[str, Order] = {}
+_finite = Decimal.is_finite
+
+
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3")
+    __slots__ = ("quotes", "v2", "v3", "updated", "stale", "orders")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
         self.v2: dict[str, V2Pool] = {}
         self.v3: dict[str, V3PoolState] = {}
+        self.updated: dict[str, int] = {}  # venue or pool id -> event time of its last update
+        self.stale: dict[str, str] = {}  # id -> why it is stale, until its next update
+        self.orders: dict[str, dict[str, Order]] = {}  # strategy -> client id -> in flight
+
+    # ------------------------------------------------------------------ folding
 
     def on_quote(self, e: ev.QuoteUpdated) -> None:
         book = self.quotes.get(e.instrument)
         if book is None:
             book = self.quotes[e.instrument] = {}
-        book[e.venue] = e
+        if _finite(e.bid) and _finite(e.ask) and _finite(e.bid_size) and _finite(e.ask_size):
+            book[e.venue] = e
+            self.updated[e.venue] = e.ts
+            if self.stale:
+                self.stale.pop(e.venue, None)
+        else:  # nothing can be priced on it: not kept, and the venue is not fresh
+            book.pop(e.venue, None)
+            self.stale[e.venue] = (f"unusable quote for {e.instrument} (bid {e.bid} x {e.bid_size}, "
+                                   f"ask {e.ask} x {e.ask_size})")
 
     def on_v2(self, e: ev.V2ReservesSynced) -> None:
         self.v2[e.pool] = V2Pool(e.reserve0, e.reserve1, e.block)
+        self.updated[e.pool] = e.ts
+        if self.stale:
+            self.stale.pop(e.pool, None)
 
     def on_v3(self, e: ev.Event) -> None:
         pool = e.pool  # type: ignore[attr-defined]
@@ -41,3 +97,35 @@ class MarketState:
         if st is None:
             st = self.v3[pool] = V3PoolState()
         st.apply(e)
+        self.updated[pool] = e.ts
+        if self.stale:
+            self.stale.pop(pool, None)
+
+    def on_source_stale(self, e: ev.SourceStale) -> None:
+        for venue in e.venues:
+            self.stale[venue] = e.reason
+
+    # ------------------------------------------------------------------ reading
+
+    def age(self, id: str, now_ts: int) -> int | None:
+        """Nanoseconds since ``id`` (a venue or pool) last updated, or None if never seen or stale."""
+        if id in self.stale:
+            return None
+        t = self.updated.get(id)
+        return None if t is None else now_ts - t
+
+    def fresh(self, id: str, now_ts: int, max_age_ns: int) -> bool:
+        """``id`` has been seen, is not marked stale, and updated at most ``max_age_ns`` before ``now_ts``."""
+        t = self.updated.get(id)
+        return t is not None and now_ts - t <= max_age_ns and id not in self.stale
+
+    def quote_fresh(self, q: ev.QuoteUpdated, now_ts: int, max_age_ns: int) -> bool:
+        """The quote's venue is not stale and the quote is at most ``max_age_ns`` old both by event
+        time and, where the venue stamps its quotes, by the venue's own timestamp."""
+        if now_ts - q.ts > max_age_ns or q.venue in self.stale:
+            return False
+        return not q.venue_ts or now_ts - q.venue_ts <= max_age_ns
+
+    def in_flight(self, strategy: str) -> Mapping[str, Order]:
+        """The strategy's orders not yet finished, by client id (read only; in approval order)."""
+        return self.orders.get(strategy, _NO_ORDERS)

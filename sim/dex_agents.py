@@ -146,9 +146,11 @@ class DexAgents:
 
     # ------------------------------------------------------------------ set-up
 
-    def pool(self, protocol: str) -> PoolAgent | None:
-        """The first pool of a protocol (``uniswap-v2`` / ``uniswap-v3``), as strategies name venues."""
-        return next((p for p in self.pools if p.spec.protocol == protocol), None)
+    def pool(self, name: str) -> PoolAgent | None:
+        """The pool of that scenario name (as strategy configs name pools), else the first pool of
+        that protocol (``uniswap-v2`` / ``uniswap-v3``, as opportunities name venues)."""
+        return next((p for p in self.pools if p.spec.name.lower() == name.lower()),
+                    next((p for p in self.pools if p.spec.protocol == name), None))
 
     def quote(self, p: PoolAgent, buy_weth: bool, amount_in: int) -> int:
         """What a swap of ``amount_in`` would pay out now, asked of the chain (router / Quoter)."""

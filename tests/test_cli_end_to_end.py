@@ -86,7 +86,8 @@ def replay_verify_roundtrip(tmp_path, v3, v2, **import_opts) -> tuple[str, str]:
         "min_profit = 1_000_000", "min_profit = 50_000_000"))
     bad = CliRunner().invoke(main, ["replay", str(out), "--verify", "--config", str(cfg)])
     assert bad.exit_code == 1 and "diverged at seq" in bad.output
-    first_opp = next(e for e in EventLog.open(out).events() if type(e) is ev.OpportunityDetected and e.net_profit < 50_000_000)
+    first_opp = next(e for e in EventLog.open(out).events()  # (a suppressed one is gated by min_profit too)
+                     if type(e) in (ev.OpportunityDetected, ev.OpportunitySuppressed) and e.net_profit < 50_000_000)
     assert f"diverged at seq {first_opp.seq}" in bad.output
     return str(out), last
 

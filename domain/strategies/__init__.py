@@ -2,6 +2,8 @@
 
 A config is a plain dict (read from TOML by the CLI)::
 
+    [engine]
+    suspend_after_failures = 1                # a strategy that raises this often is suspended (0: never)
     [risk]
     default_max_notional = 100_000_000_000    # risk-currency base units (USDC, 6 dp)
     default_max_outstanding = 500_000_000_000
@@ -20,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from tapedeck.domain import events as ev
-from tapedeck.domain.engine import Engine, Strategy
+from tapedeck.domain.engine import Engine, Strategy, engine_options
 from tapedeck.domain.risk import RiskGate
 from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
 from tapedeck.domain.strategies.spread import SpreadCheck
@@ -86,7 +88,10 @@ def build_engine(config: dict[str, Any], resolve: Resolver = builtin) -> Engine:
             raise ConfigError(f"{label}: name {strategy.name!r} is already used by strategies[{names[strategy.name]}]")
         names[strategy.name] = i
         strategies.append(strategy)
-    return Engine(strategies, risk)
+    try:
+        return Engine(strategies, risk, **engine_options(config.get("engine", {})))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def contract_problem(strategy: Any) -> str:

@@ -12,12 +12,24 @@ that would need to cross the interval's edge is not considered. A cheap marginal
 the search when neither direction can pay; otherwise an integer ternary search finds the input
 with the largest profit (the profit is concave in the input). Gas (``gas_units`` x
 ``gas_price_wei``, paid in token1 = ETH) is converted to token0 at the V3 price.
+
+Freshness: it prices only on pools updated at most ``max_age_s`` seconds (default 60, five
+blocks) before the event and not marked stale (``SourceStale``); an opportunity priced on older
+state is recorded as ``OpportunitySuppressed`` (with the pools at fault and their age), never as
+``OpportunityDetected``, and nothing is intended. An empty pool (a zero reserve, no V3 price or
+liquidity) has no price and is skipped.
+
+An opportunity's ``key`` is the gap's identity: both pool ids and the state that priced it (V2
+reserves, V3 sqrtPrice and liquidity), so a re-detection of the same unmoved gap has the same key.
+With ``act``, the intent's instrument is ``"<buy pool id>-><sell pool id>"`` (the configured
+``v2_pool``/``v3_pool``), side ``arb``, client id ``arb-<n>`` (n counts its intents).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.decimals import seconds_to_ns
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState
 from tapedeck.domain.uniswap_v2 import get_amount_out
@@ -44,6 +56,7 @@ class CrossPoolArb:
         venue: str = "ethereum",
         profit_token: str = "token0",
         priority_fee_wei: int = 0,
+        max_age_s: Any = 60,
         **unknown: Any,
     ):
         if unknown:
@@ -61,6 +74,8 @@ class CrossPoolArb:
         self.venue = venue
         self.profit_token = profit_token
         self.priority_fee_wei = int(priority_fee_wei)  # the tip its transactions bid (wei per gas)
+        self.max_age_ns = seconds_to_ns(max_age_s)
+        self.intents = 0  # how many it has proposed (its client ids)
 
     # ------------------------------------------------------------------ event
 
@@ -70,9 +85,11 @@ class CrossPoolArb:
             return ()
         v2 = state.v2.get(self.v2_pool)
         v3 = state.v3.get(self.v3_pool)
-        if v2 is None or v3 is None or not v3.known or v3.liquidity == 0:
+        if v2 is None or v3 is None or not v3.known or v3.liquidity <= 0 or v3.sqrt_price_x96 <= 0:
             return ()
         r0, r1 = v2.reserve0, v2.reserve1
+        if r0 <= 0 or r1 <= 0:
+            return ()  # an empty pair has no price
         sp, liq, tick = v3.sqrt_price_x96, v3.liquidity, v3.tick
         sp2 = sp * sp
         fee_keep = 1_000_000 - self.fee_pips
@@ -116,17 +133,36 @@ class CrossPoolArb:
         net = best - gas_cost
         if net < self.min_profit:
             return ()
+        key = f"{self.v2_pool}@{r0}/{r1}|{self.v3_pool}@{sp}/{liq}"
+        now, max_age = e.ts, self.max_age_ns
+        if not (state.fresh(self.v2_pool, now, max_age) and state.fresh(self.v3_pool, now, max_age)):
+            return (self._suppressed(e, state, key, net),)
         out: list[ev.Event | Intent] = [
             ev.OpportunityDetected(
                 ts=e.ts, source="engine", cause=e.seq, strategy=self.name, kind="cross-pool-arb",
                 buy_venue=buy, sell_venue=sell, amount_in=best_x, amount_out=best_x + best,
-                gross_profit=best, gas_cost=gas_cost, net_profit=net, profit_token=self.profit_token,
+                gross_profit=best, gas_cost=gas_cost, net_profit=net, profit_token=self.profit_token, key=key,
             )
         ]
         if self.act:
-            out.append(Intent(self.name, self.venue, f"{buy}->{sell}", "arb", best_x, best_x,
-                              max_priority_fee=self.priority_fee_wei))
+            self.intents += 1
+            pools = f"{self.v2_pool}->{self.v3_pool}" if buy == "uniswap-v2" else f"{self.v3_pool}->{self.v2_pool}"
+            out.append(Intent(self.name, self.venue, pools, "arb", best_x, best_x,
+                              max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}"))
         return out
+
+    def _suppressed(self, e: ev.Event, state: MarketState, key: str, net: int) -> ev.OpportunitySuppressed:
+        now, max_age = e.ts, self.max_age_ns
+        old = [p for p in (self.v2_pool, self.v3_pool) if not state.fresh(p, now, max_age)]
+        ages = [state.age(p, now) for p in old]
+        age = -1 if None in ages else max(a for a in ages if a is not None)
+        why = ", ".join(f"{p} stale ({state.stale[p]})" if p in state.stale else f"{p} state {a} ns old"
+                        for p, a in zip(old, ages))
+        return ev.OpportunitySuppressed(
+            ts=e.ts, source="engine", cause=e.seq, strategy=self.name, kind="cross-pool-arb", key=key,
+            reason=f"{why} (max_age {max_age} ns)", ids=tuple(old), age_ns=age, net_profit=net,
+            profit_token=self.profit_token,
+        )
 
 
 def _maximise(profit: Callable[[int], int | None], upper: int) -> tuple[int, int | None]:
