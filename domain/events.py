@@ -546,3 +546,18 @@ def to_builtins(event: Event) -> dict[str, Any]:
     """Plain dict (ints stay ints, Decimals become strings) for export and display."""
     values = msgspec.to_builtins(event)  # a list: [type name, field values...]
     return dict(zip(type(event).__struct_fields__, values[1:]))
+
+
+def as_recorded(recomputed: Event, stored_topic: str, recorded: Event) -> Event:
+    """``recomputed`` seen through an older schema: the fields added since ``stored_topic``'s version
+    take the values the upcaster gave ``recorded``. Verify compares a decision stored by older code
+    on what that code could say (today's code adds a client id; yesterday's had none to compare)."""
+    name, _, ver = stored_topic.partition(".v")
+    cls = type(recomputed)
+    if cls.__name__ != name or not ver.isdigit() or int(ver) >= cls.SCHEMA or type(recorded) is not cls:
+        return recomputed
+    old = OLD_FIELDS.get((name, int(ver)))
+    if old is None:
+        return recomputed
+    added = {f: getattr(recorded, f) for f in cls.__struct_fields__ if f not in old}
+    return msgspec.structs.replace(recomputed, **added) if added else recomputed
