@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import re
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 from tapedeck.adapters.csv_header import MAX_BLOCK, RowError, read_header, rows, uint
 from tapedeck.domain import events as ev
@@ -84,35 +84,40 @@ def read_v2_reserves(path: str | Path, block_ts: Callable[[int], int], pool: str
 
 def _read(path: Path, block_ts: Callable[[int], int], pool: str, from_block: int | None,
           to_block: int | None) -> Iterator[ev.Event]:
-    name = path.name
     with open(path, "rb") as f:
-        col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
-        if isinstance(col, ev.InputRejected):
-            yield col
-            return
-        last_block: int | None = None
-        last: tuple[int, int] | None = None
-        last_ts = 0
-        for n, raw, fields in rows(f, col["__width__"]):
-            try:
-                if isinstance(fields, RowError):
-                    raise fields
-                block = uint("blockNumber", fields[col["blockNumber"]], MAX_BLOCK)
-                r0 = uint("reserve0", fields[col["reserve0"]], MAX_UINT112)
-                r1 = uint("reserve1", fields[col["reserve1"]], MAX_UINT112)
-                if last_block is not None and block <= last_block:
-                    raise RowError(f"block {block} is not after the previous row's block {last_block}")
-            except RowError as exc:
-                yield ev.InputRejected(ts=last_ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc),
-                                       raw=raw)
-                continue
-            last_block = block
-            if from_block is not None and block < from_block:
-                continue
-            if to_block is not None and block > to_block:
-                break
-            if (r0, r1) == last:
-                continue
-            last = (r0, r1)
-            last_ts = block_ts(block)
-            yield ev.V2ReservesSynced(ts=last_ts, source=SOURCE, pool=pool, block=block, reserve0=r0, reserve1=r1)
+        yield from read_v2_stream(f, path.name, block_ts, pool, from_block, to_block)
+
+
+def read_v2_stream(f: IO[bytes], name: str, block_ts: Callable[[int], int], pool: str,
+                   from_block: int | None = None, to_block: int | None = None) -> Iterator[ev.Event]:
+    """:func:`read_v2_reserves` over an open binary stream (``name`` labels the rows; ``pool`` lowercase)."""
+    col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
+    if isinstance(col, ev.InputRejected):
+        yield col
+        return
+    last_block: int | None = None
+    last: tuple[int, int] | None = None
+    last_ts = 0
+    for n, raw, fields in rows(f, col["__width__"]):
+        try:
+            if isinstance(fields, RowError):
+                raise fields
+            block = uint("blockNumber", fields[col["blockNumber"]], MAX_BLOCK)
+            r0 = uint("reserve0", fields[col["reserve0"]], MAX_UINT112)
+            r1 = uint("reserve1", fields[col["reserve1"]], MAX_UINT112)
+            if last_block is not None and block <= last_block:
+                raise RowError(f"block {block} is not after the previous row's block {last_block}")
+        except RowError as exc:
+            yield ev.InputRejected(ts=last_ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc),
+                                   raw=raw)
+            continue
+        last_block = block
+        if from_block is not None and block < from_block:
+            continue
+        if to_block is not None and block > to_block:
+            break
+        if (r0, r1) == last:
+            continue
+        last = (r0, r1)
+        last_ts = block_ts(block)
+        yield ev.V2ReservesSynced(ts=last_ts, source=SOURCE, pool=pool, block=block, reserve0=r0, reserve1=r1)

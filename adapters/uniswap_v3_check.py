@@ -115,26 +115,59 @@ def _swap_direction(e: ev.V3Swapped) -> tuple[bool, int, int]:
     return False, e.amount1, -e.amount0
 
 
-def reproduce_swap(sqrt_price_x96: int, liquidity: int, e: ev.V3Swapped, fee_pips: int) -> str | None:
-    """How a swap that crossed no initialized tick is reproduced from the pool state before it.
+def swap_without_crossing(sqrt_price_x96: int, tick: int, liquidity: int, tick_spacing: int, fee_pips: int,
+                          amount: int, zero_for_one: bool, limit: int) -> tuple[int, int, int, int]:
+    """``UniswapV3Pool.swap`` over ticks none of which is initialized -> ``(sqrtP, tick, paid, received)``.
+
+    The pool still ends a step at every tick-bitmap word boundary (``nextInitializedTickWithinOneWord``
+    returns the word's last tick when it finds none), and a step's rounding depends on where it
+    ends, so a swap across a boundary is chained step by step as the pool does, liquidity unchanged.
+    ``amount`` > 0: exact input; < 0: exact output."""
+    remaining, paid, got = amount, 0, 0
+    exact_in = amount > 0
+    while remaining != 0 and sqrt_price_x96 != limit:
+        compressed = tick // tick_spacing
+        if zero_for_one:
+            tick_next = (compressed - compressed % 256) * tick_spacing
+        else:
+            tick_next = (compressed + 1 + 255 - (compressed + 1) % 256) * tick_spacing
+        tick_next = min(max(tick_next, v3.MIN_TICK), v3.MAX_TICK)
+        sqrt_next = v3.get_sqrt_ratio_at_tick(tick_next)
+        target = limit if (sqrt_next < limit if zero_for_one else sqrt_next > limit) else sqrt_next
+        start = sqrt_price_x96
+        sqrt_price_x96, a_in, a_out, fee = v3.compute_swap_step(sqrt_price_x96, target, liquidity, remaining, fee_pips)
+        paid += a_in + fee
+        got += a_out
+        remaining = remaining - (a_in + fee) if exact_in else remaining + a_out
+        if sqrt_price_x96 == sqrt_next:
+            tick = tick_next - 1 if zero_for_one else tick_next
+        elif sqrt_price_x96 != start:
+            tick = v3.get_tick_at_sqrt_ratio(sqrt_price_x96)
+    return sqrt_price_x96, tick, paid, got
+
+
+def reproduce_swap(sqrt_price_x96: int, liquidity: int, e: ev.V3Swapped, fee_pips: int, tick: int,
+                   tick_spacing: int) -> tuple[str, int] | None:
+    """How a swap that crossed no initialized tick is reproduced from the pool state before it, and
+    the tick the pool then has: ``(how, tick)``, or None if nothing reproduces it.
 
     Tries, in order: exact-in with the amount paid ('in'), exact-out with the amount received
-    ('out'), exact-in stopped at a price limit equal to the final price ('limit'). The price
-    target of the first two is the far end of the price range, which gives the pool's result for
-    any swap that ends before the next initialized tick. Returns None if none reproduces the
-    log's amounts and price exactly.
+    ('out'), exact-in stopped at a price limit equal to the final price ('limit'), each run by
+    :func:`swap_without_crossing` toward the far end of the price range (or the limit). A match
+    needs the log's amounts and final price exactly.
     """
     zfo, paid, got = _swap_direction(e)
     far = v3.MIN_SQRT_RATIO + 1 if zfo else v3.MAX_SQRT_RATIO - 1
-    for how, target, amount in (("in", far, paid), ("out", far, -got), ("limit", e.sqrt_price_x96, paid)):
-        if amount == 0 or target == sqrt_price_x96:
+    for how, limit, amount in (("in", far, paid), ("out", far, -got), ("limit", e.sqrt_price_x96, paid)):
+        if amount == 0 or limit == sqrt_price_x96:
             continue
         try:
-            nxt, a_in, a_out, fee = v3.compute_swap_step(sqrt_price_x96, target, liquidity, amount, fee_pips)
+            nxt, new_tick, a_paid, a_got = swap_without_crossing(sqrt_price_x96, tick, liquidity, tick_spacing,
+                                                                 fee_pips, amount, zfo, limit)
         except v3.V3MathError:
             continue
-        if nxt == e.sqrt_price_x96 and a_in + fee == paid and a_out == got:
-            return how
+        if nxt == e.sqrt_price_x96 and a_paid == paid and a_got == got:
+            return how, new_tick
     return None
 
 
@@ -158,7 +191,8 @@ def check_day(raw_csv: str | Path, tick_csv: str | Path, *, fee_pips: int, tick_
     difference counts as explained only when the tick file holds exactly what demeter-fetch's
     own rule computes (see :func:`_demeter_liquidity`); the next swap then shows whose value the
     pool had. (b) Recomputes every swap whose logged liquidity equals the liquidity before it
-    (see :func:`reproduce_swap`), checks the log's tick, and whether :func:`swap_within_range`
+    (see :func:`reproduce_swap`, which steps over tick-bitmap word boundaries as the pool does),
+    checks the log's tick, and whether :func:`swap_within_range`
     gives the same; recomputes mint/burn token amounts with ``_modifyPosition``'s formulas.
     ``fee_pips``/``tick_spacing`` are the pool's; ``pool`` its address when the file name holds none.
     """
@@ -189,14 +223,14 @@ def check_day(raw_csv: str | Path, tick_csv: str | Path, *, fee_pips: int, tick_
                 if e.liquidity != liq:
                     report.crossed += 1
                 else:
-                    how = reproduce_swap(sp, liq, e, fee_pips)
-                    if how is None:
+                    found = reproduce_swap(sp, liq, e, fee_pips, tick, tick_spacing)
+                    if found is None:
                         report.not_reproduced += 1
                         note(f"swap not reproduced: block {e.block} log {e.log_index} tx {e.tx}")
                     else:
                         reproduced = True
+                        how, want_tick = found
                         setattr(report, _HOW_FIELD[how], getattr(report, _HOW_FIELD[how]) + 1)
-                        want_tick = v3.get_tick_at_sqrt_ratio(e.sqrt_price_x96) if e.sqrt_price_x96 != sp else tick
                         if e.tick != want_tick:
                             report.tick_mismatches += 1
                             note(f"tick mismatch: block {e.block} log {e.log_index}: log {e.tick}, computed {want_tick}")

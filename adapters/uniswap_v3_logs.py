@@ -17,7 +17,7 @@ import calendar
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 import eth_abi
 from eth_abi.exceptions import DecodingError
@@ -190,42 +190,46 @@ def read_v3_logs(path: str | Path, pool: str | None = None) -> Iterator[ev.Event
 
 
 def _read(path: Path, pool: str) -> Iterator[ev.Event]:
-    name = path.name
     with open(path, "rb") as f:
-        col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
-        if isinstance(col, ev.InputRejected):
-            yield col
-            return
-        last_ts = 0
-        last_key: tuple[int, int] | None = None
-        for n, raw, fields in rows(f, col["__width__"]):
-            ts = last_ts
-            try:
-                if isinstance(fields, RowError):
-                    raise fields
-                row_ts = parse_utc_ns(fields[col["block_timestamp"]])
-                if row_ts >= last_ts:
-                    ts = row_ts  # a rejection is stamped with its own time unless that runs backwards
-                block = uint("block_number", fields[col["block_number"]], MAX_BLOCK)
-                log_index = uint("log_index", fields[col["log_index"]], MAX_LOG_INDEX)
-                tx = fields[col["transaction_hash"]].strip()
-                if not _HEX32.fullmatch(tx):
-                    raise RowError(f"bad transaction_hash {tx[:80]!r}")
-                kind, values = decode_log(_topics(fields[col["topics"]]), _data(fields[col["data"]]))
-                key = (block, log_index)
-                if last_key is not None:
-                    if key <= last_key:
-                        raise RowError(f"log (block {block}, log_index {log_index}) is not after the previous one "
-                                       f"(block {last_key[0]}, log_index {last_key[1]}): duplicate or out of order")
-                    if block == last_key[0] and row_ts != last_ts:
-                        raise RowError(f"block {block} has two times: {fields[col['block_timestamp']].strip()!r} "
-                                       f"here, {last_ts // 1_000_000_000} s (unix) on the previous row")
-                    if block > last_key[0] and row_ts < last_ts:
-                        raise RowError(f"time runs backwards: block {block} is after block {last_key[0]} but its "
-                                       f"time is earlier")
-            except RowError as exc:
-                yield ev.InputRejected(ts=ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc), raw=raw)
-                continue
-            last_ts, last_key = row_ts, key
-            yield _EVENT_CLASSES[kind](ts=row_ts, source=SOURCE, pool=pool, block=block, tx=tx.lower(),
-                                       log_index=log_index, **values)
+        yield from read_v3_stream(f, path.name, pool)
+
+
+def read_v3_stream(f: IO[bytes], name: str, pool: str) -> Iterator[ev.Event]:
+    """:func:`read_v3_logs` over an open binary stream (``name`` labels the rows; ``pool`` lowercase)."""
+    col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
+    if isinstance(col, ev.InputRejected):
+        yield col
+        return
+    last_ts = 0
+    last_key: tuple[int, int] | None = None
+    for n, raw, fields in rows(f, col["__width__"]):
+        ts = last_ts
+        try:
+            if isinstance(fields, RowError):
+                raise fields
+            row_ts = parse_utc_ns(fields[col["block_timestamp"]])
+            if row_ts >= last_ts:
+                ts = row_ts  # a rejection is stamped with its own time unless that runs backwards
+            block = uint("block_number", fields[col["block_number"]], MAX_BLOCK)
+            log_index = uint("log_index", fields[col["log_index"]], MAX_LOG_INDEX)
+            tx = fields[col["transaction_hash"]].strip()
+            if not _HEX32.fullmatch(tx):
+                raise RowError(f"bad transaction_hash {tx[:80]!r}")
+            kind, values = decode_log(_topics(fields[col["topics"]]), _data(fields[col["data"]]))
+            key = (block, log_index)
+            if last_key is not None:
+                if key <= last_key:
+                    raise RowError(f"log (block {block}, log_index {log_index}) is not after the previous one "
+                                   f"(block {last_key[0]}, log_index {last_key[1]}): duplicate or out of order")
+                if block == last_key[0] and row_ts != last_ts:
+                    raise RowError(f"block {block} has two times: {fields[col['block_timestamp']].strip()!r} "
+                                   f"here, {last_ts // 1_000_000_000} s (unix) on the previous row")
+                if block > last_key[0] and row_ts < last_ts:
+                    raise RowError(f"time runs backwards: block {block} is after block {last_key[0]} but its "
+                                   f"time is earlier")
+        except RowError as exc:
+            yield ev.InputRejected(ts=ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc), raw=raw)
+            continue
+        last_ts, last_key = row_ts, key
+        yield _EVENT_CLASSES[kind](ts=row_ts, source=SOURCE, pool=pool, block=block, tx=tx.lower(),
+                                   log_index=log_index, **values)
