@@ -6,6 +6,7 @@ silently "replaced" value.
 """
 from __future__ import annotations
 
+import calendar
 import csv
 import re
 from typing import IO, Iterator
@@ -13,8 +14,11 @@ from typing import IO, Iterator
 from tapedeck.domain import events as ev
 
 _UINT = re.compile(r"[0-9]+")
-MAX_BLOCK = 2**63 - 1  # fits the log's integer columns; real chains are at ~10^8
+# Bounds of plausible values (anything beyond is a corrupt field, rejected at the reader):
+MAX_BLOCK = 10**10  # the busiest chains are near 10^9 blocks after years; Ethereum ~2 * 10^7
 MAX_LOG_INDEX = 2**32 - 1
+MIN_TS = calendar.timegm((2015, 1, 1, 0, 0, 0)) * 1_000_000_000  # event times: Ethereum's genesis year ..
+MAX_TS = calendar.timegm((2100, 1, 1, 0, 0, 0)) * 1_000_000_000  # .. 2100, in ns
 
 
 class RowError(ValueError):

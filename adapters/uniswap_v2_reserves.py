@@ -70,26 +70,30 @@ def block_time_estimator(anchors: list[tuple[int, int]]) -> Callable[[int], int]
 
 
 def read_v2_reserves(path: str | Path, block_ts: Callable[[int], int], pool: str,
-                     from_block: int | None = None, to_block: int | None = None) -> Iterator[ev.Event]:
+                     from_block: int | None = None, to_block: int | None = None,
+                     block_problem: Callable[[int], str | None] | None = None) -> Iterator[ev.Event]:
     """``V2ReservesSynced`` of pair ``pool`` for each change of reserves (and the first row in range).
 
     Rows outside ``[from_block, to_block]`` are skipped (the first row at or after ``from_block``
     is always emitted). Rows must have increasing block numbers; a row that does not is rejected.
-    A rejected row does not count as the previous state. ``pool`` not an address: ``ValueError``.
+    A rejected row does not count as the previous state. ``block_problem`` may say why a block
+    cannot be used (e.g. it cannot be timed); such a row is rejected with that reason. ``pool``
+    not an address: ``ValueError``.
     """
     if not isinstance(pool, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", pool):
         raise ValueError(f"pool {pool!r} is not an address")
-    return _read(Path(path), block_ts, pool.lower(), from_block, to_block)
+    return _read(Path(path), block_ts, pool.lower(), from_block, to_block, block_problem)
 
 
 def _read(path: Path, block_ts: Callable[[int], int], pool: str, from_block: int | None,
-          to_block: int | None) -> Iterator[ev.Event]:
+          to_block: int | None, block_problem: Callable[[int], str | None] | None) -> Iterator[ev.Event]:
     with open(path, "rb") as f:
-        yield from read_v2_stream(f, path.name, block_ts, pool, from_block, to_block)
+        yield from read_v2_stream(f, path.name, block_ts, pool, from_block, to_block, block_problem)
 
 
 def read_v2_stream(f: IO[bytes], name: str, block_ts: Callable[[int], int], pool: str,
-                   from_block: int | None = None, to_block: int | None = None) -> Iterator[ev.Event]:
+                   from_block: int | None = None, to_block: int | None = None,
+                   block_problem: Callable[[int], str | None] | None = None) -> Iterator[ev.Event]:
     """:func:`read_v2_reserves` over an open binary stream (``name`` labels the rows; ``pool`` lowercase)."""
     col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
     if isinstance(col, ev.InputRejected):
@@ -107,6 +111,9 @@ def read_v2_stream(f: IO[bytes], name: str, block_ts: Callable[[int], int], pool
             r1 = uint("reserve1", fields[col["reserve1"]], MAX_UINT112)
             if last_block is not None and block <= last_block:
                 raise RowError(f"block {block} is not after the previous row's block {last_block}")
+            problem = block_problem(block) if block_problem is not None else None
+            if problem:
+                raise RowError(problem)
         except RowError as exc:
             yield ev.InputRejected(ts=last_ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc),
                                    raw=raw)

@@ -4,7 +4,7 @@ The CSV is the raw form demeter-fetch downloads: ``block_number, block_timestamp
 transaction_hash, transaction_index, log_index, topics (a Python list repr of hex strings),
 data (hex)``, one file per pool, no address column. Each row is decoded here from its topics and
 data with eth_abi (the CSV's own interpretation is not trusted); a row that cannot be decoded, or
-whose values are out of range (a timestamp outside 2015..2100, a block beyond 2^63, time running
+whose values are out of range (a timestamp outside 2015..2100, a block beyond 10^10, time running
 backwards while the block rises, two times for one block), becomes an ``InputRejected`` event
 naming the row (``"<file name>:row <n>"``, n = 1 for the first row after the header, i.e. line n+1
 of the file), what was wrong, and the raw line. The reader never raises on bad data.
@@ -23,7 +23,7 @@ import eth_abi
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak
 
-from tapedeck.adapters.csv_header import MAX_BLOCK, MAX_LOG_INDEX, RowError, read_header, rows, uint
+from tapedeck.adapters.csv_header import MAX_BLOCK, MAX_LOG_INDEX, MAX_TS, MIN_TS, RowError, read_header, rows, uint
 from tapedeck.domain import events as ev
 from tapedeck.domain import uniswap_v3 as v3
 
@@ -67,9 +67,6 @@ _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 _TOPIC = r"""\s*(?:'(?:0x[0-9a-fA-F]{64})'|"(?:0x[0-9a-fA-F]{64})")\s*"""
 _TOPICS = re.compile(rf"\[(?:{_TOPIC}(?:,{_TOPIC}){{0,3}},?)?\s*\]")
 _TOPIC_VALUE = re.compile(r"0x[0-9a-fA-F]{64}")
-# Event times accepted: from Ethereum's genesis year to 2100 (anything else is a corrupt field).
-MIN_TS = calendar.timegm((2015, 1, 1, 0, 0, 0)) * 1_000_000_000
-MAX_TS = calendar.timegm((2100, 1, 1, 0, 0, 0)) * 1_000_000_000
 
 
 def pool_from_filename(path: str | Path) -> str | None:

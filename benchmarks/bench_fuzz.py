@@ -23,6 +23,7 @@ import argparse
 import io
 import os
 import random
+import re
 import sys
 import time
 import traceback
@@ -70,7 +71,7 @@ class FuzzCounts:
     escaped: int = 0  # exceptions other than the documented ones: must be 0
     invariant_failures: int = 0  # a reader output that breaks a stated invariant: must be 0
     by_target: Counter = field(default_factory=Counter)
-    reasons: Counter = field(default_factory=Counter)  # rejection reason kinds (first words)
+    reasons: Counter = field(default_factory=Counter)  # rejection reason kinds (see reason_kind)
     examples: list[str] = field(default_factory=list)  # the first escapes / failures
 
     def note(self, what: str) -> None:
@@ -199,6 +200,12 @@ def mutate_line(rng: random.Random, line: bytes, others: list[bytes]) -> bytes:
 # ----------------------------------------------------------------------------- targets
 
 
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its values: the first words, quoted text as Q, numbers as N."""
+    text = re.sub(r"[0-9]+", "N", re.sub(r"'[^']*'|\"[^\"]*\"", "Q", reason))
+    return " ".join(text.split()[:6])
+
+
 def _check_event(e: ev.Event) -> str | None:
     """Which field of a reader's event is out of its range, or None."""
     if not MIN_TS <= e.ts < MAX_TS:
@@ -253,7 +260,7 @@ def fuzz_reader(rng: random.Random, counts: FuzzCounts, kind: str, header: bytes
     for e in out:
         if type(e) is ev.InputRejected:
             counts.rejections += 1
-            counts.reasons[" ".join(e.reason.split()[:2])] += 1
+            counts.reasons[reason_kind(e.reason)] += 1
             if not e.reason or not e.origin:
                 counts.invariant_failures += 1
                 counts.note(f"{kind}: rejection without reason/origin: {e}")
@@ -357,7 +364,8 @@ def main() -> None:
         f"  {c.inputs:,} inputs, {c.escaped} escaped, {time.perf_counter() - t0:.0f}s", flush=True))
     for line in counts.lines():
         print(line)
-    print("top rejection reasons: " + "; ".join(f"{k} x{v:,}" for k, v in counts.reasons.most_common(12)))
+    print(f"rejection reason kinds: {len(counts.reasons)}; most common: "
+          + "; ".join(f"{k} x{v:,}" for k, v in counts.reasons.most_common(15)))
     print(f"{time.perf_counter() - t0:.0f}s")
     sys.exit(1 if counts.escaped or counts.invariant_failures else 0)
 

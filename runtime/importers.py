@@ -29,8 +29,10 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
+from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.adapters.eventlog import EventLog, Manifest
-from tapedeck.adapters.registry import V2, V3, PoolSpec, Registry, RegistryError, adhoc_pool, load_registry
+from tapedeck.adapters.registry import (V2, V3, V3_TICK_SPACING, PoolSpec, Registry, RegistryError, adhoc_pool,
+                                        fee_problem, load_registry)
 from tapedeck.adapters.uniswap_v2_reserves import SOURCE as V2_SOURCE
 from tapedeck.adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
 from tapedeck.adapters.uniswap_v2_reserves import pool_from_filename as v2_pool_from_filename
@@ -98,7 +100,6 @@ def resolve_pool(kind: str, path: str, registry: Registry, *, pool: str | None =
                 raise ImportError_(f"pool {address} is not in the registry ({', '.join(registry.files)}): "
                                    f"give --fee and --tick-spacing, or add it with --registry FILE")
             if tick_spacing is None:
-                from tapedeck.adapters.registry import V3_TICK_SPACING
                 tick_spacing = V3_TICK_SPACING.get(fee)
                 if tick_spacing is None:
                     raise ImportError_(f"--fee {fee} is not one of Uniswap's fee tiers "
@@ -114,9 +115,9 @@ def resolve_pool(kind: str, path: str, registry: Registry, *, pool: str | None =
         return spec, notes
     new_fee = spec.fee if fee is None else fee
     new_spacing = spec.tick_spacing if tick_spacing is None else tick_spacing
+    if protocol == V3 and fee is not None and tick_spacing is None:
+        new_spacing = V3_TICK_SPACING.get(fee, new_spacing)  # a fee tier's own spacing
     if (new_fee, new_spacing) != (spec.fee, spec.tick_spacing):
-        from tapedeck.adapters.registry import fee_problem
-
         problem = fee_problem(protocol, new_fee, new_spacing)
         if problem:
             raise ImportError_(f"--fee/--tick-spacing: {problem}")
@@ -127,7 +128,8 @@ def resolve_pool(kind: str, path: str, registry: Registry, *, pool: str | None =
     return spec, notes
 
 
-def _reader(kind: str, spec: PoolSpec, from_block: int | None, to_block: int | None) -> Callable[[str], Iterator[ev.Event]]:
+def _reader(kind: str, spec: PoolSpec, registry: Registry, from_block: int | None,
+            to_block: int | None) -> Callable[[str], Iterator[ev.Event]]:
     if kind == "uniswap-v3-logs":
         def read(path: str) -> Iterator[ev.Event]:
             for e in read_v3_logs(path, pool=spec.address):
@@ -138,9 +140,19 @@ def _reader(kind: str, spec: PoolSpec, from_block: int | None, to_block: int | N
                 yield e
         return read
     # Provisional times, -(block + 1), never stored: every block-only event (and the rejections stamped
-    # with its time) is re-timed from the whole log once merged (see retime).
+    # with its time) is re-timed from the whole log once merged (see retime). A block the chain's
+    # fixed anchors time outside 2015..2100 is a corrupt row, rejected here (whatever the log holds,
+    # so the import order cannot change what is rejected).
+    chain = registry.chain(str(spec.id.chain))
+    fixed = block_time_estimator([(b, t * NS) for b, t in chain.anchors]) if chain and chain.anchors else None
+
+    def block_problem(block: int) -> str | None:
+        if fixed is not None and not MIN_TS <= fixed(block) < MAX_TS:
+            return f"block {block} cannot be timed: {chain.name}'s anchors put it outside 2015..2100"  # type: ignore[union-attr]
+        return None
+
     return lambda path: read_v2_reserves(path, _provisional_ts, spec.address, from_block=from_block,
-                                         to_block=to_block)
+                                         to_block=to_block, block_problem=block_problem)
 
 
 def _provisional_ts(block: int) -> int:
@@ -205,7 +217,11 @@ def retime(events: list[ev.Event], registry: Registry, pools_note: dict[str, Any
     changed = 0
     for e in events:
         if e.source in BLOCK_ONLY_SOURCES and type(e) is not ev.InputRejected:
-            new_ts = block_ts(_chain_of(e.pool, pools_note, registry))(e.block)  # type: ignore[attr-defined]
+            chain = _chain_of(e.pool, pools_note, registry)  # type: ignore[attr-defined]
+            new_ts = block_ts(chain)(e.block)  # type: ignore[attr-defined]
+            if not MIN_TS <= new_ts < MAX_TS:
+                raise ImportError_(f"block {e.block} of pool {e.pool} on {chain} is timed outside 2015..2100 by "  # type: ignore[attr-defined]
+                                   f"the log's block times; not imported (limit the blocks with --from-block/--to-block)")
             moved.setdefault((e.source, e.ts), new_ts)
             if new_ts != e.ts:
                 e = msgspec.structs.replace(e, ts=new_ts)
@@ -262,7 +278,7 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
             old.close()
     new: list[ev.Event] = []
     for p in paths:
-        read = _reader(kind, specs[p], from_block, to_block)
+        read = _reader(kind, specs[p], registry, from_block, to_block)
         try:
             for e in read(p):
                 if type(e) is ev.InputRejected:
