@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import msgspec
+from eventsourcing.persistence import PersistenceError
 
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.adapters.eventlog import EventLog, Manifest
@@ -243,6 +244,8 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
     if kind not in KINDS:
         raise ImportError_(f"unknown import kind {kind!r} (known: {', '.join(KINDS)})")
     for p in paths:
+        if Path(p).is_dir():
+            raise ImportError_(f"{p}: is a directory, not a recording")
         if not Path(p).is_file():
             raise ImportError_(f"{p}: no such file")
         if not os.access(p, os.R_OK):
@@ -261,6 +264,8 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         report.notes.extend(notes)
     report.pools = dict(specs)
     out = Path(out)
+    if out.is_dir():
+        raise ImportError_(f"--out {out}: is a directory, not a log file")
     existing: list[ev.Event] = []
     manifest = Manifest(run_id="", mode="import")
     if out.exists():
@@ -301,16 +306,21 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         {"kind": kind, "files": [Path(p).name for p in paths], "imported": report.imported, "rejected": report.rejected}
     )
     tmp = out.with_name(out.name + ".importing")
-    log = EventLog.create(tmp, manifest, overwrite=True)
-    for e in merged:
-        log.append(e)
-    if merged:
-        log.manifest.started_ts = merged[0].ts
-        log.manifest.ended_ts = merged[-1].ts
-    report.total_in_log = len(merged)
-    log.close(ended="clean")
-    for suffix in ("-wal", "-shm"):
-        Path(str(out) + suffix).unlink(missing_ok=True)
-    os.replace(tmp, out)
+    try:
+        log = EventLog.create(tmp, manifest, overwrite=True)
+        for e in merged:
+            log.append(e)
+        if merged:
+            log.manifest.started_ts = merged[0].ts
+            log.manifest.ended_ts = merged[-1].ts
+        report.total_in_log = len(merged)
+        log.close(ended="clean")
+        for suffix in ("-wal", "-shm"):
+            Path(str(out) + suffix).unlink(missing_ok=True)
+        os.replace(tmp, out)
+    except (OSError, PersistenceError) as e:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
+        raise ImportError_(f"--out {out}: cannot write the log: {e}") from None
     return report
 

@@ -157,7 +157,8 @@ def invoke(*args) -> object:
     (["uniswap-v2-reserves", V2_SAMPLE], "no pool address in the file name; give --pool ADDRESS"),
     (["uniswap-v2-reserves", V2_SAMPLE, "--pool", "nope"], "is not an address"),
     (["uniswap-v3-logs", V3_SAMPLE, "--fee", "500", "--tick-spacing", "60"], "fee 500 goes with tick spacing 10"),
-    (["uniswap-v3-logs", ROOT / "fixtures"], "no such file"),
+    (["uniswap-v3-logs", ROOT / "fixtures"], "fixtures: is a directory, not a recording"),
+    (["uniswap-v3-logs", ROOT / "absent.raw.csv"], "absent.raw.csv: no such file"),
     (["uniswap-v3-logs", V3_SAMPLE, "--registry", ROOT / "fixtures" / "config" / "default.toml"],
      "default.toml: risk: Extra inputs are not permitted"),
     (["uniswap-v3-logs", V3_SAMPLE, "--registry", ROOT / "absent.toml"], "absent.toml: registry file not found"),
@@ -169,6 +170,13 @@ def test_cli_import_errors_are_one_line_exit_2(tmp_path, args, message) -> None:
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.output, r.output
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("out, message", [("dir", "is a directory, not a log file"),
+                                          ("/proc/x.db", "cannot write the log")])
+def test_cli_bad_out_is_one_line_exit_2(tmp_path, out, message) -> None:
+    r = invoke("import", "uniswap-v3-logs", V3_SAMPLE, "--out", tmp_path if out == "dir" else out)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and message in r.output, r.output
 
 
 def test_cli_config_pools_extend_the_registry(tmp_path) -> None:
