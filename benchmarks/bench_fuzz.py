@@ -329,6 +329,9 @@ def fuzz_codec(rng: random.Random, counts: FuzzCounts, seeds: list[tuple[str, by
         counts.note(f"codec raised {type(e).__name__}: {e} on {stored_topic} {bytes(b)[:200]!r}")
 
 
+# Rejection classes the issue named, counted by the script's summary.
+NAMED = ("topics is not a list", "outside N..N", "digits) is larger", "negative", "not UTF-N", "expected N fields",
+         "time runs backwards", "has two times", "is not after")
 SHARES = {"v3": 0.45, "v2": 0.25, "codec": 0.30}
 
 
@@ -364,6 +367,8 @@ def main() -> None:
         f"  {c.inputs:,} inputs, {c.escaped} escaped, {time.perf_counter() - t0:.0f}s", flush=True))
     for line in counts.lines():
         print(line)
+    named = {k: sum(v for r, v in counts.reasons.items() if k in r) for k in NAMED}
+    print("named classes: " + "; ".join(f"{k} x{v:,}" for k, v in named.items()))
     print(f"rejection reason kinds: {len(counts.reasons)}; most common: "
           + "; ".join(f"{k} x{v:,}" for k, v in counts.reasons.most_common(15)))
     print(f"{time.perf_counter() - t0:.0f}s")

@@ -40,7 +40,7 @@ from tapedeck.adapters.uniswap_v2_reserves import pool_from_filename as v2_pool_
 from tapedeck.adapters.uniswap_v3_logs import pool_from_filename as v3_pool_from_filename
 from tapedeck.adapters.uniswap_v3_logs import read_v3_logs
 from tapedeck.domain import events as ev
-from tapedeck.domain.ids import Address, IdError
+from tapedeck.domain.ids import Address, ChainId, IdError
 
 NS = 1_000_000_000
 END_OF_BLOCK = 1 << 30  # sorts block-end states (V2 reserves per block) after the block's logs
@@ -75,6 +75,11 @@ def resolve_pool(kind: str, path: str, registry: Registry, *, pool: str | None =
     """The pool a file holds: address from its name or ``pool`` (they must agree), the rest from the
     registry; ``fee``/``tick_spacing`` override it (and must be a consistent pair). -> (spec, notes)."""
     protocol = _PROTOCOL[kind]
+    if chain is not None:
+        try:
+            chain = ChainId(chain).name
+        except IdError as e:
+            raise ImportError_(f"--chain: {e}") from None
     from_name = (v3_pool_from_filename if protocol == V3 else v2_pool_from_filename)(path)
     try:
         given = Address.parse(pool).value if pool is not None else None
@@ -125,7 +130,7 @@ def resolve_pool(kind: str, path: str, registry: Registry, *, pool: str | None =
         notes.append(f"pool {address} ({spec.label}): flags override the registry's fee {spec.fee}"
                      f"{'' if spec.tick_spacing is None else f'/spacing {spec.tick_spacing}'} with "
                      f"{new_fee}{'' if new_spacing is None else f'/{new_spacing}'}")
-        spec = PoolSpec(spec.id, spec.protocol, new_fee, new_spacing, spec.token0, spec.token1, spec.name)
+        spec = PoolSpec(spec.id, spec.protocol, new_fee, new_spacing, spec.token0, spec.token1)  # its name no longer fits
     return spec, notes
 
 
