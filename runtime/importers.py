@@ -201,6 +201,12 @@ def retime(events: list[ev.Event], registry: Registry, pools_note: dict[str, Any
         if seen.setdefault(block, e.ts) != e.ts:
             raise ImportError_(f"block {block} on {chain} has two times in the log ({seen[block]} and {e.ts} ns): "
                                f"the recordings disagree; not imported")
+    for chain, times in timed.items():  # across recordings too: a later block never has an earlier time
+        blocks = sorted(times)
+        for b0, b1 in zip(blocks, blocks[1:]):
+            if times[b1] < times[b0]:
+                raise ImportError_(f"block {b1} on {chain} is timed before block {b0} by the log's recordings: "
+                                   f"they disagree; not imported")
     estimators: dict[str, Callable[[int], int]] = {}
 
     def block_ts(chain: str) -> Callable[[int], int]:

@@ -146,6 +146,14 @@ def test_disagreeing_block_times_are_refused(tmp_path) -> None:
     before = events_of(log)
     with pytest.raises(ImportError_, match="has two times in the log"):
         import_files("uniswap-v3-logs", [str(other)], log)
+    # a later block timed before an earlier one, by another pool's file
+    last = lines[-1].split(",")
+    late = str(int(last[0]) + 1)
+    row = ",".join([late, "2024-01-05 00:00:01"] + lines[-1].split(",")[2:])
+    backwards = tmp_path / "ethereum-0x4e68ccd3e89f51c3074ca5072bbac773960dfa36-day.raw.csv"
+    backwards.write_text("\n".join([lines[0], row]) + "\n")
+    with pytest.raises(ImportError_, match=f"block {late} on ethereum is timed before block"):
+        import_files("uniswap-v3-logs", [str(backwards)], log)
     assert events_of(log) == before
 
 
