@@ -14,7 +14,7 @@ from tapedeck.adapters import config_files
 from tapedeck.adapters.eventlog import EventLog, EventLogError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
-from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
+from tapedeck.adapters.uniswap_v3_check import independent_decode_report
 from tapedeck.runtime.loop import RunStats, replay_log
 from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
@@ -142,30 +142,61 @@ def outcome_lines(results: Any) -> list[str]:
 # --------------------------------------------------------------------------- import
 
 
+class ImportUsageError(click.ClickException):
+    """A bad import request: one line on stderr, exit 2."""
+
+    exit_code = 2
+
+
 @main.command("import")
 @click.argument("kind", type=click.Choice(IMPORT_KINDS))
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", "out", required=True, help="Log file to create or add this source to.")
-@click.option("--from-block", type=int, default=None, help="Skip rows before this block.")
-@click.option("--to-block", type=int, default=None, help="Skip rows after this block.")
-def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | None, to_block: int | None) -> None:
-    """Turn a recording into input events in LOG (merged by event time with what it holds)."""
+@click.option("--from-block", type=click.IntRange(min=0), default=None, help="Skip rows before this block.")
+@click.option("--to-block", type=click.IntRange(min=0), default=None, help="Skip rows after this block.")
+@click.option("--pool", default=None, help="Pool address, when the file name holds none (0x + 40 hex).")
+@click.option("--fee", type=click.IntRange(min=1), default=None,
+              help="Pool fee (V3 in pips: 500 = 0.05%; V2 in bps), overriding the registry.")
+@click.option("--tick-spacing", type=click.IntRange(min=1), default=None,
+              help="V3 tick spacing, overriding the registry (must go with --fee).")
+@click.option("--chain", default=None, help="Chain of the pool, when its address is registered on several.")
+@click.option("--registry", "registries", multiple=True,
+              help="Extra registry file ([[pools]] entries, like fixtures/registry.toml); repeatable.")
+@click.option("--config", "config_path", default=None, help="A config file whose [[pools]] entries extend the registry.")
+def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | None, to_block: int | None,
+               pool: str | None, fee: int | None, tick_spacing: int | None, chain: str | None,
+               registries: tuple[str, ...], config_path: str | None) -> None:
+    """Turn a recording into input events in LOG (merged by event time with what it holds).
+
+    The pool's identity (fee, tick spacing, tokens) comes from the registry (fixtures/registry.toml,
+    extended by --registry/--config); a pool it does not know needs --fee and --tick-spacing.
+    """
+    from tapedeck.adapters.registry import RegistryError, load_registry
+
     t0 = time.perf_counter()
     try:
-        rep = import_files(kind, list(paths), out, from_block=from_block, to_block=to_block)
-    except (ImportError_, EventLogError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"imported {rep.imported} events from {len(rep.files)} file(s) as {kind}; "
-               f"rejected {rep.rejected} row(s); log now holds {rep.total_in_log} events "
+        registry = load_registry(registries, configs=[config_path] if config_path else [])
+        rep = import_files(kind, list(paths), out, from_block=from_block, to_block=to_block, pool=pool, fee=fee,
+                           tick_spacing=tick_spacing, chain=chain, registry=registry)
+    except (ImportError_, EventLogError, RegistryError) as e:
+        raise ImportUsageError(str(e)) from None
+    for note in rep.notes:
+        click.echo(f"note: {note}")
+    labels = sorted({f"{s.label} ({s.address})" for s in rep.pools.values()})
+    click.echo(f"imported {rep.imported} events from {len(rep.files)} file(s) as {kind} of {', '.join(labels)}; "
+               f"rejected {rep.rejected} row(s); log now holds {rep.total_in_log} events"
+               f"{f', {rep.retimed} block-only events re-timed' if rep.retimed else ''} "
                f"({time.perf_counter() - t0:.1f}s)")
     for r in rep.rejections:
         click.echo(f"  rejected: {r}")
     if kind == "uniswap-v3-logs":
-        check_against_independent_decode(paths)
+        fees = {p: (s.fee, s.tick_spacing) for p, s in rep.pools.items() if s.tick_spacing is not None}
+        check_against_independent_decode(paths, fees, pool)
 
 
-def check_against_independent_decode(paths: tuple[str, ...] | list[str]) -> None:
-    for line in independent_decode_report(list(paths)):
+def check_against_independent_decode(paths: tuple[str, ...] | list[str],
+                                     fees: dict[str, tuple[int, int]] | None = None, pool: str | None = None) -> None:
+    for line in independent_decode_report(list(paths), fees, pool):
         click.echo(line)
 
 

@@ -2,28 +2,35 @@
 
 The CSV is ``blockNumber, reserve0, reserve1`` (numbers may be quoted), the pair's
 ``getReserves()`` at the end of each block. It has no timestamps, so event time comes from a
-``block_ts`` function (see :func:`block_time_estimator`). An event is emitted for the first row
-read and then only when the reserves change. Bad rows become ``InputRejected`` events
-(``"<file name>:row <n>"``, n = 1 for the first row after the header), never exceptions.
+``block_ts`` function (see :func:`block_time_estimator`; the importer re-times these events from
+every block time the log knows, so the order of imports does not matter). The file holds no pool
+address either: the caller names the pair (from the file name or the user's ``--pool``). An event
+is emitted for the first row read and then only when the reserves change. Bad rows (not UTF-8,
+wrong column count, a negative, non-decimal or oversized number, blocks not increasing) become
+``InputRejected`` events (``"<file name>:row <n>"``, n = 1 for the first row after the header),
+never exceptions; a rejection is stamped with the time of the last event emitted (0 before one).
 """
 from __future__ import annotations
 
 import bisect
-import csv
 import re
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
-from tapedeck.adapters.csv_header import read_header
+from tapedeck.adapters.csv_header import MAX_BLOCK, RowError, read_header, rows, uint
 from tapedeck.domain import events as ev
 
 SOURCE = "uniswap-v2-reserves"
-USDC_WETH_PAIR = "0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc"
 MAX_UINT112 = (1 << 112) - 1
 SECONDS_PER_BLOCK = 12
 NS = 1_000_000_000
 REQUIRED_COLUMNS = ("blockNumber", "reserve0", "reserve1")
-_UINT = re.compile(r"[0-9]+")
+_ADDRESS_IN_NAME = re.compile(r"(?<![0-9a-fA-F])0x[0-9a-fA-F]{40}(?![0-9a-fA-F])")
+
+
+def pool_from_filename(path: str | Path) -> str | None:
+    m = _ADDRESS_IN_NAME.search(Path(path).name)
+    return m.group(0).lower() if m else None
 
 
 def block_time_estimator(anchors: list[tuple[int, int]]) -> Callable[[int], int]:
@@ -62,68 +69,62 @@ def block_time_estimator(anchors: list[tuple[int, int]]) -> Callable[[int], int]
     return block_ts
 
 
-class _RowError(ValueError):
-    pass
-
-
-def _uint(name: str, text: str) -> int:
-    t = text.strip()
-    if not _UINT.fullmatch(t):
-        raise _RowError(f"bad {name} {text!r}")
-    return int(t)
-
-
-def read_v2_reserves(path: str | Path, block_ts: Callable[[int], int], pool: str = USDC_WETH_PAIR,
-                     from_block: int | None = None, to_block: int | None = None) -> Iterator[ev.Event]:
-    """``V2ReservesSynced`` for each change of reserves (and the first row in range).
+def read_v2_reserves(path: str | Path, block_ts: Callable[[int], int], pool: str,
+                     from_block: int | None = None, to_block: int | None = None,
+                     block_problem: Callable[[int], str | None] | None = None) -> Iterator[ev.Event]:
+    """``V2ReservesSynced`` of pair ``pool`` for each change of reserves (and the first row in range).
 
     Rows outside ``[from_block, to_block]`` are skipped (the first row at or after ``from_block``
     is always emitted). Rows must have increasing block numbers; a row that does not is rejected.
-    A rejected row does not count as the previous state.
+    A rejected row does not count as the previous state. ``block_problem`` may say why a block
+    cannot be used (e.g. it cannot be timed); such a row is rejected with that reason. ``pool``
+    not an address: ``ValueError``.
     """
-    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", pool):
+    if not isinstance(pool, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", pool):
         raise ValueError(f"pool {pool!r} is not an address")
-    return _read(Path(path), block_ts, pool.lower(), from_block, to_block)
+    return _read(Path(path), block_ts, pool.lower(), from_block, to_block, block_problem)
 
 
 def _read(path: Path, block_ts: Callable[[int], int], pool: str, from_block: int | None,
-          to_block: int | None) -> Iterator[ev.Event]:
-    name = path.name
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
-        if isinstance(col, ev.InputRejected):
-            yield col
-            return
-        width = col["__width__"]
-        last_block: int | None = None
-        last: tuple[int, int] | None = None
-        last_ts = 0
-        for n, line in enumerate(f, start=1):
-            raw = line.rstrip("\r\n")
-            if not raw.strip():
-                continue
-            try:
-                fields = next(csv.reader([raw]))
-                if len(fields) != width:
-                    raise _RowError(f"expected {width} fields, row has {len(fields)}")
-                block = _uint("blockNumber", fields[col["blockNumber"]])
-                r0 = _uint("reserve0", fields[col["reserve0"]])
-                r1 = _uint("reserve1", fields[col["reserve1"]])
-                if r0 > MAX_UINT112 or r1 > MAX_UINT112:
-                    raise _RowError("reserve does not fit uint112")
-                if last_block is not None and block <= last_block:
-                    raise _RowError(f"block {block} is not after the previous row's block {last_block}")
-            except (_RowError, csv.Error) as exc:
-                yield ev.InputRejected(ts=last_ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc),
-                                       raw=raw)
-                continue
-            last_block = block
-            if from_block is not None and block < from_block:
-                continue
-            if to_block is not None and block > to_block:
-                break
-            if (r0, r1) == last:
-                continue
-            last = (r0, r1)
-            last_ts = block_ts(block)
-            yield ev.V2ReservesSynced(ts=last_ts, source=SOURCE, pool=pool, block=block, reserve0=r0, reserve1=r1)
+          to_block: int | None, block_problem: Callable[[int], str | None] | None) -> Iterator[ev.Event]:
+    with open(path, "rb") as f:
+        yield from read_v2_stream(f, path.name, block_ts, pool, from_block, to_block, block_problem)
+
+
+def read_v2_stream(f: IO[bytes], name: str, block_ts: Callable[[int], int], pool: str,
+                   from_block: int | None = None, to_block: int | None = None,
+                   block_problem: Callable[[int], str | None] | None = None) -> Iterator[ev.Event]:
+    """:func:`read_v2_reserves` over an open binary stream (``name`` labels the rows; ``pool`` lowercase)."""
+    col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
+    if isinstance(col, ev.InputRejected):
+        yield col
+        return
+    last_block: int | None = None
+    last: tuple[int, int] | None = None
+    last_ts = 0
+    for n, raw, fields in rows(f, col["__width__"]):
+        try:
+            if isinstance(fields, RowError):
+                raise fields
+            block = uint("blockNumber", fields[col["blockNumber"]], MAX_BLOCK)
+            r0 = uint("reserve0", fields[col["reserve0"]], MAX_UINT112)
+            r1 = uint("reserve1", fields[col["reserve1"]], MAX_UINT112)
+            if last_block is not None and block <= last_block:
+                raise RowError(f"block {block} is not after the previous row's block {last_block}")
+            problem = block_problem(block) if block_problem is not None else None
+            if problem:
+                raise RowError(problem)
+        except RowError as exc:
+            yield ev.InputRejected(ts=last_ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc),
+                                   raw=raw)
+            continue
+        last_block = block
+        if from_block is not None and block < from_block:
+            continue
+        if to_block is not None and block > to_block:
+            break
+        if (r0, r1) == last:
+            continue
+        last = (r0, r1)
+        last_ts = block_ts(block)
+        yield ev.V2ReservesSynced(ts=last_ts, source=SOURCE, pool=pool, block=block, reserve0=r0, reserve1=r1)

@@ -127,7 +127,8 @@ def real_day(tmp: Path) -> None:
         return
     t = time.perf_counter()
     import_files("uniswap-v3-logs", [str(data / V3_DIR / V3_FILE)], tmp / "day.db")
-    import_files("uniswap-v2-reserves", [str(data / V2_FILE)], tmp / "day.db", from_block=18937382, to_block=18944480)
+    import_files("uniswap-v2-reserves", [str(data / V2_FILE)], tmp / "day.db", from_block=18937382, to_block=18944480,
+                 pool="0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc")
     t_import = time.perf_counter() - t
     config = load_config(DEFAULT_CONFIG)
     src = EventLog.open(tmp / "day.db")

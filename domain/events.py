@@ -534,7 +534,14 @@ def _current_decoder(dec: msgspec.json.Decoder, cls: type[Event]) -> Callable[[b
 
 
 def decode(stored_topic: str, data: bytes) -> Event:
-    return decoder_for(stored_topic)(data)
+    """One stored event; anything it cannot read (bad JSON, invalid UTF-8, wrong shape or types)
+    raises ``SchemaError`` naming the topic, never a decoder's own error type."""
+    try:
+        return decoder_for(stored_topic)(data)
+    except SchemaError:
+        raise
+    except (msgspec.DecodeError, UnicodeDecodeError, TypeError, ValueError, KeyError, OverflowError) as e:
+        raise SchemaError(f"{stored_topic}: unreadable body: {type(e).__name__}: {e}") from None
 
 
 def with_seq(event: Event, seq: int) -> Event:

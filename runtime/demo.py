@@ -17,7 +17,7 @@ from tapedeck.runtime.importers import import_files
 from tapedeck.adapters.config_files import DEFAULT_CONFIG, load_config
 from tapedeck.runtime.loop import replay_log
 from tapedeck.runtime.verify import verify
-from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
+from tapedeck.adapters.uniswap_v3_check import independent_decode_report
 from tapedeck.domain import events as ev
 from tapedeck.domain.strategies import build_engine
 
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 V3_DIR = "uniswap-v3-usdc-weth-2024-01-05"
 V3_FILE = "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-2024-01-05.raw.csv"
 V2_FILE = "uniswap-v2-usdc-weth-reserves/reserves.csv"
+V2_PAIR = "0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc"  # the USDC/WETH pair both files record (no address in their names)
 SAMPLE_DIR = ROOT / "fixtures" / "samples"
 
 
@@ -51,7 +52,8 @@ def run_demo(data: str | None, workdir: Path, echo: Callable[[str], None] = prin
     r3 = import_files("uniswap-v3-logs", [str(v3)], log_path)
     with EventLog.open(log_path) as day:
         blocks = [e.block for e in day.events() if hasattr(e, "block")]  # type: ignore[attr-defined]
-    r2 = import_files("uniswap-v2-reserves", [str(v2)], log_path, from_block=min(blocks), to_block=max(blocks))
+    r2 = import_files("uniswap-v2-reserves", [str(v2)], log_path, from_block=min(blocks), to_block=max(blocks),
+                      pool=V2_PAIR)
     for line in independent_decode_report([str(v3)]):
         echo(line)
     echo(f"imported {r3.imported} V3 logs ({r3.rejected} rejected) and {r2.imported} V2 reserve changes "

@@ -18,16 +18,8 @@ import eth_abi
 import pytest
 
 from tapedeck.adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
-from tapedeck.adapters.uniswap_v3_logs import (
-    BURN,
-    COLLECT,
-    MINT,
-    SWAP,
-    _as_int,
-    _read_tick_csv,
-    check_day,
-    read_v3_logs,
-)
+from tapedeck.adapters.uniswap_v3_check import _as_int, _read_tick_csv, check_day
+from tapedeck.adapters.uniswap_v3_logs import BURN, COLLECT, MINT, SWAP, read_v3_logs
 from tapedeck.domain import events as ev
 from tests.conftest import require_data
 
@@ -126,13 +118,13 @@ def _bad_rows() -> list[tuple[str, str]]:
         (with_data(data, [], log_index=306), "no topics"),
         (with_data(bad_tick, log_index=307), "not a valid Swap encoding"),
         (with_data(data, [topics[0], "0x" + "ff" * 32, topics[2]], log_index=308), "topic 1 (sender): not a valid address"),
-        (with_data(data, [topics[0], topics[1][:-2]], log_index=309), "topic 1 is not 32 bytes of hex"),
+        (with_data(data, [topics[0], topics[1][:-2]], log_index=309), "topics is not a list of"),
         (good.replace("18937382,", "1893x382,", 1), "bad block_number"),
         (good.replace("2024-01-05 00:00:23", "2024-13-05 00:00:23"), "bad block_timestamp"),
-        (good.replace(",250,", ",-250,"), "bad log_index"),
+        (good.replace(",250,", ",-250,"), "negative log_index"),
         (good.replace(TX, TX[:-2]), "bad transaction_hash"),
-        (good.replace('"[', '"{', 1).replace(']"', '}"'), "topics is not a list of hex strings"),
-        (good.replace('"[', '"[__import__(1), ', 1), "topics is not a list of hex strings"),
+        (good.replace('"[', '"{', 1).replace(']"', '}"'), "topics is not a list of"),
+        (good.replace('"[', '"[__import__(1), ', 1), "topics is not a list of"),
         (good.rsplit(",", 1)[0], "expected 7 fields, row has 6"),
         (good, "duplicate or out of order"),  # the same log again
         ('18937382,"unbalanced', "expected 7 fields"),
@@ -198,7 +190,7 @@ def test_v2_reserves_changes_only_and_bad_rows(tmp_path):
         V2_HEADER, '10,"100","200"', '11,"100","200"', '12,"101","199"', '13,"1x1","199"', '12,"5","5"',
         '14,"101","199"', f'15,"{1 << 112}","1"', '16,"7"', '17,"102","198"',
     ]) + "\n")
-    out = list(read_v2_reserves(p, lambda b: b * 10**9))
+    out = list(read_v2_reserves(p, lambda b: b * 10**9, V2_PAIR))
     kinds = [(type(e).__name__, getattr(e, "block", None)) for e in out]
     assert kinds == [("V2ReservesSynced", 10), ("V2ReservesSynced", 12), ("InputRejected", None),
                      ("InputRejected", None), ("InputRejected", None), ("InputRejected", None),
@@ -211,9 +203,9 @@ def test_v2_reserves_changes_only_and_bad_rows(tmp_path):
                                            "reserves.csv:row 8"]
     assert "bad reserve0" in rejected[0].reason and rejected[0].raw == '13,"1x1","199"'
     assert "not after" in rejected[1].reason
-    assert "uint112" in rejected[2].reason
+    assert "reserve0" in rejected[2].reason and "larger than" in rejected[2].reason
     assert "expected 3 fields" in rejected[3].reason
-    ranged = list(read_v2_reserves(p, lambda b: b, from_block=11, to_block=14))
+    ranged = list(read_v2_reserves(p, lambda b: b, V2_PAIR, from_block=11, to_block=14))
     assert [(type(e).__name__, getattr(e, "block", None)) for e in ranged][0] == ("V2ReservesSynced", 11)
     assert all(getattr(e, "block", 0) <= 14 for e in ranged)
 
@@ -267,7 +259,7 @@ def test_real_day_proof(day):
     Everywhere else (6187 rows) the three values are equal, and sqrtPriceX96/tick on all 6234.
     """
     raw, tick = day
-    r = check_day(raw, tick)
+    r = check_day(raw, tick, fee_pips=500, tick_spacing=10)
     print("\n".join(r.lines()))
     assert r.ok, r.lines()
     assert (r.logs, r.rejected, r.unmatched_rows, r.before_first_swap) == (6234, 0, 0, 0)
@@ -285,13 +277,14 @@ def test_real_day_proof(day):
 def test_real_v2_reserves():
     path = require_data("uniswap-v2-usdc-weth-reserves/reserves.csv")
     anchors = [(18937382, 1704412823 * 10**9), (18944480, 1704499199 * 10**9)]
-    events = list(read_v2_reserves(path, block_time_estimator(anchors)))
+    events = list(read_v2_reserves(path, block_time_estimator(anchors), V2_PAIR))
     assert all(isinstance(e, ev.V2ReservesSynced) for e in events)
     assert len(events) == 10_479  # first row + the 10,478 blocks PROVENANCE.md counts as changes
     assert (events[0].block, events[0].reserve0, events[0].reserve1) == (18908895, 52034452364125, 22864731471058335602880)
     day = [e for e in events if 18937382 <= e.block <= 18944480]
     last = day[-1]
     assert last.block <= 18944480 and last.ts <= 1704499199 * 10**9
-    ranged = list(read_v2_reserves(path, block_time_estimator(anchors), from_block=18937382, to_block=18944480))
+    ranged = list(read_v2_reserves(path, block_time_estimator(anchors), V2_PAIR, from_block=18937382,
+                                   to_block=18944480))
     assert ranged[0].block == 18937382 and ranged[0].ts == 1704412823 * 10**9
     assert ranged[-1] == last
