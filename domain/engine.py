@@ -38,6 +38,7 @@ class Engine:
             ev.V3Minted: self.state.on_v3,
             ev.V3Burned: self.state.on_v3,
             ev.V3Collected: self.state.on_v3,
+            ev.BlockProduced: self.state.on_block,
             ev.KillSwitchSet: risk.on_kill_switch,
             ev.OrderFilled: risk.on_finished,
             ev.OrderFailed: risk.on_finished,

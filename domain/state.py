@@ -19,12 +19,13 @@ class V2Pool:
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3")
+    __slots__ = ("quotes", "v2", "v3", "blocks")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
         self.v2: dict[str, V2Pool] = {}
         self.v3: dict[str, V3PoolState] = {}
+        self.blocks: dict[str, ev.BlockProduced] = {}  # chain -> last block (its fees price paper gas)
 
     def on_quote(self, e: ev.QuoteUpdated) -> None:
         book = self.quotes.get(e.instrument)
@@ -34,6 +35,9 @@ class MarketState:
 
     def on_v2(self, e: ev.V2ReservesSynced) -> None:
         self.v2[e.pool] = V2Pool(e.reserve0, e.reserve1, e.block)
+
+    def on_block(self, e: ev.BlockProduced) -> None:
+        self.blocks[e.chain] = e
 
     def on_v3(self, e: ev.Event) -> None:
         pool = e.pool  # type: ignore[attr-defined]

@@ -46,6 +46,9 @@ class Loop:
         self.stats = RunStats()
         self.progress, self.progress_every = progress, progress_every
         self._queue: deque[ev.Event] = deque()
+        bind = getattr(gateway, "bind", None)
+        if bind is not None:  # one-channel gateways report through the queue (fed FIFO, never re-entrantly)
+            bind(self._queue.append)
 
     def feed(self, incoming: ev.Event) -> None:
         stats, queue = self.stats, self._queue
@@ -69,7 +72,9 @@ class Loop:
                 stats.by_type[name] = stats.by_type.get(name, 0) + 1
                 if self.gateway is not None and type(d) is ev.OrderIntended:
                     self.log.flush()  # durable before anything leaves the process
-                    queue.extend(self.gateway.submit(d))  # type: ignore[arg-type]
+                    reports = self.gateway.submit(d)  # type: ignore[arg-type]
+                    if reports:
+                        queue.extend(reports)
             if self.progress is not None and (stats.inputs + stats.executions) % self.progress_every == 0:
                 self.progress(stats)
 
@@ -100,7 +105,7 @@ def replay_log(source: EventLog, config: dict[str, Any], engine: Engine, out: st
     run = EventLog.create(out, manifest, overwrite=overwrite)
     inputs = (e for e in source.events() if e.KIND == ev.INPUT)
     try:
-        stats = drive(inputs, engine, run, PaperGateway(), progress=progress)
+        stats = drive(inputs, engine, run, PaperGateway.from_config(engine.state, config), progress=progress)
     except BaseException as e:
         run.close(ended=f"failed: {type(e).__name__}")
         raise
