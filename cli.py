@@ -12,6 +12,7 @@ import click
 
 from tapedeck.adapters import config_files
 from tapedeck.adapters.eventlog import EventLog, EventLogError
+from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
@@ -153,8 +154,9 @@ def outcome_lines(results: Any) -> list[str]:
                          f"or an asset without one)")
         if s.lost:
             lines.append("    lost: " + "; ".join(f"{why} x{n}" for why, n in s.lost_to.most_common()))
-    if results and any(s.intents for s in results):
-        lines.append(f"  ETH valued at {next(iter(results)).eth_price}")
+    named = next((s.eth_price for s in results if s.intents and s.eth_price), "")
+    if named:
+        lines.append(f"  ETH valued at {named}")
     return lines
 
 
@@ -238,7 +240,7 @@ def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str,
 
     try:
         stats = replay_log(source, config, engine, out, overwrite=force, progress=progress)
-    except EventLogError as e:
+    except (EventLogError, PaperConfigError) as e:
         raise click.ClickException(str(e)) from None
     if stderr_tty:
         click.echo("", err=True)
@@ -341,7 +343,7 @@ def demo(data: str | None, workdir: str) -> None:
 
     try:
         run_demo(data, Path(workdir), echo=click.echo)
-    except (config_files.ConfigFileError, EventLogError, ImportError_) as e:
+    except (config_files.ConfigFileError, EventLogError, ImportError_, PaperConfigError) as e:
         raise click.ClickException(str(e)) from None
 
 

@@ -56,6 +56,10 @@ class PoolSpec:
     tick_spacing: int = 0
 
 
+class PaperConfigError(ValueError):
+    """A ``[paper]`` config table that cannot build the gateway; the message names the key."""
+
+
 class PaperRefusal(Exception):
     """Internal: the intent cannot be filled on paper; the message is the OrderFailed reason."""
 
@@ -138,22 +142,28 @@ class PaperGateway:
         ``quote_decimals``, ``v2_swap_gas``, ``v3_swap_gas``, ``pools.<id>.fee`` / ``tick_spacing``).
         A pool not listed there takes the fee the config's ``cross_pool_arb`` strategies declare for
         it (a fact about the pool, not about the outcome)."""
-        paper = dict(config.get("paper", {}))
-        pools: dict[str, PoolSpec] = {}
-        for s in config.get("strategies", []):
-            if s.get("kind") == "cross_pool_arb":
-                if s.get("v2_pool"):
-                    pools[str(s["v2_pool"]).lower()] = PoolSpec(int(s.get("v2_fee_bps", 30)))
-                if s.get("v3_pool"):
-                    pools[str(s["v3_pool"]).lower()] = PoolSpec(int(s.get("v3_fee_pips", 500)),
-                                                                int(s.get("v3_tick_spacing", 0)))
-        for pid, spec in dict(paper.pop("pools", {})).items():
-            pools[pid.lower()] = PoolSpec(int(spec["fee"]), int(spec.get("tick_spacing", 0)))
-        known = {"taker_fee_bps", "base_decimals", "quote_decimals", "v2_swap_gas", "v3_swap_gas"}
-        unknown = sorted(set(paper) - known)
-        if unknown:
-            raise ValueError(f"[paper]: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))}, pools)")
-        return cls(state, pools=pools, report=report, **{k: int(v) for k, v in paper.items()})
+        try:
+            paper = dict(config.get("paper", {}))
+            pools: dict[str, PoolSpec] = {}
+            for s in config.get("strategies", []):
+                if s.get("kind") == "cross_pool_arb":
+                    if s.get("v2_pool"):
+                        pools[str(s["v2_pool"]).lower()] = PoolSpec(int(s.get("v2_fee_bps", 30)))
+                    if s.get("v3_pool"):
+                        pools[str(s["v3_pool"]).lower()] = PoolSpec(int(s.get("v3_fee_pips", 500)),
+                                                                    int(s.get("v3_tick_spacing", 0)))
+            for pid, spec in dict(paper.pop("pools", {})).items():
+                pools[pid.lower()] = PoolSpec(int(spec["fee"]), int(spec.get("tick_spacing", 0)))
+            known = {"taker_fee_bps", "base_decimals", "quote_decimals", "v2_swap_gas", "v3_swap_gas"}
+            unknown = sorted(set(paper) - known)
+            if unknown:
+                raise PaperConfigError(f"[paper]: unknown key(s) {', '.join(unknown)} "
+                                       f"(known: {', '.join(sorted(known))}, pools)")
+            return cls(state, pools=pools, report=report, **{k: int(v) for k, v in paper.items()})
+        except PaperConfigError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise PaperConfigError(f"[paper]: bad value: {type(e).__name__}: {e}") from None
 
     def bind(self, report: Report) -> None:
         self.report = report

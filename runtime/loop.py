@@ -99,13 +99,14 @@ def drive(
 def replay_log(source: EventLog, config: dict[str, Any], engine: Engine, out: str, *, overwrite: bool = False,
                progress: Callable[[RunStats], None] | None = None) -> RunStats:
     """Drive ``engine`` over the input events of ``source`` (a historical log) into a new run at ``out``,
-    with a paper gateway filling its intents."""
+    with a paper gateway filling its intents from the engine's state (``config``'s ``[paper]`` table)."""
     manifest = Manifest(run_id="", mode="replay", config=config, config_hash=config_hash(config),
                         sources=list(source.manifest.sources), parent=str(source.path))
+    paper = PaperGateway.from_config(engine.state, config)  # a bad [paper] table fails before the run exists
     run = EventLog.create(out, manifest, overwrite=overwrite)
     inputs = (e for e in source.events() if e.KIND == ev.INPUT)
     try:
-        stats = drive(inputs, engine, run, PaperGateway.from_config(engine.state, config), progress=progress)
+        stats = drive(inputs, engine, run, paper, progress=progress)
     except BaseException as e:
         run.close(ended=f"failed: {type(e).__name__}")
         raise

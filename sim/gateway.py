@@ -170,15 +170,19 @@ class PoolArbitrage:
         return [*left, ev.OrderFailed(**common, venue=self.venue, reason=why)]
 
     def _usdc_received(self, out: TxOutcome) -> int:
-        usdc = self.dex.usdc
-        logs = usdc.events.Transfer().process_receipt(out.receipt, errors=DISCARD)
-        return sum(int(x["args"]["value"]) for x in logs if x["args"]["to"] == self.bot)
+        return sum(int(x["args"]["value"]) for x in self._transfers(self.dex.usdc, out) if x["args"]["to"] == self.bot)
 
     def _net_transfer(self, token: Any, out: TxOutcome) -> int:
         """What a mined transaction moved of ``token`` into (+) and out of (-) the bot's account."""
-        logs = token.events.Transfer().process_receipt(out.receipt, errors=DISCARD)
         return sum(int(x["args"]["value"]) * ((x["args"]["to"] == self.bot) - (x["args"]["from"] == self.bot))
-                   for x in logs)
+                   for x in self._transfers(token, out))
+
+    @staticmethod
+    def _transfers(token: Any, out: TxOutcome) -> list[Any]:
+        """``token``'s own Transfer logs in a receipt: every ERC-20 shares the event's signature, so
+        web3 decodes the other token's transfers too unless they are filtered by address."""
+        logs = token.events.Transfer().process_receipt(out.receipt, errors=DISCARD)
+        return [x for x in logs if str(x["address"]).lower() == str(token.address).lower()]
 
 
 class BookOrders:
