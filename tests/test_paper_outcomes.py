@@ -468,3 +468,32 @@ def test_summaries_say_what_was_paper_and_what_was_executed() -> None:
     text = "\n".join(outcome_lines([r]))
     assert "paper: 1 fills, 1 at a loss, PnL -0.00 USDC (computed from pool state and books; gas not modelled" in text
     assert "executed: 1 fills, 0 at a loss, PnL 0.00 USDC" in text
+
+
+def test_cli_replay_and_inspect_say_what_was_paper_and_refuse_a_bad_paper_table(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from tapedeck.cli import main
+
+    source = EventLog.create(tmp_path / "day.db", Manifest(run_id="", mode="import"))
+    for e in tape([("v3", 200_000, 10_000), ("v2", 1900, 1), ("again", 0, 0)]):
+        source.append(e)
+    source.close(ended="clean")
+    cfg = tmp_path / "arb.toml"
+    cfg.write_text('[risk]\ndefault_max_notional = 1000000000000000\ndefault_max_outstanding = 10000000000000000\n'
+                   '[[strategies]]\nkind = "cross_pool_arb"\nname = "arb"\nv2_pool = "0xv2"\nv3_pool = "0xv3"\n'
+                   'min_profit = 0\nact = true\n[outcomes]\neth_price = "pool:0xv3"\n')
+    runner = CliRunner()
+    r = runner.invoke(main, ["replay", str(tmp_path / "day.db"), "--out", str(tmp_path / "run.db"), "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    shown = runner.invoke(main, ["inspect", str(tmp_path / "run.db")]).output
+    with EventLog.open(tmp_path / "run.db") as run:
+        result = outcomes(run.events(), "pool:0xv3")["arb"]
+    assert result.paper_fills == 2 and result.paper_losing == 1
+    assert f"paper: 2 fills, 1 at a loss, PnL {result.paper_pnl / 1e6:,.2f} USDC (computed from pool state" in shown
+    assert "executed: 0 fills" in shown and "ETH valued at pool 0xv3 (last 2,06" in shown  # the V3 swap's own price
+    bad = tmp_path / "bad.toml"
+    bad.write_text(cfg.read_text() + '[paper]\ntaker_fee_bps = "ten"\n')
+    r = runner.invoke(main, ["replay", str(tmp_path / "day.db"), "--out", str(tmp_path / "bad.db"), "--config", str(bad)])
+    assert r.exit_code == 1 and "[paper]: bad value" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "bad.db").exists()
