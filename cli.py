@@ -12,6 +12,7 @@ import click
 
 from tapedeck.adapters import config_files
 from tapedeck.adapters.eventlog import EventLog, EventLogError
+from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
@@ -128,15 +129,41 @@ def sim_report(summary: Any, wall: float) -> list[str]:
 
 
 def outcome_lines(results: Any) -> list[str]:
-    """One line per strategy (what it saw, did, won, lost, earned), then why it lost."""
+    """One line per strategy (what it saw, did, won, lost, earned), then what of it was paper and
+    what was executed, what partial executions left (marked at the named ETH price), why it lost."""
     lines = []
     for s in results:
-        lines.append(f"  strategy {s.strategy}: {s.opportunities} opportunities seen, {s.intents} acted on "
-                     f"({s.rejected} refused by risk), {s.won} won, {s.lost} lost, {s.pending} pending; "
-                     f"PnL {s.pnl / 1e6:,.2f} USDC net of gas ({s.gas_wei / 1e18:.4f} ETH) and fees")
+        again = f" (unique gaps; {s.redetections} re-detections not counted)" if s.redetections else ""
+        lines.append(f"  strategy {s.strategy}: {s.opportunities} opportunities seen{again}, "
+                     f"{s.intents} acted on ({s.rejected} refused by risk), {s.won} won, {s.lost} lost, "
+                     f"{s.pending} pending; PnL {s.pnl / 1e6:,.2f} USDC net of gas ({s.gas_wei / 1e18:.4f} ETH) "
+                     f"and fees")
+        if s.intents:
+            partial = f" ({s.paper_partial} partial)" if s.paper_partial else ""
+            gas = (f"; gas not modelled on {s.paper_gas_unmodelled} (no block base fee recorded)"
+                   if s.paper_gas_unmodelled else "")
+            lines.append(f"    paper: {s.paper_fills} fills{partial}, {s.paper_losing} at a loss, PnL {s.paper_pnl / 1e6:,.2f} USDC "
+                         f"(computed from pool state and books{gas})")
+            lines.append(f"    executed: {s.executed_fills} fills, {s.executed_losing} at a loss, PnL {s.executed_pnl / 1e6:,.2f} USDC "
+                         f"(venue reports, gas of mined transactions)")
+        if s.inventory:
+            held = ", ".join(_asset_amount(a, d) for a, d in s.inventory.items())
+            lines.append(f"    left by partial executions: {held}; marked {s.inventory_value / 1e6:,.2f} USDC "
+                         f"at {s.eth_price}")
+        if s.unpriced:
+            lines.append(f"    unpriced: {s.unpriced} fills or fees (no {s.eth_price.split(' (')[0]} price yet, "
+                         f"or an asset without one)")
         if s.lost:
             lines.append("    lost: " + "; ".join(f"{why} x{n}" for why, n in s.lost_to.most_common()))
+    named = next((s.eth_price for s in results if s.intents and s.eth_price), "")
+    if named:
+        lines.append(f"  ETH valued at {named}")
     return lines
+
+
+def _asset_amount(asset: str, delta: int) -> str:
+    places = {"USDC": 6, "WETH": 18, "ETH": 18}.get(asset)
+    return f"{delta / 10**places:+,.{4 if places == 18 else 2}f} {asset}" if places else f"{delta:+} {asset} base units"
 
 
 # --------------------------------------------------------------------------- import
@@ -248,7 +275,7 @@ def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str,
 
     try:
         stats = replay_log(source, config, engine, out, overwrite=force, progress=progress)
-    except EventLogError as e:
+    except (EventLogError, PaperConfigError) as e:
         raise click.ClickException(str(e)) from None
     if stderr_tty:
         click.echo("", err=True)
@@ -268,13 +295,18 @@ def summary_line(stats: RunStats, out: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(run_path: str, as_json: bool) -> None:
     """Show a run's manifest, its counts by event type and each strategy's outcome."""
-    from tapedeck.runtime.outcomes import outcomes
+    from tapedeck.runtime.outcomes import EthPrice, eth_price_source, outcomes
 
     log = open_log(run_path)
     counts = log.counts_by_topic()
     m = log.manifest
-    results = outcomes(log.events()) if any(t.startswith(("OpportunityDetected", "OrderIntended", "IntentRejected"))
-                                            for t in counts) else {}
+    try:
+        price = EthPrice(eth_price_source(m.config)).source
+    except ValueError as e:
+        log.close()
+        raise click.ClickException(f"{run_path}: [outcomes] config: {e}") from None
+    results = outcomes(log.events(), price) if any(t.startswith(("OpportunityDetected", "OrderIntended",
+                                                                  "IntentRejected")) for t in counts) else {}
     log.close()
     if as_json:
         strategies = {name: {**r.__dict__, "lost_to": dict(r.lost_to)} for name, r in results.items()}
@@ -346,7 +378,7 @@ def demo(data: str | None, workdir: str) -> None:
 
     try:
         run_demo(data, Path(workdir), echo=click.echo)
-    except (config_files.ConfigFileError, EventLogError, ImportError_) as e:
+    except (config_files.ConfigFileError, EventLogError, ImportError_, PaperConfigError) as e:
         raise click.ClickException(str(e)) from None
 
 

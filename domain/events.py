@@ -383,6 +383,21 @@ class TransactionDropped(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class InventoryChanged(Event, frozen=True, kw_only=True):
+    """What an intent left in the strategy's balances beyond its fills: ``delta`` base units of
+    ``asset`` (negative: spent). A non-atomic arbitrage whose first leg went through and whose
+    second did not reports the USDC it paid and the WETH it holds, then its ``OrderFailed``; outcomes
+    mark the leftover to a named price instead of booking nothing."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    venue: str
+    strategy: str
+    asset: str  # token symbol ("USDC", "WETH")
+    delta: int
+    reason: str = ""
+
+
 class OrderFailed(Event, frozen=True, kw_only=True):
     """Rejected by the venue, reverted on chain, or dropped; ``reason`` says which."""
 
@@ -419,6 +434,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     OrderAcknowledged,
     OrderFilled,
     OrderFailed,
+    InventoryChanged,
     TransactionSubmitted,
     TransactionIncluded,
     TransactionDropped,

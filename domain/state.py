@@ -59,12 +59,13 @@ _finite = Decimal.is_finite
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3", "updated", "stale", "orders")
+    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
         self.v2: dict[str, V2Pool] = {}
         self.v3: dict[str, V3PoolState] = {}
+        self.blocks: dict[str, ev.BlockProduced] = {}  # chain -> last block (its fees price paper gas)
         self.updated: dict[str, int] = {}  # venue or pool id -> event time of its last update
         self.stale: dict[str, str] = {}  # id -> why it is stale, until its next update
         self.orders: dict[str, dict[str, Order]] = {}  # strategy -> client id -> in flight
@@ -90,6 +91,9 @@ class MarketState:
         self.updated[e.pool] = e.ts
         if self.stale:
             self.stale.pop(e.pool, None)
+
+    def on_block(self, e: ev.BlockProduced) -> None:
+        self.blocks[e.chain] = e
 
     def on_v3(self, e: ev.Event) -> None:
         pool = e.pool  # type: ignore[attr-defined]

@@ -47,6 +47,9 @@ class Loop:
         self.stats = RunStats()
         self.progress, self.progress_every = progress, progress_every
         self._queue: deque[ev.Event] = deque()
+        bind = getattr(gateway, "bind", None)
+        if bind is not None:  # one-channel gateways report through the queue (fed FIFO, never re-entrantly)
+            bind(self._queue.append)
 
     def feed(self, incoming: ev.Event) -> None:
         stats, queue = self.stats, self._queue
@@ -70,7 +73,9 @@ class Loop:
                 stats.by_type[name] = stats.by_type.get(name, 0) + 1
                 if self.gateway is not None and type(d) is ev.OrderIntended:
                     self.log.flush()  # durable before anything leaves the process
-                    queue.extend(self.gateway.submit(d))  # type: ignore[arg-type]
+                    reports = self.gateway.submit(d)  # type: ignore[arg-type]
+                    if reports:
+                        queue.extend(reports)
             if self.progress is not None and (stats.inputs + stats.executions) % self.progress_every == 0:
                 self.progress(stats)
 
@@ -95,13 +100,14 @@ def drive(
 def replay_log(source: EventLog, config: dict[str, Any], engine: Engine, out: str, *, overwrite: bool = False,
                progress: Callable[[RunStats], None] | None = None) -> RunStats:
     """Drive ``engine`` over the input events of ``source`` (a historical log) into a new run at ``out``,
-    with a paper gateway filling its intents."""
+    with a paper gateway filling its intents from the engine's state (``config``'s ``[paper]`` table)."""
     manifest = Manifest(run_id="", mode="replay", config=config, config_hash=config_hash(config),
                         sources=list(source.manifest.sources), parent=str(source.path), code=code_identity(engine))
+    paper = PaperGateway.from_config(engine.state, config)  # a bad [paper] table fails before the run exists
     run = EventLog.create(out, manifest, overwrite=overwrite)
     inputs = (e for e in source.events() if e.KIND == ev.INPUT)
     try:
-        stats = drive(inputs, engine, run, PaperGateway(), progress=progress)
+        stats = drive(inputs, engine, run, paper, progress=progress)
     except BaseException as e:
         run.close(ended=f"failed: {type(e).__name__}")
         raise

@@ -1,28 +1,83 @@
 """Per-strategy outcome of a run, read back from its events: what was seen, acted on, won, lost
-(and to whom, why), and the PnL net of gas and fees.
+(and to whom, why), and the PnL net of gas and fees, split into paper and executed.
 
-PnL = for each fill of an arbitrage (side ``arb``: USDC in, USDC out), what it received minus what
-it paid; for each other fill, the value of what it received at the last ETH/USD oracle answer recorded
-before it, minus the notional it paid, minus its non-gas fee; minus the gas of every transaction
-the strategy's intents got mined, won or reverted (valued at the answer before its inclusion). It is in the risk currency's base units (USDC, 6 dp). Fills on
-venues whose received asset is not ETH-priced are counted but not valued (``unpriced``).
+* **Opportunities** are gaps, not detections: detections with the same ``OpportunityDetected.key``
+  are one opportunity (the first detection's net profit counts once), the rest are counted as
+  re-detections and never summed as profit. A detection without a key (older runs) is its own gap.
+* **PnL** is in the risk currency's base units (USDC, 6 dp). An arbitrage fill (side ``arb``: USDC
+  in, USDC out) earns what it received minus what it paid; a liquidation fill earns the ETH value
+  of what it received minus the notional it paid. A non-ETH fee is subtracted as it stands; an ETH
+  fee (gas) on a fill is charged at the ETH price unless the intent's transactions were recorded
+  (``TransactionIncluded``: gas paid whether it succeeded or reverted, charged there).
+* **Leftovers**: what a partial execution left (``InventoryChanged``: USDC spent, WETH held) is
+  booked and marked at the ETH price's last value in the run.
+* **The ETH price** is named, never "whichever oracle spoke last": ``oracle:<feed>`` (the last
+  ``OracleUpdated`` answer of that feed) or ``pool:<id>`` (a USDC/WETH pool's own price: V2
+  reserves, V3 sqrtPriceX96; token0 USDC, token1 WETH). A run's config names it as
+  ``[outcomes] eth_price``; the default is :data:`DEFAULT_ETH_PRICE`, the scenarios' chain feed.
+  Whatever needed a price before there was one is counted in ``unpriced``, not valued at 0.
+* **Paper or executed**: fills whose ``source`` starts with ``paper`` (``PaperGateway``) are paper,
+  computed from the recorded pool state and books; the rest were executed by a venue (the sim's
+  chain and books, later live venues).
+
 Everything comes from recorded events, so a replayed run gives the same figures.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from tapedeck.domain import events as ev
 
 ETH_PRICED_VENUES = ("aave-v3:",)  # venues whose fills receive WETH (a liquidation's collateral)
+DEFAULT_ETH_PRICE = "oracle:eth-usd"  # the chain's ETH/USD feed in the shipped scenarios
+RISK_ASSET = "USDC"
+ETH_ASSETS = ("ETH", "WETH")
+Q192 = 1 << 192
+
+
+def eth_price_source(config: Mapping[str, Any] | None) -> str:
+    """The ETH price a run's outcomes use: ``[outcomes] eth_price`` of its config, else the default."""
+    table = (config or {}).get("outcomes", {})
+    return str(table.get("eth_price", DEFAULT_ETH_PRICE)) if isinstance(table, Mapping) else DEFAULT_ETH_PRICE
+
+
+class EthPrice:
+    """A named ETH/USDC price folded from events: USDC base units per 1 ETH (10**18 wei), 0 = none yet."""
+
+    def __init__(self, source: str = DEFAULT_ETH_PRICE):
+        kind, sep, name = source.partition(":")
+        if not sep:
+            kind, name = "oracle", source  # a bare name is an oracle feed
+        if kind not in ("oracle", "pool") or not name:
+            raise ValueError(f"ETH price source must be 'oracle:<feed>' or 'pool:<pool id>', got {source!r}")
+        self.kind, self.name = kind, name if kind == "oracle" else name.lower()
+        self.source = f"{self.kind}:{self.name}"
+        self.value = 0
+
+    def fold(self, e: ev.Event) -> None:
+        t = type(e)
+        if self.kind == "oracle":
+            if t is ev.OracleUpdated and e.feed == self.name and e.answer > 0:  # type: ignore[attr-defined]
+                self.value = e.answer * 10**6 // 10**e.decimals  # type: ignore[attr-defined]
+        elif getattr(e, "pool", None) == self.name:
+            if t is ev.V2ReservesSynced and e.reserve1 > 0:  # type: ignore[attr-defined]
+                self.value = e.reserve0 * 10**18 // e.reserve1  # type: ignore[attr-defined]
+            elif t is ev.V3Swapped and e.sqrt_price_x96 > 0:  # type: ignore[attr-defined]
+                self.value = 10**18 * Q192 // (e.sqrt_price_x96 * e.sqrt_price_x96)  # type: ignore[attr-defined]
+
+    def describe(self) -> str:
+        what = f"{self.kind} {self.name}"
+        return f"{what} (last {self.value / 1e6:,.2f} USDC)" if self.value else f"{what} (no price recorded)"
 
 
 @dataclass
 class StrategyOutcome:
     strategy: str
-    opportunities: int = 0
+    opportunities: int = 0  # unique gaps
+    redetections: int = 0  # detections of a gap already counted
+    opportunity_net: int = 0  # net profit of the unique gaps as detected (an estimate, not an outcome)
     intents: int = 0
     rejected: int = 0
     won: int = 0
@@ -30,61 +85,133 @@ class StrategyOutcome:
     pending: int = 0  # intended, nothing final yet when the run ended
     lost_to: Counter[str] = field(default_factory=Counter)  # reason (winner or cause) -> count
     gas_wei: int = 0
-    pnl: int = 0  # risk-currency base units (USDC 6 dp)
-    unpriced: int = 0
+    pnl: int = 0  # paper_pnl + executed_pnl, risk-currency base units (USDC 6 dp)
+    unpriced: int = 0  # fills or fees that needed the ETH price before it had a value, or another asset
+    paper_fills: int = 0
+    paper_partial: int = 0  # final paper fills for less than the intent asked (depth, known range)
+    paper_pnl: int = 0
+    paper_gas_unmodelled: int = 0  # paper chain fills without a recorded block to price gas
+    paper_losing: int = 0  # paper fills that lost money (received less than paid, fees included)
+    executed_fills: int = 0
+    executed_losing: int = 0
+    executed_pnl: int = 0
+    inventory: dict[str, int] = field(default_factory=dict)  # asset -> what partial executions left
+    inventory_value: int = 0  # of which marked at the ETH price (included in executed_pnl)
+    eth_price: str = ""  # which price valued ETH, with its last value
 
 
-def outcomes(events: Iterable[ev.Event]) -> dict[str, StrategyOutcome]:
-    """Fold a run's events (in order) into each strategy's outcome."""
+def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> dict[str, StrategyOutcome]:
+    """Fold a run's events (in order) into each strategy's outcome, valuing ETH at ``eth_price``."""
     out: dict[str, StrategyOutcome] = {}
-    intent_strategy: dict[int, str] = {}
-    arbs: set[int] = set()  # intents whose fills pay and receive the risk currency
+    price = EthPrice(eth_price)
+    intents: dict[int, ev.OrderIntended] = {}
     open_intents: set[int] = set()
-    eth_usd_6dp = 0  # last ETH/USD oracle answer in USDC base units
+    gas_recorded: set[int] = set()  # intents whose transactions were recorded (gas charged there)
+    keys: dict[str, set[str]] = {}
+    leftovers: list[tuple[StrategyOutcome, str, int, bool]] = []  # (outcome, asset, delta, paper)
 
     def of(name: str) -> StrategyOutcome:
         if name not in out:
             out[name] = StrategyOutcome(name)
         return out[name]
 
+    def book(s: StrategyOutcome, paper: bool, amount: int) -> None:
+        s.pnl += amount
+        if paper:
+            s.paper_pnl += amount
+        else:
+            s.executed_pnl += amount
+
     for e in events:
         t = type(e)
-        if t is ev.OracleUpdated and e.chain:
-            eth_usd_6dp = e.answer * 10**6 // 10**e.decimals
+        if e.KIND == ev.INPUT:
+            price.fold(e)
         elif t is ev.OpportunityDetected:
-            of(e.strategy).opportunities += 1
+            s = of(e.strategy)
+            seen = keys.setdefault(e.strategy, set())
+            if e.key and e.key in seen:
+                s.redetections += 1
+            else:
+                seen.add(e.key)
+                s.opportunities += 1
+                s.opportunity_net += e.net_profit
         elif t is ev.OrderIntended:
             of(e.strategy).intents += 1
-            intent_strategy[e.seq] = e.strategy
+            intents[e.seq] = e
             open_intents.add(e.seq)
-            if e.side == "arb":
-                arbs.add(e.seq)
         elif t is ev.IntentRejected:
             of(e.strategy).rejected += 1
-        elif t is ev.TransactionIncluded and e.intent in intent_strategy:
-            s = of(intent_strategy[e.intent])
+        elif e.KIND != ev.EXECUTION or getattr(e, "intent", None) not in intents:
+            continue
+        elif t is ev.TransactionIncluded:
+            s = of(intents[e.intent].strategy)
+            gas_recorded.add(e.intent)
             s.gas_wei += e.gas_used * e.gas_price  # paid whether it succeeded or reverted
-            s.pnl -= e.gas_used * e.gas_price * eth_usd_6dp // 10**18
-        elif t is ev.OrderFilled and e.intent in intent_strategy:
-            s = of(intent_strategy[e.intent])
+            if price.value:
+                book(s, False, -(e.gas_used * e.gas_price * price.value // 10**18))
+            else:
+                s.unpriced += 1
+        elif t is ev.OrderFilled:
+            intent = intents[e.intent]
+            s = of(intent.strategy)
+            paper = e.source.startswith("paper")
+            if paper:
+                s.paper_fills += 1
+                if e.final and (e.notional if intent.side == "arb" else e.amount) < intent.amount:
+                    s.paper_partial += 1
+            else:
+                s.executed_fills += 1
             if e.final:
                 s.won += 1
                 open_intents.discard(e.intent)
-            if e.intent in arbs:
-                s.pnl += e.amount - e.notional
-            elif e.venue.startswith(ETH_PRICED_VENUES) and eth_usd_6dp:
-                s.pnl += e.amount * eth_usd_6dp // 10**18 - e.notional
+            result: int | None = None  # what this fill earned, where it can be valued
+            if intent.side == "arb":
+                result = e.amount - e.notional
+                if paper and e.fee_asset != "ETH":
+                    s.paper_gas_unmodelled += 1
+            elif e.venue.startswith(ETH_PRICED_VENUES) and price.value:
+                result = e.amount * price.value // 10**18 - e.notional
             else:
                 s.unpriced += 1
-            if e.fee_asset != "ETH":  # gas (ETH) was charged with the transaction's inclusion
-                s.pnl -= e.fee
-        elif t is ev.OrderFailed and e.intent in intent_strategy:
-            s = of(intent_strategy[e.intent])
+            if e.fee_asset in ETH_ASSETS:
+                if e.intent not in gas_recorded:  # no recorded transaction charged it: charge it here
+                    s.gas_wei += e.fee
+                    if price.value:
+                        result = (result or 0) - e.fee * price.value // 10**18
+                    elif e.fee:
+                        s.unpriced += 1
+            else:
+                result = (result or 0) - e.fee
+            if result is not None:
+                book(s, paper, result)
+                if result < 0:
+                    if paper:
+                        s.paper_losing += 1
+                    else:
+                        s.executed_losing += 1
+        elif t is ev.InventoryChanged:
+            s = of(intents[e.intent].strategy)
+            s.inventory[e.asset] = s.inventory.get(e.asset, 0) + e.delta
+            leftovers.append((s, e.asset, e.delta, e.source.startswith("paper")))
+        elif t is ev.OrderFailed:
+            s = of(intents[e.intent].strategy)
             s.lost += 1
             open_intents.discard(e.intent)
             s.lost_to[_why(e.reason)] += 1
+    for s, asset, delta, paper in leftovers:  # marked at the named price's last value in the run
+        if asset == RISK_ASSET:
+            value = delta
+        elif asset in ETH_ASSETS and price.value:
+            value = delta * price.value // 10**18
+        else:
+            s.unpriced += 1
+            continue
+        s.inventory_value += value
+        book(s, paper, value)
     for seq in open_intents:
-        of(intent_strategy[seq]).pending += 1
+        of(intents[seq].strategy).pending += 1
+    for s in out.values():
+        s.eth_price = price.describe()
     return out
 
 

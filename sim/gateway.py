@@ -99,8 +99,10 @@ class PoolArbitrage:
     USDC in) as two swaps from the bot's balances (``DexAgents.arbitrage_legs``): they race the
     scenario's searchers and pool arbitrageurs in the block builder. Both legs mined and
     succeeded: ``OrderFilled`` (``amount`` USDC received, ``notional`` USDC paid, ``fee`` the gas of
-    both legs in ETH wei). Otherwise ``OrderFailed`` saying which leg reverted and why; a leg that
-    went through alone leaves the bot's inventory changed (no arbitrage contract: not atomic)."""
+    both legs in ETH wei). Otherwise ``OrderFailed`` saying which leg reverted and why. A leg that
+    went through alone (no arbitrage contract: not atomic) changed the bot's balances, so before the
+    ``OrderFailed`` come ``InventoryChanged`` records of what it moved, read from that leg's token
+    ``Transfer`` logs (leg 1 alone: USDC paid, WETH held), which outcomes mark to a named price."""
 
     def __init__(self, dex: Any, bot: str, deliver: Callable[[str, list[ev.Event]], None], venue: str):
         self.dex, self.bot, self.deliver, self.venue = dex, bot, deliver, venue
@@ -146,24 +148,41 @@ class PoolArbitrage:
             legs[i] = out
             if legs[0] is not None and legs[1] is not None:
                 del self.done[intent.seq]
-                reports.append(self._result(intent, legs[0], legs[1]))
+                reports.extend(self._result(intent, legs[0], legs[1]))
         if reports:
             self.deliver(self.side.name, reports)
 
-    def _result(self, intent: ev.OrderIntended, first: TxOutcome, second: TxOutcome) -> ev.Event:
+    def _result(self, intent: ev.OrderIntended, first: TxOutcome, second: TxOutcome) -> list[ev.Event]:
         common = _common(intent, self.venue)
         if first.status == SUCCESS and second.status == SUCCESS:
             received = self._usdc_received(second)
-            return ev.OrderFilled(**common, venue=self.venue, amount=received, notional=intent.amount,
-                                  fee=first.gas_cost + second.gas_cost, fee_asset="ETH")
+            return [ev.OrderFilled(**common, venue=self.venue, amount=received, notional=intent.amount,
+                                   fee=first.gas_cost + second.gas_cost, fee_asset="ETH")]
         why = "; ".join(f"leg {n} {o.status}{': ' + o.reason if o.reason else ''}"
                         for n, o in ((1, first), (2, second)) if o.status != SUCCESS)
-        return ev.OrderFailed(**common, venue=self.venue, reason=why)
+        went = [(n, o) for n, o in ((1, first), (2, second)) if o.status == SUCCESS]
+        left: list[ev.Event] = []
+        for symbol, token in (("USDC", self.dex.usdc), ("WETH", self.dex.weth)):
+            delta = sum(self._net_transfer(token, o) for _, o in went)
+            if delta:
+                left.append(ev.InventoryChanged(**common, venue=self.venue, strategy=intent.strategy, asset=symbol,
+                                                delta=delta, reason=f"leg {went[0][0]} alone went through; {why}"))
+        return [*left, ev.OrderFailed(**common, venue=self.venue, reason=why)]
 
     def _usdc_received(self, out: TxOutcome) -> int:
-        usdc = self.dex.usdc
-        logs = usdc.events.Transfer().process_receipt(out.receipt, errors=DISCARD)
-        return sum(int(x["args"]["value"]) for x in logs if x["args"]["to"] == self.bot)
+        return sum(int(x["args"]["value"]) for x in self._transfers(self.dex.usdc, out) if x["args"]["to"] == self.bot)
+
+    def _net_transfer(self, token: Any, out: TxOutcome) -> int:
+        """What a mined transaction moved of ``token`` into (+) and out of (-) the bot's account."""
+        return sum(int(x["args"]["value"]) * ((x["args"]["to"] == self.bot) - (x["args"]["from"] == self.bot))
+                   for x in self._transfers(token, out))
+
+    @staticmethod
+    def _transfers(token: Any, out: TxOutcome) -> list[Any]:
+        """``token``'s own Transfer logs in a receipt: every ERC-20 shares the event's signature, so
+        web3 decodes the other token's transfers too unless they are filtered by address."""
+        logs = token.events.Transfer().process_receipt(out.receipt, errors=DISCARD)
+        return [x for x in logs if str(x["address"]).lower() == str(token.address).lower()]
 
 
 class BookOrders:

@@ -25,7 +25,7 @@ from tapedeck.runtime.loop import Loop, RunStats
 from tapedeck.domain import events as ev
 from tapedeck.runtime.strategy_loader import build_engine, code_identity
 from tapedeck.sim.gateway import BookOrders, SimGateway
-from tapedeck.runtime.outcomes import StrategyOutcome, outcomes
+from tapedeck.runtime.outcomes import StrategyOutcome, eth_price_source, outcomes
 from tapedeck.sim.processes import BlockBuilt, Bus, OracleRound, World
 from tapedeck.sim.scenario import Scenario
 from tapedeck.sim.venues.cex import BookQuote
@@ -190,7 +190,7 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
         summary.arb_searchers = {x.name: (x.won, x.lost) for x in dex.searchers}
     log.manifest.started_ts, log.manifest.ended_ts = scenario.start_ns, world.end_ns
     log.close(ended="clean")
-    found = outcomes(EventLog.open(out).events())
+    found = outcomes(EventLog.open(out).events(), eth_price_source(config))
     summary.strategies = {s.name: found.get(s.name, StrategyOutcome(s.name)) for s in engine.strategies}
     return summary
 

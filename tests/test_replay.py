@@ -43,7 +43,8 @@ def tape(items) -> list[ev.Event]:
 
 def record(path, events, config=SPREAD_CONFIG) -> EventLog:
     log = EventLog.create(path, Manifest(run_id="", mode="replay", config=config), overwrite=True)
-    drive(events, build_engine(config), log, PaperGateway())
+    engine = build_engine(config)
+    drive(events, engine, log, PaperGateway.from_config(engine.state, config))
     log.close(ended="clean")
     return EventLog.open(path)
 
@@ -124,7 +125,8 @@ def test_digest_does_not_depend_on_how_events_were_batched_into_segments(tmp_pat
     for batch in (1, 3, 7, 16384):
         log = EventLog.create(tmp_path / f"b{batch}.db", Manifest(run_id="", mode="replay", config=SPREAD_CONFIG))
         log._batch = batch
-        drive(events, build_engine(SPREAD_CONFIG), log, PaperGateway())
+        engine = build_engine(SPREAD_CONFIG)
+        drive(events, engine, log, PaperGateway.from_config(engine.state, SPREAD_CONFIG))
         log.close(ended="clean")
         result = verify(EventLog.open(tmp_path / f"b{batch}.db"), build_engine(SPREAD_CONFIG))
         assert result.ok and result.decisions > 0

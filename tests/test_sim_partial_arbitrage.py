@@ -1,0 +1,71 @@
+"""A sim arbitrage whose legs did not both go through books what the leg that did moved (read from
+its token Transfer logs), and outcomes mark it at the named ETH price instead of booking nothing."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from tapedeck.domain import events as ev
+from tapedeck.runtime.outcomes import outcomes
+from tapedeck.sim.gateway import PoolArbitrage
+from tapedeck.sim.onchain import SUCCESS, TxOutcome
+
+BOT, POOL = "0xB07", "0xPOOL"
+
+
+class Token:
+    """Test-only stand-in for a web3 ERC-20 contract. Like web3's ``process_receipt``, it decodes
+    every Transfer log of the receipt, whichever token emitted it (they share the signature)."""
+
+    def __init__(self, address: str, receipts: dict[str, list[tuple[str, str, str, int]]]):
+        self.address, self.receipts = address, receipts
+        self.events = SimpleNamespace(Transfer=lambda: SimpleNamespace(process_receipt=self._process))
+
+    def _process(self, receipt: str, errors: Any = None) -> list[dict[str, Any]]:
+        return [{"address": a, "args": {"from": f, "to": t, "value": v}} for a, f, t, v in self.receipts.get(receipt, [])]
+
+
+def executor(usdc: Token, weth: Token) -> PoolArbitrage:
+    arb = PoolArbitrage.__new__(PoolArbitrage)  # no chain: only the result/booking code is under test
+    arb.dex, arb.bot, arb.venue = SimpleNamespace(usdc=usdc, weth=weth), BOT, "ethereum"
+    return arb
+
+
+def leg(status: str, receipt: str | None, reason: str = "") -> TxOutcome:
+    return TxOutcome(tx=None, block=7, ts=0, index=1, status=status, gas_used=120_000, gas_price=2 * 10**10,
+                     receipt=receipt, reason=reason)
+
+
+INTENT = ev.OrderIntended(seq=4, ts=1, strategy="arb", venue="ethereum", instrument="uniswap-v2->uniswap-v3",
+                          side="arb", amount=3_000 * 10**6, notional=3_000 * 10**6)
+RECEIPTS = {"r1": [("0xUSDC", BOT, POOL, 3_000 * 10**6), ("0xWETH", POOL, BOT, 15 * 10**17)],
+            "r2": [("0xWETH", BOT, POOL, 15 * 10**17), ("0xUSDC", POOL, BOT, 3_100 * 10**6)]}
+USDC, WETH = Token("0xusdc", RECEIPTS), Token("0xweth", RECEIPTS)
+
+
+def test_first_leg_alone_books_the_usdc_paid_and_the_weth_held_then_fails() -> None:
+    out = executor(USDC, WETH)._result(INTENT, leg(SUCCESS, "r1"), leg("reverted", "r2", "too little received"))
+    assert [type(e) for e in out] == [ev.InventoryChanged, ev.InventoryChanged, ev.OrderFailed]
+    assert [(e.asset, e.delta) for e in out[:2]] == [("USDC", -3_000 * 10**6), ("WETH", 15 * 10**17)]
+    assert all(e.strategy == "arb" and e.intent == 4 and "leg 1 alone" in e.reason for e in out[:2])
+    assert out[-1].reason == "leg 2 reverted: too little received"
+
+    oracle = ev.OracleUpdated(ts=0, feed="eth-usd", chain="ethereum", round_id=1, answer=1_900 * 10**8, decimals=8)
+    decoy = ev.OracleUpdated(ts=9, feed="hl-eth-oracle", chain="", round_id=1, answer=9_999 * 10**8, decimals=8)
+    r = outcomes([oracle, INTENT, *out, decoy], "oracle:eth-usd")["arb"]
+    assert r.inventory_value == -3_000 * 10**6 + 1_900 * 15 * 10**5  # 1.5 WETH at the named feed: -150 USDC
+    assert r.pnl == r.executed_pnl == r.inventory_value and r.lost == 1
+
+
+def test_second_leg_alone_sells_weth_the_bot_held_and_books_that() -> None:
+    out = executor(USDC, WETH)._result(INTENT, leg("nonce too low", None), leg(SUCCESS, "r2"))
+    assert [(e.asset, e.delta) for e in out if type(e) is ev.InventoryChanged] == [("USDC", 3_100 * 10**6),
+                                                                                   ("WETH", -15 * 10**17)]
+    assert "leg 2 alone" in out[0].reason and out[-1].reason == "leg 1 nonce too low"
+
+
+def test_both_legs_or_neither_leave_no_inventory_record() -> None:
+    both = executor(USDC, WETH)._result(INTENT, leg(SUCCESS, "r1"), leg(SUCCESS, "r2"))
+    assert [type(e) for e in both] == [ev.OrderFilled] and both[0].amount == 3_100 * 10**6
+    neither = executor(USDC, WETH)._result(INTENT, leg("reverted", "r1", "x"), leg("reverted", "r2", "y"))
+    assert [type(e) for e in neither] == [ev.OrderFailed] and neither[0].reason == "leg 1 reverted: x; leg 2 reverted: y"
