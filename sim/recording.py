@@ -27,10 +27,12 @@ from tapedeck.domain.engine import Engine
 from tapedeck.domain.strategies import build_engine
 from tapedeck.sim.gateway import BookOrders, SimGateway
 from tapedeck.runtime.outcomes import StrategyOutcome, outcomes
-from tapedeck.sim.processes import BlockBuilt, Bus, OracleRound, World
+from tapedeck.sim.kernel import Bus
+from tapedeck.sim.processes import BlockBuilt, OracleRound
 from tapedeck.sim.scenario import Scenario
 from tapedeck.sim.venues.cex import BookQuote
 from tapedeck.sim.venues.perp import PerpMark
+from tapedeck.sim.world import World
 
 
 SETUP_SECONDS = 3600
