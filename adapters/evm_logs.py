@@ -3,7 +3,7 @@
 The importers (raw log CSVs), the sim (receipts of the sim chain) and the live adapters
 (``eth_getLogs``) all meet the same thing: a log's ``topics`` and ``data``. ``EventDecoder`` turns
 them into the event's name and arguments, by the contract ABI's ``event`` entries (the npm
-artifacts' ``abi``, or ``EVENT_ABIS`` here for readers that run without them): the event is found by
+artifacts' ``abi``, or ``adapters.evm_abis`` for readers that run without them): the event is found by
 ``topic0`` (keccak of the canonical signature, ``eth_utils.event_abi_to_log_topic``), the topic
 count is checked, indexed arguments are decoded from the topics and the others from ``data`` with
 eth_abi's strict decoder, and ``data`` must be exactly the canonical encoding of what it decodes to
@@ -11,8 +11,9 @@ eth_abi's strict decoder, and ``data`` must be exactly the canonical encoding of
 
 Every problem is a ``LogDecodeError`` with a one-line reason and never another exception, so a
 reader can turn a bad log into a recorded rejection. Values are eth_abi's: ints as ``int``,
-addresses as lower-case ``0x`` hex, ``bytesN``/``bytes`` as ``bytes``; an indexed argument of a
-dynamic type (``string``, ``bytes``, arrays, tuples) is only its 32-byte keccak hash, as on chain.
+addresses as lower-case ``0x`` hex (EIP-55 mixed case with ``checksum=True``, as web3 gives them),
+``bytesN``/``bytes`` as ``bytes``; an indexed argument that is not a value type (``string``,
+``bytes``, arrays, structs) is only its 32-byte keccak hash, as on chain.
 Anonymous events have no ``topic0`` and cannot be told apart; they are not decoded.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from eth_abi.exceptions import DecodingError, EncodingError
 from eth_abi.grammar import BasicType
 from eth_abi.grammar import parse as parse_abi_type
 from eth_abi.registry import registry as abi_registry
-from eth_utils import collapse_if_tuple, event_abi_to_log_topic
+from eth_utils import collapse_if_tuple, event_abi_to_log_topic, to_checksum_address
 
 WORD = 32
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
@@ -105,8 +106,12 @@ def _as_bytes(value: bytes | bytearray | str, what: str) -> bytes:
 class EventDecoder:
     """Decodes the logs of one contract (or several whose events do not clash) by topic0."""
 
-    def __init__(self, abi: Iterable[Mapping[str, Any]], *, only: Iterable[str] | None = None):
+    def __init__(self, abi: Iterable[Mapping[str, Any]], *, only: Iterable[str] | None = None,
+                 checksum: bool = False):
+        """``only``: the names of the events to decode (others are unknown); ``checksum``: addresses
+        in EIP-55 mixed case, as web3 gives them (default: lower case, as the domain's ids are)."""
         wanted = None if only is None else set(only)
+        self.checksum = checksum
         self.events: dict[bytes, EventLayout] = {}
         for entry in abi:
             if entry.get("type") != "event" or entry.get("anonymous"):
@@ -118,6 +123,13 @@ class EventDecoder:
         if wanted is not None and (missing := wanted - {e.name for e in self.events.values()}):
             raise ValueError(f"no event named {', '.join(sorted(missing))} in the ABI")
         self._by_name = {e.name: e for e in self.events.values()}
+
+    def knows(self, topic0: bytes | str) -> bool:
+        """Whether a log with this topic0 is one of the decoder's events."""
+        try:
+            return _as_bytes(topic0, "topic 0") in self.events
+        except LogDecodeError:
+            return False
 
     def layout(self, name: str) -> EventLayout:
         return self._by_name[name]
@@ -151,8 +163,16 @@ class EventDecoder:
                 by_name[name] = _word(abi_type, word, f"topic {k} ({name})")
             for j, (name, abi_type) in enumerate(layout.data):
                 by_name[name] = _word(abi_type, body[WORD * j:WORD * (j + 1)], f"data word {j} ({name})")
-            return DecodedLog(layout.name, {name: by_name[name] for name, _, _ in layout.inputs})
+            return self._result(layout, by_name)
         return self._decode_each(layout, words, body)
+
+    def _result(self, layout: EventLayout, by_name: dict[str, Any]) -> DecodedLog:
+        args = {name: by_name[name] for name, _, _ in layout.inputs}
+        if self.checksum:
+            for name, abi_type, _ in layout.inputs:
+                if abi_type == "address":
+                    args[name] = to_checksum_address(args[name])
+        return DecodedLog(layout.name, args)
 
     def _decode_each(self, layout: EventLayout, words: list[bytes], body: bytes) -> DecodedLog:
         """Each topic, then the data, on its own (dynamic types; and to name what failed)."""
@@ -178,8 +198,8 @@ class EventDecoder:
             raise LogDecodeError(f"data: not the canonical {layout.name} encoding "
                                  f"({len(body)} bytes, canonical {len(canonical)})")
         data_values = iter(values)
-        return DecodedLog(layout.name, {name: (args[name] if is_indexed else next(data_values))
-                                        for name, _, is_indexed in layout.inputs})
+        return self._result(layout, {name: (args[name] if is_indexed else next(data_values))
+                                     for name, _, is_indexed in layout.inputs})
 
     def decode_receipt(self, receipt: Mapping[str, Any], address: str | None = None) -> list[DecodedLog]:
         """The logs of a receipt (``web3``'s or a JSON-RPC one) that this decoder knows, in log order;
@@ -192,7 +212,7 @@ class EventDecoder:
             if want is not None and emitter != want:
                 continue
             topics = log["topics"]
-            if not topics or _as_bytes(topics[0], "topic 0") not in self.events:
+            if not topics or not self.knows(topics[0]):
                 continue
             d = self.decode(topics, log["data"])
             tx = log.get("transactionHash")

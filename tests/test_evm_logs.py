@@ -78,6 +78,7 @@ def test_every_event_round_trips_and_agrees_with_web3(contract: str) -> None:
     """Each event of the ABI, at edge and random values: the decoder gives back what was encoded,
     and web3's own log decoder (checksummed addresses aside) reads the same."""
     decoder = EventDecoder(ABIS[contract])
+    checksummed = EventDecoder(ABIS[contract], checksum=True)
     w3 = Web3()
     rng = random.Random(f"evm-logs:{contract}")
     events = _events(ABIS[contract])
@@ -94,6 +95,7 @@ def test_every_event_round_trips_and_agrees_with_web3(contract: str) -> None:
             theirs = get_event_data(w3.codec, event, entry)
             assert theirs["event"] == got.event
             assert {k: v.lower() if isinstance(v, str) else v for k, v in theirs["args"].items()} == dict(got.args)
+            assert dict(checksummed.decode(topics, data).args) == dict(theirs["args"])  # exactly web3's
             # hex strings in, the same out
             assert decoder.decode(["0x" + t.hex() for t in topics], "0x" + data.hex()) == got
 
@@ -269,3 +271,19 @@ def test_no_log_raises_anything_but_a_log_decode_error() -> None:
 
     check()
     assert seen["decoded"] > 50 and seen["rejected"] > 50, seen
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(data=st.one_of(st.binary(max_size=300),
+                      st.builds(lambda n, tail: eth_abi.encode(["uint256"], [n]) + tail,
+                                st.integers(0, 2**256 - 1), st.binary(max_size=200))))
+def test_dynamic_data_of_any_bytes_decodes_or_is_one_line(data: bytes) -> None:
+    """Offsets and lengths anywhere (huge ones included) in the data of an event with dynamic types."""
+    decoder = EventDecoder([DYNAMIC])
+    topics = [event_abi_to_log_topic(DYNAMIC), bytes(32), keccak(text="tag")]
+    try:
+        got = decoder.decode(topics, data)
+    except LogDecodeError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert eth_abi.encode(["string", "uint256[]"], [got.args["text"], list(got.args["values"])]) == data
