@@ -28,8 +28,8 @@ def encode(value: Any) -> Any:
         out: dict[str, Any] = {"__class__": type(value).__name__}
         for f in dataclasses.fields(value):
             v = getattr(value, f.name)
-            if f.name == "file":  # where the checkout is differs; the file it names must not
-                v = Path(v).relative_to(ROOT).as_posix()
+            if f.name == "file":  # where the checkout (or the installed package) is differs; the file must not
+                v = Path(v).name
             out[f.name] = encode(v)
         return out
     if isinstance(value, tuple):
