@@ -30,8 +30,9 @@ from tapedeck.domain import events as ev
 from tapedeck.sim.chain.artifacts import load
 from tapedeck.sim.chain.pyevm import call_data, create_address
 from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
-from tapedeck.sim.processes import OracleRound, World
+from tapedeck.sim.processes import OracleRound
 from tapedeck.sim.scenario import Link, Scenario
+from tapedeck.sim.world import World
 
 LIQUIDATION_GAS = 900_000  # gas limit of a liquidationCall (uses ~250-350k)
 AGGREGATOR_GAS = 300_000

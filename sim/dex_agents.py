@@ -36,8 +36,10 @@ from tapedeck.domain import events as ev
 from tapedeck.sim.chain.artifacts import load
 from tapedeck.sim.chain.pyevm import call_data, create_address, deploy, transact
 from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
-from tapedeck.sim.processes import CTX, NS, PriceTick, World, exponential
+from tapedeck.sim.kernel import CTX, NS, exponential
+from tapedeck.sim.processes import PriceTick
 from tapedeck.sim.scenario import REFERENCE, Link, Pool, Scenario
+from tapedeck.sim.world import World
 
 SWAP_GAS = 250_000
 V3_SWAP_GAS = 400_000

@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from tapedeck.sim.chain.pyevm import ChainTx, revert_reason
 from tapedeck.sim.inclusion import BlockPlan, Left, PendingTx, effective_priority_fee
-from tapedeck.sim.processes import NS, BlockProducer, SimClock
+from tapedeck.sim.kernel import NS, SimClock
+from tapedeck.sim.processes import BlockProducer
 
 SUCCESS, REVERTED = "success", "reverted"
 EXPIRED = "expired"

@@ -1,6 +1,6 @@
 """Record a simulated world into a run: what a bot could observe becomes input events.
 
-The world (``sim.processes.World``: price path, blocks, oracles, mock venues) publishes messages
+The world (``sim.world.World``: price path, blocks, oracles, mock venues) publishes messages
 on its bus as SimPy time advances; each observable one is turned into an input event and fed to
 the same loop replay and live use (``tapedeck.runtime.loop.Loop``), so a sim run verifies with
 ``tapedeck replay --verify`` like any other. The true reference price is not recorded: no bot can
@@ -26,10 +26,12 @@ from tapedeck.domain import events as ev
 from tapedeck.runtime.strategy_loader import build_engine, code_identity
 from tapedeck.sim.gateway import BookOrders, SimGateway
 from tapedeck.runtime.outcomes import StrategyOutcome, eth_price_source, outcomes
-from tapedeck.sim.processes import BlockBuilt, Bus, OracleRound, World
+from tapedeck.sim.kernel import Bus
+from tapedeck.sim.processes import BlockBuilt, OracleRound
 from tapedeck.sim.scenario import Scenario
 from tapedeck.sim.venues.cex import BookQuote
 from tapedeck.sim.venues.perp import PerpMark
+from tapedeck.sim.world import World
 
 
 SETUP_SECONDS = 3600

@@ -1,8 +1,9 @@
 """Scenarios: the TOML files that, with a seed, fully determine a simulated run.
 
-A scenario file is read with ``tomllib`` into the frozen dataclasses below. Every field is
-checked; a bad or unknown field raises ``ScenarioError`` whose message names the file and the
-field path, e.g.::
+A scenario file is read with ``tomllib``, validated by pydantic models of its tables
+(``ScenarioFile`` and below: ``extra="forbid"``, one type per unit), checked across fields and
+tables, and returned as the frozen dataclasses below. A bad or unknown field raises
+``ScenarioError``, one line per problem, each naming the file and the field path, e.g.::
 
     fixtures/scenarios/x.toml: chains.ethereum.block_interval: expected a positive number, got 'abc'
 
@@ -50,7 +51,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Callable, Literal, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
 from tapedeck.adapters.config_files import FIXTURES  # package data: found the same way in a wheel
 
@@ -58,11 +63,13 @@ SCENARIO_DIR = FIXTURES / "scenarios"
 
 REFERENCE = "reference"
 DEFAULT_START = "2024-03-01T00:00:00Z"
-JITTERS = ("uniform", "exponential")
-VENUE_KINDS = ("cex", "perp")
+Jitter = Literal["uniform", "exponential"]
+VenueKind = Literal["cex", "perp"]
+PoolProtocol = Literal["uniswap-v2", "uniswap-v3"]
+BiddingRule = Literal["fixed", "profit-share"]
+JITTERS, VENUE_KINDS = get_args(Jitter), get_args(VenueKind)
+POOL_PROTOCOLS, BIDDING_RULES = get_args(PoolProtocol), get_args(BiddingRule)
 MAX_BORROWERS = 200
-POOL_PROTOCOLS = ("uniswap-v2", "uniswap-v3")
-BIDDING_RULES = ("fixed", "profit-share")
 
 T = TypeVar("T")
 _CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)  # never the caller's global decimal context
@@ -312,79 +319,30 @@ def load_scenario(name_or_path: str | Path, *, seed: int | None = None) -> Scena
 
 
 def parse_scenario(text: str, *, file: str = "<scenario>") -> Scenario:
+    """A scenario from TOML text; every problem is one line ``file: dotted.field: reason``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{file}: not valid TOML: {e}") from None
-    return _scenario(_Table(file, "", data), default_name=Path(file).stem)
+    try:
+        raw = ScenarioFile.model_validate(data)
+    except ValidationError as e:
+        raise ScenarioError("\n".join(f"{file}: {_where(err['loc'])}: {_reason(err)}" for err in e.errors())) from None
+    problems: list[tuple[str, str]] = []
+    scenario = _build(raw, file, Path(file).stem, problems)
+    if problems:
+        raise ScenarioError("\n".join(f"{file}: {where}: {reason}" for where, reason in problems))
+    return scenario
+
+
+# ----------------------------------------------------------------------------- values
+#
+# The unit policy of a field (seconds as numbers, money never a float...) is a converter; each
+# becomes a pydantic type below, whose error says what was expected.
 
 
 class _Bad(Exception):
-    """Raised by a converter; ``_Table`` adds the file and field path."""
-
-
-_MISSING: Any = object()
-
-
-class _Table:
-    """One TOML table being read: remembers which keys were used, so leftovers are errors."""
-
-    def __init__(self, file: str, path: str, data: Any):
-        self.file, self.path = file, path
-        if not isinstance(data, dict):
-            raise self.error(None, f"expected a table, got {_show(data)}")
-        self.data: dict[str, Any] = data
-        self.used: set[str] = set()
-
-    def at(self, key: str | None) -> str:
-        if key is None:
-            return self.path or "(top level)"
-        return f"{self.path}.{key}" if self.path else key
-
-    def error(self, key: str | None, message: str) -> ScenarioError:
-        return ScenarioError(f"{self.file}: {self.at(key)}: {message}")
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def get(self, key: str, conv: Callable[[Any], T], default: Any = _MISSING) -> T:
-        self.used.add(key)
-        if key not in self.data:
-            if default is _MISSING:
-                raise self.error(key, "required field missing")
-            return default  # type: ignore[no-any-return]
-        try:
-            return conv(self.data[key])
-        except _Bad as e:
-            raise self.error(key, f"{e}, got {_show(self.data[key])}") from None
-
-    def table(self, key: str, *, required: bool = False) -> "_Table":
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                raise self.error(key, "required table missing")
-            return _Table(self.file, self.at(key), {})
-        return _Table(self.file, self.at(key), self.data[key])
-
-    def tables(self, key: str) -> list[tuple[str, "_Table"]]:
-        """The sub-tables of a table of named tables (``[chains.<name>]``), in file order."""
-        outer = self.table(key)
-        out = [(name, outer.table(name)) for name in list(outer.data)]
-        return out
-
-    def array(self, key: str) -> list["_Table"]:
-        """An array of tables (``[[reference.moves]]``)."""
-        self.used.add(key)
-        items = self.data.get(key, [])
-        if not isinstance(items, list):
-            raise self.error(key, f"expected an array of tables, got {_show(items)}")
-        return [_Table(self.file, f"{self.at(key)}[{i}]", item) for i, item in enumerate(items)]
-
-    def finish(self) -> None:
-        unknown = [k for k in self.data if k not in self.used]
-        if unknown:
-            known = ", ".join(k for k in self.used) or "none"
-            raise self.error(unknown[0], f"unknown field (known here: {known})")
+    """Raised by a converter: what was expected (the value it got is added to the message)."""
 
 
 def _show(value: Any) -> str:
@@ -393,9 +351,6 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return repr(value)
-
-
-# converters: value -> typed value, or raise _Bad("expected ...")
 
 
 def _is_number(v: Any) -> bool:
@@ -480,13 +435,10 @@ def _string(v: Any) -> str:
     return v
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
-    def conv(v: Any) -> str:
-        if v not in options:
-            raise _Bad("expected one of " + ", ".join(repr(o) for o in options))
-        return str(v)
-
-    return conv
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Bad("expected a string")
+    return v
 
 
 def _start_ns(v: Any) -> int:
@@ -505,243 +457,387 @@ def _start_ns(v: Any) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
-BPS = _param(what="a number of basis points >= 0")
-PROBABILITY = _param(high=Decimal(1), what="a probability between 0 and 1")
-FRACTION = _param(high=Decimal(1), what="a fraction between 0 and 1")
+def _typed(conv: Callable[[Any], T]) -> PlainValidator:
+    """A converter as a pydantic validator: the raw TOML value in, the typed value (or the reason) out."""
+
+    def validate(v: Any) -> T:
+        try:
+            return conv(v)
+        except _Bad as e:
+            raise PydanticCustomError("scenario_value", "{reason}", {"reason": str(e)}) from None
+
+    return PlainValidator(validate)
 
 
-# readers: one per table
+Seconds = Annotated[float, _typed(_seconds(positive=False))]  # >= 0
+PositiveSeconds = Annotated[float, _typed(_seconds(positive=True))]
+Count = Annotated[int, _typed(_integer(minimum=0))]
+PositiveInt = Annotated[int, _typed(_integer(minimum=1))]
+Money = Annotated[Decimal, _typed(_money())]  # > 0
+MoneyOrZero = Annotated[Decimal, _typed(_money(positive=False))]
+Name = Annotated[str, _typed(_string)]
+Text = Annotated[str, _typed(_text)]
+Start = Annotated[int, _typed(_start_ns)]  # epoch nanoseconds
+Bps = Annotated[Decimal, _typed(_param(what="a number of basis points >= 0"))]
+Probability = Annotated[Decimal, _typed(_param(high=Decimal(1), what="a probability between 0 and 1"))]
+Fraction = Annotated[Decimal, _typed(_param(high=Decimal(1), what="a fraction between 0 and 1"))]
+Milliseconds = Annotated[Decimal, _typed(_param(what="a number of milliseconds >= 0"))]
+Change = Annotated[Decimal, _typed(_param(low=Decimal(-1), low_open=True, what="a fraction > -1 like \"-0.30\""))]
+Volatility = Annotated[Decimal, _typed(_param(what="an annualised volatility >= 0"))]
+JumpsPerHour = Annotated[Decimal, _typed(_param(what="a number of jumps per hour >= 0"))]
+JumpSize = Annotated[Decimal, _typed(_param(what="a log-jump standard deviation >= 0"))]
+PositiveBps = Annotated[Decimal, _typed(_param(low=Decimal(0), low_open=True, what="a positive number of basis points"))]
+MakerFollow = Annotated[Decimal, _typed(_param(low=Decimal(0), low_open=True, high=Decimal(1),
+                                               what="a fraction in (0, 1]"))]
+Rate = Annotated[Decimal, _typed(_param(what="a rate >= 0"))]
 
 
-def _scenario(t: _Table, default_name: str) -> Scenario:
-    name = t.get("name", _string, default_name)
-    description = t.get("description", lambda v: v if isinstance(v, str) else _fail("expected a string"), "")
-    seed = t.get("seed", _integer(minimum=0), 0)
-    duration = t.get("duration", _seconds(positive=True))
-    start_ns = t.get("start", _start_ns, _start_ns(DEFAULT_START))
-    reference_t = t.table("reference", required=True)
-    reference, move_tables = _reference(reference_t)
-    chains = tuple(_chain(n, ct) for n, ct in t.tables("chains"))
-    chain_names = [c.name for c in chains]
-    oracles = tuple(_oracle(n, ot, chain_names) for n, ot in t.tables("oracles"))
-    venues = tuple(_venue(n, vt, oracles) for n, vt in t.tables("venues"))
-    pools = tuple(_pool(n, pt, chain_names) for n, pt in t.tables("pools"))
-    agents = _agents(t.table("agents"))
-    t.finish()
+# ----------------------------------------------------------------------------- the file's tables
+#
+# One model per TOML table, exactly as written in the file (``extra="forbid"``: an unknown key is
+# an error). ``_build`` then checks what spans fields or tables and makes the frozen dataclasses.
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LatencyFile(_Table):
+    base_ms: Milliseconds
+    jitter_ms: Milliseconds = Decimal(0)
+    jitter: Jitter = "uniform"
+
+
+class LinkFile(_Table):
+    outbound: LatencyFile
+    inbound: LatencyFile
+
+
+class MoveFile(_Table):
+    at: Seconds
+    over: Seconds = 0.0
+    change: Change
+    target: Name = REFERENCE
+
+
+class ReferenceFile(_Table):
+    instrument: Name = "ETH-USD"
+    start_price: Money
+    volatility: Volatility = Decimal(0)
+    tick: PositiveSeconds = 1.0
+    jump_intensity: JumpsPerHour = Decimal(0)
+    jump_size: JumpSize = Decimal(0)
+    moves: list[MoveFile] = []
+
+
+def _no_link(v: Any) -> Any:
+    """``latency = {}`` is no latency at all, like leaving the table out."""
+    return None if v == {} else v
+
+
+OptionalLink = Annotated[LinkFile | None, BeforeValidator(_no_link)]
+
+
+class ChainFile(_Table):
+    block_interval: PositiveSeconds
+    gas_limit: PositiveInt
+    gas_target: PositiveInt | None = None  # default: gas_limit / 2 (EIP-1559 elasticity)
+    initial_base_fee: Count
+    first_block: Count = 1
+    background_utilization: Fraction = Decimal("0.5")
+    background_max_priority_fee: Count = 2_000_000_000
+    latency: OptionalLink = None
+
+
+class OracleFile(_Table):
+    heartbeat: PositiveSeconds
+    deviation_bps: PositiveBps | None = None  # None: heartbeat only
+    chain: Name | None = None
+    decimals: Count = 8
+
+
+PERP_FIELDS = ("oracle", "maker_lag", "maker_follow", "mark_ema")
+
+
+class VenueFile(_Table):
+    kind: VenueKind
+    instrument: Name
+    base_decimals: Count = 18
+    quote_decimals: Count = 6
+    tick_size: Money = Decimal("0.01")
+    lot_size: Money = Decimal("0.0001")
+    depth_levels: PositiveInt
+    level_size: Money
+    level_spacing_bps: Bps = Decimal(1)
+    spread_bps: Bps
+    taker_fee_bps: Bps
+    maker_fee_bps: Bps = Decimal(0)
+    reject_probability: Probability = Decimal(0)
+    rate_limit: PositiveInt = 10
+    replenish: PositiveSeconds = 1.0
+    latency: OptionalLink = None
+    # perp venues only (PERP_FIELDS):
+    oracle: Name | None = None
+    maker_lag: Seconds = 0.0
+    maker_follow: MakerFollow = Decimal(1)
+    mark_ema: Seconds = 150.0
+
+
+class PoolFile(_Table):
+    chain: Name
+    protocol: PoolProtocol
+    fee_bps: Bps
+    liquidity: Money
+    arbitrage_lag: Seconds | None = None
+
+
+class SearchersFile(_Table):
+    count: Count = 0
+    latency: LatencyFile | None = None
+    bidding: BiddingRule = "fixed"
+    priority_fee: Count = 0
+    profit_share: Fraction = Decimal(0)
+
+
+class BorrowersFile(_Table):
+    count: Count = 0
+    collateral: Name = "WETH"
+    debt: Name = "USDC"
+    health_factor_min: Money = Decimal("1.05")
+    health_factor_max: Money = Decimal("2")
+    collateral_min: Money = Decimal("1000")
+    collateral_max: Money = Decimal("1000000")
+
+
+class BackgroundFile(_Table):
+    count: Count = 0
+    trades_per_minute: Rate = Decimal(0)
+    trade_size: MoneyOrZero = Decimal(0)
+    arbitrage_lag: Seconds = 0.0
+
+
+class AgentsFile(_Table):
+    searchers: SearchersFile = SearchersFile()
+    borrowers: BorrowersFile = BorrowersFile()
+    background: BackgroundFile = BackgroundFile()
+
+
+class ScenarioFile(_Table):
+    """A scenario file as written (see the module docstring for its layout and units)."""
+
+    name: Name | None = None  # default: the file's name
+    description: Text = ""
+    seed: Count = 0
+    duration: PositiveSeconds
+    start: Start | None = None  # default: DEFAULT_START
+    reference: ReferenceFile
+    chains: dict[str, ChainFile] = {}
+    oracles: dict[str, OracleFile] = {}
+    venues: dict[str, VenueFile] = {}
+    pools: dict[str, PoolFile] = {}
+    agents: AgentsFile = AgentsFile()
+
+
+# ----------------------------------------------------------------------------- pydantic's errors, as lines
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    """``("reference", "moves", 0, "at")`` -> ``reference.moves[0].at``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _unwrap(tp: Any) -> Any:
+    """The table model or Literal inside ``X | None``, ``list[X]`` or ``dict[str, X]``."""
+    while True:
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if get_origin(tp) is Annotated:
+            tp = args[0]
+        elif get_origin(tp) in (Union, UnionType) and len(args) == 1:
+            tp = args[0]
+        else:
+            return tp
+
+
+def _field_type(loc: tuple[Any, ...]) -> Any:
+    """The declared type at ``loc`` (dict keys and list indexes step into the values), or None."""
+    tp: Any = ScenarioFile
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif get_origin(tp) in (dict, list):
+            tp = get_args(tp)[-1]
+        else:
+            return None
+    return _unwrap(tp)
+
+
+def _is_table(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _reason(err: Any) -> str:
+    """One pydantic error in this module's words: what was expected, and what the file has."""
+    kind, loc, value = err["type"], tuple(err["loc"]), err.get("input")
+    if kind == "scenario_value":
+        return f"{err['ctx']['reason']}, got {_show(value)}"
+    if kind == "missing":
+        return "required table missing" if _is_table(_field_type(loc)) else "required field missing"
+    if kind == "extra_forbidden":
+        parent = _field_type(loc[:-1])
+        known = ", ".join(parent.model_fields) if _is_table(parent) else "none"
+        return f"unknown field (known here: {known})"
+    if kind == "literal_error":
+        options = get_args(_field_type(loc)) or ()
+        return "expected one of " + ", ".join(repr(o) for o in options) + f", got {_show(value)}"
+    if kind in ("model_type", "dict_type"):
+        return f"expected a table, got {_show(value)}"
+    if kind == "list_type":
+        return f"expected an array of tables, got {_show(value)}"
+    return f"{err['msg']}, got {_show(value)}"  # pydantic's own words for anything else
+
+
+# ----------------------------------------------------------------------------- checks across fields, and the model
+
+
+def _build(f: ScenarioFile, file: str, default_name: str, problems: list[tuple[str, str]]) -> Scenario:
+    """The frozen ``Scenario`` of a validated file; what spans fields or tables is checked here,
+    each problem appended to ``problems`` as (dotted field, reason)."""
+
+    def bad(where: str, reason: str) -> None:
+        problems.append((where, reason))
+
+    chain_names = list(f.chains)
+    chains = tuple(_chain(name, c, bad) for name, c in f.chains.items())
+    oracles = tuple(_oracle(name, o, chain_names, bad) for name, o in f.oracles.items())
+    venues = tuple(_venue(name, v, oracles, bad) for name, v in f.venues.items())
+    pools = tuple(_pool(name, p, chain_names, bad) for name, p in f.pools.items())
+    agents = _agents(f.agents, bad)
+    r = f.reference
+    moves = tuple(Move(m.at, m.over, m.change, m.target) for m in r.moves)
+    reference = ReferencePath(r.instrument, r.start_price, r.volatility, r.tick, r.jump_intensity, r.jump_size, moves)
 
     marks = [REFERENCE, *(v.name for v in venues), *(o.name for o in oracles)]
     seen: dict[str, str] = {}
     for kind, names in (("venue", [v.name for v in venues]), ("oracle", [o.name for o in oracles])):
         for n in names:
             if n == REFERENCE or n in seen:
-                raise t.error(f"{kind}s.{n}", f"name clashes with {seen.get(n, 'the reference mark')}")
+                bad(f"{kind}s.{n}", f"name clashes with {seen.get(n, 'the reference mark')}")
             seen[n] = f"a {kind} of that name"
     totals: dict[str, Decimal] = {}
-    for move, mt in zip(reference.moves, move_tables):
+    for i, move in enumerate(moves):
+        at = f"reference.moves[{i}]"
         if move.target not in marks:
-            raise mt.error("target", f"unknown target {move.target!r} (expected one of: {', '.join(marks)})")
-        if move.at >= duration:
-            raise mt.error("at", f"move starts at {move.at} s, after the scenario ends ({duration} s)")
+            bad(f"{at}.target", f"unknown target {move.target!r} (expected one of: {', '.join(marks)})")
+        if move.at >= f.duration:
+            bad(f"{at}.at", f"move starts at {move.at} s, after the scenario ends ({f.duration} s)")
         low = _CTX.add(totals.get(move.target, Decimal(0)), min(move.change, Decimal(0)))
         totals[move.target] = low
         if low <= -1:
-            raise mt.error("change", f"moves of {move.target!r} would take its price to zero or below")
-    return Scenario(name=name, file=t.file, seed=seed, duration=duration, start_ns=start_ns, reference=reference,
-                    description=description, chains=chains, oracles=oracles, venues=venues, pools=pools,
-                    agents=agents)
+            bad(f"{at}.change", f"moves of {move.target!r} would take its price to zero or below")
+    return Scenario(name=f.name if f.name is not None else default_name, file=file, seed=f.seed,
+                    duration=f.duration, start_ns=f.start if f.start is not None else _start_ns(DEFAULT_START),
+                    reference=reference, description=f.description, chains=chains, oracles=oracles, venues=venues,
+                    pools=pools, agents=agents)
 
 
-def _fail(message: str) -> Any:
-    raise _Bad(message)
+Problem = Callable[[str, str], None]
 
 
-def _reference(t: _Table) -> tuple[ReferencePath, list[_Table]]:
-    instrument = t.get("instrument", _string, "ETH-USD")
-    start_price = t.get("start_price", _money())
-    volatility = t.get("volatility", _param(what="an annualised volatility >= 0"), Decimal(0))
-    tick = t.get("tick", _seconds(positive=True), 1.0)
-    jump_intensity = t.get("jump_intensity", _param(what="a number of jumps per hour >= 0"), Decimal(0))
-    jump_size = t.get("jump_size", _param(what="a log-jump standard deviation >= 0"), Decimal(0))
-    move_tables = t.array("moves")
-    moves = tuple(_move(mt) for mt in move_tables)
-    t.finish()
-    return ReferencePath(instrument, start_price, volatility, tick, jump_intensity, jump_size, moves), move_tables
+def _latency(t: LatencyFile) -> Latency:
+    return Latency(t.base_ms, t.jitter_ms, t.jitter)
 
 
-def _move(t: _Table) -> Move:
-    at = t.get("at", _seconds(positive=False))
-    over = t.get("over", _seconds(positive=False), 0.0)
-    change = t.get("change", _param(low=Decimal(-1), low_open=True, what="a fraction > -1 like \"-0.30\""))
-    target = t.get("target", _string, REFERENCE)
-    t.finish()
-    return Move(at, over, change, target)
+def _link(t: LinkFile | None) -> Link:
+    return ZERO_LINK if t is None else Link(_latency(t.outbound), _latency(t.inbound))
 
 
-def _latency(t: _Table) -> Latency:
-    base = t.get("base_ms", _param(what="a number of milliseconds >= 0"))
-    jitter_ms = t.get("jitter_ms", _param(what="a number of milliseconds >= 0"), Decimal(0))
-    jitter = t.get("jitter", _choice(JITTERS), "uniform")
-    t.finish()
-    return Latency(base, jitter_ms, jitter)
+def _chain(name: str, t: ChainFile, bad: Problem) -> Chain:
+    gas_target = t.gas_target if t.gas_target is not None else max(t.gas_limit // 2, 1)
+    if gas_target > t.gas_limit:
+        bad(f"chains.{name}.gas_target", f"gas target {gas_target} exceeds the gas limit {t.gas_limit}")
+    return Chain(name, t.block_interval, t.gas_limit, gas_target, t.initial_base_fee, t.first_block,
+                 t.background_utilization, t.background_max_priority_fee, _link(t.latency))
 
 
-def _link(t: _Table) -> Link:
-    if not t.data:
-        t.finish()
-        return ZERO_LINK
-    out = _latency(t.table("outbound", required=True))
-    inb = _latency(t.table("inbound", required=True))
-    t.finish()
-    return Link(out, inb)
+def _oracle(name: str, t: OracleFile, chains: list[str], bad: Problem) -> Oracle:
+    if t.chain is not None and t.chain not in chains:
+        bad(f"oracles.{name}.chain", f"unknown chain {t.chain!r} (declared: {', '.join(chains) or 'none'})")
+    return Oracle(name, t.heartbeat, t.deviation_bps, t.chain, t.decimals)
 
 
-def _chain(name: str, t: _Table) -> Chain:
-    interval = t.get("block_interval", _seconds(positive=True))
-    gas_limit = t.get("gas_limit", _integer(minimum=1))
-    gas_target = t.get("gas_target", _integer(minimum=1), max(gas_limit // 2, 1))
-    if gas_target > gas_limit:
-        raise t.error("gas_target", f"gas target {gas_target} exceeds the gas limit {gas_limit}")
-    base_fee = t.get("initial_base_fee", _integer(minimum=0))
-    first_block = t.get("first_block", _integer(minimum=0), 1)
-    util = t.get("background_utilization", FRACTION, Decimal("0.5"))
-    bg_tip = t.get("background_max_priority_fee", _integer(minimum=0), 2_000_000_000)
-    link = _link(t.table("latency"))
-    t.finish()
-    return Chain(name, interval, gas_limit, gas_target, base_fee, first_block, util, bg_tip, link)
-
-
-def _oracle(name: str, t: _Table, chains: list[str]) -> Oracle:
-    heartbeat = t.get("heartbeat", _seconds(positive=True))
-    deviation = t.get("deviation_bps", _param(low=Decimal(0), low_open=True, what="a positive number of basis points"),
-                      None)
-    chain = t.get("chain", _string, None)
-    if chain is not None and chain not in chains:
-        raise t.error("chain", f"unknown chain {chain!r} (declared: {', '.join(chains) or 'none'})")
-    decimals = t.get("decimals", _integer(minimum=0), 8)
-    t.finish()
-    return Oracle(name, heartbeat, deviation, chain, decimals)
-
-
-def _venue(name: str, t: _Table, oracles: tuple[Oracle, ...] = ()) -> Venue:
-    kind = t.get("kind", _choice(VENUE_KINDS))
-    instrument = t.get("instrument", _string)
-    base_decimals = t.get("base_decimals", _integer(minimum=0), 18)
-    quote_decimals = t.get("quote_decimals", _integer(minimum=0), 6)
-    tick_size = t.get("tick_size", _money(), Decimal("0.01"))
-    lot_size = t.get("lot_size", _money(), Decimal("0.0001"))
-    if -tick_size.as_tuple().exponent > quote_decimals:  # type: ignore[operator]
-        raise t.error("tick_size", f"finer than the quote currency's {quote_decimals} decimals")
-    if -lot_size.as_tuple().exponent > base_decimals:  # type: ignore[operator]
-        raise t.error("lot_size", f"finer than the base currency's {base_decimals} decimals")
-    levels = t.get("depth_levels", _integer(minimum=1))
-    level_size = t.get("level_size", _money())
-    if _CTX.remainder(level_size, lot_size):
-        raise t.error("level_size", f"{level_size} is not a multiple of lot_size {lot_size}")
-    spacing = t.get("level_spacing_bps", BPS, Decimal(1))
-    spread = t.get("spread_bps", BPS)
-    taker = t.get("taker_fee_bps", BPS)
-    maker = t.get("maker_fee_bps", BPS, Decimal(0))
-    reject = t.get("reject_probability", PROBABILITY, Decimal(0))
-    rate_limit = t.get("rate_limit", _integer(minimum=1), 10)
-    replenish = t.get("replenish", _seconds(positive=True), 1.0)
-    link = _link(t.table("latency"))
-    perp = _perp_fields(t, kind, oracles)
-    t.finish()
-    return Venue(name, kind, instrument, base_decimals, quote_decimals, tick_size, lot_size, levels, level_size,
-                 spacing, spread, taker, maker, reject, rate_limit, replenish, link, **perp)
-
-
-PERP_FIELDS = ("oracle", "maker_lag", "maker_follow", "mark_ema")
-
-
-def _perp_fields(t: _Table, kind: str, oracles: tuple[Oracle, ...]) -> dict[str, Any]:
-    """A perp venue's oracle and maker/mark parameters (an error on any other kind of venue)."""
-    if kind != "perp":
+def _venue(name: str, t: VenueFile, oracles: tuple[Oracle, ...], bad: Problem) -> Venue:
+    at = f"venues.{name}"
+    if -t.tick_size.as_tuple().exponent > t.quote_decimals:  # type: ignore[operator]
+        bad(f"{at}.tick_size", f"finer than the quote currency's {t.quote_decimals} decimals")
+    if -t.lot_size.as_tuple().exponent > t.base_decimals:  # type: ignore[operator]
+        bad(f"{at}.lot_size", f"finer than the base currency's {t.base_decimals} decimals")
+    if _CTX.remainder(t.level_size, t.lot_size):
+        bad(f"{at}.level_size", f"{t.level_size} is not a multiple of lot_size {t.lot_size}")
+    perp: dict[str, Any] = {}
+    if t.kind != "perp":
         for key in PERP_FIELDS:
-            if t.has(key):
-                t.used.add(key)
-                raise t.error(key, f"only for perp venues (this venue's kind is {kind!r})")
-        return {}
-    names = [o.name for o in oracles]
-    oracle = t.get("oracle", _string, None)
-    if oracle is not None and oracle not in names:
-        raise t.error("oracle", f"unknown oracle {oracle!r} (declared: {', '.join(names) or 'none'})")
-    if oracle is None:
-        off_chain = [o.name for o in oracles if o.chain is None]
-        if len(off_chain) > 1:
-            raise t.error("oracle", f"required field missing (several off-chain oracles: {', '.join(off_chain)})")
-        oracle = off_chain[0] if off_chain else None
-    return dict(
-        oracle=oracle,
-        maker_lag=t.get("maker_lag", _seconds(positive=False), 0.0),
-        maker_follow=t.get("maker_follow", _param(low=Decimal(0), low_open=True, high=Decimal(1),
-                                                  what="a fraction in (0, 1]"), Decimal(1)),
-        mark_ema=t.get("mark_ema", _seconds(positive=False), 150.0),
-    )
+            if key in t.model_fields_set:
+                bad(f"{at}.{key}", f"only for perp venues (this venue's kind is {t.kind!r})")
+    else:
+        names = [o.name for o in oracles]
+        oracle = t.oracle
+        if oracle is not None and oracle not in names:
+            bad(f"{at}.oracle", f"unknown oracle {oracle!r} (declared: {', '.join(names) or 'none'})")
+        if oracle is None:
+            off_chain = [o.name for o in oracles if o.chain is None]
+            if len(off_chain) > 1:
+                bad(f"{at}.oracle", f"required field missing (several off-chain oracles: {', '.join(off_chain)})")
+            oracle = off_chain[0] if off_chain else None
+        perp = dict(oracle=oracle, maker_lag=t.maker_lag, maker_follow=t.maker_follow, mark_ema=t.mark_ema)
+    return Venue(name, t.kind, t.instrument, t.base_decimals, t.quote_decimals, t.tick_size, t.lot_size,
+                 t.depth_levels, t.level_size, t.level_spacing_bps, t.spread_bps, t.taker_fee_bps, t.maker_fee_bps,
+                 t.reject_probability, t.rate_limit, t.replenish, _link(t.latency), **perp)
 
 
-def _pool(name: str, t: _Table, chains: list[str]) -> Pool:
-    chain = t.get("chain", _string)
-    if chain not in chains:
-        raise t.error("chain", f"unknown chain {chain!r} (declared: {', '.join(chains) or 'none'})")
-    protocol = t.get("protocol", _choice(POOL_PROTOCOLS))
-    fee = t.get("fee_bps", BPS)
-    liquidity = t.get("liquidity", _money())
-    lag = t.get("arbitrage_lag", _seconds(positive=False), None)
-    t.finish()
-    return Pool(name, chain, protocol, fee, liquidity, lag)
+def _pool(name: str, t: PoolFile, chains: list[str], bad: Problem) -> Pool:
+    if t.chain not in chains:
+        bad(f"pools.{name}.chain", f"unknown chain {t.chain!r} (declared: {', '.join(chains) or 'none'})")
+    return Pool(name, t.chain, t.protocol, t.fee_bps, t.liquidity, t.arbitrage_lag)
 
 
-def _agents(t: _Table) -> Agents:
-    s = t.table("searchers")
-    searchers = Searchers(
-        count=s.get("count", _integer(minimum=0), 0),
-        latency=_latency(s.table("latency")) if s.has("latency") else s.get("latency", _fail, Latency(Decimal(0))),
-        bidding=s.get("bidding", _choice(BIDDING_RULES), "fixed"),
-        priority_fee=s.get("priority_fee", _integer(minimum=0), 0),
-        profit_share=s.get("profit_share", FRACTION, Decimal(0)),
-    )
-    if searchers.count and searchers.bidding == "profit-share" and not s.has("profit_share"):
-        raise s.error("profit_share", "required field missing (bidding is \"profit-share\")")
-    if searchers.count and searchers.bidding == "fixed" and not s.has("priority_fee"):
-        raise s.error("priority_fee", "required field missing (bidding is \"fixed\")")
-    s.finish()
+def _agents(t: AgentsFile, bad: Problem) -> Agents:
+    s = t.searchers
+    searchers = Searchers(count=s.count, latency=_latency(s.latency) if s.latency else Latency(Decimal(0)),
+                          bidding=s.bidding, priority_fee=s.priority_fee, profit_share=s.profit_share)
+    if s.count and s.bidding == "profit-share" and "profit_share" not in s.model_fields_set:
+        bad("agents.searchers.profit_share", "required field missing (bidding is \"profit-share\")")
+    if s.count and s.bidding == "fixed" and "priority_fee" not in s.model_fields_set:
+        bad("agents.searchers.priority_fee", "required field missing (bidding is \"fixed\")")
 
-    b = t.table("borrowers")
-    borrowers = Borrowers(
-        count=b.get("count", _integer(minimum=0), 0),
-        collateral=b.get("collateral", _string, "WETH"),
-        debt=b.get("debt", _string, "USDC"),
-        health_factor_min=b.get("health_factor_min", _money(), Decimal("1.05")),
-        health_factor_max=b.get("health_factor_max", _money(), Decimal("2")),
-        collateral_min=b.get("collateral_min", _money(), Decimal("1000")),
-        collateral_max=b.get("collateral_max", _money(), Decimal("1000000")),
-    )
-    if borrowers.count > MAX_BORROWERS:
-        raise b.error("count", f"at most {MAX_BORROWERS} borrowers (each opens a real position on chain), "
-                               f"got {borrowers.count}")
-    if borrowers.collateral != "WETH":
-        raise b.error("collateral", f"the simulated Aave market lends against WETH only, got {borrowers.collateral!r}")
-    if borrowers.debt != "USDC":
-        raise b.error("debt", f"the simulated Aave market's borrowers owe USDC only, got {borrowers.debt!r}")
-    if borrowers.count and borrowers.health_factor_min < OPENABLE_HEALTH_FACTOR:
-        raise b.error("health_factor_min", f"{borrowers.health_factor_min} is below the lowest health factor a "
-                                           f"borrow can open at on the simulated market (WETH liquidation threshold "
-                                           f"/ LTV = 82.5% / 80% = {OPENABLE_HEALTH_FACTOR:.4f}); the price moves "
-                                           f"of [reference] take positions lower")
-    if borrowers.health_factor_max < borrowers.health_factor_min:
-        raise b.error("health_factor_max", f"below health_factor_min ({borrowers.health_factor_min})")
-    if borrowers.collateral_max < borrowers.collateral_min:
-        raise b.error("collateral_max", f"below collateral_min ({borrowers.collateral_min})")
-    b.finish()
+    b = t.borrowers
+    borrowers = Borrowers(count=b.count, collateral=b.collateral, debt=b.debt,
+                          health_factor_min=b.health_factor_min, health_factor_max=b.health_factor_max,
+                          collateral_min=b.collateral_min, collateral_max=b.collateral_max)
+    at = "agents.borrowers"
+    if b.count > MAX_BORROWERS:
+        bad(f"{at}.count", f"at most {MAX_BORROWERS} borrowers (each opens a real position on chain), got {b.count}")
+    if b.collateral != "WETH":
+        bad(f"{at}.collateral", f"the simulated Aave market lends against WETH only, got {b.collateral!r}")
+    if b.debt != "USDC":
+        bad(f"{at}.debt", f"the simulated Aave market's borrowers owe USDC only, got {b.debt!r}")
+    if b.count and b.health_factor_min < OPENABLE_HEALTH_FACTOR:
+        bad(f"{at}.health_factor_min", f"{b.health_factor_min} is below the lowest health factor a borrow can open "
+                                       f"at on the simulated market (WETH liquidation threshold / LTV = 82.5% / 80% "
+                                       f"= {OPENABLE_HEALTH_FACTOR:.4f}); the price moves of [reference] take "
+                                       f"positions lower")
+    if b.health_factor_max < b.health_factor_min:
+        bad(f"{at}.health_factor_max", f"below health_factor_min ({b.health_factor_min})")
+    if b.collateral_max < b.collateral_min:
+        bad(f"{at}.collateral_max", f"below collateral_min ({b.collateral_min})")
 
-    g = t.table("background")
-    background = Background(
-        count=g.get("count", _integer(minimum=0), 0),
-        trades_per_minute=g.get("trades_per_minute", _param(what="a rate >= 0"), Decimal(0)),
-        trade_size=g.get("trade_size", _money(positive=False), Decimal(0)),
-        arbitrage_lag=g.get("arbitrage_lag", _seconds(positive=False), 0.0),
-    )
-    g.finish()
-    t.finish()
+    g = t.background
+    background = Background(count=g.count, trades_per_minute=g.trades_per_minute, trade_size=g.trade_size,
+                            arbitrage_lag=g.arbitrage_lag)
     return Agents(searchers, borrowers, background)

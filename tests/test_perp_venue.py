@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import simpy
 
-from tapedeck.sim.processes import CTX, NS, Bus, LatencyModel, OracleRound, PriceTick, SimClock, World
+from tapedeck.sim.kernel import CTX, NS, Bus, LatencyModel, SimClock
+from tapedeck.sim.processes import OracleRound, PriceTick
 from tapedeck.sim.scenario import Latency, Link, ScenarioError, Venue, derive_rng, load_scenario, parse_scenario
 from tapedeck.sim.venues.cex import (
     BUY,
@@ -25,6 +26,7 @@ from tapedeck.sim.venues.cex import (
     OrderReport,
 )
 from tapedeck.sim.venues.perp import MockPerp, PerpMark, Position
+from tapedeck.sim.world import World
 
 MS = 1_000_000
 

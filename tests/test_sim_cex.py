@@ -7,7 +7,8 @@ from typing import Any
 
 import simpy
 
-from tapedeck.sim.processes import NS, Bus, LatencyModel, PriceTick, SimClock, World
+from tapedeck.sim.kernel import NS, Bus, LatencyModel, SimClock
+from tapedeck.sim.processes import PriceTick
 from tapedeck.sim.scenario import Latency, Link, Venue, derive_rng, load_scenario
 from tapedeck.sim.venues.cex import (
     ACCEPTED,
@@ -27,6 +28,7 @@ from tapedeck.sim.venues.cex import (
     Order,
     OrderReport,
 )
+from tapedeck.sim.world import World
 
 MS = 1_000_000
 

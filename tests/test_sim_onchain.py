@@ -8,8 +8,10 @@ from typing import Any
 from tapedeck.sim.chain.pyevm import PyEvmChain
 from tapedeck.sim.inclusion import next_base_fee
 from tapedeck.sim.onchain import BlockResult, ChainSide
-from tapedeck.sim.processes import NS, BlockBuilt, Bus, World
+from tapedeck.sim.kernel import NS, Bus
+from tapedeck.sim.processes import BlockBuilt
 from tapedeck.sim.scenario import load_scenario
+from tapedeck.sim.world import World
 
 GWEI = 10**9
 

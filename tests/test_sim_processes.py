@@ -10,22 +10,8 @@ import pytest
 import simpy
 
 from tapedeck.sim.inclusion import BLOCK_FULL, PendingTx, next_base_fee
-from tapedeck.sim.processes import (
-    NS,
-    BlockBuilt,
-    BlockProducer,
-    Bus,
-    LatencyModel,
-    OracleFeed,
-    OracleRound,
-    PricePath,
-    PriceTick,
-    SimClock,
-    TimerDue,
-    TimerService,
-    World,
-    to_ns,
-)
+from tapedeck.sim.kernel import NS, Bus, LatencyModel, SimClock, TimerDue, TimerService, to_ns
+from tapedeck.sim.processes import BlockBuilt, BlockProducer, OracleFeed, OracleRound, PricePath, PriceTick
 from tapedeck.sim.scenario import (
     REFERENCE,
     Chain,
@@ -37,6 +23,7 @@ from tapedeck.sim.scenario import (
     derive_rng,
     load_scenario,
 )
+from tapedeck.sim.world import World
 
 GWEI = 10**9
 START = 1_709_251_200 * NS

@@ -279,3 +279,58 @@ def test_borrowers_cannot_start_below_what_the_market_lets_them_borrow(tmp_path)
     bad.write_text(text.replace('health_factor_min = "1.04"', 'health_factor_min = "1.02"'))
     with pytest.raises(ScenarioError, match=r"low.toml: agents.borrowers.health_factor_min: 1.02 is below"):
         load_scenario(str(bad))
+
+
+def test_every_problem_is_its_own_line_naming_file_and_field() -> None:
+    """All the field problems of a file come at once (pydantic collects them), one line each."""
+    text = (FULL.replace("seed = 9", "seed = -1").replace("block_interval = 12", "block_interval = 'x'\nblok = 1")
+            .replace('kind = "cex"', "kind = 3"))
+    lines = _error(text).splitlines()
+    assert lines == [
+        "fixtures/scenarios/x.toml: seed: expected an integer >= 0, got -1",
+        "fixtures/scenarios/x.toml: chains.ethereum.block_interval: expected a positive number, got 'x'",
+        "fixtures/scenarios/x.toml: chains.ethereum.blok: unknown field (known here: block_interval, gas_limit, "
+        "gas_target, initial_base_fee, first_block, background_utilization, background_max_priority_fee, latency)",
+        "fixtures/scenarios/x.toml: venues.cex.kind: expected one of 'cex', 'perp', got 3",
+    ]
+
+
+def test_every_inconsistency_is_its_own_line() -> None:
+    text = FULL.replace('chain = "ethereum"\nprotocol', 'chain = "sol"\nprotocol').replace("at = 10\n", "at = 900\n")
+    assert _error(text).splitlines() == [
+        "fixtures/scenarios/x.toml: pools.v2.chain: unknown chain 'sol' (declared: ethereum)",
+        "fixtures/scenarios/x.toml: reference.moves[0].at: move starts at 900.0 s, after the scenario ends (600.0 s)",
+    ]
+
+
+@pytest.mark.parametrize("old,new,path,words", [
+    ("latency.inbound = { base_ms = 10 }\n", "", "chains.ethereum.latency.inbound", "required table missing"),
+    ("priority_fee = 1_000_000_000", "priority_fee = 1_000_000_000\nlatency = 3", "agents.searchers.latency",
+     "expected a table, got 3"),
+    ('taker_fee_bps = 10', "taker_fee_bps = 10\nmaker_lag = 3", "venues.cex.maker_lag", "only for perp venues"),
+    ("seed = 9", "seed = 9\nstart = 'yesterday'", "start", "expected an ISO-8601 time"),
+    ("seed = 9", "seed = 9\ndescription = 3", "description", "expected a string, got 3"),
+])
+def test_wrong_kinds_of_value_are_named(old: str, new: str, path: str, words: str) -> None:
+    assert FULL.count(old) == 1, old
+    message = _error(FULL.replace(old, new))
+    assert message.splitlines()[0].startswith(f"fixtures/scenarios/x.toml: {path}: "), message
+    assert words in message.splitlines()[0]
+
+
+@pytest.mark.parametrize("new,path,words", [
+    ("chains = 3\n[reference]", "chains", "expected a table, got 3"),
+    ("[reference]\nmoves = 3", "reference.moves", "expected an array of tables, got 3"),
+    ("reference = 'ETH'\n[x]", "reference", "expected a table, got 'ETH'"),
+])
+def test_a_value_where_a_table_belongs_is_named(new: str, path: str, words: str) -> None:
+    message = _error(MINIMAL.replace("[reference]", new))
+    assert message.startswith(f"fixtures/scenarios/x.toml: {path}: {words}"), message
+
+
+def test_an_empty_latency_table_is_no_latency() -> None:
+    old = "latency.outbound = { base_ms = 10, jitter_ms = 5 }\nlatency.inbound = { base_ms = 10 }\n"
+    assert FULL.count(old) == 1
+    chain = parse_scenario(FULL.replace(old, "latency = {}\n")).chain("ethereum")
+    assert chain.latency.outbound.base_ms == 0 and chain.latency.inbound.jitter_ms == 0
+    assert chain.latency == parse_scenario(FULL.replace(old, "")).chain("ethereum").latency

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from web3 import Web3
-from web3.logs import DISCARD
 
+from tapedeck.adapters import evm_abis
+from tapedeck.adapters.evm_logs import EventDecoder
 from tapedeck.domain import aave_v3 as aave
 from tapedeck.sim.chain.artifacts import load, node_modules
 from tapedeck.sim.chain.pyevm import deploy
@@ -38,6 +39,7 @@ CONFIGURATOR_LIBRARIES = ("ConfiguratorLogic",)
 
 DEPLOY_GAS = 8_000_000
 TX_GAS = 1_000_000
+_LIQUIDATIONS = EventDecoder(evm_abis.AAVE_V3_POOL, only=["LiquidationCall"], checksum=True)
 INIT_RESERVES_GAS = 12_000_000
 
 RAY = 10**27
@@ -179,9 +181,9 @@ class AaveV3Market:
     # ------------------------------------------------------------------ reads
 
     def liquidation_logs(self, receipt: Any) -> list[dict[str, Any]]:
-        """The pool's ``LiquidationCall`` logs in a receipt, as dicts of their arguments."""
-        return [dict(log["args"]) for log in
-                self.pool.events.LiquidationCall().process_receipt(receipt, errors=DISCARD)]
+        """The pool's ``LiquidationCall`` logs in a receipt, as dicts of their arguments (addresses
+        checksummed, as web3 gives them), decoded by the decoder the importers use."""
+        return [dict(log.args) for log in _LIQUIDATIONS.decode_receipt(receipt, address=self.pool.address)]
 
     def price(self, asset: str | Any) -> int:
         return self.oracle.functions.getAssetPrice(self.asset(asset)).call()

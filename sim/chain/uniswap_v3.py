@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 
+from tapedeck.adapters import evm_abis
+from tapedeck.adapters.evm_logs import EventDecoder
 from tapedeck.sim.chain.artifacts import load
 from tapedeck.sim.chain.pyevm import deploy, transact
 
@@ -34,6 +35,7 @@ GAS_APPROVE = 100_000
 GAS_MINT = 1_000_000  # 618k for the first position; 390-470k on new ticks, 326k on initialized ones
 GAS_SWAP = 1_000_000  # exactInputSingle: 112-137k inside one range, +~50k per initialized tick crossed
 POOL_EVENTS = ("Swap", "Mint", "Burn", "Collect")
+_POOL_LOGS = EventDecoder(evm_abis.UNISWAP_V3_POOL, only=POOL_EVENTS, checksum=True)  # addresses as web3 gives them
 
 
 def _address(token: Any) -> str:
@@ -86,23 +88,14 @@ class V3Pool:
         (``sender``, ``recipient``, ``amount0``, ``amount1``, ``sqrtPriceX96``, ``liquidity``, ``tick``,
         ``owner``, ``tickLower``, ``tickUpper``, ``amount``, ...) plus ``event``, ``logIndex``,
         ``blockNumber`` and ``transactionHash``."""
-        topics = _event_topics(self.pool)
         out = []
         for log in receipt["logs"]:
-            if log["address"] != self.pool.address or not log["topics"]:
+            if log["address"] != self.pool.address or not log["topics"] or not _POOL_LOGS.knows(log["topics"][0]):
                 continue
-            name = topics.get(bytes(log["topics"][0]))
-            if name is None:
-                continue
-            decoded = self.pool.events[name]().process_log(log)
-            out.append({**decoded["args"], "event": name, "logIndex": log["logIndex"],
+            decoded = _POOL_LOGS.decode(log["topics"], log["data"])
+            out.append({**decoded.args, "event": decoded.event, "logIndex": log["logIndex"],
                         "blockNumber": log["blockNumber"], "transactionHash": log["transactionHash"]})
         return out
-
-
-def _event_topics(contract: Any) -> dict[bytes, str]:
-    return {event_abi_to_log_topic(e): e["name"] for e in contract.abi
-            if e.get("type") == "event" and e["name"] in POOL_EVENTS}
 
 
 def deploy_v3(w3: Web3, sender: str | None = None, weth: Any = None) -> V3Deployment:

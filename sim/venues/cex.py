@@ -33,7 +33,8 @@ from typing import Any
 
 import simpy
 
-from tapedeck.sim.processes import CTX, Bus, LatencyModel, PriceTick, SimClock, dsum, to_ns
+from tapedeck.sim.kernel import CTX, Bus, LatencyModel, SimClock, dsum, to_ns
+from tapedeck.sim.processes import PriceTick
 from tapedeck.sim.scenario import Venue
 
 BUY, SELL = "buy", "sell"

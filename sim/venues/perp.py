@@ -53,7 +53,8 @@ from typing import Any
 
 import simpy
 
-from tapedeck.sim.processes import CTX, NS, Bus, LatencyModel, OracleRound, PriceTick, SimClock, dsum, to_ns
+from tapedeck.sim.kernel import CTX, NS, Bus, LatencyModel, SimClock, dsum, to_ns
+from tapedeck.sim.processes import OracleRound, PriceTick
 from tapedeck.sim.scenario import Venue
 from tapedeck.sim.venues.cex import BPS, BUY, SELL, Fill, MockCex, Order, _to_tick
 

@@ -1,0 +1,227 @@
+"""One decoder of EVM event logs, from the contracts' own ABIs, for every reader of logs.
+
+The importers (raw log CSVs), the sim (receipts of the sim chain) and the live adapters
+(``eth_getLogs``) all meet the same thing: a log's ``topics`` and ``data``. ``EventDecoder`` turns
+them into the event's name and arguments, by the contract ABI's ``event`` entries (the npm
+artifacts' ``abi``, or ``adapters.evm_abis`` for readers that run without them): the event is found by
+``topic0`` (keccak of the canonical signature, ``eth_utils.event_abi_to_log_topic``), the topic
+count is checked, indexed arguments are decoded from the topics and the others from ``data`` with
+eth_abi's strict decoder, and ``data`` must be exactly the canonical encoding of what it decodes to
+(nothing truncated, nothing appended).
+
+Every problem is a ``LogDecodeError`` with a one-line reason and never another exception, so a
+reader can turn a bad log into a recorded rejection. Values are eth_abi's: ints as ``int``,
+addresses as lower-case ``0x`` hex (EIP-55 mixed case with ``checksum=True``, as web3 gives them),
+``bytesN``/``bytes`` as ``bytes``; an indexed argument that is not a value type (``string``,
+``bytes``, arrays, structs) is only its 32-byte keccak hash, as on chain.
+Anonymous events have no ``topic0`` and cannot be told apart; they are not decoded.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import eth_abi
+from eth_abi.decoding import ContextFramesBytesIO
+from eth_abi.exceptions import DecodingError, EncodingError
+from eth_abi.grammar import BasicType
+from eth_abi.grammar import parse as parse_abi_type
+from eth_abi.registry import registry as abi_registry
+from eth_utils import collapse_if_tuple, event_abi_to_log_topic, to_checksum_address
+
+WORD = 32
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
+class LogDecodeError(ValueError):
+    """A log this decoder cannot decode; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class DecodedLog:
+    """A decoded log: the event's name and its arguments by their ABI names, in ABI order."""
+
+    event: str
+    args: Mapping[str, Any]
+    address: str | None = None  # lower-case; set by ``decode_receipt``
+    log_index: int | None = None
+    block_number: int | None = None
+    transaction_hash: bytes | None = None
+
+
+def _one_word(abi_type: str) -> bool:
+    """A value type (uintN, intN, address, bool, bytesN...): encoded as one 32-byte word."""
+    parsed = parse_abi_type(abi_type)
+    return isinstance(parsed, BasicType) and not parsed.arrlist and not parsed.is_dynamic
+
+
+def _hashed_when_indexed(abi_type: str) -> bool:
+    """Solidity logs an indexed argument that is not a value type (string, bytes, arrays, structs) as its hash."""
+    return abi_type in ("string", "bytes") or abi_type.endswith("]") or abi_type.startswith("(")
+
+
+@dataclass(frozen=True)
+class EventLayout:
+    """One event of an ABI: where each argument is (topic or data) and its canonical ABI type."""
+
+    name: str
+    signature: str
+    topic0: bytes
+    inputs: tuple[tuple[str, str, bool], ...]  # (name, canonical type, indexed), in ABI order
+    indexed: tuple[tuple[str, str], ...]
+    data: tuple[tuple[str, str], ...]
+    static: bool  # every argument is one 32-byte word where it is logged (a topic or a data word)
+
+    @classmethod
+    def from_abi(cls, entry: Mapping[str, Any]) -> "EventLayout":
+        inputs = tuple((str(a.get("name") or f"arg{k}"), collapse_if_tuple(dict(a)), bool(a.get("indexed")))
+                       for k, a in enumerate(entry.get("inputs", ())))
+        signature = f"{entry['name']}({','.join(t for _, t, _ in inputs)})"
+        indexed = tuple((n, t) for n, t, i in inputs if i)
+        data = tuple((n, t) for n, t, i in inputs if not i)
+        static = all(not _hashed_when_indexed(t) for _, t in indexed) and all(_one_word(t) for _, t in data)
+        return cls(str(entry["name"]), signature, bytes(event_abi_to_log_topic(dict(entry))), inputs, indexed, data,
+                   static)
+
+
+def _word(abi_type: str, word: bytes, what: str) -> Any:
+    try:
+        return abi_registry.get_decoder(abi_type).decode(ContextFramesBytesIO(word))
+    except DecodingError as e:
+        raise LogDecodeError(f"{what}: not a valid {abi_type} ({e})") from None
+
+
+def _as_bytes(value: bytes | bytearray | str, what: str) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        text = value[2:] if value[:2] in ("0x", "0X") else value
+        if not _HEX.fullmatch(text):
+            raise LogDecodeError(f"{what} is not hex of whole bytes: {value[:80]!r}")
+        return bytes.fromhex(text)
+    raise LogDecodeError(f"{what} is not bytes or a hex string: {type(value).__name__}")
+
+
+class EventDecoder:
+    """Decodes the logs of one contract (or several whose events do not clash) by topic0."""
+
+    def __init__(self, abi: Iterable[Mapping[str, Any]], *, only: Iterable[str] | None = None,
+                 checksum: bool = False):
+        """``only``: the names of the events to decode (others are unknown); ``checksum``: addresses
+        in EIP-55 mixed case, as web3 gives them (default: lower case, as the domain's ids are)."""
+        wanted = None if only is None else set(only)
+        self.checksum = checksum
+        self.events: dict[bytes, EventLayout] = {}
+        for entry in abi:
+            if entry.get("type") != "event" or entry.get("anonymous"):
+                continue
+            if wanted is not None and entry["name"] not in wanted:
+                continue
+            layout = EventLayout.from_abi(entry)
+            self.events[layout.topic0] = layout
+        if wanted is not None and (missing := wanted - {e.name for e in self.events.values()}):
+            raise ValueError(f"no event named {', '.join(sorted(missing))} in the ABI")
+        self._by_name = {e.name: e for e in self.events.values()}
+
+    def knows(self, topic0: bytes | str) -> bool:
+        """Whether a log with this topic0 is one of the decoder's events."""
+        try:
+            return _as_bytes(topic0, "topic 0") in self.events
+        except LogDecodeError:
+            return False
+
+    def layout(self, name: str) -> EventLayout:
+        return self._by_name[name]
+
+    def topic0(self, name: str) -> bytes:
+        return self._by_name[name].topic0
+
+    def decode(self, topics: Sequence[bytes | str], data: bytes | str) -> DecodedLog:
+        """The event of one log; ``LogDecodeError`` naming what is wrong otherwise."""
+        if not topics:
+            raise LogDecodeError("no topics (an anonymous log)")
+        words = [_as_bytes(t, f"topic {i}") for i, t in enumerate(topics)]
+        for i, w in enumerate(words):
+            if len(w) != WORD:
+                raise LogDecodeError(f"topic {i} is {len(w)} bytes, not 32")
+        layout = self.events.get(words[0])
+        if layout is None:
+            raise LogDecodeError(f"unknown topic0 0x{words[0].hex()}")
+        if len(words) != 1 + len(layout.indexed):
+            raise LogDecodeError(f"wrong topic count: {layout.name} has {1 + len(layout.indexed)} topics, "
+                                 f"the log has {len(words)}")
+        body = _as_bytes(data, "data")
+        if layout.static:
+            if len(body) != WORD * len(layout.data):
+                raise LogDecodeError(f"{'truncated' if len(body) < WORD * len(layout.data) else 'oversized'} data: "
+                                     f"{layout.name} needs {WORD * len(layout.data)} bytes, the log has {len(body)}")
+            # one word per argument: each through eth_abi's own decoder of its type (padding and range
+            # checked), without the tuple decoder's pointer validation (no pointers here; 40% faster)
+            by_name: dict[str, Any] = {}
+            for k, ((name, abi_type), word) in enumerate(zip(layout.indexed, words[1:]), start=1):
+                by_name[name] = _word(abi_type, word, f"topic {k} ({name})")
+            for j, (name, abi_type) in enumerate(layout.data):
+                by_name[name] = _word(abi_type, body[WORD * j:WORD * (j + 1)], f"data word {j} ({name})")
+            return self._result(layout, by_name)
+        return self._decode_each(layout, words, body)
+
+    def _result(self, layout: EventLayout, by_name: dict[str, Any]) -> DecodedLog:
+        args = {name: by_name[name] for name, _, _ in layout.inputs}
+        if self.checksum:
+            for name, abi_type, _ in layout.inputs:
+                if abi_type == "address":
+                    args[name] = to_checksum_address(args[name])
+        return DecodedLog(layout.name, args)
+
+    def _decode_each(self, layout: EventLayout, words: list[bytes], body: bytes) -> DecodedLog:
+        """Each topic, then the data, on its own (dynamic types; and to name what failed)."""
+        args: dict[str, Any] = {}
+        for k, ((name, abi_type), word) in enumerate(zip(layout.indexed, words[1:]), start=1):
+            if _hashed_when_indexed(abi_type):
+                args[name] = word  # only the hash of the value is logged
+                continue
+            try:
+                args[name] = eth_abi.decode([abi_type], word)[0]
+            except DecodingError as e:
+                raise LogDecodeError(f"topic {k} ({name}): not a valid {abi_type} ({e})") from None
+        types = [t for _, t in layout.data]
+        try:
+            values = eth_abi.decode(types, body)
+        except DecodingError as e:
+            raise LogDecodeError(f"data: not a valid {layout.name} encoding ({e})") from None
+        try:
+            canonical = eth_abi.encode(types, values)
+        except EncodingError as e:  # pragma: no cover - what decodes re-encodes
+            raise LogDecodeError(f"data: not a valid {layout.name} encoding ({e})") from None
+        if canonical != body:
+            raise LogDecodeError(f"data: not the canonical {layout.name} encoding "
+                                 f"({len(body)} bytes, canonical {len(canonical)})")
+        data_values = iter(values)
+        return self._result(layout, {name: (args[name] if is_indexed else next(data_values))
+                                     for name, _, is_indexed in layout.inputs})
+
+    def decode_receipt(self, receipt: Mapping[str, Any], address: str | None = None) -> list[DecodedLog]:
+        """The logs of a receipt (``web3``'s or a JSON-RPC one) that this decoder knows, in log order;
+        only those emitted by ``address`` if given. Logs of other events are skipped, as web3's
+        ``process_receipt(errors=DISCARD)`` does; a known event that does not decode raises."""
+        want = None if address is None else address.lower()
+        out = []
+        for log in receipt["logs"]:
+            emitter = str(log["address"]).lower()
+            if want is not None and emitter != want:
+                continue
+            topics = log["topics"]
+            if not topics or not self.knows(topics[0]):
+                continue
+            d = self.decode(topics, log["data"])
+            tx = log.get("transactionHash")
+            out.append(DecodedLog(d.event, d.args, emitter, _int(log.get("logIndex")), _int(log.get("blockNumber")),
+                                  None if tx is None else _as_bytes(tx, "transactionHash")))
+        return out
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    return int(value, 16) if isinstance(value, str) else int(value)

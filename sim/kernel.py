@@ -1,0 +1,232 @@
+"""The simulation kernel: the clock, the bus, latency, timers, the Decimal context and seeded draws.
+
+Everything the world's processes (``sim.processes``) and the mock venues (``sim.venues``) build on,
+and nothing that knows about either, so neither imports the other to get at these (``sim.world``
+is what wires them together).
+
+SimPy is the clock: simulated time inside SimPy is **seconds as a float**, counted from the
+scenario's start; everything published carries ``ts`` in **integer nanoseconds since the epoch**
+(``SimClock``), computed from integers, never read back from the float. Each process owns a
+``random.Random`` derived from the scenario seed and the process's name only
+(``sim.scenario.derive_rng(seed, name)``), so adding a process or a draw in one process never
+shifts another's draws. Nothing here reads the wall clock or the global ``random``.
+
+* ``Bus``: small frozen messages, synchronous callbacks in subscription order; every message is
+  also kept in ``Bus.messages`` in publish order.
+* ``LatencyModel``: one-way delays per endpoint and direction (base + seeded jitter), FIFO per
+  channel, and delivery of a call at the arrival time.
+* ``TimerService``: named one-shot and periodic timers (``TimerDue``; the core's ``TimerFired``).
+* ``CTX``, ``dsum``, ``to_ns``, ``normal``, ``exponential``: Decimal arithmetic in a pinned
+  context, whatever the caller's global context is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
+from typing import Any, Callable, Iterable, Mapping
+
+import simpy
+
+from tapedeck.sim.scenario import Latency, Link, derive_rng
+
+NS = 1_000_000_000
+# Every Decimal computation here runs in this context, whatever the caller's global context is.
+CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
+
+
+def dsum(values: Iterable[Decimal]) -> Decimal:
+    """Sum in ``CTX`` (the builtin ``sum`` would use the caller's global context)."""
+    total = Decimal(0)
+    for v in values:
+        total = CTX.add(total, v)
+    return total
+
+
+def to_ns(seconds: float | Decimal) -> int:
+    """Seconds (as written in a scenario) to integer nanoseconds, exactly for decimal inputs."""
+    d = seconds if isinstance(seconds, Decimal) else Decimal(repr(float(seconds)))
+    return int(CTX.multiply(d, Decimal(NS)).to_integral_value(ROUND_HALF_EVEN))
+
+
+def normal(rng: Any) -> Decimal:
+    """A standard normal draw (Irwin-Hall: 12 uniforms - 6), in Decimal: the same on every platform."""
+    total = Decimal(0)
+    for _ in range(12):
+        total = CTX.add(total, Decimal(rng.random()))
+    return CTX.subtract(total, Decimal(6))
+
+
+def exponential(rng: Any, mean: Decimal) -> Decimal:
+    """An exponential draw with the given mean, in Decimal."""
+    u = CTX.subtract(Decimal(1), Decimal(rng.random()))  # in (0, 1]
+    return CTX.multiply(CTX.minus(CTX.ln(u)), mean)
+
+
+class SimClock:
+    """Simulated time as epoch nanoseconds: ``start_ns`` is simulated t = 0."""
+
+    def __init__(self, env: simpy.Environment, start_ns: int = 0):
+        self.env, self.start_ns = env, start_ns
+
+    @property
+    def now_ns(self) -> int:
+        return self.start_ns + round(self.env.now * NS)
+
+    def seconds_until(self, ts_ns: int) -> float:
+        return max(0.0, (ts_ns - self.start_ns) / NS - self.env.now)
+
+    def timeout_until(self, ts_ns: int, value: Any = None) -> simpy.Timeout:
+        return self.env.timeout(self.seconds_until(ts_ns), value)
+
+    def call_at(self, ts_ns: int, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` when simulated time reaches ``ts_ns`` (no generator needed)."""
+        event = self.timeout_until(ts_ns)
+        event.callbacks.append(lambda _e: fn(*args))
+
+
+# ----------------------------------------------------------------------------- the bus
+
+
+@dataclass(frozen=True)
+class TimerDue:
+    """A named timer of ``TimerService`` reached its due time ``ts``."""
+
+    ts: int
+    name: str
+
+
+class Bus:
+    """In-process publish/subscribe; synchronous and ordered, so a run is reproducible."""
+
+    def __init__(self, *, record: bool = True):
+        self.record = record
+        self.messages: list[Any] = []
+        self._subscribers: list[tuple[tuple[type, ...], Callable[[Any], bool] | None, Callable[[Any], None]]] = []
+
+    def subscribe(self, callback: Callable[[Any], None], *types: type,
+                  where: Callable[[Any], bool] | None = None) -> None:
+        """Call ``callback(msg)`` for each message of one of ``types`` (all if none) that passes ``where``."""
+        self._subscribers.append((types, where, callback))
+
+    def publish(self, message: Any) -> None:
+        if self.record:
+            self.messages.append(message)
+        for types, where, callback in list(self._subscribers):
+            if (not types or isinstance(message, types)) and (where is None or where(message)):
+                callback(message)
+
+    def of(self, *types: type) -> list[Any]:
+        return [m for m in self.messages if isinstance(m, types)]
+
+    def store(self, env: simpy.Environment, *types: type) -> simpy.Store:
+        """A SimPy store that receives every matching message (for processes that ``yield store.get()``)."""
+        s = simpy.Store(env)
+        self.subscribe(s.put, *types)
+        return s
+
+
+# ----------------------------------------------------------------------------- latency
+
+
+class LatencyModel:
+    """One-way delays per endpoint (a venue or chain name) and direction (``outbound``: bot ->
+    endpoint, ``inbound``: endpoint -> bot): ``base_ms`` plus a jitter drawn from the channel's own
+    generator (``derive_rng(seed, "latency:{endpoint}:{direction}")``). Channels are FIFO by
+    default, like the TCP/WebSocket connections they stand for: a message never overtakes the
+    previous one on the same channel."""
+
+    DIRECTIONS = ("outbound", "inbound")
+
+    def __init__(self, env: simpy.Environment, clock: SimClock, seed: int | str, links: Mapping[str, Link], *,
+                 fifo: bool = True):
+        self.env, self.clock, self.seed, self.fifo = env, clock, seed, fifo
+        self.links = dict(links)
+        self._rngs: dict[tuple[str, str], Any] = {}
+        self._last: dict[tuple[str, str], int] = {}
+
+    def _spec(self, endpoint: str, direction: str) -> Latency:
+        if direction not in self.DIRECTIONS:
+            raise ValueError(f"direction must be 'outbound' or 'inbound', got {direction!r}")
+        try:
+            link = self.links[endpoint]
+        except KeyError:
+            raise KeyError(f"no latency for endpoint {endpoint!r} (known: {', '.join(self.links)})") from None
+        return link.outbound if direction == "outbound" else link.inbound
+
+    def sample_ns(self, endpoint: str, direction: str) -> int:
+        spec = self._spec(endpoint, direction)
+        key = (endpoint, direction)
+        rng = self._rngs.get(key)
+        if rng is None:
+            rng = self._rngs[key] = derive_rng(self.seed, f"latency:{endpoint}:{direction}")
+        base = CTX.multiply(spec.base_ms, Decimal(1_000_000))
+        mean = CTX.multiply(spec.jitter_ms, Decimal(1_000_000))
+        if spec.jitter == "exponential":
+            jitter = exponential(rng, mean)
+        else:
+            jitter = CTX.multiply(Decimal(rng.random()), mean)
+        return int(CTX.add(base, jitter).to_integral_value(ROUND_FLOOR))
+
+    def arrival_ns(self, endpoint: str, direction: str, sent_ns: int | None = None) -> int:
+        sent = self.clock.now_ns if sent_ns is None else sent_ns
+        arrival = sent + self.sample_ns(endpoint, direction)
+        if self.fifo:
+            key = (endpoint, direction)
+            arrival = max(arrival, self._last.get(key, arrival))
+            self._last[key] = arrival
+        return arrival
+
+    def send(self, endpoint: str, direction: str, fn: Callable[..., Any], *args: Any) -> int:
+        """Call ``fn(arrival_ns, *args)`` when a message sent now arrives; returns the arrival time."""
+        arrival = self.arrival_ns(endpoint, direction)
+        self.clock.call_at(arrival, fn, arrival, *args)
+        return arrival
+
+
+# ----------------------------------------------------------------------------- timers
+
+
+class TimerService:
+    """Named timers, fired as ``TimerDue`` at exactly their due time (a time already past fires
+    now). Setting a name again replaces its timer; ``cancel`` stops it. Periodic timers fire at
+    ``first + k * interval``."""
+
+    def __init__(self, env: simpy.Environment, clock: SimClock, bus: Bus):
+        self.env, self.clock, self.bus = env, clock, bus
+        self._armed: dict[str, int] = {}  # name -> generation of its live timer
+        self._generations = 0
+
+    def _arm(self, name: str) -> int:
+        self._generations += 1
+        self._armed[name] = self._generations
+        return self._generations
+
+    def at(self, name: str, ts_ns: int) -> None:
+        due = max(ts_ns, self.clock.now_ns)
+        self.clock.call_at(due, self._fire, name, self._arm(name), due, 0)
+
+    def after(self, name: str, delay_ns: int) -> None:
+        self.at(name, self.clock.now_ns + delay_ns)
+
+    def every(self, name: str, interval_ns: int, first_ns: int | None = None) -> None:
+        if interval_ns <= 0:
+            raise ValueError(f"timer {name!r}: interval must be positive, got {interval_ns}")
+        due = self.clock.now_ns + interval_ns if first_ns is None else max(first_ns, self.clock.now_ns)
+        self.clock.call_at(due, self._fire, name, self._arm(name), due, interval_ns)
+
+    def cancel(self, name: str) -> bool:
+        """Stop a timer; True if one was armed under that name."""
+        return self._armed.pop(name, None) is not None
+
+    @property
+    def armed(self) -> tuple[str, ...]:
+        return tuple(self._armed)
+
+    def _fire(self, name: str, generation: int, due: int, interval: int) -> None:
+        if self._armed.get(name) != generation:
+            return  # replaced or cancelled
+        if not interval:
+            del self._armed[name]
+        self.bus.publish(TimerDue(due, name))
+        if interval and self._armed.get(name) == generation:
+            self.clock.call_at(due + interval, self._fire, name, generation, due + interval, interval)
