@@ -52,6 +52,7 @@ class ConfigModel(_Strict):
     engine: dict[str, Any] = {}  # engine rules (failure suspension...), checked by the engine
     pools: list[dict[str, Any]] = []  # registry additions, checked by the registry
     paper: dict[str, Any] = {}  # paper-fill settings, checked by the paper gateway
+    outcomes: dict[str, Any] = {}  # how outcomes value what runs hold (the named ETH price)
 
 
 class ConfigInvalid(ValueError):
