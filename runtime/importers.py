@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 
 import msgspec
 
-from tapedeck.adapters.eventlog import EventLog, Manifest
+from tapedeck.adapters.eventlog import EventLog, Manifest, WriterLock
 from tapedeck.adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
 from tapedeck.adapters.uniswap_v3_logs import read_v3_logs
 from tapedeck.domain import events as ev
@@ -80,6 +80,14 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         if not Path(p).is_file():
             raise ImportError_(f"{p}: no such file")
     out = Path(out)
+    # One writer at a time: held across read, merge and replace, so a second import into the same
+    # log (or any other writer) is refused, never silently lost (``EventLogError`` names the holder).
+    with WriterLock(out):
+        return _import_locked(kind, paths, out, from_block, to_block)
+
+
+def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None,
+                   to_block: int | None) -> ImportReport:
     existing: list[ev.Event] = []
     manifest = Manifest(run_id="", mode="import")
     if out.exists():
