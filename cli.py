@@ -220,6 +220,11 @@ def replay(log_path: str, do_verify: bool, allow_incomplete: bool, config_path: 
 def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -> None:
     """``replay --verify``: one verdict, its exit code (see ``replay``'s help)."""
     log = open_checked(log_path)
+    try:
+        log.check_manifest()  # a tampered config would otherwise fail to build, or diverge
+    except EventLogError as e:
+        log.close()
+        raise Unreadable(str(e)) from None
     config = load_config(config_path) if config_path else log.manifest.config
     if not config:
         raise click.ClickException(f"{log_path}: run has no recorded config; pass --config")

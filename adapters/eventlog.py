@@ -44,6 +44,7 @@ the segment; every error here is an ``EventLogError`` with a one-line message.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -265,6 +266,33 @@ class Chain:
         self.next_seq = 1
         self.segments = 0
         self.chained: bool | None = None  # unknown until the first segment
+        self.manifest: dict[str, Any] | None = None  # as stored, once ``start`` has read it
+
+    def start(self, log: "EventLog") -> None:
+        """Before the first segment: the manifest must agree with its seal (so an edited config is
+        reported as tampering, not as the divergence it would cause) and the schema must be ours."""
+        path = log.path
+        data = self.manifest = log.stored_manifest()
+        seal, ended, fmt = data.get("seal") or {}, data.get("ended"), data.get("log_format", "")
+        if seal:
+            if not isinstance(seal, dict):
+                raise LogTampered(f"{path}: tampered: the seal is not an object")
+            if ended != "clean":
+                raise LogTampered(f"{path}: tampered: the manifest holds a seal but says the run ended {ended!r}")
+            if seal.get("manifest") != manifest_hash(data):
+                raise LogTampered(f"{path}: tampered: the manifest changed after the run was sealed")
+        elif ended == "clean" and fmt == SEGMENT_V2:
+            raise LogTampered(f"{path}: tampered: the run says it ended clean but has no seal")
+        config, chash = data.get("config"), data.get("config_hash")
+        if config and chash and config_hash(config) != chash:
+            raise LogTampered(f"{path}: tampered: the manifest's config does not match its config_hash")
+        if fmt == SEGMENT_V2:
+            schema = log._schema()
+            for (kind, name), sql in _schema().items():
+                if (kind, name) not in schema:
+                    raise LogDamaged(f"{path}: damaged: the {kind} {name!r} is missing")
+                if schema[(kind, name)] != sql:
+                    raise LogTampered(f"{path}: tampered: the {kind} {name!r} is not the one tapedeck writes")
 
     def _link(self, first: int, body: memoryview | bytes) -> tuple[Any, str]:
         h = self.digest.copy()
@@ -287,8 +315,9 @@ class Chain:
         """The events array of the stored segment, once it is known to fit after what came before."""
         if first != self.next_seq:
             if self.segments == 0:
-                raise LogTampered(f"{path}: tampered: the first segment starts at seq {first}, not 1 "
-                                  f"(seq 1..{_minus1(first)} missing or renumbered)", (first, first))
+                raise LogTampered(f"{path}: tampered at segment seq {_span(first, topic, state)}: the first "
+                                  f"segment starts at seq {first}, not 1 (seq 1..{_minus1(first)} missing or "
+                                  "renumbered)", (first, first))
             if isinstance(first, int) and first > self.next_seq:
                 raise LogTampered(f"{path}: tampered at segment seq {_span(first, topic, state)}: gap, seq "
                                   f"{self.next_seq}..{first - 1} missing (deleted or renumbered)", (first, first))
@@ -339,7 +368,7 @@ class Chain:
     def finish(self, log: "EventLog") -> Integrity:
         """Compare what was read with the manifest's seal; ``LogTampered`` when they disagree."""
         path = log.path
-        data = log.stored_manifest()
+        data = self.manifest if self.manifest is not None else log.stored_manifest()
         last = self.next_seq - 1
         ended = data.get("ended", "")
         seal = data.get("seal") or {}
@@ -355,10 +384,6 @@ class Chain:
         if foreign:
             raise LogTampered(f"{path}: tampered: {foreign} stored row(s) belong to no segment of run {log._stream}")
         if seal:
-            if not isinstance(seal, dict):
-                raise LogTampered(f"{path}: tampered: the seal is not an object")
-            if ended != "clean":
-                raise LogTampered(f"{path}: tampered: the manifest holds a seal but says the run ended {ended!r}")
             sealed_last = seal.get("last_seq")
             if sealed_last != last:
                 if isinstance(sealed_last, int) and sealed_last > last and log._rows_after(last):
@@ -372,12 +397,20 @@ class Chain:
                 raise LogTampered(f"{path}: tampered: digest {digest} differs from the sealed {seal.get('digest')}")
             if chained and seal.get("chain") != self.head:
                 raise LogTampered(f"{path}: tampered: the chain ends at {self.head}, the seal says {seal.get('chain')}")
-            if seal.get("manifest") != manifest_hash(data):
-                raise LogTampered(f"{path}: tampered: the manifest changed after the run was sealed")
-        elif ended == "clean" and fmt == SEGMENT_V2:
-            raise LogTampered(f"{path}: tampered: the run says it ended clean but has no seal")
         return Integrity(chained=bool(chained), sealed=bool(seal), complete=ended == "clean", ended=str(ended),
                          last_seq=last, segments=self.segments, digest=digest)
+
+
+@functools.cache
+def _schema() -> dict[tuple[str, str], str]:
+    """The schema objects of a chained log, as SQLite stores their definitions."""
+    tables = SQLiteAggregateRecorder(SQLiteDatastore(":memory:", originator_id_type="text")).create_table_statements
+    out = {}
+    for ddl in [*tables, _MANIFEST_DDL, _EVENTS_VIEW_DDL]:
+        ddl = ddl.replace(" IF NOT EXISTS", "")
+        kind, name = ddl.split()[1].lower(), ddl.split()[2]
+        out[(kind, name)] = ddl
+    return out
 
 
 def _minus1(first: Any) -> Any:
@@ -657,6 +690,11 @@ class EventLog:
     def is_writer(self) -> bool:
         return self._writer is not None
 
+    def check_manifest(self) -> None:
+        """Before trusting the manifest (its config builds the engine): it must agree with its seal
+        and the schema must be ours (``LogTampered``/``LogDamaged`` otherwise)."""
+        Chain().start(self)
+
     def stored_manifest(self) -> dict[str, Any]:
         """The manifest as stored now (a dict, unknown fields kept), for checking the seal."""
         return self._read_manifest(self.path)
@@ -676,6 +714,11 @@ class EventLog:
         if not isinstance(first, int):
             raise LogDamaged(f"{self.path}: damaged: a segment's seq is {first!r}")
         return first + len(self._raw_items(first, _events_part(self.path, first, topic, state))) - 1
+
+    def _schema(self) -> dict[tuple[str, str], str]:
+        with self._db("reading the schema"), self._datastore.transaction(commit=False) as c:
+            c.execute("SELECT type, name, sql FROM sqlite_master")
+            return {(r[0], r[1]): r[2] for r in c.fetchall()}
 
     def _foreign_rows(self) -> int:
         with self._db("counting stored rows"), self._datastore.transaction(commit=False) as c:
@@ -708,6 +751,8 @@ class EventLog:
             self.flush()
         own = check is None and after <= 0
         chain = Chain() if own else check
+        if chain is not None and chain.manifest is None:
+            chain.start(self)
         for first, topic, state in self._rows(after):
             if chain is not None:
                 events, h, link = chain.check(self.path, first, topic, state)

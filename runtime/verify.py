@@ -108,11 +108,23 @@ def verify(log: EventLog, engine: Engine) -> Verification:
     open_timers: dict[int, ev.TimerRequested] = {}
     fired: set[int] = set()
 
+    segments = log.typed_segments(check=chain)
+
     def fail(at: int, recorded: ev.Event | None, recomputed: ev.Event | None, reason: str = "") -> Verification:
-        return Verification(inputs, decisions, chain.digest.hexdigest(), Divergence(at, recorded, recomputed, reason))
+        # A decision that differs may be the first sign of an edit the chain shows only further on
+        # (a re-hashed segment breaks the next one's link, or the seal): read the rest, and report
+        # the tampering instead if there is any. Only a failing run pays for this.
+        digest = chain.digest.hexdigest()
+        try:
+            for _ in segments:
+                pass
+            chain.finish(log)
+        except EventLogError as e:
+            return Verification(inputs, decisions, digest, None, problem=e)
+        return Verification(inputs, decisions, digest, Divergence(at, recorded, recomputed, reason))
 
     try:
-        for first, items, _state in log.typed_segments(check=chain):
+        for first, items, _state in segments:
             seq = first - 1
             for _topic, event in items:
                 seq += 1
