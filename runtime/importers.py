@@ -3,7 +3,8 @@
 Each KIND names a reader that turns files into input events (bad rows become ``InputRejected``
 events, never exceptions). Importing into an existing log rewrites it with the old and the new
 events merged in event-time order (ties: block, then log index, then arrival), so one log can
-hold several venues; the old file is replaced atomically only once the new one is complete.
+hold several venues; the old file is replaced atomically only once the new one is complete, all
+under the log's writer lock (a second import, or any writer, into the same log is refused).
 """
 from __future__ import annotations
 
