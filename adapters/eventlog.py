@@ -248,6 +248,9 @@ class Integrity:
             return (f"incomplete: the run ended {self.ended!r} without a seal; {self.segments} segments "
                     f"({span}) {'chained and intact' if self.chained else 'unchained'}")
         if not self.chained:
+            if self.sealed:
+                return (f"unchained (old format), sealed: {self.segments} segments ({span}) contiguous, "
+                        "digest matches the seal")
             return f"unchained (old format): no chain or seal to check; {self.segments} segments ({span}) contiguous"
         return f"sealed: {self.segments} segments ({span}) chained and intact, digest matches the seal"
 
@@ -509,9 +512,14 @@ class EventLog:
             lock.release()
             raise
         log = cls(path, manifest, ds, 1, max_delay_ms=max_delay_ms)
-        log._writer = lock
-        log._start_flusher()
+        log._hold(lock)
         return log
+
+    def _hold(self, lock: WriterLock) -> None:
+        """Become the writer: the lock is released at ``close``, or when an unclosed log is collected."""
+        self._writer = lock
+        weakref.finalize(self, lock.release)
+        self._start_flusher()
 
     @staticmethod
     def _read_manifest(path: Path) -> dict[str, Any]:
@@ -576,7 +584,7 @@ class EventLog:
             self._chain = chain
             fmt = self.manifest.log_format
             self._chained = chain.chained is not False  # an old log goes on unchained; an empty one is chained
-            self._writer = lock
+            self._hold(lock)
             changed = False
             if self._chained and fmt != LOG_FORMAT:
                 self.manifest.log_format, changed = LOG_FORMAT, True
@@ -589,7 +597,6 @@ class EventLog:
             self._writer = None
             lock.release()
             raise
-        self._start_flusher()
 
     # ------------------------------------------------------------------ writing
 
