@@ -316,6 +316,9 @@ class Chain:
     # reader side
     def check(self, path: Path, first: Any, topic: Any, state: Any) -> tuple[memoryview, Any, str]:
         """The events array of the stored segment, once it is known to fit after what came before."""
+        if type(first) is not int:
+            raise LogTampered(f"{path}: tampered: a segment after seq {self.next_seq - 1} has seq {first!r}, "
+                              "not an integer", (self.next_seq, self.next_seq))
         if first != self.next_seq:
             if self.segments == 0:
                 raise LogTampered(f"{path}: tampered at segment seq {_span(first, topic, state)}: the first "
@@ -473,11 +476,14 @@ class EventLog:
         return SQLiteDatastore(str(path), originator_id_type="text", pool_size=1, max_overflow=2)
 
     @contextmanager
-    def _db(self, what: str) -> Iterator[None]:
-        """SQLite's and the library's errors as one-line ``LogDamaged`` naming the file and what was read."""
+    def _db(self, what: str, writing: bool = False) -> Iterator[None]:
+        """SQLite's and the library's errors as one line naming the file and what was being done:
+        ``LogDamaged`` for a read, ``EventLogError`` for a write (a full disk is no damage)."""
         try:
             yield
         except _DB_ERRORS as e:
+            if writing:
+                raise EventLogError(f"{self.path}: cannot record: {what}: {e}") from None
             raise LogDamaged(f"{self.path}: damaged: {what}: {e}") from None
 
     @classmethod
@@ -497,7 +503,11 @@ class EventLog:
             if manifest.config and not manifest.config_hash:
                 manifest.config_hash = config_hash(manifest.config)
             manifest.ended, manifest.seal, manifest.log_format = "open", {}, LOG_FORMAT
-            ds = cls._datastore(path)
+            # Built aside and renamed into place, so a run killed while it is created leaves no
+            # half-made file under its name.
+            making = path.with_name(path.name + ".creating")
+            remove_run_files(making)
+            ds = cls._datastore(making)
             try:
                 rec = SQLiteAggregateRecorder(ds)
                 rec.create_table()
@@ -505,9 +515,16 @@ class EventLog:
                     c.execute(_MANIFEST_DDL)
                     c.execute(_EVENTS_VIEW_DDL)
                     c.execute("INSERT INTO manifest (id, body) VALUES (1, ?)", (manifest.to_json(),))
+                with ds.transaction(commit=False) as c:
+                    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except _DB_ERRORS as e:
-                ds.close()
                 raise EventLogError(f"{path}: cannot create the run: {e}") from None
+            finally:
+                ds.close()
+            remove_run_files(path)  # stale -wal/-shm of an earlier file must not meet the new one
+            os.replace(making, path)
+            remove_run_files(making)
+            ds = cls._datastore(path)
         except BaseException:
             lock.release()
             raise
@@ -631,7 +648,7 @@ class EventLog:
         state, h, link = self._chain.seal_segment(first, events, self._chained)
         segment = StoredEvent(originator_id=self._stream, originator_version=first,
                               topic=SEGMENT_V2 if self._chained else SEGMENT_V1, state=state)
-        with self._db(f"writing the segment at seq {first}"):
+        with self._db(f"writing the segment at seq {first}", writing=True):
             self._recorder.insert_events([segment])
         self._chain.advance(self.path, first, segment.topic, h, link, n)
         del pending[:n]
@@ -648,7 +665,7 @@ class EventLog:
     def write_manifest(self) -> None:
         if self._writer is None:
             self._become_writer()
-        with self._db("writing the manifest"), self._datastore.transaction(commit=True) as c:
+        with self._db("writing the manifest", writing=True), self._datastore.transaction(commit=True) as c:
             c.execute("UPDATE manifest SET body = ? WHERE id = 1", (self.manifest.to_json(),))
 
     def _seal(self) -> dict[str, Any]:
@@ -679,7 +696,7 @@ class EventLog:
                     self.manifest.seal = self._seal()
                 self.write_manifest()
             if self._writer is not None:
-                with self._db("checkpointing"), self._datastore.transaction(commit=False) as c:
+                with self._db("checkpointing", writing=True), self._datastore.transaction(commit=False) as c:
                     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the .db file alone holds the run
         finally:
             self._closed = True
