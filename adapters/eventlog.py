@@ -19,9 +19,10 @@ the digest so far), so it commits to everything before it and its own position; 
 hash before it. One hashing pass over the bytes serves both digest and chain. When a run closes
 clean its **seal** goes into the manifest: last seq, segment count, digest, chain head and a hash of
 the rest of the manifest. Every full read (``segments``, ``typed_segments``, ``events``,
-``counts_by_topic``) checks, before yielding a segment, that it starts where the one before ended,
-that its bytes match its hash and that it links to its predecessor, and at the end compares what it
-read with the seal (``LogTampered`` names the first bad segment by seq range). The chain has no key:
+``counts_by_topic``) first checks the manifest against its seal and the schema against ours, then,
+before yielding a segment, that it starts where the one before ended, that its bytes match its hash
+and that it links to its predecessor, and at the end compares what it read with the seal
+(``LogTampered`` names the first bad segment by seq range). The chain has no key:
 it finds damage and edits, but a forger who recomputes every hash and the seal is caught only by
 ``replay --verify`` re-deciding the run (and by a digest published elsewhere). Logs written before
 chaining (topic ``segment.v1``: the state is the bare array, no seal) still load, read as

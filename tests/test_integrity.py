@@ -171,7 +171,7 @@ def sql(path: Path, statement: str, *params: object) -> None:
 
 
 def test_a_pending_batch_is_committed_after_max_delay_without_a_flush(tmp_path) -> None:
-    log = EventLog.create(tmp_path / "t.db", Manifest(run_id="", mode="live"), max_delay_ms=40)
+    log = EventLog.create(tmp_path / "t.db", Manifest(run_id="", mode="live"), max_delay_ms=300)
     for i in range(10):
         log.append(quote(i, "a", "1", "2"))
     reader = EventLog.open(tmp_path / "t.db")
@@ -186,7 +186,7 @@ def test_a_pending_batch_is_committed_after_max_delay_without_a_flush(tmp_path) 
 
 
 def test_a_killed_idle_recorder_loses_nothing_older_than_max_delay(tmp_path) -> None:
-    """The process appends, then waits (no more appends, no flush); killed 0.6 s later it has lost nothing."""
+    """The process appends, then waits (no more appends, no flush); killed 1 s later it has lost nothing."""
     path = tmp_path / "idle.db"
     script = textwrap.dedent(f"""
         import sys, time
@@ -201,7 +201,7 @@ def test_a_killed_idle_recorder_loses_nothing_older_than_max_delay(tmp_path) -> 
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "appended"
-    time.sleep(0.6)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     log = EventLog.open(path)
