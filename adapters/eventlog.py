@@ -292,10 +292,10 @@ class Chain:
             raise LogTampered(f"{path}: tampered: the manifest's config does not match its config_hash")
         if fmt == SEGMENT_V2:
             schema = log._schema()
-            for (kind, name), sql in _schema().items():
+            for (kind, name), known in _schema().items():
                 if (kind, name) not in schema:
                     raise LogDamaged(f"{path}: damaged: the {kind} {name!r} is missing")
-                if schema[(kind, name)] != sql:
+                if schema[(kind, name)] not in known:
                     raise LogTampered(f"{path}: tampered: the {kind} {name!r} is not the one tapedeck writes")
 
     def _link(self, first: int, body: memoryview | bytes) -> tuple[Any, str]:
@@ -408,16 +408,21 @@ class Chain:
                          last_seq=last, segments=self.segments, digest=digest)
 
 
+# Definitions a chained log may hold, as SQLite stores them. When one changes, keep the old text
+# here too, so logs written before still check out.
+_STORED_EVENTS_DDL = ("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, "
+                      "state BLOB, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID")
+
+
 @functools.cache
-def _schema() -> dict[tuple[str, str], str]:
-    """The schema objects of a chained log, as SQLite stores their definitions."""
+def _schema() -> dict[tuple[str, str], frozenset[str]]:
     tables = SQLiteAggregateRecorder(SQLiteDatastore(":memory:", originator_id_type="text")).create_table_statements
-    out = {}
+    out: dict[tuple[str, str], set[str]] = {("table", "stored_events"): {_STORED_EVENTS_DDL}}
     for ddl in [*tables, _MANIFEST_DDL, _EVENTS_VIEW_DDL]:
         ddl = ddl.replace(" IF NOT EXISTS", "")
         kind, name = ddl.split()[1].lower(), ddl.split()[2]
-        out[(kind, name)] = ddl
-    return out
+        out.setdefault((kind, name), set()).add(ddl)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _minus1(first: Any) -> Any:

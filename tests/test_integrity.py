@@ -804,3 +804,17 @@ def test_two_imports_into_one_log_at_once_never_lose_one_silently(tmp_path) -> N
             assert sum(1 for e in events if e.source == kind) == counts[kind]
         outcomes.append(len(landed))
     assert counts["uniswap-v3-logs"] and counts["uniswap-v3-logs"] <= v3
+
+
+def test_a_changed_schema_is_caught_and_extra_objects_are_allowed(tmp_path) -> None:
+    base = tmp_path / "base.db"
+    record_run(base, n=30).close()
+    p = fresh_copy(base)
+    sql(p, "CREATE INDEX by_topic ON stored_events (topic)")  # what a Datasette user might add
+    assert cli("replay", p, "--verify").exit_code == 0
+    c = sqlite3.connect(p)
+    c.execute("DROP VIEW events")
+    c.execute("CREATE VIEW events AS SELECT 1 AS seq, 'x' AS topic, '[]' AS body")
+    c.commit()
+    c.close()
+    assert "the view 'events' is not the one tapedeck writes" in _expect_tampered(p)
