@@ -222,15 +222,15 @@ def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -
     log = open_checked(log_path)
     try:
         log.check_manifest()  # a tampered config would otherwise fail to build, or diverge
+        config = load_config(config_path) if config_path else log.manifest.config
+        if not config:
+            raise click.ClickException(f"{log_path}: run has no recorded config; pass --config")
+        engine = engine_for(config, config_path or f"{log_path} manifest config")
+        result = verify(log, engine)
     except EventLogError as e:
-        log.close()
         raise Unreadable(str(e)) from None
-    config = load_config(config_path) if config_path else log.manifest.config
-    if not config:
-        raise click.ClickException(f"{log_path}: run has no recorded config; pass --config")
-    engine = engine_for(config, config_path or f"{log_path} manifest config")
-    result = verify(log, engine)
-    log.close()
+    finally:
+        log.close()
     status = result.status
     if result.problem is not None:
         raise Unreadable(str(result.problem))

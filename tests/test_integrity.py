@@ -780,8 +780,7 @@ def test_two_imports_into_one_log_at_once_never_lose_one_silently(tmp_path) -> N
     ends up holding exactly the events of those that said they landed."""
     v3 = len(V3_SAMPLE.read_text().splitlines()) - 1
     counts = {"uniswap-v3-logs": None, "uniswap-v2-reserves": None}
-    outcomes = []
-    for trial in range(4):
+    for trial in range(6):  # the issue's reproduction: 3 of 6 lost an import
         out = tmp_path / f"race{trial}.db"
         procs = {kind: subprocess.Popen([sys.executable, "-c", IMPORT_RACE.format(kind=kind, src=str(src), out=str(out))],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -802,7 +801,6 @@ def test_two_imports_into_one_log_at_once_never_lose_one_silently(tmp_path) -> N
         assert sources == set(landed), (landed, sources)
         for kind in landed:
             assert sum(1 for e in events if e.source == kind) == counts[kind]
-        outcomes.append(len(landed))
     assert counts["uniswap-v3-logs"] and counts["uniswap-v3-logs"] <= v3
 
 
