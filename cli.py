@@ -11,13 +11,13 @@ from typing import Any
 import click
 
 from tapedeck.adapters import config_files
-from tapedeck.adapters.eventlog import EventLog, EventLogError
+from tapedeck.adapters.eventlog import EventLog, EventLogError, same_file
 from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
 from tapedeck.runtime.loop import RunStats, replay_log
-from tapedeck.runtime.verify import verify
+from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
 from tapedeck.domain import events as ev
 from tapedeck.domain.strategies import ConfigError
 from tapedeck.runtime.strategy_loader import build_engine, code_differences, code_identity
@@ -37,6 +37,20 @@ def open_log(path: str) -> EventLog:
         return EventLog.open(path)
     except EventLogError as e:
         raise click.ClickException(str(e)) from None
+
+
+class Unreadable(click.ClickException):
+    """A run that cannot be checked: missing, damaged or tampered with (exit 2, one line)."""
+
+    exit_code = 2
+
+
+def open_checked(path: str) -> EventLog:
+    """Open a run for verify/inspect/export: any problem with the file is exit 2, one line."""
+    try:
+        return EventLog.open(path)
+    except EventLogError as e:
+        raise Unreadable(str(e)) from None
 
 
 def engine_for(config: dict[str, Any], where: str):  # type: ignore[no-untyped-def]
@@ -232,16 +246,41 @@ def check_against_independent_decode(paths: tuple[str, ...] | list[str],
 
 @main.command()
 @click.argument("log_path", metavar="LOG")
-@click.option("--verify", "do_verify", is_flag=True, help="Re-drive the recorded run and compare every decision.")
+@click.option("--verify", "do_verify", is_flag=True, help="Check the recorded run's bytes, re-drive it and compare every decision.")
+@click.option("--allow-incomplete", is_flag=True, help="With --verify: accept a run that did not end clean (its prefix is checked).")
 @click.option("--config", "config_path", default=None, help="Strategy config (TOML) overriding the recorded/default one.")
 @click.option("--out", default=None, help="Record a new run driven by LOG's inputs here.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def replay(log_path: str, do_verify: bool, config_path: str | None, out: str | None, force: bool) -> None:
-    """Verify a recorded run, or drive the strategies over a historical log into a new run."""
+def replay(log_path: str, do_verify: bool, allow_incomplete: bool, config_path: str | None, out: str | None,
+           force: bool) -> None:
+    """Verify a recorded run, or drive the strategies over a historical log into a new run.
+
+    --verify exits 0 verified, 1 diverged (the first differing decision is shown), 2 tampered or
+    damaged (the first bad segment is named), 3 incomplete (the run did not end clean; what it holds
+    was checked; --allow-incomplete makes that 0).
+    """
     if do_verify == bool(out):
         raise click.UsageError("give exactly one of --verify or --out RUN.db")
-    log = open_log(log_path)
     if do_verify:
+        verify_run(log_path, config_path, allow_incomplete)
+        return
+    if same_file(log_path, out):  # type: ignore[arg-type]
+        raise click.ClickException(f"--out {out} is the log being replayed ({log_path}); a replay never "
+                                   "writes over its source (choose another --out)")
+    log = open_log(log_path)
+    cfg_file = Path(config_path) if config_path else DEFAULT_CONFIG
+    config = load_config(cfg_file)
+    engine = engine_for(config, str(cfg_file))
+    stats = replay_into(log, config, engine, out, force)  # type: ignore[arg-type]
+    log.close()
+    click.echo(summary_line(stats, out))  # type: ignore[arg-type]
+
+
+def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -> None:
+    """``replay --verify``: one verdict, its exit code (see ``replay``'s help)."""
+    log = open_checked(log_path)
+    try:
+        log.check_manifest()  # a tampered config would otherwise fail to build, or diverge
         config = load_config(config_path) if config_path else log.manifest.config
         if not config:
             raise click.ClickException(f"{log_path}: run has no recorded config; pass --config")
@@ -250,20 +289,29 @@ def replay(log_path: str, do_verify: bool, config_path: str | None, out: str | N
         if changed:  # said, and still compared: same decisions from changed code is worth knowing too
             click.echo(f"recorded with different code: {'; '.join(changed)}")
         result = verify(log, engine)
+    except EventLogError as e:
+        raise Unreadable(str(e)) from None
+    finally:
         log.close()
-        if not result.ok:
-            click.echo(result.divergence.describe())  # type: ignore[union-attr]
-            click.echo(f"diverged at seq {result.divergence.seq} after {result.inputs} inputs, "  # type: ignore[union-attr]
-                       f"{result.decisions} matching decisions")
-            sys.exit(1)
-        click.echo(f"verified {result.inputs} inputs, {result.decisions} decisions, digest {result.digest}")
-        return
-    cfg_file = Path(config_path) if config_path else DEFAULT_CONFIG
-    config = load_config(cfg_file)
-    engine = engine_for(config, str(cfg_file))
-    stats = replay_into(log, config, engine, out, force)  # type: ignore[arg-type]
-    log.close()
-    click.echo(summary_line(stats, out))  # type: ignore[arg-type]
+    status = result.status
+    if result.problem is not None:
+        raise Unreadable(str(result.problem))
+    if status == DIVERGED:
+        click.echo(result.divergence.describe())  # type: ignore[union-attr]
+        click.echo(f"diverged at seq {result.divergence.seq} after {result.inputs} inputs, "  # type: ignore[union-attr]
+                   f"{result.decisions} matching decisions")
+        sys.exit(1)
+    integrity = result.integrity
+    assert integrity is not None
+    cut = (f"; the last input's {result.unrecorded} decision(s) were not recorded before it stopped"
+           if result.unrecorded else "")
+    if status == INCOMPLETE and not allow_incomplete:
+        click.echo(f"incomplete: {log_path} ended {integrity.ended!r} without a seal; what it holds checks out "
+                   f"({result.inputs} inputs, {result.decisions} decisions up to seq {integrity.last_seq}, "
+                   f"digest {result.digest}){cut}; --allow-incomplete accepts it")
+        sys.exit(3)
+    click.echo(f"integrity: {integrity.describe()}{cut}")
+    click.echo(f"verified {result.inputs} inputs, {result.decisions} decisions, digest {result.digest}")
 
 
 def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str, force: bool) -> RunStats:
@@ -294,26 +342,34 @@ def summary_line(stats: RunStats, out: str) -> str:
 @click.argument("run_path", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(run_path: str, as_json: bool) -> None:
-    """Show a run's manifest, its counts by event type and each strategy's outcome."""
+    """Show a run's manifest, whether it is complete and intact, its counts by event type and each
+    strategy's outcome. Exits 2 (one line) if the file is damaged or tampered with."""
     from tapedeck.runtime.outcomes import EthPrice, eth_price_source, outcomes
 
-    log = open_log(run_path)
-    counts = log.counts_by_topic()
-    m = log.manifest
+    log = open_checked(run_path)
     try:
-        price = EthPrice(eth_price_source(m.config)).source
-    except ValueError as e:
+        counts = log.counts_by_topic()  # a full read: checks every segment and the seal
+        integrity = log.integrity
+        try:
+            price = EthPrice(eth_price_source(log.manifest.config)).source
+        except ValueError as e:
+            raise click.ClickException(f"{run_path}: [outcomes] config: {e}") from None
+        results = outcomes(log.events(), price) if any(t.startswith(("OpportunityDetected", "OrderIntended",
+                                                                      "IntentRejected")) for t in counts) else {}
+    except EventLogError as e:
+        raise Unreadable(str(e)) from None
+    finally:
         log.close()
-        raise click.ClickException(f"{run_path}: [outcomes] config: {e}") from None
-    results = outcomes(log.events(), price) if any(t.startswith(("OpportunityDetected", "OrderIntended",
-                                                                  "IntentRejected")) for t in counts) else {}
-    log.close()
+    m = log.manifest
+    assert integrity is not None
     if as_json:
         strategies = {name: {**r.__dict__, "lost_to": dict(r.lost_to)} for name, r in results.items()}
         click.echo(json.dumps({"manifest": m.__dict__, "counts": counts, "total": sum(counts.values()),
-                               "strategies": strategies}, indent=2, sort_keys=True))
+                               "integrity": {**integrity.as_dict(), "summary": integrity.describe()},
+                               "strategies": strategies}, indent=2, sort_keys=True, default=str))
         return
     click.echo(f"run {m.run_id}  mode {m.mode}  ended {m.ended}  tapedeck {m.version}")
+    click.echo(f"integrity: {integrity.describe()}")
     click.echo(f"config hash {m.config_hash or '-'}  seed {m.seed}")
     if m.parent:
         click.echo(f"replayed from {m.parent}")
@@ -329,7 +385,10 @@ def inspect(run_path: str, as_json: bool) -> None:
 
 
 def _iso(ts_ns: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts_ns // 10**9)) + "Z"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts_ns // 10**9)) + "Z"
+    except (OverflowError, OSError, ValueError):  # not a time this machine can show
+        return f"{ts_ns} ns"
 
 
 @main.command()
@@ -344,11 +403,11 @@ def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
         raise click.ClickException(f"unknown event type(s): {', '.join(unknown)} (known: {', '.join(ev.BY_NAME)})")
     if fmt == "csv" and len(types) != 1:
         raise click.ClickException("csv export needs exactly one --type (columns differ per type)")
-    log = open_log(run_path)
+    log = open_checked(run_path)
     stream = sys.stdout if out == "-" else open(out, "w", newline="")
     try:
         writer = None
-        for e in log.events():
+        for e in _checked_events(log):
             name = type(e).__name__
             if types and name not in types:
                 continue
@@ -364,6 +423,16 @@ def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
         log.close()
         if stream is not sys.stdout:
             stream.close()
+
+
+def _checked_events(log: EventLog):  # type: ignore[no-untyped-def]
+    """The run's events; a damaged or tampered segment ends the export with exit 2 (nothing of it is written)."""
+    try:
+        yield from log.events()
+    except EventLogError as e:
+        raise Unreadable(str(e)) from None
+    if log.integrity is not None and not log.integrity.complete:
+        click.echo(f"note: {log.path}: {log.integrity.describe()}", err=True)
 
 
 # --------------------------------------------------------------------------- demo

@@ -19,6 +19,9 @@ The result does not depend on the order of imports:
 
 A log that holds decisions or executions (a run, not an import log) is refused: adding inputs
 under a run's decisions would break what verify proves about it.
+
+All of it (read, merge, replace) happens under the log's writer lock: a second import, or any
+writer, into the same log is refused with a clear error, never silently lost.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import msgspec
 from eventsourcing.persistence import PersistenceError
 
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
-from tapedeck.adapters.eventlog import EventLog, Manifest
+from tapedeck.adapters.eventlog import EventLog, Manifest, WriterLock
 from tapedeck.adapters.registry import (V2, V3, V3_TICK_SPACING, PoolSpec, Registry, RegistryError, adhoc_pool,
                                         fee_problem, load_registry)
 from tapedeck.adapters.uniswap_v2_reserves import SOURCE as V2_SOURCE
@@ -277,6 +280,14 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
     out = Path(out)
     if out.is_dir():
         raise ImportError_(f"--out {out}: is a directory, not a log file")
+    # One writer at a time: held across read, merge and replace, so a second import into the same
+    # log (or any other writer) is refused, never silently lost (``EventLogError`` names the holder).
+    with WriterLock(out):
+        return _import_locked(kind, paths, out, from_block, to_block, specs, registry, report)
+
+
+def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None, to_block: int | None,
+                   specs: dict[str, PoolSpec], registry: Registry, report: ImportReport) -> ImportReport:
     existing: list[ev.Event] = []
     manifest = Manifest(run_id="", mode="import")
     if out.exists():

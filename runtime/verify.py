@@ -1,17 +1,30 @@
-"""``replay --verify``: re-drive a fresh engine from a recorded run and compare every decision.
+"""``replay --verify``: check a recorded run's bytes, then re-drive a fresh engine and compare every decision.
 
-Inputs and executions are fed to the engine in recorded order; every decision it recomputes must
-equal the stored one byte for byte. The first difference is reported with both sides.
+Two verdicts in one pass over the log. The stored bytes: every segment must start where the one
+before ended, match its hash and link to its predecessor, and the whole must match the seal the
+run got when it closed clean (``adapters.eventlog``: a segment is checked before any of its events
+reach the engine, so a bad one is named by seq range and never decided on). The decisions: inputs
+and executions are fed to the engine in recorded order and every decision it recomputes must equal
+the stored one byte for byte; a recorded ``TimerFired`` must name a recorded ``TimerRequested`` of
+the same strategy and key that has not fired yet, at or after its ``at_ts``. The first problem is
+reported with both sides.
+
+A run that did not end clean (ended open or failed, no seal) is *incomplete*: what it holds is
+checked all the same, and decisions its last input did not get to record are not a divergence.
+``status`` is one of verified, incomplete, diverged, tampered (the bytes do not match their chain
+or seal) or damaged (unreadable); ``replay --verify`` exits 0, 3, 1, 2, 2 for them.
 """
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from dataclasses import dataclass
 
-from tapedeck.adapters.eventlog import EventLog
+from tapedeck.adapters.eventlog import Chain, EventLog, EventLogError, Integrity, LogTampered
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine
+
+VERIFIED, INCOMPLETE, DIVERGED, TAMPERED, DAMAGED = "verified", "incomplete", "diverged", "tampered", "damaged"
+EXIT_CODES = {VERIFIED: 0, DIVERGED: 1, TAMPERED: 2, DAMAGED: 2, INCOMPLETE: 3}
 
 
 @dataclass
@@ -19,16 +32,14 @@ class Divergence:
     seq: int
     recorded: ev.Event | None
     recomputed: ev.Event | None
+    reason: str = ""  # why, when it is not a plain difference of decisions
 
     def describe(self) -> str:
         def show(e: ev.Event | None) -> str:
             return "nothing" if e is None else f"{type(e).__name__} {ev.to_builtins(e)}"
 
-        return (
-            f"diverged at seq {self.seq}\n"
-            f"  recorded:   {show(self.recorded)}\n"
-            f"  recomputed: {show(self.recomputed)}"
-        )
+        head = f"diverged at seq {self.seq}" + (f": {self.reason}" if self.reason else "")
+        return f"{head}\n  recorded:   {show(self.recorded)}\n  recomputed: {show(self.recomputed)}"
 
 
 @dataclass
@@ -37,55 +48,114 @@ class Verification:
     decisions: int
     digest: str
     divergence: Divergence | None
+    integrity: Integrity | None = None  # None when the read stopped early (divergence, bad bytes)
+    problem: EventLogError | None = None  # the stored bytes are tampered with or damaged
+    unrecorded: int = 0  # decisions of an incomplete run's last input that it did not get to record
+
+    @property
+    def status(self) -> str:
+        if self.problem is not None:
+            return TAMPERED if isinstance(self.problem, LogTampered) else DAMAGED
+        if self.divergence is not None:
+            return DIVERGED
+        if self.integrity is not None and not self.integrity.complete:
+            return INCOMPLETE
+        return VERIFIED
 
     @property
     def ok(self) -> bool:
-        return self.divergence is None
+        """The whole run checks out: complete, intact, every decision the same."""
+        return self.status == VERIFIED
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+def _timer_problem(fired: ev.TimerFired, open_timers: dict[int, ev.TimerRequested], done: set[int]) -> str:
+    """Why a recorded ``TimerFired`` is not one the recorded decisions asked for ("" when it is)."""
+    req = open_timers.get(fired.requested)
+    if req is None:
+        if fired.requested in done:
+            return f"TimerFired for the TimerRequested at seq {fired.requested}, which has already fired"
+        return f"TimerFired names seq {fired.requested}, which holds no TimerRequested recorded before it"
+    if req.strategy != fired.strategy or req.key != fired.key:
+        return (f"TimerFired ({fired.strategy!r}, {fired.key!r}) does not match the TimerRequested at seq "
+                f"{fired.requested} ({req.strategy!r}, {req.key!r})")
+    if fired.ts < req.at_ts:
+        return f"TimerFired at ts {fired.ts}, before the requested at_ts {req.at_ts}"
+    del open_timers[fired.requested]
+    done.add(fired.requested)
+    return ""
 
 
 def verify(log: EventLog, engine: Engine) -> Verification:
-    """Feed recorded inputs/executions to ``engine``; every recomputed decision must equal the recorded one.
+    """Check ``log``'s bytes and feed its inputs/executions to ``engine``; every recomputed decision
+    must equal the recorded one.
 
-    The digest is blake2b of the run as one JSON list of ``[topic, event]`` pairs in sequence
-    order (the segments' bodies joined by commas), so it does not depend on how the events were
-    batched into segments. It is taken over the stored bytes once every recomputed decision in a
-    segment has been found equal to the stored one, byte for byte.
+    The digest is the log's (``adapters.eventlog``): blake2b of the run as one JSON list of
+    ``[topic, event]`` pairs in sequence order, so it does not depend on how the events were
+    batched into segments; it is computed from the stored bytes as they are checked, in the same
+    pass that decodes them (one decode per segment).
     """
-    h = hashlib.blake2b(digest_size=32)
-    update = h.update
-    first_segment = True
+    chain = Chain()
     expected: deque[ev.Event] = deque()
     handle = engine.handle
     inputs = decisions = 0
     seq = 0
     DECISION = ev.DECISION
+    TimerFired, TimerRequested = ev.TimerFired, ev.TimerRequested
+    open_timers: dict[int, ev.TimerRequested] = {}
+    fired: set[int] = set()
 
-    def fail(at: int, recorded: ev.Event | None, recomputed: ev.Event | None) -> Verification:
-        return Verification(inputs, decisions, h.hexdigest(), Divergence(at, recorded, recomputed))
+    segments = log.typed_segments(check=chain)
 
-    for first, items, state in log.typed_segments():
-        seq = first - 1
-        for _topic, event in items:
-            seq += 1
-            if event.KIND == DECISION:
-                if not expected:
-                    return fail(seq, event, None)
-                mine = ev.with_seq(expected.popleft(), seq)
-                if ev.encode(mine) != ev.encode(event):  # byte for byte, as stored
-                    return fail(seq, event, mine)
-                engine.decided(mine)
-                decisions += 1
-            else:
-                if expected:
-                    return fail(seq, None, expected[0])
-                inputs += 1
-                found = handle(event)
-                if found:
-                    expected.extend(found)
-        if not first_segment:
-            update(b",")
-        update(memoryview(state)[1:-1])
-        first_segment = False
+    def fail(at: int, recorded: ev.Event | None, recomputed: ev.Event | None, reason: str = "") -> Verification:
+        # A decision that differs may be the first sign of an edit the chain shows only further on
+        # (a re-hashed segment breaks the next one's link, or the seal): read the rest, and report
+        # the tampering instead if there is any. Only a failing run pays for this.
+        digest = chain.digest.hexdigest()
+        try:
+            for _ in segments:
+                pass
+            chain.finish(log)
+        except EventLogError as e:
+            return Verification(inputs, decisions, digest, None, problem=e)
+        return Verification(inputs, decisions, digest, Divergence(at, recorded, recomputed, reason))
+
+    try:
+        for first, items, _state in segments:
+            seq = first - 1
+            for _topic, event in items:
+                seq += 1
+                if event.KIND == DECISION:
+                    if not expected:
+                        return fail(seq, event, None)
+                    mine = ev.with_seq(expected.popleft(), seq)
+                    if ev.encode(mine) != ev.encode(event):  # byte for byte, as stored
+                        return fail(seq, event, mine)
+                    engine.decided(mine)
+                    decisions += 1
+                    if type(mine) is TimerRequested:
+                        open_timers[seq] = mine  # type: ignore[assignment]
+                else:
+                    if expected:
+                        return fail(seq, None, expected[0])
+                    if type(event) is TimerFired:
+                        why = _timer_problem(event, open_timers, fired)  # type: ignore[arg-type]
+                        if why:
+                            return fail(seq, event, None, why)
+                    inputs += 1
+                    found = handle(event)
+                    if found:
+                        expected.extend(found)
+        integrity = chain.finish(log)
+    except EventLogError as e:
+        return Verification(inputs, decisions, chain.digest.hexdigest(), None, problem=e)
+    log.integrity = integrity
+    result = Verification(inputs, decisions, integrity.digest, None, integrity)
     if expected:
-        return fail(seq + 1, None, expected[0])
-    return Verification(inputs, decisions, h.hexdigest(), None)
+        if integrity.complete:
+            return fail(seq + 1, None, expected[0])
+        result.unrecorded = len(expected)  # the run stopped before it recorded them
+    return result

@@ -97,6 +97,8 @@ def test_a_log_holding_an_old_schema_version_still_replays(tmp_path) -> None:
     from eventsourcing.persistence import StoredEvent
 
     log = EventLog.create(tmp_path / "old.db", Manifest(run_id="", mode="import"))
+    log.manifest.log_format = ""  # as code before chaining wrote it: unchained segments
+    log.write_manifest()
     v1 = msgspec.json.encode([1, 5, "binance", 0, "binance", "ETHUSDT", "10.5", "1", "10.6", "2"])
     v2 = msgspec.json.encode(["QuoteUpdated", 2, 6, "test", 0, "okx", "ETH-USD", "10", "1", "11", "1"])  # as v2 code wrote it
     body = b'[["QuoteUpdated.v1",' + v1 + b'],["QuoteUpdated.v2",' + v2 + b"]]"
