@@ -177,6 +177,10 @@ class Manifest:
         return cls(**known)
 
 
+class LogUnwritable(EventLogError):
+    """The log's folder cannot be written (missing, read only, not a folder)."""
+
+
 class WriterLock:
     """One writer per log: an exclusive ``flock`` on ``<log>.lock``, held from ``acquire`` to
     ``release`` (the kernel drops it if the process dies). The file holds the writer's pid, for
@@ -190,7 +194,13 @@ class WriterLock:
     def acquire(self) -> "WriterLock":
         if self._fd is not None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self._acquire()
+        except OSError as e:
+            raise LogUnwritable(f"{self.log_path}: cannot write the log here: {e.strerror or e}") from None
+
+    def _acquire(self) -> "WriterLock":
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -554,6 +564,8 @@ class EventLog:
                 row = probe.execute("SELECT body FROM manifest WHERE id = 1").fetchone()
         except sqlite3.DatabaseError as e:
             raise LogDamaged(f"{path}: not a tapedeck run or damaged ({e})") from None
+        except UnicodeDecodeError as e:  # sqlite3 decodes TEXT as UTF-8 while fetching
+            raise LogDamaged(f"{path}: damaged manifest: {e}") from None
         if row is None:
             raise LogDamaged(f"{path}: damaged: has no manifest")
         try:

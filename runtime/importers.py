@@ -34,7 +34,7 @@ import msgspec
 from eventsourcing.persistence import PersistenceError
 
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
-from tapedeck.adapters.eventlog import EventLog, Manifest, WriterLock
+from tapedeck.adapters.eventlog import EventLog, LogUnwritable, Manifest, WriterLock
 from tapedeck.adapters.registry import (V2, V3, V3_TICK_SPACING, PoolSpec, Registry, RegistryError, adhoc_pool,
                                         fee_problem, load_registry)
 from tapedeck.adapters.uniswap_v2_reserves import SOURCE as V2_SOURCE
@@ -282,8 +282,15 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         raise ImportError_(f"--out {out}: is a directory, not a log file")
     # One writer at a time: held across read, merge and replace, so a second import into the same
     # log (or any other writer) is refused, never silently lost (``EventLogError`` names the holder).
-    with WriterLock(out):
+    lock = WriterLock(out)
+    try:
+        lock.acquire()
+    except LogUnwritable as e:
+        raise ImportError_(f"--out {out}: cannot write the log: {e}") from None
+    try:
         return _import_locked(kind, paths, out, from_block, to_block, specs, registry, report)
+    finally:
+        lock.release()
 
 
 def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None, to_block: int | None,

@@ -32,6 +32,8 @@ from tests.conftest import ROOT, SPREAD_CONFIG, quote
 SAMPLE = ROOT / "fixtures" / "samples"
 V3_SAMPLE = SAMPLE / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-sample.raw.csv"
 V2_SAMPLE = SAMPLE / "uniswap-v2-sample.reserves.csv"
+V2_PAIR = "0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc"
+V3_POOL = "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640"  # the sample is the USDC/WETH pair's
 TAPEDECK = [sys.executable, "-m", "tapedeck.cli"]
 
 
@@ -51,7 +53,7 @@ def record_run(path: Path, n: int = 120, batch: int = 7) -> EventLog:
     """A clean, sealed run with inputs, decisions and executions in many small segments."""
     log = EventLog.create(path, Manifest(run_id="", mode="replay", config=SPREAD_CONFIG), overwrite=True)
     log._batch = batch
-    drive(spread_tape(n), build_engine(SPREAD_CONFIG), log, PaperGateway())
+    drive(spread_tape(n), (eng := build_engine(SPREAD_CONFIG)), log, PaperGateway(eng.state))
     log.close(ended="clean")
     return EventLog.open(path)
 
@@ -227,7 +229,7 @@ def paced(events):
 
 log = EventLog.create({path!r}, Manifest(run_id="", mode="replay", config=SPREAD_CONFIG), max_delay_ms=50)
 print("recording", flush=True)
-drive(paced(spread_tape(12_000)), build_engine(SPREAD_CONFIG), log, PaperGateway())
+drive(paced(spread_tape(12_000)), (eng := build_engine(SPREAD_CONFIG)), log, PaperGateway(eng.state))
 log.close(ended="clean")
 print("done", flush=True)
 """
@@ -293,7 +295,7 @@ def test_a_sim_killed_mid_run_holds_its_events_and_verifies_as_incomplete(tmp_pa
 
 def test_a_failed_run_is_incomplete_and_its_prefix_verifies(tmp_path) -> None:
     log = EventLog.create(tmp_path / "f.db", Manifest(run_id="", mode="replay", config=SPREAD_CONFIG))
-    drive(spread_tape(40), build_engine(SPREAD_CONFIG), log, PaperGateway())
+    drive(spread_tape(40), (eng := build_engine(SPREAD_CONFIG)), log, PaperGateway(eng.state))
     log.close(ended="failed: RuntimeError")
     r = cli("replay", tmp_path / "f.db", "--verify")
     assert r.exit_code == 3 and "ended 'failed: RuntimeError' without a seal" in r.output
@@ -752,7 +754,7 @@ def test_a_writer_in_another_process_refuses_imports_sims_and_replays_into_its_l
         assert proc.stdout.readline().strip() == "holding"
         day = tmp_path / "day.db"
         assert cli("import", "uniswap-v3-logs", V3_SAMPLE, "--out", day).exit_code == 0
-        for args in (("import", "uniswap-v2-reserves", V2_SAMPLE, "--out", p),
+        for args in (("import", "uniswap-v2-reserves", V2_SAMPLE, "--pool", V2_PAIR, "--out", p),
                      ("replay", day, "--out", p, "--force")):
             r = cli(*args)
             assert r.exit_code == 1, r.output
@@ -762,13 +764,13 @@ def test_a_writer_in_another_process_refuses_imports_sims_and_replays_into_its_l
         proc.kill()
         proc.wait()
     # the kernel dropped the dead writer's lock: the next writer goes ahead
-    r = cli("import", "uniswap-v2-reserves", V2_SAMPLE, "--out", p)
+    r = cli("import", "uniswap-v2-reserves", V2_SAMPLE, "--pool", V2_PAIR, "--out", p)
     assert r.exit_code == 0 and "log now holds 15 events" in r.output, r.output
 
 
 IMPORT_RACE = """
 import sys
-sys.argv = ["tapedeck", "import", {kind!r}, {src!r}, "--out", {out!r}]
+sys.argv = ["tapedeck", "import", {kind!r}, {src!r}, "--out", {out!r}, "--pool", {pool!r}]
 from tapedeck.cli import main
 main()
 """
@@ -782,9 +784,9 @@ def test_two_imports_into_one_log_at_once_never_lose_one_silently(tmp_path) -> N
     counts = {"uniswap-v3-logs": None, "uniswap-v2-reserves": None}
     for trial in range(6):  # the issue's reproduction: 3 of 6 lost an import
         out = tmp_path / f"race{trial}.db"
-        procs = {kind: subprocess.Popen([sys.executable, "-c", IMPORT_RACE.format(kind=kind, src=str(src), out=str(out))],
+        procs = {kind: subprocess.Popen([sys.executable, "-c", IMPORT_RACE.format(kind=kind, src=str(src), out=str(out), pool=pool)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-                 for kind, src in (("uniswap-v3-logs", V3_SAMPLE), ("uniswap-v2-reserves", V2_SAMPLE))}
+                 for kind, src, pool in (("uniswap-v3-logs", V3_SAMPLE, V3_POOL), ("uniswap-v2-reserves", V2_SAMPLE, V2_PAIR))}
         landed = []
         for kind, proc in procs.items():
             stdout, stderr = proc.communicate(timeout=60)
