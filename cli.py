@@ -15,7 +15,8 @@ from tapedeck.adapters.eventlog import EventLog, EventLogError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_logs import independent_decode_report
-from tapedeck.runtime.loop import RunStats, replay_log
+from tapedeck.runtime.bootstrap import BuildError, build_run
+from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import verify
 from tapedeck.domain import events as ev
 from tapedeck.domain.strategies import ConfigError, build_engine
@@ -91,7 +92,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     try:
         summary = run_scenario(sc, config, out, overwrite=force, scenario_file=str(scenario), progress=progress,
                                chain=chain)
-    except (EventLogError, ArtifactMissing) as e:
+    except (EventLogError, ArtifactMissing, BuildError) as e:
         raise click.ClickException(str(e)) from None
     if tty:
         click.echo("", err=True)
@@ -212,8 +213,9 @@ def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str,
             click.echo(f"\r  {s.inputs} inputs, {s.decisions} decisions", nl=False, err=True)
 
     try:
-        stats = replay_log(source, config, engine, out, overwrite=force, progress=progress)
-    except EventLogError as e:
+        stats = build_run("replay", config, out=out, source=source, engine=engine, overwrite=force,
+                          progress=progress).run()
+    except (EventLogError, BuildError) as e:
         raise click.ClickException(str(e)) from None
     if stderr_tty:
         click.echo("", err=True)
