@@ -75,11 +75,11 @@ class TimerQueue:
 class Loop:
     """The loop of ARCHITECTURE.md over one engine, store and gateway (see the module docstring).
 
-    ``feed`` takes an input or execution event. It is safe to call from inside itself (a gateway
-    reporting synchronously during ``submit``, a world callback): the event is queued and the
-    outer call feeds it once the current event's decisions are done, FIFO, never re-entrantly.
-    ``timers`` schedules each recorded ``TimerRequested`` (default: a ``TimerQueue``, merged by
-    ``run``)."""
+    ``feed`` takes an input or execution event (the gateway is bound to it: ``gateway.bind(feed)``).
+    It is safe to call from what the loop calls out to (a gateway reporting inside ``submit``, the
+    timer scheduler, ``progress``): the event is queued and fed once the current event's decisions
+    are done, in order, never re-entrantly. ``timers`` schedules each recorded ``TimerRequested``
+    (default: a ``TimerQueue``, merged into the source by ``run``; the sim passes its SimPy one)."""
 
     def __init__(self, engine: Engine, log: EventStore, gateway: Gateway | None = None,
                  progress: Callable[[RunStats], None] | None = None, progress_every: int = 100_000, *,
