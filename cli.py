@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 import sys
 import time
@@ -16,19 +17,22 @@ from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
-from tapedeck.runtime.loop import RunStats, replay_log
+from tapedeck.runtime.bootstrap import BuildError, build_run
+from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
 from tapedeck.domain import events as ev
 from tapedeck.domain.strategies import ConfigError
+from tapedeck.runtime.config_model import ConfigInvalid, validate_config
 from tapedeck.runtime.strategy_loader import build_engine, code_differences, code_identity
 
 DEFAULT_CONFIG = config_files.DEFAULT_CONFIG
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
+    """A config file read and checked against the schema (``runtime.config_model``), or one clear error."""
     try:
-        return config_files.load_config(path)
-    except config_files.ConfigFileError as e:
+        return validate_config(config_files.load_config(path), str(path))
+    except (config_files.ConfigFileError, ConfigInvalid) as e:
         raise click.ClickException(str(e)) from None
 
 
@@ -60,7 +64,38 @@ def engine_for(config: dict[str, Any], where: str):  # type: ignore[no-untyped-d
         raise click.ClickException(f"{where}: {e}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class TapedeckGroup(click.Group):
+    """Every refusal is one line on stderr (``Error: ...``) and exit status 2, never a traceback:
+    bad arguments, unreadable or wrong-kind files, invalid configs, damaged or tampered runs. Verify's
+    own verdicts keep their codes (1 diverged, 3 incomplete). An unexpected exception is a bug: it
+    is said in one line too (``TAPEDECK_DEBUG=1`` shows its traceback) with exit status 70."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Error: aborted", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            lines = [line for line in e.format_message().splitlines() if line.strip()] or [type(e).__name__]
+            for line in lines:  # one line per problem (a scenario file may have several)
+                click.echo(f"Error: {line}", err=True)
+            sys.exit(2)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # a bug of ours: still no traceback for the user
+            if os.environ.get("TAPEDECK_DEBUG"):
+                raise
+            click.echo(f"Error: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+                       f"(TAPEDECK_DEBUG=1 shows the traceback)", err=True)
+            sys.exit(70)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=TapedeckGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """tapedeck: record, replay, simulate and run on-chain trading bots on one deterministic core."""
 
@@ -70,7 +105,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("scenario")
-@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's own).")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None, help="Seed (default: the scenario's own).")
 @click.option("--out", default=None, help="Run file (default runs/<scenario>-seed<N>.db).")
 @click.option("--config", "config_path", default=None, help="Strategy config (default fixtures/config/sim-default.toml).")
 @click.option("--chain", "chain", type=click.Choice(["pyevm", "anvil"]), default="pyevm", show_default=True,
@@ -107,7 +142,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     try:
         summary = run_scenario(sc, config, out, overwrite=force, scenario_file=str(scenario), progress=progress,
                                chain=chain)
-    except (EventLogError, ArtifactMissing) as e:
+    except (EventLogError, ArtifactMissing, BuildError) as e:
         raise click.ClickException(str(e)) from None
     if tty:
         click.echo("", err=True)
@@ -322,8 +357,9 @@ def replay_into(source: EventLog, config: dict[str, Any], engine: Any, out: str,
             click.echo(f"\r  {s.inputs} inputs, {s.decisions} decisions", nl=False, err=True)
 
     try:
-        stats = replay_log(source, config, engine, out, overwrite=force, progress=progress)
-    except (EventLogError, PaperConfigError) as e:
+        stats = build_run("replay", config, out=out, source=source, engine=engine, overwrite=force,
+                          progress=progress).run()
+    except (EventLogError, BuildError, PaperConfigError) as e:
         raise click.ClickException(str(e)) from None
     if stderr_tty:
         click.echo("", err=True)
@@ -404,7 +440,11 @@ def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
     if fmt == "csv" and len(types) != 1:
         raise click.ClickException("csv export needs exactly one --type (columns differ per type)")
     log = open_checked(run_path)
-    stream = sys.stdout if out == "-" else open(out, "w", newline="")
+    try:
+        stream = sys.stdout if out == "-" else open(out, "w", newline="")
+    except OSError as e:
+        log.close()
+        raise click.ClickException(f"--out {out}: cannot write: {e.strerror or e}") from None
     try:
         writer = None
         for e in _checked_events(log):

@@ -27,5 +27,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigFileError(f"{p}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigFileError(f"{p}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigFileError(f"{p}: config file not readable (permission denied)") from None
+    except OSError as e:
+        raise ConfigFileError(f"{p}: cannot read the config file: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigFileError(f"{p}: not valid TOML: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigFileError(f"{p}: not valid TOML: {e}") from None

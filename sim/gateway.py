@@ -1,10 +1,11 @@
 """The gateway port in the simulated world: the engine's intents become real actions in it.
 
-``SimGateway.submit`` is what ``tapedeck.runtime.loop.Loop`` calls with every numbered ``OrderIntended``
-(the same port the live adapters implement). It answers at once with what the bot itself knows
-(``TransactionSubmitted``: nonce, fees, gas); everything the world decides later (inclusion or
-revert in a block, drops, the fill) comes back through ``deliver`` after the venue's inbound
-latency, as execution events the engine folds.
+``SimGateway`` is the ``Gateway`` port (``tapedeck.domain.ports``) in the sim: ``tapedeck.runtime.loop.Loop``
+binds it to its ``feed`` and calls ``submit`` with every numbered, flushed ``OrderIntended``; it returns
+nothing. Every execution event goes through that one ``report`` channel: what the bot itself knows
+at once (``TransactionSubmitted``: nonce, fees, gas; a malformed intent's ``OrderFailed``) during
+``submit``, and everything the world decides later (inclusion or revert in a block, drops, the
+fill) after the venue's inbound latency (``delivery``), stamped with its arrival time.
 
 Venues:
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import msgspec
 from web3.logs import DISCARD
 
 from tapedeck.domain import events as ev
@@ -37,12 +39,35 @@ from tapedeck.sim.onchain import SUCCESS, BlockResult, TxOutcome
 
 BOT_USDC = 50_000_000 * 10**6  # the bot's working capital on chain
 
+Report = Callable[[ev.Event], None]
+Deliver = Callable[[str, list[ev.Event]], None]
+
+
+def delivery(world: Any, report: Report) -> Deliver:
+    """``deliver(endpoint, events)``: what an endpoint (a chain, a venue) sends the bot reaches it
+    after the endpoint's inbound latency; each event is reported then, stamped with its arrival."""
+
+    def arrive(arrival_ns: int, events: list[ev.Event]) -> None:
+        for e in events:
+            report(msgspec.structs.replace(e, ts=arrival_ns))
+
+    def deliver(endpoint: str, events: list[ev.Event]) -> None:
+        world.latency.send(endpoint, "inbound", arrive, events)
+
+    return deliver
+
+
+def _unbound(*_: Any) -> None:
+    raise RuntimeError("a sim executor reported before SimGateway.bind(report)")
+
 
 class AaveLiquidations:
     """Executes liquidation intents on the Aave market of ``agents`` from the bot's account."""
 
-    def __init__(self, agents: AaveAgents, bot: str, deliver: Callable[[str, list[ev.Event]], None]):
-        self.agents, self.bot, self.deliver = agents, bot, deliver
+    def __init__(self, agents: AaveAgents, bot: str):
+        self.agents, self.bot = agents, bot
+        self.report: Report = _unbound
+        self.deliver: Deliver = _unbound
         self.side = agents.side
         self.venue = f"aave-v3:{self.side.name}"
         self.open: dict[str, ev.OrderIntended] = {}  # tx id -> intent
@@ -50,10 +75,14 @@ class AaveLiquidations:
         agents.market.approve("USDC", bot)
         self.side.subscribe(self.on_block)
 
-    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+    def bind(self, report: Report) -> None:
+        self.report, self.deliver = report, delivery(self.agents.world, report)
+
+    def submit(self, intent: ev.OrderIntended) -> None:
         if intent.side != "liquidate" or not intent.target:
-            return [_failed(intent, f"{self.venue} takes side 'liquidate' with a target borrower, "
-                                    f"got side {intent.side!r} target {intent.target!r}")]
+            self.report(_failed(intent, f"{self.venue} takes side 'liquidate' with a target borrower, "
+                                        f"got side {intent.side!r} target {intent.target!r}"))
+            return
         market, world = self.agents.market, self.agents.world
         fn = market.pool.functions.liquidationCall(market.asset("WETH"), market.asset("USDC"),
                                                    market.w3.to_checksum_address(intent.target), intent.amount,
@@ -62,7 +91,7 @@ class AaveLiquidations:
         tx = self.side.submit(self.bot, to=market.pool.address, data=call_data(fn), gas=LIQUIDATION_GAS,
                               max_priority_fee=intent.max_priority_fee, arrival_ns=arrival, tag="bot", call=fn)
         self.open[tx.id] = intent
-        return [_submitted(intent, self.venue, self.side.name, tx)]
+        self.report(_submitted(intent, self.venue, self.side.name, tx))
 
     def on_block(self, result: BlockResult) -> None:
         reports: list[ev.Event] = []
@@ -104,30 +133,36 @@ class PoolArbitrage:
     ``OrderFailed`` come ``InventoryChanged`` records of what it moved, read from that leg's token
     ``Transfer`` logs (leg 1 alone: USDC paid, WETH held), which outcomes mark to a named price."""
 
-    def __init__(self, dex: Any, bot: str, deliver: Callable[[str, list[ev.Event]], None], venue: str):
-        self.dex, self.bot, self.deliver, self.venue = dex, bot, deliver, venue
+    def __init__(self, dex: Any, bot: str, venue: str):
+        self.dex, self.bot, self.venue = dex, bot, venue
+        self.report: Report = _unbound
+        self.deliver: Deliver = _unbound
         self.side = dex.side
         self.legs: dict[str, tuple[ev.OrderIntended, int]] = {}  # tx id -> (intent, leg 0/1)
         self.done: dict[int, list[TxOutcome | None]] = {}  # intent seq -> outcomes of its two legs
         dex.fund(bot)
         self.side.subscribe(self.on_block)
 
-    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+    def bind(self, report: Report) -> None:
+        self.report, self.deliver = report, delivery(self.dex.world, report)
+
+    def submit(self, intent: ev.OrderIntended) -> None:
         buy_name, _, sell_name = intent.instrument.partition("->")
         buy, sell = self.dex.pool(buy_name), self.dex.pool(sell_name)
         if intent.side != "arb" or buy is None or sell is None or buy is sell:
-            return [_failed(intent, f"{self.venue} arbitrage needs side 'arb' and instrument '<pool>-><pool>' "
-                                    f"naming two of this world's pools, got {intent.side!r} {intent.instrument!r}")]
+            self.report(_failed(intent, f"{self.venue} arbitrage needs side 'arb' and instrument "
+                                        f"'<pool>-><pool>' naming two of this world's pools, "
+                                        f"got {intent.side!r} {intent.instrument!r}"))
+            return
         arrival = self.dex.world.latency.arrival_ns(self.side.name, "outbound", intent.ts)
         legs = self.dex.arbitrage_legs(self.bot, buy, sell, intent.amount, intent.max_priority_fee, arrival, "bot")
         if legs is None:
-            return [_failed(intent, f"{buy_name} quotes nothing for {intent.amount}")]
+            self.report(_failed(intent, f"{buy_name} quotes nothing for {intent.amount}"))
+            return
         self.done[intent.seq] = [None, None]
-        out: list[ev.Event] = []
         for i, tx in enumerate(legs):
             self.legs[tx.id] = (intent, i)
-            out.append(_submitted(intent, self.venue, self.side.name, tx))
-        return out
+            self.report(_submitted(intent, self.venue, self.side.name, tx))
 
     def on_block(self, result: BlockResult) -> None:
         reports: list[ev.Event] = []
@@ -188,10 +223,11 @@ class PoolArbitrage:
 class BookOrders:
     """Executes buy/sell intents as IOC market orders on a mock book venue."""
 
-    def __init__(self, venue: Any, feed: Callable[[ev.Event], None]):
+    def __init__(self, venue: Any):
         from tapedeck.sim.venues.cex import OrderReport
 
-        self.venue, self.feed = venue, feed
+        self.venue = venue
+        self.report: Report = _unbound
         self.name = venue.name
         spec = venue.spec  # fees are in the quote asset; a perp settles in USDC
         self.fee_asset = "USDC" if spec.kind == "perp" else spec.instrument.split("-")[-1]
@@ -199,22 +235,27 @@ class BookOrders:
         self.acked: set[str] = set()
         venue.bus.subscribe(self.on_report, OrderReport, where=lambda r: r.venue == self.name)
 
-    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+    def bind(self, report: Report) -> None:
+        self.report = report  # the venue's reports already arrive after its inbound latency
+
+    def submit(self, intent: ev.OrderIntended) -> None:
         from decimal import ROUND_FLOOR, Decimal
 
         from tapedeck.sim.venues.cex import BUY, SELL, Order
 
         spec = self.venue.spec
         if intent.side not in (BUY, SELL):
-            return [_failed(intent, f"{self.name} takes side buy or sell, got {intent.side!r}")]
+            self.report(_failed(intent, f"{self.name} takes side buy or sell, got {intent.side!r}"))
+            return
         qty = Decimal(intent.amount).scaleb(-spec.base_decimals)
         qty = (qty / spec.lot_size).to_integral_value(ROUND_FLOOR) * spec.lot_size
         if qty <= 0:
-            return [_failed(intent, f"amount {intent.amount} is below {self.name}'s lot size {spec.lot_size}")]
+            self.report(_failed(intent, f"amount {intent.amount} is below {self.name}'s lot size "
+                                        f"{spec.lot_size}"))
+            return
         client_id = f"intent-{intent.seq}"
         self.open[client_id] = intent
         self.venue.submit(Order(client_id, intent.side, qty))
-        return []
 
     def on_report(self, r: Any) -> None:
         from tapedeck.sim.venues.cex import ACCEPTED, CANCELLED, EXPIRED, REJECTED
@@ -225,34 +266,44 @@ class BookOrders:
         common = dict(ts=r.ts, source=f"sim:{self.name}", cause=intent.seq, intent=intent.seq)
         if r.client_id not in self.acked and r.status != REJECTED:
             self.acked.add(r.client_id)
-            self.feed(ev.OrderAcknowledged(**common, venue=self.name, order_id=r.order_id))
+            self.report(ev.OrderAcknowledged(**common, venue=self.name, order_id=r.order_id))
         final = r.remaining == 0
         if r.filled_qty:
-            self.feed(ev.OrderFilled(**common, venue=self.name, amount=r.filled_amount, notional=r.notional_amount,
-                                     fee=r.fee_amount, fee_asset=self.fee_asset,
-                                     final=final))
+            self.report(ev.OrderFilled(**common, venue=self.name, amount=r.filled_amount,
+                                       notional=r.notional_amount, fee=r.fee_amount, fee_asset=self.fee_asset,
+                                       final=final))
         elif r.status in (REJECTED, EXPIRED, CANCELLED) or (final and r.status != ACCEPTED):
-            self.feed(ev.OrderFailed(**common, venue=self.name, reason=f"{r.status}: {r.reason}".rstrip(": ")))
+            self.report(ev.OrderFailed(**common, venue=self.name, reason=f"{r.status}: {r.reason}".rstrip(": ")))
         if final:
             self.open.pop(r.client_id, None)
             self.acked.discard(r.client_id)
 
 
 class SimGateway:
-    """Routes each intent to the executor of its venue."""
+    """Routes each intent to the executor of its venue; all of them report through the one
+    ``report`` this gateway is bound to (executors added later are bound as they are added)."""
 
     def __init__(self) -> None:
         self.executors: dict[str, Any] = {}
+        self.report: Report = _unbound
+
+    def bind(self, report: Report) -> None:
+        self.report = report
+        for executor in self.executors.values():
+            executor.bind(report)
 
     def add(self, venue: str, executor: Any) -> None:
         self.executors[venue] = executor
+        if self.report is not _unbound:
+            executor.bind(self.report)
 
-    def submit(self, intent: ev.OrderIntended) -> list[ev.Event]:
+    def submit(self, intent: ev.OrderIntended) -> None:
         executor = self.executors.get(intent.venue)
         if executor is None:
             known = ", ".join(self.executors) or "none"
-            return [_failed(intent, f"no venue {intent.venue!r} in this world (executable venues: {known})")]
-        return executor.submit(intent)
+            self.report(_failed(intent, f"no venue {intent.venue!r} in this world (executable venues: {known})"))
+            return
+        executor.submit(intent)
 
 
 def _common(intent: ev.OrderIntended, venue: str) -> dict[str, Any]:

@@ -4,13 +4,21 @@ The world (``sim.world.World``: price path, blocks, oracles, mock venues) publis
 on its bus as SimPy time advances; each observable one is turned into an input event and fed to
 the same loop replay and live use (``tapedeck.runtime.loop.Loop``), so a sim run verifies with
 ``tapedeck replay --verify`` like any other. The true reference price is not recorded: no bot can
-see it, and scenario + seed regenerate it.
+see it, and scenario + seed regenerate it. A book quote keeps the venue's own time of it
+(``QuoteUpdated.venue_ts``) beside its arrival time (``ts``).
 
 Where the scenario has pools or borrowers, a chain backend (py-evm or anvil) runs beside the world
 (``sim.onchain``): Uniswap pools with their traders (``sim.dex_agents``), an Aave v3 market with
 borrowers and searchers (``sim.aave_agents``). What the chain tells a bot arrives after the chain's
 inbound latency (``deliver_to``). The engine's intents go to ``sim.gateway.SimGateway``, whose
-reports come back as execution events.
+reports come back as execution events through its one ``report`` channel (the loop's ``feed``).
+
+A strategy's ``TimerRequested`` fires as a ``TimerFired`` input through SimPy at its ``at_ts`` (at
+once if that is past); one due after the scenario's end never fires. The log is committed at every
+sim block (``flush_blocks``), so a killed sim loses at most one block's events.
+
+``run_scenario`` builds its run through ``tapedeck.runtime.bootstrap.build_run("sim", ...)``, which
+creates the store, engine, gateway and loop and hands them to ``SimWorld.run``.
 """
 from __future__ import annotations
 
@@ -18,14 +26,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from tapedeck.adapters.eventlog import EventLog, Manifest, config_hash
-import msgspec
-
-from tapedeck.runtime.loop import Loop, RunStats
 from tapedeck.domain import events as ev
-from tapedeck.runtime.strategy_loader import build_engine, code_identity
-from tapedeck.sim.gateway import BookOrders, SimGateway
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.ports import EventStore
+from tapedeck.runtime.loop import Loop, RunStats, timer_fired
 from tapedeck.runtime.outcomes import StrategyOutcome, eth_price_source, outcomes
+from tapedeck.sim.gateway import BookOrders, SimGateway, delivery
 from tapedeck.sim.kernel import Bus
 from tapedeck.sim.processes import BlockBuilt, OracleRound
 from tapedeck.sim.scenario import Scenario
@@ -62,7 +68,7 @@ class SimSummary:
 
 def _quote(q: BookQuote) -> ev.QuoteUpdated:
     return ev.QuoteUpdated(ts=q.ts, source=f"sim:{q.venue}", venue=q.venue, instrument=q.instrument,
-                           bid=q.bid, bid_size=q.bid_size, ask=q.ask, ask_size=q.ask_size)
+                           bid=q.bid, bid_size=q.bid_size, ask=q.ask, ask_size=q.ask_size, venue_ts=q.venue_ts)
 
 
 def _block(b: BlockBuilt) -> ev.BlockProduced:
@@ -78,15 +84,7 @@ def _oracle(o: OracleRound) -> ev.OracleUpdated:
 def deliver_to(world: World, loop: Loop) -> Callable[[str, list[ev.Event]], None]:
     """What an endpoint (a chain, a venue) sends the bot reaches it after the endpoint's inbound
     latency: the events are recorded then, stamped with their arrival time."""
-
-    def arrive(arrival_ns: int, events: list[ev.Event]) -> None:
-        for e in events:
-            loop.feed(msgspec.structs.replace(e, ts=arrival_ns))
-
-    def deliver(endpoint: str, events: list[ev.Event]) -> None:
-        world.latency.send(endpoint, "inbound", arrive, events)
-
-    return deliver
+    return delivery(world, loop.feed)
 
 
 def chain_backend(kind: str, start_time: int) -> Any:
@@ -108,93 +106,120 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     """Run the world of ``scenario`` with the engine built from ``config`` and record everything into
     a new run at ``out``. The engine is only ever built from the config (a strategy of one's own is
     named by its import path), so the recorded config always rebuilds it for ``replay --verify``."""
-    engine = build_engine(config)
-    manifest = Manifest(run_id="", mode="sim", config=config, config_hash=config_hash(config), seed=scenario.seed,
-                        sources=[f"scenario:{scenario.name}"], code=code_identity(engine),
-                        notes={"scenario_file": scenario_file, "duration_s": scenario.duration, "chain": chain})
-    log = EventLog.create(out, manifest, overwrite=overwrite)
-    gateway = SimGateway()
-    loop = Loop(engine, log, gateway=gateway)
-    summary = SimSummary(scenario.name, scenario.seed, scenario.duration, chain=chain)
-    world = World(scenario, bus=Bus(record=False))
-    deliver = deliver_to(world, loop)
+    from tapedeck.runtime.bootstrap import build_run, open_store
 
-    def on_quote(q: BookQuote) -> None:
-        summary.quotes += 1
-        loop.feed(_quote(q))
-
-    def on_mark(m: PerpMark) -> None:
-        loop.feed(ev.MarkPriceUpdated(ts=m.ts, source=f"sim:{m.venue}", venue=m.venue, instrument=m.instrument,
-                                      mark=m.mark, oracle=m.oracle))
-
-    def on_block(b: BlockBuilt) -> None:
-        summary.blocks += 1
-        loop.feed(_block(b))
-
-    def on_oracle(o: OracleRound) -> None:
-        summary.oracle_rounds += 1
-        loop.feed(_oracle(o))
-
-    for name, venue in world.venues.items():
-        gateway.add(name, BookOrders(venue, loop.feed))
-    if progress is not None:  # every 2% of simulated time, whatever the event rate
-        world.env.process(_report_progress(world, loop, progress, max(scenario.duration / 50, 1.0)))
-    world.bus.subscribe(on_quote, BookQuote)
-    world.bus.subscribe(on_mark, PerpMark)
-    world.bus.subscribe(on_block, BlockBuilt)
-    world.bus.subscribe(on_oracle, OracleRound)
-    backend = agents = side = dex = None
+    run = build_run("sim", config, out=out, scenario=scenario, overwrite=overwrite,
+                    scenario_file=scenario_file, progress=progress, chain=chain)
+    run.run()
+    summary: SimSummary = run.world.summary
+    recorded = open_store(out)
     try:
-        on_chain = scenario.chains and (scenario.agents.borrowers.count > 0 or scenario.pools)
-        if on_chain:
-            from tapedeck.sim.aave_agents import AaveAgents
-            from tapedeck.sim.gateway import AaveLiquidations
-            from tapedeck.sim.onchain import ChainSide, add_account
-
-            name = scenario.chains[0].name
-            # Chain time comes from the scenario, never the wall clock, so interest accrual, and with
-            # it every liquidated amount, is the same in every run. The set-up (deploy, positions:
-            # a few hundred one-second blocks) happens in the hour before the start.
-            backend = chain_backend(chain, scenario.start_ns // 10**9 - SETUP_SECONDS)
-            side = ChainSide(name, backend, world.chains[name], world.clock)
-            if scenario.pools:
-                from tapedeck.sim.dex_agents import DexAgents
-
-                dex = DexAgents(scenario, world, side, deliver)
-                dex.start(backend.accounts[0])
-            bot = bot_account(scenario.seed)
-            add_account(side, bot, backend.accounts[0])
-            if dex is not None and dex.pool("uniswap-v2") and dex.pool("uniswap-v3"):
-                from tapedeck.sim.gateway import PoolArbitrage
-
-                gateway.add(name, PoolArbitrage(dex, bot.address, deliver, name))
-            if scenario.agents.borrowers.count > 0:
-                agents = AaveAgents(scenario, world, side, deliver)
-                agents.start(backend.accounts[0])
-                gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address, deliver))
-                world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
-        world.run()
-    except BaseException as e:
-        log.close(ended=f"failed: {type(e).__name__}")
-        raise
+        found = outcomes(recorded.events(), eth_price_source(config))
     finally:
-        if backend is not None and hasattr(backend, "close"):
-            backend.close()
-    summary.stats = loop.stats
-    if side is not None:
-        summary.chain_txs, summary.chain_blocks = side.transactions, side.blocks_mined
-    if agents is not None:
-        summary.borrowers = len(agents.borrowers)
-        summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
-        summary.wins = dict(sorted(agents.wins.items()))
-    if dex is not None:
-        summary.pools, summary.pool_swaps, summary.arbitrages = len(dex.pools), dex.swaps, dex.arbitrages
-        summary.arb_searchers = {x.name: (x.won, x.lost) for x in dex.searchers}
-    log.manifest.started_ts, log.manifest.ended_ts = scenario.start_ns, world.end_ns
-    log.close(ended="clean")
-    found = outcomes(EventLog.open(out).events(), eth_price_source(config))
-    summary.strategies = {s.name: found.get(s.name, StrategyOutcome(s.name)) for s in engine.strategies}
+        recorded.close()
+    summary.strategies = {s.name: found.get(s.name, StrategyOutcome(s.name)) for s in run.engine.strategies}
     return summary
+
+
+class SimWorld:
+    """The world of one scenario, wired to a run's loop by ``run``: its observable messages become
+    inputs, the sim venues and chain become the gateway's executors, timers fire on its clock.
+    Built by ``tapedeck.runtime.bootstrap.build_run("sim", ...)``; ``summary`` says what happened."""
+
+    def __init__(self, scenario: Scenario, *, chain: str = "pyevm",
+                 progress: Callable[[RunStats], None] | None = None, flush_blocks: int = 1):
+        self.scenario, self.chain, self.progress, self.flush_blocks = scenario, chain, progress, flush_blocks
+        self.world = World(scenario, bus=Bus(record=False))
+        self.summary = SimSummary(scenario.name, scenario.seed, scenario.duration, chain=chain)
+        self.loop: Loop | None = None
+
+    def schedule(self, request: ev.TimerRequested, now: int) -> None:
+        """The loop's timer scheduler: ``TimerFired`` at ``at_ts`` on the world's clock (now if past)."""
+        self.world.clock.call_at(request.at_ts, self._fire, request)
+
+    def _fire(self, request: ev.TimerRequested) -> None:
+        assert self.loop is not None
+        self.loop.feed(timer_fired(request, max(request.at_ts, self.world.clock.now_ns)))
+
+    def run(self, loop: Loop, gateway: SimGateway, store: EventStore) -> tuple[int, int]:
+        """Wire the world to ``loop`` (inputs), ``gateway`` (executors) and ``store`` (a commit per
+        ``flush_blocks`` blocks), run it to the scenario's end; returns its (start, end) event time."""
+        scenario, summary, world, chain, progress = self.scenario, self.summary, self.world, self.chain, self.progress
+        self.loop = loop
+        deliver = deliver_to(world, loop)
+        flush_blocks = self.flush_blocks
+
+        def on_quote(q: BookQuote) -> None:
+            summary.quotes += 1
+            loop.feed(_quote(q))
+
+        def on_mark(m: PerpMark) -> None:
+            loop.feed(ev.MarkPriceUpdated(ts=m.ts, source=f"sim:{m.venue}", venue=m.venue, instrument=m.instrument,
+                                          mark=m.mark, oracle=m.oracle))
+
+        def on_block(b: BlockBuilt) -> None:
+            summary.blocks += 1
+            loop.feed(_block(b))
+            if flush_blocks and summary.blocks % flush_blocks == 0:
+                store.flush()  # a killed sim loses at most this many blocks' events
+
+        def on_oracle(o: OracleRound) -> None:
+            summary.oracle_rounds += 1
+            loop.feed(_oracle(o))
+
+        for name, venue in world.venues.items():
+            gateway.add(name, BookOrders(venue))
+        if progress is not None:  # every 2% of simulated time, whatever the event rate
+            world.env.process(_report_progress(world, loop, progress, max(scenario.duration / 50, 1.0)))
+        world.bus.subscribe(on_quote, BookQuote)
+        world.bus.subscribe(on_mark, PerpMark)
+        world.bus.subscribe(on_block, BlockBuilt)
+        world.bus.subscribe(on_oracle, OracleRound)
+        backend = agents = side = dex = None
+        try:
+            on_chain = scenario.chains and (scenario.agents.borrowers.count > 0 or scenario.pools)
+            if on_chain:
+                from tapedeck.sim.aave_agents import AaveAgents
+                from tapedeck.sim.gateway import AaveLiquidations
+                from tapedeck.sim.onchain import ChainSide, add_account
+
+                name = scenario.chains[0].name
+                # Chain time comes from the scenario, never the wall clock, so interest accrual, and with
+                # it every liquidated amount, is the same in every run. The set-up (deploy, positions:
+                # a few hundred one-second blocks) happens in the hour before the start.
+                backend = chain_backend(chain, scenario.start_ns // 10**9 - SETUP_SECONDS)
+                side = ChainSide(name, backend, world.chains[name], world.clock)
+                if scenario.pools:
+                    from tapedeck.sim.dex_agents import DexAgents
+
+                    dex = DexAgents(scenario, world, side, deliver)
+                    dex.start(backend.accounts[0])
+                bot = bot_account(scenario.seed)
+                add_account(side, bot, backend.accounts[0])
+                if dex is not None and dex.pool("uniswap-v2") and dex.pool("uniswap-v3"):
+                    from tapedeck.sim.gateway import PoolArbitrage
+
+                    gateway.add(name, PoolArbitrage(dex, bot.address, name))
+                if scenario.agents.borrowers.count > 0:
+                    agents = AaveAgents(scenario, world, side, deliver)
+                    agents.start(backend.accounts[0])
+                    gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address))
+                    world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
+            world.run()
+        finally:
+            if backend is not None and hasattr(backend, "close"):
+                backend.close()
+        summary.stats = loop.stats
+        if side is not None:
+            summary.chain_txs, summary.chain_blocks = side.transactions, side.blocks_mined
+        if agents is not None:
+            summary.borrowers = len(agents.borrowers)
+            summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
+            summary.wins = dict(sorted(agents.wins.items()))
+        if dex is not None:
+            summary.pools, summary.pool_swaps, summary.arbitrages = len(dex.pools), dex.swaps, dex.arbitrages
+            summary.arb_searchers = {x.name: (x.won, x.lost) for x in dex.searchers}
+        return scenario.start_ns, world.end_ns
 
 
 def _report_progress(world: World, loop: Loop, progress: Callable[[RunStats], None], every: float):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from tapedeck.domain.strategies import build_engine
 from tapedeck.domain.uniswap_v2 import get_amount_out
 from tapedeck.domain.uniswap_v3 import get_sqrt_ratio_at_tick, swap_within_range
 
-V2, V3 = "0xv2", "0xv3"
+V2, V3 = "pool-v2", "pool-v3"
 L = 12_000_000_000_000_000_000
 TICK = 200_005  # inside [200000, 200010): ~2060 USDC/WETH
 

@@ -687,7 +687,10 @@ def _timer_run(path: Path, fired: list[tuple[int, str, int, int]]) -> Path:
     inputs += [ev.TimerFired(ts=ts, source="timer", cause=req, strategy=["t", "u"][who], key=key, requested=req)
                for ts, key, req, who in fired]
     log = EventLog.create(path, Manifest(run_id="", mode="replay"), overwrite=True)
-    drive(inputs, TimerEngine(), log)
+    engine = TimerEngine()
+    for e in inputs:  # recorded as given: a hand-made log, not the loop's own timers (runtime.loop fires those)
+        for d in engine.handle(log.append(e)):
+            log.append(d)
     log.close(ended="clean")
     return path
 
@@ -740,7 +743,7 @@ HOLD_SCRIPT = """
 import sys, time
 sys.path.insert(0, {root!r})
 from tapedeck.adapters.eventlog import EventLog, Manifest
-log = EventLog.create({path!r}, Manifest(run_id="", mode="live"))
+log = EventLog.create({path!r}, Manifest(run_id="", mode="import"))
 print("holding", flush=True)
 time.sleep(60)
 """
@@ -757,7 +760,7 @@ def test_a_writer_in_another_process_refuses_imports_sims_and_replays_into_its_l
         for args in (("import", "uniswap-v2-reserves", V2_SAMPLE, "--pool", V2_PAIR, "--out", p),
                      ("replay", day, "--out", p, "--force")):
             r = cli(*args)
-            assert r.exit_code == 1, r.output
+            assert r.exit_code == 2, r.output
             assert one_line_error(r) == (f"Error: {p}: another writer (pid {proc.pid}) has this log open; "
                                          "wait for it to finish or choose another --out")
     finally:
@@ -795,7 +798,7 @@ def test_two_imports_into_one_log_at_once_never_lose_one_silently(tmp_path) -> N
                 landed.append(kind)
                 counts[kind] = int(stdout.split("imported ")[1].split(" ")[0])
             else:
-                assert proc.returncode == 1 and stderr.strip().count("\n") == 0, stderr
+                assert proc.returncode == 2 and stderr.strip().count("\n") == 0, stderr
                 assert f"Error: {out}: another writer (pid " in stderr and "has this log open" in stderr, stderr
         assert landed, "neither import landed"
         events = list(EventLog.open(out).events())

@@ -22,7 +22,7 @@ from tapedeck.runtime.loop import drive
 from tapedeck.runtime.outcomes import StrategyOutcome, outcomes
 from tests.conftest import quote, require_data
 
-V2, V3 = "0xv2", "0xv3"
+V2, V3 = "pool-v2", "pool-v3"
 FEE_BPS, FEE_PIPS, SPACING = 30, 500, 10
 ARB = {
     "risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16},
@@ -359,8 +359,8 @@ def test_a_v3_leg_beyond_the_known_tick_interval_is_filled_only_as_far_as_the_in
 
 def test_unfillable_intents_fail_with_a_reason() -> None:
     s = state_with(10**13, 10**13 * 10**12 // 1900, 200_000, 500, 10**21, None)
-    for instrument, side, why in (("0xv2->0xnope", "arb", "no pool '0xnope'"), ("0xv2", "arb", "'<buy pool>->"),
-                                  ("0xv2->0xv2", "arb", "both legs"), ("X", "liquidate", "nothing to fill")):
+    for instrument, side, why in (("pool-v2->0xnope", "arb", "no pool '0xnope'"), ("pool-v2", "arb", "'<buy pool>->"),
+                                  ("pool-v2->pool-v2", "arb", "both legs"), ("X", "liquidate", "nothing to fill")):
         reports: list[ev.Event] = []
         PaperGateway(s, pools={V3: PoolSpec(FEE_PIPS)}, report=reports.append).submit(
             ev.OrderIntended(seq=3, ts=1, strategy="a", venue="ethereum", instrument=instrument, side=side,
@@ -368,7 +368,7 @@ def test_unfillable_intents_fail_with_a_reason() -> None:
         assert [type(r) for r in reports] == [ev.OrderFailed] and why in reports[0].reason, reports
     reports = []
     PaperGateway(s, report=reports.append).submit(  # no fee tier known for the V3 pool
-        ev.OrderIntended(seq=3, ts=1, strategy="a", venue="ethereum", instrument="0xv2->0xv3", side="arb",
+        ev.OrderIntended(seq=3, ts=1, strategy="a", venue="ethereum", instrument="pool-v2->pool-v3", side="arb",
                          amount=10**9, notional=10**9))
     assert "fee tier unknown" in reports[0].reason
 
@@ -481,19 +481,19 @@ def test_cli_replay_and_inspect_say_what_was_paper_and_refuse_a_bad_paper_table(
     source.close(ended="clean")
     cfg = tmp_path / "arb.toml"
     cfg.write_text('[risk]\ndefault_max_notional = 1000000000000000\ndefault_max_outstanding = 10000000000000000\n'
-                   '[[strategies]]\nkind = "cross_pool_arb"\nname = "arb"\nv2_pool = "0xv2"\nv3_pool = "0xv3"\n'
-                   'min_profit = 0\nact = true\n[outcomes]\neth_price = "pool:0xv3"\n')
+                   '[[strategies]]\nkind = "cross_pool_arb"\nname = "arb"\nv2_pool = "pool-v2"\nv3_pool = "pool-v3"\n'
+                   'min_profit = 0\nact = true\n[outcomes]\neth_price = "pool:pool-v3"\n')
     runner = CliRunner()
     r = runner.invoke(main, ["replay", str(tmp_path / "day.db"), "--out", str(tmp_path / "run.db"), "--config", str(cfg)])
     assert r.exit_code == 0, r.output
     shown = runner.invoke(main, ["inspect", str(tmp_path / "run.db")]).output
     with EventLog.open(tmp_path / "run.db") as run:
-        result = outcomes(run.events(), "pool:0xv3")["arb"]
+        result = outcomes(run.events(), "pool:pool-v3")["arb"]
     assert result.paper_fills == 2 and result.paper_losing == 1
     assert f"paper: 2 fills, 1 at a loss, PnL {result.paper_pnl / 1e6:,.2f} USDC (computed from pool state" in shown
-    assert "executed: 0 fills" in shown and "ETH valued at pool 0xv3 (last 2,06" in shown  # the V3 swap's own price
+    assert "executed: 0 fills" in shown and "ETH valued at pool pool-v3 (last 2,06" in shown  # the V3 swap's own price
     bad = tmp_path / "bad.toml"
     bad.write_text(cfg.read_text() + '[paper]\ntaker_fee_bps = "ten"\n')
     r = runner.invoke(main, ["replay", str(tmp_path / "day.db"), "--out", str(tmp_path / "bad.db"), "--config", str(bad)])
-    assert r.exit_code == 1 and "[paper]: bad value" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "[paper]: bad value" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "bad.db").exists()

@@ -136,7 +136,7 @@ def test_digest_does_not_depend_on_how_events_were_batched_into_segments(tmp_pat
 
 ARB_CONFIG = {
     "risk": {"default_max_notional": 300_000 * 10**6, "default_max_outstanding": 10**13},
-    "strategies": [{"kind": "cross_pool_arb", "name": "arb", "v2_pool": "0xv2", "v3_pool": "0xv3",
+    "strategies": [{"kind": "cross_pool_arb", "name": "arb", "v2_pool": "pool-v2", "v3_pool": "pool-v3",
                     "min_profit": 0, "gas_units": 150_000, "gas_price_wei": 10**10, "act": True}],
 }
 
@@ -158,10 +158,10 @@ def pool_tape(moves) -> list[ev.Event]:
         ts = 1_000 + i
         if what == "v2":
             r0 = b * 1_000_000 * 10**6
-            out.append(ev.V2ReservesSynced(ts=ts, pool="0xv2", block=i, reserve0=r0, reserve1=r0 * 10**12 // a))
+            out.append(ev.V2ReservesSynced(ts=ts, pool="pool-v2", block=i, reserve0=r0, reserve1=r0 * 10**12 // a))
         elif what == "v3":
             sp = get_sqrt_ratio_at_tick(a) + 1
-            out.append(ev.V3Swapped(ts=ts, pool="0xv3", block=i, tx="0x", log_index=i, sender="s", recipient="r",
+            out.append(ev.V3Swapped(ts=ts, pool="pool-v3", block=i, tx="0x", log_index=i, sender="s", recipient="r",
                                     amount0=1, amount1=-1, sqrt_price_x96=sp, liquidity=b * 10**18, tick=a))
         else:
             out.append(ev.KillSwitchSet(ts=ts, engaged=a, reason="test"))

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.decimals import seconds_to_ns
+from tapedeck.domain.ids import Address, IdError
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState
 from tapedeck.domain.uniswap_v2 import get_amount_out
@@ -62,8 +63,8 @@ class CrossPoolArb:
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
         self.name = name
-        self.v2_pool = v2_pool.lower()
-        self.v3_pool = v3_pool.lower()
+        self.v2_pool = _pool_id("v2_pool", v2_pool)
+        self.v3_pool = _pool_id("v3_pool", v3_pool)
         self.fee_pips = int(v3_fee_pips)
         self.spacing = int(v3_tick_spacing)
         self.v2_fee_bps = int(v2_fee_bps)
@@ -192,3 +193,16 @@ def _maximise(profit: Callable[[int], int | None], upper: int) -> tuple[int, int
         if p is not None and (best is None or p > best):
             best_x, best = x, p
     return best_x, best
+
+
+def _pool_id(field: str, value: Any) -> str:
+    """A pool as the sources name it: a chain address (lowercase; a ``0x`` id must be a real
+    20-byte address) or, in a simulated world, the scenario's pool name."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field} must be a pool address or a scenario pool name, got {value!r}")
+    if value.lower().startswith("0x"):
+        try:
+            return str(Address.parse(value))
+        except IdError as e:
+            raise ValueError(f"{field}: {e}") from None
+    return value.lower()

@@ -1,0 +1,181 @@
+"""One place builds a run: ``build_run(mode, config, ...)`` wires source, engine, store, gateway,
+timers and the loop, and the modes differ only here.
+
+=========  ======================================  ==================  =======================
+mode       source                                  gateway             timers
+=========  ======================================  ==================  =======================
+replay     a historical log's inputs (``source``)  ``PaperGateway``    merged into its order
+sim        the scenario's world (``scenario``)     ``SimGateway``      SimPy, at ``at_ts``
+paper      any pull ``Source`` (``source``)        ``PaperGateway``    merged into its order
+live       (issue 13: the asyncio live runner)
+=========  ======================================  ==================  =======================
+
+The engine comes from ``tapedeck.runtime.strategy_loader.build_engine(config)`` unless one is given (a
+test's strategy). The store is created from ``out``: a path, or a URL whose scheme names the store
+(``sqlite:`` is the only one today; PostgreSQL is issue 14). ``Run.run()`` drives the run to its
+end, seals the manifest (event-time span, ``ended``: ``clean`` or ``failed: <why>``) and closes
+the store; a sim run's ``world.summary`` then says what the world did.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from tapedeck.adapters.eventlog import EventLog, Manifest, config_hash
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.ports import EventStore, Gateway
+from tapedeck.runtime.loop import Loop, RunStats
+
+MODES = ("replay", "sim", "paper", "live")
+LIVE_ISSUE = "issue 13 (live runner: real adapters, paper by default)"
+STORE_ISSUE = "issue 14 (a shared log on PostgreSQL)"
+
+
+class BuildError(ValueError):
+    """A run that cannot be built as asked; the message says what to change."""
+
+
+class NotBuiltYet(BuildError, NotImplementedError):
+    """A mode or store the design has a place for but that is not written yet (names its issue)."""
+
+
+@dataclass
+class Run:
+    """A built run. ``run()`` once: it drives the source through the loop, then seals and closes."""
+
+    mode: str
+    config: dict[str, Any]
+    engine: Engine
+    store: EventStore
+    loop: Loop
+    gateway: Gateway | None
+    execute: Callable[[], tuple[int, int]]  # drives the source; returns the run's (first, last) event time
+    world: Any = None  # sim: the ``sim.recording.SimWorld`` (its ``summary``)
+
+    def run(self) -> RunStats:
+        try:
+            started, ended = self.execute()
+        except BaseException as e:
+            self.store.close(ended=f"failed: {type(e).__name__}")
+            raise
+        self.store.manifest.started_ts, self.store.manifest.ended_ts = started, ended
+        self.store.close(ended="clean")
+        return self.loop.stats
+
+
+def store_path(where: str | Path) -> Path:
+    """The file behind ``where`` (a path or ``sqlite:`` URL); another scheme is not built yet."""
+    if isinstance(where, str):
+        parts = urlsplit(where)
+        if len(parts.scheme) > 1:  # one letter is a Windows drive, not a scheme
+            if parts.scheme != "sqlite":
+                raise NotBuiltYet(f"{where}: no {parts.scheme!r} store; the only store is sqlite "
+                                  f"(a path or sqlite:///path); other stores come with {STORE_ISSUE}")
+            if not parts.path:
+                raise BuildError(f"{where}: a sqlite URL names a file (sqlite:///path/run.db)")
+            return Path(parts.netloc + parts.path)
+    return Path(where)
+
+
+def create_store(where: str | Path, manifest: Manifest, *, overwrite: bool = False) -> EventStore:
+    """A new run's store at ``where`` (the seam a ``--store``/config choice plugs into)."""
+    return EventLog.create(store_path(where), manifest, overwrite=overwrite)
+
+
+def open_store(where: str | Path) -> EventStore:
+    """An existing run's store, to read."""
+    return EventLog.open(store_path(where))
+
+
+def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Engine | None = None,
+              source: Any = None, sources: list[str] | None = None, scenario: Any = None,
+              overwrite: bool = False, progress: Callable[[RunStats], None] | None = None,
+              chain: str = "pyevm", scenario_file: str = "", flush_blocks: int = 1) -> Run:
+    """Build a ``mode`` run recording into ``out`` with the engine of ``config`` (or ``engine``).
+
+    * ``replay``: ``source`` is a historical log (an ``EventStore``); its inputs (not its recorded
+      ``TimerFired``: the new run fires its own) drive the run, a paper gateway fills the intents.
+      ``out`` may not be the source itself.
+    * ``sim``: ``scenario`` (a ``sim.scenario.Scenario``) on the ``chain`` backend; the log is
+      committed every ``flush_blocks`` sim blocks (0: only by the store's own batching).
+    * ``paper``: ``source`` is any pull ``Source`` of input events in time order, named in the
+      manifest by ``sources``; a paper gateway fills the intents. Live feeds come with the live runner.
+    * ``live``: not built yet (``NotBuiltYet`` naming the live issue).
+    ``progress`` is called with the running counts (replay/paper: every 100,000 events; sim: every
+    2% of simulated time).
+    """
+    if mode not in MODES:
+        raise BuildError(f"unknown run mode {mode!r} (known: {', '.join(MODES)})")
+    if mode == "live":
+        raise NotBuiltYet(f"live runs are not built yet: they come with {LIVE_ISSUE}")
+    from tapedeck.runtime.strategy_loader import build_engine, code_identity
+
+    engine = engine or build_engine(config)  # before the store: a bad config leaves no run behind
+    code = code_identity(engine)
+    if mode == "sim":
+        return _sim(config, out, engine, scenario, overwrite, progress, chain, scenario_file, flush_blocks, code)
+    if source is None:
+        what = "a historical log to replay" if mode == "replay" else \
+            f"a source of input events (live feeds come with {LIVE_ISSUE})"
+        raise BuildError(f"a {mode} run needs {what}")
+    if mode == "replay":
+        _not_onto_itself(source, out)
+        manifest = Manifest(run_id="", mode="replay", config=config, config_hash=config_hash(config),
+                            sources=list(source.manifest.sources), parent=str(getattr(source, "path", "")),
+                            code=code)
+        inputs = (e for e in source.events() if e.KIND == ev.INPUT and type(e) is not ev.TimerFired)
+    else:
+        manifest = Manifest(run_id="", mode="paper", config=config, config_hash=config_hash(config),
+                            sources=list(sources or [type(source).__name__]), code=code)
+        inputs = source
+    from tapedeck.adapters.paper_gateway import PaperGateway
+
+    paper = PaperGateway.from_config(engine.state, config)  # a bad [paper] table fails before the run exists
+    return _pull(mode, config, engine, create_store(out, manifest, overwrite=overwrite), inputs, progress, paper)
+
+
+def _pull(mode: str, config: dict[str, Any], engine: Engine, store: EventStore, inputs: Any,
+          progress: Callable[[RunStats], None] | None, gateway: Any) -> Run:
+    """A run over a pull source: paper fills, timers merged into the source's order by ``Loop.run``."""
+    loop = Loop(engine, store, gateway, progress)
+
+    def execute() -> tuple[int, int]:
+        stats = loop.run(inputs)
+        return stats.first_ts, stats.last_ts
+
+    return Run(mode, config, engine, store, loop, gateway, execute)
+
+
+def _sim(config: dict[str, Any], out: str | Path, engine: Engine, scenario: Any, overwrite: bool,
+         progress: Callable[[RunStats], None] | None, chain: str, scenario_file: str, flush_blocks: int,
+         code: dict[str, Any]) -> Run:
+    """The simulated world: its messages are the inputs, its venues and chain the gateway's executors."""
+    from tapedeck.sim.gateway import SimGateway
+    from tapedeck.sim.recording import SimWorld
+
+    if scenario is None:
+        raise BuildError("a sim run needs a scenario")
+    world = SimWorld(scenario, chain=chain, progress=progress, flush_blocks=flush_blocks)
+    manifest = Manifest(run_id="", mode="sim", config=config, config_hash=config_hash(config), seed=scenario.seed,
+                        sources=[f"scenario:{scenario.name}"],
+                        notes={"scenario_file": scenario_file, "duration_s": scenario.duration, "chain": chain},
+                        code=code)
+    store = create_store(out, manifest, overwrite=overwrite)
+    gateway = SimGateway()
+    loop = Loop(engine, store, gateway, timers=world.schedule)
+    return Run("sim", config, engine, store, loop, gateway, lambda: world.run(loop, gateway, store), world)
+
+
+def _not_onto_itself(source: Any, out: str | Path) -> None:
+    """A replay never writes over the log it reads (``--force`` would delete it first)."""
+    dst = store_path(out)
+    src = getattr(source, "path", None)
+    if src is None:
+        return
+    same = Path(src).resolve() == dst.resolve() or (dst.exists() and Path(src).exists() and os.path.samefile(src, dst))
+    if same:
+        raise BuildError(f"{out}: is the log being replayed; record the replay into another file")
