@@ -90,6 +90,7 @@ _EVENTS_VIEW_DDL = (
 _segment_encoder = msgspec.json.Encoder()
 _segment_decoder = msgspec.json.Decoder(list[tuple[str, msgspec.Raw]])
 _typed_segment_decoder = msgspec.json.Decoder(list[tuple[str, ev.AnyEvent]])
+_CURRENT_TOPIC = {t: ev.topic(t) for t in ev.EVENT_TYPES}
 _DB_ERRORS = (sqlite3.Error, PersistenceError)
 
 
@@ -829,7 +830,14 @@ class EventLog:
 
         def typed(first: int, events: memoryview) -> list[tuple[str, ev.Event]]:
             try:
-                return _typed_segment_decoder.decode(events)
+                decoded = _typed_segment_decoder.decode(events)
+                # The union decodes by the body's type name alone: the stored topic must also say the
+                # current version, or an older body (fewer fields, renamed ones) would pass as new.
+                for topic, e in decoded:
+                    if topic != _CURRENT_TOPIC[type(e)]:
+                        break
+                else:
+                    return decoded
             except msgspec.ValidationError:
                 pass  # an older schema version inside: decode event by event
             except msgspec.DecodeError as e:

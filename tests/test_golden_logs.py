@@ -79,3 +79,37 @@ def test_schema2_quotes_load_as_version_3_without_a_venue_time() -> None:
     finally:
         log.close()
     assert len(quotes) == 772 and all(q.venue_ts == 0 and q.bid < q.ask for q in quotes)
+
+
+def test_the_segment_fast_path_honours_the_stored_version(tmp_path) -> None:
+    """A tagged OrderIntended.v1 body (what 4b5e517..8d012f1 wrote) decodes through the union by its
+    type name alone; the fast path must see the v1 topic and upcast it like the per-event path."""
+    import shutil
+
+    p = tmp_path / "tagged.db"
+    shutil.copy(GOLDEN / "schema1-tagged" / "replay.db", p)
+    log = EventLog.open(p)
+    try:
+        pairs = [(t, e) for _f, items, _s in log.typed_segments() for t, e in items]
+        per_event = list(log.events())
+    finally:
+        log.close()
+    assert [e for _t, e in pairs] == per_event
+    assert {t for t, _e in pairs if t.startswith("OrderIntended")} == {"OrderIntended.v1"}
+
+
+def test_the_fast_path_applies_the_upcasters(tmp_path, monkeypatch) -> None:
+    """An upcaster that changes a value must be applied whichever path reads the segment (the union
+    decode alone would fill the new field with its default)."""
+    import shutil
+
+    p = tmp_path / "tagged.db"
+    shutil.copy(GOLDEN / "schema1-tagged" / "replay.db", p)
+    monkeypatch.setitem(ev.UPCASTERS, ("OpportunityDetected", 1), lambda d: {**d, "key": "from-v1"})
+    log = EventLog.open(p)
+    try:
+        fast = [e for _f, items, _s in log.typed_segments() for _t, e in items if type(e) is ev.OpportunityDetected]
+        slow = [e for e in log.events() if type(e) is ev.OpportunityDetected]
+    finally:
+        log.close()
+    assert len(fast) == 169 and fast == slow and all(e.key == "from-v1" for e in fast)
