@@ -323,6 +323,9 @@ def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -
         changed = code_differences(log.manifest.code, code_identity(engine))
         if changed:  # said, and still compared: same decisions from changed code is worth knowing too
             click.echo(f"recorded with different code: {'; '.join(changed)}")
+        elif not log.manifest.code:
+            click.echo(f"recorded before runs named their code (tapedeck {log.manifest.version}): if a decision "
+                       f"differs, the code may have changed since")
         result = verify(log, engine)
     except EventLogError as e:
         raise Unreadable(str(e)) from None
@@ -346,6 +349,9 @@ def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -
                    f"digest {result.digest}){cut}; --allow-incomplete accepts it")
         sys.exit(3)
     click.echo(f"integrity: {integrity.describe()}{cut}")
+    if result.older_schema:
+        click.echo(f"{result.older_schema} decisions were recorded at an older schema version: compared on the "
+                   f"fields that version has (what it could say), fields added since were not compared")
     click.echo(f"verified {result.inputs} inputs, {result.decisions} decisions, digest {result.digest}")
 
 

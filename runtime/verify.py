@@ -51,6 +51,7 @@ class Verification:
     integrity: Integrity | None = None  # None when the read stopped early (divergence, bad bytes)
     problem: EventLogError | None = None  # the stored bytes are tampered with or damaged
     unrecorded: int = 0  # decisions of an incomplete run's last input that it did not get to record
+    older_schema: int = 0  # decisions stored at an older schema version: compared on the fields it has
 
     @property
     def status(self) -> str:
@@ -107,6 +108,8 @@ def verify(log: EventLog, engine: Engine) -> Verification:
     TimerFired, TimerRequested = ev.TimerFired, ev.TimerRequested
     open_timers: dict[int, ev.TimerRequested] = {}
     fired: set[int] = set()
+    current = {t: ev.topic(t) for t in ev.EVENT_TYPES}
+    older = 0  # decisions stored at an older schema version, compared on the fields it has
 
     segments = log.typed_segments(check=chain)
 
@@ -126,13 +129,17 @@ def verify(log: EventLog, engine: Engine) -> Verification:
     try:
         for first, items, _state in segments:
             seq = first - 1
-            for _topic, event in items:
+            for topic, event in items:
                 seq += 1
                 if event.KIND == DECISION:
                     if not expected:
                         return fail(seq, event, None)
                     mine = ev.with_seq(expected.popleft(), seq)
-                    if ev.encode(mine) != ev.encode(event):  # byte for byte, as stored
+                    seen = mine
+                    if topic != current[type(event)]:  # stored by older code: compare what it could say
+                        seen = ev.as_recorded(mine, topic, event)
+                        older += 1
+                    if ev.encode(seen) != ev.encode(event):  # byte for byte, as stored
                         return fail(seq, event, mine)
                     engine.decided(mine)
                     decisions += 1
@@ -154,6 +161,7 @@ def verify(log: EventLog, engine: Engine) -> Verification:
         return Verification(inputs, decisions, chain.digest.hexdigest(), None, problem=e)
     log.integrity = integrity
     result = Verification(inputs, decisions, integrity.digest, None, integrity)
+    result.older_schema = older
     if expected:
         if integrity.complete:
             return fail(seq + 1, None, expected[0])
