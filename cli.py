@@ -187,6 +187,9 @@ def outcome_lines(results: Any) -> list[str]:
                      f"{s.intents} acted on ({s.rejected} refused by risk), {s.won} won, {s.lost} lost, "
                      f"{s.pending} pending; PnL {s.pnl / 1e6:,.2f} USDC net of gas ({s.gas_wei / 1e18:.4f} ETH) "
                      f"and fees")
+        if s.suppressed:
+            lines.append(f"    suppressed as stale: {s.suppressed} gaps priced on state older than the strategy's "
+                         f"max_age (they would have reported {s.suppressed_net / 1e6:,.2f} USDC; not acted on)")
         if s.intents:
             partial = f" ({s.paper_partial} partial)" if s.paper_partial else ""
             gas = (f"; gas not modelled on {s.paper_gas_unmodelled} (no block base fee recorded)"
@@ -396,7 +399,7 @@ def inspect(run_path: str, as_json: bool) -> None:
             price = EthPrice(eth_price_source(log.manifest.config)).source
         except ValueError as e:
             raise click.ClickException(f"{run_path}: [outcomes] config: {e}") from None
-        results = outcomes(log.events(), price) if any(t.startswith(("OpportunityDetected", "OrderIntended",
+        results = outcomes(log.events(), price) if any(t.startswith(("OpportunityDetected", "OpportunitySuppressed", "OrderIntended",
                                                                       "IntentRejected")) for t in counts) else {}
     except EventLogError as e:
         raise Unreadable(str(e)) from None

@@ -97,6 +97,9 @@ def run_demo(data: str | None, workdir: Path, echo: Callable[[str], None] = prin
     else:
         echo("no arbitrage opportunity above the minimum profit")
     for s in found.values():
+        if s.suppressed:
+            echo(f"suppressed as stale ({s.strategy}): {s.suppressed} gaps priced on pool state older than its "
+                 f"max_age, not acted on")
         if s.intents:
             partial = f" ({s.paper_partial} partial: the V3 leg's known tick interval)" if s.paper_partial else ""
             gas = ("; gas not modelled: the recording has no block base fee" if s.paper_gas_unmodelled

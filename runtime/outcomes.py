@@ -78,6 +78,8 @@ class StrategyOutcome:
     opportunities: int = 0  # unique gaps
     redetections: int = 0  # detections of a gap already counted
     opportunity_net: int = 0  # net profit of the unique gaps as detected (an estimate, not an outcome)
+    suppressed: int = 0  # unique gaps priced on state older than the strategy's max_age (or stale): not acted on
+    suppressed_net: int = 0  # what those would have reported (not profit: the state was too old to trust)
     intents: int = 0
     rejected: int = 0
     won: int = 0
@@ -107,7 +109,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
     intents: dict[int, ev.OrderIntended] = {}
     open_intents: set[int] = set()
     gas_recorded: set[int] = set()  # intents whose transactions were recorded (gas charged there)
-    keys: dict[str, set[str]] = {}
+    keys: dict[Any, set[str]] = {}
     leftovers: list[tuple[StrategyOutcome, str, int, bool]] = []  # (outcome, asset, delta, paper)
 
     def of(name: str) -> StrategyOutcome:
@@ -135,6 +137,13 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
                 seen.add(e.key)
                 s.opportunities += 1
                 s.opportunity_net += e.net_profit
+        elif t is ev.OpportunitySuppressed:
+            s = of(e.strategy)
+            seen = keys.setdefault(("suppressed", e.strategy), set())  # type: ignore[arg-type]
+            if not e.key or e.key not in seen:
+                seen.add(e.key)
+                s.suppressed += 1
+                s.suppressed_net += e.net_profit
         elif t is ev.OrderIntended:
             of(e.strategy).intents += 1
             intents[e.seq] = e
