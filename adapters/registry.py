@@ -17,6 +17,7 @@ from typing import Any, Iterable, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tapedeck.domain.ids import Address, AssetId, ChainId, IdError, PoolId
+from tapedeck.adapters.validation import dotted
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = ROOT / "fixtures" / "registry.toml"
@@ -175,23 +176,13 @@ def _spec(p: PoolEntry) -> PoolSpec:
                     AssetId(chain, Address(p.token1.address), p.token1.symbol, p.token1.decimals), p.name)
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
 def _describe(path: Path, err: ValidationError) -> str:
     errors = err.errors()
     first = errors[0]
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tuple["))))
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{path}: {_dotted(loc)}: {msg}{more}"
+    return f"{path}: {dotted(loc)}: {msg}{more}"
 
 
 @dataclass

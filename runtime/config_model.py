@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from tapedeck.adapters.validation import dotted
+
 UINT256 = (1 << 256) - 1
 
 
@@ -57,17 +59,6 @@ class ConfigModel(_Strict):
 
 class ConfigInvalid(ValueError):
     """A config that does not fit the schema; ``str()`` is one line per problem, file and key first."""
-
-
-def dotted(loc: tuple[Any, ...]) -> str:
-    """``('strategies', 0, 'kind')`` -> ``strategies[0].kind``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
 
 
 def describe(where: str, exc: ValidationError) -> str:

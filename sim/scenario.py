@@ -58,6 +58,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, Val
 from pydantic_core import PydanticCustomError
 
 from tapedeck.adapters.config_files import FIXTURES  # package data: found the same way in a wheel
+from tapedeck.adapters.validation import dotted
 
 SCENARIO_DIR = FIXTURES / "scenarios"
 
@@ -327,7 +328,7 @@ def parse_scenario(text: str, *, file: str = "<scenario>") -> Scenario:
     try:
         raw = ScenarioFile.model_validate(data)
     except ValidationError as e:
-        raise ScenarioError("\n".join(f"{file}: {_where(err['loc'])}: {_reason(err)}" for err in e.errors())) from None
+        raise ScenarioError("\n".join(f"{file}: {dotted(err['loc'])}: {_reason(err)}" for err in e.errors())) from None
     problems: list[tuple[str, str]] = []
     scenario = _build(raw, file, Path(file).stem, problems)
     if problems:
@@ -639,14 +640,6 @@ class ScenarioFile(_Table):
 
 
 # ----------------------------------------------------------------------------- pydantic's errors, as lines
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    """``("reference", "moves", 0, "at")`` -> ``reference.moves[0].at``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
 
 
 def _unwrap(tp: Any) -> Any:
