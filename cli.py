@@ -326,9 +326,6 @@ def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -
         changed = code_differences(log.manifest.code, code_identity(engine))
         if changed:  # said, and still compared: same decisions from changed code is worth knowing too
             click.echo(f"recorded with different code: {'; '.join(changed)}")
-        elif not log.manifest.code:
-            click.echo(f"recorded before runs named their code (tapedeck {log.manifest.version}): if a decision "
-                       f"differs, the code may have changed since")
         result = verify(log, engine)
     except EventLogError as e:
         raise Unreadable(str(e)) from None
@@ -338,6 +335,9 @@ def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -
     if result.problem is not None:
         raise Unreadable(str(result.problem))
     if status == DIVERGED:
+        if not log.manifest.code:  # said where it matters: the divergence may be a code change
+            click.echo(f"recorded before runs named their code (tapedeck {log.manifest.version}): the code "
+                       f"may have changed since")
         click.echo(result.divergence.describe())  # type: ignore[union-attr]
         click.echo(f"diverged at seq {result.divergence.seq} after {result.inputs} inputs, "  # type: ignore[union-attr]
                    f"{result.decisions} matching decisions")
