@@ -210,7 +210,8 @@ def test_paper_pnl_on_the_real_day_equals_the_recomputation(tmp_path) -> None:
     v3, v2 = require_data(f"{V3_DIR}/{V3_FILE}"), require_data(V2_FILE)
     day = tmp_path / "day.db"
     import_files("uniswap-v3-logs", [str(v3)], day)
-    import_files("uniswap-v2-reserves", [str(v2)], day, from_block=18937382, to_block=18944480)
+    import_files("uniswap-v2-reserves", [str(v2)], day, from_block=18937382, to_block=18944480,
+                 pool="0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc")
     config = load_config(DEFAULT_CONFIG)
     strat = config["strategies"][0]
     with EventLog.open(day) as source:

@@ -44,7 +44,7 @@ def test_no_opportunity_is_priced_on_state_older_than_max_age(tmp_path) -> None:
     v3, v2 = require_data(V3_FILE), require_data(V2_FILE)
     day_path = tmp_path / "day.db"
     import_files("uniswap-v3-logs", [str(v3)], day_path)
-    import_files("uniswap-v2-reserves", [str(v2)], day_path)
+    import_files("uniswap-v2-reserves", [str(v2)], day_path, pool="0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc")
     config = load_config(DEFAULT_CONFIG)
     (strategy,) = config["strategies"]
     pools = (strategy["v2_pool"], strategy["v3_pool"])
