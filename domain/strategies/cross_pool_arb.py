@@ -8,9 +8,14 @@ Both pools order their tokens by address, so token0/token1 agree. Profit is coun
 
 The math is exact: V2 ``getAmountOut`` and the V3 swap step inside the current tick-spacing
 interval, where liquidity is certainly constant (no initialized tick can lie inside it); a trade
-that would need to cross the interval's edge is not considered. A cheap marginal-price test skips
-the search when neither direction can pay; otherwise an integer ternary search finds the input
-with the largest profit (the profit is concave in the input). Gas (``gas_units`` x
+that would need to cross the interval's edge is not considered (the largest size that stays inside
+is in closed form: ``feasible_max``). On the quiet path, the marginal-price test is two integer
+compares of the V3 price against thresholds computed once per V2 reserves. Otherwise the size comes
+from the closed form (``domain/cp_optimum.py``: inside the interval V3 is a constant-product pool on
+virtual reserves, and the contracts round against the trader, so the continuous round trip bounds
+the exact one): a priced event whose bound cannot pay gas and ``min_profit`` stops there, and the
+rest are sized by ``best_size``, an exact search of the profit levels from the bound down, at the
+candidate first. Every amount reported is the exact contract math at the size chosen. Gas (``gas_units`` x
 ``gas_price_wei``, paid in token1 = ETH) is converted to token0 at the V3 price.
 
 Freshness: it prices only on pools updated at most ``max_age_s`` seconds (default 60, five
@@ -138,52 +143,17 @@ class CrossPoolArb:
     def _priced(self, e: ev.Event, state: MarketState, a_pays: bool, r0: int, r1: int, sp: int, liq: int,
                 tick: int) -> Sequence[ev.Event | Intent]:
         """A direction pays at the margin: size it (closed form, then exact), gate on gas and profit."""
-        sp2 = self._sp2
-        fee_pips, v2_fee = self.fee_pips, self.v2_fee_bps
-
-        def v3_swap(amount: int, zero_for_one: bool) -> Any:
-            return swap_within_range(sp, liq, tick, self.spacing, fee_pips, amount, zero_for_one)
-
-        keep3, keep2 = 1_000_000 - fee_pips, 10_000 - v2_fee
-        if a_pays:
-            def profit(x: int) -> int | None:
-                y = get_amount_out(x, r0, r1, v2_fee)
-                if y <= 0:
-                    return -x  # too small to buy anything: feasible, a pure loss
-                r = v3_swap(y, False)
-                if r.amount1 != y:  # the V3 leg would leave the tick-spacing interval
-                    return None
-                return -r.amount0 - x
-            buy, sell = "uniswap-v2", "uniswap-v3"
-            trip = RoundTrip.v2_then_v3(r0, r1, keep2, sp, liq, keep3)
-            period = 1  # the V2 leg takes its fee exactly (x * 9970): no input is better placed
-        else:
-            def profit(x: int) -> int | None:
-                r = v3_swap(x, True)
-                if r.amount0 != x:
-                    return None
-                y = -r.amount1
-                if y <= 0:
-                    return -x
-                return get_amount_out(y, r1, r0, v2_fee) - x
-            buy, sell = "uniswap-v3", "uniswap-v2"
-            trip = RoundTrip.v3_then_v2(r0, r1, keep2, sp, liq, keep3)
-            # V3 keeps floor(x * (1e6 - fee) / 1e6) of the input: multiples of this lose nothing to it
-            period = 1_000_000 // gcd(fee_pips, 1_000_000) if fee_pips else 1
-
-        if profit(1) is None:  # (raises, as the exact math does, on a state outside its interval)
-            return ()
-        x_max = min(r0, _feasible_max(a_pays, r0, r1, sp, liq, tick, self.spacing, fee_pips, v2_fee))
-        bound = trip.max_profit_bound(x_max)
-        gas_cost = self.gas_units * self.gas_price_wei * Q192 // sp2  # token1 wei -> token0 units
+        gas_cost = self.gas_units * self.gas_price_wei * Q192 // self._sp2  # token1 wei -> token0 units
         need = max(1, self.min_profit + gas_cost)  # the smallest gross profit that is reported
-        if bound < need:
-            return ()  # provably nothing to report: no exact profit exceeds the continuous bound
-        best_x, best, proven = best_size(profit, trip, x_max, bound, need, period)
+        sized = size_round_trip(a_pays, r0, r1, sp, liq, tick, self.spacing, self.fee_pips, self.v2_fee_bps, need)
+        if sized is None:
+            return ()
+        best_x, best, proven = sized
         if not proven:
             self.unproven += 1
         if best_x == 0 or best is None or best <= 0:
             return ()
+        buy, sell = ("uniswap-v2", "uniswap-v3") if a_pays else ("uniswap-v3", "uniswap-v2")
         net = best - gas_cost
         if net < self.min_profit:
             return ()
@@ -217,6 +187,59 @@ class CrossPoolArb:
             reason=f"{why} (max_age {max_age} ns)", ids=tuple(old), age_ns=age, net_profit=net,
             profit_token=self.profit_token,
         )
+
+
+def round_trip_profit(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
+                      v2_fee_bps: int) -> Callable[[int], int | None]:
+    """The exact profit in token0 of round trip A (``a_pays``: V2 then V3) or B (V3 then V2) as a
+    function of the input, by the contracts' math (``get_amount_out``, ``swap_within_range``);
+    ``None`` where the V3 leg would leave the tick-spacing interval."""
+    def v3_swap(amount: int, zero_for_one: bool) -> Any:
+        return swap_within_range(sp, liq, tick, spacing, fee_pips, amount, zero_for_one)
+
+    if a_pays:
+        def profit(x: int) -> int | None:
+            y = get_amount_out(x, r0, r1, v2_fee_bps)
+            if y <= 0:
+                return -x  # too small to buy anything: feasible, a pure loss
+            r = v3_swap(y, False)
+            if r.amount1 != y:  # the V3 leg would leave the tick-spacing interval
+                return None
+            return -r.amount0 - x
+        return profit
+
+    def profit_b(x: int) -> int | None:
+        r = v3_swap(x, True)
+        if r.amount0 != x:
+            return None
+        y = -r.amount1
+        if y <= 0:
+            return -x
+        return get_amount_out(y, r1, r0, v2_fee_bps) - x
+    return profit_b
+
+
+def size_round_trip(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
+                    v2_fee_bps: int, need: int) -> tuple[int, int | None, bool] | None:
+    """``best_size`` of round trip A or B over the sizes ``1..r0`` that keep the V3 leg inside its
+    interval, or ``None`` when no size can make a profit of ``need`` (the continuous bound says so,
+    or not even size 1 is feasible)."""
+    profit = round_trip_profit(a_pays, r0, r1, sp, liq, tick, spacing, fee_pips, v2_fee_bps)
+    if profit(1) is None:  # (raises, as the exact math does, on a state outside its interval)
+        return None
+    keep3, keep2 = 1_000_000 - fee_pips, 10_000 - v2_fee_bps
+    if a_pays:
+        trip = RoundTrip.v2_then_v3(r0, r1, keep2, sp, liq, keep3)
+        period = 1  # the V2 leg takes its fee exactly (x * 9970): no input is better placed
+    else:
+        trip = RoundTrip.v3_then_v2(r0, r1, keep2, sp, liq, keep3)
+        # V3 keeps floor(x * (1e6 - fee) / 1e6) of the input: multiples of this lose nothing to it
+        period = 1_000_000 // gcd(fee_pips, 1_000_000) if fee_pips else 1
+    x_max = min(r0, feasible_max(a_pays, r0, r1, sp, liq, tick, spacing, fee_pips, v2_fee_bps))
+    bound = trip.max_profit_bound(x_max)
+    if bound < need:
+        return None  # provably nothing to report: no exact profit exceeds the continuous bound
+    return best_size(profit, trip, x_max, bound, need, period)
 
 
 # A level's interval up to this many sizes is searched exhaustively; a wider one is probed near the
@@ -286,7 +309,7 @@ def best_size(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, 
     return best_x, best, proven
 
 
-def _feasible_max(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
+def feasible_max(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
                   v2_fee_bps: int) -> int:
     """The largest input whose V3 leg stays inside the tick-spacing interval, in closed form.
 
