@@ -8,9 +8,14 @@ Both pools order their tokens by address, so token0/token1 agree. Profit is coun
 
 The math is exact: V2 ``getAmountOut`` and the V3 swap step inside the current tick-spacing
 interval, where liquidity is certainly constant (no initialized tick can lie inside it); a trade
-that would need to cross the interval's edge is not considered. A cheap marginal-price test skips
-the search when neither direction can pay; otherwise an integer ternary search finds the input
-with the largest profit (the profit is concave in the input). Gas (``gas_units`` x
+that would need to cross the interval's edge is not considered (the largest size that stays inside
+is in closed form: ``feasible_max``). On the quiet path, the marginal-price test is two integer
+compares of the V3 price against thresholds computed once per V2 reserves. Otherwise the size comes
+from the closed form (``domain/cp_optimum.py``: inside the interval V3 is a constant-product pool on
+virtual reserves, and the contracts round against the trader, so the continuous round trip bounds
+the exact one): a priced event whose bound cannot pay gas and ``min_profit`` stops there, and the
+rest are sized by ``best_size``, an exact search of the profit levels from the bound down, at the
+candidate first. Every amount reported is the exact contract math at the size chosen. Gas (``gas_units`` x
 ``gas_price_wei``, paid in token1 = ETH) is converted to token0 at the V3 price.
 
 Freshness: it prices only on pools updated at most ``max_age_s`` seconds (default 60, five
@@ -26,6 +31,7 @@ With ``act``, the intent's instrument is ``"<buy pool id>-><sell pool id>"`` (th
 """
 from __future__ import annotations
 
+from math import gcd, isqrt
 from typing import Any, Callable, Sequence
 
 from tapedeck.domain import events as ev
@@ -34,9 +40,14 @@ from tapedeck.domain.ids import Address, IdError
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState
 from tapedeck.domain.uniswap_v2 import get_amount_out
-from tapedeck.domain.uniswap_v3 import swap_within_range
+from tapedeck.domain.cp_optimum import RoundTrip
+from tapedeck.domain.uniswap_v3 import (
+    get_amount0_delta, get_amount1_delta, get_sqrt_ratio_at_tick, mul_div_rounding_up, swap_within_range,
+    tick_spacing_interval,
+)
 
 Q192 = 1 << 192
+_NEVER = 1 << 256  # above any sqrt price
 
 
 class CrossPoolArb:
@@ -77,60 +88,72 @@ class CrossPoolArb:
         self.priority_fee_wei = int(priority_fee_wei)  # the tip its transactions bid (wei per gas)
         self.max_age_ns = seconds_to_ns(max_age_s)
         self.intents = 0  # how many it has proposed (its client ids)
+        self.unproven = 0  # sizings left within their bound of the optimum, not proven optimal (best_size)
+        fee_keep, v2_keep = 1_000_000 - self.fee_pips, 10_000 - self.v2_fee_bps
+        self._a_keep, self._a_unit = v2_keep * fee_keep * Q192, 10_000 * 1_000_000  # the marginal tests
+        self._b_keep, self._b_unit = fee_keep * v2_keep, 1_000_000 * Q192 * 10_000
+        self._sp: Any = None  # the last V3 price seen, and its square
+        self._r0 = self._r1 = -1  # the V2 reserves the thresholds below are for
+        self._sp_a, self._sp_b = -1, _NEVER  # A pays iff sp <= _sp_a; B pays iff sp > _sp_b
+        self._sp2 = 0
 
     # ------------------------------------------------------------------ event
 
     def on_event(self, e: ev.Event, state: MarketState) -> Sequence[ev.Event | Intent]:
-        pool = getattr(e, "pool", "")
+        pool = e.pool  # type: ignore[attr-defined]  # every type it handles names its pool
         if pool != self.v2_pool and pool != self.v3_pool:
             return ()
         v2 = state.v2.get(self.v2_pool)
         v3 = state.v3.get(self.v3_pool)
-        if v2 is None or v3 is None or not v3.known or v3.liquidity <= 0 or v3.sqrt_price_x96 <= 0:
+        if v2 is None or v3 is None:
             return ()
+        liq = v3.liquidity
+        if liq is None or liq <= 0:
+            return ()
+        sp = v3.sqrt_price_x96
         r0, r1 = v2.reserve0, v2.reserve1
+        if r0 != self._r0 or r1 != self._r1:  # new reserves: the V3 prices at which each direction pays
+            self._thresholds(r0, r1)
+        if self._sp_a < sp <= self._sp_b:  # type: ignore[operator]
+            return ()  # the quiet path: at this price neither direction pays its fees
+        if r0 <= 0 or r1 <= 0 or sp <= 0:  # type: ignore[operator]
+            return ()  # an empty pool has no price
+        if sp is not self._sp:
+            self._sp, self._sp2 = sp, sp * sp  # type: ignore[operator]
+        return self._priced(e, state, sp <= self._sp_a, r0, r1, sp, liq, v3.tick)  # type: ignore[arg-type, operator]
+
+    def _thresholds(self, r0: int, r1: int) -> None:
+        """The marginal tests as V3 price thresholds for these reserves, so that the quiet path
+        compares two integers. The marginal output per unit input of each round trip at size 0,
+        compared with 1, where V3 gives ``keep*sp^2/2^192`` token1 per token0 (``2^192/sp^2`` back):
+
+        * A pays iff ``v2_keep*r1/r0 * fee_keep*2^192/sp^2 > 1``, i.e. ``sp^2 <= Ta``, i.e.
+          ``sp <= isqrt(Ta)``, ``Ta = (v2_keep*fee_keep*2^192*r1 - 1) // (10^10*r0)``;
+        * B pays iff ``fee_keep*sp^2/2^192 * v2_keep*r0/r1 > 1``, i.e. ``sp^2 > Tb``, i.e.
+          ``sp > isqrt(Tb)``, ``Tb = 10^10*2^192*r1 // (fee_keep*v2_keep*r0)``.
+
+        An empty pair (a reserve <= 0) prices nothing: both thresholds shut."""
+        self._r0, self._r1 = r0, r1
         if r0 <= 0 or r1 <= 0:
-            return ()  # an empty pair has no price
-        sp, liq, tick = v3.sqrt_price_x96, v3.liquidity, v3.tick
-        sp2 = sp * sp
-        fee_keep = 1_000_000 - self.fee_pips
-        v2_keep = 10_000 - self.v2_fee_bps
-        # Marginal output per unit input of each round trip at size 0, compared with 1.
-        # A: token1 per token0 on V2 = keep*r1/r0; token0 per token1 on V3 = keep*2^192/sp^2.
-        a_pays = v2_keep * r1 * fee_keep * Q192 > 10_000 * r0 * 1_000_000 * sp2
-        # B: token1 per token0 on V3 = keep*sp^2/2^192; token0 per token1 on V2 = keep*r0/r1.
-        b_pays = fee_keep * sp2 * v2_keep * r0 > 1_000_000 * Q192 * 10_000 * r1
-        if not (a_pays or b_pays):
+            self._sp_a, self._sp_b = -1, _NEVER
+            return
+        self._sp_a = isqrt((self._a_keep * r1 - 1) // (self._a_unit * r0))
+        self._sp_b = isqrt(self._b_unit * r1 // (self._b_keep * r0)) if self._b_keep > 0 else _NEVER
+
+    def _priced(self, e: ev.Event, state: MarketState, a_pays: bool, r0: int, r1: int, sp: int, liq: int,
+                tick: int) -> Sequence[ev.Event | Intent]:
+        """A direction pays at the margin: size it (closed form, then exact), gate on gas and profit."""
+        gas_cost = self.gas_units * self.gas_price_wei * Q192 // self._sp2  # token1 wei -> token0 units
+        need = max(1, self.min_profit + gas_cost)  # the smallest gross profit that is reported
+        sized = size_round_trip(a_pays, r0, r1, sp, liq, tick, self.spacing, self.fee_pips, self.v2_fee_bps, need)
+        if sized is None:
             return ()
-        gas_cost = self.gas_units * self.gas_price_wei * Q192 // sp2  # token1 wei -> token0 units
-
-        def v3_swap(amount: int, zero_for_one: bool) -> Any:
-            return swap_within_range(sp, liq, tick, self.spacing, self.fee_pips, amount, zero_for_one)
-
-        if a_pays:
-            def profit(x: int) -> int | None:
-                y = get_amount_out(x, r0, r1, self.v2_fee_bps)
-                if y <= 0:
-                    return -x  # too small to buy anything: feasible, a pure loss
-                r = v3_swap(y, False)
-                if r.amount1 != y:  # the V3 leg would leave the tick-spacing interval
-                    return None
-                return -r.amount0 - x
-            buy, sell = "uniswap-v2", "uniswap-v3"
-        else:
-            def profit(x: int) -> int | None:
-                r = v3_swap(x, True)
-                if r.amount0 != x:
-                    return None
-                y = -r.amount1
-                if y <= 0:
-                    return -x
-                return get_amount_out(y, r1, r0, self.v2_fee_bps) - x
-            buy, sell = "uniswap-v3", "uniswap-v2"
-
-        best_x, best = _maximise(profit, r0)
+        best_x, best, proven = sized
+        if not proven:
+            self.unproven += 1
         if best_x == 0 or best is None or best <= 0:
             return ()
+        buy, sell = ("uniswap-v2", "uniswap-v3") if a_pays else ("uniswap-v3", "uniswap-v2")
         net = best - gas_cost
         if net < self.min_profit:
             return ()
@@ -166,33 +189,149 @@ class CrossPoolArb:
         )
 
 
-def _maximise(profit: Callable[[int], int | None], upper: int) -> tuple[int, int | None]:
-    """Largest value of a concave integer function on its feasible prefix [1, x_max] of [1, upper]."""
-    if upper < 1 or profit(1) is None:
-        return 0, None
-    lo, hi = 1, upper  # binary search the feasible prefix (feasibility is monotone in the size)
-    if profit(hi) is None:
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if profit(mid) is None:
-                hi = mid
-            else:
-                lo = mid
-        hi = lo
-    lo = 1
-    while hi - lo > 2:  # ternary search on the integer interval
-        m1 = lo + (hi - lo) // 3
-        m2 = hi - (hi - lo) // 3
-        if profit(m1) < profit(m2):  # type: ignore[operator]
-            lo = m1 + 1
-        else:
-            hi = m2
-    best_x, best = lo, profit(lo)
-    for x in range(lo + 1, hi + 1):
-        p = profit(x)
-        if p is not None and (best is None or p > best):
-            best_x, best = x, p
-    return best_x, best
+def round_trip_profit(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
+                      v2_fee_bps: int) -> Callable[[int], int | None]:
+    """The exact profit in token0 of round trip A (``a_pays``: V2 then V3) or B (V3 then V2) as a
+    function of the input, by the contracts' math (``get_amount_out``, ``swap_within_range``);
+    ``None`` where the V3 leg would leave the tick-spacing interval."""
+    def v3_swap(amount: int, zero_for_one: bool) -> Any:
+        return swap_within_range(sp, liq, tick, spacing, fee_pips, amount, zero_for_one)
+
+    if a_pays:
+        def profit(x: int) -> int | None:
+            y = get_amount_out(x, r0, r1, v2_fee_bps)
+            if y <= 0:
+                return -x  # too small to buy anything: feasible, a pure loss
+            r = v3_swap(y, False)
+            if r.amount1 != y:  # the V3 leg would leave the tick-spacing interval
+                return None
+            return -r.amount0 - x
+        return profit
+
+    def profit_b(x: int) -> int | None:
+        r = v3_swap(x, True)
+        if r.amount0 != x:
+            return None
+        y = -r.amount1
+        if y <= 0:
+            return -x
+        return get_amount_out(y, r1, r0, v2_fee_bps) - x
+    return profit_b
+
+
+def size_round_trip(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
+                    v2_fee_bps: int, need: int) -> tuple[int, int | None, bool] | None:
+    """``best_size`` of round trip A or B over the sizes ``1..r0`` that keep the V3 leg inside its
+    interval, or ``None`` when no size can make a profit of ``need`` (the continuous bound says so,
+    or not even size 1 is feasible)."""
+    profit = round_trip_profit(a_pays, r0, r1, sp, liq, tick, spacing, fee_pips, v2_fee_bps)
+    if profit(1) is None:  # (raises, as the exact math does, on a state outside its interval)
+        return None
+    keep3, keep2 = 1_000_000 - fee_pips, 10_000 - v2_fee_bps
+    if a_pays:
+        trip = RoundTrip.v2_then_v3(r0, r1, keep2, sp, liq, keep3)
+        period = 1  # the V2 leg takes its fee exactly (x * 9970): no input is better placed
+    else:
+        trip = RoundTrip.v3_then_v2(r0, r1, keep2, sp, liq, keep3)
+        # V3 keeps floor(x * (1e6 - fee) / 1e6) of the input: multiples of this lose nothing to it
+        period = 1_000_000 // gcd(fee_pips, 1_000_000) if fee_pips else 1
+    x_max = min(r0, feasible_max(a_pays, r0, r1, sp, liq, tick, spacing, fee_pips, v2_fee_bps))
+    bound = trip.max_profit_bound(x_max)
+    if bound < need:
+        return None  # provably nothing to report: no exact profit exceeds the continuous bound
+    return best_size(profit, trip, x_max, bound, need, period)
+
+
+# A level's interval up to this many sizes is searched exhaustively; a wider one is probed near the
+# closed-form optimum (there the exact profit is the continuous one rounded, all but certainly).
+SCAN_LIMIT = 64
+PROBES = 4
+
+
+def best_size(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, bound: int, need: int,
+              period: int) -> tuple[int, int | None, bool]:
+    """``(size, exact profit, proven)``: the size in ``[1, x_max]`` (all feasible) with the largest
+    exact ``profit``, searched from the closed-form optimum.
+
+    ``trip`` is the continuous round trip, an upper bound of ``profit`` at every size; ``bound``
+    (>= ``need``) bounds it on ``[1, x_max]``. Levels ``bound, bound - 1, ...`` down to the best
+    profit found (or ``need``, below which nothing is reported) are tried in turn: an exact profit of
+    at least a level can only be where the continuous one is (``trip.level_interval``), so a level
+    whose interval is empty, or is searched through, is refuted. A wider interval is probed at the
+    candidate, its neighbours and the nearest multiples of ``period`` (sizes the first leg's fee
+    floor takes nothing from); if that finds the level, or every level above the best found is
+    refuted, the best is the true integer optimum (``proven``). Otherwise it is the best probed,
+    within ``bound - best`` of the optimum. Ties go to the first size found (the candidate side
+    first in probes, the smallest size in a searched interval).
+    """
+    c = min(max(trip.optimum(), 1), x_max)
+    seen: dict[int, int | None] = {}
+
+    def at(x: int) -> int | None:
+        p = seen.get(x, seen)
+        if p is seen:
+            p = seen[x] = profit(x)
+        return p  # type: ignore[return-value]
+
+    best_x, best = c, at(c)
+    proven = True
+    level = bound
+    probed = False
+    while level >= need and (best is None or level > best):
+        span = trip.level_interval(level, 1, x_max)
+        if span is None:  # no size reaches it even in the continuous trip (the bound is within ~1 of M)
+            level -= 1
+            continue
+        lo, hi = span
+        if hi - lo < SCAN_LIMIT:
+            for x in range(lo, hi + 1):
+                p = at(x)
+                if p is not None and (best is None or p > best or (p == best and x < best_x)):
+                    best_x, best = x, p
+            if best is not None and best >= level:
+                break  # found, every level above refuted: the optimum
+            level -= 1  # refuted
+            continue
+        if probed:
+            proven = False  # a wide level was probed without reaching it: not refuted
+            break
+        probed = True
+        near = [c + d for d in range(-PROBES, PROBES + 1)]
+        if period > 1:
+            k = c // period
+            near += [(k + d) * period for d in range(-PROBES // 2 + 1, PROBES // 2 + 1)]
+        for x in sorted(dict.fromkeys(x for x in near if lo <= x <= hi), key=lambda x: (abs(x - c), x)):
+            p = at(x)
+            if p is not None and (best is None or p > best):
+                best_x, best = x, p
+        if best is not None and best >= level:
+            break
+    return best_x, best, proven
+
+
+def feasible_max(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
+                  v2_fee_bps: int) -> int:
+    """The largest input whose V3 leg stays inside the tick-spacing interval, in closed form.
+
+    With ``cap`` the input (after fee) that takes the price to the interval's edge, an exact-in
+    swap of ``a`` stays inside iff ``a <= cap + ceil(cap * fee / (1e6 - fee))`` (up to that, the
+    fee floor keeps it short of the edge, or lands it there having used ``a`` exactly; beyond it,
+    the swap stops at the edge with input left), so feasibility is a prefix of the sizes, as
+    ``swap_within_range``'s ``amount == specified`` test says. Direction A sends V2's output
+    into V3, so its limit is the largest ``x`` whose ``getAmountOut`` is at most that.
+    """
+    lower, upper = tick_spacing_interval(tick, spacing)
+    keep = 1_000_000 - fee_pips
+    if a_pays:  # token1 into V3, price up to the upper edge
+        cap = get_amount1_delta(sp, get_sqrt_ratio_at_tick(upper), liq, True)
+        y = cap + mul_div_rounding_up(cap, fee_pips, keep)
+        # floor(x*k*r1 / (r0*10000 + x*k)) <= y  <=>  x*k*(r1 - y - 1) < (y + 1)*r0*10000
+        k = 10_000 - v2_fee_bps
+        if r1 - y - 1 <= 0:
+            return r0
+        return ((y + 1) * r0 * 10_000 - 1) // (k * (r1 - y - 1))
+    cap = get_amount0_delta(get_sqrt_ratio_at_tick(lower), sp, liq, True)  # token0 in, price down
+    return cap + mul_div_rounding_up(cap, fee_pips, keep)
 
 
 def _pool_id(field: str, value: Any) -> str:

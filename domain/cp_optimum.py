@@ -1,0 +1,102 @@
+"""The best size of a round trip through two constant-product pools, in closed form, exactly.
+
+Why: ``cross_pool_arb`` used to ternary-search ~170 exact swaps per priced event. Inside one
+tick-spacing interval a V3 pool is a constant-product pool on virtual reserves
+(``x_v = L * 2^96 / sqrtP`` of token0, ``y_v = L * sqrtP / 2^96`` of token1), so both round trips
+(V2 then V3, V3 then V2) are two constant-product legs, whose composition is again one
+constant-product pool with the first leg's fee:
+
+    out(x) = fa*fb*Ao*Bo*x / (Ai*Bi + fa*x*(Bi + fb*Ao))
+           = fa*E1*x / (E0 + fa*x),   E0 = Ai*Bi / (Bi + fb*Ao),   E1 = fb*Ao*Bo / (Bi + fb*Ao)
+
+(``A``: the first pool, ``B``: the second, ``i``/``o``: the reserve of the token going in/out,
+``f``: the fraction kept after the fee). The profit ``out(x) - x`` is concave, with its maximum at
+
+    x* = (sqrt(fa*E0*E1) - E0) / fa,   M = (sqrt(E1) - sqrt(E0/fa))^2,
+
+positive exactly when ``fa*fb*Ao*Bo > Ai*Bi`` (the marginal test). Every rounding of the contracts
+(V2 ``getAmountOut``'s floor; V3's fee floor, its price rounding and its output floor) is against
+the trader, so at every size this continuous profit is an upper bound of the exact integer profit:
+``floor`` of the bounds below bound the integer optimum, and ``level_interval`` says where an exact
+profit of at least a given level can be. All of it is exact integer arithmetic (``math.isqrt``,
+square roots rounded the safe way), never floats.
+"""
+from __future__ import annotations
+
+from math import isqrt
+
+Q96 = 1 << 96
+
+
+class RoundTrip:
+    """The continuous round trip as ``out(x) = n*x / (p + r*x)`` with positive integers ``n, p, r``
+    (the composition above with all denominators multiplied out: one common factor scales all three
+    and changes nothing). It pays at the margin iff ``n > p``; ``x* = (sqrt(n*p) - p) / r`` and
+    ``M = (sqrt(n*p) - p)^2 / (r*p)``."""
+
+    __slots__ = ("n", "p", "r")
+
+    def __init__(self, n: int, p: int, r: int):
+        if n <= 0 or p <= 0 or r <= 0:
+            raise ValueError(f"a round trip needs n, p, r > 0, got {n}, {p}, {r}")
+        self.n, self.p, self.r = n, p, r
+
+    @classmethod
+    def v2_then_v3(cls, r0: int, r1: int, v2_keep_bps: int, sqrt_price_x96: int, liquidity: int,
+                   v3_keep_pips: int) -> RoundTrip:
+        """token0 -> token1 on V2 (reserves ``r0, r1``), token1 -> token0 on V3 (virtual reserves
+        ``y_v = L*sqrtP/2^96`` in, ``x_v = L*2^96/sqrtP`` out); times ``10^4 * 10^6 * 2^96 * sqrtP``:
+        ``n = ka*kb*r1*L*2^192``, ``p = r0*L*sqrtP^2*10^10``, ``r = ka*sqrtP*(10^6*L*sqrtP + kb*r1*2^96)``."""
+        ka, kb, sp, lq = v2_keep_bps, v3_keep_pips, sqrt_price_x96, liquidity
+        return cls(ka * kb * r1 * lq * Q96 * Q96, r0 * lq * sp * sp * 10**10, ka * sp * (10**6 * lq * sp + kb * r1 * Q96))
+
+    @classmethod
+    def v3_then_v2(cls, r0: int, r1: int, v2_keep_bps: int, sqrt_price_x96: int, liquidity: int,
+                   v3_keep_pips: int) -> RoundTrip:
+        """token0 -> token1 on V3 (``x_v`` in, ``y_v`` out), token1 -> token0 on V2 (``r1`` in, ``r0``
+        out); times ``10^6 * 10^4 * 2^96 * sqrtP``: ``n = kb*ka*L*sqrtP^2*r0``,
+        ``p = L*2^192*r1*10^10``, ``r = kb*sqrtP*(10^4*2^96*r1 + ka*L*sqrtP)``."""
+        ka, kb, sp, lq = v2_keep_bps, v3_keep_pips, sqrt_price_x96, liquidity
+        return cls(kb * ka * lq * sp * sp * r0, lq * Q96 * Q96 * r1 * 10**10, kb * sp * (10**4 * Q96 * r1 + ka * lq * sp))
+
+    def pays(self) -> bool:
+        """The first unit pays (the marginal output ``n/p`` exceeds 1)."""
+        return self.n > self.p
+
+    def out(self, x: int) -> tuple[int, int]:
+        """``out(x)`` as an exact ratio ``(numerator, denominator)``."""
+        return self.n * x, self.p + self.r * x
+
+    def optimum(self) -> int:
+        """``x*`` rounded down (0 when nothing pays): the candidate size."""
+        if not self.pays():
+            return 0
+        return (isqrt(self.n * self.p) - self.p) // self.r
+
+    def max_profit_bound(self, x_max: int) -> int:
+        """An integer ``U >= out(x) - x`` for every real ``x`` in ``[0, x_max]`` (so no exact integer
+        profit there exceeds it): ``floor(M)`` computed with ``sqrt(n*p)`` rounded up, or
+        ``floor(out(x_max) - x_max)`` when the optimum lies beyond ``x_max`` (the profit rises up to
+        it). 0 when nothing pays."""
+        n, p, r = self.n, self.p, self.r
+        if n <= p or x_max <= 0:
+            return 0
+        d = p + r * x_max
+        if n * p > d * d:  # sqrt(n*p) > p + r*x_max: x* > x_max
+            return (n * x_max - x_max * d) // d
+        s = isqrt(n * p) + 1  # >= sqrt(n*p); M grows with it
+        return (s - p) ** 2 // (r * p)
+
+    def level_interval(self, level: int, lo: int, hi: int) -> tuple[int, int] | None:
+        """The integers of ``[lo, hi]`` where ``out(x) - x >= level`` may hold (``level >= 1``), as
+        ``(first, last)``, a superset by at most one integer at each end (``None``: none):
+        ``r*x^2 - b*x + level*p <= 0`` with ``b = n - p - r*level``."""
+        n, p, r = self.n, self.p, self.r
+        b = n - p - r * level
+        disc = b * b - 4 * r * level * p
+        if b <= 0 or disc < 0:
+            return None
+        root = isqrt(disc) + 1  # >= sqrt(disc)
+        first = max(lo, (b - root) // (2 * r))
+        last = min(hi, -((-(b + root)) // (2 * r)))
+        return (first, last) if first <= last else None
