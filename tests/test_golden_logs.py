@@ -154,10 +154,10 @@ def test_golden_runs_without_decisions_verify_in_full(name: str, tmp_path) -> No
     assert result.ok and result.decisions == 0 and result.inputs == sum(COUNTS[name].values())
 
 
-def test_golden_decisions_are_compared_on_the_fields_their_version_had(tmp_path) -> None:
-    """The cex-dex sim of schema 2: today's first decision there is the same opportunity (the key
-    was added since, not compared); the intent after it names its pools by id since the contract
-    work (instrument ``uniswap-v2->uniswap-v3`` then), a behaviour change verify must report."""
+def test_golden_decisions_changed_since_are_reported_at_their_seq(tmp_path) -> None:
+    """The cex-dex sim of schema 2 decided with older code: today's cross_pool_arb sizes its trades
+    by a closed form (other amounts, equal or higher profit) and names pools by id, so verify must
+    report the first recorded decision as diverged, with both sides."""
     import shutil
 
     from tapedeck.runtime.strategy_loader import build_engine
@@ -168,7 +168,63 @@ def test_golden_decisions_are_compared_on_the_fields_their_version_had(tmp_path)
     result = verify(log, build_engine(log.manifest.config))
     log.close()
     d = result.divergence
-    assert result.decisions == 1 and d is not None and d.seq == 200
-    assert type(d.recorded) is ev.OrderIntended and d.recorded.instrument == "uniswap-v2->uniswap-v3"
-    assert d.recomputed.instrument == "uniswap-v2-usdc-weth->uniswap-v3-usdc-weth-005"
-    assert ev.as_recorded(d.recomputed, "OrderIntended.v2", d.recorded) != d.recorded
+    assert result.status == "diverged" and d is not None and d.seq == 199 and result.decisions == 0
+    assert type(d.recorded) is ev.OpportunityDetected and type(d.recomputed) is ev.OpportunityDetected
+    assert d.recorded.key == "" and d.recomputed.key  # the key came with schema 2 of OpportunityDetected
+    assert d.recomputed.gross_profit >= d.recorded.gross_profit
+
+
+def test_decisions_stored_at_an_older_version_are_compared_on_its_fields(tmp_path) -> None:
+    """A run of the spread strategy whose OpportunityDetected were stored as v1 (no ``key``), as code
+    before the key wrote them: they verify on the fields v1 has; changing one of those diverges."""
+    import json
+    import sqlite3
+
+    import msgspec
+    from eventsourcing.persistence import StoredEvent
+
+    from tapedeck.adapters.eventlog import SEGMENT_TOPIC, Manifest
+    from tapedeck.runtime.loop import drive
+    from tapedeck.runtime.strategy_loader import build_engine
+    from tapedeck.runtime.verify import verify
+    from tests.conftest import SPREAD_CONFIG, quote
+
+    tape = [quote(i + 1, "ab"[i % 2], f"{100 + (i % 7)}", f"{100.5 + (i % 5)}") for i in range(60)]
+    new = EventLog.create(tmp_path / "new.db", Manifest(run_id="", mode="replay", config=SPREAD_CONFIG))
+    drive(tape, build_engine(SPREAD_CONFIG), new)
+    new.close(ended="clean")
+    with EventLog.open(tmp_path / "new.db") as run:
+        events = list(run.events())
+    opportunities = [e for e in events if type(e) is ev.OpportunityDetected]
+    assert opportunities and all(o.key for o in opportunities)
+
+    def old_log(name: str, change=None) -> EventLog:  # type: ignore[no-untyped-def]
+        pairs = []
+        for e in events:
+            if type(e) is ev.OpportunityDetected:
+                if change is not None and e.seq == opportunities[0].seq:
+                    e = change(e)
+                body = msgspec.json.decode(ev.encode(e))[:-1]  # v1: every field but the key
+                pairs.append(b'["OpportunityDetected.v1",' + msgspec.json.encode(body) + b"]")
+            else:
+                pairs.append(b'["' + ev.topic(type(e)).encode() + b'",' + ev.encode(e) + b"]")
+        log = EventLog.create(tmp_path / name, Manifest(run_id="", mode="replay", config=SPREAD_CONFIG))
+        log.manifest.log_format = ""  # unchained, as code before chaining wrote it
+        log.write_manifest()
+        log._recorder.insert_events([StoredEvent(originator_id=log.manifest.run_id, originator_version=1,
+                                                 topic=SEGMENT_TOPIC, state=b"[" + b",".join(pairs) + b"]")])
+        log.close()
+        with sqlite3.connect(tmp_path / name) as db:  # ended clean, as old code closed it (no seal then)
+            body = json.loads(db.execute("SELECT body FROM manifest").fetchone()[0])
+            db.execute("UPDATE manifest SET body = ?", (json.dumps({**body, "ended": "clean"}, sort_keys=True),))
+        return EventLog.open(tmp_path / name)
+
+    old = old_log("old.db")
+    result = verify(old, build_engine(SPREAD_CONFIG))
+    old.close()
+    assert result.ok and result.older_schema == len(opportunities) and result.decisions == sum(
+        e.KIND == ev.DECISION for e in events)
+    moved = old_log("moved.db", change=lambda o: msgspec.structs.replace(o, gross_profit=o.gross_profit + 1))
+    diverged = verify(moved, build_engine(SPREAD_CONFIG))
+    moved.close()
+    assert diverged.status == "diverged" and diverged.divergence.seq == opportunities[0].seq
