@@ -81,9 +81,20 @@ def store_path(where: str | Path) -> Path:
     return Path(where)
 
 
-def create_store(where: str | Path, manifest: Manifest, *, overwrite: bool = False) -> EventStore:
-    """A new run's store at ``where`` (the seam a ``--store``/config choice plugs into)."""
-    return EventLog.create(store_path(where), manifest, overwrite=overwrite)
+def create_store(where: str | Path, manifest: Manifest, *, overwrite: bool = False,
+                 max_delay_ms: int | None = None) -> EventStore:
+    """A new run's store at ``where`` (the seam a ``--store``/config choice plugs into). It commits
+    at least every ``max_delay_ms`` (the config's ``[store] max_delay_ms``; default the store's own,
+    200 ms), so a killed run loses at most that window."""
+    if max_delay_ms is None:
+        return EventLog.create(store_path(where), manifest, overwrite=overwrite)
+    return EventLog.create(store_path(where), manifest, overwrite=overwrite, max_delay_ms=max_delay_ms)
+
+
+def store_delay(config: dict[str, Any]) -> int | None:
+    """``[store] max_delay_ms`` of a config (checked by ``runtime.config_model``), or None."""
+    value = config.get("store", {}).get("max_delay_ms") if isinstance(config.get("store"), dict) else None
+    return int(value) if value is not None else None
 
 
 def open_store(where: str | Path) -> EventStore:
@@ -135,7 +146,8 @@ def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Eng
     from tapedeck.adapters.paper_gateway import PaperGateway
 
     paper = PaperGateway.from_config(engine.state, config)  # a bad [paper] table fails before the run exists
-    return _pull(mode, config, engine, create_store(out, manifest, overwrite=overwrite), inputs, progress, paper)
+    store = create_store(out, manifest, overwrite=overwrite, max_delay_ms=store_delay(config))
+    return _pull(mode, config, engine, store, inputs, progress, paper)
 
 
 def _pull(mode: str, config: dict[str, Any], engine: Engine, store: EventStore, inputs: Any,
@@ -164,7 +176,7 @@ def _sim(config: dict[str, Any], out: str | Path, engine: Engine, scenario: Any,
                         sources=[f"scenario:{scenario.name}"],
                         notes={"scenario_file": scenario_file, "duration_s": scenario.duration, "chain": chain},
                         code=code)
-    store = create_store(out, manifest, overwrite=overwrite)
+    store = create_store(out, manifest, overwrite=overwrite, max_delay_ms=store_delay(config))
     gateway = SimGateway()
     loop = Loop(engine, store, gateway, timers=world.schedule)
     return Run("sim", config, engine, store, loop, gateway, lambda: world.run(loop, gateway, store), world)

@@ -48,6 +48,12 @@ class StrategyEntryModel(BaseModel):
     name: StrictStr | None = Field(default=None, min_length=1)
 
 
+class StoreModel(_Strict):
+    """How the run's log commits: at least every ``max_delay_ms`` (the most a killed run loses)."""
+
+    max_delay_ms: StrictInt = Field(default=200, ge=1, le=60_000)
+
+
 class ConfigModel(_Strict):
     risk: RiskModel
     strategies: list[StrategyEntryModel] = []
@@ -55,6 +61,7 @@ class ConfigModel(_Strict):
     pools: list[dict[str, Any]] = []  # registry additions, checked by the registry
     paper: dict[str, Any] = {}  # paper-fill settings, checked by the paper gateway
     outcomes: dict[str, Any] = {}  # how outcomes value what runs hold (the named ETH price)
+    store: StoreModel = StoreModel()
 
 
 class ConfigInvalid(ValueError):

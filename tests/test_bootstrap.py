@@ -116,3 +116,29 @@ def test_a_replay_never_writes_over_its_own_source(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["replay", str(tmp_path / "link.db"), "--out", str(tmp_path / "day.db"), "--force"])
     assert r.exit_code == 2 and "is the log being replayed" in r.output
     assert len(list(EventLog.open(tmp_path / "day.db").events())) == 3
+
+
+def test_the_configs_store_table_sets_the_commit_window(tmp_path) -> None:
+    """``[store] max_delay_ms`` reaches the run's log (the bound on what a kill can lose), and the
+    schema refuses a window that is not a positive whole number of milliseconds."""
+    import copy
+
+    from tapedeck.runtime.bootstrap import build_run
+    from tapedeck.runtime.config_model import ConfigInvalid, validate_config
+    from tests.conftest import SPREAD_CONFIG
+
+    src = EventLog.create(tmp_path / "day.db", Manifest(run_id="", mode="import"))
+    src.append(quote(1, "a", "10", "11"))
+    src.close(ended="clean")
+    config = {**copy.deepcopy(SPREAD_CONFIG), "store": {"max_delay_ms": 35}}
+    day = EventLog.open(tmp_path / "day.db")
+    run = build_run("replay", validate_config(config, "cfg"), out=tmp_path / "run.db", source=day)
+    assert run.store.max_delay_ms == 35
+    run.run()
+    day.close()
+    default = build_run("replay", SPREAD_CONFIG, out=tmp_path / "run2.db", source=EventLog.open(tmp_path / "day.db"))
+    assert default.store.max_delay_ms == 200
+    default.run()
+    for bad in (0, -5, "50", 2.5):
+        with pytest.raises(ConfigInvalid, match="cfg: store.max_delay_ms"):
+            validate_config({**SPREAD_CONFIG, "store": {"max_delay_ms": bad}}, "cfg")
