@@ -20,20 +20,26 @@ class ConfigFileError(ValueError):
     """A config file that is missing or not TOML; the message names the file."""
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | Path, what: str, error: type[ValueError] = ConfigFileError) -> dict[str, Any]:
+    """A TOML file as a dict, or ``error`` in one line naming the file and what is wrong with it
+    (``what`` names the kind of file: "config", "registry"...)."""
     p = Path(path)
     try:
         with p.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigFileError(f"{p}: config file not found") from None
+        raise error(f"{p}: {what} file not found") from None
     except IsADirectoryError:
-        raise ConfigFileError(f"{p}: is a directory, not a config file") from None
+        raise error(f"{p}: is a directory, not a {what} file") from None
     except PermissionError:
-        raise ConfigFileError(f"{p}: config file not readable (permission denied)") from None
+        raise error(f"{p}: {what} file not readable (permission denied)") from None
     except OSError as e:
-        raise ConfigFileError(f"{p}: cannot read the config file: {e.strerror or e}") from None
+        raise error(f"{p}: cannot read the {what} file: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise ConfigFileError(f"{p}: not valid TOML: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise error(f"{p}: not valid TOML: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigFileError(f"{p}: not valid TOML: {e}") from None
+        raise error(f"{p}: not valid TOML: {e}") from None
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    return read_toml(path, "config")

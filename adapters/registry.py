@@ -9,14 +9,14 @@ a :class:`RegistryError` whose one-line message names the file and the dotted fi
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional
+from typing import Annotated, Any, Iterable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tapedeck.domain.ids import Address, AssetId, ChainId, IdError, PoolId
+from tapedeck.adapters.config_files import read_toml
 from tapedeck.adapters.validation import dotted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,19 +55,22 @@ class TokenEntry(_Strict):
         return _address(v)
 
 
+def _chain_name(v: str) -> str:
+    """A chain's name as ``ChainId`` writes it (pydantic reports the ValueError by field)."""
+    try:
+        return ChainId(v).name
+    except IdError as e:
+        raise ValueError(str(e)) from None
+
+
+ChainName = Annotated[str, AfterValidator(_chain_name)]
+
+
 class ChainEntry(_Strict):
-    name: str
+    name: ChainName
     chain_id: int = Field(gt=0)
     seconds_per_block: int = Field(gt=0, le=3600)
     anchors: list[list[int]] = Field(default_factory=list)  # [block, unix seconds] pairs
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        try:
-            return ChainId(v).name
-        except IdError as e:
-            raise ValueError(str(e)) from None
 
     @field_validator("anchors")
     @classmethod
@@ -82,7 +85,7 @@ class ChainEntry(_Strict):
 
 
 class PoolEntry(_Strict):
-    chain: str
+    chain: ChainName
     address: str
     protocol: Literal["uniswap-v2", "uniswap-v3"]
     fee: int = Field(gt=0)
@@ -95,14 +98,6 @@ class PoolEntry(_Strict):
     @classmethod
     def _addr(cls, v: str) -> str:
         return _address(v)
-
-    @field_validator("chain")
-    @classmethod
-    def _chain(cls, v: str) -> str:
-        try:
-            return ChainId(v).name
-        except IdError as e:
-            raise ValueError(str(e)) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> "PoolEntry":
@@ -209,19 +204,7 @@ class Registry:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise RegistryError(f"{path}: registry file not found") from None
-    except IsADirectoryError:
-        raise RegistryError(f"{path}: is a directory, not a registry file") from None
-    except OSError as e:
-        raise RegistryError(f"{path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise RegistryError(f"{path}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise RegistryError(f"{path}: not valid TOML: {e}") from None
+    return read_toml(path, "registry", RegistryError)
 
 
 def load_registry(files: Iterable[str | Path] = (), *, configs: Iterable[str | Path] = (),
