@@ -33,7 +33,6 @@ BUILTIN: dict[str, Callable[..., Strategy]] = {
     "spread": SpreadCheck,
     "cross_pool_arb": CrossPoolArb,
 }
-KINDS = BUILTIN  # the name older code used
 
 Resolver = Callable[[str], Callable[..., Strategy]]
 
