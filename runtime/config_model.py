@@ -11,9 +11,9 @@ Strategies' own parameters are the strategy's to check (its constructor); only `
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from tapedeck.adapters.validation import dotted
 
@@ -48,6 +48,19 @@ class StrategyEntryModel(BaseModel):
     name: StrictStr | None = Field(default=None, min_length=1)
 
 
+def _eth_price(source: str) -> str:
+    from tapedeck.runtime.outcomes import EthPrice
+
+    EthPrice(source)  # raises ValueError naming what is wrong with it
+    return source
+
+
+class OutcomesModel(_Strict):
+    """How outcomes value what a run holds: ``eth_price = "oracle:<feed>" | "pool:<pool id>"``."""
+
+    eth_price: Annotated[StrictStr, AfterValidator(_eth_price)] | None = None
+
+
 class StoreModel(_Strict):
     """How the run's log commits: at least every ``max_delay_ms`` (the most a killed run loses)."""
 
@@ -60,7 +73,7 @@ class ConfigModel(_Strict):
     engine: dict[str, Any] = {}  # engine rules (failure suspension...), checked by the engine
     pools: list[dict[str, Any]] = []  # registry additions, checked by the registry
     paper: dict[str, Any] = {}  # paper-fill settings, checked by the paper gateway
-    outcomes: dict[str, Any] = {}  # how outcomes value what runs hold (the named ETH price)
+    outcomes: OutcomesModel = OutcomesModel()  # checked before a run, not after it has been recorded
     store: StoreModel = StoreModel()
 
 

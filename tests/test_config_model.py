@@ -27,6 +27,8 @@ def test_shipped_configs_fit(path) -> None:
     (lambda c: c["strategies"][0].pop("kind"), "cfg.toml: strategies[0].kind: missing"),
     (lambda c: c["strategies"].append({"kind": ""}), "cfg.toml: strategies[1].kind: String should have at least 1 character (got '')"),
     (lambda c: c.pop("risk"), "cfg.toml: risk: missing"),
+    (lambda c: c.update(outcomes={"eth_price": "bogus:x"}), "cfg.toml: outcomes.eth_price: Value error, ETH price "
+     "source must be 'oracle:<feed>' or 'pool:<pool id>', got 'bogus:x' (got 'bogus:x')"),
 ])
 def test_wrong_values_are_named(change, expected) -> None:
     import copy
