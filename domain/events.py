@@ -160,11 +160,165 @@ class OracleUpdated(Event, frozen=True, kw_only=True):
     decimals: int
 
 
-class AaveLiquidationObserved(Event, frozen=True, kw_only=True):
-    """An Aave v3 ``LiquidationCall`` log: somebody liquidated ``user`` (collateral excludes the protocol fee)."""
+class AaveLog(Event, frozen=True, kw_only=True):
+    """Where an Aave v3 log came from: its chain, block, transaction and position in the block.
+    The base of the pool-log events below; never stored on its own."""
 
     chain: str
     block: int
+    tx: str
+    log_index: int
+
+
+class AaveReserveDataUpdated(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``ReserveDataUpdated``: a reserve's rates and indexes after an action (all ray, 1e27).
+
+    Emitted by ``updateInterestRates`` inside every supply/borrow/repay/withdraw/liquidation/flash
+    loan touching the reserve, before the action's own event in the same transaction."""
+
+    reserve: str
+    liquidity_rate: int
+    stable_borrow_rate: int
+    variable_borrow_rate: int
+    liquidity_index: int
+    variable_borrow_index: int
+
+
+class AaveSupplied(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``Supply``: ``amount`` of ``reserve`` (underlying units) credited to ``on_behalf_of``."""
+
+    reserve: str
+    user: str
+    on_behalf_of: str
+    amount: int
+    referral: int
+
+
+class AaveWithdrawn(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``Withdraw``: ``user`` redeemed ``amount`` of ``reserve`` (underlying units) to ``to``."""
+
+    reserve: str
+    user: str
+    to: str
+    amount: int
+
+
+class AaveBorrowed(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``Borrow``: ``on_behalf_of`` owes ``amount`` more of ``reserve``; ``rate_mode`` 1 stable, 2 variable."""
+
+    reserve: str
+    user: str
+    on_behalf_of: str
+    amount: int
+    rate_mode: int
+    borrow_rate: int
+    referral: int
+
+
+class AaveRepaid(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``Repay``: ``repayer`` paid back ``amount`` of ``user``'s ``reserve`` debt (with aTokens if ``use_atokens``)."""
+
+    reserve: str
+    user: str
+    repayer: str
+    amount: int
+    use_atokens: bool
+
+
+class AaveCollateralToggled(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``ReserveUsedAsCollateralEnabled`` (``enabled``) / ``...Disabled`` for ``user``'s ``reserve``."""
+
+    reserve: str
+    user: str
+    enabled: bool
+
+
+class AaveFlashLoaned(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``FlashLoan``: ``premium`` (underlying units) accrues to the reserve's suppliers."""
+
+    target: str
+    initiator: str
+    asset: str
+    amount: int
+    rate_mode: int
+    premium: int
+    referral: int
+
+
+class AaveEModeSet(AaveLog, frozen=True, kw_only=True):
+    """Aave v3 ``UserEModeSet``: ``user`` now in e-mode ``category`` (0: none)."""
+
+    user: str
+    category: int
+
+
+class AaveReserveConfigured(Event, frozen=True, kw_only=True):
+    """One reserve of an Aave v3 market as a snapshot gives it (``getReserveData`` + its decoded
+    configuration bitmap): what the borrower book needs that no per-action log carries.
+
+    ``reserve_id`` is the reserve's bit position in user configuration bitmaps; percentages in bps
+    (``liquidation_bonus`` is 10000 + bonus, as the contracts store it); ``a_token`` and
+    ``variable_debt_token`` say whose transfers move balances."""
+
+    chain: str
+    pool: str
+    block: int
+    reserve: str
+    reserve_id: int
+    decimals: int
+    ltv: int
+    liquidation_threshold: int
+    liquidation_bonus: int
+    reserve_factor: int
+    liquidation_protocol_fee: int
+    emode_category: int
+    active: bool
+    frozen_reserve: bool
+    borrowing_enabled: bool
+    a_token: str
+    variable_debt_token: str
+    liquidity_index: int
+    variable_borrow_index: int
+    liquidity_rate: int
+    variable_borrow_rate: int
+    last_update_timestamp: int
+
+
+class AaveEModeConfigured(Event, frozen=True, kw_only=True):
+    """An Aave v3 e-mode category (``getEModeCategoryData``): its LTV, threshold and bonus in bps,
+    and the price source that overrides the reserves' own oracles when set (zero address: none)."""
+
+    chain: str
+    pool: str
+    block: int
+    category: int
+    ltv: int
+    liquidation_threshold: int
+    liquidation_bonus: int
+    price_source: str
+    label: str
+
+
+class AaveATokenTransferred(AaveLog, frozen=True, kw_only=True):
+    """An aToken's ``BalanceTransfer``: ``scaled_amount`` of ``reserve``'s collateral moved between users
+    at liquidity ``index`` (the aToken emits the scaled value)."""
+
+    reserve: str
+    sender: str
+    recipient: str
+    scaled_amount: int
+    index: int
+
+
+class AaveLiquidationObserved(Event, frozen=True, kw_only=True):
+    """An Aave v3 ``LiquidationCall`` log: somebody liquidated ``user`` (collateral excludes the protocol fee).
+    Schema 2 added the log's ``tx`` and ``log_index`` (v1 bodies load with ``""`` and ``-1``)."""
+
+    SCHEMA: ClassVar[int] = 2
+    chain: str
+    block: int
+    tx: str
+    log_index: int
     collateral_asset: str
     debt_asset: str
     user: str
@@ -419,6 +573,17 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     V3Collected,
     BlockProduced,
     OracleUpdated,
+    AaveReserveDataUpdated,
+    AaveSupplied,
+    AaveWithdrawn,
+    AaveBorrowed,
+    AaveRepaid,
+    AaveCollateralToggled,
+    AaveFlashLoaned,
+    AaveEModeSet,
+    AaveReserveConfigured,
+    AaveEModeConfigured,
+    AaveATokenTransferred,
     AaveLiquidationObserved,
     AaveAccountObserved,
     InputRejected,
@@ -456,6 +621,9 @@ OLD_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {
     ("OpportunityDetected", 1): ("seq", "ts", "source", "cause", "strategy", "kind", "buy_venue", "sell_venue",
                                  "amount_in", "amount_out", "gross_profit", "gas_cost", "net_profit", "profit_token"),
     ("TimerFired", 1): ("seq", "ts", "source", "cause", "name"),
+    ("AaveLiquidationObserved", 1): ("seq", "ts", "source", "cause", "chain", "block", "collateral_asset",
+                                     "debt_asset", "user", "debt_to_cover", "liquidated_collateral", "liquidator",
+                                     "receive_atoken"),
 }
 # (type name, stored schema version) -> function upgrading the decoded dict by one version.
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -475,6 +643,7 @@ UPCASTERS[("QuoteUpdated", 2)] = lambda d: {**d, "venue_ts": 0}
 UPCASTERS[("OrderIntended", 2)] = lambda d: {**d, "client_id": ""}
 UPCASTERS[("IntentRejected", 1)] = lambda d: {**d, "client_id": ""}
 UPCASTERS[("OpportunityDetected", 1)] = lambda d: {**d, "key": ""}
+UPCASTERS[("AaveLiquidationObserved", 1)] = lambda d: {**d, "tx": "", "log_index": -1}
 UPCASTERS[("TimerFired", 1)] = lambda d: {**{k: v for k, v in d.items() if k != "name"}, "strategy": "",
                                           "key": d["name"], "requested": 0}
 

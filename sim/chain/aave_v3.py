@@ -183,7 +183,9 @@ class AaveV3Market:
     def liquidation_logs(self, receipt: Any) -> list[dict[str, Any]]:
         """The pool's ``LiquidationCall`` logs in a receipt, as dicts of their arguments (addresses
         checksummed, as web3 gives them), decoded by the decoder the importers use."""
-        return [dict(log.args) for log in _LIQUIDATIONS.decode_receipt(receipt, address=self.pool.address)]
+        return [{**log.args, "_tx": "" if log.transaction_hash is None else "0x" + log.transaction_hash.hex(),
+                 "_log_index": -1 if log.log_index is None else log.log_index}
+                for log in _LIQUIDATIONS.decode_receipt(receipt, address=self.pool.address)]
 
     def price(self, asset: str | Any) -> int:
         return self.oracle.functions.getAssetPrice(self.asset(asset)).call()
