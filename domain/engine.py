@@ -305,7 +305,8 @@ class Engine:
             verdict = ev.OrderIntended(ts=cause.ts, source="engine", cause=cause.seq, strategy=name,
                                        venue=p.venue, instrument=p.instrument, side=p.side, amount=p.amount,
                                        notional=p.notional, target=p.target, max_priority_fee=p.max_priority_fee,
-                                       client_id=client_id)
+                                       client_id=client_id, route=p.route, min_profit=p.min_profit,
+                                       profit_asset=p.profit_asset, private=p.private)
         batch.out.append(verdict)
         batch.verdicts.append((strategy, verdict, order))
 

@@ -277,6 +277,7 @@ class AaveReserveConfigured(Event, frozen=True, kw_only=True):
     borrowing_enabled: bool
     a_token: str
     variable_debt_token: str
+    price_feed: str  # the aggregator the market's oracle reads for this reserve (``OracleUpdated.feed``)
     liquidity_index: int
     variable_borrow_index: int
     liquidity_rate: int
@@ -423,10 +424,13 @@ class OrderIntended(Event, frozen=True, kw_only=True):
     Schema 2 added ``target`` (whom an on-chain action is about: the borrower of a liquidation)
     and ``max_priority_fee`` (the tip bid per gas, wei, for chain venues; 0 elsewhere). Schema 3
     added ``client_id``: chosen by the strategy, unique within it, so the verdict and every
-    execution event for the intent are routed back to it."""
+    execution event for the intent are routed back to it. Schema 4 added what an executor
+    contract needs to act atomically: ``route`` (the pools, lowercase addresses, it swaps through in
+    order), ``min_profit`` (it reverts below this, in base units of ``profit_asset``, a token
+    address) and ``private`` (send as a bundle to a builder, not to the public mempool)."""
 
     KIND: ClassVar[str] = DECISION
-    SCHEMA: ClassVar[int] = 3
+    SCHEMA: ClassVar[int] = 4
     strategy: str
     venue: str
     instrument: str
@@ -436,6 +440,10 @@ class OrderIntended(Event, frozen=True, kw_only=True):
     target: str = ""
     max_priority_fee: int = 0
     client_id: str = ""
+    route: tuple[str, ...] = ()
+    min_profit: int = 0
+    profit_asset: str = ""
+    private: bool = False
 
 
 class IntentRejected(Event, frozen=True, kw_only=True):
@@ -617,6 +625,8 @@ OLD_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {
     ("QuoteUpdated", 2): ("seq", "ts", "source", "cause", "venue", "instrument", "bid", "bid_size", "ask", "ask_size"),
     ("OrderIntended", 2): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
                            "notional", "target", "max_priority_fee"),
+    ("OrderIntended", 3): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
+                           "notional", "target", "max_priority_fee", "client_id"),
     ("IntentRejected", 1): ("seq", "ts", "source", "cause", "strategy", "venue", "notional", "reason"),
     ("OpportunityDetected", 1): ("seq", "ts", "source", "cause", "strategy", "kind", "buy_venue", "sell_venue",
                                  "amount_in", "amount_out", "gross_profit", "gas_cost", "net_profit", "profit_token"),
@@ -641,6 +651,7 @@ UPCASTERS[("OrderIntended", 1)] = lambda d: {**d, "target": "", "max_priority_fe
 UPCASTERS[("OrderFilled", 1)] = lambda d: {**d, "fee_asset": "", "final": True}
 UPCASTERS[("QuoteUpdated", 2)] = lambda d: {**d, "venue_ts": 0}
 UPCASTERS[("OrderIntended", 2)] = lambda d: {**d, "client_id": ""}
+UPCASTERS[("OrderIntended", 3)] = lambda d: {**d, "route": (), "min_profit": 0, "profit_asset": "", "private": False}
 UPCASTERS[("IntentRejected", 1)] = lambda d: {**d, "client_id": ""}
 UPCASTERS[("OpportunityDetected", 1)] = lambda d: {**d, "key": ""}
 UPCASTERS[("AaveLiquidationObserved", 1)] = lambda d: {**d, "tx": "", "log_index": -1}

@@ -35,6 +35,10 @@ class Intent:
     target: str = ""  # whom an on-chain action is about (a liquidation's borrower)
     max_priority_fee: int = 0  # tip bid per gas (wei) for chain venues
     client_id: str = ""
+    route: tuple[str, ...] = ()  # pools an executor contract swaps through, in order
+    min_profit: int = 0  # the executor reverts below this (base units of profit_asset)
+    profit_asset: str = ""
+    private: bool = False  # a bundle to a builder rather than the public mempool
 
 
 @dataclass(frozen=True)
