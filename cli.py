@@ -20,7 +20,7 @@ from tapedeck.adapters.uniswap_v3_check import independent_decode_report
 from tapedeck.runtime.bootstrap import BuildError, build_run
 from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.domain.strategies import ConfigError
 from tapedeck.runtime.config_model import ConfigInvalid, validate_config
 from tapedeck.runtime.strategy_loader import build_engine, code_differences, code_identity
@@ -460,7 +460,7 @@ def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
             name = type(e).__name__
             if types and name not in types:
                 continue
-            row = {"type": name, **ev.to_builtins(e)}
+            row = {"type": name, **codec.to_builtins(e)}
             if fmt == "jsonl":
                 stream.write(json.dumps(row) + "\n")
             else:

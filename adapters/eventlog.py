@@ -63,7 +63,7 @@ from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
 
 from tapedeck import __version__ as TAPEDECK_VERSION  # the installed package's, not a constant
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 
 DEFAULT_BATCH = 16384  # events per group commit; each commit costs ~2.5 ms of fsync here
 DEFAULT_MAX_DELAY_MS = 200  # longest an appended event waits for its commit
@@ -89,8 +89,6 @@ _EVENTS_VIEW_DDL = (
 )
 _segment_encoder = msgspec.json.Encoder()
 _segment_decoder = msgspec.json.Decoder(list[tuple[str, msgspec.Raw]])
-_typed_segment_decoder = msgspec.json.Decoder(list[tuple[str, ev.AnyEvent]])
-_CURRENT_TOPIC = {t: ev.topic(t) for t in ev.EVENT_TYPES}
 _DB_ERRORS = (sqlite3.Error, PersistenceError)
 
 
@@ -477,7 +475,7 @@ class EventLog:
         self._pending: list[tuple[str, ev.Event]] = []
         self._pending_first = next_seq
         self._batch = DEFAULT_BATCH
-        self._topics = {t: ev.topic(t) for t in ev.EVENT_TYPES}
+        self._topics = {t: codec.topic(t) for t in ev.EVENT_TYPES}
         self.max_delay_ms = max_delay_ms  # None or 0: commit on size and flush only
         self.integrity: Integrity | None = None  # set by the last full read
         self._chain = Chain()  # the writer's, restored from the stored segments when it opens a log
@@ -830,26 +828,20 @@ class EventLog:
 
         def typed(first: int, events: memoryview) -> list[tuple[str, ev.Event]]:
             try:
-                decoded = _typed_segment_decoder.decode(events)
-                # The union decodes by the body's type name alone: the stored topic must also say the
-                # current version, or an older body (fewer fields, renamed ones) would pass as new.
-                for topic, e in decoded:
-                    if topic != _CURRENT_TOPIC[type(e)]:
-                        break
-                else:
-                    return decoded
-            except msgspec.ValidationError:
-                pass  # an older schema version inside: decode event by event
+                decoded = codec.decode_segment(events)
             except msgspec.DecodeError as e:
                 raise LogDamaged(f"{path}: damaged: segment at seq {first}: bad JSON ({e})") from None
+            if decoded is not None:
+                return decoded
+            # an older schema version inside: decode event by event
             out = []
             for i, (topic, body) in enumerate(self._raw_items(first, events)):
                 try:
                     dec = decoders.get(topic)
                     if dec is None:
-                        dec = decoders[topic] = ev.decoder_for(topic)
+                        dec = decoders[topic] = codec.decoder_for(topic)
                     out.append((topic, dec(body)))
-                except (ev.SchemaError, msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as e:
+                except (codec.SchemaError, msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as e:
                     raise LogDamaged(f"{path}: damaged: event at seq {first + i} ({topic}): {e}") from None
             return out
 
@@ -881,9 +873,9 @@ class EventLog:
             try:
                 dec = decoders.get(topic)
                 if dec is None:
-                    dec = decoders[topic] = ev.decoder_for(topic)
+                    dec = decoders[topic] = codec.decoder_for(topic)
                 yield dec(body)
-            except (ev.SchemaError, msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as e:
+            except (codec.SchemaError, msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as e:
                 raise LogDamaged(f"{self.path}: damaged: event at seq {seq} ({topic}): {e}") from None
 
     def counts_by_topic(self) -> dict[str, int]:

@@ -9,7 +9,9 @@ Every fact the core ever sees or says is one of these immutable, typed structs. 
 The envelope (``seq``, ``ts``, ``source``, ``cause``) is on every event. ``seq`` is given by the
 recorder when the event is appended, before the engine sees it; ``ts`` is event time in integer
 nanoseconds. Type names are stable (the class name, also the JSON tag) and each type carries a
-schema version; a stored event is keyed ``Name.vN``. Old versions load through ``UPCASTERS``.
+schema version; a stored event is keyed ``Name.vN``. Each type lists its earlier versions in
+``PAST`` (their stored fields and the step to the next version); ``domain/codec.py`` reads and
+writes them.
 
 Amounts are ints in base units (they may exceed 64 bits: sqrtPriceX96, liquidity), text prices are
 ``Decimal``. JSON (msgspec) is the wire form because it keeps big ints exact. An event is a JSON
@@ -20,7 +22,7 @@ by the garbage collector (``gc=False``), which keeps the collector out of replay
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar, NamedTuple, Union
 
 import msgspec
 
@@ -29,11 +31,31 @@ DECISION = "decision"
 EXECUTION = "execution"
 
 
+class Past(NamedTuple):
+    """An earlier schema version of an event type: its fields in stored (array) order, and the step
+    that turns a dict of them into the next version's fields. Each type lists its own in ``PAST``."""
+
+    fields: tuple[str, ...]
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+ENVELOPE = ("seq", "ts", "source", "cause")
+
+
+def _renamed(**names: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda d: {names.get(k, k): v for k, v in d.items()}
+
+
+def _added(**defaults: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda d: {**d, **defaults}
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=True, gc=False):
     """Envelope shared by all events."""
 
     KIND: ClassVar[str] = INPUT
     SCHEMA: ClassVar[int] = 1
+    PAST: ClassVar[dict[int, Past]] = {}  # version -> how it was stored and how it upgrades
 
     seq: int = 0  # position in the run's log; 0 until recorded
     ts: int  # event time, integer nanoseconds since the epoch
@@ -50,6 +72,11 @@ class QuoteUpdated(Event, frozen=True, kw_only=True):
     which freshness rules may use beside the event time (when the bot received it)."""
 
     SCHEMA: ClassVar[int] = 3
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "venue", "instrument", "bid_px", "bid_qty", "ask_px", "ask_qty"),
+                _renamed(bid_px="bid", bid_qty="bid_size", ask_px="ask", ask_qty="ask_size")),
+        2: Past((*ENVELOPE, "venue", "instrument", "bid", "bid_size", "ask", "ask_size"), _added(venue_ts=0)),
+    }
     venue: str
     instrument: str
     bid: Decimal
@@ -316,6 +343,10 @@ class AaveLiquidationObserved(Event, frozen=True, kw_only=True):
     Schema 2 added the log's ``tx`` and ``log_index`` (v1 bodies load with ``""`` and ``-1``)."""
 
     SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "chain", "block", "collateral_asset", "debt_asset", "user", "debt_to_cover",
+                 "liquidated_collateral", "liquidator", "receive_atoken"), _added(tx="", log_index=-1)),
+    }
     chain: str
     block: int
     tx: str
@@ -364,6 +395,11 @@ class TimerFired(Event, frozen=True, kw_only=True):
     replaced v1's bare ``name`` with the requesting ``strategy``, its ``key`` and ``requested``."""
 
     SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "name"),
+                lambda d: {**{k: v for k, v in d.items() if k != "name"}, "strategy": "", "key": d["name"],
+                           "requested": 0}),
+    }
     strategy: str
     key: str
     requested: int = 0
@@ -388,6 +424,10 @@ class OpportunityDetected(Event, frozen=True, kw_only=True):
 
     KIND: ClassVar[str] = DECISION
     SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "strategy", "kind", "buy_venue", "sell_venue", "amount_in", "amount_out",
+                 "gross_profit", "gas_cost", "net_profit", "profit_token"), _added(key="")),
+    }
     strategy: str
     kind: str  # "cross-pool-arb", "spread"...
     buy_venue: str
@@ -431,6 +471,14 @@ class OrderIntended(Event, frozen=True, kw_only=True):
 
     KIND: ClassVar[str] = DECISION
     SCHEMA: ClassVar[int] = 4
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "strategy", "venue", "instrument", "side", "amount", "notional"),
+                _added(target="", max_priority_fee=0)),
+        2: Past((*ENVELOPE, "strategy", "venue", "instrument", "side", "amount", "notional", "target",
+                 "max_priority_fee"), _added(client_id="")),
+        3: Past((*ENVELOPE, "strategy", "venue", "instrument", "side", "amount", "notional", "target",
+                 "max_priority_fee", "client_id"), _added(route=(), min_profit=0, profit_asset="", private=False)),
+    }
     strategy: str
     venue: str
     instrument: str
@@ -451,6 +499,9 @@ class IntentRejected(Event, frozen=True, kw_only=True):
 
     KIND: ClassVar[str] = DECISION
     SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "strategy", "venue", "notional", "reason"), _added(client_id="")),
+    }
     strategy: str
     venue: str
     notional: int
@@ -496,6 +547,9 @@ class OrderFilled(Event, frozen=True, kw_only=True):
 
     KIND: ClassVar[str] = EXECUTION
     SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "intent", "venue", "amount", "notional", "fee"), _added(fee_asset="", final=True)),
+    }
     intent: int
     venue: str
     amount: int
@@ -615,152 +669,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]
 
-# Events are stored as JSON arrays in field order, so each old version names its fields here
-# (version 1 of QuoteUpdated predates the leading type name).
-OLD_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {
-    ("QuoteUpdated", 1): ("seq", "ts", "source", "cause", "venue", "instrument", "bid_px", "bid_qty", "ask_px", "ask_qty"),
-    ("OrderIntended", 1): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
-                           "notional"),
-    ("OrderFilled", 1): ("seq", "ts", "source", "cause", "intent", "venue", "amount", "notional", "fee"),
-    ("QuoteUpdated", 2): ("seq", "ts", "source", "cause", "venue", "instrument", "bid", "bid_size", "ask", "ask_size"),
-    ("OrderIntended", 2): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
-                           "notional", "target", "max_priority_fee"),
-    ("OrderIntended", 3): ("seq", "ts", "source", "cause", "strategy", "venue", "instrument", "side", "amount",
-                           "notional", "target", "max_priority_fee", "client_id"),
-    ("IntentRejected", 1): ("seq", "ts", "source", "cause", "strategy", "venue", "notional", "reason"),
-    ("OpportunityDetected", 1): ("seq", "ts", "source", "cause", "strategy", "kind", "buy_venue", "sell_venue",
-                                 "amount_in", "amount_out", "gross_profit", "gas_cost", "net_profit", "profit_token"),
-    ("TimerFired", 1): ("seq", "ts", "source", "cause", "name"),
-    ("AaveLiquidationObserved", 1): ("seq", "ts", "source", "cause", "chain", "block", "collateral_asset",
-                                     "debt_asset", "user", "debt_to_cover", "liquidated_collateral", "liquidator",
-                                     "receive_atoken"),
-}
-# (type name, stored schema version) -> function upgrading the decoded dict by one version.
-UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-
-def _quote_v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
-    d = dict(d)
-    for old, new in (("bid_px", "bid"), ("ask_px", "ask"), ("bid_qty", "bid_size"), ("ask_qty", "ask_size")):
-        d[new] = d.pop(old)
-    return d
-
-
-UPCASTERS[("QuoteUpdated", 1)] = _quote_v1_to_v2
-UPCASTERS[("OrderIntended", 1)] = lambda d: {**d, "target": "", "max_priority_fee": 0}
-UPCASTERS[("OrderFilled", 1)] = lambda d: {**d, "fee_asset": "", "final": True}
-UPCASTERS[("QuoteUpdated", 2)] = lambda d: {**d, "venue_ts": 0}
-UPCASTERS[("OrderIntended", 2)] = lambda d: {**d, "client_id": ""}
-UPCASTERS[("OrderIntended", 3)] = lambda d: {**d, "route": (), "min_profit": 0, "profit_asset": "", "private": False}
-UPCASTERS[("IntentRejected", 1)] = lambda d: {**d, "client_id": ""}
-UPCASTERS[("OpportunityDetected", 1)] = lambda d: {**d, "key": ""}
-UPCASTERS[("AaveLiquidationObserved", 1)] = lambda d: {**d, "tx": "", "log_index": -1}
-UPCASTERS[("TimerFired", 1)] = lambda d: {**{k: v for k, v in d.items() if k != "name"}, "strategy": "",
-                                          "key": d["name"], "requested": 0}
-
-
-def topic(event_type: type[Event]) -> str:
-    """Stored key of a type at its current schema: ``Name.vN``."""
-    return f"{event_type.__name__}.v{event_type.SCHEMA}"
-
-
-_encoder = msgspec.json.Encoder()
-_decoders: dict[str, msgspec.json.Decoder] = {topic(t): msgspec.json.Decoder(t) for t in EVENT_TYPES}
-
-
-class SchemaError(ValueError):
-    """A stored event whose type or version this build cannot read."""
-
-
-def encode(event: Event) -> bytes:
-    return _encoder.encode(event)
-
-
-def decoder_for(stored_topic: str) -> Callable[[bytes], Event]:
-    """A fast decoder for a stored topic, upcasting old versions on the way."""
-    dec = _decoders.get(stored_topic)
-    if dec is not None:
-        return _current_decoder(dec, BY_NAME[stored_topic.partition(".v")[0]])
-    name, _, ver = stored_topic.partition(".v")
-    cls = BY_NAME.get(name)
-    if cls is None or not ver.isdigit():
-        raise SchemaError(f"unknown event type {stored_topic!r}")
-    version = int(ver)
-    if version > cls.SCHEMA:
-        raise SchemaError(f"{stored_topic!r} is newer than this build reads (v{cls.SCHEMA})")
-
-    fields = OLD_FIELDS.get((name, version))
-    if fields is None:
-        raise SchemaError(f"no field list for {stored_topic!r}")
-
-    def upcast_decode(data: bytes) -> Event:
-        values = msgspec.json.decode(data)
-        if isinstance(values, list) and values and values[0] == name:
-            values = values[1:]  # tagged bodies (every version written since the type name led the array)
-        if not isinstance(values, list) or len(values) != len(fields):
-            raise SchemaError(f"{stored_topic}: expected {len(fields)} fields, got {len(values)}")
-        d = dict(zip(fields, values))
-        v = version
-        while v < cls.SCHEMA:
-            step = UPCASTERS.get((name, v))
-            if step is None:
-                raise SchemaError(f"no upcaster for {name} v{v} -> v{v + 1}")
-            d = step(d)
-            v += 1
-        return msgspec.convert([name] + [d[f] for f in cls.__struct_fields__], cls)
-
-    return upcast_decode
-
-
-def _current_decoder(dec: msgspec.json.Decoder, cls: type[Event]) -> Callable[[bytes], Event]:
-    """The current version's decoder; bodies written before the type name led the array (an
-    untagged array of the same fields, e.g. ``fixtures/golden/schema1-untagged``) load too."""
-    name = cls.__name__
-
-    def decode_current(data: bytes) -> Event:
-        try:
-            return dec.decode(data)
-        except msgspec.ValidationError:
-            values = msgspec.json.decode(data)
-            if not isinstance(values, list) or (values and values[0] == name):
-                raise
-            return msgspec.convert([name, *values], cls)
-
-    return decode_current
-
-
-def decode(stored_topic: str, data: bytes) -> Event:
-    """One stored event; anything it cannot read (bad JSON, invalid UTF-8, wrong shape or types)
-    raises ``SchemaError`` naming the topic, never a decoder's own error type."""
-    try:
-        return decoder_for(stored_topic)(data)
-    except SchemaError:
-        raise
-    except (msgspec.DecodeError, UnicodeDecodeError, TypeError, ValueError, KeyError, OverflowError) as e:
-        raise SchemaError(f"{stored_topic}: unreadable body: {type(e).__name__}: {e}") from None
-
 
 def with_seq(event: Event, seq: int) -> Event:
     """The same event with its log position filled in (events are immutable)."""
     return msgspec.structs.replace(event, seq=seq)
-
-
-def to_builtins(event: Event) -> dict[str, Any]:
-    """Plain dict (ints stay ints, Decimals become strings) for export and display."""
-    values = msgspec.to_builtins(event)  # a list: [type name, field values...]
-    return dict(zip(type(event).__struct_fields__, values[1:]))
-
-
-def as_recorded(recomputed: Event, stored_topic: str, recorded: Event) -> Event:
-    """``recomputed`` seen through an older schema: the fields added since ``stored_topic``'s version
-    take the values the upcaster gave ``recorded``. Verify compares a decision stored by older code
-    on what that code could say (today's code adds a client id; yesterday's had none to compare)."""
-    name, _, ver = stored_topic.partition(".v")
-    cls = type(recomputed)
-    if cls.__name__ != name or not ver.isdigit() or int(ver) >= cls.SCHEMA or type(recorded) is not cls:
-        return recomputed
-    old = OLD_FIELDS.get((name, int(ver)))
-    if old is None:
-        return recomputed
-    added = {f: getattr(recorded, f) for f in cls.__struct_fields__ if f not in old}
-    return msgspec.structs.replace(recomputed, **added) if added else recomputed

@@ -42,7 +42,7 @@ from tapedeck.adapters.uniswap_v2_reserves import block_time_estimator, read_v2_
 from tapedeck.adapters.uniswap_v2_reserves import pool_from_filename as v2_pool_from_filename
 from tapedeck.adapters.uniswap_v3_logs import pool_from_filename as v3_pool_from_filename
 from tapedeck.adapters.uniswap_v3_logs import read_v3_logs
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.domain.ids import Address, ChainId, IdError
 
 NS = 1_000_000_000
@@ -173,7 +173,7 @@ def merge_key(e: ev.Event) -> tuple[Any, ...]:
     the encoded body, so events that tie on time and place sort the same whatever was imported first."""
     block = getattr(e, "block", 0)
     log_index = getattr(e, "log_index", END_OF_BLOCK)
-    return (e.ts, block, log_index, type(e).__name__, e.source, ev.encode(e))
+    return (e.ts, block, log_index, type(e).__name__, e.source, codec.encode(e))
 
 
 def _chain_of(pool: str, pools_note: dict[str, Any], registry: Registry) -> str:

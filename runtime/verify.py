@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from tapedeck.adapters.eventlog import Chain, EventLog, EventLogError, Integrity, LogTampered
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.domain.engine import Engine
 
 VERIFIED, INCOMPLETE, DIVERGED, TAMPERED, DAMAGED = "verified", "incomplete", "diverged", "tampered", "damaged"
@@ -36,7 +36,7 @@ class Divergence:
 
     def describe(self) -> str:
         def show(e: ev.Event | None) -> str:
-            return "nothing" if e is None else f"{type(e).__name__} {ev.to_builtins(e)}"
+            return "nothing" if e is None else f"{type(e).__name__} {codec.to_builtins(e)}"
 
         head = f"diverged at seq {self.seq}" + (f": {self.reason}" if self.reason else "")
         return f"{head}\n  recorded:   {show(self.recorded)}\n  recomputed: {show(self.recomputed)}"
@@ -108,7 +108,7 @@ def verify(log: EventLog, engine: Engine) -> Verification:
     TimerFired, TimerRequested = ev.TimerFired, ev.TimerRequested
     open_timers: dict[int, ev.TimerRequested] = {}
     fired: set[int] = set()
-    current = {t: ev.topic(t) for t in ev.EVENT_TYPES}
+    current = {t: codec.topic(t) for t in ev.EVENT_TYPES}
     older = 0  # decisions stored at an older schema version, compared on the fields it has
 
     segments = log.typed_segments(check=chain)
@@ -137,9 +137,9 @@ def verify(log: EventLog, engine: Engine) -> Verification:
                     mine = ev.with_seq(expected.popleft(), seq)
                     seen = mine
                     if topic != current[type(event)]:  # stored by older code: compare what it could say
-                        seen = ev.as_recorded(mine, topic, event)
+                        seen = codec.as_recorded(mine, topic, event)
                         older += 1
-                    if ev.encode(seen) != ev.encode(event):  # byte for byte, as stored
+                    if codec.encode(seen) != codec.encode(event):  # byte for byte, as stored
                         return fail(seq, event, mine)
                     engine.decided(mine)
                     decisions += 1

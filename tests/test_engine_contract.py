@@ -14,7 +14,7 @@ from hypothesis import event as hyp_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.domain.engine import Engine, StrategyBase
 from tapedeck.domain.risk import Intent, RiskGate, VenueLimits
 from tapedeck.domain.state import ACKNOWLEDGED, FILLED, PARTIALLY_FILLED, REJECTED, MarketState
@@ -417,14 +417,14 @@ def test_spread_decisions_do_not_depend_on_the_callers_decimal_context() -> None
             quote(2, "b", "2346.234567", "2346.5", size="0.98765432")]
 
     def run() -> list[bytes]:
-        return [ev.encode(d) for d in decisions(Recorder(build_engine(SPREAD_CONFIG)).feed(*tape))]
+        return [codec.encode(d) for d in decisions(Recorder(build_engine(SPREAD_CONFIG)).feed(*tape))]
 
     reference = run()
     with decimal.localcontext() as ctx:
         ctx.prec = 6
         ctx.rounding = decimal.ROUND_UP
         assert run() == reference
-    (opp,) = [ev.decode(ev.topic(ev.OpportunityDetected), b) for b in reference]
+    (opp,) = [codec.decode(codec.topic(ev.OpportunityDetected), b) for b in reference]
     # exact (Fractions): 0.98765432 bought on a at 2345.679013, sold on b at 2346.234567, 6-dp units, floored
     size = Fraction("0.98765432")
     cost, proceeds = size * Fraction("2345.679013") * 10**6 // 1, size * Fraction("2346.234567") * 10**6 // 1
@@ -500,8 +500,8 @@ def test_a_run_with_failures_bad_inputs_and_timers_records_them_and_verifies(tmp
     run.close()
     assert result.ok and result.decisions == stats.decisions
     with EventLog.open(tmp_path / "run.db") as run:
-        recorded = [ev.encode(e) for e in run.events()]
-    assert recorded == [ev.encode(e) for e in rec.log]  # the same run as the in-memory recorder's
+        recorded = [codec.encode(e) for e in run.events()]
+    assert recorded == [codec.encode(e) for e in rec.log]  # the same run as the in-memory recorder's
 
 
 def test_a_failure_message_holds_no_object_address_so_replay_reproduces_it() -> None:

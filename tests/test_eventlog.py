@@ -113,5 +113,5 @@ def test_a_log_holding_an_old_schema_version_still_replays(tmp_path) -> None:
 
 
 def ev_encode(e, seq):
-    from tapedeck.domain import events as ev
-    return ev.encode(ev.with_seq(e, seq))
+    from tapedeck.domain import codec, events as ev
+    return codec.encode(ev.with_seq(e, seq))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 
 _BY_ANNOTATION = {
     int: st.integers(min_value=-(2**256), max_value=2**256),
@@ -32,16 +32,16 @@ any_event = st.one_of([event_strategy(t) for t in ev.EVENT_TYPES])
 @settings(max_examples=400)
 @given(any_event)
 def test_every_event_round_trips_exactly(e: ev.Event) -> None:
-    data = ev.encode(e)
-    back = ev.decode(ev.topic(type(e)), data)
+    data = codec.encode(e)
+    back = codec.decode(codec.topic(type(e)), data)
     assert back == e
     assert type(back) is type(e)
-    assert ev.encode(back) == data
+    assert codec.encode(back) == data
 
 
 def test_type_names_and_topics_are_stable() -> None:
-    assert ev.topic(ev.QuoteUpdated) == "QuoteUpdated.v3"
-    assert ev.topic(ev.V3Swapped) == "V3Swapped.v1"
+    assert codec.topic(ev.QuoteUpdated) == "QuoteUpdated.v3"
+    assert codec.topic(ev.V3Swapped) == "V3Swapped.v1"
     assert len(ev.BY_NAME) == len(ev.EVENT_TYPES)
     kinds = {t.__name__: t.KIND for t in ev.EVENT_TYPES}
     assert kinds["OpportunityDetected"] == ev.DECISION
@@ -52,7 +52,7 @@ def test_type_names_and_topics_are_stable() -> None:
 def test_big_ints_survive() -> None:
     e = ev.V3Swapped(ts=1, pool="p", block=1, tx="t", log_index=0, sender="s", recipient="r",
                      amount0=-(2**255), amount1=2**255 - 1, sqrt_price_x96=2**159 + 7, liquidity=2**127 + 1, tick=-887272)
-    assert ev.decode("V3Swapped.v1", ev.encode(e)) == e
+    assert codec.decode("V3Swapped.v1", codec.encode(e)) == e
 
 
 def test_a_version_1_quote_is_upcast_on_load() -> None:
@@ -70,35 +70,35 @@ def test_a_version_1_quote_is_upcast_on_load() -> None:
         ask_qty: Decimal
 
     old = msgspec.json.encode(QuoteV1(7, 100, "binance", 0, "binance", "ETHUSDT", Decimal("2301.5"), Decimal("3"), Decimal("2301.6"), Decimal("4")))
-    e = ev.decode("QuoteUpdated.v1", old)
+    e = codec.decode("QuoteUpdated.v1", old)
     assert e == ev.QuoteUpdated(seq=7, ts=100, source="binance", venue="binance", instrument="ETHUSDT",
                                 bid=Decimal("2301.5"), bid_size=Decimal("3"), ask=Decimal("2301.6"), ask_size=Decimal("4"))
 
 
 def test_unknown_or_newer_types_are_named_in_the_error() -> None:
-    with pytest.raises(ev.SchemaError, match="NoSuchEvent"):
-        ev.decode("NoSuchEvent.v1", b"[]")
-    with pytest.raises(ev.SchemaError, match="newer"):
-        ev.decode("QuoteUpdated.v9", b"[]")
+    with pytest.raises(codec.SchemaError, match="NoSuchEvent"):
+        codec.decode("NoSuchEvent.v1", b"[]")
+    with pytest.raises(codec.SchemaError, match="newer"):
+        codec.decode("QuoteUpdated.v9", b"[]")
 
 
 def test_version_1_intents_and_fills_load_with_the_new_fields_defaulted() -> None:
     """OrderIntended v2 added target/max_priority_fee; OrderFilled v2 added fee_asset/final."""
     intent_v1 = b'[7,100,"engine",3,"arb","ethereum","USDC/WETH","buy",5,6]'
-    e = ev.decode("OrderIntended.v1", intent_v1)
+    e = codec.decode("OrderIntended.v1", intent_v1)
     assert isinstance(e, ev.OrderIntended)
     assert (e.seq, e.cause, e.amount, e.notional, e.target, e.max_priority_fee) == (7, 3, 5, 6, "", 0)
     fill_v1 = b'[8,100,"paper",7,7,"ethereum",5,6,0]'
-    f = ev.decode("OrderFilled.v1", fill_v1)
+    f = codec.decode("OrderFilled.v1", fill_v1)
     assert isinstance(f, ev.OrderFilled)
     assert (f.intent, f.amount, f.notional, f.fee, f.fee_asset, f.final) == (7, 5, 6, 0, "", True)
-    assert ev.topic(ev.OrderFilled) == "OrderFilled.v2"
+    assert codec.topic(ev.OrderFilled) == "OrderFilled.v2"
 
 
 def test_tagged_old_bodies_upcast_like_untagged_ones() -> None:
     """Since the type name led the array, old versions were written tagged; both forms load."""
     tagged = b'["OrderIntended",7,100,"engine",3,"arb","ethereum","USDC/WETH","buy",5,6,"0xb",9]'
-    e = ev.decode("OrderIntended.v2", tagged)
+    e = codec.decode("OrderIntended.v2", tagged)
     assert (e.seq, e.target, e.max_priority_fee, e.client_id) == (7, "0xb", 9, "")
-    t = ev.decode("TimerFired.v1", b'["TimerFired",4,50,"sim",0,"exit-check"]')
+    t = codec.decode("TimerFired.v1", b'["TimerFired",4,50,"sim",0,"exit-check"]')
     assert (t.strategy, t.key, t.requested) == ("", "exit-check", 0)

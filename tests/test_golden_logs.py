@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tapedeck.adapters.eventlog import EventLog
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 
@@ -30,8 +30,17 @@ COUNTS = {
     "schema2/sim-eth-crash.db": {"AaveAccountObserved.v1": 302, "AaveLiquidationObserved.v1": 20, "BlockProduced.v1": 150,
                                  "OracleUpdated.v1": 68, "QuoteUpdated.v2": 1792, "V2ReservesSynced.v1": 708},
     "schema2/sim-oracle-jump.db": {"MarkPriceUpdated.v1": 687, "OracleUpdated.v1": 301, "QuoteUpdated.v2": 772},
+    "schema3/replay.db": {"OpportunityDetected.v2": 72, "OpportunitySuppressed.v1": 97, "OrderAcknowledged.v1": 72,
+                          "OrderFilled.v2": 72, "OrderIntended.v3": 72, "V2ReservesSynced.v1": 15, "V3Swapped.v1": 428},
+    "schema3/sim-cex-dex-dislocation.db": {
+        "BlockProduced.v1": 50, "IntentRejected.v2": 11, "InventoryChanged.v1": 8, "OpportunityDetected.v2": 19,
+        "OracleUpdated.v1": 6, "OrderFailed.v1": 6, "OrderFilled.v2": 2, "OrderIntended.v3": 8, "QuoteUpdated.v3": 591,
+        "TransactionIncluded.v1": 16, "TransactionSubmitted.v1": 16, "V2ReservesSynced.v1": 38, "V3Swapped.v1": 48},
+    "schema3/sim-eth-crash.db": {"AaveAccountObserved.v1": 273, "AaveLiquidationObserved.v1": 20, "BlockProduced.v1": 150,
+                                 "OracleUpdated.v1": 68, "QuoteUpdated.v3": 1792, "V2ReservesSynced.v1": 708},
+    "schema3/sim-oracle-jump.db": {"MarkPriceUpdated.v1": 687, "OracleUpdated.v1": 301, "QuoteUpdated.v3": 772},
 }
-for era in ("schema1-untagged", "schema1-tagged", "schema2"):
+for era in ("schema1-untagged", "schema1-tagged", "schema2", "schema3"):
     COUNTS[f"{era}/day.db"] = {"V2ReservesSynced.v1": 15, "V3Swapped.v1": 428}
 
 
@@ -56,7 +65,7 @@ def test_golden_log_loads_through_both_decoders_alike(name: str) -> None:
     assert one_by_one == fast
     assert [e.seq for e in one_by_one] == list(range(1, len(one_by_one) + 1))
     for e in one_by_one:  # today's schema, and it round-trips there
-        assert ev.decode(ev.topic(type(e)), ev.encode(e)) == e
+        assert codec.decode(codec.topic(type(e)), codec.encode(e)) == e
 
 
 @pytest.mark.parametrize("era", ["schema1-untagged", "schema1-tagged"])
@@ -105,7 +114,8 @@ def test_the_fast_path_applies_the_upcasters(tmp_path, monkeypatch) -> None:
 
     p = tmp_path / "tagged.db"
     shutil.copy(GOLDEN / "schema1-tagged" / "replay.db", p)
-    monkeypatch.setitem(ev.UPCASTERS, ("OpportunityDetected", 1), lambda d: {**d, "key": "from-v1"})
+    past = ev.OpportunityDetected.PAST[1]
+    monkeypatch.setitem(ev.OpportunityDetected.PAST, 1, past._replace(upgrade=lambda d: {**d, "key": "from-v1"}))
     log = EventLog.open(p)
     try:
         fast = [e for _f, items, _s in log.typed_segments() for _t, e in items if type(e) is ev.OpportunityDetected]
@@ -125,6 +135,10 @@ DIGESTS = {
     "schema2/sim-oracle-jump.db": "a53018e9b1b32c36cdde39c00fc83f22819f7c1cb798aaac78b74cbafefe5c43",
     "schema1-tagged/day.db": "d786cda0ff7459164dbfa4b29f3b306904e417b034d3af44fd1eb6afecbacfa7",
     "schema2/day.db": "d786cda0ff7459164dbfa4b29f3b306904e417b034d3af44fd1eb6afecbacfa7",
+    "schema3/replay.db": "a34fa4f34a1f33bf13c0b501f5a67f79797c23760a4799d89834d0bf4f36201c",
+    "schema3/sim-cex-dex-dislocation.db": "0a4ab9da295c47c6f90e9a68b99e9625ffa951420bf7820be93ea859f0ce0ce9",
+    "schema3/sim-eth-crash.db": "95a4ffa177796a56f0e646181994feb7d3845d38a476d5e678ffa777e04c18aa",
+    "schema3/sim-oracle-jump.db": "367966906b150bb0a17ab60eb10dcb3d59ed33de7228e778af26f4534c689367",
 }
 
 
@@ -139,7 +153,7 @@ def test_golden_log_bytes_verify_to_the_digest_their_code_printed(name: str) -> 
 
 
 @pytest.mark.parametrize("name", ["schema2/sim-eth-crash.db", "schema2/sim-oracle-jump.db", "schema2/day.db",
-                                  "schema1-untagged/day.db"])
+                                  "schema1-untagged/day.db", "schema3/sim-eth-crash.db", "schema3/sim-oracle-jump.db"])
 def test_golden_runs_without_decisions_verify_in_full(name: str, tmp_path) -> None:
     import shutil
 
@@ -152,6 +166,22 @@ def test_golden_runs_without_decisions_verify_in_full(name: str, tmp_path) -> No
     result = verify(log, build_engine(config))
     log.close()
     assert result.ok and result.decisions == 0 and result.inputs == sum(COUNTS[name].values())
+
+
+@pytest.mark.parametrize("name,decisions", [("schema3/replay.db", 241), ("schema3/sim-cex-dex-dislocation.db", 38)])
+def test_schema3_decisions_verify_with_todays_code(name: str, decisions: int, tmp_path) -> None:
+    """The logs 62aa107 wrote (intents at OrderIntended v3, before route/min_profit/private) verify
+    decision for decision with today's engine: the fields v4 added are not compared, the rest equal."""
+    import shutil
+
+    from tapedeck.runtime.strategy_loader import build_engine
+    from tapedeck.runtime.verify import verify
+
+    shutil.copy(GOLDEN / name, tmp_path / "run.db")
+    log = EventLog.open(tmp_path / "run.db")
+    result = verify(log, build_engine(log.manifest.config))
+    log.close()
+    assert result.status == "verified" and result.decisions == decisions and result.older_schema > 0
 
 
 def test_golden_decisions_changed_since_are_reported_at_their_seq(tmp_path) -> None:
@@ -204,10 +234,10 @@ def test_decisions_stored_at_an_older_version_are_compared_on_its_fields(tmp_pat
             if type(e) is ev.OpportunityDetected:
                 if change is not None and e.seq == opportunities[0].seq:
                     e = change(e)
-                body = msgspec.json.decode(ev.encode(e))[:-1]  # v1: every field but the key
+                body = msgspec.json.decode(codec.encode(e))[:-1]  # v1: every field but the key
                 pairs.append(b'["OpportunityDetected.v1",' + msgspec.json.encode(body) + b"]")
             else:
-                pairs.append(b'["' + ev.topic(type(e)).encode() + b'",' + ev.encode(e) + b"]")
+                pairs.append(b'["' + codec.topic(type(e)).encode() + b'",' + codec.encode(e) + b"]")
         log = EventLog.create(tmp_path / name, Manifest(run_id="", mode="replay", config=SPREAD_CONFIG))
         log.manifest.log_format = ""  # unchained, as code before chaining wrote it
         log.write_manifest()

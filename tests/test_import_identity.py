@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.cli import main
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.runtime.importers import ImportError_, import_files
 from tests.conftest import ROOT, require_data
 
@@ -28,7 +28,7 @@ def events_of(path) -> list[ev.Event]:
 def digest(events: list[ev.Event]) -> str:
     h = hashlib.sha256()
     for e in events:
-        h.update(ev.topic(type(e)).encode() + b"\0" + ev.encode(e) + b"\n")
+        h.update(codec.topic(type(e)).encode() + b"\0" + codec.encode(e) + b"\n")
     return h.hexdigest()
 
 

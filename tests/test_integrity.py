@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from tapedeck.adapters.eventlog import EventLog, EventLogError, LogLocked, Manifest, SEGMENT_V1, SEGMENT_V2, config_hash
 from tapedeck.adapters.paper_gateway import PaperGateway
 from tapedeck.cli import main
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.domain.strategies import build_engine
 from tapedeck.runtime.loop import drive
 from tapedeck.runtime.verify import verify
@@ -653,7 +653,7 @@ def segment_ranges_old(path: Path) -> list[tuple[int, int]]:
 def test_the_events_view_unrolls_chained_segments_for_datasette(tmp_path) -> None:
     p = tmp_path / "run.db"
     log = record_run(p, n=30)
-    expected = [(e.seq, ev.topic(type(e))) for e in log.events()]
+    expected = [(e.seq, codec.topic(type(e))) for e in log.events()]
     with sqlite3.connect(p) as c:
         assert c.execute("SELECT seq, topic FROM events ORDER BY seq").fetchall() == expected
         body = c.execute("SELECT body FROM events WHERE seq = 1").fetchone()[0]

@@ -8,7 +8,7 @@ import pytest
 
 from tapedeck.adapters.uniswap_v2_reserves import read_v2_reserves, read_v2_stream
 from tapedeck.adapters.uniswap_v3_logs import read_v3_logs, read_v3_stream
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tests.test_uniswap_v3_real import HEADER, POOL, V2_PAIR, swap_row, write
 
 GOOD = swap_row()  # block 18937382, log 250, 2024-01-05 00:00:23
@@ -113,13 +113,13 @@ def test_v2_block_beyond_the_chains_time_is_rejected_at_import(tmp_path) -> None
 
 
 def test_codec_raises_only_schema_error() -> None:
-    good = ev.encode(ev.V2ReservesSynced(ts=1, source="s", pool=V2_PAIR, block=1, reserve0=1, reserve1=2))
+    good = codec.encode(ev.V2ReservesSynced(ts=1, source="s", pool=V2_PAIR, block=1, reserve0=1, reserve1=2))
     for topic, body in [("V2ReservesSynced.v1", b'["V2ReservesSynced",0,1,"\xff"]'), ("TimerFired.v1", b"5"),
                         ("QuoteUpdated.v1", b'["QuoteUpdated",0,1,"\xff"]'), ("V2ReservesSynced.v1", good[:-3]),
                         ("V2ReservesSynced.v1", good.replace(b"1,2]", b'1,"2"]')), ("Nope.v1", good)]:
-        with pytest.raises(ev.SchemaError):
-            ev.decode(topic, body)
-    assert ev.decode("V2ReservesSynced.v1", good).reserve1 == 2  # type: ignore[attr-defined]
+        with pytest.raises(codec.SchemaError):
+            codec.decode(topic, body)
+    assert codec.decode("V2ReservesSynced.v1", good).reserve1 == 2  # type: ignore[attr-defined]
 
 
 def test_stream_and_file_readers_agree(tmp_path) -> None:

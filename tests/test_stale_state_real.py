@@ -8,7 +8,7 @@ import pytest
 
 from tapedeck.adapters.config_files import DEFAULT_CONFIG, load_config
 from tapedeck.adapters.eventlog import EventLog, Manifest
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.domain.strategies import build_engine
 from tapedeck.runtime.importers import import_files
 from tests.conftest import require_data
@@ -82,8 +82,8 @@ def test_no_opportunity_is_priced_on_state_older_than_max_age(tmp_path) -> None:
     run = EventLog.open(tmp_path / "run.db")
     counts = run.counts_by_topic()
     run.close()
-    assert counts[ev.topic(ev.OpportunitySuppressed)] == len(suppressed)
-    assert counts[ev.topic(ev.OpportunityDetected)] == len(detected)
+    assert counts[codec.topic(ev.OpportunitySuppressed)] == len(suppressed)
+    assert counts[codec.topic(ev.OpportunityDetected)] == len(detected)
 
     # the summary a person reads says how many were suppressed as stale
     from click.testing import CliRunner
