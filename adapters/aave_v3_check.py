@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from tapedeck.adapters.aave_v3_logs import read_aave_logs
 from tapedeck.domain import aave_v3 as aave
@@ -319,10 +319,11 @@ def tick_file_for(raw_path: str | Path) -> Path | None:
     return tick if tick is not None and tick.is_file() else None
 
 
-def day_report(raw_paths: Iterable[str], chain: str) -> list[str]:
-    """The check of each file, ready to print (the tick file beside it, when there is one, is compared too)."""
+def day_report(chains: Mapping[str, str]) -> list[str]:
+    """The check of each raw file (path -> its chain), ready to print; the tick file beside it, when
+    there is one, is compared too."""
     lines: list[str] = []
-    for p in raw_paths:
+    for p, chain in chains.items():
         tick = tick_file_for(p)
         lines.append(f"check of {Path(p).name}" + (f" against {tick.name}:" if tick else ":"))
         try:
