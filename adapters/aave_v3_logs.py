@@ -175,8 +175,8 @@ def read_aave_stream(f: IO[bytes], name: str, chain: str) -> Iterator[ev.Event]:
 
 class _Order:
     """The order rules of a log file: (block, log index) strictly rising, one time per block, time
-    never falling while blocks rise. A rejection is stamped with its own time unless that runs
-    backwards (then the last good time), so the output's times never fall."""
+    never falling while blocks rise. A rejection is stamped with its own time unless that is before
+    the last good event's (then with that), so no output is timed before a good event it follows."""
 
     def __init__(self) -> None:
         self.last_ts = 0
