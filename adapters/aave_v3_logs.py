@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+import eth_abi
+
 from tapedeck.adapters.csv_header import MAX_BLOCK, MAX_LOG_INDEX, RowError, read_header, rows, uint
 from tapedeck.adapters.evm_abis import AAVE_V3_POOL
 from tapedeck.adapters.evm_logs import DecodedLog, EventDecoder, LogDecodeError
@@ -171,6 +173,15 @@ def read_aave_stream(f: IO[bytes], name: str, chain: str) -> Iterator[ev.Event]:
             continue
         order.accept(block, log_index, row_ts)
         yield cls(ts=row_ts, source=SOURCE, chain=chain, block=block, tx=tx.lower(), log_index=log_index, **values)
+
+
+def encode_row(event: str, args: dict[str, Any], *, block: int, log_index: int, time: str, tx: str,
+               decoder: EventDecoder = DECODER) -> str:
+    """One raw CSV row of a Pool log (the inverse of the reader): for tests and fuzz seeds without the data."""
+    layout = decoder.layout(event)
+    topics = ["0x" + layout.topic0.hex()] + ["0x" + eth_abi.encode([t], [args[n]]).hex() for n, t in layout.indexed]
+    data = "0x" + eth_abi.encode([t for _, t in layout.data], [args[n] for n, _ in layout.data]).hex()
+    return f'{block},{time},{tx},0,{log_index},"{topics!r}",{data}'
 
 
 class _Order:

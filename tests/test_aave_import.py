@@ -9,12 +9,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import eth_abi
 import pytest
 from click.testing import CliRunner
 
 from tapedeck.adapters import aave_v3_check as check
-from tapedeck.adapters.aave_v3_logs import DECODER, OTHERS, read_aave_logs, read_aave_stream
+from tapedeck.adapters.aave_v3_logs import DECODER, OTHERS, encode_row, read_aave_logs, read_aave_stream
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.cli import main
 from tapedeck.domain import aave_v3 as aave
@@ -34,11 +33,7 @@ RAY = aave.RAY
 
 def log_row(event: str, args: dict, *, block: int = 51986202, log_index: int = 1, time: str = "2024-01-06 00:06:18",
             tx: str = "0x" + "ab" * 32, decoder=DECODER) -> str:
-    """One raw CSV row of a Pool log, encoded by eth_abi from the ABI (indexed args -> topics)."""
-    layout = decoder.layout(event)
-    topics = ["0x" + layout.topic0.hex()] + ["0x" + eth_abi.encode([t], [args[n]]).hex() for n, t in layout.indexed]
-    data = "0x" + eth_abi.encode([t for _, t in layout.data], [args[n] for n, _ in layout.data]).hex()
-    return f'{block},{time},{tx},0,{log_index},"{topics!r}",{data}'
+    return encode_row(event, args, block=block, log_index=log_index, time=time, tx=tx, decoder=decoder)
 
 
 def reserve_data(li: int = RAY, vi: int = RAY, lr: int = 10**25, vr: int = 3 * 10**25) -> dict:
