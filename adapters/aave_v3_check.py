@@ -12,9 +12,12 @@ interest (only if the liquidity rate is not 0), the variable borrow index compou
 (``domain.aave_v3.normalized_income``/``normalized_debt``; elapsed 0 leaves both unchanged). Each
 miss is given the cause the logs support, or counted unexplained:
 
-* ``flash-loan premium``: the liquidity index rose beyond the time-based accrual while the variable
-  borrow index is exactly as predicted (only ``cumulateToLiquidityIndex`` moves one index alone), and
-  the update is an orphan: no action log of the reserve follows it in its transaction (a user
+* ``flash-loan premium, its FlashLoan log in the tx``: the liquidity index rose beyond the
+  time-based accrual while the variable borrow index is exactly as predicted (only
+  ``cumulateToLiquidityIndex`` moves one index alone), and a ``FlashLoan`` of the reserve follows
+  the update in its transaction (a file of the whole Pool's logs, or the sim's).
+* ``flash-loan premium (cumulateToLiquidityIndex)``: the same jump, where no FlashLoan log is at
+  hand, on an update that is an orphan: no action log of the reserve follows it in its transaction (a user
   action's update is always followed by its own log; a flash loan's repayment update is followed by
   ``FlashLoan``, whose topic1 is the receiver, so a reserve-filtered file never holds it). Where the
   transaction holds a Supply/Withdraw of the reserve, the jump per unit of that amount must be within
@@ -39,6 +42,7 @@ from tapedeck.domain import events as ev
 
 NS = 1_000_000_000
 FLASH = "flash-loan premium (cumulateToLiquidityIndex)"
+FLASH_LOGGED = "flash-loan premium, its FlashLoan log in the tx"
 NO_DEBT = "no variable debt (index not cumulated)"
 PREMIUM_TOLERANCE = Fraction(5, 100)  # of the median jump per unit moved
 ACTIONS = (ev.AaveSupplied, ev.AaveWithdrawn, ev.AaveBorrowed, ev.AaveRepaid, ev.AaveCollateralToggled)
@@ -133,7 +137,7 @@ def _reserve_lines(r: ReserveReport) -> list[str]:
 
 
 def _premium_evidence(r: ReserveReport) -> list[str]:
-    flash = [m for m in r.misses if m.cause == FLASH]
+    flash = [m for m in r.misses if m.cause == FLASH]  # the ones shown by their shape and size
     sized = [m for m in flash if m.jump_per_unit is not None]
     if not flash:
         return []
@@ -171,27 +175,40 @@ def round_principal_fee(amount: int) -> int | None:
     return None
 
 
-def _orphans(events: list[ev.Event]) -> set[tuple[int, int]]:
-    """(block, log index) of updates with no action log of the reserve after them in their transaction."""
+def _reserves_of(e: ev.Event) -> tuple[str, ...]:
+    """The reserves whose update an action log closes (a liquidation closes both of its own)."""
+    if isinstance(e, ev.AaveLiquidationObserved):
+        return (e.collateral_asset, e.debt_asset)
+    if isinstance(e, ACTIONS):
+        return (e.reserve,)  # type: ignore[attr-defined]
+    return ()
+
+
+def _update_links(events: list[ev.Event]) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """(orphans, flash-loaned): (block, log index) of the updates with no action log of their reserve
+    after them in their transaction, and of those a ``FlashLoan`` of that reserve follows there."""
     orphan: set[tuple[int, int]] = set()
-    open_update: dict[str, tuple[int, int]] = {}
+    flashed: set[tuple[int, int]] = set()
+    open_update: dict[tuple[str, str], tuple[int, int]] = {}  # (tx, reserve) -> the update awaiting its action
     for e in events:
         if isinstance(e, ev.AaveReserveDataUpdated):
-            if e.tx in open_update:
-                orphan.add(open_update[e.tx])
-            open_update[e.tx] = (e.block, e.log_index)
-        elif isinstance(e, ACTIONS + (ev.AaveLiquidationObserved,)):
-            open_update.pop(e.tx, None)
-    return orphan | set(open_update.values())
+            if (key := (e.tx, e.reserve)) in open_update:
+                orphan.add(open_update[key])
+            open_update[key] = (e.block, e.log_index)
+        elif isinstance(e, ev.AaveFlashLoaned) and (e.tx, e.asset) in open_update:
+            flashed.add(open_update[(e.tx, e.asset)])
+        for reserve in _reserves_of(e):
+            open_update.pop((e.tx, reserve), None)
+    return orphan | set(open_update.values()), flashed
 
 
-def _moved(events: list[ev.Event]) -> dict[str, int]:
-    """tx -> its one Supply/Withdraw amount (txs with several are left out: the amount is ambiguous)."""
-    amounts: dict[str, list[int]] = defaultdict(list)
+def _moved(events: list[ev.Event]) -> dict[tuple[str, str], int]:
+    """(tx, reserve) -> its one Supply/Withdraw amount (several: left out, the amount is ambiguous)."""
+    amounts: dict[tuple[str, str], list[int]] = defaultdict(list)
     for e in events:
         if isinstance(e, (ev.AaveSupplied, ev.AaveWithdrawn)):
-            amounts[e.tx].append(e.amount)
-    return {tx: a[0] for tx, a in amounts.items() if len(a) == 1}
+            amounts[(e.tx, e.reserve)].append(e.amount)
+    return {key: a[0] for key, a in amounts.items() if len(a) == 1}
 
 
 def predict(prev: ev.AaveReserveDataUpdated, now_ts: int) -> tuple[int, int]:
@@ -221,12 +238,17 @@ def _compare(r: ReserveReport, prev: ev.AaveReserveDataUpdated, e: ev.AaveReserv
         r.misses.append(m)
 
 
-def _explain_premiums(r: ReserveReport) -> None:
-    """Name the flash-loan premium misses: orphan liquidity jumps, the other index exact, premium-sized."""
-    shaped = [m for m in r.misses if m.index == "liquidity" and m.orphan and m.other_exact and m.logged > m.predicted]
-    ks = sorted(k for m in shaped if (k := m.jump_per_unit) is not None)
-    median = ks[len(ks) // 2] if ks else None
+def _explain_premiums(r: ReserveReport, flashed: set[tuple[int, int]]) -> None:
+    """Name the flash-loan premium misses: liquidity jumps with the other index exact, on an update a
+    ``FlashLoan`` log follows, or an orphan one whose jump is premium-sized."""
+    shaped = [m for m in r.misses if m.index == "liquidity" and m.other_exact and m.logged > m.predicted]
     for m in shaped:
+        if (m.block, m.log_index) in flashed:
+            m.cause = FLASH_LOGGED
+    guessed = [m for m in shaped if m.orphan and not m.cause]
+    ks = sorted(k for m in guessed if (k := m.jump_per_unit) is not None)
+    median = ks[len(ks) // 2] if ks else None
+    for m in guessed:
         k = m.jump_per_unit
         if k is None or (median is not None and abs(k - median) <= median * PREMIUM_TOLERANCE):
             m.cause = FLASH
@@ -235,7 +257,7 @@ def _explain_premiums(r: ReserveReport) -> None:
 def check_reserves(events: Iterable[ev.Event]) -> dict[str, ReserveReport]:
     """Predict every ReserveDataUpdated's indexes from the reserve's previous one; explain the misses."""
     evs = [e for e in events if isinstance(e, ev.AaveLog) or isinstance(e, ev.AaveLiquidationObserved)]
-    orphans, moved = _orphans(evs), _moved(evs)
+    (orphans, flashed), moved = _update_links(evs), _moved(evs)
     reports: dict[str, ReserveReport] = {}
     last: dict[str, ev.AaveReserveDataUpdated] = {}
     for e in evs:
@@ -250,9 +272,9 @@ def check_reserves(events: Iterable[ev.Event]) -> dict[str, ReserveReport]:
         if prev is None:
             r.first += 1
             continue
-        _compare(r, prev, e, orphan, moved.get(e.tx))
+        _compare(r, prev, e, orphan, moved.get((e.tx, e.reserve)))
     for r in reports.values():
-        _explain_premiums(r)
+        _explain_premiums(r, flashed)
     return reports
 
 

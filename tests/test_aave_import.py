@@ -216,6 +216,16 @@ def test_flash_loan_premiums_are_explained_and_other_jumps_are_not() -> None:
     assert r3.unexplained == 1
 
 
+def test_a_logged_flash_loan_names_its_jump() -> None:
+    day = _flash_day([10**18])
+    last = day[-1]
+    loan = ev.AaveFlashLoaned(ts=last.ts, source="t", chain="polygon", block=last.block, tx=last.tx, log_index=9,
+                              target=OTHER, initiator=USER, asset=WETH, amount=10**18, rate_mode=0,
+                              premium=5 * 10**14, referral=0)
+    (r,) = check.check_reserves(day + [loan]).values()
+    assert r.causes() == {check.FLASH_LOGGED: 1} and r.unexplained == 0
+
+
 def msgspec_replace(e: ev.Event, **changes) -> ev.Event:
     import msgspec
 
