@@ -251,6 +251,8 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
 
     The pool's identity (fee, tick spacing, tokens) comes from the registry (fixtures/registry.toml,
     extended by --registry/--config); a pool it does not know needs --fee and --tick-spacing.
+    aave-v3-logs takes its chain from --chain or the file name (<chain>-aave_v3-...) and prints
+    how many ReserveDataUpdated indexes the exact math predicts, with the cause of each miss.
     """
     from tapedeck.adapters.registry import RegistryError, load_registry
 

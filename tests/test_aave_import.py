@@ -300,6 +300,28 @@ def test_real_day_counts_amounts_and_index_prediction() -> None:
     assert r.ok
 
 
+def test_real_day_amounts_equal_the_tick_file_row_by_row() -> None:
+    """The same, read without the check's own comparison: every tick.csv row is our event's amount."""
+    import csv
+
+    raw, tick = require_data(DAY + ".raw.csv"), require_data(DAY + ".tick.csv")
+    ours = {(e.block, e.log_index): e for e in read_aave_logs(raw, "polygon")}
+    with open(tick, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 413
+    for row in rows:
+        e = ours[(int(row["block_number"]), int(row["log_index"]))]
+        assert (e.amount, e.reserve, e.tx) == (int(row["amount"]), row["reserve"], row["transaction_hash"]), row
+        assert e.ts == int(__import__("calendar").timegm(__import__("time").strptime(
+            row["block_timestamp"], "%Y-%m-%d %H:%M:%S"))) * 10**9
+
+
+def test_block_range_limits_the_import(tmp_path) -> None:
+    raw = require_data(DAY + ".raw.csv")
+    rep = import_files("aave-v3-logs", [str(raw)], tmp_path / "x.db", from_block=51986202, to_block=51986321)
+    assert (rep.imported, rep.rejected) == (6, 0)  # the rows of blocks 51986202..51986321 (awk count)
+
+
 def test_real_day_imports_prints_its_check_and_verifies(tmp_path) -> None:
     raw = require_data(DAY + ".raw.csv")
     log, out = tmp_path / "day.db", tmp_path / "run.db"
