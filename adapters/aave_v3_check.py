@@ -143,7 +143,7 @@ def _premium_evidence(r: ReserveReport) -> list[str]:
         return []
     same_block = sum(1 for m in flash if m.elapsed == 0)
     lines = [f"    flash-loan evidence: {len(flash)} liquidityIndex jumps with variableBorrowIndex exact, all orphan "
-             f"updates; {same_block} at elapsed 0 (a second update in the tx, after a user action)"]
+             f"updates; {same_block} at elapsed 0 (no time-based accrual at all)"]
     if sized:
         ks = sorted(m.jump_per_unit for m in sized)  # type: ignore[type-var]
         amounts = sorted(m.moved for m in sized)  # type: ignore[type-var]
@@ -155,7 +155,7 @@ def _premium_evidence(r: ReserveReport) -> list[str]:
     if fees:
         lines.append(f"    amounts that are a round principal x plus percentMul(x, p): {sum(fees.values())} of "
                      f"{len(sized)} (p in bps: {', '.join(f'{p} x{n}' for p, n in sorted(fees.items()))}); the others "
-                     f"are not round (swap outputs, or the principal itself)")
+                     f"are not of that form with a round principal")
     return lines
 
 
