@@ -233,12 +233,14 @@ class ImportUsageError(click.ClickException):
 @click.option("--out", "out", required=True, help="Log file to create or add this source to.")
 @click.option("--from-block", type=click.IntRange(min=0), default=None, help="Skip rows before this block.")
 @click.option("--to-block", type=click.IntRange(min=0), default=None, help="Skip rows after this block.")
-@click.option("--pool", default=None, help="Pool address, when the file name holds none (0x + 40 hex).")
+@click.option("--pool", default=None, help="Pool address, when the file name holds none (0x + 40 hex); "
+              "for aave-v3-logs the Pool contract (default: the chain's known Pool).")
 @click.option("--fee", type=click.IntRange(min=1), default=None,
               help="Pool fee (V3 in pips: 500 = 0.05%; V2 in bps), overriding the registry.")
 @click.option("--tick-spacing", type=click.IntRange(min=1), default=None,
               help="V3 tick spacing, overriding the registry (must go with --fee).")
-@click.option("--chain", default=None, help="Chain of the pool, when its address is registered on several.")
+@click.option("--chain", default=None, help="Chain of the pool, when its address is registered on several "
+              "(aave-v3-logs: when the file name does not start with it).")
 @click.option("--registry", "registries", multiple=True,
               help="Extra registry file ([[pools]] entries, like fixtures/registry.toml); repeatable.")
 @click.option("--config", "config_path", default=None, help="A config file whose [[pools]] entries extend the registry.")
@@ -249,6 +251,8 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
 
     The pool's identity (fee, tick spacing, tokens) comes from the registry (fixtures/registry.toml,
     extended by --registry/--config); a pool it does not know needs --fee and --tick-spacing.
+    aave-v3-logs takes its chain from --chain or the file name (<chain>-aave_v3-...) and prints
+    how many ReserveDataUpdated indexes the exact math predicts, with the cause of each miss.
     """
     from tapedeck.adapters.registry import RegistryError, load_registry
 
@@ -271,6 +275,11 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
     if kind == "uniswap-v3-logs":
         fees = {p: (s.fee, s.tick_spacing) for p, s in rep.pools.items() if s.tick_spacing is not None}
         check_against_independent_decode(paths, fees, pool)
+    if kind == "aave-v3-logs":
+        from tapedeck.adapters.aave_v3_check import day_report
+
+        for line in day_report({p: s.chain for p, s in rep.pools.items()}):
+            click.echo(line)
 
 
 def check_against_independent_decode(paths: tuple[str, ...] | list[str],

@@ -35,6 +35,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tapedeck.adapters.aave_v3_logs import encode_row, read_aave_stream  # noqa: E402
 from tapedeck.adapters.uniswap_v2_reserves import MAX_UINT112, read_v2_stream  # noqa: E402
 from tapedeck.adapters.uniswap_v3_logs import MAX_TS, MIN_TS, read_v3_stream  # noqa: E402
 from tapedeck.domain import codec, events as ev  # noqa: E402
@@ -355,10 +356,90 @@ def run_campaign(budget: int, seed: int = 1, data: Path | None = None,
     return counts
 
 
+# ----------------------------------------------------------------------------- the Aave v3 Pool-log reader
+
+AAVE_FILE = ("aave-v3-polygon-2024-01-06/"
+             "polygon-aave_v3-0x7ceb23fd6bc0add59e62ac25578270cff1b9f619-2024-01-06.raw.csv")
+AAVE_HEADER = b"block_number,block_timestamp,transaction_hash,transaction_index,log_index,topics,data"
+
+
+def synthetic_aave_rows(n: int = 60) -> list[bytes]:
+    """Rows of every modelled Pool event, when the shared day is absent (encoded from the ABI)."""
+    weth, user, ray = "0x7ceb23fd6bc0add59e62ac25578270cff1b9f619", "0x" + "a7" * 20, 10**27
+    kinds = [("ReserveDataUpdated", dict(reserve=weth, liquidityRate=10**25, stableBorrowRate=0, variableBorrowRate=3 * 10**25,
+                                         liquidityIndex=ray, variableBorrowIndex=ray)),
+             ("Supply", dict(reserve=weth, user=user, onBehalfOf=user, amount=10**18, referralCode=0)),
+             ("Withdraw", dict(reserve=weth, user=user, to=user, amount=5)),
+             ("Borrow", dict(reserve=weth, user=user, onBehalfOf=user, amount=7, interestRateMode=2, borrowRate=1,
+                             referralCode=0)),
+             ("Repay", dict(reserve=weth, user=user, repayer=user, amount=3, useATokens=False)),
+             ("LiquidationCall", dict(collateralAsset=weth, debtAsset=user, user=user, debtToCover=1,
+                                      liquidatedCollateralAmount=2, liquidator=user, receiveAToken=True)),
+             ("ReserveUsedAsCollateralEnabled", dict(reserve=weth, user=user)),
+             ("FlashLoan", dict(target=user, initiator=user, asset=weth, amount=9, interestRateMode=0, premium=1,
+                                referralCode=0)),
+             ("UserEModeSet", dict(user=user, categoryId=1))]
+    return [encode_row(*kinds[i % len(kinds)], block=51986202 + i // 3, log_index=i, tx="0x" + f"{i:064x}",
+                       time=f"2024-01-06 00:{i // 3 // 30:02d}:{i // 3 * 2 % 60:02d}").encode() for i in range(n)]
+
+
+def aave_corpus(data: Path | None = None) -> tuple[bytes, list[bytes]]:
+    path = (data or data_dir()) / AAVE_FILE
+    return seed_lines(path) if path.is_file() else (AAVE_HEADER, synthetic_aave_rows())
+
+
+def _aave_problem(out: list[ev.Event], rows: int) -> str | None:
+    """The reader's promises: one output per row, events in range and codec-safe, (block, log index)
+    rising and times not falling among the events."""
+    header_rejected = bool(out) and type(out[0]) is ev.InputRejected and out[0].origin.endswith(":header")
+    if len(out) != (1 if header_rejected else rows):
+        return f"{len(out)} outputs for {rows} rows"
+    good = [e for e in out if type(e) is not ev.InputRejected]
+    for a, b in zip(good, good[1:]):
+        if (b.block, b.log_index) <= (a.block, a.log_index) or b.ts < a.ts:  # type: ignore[attr-defined]
+            return "Aave events out of (block, log index, time) order"
+    for e in good:
+        if (problem := _check_event(e)) is not None:
+            return problem
+    return None
+
+
+def fuzz_aave(rng: random.Random, counts: FuzzCounts, header: bytes, seeds: list[bytes]) -> None:
+    """One small mutated file through the Aave reader: nothing may escape, every promise must hold."""
+    start, n = rng.randrange(len(seeds)), rng.randint(1, 12)
+    blob = header + b"\n" + b"\n".join(mutate_line(rng, seeds[(start + i) % len(seeds)], seeds) for i in range(n)) + b"\n"
+    counts.inputs, counts.files, counts.by_target["aave"] = counts.inputs + n, counts.files + 1, counts.by_target["aave"] + n
+    try:
+        out = list(read_aave_stream(io.BytesIO(blob), "fuzz.raw.csv", "polygon"))
+        problem = _aave_problem(out, _nonblank_rows(blob))
+    except Exception as e:  # noqa: BLE001 - the point: nothing may escape
+        counts.escaped += 1
+        counts.note(f"aave reader raised {type(e).__name__}: {e} on {blob[:300]!r}\n{traceback.format_exc(limit=3)}")
+        return
+    rejected = [e for e in out if type(e) is ev.InputRejected]
+    counts.rejections += len(rejected)
+    counts.events += len(out) - len(rejected)
+    counts.reasons.update(reason_kind(e.reason) for e in rejected)
+    if problem is not None or not all(e.reason and e.origin for e in rejected):
+        counts.invariant_failures += 1
+        counts.note(f"aave: {problem or 'rejection without reason/origin'}: {blob[:300]!r}")
+
+
+def run_aave_campaign(budget: int, seed: int = 1, data: Path | None = None) -> FuzzCounts:
+    """About ``budget`` mutated rows of the Aave v3 Pool-log day (or synthetic rows) through its reader."""
+    rng = random.Random(seed)
+    header, seeds = aave_corpus(data)
+    counts = FuzzCounts()
+    while counts.inputs < budget:
+        fuzz_aave(rng, counts, header, seeds)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--inputs", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--aave-inputs", type=int, default=100_000, help="rows through the Aave v3 Pool-log reader")
     args = ap.parse_args()
     t0 = time.perf_counter()
     source = data_dir() if (data_dir() / V3_FILE).is_file() else "the repository's synthetic samples"
@@ -372,7 +453,10 @@ def main() -> None:
     print(f"rejection reason kinds: {len(counts.reasons)}; most common: "
           + "; ".join(f"{k} x{v:,}" for k, v in counts.reasons.most_common(15)))
     print(f"{time.perf_counter() - t0:.0f}s")
-    sys.exit(1 if counts.escaped or counts.invariant_failures else 0)
+    aave = run_aave_campaign(args.aave_inputs, args.seed)
+    print("aave-v3-logs reader: " + "; ".join(aave.lines()))
+    print(f"{time.perf_counter() - t0:.0f}s")
+    sys.exit(1 if counts.escaped or counts.invariant_failures or aave.escaped or aave.invariant_failures else 0)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 import msgspec
 from eventsourcing.persistence import PersistenceError
 
+from tapedeck.adapters import aave_v3_logs
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.adapters.eventlog import EventLog, LogUnwritable, Manifest, WriterLock
 from tapedeck.adapters.registry import (V2, V3, V3_TICK_SPACING, PoolSpec, Registry, RegistryError, adhoc_pool,
@@ -64,12 +65,13 @@ class ImportReport:
     rejected: int = 0
     rejections: list[str] = field(default_factory=list)  # first few reasons, for the user
     total_in_log: int = 0
-    pools: dict[str, PoolSpec] = field(default_factory=dict)  # file path -> the pool it was read as
+    pools: dict[str, PoolSpec | AaveSource] = field(default_factory=dict)  # file path -> the pool it was read as
     retimed: int = 0  # block-only events of the log whose time changed with this import
     notes: list[str] = field(default_factory=list)  # e.g. flags that overrode the registry
 
 
-KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves")
+KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs")
+AAVE = "aave-v3-logs"
 _PROTOCOL = {"uniswap-v3-logs": V3, "uniswap-v2-reserves": V2}
 
 
@@ -137,17 +139,59 @@ def resolve_pool(kind: str, path: str, registry: Registry, *, pool: str | None =
     return spec, notes
 
 
-def _reader(kind: str, spec: PoolSpec, registry: Registry, from_block: int | None,
+@dataclass(frozen=True)
+class AaveSource:
+    """An Aave v3 Pool-log file as the importer reads it: the Pool's chain and address (the file
+    holds neither), and the reserve its name says it was filtered by (None if it names none)."""
+
+    chain: str
+    address: str
+    reserve: str | None
+
+    @property
+    def label(self) -> str:
+        return f"Aave v3 Pool on {self.chain}"
+
+    def to_note(self) -> dict[str, Any]:
+        return {"chain": self.chain, "protocol": "aave-v3", "name": self.label}
+
+
+def resolve_aave(path: str, *, chain: str | None, pool: str | None) -> AaveSource:
+    """The chain from ``--chain`` or demeter's file name (``<chain>-aave_v3-<reserve>-...``), which must
+    agree; the Pool from ``--pool`` or the chain's known Pool (the address alone never names the chain)."""
+    from_name = aave_v3_logs.chain_from_filename(path)
+    try:
+        given = ChainId(chain).name if chain is not None else None
+        name_chain = ChainId(from_name).name if from_name is not None else None
+        address = Address.parse(pool).value if pool is not None else None
+    except IdError as e:
+        raise ImportError_(f"--chain/--pool: {e}") from None
+    if given and name_chain and given != name_chain:
+        raise ImportError_(f"--chain {given} disagrees with the chain in the file name {Path(path).name} ({name_chain})")
+    chain_name = given or name_chain
+    if chain_name is None:
+        raise ImportError_(f"{Path(path).name}: no chain in the file name (<chain>-aave_v3-...); give --chain NAME")
+    address = address or aave_v3_logs.DEFAULT_POOLS.get(chain_name)
+    if address is None:
+        raise ImportError_(f"no known Aave v3 Pool on {chain_name}: give --pool ADDRESS")
+    return AaveSource(chain_name, address, aave_v3_logs.reserve_from_filename(path))
+
+
+def _block_filter(events: Iterator[ev.Event], from_block: int | None, to_block: int | None) -> Iterator[ev.Event]:
+    for e in events:
+        block = getattr(e, "block", None)
+        if block is not None and ((from_block is not None and block < from_block)
+                                  or (to_block is not None and block > to_block)):
+            continue
+        yield e
+
+
+def _reader(kind: str, spec: PoolSpec | AaveSource, registry: Registry, from_block: int | None,
             to_block: int | None) -> Callable[[str], Iterator[ev.Event]]:
+    if isinstance(spec, AaveSource):
+        return lambda path: _block_filter(aave_v3_logs.read_aave_logs(path, spec.chain), from_block, to_block)
     if kind == "uniswap-v3-logs":
-        def read(path: str) -> Iterator[ev.Event]:
-            for e in read_v3_logs(path, pool=spec.address):
-                block = getattr(e, "block", None)
-                if block is not None and ((from_block is not None and block < from_block)
-                                          or (to_block is not None and block > to_block)):
-                    continue
-                yield e
-        return read
+        return lambda path: _block_filter(read_v3_logs(path, pool=spec.address), from_block, to_block)
     # Provisional times, -(block + 1), never stored: every block-only event (and the rejections stamped
     # with its time) is re-timed from the whole log once merged (see retime). A block the chain's
     # fixed anchors time outside 2015..2100 is a corrupt row, rejected here (whatever the log holds,
@@ -272,8 +316,13 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         except RegistryError as e:
             raise ImportError_(str(e)) from None
     report = ImportReport(kind, [str(p) for p in paths])
-    specs: dict[str, PoolSpec] = {}
+    specs: dict[str, PoolSpec | AaveSource] = {}
+    if kind == AAVE and (fee is not None or tick_spacing is not None):
+        raise ImportError_("--fee/--tick-spacing: an Aave v3 Pool has neither")
     for p in paths:
+        if kind == AAVE:
+            specs[p] = resolve_aave(p, chain=chain, pool=pool)
+            continue
         specs[p], notes = resolve_pool(kind, p, registry, pool=pool, fee=fee, tick_spacing=tick_spacing, chain=chain)
         report.notes.extend(notes)
     report.pools = dict(specs)
@@ -294,7 +343,7 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
 
 
 def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None, to_block: int | None,
-                   specs: dict[str, PoolSpec], registry: Registry, report: ImportReport) -> ImportReport:
+                   specs: dict[str, PoolSpec | AaveSource], registry: Registry, report: ImportReport) -> ImportReport:
     existing: list[ev.Event] = []
     manifest = Manifest(run_id="", mode="import")
     if out.exists():

@@ -29,3 +29,20 @@ def test_fuzz_campaign_nothing_escapes() -> None:
                  "has two times", "is not after the", "bad transaction_hash", "unknown topicN", "truncated data",
                  "data is not Nx-prefixed", "header lacks column"):
         assert kind in seen, (kind, c.reasons.most_common())
+
+
+AAVE_BUDGET = int(os.environ.get("TAPEDECK_FUZZ_AAVE_BUDGET", "5000"))
+
+
+def test_fuzz_aave_reader_nothing_escapes() -> None:
+    """Mutated rows of the Aave v3 Pool-log day (synthetic rows of every event when it is absent)."""
+    from benchmarks.bench_fuzz import run_aave_campaign
+
+    c = run_aave_campaign(AAVE_BUDGET, seed=9)
+    print("\n".join(c.lines()))
+    assert c.escaped == 0 and c.invariant_failures == 0, c.examples
+    assert c.inputs >= AAVE_BUDGET and c.events > 0 and c.rejections > 0
+    seen = " | ".join(c.reasons)
+    for kind in ("not UTF-N text", "topics is not a list", "bad block_timestamp", "data is not Nx-prefixed",
+                 "log (block N, log_index N) is", "truncated data"):
+        assert kind in seen, (kind, c.reasons.most_common())
