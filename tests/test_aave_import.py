@@ -17,7 +17,7 @@ from tapedeck.adapters.aave_v3_logs import DECODER, OTHERS, encode_row, read_aav
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.cli import main
 from tapedeck.domain import aave_v3 as aave
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.runtime.importers import ImportError_, import_files
 from tests.conftest import require_data
 from tests.test_readers_hardened import fields as _swap_field
@@ -82,7 +82,7 @@ def test_every_modelled_log_decodes_to_its_event(tmp_path, name: str, args: dict
     assert e.ts == 1704499578 * 10**9  # 2024-01-06 00:06:18 UTC
     for k, v in fields.items():
         assert getattr(e, k) == v, (k, getattr(e, k))
-    assert ev.decode(ev.topic(cls), ev.encode(e)) == e  # and it survives the log's codec
+    assert codec.decode(codec.topic(cls), codec.encode(e)) == e  # and it survives the log's codec
 
 
 # ----------------------------------------------------------------------------- hostile rows
