@@ -32,7 +32,6 @@ the same profit again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import Any, Callable, Mapping
 
 from tapedeck.domain import events as ev
@@ -43,7 +42,6 @@ PAPER = "paper"
 V3_TICK_SPACING = {100: 1, 500: 10, 3000: 60, 10_000: 200}  # the V3 factory's fee tiers
 V2_SWAP_GAS = 105_000  # about what a router swap on a V2 pair uses
 V3_SWAP_GAS = 130_000  # about what a single-pool V3 router swap uses inside one tick interval
-_CTX = Context(prec=80)  # pinned: book arithmetic never reads the caller's Decimal context
 
 Report = Callable[[ev.Event], None]
 
@@ -129,8 +127,8 @@ class PaperGateway:
         self.state = state
         self.pools = {k.lower(): v for k, v in (pools or {}).items()}
         self.taker_fee_bps = int(taker_fee_bps)
-        self.base_unit = Decimal(10) ** int(base_decimals)
-        self.quote_unit = Decimal(10) ** int(quote_decimals)
+        self.base_decimals = int(base_decimals)
+        self.quote_decimals = int(quote_decimals)
         self.v2_swap_gas, self.v3_swap_gas = int(v2_swap_gas), int(v3_swap_gas)
         self.report = report
         self._impact: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # pool -> (recorded, after own trade)
@@ -204,9 +202,13 @@ class PaperGateway:
         return next(iter(kind))
 
     def _arb(self, intent: ev.OrderIntended) -> ev.OrderFilled:
-        buy_name, arrow, sell_name = intent.instrument.partition("->")
-        if not arrow:
-            raise PaperRefusal(f"arbitrage instrument must be '<buy pool>-><sell pool>', got {intent.instrument!r}")
+        if len(intent.route) == 2:
+            buy_name, sell_name = intent.route
+        else:  # intents recorded before OrderIntended v4 name the route only in the instrument
+            buy_name, arrow, sell_name = intent.instrument.partition("->")
+            if not arrow or intent.route:
+                raise PaperRefusal(f"arbitrage needs a route of two pools (buy, sell), got route {intent.route!r} "
+                                   f"instrument {intent.instrument!r}")
         if intent.amount <= 0:
             raise PaperRefusal(f"arbitrage amount must be > 0, got {intent.amount}")
         buy, sell = _Leg(self, self._pool_id(buy_name)), _Leg(self, self._pool_id(sell_name))
@@ -255,20 +257,28 @@ class PaperGateway:
         q = self.state.quotes[intent.instrument][intent.venue]
         buying = intent.side == "buy"
         px, size = (q.ask, q.ask_size) if buying else (q.bid, q.bid_size)
-        if not (px.is_finite() and size.is_finite() and px > 0 and size >= 0):
-            raise PaperRefusal(f"{intent.venue} {intent.instrument}: unusable quote {px} x {size}")
+        if not (px > 0 and size >= 0):
+            raise PaperRefusal(f"{intent.venue} {intent.instrument}: unusable quote {q.price(px)} x {q.size(size)}")
         key = (intent.instrument, intent.venue, intent.side)
         used = self._depth_used.get(key)
-        depth = int(_CTX.multiply(size, self.base_unit).to_integral_value(ROUND_FLOOR))
+        depth = _scaled(size, self.base_decimals - q.size_decimals, up=False)
         if used is not None and used[0] == q:
             depth -= used[1]
         qty = min(intent.amount, depth)
         if qty <= 0:
-            raise PaperRefusal(f"{intent.venue} {intent.instrument}: no depth left at {px} for {intent.amount}")
+            raise PaperRefusal(f"{intent.venue} {intent.instrument}: no depth left at {q.price(px)} for {intent.amount}")
         self._depth_used[key] = (q, (used[1] if used is not None and used[0] == q else 0) + qty)
-        value = _CTX.divide(_CTX.multiply(_CTX.multiply(Decimal(qty), px), self.quote_unit), self.base_unit)
-        notional = int(value.to_integral_value(ROUND_CEILING if buying else ROUND_FLOOR))
+        # qty base units x px (10**-pd quote) -> quote base units: exact integers, the venue's rounding
+        notional = _scaled(qty * px, self.quote_decimals - self.base_decimals - q.price_decimals, up=buying)
         fee = -(-notional * self.taker_fee_bps // 10_000)  # rounded up: the venue's favour
         return ev.OrderFilled(ts=intent.ts, source=PAPER, cause=intent.seq, intent=intent.seq, venue=intent.venue,
                               amount=qty, notional=notional, fee=fee, fee_asset=intent.instrument.split("-")[-1],
                               final=True)
+
+
+def _scaled(n: int, places: int, *, up: bool) -> int:
+    """``n * 10**places`` as an integer, rounded up or down when ``places`` is negative."""
+    if places >= 0:
+        return n * 10**places
+    d = 10**-places
+    return -(-n // d) if up else n // d

@@ -236,6 +236,18 @@ def load_registry(files: Iterable[str | Path] = (), *, configs: Iterable[str | P
     return Registry(pools, chains, [str(p) for p, _ in sources])
 
 
+def registry_with(pools: list[Any]) -> Registry:
+    """The shipped registry plus ``pools`` (a config's ``[[pools]]`` entries, checked alike)."""
+    base = load_registry()
+    try:
+        parsed = RegistryFile.model_validate({"pools": pools})
+    except ValidationError as e:
+        raise RegistryError(_describe(Path("config"), e)) from None
+    for p in parsed.pools:
+        base.pools[(p.chain, p.address)] = _spec(p)
+    return base
+
+
 def adhoc_pool(chain: str, address: str, protocol: str, fee: int, tick_spacing: int | None) -> PoolSpec:
     """A pool the registry does not know, from the user's flags (tokens unknown: token0/token1)."""
     problem = fee_problem(protocol, fee, tick_spacing)

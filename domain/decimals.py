@@ -26,3 +26,29 @@ def seconds_to_ns(value: Any, what: str = "max_age_s") -> int:
     if not d.is_finite() or d < 0:
         raise ValueError(f"{what} must be a number of seconds >= 0, got {value!r}")
     return int(CTX.multiply(d, Decimal(NS)).to_integral_value(ROUND_FLOOR, context=CTX))
+
+
+def decimals_of(step: Decimal) -> int:
+    """How many decimal places a price tick or lot size has (``0.01`` -> 2, ``5`` -> 0)."""
+    return max(0, -int(step.as_tuple().exponent))
+
+
+def to_fixed(value: Decimal | str | int, decimals: int, what: str = "value") -> int:
+    """``value`` as an integer count of ``10**-decimals`` — exactly, or ``ValueError`` naming it
+    (not finite, or finer than the precision: a price is never silently rounded)."""
+    try:
+        d = value if isinstance(value, Decimal) else CTX.create_decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{what} {value!r} is not a decimal number") from None
+    if not d.is_finite():
+        raise ValueError(f"{what} {value!r} is not a finite number")
+    scaled = d.scaleb(decimals, context=CTX)
+    n = int(scaled.to_integral_value(ROUND_FLOOR, context=CTX))
+    if scaled != n:
+        raise ValueError(f"{what} {value} has more than {decimals} decimal places")
+    return n
+
+
+def from_fixed(n: int, decimals: int) -> Decimal:
+    """The Decimal an integer of ``10**-decimals`` stands for (display, keys; exact)."""
+    return Decimal(n).scaleb(-decimals, context=CTX)

@@ -147,7 +147,8 @@ class Engine:
                 routes.setdefault(t, []).append(s)
         routers: dict[type[ev.Event], Callable[[Any], Sequence[ev.Event]]] = {t: self._execution for t in _EXECUTIONS}
         routers[ev.TimerFired] = self._timer
-        self._dispatch = {t: (self._folds.get(t), tuple(routes.get(t, ())), routers.get(t)) for t in ev.EVENT_TYPES}
+        self._dispatch = {t: (self._folds.get(t), tuple((s, s.on_event) for s in routes.get(t, ())), routers.get(t))
+                          for t in ev.EVENT_TYPES}
 
     # ------------------------------------------------------------------ handling
 
@@ -163,9 +164,9 @@ class Engine:
             return _NONE
         state = self.state
         batch = None
-        for strategy in strategies:
+        for strategy, on_event in strategies:
             try:
-                proposals = strategy.on_event(event, state)
+                proposals = on_event(event, state)
             except Exception as exc:
                 if batch is None:
                     batch = _Batch(event)

@@ -26,6 +26,8 @@ from typing import Any, Callable, ClassVar, NamedTuple, Union
 
 import msgspec
 
+from tapedeck.domain.decimals import CTX
+
 INPUT = "input"
 DECISION = "decision"
 EXECUTION = "execution"
@@ -67,23 +69,60 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=True
 
 
 class QuoteUpdated(Event, frozen=True, kw_only=True):
-    """Top of book of a text venue (CEX, perp). Schema 2 renamed the v1 ``*_px``/``*_qty`` fields;
-    schema 3 added ``venue_ts``: the venue's own timestamp of the quote (ns, 0 when it gives none),
-    which freshness rules may use beside the event time (when the bot received it)."""
+    """Top of book of a text venue (CEX, perp), prices and sizes as exact fixed-point integers.
 
-    SCHEMA: ClassVar[int] = 3
+    ``bid`` and ``ask`` count ``10**-price_decimals`` of the quote currency, ``bid_size`` and
+    ``ask_size`` count ``10**-size_decimals`` of the base asset: the instrument's tick and lot
+    precision, parsed once where the text arrives (``domain.decimals.to_fixed``); ``price(x)`` /
+    ``size(x)`` give the Decimal for display. ``venue_ts`` is the venue's own timestamp of the
+    quote (ns, 0 when it gives none), which freshness rules use beside the event time.
+
+    Schema 2 renamed v1's ``*_px``/``*_qty``; schema 3 added ``venue_ts``; schema 4 replaced the
+    Decimal fields by the integers (a third of replay was parsing them) — older bodies load at the
+    precision their own text had, and a price that was not a finite number loads as -1 (the state
+    refuses a negative price, as it refused the non-finite one)."""
+
+    SCHEMA: ClassVar[int] = 4
     PAST: ClassVar[dict[int, Past]] = {
         1: Past((*ENVELOPE, "venue", "instrument", "bid_px", "bid_qty", "ask_px", "ask_qty"),
                 _renamed(bid_px="bid", bid_qty="bid_size", ask_px="ask", ask_qty="ask_size")),
         2: Past((*ENVELOPE, "venue", "instrument", "bid", "bid_size", "ask", "ask_size"), _added(venue_ts=0)),
+        3: Past((*ENVELOPE, "venue", "instrument", "bid", "bid_size", "ask", "ask_size", "venue_ts"),
+                lambda d: _quote_to_fixed(d)),
     }
     venue: str
     instrument: str
-    bid: Decimal
-    bid_size: Decimal
-    ask: Decimal
-    ask_size: Decimal
+    bid: int
+    bid_size: int
+    ask: int
+    ask_size: int
+    price_decimals: int
+    size_decimals: int
     venue_ts: int = 0
+
+    def price(self, value: int) -> Decimal:
+        return Decimal(value).scaleb(-self.price_decimals, context=CTX)
+
+    def size(self, value: int) -> Decimal:
+        return Decimal(value).scaleb(-self.size_decimals, context=CTX)
+
+
+def _quote_to_fixed(d: dict[str, Any]) -> dict[str, Any]:
+    """A v3 quote's Decimal text at the finest precision either side used; non-finite -> -1."""
+    def parsed(*names: str) -> tuple[list[Decimal | None], int]:
+        values = [Decimal(str(d[n])) for n in names]
+        finite = [v for v in values if v.is_finite()]
+        places = max([0, *(-int(v.as_tuple().exponent) for v in finite)])
+        return [v if v.is_finite() else None for v in values], places
+
+    (bid, ask), pd = parsed("bid", "ask")
+    (bsz, asz), sd = parsed("bid_size", "ask_size")
+
+    def fixed(v: Decimal | None, places: int) -> int:
+        return -1 if v is None else int(v.scaleb(places, context=CTX))
+
+    return {**d, "bid": fixed(bid, pd), "ask": fixed(ask, pd), "bid_size": fixed(bsz, sd),
+            "ask_size": fixed(asz, sd), "price_decimals": pd, "size_decimals": sd}
 
 
 class MarkPriceUpdated(Event, frozen=True, kw_only=True):

@@ -8,7 +8,8 @@ Freshness: ``updated[id]`` is the event time of the last update of each venue (q
 A ``SourceStale`` input marks the ids it names stale until their next update (``stale[id]`` is the
 reason). Strategies ask ``fresh(id, now_ts, max_age_ns)`` / ``quote_fresh(q, now_ts, max_age_ns)``
 with the event's own ``ts`` as ``now_ts`` (the domain has no clock). A quote whose price or size is
-not a finite number is not kept: the venue's book entry is removed and the venue marked stale.
+negative (a price that was not a finite number loads so from older logs) is not kept: the venue's
+book entry is removed and the venue marked stale.
 
 In flight: ``orders[strategy][client_id]`` is an ``Order`` from the moment the risk gate approves
 its intent until its final fill, its failure (a rejected intent never enters).
@@ -16,7 +17,6 @@ its intent until its final fill, its failure (a rejected intent never enters).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Mapping
 
 from tapedeck.domain import events as ev
@@ -55,7 +55,6 @@ class Order:
 
 
 _NO_ORDERS: Mapping[str, Order] = {}
-_finite = Decimal.is_finite
 
 
 class MarketState:
@@ -76,15 +75,16 @@ class MarketState:
         book = self.quotes.get(e.instrument)
         if book is None:
             book = self.quotes[e.instrument] = {}
-        if _finite(e.bid) and _finite(e.ask) and _finite(e.bid_size) and _finite(e.ask_size):
-            book[e.venue] = e
-            self.updated[e.venue] = e.ts
+        if e.bid >= 0 <= e.ask and e.bid_size >= 0 <= e.ask_size:
+            venue = e.venue
+            book[venue] = e
+            self.updated[venue] = e.ts
             if self.stale:
-                self.stale.pop(e.venue, None)
+                self.stale.pop(venue, None)
         else:  # nothing can be priced on it: not kept, and the venue is not fresh
             book.pop(e.venue, None)
-            self.stale[e.venue] = (f"unusable quote for {e.instrument} (bid {e.bid} x {e.bid_size}, "
-                                   f"ask {e.ask} x {e.ask_size})")
+            self.stale[e.venue] = (f"unusable quote for {e.instrument} (bid {e.price(e.bid)} x {e.size(e.bid_size)}, "
+                                   f"ask {e.price(e.ask)} x {e.size(e.ask_size)})")
 
     def on_v2(self, e: ev.V2ReservesSynced) -> None:
         self.v2[e.pool] = V2Pool(e.reserve0, e.reserve1, e.block)

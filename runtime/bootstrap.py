@@ -123,7 +123,7 @@ def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Eng
         raise BuildError(f"unknown run mode {mode!r} (known: {', '.join(MODES)})")
     if mode == "live":
         raise NotBuiltYet(f"live runs are not built yet: they come with {LIVE_ISSUE}")
-    from tapedeck.runtime.strategy_loader import build_engine, code_identity
+    from tapedeck.runtime.strategy_loader import build_engine, code_identity, with_pool_identity
 
     engine = engine or build_engine(config)  # before the store: a bad config leaves no run behind
     code = code_identity(engine)
@@ -145,7 +145,8 @@ def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Eng
         inputs = source
     from tapedeck.adapters.paper_gateway import PaperGateway
 
-    paper = PaperGateway.from_config(engine.state, config)  # a bad [paper] table fails before the run exists
+    # a bad [paper] table fails before the run exists; pools take the registry's fees like the strategies
+    paper = PaperGateway.from_config(engine.state, with_pool_identity(config))
     store = create_store(out, manifest, overwrite=overwrite, max_delay_ms=store_delay(config))
     return _pull(mode, config, engine, store, inputs, progress, paper)
 

@@ -40,8 +40,63 @@ GROUP = "tapedeck.strategies"
 
 
 def build_engine(config: dict[str, Any]) -> Engine:
-    """An engine from ``config``, its strategies found by import path, entry point or built-in name."""
-    return builtin_strategies.build_engine(config, resolve)
+    """An engine from ``config``, its strategies found by import path, entry point or built-in name;
+    the pools a built-in arbitrage names take their fee, tick spacing and profit asset from the
+    pool registry (``with_pool_identity``)."""
+    return builtin_strategies.build_engine(with_pool_identity(config), resolve)
+
+
+def with_pool_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with each ``cross_pool_arb`` entry completed from the registry (the shipped one plus
+    the config's own ``[[pools]]``): ``v3_fee_pips``/``v3_tick_spacing``/``v2_fee_bps`` of pools it
+    knows, and ``profit_token`` named by the V3 pool's token0 symbol. A value the entry gives that
+    contradicts the registry is an error naming both; pools it does not know keep the entry's values."""
+    entries = config.get("strategies") if isinstance(config, dict) else None
+    if not isinstance(entries, list) or not any(isinstance(e, dict) and e.get("kind") == "cross_pool_arb"
+                                                for e in entries):
+        return config
+    from tapedeck.adapters.registry import RegistryError, registry_with
+
+    try:
+        registry = registry_with(config.get("pools") or [])
+    except RegistryError as e:
+        raise ConfigError(f"pools: {e}") from None
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict) and entry.get("kind") == "cross_pool_arb":
+            entry = _arb_identity(i, entry, registry)
+        out.append(entry)
+    return {**config, "strategies": out}
+
+
+def _arb_identity(i: int, entry: dict[str, Any], registry: Any) -> dict[str, Any]:
+    entry = dict(entry)
+    chain = entry.get("venue", "ethereum")
+    label = f"strategies[{i}] ({entry.get('name', 'cross_pool_arb')})"
+
+    def known(key: str, protocol: str) -> Any:
+        pool = entry.get(key)
+        if not isinstance(pool, str) or not pool.startswith("0x"):
+            return None
+        spec = registry.find(pool, chain if registry.chain(chain) else None)
+        if spec is not None and spec.protocol != protocol:
+            raise ConfigError(f"{label}: {key} {pool} is a {spec.protocol} pool in the registry, not {protocol}")
+        return spec
+
+    def agree(key: str, value: int) -> None:
+        given = entry.setdefault(key, value)
+        if given != value:
+            raise ConfigError(f"{label}: {key} = {given} contradicts the pool registry's {value}")
+
+    v2, v3 = known("v2_pool", "uniswap-v2"), known("v3_pool", "uniswap-v3")
+    if v3 is not None:
+        agree("v3_fee_pips", v3.fee)
+        agree("v3_tick_spacing", v3.tick_spacing)
+        entry.setdefault("profit_token", v3.token0.symbol)
+    if v2 is not None:
+        agree("v2_fee_bps", v2.fee)
+        entry.setdefault("profit_token", v2.token0.symbol)
+    return entry
 
 
 def resolve(kind: str) -> Callable[..., Strategy]:

@@ -171,7 +171,8 @@ class AaveAgents:
                 liquidated.add(str(log["user"]))
                 observed.append(ev.AaveLiquidationObserved(
                     ts=0, source=f"sim:{self.chain}:aave", chain=self.chain, block=result.number,
-                    tx=str(log["_tx"]), log_index=int(log["_log_index"]), collateral_asset=str(log["collateralAsset"]).lower(), debt_asset=str(log["debtAsset"]).lower(),
+                    tx=out.tx.id, log_index=int(log["_log_index"]),
+                    collateral_asset=str(log["collateralAsset"]).lower(), debt_asset=str(log["debtAsset"]).lower(),
                     user=str(log["user"]).lower(), debt_to_cover=int(log["debtToCover"]),
                     liquidated_collateral=int(log["liquidatedCollateralAmount"]),
                     liquidator=str(log["liquidator"]).lower(), receive_atoken=bool(log["receiveAToken"])))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.decimals import to_fixed
 from tapedeck.domain.engine import Engine
 from tapedeck.domain.ports import EventStore
 from tapedeck.runtime.loop import Loop, RunStats, timer_fired
@@ -67,8 +68,12 @@ class SimSummary:
 
 
 def _quote(q: BookQuote) -> ev.QuoteUpdated:
+    """The venue's Decimal book as the event's fixed-point integers, at the instrument's precision."""
+    pd, sd = q.price_decimals, q.size_decimals
     return ev.QuoteUpdated(ts=q.ts, source=f"sim:{q.venue}", venue=q.venue, instrument=q.instrument,
-                           bid=q.bid, bid_size=q.bid_size, ask=q.ask, ask_size=q.ask_size, venue_ts=q.venue_ts)
+                           bid=to_fixed(q.bid, pd, "bid"), bid_size=to_fixed(q.bid_size, sd, "bid size"),
+                           ask=to_fixed(q.ask, pd, "ask"), ask_size=to_fixed(q.ask_size, sd, "ask size"),
+                           price_decimals=pd, size_decimals=sd, venue_ts=q.venue_ts)
 
 
 def _block(b: BlockBuilt) -> ev.BlockProduced:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.decimals import to_fixed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +31,10 @@ SPREAD_CONFIG = {
 }
 
 
-def quote(ts: int, venue: str, bid: str, ask: str, size: str = "1.5", instrument: str = "ETH-USD") -> ev.QuoteUpdated:
-    return ev.QuoteUpdated(ts=ts, source="test", venue=venue, instrument=instrument, bid=Decimal(bid),
-                           bid_size=Decimal(size), ask=Decimal(ask), ask_size=Decimal(size))
+def quote(ts: int, venue: str, bid: str, ask: str, size: str = "1.5", instrument: str = "ETH-USD",
+          price_decimals: int = 6, size_decimals: int = 8) -> ev.QuoteUpdated:
+    """A top-of-book quote from decimal text, at a fixed precision (6 price, 8 size places)."""
+    pd, sd = price_decimals, size_decimals
+    return ev.QuoteUpdated(ts=ts, source="test", venue=venue, instrument=instrument, bid=to_fixed(bid, pd),
+                           bid_size=to_fixed(size, sd), ask=to_fixed(ask, pd), ask_size=to_fixed(size, sd),
+                           price_decimals=pd, size_decimals=sd)

@@ -50,8 +50,9 @@ else:
             venue = "abc"[i % 3]
             skew = Decimal(rng.randint(-30, 30)) / 100
             log.append(ev.QuoteUpdated(ts=(i + 1) * 10**8, source="t", venue=venue, instrument="ETH-USD",
-                                       bid=mid + skew - Decimal("0.10"), bid_size=Decimal(rng.randint(1, 9)) / 3,
-                                       ask=mid + skew + Decimal("0.10"), ask_size=Decimal(rng.randint(1, 9)) / 7))
+                                       bid=int((mid + skew - Decimal("0.10")) * 100), bid_size=rng.randint(1, 9) * 10**8 // 3,
+                                       ask=int((mid + skew + Decimal("0.10")) * 100), ask_size=rng.randint(1, 9) * 10**8 // 7,
+                                       price_decimals=2, size_decimals=8))
         log.manifest.ended = "clean"
 src = EventLog.open(day)
 stats = replay_log(src, config, build_engine(config), {workdir!r} + "/run.db", overwrite=True)

@@ -212,8 +212,8 @@ def test_a_strategy_cannot_request_a_timer_for_another() -> None:
 def test_state_keeps_update_times_and_source_stale_marks_ids_until_their_next_update() -> None:
     st_ = MarketState()
     st_.on_v2(v2_event(1, 10, 20))
-    st_.on_quote(ev.QuoteUpdated(ts=5 * S, venue="okx", instrument="ETH-USD", bid=Decimal(1), bid_size=Decimal(1),
-                                 ask=Decimal(2), ask_size=Decimal(1), venue_ts=4 * S))
+    st_.on_quote(ev.QuoteUpdated(ts=5 * S, venue="okx", instrument="ETH-USD", bid=1, bid_size=1, ask=2, ask_size=1,
+                                 price_decimals=0, size_decimals=0, venue_ts=4 * S))
     assert st_.age(V2, 11) == 10 and st_.fresh(V2, 11, 10) and not st_.fresh(V2, 12, 10)
     assert st_.age("never-seen", 1) is None and not st_.fresh("never-seen", 1, 10**18)
     q = st_.quotes["ETH-USD"]["okx"]
@@ -392,20 +392,20 @@ def test_zero_reserve_sync_and_nan_quote_through_the_real_strategies_end_cleanly
     assert decisions(out)[0].cause == 4  # nothing on the empty pair; the next real state is priced
 
     spread = Recorder(build_engine(SPREAD_CONFIG))
-    nan = ev.QuoteUpdated(ts=2, venue="b", instrument="ETH-USD", bid=Decimal("NaN"), bid_size=Decimal(1),
-                          ask=Decimal("103"), ask_size=Decimal(1))
+    nan = ev.QuoteUpdated(ts=2, venue="b", instrument="ETH-USD", bid=-1, bid_size=1, ask=103_000000, ask_size=1,
+                          price_decimals=6, size_decimals=0)  # how a NaN price of an older log loads
     out = spread.feed(quote(1, "a", "100", "101"), nan, quote(3, "a", "100", "101"), quote(4, "b", "102", "103"))
     assert [type(d).__name__ for d in decisions(out)] == ["OpportunityDetected"]  # after b quotes again
     assert decisions(out)[0].cause == 4
     st_ = spread.engine.state
-    assert "b" not in st_.stale and st_.quotes["ETH-USD"]["b"].bid == 102
+    assert "b" not in st_.stale and st_.quotes["ETH-USD"]["b"].bid == 102_000000
 
 
 def test_a_bad_quote_marks_its_venue_stale_and_is_not_kept() -> None:
     st_ = MarketState()
     st_.on_quote(quote(1, "b", "100", "101"))
-    st_.on_quote(ev.QuoteUpdated(ts=2, venue="b", instrument="ETH-USD", bid=Decimal("100"), bid_size=Decimal("Infinity"),
-                                 ask=Decimal("101"), ask_size=Decimal(1)))
+    st_.on_quote(ev.QuoteUpdated(ts=2, venue="b", instrument="ETH-USD", bid=100, bid_size=-1, ask=101, ask_size=1,
+                                 price_decimals=0, size_decimals=0))
     assert "b" not in st_.quotes["ETH-USD"] and "unusable quote" in st_.stale["b"]
 
 
@@ -439,7 +439,7 @@ def test_the_same_unmoved_gap_has_the_same_key_and_a_moved_one_does_not() -> Non
     out = decisions(rec.feed(quote(1, "a", "100", "101"), quote(2, "b", "102", "103"), quote(3, "b", "102", "103"),
                              quote(4, "b", "102.5", "103")))
     keys = [d.key for d in out]
-    assert len(keys) == 3 and keys[0] == keys[1] != keys[2] and keys[0].startswith("ETH-USD:a@101x1.5>b@102x1.5")
+    assert len(keys) == 3 and keys[0] == keys[1] != keys[2] and keys[0].startswith("ETH-USD:a@101.000000x1.50000000>b@102.000000x1.50000000")
 
     arb = Recorder(build_engine(arb_config()))
     r0, r1 = reserves_at(2040)
@@ -481,8 +481,8 @@ def test_a_run_with_failures_bad_inputs_and_timers_records_them_and_verifies(tmp
         built = build_engine(config)
         return Engine([Explodes(), Sleeper("sleeper"), *built.strategies], built.risk)
 
-    nan = ev.QuoteUpdated(ts=1 * S, venue="b", instrument="ETH-USD", bid=Decimal("NaN"), bid_size=Decimal(1),
-                          ask=Decimal("103"), ask_size=Decimal(1))
+    nan = ev.QuoteUpdated(ts=1 * S, venue="b", instrument="ETH-USD", bid=-1, bid_size=1, ask=103_000000, ask_size=1,
+                          price_decimals=6, size_decimals=0)
     tape = [v3_swap_event(1), v2_event(2, 0, 10**18), quote(1 * S, "a", "100", "101"), nan,
             quote(2 * S, "b", "102", "103"), v2_event(3 * S, *reserves_at(2040)), quote(12 * S, "a", "100", "101")]
     rec = Recorder(engine())  # the fake runner fires the sleeper's timer (at 11 s) before the 12 s quote

@@ -40,7 +40,7 @@ def test_every_event_round_trips_exactly(e: ev.Event) -> None:
 
 
 def test_type_names_and_topics_are_stable() -> None:
-    assert codec.topic(ev.QuoteUpdated) == "QuoteUpdated.v3"
+    assert codec.topic(ev.QuoteUpdated) == "QuoteUpdated.v4"
     assert codec.topic(ev.V3Swapped) == "V3Swapped.v1"
     assert len(ev.BY_NAME) == len(ev.EVENT_TYPES)
     kinds = {t.__name__: t.KIND for t in ev.EVENT_TYPES}
@@ -72,7 +72,25 @@ def test_a_version_1_quote_is_upcast_on_load() -> None:
     old = msgspec.json.encode(QuoteV1(7, 100, "binance", 0, "binance", "ETHUSDT", Decimal("2301.5"), Decimal("3"), Decimal("2301.6"), Decimal("4")))
     e = codec.decode("QuoteUpdated.v1", old)
     assert e == ev.QuoteUpdated(seq=7, ts=100, source="binance", venue="binance", instrument="ETHUSDT",
-                                bid=Decimal("2301.5"), bid_size=Decimal("3"), ask=Decimal("2301.6"), ask_size=Decimal("4"))
+                                bid=23015, bid_size=3, ask=23016, ask_size=4, price_decimals=1, size_decimals=0)
+
+
+def test_every_type_describes_each_of_its_past_versions() -> None:
+    """A type at schema N keeps versions 1..N-1 (stored fields, upgrade step); nothing more."""
+    for t in ev.EVENT_TYPES:
+        assert sorted(t.PAST) == list(range(1, t.SCHEMA)), t.__name__
+        for v, past in t.PAST.items():
+            assert past.fields[:4] == ev.ENVELOPE and callable(past.upgrade), (t.__name__, v)
+    assert "QuoteUpdated.v1" in codec.stored_versions() and "AaveLiquidationObserved.v1" in codec.stored_versions()
+
+
+def test_version_3_decimal_quotes_load_as_fixed_point_at_their_own_precision() -> None:
+    """v3 stored prices as Decimal text: v4 takes the finest precision either side used, and a
+    price that was not a finite number as -1 (refused by the state, as the NaN was)."""
+    old = b'["QuoteUpdated",1,5,"x",0,"a","ETH","2300.1","1.5","2300.12","NaN",7]'
+    e = codec.decode("QuoteUpdated.v3", old)
+    assert (e.bid, e.ask, e.price_decimals) == (230010, 230012, 2) and e.price(e.ask) == Decimal("2300.12")
+    assert (e.bid_size, e.ask_size, e.size_decimals, e.venue_ts) == (15, -1, 1, 7)
 
 
 def test_unknown_or_newer_types_are_named_in_the_error() -> None:

@@ -8,6 +8,7 @@ schema. The counts are the logs' own (read once with the code that wrote them).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,10 +169,7 @@ def test_golden_runs_without_decisions_verify_in_full(name: str, tmp_path) -> No
     assert result.ok and result.decisions == 0 and result.inputs == sum(COUNTS[name].values())
 
 
-@pytest.mark.parametrize("name,decisions", [("schema3/replay.db", 241), ("schema3/sim-cex-dex-dislocation.db", 38)])
-def test_schema3_decisions_verify_with_todays_code(name: str, decisions: int, tmp_path) -> None:
-    """The logs 62aa107 wrote (intents at OrderIntended v3, before route/min_profit/private) verify
-    decision for decision with today's engine: the fields v4 added are not compared, the rest equal."""
+def _verify_golden(name: str, tmp_path: Path) -> Any:
     import shutil
 
     from tapedeck.runtime.strategy_loader import build_engine
@@ -179,9 +177,28 @@ def test_schema3_decisions_verify_with_todays_code(name: str, decisions: int, tm
 
     shutil.copy(GOLDEN / name, tmp_path / "run.db")
     log = EventLog.open(tmp_path / "run.db")
-    result = verify(log, build_engine(log.manifest.config))
-    log.close()
-    assert result.status == "verified" and result.decisions == decisions and result.older_schema > 0
+    try:
+        return verify(log, build_engine(log.manifest.config))
+    finally:
+        log.close()
+
+
+def test_schema3_sim_decisions_verify_with_todays_code(tmp_path) -> None:
+    """The cex-dex sim 62aa107 wrote (intents at OrderIntended v3, before route/min_profit/private)
+    verifies decision for decision with today's engine: the fields v4 added are not compared."""
+    result = _verify_golden("schema3/sim-cex-dex-dislocation.db", tmp_path)
+    assert result.status == "verified" and result.decisions == 38 and result.older_schema == 8
+
+
+def test_schema3_replay_diverges_only_where_the_profit_asset_got_its_name(tmp_path) -> None:
+    """62aa107 reported the arbitrage profit of the registry's USDC/WETH pools as "token0"; today the
+    registry names it (USDC). Verify reports that at the first opportunity, and nothing else differs."""
+    result = _verify_golden("schema3/replay.db", tmp_path)
+    d = result.divergence
+    assert result.status == "diverged" and d is not None and d.seq == 107
+    recorded, recomputed = codec.to_builtins(d.recorded), codec.to_builtins(d.recomputed)
+    assert {k for k in recorded if recorded[k] != recomputed[k]} == {"profit_token"}
+    assert (recorded["profit_token"], recomputed["profit_token"]) == ("token0", "USDC")
 
 
 def test_golden_decisions_changed_since_are_reported_at_their_seq(tmp_path) -> None:

@@ -360,7 +360,7 @@ def test_a_v3_leg_beyond_the_known_tick_interval_is_filled_only_as_far_as_the_in
 
 def test_unfillable_intents_fail_with_a_reason() -> None:
     s = state_with(10**13, 10**13 * 10**12 // 1900, 200_000, 500, 10**21, None)
-    for instrument, side, why in (("pool-v2->0xnope", "arb", "no pool '0xnope'"), ("pool-v2", "arb", "'<buy pool>->"),
+    for instrument, side, why in (("pool-v2->0xnope", "arb", "no pool '0xnope'"), ("pool-v2", "arb", "a route of two pools"),
                                   ("pool-v2->pool-v2", "arb", "both legs"), ("X", "liquidate", "nothing to fill")):
         reports: list[ev.Event] = []
         PaperGateway(s, pools={V3: PoolSpec(FEE_PIPS)}, report=reports.append).submit(

@@ -140,3 +140,23 @@ def test_same_address_on_two_chains_needs_the_chain(tmp_path) -> None:
         r.find("0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640")
     assert r.find("0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640", "polygon").fee == 3000  # type: ignore[union-attr]
     assert r.find("0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640", "ethereum").fee == 500  # type: ignore[union-attr]
+
+
+def test_arbitrage_pools_take_fee_spacing_and_profit_asset_from_the_registry() -> None:
+    from tapedeck.domain.strategies import ConfigError
+    from tapedeck.runtime.strategy_loader import build_engine, with_pool_identity
+
+    v2, v3, v3_30 = ("0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc", "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640",
+                     "0x8ad599c3a0ff1de082011efddc58f1908eb6e6d8")
+    base = {"risk": {"default_max_notional": 1, "default_max_outstanding": 1}}
+    entry = {"kind": "cross_pool_arb", "name": "a", "v2_pool": v2, "v3_pool": v3_30}
+    done = with_pool_identity({**base, "strategies": [entry]})["strategies"][0]
+    assert (done["v3_fee_pips"], done["v3_tick_spacing"], done["v2_fee_bps"], done["profit_token"]) == (3000, 60, 30, "USDC")
+    assert build_engine({**base, "strategies": [entry]}).strategies[0].fee_pips == 3000  # not the 500 default
+    with pytest.raises(ConfigError, match="v3_fee_pips = 500 contradicts the pool registry's 3000"):
+        build_engine({**base, "strategies": [{**entry, "v3_fee_pips": 500}]})
+    unknown = {**entry, "v3_pool": "pool-v3", "v3_fee_pips": 100, "v3_tick_spacing": 1}
+    kept = with_pool_identity({**base, "strategies": [unknown]})["strategies"][0]
+    assert (kept["v3_fee_pips"], kept["v3_tick_spacing"], kept["profit_token"]) == (100, 1, "USDC")  # the V2 pair's token0
+    with pytest.raises(ConfigError, match="v3_pool 0xb4e1.* is a uniswap-v2 pool in the registry"):
+        with_pool_identity({**base, "strategies": [{**entry, "v3_pool": v2}]})

@@ -39,10 +39,10 @@ class BuyAbove:
         self.name, self.level = name, __import__("decimal").Decimal(level)
 
     def on_event(self, e, state):
-        if e.bid < self.level:
+        if e.price(e.bid) < self.level:  # quotes hold fixed-point integers; price() is their Decimal
             return []
         return [Intent(strategy=self.name, venue=e.venue, instrument=e.instrument, side="buy", amount=1,
-                       notional=int(e.bid))]
+                       notional=int(e.price(e.bid)))]
 
 
 class Picky(BuyAbove):

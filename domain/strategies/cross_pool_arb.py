@@ -26,7 +26,8 @@ liquidity) has no price and is skipped.
 
 An opportunity's ``key`` is the gap's identity: both pool ids and the state that priced it (V2
 reserves, V3 sqrtPrice and liquidity), so a re-detection of the same unmoved gap has the same key.
-With ``act``, the intent's instrument is ``"<buy pool id>-><sell pool id>"`` (the configured
+With ``act``, the intent's ``route`` is (buy pool, sell pool) and its instrument the same as text,
+``"<buy pool id>-><sell pool id>"`` (the configured
 ``v2_pool``/``v3_pool``), side ``arb``, client id ``arb-<n>`` (n counts its intents).
 """
 from __future__ import annotations
@@ -170,9 +171,10 @@ class CrossPoolArb:
         ]
         if self.act:
             self.intents += 1
-            pools = f"{self.v2_pool}->{self.v3_pool}" if buy == "uniswap-v2" else f"{self.v3_pool}->{self.v2_pool}"
-            out.append(Intent(self.name, self.venue, pools, "arb", best_x, best_x,
-                              max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}"))
+            route = (self.v2_pool, self.v3_pool) if buy == "uniswap-v2" else (self.v3_pool, self.v2_pool)
+            out.append(Intent(self.name, self.venue, "->".join(route), "arb", best_x, best_x,
+                              max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}",
+                              route=route, min_profit=self.min_profit))
         return out
 
     def _suppressed(self, e: ev.Event, state: MarketState, key: str, net: int) -> ev.OpportunitySuppressed:

@@ -34,6 +34,7 @@ from typing import Any
 import simpy
 
 from tapedeck.sim.kernel import CTX, Bus, LatencyModel, SimClock, dsum, to_ns
+from tapedeck.domain.decimals import decimals_of
 from tapedeck.sim.processes import PriceTick
 from tapedeck.sim.scenario import Venue
 
@@ -113,6 +114,8 @@ class BookQuote:
     bid_size: Decimal
     ask: Decimal
     ask_size: Decimal
+    price_decimals: int  # the instrument's tick precision (prices are tick multiples)
+    size_decimals: int  # its lot precision
 
 
 @dataclass
@@ -184,7 +187,8 @@ class MockCex:
         self._last_top = top
         bid, bid_size, ask, ask_size = top
         self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(
-            BookQuote(ts, venue_ts, self.name, self.spec.instrument, bid, bid_size, ask, ask_size)))
+            BookQuote(ts, venue_ts, self.name, self.spec.instrument, bid, bid_size, ask, ask_size,
+                      decimals_of(self.spec.tick_size), decimals_of(self.spec.lot_size))))
 
     # ------------------------------------------------------------------ orders
 
