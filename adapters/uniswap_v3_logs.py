@@ -3,7 +3,8 @@
 The CSV is the raw form demeter-fetch downloads: ``block_number, block_timestamp (UTC),
 transaction_hash, transaction_index, log_index, topics (a Python list repr of hex strings),
 data (hex)``, one file per pool, no address column. Each row is decoded here from its topics and
-data with eth_abi (the CSV's own interpretation is not trusted); a row that cannot be decoded, or
+data by the shared decoder, ``adapters.evm_logs`` over the pool's ABI (the CSV's own interpretation
+is not trusted); a row that cannot be decoded, or
 whose values are out of range (a timestamp outside 2015..2100, a block beyond 10^10, time running
 backwards while the block rises, two times for one block), becomes an ``InputRejected`` event
 naming the row (``"<file name>:row <n>"``, n = 1 for the first row after the header, i.e. line n+1
@@ -19,10 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Iterator
 
-import eth_abi
-from eth_abi.exceptions import DecodingError
-from eth_utils import keccak
-
+from tapedeck.adapters.evm_abis import UNISWAP_V3_POOL
+from tapedeck.adapters.evm_logs import EventDecoder, LogDecodeError
 from tapedeck.adapters.csv_header import MAX_BLOCK, MAX_LOG_INDEX, MAX_TS, MIN_TS, RowError, read_header, rows, uint
 from tapedeck.domain import events as ev
 from tapedeck.domain import uniswap_v3 as v3
@@ -30,33 +29,11 @@ from tapedeck.domain import uniswap_v3 as v3
 SOURCE = "uniswap-v3-logs"
 
 
-def _topic0(signature: str) -> str:
-    return "0x" + keccak(text=signature).hex()
-
-
-SWAP = _topic0("Swap(address,address,int256,int256,uint160,uint128,int24)")
-MINT = _topic0("Mint(address,address,int24,int24,uint128,uint256,uint256)")
-BURN = _topic0("Burn(address,int24,int24,uint128,uint256,uint256)")
-COLLECT = _topic0("Collect(address,address,int24,int24,uint128,uint128)")
-
-# topic0 -> (name, number of topics, ABI types of the data words)
-LAYOUTS: dict[str, tuple[str, int, tuple[str, ...]]] = {
-    SWAP: ("Swap", 3, ("int256", "int256", "uint160", "uint128", "int24")),
-    MINT: ("Mint", 4, ("address", "uint128", "uint256", "uint256")),
-    BURN: ("Burn", 4, ("uint128", "uint256", "uint256")),
-    COLLECT: ("Collect", 4, ("address", "uint128", "uint128")),
-}
-# Pool events that are real but not modelled as inputs (named in the rejection reason).
-OTHER_POOL_EVENTS = {
-    _topic0(s): s.split("(")[0]
-    for s in (
-        "Initialize(uint160,int24)",
-        "Flash(address,address,uint256,uint256,uint256,uint256)",
-        "IncreaseObservationCardinalityNext(uint16,uint16)",
-        "SetFeeProtocol(uint8,uint8,uint8,uint8)",
-        "CollectProtocol(address,address,uint128,uint128)",
-    )
-}
+# The one shared decoder (adapters/evm_logs.py) over the pool's ABI: the four modelled events,
+# and the pool's other events only to name them in a rejection.
+_MODELLED = EventDecoder(UNISWAP_V3_POOL, only=("Swap", "Mint", "Burn", "Collect"))
+_ALL = EventDecoder(UNISWAP_V3_POOL)
+SWAP, MINT, BURN, COLLECT = ("0x" + _MODELLED.topic0(n).hex() for n in ("Swap", "Mint", "Burn", "Collect"))
 
 REQUIRED_COLUMNS = ("block_number", "block_timestamp", "transaction_hash", "log_index", "topics", "data")
 _ADDRESS_IN_NAME = re.compile(r"(?<![0-9a-fA-F])0x[0-9a-fA-F]{40}(?![0-9a-fA-F])")
@@ -106,60 +83,32 @@ def _data(text: str) -> bytes:
     return bytes.fromhex(t[2:])
 
 
-def _decode_word(abi_type: str, topic: str, what: str) -> int | str:
-    try:
-        return eth_abi.decode([abi_type], bytes.fromhex(topic[2:]))[0]
-    except DecodingError as exc:
-        raise RowError(f"{what}: not a valid {abi_type} ({exc})") from None
-
-
 def decode_log(topics: list[str], data: bytes) -> tuple[str, dict]:
     """Decode one pool log -> (event name, fields). Raises RowError naming what is wrong."""
-    if not topics:
-        raise RowError("no topics (anonymous log)")
-    t0 = topics[0]
-    layout = LAYOUTS.get(t0)
-    if layout is None:
-        other = OTHER_POOL_EVENTS.get(t0)
-        if other is not None:
-            raise RowError(f"{other} log (topic0 {t0}) is not modelled as an input")
-        raise RowError(f"unknown topic0 {t0}")
-    name, n_topics, types = layout
-    if len(topics) != n_topics:
-        raise RowError(f"wrong topic count: {name} has {n_topics} topics, row has {len(topics)}")
-    if len(data) != 32 * len(types):
-        raise RowError(f"{'truncated' if len(data) < 32 * len(types) else 'oversized'} data: {name} needs "
-                       f"{32 * len(types)} bytes, row has {len(data)}")
+    if topics and not _MODELLED.knows(topics[0]) and _ALL.knows(topics[0]):
+        raise RowError(f"{_ALL.events[bytes.fromhex(topics[0][2:])].name} log (topic0 {topics[0]}) "
+                       f"is not modelled as an input")
     try:
-        words = eth_abi.decode(list(types), data)
-    except DecodingError as exc:
-        raise RowError(f"data: not a valid {name} encoding ({exc})") from None
+        log = _MODELLED.decode(topics, data)
+    except LogDecodeError as e:
+        raise RowError(str(e)) from None
+    name, a = log.event, log.args
     if name == "Swap":
-        amount0, amount1, sqrt_price, liquidity, tick = words
-        if not v3.MIN_SQRT_RATIO <= sqrt_price < v3.MAX_SQRT_RATIO:
-            raise RowError(f"Swap sqrtPriceX96 {sqrt_price} is outside the pool's price range")
-        if not v3.MIN_TICK <= tick <= v3.MAX_TICK:
-            raise RowError(f"Swap tick {tick} is outside [MIN_TICK, MAX_TICK]")
-        return name, dict(sender=_decode_word("address", topics[1], "topic 1 (sender)").lower(),
-                          recipient=_decode_word("address", topics[2], "topic 2 (recipient)").lower(),
-                          amount0=amount0, amount1=amount1, sqrt_price_x96=sqrt_price, liquidity=liquidity,
-                          tick=tick)
-    tick_lower = _decode_word("int24", topics[2], "topic 2 (tickLower)")
-    tick_upper = _decode_word("int24", topics[3], "topic 3 (tickUpper)")
-    if not v3.MIN_TICK <= tick_lower < tick_upper <= v3.MAX_TICK:  # type: ignore[operator]
+        if not v3.MIN_SQRT_RATIO <= a["sqrtPriceX96"] < v3.MAX_SQRT_RATIO:
+            raise RowError(f"Swap sqrtPriceX96 {a['sqrtPriceX96']} is outside the pool's price range")
+        if not v3.MIN_TICK <= a["tick"] <= v3.MAX_TICK:
+            raise RowError(f"Swap tick {a['tick']} is outside [MIN_TICK, MAX_TICK]")
+        return name, dict(sender=a["sender"], recipient=a["recipient"], amount0=a["amount0"], amount1=a["amount1"],
+                          sqrt_price_x96=a["sqrtPriceX96"], liquidity=a["liquidity"], tick=a["tick"])
+    tick_lower, tick_upper = a["tickLower"], a["tickUpper"]
+    if not v3.MIN_TICK <= tick_lower < tick_upper <= v3.MAX_TICK:
         raise RowError(f"{name} with impossible tick range [{tick_lower}, {tick_upper}]")
-    owner = _decode_word("address", topics[1], "topic 1 (owner)").lower()  # type: ignore[union-attr]
+    common = dict(owner=a["owner"], tick_lower=tick_lower, tick_upper=tick_upper)
     if name == "Mint":
-        sender, amount, amount0, amount1 = words
-        return name, dict(owner=owner, sender=sender.lower(), tick_lower=tick_lower, tick_upper=tick_upper,
-                          amount=amount, amount0=amount0, amount1=amount1)
+        return name, dict(common, sender=a["sender"], amount=a["amount"], amount0=a["amount0"], amount1=a["amount1"])
     if name == "Burn":
-        amount, amount0, amount1 = words
-        return name, dict(owner=owner, tick_lower=tick_lower, tick_upper=tick_upper, amount=amount,
-                          amount0=amount0, amount1=amount1)
-    recipient, amount0, amount1 = words
-    return name, dict(owner=owner, recipient=recipient.lower(), tick_lower=tick_lower, tick_upper=tick_upper,
-                      amount0=amount0, amount1=amount1)
+        return name, dict(common, amount=a["amount"], amount0=a["amount0"], amount1=a["amount1"])
+    return name, dict(common, recipient=a["recipient"], amount0=a["amount0"], amount1=a["amount1"])
 
 
 _EVENT_CLASSES = {"Swap": ev.V3Swapped, "Mint": ev.V3Minted, "Burn": ev.V3Burned, "Collect": ev.V3Collected}

@@ -109,14 +109,14 @@ def _bad_rows() -> list[tuple[str, str]]:
     bad_tick = data[:-64] + "0" * 58 + "ffffff"
     flash = "0xbdbdb71d7860376ba52b25a5028beea23581364a40522f6bcfb86bb1f2dca633"
     return [
-        (with_data(data[:-10]), "truncated data: Swap needs 160 bytes, row has 155"),
+        (with_data(data[:-10]), "truncated data: Swap needs 160 bytes, the log has 155"),
         (with_data(data[:-1], log_index=301), "data is not 0x-prefixed hex"),
         (with_data(data + "00" * 32, log_index=302), "oversized data"),
-        (with_data(data, topics[:2], log_index=303), "wrong topic count: Swap has 3 topics, row has 2"),
+        (with_data(data, topics[:2], log_index=303), "wrong topic count: Swap has 3 topics, the log has 2"),
         (with_data(data, ["0x" + "12" * 32] + topics[1:], log_index=304), "unknown topic0 0x1212"),
         (with_data(data, [flash] + topics[1:], log_index=305), "Flash log"),
         (with_data(data, [], log_index=306), "no topics"),
-        (with_data(bad_tick, log_index=307), "not a valid Swap encoding"),
+        (with_data(bad_tick, log_index=307), "data word 4 (tick): not a valid int24"),
         (with_data(data, [topics[0], "0x" + "ff" * 32, topics[2]], log_index=308), "topic 1 (sender): not a valid address"),
         (with_data(data, [topics[0], topics[1][:-2]], log_index=309), "topics is not a list of"),
         (good.replace("18937382,", "1893x382,", 1), "bad block_number"),
