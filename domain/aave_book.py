@@ -477,7 +477,7 @@ class AaveBook:
 
     def max_debt(self, address: str, collateral: str, debt: str, acc: Account, now_s: int) -> int:
         """The close factor's cap on the debt repaid in ``debt`` (``_calculateDebt``)."""
-        coll_bal, debt_bal = self.balances(address, collateral, now_s)
+        coll_bal, debt_bal = self.balances(address, collateral, now_s)[0], self.balances(address, debt, now_s)[1]
         if self.rules == "v3.0":
             cf = 5_000 if acc.health_factor > CLOSE_FACTOR_HF_THRESHOLD else 10_000
             return (debt_bal * cf + 5000) // 10_000
@@ -499,7 +499,7 @@ class AaveBook:
         """The amounts of ``liquidationCall`` for this request under the market's rules, or why it
         would revert (``reason``): not liquidatable, collateral not enabled, no debt, dust (v3.3)."""
         u, c, d = self.users[address], self.reserves[collateral], self.reserves[debt]
-        coll_bal, debt_bal = self.balances(address, collateral, now_s)
+        coll_bal, debt_bal = self.balances(address, collateral, now_s)[0], self.balances(address, debt, now_s)[1]
         cap = self.max_debt(address, collateral, debt, acc, now_s)
         if not acc.liquidatable:
             return Liquidation(0, 0, 0, cap, "health factor not below 1")
