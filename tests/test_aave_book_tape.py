@@ -60,6 +60,7 @@ class Tape:
     now: int = 0  # seconds
     seq: int = 0
     log: int = 0
+    ts: int = 0
     coll: dict[tuple[str, str], int] = field(default_factory=dict)  # scaled, by the tape's own count
     debt: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -81,7 +82,8 @@ class Tape:
 
     def _emit(self, cls: type, **kw: object) -> ev.Event:
         self.seq += 1
-        e = cls(seq=self.seq, ts=self.now * NS + self.log * 1000, source="tape", **kw)
+        self.ts = max(self.ts + 1000, self.now * NS)  # event time: the block's second, in log order
+        e = cls(seq=self.seq, ts=self.ts, source="tape", **kw)
         self.events.append(e)
         return e
 
@@ -184,3 +186,48 @@ def test_the_tape_emits_the_logs_in_contract_order() -> None:
     t.advance(12)
     t.borrow(addr(1, 1), usdc, 1000 * 10**6)
     assert t.balance(addr(1, 1), usdc)[1] == 1000 * 10**6
+
+
+V2_POOL = "0x" + "b2" * 20
+
+
+def sample_tape(seed: int = 7, n_users: int = 40, steps: int = 60) -> list[ev.Event]:
+    """A seeded market of borrowers near the threshold and a wandering WETH/WBTC price, with a
+    WETH/USDC V2 pool tracking the oracle: the liquidator's replay sample (``SAMPLE_CONFIG``)."""
+    import random
+    rng = random.Random(seed)
+    t = Tape(fresh_reserves())
+    weth, usdc, wbtc, dai = t.reserves
+
+    def pool() -> None:
+        t._emit(ev.V2ReservesSynced, pool=V2_POOL, block=t.block, reserve0=5_000 * 10**18,
+                reserve1=5_000 * weth.price // 10**2)
+
+    pool()
+    t.block_produced()
+    for i in range(n_users):
+        u = addr(9, i)
+        c, d = (weth, wbtc)[i % 2], (usdc, dai)[i % 2]
+        usd = rng.randint(1, 20) * 2000
+        t.supply(u, c, usd * 10**c.decimals // (c.price // 10**8))
+        t.borrow(u, d, usd * c.lt // 10_000 * 100 // rng.randint(101, 115) * 10**d.decimals)
+    for _ in range(steps):
+        t.advance(rng.randint(0, 4))
+        r = rng.choice([weth, wbtc])
+        t.price(r, r.price * rng.randint(960, 1030) // 1000)
+        pool()
+        t.block_produced()
+    return t.events
+
+
+SAMPLE_CONFIG = {
+    "risk": {"default_max_notional": 10**18, "default_max_outstanding": 10**19},
+    "strategies": [{"kind": "aave_liquidator", "name": "aave_liquidator", "chain": CHAIN,
+                    "pools": [{"pool": V2_POOL, "kind": "v2", "token0": WETH.asset, "token1": USDC.asset,
+                               "fee": 30}],
+                    "native_asset": WETH.asset, "flash_premium_bps": 5}],
+}
+
+
+def test_the_sample_tape_is_seeded() -> None:
+    assert sample_tape(3, 5, 5) == sample_tape(3, 5, 5)
