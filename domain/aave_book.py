@@ -43,7 +43,7 @@ from typing import Iterable
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.aave_v3 import (
-    CLOSE_FACTOR_HF_THRESHOLD, HEALTH_FACTOR_LIQUIDATION_THRESHOLD, MAX_UINT256, RAY, WAD, _collateral_to_liquidate,
+    CLOSE_FACTOR_HF_THRESHOLD, HEALTH_FACTOR_LIQUIDATION_THRESHOLD, MAX_UINT256, RAY, WAD,
     normalized_debt, normalized_income,
 )
 
@@ -475,9 +475,12 @@ class AaveBook:
                 dp = src
         return cp, dp, bonus
 
-    def max_debt(self, address: str, collateral: str, debt: str, acc: Account, now_s: int) -> int:
-        """The close factor's cap on the debt repaid in ``debt`` (``_calculateDebt``)."""
-        coll_bal, debt_bal = self.balances(address, collateral, now_s)[0], self.balances(address, debt, now_s)[1]
+    def max_debt(self, address: str, collateral: str, debt: str, acc: Account, now_s: int,
+                 balances: tuple[int, int] | None = None) -> int:
+        """The close factor's cap on the debt repaid in ``debt`` (``_calculateDebt``); ``balances``:
+        the user's (collateral, debt) balances of the pair when the caller has them."""
+        coll_bal, debt_bal = balances or (self.balances(address, collateral, now_s)[0],
+                                          self.balances(address, debt, now_s)[1])
         if self.rules == "v3.0":
             cf = 5_000 if acc.health_factor > CLOSE_FACTOR_HF_THRESHOLD else 10_000
             return (debt_bal * cf + 5000) // 10_000
@@ -494,31 +497,66 @@ class AaveBook:
                 return half_total * d.unit // dp
         return debt_bal
 
+    def pair(self, address: str, collateral: str, debt: str, acc: Account, now_s: int) -> Pair:
+        """Everything ``liquidationCall(collateral, debt, user, ...)`` reads now, once per pair:
+        balances, prices, bonus, the close factor's cap, or why any request would revert."""
+        u, c, d = self.users[address], self.reserves[collateral], self.reserves[debt]
+        coll_bal, debt_bal = self.balances(address, collateral, now_s)[0], self.balances(address, debt, now_s)[1]
+        cap = self.max_debt(address, collateral, debt, acc, now_s, (coll_bal, debt_bal))
+        cp, dp, bonus = self.prices(address, collateral, debt)
+        reason = ""
+        if not acc.liquidatable:
+            reason = "health factor not below 1"
+        elif c.lt == 0 or collateral not in u.on or coll_bal == 0:
+            reason = "collateral not enabled"
+        elif debt_bal == 0:
+            reason = "no debt in that asset"
+        elif not cp or not dp or not bonus:
+            reason = "no price"
+        return Pair(coll_bal, debt_bal, cp or 0, dp or 0, bonus, c.unit, d.unit, c.fee, cap, self.rules == "v3.3",
+                    reason)
+
     def liquidation(self, address: str, collateral: str, debt: str, debt_to_cover: int, acc: Account,
                     now_s: int) -> Liquidation:
         """The amounts of ``liquidationCall`` for this request under the market's rules, or why it
         would revert (``reason``): not liquidatable, collateral not enabled, no debt, dust (v3.3)."""
-        u, c, d = self.users[address], self.reserves[collateral], self.reserves[debt]
-        coll_bal, debt_bal = self.balances(address, collateral, now_s)[0], self.balances(address, debt, now_s)[1]
-        cap = self.max_debt(address, collateral, debt, acc, now_s)
-        if not acc.liquidatable:
-            return Liquidation(0, 0, 0, cap, "health factor not below 1")
-        if c.lt == 0 or collateral not in u.on or coll_bal == 0:
-            return Liquidation(0, 0, 0, cap, "collateral not enabled")
-        if debt_bal == 0:
-            return Liquidation(0, 0, 0, cap, "no debt in that asset")
-        cp, dp, bonus = self.prices(address, collateral, debt)
-        if not cp or not dp:
-            return Liquidation(0, 0, 0, cap, "no price")
-        actual = min(debt_to_cover, cap)
-        coll, repaid, fee, _capped = _collateral_to_liquidate(actual, coll_bal, cp, dp, c.decimals, d.decimals, bonus,
-                                                              c.fee)
-        if self.rules == "v3.3" and repaid < debt_bal and coll + fee < coll_bal:
-            debt_left = (debt_bal - repaid) * dp // d.unit
-            coll_left = (coll_bal - coll - fee) * cp // c.unit
-            if debt_left < MIN_LEFTOVER_BASE or coll_left < MIN_LEFTOVER_BASE:
-                return Liquidation(repaid, coll, fee, cap, "dust: must not leave less than 1000e8 base")
-        return Liquidation(repaid, coll, fee, cap)
+        return self.pair(address, collateral, debt, acc, now_s).amounts(debt_to_cover)
+
+
+class Pair:
+    """A (collateral, debt) pair of one user as ``liquidationCall`` reads it; ``amounts(x)`` is
+    ``_calculateAvailableCollateralToLiquidate`` for request ``x`` (the same integer formulas as
+    ``aave_v3._collateral_to_liquidate``, inline: it runs per candidate size) plus v3.3's dust rule."""
+
+    __slots__ = ("coll_bal", "debt_bal", "cp", "dp", "bonus", "c_unit", "d_unit", "fee", "cap", "v33", "reason")
+
+    def __init__(self, coll_bal: int, debt_bal: int, cp: int, dp: int, bonus: int, c_unit: int, d_unit: int,
+                 fee: int, cap: int, v33: bool, reason: str) -> None:
+        self.coll_bal, self.debt_bal, self.cp, self.dp, self.bonus = coll_bal, debt_bal, cp, dp, bonus
+        self.c_unit, self.d_unit, self.fee, self.cap, self.v33, self.reason = c_unit, d_unit, fee, cap, v33, reason
+
+    def amounts(self, debt_to_cover: int) -> Liquidation:
+        cap = self.cap
+        if self.reason:
+            return Liquidation(0, 0, 0, cap, self.reason)
+        cp, dp, bonus, cu, du = self.cp, self.dp, self.bonus, self.c_unit, self.d_unit
+        actual = debt_to_cover if debt_to_cover < cap else cap
+        base = dp * actual * cu // (cp * du)
+        amount = (base * bonus + 5000) // 10_000
+        if amount > self.coll_bal:
+            amount = self.coll_bal
+            repaid = ((cp * amount * du // (dp * cu)) * 10_000 + bonus // 2) // bonus
+        else:
+            repaid = actual
+        fee = 0
+        if self.fee:
+            fee = ((amount - (amount * 10_000 + bonus // 2) // bonus) * self.fee + 5000) // 10_000
+            amount -= fee
+        if self.v33 and repaid < self.debt_bal and amount + fee < self.coll_bal:
+            if (self.debt_bal - repaid) * dp // du < MIN_LEFTOVER_BASE or \
+                    (self.coll_bal - amount - fee) * cp // cu < MIN_LEFTOVER_BASE:
+                return Liquidation(repaid, amount, fee, cap, "dust: must not leave less than 1000e8 base")
+        return Liquidation(repaid, amount, fee, cap)
 
 
 def _ray_div(a: int, b: int) -> int:

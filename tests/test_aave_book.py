@@ -259,3 +259,23 @@ def test_candidates_never_miss_a_user_pushed_below_one(moves: list[tuple[int, in
                 if u in returned:
                     b.account(u, t.now)
         n = len(t.events)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 10**30), st.integers(1, 10**30), st.integers(0, 10**30), st.integers(1, 10**14),
+       st.integers(1, 10**14), st.sampled_from([6, 8, 18]), st.sampled_from([6, 8, 18]), st.integers(10001, 11500),
+       st.integers(0, 5000), st.sampled_from([5000, 10000]))
+def test_pair_amounts_equal_the_port(debt_bal: int, coll_bal: int, request: int, cp: int, dp: int, cd: int, dd: int,
+                                     bonus: int, fee: int, cf: int) -> None:
+    """The inline ``Pair.amounts`` equals ``aave_v3.liquidation`` (proven against the bytecode)."""
+    from tapedeck.domain.aave_book import Pair
+    hf = 96 * 10**16 if cf == 5000 else 90 * 10**16
+    inp = m.LiquidationInput(health_factor=hf, user_debt=debt_bal, user_collateral=coll_bal, debt_to_cover=request,
+                             collateral_price=cp, debt_price=dp, collateral_decimals=cd, debt_decimals=dd,
+                             liquidation_bonus=bonus, protocol_fee=fee)
+    exp = m.liquidation(inp)
+    got = Pair(coll_bal, debt_bal, cp, dp, bonus, 10**cd, 10**dd, fee, m.percent_mul(debt_bal, cf), False,
+               "").amounts(request)
+    assert (got.debt_to_cover, got.collateral_to_liquidator, got.protocol_fee, got.max_debt) == (
+        exp.debt_to_cover, exp.collateral_to_liquidator, exp.protocol_fee, exp.max_liquidatable_debt)
+    event("collateral capped" if exp.collateral_capped else "debt capped")

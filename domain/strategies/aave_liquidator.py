@@ -90,6 +90,7 @@ class AaveLiquidator:
         self.intents = 0
         self._scanning = False
         self._routes: dict[tuple[str, str], list[Route]] = {}
+        self._pairs: dict[tuple[str, str], str] = {}  # (collateral, debt) -> AssetPair text
         self._pending: dict[str, str] = {}  # user -> client id in flight
         self._cid_user: dict[str, str] = {}  # client id -> user
         self._failed: dict[str, None] = {}  # client ids whose failure was counted
@@ -176,7 +177,7 @@ class AaveLiquidator:
                 health_factor=acc.health_factor, path=path, latency_ns=e.ts - since,
                 detected_cause=u.since_seq if u.since >= 0 else e.seq, route=route, client_id=cid,
                 rules=self.book.rules),
-            Intent(self.name, self.venue, str(AssetPair.of(plan.collateral, plan.debt)), "liquidate",
+            Intent(self.name, self.venue, self._instrument(plan.collateral, plan.debt), "liquidate",
                    liq.debt_to_cover, notional, target=user, max_priority_fee=self.priority_fee, client_id=cid,
                    route=route, min_profit=min_profit, profit_asset=plan.debt, private=self.private),
         ]
@@ -230,7 +231,8 @@ class AaveLiquidator:
         cp, dp, _ = book.prices(user, c, d)
         if not cp or not dp:
             return None, "no price"
-        full = book.liquidation(user, c, d, MAX_UINT256, acc, now)
+        pair = book.pair(user, c, d, acc, now)
+        full = pair.amounts(MAX_UINT256)
         if full.reason:
             return None, "dust" if full.reason.startswith("dust") else full.reason
         cands = self._candidate_routes(c, d)
@@ -242,7 +244,7 @@ class AaveLiquidator:
         def plan_at(x: int) -> _Plan | None:
             if x in cache:
                 return cache[x]
-            lq = full if x >= full.max_debt else book.liquidation(user, c, d, x, acc, now)
+            lq = full if x >= full.max_debt else pair.amounts(x)
             p: _Plan | None = None
             if not lq.reason and lq.collateral_to_liquidator > 0:
                 if c == d:
@@ -263,6 +265,12 @@ class AaveLiquidator:
         if top is None:
             return None, "no route"
         return top, ""
+
+    def _instrument(self, c: str, d: str) -> str:
+        pair = self._pairs.get((c, d))
+        if pair is None:
+            pair = self._pairs[(c, d)] = str(AssetPair.of(c, d))
+        return pair
 
     def _candidate_routes(self, c: str, d: str) -> list[Route]:
         r = self._routes.get((c, d))
