@@ -155,6 +155,72 @@ class Liquidation:
     reason: str = ""
 
 
+class SortedKeys:
+    """(key, user) pairs kept sorted in buckets of at most ``LOAD`` (a plain list would move up to
+    10,000 pointers on every re-key; here one bucket's worth). ``below(limit)`` yields, in order,
+    those with a key below ``limit``."""
+
+    LOAD = 256
+    __slots__ = ("buckets", "maxes", "n")
+
+    def __init__(self) -> None:
+        self.buckets: list[list[tuple[float, str]]] = []
+        self.maxes: list[tuple[float, str]] = []  # last item of each bucket
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, item: tuple[float, str]) -> None:
+        self.n += 1
+        if not self.buckets:
+            self.buckets.append([item])
+            self.maxes.append(item)
+            return
+        i = bisect.bisect_left(self.maxes, item)
+        if i == len(self.buckets):
+            i -= 1
+            self.buckets[i].append(item)
+            self.maxes[i] = item
+        else:
+            bisect.insort(self.buckets[i], item)
+        b = self.buckets[i]
+        if len(b) > 2 * self.LOAD:  # split
+            half = b[self.LOAD:]
+            del b[self.LOAD:]
+            self.buckets.insert(i + 1, half)
+            self.maxes[i] = b[-1]
+            self.maxes.insert(i + 1, half[-1])
+
+    def remove(self, item: tuple[float, str]) -> bool:
+        i = bisect.bisect_left(self.maxes, item)
+        if i == len(self.buckets):
+            return False
+        b = self.buckets[i]
+        j = bisect.bisect_left(b, item)
+        if j == len(b) or b[j] != item:
+            return False
+        del b[j]
+        self.n -= 1
+        if not b:
+            del self.buckets[i], self.maxes[i]
+        elif j == len(b):
+            self.maxes[i] = b[-1]
+        return True
+
+    def below(self, limit: float) -> list[str]:
+        out: list[str] = []
+        for b in self.buckets:
+            if b[0][0] >= limit:
+                break
+            if b[-1][0] < limit:
+                out.extend(a for _, a in b)
+            else:
+                out.extend(a for k, a in b if k < limit)
+                break
+        return out
+
+
 class AaveBook:
     """The borrower book of one market. ``apply(event)`` folds an event and returns the users whose
     health factor it may have pushed below 1 (see the module docstring); ``account(user, now_s)``
@@ -172,7 +238,7 @@ class AaveBook:
         self.users: dict[str, User] = {}
         self.users_of: dict[str, dict[str, None]] = {}  # reserve -> users with a balance or debt in it
         self.drift = 1.0
-        self._sorted: list[tuple[float, str]] = []  # (key, user) of every user with debt
+        self._sorted = SortedKeys()  # (key, user) of every user with debt
         self.unsupported = 0  # events it cannot fold exactly (stable-rate borrows)
         self.unknown = 0  # events about a reserve it has no snapshot of
 
@@ -302,14 +368,14 @@ class AaveBook:
         assets = [a for a in assets if self.users_of.get(a)]
         if not assets:
             return []
-        end = bisect.bisect_left(self._sorted, (self.drift * (1 + MARGIN), ""))
-        if end == 0:
+        near = self._sorted.below(self.drift * (1 + MARGIN))
+        if not near:
             return []
         if len(assets) == 1:
             of = self.users_of[assets[0]]
-            return [a for _, a in self._sorted[:end] if a in of]
+            return [a for a in near if a in of]
         ofs = [self.users_of[a] for a in assets]
-        return [a for _, a in self._sorted[:end] if any(a in of for of in ofs)]
+        return [a for a in near if any(a in of for of in ofs)]
 
     def _user(self, address: str) -> User:
         u = self.users.get(address)
@@ -431,12 +497,10 @@ class AaveBook:
             return
         s = self._sorted
         if u.key != _INF:
-            i = bisect.bisect_left(s, (u.key, u.address))
-            if i < len(s) and s[i][1] == u.address:
-                del s[i]
+            s.remove((u.key, u.address))
         u.key = key
         if key != _INF:
-            bisect.insort(s, (key, u.address))
+            s.add((key, u.address))
 
     def rescan(self, now_s: int, ts: int = -1, seq: int = 0) -> list[tuple[str, Account]]:
         """Evaluate every indebted user (sorted by address), re-key all, reset the drift: the full
@@ -501,7 +565,9 @@ class AaveBook:
         """Everything ``liquidationCall(collateral, debt, user, ...)`` reads now, once per pair:
         balances, prices, bonus, the close factor's cap, or why any request would revert."""
         u, c, d = self.users[address], self.reserves[collateral], self.reserves[debt]
-        coll_bal, debt_bal = self.balances(address, collateral, now_s)[0], self.balances(address, debt, now_s)[1]
+        sc, sd = u.coll.get(collateral, 0), u.debt.get(debt, 0)
+        coll_bal = (sc * c.income(now_s) + HALF_RAY) // RAY if sc else 0
+        debt_bal = (sd * d.debt_index(now_s) + HALF_RAY) // RAY if sd else 0
         cap = self.max_debt(address, collateral, debt, acc, now_s, (coll_bal, debt_bal))
         cp, dp, bonus = self.prices(address, collateral, debt)
         reason = ""

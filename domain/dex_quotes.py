@@ -124,3 +124,25 @@ def best(candidates: Iterable[Route], state: MarketState, token_in: str, amount_
         if out is not None and (top is None or out > top[0]):
             top = (out, route)
     return top
+
+
+def marginal_ratio(route: Route, state: MarketState, token_in: str, amount_in: int) -> float | None:
+    """For a route of V2 pools: the marginal output per unit input at ``amount_in`` divided by the
+    average (``out/amount_in``), a float in (0, 1]. For one pair ``out = k*a*R/(r + k*a)`` (``r``
+    scaled by 1e4), so ``d out/da = (out/a) * r/(r + k*a)``; a route multiplies its hops'. Used to
+    tell whether a bigger sale would still pay (a float: it steers a search, never an amount).
+    None when a hop is not V2 or its state is unknown."""
+    ratio, amount, token = 1.0, float(amount_in), token_in
+    for spec in route:
+        if spec.kind != "v2":
+            return None
+        p = state.v2.get(spec.pool)
+        if p is None:
+            return None
+        r_in, r_out = (p.reserve0, p.reserve1) if token == spec.token0 else (p.reserve1, p.reserve0)
+        if r_in <= 0 or r_out <= 0:
+            return None
+        r, ka = r_in * 10_000.0, amount * (10_000 - spec.fee)
+        ratio *= r / (r + ka)
+        amount, token = ka * r_out / (r + ka), spec.other(token)
+    return ratio

@@ -279,3 +279,24 @@ def test_pair_amounts_equal_the_port(debt_bal: int, coll_bal: int, request: int,
     assert (got.debt_to_cover, got.collateral_to_liquidator, got.protocol_fee, got.max_debt) == (
         exp.debt_to_cover, exp.collateral_to_liquidator, exp.protocol_fee, exp.max_liquidatable_debt)
     event("collateral capped" if exp.collateral_capped else "debt capped")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 3000), st.integers(0, 50)), max_size=3000),
+       st.floats(0, 3000))
+def test_sorted_keys_behaves_like_a_sorted_list(ops: list[tuple[bool, int, int]], limit: float) -> None:
+    from tapedeck.domain.aave_book import SortedKeys
+    s, ref = SortedKeys(), []
+    for add, k, u in ops:
+        item = (float(k), f"u{u}")
+        if add and item not in ref:
+            s.add(item)
+            ref.append(item)
+        elif not add:
+            assert s.remove(item) == (item in ref)
+            if item in ref:
+                ref.remove(item)
+    ref.sort()
+    assert [x for b in s.buckets for x in b] == ref and len(s) == len(ref)
+    assert s.below(limit) == [a for k, a in ref if k < limit]
+    event("split buckets" if len(s.buckets) > 1 else "one bucket")

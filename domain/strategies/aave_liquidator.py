@@ -35,7 +35,7 @@ from tapedeck.domain.aave_book import NS, Account, AaveBook
 from tapedeck.domain.aave_v3 import MAX_UINT256
 from tapedeck.domain.circuit_breaker import OPEN, CircuitBreaker
 from tapedeck.domain.decimals import seconds_to_ns
-from tapedeck.domain.dex_quotes import PoolSpec, Route, best, routes
+from tapedeck.domain.dex_quotes import PoolSpec, Route, best, marginal_ratio, routes
 from tapedeck.domain.ids import AssetPair
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState, Order
@@ -49,11 +49,11 @@ FAST, SCAN = "fast", "scan"
 
 
 class _Plan:
-    __slots__ = ("collateral", "debt", "liq", "proceeds", "premium", "gas", "profit", "route")
+    __slots__ = ("collateral", "debt", "liq", "proceeds", "premium", "gas", "profit", "route", "dp")
 
     def __init__(self, collateral: str, debt: str, liq: Any, proceeds: int, premium: int, gas: int,
-                 route: Route) -> None:
-        self.collateral, self.debt, self.liq, self.route = collateral, debt, liq, route
+                 route: Route, dp: int) -> None:
+        self.collateral, self.debt, self.liq, self.route, self.dp = collateral, debt, liq, route, dp
         self.proceeds, self.premium, self.gas = proceeds, premium, gas
         self.profit = proceeds - liq.debt_to_cover - premium - gas
 
@@ -165,7 +165,7 @@ class AaveLiquidator:
         since = u.since if u.since >= 0 else e.ts
         liq, d = plan.liq, self.book.reserves[plan.debt]
         route = tuple(p.pool for p in plan.route)
-        dp = self.book.prices(user, plan.collateral, plan.debt)[1] or 0
+        dp = plan.dp
         notional = liq.debt_to_cover * dp // d.unit // 100  # base (8 dp USD) -> risk currency (6 dp)
         min_profit = max(1, plan.gas + self._from_base(self.min_profit_base, dp, d.unit))
         return [
@@ -200,8 +200,8 @@ class AaveLiquidator:
         """The most profitable (pair, size), or the reason there is none worth doing."""
         book, now = self.book, ts // NS
         u = book.users[user]
-        debts = sorted(a for a, s in u.debt.items() if s)
-        colls = sorted(a for a, s in u.coll.items() if s and a in u.on and book.reserves[a].lt)
+        debts = sorted([a for a, s in u.debt.items() if s])
+        colls = sorted([a for a, s in u.coll.items() if s and a in u.on and book.reserves[a].lt])
         top: _Plan | None = None
         why = "no collateral"
         for d in debts:
@@ -220,7 +220,7 @@ class AaveLiquidator:
                 if ts - book.reserves[a].price_ts > self.max_price_age_ns:
                     return top, "stale price"
         d = book.reserves[top.debt]
-        dp = book.prices(user, top.collateral, top.debt)[1] or 0
+        dp = top.dp
         if top.profit <= 0 or top.profit * dp // d.unit < self.min_profit_base:
             return top, "below min profit"
         return top, ""
@@ -228,10 +228,8 @@ class AaveLiquidator:
     def _size_pair(self, user: str, c: str, d: str, acc: Account, now: int, ts: int,
                    state: MarketState) -> tuple[_Plan | None, str]:
         book = self.book
-        cp, dp, _ = book.prices(user, c, d)
-        if not cp or not dp:
-            return None, "no price"
         pair = book.pair(user, c, d, acc, now)
+        dp = pair.dp
         full = pair.amounts(MAX_UINT256)
         if full.reason:
             return None, "dust" if full.reason.startswith("dust") else full.reason
@@ -253,12 +251,16 @@ class AaveLiquidator:
                     got = best(cands, state, c, lq.collateral_to_liquidator)
                 if got is not None:
                     premium = (lq.debt_to_cover * self.premium_bps + 5000) // 10_000
-                    p = _Plan(c, d, lq, got[0], premium, gas, got[1])
+                    p = _Plan(c, d, lq, got[0], premium, gas, got[1], dp)
             cache[x] = p
             return p
 
         cap = full.max_debt
         top = plan_at(cap)
+        if top is not None and top.route:
+            ratio = marginal_ratio(top.route, state, c, top.liq.collateral_to_liquidator)
+            if ratio is not None and top.proceeds * ratio > top.liq.debt_to_cover * (1 + self.premium_bps / 1e4) * 1.001:
+                return top, ""  # a bigger sale still pays at the cap: profit (concave) is highest there
         below = plan_at(cap - cap // 64) if cap >= 64 else None
         if top is None or (below is not None and below.profit > top.profit):
             top = _best_of(plan_at, 1, cap, top)
