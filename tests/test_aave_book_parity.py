@@ -1,6 +1,7 @@
 """The borrower book folded from the real pool's logs equals the real pool (npm @aave/core-v3 on py-evm).
 
-A market is deployed on the sim chain; borrowers supply, borrow, repay, withdraw, toggle collateral
+A market is deployed on the sim chain (tests/test_aave_v3_parity.py's, with background borrows on both
+reserves, so both indexes move); borrowers supply, borrow, repay, withdraw, toggle collateral
 and get liquidated (with and without ``receiveAToken``), time passes and the WETH price moves. Every
 receipt's logs (the pool's ReserveDataUpdated/Supply/Withdraw/Borrow/Repay/collateral toggles/
 LiquidationCall and the aTokens' BalanceTransfer) are decoded into the book's events, in log order,
@@ -20,9 +21,8 @@ from web3.logs import DISCARD
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.aave_book import AaveBook
-from tapedeck.sim.chain.aave_v3 import AaveCallReverted, deploy_aave_v3
-from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
-from tapedeck.sim.chain.pyevm import PyEvmChain
+from tapedeck.sim.chain.aave_v3 import AaveCallReverted
+from tests.test_aave_v3_parity import world  # noqa: F401  (the deployed market with background borrows)
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
@@ -107,16 +107,6 @@ class Logs:
             self.events.append(e)
 
 
-@pytest.fixture(scope="module")
-def world():
-    try:
-        chain = PyEvmChain()
-        market = deploy_aave_v3(chain.w3)
-    except ArtifactMissing as e:
-        pytest.skip(f"contract builds not installed under {node_modules()}: {e}")
-    return chain, market
-
-
 def check(book: AaveBook, logs: Logs, users: list[str]) -> int:
     m = logs.m
     for e in logs.events[check.n:]:  # type: ignore[attr-defined]
@@ -141,16 +131,15 @@ def check(book: AaveBook, logs: Logs, users: list[str]) -> int:
 
 
 def test_book_from_the_real_pools_logs_equals_the_pool(world) -> None:
-    chain, m = world
+    chain, m, base = world
+    chain.revert(base)
     rng = random.Random(9)
-    lp, liq = chain.accounts[9], chain.accounts[2]
+    liq = chain.accounts[2]
     users = list(chain.accounts[3:8])
     logs = Logs(m)
     logs.snapshot()
     book = AaveBook("v3.0")
     check.n = 0  # type: ignore[attr-defined]
-    logs.receipt(m.supply(lp, "WETH", 5_000 * E18, mint=True))
-    logs.receipt(m.supply(lp, "USDC", 20_000_000 * E6, mint=True))
     weth, usdc = m.asset("WETH"), m.asset("USDC")
     for u in users:  # WETH collateral (some also USDC), USDC debt at 60-80% of the limit
         logs.receipt(m.supply(u, "WETH", rng.randint(1, 50) * E18 // 10, mint=True))
