@@ -24,7 +24,16 @@ impact), then a ternary search of the integer sizes. Below ``min_profit_base`` (
 it records ``LiquidationSkipped``; otherwise ``LiquidationOpportunity`` and the intent: side
 ``liquidate``, ``instrument = AssetPair(collateral, debt)``, ``amount`` = debt to cover, ``target`` the
 user, ``route`` the pools, ``min_profit`` = gas + minimum in debt units (the executor's token profit
-must pay for its gas), ``profit_asset`` the debt asset, ``private`` from config.
+must pay for its gas), ``profit_asset`` the debt asset, ``private`` from config. A skip is
+recorded once per user and reason within ``skip_repeat_s`` (default 60 s of event time).
+
+Config (``[[strategies]] kind = "aave_liquidator"``): ``chain``, ``venue`` (default
+``aave-v3:<chain>``, the sim gateway's name), ``rules`` ("v3.0"/"v3.3"), ``pools`` (tables of
+``pool``, ``kind`` v2/v3, ``token0``, ``token1``, ``fee``, ``tick_spacing``), ``max_hops``,
+``fast_path``, ``scan_interval_s``, ``dedupe_s``, ``min_profit_base``, ``flash_premium_bps``,
+``gas_units``, ``priority_fee_wei``, ``gas_price_wei`` (before the first block), ``native_asset``,
+``private``, ``max_route_age_s``/``max_price_age_s`` (0: off), ``breaker_failures``,
+``breaker_timeout_s``, ``skip_repeat_s``.
 """
 from __future__ import annotations
 
@@ -66,7 +75,8 @@ class AaveLiquidator:
                  scan_interval_s: Any = 12, dedupe_s: Any = 2, min_profit_base: int = 0, flash_premium_bps: int = 5,
                  gas_units: int = 600_000, priority_fee_wei: int = 1_000_000_000, gas_price_wei: int = 0,
                  native_asset: str = "", private: bool = True, max_route_age_s: Any = 0, max_price_age_s: Any = 0,
-                 breaker_failures: int = 5, breaker_timeout_s: Any = 60, **unknown: Any) -> None:
+                 breaker_failures: int = 5, breaker_timeout_s: Any = 60, skip_repeat_s: Any = 60,
+                 **unknown: Any) -> None:
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
         self.name, self.chain = name, chain
@@ -77,6 +87,7 @@ class AaveLiquidator:
         self.fast_path = bool(fast_path)
         self.scan_ns = seconds_to_ns(scan_interval_s)
         self.dedupe_ns = seconds_to_ns(dedupe_s)
+        self.skip_repeat_ns = seconds_to_ns(skip_repeat_s)
         self.min_profit_base = int(min_profit_base)
         self.premium_bps = int(flash_premium_bps)
         self.gas_units, self.priority_fee, self.gas_price = int(gas_units), int(priority_fee_wei), int(gas_price_wei)
@@ -187,7 +198,7 @@ class AaveLiquidator:
         if reason in _WATCHED:
             self._watch[user] = None
         last = self._last_skip.get(user)
-        if last is not None and last[0] == reason and e.ts - last[1] < self.dedupe_ns:
+        if last is not None and last[0] == reason and e.ts - last[1] < self.skip_repeat_ns:
             return []
         self._last_skip[user] = (reason, e.ts)
         return [ev.LiquidationSkipped(ts=e.ts, source="engine", cause=e.seq, strategy=self.name, user=user,
