@@ -300,3 +300,21 @@ def test_sorted_keys_behaves_like_a_sorted_list(ops: list[tuple[bool, int, int]]
     assert [x for b in s.buckets for x in b] == ref and len(s) == len(ref)
     assert s.below(limit) == [a for k, a in ref if k < limit]
     event("split buckets" if len(s.buckets) > 1 else "one bucket")
+
+
+def test_emode_bonus_and_prices_per_rule_set() -> None:
+    t = Tape(fresh_reserves())
+    weth, usdc = t.reserves[:2]
+    t.emode_category(1, 9000, 9300, 10200, price_source=usdc.asset)
+    t.supply(ALICE, weth, 10 * WAD)
+    t.supply(ALICE, usdc, 1000 * 10**6)
+    t.borrow(ALICE, usdc, 15_000 * 10**6)
+    t.emode(ALICE, 1)
+    v30, v33 = book_of(t, "v3.0"), book_of(t, "v3.3")
+    # v3.0: WETH (category 1) gets the category's bonus and its price source prices both sides
+    assert v30.prices(ALICE, weth.asset, usdc.asset) == (1 * 10**8, 1 * 10**8, 10200)
+    assert v30.prices(ALICE, usdc.asset, usdc.asset) == (1 * 10**8, 1 * 10**8, 10500)  # USDC not in it
+    # v3.3: the bonus still, prices from the oracle (no price source)
+    assert v33.prices(ALICE, weth.asset, usdc.asset) == (2000 * 10**8, 1 * 10**8, 10200)
+    acc = v33.account(ALICE, t.now)
+    assert acc.total_collateral_base == 21_000 * 10**8  # oracle prices in v3.3

@@ -447,3 +447,28 @@ def test_replay_gives_identical_decisions() -> None:
     kinds = Counter(msgspec.json.decode(x)[0] for x in a)
     a = [x for x in a if not x.startswith(b'["V2') and not x.startswith(b'["Aave')]
     assert kinds["OrderIntended"] > 0 and kinds["LiquidationSkipped"] > 0  # it decided things worth comparing
+
+
+def test_v33_sizes_below_a_cap_that_would_leave_dust() -> None:
+    """v3.3: 50% of the total debt would leave < $1000 of the collateral; the strategy asks for the
+    largest amount that does not (the pool would revert MUST_NOT_LEAVE_DUST at the cap)."""
+    t = Tape(fresh_reserves())
+    weth, usdc = t.reserves[:2]
+    pool_event(t)
+    t.block_produced()
+    alice = addr(1, 1)
+    t.supply(alice, weth, 14667 * WAD // 10_000)  # $2933 at $2000
+    t.supply(alice, usdc, 2_500 * 10**6)
+    t.borrow(alice, usdc, 4_000 * 10**6)
+    t.advance(1)
+    t.price(weth, 1500 * 10**8)  # WETH $2200: HF 0.985, both reserves >= $2000: 50% of the total debt
+    pool_event(t)
+    strat = liquidator(rules="v3.3")
+    out = run(strat, t.events)
+    opp, = of(out, ev.LiquidationOpportunity)
+    acc = strat.book.account(alice, t.now)
+    pair = strat.book.pair(alice, opp.collateral_asset, opp.debt_asset, acc, t.now)
+    assert pair.amounts(2**256 - 1).reason.startswith("dust")
+    assert opp.debt_to_cover < pair.cap and pair.amounts(opp.debt_to_cover).reason == ""
+    assert pair.amounts(opp.debt_to_cover + 1).reason.startswith("dust") or opp.debt_to_cover + 1 > pair.cap
+    assert opp.rules == "v3.3"

@@ -242,8 +242,14 @@ class AaveLiquidator:
         pair = book.pair(user, c, d, acc, now)
         dp = pair.dp
         full = pair.amounts(MAX_UINT256)
+        cap = full.max_debt
+        if full.reason.startswith("dust"):  # v3.3: the cap leaves dust; smaller requests leave more of both
+            cap = _largest_valid(pair, cap)
+            if cap == 0:
+                return None, "dust"
+            full = pair.amounts(cap)
         if full.reason:
-            return None, "dust" if full.reason.startswith("dust") else full.reason
+            return None, full.reason
         cands = self._candidate_routes(c, d)
         if c != d and not cands:
             return None, "no route"
@@ -253,7 +259,7 @@ class AaveLiquidator:
         def plan_at(x: int) -> _Plan | None:
             if x in cache:
                 return cache[x]
-            lq = full if x >= full.max_debt else pair.amounts(x)
+            lq = full if x >= cap else pair.amounts(x)
             p: _Plan | None = None
             if not lq.reason and lq.collateral_to_liquidator > 0:
                 if c == d:
@@ -266,7 +272,6 @@ class AaveLiquidator:
             cache[x] = p
             return p
 
-        cap = full.max_debt
         top = plan_at(cap)
         if top is not None and top.route:
             ratio = marginal_ratio(top.route, state, c, top.liq.collateral_to_liquidator)
@@ -351,6 +356,19 @@ class AaveLiquidator:
     def _breaker_event(self, e: ev.Event, reason: str) -> ev.CircuitBreakerChanged:
         return ev.CircuitBreakerChanged(ts=e.ts, source="engine", cause=e.seq, strategy=self.name,
                                         state=self.breaker.state, failures=self.breaker.failures, reason=reason)
+
+
+def _largest_valid(pair: Any, cap: int) -> int:
+    """The largest request <= ``cap`` that leaves no dust (0: none). The leftovers of debt and
+    collateral both shrink as the request grows, so validity holds up to a point: bisect it."""
+    lo, hi = 0, cap
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if pair.amounts(mid).reason:
+            hi = mid - 1
+        else:
+            lo = mid
+    return lo
 
 
 def _best_of(plan_at: Callable[[int], _Plan | None], lo: int, hi: int, top: _Plan | None) -> _Plan | None:
