@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.aave_v3 import (
@@ -128,9 +128,9 @@ class User:
         self.since_seq = 0  # seq of that event
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
-    """``calculateUserAccountData`` of one user at ``now_s`` (base currency, bps, wad)."""
+class Account(NamedTuple):
+    """``calculateUserAccountData`` of one user at ``now_s`` (base currency, bps, wad). A tuple:
+    one is made per evaluation, on the hot path."""
 
     total_collateral_base: int
     total_debt_base: int
@@ -143,8 +143,7 @@ class Account:
         return self.health_factor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD and self.total_debt_base > 0
 
 
-@dataclass(frozen=True, slots=True)
-class Liquidation:
+class Liquidation(NamedTuple):
     """What ``liquidationCall(collateral, debt, user, debt_to_cover, false)`` would do now.
     ``reason`` is "" when it goes through, else why it would revert (e.g. the v3.3 dust rule)."""
 
