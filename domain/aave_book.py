@@ -327,17 +327,27 @@ class AaveBook:
             r = self.reserves[e.reserve] = Reserve(e)
             self.users_of.setdefault(r.asset, {})
         else:
-            old_feed = r.feed
+            old_feed, old_params, old_vbi = r.feed, _params(r), r.vbi
             if old_feed != e.price_feed and r in self.feeds.get(old_feed, []):
                 self.feeds[old_feed].remove(r)
             r.configure(e)
+            self._feed(r)
+            if _params(r) == old_params:  # a new price feed (the sim's oracle moves so), same rules:
+                if e.variable_borrow_index > old_vbi > 0:  # its OracleUpdated re-evaluates
+                    self.drift *= e.variable_borrow_index / old_vbi
+                    return self._candidates((r.asset,))
+                return []
+            return list(self.users_of[r.asset])
+        self._feed(r)
+        return list(self.users_of[r.asset])
+
+    def _feed(self, r: Reserve) -> None:
         self.by_token[r.a_token] = r
         feed = self.feeds.setdefault(r.feed, [])
         if r not in feed:
             feed.append(r)
         if r.feed in self.feed_price:
             r.price = self.feed_price[r.feed]
-        return list(self.users_of[r.asset])
 
     def _price(self, e: ev.OracleUpdated) -> list[str]:
         price = e.answer if e.answer > 0 else None
@@ -622,6 +632,11 @@ class Pair:
                     (self.coll_bal - amount - fee) * cp // cu < MIN_LEFTOVER_BASE:
                 return Liquidation(repaid, amount, fee, cap, "dust: must not leave less than 1000e8 base")
         return Liquidation(repaid, amount, fee, cap)
+
+
+def _params(r: Reserve) -> tuple[int, ...]:
+    """What the risk math reads of a reserve's configuration (a change re-evaluates its users)."""
+    return (r.id, r.decimals, r.ltv, r.lt, r.bonus, r.fee, r.emode, int(r.active))
 
 
 def _ray_div(a: int, b: int) -> int:

@@ -318,3 +318,25 @@ def test_emode_bonus_and_prices_per_rule_set() -> None:
     assert v33.prices(ALICE, weth.asset, usdc.asset) == (2000 * 10**8, 1 * 10**8, 10200)
     acc = v33.account(ALICE, t.now)
     assert acc.total_collateral_base == 21_000 * 10**8  # oracle prices in v3.3
+
+
+def test_a_new_price_feed_moves_the_price_on_its_first_answer() -> None:
+    """The sim's oracle moves a price by pointing the reserve at a new aggregator: a re-emitted
+    snapshot with the new ``price_feed`` (same rules: nobody re-evaluated yet), then that feed's
+    answer (the users it may have pushed below 1)."""
+    from msgspec.structs import replace
+    from tapedeck.domain import events as ev
+    t = Tape(fresh_reserves())
+    weth, usdc = t.reserves[:2]
+    t.supply(ALICE, weth, 10 * WAD)
+    t.borrow(ALICE, usdc, 15_000 * 10**6)
+    b = book_of(t)
+    b.account(ALICE, t.now)
+    snap = next(e for e in t.events if type(e) is ev.AaveReserveConfigured and e.reserve == weth.asset)
+    assert b.apply(replace(snap, price_feed="0x" + "f9" * 20, liquidity_index=weth.li,
+                           variable_borrow_index=weth.vbi, last_update_timestamp=t.now)) == []
+    assert b.reserves[weth.asset].price == 2000 * 10**8  # the old answer until the new feed speaks
+    got = b.apply(ev.OracleUpdated(ts=t.now * 10**9, feed="0x" + "f9" * 20, chain="sim", round_id=1,
+                                   answer=1800 * 10**8, decimals=8))
+    assert got == [ALICE] and b.account(ALICE, t.now).health_factor == 99 * 10**16
+    assert b.apply(replace(snap, liquidation_threshold=9000)) == [ALICE]  # a rule change: all its users
