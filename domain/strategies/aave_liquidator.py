@@ -102,6 +102,8 @@ class AaveLiquidator:
         self._scanning = False
         self._routes: dict[tuple[str, str], list[Route]] = {}
         self._pairs: dict[tuple[str, str], str] = {}  # (collateral, debt) -> AssetPair text
+        self._gas_key: tuple[str, int, int, int] = ("", -1, -1, -1)  # the last gas valuation's inputs
+        self._gas_cost = 0
         self._pending: dict[str, str] = {}  # user -> client id in flight
         self._cid_user: dict[str, str] = {}  # client id -> user
         self._failed: dict[str, None] = {}  # client ids whose failure was counted
@@ -211,8 +213,12 @@ class AaveLiquidator:
         """The most profitable (pair, size), or the reason there is none worth doing."""
         book, now = self.book, ts // NS
         u = book.users[user]
-        debts = sorted([a for a, s in u.debt.items() if s])
-        colls = sorted([a for a, s in u.coll.items() if s and a in u.on and book.reserves[a].lt])
+        debts = [a for a, s in u.debt.items() if s]
+        colls = [a for a, s in u.coll.items() if s and a in u.on and book.reserves[a].lt]
+        if len(debts) > 1:
+            debts.sort()
+        if len(colls) > 1:
+            colls.sort()
         top: _Plan | None = None
         why = "no collateral"
         for d in debts:
@@ -305,9 +311,13 @@ class AaveLiquidator:
             return 0
         block = state.blocks.get(self.chain)
         base = block.next_base_fee if block is not None else self.gas_price
+        key = (debt, base, nat.price, debt_price)
+        if key == self._gas_key:
+            return self._gas_cost
         wei = self.gas_units * (base + self.priority_fee)
         unit = self.book.reserves[debt].unit
-        return -(-wei * nat.price * unit // (debt_price * nat.unit))  # rounded up: never under-count gas
+        self._gas_key, self._gas_cost = key, -(-wei * nat.price * unit // (debt_price * nat.unit))  # rounded up
+        return self._gas_cost
 
     @staticmethod
     def _from_base(value: int, price: int, unit: int) -> int:
@@ -316,7 +326,10 @@ class AaveLiquidator:
     # ------------------------------------------------------------------ outcomes
 
     def on_order(self, e: ev.Event, order: Order, state: MarketState) -> Sequence[ev.Event | Intent]:
-        cid, t = order.client_id, type(e)
+        t = type(e)
+        if t is ev.OrderIntended:  # approved: nothing to do until its outcome
+            return ()
+        cid = order.client_id
         if t is ev.IntentRejected:
             self.breaker.released(cid)
             self._release(cid)
