@@ -568,6 +568,72 @@ class StrategyFailed(Event, frozen=True, kw_only=True):
     suspended: bool = False
 
 
+# ----------------------------------------------------------------------------- decisions: Aave liquidation
+# Why a section of its own: the liquidator (domain/strategies/aave_liquidator.py) says what it found,
+# which path found it and how fast, what it skipped and why, and when its circuit breaker moved, so
+# that summaries and replays can count opportunities per path, latency and skip reasons.
+
+
+class LiquidationOpportunity(Event, frozen=True, kw_only=True):
+    """A liquidatable Aave position the strategy sized and intends to liquidate (``client_id``).
+
+    ``path`` "fast" (the event that touched the user or a price) or "scan" (the periodic full
+    scan); ``latency_ns`` is event time from ``detected_cause`` (the seq of the event after which
+    the user was first seen liquidatable, continuously since) to this decision. Amounts: debt
+    asset base units for ``debt_to_cover`` (what liquidationCall will repay), ``proceeds`` (what
+    selling the collateral through ``route`` returns), ``flash_premium``, ``gas_cost`` and
+    ``expected_profit`` (= proceeds - debt_to_cover - flash_premium - gas_cost); collateral asset
+    base units for ``collateral_to_liquidator`` and ``protocol_fee``. ``health_factor`` wad.
+    ``rules`` the market's rule set ("v3.0"/"v3.3")."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    user: str
+    collateral_asset: str
+    debt_asset: str
+    debt_to_cover: int
+    collateral_to_liquidator: int
+    protocol_fee: int
+    proceeds: int
+    flash_premium: int
+    gas_cost: int
+    expected_profit: int
+    health_factor: int
+    path: str
+    latency_ns: int
+    detected_cause: int
+    route: tuple[str, ...]
+    client_id: str
+    rules: str
+
+
+class LiquidationSkipped(Event, frozen=True, kw_only=True):
+    """A liquidatable user the strategy did not act on, and why (``reason``: "below min profit",
+    "no route", "dust", "no price", "stale price", "stale route", "breaker open", ...). Recorded
+    once per user and reason within the dedupe window. ``expected_profit`` is the best it found
+    (debt asset units, 0 if none), ``path`` as in ``LiquidationOpportunity``."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    user: str
+    reason: str
+    health_factor: int
+    expected_profit: int
+    debt_asset: str
+    path: str
+
+
+class CircuitBreakerChanged(Event, frozen=True, kw_only=True):
+    """The strategy's circuit breaker moved to ``state`` ("open", "half_open", "closed") after
+    ``failures`` consecutive failures (``reason``: the outcome that moved it)."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    state: str
+    failures: int
+    reason: str
+
+
 # ----------------------------------------------------------------------------- executions
 
 
@@ -704,6 +770,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TransactionSubmitted,
     TransactionIncluded,
     TransactionDropped,
+    LiquidationOpportunity,
+    LiquidationSkipped,
+    CircuitBreakerChanged,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

@@ -85,3 +85,28 @@ class AssetId:
 
     def __str__(self) -> str:
         return f"{self.symbol}@{self.chain}:{self.address}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AssetPair:
+    """The (collateral, debt) pair of an Aave liquidation, written ``"<collateral>/<debt>"``: the
+    instrument of a liquidation intent. One helper formats and parses it, so the strategy, the
+    gateways and the summaries agree on which side is which."""
+
+    collateral: Address
+    debt: Address
+
+    @classmethod
+    def of(cls, collateral: str, debt: str) -> "AssetPair":
+        return cls(Address.parse(collateral), Address.parse(debt))
+
+    @classmethod
+    def parse(cls, text: str) -> "AssetPair":
+        """``"<collateral>/<debt>"`` (any case) -> the pair; ``IdError`` if it is not two addresses."""
+        if not isinstance(text, str) or text.count("/") != 1:
+            raise IdError(f"{text!r} is not \"<collateral address>/<debt address>\"")
+        c, d = text.split("/")
+        return cls.of(c, d)
+
+    def __str__(self) -> str:
+        return f"{self.collateral}/{self.debt}"

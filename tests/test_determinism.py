@@ -13,12 +13,14 @@ import pytest
 
 from tapedeck.domain.strategies import BUILTIN
 from tests.conftest import ROOT
+from tests.test_aave_book_tape import SAMPLE_CONFIG
 
 SAMPLES = ROOT / "fixtures" / "samples"
 CONFIGS = {
     "spread": {"risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16},
                "strategies": [{"kind": "spread", "name": "spread", "min_edge": "0.05", "max_age_s": "30"}]},
     "cross_pool_arb": None,  # the shipped default config over the sample day
+    "aave_liquidator": SAMPLE_CONFIG,  # over a seeded borrower tape (tests/test_aave_book_tape.py)
 }
 
 SCRIPT = """
@@ -40,6 +42,14 @@ day = {workdir!r} + "/day.db"
 if {kind!r} == "cross_pool_arb":
     import_files("uniswap-v3-logs", [{v3!r}], day)
     import_files("uniswap-v2-reserves", [{v2!r}], day, pool="0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc")
+elif {kind!r} == "aave_liquidator":
+    import msgspec
+    from tests.test_aave_book_tape import sample_tape
+    with EventLog.create(day, __import__("tapedeck.adapters.eventlog", fromlist=["Manifest"]).Manifest(
+            run_id="", mode="import")) as log:
+        for e in sample_tape():
+            log.append(msgspec.structs.replace(e, seq=0))
+        log.manifest.ended = "clean"
 else:
     rng = random.Random(5)  # a seeded tape of quotes on three venues that cross now and then
     with decimal.localcontext(decimal.Context(prec=28)), EventLog.create(day, __import__("tapedeck.adapters.eventlog", fromlist=["Manifest"]).Manifest(

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine, Strategy, engine_options
 from tapedeck.domain.risk import RiskGate
+from tapedeck.domain.strategies.aave_liquidator import AaveLiquidator
 from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
 from tapedeck.domain.strategies.spread import SpreadCheck
 
@@ -32,6 +33,7 @@ from tapedeck.domain.strategies.spread import SpreadCheck
 BUILTIN: dict[str, Callable[..., Strategy]] = {
     "spread": SpreadCheck,
     "cross_pool_arb": CrossPoolArb,
+    "aave_liquidator": AaveLiquidator,
 }
 
 Resolver = Callable[[str], Callable[..., Strategy]]
