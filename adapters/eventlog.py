@@ -461,6 +461,9 @@ def _events_part(path: Path, first: int, topic: str, state: Any) -> memoryview:
     raise LogDamaged(f"{path}: damaged: the stored row at seq {first} is not a segment (topic {topic!r})")
 
 
+_PAGE = 4  # segments per read query (see EventLog._rows)
+
+
 class EventLog:
     """Append-only, numbered event log of one run."""
 
@@ -776,16 +779,21 @@ class EventLog:
             return c.fetchone() is not None
 
     def _rows(self, after: int) -> Iterator[tuple[Any, Any, Any]]:
-        """Stored segments in order, as (first seq, topic, state), 64 per query."""
+        """Stored segments in order, as (first seq, topic, state), a few per query: a segment holds up
+        to 16,384 events (~2 MiB), and a reader's memory is the page it holds, whatever the log's size."""
         gt = self._segment_before(after)
         while True:
             with self._db(f"reading segments after seq {gt or 0}"):
-                page = self._recorder.select_events(self._stream, gt=gt, limit=64)
-            for seg in page:
+                page = self._recorder.select_events(self._stream, gt=gt, limit=_PAGE)
+            full = len(page) == _PAGE
+            if page:
+                gt = page[-1].originator_version
+            while page:  # hand each segment over and drop it, so the page does not outlive its use
+                seg = page.pop(0)
                 yield seg.originator_version, seg.topic, seg.state
-            if len(page) < 64:
+                del seg
+            if not full:
                 return
-            gt = page[-1].originator_version
 
     def _walk(self, decode: Callable[[int, memoryview], Any], after: int = 0,
               check: Chain | None = None, flush: bool = True) -> Iterator[tuple[int, Any, bytes]]:

@@ -24,7 +24,7 @@ def test_append_numbers_events_and_reads_them_back(tmp_path) -> None:
     assert list(again.events(after=7)) == got[7:]
     assert again.manifest.seed == 3 and again.manifest.ended == "clean"
     assert again.manifest.config_hash == config_hash({"a": 1})
-    assert again.counts_by_topic() == {"QuoteUpdated.v3": 10}
+    assert again.counts_by_topic() == {"QuoteUpdated.v4": 10}
     assert again.next_seq == 11
 
 
@@ -49,7 +49,7 @@ def test_events_view_unrolls_one_row_per_event(tmp_path) -> None:
     log.close()
     with sqlite3.connect(tmp_path / "r.db") as c:
         rows = c.execute("SELECT seq, topic FROM events ORDER BY seq").fetchall()
-    assert rows == [(i, "QuoteUpdated.v3") for i in range(1, 6)]
+    assert rows == [(i, "QuoteUpdated.v4") for i in range(1, 6)]
 
 
 def test_refuses_to_overwrite_and_names_the_file(tmp_path) -> None:
@@ -108,7 +108,8 @@ def test_a_log_holding_an_old_schema_version_still_replays(tmp_path) -> None:
     again = EventLog.open(tmp_path / "old.db")
     (first, typed, _state), = list(again.typed_segments())
     assert first == 1 and [type(e).__name__ for _t, e in typed] == ["QuoteUpdated", "QuoteUpdated"]
-    assert typed[0][1].bid == Decimal("10.5") and typed[0][1].ask_size == Decimal("2")
+    q = typed[0][1]
+    assert q.price(q.bid) == Decimal("10.5") and q.size(q.ask_size) == Decimal("2") and (q.bid, q.price_decimals) == (105, 1)
     assert [e.seq for e in again.events()] == [1, 2]
 
 
