@@ -144,6 +144,7 @@ class AaveAgents:
     fold: AaveFold = field(default_factory=AaveFold)  # every user's balances, folded from the events we emit
     chain_time: int = 0  # timestamp (s) of the chain's latest block (where a read would be evaluated)
     setup_transactions: int = 0
+    setup_blocks: list[Any] = field(default_factory=list)  # (chain block, timestamp, receipts) of the set-up
     _targets: dict[str, str] = field(default_factory=dict)  # searcher tx id -> borrower
 
     @property
@@ -221,7 +222,7 @@ class AaveAgents:
         after = self.reader.snapshot(0, start_ns, prices=False)
         for e in after:
             self.fold.apply(e, 0)
-        self.setup_transactions = setup.transactions
+        self.setup_transactions, self.setup_blocks = setup.transactions, setup.blocks
         self.deliver(self.chain, opening + after)
         self.side.subscribe(self.on_block)
 
