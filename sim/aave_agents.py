@@ -76,7 +76,8 @@ class SetupBlocks:
 
     def enroll(self, accounts: list[Any], eth: int = 10**20) -> None:
         """Make each account able to send (its key on py-evm, impersonation on anvil) and fund it
-        with ``eth`` wei for gas in the next block."""
+        with ``eth`` wei for gas, in a block of its own (anvil checks a sender's balance when a
+        transaction arrives, not when its block runs)."""
         tester = getattr(self.side.backend, "tester", None)
         for acct in accounts:
             if tester is not None:
@@ -84,6 +85,7 @@ class SetupBlocks:
             else:
                 self.w3.provider.make_request("anvil_impersonateAccount", [acct.address])
             self._queue(self.funder, acct.address, b"", 21_000, eth, None)
+        self.mine()
 
     def send(self, sender: str, fn: Any, gas: int) -> None:
         self._queue(sender, fn.address, call_data(fn), gas, 0, fn)
