@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.datastructures import AttributeDict
 
 from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
-from tapedeck.sim.chain.pyevm import ChainTx
+from tapedeck.sim.chain.pyevm import ChainTx, to_checksum_address
 
 
 def anvil_binary() -> Path:
