@@ -51,6 +51,7 @@ MINT_GAS, APPROVE_GAS, SUPPLY_GAS, BORROW_GAS = 120_000, 80_000, 400_000, 500_00
 WATCH_HF = 105  # publish accounts whose estimated health factor is below 1.05 (in hundredths)
 MAX_UINT = 2**256 - 1
 LIQUIDITY = 10**9 * 10**6  # USDC the deployer supplies (at least), and each searcher's working capital
+SETUP_MAX_FEE = 50 * 10**9  # wei per gas a set-up transaction may pay (backends' base fees start at 1 gwei)
 SETUP_BATCH = 3  # borrowers per set-up block (4 transactions each)
 
 
@@ -84,6 +85,8 @@ class SetupBlocks:
                 tester.add_account(acct.key.hex())
             else:
                 self.w3.provider.make_request("anvil_impersonateAccount", [acct.address])
+                if hasattr(self.side.backend, "add_key"):
+                    self.side.backend.add_key(acct)  # signed as on py-evm: the same transaction hashes
             self._queue(self.funder, acct.address, b"", 21_000, eth, None)
         self.mine()
 
@@ -101,7 +104,8 @@ class SetupBlocks:
         if not self.pending:
             return
         latest = self.w3.eth.get_block("latest")
-        fee = 2 * int(latest.get("baseFeePerGas", 0)) + 1
+        # a fixed fee cap, not one from the backend's own base fee: the same transaction (and hash) on both
+        fee = max(SETUP_MAX_FEE, 2 * int(latest.get("baseFeePerGas", 0)))
         txs = [ChainTx(t.sender, t.nonce, t.gas, fee, 0, t.to, t.data, t.value) for t, _ in self.pending]
         receipts = self.side.backend.mine_block(txs, int(latest["timestamp"]) + 1)
         for (tx, fn), r in zip(self.pending, receipts):

@@ -28,6 +28,7 @@ from tapedeck.sim.chain.artifacts import Artifact
 
 DEFAULT_GAS = 6_000_000
 DEFAULT_TX_GAS = 500_000
+SIM_CHAIN_ID = 131277322940537  # eth-tester's chain id; a sim run's anvil uses it too (same tx hashes)
 CALL_GAS = 30_000_000  # gas of a read in call_many (a block's worth)
 
 
