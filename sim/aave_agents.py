@@ -121,8 +121,8 @@ class SetupBlocks:
 @dataclass
 class Borrower:
     address: str
-    collateral: int  # WETH wei supplied (as last read from the chain)
-    debt_base: int  # debt in the oracle's base currency, 8 dp (as last read from the chain)
+    collateral: int  # WETH wei supplied (as last folded from the events)
+    debt_base: int  # debt in the oracle base currency, 8 dp (as last folded from the events)
 
 
 @dataclass
