@@ -217,3 +217,45 @@ AAVE_V3_POOL: Abi = [
         {"name": "amount", "type": "uint256", "indexed": False},
     ]},
 ]
+
+
+# ----------------------------------------------------------------------------- the sim's Aave market
+# (added by the aave-sim helper; the aave-import helper adds the Pool-side ABIs it reads in its own
+# block: if both define an aToken ABI, keep one.) The events beside the Pool's that the simulated
+# market emits and the sim turns into input events (``sim.chain.aave_events``): the aToken's
+# ``BalanceTransfer`` (``@aave/core-v3`` AToken, scaled amount and index), AaveOracle's
+# ``AssetSourceUpdated`` (a reserve's price feed changed) and the Chainlink-style aggregators'
+# ``AnswerUpdated`` (``MockAggregator``, ``AggregatorInterface``).
+
+# @aave/core-v3 AToken (BalanceTransfer only: Transfer/Mint/Burn carry nothing the book needs)
+AAVE_V3_ATOKEN_BALANCE_TRANSFER: Abi = [
+    {"type": "event", "name": "BalanceTransfer", "anonymous": False, "inputs": [
+        {"name": "from", "type": "address", "indexed": True},
+        {"name": "to", "type": "address", "indexed": True},
+        {"name": "value", "type": "uint256", "indexed": False},
+        {"name": "index", "type": "uint256", "indexed": False},
+    ]},
+]
+
+# @aave/core-v3 AaveOracle (AssetSourceUpdated only)
+AAVE_ORACLE_SOURCE_UPDATED: Abi = [
+    {"type": "event", "name": "AssetSourceUpdated", "anonymous": False, "inputs": [
+        {"name": "asset", "type": "address", "indexed": True},
+        {"name": "source", "type": "address", "indexed": True},
+    ]},
+]
+
+# @aave/core-v3 MockAggregator / AggregatorInterface (AnswerUpdated only)
+AGGREGATOR_ANSWER_UPDATED: Abi = [
+    {"type": "event", "name": "AnswerUpdated", "anonymous": False, "inputs": [
+        {"name": "current", "type": "int256", "indexed": True},
+        {"name": "roundId", "type": "uint256", "indexed": True},
+        {"name": "updatedAt", "type": "uint256", "indexed": False},
+    ]},
+]
+
+
+def aave_sim_market_abi() -> Abi:
+    """Every event the sim's Aave market turns into input events besides the Pool's own
+    (``AAVE_V3_POOL``): one list, so one ``EventDecoder`` reads them (their topic0s do not clash)."""
+    return AAVE_V3_ATOKEN_BALANCE_TRANSFER + AAVE_ORACLE_SOURCE_UPDATED + AGGREGATOR_ANSWER_UPDATED

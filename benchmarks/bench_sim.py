@@ -1,9 +1,19 @@
-"""Simulated seconds per wall second of `tapedeck sim` scenarios (the world as wired today: price
-path, blocks, oracles, mock books through the engine into the log; no chain execution yet), and
-the cost of a scenario start on each chain backend: deploying the Aave v3 market vs restoring a
-snapshot. Usage: python benchmarks/bench_sim.py"""
+"""Simulated seconds per wall second of `tapedeck sim` scenarios, per chain backend, and the cost of a
+scenario start (Aave v3 market deploy vs snapshot restore).
+
+Sweeps run the sim thousands of times, so its speed is a product figure (issue 9: eth-crash seed 7
+was 31 sim s/wall s on py-evm and 87 on anvil; target >= 100 and >= 300). Each run also prints this
+process's CPU seconds: the box is shared, and CPU time moves less with the load than wall time
+(anvil's own CPU is in its node process and not counted). ``--profile FILE`` writes a cProfile of
+the first run per backend (``FILE.<backend>``).
+
+Usage: python benchmarks/bench_sim.py [--backends pyevm,anvil] [--scenario eth-crash] [--seed 7]
+       [--runs 1] [--others] [--no-start] [--profile FILE]
+It only uses ``run_scenario`` and ``load_scenario``, so an older tree's venv runs it too (before/after)."""
 from __future__ import annotations
 
+import argparse
+import cProfile
 import statistics
 import sys
 import tempfile
@@ -18,19 +28,52 @@ from tapedeck.sim.recording import run_scenario  # noqa: E402
 from tapedeck.sim.scenario import load_scenario  # noqa: E402
 
 
-def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="tapedeck-bench-sim-"))
+def one(name: str, seed: int, chain: str, out: Path, profile: str | None) -> tuple[float, float, object]:
     config = load_config(ROOT / "fixtures" / "config" / "sim-default.toml")
-    for name in ("eth-crash", "cex-dex-dislocation", "oracle-jump", "quiet"):
-        rates, summary = [], None
-        for i in range(3):
-            sc = load_scenario(name, seed=7)
-            t = time.perf_counter()
-            summary = run_scenario(sc, config, tmp / f"{name}-{i}.db", overwrite=True)
-            rates.append(sc.duration / (time.perf_counter() - t))
-        print(f"sim {name}: {statistics.median(rates):,.0f} simulated s per wall s "
-              f"({summary.blocks} blocks, {summary.stats.inputs} inputs; runs {[f'{r:,.0f}' for r in rates]})")
-    chain_start()
+    sc = load_scenario(name, seed=seed)
+    prof = cProfile.Profile() if profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if prof is not None:
+        prof.enable()
+    summary = run_scenario(sc, config, out, overwrite=True, chain=chain)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile)
+    return time.perf_counter() - wall, time.process_time() - cpu, summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backends", default="pyevm,anvil")
+    ap.add_argument("--scenario", default="eth-crash")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--others", action="store_true", help="also the scenarios without a chain (py-evm only)")
+    ap.add_argument("--no-start", action="store_true", help="skip the deploy/restore figures")
+    ap.add_argument("--profile", default=None)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="tapedeck-bench-sim-"))
+    for chain in args.backends.split(","):
+        rates, cpus, summary = [], [], None
+        for i in range(args.runs):
+            profile = f"{args.profile}.{chain}" if args.profile and i == 0 else None
+            wall, cpu, summary = one(args.scenario, args.seed, chain, tmp / f"{chain}-{i}.db", profile)
+            duration = summary.simulated_seconds  # type: ignore[attr-defined]
+            rates.append(duration / wall)
+            cpus.append(cpu)
+            print(f"  run {i + 1}: wall {wall:.1f} s, this process's CPU {cpu:.1f} s"
+                  f"{' (profiled)' if profile else ''}", flush=True)
+        s = summary
+        print(f"sim {args.scenario} seed {args.seed} on {chain}: {statistics.median(rates):,.1f} simulated s per wall s "
+              f"(median of {len(rates)}: {[f'{r:,.1f}' for r in rates]}); {s.simulated_seconds / statistics.median(cpus):,.1f} "  # type: ignore[attr-defined]
+              f"simulated s per CPU s of this process; {s.blocks} blocks, {s.chain_txs} agent txs, "  # type: ignore[attr-defined]
+              f"{s.liquidations} liquidations, {s.stats.inputs} inputs", flush=True)  # type: ignore[attr-defined]
+    if args.others:
+        for name in ("cex-dex-dislocation", "oracle-jump", "quiet"):
+            wall, _cpu, s = one(name, args.seed, "pyevm", tmp / f"{name}.db", None)
+            print(f"sim {name}: {s.simulated_seconds / wall:,.0f} simulated s per wall s")  # type: ignore[attr-defined]
+    if not args.no_start:
+        chain_start()
 
 
 def chain_start() -> None:

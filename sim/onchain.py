@@ -180,5 +180,7 @@ def add_account(side: ChainSide, acct: Any, funder: str, eth: int = 10**20) -> N
         tester.add_account(acct.key.hex())
     else:
         w3.provider.make_request("anvil_impersonateAccount", [acct.address])
+        if hasattr(side.backend, "add_key"):
+            side.backend.add_key(acct)  # its block transactions signed as on py-evm (same hashes)
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
         {"from": funder, "to": acct.address, "value": eth, "gas": 21_000}))

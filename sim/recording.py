@@ -100,8 +100,9 @@ def chain_backend(kind: str, start_time: int) -> Any:
         return PyEvmChain(start_time=start_time)
     if kind == "anvil":
         from tapedeck.sim.chain.anvil import AnvilChain
+        from tapedeck.sim.chain.pyevm import SIM_CHAIN_ID
 
-        return AnvilChain(start_time=start_time)
+        return AnvilChain(start_time=start_time, chain_id=SIM_CHAIN_ID)  # py-evm's: the same tx hashes
     raise ValueError(f"unknown chain backend {kind!r} (pyevm or anvil)")
 
 

@@ -17,7 +17,7 @@ import functools
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from web3 import Web3
 
@@ -43,6 +43,7 @@ _LIQUIDATIONS = EventDecoder(evm_abis.AAVE_V3_POOL, only=["LiquidationCall"], ch
 INIT_RESERVES_GAS = 12_000_000
 
 RAY = 10**27
+_ACCOUNT_DATA = bytes(Web3.keccak(text="getUserAccountData(address)")[:4])
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class AaveV3Market:
     stable_debt: dict[str, Any] = field(default_factory=dict)
     aggregators: dict[str, Any] = field(default_factory=dict)  # underlying address -> MockAggregator
     deploy_seconds: float = 0.0
+    # the backend's batched eth_call (``PyEvmChain.call_many``/``AnvilChain.call_many``): many reads, one round trip
+    call_many: Callable[[list[tuple[str, bytes]]], list[bytes | None]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -197,6 +200,25 @@ class AaveV3Market:
     def user_account_data(self, user: str) -> tuple[int, int, int, int, int, int]:
         """``Pool.getUserAccountData``: (collateralBase, debtBase, availableBorrowsBase, LT, ltv, HF)."""
         return tuple(self.pool.functions.getUserAccountData(user).call())  # type: ignore[return-value]
+
+    def users_account_data(self, users: list[str]) -> list[tuple[int, int, int, int, int, int]]:
+        """``getUserAccountData`` of many users in one batch (``call_many``: one VM on py-evm, one
+        JSON-RPC batch on anvil) instead of a web3 call each (~89 ms apiece in eth-crash's profile).
+        The six words are decoded by hand: web3's ABI mapping was seconds of an anvil run."""
+        if self.call_many is None:
+            return [self.user_account_data(u) for u in users]
+        pool = self.pool.address
+        outs = self.call_many([(pool, _ACCOUNT_DATA + bytes(12) + bytes.fromhex(u[2:])) for u in users])
+        result = []
+        for user, out in zip(users, outs):
+            if out is None or len(out) != 192:
+                raise AaveCallReverted("getUserAccountData", f"no answer for {user}")
+            result.append(tuple(int.from_bytes(out[i:i + 32], "big") for i in range(0, 192, 32)))
+        return result  # type: ignore[return-value]
+
+    def reserve_config(self, asset: str | Any) -> aave.ReserveConfig:
+        """The reserve's configuration bitmap, decoded (LTV, threshold, bonus, decimals, ...)."""
+        return aave.decode_reserve_configuration(self.pool.functions.getReserveData(self.asset(asset)).call()[0][0])
 
     def reserve_state(self, asset: str | Any) -> aave.ReserveState:
         """``Pool.getReserveData`` as the domain's ReserveState (bitmap, indexes, rates, last update)."""
