@@ -65,7 +65,7 @@ class FollowTheOracle:
         q = state.quotes.get(e.instrument, {}).get(e.venue)
         if q is None:
             return []
-        gap = e.oracle / ((q.bid + q.ask) / 2) - 1
+        gap = e.oracle / ((q.price(q.bid) + q.price(q.ask)) / 2) - 1
         notional = int(e.mark * 10**6)  # one ETH at the mark, in USDC base units
         if self.position == 0 and abs(gap) > Decimal("0.03"):
             self.position = 1 if gap > 0 else -1

@@ -131,7 +131,7 @@ def test_cex_dex_dislocation_opens_a_cross_pool_arbitrage_the_strategy_detects(t
     v3 = [e for e in events if type(e) is ev.V3Swapped]
     cex = [e for e in events if type(e) is ev.QuoteUpdated]
     assert len(v2) > 5 and len(v3) > 5
-    end = float(cex[-1].bid)
+    end = float(cex[-1].price(cex[-1].bid))
     for pool in (v2, v3):  # both pools caught up with the CEX by the end, within their fee band
         assert price(pool[0]) == pytest.approx(3000, rel=1e-9) and price(pool[-1]) == pytest.approx(end, rel=0.006)
 

@@ -47,10 +47,10 @@ class MyStrategy:
         self.name, self.level = name, Decimal(level)
 
     def on_event(self, e, state):
-        if e.bid < self.level:
+        if e.price(e.bid) < self.level:
             return []
         return [Intent(strategy=self.name, venue=e.venue, instrument=e.instrument, side="buy", amount=1,
-                       notional=int(e.bid))]
+                       notional=int(e.price(e.bid)))]
 '''
 
 

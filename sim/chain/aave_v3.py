@@ -186,8 +186,7 @@ class AaveV3Market:
     def liquidation_logs(self, receipt: Any) -> list[dict[str, Any]]:
         """The pool's ``LiquidationCall`` logs in a receipt, as dicts of their arguments (addresses
         checksummed, as web3 gives them) and the log's index in its block (``_log_index``), decoded by
-        the decoder the importers use. Not the transaction hash: it differs between backends (anvil
-        signs with its own keys), so the sim names transactions by its own ids."""
+        the decoder the importers use."""
         return [{**log.args, "_log_index": -1 if log.log_index is None else log.log_index}
                 for log in _LIQUIDATIONS.decode_receipt(receipt, address=self.pool.address)]
 
