@@ -120,14 +120,17 @@ def test_a_bundle_with_one_reverting_transaction_is_left_out_whole_at_no_cost() 
 def test_the_bundle_that_pays_the_builder_more_wins_the_same_liquidation() -> None:
     sim = Sim(hf=0.9)  # below 0.95: the first liquidation may take all the debt, the second reverts
     rich, poor = sim.backend.accounts[6], sim.backend.accounts[7]
-    low = sim.builder.send([sim.liquidation(poor, 3 * GWEI)], arrival_ns=sim.t0 + NS)
-    high = sim.builder.send([sim.liquidation(rich, 5 * GWEI)], arrival_ns=sim.t0 + 2 * NS)
+    poor_tx, rich_tx = sim.liquidation(poor, 3 * GWEI), sim.liquidation(rich, 5 * GWEI)
+    w3 = sim.backend.w3
+    poor_before = (w3.eth.get_transaction_count(poor), w3.eth.get_balance(poor))
+    low = sim.builder.send([poor_tx], arrival_ns=sim.t0 + NS)
+    high = sim.builder.send([rich_tx], arrival_ns=sim.t0 + 2 * NS)
     sim.world.run(until=12)
     out = sim.outcomes()
     assert out[high.txs[0].id].status == "success"
     loser = out[low.txs[0].id]
     assert not loser.included and "reverts after a better-paying bundle" in loser.reason and "45" in loser.reason
-    assert sim.backend.w3.eth.get_transaction_count(poor) == 0  # it lost without paying anything
+    assert (w3.eth.get_transaction_count(poor), w3.eth.get_balance(poor)) == poor_before  # lost, paid nothing
     assert sim.market.balance_of("USDC", poor) == 10**9 * E6
 
 
