@@ -24,6 +24,7 @@ from web3 import Web3
 
 from tapedeck.domain import aave_v3 as aave
 from tapedeck.domain import uniswap_v2 as v2
+from tapedeck.domain import uniswap_v3 as v3
 from tapedeck.sim.chain.aave_v3 import AaveV3Market, explain
 from tapedeck.sim.chain.artifacts import load, load_own
 from tapedeck.sim.chain.pyevm import deploy
@@ -118,8 +119,8 @@ def predict(market: AaveV3Market, collateral: str | Any, debt: str | Any, user: 
 
     The user's positions are projected to ``timestamp`` with the domain's index math; the
     liquidation is ``domain.aave_v3.liquidation``; each V2 hop is ``get_amount_out`` on the pair's
-    reserves (``reserves`` overrides them: pool address -> ``(token0, r0, r1)``). V3 hops are not
-    predicted here (raise)."""
+    reserves (``reserves`` overrides them: pool address -> ``(token0, r0, r1)``); each V3 hop is
+    :func:`v3_exact_in` on the pool's state."""
     c_addr, d_addr = market.asset(collateral), market.asset(debt)
     positions = market.user_reserves(user)
     hf = aave.account_data(p.position_at(timestamp) for p in positions.values()).health_factor
@@ -135,7 +136,9 @@ def predict(market: AaveV3Market, collateral: str | Any, debt: str | Any, user: 
     token, amount, outs = c_addr.lower(), res.collateral_to_liquidator, []
     for hop in route:
         if hop.v3:
-            raise NotImplementedError("predict() covers V2 hops; quote V3 hops with domain.uniswap_v3")
+            token, amount = v3_exact_in(market.w3, hop.pool, token, amount)
+            outs.append(amount)
+            continue
         t0, r0, r1 = (reserves or {}).get(hop.pool.lower()) or v2_reserves(market.w3, hop.pool)
         zero = token == t0
         amount = v2.get_amount_out(amount, r0, r1) if zero else v2.get_amount_out(amount, r1, r0)
@@ -146,6 +149,66 @@ def predict(market: AaveV3Market, collateral: str | Any, debt: str | Any, user: 
     premium = aave.percent_mul(debt_to_cover, premium_bps)
     return Prediction(res.debt_to_cover, res.collateral_to_liquidator, res.protocol_fee, premium, tuple(outs),
                       amount - res.debt_to_cover - premium)
+
+
+def v3_exact_in(w3: Web3, pool: str, token_in: str, amount_in: int) -> tuple[str, int]:
+    """``(token out, amount out)`` of an exact-input swap with no price limit on a V3 pool, as
+    ``UniswapV3Pool.swap`` computes it: step by step to the next initialized tick within one bitmap
+    word (``TickBitmap.nextInitializedTickWithinOneWord``, the bitmap read from the pool), each step
+    ``domain.uniswap_v3.compute_swap_step``, crossing initialized ticks with their ``liquidityNet``.
+    The per-step rounding is the pool's, so the result is exact, not an estimate of one big step."""
+    c = w3.eth.contract(address=Web3.to_checksum_address(pool), abi=load("@uniswap/v3-core", "UniswapV3Pool").abi)
+    t0, t1 = str(c.functions.token0().call()).lower(), str(c.functions.token1().call()).lower()
+    if token_in.lower() not in (t0, t1):
+        raise ValueError(f"{token_in} is not a token of V3 pool {pool}")
+    zero = token_in.lower() == t0
+    slot0 = c.functions.slot0().call()
+    sqrt_p, tick = int(slot0[0]), int(slot0[1])
+    liquidity, spacing, fee = int(c.functions.liquidity().call()), int(c.functions.tickSpacing().call()), \
+        int(c.functions.fee().call())
+    limit = v3.MIN_SQRT_RATIO + 1 if zero else v3.MAX_SQRT_RATIO - 1
+    remaining, out = amount_in, 0
+    words: dict[int, int] = {}
+    while remaining != 0 and sqrt_p != limit:
+        nxt, initialized = _next_tick(c, words, tick, spacing, zero)
+        nxt = max(v3.MIN_TICK, min(v3.MAX_TICK, nxt))
+        sqrt_next = v3.get_sqrt_ratio_at_tick(nxt)
+        target = limit if (sqrt_next < limit if zero else sqrt_next > limit) else sqrt_next
+        start = sqrt_p
+        sqrt_p, step_in, step_out, step_fee = v3.compute_swap_step(sqrt_p, target, liquidity, remaining, fee)
+        remaining -= step_in + step_fee
+        out += step_out
+        if sqrt_p == sqrt_next:
+            if initialized:
+                net = int(c.functions.ticks(nxt).call()[1])
+                liquidity += -net if zero else net
+            tick = nxt - 1 if zero else nxt
+        elif sqrt_p != start:
+            tick = v3.get_tick_at_sqrt_ratio(sqrt_p)
+    return (t1 if zero else t0), out
+
+
+def _next_tick(c: Any, words: dict[int, int], tick: int, spacing: int, lte: bool) -> tuple[int, bool]:
+    """``TickBitmap.nextInitializedTickWithinOneWord`` with the bitmap words read from the pool."""
+    compressed = tick // spacing  # floor: Solidity rounds negative ticks down explicitly
+    if lte:
+        word_pos, bit = compressed >> 8, compressed % 256
+        masked = _word(c, words, word_pos) & ((1 << bit) - 1 + (1 << bit))
+        if masked:
+            return (compressed - (bit - masked.bit_length() + 1)) * spacing, True
+        return (compressed - bit) * spacing, False
+    word_pos, bit = (compressed + 1) >> 8, (compressed + 1) % 256
+    masked = _word(c, words, word_pos) & ~((1 << bit) - 1)
+    if masked:
+        lsb = (masked & -masked).bit_length() - 1
+        return (compressed + 1 + (lsb - bit)) * spacing, True
+    return (compressed + 1 + (255 - bit)) * spacing, False
+
+
+def _word(c: Any, words: dict[int, int], pos: int) -> int:
+    if pos not in words:
+        words[pos] = int(c.functions.tickBitmap(pos).call())
+    return words[pos]
 
 
 def _other_v2(w3: Web3, pair: str, token0: str) -> str:
