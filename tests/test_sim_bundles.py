@@ -16,7 +16,7 @@ from tapedeck.sim.chain import uniswap_v2 as uv2
 from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing
 from tapedeck.sim.chain.executor import LIQUIDATE_GAS, Hop, deploy_executor
-from tapedeck.sim.chain.pyevm import PyEvmChain, call_data
+from tapedeck.sim.chain.pyevm import PyEvmChain, call_data, transact
 from tapedeck.sim.gateway import AaveLiquidations
 from tapedeck.sim.kernel import NS, Bus
 from tapedeck.sim.onchain import BlockResult, ChainSide
@@ -30,13 +30,25 @@ GWEI, E6, E8, E18 = 10**9, 10**6, 10**8, 10**18
 MAX = 2**256 - 1
 
 
+def _backend(name: str, start: int) -> Any:
+    if name == "pyevm":
+        return PyEvmChain(start_time=start)
+    from tapedeck.sim.chain.anvil import AnvilChain, anvil_binary
+
+    try:
+        anvil_binary()
+    except ArtifactMissing as e:
+        pytest.skip(str(e))
+    return AnvilChain(start_time=start)
+
+
 class Sim:
     """A quiet world's chain with an Aave market, a funded WETH/USDC pair and one liquidatable borrower."""
 
-    def __init__(self, hf: float = 0.9) -> None:
+    def __init__(self, hf: float = 0.9, backend: str = "pyevm") -> None:
         sc = load_scenario("quiet", seed=4)
         self.world = World(sc, bus=Bus(record=False))
-        self.backend = PyEvmChain(start_time=sc.start_ns // NS - 3600)
+        self.backend = _backend(backend, sc.start_ns // NS - 3600)
         self.side = ChainSide("ethereum", self.backend, self.world.chains["ethereum"], self.world.clock)
         try:
             self.market = deploy_aave_v3(self.backend.w3)
@@ -58,7 +70,7 @@ class Sim:
         for token in (self.pair.token0, self.pair.token1):
             amount = 50_000 * E18 if token.address == m.asset("WETH") else 50_000 * price // 100  # USDC 6 dp
             m.mint(token.address, self.pair.pair.address, amount)
-        self.backend.transact(self.pair.pair.functions.mint(self.admin), self.admin, 300_000)
+        transact(self.backend.w3, self.pair.pair.functions.mint(self.admin), self.admin, 300_000)
         self.t0 = self.world.clock.start_ns
 
     def outcomes(self) -> dict[str, Any]:
@@ -162,8 +174,8 @@ def _intent(sim: Sim, gateway: AaveLiquidations, private: bool, tip: int = 2 * G
                             route=(sim.pair.pair.address.lower(),), min_profit=0, profit_asset=usdc, private=private)
 
 
-def _run_bot(private: bool, copycat: bool) -> tuple[Sim, list[ev.Event], Any]:
-    sim = Sim(hf=0.9)
+def _run_bot(private: bool, copycat: bool, backend: str = "pyevm") -> tuple[Sim, list[ev.Event], Any]:
+    sim = Sim(hf=0.9, backend=backend)
     bot = sim.backend.accounts[1]
     gateway = AaveLiquidations(SimpleNamespace(market=sim.market, side=sim.side, world=sim.world), bot)
     reports: list[ev.Event] = []
@@ -173,7 +185,11 @@ def _run_bot(private: bool, copycat: bool) -> tuple[Sim, list[ev.Event], Any]:
         cat = Copycat("copycat", sim.side, sim.market, sim.backend.accounts[8], latency_ns=50_000_000)
         cat.fund(10**9 * E6)
     gateway.submit(_intent(sim, gateway, private))
-    sim.world.run(until=14)
+    try:
+        sim.world.run(until=14)
+    finally:
+        if hasattr(sim.backend, "close"):
+            sim.backend.close()  # anvil: reads after the run are not needed beyond this point
     return sim, reports, cat
 
 
@@ -194,13 +210,14 @@ def test_without_a_copycat_both_submissions_liquidate_through_the_executor(priva
     assert profit > 0 and bot_usdc == 50_000_000 * E6 + profit
 
 
-def test_a_copycat_takes_a_public_liquidation_and_never_sees_a_private_one() -> None:
-    sim, public, cat = _run_bot(private=False, copycat=True)
+@pytest.mark.parametrize("backend", ["pyevm", "anvil"])
+def test_a_copycat_takes_a_public_liquidation_and_never_sees_a_private_one(backend: str) -> None:
+    sim, public, cat = _run_bot(private=False, copycat=True, backend=backend)
     assert cat.copied == 1 and cat.won == 1
     failed = [e for e in public if type(e) is ev.OrderFailed]
     inc = [e for e in public if type(e) is ev.TransactionIncluded]
     assert len(failed) == 1 and inc[0].status == "reverted"  # costs the bot gas
     assert "lost race: 45" in failed[0].reason and cat.address.lower() in failed[0].reason
-    sim, private, cat = _run_bot(private=True, copycat=True)
+    sim, private, cat = _run_bot(private=True, copycat=True, backend=backend)
     assert cat.copied == 0
     assert any(type(e) is ev.OrderFilled for e in private)

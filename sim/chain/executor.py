@@ -34,6 +34,7 @@ DEPLOY_GAS = 2_500_000
 # flash loan (~90k) + liquidationCall (250-350k) + ~70k per V2 hop (measured on py-evm, see tests)
 LIQUIDATE_GAS = 1_200_000
 FLASHLOAN_ENABLED_BIT = 63  # ReserveConfiguration.FLASHLOAN_ENABLED_START_BIT_POSITION
+ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string): Aave's require messages
 LOST_RACE_CODES = {"45", "43"}  # HEALTH_FACTOR_NOT_BELOW_THRESHOLD, SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER
 
 
@@ -234,15 +235,17 @@ def decode_revert(reason: str) -> tuple[str, dict[str, Any]]:
     data a backend reports) or ``("aave", {"code": "45"})`` for an Aave error string; ``("", {})``
     when it is neither."""
     text = reason.strip()
-    for marker in ("execution reverted: ", "execution reverted:"):
-        text = text.split(marker, 1)[-1].strip()
     data = _revert_bytes(text)
     if data is not None:
         known = _error_table().get(data[:4])
         if known is not None:
             name, names, types = known
             return name, dict(zip(names, abi_decode(types, data[4:])))
-    code = text.strip("'\" ")
+        if data[:4] == ERROR_STRING and len(data) >= 68:
+            text = abi_decode(["string"], data[4:])[0]
+    for marker in ("execution reverted: ", "execution reverted:"):
+        text = text.split(marker, 1)[-1].strip()
+    code = text.strip("'\" ()").split("'", 1)[0].strip()
     if code.isdigit():
         return "aave", {"code": code}
     return "", {}
@@ -250,7 +253,8 @@ def decode_revert(reason: str) -> tuple[str, dict[str, Any]]:
 
 def _revert_bytes(text: str) -> bytes | None:
     """The raw revert data in a backend's message: a ``b'...'`` literal (eth-tester) or ``0x`` hex
-    (web3's ``ContractCustomError`` on anvil)."""
+    (web3's ``ContractCustomError`` / ``ContractLogicError`` data on anvil)."""
+    text = text.split("execution reverted: ", 1)[-1].strip()
     if text.startswith(("b'", 'b"')):
         try:
             value = ast.literal_eval(text)
