@@ -40,6 +40,7 @@ class BundleBuilder:
         self._chosen: list[tuple[Bundle, BundleSim]] = []
         self._final: list[tuple[Bundle, str]] = []  # left out for good in this block
         self._surplus: dict[str, int] = {}  # bundle id -> its coinbase transfers, this block's simulations
+        self._memo: dict[tuple[str, ...], list[BundleSim]] = {}
         self.included = 0
         self.left_out = 0
         self.simulations = 0
@@ -77,7 +78,7 @@ class BundleBuilder:
 
     def prepare(self, number: int, ts: int) -> int:
         """Choose this block's bundles (simulated at ``ts``); returns the gas they use."""
-        self._chosen, self._final, self._surplus = [], [], {}
+        self._chosen, self._final, self._surplus, self._memo = [], [], {}, {}
         candidates, busy = [], self._senders_with_public_txs()
         for b in list(self.pending.values()):
             if b.first_block > number:
@@ -121,7 +122,16 @@ class BundleBuilder:
         return out
 
     def _simulate(self, seq: list[Bundle], ts: int, base_fee: int) -> list[BundleSim]:
-        """Run ``seq`` in one block on a snapshot; per bundle: reverted?, payment, gas used."""
+        """Run ``seq`` in one block on a snapshot; per bundle: reverted?, payment, gas used.
+
+        Memoised per block (the best bundle's greedy run is its run alone): a simulation is a
+        mined and reverted block, ~0.3-0.6 s on py-evm for a liquidation, ~0.1 s on anvil."""
+        key = tuple(b.id for b in seq)
+        if key not in self._memo:
+            self._memo[key] = self._run(seq, ts, base_fee)
+        return self._memo[key]
+
+    def _run(self, seq: list[Bundle], ts: int, base_fee: int) -> list[BundleSim]:
         self.simulations += 1
         backend, w3 = self.side.backend, self.side.w3
         placed = self._with_nonces(seq)

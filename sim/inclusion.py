@@ -31,6 +31,12 @@ reason                        fate       when
 
 Gas accounting uses each transaction's ``gas`` (its limit): the builder reserves it; the chain's
 execution may use less, and ``next_base_fee`` takes whatever gas the block really used.
+
+**Bundles** (private submissions, ``select_bundles``) are chosen before the public transactions
+and go at the top of the block, whole and in order or not at all, by what they pay the builder
+(measured by simulation: priority fee x gas used plus coinbase transfers); one that would revert,
+alone or after a better-paying one, is left out and costs nothing. The public transactions then
+share the gas the bundles left (``sim.bundles`` runs the simulations on the chain).
 """
 from __future__ import annotations
 
