@@ -393,12 +393,18 @@ class SimGateway:
             executor.bind(self.report)
 
     def submit(self, intent: ev.OrderIntended) -> None:
-        executor = self.executors.get(intent.venue)
+        executor = self.executors.get(intent.venue) or self.executors.get(_alias(intent.venue))
         if executor is None:
             known = ", ".join(self.executors) or "none"
             self.report(_failed(intent, f"no venue {intent.venue!r} in this world (executable venues: {known})"))
             return
         executor.submit(intent)
+
+
+def _alias(venue: str) -> str:
+    """CONTRACT.md names the Aave market ``<chain>:aave``; the sim registers it as ``aave-v3:<chain>``."""
+    chain, sep, kind = venue.rpartition(":")
+    return f"aave-v3:{chain}" if sep and kind == "aave" else venue
 
 
 def _common(intent: ev.OrderIntended, venue: str) -> dict[str, Any]:

@@ -96,3 +96,20 @@ class Copycat:
                 self.won += 1
             else:
                 self.lost += 1
+
+
+def add_copycats(side: ChainSide, market: Any, funder: str, count: int, *, latency_ns: int = 50_000_000,
+                 outbid_bps: int = 1000, capital: int = 10**9 * 10**6) -> list[Copycat]:
+    """``count`` copycats on ``side``, each a fixed simulation account (``sim_key("copycat", i)``)
+    given gas by ``funder`` and ``capital`` of the market's USDC: what a scenario's
+    ``copycats`` setting wires (one line in the run's set-up)."""
+    from tapedeck.sim.onchain import add_account, sim_key
+
+    out = []
+    for i in range(count):
+        acct = sim_key("copycat", i)
+        add_account(side, acct, funder)
+        cat = Copycat(f"copycat-{i + 1}", side, market, acct.address, latency_ns=latency_ns, outbid_bps=outbid_bps)
+        cat.fund(capital)
+        out.append(cat)
+    return out

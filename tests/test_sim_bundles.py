@@ -8,6 +8,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 
 from tapedeck.domain import events as ev
@@ -17,11 +18,11 @@ from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing
 from tapedeck.sim.chain.executor import LIQUIDATE_GAS, Hop, deploy_executor
 from tapedeck.sim.chain.pyevm import PyEvmChain, call_data, transact
-from tapedeck.sim.gateway import AaveLiquidations
+from tapedeck.sim.gateway import AaveLiquidations, SimGateway
 from tapedeck.sim.kernel import NS, Bus
 from tapedeck.sim.onchain import BlockResult, ChainSide
 from tapedeck.sim.scenario import load_scenario
-from tapedeck.sim.searchers import Copycat
+from tapedeck.sim.searchers import add_copycats
 from tapedeck.sim.world import World
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
@@ -178,13 +179,15 @@ def _run_bot(private: bool, copycat: bool, backend: str = "pyevm") -> tuple[Sim,
     sim = Sim(hf=0.9, backend=backend)
     bot = sim.backend.accounts[1]
     gateway = AaveLiquidations(SimpleNamespace(market=sim.market, side=sim.side, world=sim.world), bot)
+    routes = SimGateway()
+    routes.add(gateway.venue, gateway)
     reports: list[ev.Event] = []
-    gateway.bind(reports.append)
-    cat = None
-    if copycat:
-        cat = Copycat("copycat", sim.side, sim.market, sim.backend.accounts[8], latency_ns=50_000_000)
-        cat.fund(10**9 * E6)
-    gateway.submit(_intent(sim, gateway, private))
+    routes.bind(reports.append)
+    cat = add_copycats(sim.side, sim.market, sim.admin, 1, latency_ns=50_000_000)[0] if copycat else None
+    intent = _intent(sim, gateway, private)
+    if private:  # CONTRACT.md's name of the market reaches the same executor
+        intent = msgspec.structs.replace(intent, venue="ethereum:aave")
+    routes.submit(intent)
     try:
         sim.world.run(until=14)
     finally:
