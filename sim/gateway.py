@@ -175,19 +175,22 @@ class AaveLiquidations:
                 if marker in reason:
                     head, raw = reason.split(marker, 1)
                     reason = head + marker + explain_revert(raw)
-            return [mined, ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {reason}")]
+            first = self._first(intent, out, result)
+            return [mined, ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {reason}{first}")]
         mine = [log for log in self._logs(out) if str(log["user"]).lower() == intent.target.lower()]
         if out.status == SUCCESS and mine:
             log = mine[0]
             fill = ev.OrderFilled(**common, venue=self.venue, amount=int(log["liquidatedCollateralAmount"]),
                                   notional=int(log["debtToCover"]), fee=out.gas_cost, fee_asset="ETH")
             return [mined, fill, *self._sold(intent, out, log)]
+        why = f"reverted: {explain_revert(out.reason) if out.reason else 'no reason given'}"
+        return [mined, ev.OrderFailed(**common, venue=self.venue, reason=why + self._first(intent, out, result))]
+
+    def _first(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> str:
+        """``"; liquidated first in block N by <liquidators>"`` when others liquidated the target in this block."""
         winners = [str(log["liquidator"]).lower() for o in result.outcomes if o.status == SUCCESS and o is not out
                    for log in self._logs(o) if str(log["user"]).lower() == intent.target.lower()]
-        why = f"reverted: {explain_revert(out.reason) if out.reason else 'no reason given'}"
-        if winners:
-            why += f"; liquidated first in block {out.block} by {', '.join(winners)}"
-        return [mined, ev.OrderFailed(**common, venue=self.venue, reason=why)]
+        return f"; liquidated first in block {result.number} by {', '.join(winners)}" if winners else ""
 
     def _sold(self, intent: ev.OrderIntended, out: TxOutcome, log: dict[str, Any]) -> list[ev.Event]:
         """What the executor did with the seized collateral, from its ``Liquidated`` log: sold it

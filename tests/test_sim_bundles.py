@@ -46,6 +46,8 @@ def _backend(name: str, start: int) -> Any:
 class Sim:
     """A quiet world's chain with an Aave market, a funded WETH/USDC pair and one liquidatable borrower."""
 
+    bot_before: tuple[int, int] = (0, 0)  # the bot's (nonce, ETH) when its intent was submitted
+
     def __init__(self, hf: float = 0.9, backend: str = "pyevm") -> None:
         sc = load_scenario("quiet", seed=4)
         self.world = World(sc, bus=Bus(record=False))
@@ -175,7 +177,8 @@ def _intent(sim: Sim, gateway: AaveLiquidations, private: bool, tip: int = 2 * G
                             route=(sim.pair.pair.address.lower(),), min_profit=0, profit_asset=usdc, private=private)
 
 
-def _run_bot(private: bool, copycat: bool, backend: str = "pyevm") -> tuple[Sim, list[ev.Event], Any]:
+def _run_bot(private: bool, copycat: bool, backend: str = "pyevm",
+             rival_tip: int = 0) -> tuple[Sim, list[ev.Event], Any]:
     sim = Sim(hf=0.9, backend=backend)
     bot = sim.backend.accounts[1]
     gateway = AaveLiquidations(SimpleNamespace(market=sim.market, side=sim.side, world=sim.world), bot)
@@ -187,7 +190,10 @@ def _run_bot(private: bool, copycat: bool, backend: str = "pyevm") -> tuple[Sim,
     intent = _intent(sim, gateway, private)
     if private:  # CONTRACT.md's name of the market reaches the same executor
         intent = msgspec.structs.replace(intent, venue="ethereum:aave")
+    sim.bot_before = (sim.backend.w3.eth.get_transaction_count(bot), sim.backend.w3.eth.get_balance(bot))
     routes.submit(intent)
+    if rival_tip:  # a rival searcher's own bundle for the same borrower
+        sim.builder.send([sim.liquidation(sim.backend.accounts[6], rival_tip)], arrival_ns=sim.t0 + NS)
     try:
         sim.world.run(until=14)
     finally:
@@ -224,3 +230,13 @@ def test_a_copycat_takes_a_public_liquidation_and_never_sees_a_private_one(backe
     sim, private, cat = _run_bot(private=True, copycat=True, backend=backend)
     assert cat.copied == 0
     assert any(type(e) is ev.OrderFilled for e in private)
+
+
+def test_a_private_liquidation_outbid_by_a_rival_bundle_is_left_out_at_no_cost_naming_the_winner() -> None:
+    sim, reports, _ = _run_bot(private=True, copycat=False, rival_tip=50 * GWEI)
+    assert [type(e).__name__ for e in reports] == ["TransactionSubmitted", "TransactionDropped", "OrderFailed"]
+    failed = reports[-1]
+    assert "bundle left out: reverts after a better-paying bundle: lost race: 45" in failed.reason
+    assert sim.backend.accounts[6].lower() in failed.reason  # who liquidated first
+    bot = sim.backend.accounts[1]
+    assert (sim.backend.w3.eth.get_transaction_count(bot), sim.backend.w3.eth.get_balance(bot)) == sim.bot_before
