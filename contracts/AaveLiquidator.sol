@@ -75,7 +75,7 @@ contract AaveLiquidator {
 
     address public immutable owner;
     IAavePool public immutable pool;
-    address private activeV3Pool; // the V3 pool whose swap callback is expected now
+    address private transient activeV3Pool; // the V3 pool whose swap callback is expected now (EIP-1153)
 
     constructor(address aavePool) {
         owner = msg.sender;

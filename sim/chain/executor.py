@@ -31,7 +31,7 @@ from tapedeck.sim.chain.pyevm import deploy
 
 NAME = "AaveLiquidator"
 DEPLOY_GAS = 2_500_000
-# Measured on py-evm (prague), whole transaction: one V2 hop 550-571k, two V2 hops 666k, one V3 hop 564k
+# Measured on py-evm (prague), whole transaction: one V2 hop 550-571k, two V2 hops 666k, one V3 hop 562k
 LIQUIDATE_GAS = 1_200_000
 FLASHLOAN_ENABLED_BIT = 63  # ReserveConfiguration.FLASHLOAN_ENABLED_START_BIT_POSITION
 ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string): Aave's require messages
