@@ -79,6 +79,8 @@ class BundleBuilder:
     def prepare(self, number: int, ts: int) -> int:
         """Choose this block's bundles (simulated at ``ts``); returns the gas they use."""
         self._chosen, self._final, self._surplus, self._memo = [], [], {}, {}
+        if not self.pending:
+            return 0
         candidates, busy = [], self._senders_with_public_txs()
         for b in list(self.pending.values()):
             if b.first_block > number:
