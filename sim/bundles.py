@@ -41,6 +41,7 @@ class BundleBuilder:
         self._final: list[tuple[Bundle, str]] = []  # left out for good in this block
         self._surplus: dict[str, int] = {}  # bundle id -> its coinbase transfers, this block's simulations
         self._memo: dict[tuple[str, ...], list[BundleSim]] = {}
+        self._mined: list[str] = []  # tx ids of the last block's bundles (their calls are kept until then)
         self.included = 0
         self.left_out = 0
         self.simulations = 0
@@ -79,6 +80,9 @@ class BundleBuilder:
     def prepare(self, number: int, ts: int) -> int:
         """Choose this block's bundles (simulated at ``ts``); returns the gas they use."""
         self._chosen, self._final, self._surplus, self._memo = [], [], {}, {}
+        for tx_id in self._mined:  # last block's: their receipts were read
+            self.calls.pop(tx_id, None)
+        self._mined = []
         if not self.pending:
             return 0
         candidates, busy = [], self._senders_with_public_txs()
@@ -175,6 +179,7 @@ class BundleBuilder:
         placed = self._with_nonces([b for b, _ in self._chosen])
         txs = [t for _, ts in placed for t in ts]
         left = [(t, f"{LEFT_OUT}: {why}") for b, why in self._final for t in b.txs]
+        self._mined = [t.id for b, _ in self._chosen for t in b.txs] + [t.id for t, _ in left]
         self.included += len(self._chosen)
         self.left_out += len(self._final)
         self._chosen, self._final = [], []
