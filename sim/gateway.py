@@ -9,12 +9,20 @@ fill) after the venue's inbound latency (``delivery``), stamped with its arrival
 
 Venues:
 
-* ``aave-v3:<chain>`` with ``side = "liquidate"``: ``Pool.liquidationCall(WETH, USDC, target,
-  amount, false)`` from the bot's own funded account, tip ``max_priority_fee``, arriving after the
-  chain's outbound latency. Included and succeeded: ``TransactionIncluded`` + ``OrderFilled``
+* ``aave-v3:<chain>`` (also reached as ``<chain>:aave``) with ``side = "liquidate"``:
+  with a ``route``, one call of the bot's executor contract (``contracts/AaveLiquidator.sol``:
+  flash loan of ``amount`` of the debt asset, ``liquidationCall(collateral, debt, target, amount,
+  false)``, the seized collateral sold along ``route``, reverts below ``min_profit``), sent as a
+  bundle to the builder when ``private`` (``sim.bundles``) or as a public transaction; without a
+  route, ``Pool.liquidationCall`` from the bot's own USDC. Tip ``max_priority_fee``, arriving after
+  the chain's outbound latency. Included and succeeded: ``TransactionIncluded`` + ``OrderFilled``
   (``amount`` = collateral seized, ``notional`` = debt repaid, both from the ``LiquidationCall``
-  log; ``fee`` = gas at the sim's base fee + tip, in ETH wei). Reverted: ``TransactionIncluded``
-  + ``OrderFailed`` naming the revert reason and who liquidated the borrower in that block.
+  log; ``fee`` = gas at the sim's base fee + tip, in ETH wei) and, for the executor, two
+  ``InventoryChanged`` from its ``Liquidated`` log (collateral out, debt asset in: the fill plus
+  them is the profit). Reverted: ``TransactionIncluded`` + ``OrderFailed`` with the decoded reason
+  (``lost race: 45 ...``, ``ProfitBelowMinimum(profit=..., minProfit=...)``) and who liquidated the
+  borrower in that block. A bundle left out: ``TransactionDropped`` + ``OrderFailed`` ("dropped:
+  bundle left out: would revert / reverts after a better-paying bundle: <reason>"), no gas paid.
 * a book venue (``MockCex``, by its name) with ``side`` buy/sell: an IOC market order for
   ``amount`` base units (rounded down to the lot size). Every venue report becomes
   ``OrderAcknowledged`` (first report) and ``OrderFilled`` (``amount`` base units bought or sold,
