@@ -136,6 +136,10 @@ class AaveLiquidations:
         if self.executor is None:
             self.report(_failed(intent, f"{self.venue}: no executor contract in this world: {self.missing}"))
             return
+        if intent.profit_asset and intent.profit_asset.lower() != debt.lower():
+            self.report(_failed(intent, f"{self.venue}: the executor keeps its profit in the debt asset {debt.lower()}, "
+                                        f"not {intent.profit_asset}"))
+            return
         route = [Hop(p, self._is_v3(p)) for p in intent.route]
         fn = self.executor.liquidate_call(collateral, debt, user, intent.amount, route, intent.min_profit)
         if intent.private:
