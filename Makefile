@@ -4,10 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+CONTRACTS := $(wildcard contracts/*.sol)
+CONTRACTS_STAMP := build/contracts/.built
 
-.PHONY: demo test test-fast bootstrap bench clean
+.PHONY: demo test test-fast bootstrap bench clean contracts
 
-bootstrap: $(PIP_STAMP) $(NPM_STAMP)
+bootstrap: $(PIP_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
 $(PIP_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,14 @@ $(PIP_STAMP): pyproject.toml
 # platforms skip it and use an anvil on PATH), so the lock is complete and `npm ci` is exact.
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# tapedeck's own Solidity (contracts/*.sol) compiled by the pinned npm solc (solc-js, offline) into
+# build/contracts/<Name>.json, which sim/chain/artifacts.py loads (`load_own`).
+contracts: $(CONTRACTS_STAMP)
+
+$(CONTRACTS_STAMP): $(CONTRACTS) contracts/compile.js $(NPM_STAMP)
+	node contracts/compile.js
 	touch $@
 
 demo: bootstrap

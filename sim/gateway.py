@@ -9,12 +9,20 @@ fill) after the venue's inbound latency (``delivery``), stamped with its arrival
 
 Venues:
 
-* ``aave-v3:<chain>`` with ``side = "liquidate"``: ``Pool.liquidationCall(WETH, USDC, target,
-  amount, false)`` from the bot's own funded account, tip ``max_priority_fee``, arriving after the
-  chain's outbound latency. Included and succeeded: ``TransactionIncluded`` + ``OrderFilled``
+* ``aave-v3:<chain>`` (also reached as ``<chain>:aave``) with ``side = "liquidate"``:
+  with a ``route``, one call of the bot's executor contract (``contracts/AaveLiquidator.sol``:
+  flash loan of ``amount`` of the debt asset, ``liquidationCall(collateral, debt, target, amount,
+  false)``, the seized collateral sold along ``route``, reverts below ``min_profit``), sent as a
+  bundle to the builder when ``private`` (``sim.bundles``) or as a public transaction; without a
+  route, ``Pool.liquidationCall`` from the bot's own USDC. Tip ``max_priority_fee``, arriving after
+  the chain's outbound latency. Included and succeeded: ``TransactionIncluded`` + ``OrderFilled``
   (``amount`` = collateral seized, ``notional`` = debt repaid, both from the ``LiquidationCall``
-  log; ``fee`` = gas at the sim's base fee + tip, in ETH wei). Reverted: ``TransactionIncluded``
-  + ``OrderFailed`` naming the revert reason and who liquidated the borrower in that block.
+  log; ``fee`` = gas at the sim's base fee + tip, in ETH wei) and, for the executor, two
+  ``InventoryChanged`` from its ``Liquidated`` log (collateral out, debt asset in: the fill plus
+  them is the profit). Reverted: ``TransactionIncluded`` + ``OrderFailed`` with the decoded reason
+  (``lost race: 45 ...``, ``ProfitBelowMinimum(profit=..., minProfit=...)``) and who liquidated the
+  borrower in that block. A bundle left out: ``TransactionDropped`` + ``OrderFailed`` ("dropped:
+  bundle left out: would revert / reverts after a better-paying bundle: <reason>"), no gas paid.
 * a book venue (``MockCex``, by its name) with ``side`` buy/sell: an IOC market order for
   ``amount`` base units (rounded down to the lot size). Every venue report becomes
   ``OrderAcknowledged`` (first report) and ``OrderFilled`` (``amount`` base units bought or sold,
@@ -33,7 +41,7 @@ from web3.logs import DISCARD
 
 from tapedeck.domain import events as ev
 from tapedeck.sim.aave_agents import LIQUIDATION_GAS, AaveAgents
-from tapedeck.sim.chain.aave_v3 import explain
+from tapedeck.sim.chain.artifacts import ArtifactMissing
 from tapedeck.sim.chain.pyevm import call_data
 from tapedeck.sim.onchain import SUCCESS, BlockResult, TxOutcome
 
@@ -62,17 +70,37 @@ def _unbound(*_: Any) -> None:
 
 
 class AaveLiquidations:
-    """Executes liquidation intents on the Aave market of ``agents`` from the bot's account."""
+    """Executes liquidation intents on the Aave market of ``agents`` from the bot's account.
 
-    def __init__(self, agents: AaveAgents, bot: str):
+    An intent with a ``route`` goes through the bot's own executor contract
+    (``contracts/AaveLiquidator.sol``, deployed here beside the market, owned by the bot): one
+    transaction that flash-borrows ``amount`` of the debt asset, liquidates ``target``, sells the
+    collateral along ``route`` and keeps at least ``min_profit`` or reverts. ``private`` sends it
+    as a one-transaction bundle to the builder (``sim.bundles``: never seen by copycats, left out at
+    no cost if it would revert); otherwise it is a public transaction in the mempool. An intent
+    without a route is the plain ``liquidationCall`` paid from the bot's own USDC (the seized
+    collateral stays with the bot). ``instrument`` is ``"<collateral>/<debt>"`` (addresses or the
+    market's symbols; the legacy ``"WETH/USDC"``)."""
+
+    def __init__(self, agents: AaveAgents, bot: str, *, bundle_blocks: int = 1):
+        from tapedeck.sim.bundles import BundleBuilder
+        from tapedeck.sim.chain.executor import deploy_executor
+
         self.agents, self.bot = agents, bot
         self.report: Report = _unbound
         self.deliver: Deliver = _unbound
         self.side = agents.side
         self.venue = f"aave-v3:{self.side.name}"
+        self.bundle_blocks = bundle_blocks
         self.open: dict[str, ev.OrderIntended] = {}  # tx id -> intent
         agents.market.mint("USDC", bot, BOT_USDC)
         agents.market.approve("USDC", bot)
+        try:
+            self.executor: Any = deploy_executor(agents.market, bot)
+        except ArtifactMissing as e:  # not compiled (`make contracts`): the plain liquidationCall path still works
+            self.executor, self.missing = None, str(e)
+        self.builder = self.side.bundles or BundleBuilder(self.side)
+        self._v3: dict[str, bool] = {}
         self.side.subscribe(self.on_block)
 
     def bind(self, report: Report) -> None:
@@ -84,14 +112,66 @@ class AaveLiquidations:
                                         f"got side {intent.side!r} target {intent.target!r}"))
             return
         market, world = self.agents.market, self.agents.world
-        fn = market.pool.functions.liquidationCall(market.asset("WETH"), market.asset("USDC"),
-                                                   market.w3.to_checksum_address(intent.target), intent.amount,
-                                                   False)
+        try:
+            collateral, debt = self._pair(intent.instrument)
+        except (KeyError, ValueError) as e:
+            self.report(_failed(intent, f"{self.venue}: instrument {intent.instrument!r} is not "
+                                        f"'<collateral>/<debt>' of this market ({e})"))
+            return
+        user = market.w3.to_checksum_address(intent.target)
         arrival = world.latency.arrival_ns(self.side.name, "outbound", intent.ts)
-        tx = self.side.submit(self.bot, to=market.pool.address, data=call_data(fn), gas=LIQUIDATION_GAS,
-                              max_priority_fee=intent.max_priority_fee, arrival_ns=arrival, tag="bot", call=fn)
-        self.open[tx.id] = intent
-        self.report(_submitted(intent, self.venue, self.side.name, tx))
+        if not intent.route:
+            if intent.private:
+                self.report(_failed(intent, f"{self.venue}: a private liquidation goes through the executor: "
+                                            f"give it a route"))
+                return
+            fn = market.pool.functions.liquidationCall(collateral, debt, user, intent.amount, False)
+            tx = self.side.submit(self.bot, to=market.pool.address, data=call_data(fn), gas=LIQUIDATION_GAS,
+                                  max_priority_fee=intent.max_priority_fee, arrival_ns=arrival, tag="bot", call=fn)
+            self.open[tx.id] = intent
+            self.report(_submitted(intent, self.venue, self.side.name, tx))
+            return
+        from tapedeck.sim.chain.executor import LIQUIDATE_GAS, Hop
+
+        if self.executor is None:
+            self.report(_failed(intent, f"{self.venue}: no executor contract in this world: {self.missing}"))
+            return
+        if intent.profit_asset and intent.profit_asset.lower() != debt.lower():
+            self.report(_failed(intent, f"{self.venue}: the executor keeps its profit in the debt asset {debt.lower()}, "
+                                        f"not {intent.profit_asset}"))
+            return
+        route = [Hop(p, self._is_v3(p)) for p in intent.route]
+        fn = self.executor.liquidate_call(collateral, debt, user, intent.amount, route, intent.min_profit)
+        if intent.private:
+            bundle = self.builder.send([dict(sender=self.bot, to=self.executor.address, data=call_data(fn),
+                                             gas=LIQUIDATE_GAS, max_priority_fee=intent.max_priority_fee, call=fn)],
+                                       arrival_ns=arrival, blocks=self.bundle_blocks, tag="bot")
+            txs = bundle.txs
+        else:
+            txs = (self.side.submit(self.bot, to=self.executor.address, data=call_data(fn), gas=LIQUIDATE_GAS,
+                                    max_priority_fee=intent.max_priority_fee, arrival_ns=arrival, tag="bot",
+                                    call=fn),)
+        for tx in txs:
+            self.open[tx.id] = intent
+            self.report(_submitted(intent, self.venue, self.side.name, tx))
+
+    def _pair(self, instrument: str) -> tuple[str, str]:
+        collateral, sep, debt = instrument.partition("/")
+        if not sep:
+            raise ValueError("no '/'")
+        market = self.agents.market
+        return market.asset(collateral.strip()), market.asset(debt.strip())
+
+    def _is_v3(self, pool: str) -> bool:
+        """A V3 pool answers ``fee()`` (0xddca3f43); a V2 pair has no such function."""
+        key = pool.lower()
+        if key not in self._v3:
+            w3 = self.agents.market.w3
+            try:
+                self._v3[key] = len(w3.eth.call({"to": w3.to_checksum_address(pool), "data": "0xddca3f43"})) == 32
+            except Exception:  # noqa: BLE001 - reverted: not a V3 pool
+                self._v3[key] = False
+        return self._v3[key]
 
     def on_block(self, result: BlockResult) -> None:
         reports: list[ev.Event] = []
@@ -103,21 +183,57 @@ class AaveLiquidations:
             self.deliver(self.side.name, reports)
 
     def _report(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> list[ev.Event]:
+        from tapedeck.sim.chain.executor import explain_revert
+
         common = _common(intent, self.venue)
         mined = _mined(intent, self.venue, self.side.name, out)
         if not out.included:
-            return [mined, ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {out.reason}")]
+            reason = out.reason
+            for marker in ("would revert: ", "better-paying bundle: "):  # a bundle left out: say why in words
+                if marker in reason:
+                    head, raw = reason.split(marker, 1)
+                    reason = head + marker + explain_revert(raw)
+            first = self._first(intent, out, result)
+            return [mined, ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {reason}{first}")]
         mine = [log for log in self._logs(out) if str(log["user"]).lower() == intent.target.lower()]
         if out.status == SUCCESS and mine:
             log = mine[0]
-            return [mined, ev.OrderFilled(**common, venue=self.venue, amount=int(log["liquidatedCollateralAmount"]),
-                                             notional=int(log["debtToCover"]), fee=out.gas_cost, fee_asset="ETH")]
+            fill = ev.OrderFilled(**common, venue=self.venue, amount=int(log["liquidatedCollateralAmount"]),
+                                  notional=int(log["debtToCover"]), fee=out.gas_cost, fee_asset="ETH")
+            return [mined, fill, *self._sold(intent, out, log)]
+        why = f"reverted: {explain_revert(out.reason) if out.reason else 'no reason given'}"
+        return [mined, ev.OrderFailed(**common, venue=self.venue, reason=why + self._first(intent, out, result))]
+
+    def _first(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> str:
+        """``"; liquidated first in block N by <liquidators>"`` when others liquidated the target in this block."""
         winners = [str(log["liquidator"]).lower() for o in result.outcomes if o.status == SUCCESS and o is not out
                    for log in self._logs(o) if str(log["user"]).lower() == intent.target.lower()]
-        why = f"reverted: {explain(out.reason) if out.reason else 'no reason given'}"
-        if winners:
-            why += f"; liquidated first in block {out.block} by {', '.join(winners)}"
-        return [mined, ev.OrderFailed(**common, venue=self.venue, reason=why)]
+        return f"; liquidated first in block {result.number} by {', '.join(winners)}" if winners else ""
+
+    def _sold(self, intent: ev.OrderIntended, out: TxOutcome, log: dict[str, Any]) -> list[ev.Event]:
+        """What the executor did with the seized collateral, from its ``Liquidated`` log: sold it
+        (collateral out) for the debt asset, less the flash premium (debt asset in, profit included)."""
+        if self.executor is None or str(out.receipt["to"]).lower() != self.executor.address.lower():
+            return []
+        logs = self.executor.contract.events.Liquidated().process_receipt(out.receipt, errors=DISCARD)
+        if not logs:
+            return []
+        a = logs[0].args
+        proceeds = int(a.profit) + int(a.debtRepaid) + int(a.premium)  # what the route paid out
+        common = _common(intent, self.venue)
+        reason = f"sold by the executor through {len(intent.route)} pool(s); profit {int(a.profit)}"
+        return [ev.InventoryChanged(**common, venue=self.venue, strategy=intent.strategy,
+                                    asset=self._symbol(str(log["collateralAsset"])), delta=-int(a.collateralSeized),
+                                    reason=reason),
+                ev.InventoryChanged(**common, venue=self.venue, strategy=intent.strategy,
+                                    asset=self._symbol(str(log["debtAsset"])), delta=proceeds - int(a.premium),
+                                    reason=reason)]
+
+    def _symbol(self, address: str) -> str:
+        for symbol, token in self.agents.market.tokens.items():
+            if token.address.lower() == address.lower():
+                return symbol
+        return address.lower()
 
     def _logs(self, out: TxOutcome) -> list[dict[str, Any]]:
         return self.agents.market.liquidation_logs(out.receipt)
@@ -298,12 +414,18 @@ class SimGateway:
             executor.bind(self.report)
 
     def submit(self, intent: ev.OrderIntended) -> None:
-        executor = self.executors.get(intent.venue)
+        executor = self.executors.get(intent.venue) or self.executors.get(_alias(intent.venue))
         if executor is None:
             known = ", ".join(self.executors) or "none"
             self.report(_failed(intent, f"no venue {intent.venue!r} in this world (executable venues: {known})"))
             return
         executor.submit(intent)
+
+
+def _alias(venue: str) -> str:
+    """CONTRACT.md names the Aave market ``<chain>:aave``; the sim registers it as ``aave-v3:<chain>``."""
+    chain, sep, kind = venue.rpartition(":")
+    return f"aave-v3:{chain}" if sep and kind == "aave" else venue
 
 
 def _common(intent: ev.OrderIntended, venue: str) -> dict[str, Any]:

@@ -31,13 +31,19 @@ reason                        fate       when
 
 Gas accounting uses each transaction's ``gas`` (its limit): the builder reserves it; the chain's
 execution may use less, and ``next_base_fee`` takes whatever gas the block really used.
+
+**Bundles** (private submissions, ``select_bundles``) are chosen before the public transactions
+and go at the top of the block, whole and in order or not at all, by what they pay the builder
+(measured by simulation: priority fee x gas used plus coinbase transfers); one that would revert,
+alone or after a better-paying one, is left out and costs nothing. The public transactions then
+share the gas the bundles left (``sim.bundles`` runs the simulations on the chain).
 """
 from __future__ import annotations
 
 import hashlib
 import heapq
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 ELASTICITY_MULTIPLIER = 2
 BASE_FEE_MAX_CHANGE_DENOMINATOR = 8
@@ -233,3 +239,90 @@ class Mempool:
             self.nonces[tx.sender] = max(self.nonces.get(tx.sender, 0), tx.nonce + 1)
         for left in plan.dropped:
             self._pending.pop(left.tx.id, None)
+
+
+# ----------------------------------------------------------------------------- bundles
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Transactions a searcher sends privately to the builder (as ``eth_sendBundle``): all of them,
+    in this order, at the top of one block, or none. Tried in every block from ``first_block`` to
+    ``last_block``; never seen by other searchers (they watch the public mempool only)."""
+
+    id: str
+    txs: tuple[PendingTx, ...]
+    arrival_ns: int
+    first_block: int
+    last_block: int
+
+
+@dataclass(frozen=True)
+class BundleSim:
+    """One bundle's result when a block is simulated: ``ok`` if none of its transactions reverted;
+    ``payment`` the wei the builder earns from it (priority fees at the block's base fee x gas used,
+    plus transfers to the coinbase)."""
+
+    ok: bool
+    payment: int
+    gas_used: int
+    reason: str = ""  # why it would revert (or could not run)
+
+
+Simulate = Callable[[list[Bundle]], list[BundleSim]]
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    included: tuple[tuple[Bundle, BundleSim], ...]  # in block order, at the top
+    left_out: tuple[tuple[Bundle, str], ...]
+    gas_used: int
+
+
+BUNDLE_REVERTS = "would revert"
+BUNDLE_CONFLICTS = "reverts after a better-paying bundle"
+BUNDLE_UNDERPRICED = "underpriced"
+BUNDLE_FULL = "block full"
+
+
+def select_bundles(bundles: Iterable[Bundle], simulate: Simulate, base_fee: int, gas_limit: int, *,
+                   seed: int | str) -> BundlePlan:
+    """Which bundles go at the top of a block, in which order (the early Flashbots builder's rule).
+
+    1. Each bundle is simulated alone at the top of the block (``simulate([b])``); one that reverts,
+       or has a transaction whose ``max_fee`` is below the base fee, is left out at no cost to anyone.
+    2. The rest are ordered by that payment, highest first; ties go to the earlier arrival, then
+       to the seeded draw (``tiebreak``).
+    3. Greedily, each is simulated again on top of those already taken (``simulate(taken + [b])``):
+       it goes in if it still does not revert and its gas fits; else it is left out (a bundle that
+       conflicts with a better-paying one, e.g. the same liquidation, loses without paying).
+
+    ``simulate`` returns one ``BundleSim`` per bundle of the sequence it is given, run in that
+    order in one block on a copy of the chain (the caller's snapshot).
+    """
+    left: list[tuple[Bundle, str]] = []
+    ranked: list[tuple[tuple[int, int, int, str], Bundle]] = []
+    for b in sorted(bundles, key=lambda b: b.id):
+        if any(t.max_fee < base_fee or t.max_priority_fee > t.max_fee for t in b.txs):
+            left.append((b, BUNDLE_UNDERPRICED))
+            continue
+        [alone] = simulate([b])
+        if not alone.ok:
+            left.append((b, f"{BUNDLE_REVERTS}: {alone.reason}" if alone.reason else BUNDLE_REVERTS))
+            continue
+        ranked.append(((-alone.payment, b.arrival_ns, tiebreak(seed, b.id), b.id), b))
+    ranked.sort(key=lambda r: r[0])
+    taken: list[Bundle] = []
+    sims: list[BundleSim] = []
+    gas_left = gas_limit
+    for _, b in ranked:
+        result = simulate(taken + [b])[-1]
+        if not result.ok:
+            left.append((b, f"{BUNDLE_CONFLICTS}: {result.reason}" if result.reason else BUNDLE_CONFLICTS))
+        elif result.gas_used > gas_left:
+            left.append((b, BUNDLE_FULL))
+        else:
+            taken.append(b)
+            sims.append(result)
+            gas_left -= result.gas_used
+    return BundlePlan(tuple(zip(taken, sims)), tuple(left), gas_limit - gas_left)

@@ -81,6 +81,8 @@ class ChainSide:
         self.max_pending_blocks = max_pending_blocks
         self.w3 = backend.w3
         self.listeners: list[Listener] = []
+        self.watchers: list[Callable[[PendingTx], None]] = []  # see each public tx as it reaches the mempool
+        self.bundles: Any = None  # a sim.bundles.BundleBuilder: its chosen bundles go at the top of each block
         self.calls: dict[str, Any] = {}  # tx id -> the bound contract call, for revert reasons
         self._next_nonce: dict[str, int] = {}
         self._submitted_block: dict[str, int] = {}
@@ -116,30 +118,44 @@ class ChainSide:
         self.clock.call_at(max(arrival_ns, self.clock.now_ns), self._arrive, tx)
         return tx
 
+    def watch(self, watcher: Callable[[PendingTx], None]) -> None:
+        """Call ``watcher`` with every public transaction when it reaches the mempool (searchers see
+        the public mempool; bundles are never shown)."""
+        self.watchers.append(watcher)
+
     def _arrive(self, tx: PendingTx) -> None:
         self._submitted_block[tx.id] = self.producer.number
         self.producer.submit(tx)
+        for watcher in self.watchers:
+            watcher(tx)
 
     def _execute(self, plan: BlockPlan, number: int, ts: int) -> int:
-        ours = [(i, t) for i, t in enumerate(plan.included) if isinstance(t.payload, ChainTx)]
+        top, left_out = self.bundles.top_of_block() if self.bundles is not None else ([], [])
+        ours = [(len(top) + i, t) for i, t in enumerate(plan.included) if isinstance(t.payload, ChainTx)]
+        ours = [(i, t) for i, t in enumerate(top)] + ours
         receipts = self.backend.mine_block([t.payload for _, t in ours], ts // NS) if ours else []
         if ours:
             self.blocks_mined += 1
             self.transactions += len(ours)
         outcomes = []
-        gas_used = plan.gas_used
+        gas_used = plan.gas_used + sum(r["gasUsed"] for r in receipts[:len(top)])
+        for tx in top:  # the builder gave them nonces: the senders' accounts move past them
+            self._next_nonce[tx.sender] = max(self._next_nonce.get(tx.sender, 0), tx.nonce + 1)
+            self.producer.mempool.nonces[tx.sender] = self._next_nonce[tx.sender]
         for (i, tx), r in zip(ours, receipts):
-            gas_used += r["gasUsed"] - tx.gas
+            if i >= len(top):  # a public one: the gas the builder reserved becomes the gas it used
+                gas_used += r["gasUsed"] - tx.gas
             status = SUCCESS if r["status"] == 1 else REVERTED
             reason = ""
             if status == REVERTED:
-                call = self.calls.get(tx.id)
+                call = self.calls.get(tx.id) or (self.bundles.calls.get(tx.id) if self.bundles is not None else None)
                 reason = revert_reason(call, {"from": tx.sender, "gas": tx.gas}) if call is not None else ""
                 reason = reason.removeprefix("execution reverted: ")
             outcomes.append(TxOutcome(tx, number, ts, i, status, r["gasUsed"],
                                       plan.base_fee + effective_priority_fee(tx, plan.base_fee), r, reason))
             self._forget(tx)
         dropped = [self._dropped(left, number, ts) for left in plan.dropped if isinstance(left.tx.payload, ChainTx)]
+        dropped += [TxOutcome(tx, number, ts, -1, why, 0, 0, None, why) for tx, why in left_out]
         for left in plan.pending:  # evict what has waited too long
             tx = left.tx
             waited = number - self._submitted_block.get(tx.id, number)

@@ -167,6 +167,8 @@ class BlockProducer:
         self.env, self.clock, self.bus, self.chain, self.rng, self.seed = env, clock, bus, chain, rng, seed
         self.mempool = mempool if mempool is not None else Mempool()
         self.execute = execute
+        # Bundles (sim.bundles) are chosen before the public transactions: it returns the gas they take.
+        self.prepare: Callable[[int, int], int] | None = None
         self.base_fee = chain.initial_base_fee
         self.number = chain.first_block
         self.interval_ns = to_ns(chain.block_interval)
@@ -205,7 +207,8 @@ class BlockProducer:
         ours = self.mempool.pending()
         own_ids = {t.id for t in ours}  # membership only
         background = self._background(self.number, slot_start_ns)
-        plan = build_block(ours + tuple(background), self.base_fee, self.chain.gas_limit,
+        reserved = self.prepare(self.number, ts) if self.prepare is not None else 0
+        plan = build_block(ours + tuple(background), self.base_fee, self.chain.gas_limit - reserved,
                            seed=f"{self.seed}:{self.chain.name}:{self.number}", nonces=self.mempool.nonces)
         gas_used = plan.gas_used
         if self.execute is not None:

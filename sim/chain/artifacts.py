@@ -118,3 +118,21 @@ def load(package: str, name: str) -> Artifact:
     raise ArtifactMissing(
         f"no build of {name} in {base} (looked for build/{name}.json and "
         f"artifacts/**/{name}.sol/{name}.json). Run `make` in {ROOT} to (re)install the npm packages.")
+
+
+def own_builds() -> Path:
+    """Where ``make contracts`` writes tapedeck's own builds: ``$TAPEDECK_BUILD`` or ``<repo root>/build/contracts``."""
+    return Path(os.environ.get("TAPEDECK_BUILD") or ROOT / "build" / "contracts")
+
+
+@lru_cache(maxsize=None)
+def load_own(name: str) -> Artifact:
+    """One of tapedeck's own contracts (``contracts/<Name>.sol``), as compiled at bootstrap by the
+    pinned npm ``solc`` (``contracts/compile.js``): ``build/contracts/<Name>.json``. Nothing is
+    compiled or downloaded at run time."""
+    path = own_builds() / f"{name}.json"
+    if not path.is_file():
+        raise ArtifactMissing(f"{path} not found: run `make contracts` (or `make bootstrap`) in {ROOT} to compile "
+                              f"contracts/*.sol with the pinned npm solc.")
+    data = json.loads(path.read_text())
+    return Artifact(name, data["abi"], data["bytecode"], {}, path)
