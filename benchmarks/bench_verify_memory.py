@@ -23,16 +23,25 @@ from tapedeck.domain.strategies import build_engine  # noqa: E402
 from tapedeck.runtime.loop import drive  # noqa: E402
 
 
+def record(n: int, path: str) -> None:
+    log = EventLog.create(path, Manifest(run_id="", mode="bench", config=CONFIG), overwrite=True)
+    drive(synthetic_tape(n), build_engine(CONFIG), log)
+    log.close(ended="clean")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", default="200000,1000000")
+    ap.add_argument("--record", nargs=2, metavar=("N", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.record:
+        return record(int(args.record[0]), args.record[1])
     tmp = Path(tempfile.mkdtemp(prefix="tapedeck-mem-"))
     for n in (int(x) for x in args.events.split(",")):
         path = tmp / f"run-{n}.db"
-        log = EventLog.create(path, Manifest(run_id="", mode="bench", config=CONFIG), overwrite=True)
-        drive(synthetic_tape(n), build_engine(CONFIG), log)
-        log.close(ended="clean")
+        # recorded in a child of its own: a process's peak RSS counts what its parent held when it
+        # forked (Linux keeps the high-water mark across exec), so the parent never holds a tape
+        subprocess.run([sys.executable, __file__, "--record", str(n), str(path)], check=True)
         child = ("import resource, sys; from tapedeck.cli import main; sys.argv = ['tapedeck', 'replay', sys.argv[1], "
                  "'--verify']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
                  "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
