@@ -147,9 +147,19 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     if tty:
         click.echo("", err=True)
     wall = time.perf_counter() - t0
-    for line in sim_report(summary, wall):
+    for line in sim_report(summary, wall) + liquidation_lines(out):
         click.echo(line)
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
+
+
+def liquidation_lines(run: str) -> list[str]:
+    """The liquidation strategies' summary, computed from the run's recorded events."""
+    from tapedeck.runtime.liquidation_report import liquidation_reports
+
+    with EventLog.open(run) as log:
+        if not any(t.startswith(("LiquidationOpportunity", "LiquidationSkipped")) for t in log.counts_by_topic()):
+            return []
+        return [line for r in liquidation_reports(log.events()) for line in r.lines()]
 
 
 def sim_report(summary: Any, wall: float) -> list[str]:

@@ -71,7 +71,7 @@ class ScriptedEngine:
         out: list[ev.Event] = []
         if self.n % 5 == 0:
             out.append(ev.OrderIntended(ts=e.ts, source="engine", cause=e.seq, strategy="s", venue=e.venue,
-                                        instrument=e.instrument, side="buy", amount=10**18, notional=int(e.ask * 10**6),
+                                        instrument=e.instrument, side="buy", amount=10**18, notional=int(e.price(e.ask) * 10**6),
                                         client_id=f"c{self.n}"))
         if self.n % 7 == 0:
             out.append(ev.TimerRequested(ts=e.ts, source="engine", cause=e.seq, strategy="s", key=f"t{self.n}",

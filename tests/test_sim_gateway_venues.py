@@ -49,7 +49,7 @@ def test_market_orders_fill_at_the_books_prices_and_the_rate_limit_rejects_the_r
         assert f.ts > intents[0].ts  # outbound + inbound latency
         quote = [q for q in events if type(q) is ev.QuoteUpdated and q.ts <= intents[0].ts][-1]
         # a buy pays at least the ask it saw for 2 lots (the book may have moved by a level)
-        assert f.notional >= int(quote.ask * 2 * venue.lot_size * 10**venue.quote_decimals) * 99 // 100
+        assert f.notional >= int(quote.price(quote.ask) * 2 * venue.lot_size * 10**venue.quote_decimals) * 99 // 100
     # the gate released everything: nothing outstanding once every order is final; the run
     # verifies from what its manifest records alone
     log = EventLog.open(out)

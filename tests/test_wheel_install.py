@@ -175,7 +175,7 @@ def test_the_wheel_runs_a_users_strategy_from_their_project_and_verify_verifies_
         "tapedeck.domain.strategies.spread", "tapedeck.domain.strategies.cross_pool_arb"]
 
     # the user changes their strategy's behaviour: verify says the code differs and still compares
-    (proj / "my_bots" / "liquidator.py").write_text(USER_STRATEGY.replace("e.bid < self.level", "e.bid <= self.level"))
+    (proj / "my_bots" / "liquidator.py").write_text(USER_STRATEGY.replace("e.price(e.bid) < self.level", "e.price(e.bid) <= self.level"))
     diverged = subprocess.run([tapedeck, "replay", "run.db", "--verify"], cwd=proj, env=env, capture_output=True,
                               text=True, timeout=300)
     assert diverged.returncode == 1, diverged.stdout + diverged.stderr
