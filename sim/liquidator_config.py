@@ -6,10 +6,10 @@ Those addresses are fixed by the sim's token account (``sim.sim_tokens``), so a 
 a scenario pool by ``pool`` alone and the sim fills ``kind``, ``token0`` (USDC), ``token1`` (WETH),
 ``fee`` (V2: bps; V3: pips) and ``tick_spacing`` from the scenario, and ``native_asset`` (the
 market's WETH) when absent. This happens before the engine is built, so the run's manifest
-records the completed config and ``replay --verify`` rebuilds the same strategy. A pool the
-scenario does not have is an error: nothing is guessed. A scenario without an Aave market (no
-borrowers) has nothing to liquidate: its entries' bare pools are left out. Each completion is
-returned as a note the run prints.
+records the completed config and ``replay --verify`` rebuilds the same strategy. A bare pool the
+scenario does not have, or any bare pool when the scenario has no Aave market (no borrowers:
+nothing to liquidate), is left out, never guessed, and said in a note; so the shipped sim config
+runs every scenario. Each completion is returned as a note the run prints.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ POOL_KEYS = ("kind", "token0", "token1", "fee", "tick_spacing")
 
 
 class SimConfigError(ValueError):
-    """A sim config's liquidator entry names what the scenario does not have."""
+    """A bare pool the sim cannot complete (a fee no pool kind has)."""
 
 
 def complete(config: dict[str, Any], scenario: Scenario) -> tuple[dict[str, Any], list[str]]:
@@ -43,24 +43,27 @@ def complete(config: dict[str, Any], scenario: Scenario) -> tuple[dict[str, Any]
     for s in out["strategies"]:
         if not isinstance(s, dict) or s.get("kind") != KIND:
             continue
-        name, filled = s.get("name", KIND), []
+        name, filled, left = s.get("name", KIND), [], []
         chain = s.get("chain", "ethereum")
-        if scenario.agents.borrowers.count == 0:  # no market: nothing to liquidate, no tokens to name
-            left = [str(e.get("pool")) for e in s.get("pools") or [] if isinstance(e, dict) and not _full(e)]
-            if left:
-                s["pools"] = [e for e in s["pools"] if not isinstance(e, dict) or _full(e)]
-                notes.append(f"strategy {name}: scenario {scenario.name!r} has no Aave market; "
-                             f"pools left out: {', '.join(left)}")
-            continue
+        market = scenario.agents.borrowers.count > 0
+        kept = []
         for entry in s.get("pools") or []:
             if not isinstance(entry, dict) or _full(entry):
-                continue  # a full entry is the config's own
+                kept.append(entry)  # a full entry is the config's own
+                continue
             pool = by_name.get(str(entry.get("pool", "")).lower())
-            if pool is None or pool.chain != chain:
-                raise SimConfigError(f"strategy {name!r}: pool {entry.get('pool')!r} is not a pool of scenario "
-                                     f"{scenario.name!r} on {chain} (has: {', '.join(sorted(by_name)) or 'none'})")
-            entry.update(_pool_entry(pool.protocol, pool.fee_bps, tokens))
+            if not market or pool is None or pool.chain != chain:
+                left.append(str(entry.get("pool")))
+                continue
+            kept.append({**entry, **_pool_entry(pool.protocol, pool.fee_bps, tokens)})
             filled.append(pool.name)
+        if "pools" in s:
+            s["pools"] = kept
+        if left:
+            why = "has no Aave market" if not market else f"has no such pool on {chain}"
+            notes.append(f"strategy {name}: scenario {scenario.name!r} {why}; pools left out: {', '.join(left)}")
+        if not market:
+            continue
         if not s.get("native_asset"):
             s["native_asset"] = tokens["WETH"]
             filled.append("native_asset")
