@@ -135,8 +135,6 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     except SimConfigError as e:
         raise click.ClickException(str(e)) from None
     engine_for(config, str(cfg_file))  # validate before the world starts
-    for note in notes:
-        click.echo(f"config: {note}")
     out = out or f"runs/{sc.name}-seed{sc.seed}.db"
     t0 = time.perf_counter()
     tty = sys.stderr.isatty()
@@ -154,6 +152,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     if tty:
         click.echo("", err=True)
     wall = time.perf_counter() - t0
+    summary.notes = notes + summary.notes  # said once the run stands (sim_report prints them)
     for line in sim_report(summary, wall):
         click.echo(line)
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
