@@ -128,7 +128,12 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     except ScenarioError as e:
         raise click.ClickException(str(e)) from None
     cfg_file = Path(config_path) if config_path else config_files.ROOT / "fixtures" / "config" / "sim-default.toml"
-    config = load_config(cfg_file)
+    from tapedeck.sim.liquidator_config import SimConfigError, complete
+
+    try:  # what only the sim's deployment knows (pool tokens), before the engine is validated
+        config, notes = complete(load_config(cfg_file), sc)
+    except SimConfigError as e:
+        raise click.ClickException(str(e)) from None
     engine_for(config, str(cfg_file))  # validate before the world starts
     out = out or f"runs/{sc.name}-seed{sc.seed}.db"
     t0 = time.perf_counter()
@@ -147,6 +152,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     if tty:
         click.echo("", err=True)
     wall = time.perf_counter() - t0
+    summary.notes = notes + summary.notes  # said once the run stands (sim_report prints them)
     for line in sim_report(summary, wall) + liquidation_lines(out):
         click.echo(line)
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
@@ -183,6 +189,10 @@ def sim_report(summary: Any, wall: float) -> list[str]:
         wins = ", ".join(f"{name} {n}" for name, n in summary.wins.items()) or "nobody"
         lines.append(f"  aave v3 (real contracts): {summary.borrowers} borrowers, {summary.liquidations} liquidations "
                      f"(won by {wins}); {summary.reverted_attempts} competing attempts reverted")
+    if getattr(summary, "copycats", None):
+        lines.append("  mempool copycats: " + ", ".join(
+            f"{name} won {w}, lost {lost}" for name, (w, lost) in summary.copycats.items()))
+    lines.extend(f"  config: {note}" for note in getattr(summary, "notes", []))
     lines.append(f"  engine: {st.inputs} inputs, {st.decisions} decisions ({kinds})")
     return lines + outcome_lines(summary.strategies.values())
 

@@ -24,7 +24,7 @@ from tapedeck.domain.state import MarketState
 from tapedeck.domain.uniswap_v3 import V3MathError, swap_within_range
 
 KINDS = ("v2", "v3")
-
+V3_TICK_SPACING = {100: 1, 500: 10, 3000: 60, 10000: 200}  # Uniswap V3 fee tier (pips) -> tick spacing
 
 @dataclass(frozen=True, slots=True)
 class PoolSpec:
@@ -46,7 +46,7 @@ class PoolSpec:
         if t0 == t1:
             raise ValueError(f"pool {d.get('pool')!r} has the same token on both sides")
         default_fee = 30 if kind == "v2" else 500
-        spacing = int(d.get("tick_spacing", {100: 1, 500: 10, 3000: 60, 10000: 200}.get(int(d.get("fee", 500)), 10)))
+        spacing = int(d.get("tick_spacing", V3_TICK_SPACING.get(int(d.get("fee", 500)), 10)))
         return cls(str(d["pool"]).lower(), kind, t0, t1, int(d.get("fee", default_fee)),
                    spacing if kind == "v3" else 0)
 

@@ -175,7 +175,9 @@ class AaveAgents:
 
         deployer = sim_key("aave-deployer")
         add_account(self.side, deployer, funder)
-        self.market = deploy_aave_v3(self.side.w3, admin=deployer.address)
+        from tapedeck.sim.sim_tokens import deploy_tokens
+
+        self.market = deploy_aave_v3(self.side.w3, admin=deployer.address, tokens=deploy_tokens(self.side, funder))
         self.market.call_many = getattr(self.side.backend, "call_many", None)
         self.oracle_node = self.market.admin
         b = self.scenario.agents.borrowers

@@ -1,8 +1,8 @@
 """Uniswap pools on the chain, with the background traders and lagging arbitrageurs that move them.
 
-At the start, two fresh test tokens (``MintableERC20`` from ``@aave/core-v3``; USDC 6 dp is
-deployed at whichever of the deployer's next two addresses is lower, so it is token0 of every
-pool as on mainnet), Uniswap V2 (factory, ``Router02``) and, when the scenario has a V3 pool,
+At the start, two test tokens (``MintableERC20`` from ``@aave/core-v3``; the Aave market's own
+when the scenario has one, else fresh ones; USDC 6 dp is always at the lower address, so it is
+token0 of every pool as on mainnet), Uniswap V2 (factory, ``Router02``) and, when the scenario has a V3 pool,
 Uniswap V3 (factory, ``SwapRouter``, position manager) are deployed from a fixed simulation
 account, so every address is the same on every backend. Each scenario pool is created and funded
 with ``liquidity`` of each side at the reference start price (V3: one full-range position).
@@ -94,18 +94,23 @@ class DexAgents:
     quoter: Any = None  # v3-periphery Quoter: what a V3 swap would pay, by eth_call
     searchers: list[ArbSearcher] = field(default_factory=list)
 
-    def start(self, funder: str) -> None:
+    def start(self, funder: str, tokens: dict[str, Any] | None = None) -> None:
+        """Deploy and fund the pools; ``tokens`` (symbol -> contract) are the Aave market's USDC and
+        WETH when the scenario has one (``sim.sim_tokens``), so a liquidation can sell through them."""
         w3 = self.side.w3
         deployer = sim_key("dex-deployer")
         add_account(self.side, deployer, funder)
         me = deployer.address
-        token = load("@aave/core-v3", "MintableERC20")
-        nonce = w3.eth.get_transaction_count(me)
-        usdc_first = int(create_address(me, nonce), 16) < int(create_address(me, nonce + 1), 16)
-        order = [("USD Coin", "USDC", 6), ("Wrapped Ether", "WETH", 18)]
-        made = {sym: deploy(w3, token, name, sym, dec, sender=me, gas=2_000_000)
-                for name, sym, dec in (order if usdc_first else order[::-1])}
-        self.usdc, self.weth = made["USDC"], made["WETH"]
+        if tokens is None:
+            token = load("@aave/core-v3", "MintableERC20")
+            nonce = w3.eth.get_transaction_count(me)
+            usdc_first = int(create_address(me, nonce), 16) < int(create_address(me, nonce + 1), 16)
+            order = [("USD Coin", "USDC", 6), ("Wrapped Ether", "WETH", 18)]
+            tokens = {sym: deploy(w3, token, name, sym, dec, sender=me, gas=2_000_000)
+                      for name, sym, dec in (order if usdc_first else order[::-1])}
+        self.usdc, self.weth = tokens["USDC"], tokens["WETH"]
+        if int(self.usdc.address, 16) >= int(self.weth.address, 16):  # the prices below take USDC as token0
+            raise ValueError(f"USDC {self.usdc.address} must sort below WETH {self.weth.address} to be token0")
         price = Decimal(str(self.scenario.reference.start_price))
         chain = self.side.name
         my_pools = [p for p in self.scenario.pools if p.chain == chain]

@@ -80,13 +80,15 @@ class AaveLiquidations:
     no cost if it would revert); otherwise it is a public transaction in the mempool. An intent
     without a route is the plain ``liquidationCall`` paid from the bot's own USDC (the seized
     collateral stays with the bot). ``instrument`` is ``"<collateral>/<debt>"`` (addresses or the
-    market's symbols; the legacy ``"WETH/USDC"``)."""
+    market's symbols; the legacy ``"WETH/USDC"``). A route names pools by address or by their
+    scenario name (``pools``: name -> address), as the pools' events name them."""
 
-    def __init__(self, agents: AaveAgents, bot: str, *, bundle_blocks: int = 1):
+    def __init__(self, agents: AaveAgents, bot: str, *, bundle_blocks: int = 1, pools: dict[str, str] | None = None):
         from tapedeck.sim.bundles import BundleBuilder
         from tapedeck.sim.chain.executor import deploy_executor
 
         self.agents, self.bot = agents, bot
+        self.pools = {k.lower(): v for k, v in (pools or {}).items()}  # scenario pool name -> address
         self.report: Report = _unbound
         self.deliver: Deliver = _unbound
         self.side = agents.side
@@ -140,7 +142,7 @@ class AaveLiquidations:
             self.report(_failed(intent, f"{self.venue}: the executor keeps its profit in the debt asset {debt.lower()}, "
                                         f"not {intent.profit_asset}"))
             return
-        route = [Hop(p, self._is_v3(p)) for p in intent.route]
+        route = [Hop(a, self._is_v3(a)) for a in (self.pools.get(p.lower(), p) for p in intent.route)]
         fn = self.executor.liquidate_call(collateral, debt, user, intent.amount, route, intent.min_profit)
         if intent.private:
             bundle = self.builder.send([dict(sender=self.bot, to=self.executor.address, data=call_data(fn),

@@ -8,8 +8,10 @@ see it, and scenario + seed regenerate it. A book quote keeps the venue's own ti
 (``QuoteUpdated.venue_ts``) beside its arrival time (``ts``).
 
 Where the scenario has pools or borrowers, a chain backend (py-evm or anvil) runs beside the world
-(``sim.onchain``): Uniswap pools with their traders (``sim.dex_agents``), an Aave v3 market with
-borrowers and searchers (``sim.aave_agents``). What the chain tells a bot arrives after the chain's
+(``sim.onchain``): an Aave v3 market with borrowers and searchers (``sim.aave_agents``), started
+first, and Uniswap pools with their traders (``sim.dex_agents``) trading the market's own tokens,
+so a liquidation's executor can sell the seized collateral through them; the scenario's
+``[agents.copycats]`` watch the public mempool (``sim.searchers``). What the chain tells a bot arrives after the chain's
 inbound latency (``deliver_to``). The engine's intents go to ``sim.gateway.SimGateway``, whose
 reports come back as execution events through its one ``report`` channel (the loop's ``feed``).
 
@@ -64,7 +66,9 @@ class SimSummary:
     pool_swaps: int = 0  # swaps the pools logged (traders' and arbitrageurs')
     arbitrages: int = 0  # of which the lagging arbitrageurs'
     arb_searchers: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (won, lost) V2/V3 races
+    copycats: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (won, lost) copied liquidations
     stats: RunStats = field(default_factory=RunStats)
+    notes: list[str] = field(default_factory=list)  # what the sim completed in the config (sim.liquidator_config)
 
 
 def _quote(q: BookQuote) -> ev.QuoteUpdated:
@@ -113,7 +117,9 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     a new run at ``out``. The engine is only ever built from the config (a strategy of one's own is
     named by its import path), so the recorded config always rebuilds it for ``replay --verify``."""
     from tapedeck.runtime.bootstrap import build_run, open_store
+    from tapedeck.sim.liquidator_config import complete
 
+    config, notes = complete(config, scenario)  # before the engine: the manifest records what it ran
     run = build_run("sim", config, out=out, scenario=scenario, overwrite=overwrite,
                     scenario_file=scenario_file, progress=progress, chain=chain)
     run.run()
@@ -124,6 +130,7 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     finally:
         recorded.close()
     summary.strategies = {s.name: found.get(s.name, StrategyOutcome(s.name)) for s in run.engine.strategies}
+    summary.notes = notes
     return summary
 
 
@@ -182,6 +189,7 @@ class SimWorld:
         world.bus.subscribe(on_block, BlockBuilt)
         world.bus.subscribe(on_oracle, OracleRound)
         backend = agents = side = dex = None
+        copycats: list[Any] = []
         try:
             on_chain = scenario.chains and (scenario.agents.borrowers.count > 0 or scenario.pools)
             if on_chain:
@@ -195,22 +203,31 @@ class SimWorld:
                 # a few hundred one-second blocks) happens in the hour before the start.
                 backend = chain_backend(chain, scenario.start_ns // 10**9 - SETUP_SECONDS)
                 side = ChainSide(name, backend, world.chains[name], world.clock)
+                if scenario.agents.borrowers.count > 0:  # first: the pools trade the market's tokens
+                    agents = AaveAgents(scenario, world, side, deliver)
+                    agents.start(backend.accounts[0])
                 if scenario.pools:
                     from tapedeck.sim.dex_agents import DexAgents
 
                     dex = DexAgents(scenario, world, side, deliver)
-                    dex.start(backend.accounts[0])
+                    dex.start(backend.accounts[0], agents.market.tokens if agents is not None else None)
                 bot = bot_account(scenario.seed)
                 add_account(side, bot, backend.accounts[0])
                 if dex is not None and dex.pool("uniswap-v2") and dex.pool("uniswap-v3"):
                     from tapedeck.sim.gateway import PoolArbitrage
 
                     gateway.add(name, PoolArbitrage(dex, bot.address, name))
-                if scenario.agents.borrowers.count > 0:
-                    agents = AaveAgents(scenario, world, side, deliver)
-                    agents.start(backend.accounts[0])
-                    gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address))
+                if agents is not None:
+                    pools = {p.spec.name.lower(): p.contract.address if p.v3 else p.contract.pair.address
+                             for p in (dex.pools if dex is not None else [])}
+                    gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address, pools=pools))
                     world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
+                    cats = scenario.agents.copycats
+                    if cats.count:
+                        from tapedeck.sim.searchers import add_copycats
+
+                        copycats = add_copycats(side, agents.market, backend.accounts[0], cats.count,
+                                                latency_ns=int(cats.latency_ms * 10**6), outbid_bps=cats.outbid_bps)
             world.run()
         finally:
             if backend is not None and hasattr(backend, "close"):
@@ -222,6 +239,7 @@ class SimWorld:
             summary.borrowers = len(agents.borrowers)
             summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
             summary.wins = dict(sorted(agents.wins.items()))
+            summary.copycats = {c.name: (c.won, c.lost) for c in copycats}
         if dex is not None:
             summary.pools, summary.pool_swaps, summary.arbitrages = len(dex.pools), dex.swaps, dex.arbitrages
             summary.arb_searchers = {x.name: (x.won, x.lost) for x in dex.searchers}

@@ -29,6 +29,7 @@ Layout of a file (every table but ``[reference]`` is optional)::
                         perp venues also: oracle, maker_lag (s), maker_follow, mark_ema (s)
     [pools.<name>]      chain, protocol, fee_bps, liquidity, arbitrage_lag (optional)
     [agents.searchers] / [agents.borrowers] / [agents.background]
+    [agents.copycats]   count, latency_ms, outbid_bps (mempool copycats of public liquidations)
 
 A *latency* is ``{ outbound = { base_ms, jitter_ms, jitter }, inbound = {...} }``: outbound is
 bot -> venue (orders, transactions), inbound is venue -> bot (market data, reports).
@@ -233,10 +234,20 @@ class Background:
 
 
 @dataclass(frozen=True)
+class Copycats:
+    """Mempool watchers that re-bid every public liquidation they see (``sim.searchers``)."""
+
+    count: int = 0
+    latency_ms: Decimal = Decimal(50)
+    outbid_bps: int = 1000
+
+
+@dataclass(frozen=True)
 class Agents:
     searchers: Searchers = Searchers()
     borrowers: Borrowers = Borrowers()
     background: Background = Background()
+    copycats: Copycats = Copycats()
 
 
 @dataclass(frozen=True)
@@ -617,10 +628,17 @@ class BackgroundFile(_Table):
     arbitrage_lag: Seconds = 0.0
 
 
+class CopycatsFile(_Table):
+    count: Count = 0
+    latency_ms: MoneyOrZero = Decimal(50)
+    outbid_bps: Count = 1000
+
+
 class AgentsFile(_Table):
     searchers: SearchersFile = SearchersFile()
     borrowers: BorrowersFile = BorrowersFile()
     background: BackgroundFile = BackgroundFile()
+    copycats: CopycatsFile = CopycatsFile()
 
 
 class ScenarioFile(_Table):
@@ -833,4 +851,8 @@ def _agents(t: AgentsFile, bad: Problem) -> Agents:
     g = t.background
     background = Background(count=g.count, trades_per_minute=g.trades_per_minute, trade_size=g.trade_size,
                             arbitrage_lag=g.arbitrage_lag)
-    return Agents(searchers, borrowers, background)
+    c = t.copycats
+    if c.count and not b.count:
+        bad("agents.copycats.count", "copycats copy liquidations: the scenario needs [agents.borrowers]")
+    copycats = Copycats(count=c.count, latency_ms=c.latency_ms, outbid_bps=c.outbid_bps)
+    return Agents(searchers, borrowers, background, copycats)

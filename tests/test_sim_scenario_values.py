@@ -69,7 +69,7 @@ def test_the_recording_covers_every_field_of_every_table() -> None:
     recorded = json.loads(VALUES.read_text(encoding="utf-8"))
     classes = {v for leaf_path, v in _leaves(recorded).items() if leaf_path.endswith("__class__")}
     assert classes == {"Scenario", "ReferencePath", "Move", "Chain", "Link", "Latency", "Oracle", "Venue", "Pool",
-                       "Agents", "Searchers", "Borrowers", "Background"}
+                       "Agents", "Searchers", "Borrowers", "Background", "Copycats"}
     assert sorted(recorded) == SHIPPED
 
 

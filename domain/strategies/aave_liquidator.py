@@ -6,8 +6,10 @@ moved a user (its own Supply/Withdraw/Borrow/Repay/..., an oracle update of an a
 index update), re-evaluating only the users the book says may have crossed HF 1
 (``domain/aave_book.py``). A **periodic full scan** (``TimerRequested``/``TimerFired``, every
 ``scan_interval_s`` of event time) is the backup and also catches what only interest accrual did;
-``fast_path = false`` leaves the scan as the only path that acts (the book still notes when each
-user became liquidatable, so both paths report their detection latency).
+it starts with the first event of the market itself (an oracle or pool event alone is not one), so
+a world without the market sees no timers. ``fast_path = false`` leaves the scan as the only path
+that acts (the book still notes when each user became liquidatable, so both paths report their
+detection latency).
 
 Repeats: one intent per user within ``dedupe_s`` of event time, and never while one for that user
 is in flight (the engine's ``in_flight`` by client id ``liq-<n>``). A ``CircuitBreaker`` stops
@@ -52,6 +54,7 @@ from tapedeck.domain.state import MarketState, Order
 _AAVE = (ev.AaveReserveConfigured, ev.AaveEModeConfigured, ev.AaveReserveDataUpdated, ev.AaveSupplied,
          ev.AaveWithdrawn, ev.AaveBorrowed, ev.AaveRepaid, ev.AaveCollateralToggled, ev.AaveEModeSet,
          ev.AaveATokenTransferred, ev.AaveLiquidationObserved, ev.OracleUpdated)
+_MARKET = _AAVE[:-1]  # the market's own events (an oracle or a pool alone is not an Aave market)
 _POOLS = (ev.V2ReservesSynced, ev.V3Swapped, ev.V3Minted, ev.V3Burned)
 _WATCHED = ("below min profit", "no route", "stale route", "stale price")  # re-tried when pools move
 FAST, SCAN = "fast", "scan"
@@ -116,10 +119,10 @@ class AaveLiquidator:
 
     def on_event(self, e: ev.Event, state: MarketState) -> Sequence[ev.Event | Intent]:
         out: list[ev.Event | Intent] = []
-        if not self._scanning:
+        t = type(e)
+        if not self._scanning and t in _MARKET:  # a world without the market: no timers, nothing at all
             self._scanning = True
             out.append(self._timer(e, "scan", e.ts + self.scan_ns))
-        t = type(e)
         if t is ev.TimerFired:
             return out + self._on_timer(e, state)  # type: ignore[arg-type]
         users = list(self._watch) if t in _POOLS else self.book.apply(e)

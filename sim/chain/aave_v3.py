@@ -289,9 +289,12 @@ def _reason(e: Exception) -> str:
 
 
 def deploy_aave_v3(w3: Web3, reserves: tuple[ReserveSpec, ...] = DEFAULT_RESERVES, *, admin: str | None = None,
-                   treasury: str = DEFAULT_TREASURY, market_id: str = "Aave Test Market") -> AaveV3Market:
+                   treasury: str = DEFAULT_TREASURY, market_id: str = "Aave Test Market",
+                   tokens: dict[str, Any] | None = None) -> AaveV3Market:
     """Deploy and configure a whole Aave v3.0 market on ``w3``; ``admin`` (default: the default account)
-    holds every role. Returns the market with ``deploy_seconds`` measured."""
+    holds every role. ``tokens`` (symbol -> deployed MintableERC20) lists already deployed reserve
+    tokens (the sim's, shared with its pools: ``sim.sim_tokens``); by default they are deployed
+    here. Returns the market with ``deploy_seconds`` measured."""
     t0 = time.perf_counter()
     admin = admin or w3.eth.default_account
     treasury = Web3.to_checksum_address(treasury)
@@ -332,7 +335,9 @@ def deploy_aave_v3(w3: Web3, reserves: tuple[ReserveSpec, ...] = DEFAULT_RESERVE
                                    abi=load(PKG, "PoolConfigurator").abi)
 
     # 6-7. tokens, price feeds and the oracle (USD base currency, 8 dp)
-    tokens = {s.symbol: dep("MintableERC20", s.name, s.symbol, s.decimals, gas=2_000_000) for s in reserves}
+    given = tokens or {}
+    tokens = {s.symbol: given.get(s.symbol) or dep("MintableERC20", s.name, s.symbol, s.decimals, gas=2_000_000)
+              for s in reserves}
     aggregators = {tokens[s.symbol].address: dep("MockAggregator", s.price, gas=300_000) for s in reserves}
     assets = [tokens[s.symbol].address for s in reserves]
     oracle = dep("AaveOracle", provider.address, assets, [aggregators[a].address for a in assets], ZERO, ZERO,

@@ -80,8 +80,42 @@ def revert_reason(fn: Any, params: dict[str, Any], block: int | str = "latest") 
     try:
         fn.call(params, block_identifier=block)
     except Exception as e:  # noqa: BLE001 - web3's ContractLogicError or eth-tester's TransactionFailed
-        return str(e)
+        return reason_text(e)
     return ""
+
+
+ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
+
+
+def reason_text(e: Exception) -> str:
+    """One text per revert, whichever exception carried it: a custom error's data as ``0x`` hex
+    (web3 raises ``ContractCustomError(data, data)`` or eth-tester ``TransactionFailed(bytes)``,
+    and which one a process sees varied between processes: a recorded reason must not), an
+    ``Error(string)`` as ``execution reverted: <message>``, anything else as its message (eth-tester
+    writes custom-error data as a ``b'...'`` literal in it: that too becomes hex)."""
+    args = e.args
+    raw: bytes | None = None
+    text = str(e)
+    body = text.split("execution reverted: ", 1)[-1].strip()
+    if args and isinstance(args[0], (bytes, bytearray)):
+        raw = bytes(args[0])
+    elif type(e).__name__ == "ContractCustomError" and args and isinstance(args[0], str) and args[0].startswith("0x"):
+        raw = bytes.fromhex(args[0][2:])
+    elif body.startswith(("b'", 'b"')):  # eth-tester: "execution reverted: b'...'"
+        import ast
+
+        try:
+            value = ast.literal_eval(body)
+        except (ValueError, SyntaxError):
+            value = None
+        raw = value if isinstance(value, bytes) else None
+    if raw is None:
+        return text
+    if raw[:4] == ERROR_STRING and len(raw) >= 68:
+        from eth_abi import decode
+
+        return f"execution reverted: {decode(['string'], raw[4:])[0]}"
+    return "0x" + raw.hex()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""`tapedeck sim eth-crash` with the shipped sim config liquidates: the ``aave_liquidator`` strategy
+(on by default) finds opportunities on the fast path, sends them through the flash-loan executor
+as private bundles, races the scenario's searchers and copycat, wins some and loses some; with the
+fast path off the scan still liquidates; public submission is what the copycat hurts; every run
+verifies from its manifest alone."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.domain import events as ev
+from tapedeck.runtime.liquidation_report import liquidation_reports
+from tapedeck.runtime.strategy_loader import build_engine
+from tapedeck.runtime.verify import verify
+from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
+from tapedeck.sim.recording import run_scenario
+from tapedeck.sim.scenario import load_scenario
+
+pytestmark = [pytest.mark.contract, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+NAME = "aave-liquidator"
+
+
+def _chain() -> str:
+    from tapedeck.sim.chain.anvil import anvil_binary
+
+    try:
+        anvil_binary()
+        return "anvil"
+    except ArtifactMissing:
+        return "pyevm"
+
+
+def _config(**changes: Any) -> dict[str, Any]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "fixtures" / "config" / "sim-default.toml").read_text(encoding="utf-8"))
+    config = copy.deepcopy(config)
+    for s in config["strategies"]:
+        if s["kind"] == "aave_liquidator":
+            s.update(changes)
+    return config
+
+
+def _run(tmp: Path, label: str, **changes: Any) -> tuple[Any, list[ev.Event], Path]:
+    out = tmp / f"{label}.db"
+    summary = run_scenario(load_scenario("eth-crash", seed=7), _config(**changes), out, chain=_chain())
+    return summary, list(EventLog.open(out).events()), out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: Any) -> dict[str, tuple[Any, list[ev.Event], Path]]:
+    if not (node_modules() / "@aave" / "core-v3").is_dir():
+        pytest.skip(f"@aave/core-v3 not installed under {node_modules()}")
+    tmp = tmp_path_factory.mktemp("shipped")
+    return {"private": _run(tmp, "private"), "scan": _run(tmp, "scan", fast_path=False),
+            "public": _run(tmp, "public", private=False)}
+
+
+def _report(events: list[ev.Event]) -> Any:
+    (report,) = [r for r in liquidation_reports(events) if r.strategy == NAME]
+    return report
+
+
+def _verifies(out: Path) -> None:
+    log = EventLog.open(out)
+    result = verify(log, build_engine(log.manifest.config))  # the manifest's (completed) config alone
+    assert result.ok, result.divergence
+
+
+def test_the_shipped_strategy_liquidates_wins_and_loses_and_verifies(runs: Any) -> None:
+    summary, events, out = runs["private"]
+    assert "completed from the sim's deployment" in " ".join(summary.notes)
+    opps = [e for e in events if type(e) is ev.LiquidationOpportunity and e.strategy == NAME]
+    intents = [e for e in events if type(e) is ev.OrderIntended and e.side == "liquidate"]
+    fills = [e for e in events if type(e) is ev.OrderFilled]
+    failures = [e for e in events if type(e) is ev.OrderFailed]
+    assert opps and intents and fills and failures
+    assert all(i.private and i.route == ("uniswap-v2-usdc-weth",) for i in intents)
+    r = _report(events)
+    assert r.found["fast"] == len(opps) and r.attempted == len(intents) == r.private
+    assert r.won >= 1 and sum(r.lost.values()) >= 1
+    assert all("first" in why or "bundle" in why for why in r.lost)  # lost to a competitor's liquidation
+    ours = {e.sender for e in events if type(e) is ev.TransactionSubmitted}
+    theirs = {e.liquidator for e in events if type(e) is ev.AaveLiquidationObserved} - ours
+    assert theirs and any(any(t in f.reason for t in theirs) for f in failures)
+    assert all(p > 0 for p in r.realised)  # the executor keeps at least its minimum, or reverts
+    _verifies(out)
+
+
+def test_with_the_fast_path_off_the_scan_still_liquidates(runs: Any) -> None:
+    _, events, out = runs["scan"]
+    opps = [e for e in events if type(e) is ev.LiquidationOpportunity and e.strategy == NAME]
+    assert opps and {o.path for o in opps} == {"scan"}
+    r = _report(events)
+    assert r.won >= 1
+    fast = _report(runs["private"][1])
+    assert max(r.detection_ns["scan"]) > max(fast.detection_ns["fast"])  # later than the fast path
+    _verifies(out)
+
+
+def test_copycats_only_hurt_public_submission(runs: Any) -> None:
+    _, public, out = runs["public"]
+    _, private, _ = runs["private"]
+    pub, priv = _report(public), _report(private)
+    assert pub.attempted and pub.private == 0 and priv.private == priv.attempted
+    copycat = {e.sender for e in public if type(e) is ev.TransactionSubmitted}  # ours, to exclude
+    cats = [e for e in public if type(e) is ev.AaveLiquidationObserved and e.liquidator not in copycat]
+    assert cats  # competitors liquidated in the public run
+    lost_to_copycat = sum(n for why, n in pub.lost.items() if _copycat() in why.lower())
+    lost_to_copycat_private = sum(n for why, n in priv.lost.items() if _copycat() in why.lower())
+    assert lost_to_copycat > lost_to_copycat_private
+    assert pub.won < priv.won
+    _verifies(out)
+
+
+def _copycat() -> str:
+    from tapedeck.sim.onchain import sim_key
+
+    return sim_key("copycat", 0).address.lower()
