@@ -6,7 +6,9 @@
   re-detections and never summed as profit. A detection without a key (older runs) is its own gap.
 * **PnL** is in the risk currency's base units (USDC, 6 dp). An arbitrage fill (side ``arb``: USDC
   in, USDC out) earns what it received minus what it paid; a liquidation fill earns the ETH value
-  of what it received minus the notional it paid. A non-ETH fee is subtracted as it stands; an ETH
+  of what it received minus the notional it paid; one through an executor contract (its intent has a
+  ``route``: the collateral is sold in the same transaction) earns the sale the executor reported
+  (``InventoryChanged`` of the debt asset) less the debt repaid. A non-ETH fee is subtracted as it stands; an ETH
   fee (gas) on a fill is charged at the ETH price unless the intent's transactions were recorded
   (``TransactionIncluded``: gas paid whether it succeeded or reverted, charged there).
 * **Leftovers**: what a partial execution left (``InventoryChanged``: USDC spent, WETH held) is
@@ -111,6 +113,8 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
     gas_recorded: set[int] = set()  # intents whose transactions were recorded (gas charged there)
     keys: dict[Any, set[str]] = {}
     leftovers: list[tuple[StrategyOutcome, str, int, bool]] = []  # (outcome, asset, delta, paper)
+    settled: dict[int, int] = {}  # executor liquidation intent -> debt it repaid (its fill's notional)
+    sold: list[tuple[StrategyOutcome, str, int]] = []  # (outcome, debt asset, sale less debt repaid)
 
     def of(name: str) -> StrategyOutcome:
         if name not in out:
@@ -174,7 +178,12 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
                 s.won += 1
                 open_intents.discard(e.intent)
             result: int | None = None  # what this fill earned, where it can be valued
-            if intent.side == "arb":
+            if intent.side == "liquidate" and intent.route and not paper:
+                # through an executor contract: the collateral was sold in the same transaction; what
+                # it earned is the sale (its InventoryChanged) less the debt repaid, booked there
+                settled[e.intent] = e.notional
+                result = 0
+            elif intent.side == "arb":
                 result = e.amount - e.notional
                 if paper and e.fee_asset != "ETH":
                     s.paper_gas_unmodelled += 1
@@ -200,6 +209,10 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
                         s.executed_losing += 1
         elif t is ev.InventoryChanged:
             s = of(intents[e.intent].strategy)
+            if e.intent in settled:  # an executor's own flows: the sale nets against the fill, nothing is left
+                if e.delta > 0:
+                    sold.append((s, e.asset, e.delta - settled.pop(e.intent)))
+                continue
             s.inventory[e.asset] = s.inventory.get(e.asset, 0) + e.delta
             leftovers.append((s, e.asset, e.delta, e.source.startswith("paper")))
         elif t is ev.OrderFailed:
@@ -217,6 +230,15 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
             continue
         s.inventory_value += value
         book(s, paper, value)
+    for s, asset, earned in sold:  # an executor liquidation's profit, in its debt asset
+        value = earned if asset == RISK_ASSET else (earned * price.value // 10**18
+                                                   if asset in ETH_ASSETS and price.value else None)
+        if value is None:
+            s.unpriced += 1
+            continue
+        book(s, False, value)
+        if value < 0:
+            s.executed_losing += 1
     for seq in open_intents:
         of(intents[seq].strategy).pending += 1
     for s in out.values():

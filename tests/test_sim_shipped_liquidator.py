@@ -89,6 +89,12 @@ def test_the_shipped_strategy_liquidates_wins_and_loses_and_verifies(runs: Any) 
     theirs = {e.liquidator for e in events if type(e) is ev.AaveLiquidationObserved} - ours
     assert theirs and any(any(t in f.reason for t in theirs) for f in failures)
     assert all(p > 0 for p in r.realised)  # the executor keeps at least its minimum, or reverts
+    # the run's PnL is the executor's realised profit less its gas: nothing left over, no price marked
+    from tapedeck.runtime.outcomes import outcomes
+
+    o = outcomes(events)[NAME]
+    assert o.inventory == {} and o.inventory_value == 0 and o.executed_losing == 0
+    assert sum(r.realised) - r.gas_wei * 4_000 // 10**12 < o.pnl < sum(r.realised)  # gas at < 4,000 USDC/ETH
     _verifies(out)
 
 
