@@ -400,7 +400,9 @@ class AaveLiquidationObserved(Event, frozen=True, kw_only=True):
 
 
 class AaveAccountObserved(Event, frozen=True, kw_only=True):
-    """``Pool.getUserAccountData(user)`` read after ``block``: what a liquidation bot polls.
+    """A borrower's ``Pool.getUserAccountData(user)`` after ``block``: what a polling liquidation bot
+    sees. The sim computes it from a fold of the market's own log events (``sim/aave_fold.py``, checked
+    against the contract) for borrowers near the line; the shipped liquidator folds the logs itself.
 
     Base-currency amounts (USD, 8 dp), threshold in bps, health factor in wad (1e18 = 1.0)."""
 
