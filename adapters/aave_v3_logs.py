@@ -21,10 +21,10 @@ from typing import IO, Any, Callable, Iterator
 
 import eth_abi
 
-from tapedeck.adapters.csv_header import MAX_BLOCK, MAX_LOG_INDEX, RowError, read_header, rows, uint
+from tapedeck.adapters.csv_header import RowError, read_header
 from tapedeck.adapters.evm_abis import AAVE_V3_POOL
 from tapedeck.adapters.evm_logs import DecodedLog, EventDecoder, LogDecodeError
-from tapedeck.adapters.uniswap_v3_logs import _data, _topics, parse_utc_ns
+from tapedeck.adapters.uniswap_v3_logs import log_rows
 from tapedeck.domain import aave_v3 as aave
 from tapedeck.domain import events as ev
 
@@ -40,7 +40,6 @@ DECODER = EventDecoder(AAVE_V3_POOL, only=MODELLED)
 OTHERS = EventDecoder(AAVE_V3_POOL, only=[e["name"] for e in AAVE_V3_POOL if e["name"] not in MODELLED])
 
 REQUIRED_COLUMNS = ("block_number", "block_timestamp", "transaction_hash", "log_index", "topics", "data")
-_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 # demeter-fetch names files ``<chain>-aave_v3-<reserve>-<date>.raw.csv``
 _NAME = re.compile(r"^([a-z][a-z0-9-]*?)-aave_v3-(0x[0-9a-fA-F]{40})(?![0-9a-fA-F])")
 UINT128 = 2**128 - 1  # indexes and rates are stored as uint128 (ReserveData)
@@ -153,26 +152,12 @@ def read_aave_stream(f: IO[bytes], name: str, chain: str) -> Iterator[ev.Event]:
     if isinstance(col, ev.InputRejected):
         yield col
         return
-    order = _Order()
-    for n, raw, fields in rows(f, col["__width__"]):
-        order.begin()
-        try:
-            if isinstance(fields, RowError):
-                raise fields
-            row_ts = order.stamp(parse_utc_ns(fields[col["block_timestamp"]]))
-            block = uint("block_number", fields[col["block_number"]], MAX_BLOCK)
-            log_index = uint("log_index", fields[col["log_index"]], MAX_LOG_INDEX)
-            tx = fields[col["transaction_hash"]].strip()
-            if not _HEX32.fullmatch(tx):
-                raise RowError(f"bad transaction_hash {tx[:80]!r}")
-            cls, values = decode_log(_topics(fields[col["topics"]]), _data(fields[col["data"]]))
-            order.check(block, log_index, row_ts)
-        except RowError as exc:
-            yield ev.InputRejected(ts=order.reject_ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc),
-                                   raw=raw)
+    for item in log_rows(f, col, name, SOURCE, decode_log):
+        if isinstance(item, ev.InputRejected):
+            yield item
             continue
-        order.accept(block, log_index, row_ts)
-        yield cls(ts=row_ts, source=SOURCE, chain=chain, block=block, tx=tx.lower(), log_index=log_index, **values)
+        row_ts, block, tx, log_index, (cls, values) = item
+        yield cls(ts=row_ts, source=SOURCE, chain=chain, block=block, tx=tx, log_index=log_index, **values)
 
 
 def encode_row(event: str, args: dict[str, Any], *, block: int, log_index: int, time: str, tx: str,
@@ -184,35 +169,3 @@ def encode_row(event: str, args: dict[str, Any], *, block: int, log_index: int, 
     return f'{block},{time},{tx},0,{log_index},"{topics!r}",{data}'
 
 
-class _Order:
-    """The order rules of a log file: (block, log index) strictly rising, one time per block, time
-    never falling while blocks rise. A rejection is stamped with its own time unless that is before
-    the last good event's (then with that), so no output is timed before a good event it follows."""
-
-    def __init__(self) -> None:
-        self.last_ts = 0
-        self.last_key: tuple[int, int] | None = None
-        self.reject_ts = 0
-
-    def begin(self) -> None:
-        self.reject_ts = self.last_ts
-
-    def stamp(self, row_ts: int) -> int:
-        self.reject_ts = row_ts if row_ts >= self.last_ts else self.last_ts
-        return row_ts
-
-    def check(self, block: int, log_index: int, row_ts: int) -> None:
-        last = self.last_key
-        if last is None:
-            return
-        if (block, log_index) <= last:
-            raise RowError(f"log (block {block}, log_index {log_index}) is not after the previous one "
-                           f"(block {last[0]}, log_index {last[1]}): duplicate or out of order")
-        if block == last[0] and row_ts != self.last_ts:
-            raise RowError(f"block {block} has two times: {row_ts // 10**9} s (unix) here, "
-                           f"{self.last_ts // 10**9} s on the previous row")
-        if row_ts < self.last_ts:
-            raise RowError(f"time runs backwards: block {block} is after block {last[0]} but its time is earlier")
-
-    def accept(self, block: int, log_index: int, row_ts: int) -> None:
-        self.last_ts, self.last_key = row_ts, (block, log_index)

@@ -89,3 +89,37 @@ def uint(name: str, text: str, maximum: int) -> int:
     if len(t) > len(str(maximum)) or int(t) > maximum:
         raise RowError(f"{name} {t[:40]}{'...' if len(t) > 40 else ''} ({len(t)} digits) is larger than {maximum}")
     return int(t)
+
+
+class LogOrder:
+    """The order rules of a log file: (block, log index) strictly rising, one time per block, time
+    never falling while blocks rise. A rejection is stamped with its own time unless that is before
+    the last good event's (then with that), so no output is timed before a good event it follows."""
+
+    def __init__(self) -> None:
+        self.last_ts = 0
+        self.last_key: tuple[int, int] | None = None
+        self.reject_ts = 0
+
+    def begin(self) -> None:
+        self.reject_ts = self.last_ts
+
+    def stamp(self, row_ts: int) -> int:
+        self.reject_ts = row_ts if row_ts >= self.last_ts else self.last_ts
+        return row_ts
+
+    def check(self, block: int, log_index: int, row_ts: int) -> None:
+        last = self.last_key
+        if last is None:
+            return
+        if (block, log_index) <= last:
+            raise RowError(f"log (block {block}, log_index {log_index}) is not after the previous one "
+                           f"(block {last[0]}, log_index {last[1]}): duplicate or out of order")
+        if block == last[0] and row_ts != self.last_ts:
+            raise RowError(f"block {block} has two times: {row_ts // 10**9} s (unix) here, "
+                           f"{self.last_ts // 10**9} s on the previous row")
+        if row_ts < self.last_ts:
+            raise RowError(f"time runs backwards: block {block} is after block {last[0]} but its time is earlier")
+
+    def accept(self, block: int, log_index: int, row_ts: int) -> None:
+        self.last_ts, self.last_key = row_ts, (block, log_index)

@@ -18,11 +18,12 @@ import calendar
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from tapedeck.adapters.evm_abis import UNISWAP_V3_POOL
 from tapedeck.adapters.evm_logs import EventDecoder, LogDecodeError
-from tapedeck.adapters.csv_header import MAX_BLOCK, MAX_LOG_INDEX, MAX_TS, MIN_TS, RowError, read_header, rows, uint
+from tapedeck.adapters.csv_header import (MAX_BLOCK, MAX_LOG_INDEX, MAX_TS, MIN_TS, LogOrder, RowError, read_header,
+                                         rows, uint)
 from tapedeck.domain import events as ev
 from tapedeck.domain import uniswap_v3 as v3
 
@@ -140,42 +141,43 @@ def _read(path: Path, pool: str) -> Iterator[ev.Event]:
         yield from read_v3_stream(f, path.name, pool)
 
 
+def log_rows(f: IO[bytes], col: dict[str, int], name: str, source: str,
+             decode: Callable[[list[str], bytes], Any]) -> Iterator[Any]:
+    """The rows of a raw-log CSV (demeter-fetch's layout) that pass the shared checks, as
+    ``(ts, block, tx, log_index, decode(topics, data))``; every other row an ``InputRejected``
+    (``LogOrder`` keeps (block, log index) rising and one time per block)."""
+    order = LogOrder()
+    for n, raw, fields in rows(f, col["__width__"]):
+        order.begin()
+        try:
+            if isinstance(fields, RowError):
+                raise fields
+            row_ts = order.stamp(parse_utc_ns(fields[col["block_timestamp"]]))
+            block = uint("block_number", fields[col["block_number"]], MAX_BLOCK)
+            log_index = uint("log_index", fields[col["log_index"]], MAX_LOG_INDEX)
+            tx = fields[col["transaction_hash"]].strip()
+            if not _HEX32.fullmatch(tx):
+                raise RowError(f"bad transaction_hash {tx[:80]!r}")
+            decoded = decode(_topics(fields[col["topics"]]), _data(fields[col["data"]]))
+            order.check(block, log_index, row_ts)
+        except RowError as exc:
+            yield ev.InputRejected(ts=order.reject_ts, source=source, origin=f"{name}:row {n}", reason=str(exc),
+                                   raw=raw)
+            continue
+        order.accept(block, log_index, row_ts)
+        yield row_ts, block, tx.lower(), log_index, decoded
+
+
 def read_v3_stream(f: IO[bytes], name: str, pool: str) -> Iterator[ev.Event]:
     """:func:`read_v3_logs` over an open binary stream (``name`` labels the rows; ``pool`` lowercase)."""
     col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
     if isinstance(col, ev.InputRejected):
         yield col
         return
-    last_ts = 0
-    last_key: tuple[int, int] | None = None
-    for n, raw, fields in rows(f, col["__width__"]):
-        ts = last_ts
-        try:
-            if isinstance(fields, RowError):
-                raise fields
-            row_ts = parse_utc_ns(fields[col["block_timestamp"]])
-            if row_ts >= last_ts:
-                ts = row_ts  # a rejection is stamped with its own time unless that runs backwards
-            block = uint("block_number", fields[col["block_number"]], MAX_BLOCK)
-            log_index = uint("log_index", fields[col["log_index"]], MAX_LOG_INDEX)
-            tx = fields[col["transaction_hash"]].strip()
-            if not _HEX32.fullmatch(tx):
-                raise RowError(f"bad transaction_hash {tx[:80]!r}")
-            kind, values = decode_log(_topics(fields[col["topics"]]), _data(fields[col["data"]]))
-            key = (block, log_index)
-            if last_key is not None:
-                if key <= last_key:
-                    raise RowError(f"log (block {block}, log_index {log_index}) is not after the previous one "
-                                   f"(block {last_key[0]}, log_index {last_key[1]}): duplicate or out of order")
-                if block == last_key[0] and row_ts != last_ts:
-                    raise RowError(f"block {block} has two times: {fields[col['block_timestamp']].strip()!r} "
-                                   f"here, {last_ts // 1_000_000_000} s (unix) on the previous row")
-                if block > last_key[0] and row_ts < last_ts:
-                    raise RowError(f"time runs backwards: block {block} is after block {last_key[0]} but its "
-                                   f"time is earlier")
-        except RowError as exc:
-            yield ev.InputRejected(ts=ts, source=SOURCE, origin=f"{name}:row {n}", reason=str(exc), raw=raw)
+    for item in log_rows(f, col, name, SOURCE, decode_log):
+        if isinstance(item, ev.InputRejected):
+            yield item
             continue
-        last_ts, last_key = row_ts, key
-        yield _EVENT_CLASSES[kind](ts=row_ts, source=SOURCE, pool=pool, block=block, tx=tx.lower(),
+        row_ts, block, tx, log_index, (kind, values) = item
+        yield _EVENT_CLASSES[kind](ts=row_ts, source=SOURCE, pool=pool, block=block, tx=tx,
                                    log_index=log_index, **values)
