@@ -83,7 +83,11 @@ def _upcasting_decoder(cls: type[Event], version: int, fields: tuple[str, ...]) 
             step = cls.PAST.get(v)
             if step is None:
                 raise SchemaError(f"{name} keeps no step from v{v} to v{v + 1}")
-            d = step.upgrade(d)
+            try:
+                d = step.upgrade(d)
+            except (ArithmeticError, ValueError, TypeError, KeyError) as e:  # e.g. a v3 price that is not a number
+                raise SchemaError(f"{name}.v{version}: cannot upgrade v{v} to v{v + 1}: "
+                                  f"{type(e).__name__}: {e}") from None
         return msgspec.convert([name] + [d[f] for f in cls.__struct_fields__], cls)
 
     return upcast_decode

@@ -93,6 +93,12 @@ def test_version_3_decimal_quotes_load_as_fixed_point_at_their_own_precision() -
     assert (e.bid_size, e.ask_size, e.size_decimals, e.venue_ts) == (15, -1, 1, 7)
 
 
+def test_an_old_body_its_upgrade_cannot_read_is_a_schema_error() -> None:
+    bad = b'["QuoteUpdated",1,5,"x",0,"a","ETH","abc","1.5","2300.12","1",7]'  # a v3 bid that is not a number
+    with pytest.raises(codec.SchemaError, match="QuoteUpdated.v3: cannot upgrade v3 to v4: InvalidOperation"):
+        codec.decode("QuoteUpdated.v3", bad)
+
+
 def test_unknown_or_newer_types_are_named_in_the_error() -> None:
     with pytest.raises(codec.SchemaError, match="NoSuchEvent"):
         codec.decode("NoSuchEvent.v1", b"[]")
