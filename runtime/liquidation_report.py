@@ -74,15 +74,15 @@ def liquidation_reports(events: Iterable[ev.Event]) -> list[LiquidationReport]:
     for e in events:
         t = type(e)
         name = getattr(e, "strategy", "")
-        if t.__name__ == "LiquidationOpportunity":
+        if t is ev.LiquidationOpportunity:
             r = report(name)
             r.found[e.path] += 1  # type: ignore[attr-defined]
             r.rules[e.rules] += 1  # type: ignore[attr-defined]
             r.detection_ns.setdefault(e.path, []).append(e.latency_ns)  # type: ignore[attr-defined]
             opportunity[(name, e.client_id)] = e  # type: ignore[attr-defined]
-        elif t.__name__ == "LiquidationSkipped":
+        elif t is ev.LiquidationSkipped:
             report(name).skipped[_reason(e.reason)] += 1  # type: ignore[attr-defined]
-        elif t.__name__ == "CircuitBreakerChanged":
+        elif t is ev.CircuitBreakerChanged:
             report(name).breaker.append(e.state)  # type: ignore[attr-defined]
         elif t is ev.OrderIntended and e.side == "liquidate":  # type: ignore[attr-defined]
             r = report(name)
