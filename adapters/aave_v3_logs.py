@@ -21,7 +21,7 @@ from typing import IO, Any, Callable, Iterator
 
 import eth_abi
 
-from tapedeck.adapters.csv_header import RowError, read_header
+from tapedeck.adapters.csv_header import RowError
 from tapedeck.adapters.evm_abis import AAVE_V3_POOL
 from tapedeck.adapters.evm_logs import DecodedLog, EventDecoder, LogDecodeError
 from tapedeck.adapters.uniswap_v3_logs import log_rows
@@ -148,11 +148,7 @@ def read_aave_logs(path: str | Path, chain: str) -> Iterator[ev.Event]:
 
 def read_aave_stream(f: IO[bytes], name: str, chain: str) -> Iterator[ev.Event]:
     """:func:`read_aave_logs` over an open binary stream (``name`` labels the rows)."""
-    col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
-    if isinstance(col, ev.InputRejected):
-        yield col
-        return
-    for item in log_rows(f, col, name, SOURCE, decode_log):
+    for item in log_rows(f, name, REQUIRED_COLUMNS, SOURCE, decode_log):
         if isinstance(item, ev.InputRejected):
             yield item
             continue

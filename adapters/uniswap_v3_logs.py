@@ -141,11 +141,15 @@ def _read(path: Path, pool: str) -> Iterator[ev.Event]:
         yield from read_v3_stream(f, path.name, pool)
 
 
-def log_rows(f: IO[bytes], col: dict[str, int], name: str, source: str,
+def log_rows(f: IO[bytes], name: str, required: tuple[str, ...], source: str,
              decode: Callable[[list[str], bytes], Any]) -> Iterator[Any]:
     """The rows of a raw-log CSV (demeter-fetch's layout) that pass the shared checks, as
-    ``(ts, block, tx, log_index, decode(topics, data))``; every other row an ``InputRejected``
-    (``LogOrder`` keeps (block, log index) rising and one time per block)."""
+    ``(ts, block, tx, log_index, decode(topics, data))``; a bad header and every other row an
+    ``InputRejected`` (``LogOrder`` keeps (block, log index) rising and one time per block)."""
+    col = read_header(f, name, required, source)
+    if isinstance(col, ev.InputRejected):
+        yield col
+        return
     order = LogOrder()
     for n, raw, fields in rows(f, col["__width__"]):
         order.begin()
@@ -170,11 +174,7 @@ def log_rows(f: IO[bytes], col: dict[str, int], name: str, source: str,
 
 def read_v3_stream(f: IO[bytes], name: str, pool: str) -> Iterator[ev.Event]:
     """:func:`read_v3_logs` over an open binary stream (``name`` labels the rows; ``pool`` lowercase)."""
-    col = read_header(f, name, REQUIRED_COLUMNS, SOURCE)
-    if isinstance(col, ev.InputRejected):
-        yield col
-        return
-    for item in log_rows(f, col, name, SOURCE, decode_log):
+    for item in log_rows(f, name, REQUIRED_COLUMNS, SOURCE, decode_log):
         if isinstance(item, ev.InputRejected):
             yield item
             continue
