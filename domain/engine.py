@@ -307,7 +307,9 @@ class Engine:
                                        venue=p.venue, instrument=p.instrument, side=p.side, amount=p.amount,
                                        notional=p.notional, target=p.target, max_priority_fee=p.max_priority_fee,
                                        client_id=client_id, route=p.route, min_profit=p.min_profit,
-                                       profit_asset=p.profit_asset, private=p.private)
+                                       profit_asset=p.profit_asset, private=p.private,
+                                       limit_price=p.limit_price, price_decimals=p.price_decimals, tif=p.tif,
+                                       reduce_only=p.reduce_only)
         batch.out.append(verdict)
         batch.verdicts.append((strategy, verdict, order))
 

@@ -126,12 +126,90 @@ def _quote_to_fixed(d: dict[str, Any]) -> dict[str, Any]:
 
 
 class MarkPriceUpdated(Event, frozen=True, kw_only=True):
-    """A perp venue's mark price (what positions are valued and liquidated at) and its index oracle."""
+    """A perp venue's context: its mark price (what positions are valued and liquidated at), its
+    index oracle, its book mid, and the current funding rate (Hyperliquid's ``activeAssetCtx``).
+
+    ``mark``, ``oracle`` and ``mid`` count ``10**-price_decimals`` of the quote currency (``mid`` -1
+    when the venue gives none); ``funding`` is the rate per funding interval (signed: longs pay when
+    positive) counting ``10**-funding_decimals``; ``venue_ts`` the venue's own time (ns, 0 if none).
+    ``price(x)`` gives a price as a Decimal. Schema 2 replaced v1's Decimal ``mark``/``oracle`` by
+    these integers (v1 bodies load at the precision their own text had) and added the rest."""
+
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "venue", "instrument", "mark", "oracle"), lambda d: _mark_to_fixed(d)),
+    }
+    venue: str
+    instrument: str
+    mark: int
+    oracle: int
+    price_decimals: int
+    mid: int = -1
+    funding: int = 0
+    funding_decimals: int = 0
+    venue_ts: int = 0
+
+    def price(self, value: int) -> Decimal:
+        return Decimal(value).scaleb(-self.price_decimals, context=CTX)
+
+
+def _mark_to_fixed(d: dict[str, Any]) -> dict[str, Any]:
+    """A v1 mark's Decimal text at the finer precision of its two prices; non-finite -> -1."""
+    values = [Decimal(str(d["mark"])), Decimal(str(d["oracle"]))]
+    places = max([0, *(-int(v.as_tuple().exponent) for v in values if v.is_finite())])
+    mark, oracle = (int(v.scaleb(places, context=CTX)) if v.is_finite() else -1 for v in values)
+    return {**d, "mark": mark, "oracle": oracle, "price_decimals": places, "mid": -1, "funding": 0,
+            "funding_decimals": 0, "venue_ts": 0}
+
+
+class BookDepthUpdated(Event, frozen=True, kw_only=True):
+    """Levels of a text venue's book (Binance ``depth`` diffs or its REST snapshot, Hyperliquid
+    ``l2Book``), as exact fixed-point integers like ``QuoteUpdated``: ``bids`` best first
+    (descending price), ``asks`` best first (ascending), each level ``(price, size)``.
+
+    ``snapshot`` True: these levels are the whole book (to the depth given), replacing what was
+    known; False: a diff, where each level replaces that price's size and size 0 removes it.
+    ``first_update``/``last_update`` are the venue's update ids the message covers (Binance
+    ``U``/``u``, ``lastUpdateId`` for a snapshot; 0 when the venue has none), so a gap is seen."""
 
     venue: str
     instrument: str
-    mark: Decimal
-    oracle: Decimal
+    bids: tuple[tuple[int, int], ...]
+    asks: tuple[tuple[int, int], ...]
+    price_decimals: int
+    size_decimals: int
+    snapshot: bool
+    first_update: int = 0
+    last_update: int = 0
+    venue_ts: int = 0
+
+    def price(self, value: int) -> Decimal:
+        return Decimal(value).scaleb(-self.price_decimals, context=CTX)
+
+    def size(self, value: int) -> Decimal:
+        return Decimal(value).scaleb(-self.size_decimals, context=CTX)
+
+
+class TradePrinted(Event, frozen=True, kw_only=True):
+    """A trade on a text venue's public tape (Binance ``trade``, Hyperliquid ``trades``): ``price``
+    and ``size`` fixed-point as in ``QuoteUpdated``; ``side`` the taker's side ("buy"/"sell");
+    ``trade_id`` the venue's id as text; ``venue_ts`` the venue's trade time (ns)."""
+
+    venue: str
+    instrument: str
+    price: int
+    size: int
+    price_decimals: int
+    size_decimals: int
+    side: str
+    trade_id: str = ""
+    venue_ts: int = 0
+
+    def price_value(self) -> Decimal:
+        return Decimal(self.price).scaleb(-self.price_decimals, context=CTX)
+
+    def size_value(self) -> Decimal:
+        return Decimal(self.size).scaleb(-self.size_decimals, context=CTX)
 
 
 class V2ReservesSynced(Event, frozen=True, kw_only=True):
@@ -508,10 +586,14 @@ class OrderIntended(Event, frozen=True, kw_only=True):
     execution event for the intent are routed back to it. Schema 4 added what an executor
     contract needs to act atomically: ``route`` (the pools, lowercase addresses, it swaps through in
     order), ``min_profit`` (it reverts below this, in base units of ``profit_asset``, a token
-    address) and ``private`` (send as a bundle to a builder, not to the public mempool)."""
+    address) and ``private`` (send as a bundle to a builder, not to the public mempool). Schema 5
+    added what an order on a book venue needs beyond a market order: ``limit_price`` (counting
+    ``10**-price_decimals`` of the quote currency; 0 = no limit, a market order), ``tif`` (time in
+    force: "ioc", "gtc", "alo" post-only; "" = the venue's default, IOC) and ``reduce_only`` (may
+    only shrink a perp position: an exit)."""
 
     KIND: ClassVar[str] = DECISION
-    SCHEMA: ClassVar[int] = 4
+    SCHEMA: ClassVar[int] = 5
     PAST: ClassVar[dict[int, Past]] = {
         1: Past((*ENVELOPE, "strategy", "venue", "instrument", "side", "amount", "notional"),
                 _added(target="", max_priority_fee=0)),
@@ -519,6 +601,9 @@ class OrderIntended(Event, frozen=True, kw_only=True):
                  "max_priority_fee"), _added(client_id="")),
         3: Past((*ENVELOPE, "strategy", "venue", "instrument", "side", "amount", "notional", "target",
                  "max_priority_fee", "client_id"), _added(route=(), min_profit=0, profit_asset="", private=False)),
+        4: Past((*ENVELOPE, "strategy", "venue", "instrument", "side", "amount", "notional", "target",
+                 "max_priority_fee", "client_id", "route", "min_profit", "profit_asset", "private"),
+                _added(limit_price=0, price_decimals=0, tif="", reduce_only=False)),
     }
     strategy: str
     venue: str
@@ -533,6 +618,10 @@ class OrderIntended(Event, frozen=True, kw_only=True):
     min_profit: int = 0
     profit_asset: str = ""
     private: bool = False
+    limit_price: int = 0
+    price_decimals: int = 0
+    tif: str = ""
+    reduce_only: bool = False
 
 
 class IntentRejected(Event, frozen=True, kw_only=True):
@@ -735,6 +824,8 @@ class OrderFailed(Event, frozen=True, kw_only=True):
 EVENT_TYPES: tuple[type[Event], ...] = (
     QuoteUpdated,
     MarkPriceUpdated,
+    BookDepthUpdated,
+    TradePrinted,
     V2ReservesSynced,
     V3Swapped,
     V3Minted,

@@ -39,6 +39,10 @@ class Intent:
     min_profit: int = 0  # the executor reverts below this (base units of profit_asset)
     profit_asset: str = ""
     private: bool = False  # a bundle to a builder rather than the public mempool
+    limit_price: int = 0  # book venues: worst price, 10**-price_decimals quote units; 0 = market
+    price_decimals: int = 0
+    tif: str = ""  # "ioc" | "gtc" | "alo"; "" = the venue's default (IOC)
+    reduce_only: bool = False  # perp exits: may only shrink the position
 
 
 @dataclass(frozen=True)

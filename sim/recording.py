@@ -167,8 +167,10 @@ class SimWorld:
             loop.feed(_quote(q))
 
         def on_mark(m: PerpMark) -> None:
+            pd = m.price_decimals
             loop.feed(ev.MarkPriceUpdated(ts=m.ts, source=f"sim:{m.venue}", venue=m.venue, instrument=m.instrument,
-                                          mark=m.mark, oracle=m.oracle))
+                                          mark=to_fixed(m.mark, pd, "mark"), oracle=to_fixed(m.oracle, pd, "oracle"),
+                                          price_decimals=pd, venue_ts=m.venue_ts))
 
         def on_block(b: BlockBuilt) -> None:
             summary.blocks += 1

@@ -65,8 +65,8 @@ class FollowTheOracle:
         q = state.quotes.get(e.instrument, {}).get(e.venue)
         if q is None:
             return []
-        gap = e.oracle / ((q.price(q.bid) + q.price(q.ask)) / 2) - 1
-        notional = int(e.mark * 10**6)  # one ETH at the mark, in USDC base units
+        gap = e.price(e.oracle) / ((q.price(q.bid) + q.price(q.ask)) / 2) - 1
+        notional = int(e.price(e.mark) * 10**6)  # one ETH at the mark, in USDC base units
         if self.position == 0 and abs(gap) > Decimal("0.03"):
             self.position = 1 if gap > 0 else -1
             return [Intent(self.name, e.venue, e.instrument, "buy" if gap > 0 else "sell", ONE_ETH, notional)]

@@ -17,6 +17,8 @@ _BY_ANNOTATION = {
     bool: st.booleans(),
     Decimal: st.decimals(allow_nan=False, allow_infinity=False, places=None).map(lambda d: Decimal(str(d))),
     tuple[str, ...]: st.lists(st.text(max_size=12), max_size=4).map(tuple),
+    tuple[tuple[int, int], ...]: st.lists(st.tuples(st.integers(min_value=0, max_value=2**64),
+                                                    st.integers(min_value=0, max_value=2**64)), max_size=4).map(tuple),
 }
 
 

@@ -53,6 +53,7 @@ from typing import Any
 
 import simpy
 
+from tapedeck.domain.decimals import decimals_of
 from tapedeck.sim.kernel import CTX, NS, Bus, LatencyModel, SimClock, dsum, to_ns
 from tapedeck.sim.processes import OracleRound, PriceTick
 from tapedeck.sim.scenario import Venue
@@ -75,6 +76,7 @@ class PerpMark:
     instrument: str
     mark: Decimal
     oracle: Decimal
+    price_decimals: int  # both prices are exact at this many places (the tick's and the oracle's)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class MockPerp(MockCex):
         self.oracle = oracle if oracle is not None else spec.oracle
         self.reference: Decimal | None = None  # the venue's mark M, as of its last tick
         self.oracle_price: Decimal | None = None
+        self.oracle_decimals = 0  # places of the oracle's answers (its feed's decimals)
         self.maker_premium = ZERO  # B
         self.seen_premium = ZERO  # b*
         self.mark_basis: Decimal | None = None  # E
@@ -134,6 +137,7 @@ class MockPerp(MockCex):
 
     def on_oracle(self, r: OracleRound) -> None:
         self.oracle_price = r.answer
+        self.oracle_decimals = r.decimals
         if self.reference is not None:
             self._rounds.append((r.ts, CTX.subtract(CTX.divide(r.answer, self.reference), ONE)))
         self._publish_mark(r.ts)
@@ -205,7 +209,8 @@ class MockPerp(MockCex):
             return
         self._published = (mark, oracle)
         self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(
-            PerpMark(ts, venue_ts, self.name, self.spec.instrument, mark, oracle)))
+            PerpMark(ts, venue_ts, self.name, self.spec.instrument, mark, oracle,
+                     max(decimals_of(self.spec.tick_size), self.oracle_decimals, decimals_of(oracle)))))
 
     # ------------------------------------------------------------------ position
 
