@@ -212,6 +212,75 @@ class TradePrinted(Event, frozen=True, kw_only=True):
         return Decimal(self.size).scaleb(-self.size_decimals, context=CTX)
 
 
+class AccountFillReported(Event, frozen=True, kw_only=True):
+    """A fill of our account as the venue reports it on its account stream (Hyperliquid
+    ``userFills``; a live gateway's fill feed), ours or not, before any intent is matched to it.
+
+    ``price``/``size`` fixed-point as in ``QuoteUpdated``; ``side`` "buy"/"sell"; ``fee`` counts
+    ``10**-fee_decimals`` of ``fee_asset`` (negative: a rebate); ``closed_pnl`` (same units as the
+    fee's quote currency, ``10**-fee_decimals``) and ``start_position`` (the signed position before
+    this fill, ``10**-size_decimals``) are the venue's own figures; ``client_id`` the id we gave the
+    order (Hyperliquid ``cloid``; "" for none). ``snapshot`` True: part of the stream's first message,
+    the account's recent history rather than a new fill (Hyperliquid's ``isSnapshot``)."""
+
+    venue: str
+    instrument: str
+    side: str
+    price: int
+    size: int
+    price_decimals: int
+    size_decimals: int
+    fee: int
+    fee_decimals: int
+    fee_asset: str
+    closed_pnl: int = 0
+    start_position: int = 0
+    order_id: str = ""
+    client_id: str = ""
+    trade_id: str = ""
+    snapshot: bool = False
+    venue_ts: int = 0
+
+
+class AccountOrderUpdated(Event, frozen=True, kw_only=True):
+    """An order of our account changed status on the venue (Hyperliquid ``orderUpdates``):
+    ``status`` the venue's word ("open", "filled", "canceled", "rejected", "marginCanceled"...),
+    ``limit_price`` and ``size`` (remaining) / ``orig_size`` fixed-point as in ``QuoteUpdated``."""
+
+    venue: str
+    instrument: str
+    order_id: str
+    client_id: str
+    status: str
+    side: str
+    limit_price: int
+    size: int
+    orig_size: int
+    price_decimals: int
+    size_decimals: int
+    reduce_only: bool = False
+    venue_ts: int = 0
+
+
+class FundingPaid(Event, frozen=True, kw_only=True):
+    """A funding payment on a perp position: ``amount`` counts ``10**-amount_decimals`` of
+    ``asset`` (positive: the account received it, negative: it paid), ``size`` the signed position
+    it was charged on (``10**-size_decimals``), ``rate`` the funding rate applied
+    (``10**-rate_decimals``). From the venue's account stream (Hyperliquid ``userFundings``) or the
+    mock perp's funding process."""
+
+    venue: str
+    instrument: str
+    amount: int
+    amount_decimals: int
+    asset: str
+    size: int
+    size_decimals: int
+    rate: int
+    rate_decimals: int
+    venue_ts: int = 0
+
+
 class V2ReservesSynced(Event, frozen=True, kw_only=True):
     """Uniswap V2 pair reserves after a block (Sync event or getReserves at block end)."""
 
@@ -826,6 +895,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MarkPriceUpdated,
     BookDepthUpdated,
     TradePrinted,
+    AccountFillReported,
+    AccountOrderUpdated,
+    FundingPaid,
     V2ReservesSynced,
     V3Swapped,
     V3Minted,
