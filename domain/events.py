@@ -601,6 +601,100 @@ class SourceStale(Event, frozen=True, kw_only=True):
     reason: str
 
 
+# ----------------------------------------------------------------------------- inputs: Solana pools
+# Issue 10 (solana helper): Raydium AMM v4 and Orca Whirlpool state decoded from raw account bytes
+# (``adapters/solana_accounts.py``), folded by ``domain/raydium_amm.py`` / ``domain/whirlpool.py``.
+# Account keys are base58 text; amounts, prices (Q64.64) and liquidity are ints.
+
+
+class SolanaAccountUpdated(Event, frozen=True, kw_only=True):
+    """A Solana account's raw contents as a node reported them (``accountNotification``,
+    ``programNotification``, ``getAccountInfo``): ``data`` is base64 text of the account bytes,
+    ``owner`` the owning program, ``slot`` the notification's context slot. The decoder turns it
+    into one of the typed events below, or an ``InputRejected``."""
+
+    pubkey: str
+    owner: str
+    slot: int
+    lamports: int
+    data: str
+
+
+class RaydiumPoolSynced(Event, frozen=True, kw_only=True):
+    """A Raydium AMM v4 pool account (752 bytes): what a swap reads of it. Reserves are not in it:
+    they are its vaults' balances (``SplTokenAccountSynced``) less ``need_take_pnl_coin/pc``.
+    Coin is the base token, pc the quote token; fees are numerator/denominator pairs."""
+
+    pool: str
+    slot: int
+    status: int
+    coin_decimals: int
+    pc_decimals: int
+    trade_fee_numerator: int
+    trade_fee_denominator: int
+    swap_fee_numerator: int
+    swap_fee_denominator: int
+    need_take_pnl_coin: int
+    need_take_pnl_pc: int
+    pool_open_time: int
+    coin_vault: str
+    pc_vault: str
+    coin_mint: str
+    pc_mint: str
+    lp_mint: str
+    open_orders: str
+    market: str
+    lp_amount: int
+
+
+class SplTokenAccountSynced(Event, frozen=True, kw_only=True):
+    """An SPL token account (165 bytes; Token-2022 accounts may be longer): its mint, owner
+    (authority) and balance in base units. A Raydium vault's balance arrives this way."""
+
+    account: str
+    slot: int
+    mint: str
+    owner: str
+    amount: int
+
+
+class WhirlpoolSynced(Event, frozen=True, kw_only=True):
+    """An Orca Whirlpool account (653 bytes): price (``sqrt_price`` Q64.64 of B per A), in-range
+    ``liquidity``, ``tick_current_index``, ``tick_spacing``, ``fee_rate`` (hundredths of a bp),
+    ``protocol_fee_rate`` (bp of the fee), ``fee_tier_index`` (differs from the tick spacing on an
+    adaptive-fee pool), mints and vaults of A and B, global fee growths (Q64.64)."""
+
+    pool: str
+    slot: int
+    whirlpools_config: str
+    tick_spacing: int
+    fee_tier_index: int
+    fee_rate: int
+    protocol_fee_rate: int
+    liquidity: int
+    sqrt_price: int
+    tick_current_index: int
+    mint_a: str
+    vault_a: str
+    mint_b: str
+    vault_b: str
+    fee_growth_global_a: int = 0
+    fee_growth_global_b: int = 0
+
+
+class WhirlpoolTickArraySynced(Event, frozen=True, kw_only=True):
+    """An Orca fixed tick array account (88 ticks from ``start_tick_index``, one per tick spacing):
+    its initialized ticks as ``(offset, liquidity_net)``, offset 0..87 ascending (an initialized
+    tick with a zero net still ends a swap step, so it is listed). Fee and reward growths outside
+    each tick are not carried: a swap's amounts do not depend on them."""
+
+    account: str
+    slot: int
+    pool: str
+    start_tick_index: int
+    ticks: tuple[tuple[int, int], ...]
+
+
 # ----------------------------------------------------------------------------- decisions
 
 
@@ -938,6 +1032,12 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     LiquidationOpportunity,
     LiquidationSkipped,
     CircuitBreakerChanged,
+    # Solana pools (issue 10, solana helper)
+    SolanaAccountUpdated,
+    RaydiumPoolSynced,
+    SplTokenAccountSynced,
+    WhirlpoolSynced,
+    WhirlpoolTickArraySynced,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]
