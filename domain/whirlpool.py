@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from tapedeck.domain import events as ev
+
 U64_MAX = (1 << 64) - 1
 U128_MAX = (1 << 128) - 1
 U256_MAX = (1 << 256) - 1
@@ -592,3 +594,68 @@ class WhirlpoolPool:
 def quote(pool: WhirlpoolPool, amount_in: int, a_to_b: bool) -> int | None:
     """Module-level form of :meth:`WhirlpoolPool.quote` (the shape the arbitrage finder plugs in)."""
     return pool.quote(amount_in, a_to_b)
+
+
+# ----------------------------------------------------------------------------- state from accounts
+
+
+def valid_start_tick(start: int, tick_spacing: int) -> bool:
+    """``Tick::check_is_valid_start_tick``: a multiple of 88 * spacing, or the one left-edge array
+    that starts below MIN_TICK_INDEX."""
+    span = TICK_ARRAY_SIZE * tick_spacing
+    if not MIN_TICK_INDEX <= start <= MAX_TICK_INDEX:
+        if start > MIN_TICK_INDEX:
+            return False
+        rem = -(-MIN_TICK_INDEX % span)  # Rust's % keeps the dividend's sign
+        return start == MIN_TICK_INDEX - (rem + span)
+    return start % span == 0
+
+
+class WhirlpoolBook:
+    """Whirlpools and their tick arrays as their accounts last showed them.
+
+    A pool's account (``WhirlpoolSynced``) gives price, liquidity, tick, fee; each tick array
+    account (``WhirlpoolTickArraySynced``) gives the initialized ticks of 88 spacings. Each account
+    is kept as last seen (a record older by slot than the one held is ignored, ``ignored_stale``
+    counts them), so one array changing replaces only that array. ``pool`` builds the quotable
+    :class:`WhirlpoolPool` from the pool's record and the arrays that name it (arrays whose start
+    index is not valid for the pool's spacing are left out: the program would never load them).
+    """
+
+    __slots__ = ("pools", "arrays", "ignored_stale")
+
+    def __init__(self) -> None:
+        self.pools: dict[str, ev.WhirlpoolSynced] = {}
+        self.arrays: dict[str, ev.WhirlpoolTickArraySynced] = {}  # tick array account -> its record
+        self.ignored_stale = 0
+
+    def apply(self, e: ev.Event) -> str | None:
+        """Fold a ``WhirlpoolSynced`` or ``WhirlpoolTickArraySynced``; returns the pool it may change."""
+        if isinstance(e, ev.WhirlpoolSynced):
+            old: ev.WhirlpoolSynced | ev.WhirlpoolTickArraySynced | None = self.pools.get(e.pool)
+            if old is not None and e.slot < old.slot:
+                self.ignored_stale += 1
+                return None
+            self.pools[e.pool] = e
+            return e.pool
+        if isinstance(e, ev.WhirlpoolTickArraySynced):
+            old = self.arrays.get(e.account)
+            if old is not None and e.slot < old.slot:
+                self.ignored_stale += 1
+                return None
+            self.arrays[e.account] = e
+            return e.pool
+        return None
+
+    def pool(self, pool: str) -> WhirlpoolPool | None:
+        p = self.pools.get(pool)
+        if p is None:
+            return None
+        arrays: dict[int, TickArray] = {}
+        for a in self.arrays.values():
+            if a.pool == pool and valid_start_tick(a.start_tick_index, p.tick_spacing):
+                arrays[a.start_tick_index] = TickArray(a.start_tick_index,
+                                                       {off: Tick(True, net) for off, net in a.ticks})
+        return WhirlpoolPool(sqrt_price=p.sqrt_price, tick_current_index=p.tick_current_index, liquidity=p.liquidity,
+                             tick_spacing=p.tick_spacing, fee_rate=p.fee_rate, protocol_fee_rate=p.protocol_fee_rate,
+                             adaptive_fee=p.fee_tier_index != p.tick_spacing, arrays=arrays, slot=p.slot)
