@@ -21,9 +21,11 @@ ticks fold into the same :class:`TickArray` once decoded). Nothing here does I/O
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Mapping, Sequence
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.decimals import CTX
 
 U64_MAX = (1 << 64) - 1
 U128_MAX = (1 << 128) - 1
@@ -659,3 +661,9 @@ class WhirlpoolBook:
         return WhirlpoolPool(sqrt_price=p.sqrt_price, tick_current_index=p.tick_current_index, liquidity=p.liquidity,
                              tick_spacing=p.tick_spacing, fee_rate=p.fee_rate, protocol_fee_rate=p.protocol_fee_rate,
                              adaptive_fee=p.fee_tier_index != p.tick_spacing, arrays=arrays, slot=p.slot)
+
+
+def price_of_a_in_b(sqrt_price: int, decimals_a: int, decimals_b: int) -> Decimal:
+    """Human price of A in B from a Q64.64 sqrt price: ``(sqrt/2^64)^2 * 10^(dec_a - dec_b)``
+    (rust-sdk ``sqrt_price_to_price``), in the domain's Decimal context; for display and reports."""
+    return CTX.divide(Decimal(sqrt_price * sqrt_price), Decimal(1 << 128)).scaleb(decimals_a - decimals_b, CTX)
