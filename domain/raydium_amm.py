@@ -129,11 +129,12 @@ class RaydiumBook:
     Token accounts are kept whatever they belong to (a vault may arrive before its AMM account).
     """
 
-    __slots__ = ("amms", "tokens", "ignored_stale")
+    __slots__ = ("amms", "tokens", "vaults", "ignored_stale")
 
     def __init__(self) -> None:
         self.amms: dict[str, ev.RaydiumPoolSynced] = {}
         self.tokens: dict[str, TokenBalance] = {}
+        self.vaults: dict[str, str] = {}  # vault account -> the pool whose AMM names it
         self.ignored_stale = 0
 
     def apply(self, e: ev.Event) -> str | None:
@@ -143,7 +144,12 @@ class RaydiumBook:
             if old is not None and e.slot < old.slot:
                 self.ignored_stale += 1
                 return None
+            if old is not None:
+                for v in (old.coin_vault, old.pc_vault):
+                    if self.vaults.get(v) == e.pool:
+                        del self.vaults[v]
             self.amms[e.pool] = e
+            self.vaults[e.coin_vault] = self.vaults[e.pc_vault] = e.pool
             return e.pool
         if isinstance(e, ev.SplTokenAccountSynced):
             old_t = self.tokens.get(e.account)
@@ -151,13 +157,7 @@ class RaydiumBook:
                 self.ignored_stale += 1
                 return None
             self.tokens[e.account] = TokenBalance(e.mint, e.amount, e.slot)
-            return self.pool_of_vault(e.account)
-        return None
-
-    def pool_of_vault(self, vault: str) -> str | None:
-        for pool, amm in self.amms.items():  # insertion order; a vault belongs to one pool
-            if vault in (amm.coin_vault, amm.pc_vault):
-                return pool
+            return self.vaults.get(e.account)
         return None
 
     def pool(self, pool: str, now_ts: int | None = None) -> "RaydiumPool | None":

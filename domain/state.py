@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.raydium_amm import RaydiumBook
 from tapedeck.domain.uniswap_v3 import V3PoolState
+from tapedeck.domain.whirlpool import WhirlpoolBook
 
 
 @dataclass(slots=True)
@@ -58,7 +60,7 @@ _NO_ORDERS: Mapping[str, Order] = {}
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders")
+    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders", "raydium", "whirlpools")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
@@ -68,6 +70,8 @@ class MarketState:
         self.updated: dict[str, int] = {}  # venue or pool id -> event time of its last update
         self.stale: dict[str, str] = {}  # id -> why it is stale, until its next update
         self.orders: dict[str, dict[str, Order]] = {}  # strategy -> client id -> in flight
+        self.raydium = RaydiumBook()  # Solana: Raydium AMM v4 pools and the token accounts seen
+        self.whirlpools = WhirlpoolBook()  # Solana: Orca Whirlpools and their tick arrays
 
     # ------------------------------------------------------------------ folding
 
@@ -104,6 +108,17 @@ class MarketState:
         self.updated[pool] = e.ts
         if self.stale:
             self.stale.pop(pool, None)
+
+    def on_solana(self, e: ev.Event) -> None:
+        """A Solana pool account (Raydium AMM, a token account, a Whirlpool or tick array): folded by
+        slot into its book; the pool it belongs to is updated at this event's time. A token account
+        that is no known pool's vault changes no pool's freshness."""
+        book = self.whirlpools if isinstance(e, (ev.WhirlpoolSynced, ev.WhirlpoolTickArraySynced)) else self.raydium
+        pool = book.apply(e)
+        if pool is not None:
+            self.updated[pool] = e.ts
+            if self.stale:
+                self.stale.pop(pool, None)
 
     def on_source_stale(self, e: ev.SourceStale) -> None:
         for venue in e.venues:
