@@ -21,6 +21,7 @@ ticks fold into the same :class:`TickArray` once decoded). Nothing here does I/O
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from decimal import Decimal
 from typing import Mapping, Sequence
 
@@ -80,6 +81,7 @@ _LOG_B_P_ERR_MARGIN_LOWER_X64 = 184467440737095516
 _LOG_B_P_ERR_MARGIN_UPPER_X64 = 15793534762490258745
 
 
+@lru_cache(maxsize=8192)
 def sqrt_price_from_tick_index(tick: int) -> int:
     """``sqrt_price_from_tick_index``: sqrt(1.0001^tick) as Q64.64 (precise within MIN..MAX tick)."""
     if tick >= 0:
@@ -624,12 +626,13 @@ class WhirlpoolBook:
     index is not valid for the pool's spacing are left out: the program would never load them).
     """
 
-    __slots__ = ("pools", "arrays", "ignored_stale")
+    __slots__ = ("pools", "arrays", "ignored_stale", "_built")
 
     def __init__(self) -> None:
         self.pools: dict[str, ev.WhirlpoolSynced] = {}
         self.arrays: dict[str, ev.WhirlpoolTickArraySynced] = {}  # tick array account -> its record
         self.ignored_stale = 0
+        self._built: dict[str, WhirlpoolPool] = {}  # pool -> its quotable form, until one of its accounts changes
 
     def apply(self, e: ev.Event) -> str | None:
         """Fold a ``WhirlpoolSynced`` or ``WhirlpoolTickArraySynced``; returns the pool it may change."""
@@ -639,6 +642,7 @@ class WhirlpoolBook:
                 self.ignored_stale += 1
                 return None
             self.pools[e.pool] = e
+            self._built.pop(e.pool, None)
             return e.pool
         if isinstance(e, ev.WhirlpoolTickArraySynced):
             old = self.arrays.get(e.account)
@@ -646,10 +650,17 @@ class WhirlpoolBook:
                 self.ignored_stale += 1
                 return None
             self.arrays[e.account] = e
+            self._built.pop(e.pool, None)
+            if old is not None and old.pool != e.pool:
+                self._built.pop(old.pool, None)
             return e.pool
         return None
 
     def pool(self, pool: str) -> WhirlpoolPool | None:
+        """The pool's quotable state (built once per change of its accounts; do not mutate it)."""
+        built = self._built.get(pool)
+        if built is not None:
+            return built
         p = self.pools.get(pool)
         if p is None:
             return None
@@ -658,9 +669,11 @@ class WhirlpoolBook:
             if a.pool == pool and valid_start_tick(a.start_tick_index, p.tick_spacing):
                 arrays[a.start_tick_index] = TickArray(a.start_tick_index,
                                                        {off: Tick(True, net) for off, net in a.ticks})
-        return WhirlpoolPool(sqrt_price=p.sqrt_price, tick_current_index=p.tick_current_index, liquidity=p.liquidity,
-                             tick_spacing=p.tick_spacing, fee_rate=p.fee_rate, protocol_fee_rate=p.protocol_fee_rate,
-                             adaptive_fee=p.fee_tier_index != p.tick_spacing, arrays=arrays, slot=p.slot)
+        built = self._built[pool] = WhirlpoolPool(
+            sqrt_price=p.sqrt_price, tick_current_index=p.tick_current_index, liquidity=p.liquidity,
+            tick_spacing=p.tick_spacing, fee_rate=p.fee_rate, protocol_fee_rate=p.protocol_fee_rate,
+            adaptive_fee=p.fee_tier_index != p.tick_spacing, arrays=arrays, slot=p.slot)
+        return built
 
 
 def price_of_a_in_b(sqrt_price: int, decimals_a: int, decimals_b: int) -> Decimal:

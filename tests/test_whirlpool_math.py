@@ -272,8 +272,15 @@ def test_book_folds_pool_and_arrays_and_ignores_older_slots() -> None:
     assert book.pool("P").liquidity == 10**12
     book.apply(_pool_event(12, liquidity=2 * 10**12))
     assert book.pool("P").quote(10**6, True) >= q  # deeper pool, same price: at least as much out
-    book.apply(_pool_event(13, fee_tier=1064))  # an adaptive-fee tier: not priced
+    # a changed array replaces the one held (the book's built pool is rebuilt, not reused)
+    before = book.pool("P").quote(10**9, True)
+    book.apply(ev.WhirlpoolTickArraySynced(ts=14, account="T-1", slot=14, pool="P", start_tick_index=-span,
+                                           ticks=((87, -10**12), (40, 10**12))))
+    assert book.pool("P").arrays[-span].ticks[40] == w.Tick(True, 10**12)
+    assert book.pool("P") is book.pool("P")
+    book.apply(_pool_event(15, fee_tier=1064))  # an adaptive-fee tier: not priced
     assert book.pool("P").quote(10**6, True) is None
+    assert before is not None
 
 
 def test_valid_start_ticks_as_the_program() -> None:
