@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 from solders.pubkey import Pubkey
 from solders.rpc.responses import (AccountNotification, AccountNotificationJsonParsed, ProgramNotification,
@@ -40,6 +42,7 @@ from solders.rpc.responses import (AccountNotification, AccountNotificationJsonP
                                    parse_websocket_message)
 from solders.token.state import TokenAccount
 
+from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.domain import events as ev
 
 SOURCE = "solana-accounts"
@@ -504,3 +507,76 @@ def program_notification(subscription: int, slot: int, pubkey: str, owner: str, 
             "owner": owner, "lamports": lamports, "data": [base64.b64encode(data).decode(), "base64"],
             "executable": False, "rentEpoch": 18446744073709551615, "space": len(data)}}},
         "subscription": subscription}})
+
+
+# ----------------------------------------------------------------------------- recordings
+
+
+def read_solana_ws(path: str | Path) -> Iterator[ev.Event]:
+    """A recorded Solana websocket session -> events, in file order; bad lines become ``InputRejected``.
+
+    The format of the shared websocket recordings: one line per frame, ``<receive time ns> <json>``,
+    plain or gzip. ``accountNotification`` carries no account key, so the session's own
+    ``accountSubscribe`` requests are recorded too (as sent: ``{"method": "accountSubscribe",
+    "params": [<key>, ...], "id": n}``) and each acknowledgement ``{"result": <sub id>, "id": n}``
+    ties its subscription id to the key; ``programNotification`` frames name their account. Times
+    must be within 2015..2100 and never fall; a line that breaks that, is not JSON, or holds an
+    account that does not decode is a recorded rejection naming the line (``<file>:line <n>``)."""
+    path = Path(path)
+
+    def read() -> Iterator[ev.Event]:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            yield from read_solana_ws_stream(f, path.name)
+
+    return read()
+
+
+def read_solana_ws_stream(f: IO[bytes], name: str) -> Iterator[ev.Event]:
+    pending: dict[int, str] = {}  # request id -> account key of an accountSubscribe sent
+    subscriptions: dict[int, str] = {}  # subscription id -> account key
+    last_ts = MIN_TS
+    for n, line in enumerate(f, 1):
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        if not text.strip():
+            continue
+        origin = f"{name}:line {n}"
+        stamp, _, body = text.partition(" ")
+
+        def rejected(reason: str, ts: int) -> ev.InputRejected:
+            return ev.InputRejected(ts=ts, source=SOURCE, origin=origin, reason=reason, raw=text)
+
+        try:
+            ts = int(stamp)
+        except ValueError:
+            yield rejected(f"line does not start with a receive time in ns: {stamp[:30]!r}", last_ts)
+            continue
+        if not MIN_TS <= ts < MAX_TS:
+            yield rejected(f"receive time {ts} ns is outside 2015..2100", last_ts)
+            continue
+        if ts < last_ts:
+            yield rejected(f"receive time {ts} ns is before the previous line's {last_ts}", last_ts)
+            continue
+        last_ts = ts
+        try:
+            msg = json.loads(body)
+        except ValueError as e:
+            yield rejected(f"not JSON: {e}", ts)
+            continue
+        if isinstance(msg, dict) and msg.get("method") == "accountSubscribe":
+            params = msg.get("params")
+            key = params[0] if isinstance(params, list) and params and isinstance(params[0], str) else None
+            try:
+                pending[int(msg["id"])] = _key(str(key), "accountSubscribe account")
+            except (AccountDataError, KeyError, TypeError, ValueError) as e:
+                yield rejected(f"accountSubscribe request without an account key and id: {e}", ts)
+            continue
+        if isinstance(msg, dict) and isinstance(msg.get("method"), str) and msg["method"].endswith("Subscribe"):
+            continue  # another subscription request: nothing to tie an account to
+        if isinstance(msg, dict) and "id" in msg and isinstance(msg.get("result"), int):
+            request = msg.get("id")
+            if isinstance(request, int) and request in pending:
+                subscriptions[msg["result"]] = pending.pop(request)
+            continue
+        yield from parse_frame(body, ts=ts, subscriptions=subscriptions, origin=origin)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 import msgspec
 from eventsourcing.persistence import PersistenceError
 
-from tapedeck.adapters import aave_v3_logs
+from tapedeck.adapters import aave_v3_logs, solana_accounts
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.adapters.eventlog import EventLog, LogUnwritable, Manifest, WriterLock
 from tapedeck.adapters.registry import (V2, V3, V3_TICK_SPACING, PoolSpec, Registry, RegistryError, adhoc_pool,
@@ -65,13 +65,14 @@ class ImportReport:
     rejected: int = 0
     rejections: list[str] = field(default_factory=list)  # first few reasons, for the user
     total_in_log: int = 0
-    pools: dict[str, PoolSpec | AaveSource] = field(default_factory=dict)  # file path -> the pool it was read as
+    pools: dict[str, PoolSpec | AaveSource | SolanaSource] = field(default_factory=dict)  # file path -> the pool it was read as
     retimed: int = 0  # block-only events of the log whose time changed with this import
     notes: list[str] = field(default_factory=list)  # e.g. flags that overrode the registry
 
 
-KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs")
+KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs", "solana-ws")
 AAVE = "aave-v3-logs"
+SOLANA = "solana-ws"
 _PROTOCOL = {"uniswap-v3-logs": V3, "uniswap-v2-reserves": V2}
 
 
@@ -177,6 +178,22 @@ def resolve_aave(path: str, *, chain: str | None, pool: str | None) -> AaveSourc
     return AaveSource(chain_name, address, aave_v3_logs.reserve_from_filename(path))
 
 
+@dataclass(frozen=True)
+class SolanaSource:
+    """A recorded Solana websocket session (``adapters.solana_accounts.read_solana_ws``): its frames
+    name their accounts (or the session's recorded subscriptions do), so it needs no pool flags."""
+
+    file: str
+    address: str = "solana"
+
+    @property
+    def label(self) -> str:
+        return "Solana account frames"
+
+    def to_note(self) -> dict[str, Any]:
+        return {"chain": "solana", "protocol": "solana-accounts", "name": self.label}
+
+
 def _block_filter(events: Iterator[ev.Event], from_block: int | None, to_block: int | None) -> Iterator[ev.Event]:
     for e in events:
         block = getattr(e, "block", None)
@@ -186,8 +203,10 @@ def _block_filter(events: Iterator[ev.Event], from_block: int | None, to_block: 
         yield e
 
 
-def _reader(kind: str, spec: PoolSpec | AaveSource, registry: Registry, from_block: int | None,
+def _reader(kind: str, spec: PoolSpec | AaveSource | SolanaSource, registry: Registry, from_block: int | None,
             to_block: int | None) -> Callable[[str], Iterator[ev.Event]]:
+    if isinstance(spec, SolanaSource):
+        return solana_accounts.read_solana_ws
     if isinstance(spec, AaveSource):
         return lambda path: _block_filter(aave_v3_logs.read_aave_logs(path, spec.chain), from_block, to_block)
     if kind == "uniswap-v3-logs":
@@ -316,10 +335,17 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         except RegistryError as e:
             raise ImportError_(str(e)) from None
     report = ImportReport(kind, [str(p) for p in paths])
-    specs: dict[str, PoolSpec | AaveSource] = {}
+    specs: dict[str, PoolSpec | AaveSource | SolanaSource] = {}
     if kind == AAVE and (fee is not None or tick_spacing is not None):
         raise ImportError_("--fee/--tick-spacing: an Aave v3 Pool has neither")
+    if kind == SOLANA and (fee is not None or tick_spacing is not None or pool is not None or chain is not None
+                           or from_block is not None or to_block is not None):
+        raise ImportError_("--pool/--fee/--tick-spacing/--chain/--from-block/--to-block: a Solana recording "
+                           "names its accounts itself (pool facts come from the accounts' own bytes)")
     for p in paths:
+        if kind == SOLANA:
+            specs[p] = SolanaSource(Path(p).name)
+            continue
         if kind == AAVE:
             specs[p] = resolve_aave(p, chain=chain, pool=pool)
             continue
@@ -343,7 +369,7 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
 
 
 def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None, to_block: int | None,
-                   specs: dict[str, PoolSpec | AaveSource], registry: Registry, report: ImportReport) -> ImportReport:
+                   specs: dict[str, PoolSpec | AaveSource | SolanaSource], registry: Registry, report: ImportReport) -> ImportReport:
     existing: list[ev.Event] = []
     manifest = Manifest(run_id="", mode="import")
     if out.exists():
