@@ -670,3 +670,38 @@ def test_bad_frames_become_rejections_naming_why() -> None:
             "executable": False, "rentEpoch": 0, "space": 165}}, "subscription": 5}})
     (r,) = sa.parse_frame(parsed, ts=1, subscriptions={5: VAULT_A_RPR[0]})
     assert isinstance(r, ev.InputRejected) and "jsonParsed" in r.reason
+
+
+# ----------------------------------------------------------------------------- fuzz: never a crash
+
+OWNERS = (sa.RAYDIUM_AMM_V4, sa.WHIRLPOOL_PROGRAM, sa.TOKEN_PROGRAM, sa.TOKEN_2022_PROGRAM,
+          "11111111111111111111111111111111")
+SEEDS = (_bytes(WHIRLPOOL_RPR), _bytes(VAULT_A_RPR), _bytes(POSITION_RPR), _raydium_bytes(),
+         sa.WHIRLPOOL_DISCRIMINATOR + bytes(100), sa.DYNAMIC_TICK_ARRAY_DISCRIMINATOR + bytes(200))
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(OWNERS), st.sampled_from(SEEDS), st.none() | st.integers(0, 700), st.binary(max_size=4),
+       st.integers(0, 750))
+def test_mutated_accounts_decode_or_say_why(owner: str, seed: bytes, cut: int | None, junk: bytes, at: int) -> None:
+    """Truncated, extended or overwritten account bytes under any owner: an event or an
+    AccountDataError, never another exception."""
+    data = bytearray(seed if cut is None else seed[:cut])
+    data[at:at + len(junk)] = junk
+    try:
+        e = sa.account_event(WHIRLPOOL_RPR[0], owner, 1, bytes(data), ts=0)
+    except sa.AccountDataError as err:
+        event("rejected")
+        assert str(err)
+        return
+    event(f"decoded {type(e).__name__}")
+
+
+@settings(max_examples=200)
+@given(st.one_of(st.text(max_size=200), st.sampled_from(SEEDS).map(
+    lambda b: sa.account_notification(5, 1, sa.WHIRLPOOL_PROGRAM, b)).flatmap(
+    lambda f: st.just(f) | st.integers(0, len(f)).map(lambda n: f[:n]))))
+def test_any_frame_text_gives_events_never_an_exception(text: str) -> None:
+    out = sa.parse_frame(text, ts=1, subscriptions={5: WHIRLPOOL_RPR[0]})
+    assert all(isinstance(e, ev.Event) for e in out)
+    event("rejected" if any(isinstance(e, ev.InputRejected) for e in out) else f"{len(out)} events")
