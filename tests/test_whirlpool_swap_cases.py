@@ -17,6 +17,10 @@ Golden data, embedded as values (not files), all from orca-so/whirlpools at comm
   expected traded amounts, end tick and end liquidity, or the error). Left out: ``swap_invalid_timestamp``
   (reward accrual, not swap math), ``swap_does_not_overflow`` and the adaptive-fee tests.
 
+* ``SDK_QUOTES``: the 8 quotes and the run-out boundary of ``rust-sdk/core/src/quote/swap.rs`` (the
+  SDK's own port of the same math): sqrt price 2^64, tick spacing 2, fee 3000, liquidity 1e8 or
+  265000, five arrays (-352..352) with every tick initialized (net +1000 below 0, -1000 from 0 up).
+
 With the repository at hand (``TAPEDECK_ORCA_WHIRLPOOLS`` = its git directory, or the default
 mirror path), ``test_all_published_cases`` replays all 3840 + 2880 cases from the JSON itself.
 """
@@ -695,6 +699,44 @@ def test_multi_tick_cases_cross_ticks_and_arrays() -> None:
     assert {c[10] for c in MANAGER if isinstance(c[10], str)} >= {
         "TickArraySequenceInvalidIndex", "SqrtPriceOutOfBounds", "InvalidSqrtPriceLimitDirection", "PartialFillError",
         "ZeroTradableAmount"}
+
+
+# (liquidity, a_to_b, exact_in, amount, (amount_a, amount_b, trade fee)) from rust-sdk/core/src/quote/swap.rs tests
+# test_exact_{in,out}_{a_to_b,b_to_a}[_simple]: token_in / token_est_out (or token_est_in / token_out), trade_fee
+SDK_QUOTES = (
+    (100_000_000, True, True, 1000, (1000, 996, 3)),
+    (265_000, True, True, 1000, (1000, 920, 38)),
+    (100_000_000, False, True, 1000, (996, 1000, 3)),
+    (265_000, False, True, 1000, (918, 1000, 39)),
+    (100_000_000, True, False, 1000, (1005, 1000, 4)),
+    (265_000, True, False, 1000, (1088, 1000, 42)),
+    (100_000_000, False, False, 1000, (1000, 1005, 4)),
+    (265_000, False, False, 1000, (1000, 1088, 42)),
+)
+
+
+def _sdk_pool(liquidity: int) -> w.WhirlpoolPool:
+    arrays = {s: w.TickArray(s, {o: w.Tick(True, 1000 if s < 0 else -1000) for o in range(w.TICK_ARRAY_SIZE)})
+              for s in (0, 176, 352, -176, -352)}
+    return w.WhirlpoolPool(sqrt_price=1 << 64, tick_current_index=w.tick_index_from_sqrt_price(1 << 64),
+                           liquidity=liquidity, tick_spacing=2, fee_rate=3000, protocol_fee_rate=0, arrays=arrays)
+
+
+@pytest.mark.parametrize("case", SDK_QUOTES)
+def test_sdk_quote_cases(case: tuple) -> None:
+    liquidity, a_to_b, exact_in, amount, expected = case
+    r = _sdk_pool(liquidity).swap(amount, a_to_b, amount_specified_is_input=exact_in)
+    assert (r.amount_a, r.amount_b, r.lp_fee + r.next_protocol_fee) == expected
+
+
+def test_sdk_insufficient_liquidity_boundary() -> None:
+    """test_swap_quote_throws_if_tick_array_sequence_holds_insufficient_liquidity: 3428 in fits the
+    three arrays a to b, 3429 runs past them (INVALID_TICK_ARRAY_SEQUENCE); our quote says None."""
+    pool = _sdk_pool(265_000)
+    assert pool.swap(3428, True).amount_a == 3428 and pool.quote(3428, True) is not None
+    with pytest.raises(w.WhirlpoolMathError, match="TickArraySequenceInvalidIndex"):
+        pool.swap(3429, True)
+    assert pool.quote(3429, True) is None
 
 
 def _orca_repo() -> Path:
