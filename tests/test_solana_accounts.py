@@ -18,7 +18,9 @@ preload_account/`` (paths on each constant). What the decoded fields are checked
 Raydium AMM v4 has no published account dump in raydium-amm; its known-value test writes the
 fields at the offsets of ``../shared/reference/PROTOCOLS.md`` 5.1 (independently of the adapter's
 layout table) with the program's default fees (``state.rs`` ``Fees::initialize``: trade 25/10000,
-swap 25/10000, pnl 12/100, min separate 5/10000) and decodes them.
+swap 25/10000, pnl 12/100, min separate 5/10000) and the keys of Raydium's SOL-USDC pool as
+raydium-sdk publishes them (vaults, mints, LP mint, open orders, market, target orders, withdraw
+queue and LP vault in ``padding1``), and decodes them.
 """
 from __future__ import annotations
 
@@ -471,23 +473,34 @@ RAYDIUM_U64_OFFSETS = {"status": 0, "nonce": 8, "coin_decimals": 32, "pc_decimal
                        "need_take_pnl_pc": 200, "pool_open_time": 224, "lp_amount": 720, "recent_epoch": 736}
 RAYDIUM_KEY_OFFSETS = {"coin_vault": 336, "pc_vault": 368, "coin_mint": 400, "pc_mint": 432, "lp_mint": 464,
                        "open_orders": 496, "market": 528, "market_program": 560, "target_orders": 592,
-                       "amm_owner": 688}
+                       "withdraw_queue": 624, "lp_vault": 656, "amm_owner": 688}
 # Fees::initialize (raydium-amm program/src/state.rs @ 27f461dd)
 DEFAULT_FEES = {"min_separate_numerator": 5, "min_separate_denominator": 10_000, "trade_fee_numerator": 25,
                 "trade_fee_denominator": 10_000, "pnl_numerator": 12, "pnl_denominator": 100,
                 "swap_fee_numerator": 25, "swap_fee_denominator": 10_000}
-SOL_USDC_AMM = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2"  # Raydium's SOL-USDC AMM v4 pool
+# Raydium's SOL-USDC AMM v4 pool and its accounts as Raydium publishes them
+# (raydium-io/raydium-sdk test/liquidity/liquidity.test.ts @ 7fcb06f4e3262039e0a1c1ac7d5dc09cf0fcc053)
+SOL_USDC_AMM = "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2"
 WSOL = "So11111111111111111111111111111111111111112"
 USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+SOL_USDC_KEYS = {"coin_vault": "DQyrAcCrDXQ7NeoqGgDCZwBvWDcYmFCjSb9JtteuvPpz",
+                 "pc_vault": "HLmqeL62xR1QoZ1HKKbXRrdN1p3phKpxRMb2VVopvBBz",
+                 "coin_mint": WSOL, "pc_mint": USDC, "lp_mint": "8HoQnePLqPj4M7PUDzfw8e3Ymdwgc7NLGnaTUapubyvu",
+                 "open_orders": "HRk9CMrpq7Jn9sh7mzxE8CChHG8dneX9p475QKz4Fsfc",
+                 "market": "9wFFyRfZBsuAha4YcuxcXLKwMxJR43S7fPfQLusDBzvT",
+                 "market_program": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+                 "target_orders": "CZza3Ej4Mc58MnxWA385itCC9jCo3L1D7zc3LKy1bZMR",
+                 "withdraw_queue": "G7xeGGLevkRwB5f44QNgQtrPKBdMfkT6ZZwpS9xcC97n",
+                 "lp_vault": "Awpt6N7ZYPBa4vG4BQNFhFxDj4sxExAA9rpBAoBw2uok",
+                 "amm_owner": str(Pubkey(bytes([10] * 32)))}
 
 
 def _raydium_bytes(**over: int | str) -> bytes:
+    """A 752-byte pool account written at the documented offsets (not through the adapter)."""
     values: dict[str, int | str] = {"status": 6, "nonce": 254, "coin_decimals": 9, "pc_decimals": 6,
                                     "sys_decimal_value": 1_000_000_000, **DEFAULT_FEES, "need_take_pnl_coin": 1234,
                                     "need_take_pnl_pc": 5678, "pool_open_time": 1_700_000_000, "lp_amount": 10**12,
-                                    "recent_epoch": 600, "coin_mint": WSOL, "pc_mint": USDC}
-    keys = {name: str(Pubkey(bytes([i + 1] * 32))) for i, name in enumerate(RAYDIUM_KEY_OFFSETS)}
-    values = {**keys, **values, **over}
+                                    "recent_epoch": 600, **SOL_USDC_KEYS, **over}
     buf = bytearray(752)
     for name, off in RAYDIUM_U64_OFFSETS.items():
         struct.pack_into("<Q", buf, off, values[name])
@@ -503,8 +516,12 @@ def test_raydium_amm_known_layout_and_default_fees() -> None:
         assert d[name] == value
     assert (d["status"], d["coin_decimals"], d["pc_decimals"]) == (6, 9, 6)
     assert (d["need_take_pnl_coin"], d["need_take_pnl_pc"], d["pool_open_time"]) == (1234, 5678, 1_700_000_000)
-    assert (d["coin_mint"], d["pc_mint"]) == (WSOL, USDC)
-    assert d["coin_vault"] == str(Pubkey(bytes([1] * 32))) and d["amm_owner"] == str(Pubkey(bytes([10] * 32)))
+    for name in ("coin_vault", "pc_vault", "coin_mint", "pc_mint", "lp_mint", "open_orders", "market",
+                 "market_program", "target_orders", "amm_owner"):
+        assert d[name] == SOL_USDC_KEYS[name], name
+    # the SDK's withdrawQueue and lpVault live in AmmInfo.padding1 (PROTOCOLS.md 5.1 version note)
+    assert str(Pubkey.from_bytes(d["padding1"][:32])) == SOL_USDC_KEYS["withdraw_queue"]
+    assert str(Pubkey.from_bytes(d["padding1"][32:])) == SOL_USDC_KEYS["lp_vault"]
     assert (d["lp_amount"], d["recent_epoch"]) == (10**12, 600)
     assert sa.encode_raydium_amm(d) == data
     e = sa.account_event(SOL_USDC_AMM, sa.RAYDIUM_AMM_V4, 321, data, ts=5)
