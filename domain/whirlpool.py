@@ -47,7 +47,8 @@ NO_EXPLICIT_SQRT_PRICE_LIMIT = 0
 
 
 class WhirlpoolMathError(ArithmeticError):
-    """Where the program fails; ``code`` is its ``ErrorCode`` variant name."""
+    """Where the program fails; ``code`` is its ``ErrorCode`` variant name. Two codes are this
+    module's own, for what the program cannot be asked: ``AmountNotU64`` and ``AdaptiveFeeNotModelled``."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
@@ -447,7 +448,7 @@ def swap(*, sqrt_price: int, tick_current_index: int, liquidity: int, tick_spaci
     if amount == 0:
         raise WhirlpoolMathError("ZeroTradableAmount", "amount is 0")
     if not 0 < amount <= U64_MAX:
-        raise WhirlpoolMathError("AmountRemainingOverflow", f"amount {amount} is not a u64")
+        raise WhirlpoolMathError("AmountNotU64", f"amount {amount} is not a u64 (the instruction takes a u64)")
 
     amount_remaining = amount
     amount_calculated = 0
