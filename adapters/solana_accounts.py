@@ -288,12 +288,14 @@ def decode_tick_array(data: bytes, owner: str | None = None) -> TickArrayAccount
         start = struct.unpack_from("<i", data, 8)[0]
         ticks = []
         for i in range(TICK_ARRAY_SIZE):
+            flag = data[12 + i * TICK_LAYOUT.size]
+            if flag > 1:
+                raise AccountDataError(f"tick {i} has initialized byte {flag} (not a bool)")
+            if not flag:
+                continue  # an uninitialized tick: the program reads nothing else of it
             t = TICK_LAYOUT.decode(data, 12 + i * TICK_LAYOUT.size)
-            if t["initialized"] > 1:
-                raise AccountDataError(f"tick {i} has initialized byte {t['initialized']} (not a bool)")
-            if t["initialized"]:
-                ticks.append(TickRecord(i, t["liquidity_net"], t["liquidity_gross"], t["fee_growth_outside_a"],
-                                        t["fee_growth_outside_b"], t["reward_growths_outside"]))
+            ticks.append(TickRecord(i, t["liquidity_net"], t["liquidity_gross"], t["fee_growth_outside_a"],
+                                    t["fee_growth_outside_b"], t["reward_growths_outside"]))
         whirlpool = str(Pubkey.from_bytes(data[FIXED_TICK_ARRAY_LEN - 32:]))
         return TickArrayAccount(start, whirlpool, tuple(ticks))
     if disc == DYNAMIC_TICK_ARRAY_DISCRIMINATOR:
