@@ -50,7 +50,6 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -59,7 +58,6 @@ import msgspec
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.adapters.hyperliquid_ids import CoinError, parse_coin
 from tapedeck.domain import events as ev
-from tapedeck.domain.decimals import decimals_of, to_fixed
 
 SOURCE = "hyperliquid-ws"
 VENUE = "hyperliquid"
@@ -71,7 +69,7 @@ UNMODELLED = ("allMids", "candle", "notification", "webData2", "webData3", "user
               "openOrders", "twapStates", "allDexsClearinghouseState", "allDexsAssetCtxs", "outcomeMetaUpdates",
               "fastAssetCtxs", "userEvents")
 NOT_JSON, NO_CHANNEL, BAD_LINE = "(not JSON)", "(no channel)", "(bad line)"
-_NUMBER = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")
+_NUMBER = re.compile(r"(-?)([0-9]{1,30})(?:\.([0-9]{1,30}))?")
 _SIDES = {"B": "buy", "A": "sell"}
 
 
@@ -162,32 +160,41 @@ def _side(v: Any, path: str) -> str:
 
 
 class _Numbers:
-    """Decimal strings of one quantity in one message, parsed exactly; ``fixed()`` gives each as an
-    int at the finest precision any of them was written with."""
+    """Decimal strings of one quantity in one message, parsed exactly (plain ``-?digits[.digits]``
+    text read as an integer and its places, no float or rounding anywhere); ``fixed()`` gives each
+    as an int at the finest precision any of them was written with."""
 
-    __slots__ = ("values", "places")
+    __slots__ = ("units", "own", "text", "places")
 
     def __init__(self) -> None:
-        self.values: list[Decimal] = []
+        self.units: list[int] = []  # the digits as an integer
+        self.own: list[int] = []  # the places it was written with
+        self.text: list[str] = []
         self.places = 0
 
     def add(self, v: Any, path: str, *, positive: bool = False) -> int:
         """Record one; -> its index (to read its fixed value back)."""
-        if not isinstance(v, str):
+        if type(v) is not str:
             raise FrameError(f"{path} is {_kind(v)}, expected a decimal string")
-        if not _NUMBER.fullmatch(v):
+        m = _NUMBER.fullmatch(v)
+        if m is None:
             raise FrameError(f"{path} {v[:40]!r} is not a plain decimal number")
-        d = Decimal(v)
-        if positive and d <= 0:
+        whole, frac = m.group(2), m.group(3) or ""
+        n = int(whole + frac)
+        if m.group(1):
+            n = -n
+        if positive and n <= 0:
             raise FrameError(f"{path} {v} is not > 0")
-        self.values.append(d)
-        p = decimals_of(d)
-        if p > self.places:
-            self.places = p
-        return len(self.values) - 1
+        self.units.append(n)
+        self.own.append(len(frac))
+        self.text.append(v)
+        if len(frac) > self.places:
+            self.places = len(frac)
+        return len(self.units) - 1
 
     def fixed(self) -> list[int]:
-        return [to_fixed(d, self.places) for d in self.values]
+        places = self.places
+        return [u if o == places else u * 10 ** (places - o) for u, o in zip(self.units, self.own)]
 
 
 # ----------------------------------------------------------------------------- channels
@@ -243,13 +250,14 @@ def _l2book(data: Any, ctx: _Ctx) -> tuple[ev.Event, ...]:
     prices, sizes = _Numbers(), _Numbers()
     bids = _levels(levels[0], "data.levels[0]", prices, sizes)
     asks = _levels(levels[1], "data.levels[1]", prices, sizes)
+    px, sz = prices.fixed(), sizes.fixed()
     for name, side, descending in (("levels[0] (bids)", bids, True), ("levels[1] (asks)", asks, False)):
         for i in range(1, len(side)):
-            a, b = prices.values[side[i - 1][0]], prices.values[side[i][0]]
+            a, b = px[side[i - 1][0]], px[side[i][0]]
             if (b >= a) if descending else (b <= a):
-                raise FrameError(f"data.{name}[{i}].px {b} is not {'below' if descending else 'above'} "
-                                 f"the level before it ({a}): the side is not best first")
-    px, sz = prices.fixed(), sizes.fixed()
+                raise FrameError(f"data.{name}[{i}].px {prices.text[side[i][0]]} is not "
+                                 f"{'below' if descending else 'above'} the level before it "
+                                 f"({prices.text[side[i - 1][0]]}): the side is not best first")
     depth = ev.BookDepthUpdated(ts=ctx.ts, source=ctx.source, venue=VENUE, instrument=coin,
                                 bids=tuple((px[p], sz[s]) for p, s in bids), asks=tuple((px[p], sz[s]) for p, s in asks),
                                 price_decimals=prices.places, size_decimals=sizes.places, snapshot=True,
