@@ -435,6 +435,17 @@ def recover_l1_signer(action: Any, nonce: int, signature: Signature, *, mainnet:
                                    vrs=(signature.v, signature.r, signature.s))
 
 
+def recover_user_signer(posted: Mapping[str, Any], signature: Signature,
+                        kind: tuple[str, str, tuple[tuple[str, str], ...]] | None = None) -> str:
+    """The address that signed a user-signed action, from the action as posted (with its
+    ``signatureChainId`` and ``hyperliquidChain``)."""
+    kind = kind or USER_SIGNED.get(str(posted.get("type")))
+    if kind is None or "signatureChainId" not in posted:
+        raise ActionError("not a posted user-signed action (type unknown or no signatureChainId)")
+    typed = user_typed_data(posted, kind[1], kind[2])
+    return Account.recover_message(encode_typed_data(full_message=typed), vrs=(signature.v, signature.r, signature.s))
+
+
 def exchange_payload(action: Mapping[str, Any], nonce: int, signature: Signature, *,
                      vault_address: str | None = None, expires_after: int | None = None) -> dict[str, Any]:
     """The body POSTed to ``/exchange``."""

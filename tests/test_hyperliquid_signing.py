@@ -289,3 +289,29 @@ def test_signed_payload_holds_no_key(signer: HyperliquidSigner) -> None:
     body = hs.exchange_payload(action, 7, sig)
     assert KEY_HEX not in repr(body).lower()
     assert body["signature"] == sig.to_wire() and body["vaultAddress"] is None and body["expiresAfter"] is None
+
+
+def test_user_signed_actions_recover_to_the_signer_and_bind_the_network(signer: HyperliquidSigner) -> None:
+    """approveAgent has no SDK vector: it must recover to the signer, and a mainnet signature must
+    not pass for the testnet message (``hyperliquidChain`` is signed) nor another chain id."""
+    agent = hs.approve_agent_action("0x" + "12" * 20, 1_700_000_000_000, "bot")
+    posted, sig = signer.sign_user_action(agent, mainnet=True)
+    assert posted["hyperliquidChain"] == "Mainnet" and hs.recover_user_signer(posted, sig) == signer.address
+    assert hs.recover_user_signer({**posted, "hyperliquidChain": "Testnet"}, sig) != signer.address
+    assert hs.recover_user_signer({**posted, "signatureChainId": "0xa4b1"}, sig) != signer.address
+    usd = hs.usd_send_action(DESTINATION, "1", 1687816341423)
+    posted, sig = signer.sign_user_action(usd, mainnet=False)
+    assert sig.to_wire() == USER_VECTORS[0][2] and hs.recover_user_signer(posted, sig) == signer.address
+    with pytest.raises(ActionError, match="not a known user-signed action"):
+        signer.sign_user_action({"type": "order"}, mainnet=True)
+
+
+def test_signing_logs_nothing_of_the_key(signer: HyperliquidSigner, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        signer.sign_l1_action(build("order"), 1, mainnet=True)
+        signer.sign_user_action(hs.usd_send_action(DESTINATION, "2", 1), mainnet=True)
+        with pytest.raises(ValueError):
+            HyperliquidSigner(KEY[:-1] + "g")
+    assert all(KEY_HEX not in r.getMessage().lower() for r in caplog.records)
