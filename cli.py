@@ -273,6 +273,8 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
     extended by --registry/--config); a pool it does not know needs --fee and --tick-spacing.
     aave-v3-logs takes its chain from --chain or the file name (<chain>-aave_v3-...) and prints
     how many ReserveDataUpdated indexes the exact math predicts, with the cause of each miss.
+    hyperliquid-ws reads hftbacktest-format recordings (<local_recv_ns> <frame> per line, gzipped)
+    and prints the frames by channel, the events by type and what it skipped or rejected.
     """
     from tapedeck.adapters.registry import RegistryError, load_registry
 
@@ -285,6 +287,9 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
         raise ImportUsageError(str(e)) from None
     for note in rep.notes:
         click.echo(f"note: {note}")
+    if kind == "hyperliquid-ws":
+        report_hyperliquid_import(rep, time.perf_counter() - t0)
+        return
     labels = sorted({f"{s.label} ({s.address})" for s in rep.pools.values()})
     click.echo(f"imported {rep.imported} events from {len(rep.files)} file(s) as {kind} of {', '.join(labels)}; "
                f"rejected {rep.rejected} row(s); log now holds {rep.total_in_log} events"
@@ -300,6 +305,20 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
 
         for line in day_report({p: s.chain for p, s in rep.pools.items()}):
             click.echo(line)
+
+
+def report_hyperliquid_import(rep: Any, seconds: float) -> None:
+    """What a Hyperliquid WebSocket import read: frames by channel, events by type, skips, rejections."""
+    def counts(c: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"
+
+    click.echo(f"imported {rep.imported} events from {len(rep.files)} file(s) as hyperliquid-ws (venue hyperliquid); "
+               f"rejected {rep.rejected} frame(s); log now holds {rep.total_in_log} events ({seconds:.1f}s)")
+    click.echo(f"frames by channel: {counts(rep.frames)}")
+    click.echo(f"events by type: {counts(rep.by_type)}")
+    click.echo(f"skipped (no event): {counts(rep.skipped)}")
+    for r in rep.rejections:
+        click.echo(f"  rejected: {r}")
 
 
 def check_against_independent_decode(paths: tuple[str, ...] | list[str],

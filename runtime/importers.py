@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 import msgspec
 from eventsourcing.persistence import PersistenceError
 
-from tapedeck.adapters import aave_v3_logs, solana_accounts
+from tapedeck.adapters import aave_v3_logs, hyperliquid_ws, solana_accounts
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.adapters.eventlog import EventLog, LogUnwritable, Manifest, WriterLock
 from tapedeck.adapters.registry import (V2, V3, V3_TICK_SPACING, PoolSpec, Registry, RegistryError, adhoc_pool,
@@ -68,11 +68,17 @@ class ImportReport:
     pools: dict[str, PoolSpec | AaveSource | SolanaSource] = field(default_factory=dict)  # file path -> the pool it was read as
     retimed: int = 0  # block-only events of the log whose time changed with this import
     notes: list[str] = field(default_factory=list)  # e.g. flags that overrode the registry
+    frames: dict[str, int] = field(default_factory=dict)  # hyperliquid-ws: frames by channel
+    skipped: dict[str, int] = field(default_factory=dict)  # hyperliquid-ws: good frames that gave no event, by why
+    by_type: dict[str, int] = field(default_factory=dict)  # hyperliquid-ws: events by type
 
 
-KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs", "solana-ws")
+KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs", "solana-ws", "hyperliquid-ws")
 AAVE = "aave-v3-logs"
 SOLANA = "solana-ws"
+# Hyperliquid WebSocket recordings (hftbacktest's ``<local_recv_ns> <frame>`` lines, gzipped): venue
+# ``hyperliquid``, one instrument per coin; no pool, chain or blocks (adapters/hyperliquid_ws.py).
+HYPERLIQUID = "hyperliquid-ws"
 _PROTOCOL = {"uniswap-v3-logs": V3, "uniswap-v2-reserves": V2}
 
 
@@ -232,11 +238,13 @@ def _provisional_ts(block: int) -> int:
 
 
 def merge_key(e: ev.Event) -> tuple[Any, ...]:
-    """A total order: event time, block, log index (block-end states last), then type, source and
-    the encoded body, so events that tie on time and place sort the same whatever was imported first."""
+    """A total order: event time, block, log index (block-end states last), the venue's own time
+    (a WebSocket frame's events share their receive time: a trades snapshot keeps its trades in
+    venue order), then type, source and the encoded body, so events that tie on time and place
+    sort the same whatever was imported first."""
     block = getattr(e, "block", 0)
     log_index = getattr(e, "log_index", END_OF_BLOCK)
-    return (e.ts, block, log_index, type(e).__name__, e.source, codec.encode(e))
+    return (e.ts, block, log_index, getattr(e, "venue_ts", 0), type(e).__name__, e.source, codec.encode(e))
 
 
 def _chain_of(pool: str, pools_note: dict[str, Any], registry: Registry) -> str:
@@ -338,13 +346,20 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
     specs: dict[str, PoolSpec | AaveSource | SolanaSource] = {}
     if kind == AAVE and (fee is not None or tick_spacing is not None):
         raise ImportError_("--fee/--tick-spacing: an Aave v3 Pool has neither")
-    if kind == SOLANA and (fee is not None or tick_spacing is not None or pool is not None or chain is not None
-                           or from_block is not None or to_block is not None):
-        raise ImportError_("--pool/--fee/--tick-spacing/--chain/--from-block/--to-block: a Solana recording "
-                           "names its accounts itself (pool facts come from the accounts' own bytes)")
+    if kind in (SOLANA, HYPERLIQUID):
+        given = [flag for flag, v in (("--pool", pool), ("--fee", fee), ("--tick-spacing", tick_spacing),
+                                      ("--chain", chain), ("--from-block", from_block), ("--to-block", to_block))
+                 if v is not None]
+        if given and kind == SOLANA:
+            raise ImportError_(f"{'/'.join(given)}: a Solana recording names its accounts itself (pool facts "
+                               "come from the accounts' own bytes)")
+        if given:
+            raise ImportError_(f"{'/'.join(given)}: a Hyperliquid WebSocket recording has no pool, chain or blocks")
     for p in paths:
         if kind == SOLANA:
             specs[p] = SolanaSource(Path(p).name)
+            continue
+        if kind == HYPERLIQUID:
             continue
         if kind == AAVE:
             specs[p] = resolve_aave(p, chain=chain, pool=pool)
@@ -387,7 +402,8 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
             old.close()
     new: list[ev.Event] = []
     for p in paths:
-        read = _reader(kind, specs[p], registry, from_block, to_block)
+        recording = hyperliquid_ws.RecordingReader(p) if kind == HYPERLIQUID else None
+        read = (lambda _p: iter(recording)) if recording else _reader(kind, specs[p], registry, from_block, to_block)
         try:
             for e in read(p):
                 if type(e) is ev.InputRejected:
@@ -399,6 +415,11 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
                 new.append(e)
         except OSError as e:
             raise ImportError_(f"{p}: cannot read: {e.strerror or e}") from None
+        if recording is not None:
+            for total, counts in ((report.frames, recording.counts.frames), (report.skipped, recording.counts.skipped),
+                                  (report.by_type, recording.counts.events)):
+                for k, v in counts.items():
+                    total[k] = total.get(k, 0) + v
     pools_note: dict[str, Any] = dict(manifest.notes.get("pools", {}))
     for spec in specs.values():
         pools_note[spec.address] = spec.to_note()
@@ -407,7 +428,8 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
     manifest.sources = sorted(set(manifest.sources) | {f"{kind}:{Path(p).name}" for p in paths})
     manifest.notes["pools"] = dict(sorted(pools_note.items()))
     manifest.notes.setdefault("imports", []).append(
-        {"kind": kind, "files": [Path(p).name for p in paths], "imported": report.imported, "rejected": report.rejected}
+        {"kind": kind, "files": [Path(p).name for p in paths], "imported": report.imported, "rejected": report.rejected,
+         **({"frames": dict(sorted(report.frames.items()))} if kind == HYPERLIQUID else {})}
     )
     tmp = out.with_name(out.name + ".importing")
     try:

@@ -122,6 +122,13 @@ def _cases() -> list[tuple[str, list[str], str]]:
                                     "--out", "{ws}/run.db"], "not an import log"),
         ("import-aave-missing-file", ["import", "aave-v3-logs", "{ws}/nope.raw.csv", "--chain", "polygon", "--out",
                                       "{ws}/i11.db"], "nope.raw.csv"),
+        ("import-hl-pool", ["import", "hyperliquid-ws", str(V2_SAMPLE), "--pool", V2_PAIR, "--out", "{ws}/i12.db"],
+         "--pool"),
+        ("import-hl-blocks", ["import", "hyperliquid-ws", str(V2_SAMPLE), "--from-block", "5", "--out", "{ws}/i13.db"],
+         "no pool, chain or blocks"),
+        ("import-hl-missing-file", ["import", "hyperliquid-ws", "{ws}/nope.gz", "--out", "{ws}/i14.db"], "nope.gz"),
+        ("import-hl-into-a-run", ["import", "hyperliquid-ws", str(V2_SAMPLE), "--out", "{ws}/run.db"],
+         "not an import log"),
         # unknown command and option
         ("no-such-command", ["frobnicate"], "frobnicate"),
         ("no-such-option", ["inspect", "{ws}/run.db", "--colour"], "--colour"),
