@@ -38,7 +38,7 @@ class SlicedOrder:
                  duration_s: Any = 0, interval_s: Any = 10, participation_bps: int = 0, min_child: int = 0,
                  max_child: int = 0, visible: int = 0, retry_s: Any = 1, on_deadline: str = "",
                  limit_price: str = "", price_decimals: int = 0, tif: str = "", reduce_only: bool = False,
-                 max_price_age_s: Any = 5, max_failures: int = 10, parent_id: str = "", **_: Any):
+                 max_price_age_s: Any = 5, max_failures: int = 10, parent_id: str = ""):
         self.name = name
         self.venue, self.instrument = venue, instrument
         self.orders = ParentOrders(name)
