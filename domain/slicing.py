@@ -187,33 +187,38 @@ class Twap:
     def params(self) -> str:
         return f"interval {self.interval_ns} ns, on_deadline {self.on_deadline}"
 
-    def slices(self, p: ParentOrder) -> int:
-        return -(-(p.deadline_ts - p.start_ts) // self.interval_ns)
+    def slices(self, w: "Work") -> int:
+        if not w.slices:  # once per parent
+            p = w.parent
+            w.slices = -(-(p.deadline_ts - p.start_ts) // self.interval_ns)
+        return w.slices
 
-    def _due(self, p: ParentOrder, ts: int) -> int:
+    def _due(self, w: "Work", ts: int) -> int:
         """Slices due by ``ts`` (0 before the start)."""
+        p = w.parent
         if ts < p.start_ts:
             return 0
-        return min(self.slices(p), (ts - p.start_ts) // self.interval_ns + 1)
+        return min(self.slices(w), (ts - p.start_ts) // self.interval_ns + 1)
+
+    def _lots(self, w: "Work", k: int) -> int:
+        """Base units the schedule calls for once ``k`` slices are due."""
+        p = w.parent
+        return (p.quantity // p.lot) * k // self.slices(w) * p.lot
 
     def scheduled(self, w: "Work", ts: int) -> int:
-        p = w.parent
-        return (p.quantity // p.lot) * self._due(p, ts) // self.slices(p) * p.lot
+        return self._lots(w, self._due(w, ts))
 
     def next_wake(self, w: "Work", ts: int) -> int:
-        p = w.parent
-        k = self._due(p, ts)
-        return p.start_ts + k * self.interval_ns if k < self.slices(p) else 0
+        k = self._due(w, ts)
+        return w.parent.start_ts + k * self.interval_ns if k < self.slices(w) else 0
 
     def child(self, w: "Work", ts: int) -> tuple[int, str]:
         p = w.parent
-        want = self.scheduled(w, ts) - w.filled
-        amount = want // p.lot * p.lot
+        k = self._due(w, ts)
+        amount = (self._lots(w, k) - w.filled) // p.lot * p.lot
         if amount <= 0:
             return 0, ""
-        k = self._due(p, ts)
-        previous = (p.quantity // p.lot) * (k - 1) // self.slices(p) * p.lot
-        return amount, ("catch-up" if w.filled < previous else "schedule")
+        return amount, ("catch-up" if w.filled < self._lots(w, k - 1) else "schedule")
 
     def on_trade(self, w: "Work", e: ev.TradePrinted) -> None:
         return None
@@ -339,7 +344,7 @@ class Work:
 
     __slots__ = ("parent", "slicer", "filled", "notional", "fees", "fee_asset", "volume", "child", "children",
                  "failed", "streak", "wanted", "timer_at", "retry_at", "status", "arrival", "price_decimals",
-                 "skipped", "began")
+                 "skipped", "began", "slices")
 
     def __init__(self, parent: ParentOrder, slicer: Slicer):
         self.parent, self.slicer = parent, slicer
@@ -355,6 +360,7 @@ class Work:
         self.price_decimals = parent.price_decimals
         self.skipped = ""  # the last SliceSkipped reason (recorded once until a child goes)
         self.began = False
+        self.slices = 0  # a TWAP's slice count (cached)
 
     @property
     def remaining(self) -> int:
