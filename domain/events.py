@@ -972,7 +972,8 @@ class ParentOrderProgress(Event, frozen=True, kw_only=True):
 
 
 class ParentOrderFinished(Event, frozen=True, kw_only=True):
-    """The parent is done: ``status`` "filled", "expired" (deadline passed with ``remaining`` left)
+    """The parent is done: ``status`` "filled" (what is left, if anything, is below one lot: fills
+    that were not whole lots), "expired" (deadline passed with ``remaining`` left)
     or "failed" (too many children failed in a row). ``filled_notional`` and ``fees`` (in
     ``fee_asset``) summed from the fills; ``average_price`` = filled_notional / filled at
     ``price_decimals`` (-1 when nothing filled); ``arrival_price`` the venue's mid when it started
