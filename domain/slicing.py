@@ -43,7 +43,10 @@ quote on the far side (ask for a buy), rounded up, in ``quote_decimals`` base un
 Decision events (``domain/events.py``, order slicing): ``ParentOrderStarted``, ``SliceScheduled``,
 ``SliceSkipped``, ``ParentOrderProgress`` (each child's end), ``ParentOrderFinished``.
 
-Using it from any strategy (the liquidator or an arbitrage handing off a large order is the same)::
+Using it from any strategy. The liquidator that liquidated without a route holds the seized
+collateral after its ``OrderFilled`` and can hand its sale on the CEX to a TWAP; an arbitrage that
+was left holding inventory by a failed second leg (``InventoryChanged``) can unwind it by VWAP; the
+perp strategy can build a position by iceberg. Each does the same::
 
     class MyStrategy:
         handles = (ev.QuoteUpdated,) + ParentOrders.handles        # TradePrinted, for VWAP
