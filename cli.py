@@ -153,7 +153,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
         click.echo("", err=True)
     wall = time.perf_counter() - t0
     summary.notes = notes + summary.notes  # said once the run stands (sim_report prints them)
-    for line in sim_report(summary, wall) + liquidation_lines(out):
+    for line in sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out):
         click.echo(line)
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
 
@@ -166,6 +166,16 @@ def liquidation_lines(run: str) -> list[str]:
         if not any(t.startswith(("LiquidationOpportunity", "LiquidationSkipped")) for t in log.counts_by_topic()):
             return []
         return [line for r in liquidation_reports(log.events()) for line in r.lines()]
+
+
+def slicing_lines(run: str) -> list[str]:
+    """The sliced orders' summary (filled against scheduled), computed from the run's recorded events."""
+    from tapedeck.runtime.slicing_report import TOPICS, slicing_lines as lines
+
+    with EventLog.open(run) as log:
+        if not any(t.startswith(TOPICS) for t in log.counts_by_topic()):
+            return []
+        return lines(log.events(), log.manifest.config)
 
 
 def sim_report(summary: Any, wall: float) -> list[str]:

@@ -982,6 +982,120 @@ class OrderFailed(Event, frozen=True, kw_only=True):
     reason: str
 
 
+
+# ----------------------------------------------------------------------------- decisions: order slicing
+# Why a section of its own: a strategy that hands a large order to a slicer (domain/slicing.py: TWAP,
+# VWAP by participation, iceberg) says when it started the parent, each child it scheduled or could
+# not, how each child ended and what the parent stood at then, and how the parent finished (filled
+# against scheduled, average price, lateness and slippage against the arrival price), so summaries
+# (runtime/slicing_report.py) and replays can see what the slicer did without re-deriving it.
+
+
+class ParentOrderStarted(Event, frozen=True, kw_only=True):
+    """A parent order handed to a slicer: ``quantity`` base units of ``instrument`` to ``side`` on
+    ``venue`` from ``start_ts`` to ``deadline_ts`` (0: none, an iceberg's) by ``algo`` ("twap",
+    "vwap", "iceberg") with its parameters in ``params`` (text, for people). ``limit_price`` counts
+    ``10**-price_decimals`` of the quote currency (0: market children); ``tif`` the children's."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    parent_id: str
+    algo: str
+    venue: str
+    instrument: str
+    side: str
+    quantity: int
+    start_ts: int
+    deadline_ts: int
+    limit_price: int
+    price_decimals: int
+    tif: str
+    reduce_only: bool
+    params: str
+
+
+class SliceScheduled(Event, frozen=True, kw_only=True):
+    """The slicer sends child ``child`` (1, 2, ...; its intent's ``client_id``) of ``amount`` base
+    units. ``reason``: "schedule" (on time), "catch-up" (behind: earlier children missed),
+    "participation" (VWAP), "replenish" (iceberg), "deadline" (the final catch-up). ``scheduled``
+    is what the schedule called for by now, ``filled`` what the parent had filled before it."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    parent_id: str
+    client_id: str
+    child: int
+    amount: int
+    reason: str
+    scheduled: int
+    filled: int
+    remaining: int
+
+
+class SliceSkipped(Event, frozen=True, kw_only=True):
+    """A slice was due but no child was sent: ``reason`` "no price" / "stale price" (nothing to size
+    its risk notional on) or "below min child" (VWAP: too little volume yet). Recorded once per
+    reason until a child is sent again."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    parent_id: str
+    reason: str
+    scheduled: int
+    filled: int
+
+
+class ParentOrderProgress(Event, frozen=True, kw_only=True):
+    """A child ended: ``outcome`` "filled", "partial" (final with less than asked), "unfilled",
+    "failed" (the venue's ``OrderFailed``) or "rejected" (the risk gate), ``reason`` its words.
+    ``filled``/``remaining`` are the parent's after it (base units), ``scheduled`` what the schedule
+    called for by now, ``behind`` = max(0, scheduled - filled)."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    parent_id: str
+    client_id: str
+    outcome: str
+    reason: str
+    child_amount: int
+    child_filled: int
+    filled: int
+    remaining: int
+    scheduled: int
+    behind: int
+
+
+class ParentOrderFinished(Event, frozen=True, kw_only=True):
+    """The parent is done: ``status`` "filled" (what is left, if anything, is below one lot: fills
+    that were not whole lots), "expired" (deadline passed with ``remaining`` left)
+    or "failed" (too many children failed in a row). ``filled_notional`` and ``fees`` (in
+    ``fee_asset``) summed from the fills; ``average_price`` = filled_notional / filled at
+    ``price_decimals`` (-1 when nothing filled); ``arrival_price`` the venue's mid when it started
+    (-1: none) and ``slippage_bps`` the average price against it, positive = worse for the side;
+    ``scheduled`` what the schedule called for by the finish; ``late_ns`` the finish's event time
+    past the deadline (negative: early; 0 without a deadline)."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    parent_id: str
+    algo: str
+    status: str
+    quantity: int
+    filled: int
+    remaining: int
+    scheduled: int
+    filled_notional: int
+    fees: int
+    fee_asset: str
+    average_price: int
+    price_decimals: int
+    arrival_price: int
+    slippage_bps: int
+    children: int
+    failed_children: int
+    late_ns: int
+
+
 # ----------------------------------------------------------------------------- registry
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -1038,6 +1152,12 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SplTokenAccountSynced,
     WhirlpoolSynced,
     WhirlpoolTickArraySynced,
+    # order slicing (domain/slicing.py)
+    ParentOrderStarted,
+    SliceScheduled,
+    SliceSkipped,
+    ParentOrderProgress,
+    ParentOrderFinished,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

@@ -21,6 +21,10 @@ CONFIGS = {
                "strategies": [{"kind": "spread", "name": "spread", "min_edge": "0.05", "max_age_s": "30"}]},
     "cross_pool_arb": None,  # the shipped default config over the sample day
     "aave_liquidator": SAMPLE_CONFIG,  # over a seeded borrower tape (tests/test_aave_book_tape.py)
+    "sliced_order": {"risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16},  # TWAP, quote tape
+                     "strategies": [{"kind": "sliced_order", "name": "sliced", "venue": "a", "instrument": "ETH-USD",
+                                     "side": "buy", "quantity": 5 * 10**8, "base_decimals": 8, "quote_decimals": 6,
+                                     "lot": 10**6, "duration_s": 200, "interval_s": 10, "max_price_age_s": 30}]},
 }
 
 SCRIPT = """
