@@ -131,6 +131,7 @@ class Engine:
             ev.V3Collected: self.state.on_v3,
             ev.SourceStale: self.state.on_source_stale,
             ev.BlockProduced: self.state.on_block,
+            ev.BookDepthUpdated: self.state.on_depth,
             ev.KillSwitchSet: risk.on_kill_switch,
             ev.OrderFilled: risk.on_finished,
             ev.OrderFailed: risk.on_finished,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.book_depth import DepthBook, depth_id
 from tapedeck.domain.uniswap_v3 import V3PoolState
 
 
@@ -58,7 +59,7 @@ _NO_ORDERS: Mapping[str, Order] = {}
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders")
+    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders", "depth")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
@@ -68,6 +69,7 @@ class MarketState:
         self.updated: dict[str, int] = {}  # venue or pool id -> event time of its last update
         self.stale: dict[str, str] = {}  # id -> why it is stale, until its next update
         self.orders: dict[str, dict[str, Order]] = {}  # strategy -> client id -> in flight
+        self.depth: dict[str, DepthBook] = {}  # depth_id(venue, instrument) -> book (domain/book_depth.py)
 
     # ------------------------------------------------------------------ folding
 
@@ -108,6 +110,23 @@ class MarketState:
     def on_source_stale(self, e: ev.SourceStale) -> None:
         for venue in e.venues:
             self.stale[venue] = e.reason
+            book = self.depth.get(venue)
+            if book is not None:  # a depth gap or disconnect: only a snapshot brings the book back
+                book.synced, book.gap = False, e.reason
+
+    def on_depth(self, e: ev.BookDepthUpdated) -> None:
+        """Fold a book message (``DepthBook.apply``); the book's id is fresh while it is in sync,
+        stale (with the gap as reason) from a missed update until the next snapshot."""
+        key = depth_id(e.venue, e.instrument)
+        book = self.depth.get(key)
+        if book is None:
+            book = self.depth[key] = DepthBook(e.venue, e.instrument, e.price_decimals, e.size_decimals)
+        if book.apply(e):
+            self.updated[key] = e.ts
+            if self.stale:
+                self.stale.pop(key, None)
+        elif not book.synced:
+            self.stale[key] = book.gap
 
     # ------------------------------------------------------------------ reading
 
