@@ -70,8 +70,9 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)  # e.g. flags that overrode the registry
 
 
-KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs")
+KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs", "binance-ws")
 AAVE = "aave-v3-logs"
+BINANCE = "binance-ws"
 _PROTOCOL = {"uniswap-v3-logs": V3, "uniswap-v2-reserves": V2}
 
 
@@ -177,6 +178,33 @@ def resolve_aave(path: str, *, chain: str | None, pool: str | None) -> AaveSourc
     return AaveSource(chain_name, address, aave_v3_logs.reserve_from_filename(path))
 
 
+@dataclass(frozen=True)
+class BinanceSource:
+    """A Binance WebSocket recording (``adapters/binance_ws.py``): its venue (``binance`` spot,
+    ``binance-usdm`` futures) and instrument, from the file name or its frames."""
+
+    venue: str
+    instrument: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.venue} {self.instrument or '(symbol from its frames)'}"
+
+    @property
+    def address(self) -> str:  # what the import line names the source by
+        return f"{self.venue}:{self.instrument}" if self.instrument else self.venue
+
+    def to_note(self) -> dict[str, Any]:
+        return {"venue": self.venue, "instrument": self.instrument, "protocol": "binance-ws", "name": self.label}
+
+
+def resolve_binance(path: str) -> BinanceSource:
+    from tapedeck.adapters import binance_ws
+
+    venue, instrument = binance_ws.market_from_filename(path)
+    return BinanceSource(venue or binance_ws._sniff(path), instrument or "")
+
+
 def _block_filter(events: Iterator[ev.Event], from_block: int | None, to_block: int | None) -> Iterator[ev.Event]:
     for e in events:
         block = getattr(e, "block", None)
@@ -190,6 +218,10 @@ def _reader(kind: str, spec: PoolSpec | AaveSource, registry: Registry, from_blo
             to_block: int | None) -> Callable[[str], Iterator[ev.Event]]:
     if isinstance(spec, AaveSource):
         return lambda path: _block_filter(aave_v3_logs.read_aave_logs(path, spec.chain), from_block, to_block)
+    if isinstance(spec, BinanceSource):
+        from tapedeck.adapters.binance_ws import read_binance_ws
+
+        return lambda path: read_binance_ws(path, venue=spec.venue, instrument=spec.instrument or None)
     if kind == "uniswap-v3-logs":
         return lambda path: _block_filter(read_v3_logs(path, pool=spec.address), from_block, to_block)
     # Provisional times, -(block + 1), never stored: every block-only event (and the rejections stamped
@@ -319,9 +351,15 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
     specs: dict[str, PoolSpec | AaveSource] = {}
     if kind == AAVE and (fee is not None or tick_spacing is not None):
         raise ImportError_("--fee/--tick-spacing: an Aave v3 Pool has neither")
+    if kind == BINANCE and (fee is not None or tick_spacing is not None or pool is not None
+                            or from_block is not None or to_block is not None):
+        raise ImportError_("--pool/--fee/--tick-spacing/--from-block/--to-block: a Binance recording has none of them")
     for p in paths:
         if kind == AAVE:
             specs[p] = resolve_aave(p, chain=chain, pool=pool)
+            continue
+        if kind == BINANCE:
+            specs[p] = resolve_binance(p)
             continue
         specs[p], notes = resolve_pool(kind, p, registry, pool=pool, fee=fee, tick_spacing=tick_spacing, chain=chain)
         report.notes.extend(notes)
