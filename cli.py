@@ -513,6 +513,37 @@ def _checked_events(log: EventLog):  # type: ignore[no-untyped-def]
         click.echo(f"note: {log.path}: {log.integrity.describe()}", err=True)
 
 
+# --------------------------------------------------------------------------- report
+
+
+@main.group()
+def report() -> None:
+    """Summaries computed from a log's events."""
+
+
+@report.command("opportunities")
+@click.argument("log_path", metavar="LOG")
+@click.option("--gas-price-gwei", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              help="Gas price when the log has no block base fee.")
+@click.option("--max-age-s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Venues updated longer ago than this (event time) take no part.")
+@click.option("--min-profit", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Net profit after gas an opportunity must clear, in whole profit tokens (USDC).")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="How many of the best to list.")
+def report_opportunities(log_path: str, gas_price_gwei: float, max_age_s: float, min_profit: float, top: int) -> None:
+    """The cross-venue round trips LOG offered above gas: episodes, sizes and profits (exact math)."""
+    from tapedeck.runtime.opportunity_report import opportunities
+
+    open_log(log_path).close()
+    try:
+        rep = opportunities(log_path, gas_price_wei=int(gas_price_gwei * 1e9), max_age_ns=int(max_age_s * 1e9),
+                            min_profit=int(min_profit * 1e6))
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+    for line in rep.lines(top):
+        click.echo(line)
+
+
 # --------------------------------------------------------------------------- serve
 
 
