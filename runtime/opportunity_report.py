@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tapedeck.adapters.eventlog import EventLog
-from tapedeck.adapters.registry import Registry, load_registry
+from tapedeck.adapters.registry import Registry
 from tapedeck.domain import events as ev
 from tapedeck.domain.arb_finder import ArbFinder, Opportunity
 from tapedeck.domain.engine import Engine
 from tapedeck.domain.risk import RiskGate
-from tapedeck.runtime.serve import DEFAULT_GAS_PRICE_WEI, Token, venues_for
+from tapedeck.runtime.serve import DEFAULT_GAS_PRICE_WEI, Token, log_inputs
 
 
 @dataclass
@@ -141,20 +140,8 @@ def _iso(ts: int) -> str:
 def opportunities(log_path: str | Path, *, registry: Registry | None = None, gas_price_wei: int = DEFAULT_GAS_PRICE_WEI,
                   max_age_ns: int = 60 * 10**9, min_profit: int = 0) -> OpportunityReport:
     """Fold the log's inputs, price every venue update with the finder, group into episodes."""
-    registry = registry or load_registry()
-    with EventLog.open(log_path) as log:
-        events = [e for e in log.events() if e.KIND == ev.INPUT]
-    pools: dict[str, None] = {}
-    books: dict[tuple[str, str], None] = {}
-    has_blocks = False
-    for e in events:
-        p = getattr(e, "pool", None)
-        if p is not None:
-            pools.setdefault(p, None)
-        elif type(e) in (ev.QuoteUpdated, ev.BookDepthUpdated):
-            books.setdefault((e.venue, e.instrument), None)  # type: ignore[attr-defined]
-        has_blocks = has_blocks or type(e) is ev.BlockProduced
-    venues, tokens = venues_for(pools, books, registry)
+    events, venues, tokens = log_inputs(log_path, registry)
+    has_blocks = any(type(e) is ev.BlockProduced for e in events)
     finder = ArbFinder(venues, max_age_ns=max_age_ns, min_profit=min_profit, gas_price_wei=gas_price_wei)
     report = OpportunityReport(str(log_path), venues, tokens, inputs=len(events), finder_stats=finder.stats)
     report.gas_note = ("the base fee of the log's blocks" if has_blocks else

@@ -306,9 +306,8 @@ def venues_for(log_pools: Iterable[str], quotes: Iterable[tuple[str, str]], regi
     return venues, tokens
 
 
-def load_cache(path: str | Path, *, registry: Registry | None = None, **options: Any) -> PoolCache:
-    """A ``PoolCache`` with every input of the log folded (the responses built once, at the end)."""
-    registry = registry or load_registry()
+def log_inputs(path: str | Path, registry: Registry | None = None) -> tuple[list[ev.Event], list[Any], dict[str, Token]]:
+    """A log's inputs, and the venues (``venues_for``) and tokens they price, in the order first seen."""
     with EventLog.open(path) as log:
         events = [e for e in log.events() if e.KIND == ev.INPUT]
     pools: dict[str, None] = {}
@@ -319,7 +318,13 @@ def load_cache(path: str | Path, *, registry: Registry | None = None, **options:
             pools.setdefault(p, None)
         elif type(e) in (ev.QuoteUpdated, ev.BookDepthUpdated):
             books.setdefault((e.venue, e.instrument), None)  # type: ignore[attr-defined]
-    venues, tokens = venues_for(pools, books, registry)
+    venues, tokens = venues_for(pools, books, registry or load_registry())
+    return events, venues, tokens
+
+
+def load_cache(path: str | Path, *, registry: Registry | None = None, **options: Any) -> PoolCache:
+    """A ``PoolCache`` with every input of the log folded (the responses built once, at the end)."""
+    events, venues, tokens = log_inputs(path, registry)
     cache = PoolCache(venues, tokens, **options)
     for e in events:
         cache.feed(e, refresh=False)
