@@ -119,6 +119,7 @@ class PoolVenue:
         self.label = label or spec.pool
         self._v3_keep = 1_000_000 - spec.fee
         self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
+        self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
 
     def quote(self, state: MarketState, token_in: str, amount_in: int) -> int | None:
         return dex_quotes.quote(self.spec, state, token_in, amount_in)
@@ -147,13 +148,20 @@ class PoolVenue:
         return Curve(ri, ro, sp * Q96, keep, 1_000_000, cap + mul_div_rounding_up(cap, fee, keep), self._period)
 
     def margin(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
-        """The output per unit input at size zero after the fee (the quiet path: no tick math)."""
+        """The output per unit input at size zero after the fee (the quiet path: no tick math;
+        kept per state, so a pool that did not move is not priced again for each partner)."""
+        key = self.version(state)
+        hit = self._margins.get(token_in)
+        if hit is not None and hit[0] == key:
+            return hit[1]
         m = self.mid(state, token_in)
-        if m is None:
-            return None
-        if self.spec.kind == "v2":
-            return (10_000 - self.spec.fee) * m[0], 10_000 * m[1]
-        return self._v3_keep * m[0], 1_000_000 * m[1]
+        if m is not None:
+            if self.spec.kind == "v2":
+                m = (10_000 - self.spec.fee) * m[0], 10_000 * m[1]
+            else:
+                m = self._v3_keep * m[0], 1_000_000 * m[1]
+        self._margins[token_in] = (key, m)
+        return m
 
     def mid(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """The price without fee, ``token_out`` units per ``token_in`` unit, as ``(num, den)``."""
@@ -388,6 +396,7 @@ class FinderStats:
     found: int = 0  # above gas + min_profit
     skipped_stale: int = 0  # venue pairs left out for freshness
     unpriced_gas: int = 0
+    unsearched: int = 0  # closed form: the bound reaches gas + min_profit, the exact candidate is far below
 
 
 def pair_key(a: str, b: str) -> tuple[str, str]:
@@ -534,6 +543,8 @@ class ArbFinder:
         if ca is not None and cb is not None:
             sized = _closed_form(ca, cb, profit, a, state, s, need)
             method = "closed-form"
+            if sized is UNSEARCHED:
+                st.unsearched += 1
         else:
             sized = _search(profit, a, b, state, s, o, cap_a, cap_b)
             method = "search"
@@ -570,19 +581,47 @@ def _closed_form(ca: Curve, cb: Curve, profit: Callable[[int], int | None], a: A
         return None
     bound = trip.max_profit_bound(x_max)
     if bound < need:
-        return None
-    x, p, proven = best_size(profit, trip, x_max, bound, need, ca.period)
-    if proven or p is None:
-        return x, p, proven
-    return _finish(profit, trip, x_max, x, p)
+        return None  # proven: no exact profit exceeds the continuous bound
+    c = min(max(trip.optimum(), 1), x_max)
+    p = profit(c)
+    if p is not None and p >= need:
+        return _finish(profit, trip, x_max, c, p)
+    if bound - need <= PROOF_LEVELS:  # the exact optimum may still reach need: prove it either way
+        x, p, proven = best_size(profit, trip, x_max, bound, need, ca.period)
+        if p is None or proven or p < need:
+            return x, p, proven
+        return _finish(profit, trip, x_max, x, p)
+    return UNSEARCHED  # the candidate is far below need, the bound is not: not searched (counted)
 
 
-FINISH_SCAN = 4096  # a level interval up to this wide is scanned whole to prove the optimum
-STEPS = tuple(1 << i for i in range(40, -1, -1))
+UNSEARCHED: tuple[int, int | None, bool] = (0, None, False)
+
+
+FINISH_SCAN = 256  # a level interval up to this wide is scanned whole to prove the optimum
+PATTERN_BITS = 8  # the largest move of the pattern search is 2^8
+PROOF_LEVELS = 64  # profit levels best_size may refute one by one (beyond: a pattern search, unproven)
+
+
+def _pattern(profit: Callable[[int], int | None], lo: int, hi: int, x: int, p: int) -> tuple[int, int]:
+    """A pattern search from ``x`` within ``[lo, hi]`` (where anything better can be): moves of
+    +-2^j for j from ``PATTERN_BITS`` down to 0, taken while they improve; it ends at a size that
+    no such move improves (on real-scale pools the sizes it could still gain by are worth less than
+    a base unit's rounding, and each round costs ~2 * PATTERN_BITS exact quotes)."""
+    steps = [1 << i for i in range(min(PATTERN_BITS, (hi - lo).bit_length()), -1, -1)]
+    moved = True
+    while moved:
+        moved = False
+        for d in steps:
+            for n in (x - d, x + d):
+                if lo <= n <= hi:
+                    v = profit(n)
+                    if v is not None and v > p:
+                        x, p, moved = n, v, True
+    return x, p
 
 
 def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x: int, p: int) -> tuple[int, int, bool]:
-    """After an unproven ``best_size``: the sizes where more than ``p`` can be are those of
+    """From a size of profit ``p``: the sizes where more than ``p`` can be are those of
     ``trip.level_interval(p + 1)``; scanned whole when narrow enough (then proven), else a pattern
     search (+-2^j for j down to 0, moving while it improves: a local optimum at every power of two)."""
     while True:
@@ -600,35 +639,22 @@ def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x:
         if better is None:
             return x, p, True
         x, p = better
-    moved = True
-    while moved:
-        moved = False
-        for d in STEPS:
-            for n in (x - d, x + d):
-                if 1 <= n <= x_max:
-                    v = profit(n)
-                    if v is not None and v > p:
-                        x, p, moved = n, v, True
-    return x, p, False
+    return _pattern(profit, lo, hi, x, p) + (False,)
 
 
 def _largest_feeding(a: Any, state: MarketState, s: str, y_max: int, ca: Curve) -> int:
-    """The largest input of leg ``a`` whose exact output is at most ``y_max`` (what leg b takes):
-    the curve's inverse, then exact steps (the exact output is at most the curve's)."""
+    """An input of leg ``a`` up to which every exact output is at most ``y_max`` (what leg b takes):
+    the curve's inverse, rounded down."""
     if y_max >= ca.ro_num // ca.den:
         return ca.max_in
-    # y = k*x*ro/(ri + k*x)  <=>  x = y*ri / (k*(ro - y)), with ri = ri_num/D, ro = ro_num/D
-    num = (y_max + 1) * ca.ri_num * ca.keep_den
-    den = ca.keep * (ca.ro_num - (y_max + 1) * ca.den)
+    # y = k*x*ro/(ri + k*x)  <=>  x = y*ri / (k*(ro - y)), with ri = ri_num/D, ro = ro_num/D; rounded
+    # down, the curve's output there is at most y_max, and the exact output (rounded against the
+    # trader) too: every input up to it is one leg b takes (a few more might be; they are not tried)
+    num = y_max * ca.ri_num * ca.keep_den
+    den = ca.keep * (ca.ro_num - y_max * ca.den)
     if den <= 0:
         return ca.max_in
-    x = min(num // den, ca.max_in)
-    while x > 0:  # the curve's output at x is below y_max + 1, so the exact one is too, by its roundings
-        y = a.quote(state, s, x)
-        if y is None or y <= y_max:
-            return x
-        x -= 1
-    return 0
+    return min(num // den, ca.max_in)
 
 
 def _least_input(a: Any, state: MarketState, s: str, y: int, ca: Curve | None, cap: int) -> int:
