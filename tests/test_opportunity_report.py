@@ -81,13 +81,17 @@ def test_the_real_day_opportunities_match_an_independent_computation(day) -> Non
         assert ep.start_ts == run[0][0] and ep.end_ts == run[-1][0] and ep.detections == len(run)
         assert (ep.buy == V2) == run[0][1]
         best = max(run, key=lambda d: d[4])  # the first of the largest, as the report keeps it
-        assert (ep.best.amount_in, ep.best.gross_profit, ep.best.net_profit) == best[2:]
+        # the same profit to within 2 base units (2e-6 USDC): on these pools the best sizes lie on
+        # plateaus ~1e7 sizes wide where the exact profit varies by rounding only; neither search
+        # proves its optimum there (the finder's pattern search and the strategy's probes)
+        assert abs(ep.best.gross_profit - best[3]) <= 2 and ep.best.gross_profit - ep.best.net_profit == best[3] - best[4]
     total = sum(max(d[4] for d in run) for run in want)
-    assert rep.total() == {"0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48": total}
+    (got,) = rep.total().values()
+    assert abs(got - total) <= 2 * len(want) and total > 1_000 * 10**6  # over 1,000 USDC
     # each best size beats its neighbours by the pools' exact math (+-1, +-1000)
     with EventLog.open(day) as log:
         events = list(log.events())
-    for ep in rep.episodes[:8]:
+    for ep in rep.episodes:
         state = MarketState()
         for e in events:
             if e.seq > ep.best_seq:
