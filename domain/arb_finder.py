@@ -28,9 +28,14 @@ says which tokens its base and quote are (e.g. Binance ETHUSDT = WETH/USDT by ad
 * quiet path: it pays at the margin iff ``margin_A * margin_B > 1`` (integer cross-multiplication);
 * two constant-product curves: their composition is one constant-product round trip
   (``domain/cp_optimum.RoundTrip``, closed-form optimum and an upper bound of every exact profit);
-  a bound below gas + ``min_profit`` ends it, else ``best_size`` (``cross_pool_arb``) finds the
-  exact integer optimum from the closed-form candidate (``proven``), or the best probed within the
-  bound;
+  a bound below gas + ``min_profit`` ends it (proven: nothing pays). Else the closed-form size is
+  priced exactly; from it, the sizes that could do better are ``level_interval(profit + 1)``: scanned
+  whole when at most ``FINISH_SCAN`` wide (repeatedly: the result is the exact integer optimum,
+  ``proven``), else a pattern search (+-2^j, j <= ``PATTERN_BITS``: a local optimum, not proven; on
+  USDC/WETH-scale pools such plateaus are ~1e7 sizes wide and their exact profits differ by a unit or
+  two of rounding). A candidate below gas + ``min_profit`` is settled by ``best_size``
+  (``cross_pool_arb``) when the bound is within ``PROOF_LEVELS`` of it, else left (counted in
+  ``FinderStats.unsearched``);
 * otherwise a bounded exact search: ternary search over the sizes the first leg can really take
   (whole lots of a book: its cost of ``n`` lots; any integer for a pool) on the exact profit, down
   to a window searched exhaustively, then a neighbour climb (+-1 until neither side improves).
