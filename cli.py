@@ -542,6 +542,72 @@ def _checked_events(log: EventLog):  # type: ignore[no-untyped-def]
         click.echo(f"note: {log.path}: {log.integrity.describe()}", err=True)
 
 
+# --------------------------------------------------------------------------- report
+
+
+@main.group()
+def report() -> None:
+    """Summaries computed from a log's events."""
+
+
+@report.command("opportunities")
+@click.argument("log_path", metavar="LOG")
+@click.option("--gas-price-gwei", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              help="Gas price when the log has no block base fee.")
+@click.option("--max-age-s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Venues updated longer ago than this (event time) take no part.")
+@click.option("--min-profit", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Net profit after gas an opportunity must clear, in whole profit tokens (USDC).")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="How many of the best to list.")
+def report_opportunities(log_path: str, gas_price_gwei: float, max_age_s: float, min_profit: float, top: int) -> None:
+    """The cross-venue round trips LOG offered above gas: episodes, sizes and profits (exact math)."""
+    from tapedeck.runtime.opportunity_report import opportunities
+
+    open_log(log_path).close()
+    try:
+        rep = opportunities(log_path, gas_price_wei=int(gas_price_gwei * 1e9), max_age_ns=int(max_age_s * 1e9),
+                            min_profit=int(min_profit * 1e6))
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+    for line in rep.lines(top):
+        click.echo(line)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command()
+@click.argument("log_path", metavar="LOG")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--cors", "cors", multiple=True, help="An origin allowed to call the API from a browser (repeatable; "
+              "off by default).")
+@click.option("--max-age-s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="State older than this (event time) takes no part in /scan-arbitrage.")
+@click.option("--gas-price-gwei", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              help="Gas price when the log has no block base fee.")
+def serve(log_path: str, host: str, port: int, cors: tuple[str, ...], max_age_s: float, gas_price_gwei: float) -> None:
+    """Serve the pool price cache of LOG over HTTP: GET /health, /prices, /prices/{pair}, POST /scan-arbitrage.
+
+    LOG's inputs are folded by the engine; every response is precomputed from that state.
+    """
+    from tapedeck.runtime.serve import build_app, load_cache, uvicorn_config
+
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise click.ClickException(f"serve needs uvicorn and starlette installed: {e}") from None
+    log = open_log(log_path)
+    log.close()
+    try:
+        cache = load_cache(log_path, max_age_ns=int(max_age_s * 1e9), gas_price_wei=int(gas_price_gwei * 1e9))
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"serving {log_path}: {cache.events} events, {len(cache.venues)} venues in {len(cache.finder.pairs)} "
+               f"pairs, {len(cache.opportunities)} opportunities; http://{host}:{port}/health", err=True)
+    uvicorn.Server(uvicorn_config(build_app(cache, cors), host=host, port=port)).run()
+
+
 # --------------------------------------------------------------------------- demo
 
 

@@ -135,6 +135,7 @@ class Engine:
             ev.SplTokenAccountSynced: self.state.on_solana,
             ev.WhirlpoolSynced: self.state.on_solana,
             ev.WhirlpoolTickArraySynced: self.state.on_solana,
+            ev.BookDepthUpdated: self.state.on_depth,
             ev.KillSwitchSet: risk.on_kill_switch,
             ev.OrderFilled: risk.on_finished,
             ev.OrderFailed: risk.on_finished,

@@ -21,6 +21,7 @@ from typing import Mapping
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.raydium_amm import RaydiumBook
+from tapedeck.domain.book_depth import DepthBook, depth_id
 from tapedeck.domain.uniswap_v3 import V3PoolState
 from tapedeck.domain.whirlpool import WhirlpoolBook
 
@@ -60,7 +61,7 @@ _NO_ORDERS: Mapping[str, Order] = {}
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders", "raydium", "whirlpools")
+    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders", "raydium", "whirlpools", "depth")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
@@ -72,6 +73,7 @@ class MarketState:
         self.orders: dict[str, dict[str, Order]] = {}  # strategy -> client id -> in flight
         self.raydium = RaydiumBook()  # Solana: Raydium AMM v4 pools and the token accounts seen
         self.whirlpools = WhirlpoolBook()  # Solana: Orca Whirlpools and their tick arrays
+        self.depth: dict[str, DepthBook] = {}  # depth_id(venue, instrument) -> book (domain/book_depth.py)
 
     # ------------------------------------------------------------------ folding
 
@@ -123,6 +125,23 @@ class MarketState:
     def on_source_stale(self, e: ev.SourceStale) -> None:
         for venue in e.venues:
             self.stale[venue] = e.reason
+            book = self.depth.get(venue)
+            if book is not None:  # a depth gap or disconnect: only a snapshot brings the book back
+                book.synced, book.gap = False, e.reason
+
+    def on_depth(self, e: ev.BookDepthUpdated) -> None:
+        """Fold a book message (``DepthBook.apply``); the book's id is fresh while it is in sync,
+        stale (with the gap as reason) from a missed update until the next snapshot."""
+        key = depth_id(e.venue, e.instrument)
+        book = self.depth.get(key)
+        if book is None:
+            book = self.depth[key] = DepthBook(e.venue, e.instrument, e.price_decimals, e.size_decimals)
+        if book.apply(e):
+            self.updated[key] = e.ts
+            if self.stale:
+                self.stale.pop(key, None)
+        elif not book.synced:
+            self.stale[key] = book.gap
 
     # ------------------------------------------------------------------ reading
 

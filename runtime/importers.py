@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Union
 
 import msgspec
 from eventsourcing.persistence import PersistenceError
@@ -65,7 +65,7 @@ class ImportReport:
     rejected: int = 0
     rejections: list[str] = field(default_factory=list)  # first few reasons, for the user
     total_in_log: int = 0
-    pools: dict[str, PoolSpec | AaveSource | SolanaSource] = field(default_factory=dict)  # file path -> the pool it was read as
+    pools: dict[str, Source] = field(default_factory=dict)  # file path -> the pool it was read as
     retimed: int = 0  # block-only events of the log whose time changed with this import
     notes: list[str] = field(default_factory=list)  # e.g. flags that overrode the registry
     frames: dict[str, int] = field(default_factory=dict)  # hyperliquid-ws: frames by channel
@@ -73,12 +73,13 @@ class ImportReport:
     by_type: dict[str, int] = field(default_factory=dict)  # hyperliquid-ws: events by type
 
 
-KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs", "solana-ws", "hyperliquid-ws")
+KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs", "solana-ws", "hyperliquid-ws", "binance-ws")
 AAVE = "aave-v3-logs"
 SOLANA = "solana-ws"
 # Hyperliquid WebSocket recordings (hftbacktest's ``<local_recv_ns> <frame>`` lines, gzipped): venue
 # ``hyperliquid``, one instrument per coin; no pool, chain or blocks (adapters/hyperliquid_ws.py).
 HYPERLIQUID = "hyperliquid-ws"
+BINANCE = "binance-ws"
 _PROTOCOL = {"uniswap-v3-logs": V3, "uniswap-v2-reserves": V2}
 
 
@@ -200,6 +201,36 @@ class SolanaSource:
         return {"chain": "solana", "protocol": "solana-accounts", "name": self.label}
 
 
+@dataclass(frozen=True)
+class BinanceSource:
+    """A Binance WebSocket recording (``adapters/binance_ws.py``): its venue (``binance`` spot,
+    ``binance-usdm`` futures) and instrument, from the file name or its frames."""
+
+    venue: str
+    instrument: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.venue} {self.instrument or '(symbol from its frames)'}"
+
+    @property
+    def address(self) -> str:  # what the import line names the source by
+        return f"{self.venue}:{self.instrument}" if self.instrument else self.venue
+
+    def to_note(self) -> dict[str, Any]:
+        return {"venue": self.venue, "instrument": self.instrument, "protocol": "binance-ws", "name": self.label}
+
+
+Source = Union[PoolSpec, AaveSource, SolanaSource, BinanceSource]  # what an imported file was read as
+
+
+def resolve_binance(path: str) -> BinanceSource:
+    from tapedeck.adapters import binance_ws
+
+    venue, instrument = binance_ws.market_from_filename(path)
+    return BinanceSource(venue or binance_ws._sniff(path), instrument or "")
+
+
 def _block_filter(events: Iterator[ev.Event], from_block: int | None, to_block: int | None) -> Iterator[ev.Event]:
     for e in events:
         block = getattr(e, "block", None)
@@ -215,6 +246,10 @@ def _reader(kind: str, spec: PoolSpec | AaveSource | SolanaSource, registry: Reg
         return solana_accounts.read_solana_ws
     if isinstance(spec, AaveSource):
         return lambda path: _block_filter(aave_v3_logs.read_aave_logs(path, spec.chain), from_block, to_block)
+    if isinstance(spec, BinanceSource):
+        from tapedeck.adapters.binance_ws import read_binance_ws
+
+        return lambda path: read_binance_ws(path, venue=spec.venue, instrument=spec.instrument or None)
     if kind == "uniswap-v3-logs":
         return lambda path: _block_filter(read_v3_logs(path, pool=spec.address), from_block, to_block)
     # Provisional times, -(block + 1), never stored: every block-only event (and the rejections stamped
@@ -343,7 +378,7 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         except RegistryError as e:
             raise ImportError_(str(e)) from None
     report = ImportReport(kind, [str(p) for p in paths])
-    specs: dict[str, PoolSpec | AaveSource | SolanaSource] = {}
+    specs: dict[str, Source] = {}
     if kind == AAVE and (fee is not None or tick_spacing is not None):
         raise ImportError_("--fee/--tick-spacing: an Aave v3 Pool has neither")
     if kind in (SOLANA, HYPERLIQUID):
@@ -355,6 +390,9 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
                                "come from the accounts' own bytes)")
         if given:
             raise ImportError_(f"{'/'.join(given)}: a Hyperliquid WebSocket recording has no pool, chain or blocks")
+    if kind == BINANCE and (fee is not None or tick_spacing is not None or pool is not None
+                            or from_block is not None or to_block is not None):
+        raise ImportError_("--pool/--fee/--tick-spacing/--from-block/--to-block: a Binance recording has none of them")
     for p in paths:
         if kind == SOLANA:
             specs[p] = SolanaSource(Path(p).name)
@@ -363,6 +401,9 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
             continue
         if kind == AAVE:
             specs[p] = resolve_aave(p, chain=chain, pool=pool)
+            continue
+        if kind == BINANCE:
+            specs[p] = resolve_binance(p)
             continue
         specs[p], notes = resolve_pool(kind, p, registry, pool=pool, fee=fee, tick_spacing=tick_spacing, chain=chain)
         report.notes.extend(notes)
@@ -384,7 +425,8 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
 
 
 def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None, to_block: int | None,
-                   specs: dict[str, PoolSpec | AaveSource | SolanaSource], registry: Registry, report: ImportReport) -> ImportReport:
+                   specs: dict[str, Source], registry: Registry,
+                   report: ImportReport) -> ImportReport:
     existing: list[ev.Event] = []
     manifest = Manifest(run_id="", mode="import")
     if out.exists():

@@ -1,0 +1,277 @@
+"""Binance WebSocket recordings -> input events (``tapedeck import binance-ws FILE.gz``).
+
+The file is what hftbacktest's collector writes (the shared ``binance-ethusdt-ws-2024-08-08``): one
+message per line, ``<local receive time, ns> <raw JSON>``, gzip or plain text. Combined-stream frames
+(``{"stream": ..., "data": {...}}``) and raw frames are both read; the one line without a stream is
+the REST depth snapshot (``{"lastUpdateId", "bids", "asks"}``). Every frame becomes one event:
+
+* ``<symbol>@bookTicker`` -> ``QuoteUpdated`` (spot ``{u,s,b,B,a,A}`` has no time of its own:
+  ``venue_ts`` 0; futures add ``e``, ``E`` and ``T``: ``venue_ts`` is ``T``, the transaction time);
+* ``<symbol>@trade`` (and futures ``aggTrade``) -> ``TradePrinted`` (``side`` is the taker's:
+  ``m`` true means the buyer was the maker, so the taker sold; ``trade_id`` ``t``, or ``a`` for an
+  aggregate; ``venue_ts`` ``T``);
+* ``<symbol>@depth...`` diffs -> ``BookDepthUpdated(snapshot=False, first_update=U, last_update=u)``
+  (``venue_ts`` ``T`` if given, else ``E``); futures diffs carry ``pu``, the previous message's
+  final id, and their ``U`` need not follow it: ``first_update`` is then ``pu + 1`` (the id the
+  message continues from), so the one contiguity rule of ``domain/book_depth.py`` is the venue's;
+* the REST snapshot -> ``BookDepthUpdated(snapshot=True, last_update=lastUpdateId)``, for the
+  instrument of the file (the snapshot names none: the symbol of the stream frames, or the file name).
+
+Venue and instrument: spot is venue ``binance``, USD-M futures ``binance-usdm``; the instrument is
+the symbol as Binance writes it (``ETHUSDT``). Which market a file is comes from its name
+(``spot_...``, ``usdm_...``) or, failing that, from its frames (a bookTicker with ``e``, a depth
+diff with ``pu``: futures).
+
+Precision: Binance writes every price and quantity as a decimal string with 8 places
+(``"2683.80000000"``; futures strings may have fewer, never more), so prices and sizes are fixed
+point at 8 decimals (``PRICE_DECIMALS``/``SIZE_DECIMALS``), parsed exactly from the strings
+(``domain.decimals.to_fixed``): one precision for every frame, nothing rounded, and a string
+with more places, or a number that is not a string, is a rejection.
+
+Depth sequencing (Binance's "manage a local order book" procedure): diffs up to the snapshot's
+``lastUpdateId`` are old and recorded as they are; the first one after it must straddle it
+(``U <= L + 1 <= u``; futures ``U <= L <= u``), and each later one must follow the one before
+(spot ``U == previous u + 1``; futures ``pu == previous u``). A gap is recorded as a
+``SourceStale`` naming the book (``binance:ETHUSDT:depth``) just before the diff that shows it, and
+the diff itself is kept: the engine's fold marks the book out of sync and stale until the next
+snapshot (``MarketState.on_depth``). Nothing is dropped.
+
+A malformed line (no time, bad JSON, an unknown stream, a missing or mistyped field, a price
+finer than 8 places, a negative size) is an ``InputRejected`` naming the line and what was wrong.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
+from tapedeck.domain import events as ev
+from tapedeck.domain.book_depth import depth_id
+from tapedeck.domain.decimals import to_fixed
+
+SOURCE = "binance-ws"
+SPOT, USDM = "binance", "binance-usdm"
+PRICE_DECIMALS = SIZE_DECIMALS = 8
+MS = 1_000_000
+RAW_LIMIT = 400  # characters of a rejected line kept in its InputRejected
+_NAME = re.compile(r"(?:^|[_-])(spot|usdm|futures|um)[_-]([a-z0-9]+)[_-]", re.IGNORECASE)
+_decode = msgspec.json.Decoder()
+
+
+class FrameError(ValueError):
+    """What is wrong with one frame (becomes its InputRejected reason)."""
+
+
+def market_from_filename(path: str | Path) -> tuple[str | None, str | None]:
+    """(venue, instrument) from a name like ``spot_ethusdt_20240808.gz`` (None where it says nothing)."""
+    m = _NAME.search(Path(path).name)
+    if not m:
+        return None, None
+    return (SPOT if m.group(1).lower() == "spot" else USDM), m.group(2).upper()
+
+
+def _open(path: str | Path) -> Any:
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _sniff(path: str | Path, limit: int = 2_000) -> str:
+    """The market a file's frames show: futures if a bookTicker has ``e`` or a diff has ``pu``."""
+    with _open(path) as f:
+        for i, line in enumerate(f):
+            if i >= limit:
+                break
+            _, _, body = line.partition(b" ")
+            try:
+                msg = _decode.decode(body)
+            except msgspec.DecodeError:
+                continue
+            data = msg.get("data", msg) if isinstance(msg, dict) else None
+            if isinstance(data, dict):
+                if "pu" in data or ("e" in data and data.get("e") == "bookTicker"):
+                    return USDM
+                if "A" in data and "e" not in data:
+                    return SPOT
+    return SPOT
+
+
+def _int(d: dict[str, Any], key: str) -> int:
+    v = d.get(key)
+    if type(v) is not int:
+        raise FrameError(f"missing field {key!r}" if v is None else f"field {key!r} is {v!r:.40}, not an integer")
+    if v < 0:
+        raise FrameError(f"field {key!r} is negative ({v})")
+    return v
+
+
+def _parse(text: Any, what: str) -> int:
+    """A decimal string as an integer count of 1e-8, exactly (``FrameError`` otherwise)."""
+    if type(text) is not str:
+        raise FrameError(f"{what} is {type(text).__name__} {text!r:.40}, not a decimal string")
+    if len(text) > 9 and text[-9] == "." and text.isascii():  # Binance's own form, "2683.80000000"
+        digits = text[:-9] + text[-8:]
+        if digits.isdigit():
+            return int(digits)
+    try:
+        n = to_fixed(text, PRICE_DECIMALS, what)
+    except ValueError as e:
+        raise FrameError(str(e)) from None
+    if n < 0:
+        raise FrameError(f"{what} is negative ({text})")
+    return n
+
+
+def _fixed(d: dict[str, Any], key: str, places: int) -> int:
+    if key not in d:
+        raise FrameError(f"missing field {key!r}")
+    return _parse(d[key], f"field {key!r}")
+
+
+def _levels(d: dict[str, Any], key: str) -> tuple[tuple[int, int], ...]:
+    raw = d.get(key)
+    if not isinstance(raw, list):
+        raise FrameError(f"missing field {key!r}" if raw is None else f"field {key!r} is not a list of levels")
+    try:
+        return tuple((_parse(p, key), _parse(q, key)) for p, q in raw)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, FrameError):
+            raise
+        raise FrameError(f"{key} has a level that is not a [price, size] pair") from None
+
+
+def _ms(d: dict[str, Any], key: str) -> int:
+    v = _int(d, key) * MS
+    if not MIN_TS <= v < MAX_TS:
+        raise FrameError(f"field {key!r} ({d[key]} ms) is outside 2015..2100")
+    return v
+
+
+class _Books:
+    """Depth sequencing per book (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}  # book id -> last applied final id (after a snapshot)
+        self.synced: dict[str, bool] = {}
+
+    def snapshot(self, key: str, last: int) -> None:
+        self.last[key], self.synced[key] = last, False  # the first diff after it is checked apart
+
+    def gap(self, key: str, first: int, last: int, prev: int | None, futures: bool) -> str | None:
+        """Why this diff shows missed updates (None: it follows), updating the book's position."""
+        if key not in self.last:
+            return None  # no snapshot yet: nothing to follow
+        known = self.last[key]
+        if last <= known:
+            return None  # old: already in the book
+        why = None
+        if not self.synced[key]:
+            ok = (first <= known <= last) if futures else (first <= known + 1 <= last)
+            if not ok:
+                why = f"first diff after the snapshot (lastUpdateId {known}) covers {first}..{last}"
+        elif futures:
+            if prev != known:
+                why = f"pu {prev} is not the previous final id {known}"
+        elif first != known + 1:
+            why = f"U {first} does not follow the previous final id {known}"
+        self.last[key], self.synced[key] = last, True
+        return why
+
+
+def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: str | None = None) -> Iterator[ev.Event]:
+    """Every line of a recording as events (see the module docstring); never raises on content."""
+    name = Path(path).name
+    named_venue, named_instrument = market_from_filename(path)
+    venue = venue or named_venue or _sniff(path)
+    futures = venue == USDM
+    symbol = instrument or named_instrument
+    books = _Books()
+    last_ts = 0  # a rejected line without a time of its own is stamped with the last good one
+    with _open(path) as f:
+        for n, line in enumerate(f, 1):
+            origin = f"{SOURCE}:{name}:line {n}"
+            stamp, _, body = line.rstrip(b"\r\n").partition(b" ")
+            ts = last_ts
+            try:
+                try:
+                    t = int(stamp)
+                except ValueError:
+                    raise FrameError(f"no receive time: {stamp[:30]!r} is not an integer") from None
+                if not MIN_TS <= t < MAX_TS:
+                    raise FrameError(f"receive time {t} ns is outside 2015..2100")
+                ts = last_ts = t
+                try:
+                    msg = _decode.decode(body)
+                except msgspec.DecodeError as e:
+                    raise FrameError(f"not JSON: {e}") from None
+                if not isinstance(msg, dict):
+                    raise FrameError(f"a JSON {type(msg).__name__}, not an object")
+                events = _frame(msg, ts, venue, futures, symbol, books)
+            except FrameError as e:
+                raw = line.decode("utf-8", "replace").rstrip("\r\n")[:RAW_LIMIT]
+                yield ev.InputRejected(ts=ts, source=SOURCE, origin=origin, reason=str(e), raw=raw)
+                continue
+            for e in events:
+                if symbol is None and isinstance(e, (ev.QuoteUpdated, ev.TradePrinted, ev.BookDepthUpdated)):
+                    symbol = e.instrument
+                yield e
+
+
+def _frame(msg: dict[str, Any], ts: int, venue: str, futures: bool, symbol: str | None,
+           books: _Books) -> list[ev.Event]:
+    stream = msg.get("stream")
+    if "lastUpdateId" in msg and stream is None:
+        if not symbol:
+            raise FrameError("a REST depth snapshot before any frame or file name says the symbol")
+        last = _int(msg, "lastUpdateId")
+        bids, asks = _levels(msg, "bids"), _levels(msg, "asks")
+        books.snapshot(depth_id(venue, symbol), last)
+        return [ev.BookDepthUpdated(ts=ts, source=SOURCE, venue=venue, instrument=symbol, bids=bids, asks=asks,
+                                    price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS, snapshot=True,
+                                    last_update=last)]
+    data = msg.get("data", msg) if stream is not None else msg
+    if not isinstance(data, dict):
+        raise FrameError("'data' is not an object")
+    if stream is not None and not isinstance(stream, str):
+        raise FrameError("'stream' is not a string")
+    kind = (stream.partition("@")[2] if stream else "") or str(data.get("e", ""))
+    s = data.get("s")
+    if not isinstance(s, str) or not s:
+        raise FrameError("missing field 's' (symbol)")
+    if kind.startswith("bookTicker") or (not kind and {"b", "B", "a", "A"} <= data.keys()):
+        vts = _ms(data, "T") if "T" in data else (_ms(data, "E") if "E" in data else 0)
+        _int(data, "u")
+        return [ev.QuoteUpdated(ts=ts, source=SOURCE, venue=venue, instrument=s,
+                                bid=_fixed(data, "b", PRICE_DECIMALS), bid_size=_fixed(data, "B", SIZE_DECIMALS),
+                                ask=_fixed(data, "a", PRICE_DECIMALS), ask_size=_fixed(data, "A", SIZE_DECIMALS),
+                                price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS, venue_ts=vts)]
+    if kind in ("trade", "aggTrade"):
+        m = data.get("m")
+        if type(m) is not bool:
+            raise FrameError("missing field 'm'" if m is None else f"field 'm' is {m!r:.40}, not true/false")
+        trade_id = _int(data, "t" if kind == "trade" else "a")
+        return [ev.TradePrinted(ts=ts, source=SOURCE, venue=venue, instrument=s, price=_fixed(data, "p", PRICE_DECIMALS),
+                                size=_fixed(data, "q", SIZE_DECIMALS), price_decimals=PRICE_DECIMALS,
+                                size_decimals=SIZE_DECIMALS, side="sell" if m else "buy", trade_id=str(trade_id),
+                                venue_ts=_ms(data, "T"))]
+    if kind.startswith("depth") or data.get("e") == "depthUpdate":
+        first, last = _int(data, "U"), _int(data, "u")
+        if first > last:
+            raise FrameError(f"U {first} is after u {last}")
+        prev = _int(data, "pu") if futures or "pu" in data else None
+        bids, asks = _levels(data, "b"), _levels(data, "a")
+        vts = _ms(data, "T") if "T" in data else _ms(data, "E")
+        key = depth_id(venue, s)
+        why = books.gap(key, first, last, prev, prev is not None)
+        diff = ev.BookDepthUpdated(ts=ts, source=SOURCE, venue=venue, instrument=s, bids=bids, asks=asks,
+                                   price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS, snapshot=False,
+                                   first_update=prev + 1 if prev is not None else first, last_update=last,
+                                   venue_ts=vts)
+        if why:
+            return [ev.SourceStale(ts=ts, source=SOURCE, venues=(key,), reason=f"depth gap: {why}"), diff]
+        return [diff]
+    raise FrameError(f"unknown stream {stream or kind or '(none)'!r}")

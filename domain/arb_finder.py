@@ -1,0 +1,778 @@
+"""Venue-agnostic arbitrage finding: every pair of venues quoting the same two tokens, both ways.
+
+Why: the cross-pool strategy knows one V2 pair and one V3 pool; a user watches many pools on
+several venues (EVM pools, Solana pools, a CEX book) and wants, on every update, the round trips
+that pay after fees, gas and slippage, sized exactly. This module is that search, over the
+engine's ``MarketState`` and nothing else (no clock, no I/O; ties broken by configuration order).
+
+**Venues** (``VenueQuote``, a small Protocol) give, for a token in and an amount, the exact output
+by the venue's own math, plus what the search needs to be fast: the marginal rate at size zero
+(``margin``), an optional constant-product view (``curve``) and the largest input they can price
+(inside ``curve().max_in`` the curve is exact up to the contracts' roundings). Shipped:
+
+* ``PoolVenue``: an EVM pool through ``domain/dex_quotes.quote`` (V2 ``getAmountOut``; V3 inside
+  the tick-spacing interval today; when ``dex_quotes`` quotes V3 across ticks, ``quote`` follows it
+  and the curve stays the current interval's). A Solana pool plugs in the same way: an adapter with
+  ``quote``/``margin``/``curve``/``mid`` over its own state (Raydium is constant-product on its
+  vault reserves; a Whirlpool inside its tick range is constant-product on virtual reserves).
+* ``BookVenue``: a CEX instrument through its book (``MarketState.depth``, ``domain/book_depth.py``)
+  when that is in sync and fresh, else its top of book (``QuoteUpdated``, one level of the quoted
+  size): the output walks the levels (slippage), whole lots only, less the taker fee (taken from
+  what is received, as Binance does by default).
+
+Token identity is the registry's (token addresses, lowercase), never symbol text: a CEX instrument
+says which tokens its base and quote are (e.g. Binance ETHUSDT = WETH/USDT by address).
+
+**Sizing** a round trip ``s -> o`` on venue A then ``o -> s`` on venue B (profit in ``s``):
+
+* quiet path: it pays at the margin iff ``margin_A * margin_B > 1`` (integer cross-multiplication);
+* two constant-product curves: their composition is one constant-product round trip
+  (``domain/cp_optimum.RoundTrip``, closed-form optimum and an upper bound of every exact profit);
+  a bound below gas + ``min_profit`` ends it (proven: nothing pays). Else the closed-form size is
+  priced exactly; from it, the sizes that could do better are ``level_interval(profit + 1)``: scanned
+  whole when at most ``FINISH_SCAN`` wide (repeatedly: the result is the exact integer optimum,
+  ``proven``), else a pattern search (+-2^j, j <= ``PATTERN_BITS``: a local optimum, not proven; on
+  USDC/WETH-scale pools such plateaus are ~1e7 sizes wide and their exact profits differ by a unit or
+  two of rounding). A candidate below gas + ``min_profit`` is settled by ``best_size``
+  (``cross_pool_arb``) when the bound is within ``PROOF_LEVELS`` of it, else left (counted in
+  ``FinderStats.unsearched``);
+* otherwise a bounded exact search: ternary search over the sizes the first leg can really take
+  (whole lots of a book: its cost of ``n`` lots; any integer for a pool) on the exact profit, down
+  to a window searched exhaustively, then a neighbour climb (+-1 until neither side improves).
+
+Every figure reported (outputs, profit) is the venues' exact math at the size chosen. Gas: the
+on-chain legs' ``gas_units`` at the chain's current base fee (``state.blocks[chain].next_base_fee``,
+plus ``priority_fee_wei``; ``gas_price_wei`` when no block was recorded), valued in the profit
+token at the mid of the first fresh venue quoting (native token, profit token) (``native`` per
+chain, WETH on Ethereum); an opportunity whose gas cannot be valued is not reported. Freshness:
+venues whose state is older than ``max_age_ns`` or marked stale (``state.fresh``) take no part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import gcd
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from tapedeck.domain import dex_quotes
+from tapedeck.domain.book_depth import depth_id
+from tapedeck.domain.cp_optimum import RoundTrip
+from tapedeck.domain.state import MarketState
+from tapedeck.domain.strategies.cross_pool_arb import best_size
+from tapedeck.domain.uniswap_v3 import (get_amount0_delta, get_amount1_delta, get_sqrt_ratio_at_tick,
+                                        mul_div_rounding_up, tick_spacing_interval)
+
+Q96 = 1 << 96
+Q192 = 1 << 192
+V2_SWAP_GAS = 105_000  # about what a V2 pair swap costs (as adapters/paper_gateway.py prices paper legs)
+V3_SWAP_GAS = 130_000  # a V3 swap inside one tick interval
+WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+WINDOW = 64  # the bounded search scans this many sizes exhaustively once ternary has narrowed to them
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A constant-product view of a venue for one direction: ``out(x) = k*x*ro / (ri + k*x)``, with
+    ``ri = ri_num/den``, ``ro = ro_num/den``, ``k = keep/keep_den``; an upper bound of the venue's exact
+    output (its roundings are against the trader) and exact to them for ``x <= max_in``. ``period``:
+    inputs that are multiples of it lose nothing to a fee floor taken from the input (V3)."""
+
+    ri_num: int
+    ro_num: int
+    den: int
+    keep: int
+    keep_den: int
+    max_in: int
+    period: int = 1
+
+
+class VenueQuote(Protocol):
+    """What the finder asks of a venue. ``id`` is unique (a pool address, ``binance:ETHUSDT``);
+    ``venue`` its kind for people (``uniswap-v2``, ``binance``); ``chain`` where its legs settle
+    ("" off chain: no gas); ``token0``/``token1`` registry identities; ``gas_units`` per swap."""
+
+    id: str
+    venue: str
+    chain: str
+    token0: str
+    token1: str
+    gas_units: int
+
+    def quote(self, state: MarketState, token_in: str, amount_in: int) -> int | None: ...
+    def margin(self, state: MarketState, token_in: str) -> tuple[int, int] | None: ...
+    def curve(self, state: MarketState, token_in: str) -> Curve | None: ...
+    def max_in(self, state: MarketState, token_in: str) -> int: ...
+    def mid(self, state: MarketState, token_in: str) -> tuple[int, int] | None: ...
+    def fresh(self, state: MarketState, now_ts: int, max_age_ns: int) -> bool: ...
+    def sizes(self, state: MarketState, token_in: str) -> tuple[Callable[[int], int], int] | None: ...
+    def version(self, state: MarketState) -> Any: ...
+
+
+# ----------------------------------------------------------------------------- EVM pools
+
+
+class PoolVenue:
+    """A Uniswap V2 pair or V3 pool (``dex_quotes.PoolSpec``) on ``chain``."""
+
+    def __init__(self, spec: dex_quotes.PoolSpec, chain: str = "ethereum", venue: str = "",
+                 gas_units: int | None = None, label: str = "") -> None:
+        self.spec = spec
+        self.id = spec.pool
+        self.venue = venue or ("uniswap-v2" if spec.kind == "v2" else "uniswap-v3")
+        self.chain = chain
+        self.token0, self.token1 = spec.token0, spec.token1
+        self.gas_units = int(gas_units if gas_units is not None else (V2_SWAP_GAS if spec.kind == "v2" else V3_SWAP_GAS))
+        self.label = label or spec.pool
+        self._v3_keep = 1_000_000 - spec.fee
+        self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
+        self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
+
+    def quote(self, state: MarketState, token_in: str, amount_in: int) -> int | None:
+        return dex_quotes.quote(self.spec, state, token_in, amount_in)
+
+    def curve(self, state: MarketState, token_in: str) -> Curve | None:
+        spec = self.spec
+        if spec.kind == "v2":
+            p = state.v2.get(spec.pool)
+            if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
+                return None
+            ri, ro = (p.reserve0, p.reserve1) if token_in == spec.token0 else (p.reserve1, p.reserve0)
+            return Curve(ri, ro, 1, 10_000 - spec.fee, 10_000, 1 << 255)
+        s = state.v3.get(spec.pool)
+        if s is None or not s.liquidity or not s.sqrt_price_x96:
+            return None
+        sp, lq, fee, keep = s.sqrt_price_x96, s.liquidity, spec.fee, self._v3_keep
+        lower, upper = tick_spacing_interval(s.tick, spec.tick_spacing)  # type: ignore[arg-type]
+        if token_in == spec.token0:  # x_v = L*2^96/sp in, y_v = L*sp/2^96 out (over sp*2^96)
+            cap = get_amount0_delta(get_sqrt_ratio_at_tick(lower), sp, lq, True)
+            ri, ro = lq * Q192, lq * sp * sp
+        else:
+            cap = get_amount1_delta(sp, get_sqrt_ratio_at_tick(upper), lq, True)
+            ri, ro = lq * sp * sp, lq * Q192
+        # an exact-in swap stays inside the interval iff amount <= cap + ceil(cap*fee/keep)
+        # (cross_pool_arb.feasible_max)
+        return Curve(ri, ro, sp * Q96, keep, 1_000_000, cap + mul_div_rounding_up(cap, fee, keep), self._period)
+
+    def margin(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
+        """The output per unit input at size zero after the fee (the quiet path: no tick math;
+        kept per state, so a pool that did not move is not priced again for each partner)."""
+        key = self.version(state)
+        hit = self._margins.get(token_in)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        m = self.mid(state, token_in)
+        if m is not None:
+            if self.spec.kind == "v2":
+                m = (10_000 - self.spec.fee) * m[0], 10_000 * m[1]
+            else:
+                m = self._v3_keep * m[0], 1_000_000 * m[1]
+        self._margins[token_in] = (key, m)
+        return m
+
+    def mid(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
+        """The price without fee, ``token_out`` units per ``token_in`` unit, as ``(num, den)``."""
+        spec = self.spec
+        if spec.kind == "v2":
+            p = state.v2.get(spec.pool)
+            if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
+                return None
+            return (p.reserve1, p.reserve0) if token_in == spec.token0 else (p.reserve0, p.reserve1)
+        s = state.v3.get(spec.pool)
+        if s is None or not s.liquidity or not s.sqrt_price_x96:
+            return None
+        sp2 = s.sqrt_price_x96 * s.sqrt_price_x96
+        return (sp2, Q192) if token_in == spec.token0 else (Q192, sp2)
+
+    def max_in(self, state: MarketState, token_in: str) -> int:
+        c = self.curve(state, token_in)
+        return 0 if c is None else c.max_in
+
+    def sizes(self, state: MarketState, token_in: str) -> tuple[Callable[[int], int], int] | None:
+        return None  # any integer input
+
+    def fresh(self, state: MarketState, now_ts: int, max_age_ns: int) -> bool:
+        return state.fresh(self.id, now_ts, max_age_ns)
+
+    def version(self, state: MarketState) -> Any:
+        if self.spec.kind == "v2":
+            p = state.v2.get(self.id)
+            return None if p is None else (p.reserve0, p.reserve1)
+        s = state.v3.get(self.id)
+        return None if s is None else (s.sqrt_price_x96, s.liquidity)
+
+
+# ----------------------------------------------------------------------------- CEX books
+
+
+class BookVenue:
+    """A CEX instrument: ``base``/``quote`` are the registry tokens it trades (addresses), with their
+    on-chain decimals; the book's fixed-point precision comes from its events. ``taker_fee_pips``
+    (1000 = 0.1%) is taken from what a taker receives."""
+
+    def __init__(self, venue: str, instrument: str, base: str, quote: str, base_decimals: int, quote_decimals: int,
+                 taker_fee_pips: int = 1000, label: str = "") -> None:
+        if not 0 <= taker_fee_pips < 1_000_000:
+            raise ValueError(f"taker_fee_pips must be in 0..999999, got {taker_fee_pips}")
+        self.id = f"{venue}:{instrument}"
+        self.venue, self.instrument = venue, instrument
+        self.chain = ""
+        self.gas_units = 0
+        self.token0, self.token1 = base, quote
+        self.base, self.quote_token = base, quote
+        self.base_decimals, self.quote_decimals = base_decimals, quote_decimals
+        self.keep = 1_000_000 - taker_fee_pips
+        self.depth_key = depth_id(venue, instrument)
+        self.label = label or self.id
+
+    # which levels: the synced book if fresh, else the top of book
+    def _levels(self, state: MarketState, sell_base: bool) -> tuple[tuple[tuple[int, int], ...], int, int] | None:
+        book = state.depth.get(self.depth_key)
+        if book is not None and book.synced and self.depth_key not in state.stale:
+            levels = book.bids() if sell_base else book.asks()
+            if levels:
+                return levels, book.price_decimals, book.size_decimals
+        q = state.quotes.get(self.instrument, {}).get(self.venue)
+        if q is None:
+            return None
+        p, s = (q.bid, q.bid_size) if sell_base else (q.ask, q.ask_size)
+        if p <= 0 or s <= 0:
+            return None
+        return ((p, s),), q.price_decimals, q.size_decimals
+
+    def curve(self, state: MarketState, token_in: str) -> Curve | None:
+        return None  # a book is not a constant-product curve: the bounded search sizes it
+
+    def fresh(self, state: MarketState, now_ts: int, max_age_ns: int) -> bool:
+        book = state.depth.get(self.depth_key)
+        if book is not None and book.synced and state.fresh(self.depth_key, now_ts, max_age_ns):
+            return True
+        q = state.quotes.get(self.instrument, {}).get(self.venue)
+        return q is not None and state.quote_fresh(q, now_ts, max_age_ns)
+
+    def quote(self, state: MarketState, token_in: str, amount_in: int) -> int | None:
+        if amount_in <= 0:
+            return None
+        sell = token_in == self.base
+        got = self._levels(state, sell)
+        if got is None:
+            return None
+        levels, pd, sd = got
+        bd, qd = self.base_decimals, self.quote_decimals
+        if sell:  # base units -> whole size units, sold down the bids
+            left = amount_in * 10**sd // 10**bd
+            if left <= 0:
+                return None
+            acc = 0
+            for p, s in levels:
+                t = s if s < left else left
+                acc += t * p
+                left -= t
+                if not left:
+                    break
+            if left:
+                return None  # deeper than the book
+            out = acc * 10**qd // 10 ** (pd + sd)
+        else:  # quote units buy whole size units up the asks
+            budget = amount_in * 10 ** (pd + sd)
+            bought = 0
+            unit = 10**qd
+            for p, s in levels:
+                cost = p * unit
+                t = budget // cost
+                if t >= s:
+                    bought += s
+                    budget -= s * cost
+                    continue
+                bought += t
+                budget = 0
+                break
+            if budget:
+                return None  # money left after the whole book: deeper than the book
+            out = bought * 10**bd // 10**sd
+        out = out * self.keep // 1_000_000
+        return out or None
+
+    def sizes(self, state: MarketState, token_in: str) -> tuple[Callable[[int], int], int] | None:
+        """``(input of n lots, how many lots the side holds)``, for the search: the base units of ``n``
+        size units when selling, the exact quote cost of the ``n`` cheapest units when buying."""
+        sell = token_in == self.base
+        got = self._levels(state, sell)
+        if got is None:
+            return None
+        levels, pd, sd = got
+        bd, qd = self.base_decimals, self.quote_decimals
+        units = sum(s for _, s in levels)
+        if sell:
+            return (lambda n: -((-n * 10**bd) // 10**sd)), units
+
+        def cost(n: int) -> int:
+            acc = 0
+            for p, s in levels:
+                t = s if s < n else n
+                acc += t * p
+                n -= t
+                if not n:
+                    break
+            return -((-acc * 10**qd) // 10 ** (pd + sd))  # ceil: enough to buy them all
+        return cost, units
+
+    def max_in(self, state: MarketState, token_in: str) -> int:
+        sell = token_in == self.base
+        got = self._levels(state, sell)
+        if got is None:
+            return 0
+        levels, pd, sd = got
+        total = sum(s for _, s in levels)
+        if sell:
+            return total * 10**self.base_decimals // 10**sd
+        return sum(p * s for p, s in levels) * 10**self.quote_decimals // 10 ** (pd + sd)
+
+    def margin(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
+        sell = token_in == self.base
+        got = self._levels(state, sell)
+        if got is None:
+            return None
+        (p, _), pd = got[0][0], got[1]
+        bd, qd = self.base_decimals, self.quote_decimals
+        if sell:  # quote units per base unit at the best bid, after the fee
+            return self.keep * p * 10**qd, 1_000_000 * 10 ** (pd + bd)
+        return self.keep * 10 ** (pd + bd), 1_000_000 * p * 10**qd
+
+    def mid(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
+        bid, ask = self._levels(state, True), self._levels(state, False)
+        if bid is None or ask is None:
+            return None
+        b, a, pd = bid[0][0][0], ask[0][0][0], bid[1]
+        bd, qd = self.base_decimals, self.quote_decimals
+        if token_in == self.base:
+            return (b + a) * 10**qd, 2 * 10 ** (pd + bd)
+        return 2 * 10 ** (pd + bd), (b + a) * 10**qd
+
+    def version(self, state: MarketState) -> Any:
+        book = state.depth.get(self.depth_key)
+        q = state.quotes.get(self.instrument, {}).get(self.venue)
+        return (book.version if book is not None else None, None if q is None else (q.bid, q.ask, q.ts))
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    venue_id: str
+    venue: str
+    token_in: str
+    token_out: str
+    amount_in: int
+    amount_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class Opportunity:
+    """A round trip that pays: ``legs`` in order, ``amount_in`` of ``profit_token`` in and
+    ``amount_out`` back (base units), ``gross_profit = amount_out - amount_in``, ``gas_cost`` (profit
+    token units; ``gas_wei`` of the native token), ``net_profit = gross - gas``. ``method``
+    "closed-form" or "search"; ``proven``: the size is the exact integer optimum (closed form) or
+    a local one (+-1, search). ``key``: the gap's identity (venues and the state versions)."""
+
+    pair: tuple[str, str]
+    profit_token: str
+    legs: tuple[Leg, ...]
+    amount_in: int
+    amount_out: int
+    gross_profit: int
+    gas_wei: int
+    gas_cost: int
+    net_profit: int
+    method: str
+    proven: bool
+    key: str
+
+    @property
+    def profit_bps(self) -> int:
+        """Net profit per amount in, in hundredths of a percent (floor)."""
+        return self.net_profit * 10_000 // self.amount_in if self.amount_in else 0
+
+
+@dataclass(slots=True)
+class FinderStats:
+    evaluated: int = 0  # round trips looked at (fresh venues, both directions)
+    paid_at_margin: int = 0  # of them, those whose first unit pays
+    sized: int = 0  # sized exactly
+    found: int = 0  # above gas + min_profit
+    skipped_stale: int = 0  # venue pairs left out for freshness
+    unpriced_gas: int = 0
+    unsearched: int = 0  # closed form: the bound reaches gas + min_profit, the exact candidate is far below
+
+
+def pair_key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+# ----------------------------------------------------------------------------- the finder
+
+
+class ArbFinder:
+    """Round trips over ``venues`` (grouped by token pair, configuration order kept).
+
+    ``numeraires``: tokens profit is counted in, first match of the pair wins (default: USD
+    stablecoins by address, then WETH), else the pair's lower address. ``native``: chain -> the
+    token its gas is paid in (wrapped). ``min_profit`` in profit-token base units after gas."""
+
+    def __init__(self, venues: Sequence[Any], *, max_age_ns: int = 60 * 10**9, min_profit: int = 0,
+                 gas_price_wei: int | None = None, priority_fee_wei: int = 0,
+                 native: dict[str, str] | None = None, numeraires: Sequence[str] = ()) -> None:
+        ids = [v.id for v in venues]
+        for i in ids:
+            if ids.count(i) > 1:
+                raise ValueError(f"venue {i!r} is listed twice")
+        self.venues = list(venues)
+        self.max_age_ns = max_age_ns
+        self.min_profit = min_profit
+        self.gas_price_wei = gas_price_wei
+        self.priority_fee_wei = priority_fee_wei
+        self.native = dict(native if native is not None else {"ethereum": WETH})
+        self.numeraires = list(numeraires) or list(DEFAULT_NUMERAIRES)
+        self.pairs: dict[tuple[str, str], list[Any]] = {}
+        self.by_id: dict[str, Any] = {}
+        self._partners: dict[str, list[Any]] = {}
+        for v in self.venues:
+            self.pairs.setdefault(pair_key(v.token0, v.token1), []).append(v)
+            self.by_id[v.id] = v
+        for v in self.venues:
+            self._partners[v.id] = [w for w in self.pairs[pair_key(v.token0, v.token1)] if w is not v]
+        self.stats = FinderStats()
+
+    def profit_token(self, pair: tuple[str, str]) -> str:
+        for t in self.numeraires:
+            if t in pair:
+                return t
+        return pair[0]
+
+    # ------------------------------------------------------------------ scanning
+
+    def scan(self, state: MarketState, now_ts: int) -> list[Opportunity]:
+        """Every pair's opportunities (each venue pair and direction at most once), best net first
+        within a pair, pairs in configuration order."""
+        out: list[Opportunity] = []
+        for pair, vs in self.pairs.items():
+            for i, a in enumerate(vs):
+                for b in vs[i + 1:]:
+                    out.extend(self._pair(state, now_ts, a, b))
+        return out
+
+    def on_update(self, state: MarketState, venue_id: str, now_ts: int) -> list[Opportunity]:
+        """The opportunities involving the venue that just changed (the hot path: one event)."""
+        a = self.by_id.get(venue_id)
+        if a is None:
+            return []
+        out: list[Opportunity] = []
+        for b in self._partners[venue_id]:
+            out.extend(self._pair(state, now_ts, a, b))
+        return out
+
+    def _pair(self, state: MarketState, now: int, a: Any, b: Any) -> list[Opportunity]:
+        if not (a.fresh(state, now, self.max_age_ns) and b.fresh(state, now, self.max_age_ns)):
+            self.stats.skipped_stale += 1
+            return []
+        pair = pair_key(a.token0, a.token1)
+        s = self.profit_token(pair)
+        o = pair[1] if s == pair[0] else pair[0]
+        found = []
+        for first, second in ((a, b), (b, a)):
+            opp = self.round_trip(state, first, second, s, o, now)
+            if opp is not None:
+                found.append(opp)
+        found.sort(key=lambda x: -x.net_profit)
+        return found
+
+    # ------------------------------------------------------------------ one round trip
+
+    def gas(self, state: MarketState, legs: Sequence[Any], profit_token: str, now: int) -> tuple[int, int] | None:
+        """(gas in wei, its value in the profit token) of the on-chain legs; None if unpriceable."""
+        wei = 0
+        for v in legs:
+            if not v.chain or not v.gas_units:
+                continue
+            block = state.blocks.get(v.chain)
+            price = (block.next_base_fee + self.priority_fee_wei) if block is not None else self.gas_price_wei
+            if price is None:
+                return None
+            wei += v.gas_units * price
+        if wei == 0:
+            return 0, 0
+        chains = [v.chain for v in legs if v.chain]
+        native = self.native.get(chains[0])
+        if native is None:
+            return None
+        if native == profit_token:
+            return wei, wei
+        for v in self.pairs.get(pair_key(native, profit_token), ()):
+            if not v.fresh(state, now, self.max_age_ns):
+                continue
+            m = v.mid(state, native)
+            if m is not None and m[1] > 0:
+                return wei, -((-wei * m[0]) // m[1])  # rounded up: never understate the cost
+        return None
+
+    def round_trip(self, state: MarketState, a: Any, b: Any, s: str, o: str, now: int | None = None) -> Opportunity | None:
+        """``s -> o`` on ``a``, ``o -> s`` on ``b``: the exact best size, if it pays gas + min_profit."""
+        st = self.stats
+        st.evaluated += 1
+        ma, mb = a.margin(state, s), b.margin(state, o)
+        if ma is None or mb is None or ma[0] * mb[0] <= ma[1] * mb[1]:
+            return None
+        st.paid_at_margin += 1
+        if now is None:
+            now = max(state.updated.get(a.id, 0), state.updated.get(b.id, 0))
+        g = self.gas(state, (a, b), s, now)
+        if g is None:
+            st.unpriced_gas += 1
+            return None
+        gas_wei, gas_cost = g
+        need = max(1, gas_cost + self.min_profit)
+
+        def profit(x: int) -> int | None:
+            y = a.quote(state, s, x)
+            if y is None:
+                return None if x > cap_a else -x
+            z = b.quote(state, o, y)
+            if z is None:
+                return None if y > cap_b else -x
+            return z - x
+
+        cap_a, cap_b = a.max_in(state, s), b.max_in(state, o)
+        if cap_a <= 0 or cap_b <= 0:
+            return None
+        ca, cb = a.curve(state, s), b.curve(state, o)
+        st.sized += 1
+        if ca is not None and cb is not None:
+            sized = _closed_form(ca, cb, profit, a, state, s, need)
+            method = "closed-form"
+            if sized is UNSEARCHED:
+                st.unsearched += 1
+        else:
+            sized = _search(profit, a, b, state, s, o, cap_a, cap_b)
+            method = "search"
+        if sized is None:
+            return None
+        x, p, proven = sized
+        if p is None or p < need:
+            return None
+        y = a.quote(state, s, x)
+        z = b.quote(state, o, y) if y is not None else None
+        if y is None or z is None or z - x != p:
+            return None  # (cannot happen: the search priced it so)
+        net = p - gas_cost
+        if net < self.min_profit:
+            return None
+        st.found += 1
+        key = f"{a.id}@{a.version(state)}|{b.id}@{b.version(state)}|{s}"
+        return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
+                           x, z, p, gas_wei, gas_cost, net, method, proven, key)
+
+
+def _closed_form(ca: Curve, cb: Curve, profit: Callable[[int], int | None], a: Any, state: MarketState, s: str,
+                 need: int) -> tuple[int, int | None, bool] | None:
+    """Two constant-product legs as one ``RoundTrip``: ``out(x) = ka*kb*ao*bo*x / (KA*KB*ai*bi +
+    ka*x*(KB*bi*Da + kb*ao*Db))`` (legs' reserves ``num/D``, keeps ``k/K``), sized by ``best_size``
+    over the inputs both legs price exactly."""
+    ka, KA, kb, KB = ca.keep, ca.keep_den, cb.keep, cb.keep_den
+    n = ka * kb * ca.ro_num * cb.ro_num
+    p = KA * KB * ca.ri_num * cb.ri_num
+    r = ka * (KB * cb.ri_num * ca.den + kb * ca.ro_num * cb.den)
+    trip = RoundTrip(n, p, r)
+    x_max = min(ca.max_in, _largest_feeding(a, state, s, cb.max_in, ca))
+    if x_max <= 0:
+        return None
+    bound = trip.max_profit_bound(x_max)
+    if bound < need:
+        return None  # proven: no exact profit exceeds the continuous bound
+    c = min(max(trip.optimum(), 1), x_max)
+    p = profit(c)
+    if p is not None and p >= need:
+        return _finish(profit, trip, x_max, c, p)
+    if bound - need <= PROOF_LEVELS:  # the exact optimum may still reach need: prove it either way
+        x, p, proven = best_size(profit, trip, x_max, bound, need, ca.period)
+        if p is None or proven or p < need:
+            return x, p, proven
+        return _finish(profit, trip, x_max, x, p)
+    return UNSEARCHED  # the candidate is far below need, the bound is not: not searched (counted)
+
+
+UNSEARCHED: tuple[int, int | None, bool] = (0, None, False)
+
+
+FINISH_SCAN = 256  # a level interval up to this wide is scanned whole to prove the optimum
+PATTERN_BITS = 8  # the largest move of the pattern search is 2^8
+PROOF_LEVELS = 64  # profit levels best_size may refute one by one (beyond: a pattern search, unproven)
+
+
+def _pattern(profit: Callable[[int], int | None], lo: int, hi: int, x: int, p: int) -> tuple[int, int]:
+    """A pattern search from ``x`` within ``[lo, hi]`` (where anything better can be): moves of
+    +-2^j for j from ``PATTERN_BITS`` down to 0, taken while they improve; it ends at a size that
+    no such move improves (on real-scale pools the sizes it could still gain by are worth less than
+    a base unit's rounding, and each round costs ~2 * PATTERN_BITS exact quotes)."""
+    steps = [1 << i for i in range(min(PATTERN_BITS, (hi - lo).bit_length()), -1, -1)]
+    moved = True
+    while moved:
+        moved = False
+        for d in steps:
+            for n in (x - d, x + d):
+                if lo <= n <= hi:
+                    v = profit(n)
+                    if v is not None and v > p:
+                        x, p, moved = n, v, True
+    return x, p
+
+
+def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x: int, p: int) -> tuple[int, int, bool]:
+    """From a size of profit ``p``: the sizes where more than ``p`` can be are those of
+    ``trip.level_interval(p + 1)``; scanned whole when narrow enough (then proven), else a pattern
+    search (+-2^j for j down to 0, moving while it improves: a local optimum at every power of two)."""
+    while True:
+        span = trip.level_interval(p + 1, 1, x_max)
+        if span is None:
+            return x, p, True
+        lo, hi = span
+        if hi - lo >= FINISH_SCAN:
+            break
+        better = None
+        for n in range(lo, hi + 1):
+            v = profit(n)
+            if v is not None and v > p and (better is None or v > better[1]):
+                better = (n, v)
+        if better is None:
+            return x, p, True
+        x, p = better
+    return _pattern(profit, lo, hi, x, p) + (False,)
+
+
+def _largest_feeding(a: Any, state: MarketState, s: str, y_max: int, ca: Curve) -> int:
+    """An input of leg ``a`` up to which every exact output is at most ``y_max`` (what leg b takes):
+    the curve's inverse, rounded down."""
+    if y_max >= ca.ro_num // ca.den:
+        return ca.max_in
+    # y = k*x*ro/(ri + k*x)  <=>  x = y*ri / (k*(ro - y)), with ri = ri_num/D, ro = ro_num/D; rounded
+    # down, the curve's output there is at most y_max, and the exact output (rounded against the
+    # trader) too: every input up to it is one leg b takes (a few more might be; they are not tried)
+    num = y_max * ca.ri_num * ca.keep_den
+    den = ca.keep * (ca.ro_num - y_max * ca.den)
+    if den <= 0:
+        return ca.max_in
+    return min(num // den, ca.max_in)
+
+
+def _least_input(a: Any, state: MarketState, s: str, y: int, ca: Curve | None, cap: int) -> int:
+    """The least input of leg ``a`` whose exact output is at least ``y`` (``cap + 1`` if none is):
+    from the curve's inverse when it has one (its exact output is at most the curve's, so only
+    steps up can be needed), else by bisection (the output grows with the input)."""
+    def enough(x: int) -> bool:
+        out = a.quote(state, s, x)
+        return out is not None and out >= y
+
+    if ca is not None and y * ca.den < ca.ro_num:
+        x = -(-(y * ca.ri_num * ca.keep_den) // (ca.keep * (ca.ro_num - y * ca.den)))  # the curve's inverse, up
+        for _ in range(64):
+            if x > cap:
+                return cap + 1
+            if enough(x):
+                while x > 1 and enough(x - 1):
+                    x -= 1
+                return x
+            x += 1
+    lo, hi = 1, cap
+    if not enough(hi):
+        return cap + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _search(profit: Callable[[int], int | None], a: Any, b: Any, state: MarketState, s: str, o: str, cap_a: int,
+            cap_b: int) -> tuple[int, int | None, bool] | None:
+    """Ternary search on the exact profit over a grid of sizes, to a window scanned whole, then a
+    neighbour climb. The grid is what can be better than its neighbours: the input of ``n`` lots when
+    leg ``a`` is a book; when only ``b`` is, the least input of ``a`` that delivers ``n`` of b's lots
+    (any more buys nothing on b); otherwise every integer."""
+    lots = a.sizes(state, s)
+    if lots is not None:
+        size_of, hi = lots
+    else:
+        lots_b = b.sizes(state, o)
+        if lots_b is not None and o == getattr(b, "base", None):
+            b_size, hi = lots_b
+            ca = a.curve(state, s)
+            size_of = lambda n: _least_input(a, state, s, b_size(n), ca, cap_a)  # noqa: E731
+        else:
+            size_of, hi = (lambda n: n), max(1, cap_a)
+    lo = 1  # then the largest n whose input a prices and whose output b takes
+
+    def feasible(n: int) -> bool:  # within both legs' capacity (a size too small to buy anything is a loss, not out)
+        x = size_of(n)
+        if x > cap_a:
+            return False
+        y = a.quote(state, s, x)
+        return y is None or y <= cap_b
+
+    if not feasible(lo):
+        return None
+    if not feasible(hi):  # feasibility is a prefix of the sizes: bisect its end
+        good, bad = lo, hi
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if feasible(mid):
+                good = mid
+            else:
+                bad = mid
+        hi = good
+    memo: dict[int, int] = {}
+
+    def value(n: int) -> int:
+        v = memo.get(n)
+        if v is None:
+            pv = profit(size_of(n))
+            v = memo[n] = pv if pv is not None else -(1 << 255)
+        return v
+
+    while hi - lo > WINDOW:
+        m1 = lo + (hi - lo) // 3
+        m2 = hi - (hi - lo) // 3
+        if value(m1) < value(m2):
+            lo = m1 + 1
+        else:
+            hi = m2
+    best_n = max(range(lo, hi + 1), key=lambda n: (value(n), -n))
+    top = hi if hi >= best_n else best_n
+    while best_n > 1 and value(best_n - 1) > value(best_n):  # neighbour climb (ties keep the smaller)
+        best_n -= 1
+    while best_n < top and value(best_n + 1) > value(best_n):
+        best_n += 1
+    x = size_of(best_n)  # (inputs between a book's lot sizes are never better: they buy no more)
+    return x, profit(x), False
+
+
+# Profit numeraires by address: USDC, USDT, DAI (Ethereum), then WETH.
+DEFAULT_NUMERAIRES = (
+    "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48",
+    "0xdac17f958d2ee523a2206206994597c13d831ec7",
+    "0x6b175474e89094c44da98b954eedeac495271d0f",
+    WETH,
+)
+
+
+def pool_venues(specs: Iterable[Any], gas: dict[str, int] | None = None) -> list[PoolVenue]:
+    """``PoolVenue`` for each registry pool (``adapters.registry.PoolSpec``-like: ``address``,
+    ``protocol``, ``fee``, ``tick_spacing``, ``token0``/``token1`` asset ids, ``id.chain``)."""
+    out = []
+    for p in specs:
+        kind = "v2" if p.protocol == "uniswap-v2" else "v3"
+        spec = dex_quotes.PoolSpec(p.address, kind, p.token0.address.value, p.token1.address.value, p.fee,
+                                   p.tick_spacing or 0)
+        out.append(PoolVenue(spec, chain=str(p.id.chain), venue=p.protocol, gas_units=(gas or {}).get(kind),
+                             label=p.label))
+    return out
+
