@@ -12,7 +12,7 @@ import pickle
 from decimal import Decimal
 
 import pytest
-from hypothesis import event, given, strategies as st
+from hypothesis import event, given, settings, strategies as st
 
 from tapedeck.adapters import hyperliquid_signing as hs
 from tapedeck.adapters.hyperliquid_signing import ActionError, HyperliquidSigner, Signature
@@ -229,6 +229,7 @@ def test_order_building_refuses_what_it_cannot_send_exactly(bad: dict, match: st
         hs.order_wire(args.pop("asset"), args.pop("is_buy"), args.pop("price"), args.pop("size"), **args)
 
 
+@settings(deadline=None)  # no timing in tests: a loaded box must not fail it
 @given(st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=12, allow_nan=False,
                    allow_infinity=False))
 def test_to_wire_is_exact_or_refuses(d: Decimal) -> None:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import event, given, strategies as st
+from hypothesis import event, given, settings, strategies as st
 
 from tapedeck.adapters.hyperliquid_ws import (NOT_JSON, RecordingReader, parse_frame)
 from tapedeck.domain import events as ev
@@ -215,6 +215,7 @@ _PRICE = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("999999"),
                      allow_infinity=False)
 
 
+@settings(deadline=None)  # no timing in tests: a loaded box must not fail it
 @given(st.lists(_PRICE, min_size=0, max_size=8, unique=True), st.lists(_PRICE, min_size=0, max_size=8, unique=True),
        st.lists(st.decimals(min_value=Decimal("0.001"), max_value=Decimal("1000"), places=3), min_size=16, max_size=16))
 def test_l2book_levels_are_exact_and_its_quote_is_the_first_level(bids: list, asks: list, sizes: list) -> None:
