@@ -234,9 +234,14 @@ class SimWorld:
                         copycats = add_copycats(side, agents.market, backend.accounts[0], cats.count,
                                                 latency_ns=int(cats.latency_ms * 10**6), outbid_bps=cats.outbid_bps)
                 if dex is not None and dex.pools:
-                    from tapedeck.sim.gateway import PoolSwaps  # after the liquidator: its executor's address stays
+                    from tapedeck.sim.gateway import PoolSwaps
+                    from tapedeck.sim.onchain import sim_key
 
-                    gateway.add(f"{name}:swap", PoolSwaps(dex, bot.address, f"{name}:swap"))
+                    # its own account, added last: the liquidator's and pool arbitrage's nonces and
+                    # executor address stay as they were, and a pending swap never holds up their bundles
+                    swapper = sim_key("bot-swaps", scenario.seed)
+                    add_account(side, swapper, backend.accounts[0])
+                    gateway.add(f"{name}:swap", PoolSwaps(dex, swapper.address, f"{name}:swap"))
             world.run()
         finally:
             if backend is not None and hasattr(backend, "close"):
