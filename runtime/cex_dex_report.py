@@ -97,10 +97,10 @@ class CexDexReport:
         out.append(f"    inventory left: {held}; marked {money(self.inventory_value)} at {self.eth_price}")
         out.append(f"    PnL {money(self.pnl)} (realised + marked inventory); expected at decision {money(self.expected)}")
         for a in self.attempts.values():
-            base = ", ".join(f"{k} {v / 1e18:+.6f}" for k, v in a.base.items() if v)
+            net = sum(a.base.values())
             out.append(f"    #{a.n} {a.direction} {a.pool} {a.base_amount / 1e18:.4f}: expected {money(a.expected)}, "
-                       f"fills {money(a.realised_quote)} before gas ({a.gas_wei / 1e18:.5f} ETH)"
-                       + (f", left {base}" if base else ""))
+                       f"fills moved {money(a.realised_quote)} before gas ({a.gas_wei / 1e18:.5f} ETH), "
+                       f"net base {net / 1e18:+.6f}")
         return out
 
 

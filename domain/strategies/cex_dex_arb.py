@@ -15,10 +15,11 @@ output of selling ``q``, or for buying ``q`` the least input whose output is at 
 (``min_input``: V2 in closed form, V3 by bisection on the exact quote). Gas is ``gas_units`` at the
 chain's next base fee plus the tip (the last ``BlockProduced``), valued at the book's mid. The
 profit ``proceeds - cost - fee - gas`` (quote units) is maximised over ``1..N`` lots, ``N`` bounded
-by the visible depth, ``max_base``, ``max_notional`` and the largest size the pool can price
+by the visible depth, ``max_base``, ``max_notional`` (at the mid) and the largest size the pool can price
 (``best_lots``: the feasible prefix by bisection, then a ternary search of the concave profit and a
 climb to where neither neighbour is better). A quiet event costs one or two exact quotes of one lot.
-Only an opportunity of at least ``min_profit`` after gas is reported. A quote older than
+Only an opportunity of at least ``min_profit`` after gas is reported, at most ``max_in_flight``
+attempts at a time, and none while the inventory held by holds is ``max_held`` base units or more. A quote older than
 ``max_age_s`` (event time and venue time) or a pool older than ``pool_max_age_s``, or either marked
 stale, is never acted on: the gap is recorded as ``OpportunitySuppressed`` instead.
 
@@ -291,6 +292,7 @@ class CexDexArb:
         priority_fee_wei: int = 0,
         min_profit: int = 1_000_000,
         max_base: Any = "20",
+        max_held: Any = "40",
         max_notional: int = 100_000_000_000,
         max_age_s: Any = 5,
         pool_max_age_s: Any = 60,
@@ -329,6 +331,7 @@ class CexDexArb:
         self.gas_units, self.priority_fee_wei = int(gas_units), int(priority_fee_wei)
         self.min_profit, self.max_notional = int(min_profit), int(max_notional)
         self.max_base = to_fixed(str(max_base), self.base_decimals, "max_base")
+        self.max_held = to_fixed(str(max_held), self.base_decimals, "max_held")
         self.max_age_ns, self.pool_max_age_ns = seconds_to_ns(max_age_s), seconds_to_ns(pool_max_age_s, "pool_max_age_s")
         self.max_in_flight, self.max_unwinds = int(max_in_flight), int(max_unwinds)
         self.max_unwind_cost, self.unwind_slippage_bps = int(max_unwind_cost), int(unwind_slippage_bps)
@@ -356,8 +359,8 @@ class CexDexArb:
                 return ()
         elif e.pool not in self._pool_ids:  # type: ignore[attr-defined]
             return ()
-        if len(self.open) >= self.max_in_flight:
-            return ()
+        if len(self.open) >= self.max_in_flight or abs(self.held) >= self.max_held:
+            return ()  # busy, or holding as much unhedged inventory as it may
         q = state.quotes.get(self.cex_instrument, {}).get(self.cex_venue)
         block = state.blocks.get(self.chain)
         if q is None or block is None or q.bid <= 0 or q.ask <= 0:
