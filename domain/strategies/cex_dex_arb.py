@@ -317,6 +317,10 @@ class CexDexArb:
         self.lot = to_fixed(str(cex_lot_size), self.base_decimals, "cex_lot_size")
         if self.lot <= 0:
             raise ValueError(f"cex_lot_size must be > 0, got {cex_lot_size!r}")
+        for p in pools:
+            if not isinstance(p, dict) or "kind" not in p:
+                raise ValueError(f"pool {p!r} has no kind: give kind, token0, token1 and fee, or name a pool the "
+                                 f"registry knows (a sim run completes its scenario's pools)")
         self.pools = [PoolSpec.from_config(dict(p)) for p in pools]
         self.base_token, self.quote_token = str(base_token).lower(), str(quote_token).lower()
         for s in self.pools:
