@@ -131,3 +131,18 @@ def test_the_same_run_gives_the_same_digest(runs: Any) -> None:
     assert _verifies(a) == _verifies(b)
     with EventLog.open(a) as x, EventLog.open(b) as y:
         assert x.manifest.seal["digest"] == y.manifest.seal["digest"]
+
+
+def test_the_cli_prints_the_summary_and_replay_verify_verifies(runs: Any) -> None:
+    from click.testing import CliRunner
+
+    from tapedeck.cli import cex_dex_lines, main
+
+    summary, events, out = runs["shipped"]
+    lines = cex_dex_lines(str(out), _config())  # what `tapedeck sim` prints after its outcome lines
+    text = "\n".join(lines)
+    opps = sum(1 for e in events if type(e) is ev.CexDexOpportunity)
+    assert lines[0].startswith(f"  cex-dex ({NAME}): {opps} opportunities acted on")
+    assert "pool legs:" in text and "reverted" in text and "realised from fills:" in text and "PnL" in text
+    r = CliRunner().invoke(main, ["replay", str(out), "--verify"], catch_exceptions=False)
+    assert r.exit_code == 0 and "verified" in r.output, r.output

@@ -16,7 +16,7 @@ output of selling ``q``, or for buying ``q`` the least input whose output is at 
 chain's next base fee plus the tip (the last ``BlockProduced``), valued at the book's mid. The
 profit ``proceeds - cost - fee - gas`` (quote units) is maximised over ``1..N`` lots, ``N`` bounded
 by the visible depth, ``max_base``, ``max_notional`` (at the mid) and the largest size the pool can price
-(``best_lots``: the feasible prefix by bisection, then a ternary search of the concave profit and a
+(``best_lots``: the feasible prefix by bisection, then a bisection on the concave profit's step and a
 climb to where neither neighbour is better). A quiet event costs one or two exact quotes of one lot.
 Only an opportunity of at least ``min_profit`` after gas is reported, at most ``max_in_flight``
 attempts at a time, and none while the inventory held by holds is ``max_held`` base units or more. A quote older than
@@ -64,6 +64,7 @@ from tapedeck.domain.dex_quotes import PoolSpec, quote
 from tapedeck.domain.engine import Proposal
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState, Order
+from tapedeck.domain.uniswap_v3 import V3MathError, swap_within_range
 
 CEX_DEX, DEX_CEX = "cex->dex", "dex->cex"
 LEG_ORDERS = ("together", "cex_first")
@@ -139,6 +140,20 @@ def min_input(spec: PoolSpec, state: MarketState, token_in: str, want: int) -> i
         k = 10_000 - spec.fee
         x = -(-want * r_in * 10_000 // (k * (r_out - want)))
         return x if (quote(spec, state, token_in, x) or 0) >= want else None
+    seed = _exact_out_input(spec, state, token_in, want)
+    if seed is not None and (quote(spec, state, token_in, seed) or 0) >= want:
+        d = max(1, seed >> 20)  # the least input is just below what the exact-output swap asks
+        while seed - d > 0 and (quote(spec, state, token_in, seed - d) or 0) >= want:
+            d *= 2
+        lo, hi = max(0, seed - d), seed
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            got = quote(spec, state, token_in, mid)
+            if got is not None and got >= want:
+                hi = mid
+            else:
+                lo = mid
+        return hi
     hi = 1
     while True:  # the first power of two that buys enough (None: the pool cannot price it)
         got = quote(spec, state, token_in, hi)
@@ -158,6 +173,51 @@ def min_input(spec: PoolSpec, state: MarketState, token_in: str, want: int) -> i
         else:
             lo = mid
     return hi
+
+
+def _exact_out_input(spec: PoolSpec, state: MarketState, token_in: str, want: int) -> int | None:
+    """What the V3 pool's exact-output swap of ``want`` takes in (inside the interval), or None."""
+    st = state.v3.get(spec.pool)
+    if spec.kind != "v3" or st is None or not st.liquidity or st.sqrt_price_x96 is None:
+        return None
+    zero_for_one = token_in == spec.token0
+    try:
+        r = swap_within_range(st.sqrt_price_x96, st.liquidity, st.tick, spec.tick_spacing, spec.fee, -want,
+                              zero_for_one)
+    except (V3MathError, ValueError):
+        return None
+    got = -(r.amount1 if zero_for_one else r.amount0)
+    return (r.amount0 if zero_for_one else r.amount1) if got == want else None
+
+
+def marginal_pays(spec: PoolSpec, state: MarketState, base_token: str, book: Book, buy_on_book: bool) -> bool:
+    """Whether the first unit could pay, from the pool's spot price and both fees (exact rationals):
+    a necessary condition for any size to pay, since the profit is concave and every rounding is
+    against the trader. ``buy_on_book``: buy at the book's best ask, sell on the pool; else buy on
+    the pool, sell at the best bid."""
+    if spec.kind == "v2":
+        p = state.v2.get(spec.pool)
+        if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
+            return False
+        base_is0 = base_token == spec.token0
+        num, den = (p.reserve1, p.reserve0) if base_is0 else (p.reserve0, p.reserve1)  # quote units per base unit
+        keep_n, keep_d = 10_000 - spec.fee, 10_000
+    else:
+        st = state.v3.get(spec.pool)
+        if st is None or not st.liquidity or not st.sqrt_price_x96:
+            return False
+        sp2 = st.sqrt_price_x96 * st.sqrt_price_x96  # token1 per token0, times 2**192
+        num, den = (sp2, 1 << 192) if base_token == spec.token0 else (1 << 192, sp2)
+        keep_n, keep_d = 1_000_000 - spec.fee, 1_000_000
+    price = book.levels[0][0] if book.levels else 0
+    if price <= 0:
+        return False
+    # the book's price in quote units per base unit: price * 10**qd / 10**(pd + bd)
+    b_num, b_den = price * 10**book.quote_decimals, 10 ** (book.price_decimals + book.base_decimals)
+    if buy_on_book:  # pool pays num/den*keep per unit; the book costs b*(1 + f)
+        return num * keep_n * b_den * book.fee_den > den * keep_d * b_num * (book.fee_den + book.fee_num)
+    # the pool costs num/den/keep per unit; the book pays b*(1 - f)
+    return b_num * (book.fee_den - book.fee_num) * den * keep_n > b_den * book.fee_den * num * keep_d
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +261,9 @@ def best_lots(profit_at: Any, n_max: int) -> tuple[int, Any] | None:
     ``profit_at(n)`` is a ``Sized`` or None; the sizes it can price are a prefix (a pool that cannot
     price ``n`` cannot price more), found by bisection. On that prefix the profit is concave (the
     pool's output is concave in its input, the book's cost convex in size: worse levels come later)
-    up to the contracts' and the venue's roundings, so a ternary search finds the optimum's
-    neighbourhood and a climb ends where neither neighbour is better. Ties go to the smaller size."""
+    up to the contracts' and the venue's roundings, so a search finds the optimum's
+    neighbourhood (a bisection on the sign of the step ``p(n + 1) - p(n)``) and a climb ends where
+    neither neighbour is better. Ties go to the smaller size."""
     if n_max < 1:
         return None
     cache: dict[int, Any] = {}
@@ -228,13 +289,13 @@ def best_lots(profit_at: Any, n_max: int) -> tuple[int, Any] | None:
     def p(n: int) -> int:
         return at(n).profit  # type: ignore[no-any-return]
 
-    lo = 1
-    while hi - lo > 2:
-        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-        if p(m1) < p(m2):
-            lo = m1 + 1
+    lo = 1  # bisect for the last size whose step up still pays: p(lo + 1) > p(lo) holds left of it
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if p(mid + 1) > p(mid):
+            lo = mid + 1
         else:
-            hi = m2
+            hi = mid
     n = max(range(lo, hi + 1), key=lambda k: (p(k), -k))
     while n < feasible and p(n + 1) > p(n):  # climb until neither neighbour is better
         n += 1
@@ -349,6 +410,7 @@ class CexDexArb:
         self.open: dict[int, _Attempt] = {}  # attempt -> in flight
         self.held = 0  # base units left as inventory by holds (signed)
         self._depth: dict[str, ev.BookDepthUpdated] = {}  # venue -> last snapshot of our instrument
+        self._memo: dict[str, tuple[tuple[Any, ...], Sized | None]] = {}  # pool -> (state it priced, result)
 
     # ------------------------------------------------------------------ detection
 
@@ -400,10 +462,24 @@ class CexDexArb:
     def best(self, now: int, q: ev.QuoteUpdated, spec: PoolSpec, state: MarketState,
              block: ev.BlockProduced) -> Sized | None:
         """The better direction at its best size for this pool, or None if neither pays at one lot."""
+        depth = self._depth.get(self.cex_venue)
+        memo = (q.bid, q.ask, q.bid_size, q.ask_size, block.next_base_fee,
+                depth.seq if depth is not None and now - depth.ts <= self.max_age_ns else 0, _pool_key(spec, state))
+        last = self._memo.get(spec.pool)
+        if last is not None and last[0] == memo:
+            return last[1]  # the same book, pool and gas price as last time: the same answer
+        found = self._best(now, q, spec, state, block)
+        self._memo[spec.pool] = (memo, found)
+        return found
+
+    def _best(self, now: int, q: ev.QuoteUpdated, spec: PoolSpec, state: MarketState,
+              block: ev.BlockProduced) -> Sized | None:
         asks, bids = self.books(q, now)
         gas = self.gas_cost(q, block)
         out: Sized | None = None
         for direction, book in ((CEX_DEX, asks), (DEX_CEX, bids)):
+            if not marginal_pays(spec, state, self.base_token, book, direction == CEX_DEX):
+                continue  # the quiet path: at the spot price neither fee is covered
             one = size_at(direction, 1, self.lot, book, spec, state, self.base_token, self.quote_token, 0)
             if one is None or one.profit <= 0:  # the first lot does not pay before gas: nor will more
                 continue
@@ -482,7 +558,8 @@ class CexDexArb:
             leg.base += e.amount if leg.side == "buy" else -e.amount  # type: ignore[attr-defined]
             if e.final:  # type: ignore[attr-defined]
                 leg.done = True
-                leg.status = "filled" if order.filled_amount >= order.amount else "partial"
+                whole = leg.venue == self.dex_venue or order.filled_amount >= order.amount  # (a swap fills whole)
+                leg.status = "filled" if whole else "partial"
         elif t is ev.OrderFailed:
             leg.done, leg.status = True, "failed"
         else:
