@@ -140,35 +140,25 @@ def min_input(spec: PoolSpec, state: MarketState, token_in: str, want: int) -> i
         k = 10_000 - spec.fee
         x = -(-want * r_in * 10_000 // (k * (r_out - want)))
         return x if (quote(spec, state, token_in, x) or 0) >= want else None
+    def buys(x: int) -> bool:
+        return x > 0 and (quote(spec, state, token_in, x) or 0) >= want
+
     seed = _exact_out_input(spec, state, token_in, want)
-    if seed is not None and (quote(spec, state, token_in, seed) or 0) >= want:
+    if seed is not None and buys(seed):
         d = max(1, seed >> 20)  # the least input is just below what the exact-output swap asks
-        while seed - d > 0 and (quote(spec, state, token_in, seed - d) or 0) >= want:
+        while buys(seed - d):
             d *= 2
         lo, hi = max(0, seed - d), seed
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            got = quote(spec, state, token_in, mid)
-            if got is not None and got >= want:
-                hi = mid
-            else:
-                lo = mid
-        return hi
-    hi = 1
-    while True:  # the first power of two that buys enough (None: the pool cannot price it)
-        got = quote(spec, state, token_in, hi)
-        if got is not None and got >= want:
-            break
-        if got is None and hi > 1:
-            return None
-        hi *= 2
-        if hi > 1 << 200:
-            return None
-    lo = hi // 2  # buys less than want (or is 0)
-    while hi - lo > 1:
+    else:
+        hi = 1
+        while not buys(hi):  # the first power of two that buys enough (None: the pool cannot price it)
+            if (hi > 1 and quote(spec, state, token_in, hi) is None) or hi > 1 << 200:
+                return None
+            hi *= 2
+        lo = hi // 2
+    while hi - lo > 1:  # lo does not buy want, hi does
         mid = (lo + hi) // 2
-        got = quote(spec, state, token_in, mid)
-        if got is not None and got >= want:
+        if buys(mid):
             hi = mid
         else:
             lo = mid
