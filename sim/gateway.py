@@ -384,6 +384,7 @@ class PoolSwaps:
             intent = self.open.pop(out.tx.id, None)
             if intent is None:
                 continue
+            out = dataclasses.replace(out, reason=_revert_text(out.reason))
             reports.append(_mined(intent, self.venue, self.side.name, out))
             common = _common(intent, self.venue)
             if out.included and out.status == SUCCESS:
@@ -517,6 +518,22 @@ def _mined(intent: ev.OrderIntended, venue: str, chain: str, out: TxOutcome) -> 
     return ev.TransactionIncluded(**_common(intent, venue), chain=chain, tx=out.tx.id, block=out.block,
                                   index=out.index, status=out.status, gas_used=out.gas_used, gas_price=out.gas_price,
                                   reason=out.reason)
+
+
+def _revert_text(reason: str) -> str:
+    """An ``Error(string)`` revert as its message on every backend: py-evm's reason is the message,
+    anvil's (through web3) the text of ``('execution reverted: <message>', '0x08c379a0...')``; a run
+    must record the same text on both (its digest is compared across backends)."""
+    if reason.startswith("('"):
+        import ast
+
+        try:
+            value = ast.literal_eval(reason)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, tuple) and value and isinstance(value[0], str):
+            reason = value[0]
+    return reason.removeprefix("execution reverted: ")
 
 
 def _failed(intent: ev.OrderIntended, reason: str) -> ev.OrderFailed:
