@@ -128,10 +128,13 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     except ScenarioError as e:
         raise click.ClickException(str(e)) from None
     cfg_file = Path(config_path) if config_path else config_files.ROOT / "fixtures" / "config" / "sim-default.toml"
+    from tapedeck.sim.cex_dex_config import complete as complete_cex_dex
     from tapedeck.sim.liquidator_config import SimConfigError, complete
 
     try:  # what only the sim's deployment knows (pool tokens), before the engine is validated
         config, notes = complete(load_config(cfg_file), sc)
+        config, more = complete_cex_dex(config, sc)
+        notes += more
     except SimConfigError as e:
         raise click.ClickException(str(e)) from None
     engine_for(config, str(cfg_file))  # validate before the world starts
@@ -153,7 +156,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
         click.echo("", err=True)
     wall = time.perf_counter() - t0
     summary.notes = notes + summary.notes  # said once the run stands (sim_report prints them)
-    for line in sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out):
+    for line in sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out) + cex_dex_lines(out, config):
         click.echo(line)
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
 
@@ -176,6 +179,17 @@ def slicing_lines(run: str) -> list[str]:
         if not any(t.startswith(TOPICS) for t in log.counts_by_topic()):
             return []
         return lines(log.events(), log.manifest.config)
+
+
+def cex_dex_lines(run: str, config: Any) -> list[str]:
+    """The CEX-DEX arbitrage strategies' summary, computed from the run's recorded events."""
+    from tapedeck.runtime.cex_dex_report import cex_dex_reports
+    from tapedeck.runtime.outcomes import eth_price_source
+
+    with EventLog.open(run) as log:
+        if not any(t.startswith("CexDexOpportunity") for t in log.counts_by_topic()):
+            return []
+        return [line for r in cex_dex_reports(log.events(), eth_price_source(config)) for line in r.lines()]
 
 
 def sim_report(summary: Any, wall: float) -> list[str]:

@@ -1094,6 +1094,71 @@ class ParentOrderFinished(Event, frozen=True, kw_only=True):
     children: int
     failed_children: int
     late_ns: int
+# ----------------------------------------------------------------------------- cex-dex arbitrage
+# Issue 10 item 4 (cex-dex helper): the decisions of ``domain/strategies/cex_dex_arb.py``, a
+# CEX-DEX arbitrage with leg risk. Its own types so that summaries and replays can count
+# opportunities, legs and unwinds per attempt (correlated by ``attempt`` and the legs' client ids).
+
+
+class CexDexOpportunity(Event, frozen=True, kw_only=True):
+    """A gap between a book venue's top of book and a pool the strategy sized and acts on.
+
+    ``direction`` "cex->dex" (buy the base on the book at its ask, sell it on the pool) or
+    "dex->cex" (buy it on the pool, sell it on the book at its bid). ``base_amount``: base units
+    (``cex_base`` on the book, ``dex_base`` on the pool: both the same asset, e.g. ETH and WETH);
+    ``cex_quote``/``dex_quote``: quote units (``quote_asset``) the book and the pool pay or cost
+    by their exact math at that size; ``cex_fee`` (quote units, the book's taker fee) and
+    ``gas_cost`` (quote units, at the block's next base fee plus the tip, valued at the book's
+    mid); ``expected_profit`` = proceeds - cost - fee - gas, in ``quote_asset``. ``dex_min_out``:
+    the least the swap may return or it reverts. ``cex_client_id``/``dex_client_id`` name its legs;
+    ``key`` the gap's identity (both states that priced it)."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    attempt: int
+    direction: str
+    cex_venue: str
+    cex_instrument: str
+    cex_base: str
+    pool: str
+    dex_venue: str
+    dex_base: str
+    quote_asset: str
+    base_amount: int
+    cex_quote: int
+    dex_quote: int
+    cex_fee: int
+    gas_cost: int
+    expected_profit: int
+    dex_min_out: int
+    leg_order: str
+    cex_client_id: str
+    dex_client_id: str
+    key: str
+
+
+class CexDexUnwind(Event, frozen=True, kw_only=True):
+    """What the strategy does about an attempt's legs not matching (a leg failed or filled
+    partially): ``exposure`` the net base units its legs and earlier unwinds left (positive:
+    long), ``action`` "cex" (trade it back on the book, IOC), "pool" (swap it back), or "hold"
+    (keep it as inventory: ``reason`` says why, e.g. the cheapest unwind would cost more than
+    ``max_cost``). ``amount`` base units traded back (0 for hold), ``expected_cost`` quote units
+    against the book's mid (-1: no venue could price it), ``client_id`` the unwind order's
+    ("" for hold), ``round`` counts the attempt's unwinds from 1."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    attempt: int
+    round: int
+    exposure: int
+    action: str
+    venue: str
+    side: str
+    amount: int
+    expected_cost: int
+    max_cost: int
+    client_id: str
+    reason: str
 
 
 # ----------------------------------------------------------------------------- registry
@@ -1158,6 +1223,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SliceSkipped,
     ParentOrderProgress,
     ParentOrderFinished,
+    # cex-dex arbitrage (issue 10 item 4)
+    CexDexOpportunity,
+    CexDexUnwind,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

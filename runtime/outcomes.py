@@ -18,6 +18,11 @@
   reserves, V3 sqrtPriceX96; token0 USDC, token1 WETH). A run's config names it as
   ``[outcomes] eth_price``; the default is :data:`DEFAULT_ETH_PRICE`, the scenarios' chain feed.
   Whatever needed a price before there was one is counted in ``unpriced``, not valued at 0.
+* **CEX-DEX legs** (a strategy that records ``CexDexOpportunity``): its buy/sell fills on the book
+  venue and on the pool's swap venue the opportunity names are spot trades: the quote asset they
+  moved (``notional``: paid for a buy, received for a sell) is booked as it stands, less a fee in
+  that asset; the base they moved (``amount``: ETH on the book, WETH on the pool) is inventory,
+  marked at the ETH price at the end like a leftover. A hedged attempt's base nets to about zero.
 * **Paper or executed**: fills whose ``source`` starts with ``paper`` (``PaperGateway``) are paper,
   computed from the recorded pool state and books; the rest were executed by a venue (the sim's
   chain and books, later live venues).
@@ -36,6 +41,7 @@ ETH_PRICED_VENUES = ("aave-v3:",)  # venues whose fills receive WETH (a liquidat
 DEFAULT_ETH_PRICE = "oracle:eth-usd"  # the chain's ETH/USD feed in the shipped scenarios
 RISK_ASSET = "USDC"
 ETH_ASSETS = ("ETH", "WETH")
+SPOT_SIDES = ("buy", "sell")
 Q192 = 1 << 192
 
 
@@ -115,6 +121,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
     leftovers: list[tuple[StrategyOutcome, str, int, bool]] = []  # (outcome, asset, delta, paper)
     settled: dict[int, int] = {}  # executor liquidation intent -> debt it repaid (its fill's notional)
     sold: list[tuple[StrategyOutcome, str, int]] = []  # (outcome, debt asset, sale less debt repaid)
+    spot: dict[str, dict[str, str]] = {}  # cex-dex strategy -> venue -> the base asset its fills move
 
     def of(name: str) -> StrategyOutcome:
         if name not in out:
@@ -132,15 +139,17 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
         t = type(e)
         if e.KIND == ev.INPUT:
             price.fold(e)
-        elif t is ev.OpportunityDetected:
+        elif t is ev.OpportunityDetected or t is ev.CexDexOpportunity:
             s = of(e.strategy)
+            if t is ev.CexDexOpportunity:  # its legs are spot trades on these venues (see above)
+                spot.setdefault(e.strategy, {}).update({e.cex_venue: e.cex_base, e.dex_venue: e.dex_base})
             seen = keys.setdefault(e.strategy, set())
             if e.key and e.key in seen:
                 s.redetections += 1
             else:
                 seen.add(e.key)
                 s.opportunities += 1
-                s.opportunity_net += e.net_profit
+                s.opportunity_net += e.net_profit if t is ev.OpportunityDetected else e.expected_profit
         elif t is ev.OpportunitySuppressed:
             s = of(e.strategy)
             seen = keys.setdefault(("suppressed", e.strategy), set())  # type: ignore[arg-type]
@@ -178,7 +187,14 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
                 s.won += 1
                 open_intents.discard(e.intent)
             result: int | None = None  # what this fill earned, where it can be valued
-            if intent.side == "liquidate" and intent.route and not paper:
+            base_asset = spot.get(intent.strategy, {}).get(e.venue) if intent.side in SPOT_SIDES else None
+            if base_asset is not None:  # a cex-dex leg: the quote it moved now, the base as inventory
+                buy = intent.side == "buy"
+                result = -e.notional if buy else e.notional
+                delta = e.amount if buy else -e.amount
+                s.inventory[base_asset] = s.inventory.get(base_asset, 0) + delta
+                leftovers.append((s, base_asset, delta, paper))
+            elif intent.side == "liquidate" and intent.route and not paper:
                 # through an executor contract: the collateral was sold in the same transaction; what
                 # it earned is the sale (its InventoryChanged) less the debt repaid, booked there
                 settled[e.intent] = e.notional

@@ -52,7 +52,7 @@ def with_pool_identity(config: dict[str, Any]) -> dict[str, Any]:
     knows, and ``profit_token`` named by the V3 pool's token0 symbol. A value the entry gives that
     contradicts the registry is an error naming both; pools it does not know keep the entry's values."""
     entries = config.get("strategies") if isinstance(config, dict) else None
-    if not isinstance(entries, list) or not any(isinstance(e, dict) and e.get("kind") == "cross_pool_arb"
+    if not isinstance(entries, list) or not any(isinstance(e, dict) and e.get("kind") in _REGISTRY_KINDS
                                                 for e in entries):
         return config
     from tapedeck.adapters.registry import RegistryError, registry_with
@@ -65,6 +65,8 @@ def with_pool_identity(config: dict[str, Any]) -> dict[str, Any]:
     for i, entry in enumerate(entries):
         if isinstance(entry, dict) and entry.get("kind") == "cross_pool_arb":
             entry = _arb_identity(i, entry, registry)
+        elif isinstance(entry, dict) and entry.get("kind") == "cex_dex_arb":
+            entry = _cex_dex_identity(i, entry, registry)
         out.append(entry)
     return {**config, "strategies": out}
 
@@ -96,6 +98,46 @@ def _arb_identity(i: int, entry: dict[str, Any], registry: Any) -> dict[str, Any
     if v2 is not None:
         agree("v2_fee_bps", v2.fee)
         entry.setdefault("profit_token", v2.token0.symbol)
+    return entry
+
+
+_REGISTRY_KINDS = ("cross_pool_arb", "cex_dex_arb")
+
+
+def _cex_dex_identity(i: int, entry: dict[str, Any], registry: Any) -> dict[str, Any]:
+    """A ``cex_dex_arb`` entry's pools named by address alone, completed from the registry (kind,
+    tokens, fee, tick spacing), and its ``base_token``/``quote_token`` (the pool token whose symbol
+    is ``dex_base``, default WETH, and the other) when it does not give them. A value the entry
+    gives that contradicts the registry is an error naming both."""
+    entry = dict(entry)
+    chain = entry.get("chain", "ethereum")
+    label = f"strategies[{i}] ({entry.get('name', 'cex_dex_arb')})"
+    pools = []
+    for j, p in enumerate(entry.get("pools") or []):
+        addr = p.get("pool") if isinstance(p, dict) else None
+        spec = (registry.find(addr, chain if registry.chain(chain) else None)
+                if isinstance(addr, str) and addr.startswith("0x") else None)
+        if spec is None:
+            pools.append(p)
+            continue
+        known = {"kind": "v2" if spec.protocol == "uniswap-v2" else "v3", "token0": spec.token0.address.value,
+                 "token1": spec.token1.address.value, "fee": spec.fee}
+        if spec.tick_spacing:
+            known["tick_spacing"] = spec.tick_spacing
+        for key, value in known.items():
+            given = p.get(key, value)
+            if str(given).lower() != str(value).lower():
+                raise ConfigError(f"{label}: pools[{j}].{key} = {given} contradicts the pool registry's {value}")
+        pools.append({**p, **known})
+        base_symbol = entry.get("dex_base", "WETH")
+        by_symbol = {spec.token0.symbol: spec.token0, spec.token1.symbol: spec.token1}
+        if base_symbol in by_symbol and "base_token" not in entry:
+            base = by_symbol[base_symbol]
+            other = spec.token1 if base is spec.token0 else spec.token0
+            entry["base_token"], entry["quote_token"] = base.address.value, other.address.value
+            entry.setdefault("quote_asset", other.symbol)
+    if "pools" in entry:
+        entry["pools"] = pools
     return entry
 
 

@@ -338,6 +338,76 @@ class PoolArbitrage:
         return [x for x in logs if str(x["address"]).lower() == str(token.address).lower()]
 
 
+class PoolSwaps:
+    """Executes single-swap intents (``cex_dex_arb``'s pool legs and unwinds) from the bot's
+    balances: ``instrument`` a pool of this world (its scenario name), side ``buy`` (``amount`` USDC
+    in for WETH) or ``sell`` (``amount`` WETH in for USDC), reverting unless it pays out at least
+    ``min_profit`` (base units of what it buys: the swap's ``amountOutMinimum``), tip
+    ``max_priority_fee``. One public transaction through the pool's router, racing the scenario's
+    arbitrageurs and searchers in the block builder. Mined and succeeded: ``OrderFilled`` with
+    ``amount`` the WETH and ``notional`` the USDC it moved (bought or sold: read from the tokens'
+    ``Transfer`` logs in the receipt, never from the intent), ``fee`` its gas in ETH wei. Reverted
+    (a competitor moved the pool first: the reason names who) or dropped: ``OrderFailed``."""
+
+    def __init__(self, dex: Any, bot: str, venue: str):
+        self.dex, self.bot, self.venue = dex, bot, venue
+        self.report: Report = _unbound
+        self.deliver: Deliver = _unbound
+        self.side = dex.side
+        self.open: dict[str, ev.OrderIntended] = {}  # tx id -> intent
+        spender = dex.router or (dex.v3.router if dex.v3 is not None else None)
+        if spender is not None and not dex.usdc.functions.allowance(bot, spender.address).call():
+            dex.fund(bot)  # (PoolArbitrage funds the same account when the world has it)
+        self.side.subscribe(self.on_block)
+
+    def bind(self, report: Report) -> None:
+        self.report, self.deliver = report, delivery(self.dex.world, report)
+
+    def submit(self, intent: ev.OrderIntended) -> None:
+        pool = self.dex.pool(intent.instrument)
+        if intent.side not in ("buy", "sell") or pool is None or pool.spec.name.lower() != intent.instrument.lower():
+            self.report(_failed(intent, f"{self.venue} swaps take side buy or sell and a pool of this world, "
+                                        f"got {intent.side!r} {intent.instrument!r}"))
+            return
+        arrival = self.dex.world.latency.arrival_ns(self.side.name, "outbound", intent.ts)
+        tx = self.dex._swap(pool, self.bot, intent.side == "buy", intent.amount, None, intent.max_priority_fee,
+                            arrival, "bot:swap", min_out=intent.min_profit)
+        if tx is None:
+            self.report(_failed(intent, f"{self.venue}: nothing to swap (amount {intent.amount})"))
+            return
+        self.open[tx.id] = intent
+        self.report(_submitted(intent, self.venue, self.side.name, tx))
+
+    def on_block(self, result: BlockResult) -> None:
+        reports: list[ev.Event] = []
+        for out in result.outcomes + result.dropped:
+            intent = self.open.pop(out.tx.id, None)
+            if intent is None:
+                continue
+            out = dataclasses.replace(out, reason=_revert_text(out.reason))
+            reports.append(_mined(intent, self.venue, self.side.name, out))
+            common = _common(intent, self.venue)
+            if out.included and out.status == SUCCESS:
+                weth, usdc = (abs(self._net(token, out)) for token in (self.dex.weth, self.dex.usdc))
+                reports.append(ev.OrderFilled(**common, venue=self.venue, amount=weth, notional=usdc,
+                                              fee=out.gas_cost, fee_asset="ETH"))
+                continue
+            if not out.included:
+                reports.append(ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {out.reason}"))
+                continue
+            pool = out.tag.rsplit(":", 1)[-1]
+            first = [o.tx.sender.lower() for o in result.outcomes if o.index < out.index and o.status == SUCCESS
+                     and o.tag.endswith(":" + pool) and o.tx.sender != self.bot]
+            moved = f" ({pool} moved first by {', '.join(dict.fromkeys(first))})" if first else ""
+            reports.append(ev.OrderFailed(**common, venue=self.venue,
+                                          reason=f"reverted: {out.reason or 'no reason given'}{moved}"))
+        if reports:
+            self.deliver(self.side.name, reports)
+
+    _transfers = staticmethod(PoolArbitrage._transfers)
+    _net = PoolArbitrage._net_transfer  # what a mined transaction moved of a token for the bot (+ in)
+
+
 class BookOrders:
     """Executes buy/sell intents as IOC market orders on a mock book venue."""
 
@@ -448,6 +518,22 @@ def _mined(intent: ev.OrderIntended, venue: str, chain: str, out: TxOutcome) -> 
     return ev.TransactionIncluded(**_common(intent, venue), chain=chain, tx=out.tx.id, block=out.block,
                                   index=out.index, status=out.status, gas_used=out.gas_used, gas_price=out.gas_price,
                                   reason=out.reason)
+
+
+def _revert_text(reason: str) -> str:
+    """An ``Error(string)`` revert as its message on every backend: py-evm's reason is the message,
+    anvil's (through web3) the text of ``('execution reverted: <message>', '0x08c379a0...')``; a run
+    must record the same text on both (its digest is compared across backends)."""
+    if reason.startswith("('"):
+        import ast
+
+        try:
+            value = ast.literal_eval(reason)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, tuple) and value and isinstance(value[0], str):
+            reason = value[0]
+    return reason.removeprefix("execution reverted: ")
 
 
 def _failed(intent: ev.OrderIntended, reason: str) -> ev.OrderFailed:

@@ -117,9 +117,12 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     a new run at ``out``. The engine is only ever built from the config (a strategy of one's own is
     named by its import path), so the recorded config always rebuilds it for ``replay --verify``."""
     from tapedeck.runtime.bootstrap import build_run, open_store
+    from tapedeck.sim.cex_dex_config import complete as complete_cex_dex
     from tapedeck.sim.liquidator_config import complete
 
     config, notes = complete(config, scenario)  # before the engine: the manifest records what it ran
+    config, more = complete_cex_dex(config, scenario)
+    notes = notes + more
     run = build_run("sim", config, out=out, scenario=scenario, overwrite=overwrite,
                     scenario_file=scenario_file, progress=progress, chain=chain)
     run.run()
@@ -230,6 +233,15 @@ class SimWorld:
 
                         copycats = add_copycats(side, agents.market, backend.accounts[0], cats.count,
                                                 latency_ns=int(cats.latency_ms * 10**6), outbid_bps=cats.outbid_bps)
+                if dex is not None and dex.pools:
+                    from tapedeck.sim.gateway import PoolSwaps
+                    from tapedeck.sim.onchain import sim_key
+
+                    # its own account, added last: the liquidator's and pool arbitrage's nonces and
+                    # executor address stay as they were, and a pending swap never holds up their bundles
+                    swapper = sim_key("bot-swaps", scenario.seed)
+                    add_account(side, swapper, backend.accounts[0])
+                    gateway.add(f"{name}:swap", PoolSwaps(dex, swapper.address, f"{name}:swap"))
             world.run()
         finally:
             if backend is not None and hasattr(backend, "close"):

@@ -25,6 +25,11 @@ CONFIGS = {
                      "strategies": [{"kind": "sliced_order", "name": "sliced", "venue": "a", "instrument": "ETH-USD",
                                      "side": "buy", "quantity": 5 * 10**8, "base_decimals": 8, "quote_decimals": 6,
                                      "lot": 10**6, "duration_s": 200, "interval_s": 10, "max_price_age_s": 30}]},
+    "cex_dex_arb": {"risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16},  # over a seeded
+                    "strategies": [{"kind": "cex_dex_arb", "name": "cex-dex", "act": False,  # book/pool tape
+                                    "base_token": "0x" + "b" * 40, "quote_token": "0x" + "a" * 40,
+                                    "pools": [{"pool": "v2", "kind": "v2", "token0": "0x" + "a" * 40,
+                                               "token1": "0x" + "b" * 40, "fee": 30}]}]},
 }
 
 SCRIPT = """
@@ -53,6 +58,23 @@ elif {kind!r} == "aave_liquidator":
             run_id="", mode="import")) as log:
         for e in sample_tape():
             log.append(msgspec.structs.replace(e, seq=0))
+        log.manifest.ended = "clean"
+elif {kind!r} == "cex_dex_arb":
+    rng = random.Random(7)  # a seeded tape: a V2 pool moved every block, a book quoting around it
+    with EventLog.create(day, __import__("tapedeck.adapters.eventlog", fromlist=["Manifest"]).Manifest(
+            run_id="", mode="import")) as log:
+        r0 = 40_000_000 * 10**6
+        for i in range(600):
+            t = (i + 1) * 10**9
+            if i % 12 == 0:
+                log.append(ev.BlockProduced(ts=t, source="t", chain="ethereum", number=i // 12 + 1, base_fee=10**10,
+                                            gas_used=0, gas_limit=30_000_000, next_base_fee=10**10))
+                log.append(ev.V2ReservesSynced(ts=t, source="t", pool="v2", block=i // 12 + 1, reserve0=r0,
+                                               reserve1=r0 * 10**12 // (3000 + rng.randint(-60, 60))))
+            mid = 300_000 + rng.randint(-9_000, 9_000)
+            log.append(ev.QuoteUpdated(ts=t, source="t", venue="binance", instrument="ETH-USDC", bid=mid - 1,
+                                       bid_size=200_000, ask=mid + 1, ask_size=200_000, price_decimals=2,
+                                       size_decimals=4, venue_ts=t))
         log.manifest.ended = "clean"
 else:
     rng = random.Random(5)  # a seeded tape of quotes on three venues that cross now and then

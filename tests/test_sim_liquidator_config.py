@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tapedeck.runtime.strategy_loader import build_engine
+from tapedeck.sim.cex_dex_config import complete as complete_cex_dex
 from tapedeck.sim.liquidator_config import complete
 from tapedeck.sim.scenario import ScenarioError, load_scenario
 from tapedeck.sim.sim_tokens import token_addresses
@@ -43,6 +44,7 @@ def test_eth_crash_completes_the_pool_with_the_markets_tokens() -> None:
 def test_the_shipped_config_builds_for_every_scenario(name: str) -> None:
     config = tomllib.loads(SIM_DEFAULT.read_text(encoding="utf-8"))
     done, notes = complete(config, load_scenario(name))
+    done, _ = complete_cex_dex(done, load_scenario(name))  # the sim completes the cex-dex strategy's pools too
     build_engine(done)
     if name != "eth-crash":  # no Aave market: nothing to liquidate, its bare pools left out (and said)
         assert _liquidator(done)["pools"] == [] and "no Aave market" in notes[0]

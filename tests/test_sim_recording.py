@@ -112,10 +112,11 @@ def test_cex_dex_dislocation_opens_a_cross_pool_arbitrage_the_strategy_detects(t
     assert max(e.net_profit for e in ops) > 500 * 10**6  # > 500 USDC after gas: a 3% gap on deep pools
     # the default sim config acts: two swaps from the bot's balances per intent, racing the
     # scenario's two searchers (5 gwei) and its own earlier intents in the block builder
-    intents = {e.seq: e for e in events if type(e) is ev.OrderIntended}
-    legs = [e for e in events if type(e) is ev.TransactionIncluded]
-    fills = [e for e in events if type(e) is ev.OrderFilled]
-    failed = [e for e in events if type(e) is ev.OrderFailed]
+    # (the shipped cex-dex strategy trades in this world too: its own legs are tests/test_cex_dex_sim.py's)
+    intents = {e.seq: e for e in events if type(e) is ev.OrderIntended and e.strategy == "v2-v3-usdc-weth"}
+    legs = [e for e in events if type(e) is ev.TransactionIncluded and e.intent in intents]
+    fills = [e for e in events if type(e) is ev.OrderFilled and e.intent in intents]
+    failed = [e for e in events if type(e) is ev.OrderFailed and e.intent in intents]
     assert intents and all(i.side == "arb" and i.max_priority_fee == 6 * 10**9 for i in intents.values())
     assert sorted(e.intent for e in legs) == sorted(2 * list(intents))  # both legs of every intent were mined
     assert fills and all(f.amount > f.notional and f.fee_asset == "ETH" for f in fills)  # won: USDC out > in

@@ -25,6 +25,7 @@ from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine, Strategy, engine_options
 from tapedeck.domain.risk import RiskGate
 from tapedeck.domain.strategies.aave_liquidator import AaveLiquidator
+from tapedeck.domain.strategies.cex_dex_arb import CexDexArb
 from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
 from tapedeck.domain.strategies.sliced_order import SlicedOrder
 from tapedeck.domain.strategies.spread import SpreadCheck
@@ -36,6 +37,7 @@ BUILTIN: dict[str, Callable[..., Strategy]] = {
     "cross_pool_arb": CrossPoolArb,
     "aave_liquidator": AaveLiquidator,
     "sliced_order": SlicedOrder,
+    "cex_dex_arb": CexDexArb,
 }
 
 Resolver = Callable[[str], Callable[..., Strategy]]
