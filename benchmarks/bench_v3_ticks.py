@@ -88,7 +88,8 @@ def main() -> None:
     table, sp, tick, liq = layout(args.positions, 4, rng)
     t_within = cpu(lambda: v3.swap_within_range(sp, liq, tick, SPACING, FEE, 10**12, False), args.loops, args.repeat)
     t_multi = cpu(lambda: v3.swap(sp, tick, liq, table, FEE, 10**12, False), args.loops, args.repeat)
-    print(f"\nthe same small swap inside one range: swap_within_range {t_within * 1e6:.1f} us, swap {t_multi * 1e6:.1f} us")
+    print(f"\nthe same small swap inside one range: swap_within_range {t_within * 1e6:.1f} us, "
+          f"swap {t_multi * 1e6:.1f} us")
 
     def fold() -> None:
         t2 = table.copy()

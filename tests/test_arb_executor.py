@@ -128,6 +128,7 @@ def balance(token: Any, who: str) -> int:
     return int(token.functions.balanceOf(who).call())
 
 
+@pytest.mark.slow
 def test_generated_routes_realise_the_predicted_profit_to_the_wei(world: Any) -> None:
     from tapedeck.sim.chain.arb_executor import decode_revert, predict, read_state
     from tapedeck.sim.chain.pyevm import TransactionReverted, transact
@@ -137,8 +138,8 @@ def test_generated_routes_realise_the_predicted_profit_to_the_wei(world: Any) ->
     seen: Counter[str] = Counter()
     started = time.perf_counter()
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None, phases=(Phase.generate,),  # no shrinking on a chain
-             
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
+              phases=(Phase.generate,),  # no shrinking on a chain: each example deploys and mints
               suppress_health_check=[HealthCheck.too_slow])
     @given(kind=st.sampled_from(sorted(ROUTES)), skewed=st.integers(0, 2), skew_in=st.sampled_from("ABC"),
            skew_size=st.integers(21, 23), size=st.floats(-0.7, 0.3), flash=st.booleans(),

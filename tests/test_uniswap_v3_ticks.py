@@ -177,8 +177,8 @@ def test_ticks_folded_from_mints_and_burns_equal_a_snapshot_and_old_folds_are_un
     assert st_.ticks is None and st_.inconsistencies >= 1
     # a state from swap logs alone never has ticks
     only_swaps = v3.V3PoolState()
-    only_swaps.apply(ev.V3Swapped(**common, sender="", recipient="", amount0=0, amount1=0, sqrt_price_x96=snap.sqrt_price_x96,
-                                  liquidity=9, tick=5))
+    only_swaps.apply(ev.V3Swapped(**common, sender="", recipient="", amount0=0, amount1=0,
+                                  sqrt_price_x96=snap.sqrt_price_x96, liquidity=9, tick=5))
     assert only_swaps.ticks is None and only_swaps.known
 
 
@@ -254,8 +254,8 @@ def test_generated_layouts_and_swaps_equal_the_real_pool(world: Any) -> None:
     seen: Counter[str] = Counter()
     started = time.perf_counter()
 
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None, phases=(Phase.generate,),  # no shrinking on a chain
-             
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+              phases=(Phase.generate,),  # no shrinking on a chain: each example deploys and mints
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(layouts(max_positions=10), st.data())
     def run(layout: Any, data: Any) -> None:

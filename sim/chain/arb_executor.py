@@ -197,8 +197,8 @@ def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
     for item in load_own(NAME).abi:
         if item.get("type") == "error":
             types = [i["type"] for i in item["inputs"]]
-            out[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], [i["name"] for i in item["inputs"]],
-                                                                         types)
+            selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+            out[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
     return out
 
 
