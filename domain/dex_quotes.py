@@ -6,9 +6,14 @@ kind, over the state the engine folds (``MarketState.v2`` reserves, ``MarketStat
 tick and in-range liquidity):
 
 * ``v2``: ``UniswapV2Library.getAmountOut`` (``domain/uniswap_v2.py``), fee in bps;
-* ``v3``: an exact-in swap inside the current tick-spacing interval (``swap_within_range``, fee in
-  pips). The engine's V3 state knows only the in-range liquidity, so a swap that would cross the
-  interval's edge cannot be priced exactly and quotes ``None`` (the route is not usable at that size).
+* ``v3``, where the pool's ticks are known (its state was set by a ``V3PoolSnapshot``, then kept
+  by every Mint/Burn: ``V3PoolState.ticks``): the pool's own exact-in swap across as many
+  initialized ticks as it crosses (``uniswap_v3.swap``, fee in pips); a size that runs out of
+  liquidity before its input is used quotes ``None``;
+* ``v3`` where they are not (a state known only from Swap logs, which carry the in-range liquidity
+  and nothing of the ticks): an exact-in swap inside the current tick-spacing interval
+  (``swap_within_range``), so a swap that would cross the interval's edge cannot be priced exactly
+  and quotes ``None`` (the route is not usable at that size).
 
 A pool is configured by its id (as its events name it: ``V2ReservesSynced.pool``), kind, token0,
 token1 and fee; a route is a sequence of pools from one token to another (``routes`` finds the
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from tapedeck.domain.state import MarketState
-from tapedeck.domain.uniswap_v3 import V3MathError, swap_within_range
+from tapedeck.domain.uniswap_v3 import V3MathError, swap, swap_within_range
 
 KINDS = ("v2", "v3")
 V3_TICK_SPACING = {100: 1, 500: 10, 3000: 60, 10000: 200}  # Uniswap V3 fee tier (pips) -> tick spacing
@@ -59,7 +64,8 @@ Route = tuple[PoolSpec, ...]
 
 def quote(spec: PoolSpec, state: MarketState, token_in: str, amount_in: int) -> int | None:
     """What the pool gives for ``amount_in`` of ``token_in`` now, exactly; None if it cannot say
-    (unknown or empty pool, a V3 swap leaving the tick-spacing interval, a zero output)."""
+    (unknown or empty pool, a V3 swap leaving the tick-spacing interval where the pool's ticks are
+    not known, or running out of liquidity where they are, a zero output)."""
     if amount_in <= 0:
         return None
     zero_for_one = token_in == spec.token0
@@ -74,8 +80,17 @@ def quote(spec: PoolSpec, state: MarketState, token_in: str, amount_in: int) -> 
         out = with_fee * r_out // (r_in * 10_000 + with_fee)
         return out or None
     s = state.v3.get(spec.pool)
-    if s is None or not s.liquidity or s.sqrt_price_x96 is None:
-        return None
+    if s is None or s.sqrt_price_x96 is None or (s.ticks is None and not s.liquidity):
+        return None  # (with its ticks known, a pool out of range here may still have liquidity ahead)
+    if s.ticks is not None:  # across ticks, as the pool swaps
+        try:
+            m = swap(s.sqrt_price_x96, s.tick, s.liquidity, s.ticks, spec.fee, amount_in, zero_for_one)
+        except (V3MathError, ValueError):
+            return None
+        paid, got = (m.amount0, -m.amount1) if zero_for_one else (m.amount1, -m.amount0)
+        if paid != amount_in or got <= 0:
+            return None  # it ran out of liquidity before its whole input was used
+        return got
     try:
         r = swap_within_range(s.sqrt_price_x96, s.liquidity, s.tick, spec.tick_spacing, spec.fee, amount_in,
                               zero_for_one)

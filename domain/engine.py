@@ -129,6 +129,7 @@ class Engine:
             ev.V3Minted: self.state.on_v3,
             ev.V3Burned: self.state.on_v3,
             ev.V3Collected: self.state.on_v3,
+            ev.V3PoolSnapshot: self.state.on_v3,
             ev.SourceStale: self.state.on_source_stale,
             ev.BlockProduced: self.state.on_block,
             ev.RaydiumPoolSynced: self.state.on_solana,

@@ -1163,6 +1163,25 @@ class CexDexUnwind(Event, frozen=True, kw_only=True):
 
 # ----------------------------------------------------------------------------- registry
 
+# ----------------------------------------------------------------------------- arb-onchain (issue 10)
+# A V3 pool read whole (slot0, liquidity, every initialized tick), so the domain can swap across
+# ticks exactly from the first event: Mint/Burn logs only say what changed since.
+
+
+class V3PoolSnapshot(Event, frozen=True, kw_only=True):
+    """A Uniswap V3 pool's whole state as read at ``block``: ``sqrt_price_x96``, ``tick``, in-range
+    ``liquidity``, its ``tick_spacing`` and every initialized tick as ``(tick, liquidity_gross,
+    liquidity_net)`` in tick order (empty for a pool just initialized)."""
+
+    pool: str
+    block: int
+    sqrt_price_x96: int
+    tick: int
+    liquidity: int
+    tick_spacing: int
+    ticks: tuple[tuple[int, int, int], ...] = ()
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     QuoteUpdated,
     MarkPriceUpdated,
@@ -1226,6 +1245,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     # cex-dex arbitrage (issue 10 item 4)
     CexDexOpportunity,
     CexDexUnwind,
+    # arb-onchain (issue 10)
+    V3PoolSnapshot,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterable
 
 from tapedeck.domain import events as ev
 
@@ -392,33 +393,247 @@ def swap_within_range(sqrt_price_x96: int, liquidity: int, tick: int, tick_spaci
     return V3SwapResult(a0, a1, sqrt_next, fee, reached, new_tick)
 
 
+# ----------------------------------------------------------------------------- ticks and a swap across them
+
+
+def add_delta(x: int, y: int) -> int:
+    """``LiquidityMath.addDelta``: ``x + y`` for uint128 ``x``, int128 ``y``; reverts ``LS``/``LA``."""
+    z = x + y
+    if y < 0 and z < 0:
+        raise V3MathError("LS")
+    if y >= 0 and z > MAX_UINT128:
+        raise V3MathError("LA")
+    return z
+
+
+class TickTable:
+    """The initialized ticks of one pool: ``liquidityGross`` and ``liquidityNet`` per tick and the
+    ``TickBitmap`` over ``tick // tick_spacing`` (word ``compressed >> 8``, bit ``compressed % 256``),
+    kept as ``UniswapV3Pool._updatePosition`` keeps them: a tick is initialized while its gross
+    liquidity is not 0 (its net may be 0), and its bit flips when that changes.
+
+    Why the bitmap and not a sorted list: a swap step ends at the next initialized tick *within one
+    bitmap word* (``nextInitializedTickWithinOneWord``), so word boundaries are step boundaries and
+    change the rounding; walking the same words as the pool is what makes the amounts exact.
+    """
+
+    __slots__ = ("spacing", "gross", "net", "bitmap")
+
+    def __init__(self, tick_spacing: int) -> None:
+        if tick_spacing <= 0:
+            raise ValueError(f"tick_spacing must be > 0, got {tick_spacing}")
+        self.spacing = tick_spacing
+        self.gross: dict[int, int] = {}
+        self.net: dict[int, int] = {}
+        self.bitmap: dict[int, int] = {}  # word position -> 256 bits
+
+    @classmethod
+    def from_ticks(cls, tick_spacing: int, ticks: Iterable[tuple[int, int, int]]) -> "TickTable":
+        """From ``(tick, liquidity_gross, liquidity_net)`` triples (a pool snapshot); gross 0 is skipped."""
+        t = cls(tick_spacing)
+        for tick, gross, net in ticks:
+            t._check_tick(tick)
+            if gross < 0 or gross > MAX_UINT128 or abs(net) > gross:
+                raise ValueError(f"tick {tick}: liquidity gross {gross} / net {net} are not a pool's")
+            if gross:
+                t.gross[tick], t.net[tick] = gross, net
+                t._flip(tick)
+        return t
+
+    def copy(self) -> "TickTable":
+        c = TickTable(self.spacing)
+        c.gross, c.net, c.bitmap = dict(self.gross), dict(self.net), dict(self.bitmap)
+        return c
+
+    def _check_tick(self, tick: int) -> None:
+        if not (MIN_TICK <= tick <= MAX_TICK) or tick % self.spacing:
+            raise ValueError(f"tick {tick} is not a usable tick for spacing {self.spacing}")
+
+    def _flip(self, tick: int) -> None:
+        compressed = tick // self.spacing
+        word, bit = compressed >> 8, compressed & 0xFF
+        v = self.bitmap.get(word, 0) ^ (1 << bit)
+        if v:
+            self.bitmap[word] = v
+        else:
+            del self.bitmap[word]
+
+    def update(self, tick_lower: int, tick_upper: int, liquidity_delta: int) -> None:
+        """A position's change (``+amount`` for a Mint, ``-amount`` for a Burn): gross at both
+        ends, net ``+delta`` at the lower and ``-delta`` at the upper, as ``Tick.update``. Raises
+        ``V3MathError`` where the pool would revert (``LS``/``LA``, ``TLU``/``TLM``/``TUM``)."""
+        if tick_lower >= tick_upper:
+            raise V3MathError("TLU")
+        if tick_lower < MIN_TICK:
+            raise V3MathError("TLM")
+        if tick_upper > MAX_TICK:
+            raise V3MathError("TUM")
+        if liquidity_delta == 0:
+            return
+        for tick, net_delta in ((tick_lower, liquidity_delta), (tick_upper, -liquidity_delta)):
+            before = self.gross.get(tick, 0)
+            after = add_delta(before, liquidity_delta)
+            if after == 0:
+                self.gross.pop(tick, None)
+                self.net.pop(tick, None)
+            else:
+                self.gross[tick] = after
+                self.net[tick] = self.net.get(tick, 0) + net_delta
+            if (before == 0) != (after == 0):
+                self._flip(tick)
+
+    def next_initialized_tick_within_one_word(self, tick: int, lte: bool) -> tuple[int, bool]:
+        """``TickBitmap.nextInitializedTickWithinOneWord``: the next initialized tick at or left of
+        ``tick`` (``lte``) or right of it, within the word holding it, else that word's last tick."""
+        spacing = self.spacing
+        compressed = tick // spacing  # floor: the contract rounds negative ticks towards -infinity
+        if lte:
+            word, bit = compressed >> 8, compressed & 0xFF
+            masked = self.bitmap.get(word, 0) & ((2 << bit) - 1)
+            if masked:
+                return (compressed - (bit - (masked.bit_length() - 1))) * spacing, True
+            return (compressed - bit) * spacing, False
+        compressed += 1
+        word, bit = compressed >> 8, compressed & 0xFF
+        masked = self.bitmap.get(word, 0) >> bit << bit
+        if masked:
+            return (compressed + ((masked & -masked).bit_length() - 1 - bit)) * spacing, True
+        return (compressed + 255 - bit) * spacing, False
+
+    def items(self) -> list[tuple[int, int, int]]:
+        """``(tick, gross, net)`` in tick order (what a snapshot records)."""
+        return [(t, self.gross[t], self.net[t]) for t in sorted(self.gross)]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TickTable):
+            return NotImplemented
+        return (self.spacing, self.gross, self.net) == (other.spacing, other.gross, other.net)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __len__(self) -> int:
+        return len(self.gross)
+
+
+@dataclass(frozen=True, slots=True)
+class V3Swap:
+    """Outcome of :func:`swap`: pool balance deltas with the contract's signs (positive: the pool
+    receives), the pool's price, tick and in-range liquidity afterwards, and what it walked:
+    ``steps`` (``computeSwapStep`` calls), ``crossed`` (initialized ticks crossed), ``words``
+    (bitmap-word boundaries stepped onto without an initialized tick)."""
+
+    amount0: int
+    amount1: int
+    sqrt_price_x96: int
+    tick: int
+    liquidity: int
+    fee: int
+    steps: int
+    crossed: int
+    words: int
+
+
+def swap(sqrt_price_x96: int, tick: int, liquidity: int, ticks: TickTable, fee_pips: int, amount_specified: int,
+         zero_for_one: bool, sqrt_price_limit_x96: int | None = None) -> V3Swap:
+    """``UniswapV3Pool.swap``'s amounts and end state, across as many ticks as it crosses.
+
+    Exact-in when ``amount_specified > 0``, exact-out when ``< 0``. Without a limit the swap may
+    run to the extreme price (``MIN_SQRT_RATIO + 1`` / ``MAX_SQRT_RATIO - 1``, what routers pass),
+    so it stops early only where liquidity runs out: compare the specified amount with what was
+    paid. Each step ends at the next initialized tick within one bitmap word, the price limit, or
+    where the amount runs out (``compute_swap_step``); crossing an initialized tick adds its
+    ``liquidityNet`` (subtracts, going down). Fee growth, oracle observations and the protocol's
+    share change no amount and are not modelled. Raises ``V3MathError`` where the pool reverts
+    (``AS``, ``SPL``, ``LS``/``LA``, the math's own)."""
+    if amount_specified == 0:
+        raise V3MathError("AS")
+    if sqrt_price_limit_x96 is None:
+        sqrt_price_limit_x96 = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    limit = sqrt_price_limit_x96
+    if zero_for_one:
+        if not (MIN_SQRT_RATIO < limit < sqrt_price_x96):
+            raise V3MathError("SPL")
+    elif not (sqrt_price_x96 < limit < MAX_SQRT_RATIO):
+        raise V3MathError("SPL")
+    exact_in = amount_specified > 0
+    remaining, calculated, fees = amount_specified, 0, 0
+    sqrt_p, lq = sqrt_price_x96, liquidity
+    steps = crossed = words = 0
+    next_tick = ticks.next_initialized_tick_within_one_word
+    while remaining != 0 and sqrt_p != limit:
+        start = sqrt_p
+        tick_next, initialized = next_tick(tick, zero_for_one)
+        if tick_next < MIN_TICK:
+            tick_next = MIN_TICK
+        elif tick_next > MAX_TICK:
+            tick_next = MAX_TICK
+        sqrt_next = get_sqrt_ratio_at_tick(tick_next)
+        target = limit if (sqrt_next < limit if zero_for_one else sqrt_next > limit) else sqrt_next
+        sqrt_p, a_in, a_out, fee = compute_swap_step(sqrt_p, target, lq, remaining, fee_pips)
+        steps += 1
+        fees += fee
+        if exact_in:
+            remaining -= a_in + fee
+            calculated -= a_out
+        else:
+            remaining += a_out
+            calculated += a_in + fee
+        if sqrt_p == sqrt_next:
+            if initialized:
+                net = ticks.net[tick_next]
+                lq = add_delta(lq, -net if zero_for_one else net)
+                crossed += 1
+            else:
+                words += 1
+            tick = tick_next - 1 if zero_for_one else tick_next
+        elif sqrt_p != start:
+            tick = get_tick_at_sqrt_ratio(sqrt_p)
+    if zero_for_one == exact_in:
+        a0, a1 = amount_specified - remaining, calculated
+    else:
+        a0, a1 = calculated, amount_specified - remaining
+    return V3Swap(a0, a1, sqrt_p, tick, lq, fees, steps, crossed, words)
+
+
 # ----------------------------------------------------------------------------- pool state from logs
 
 
 class V3PoolState:
-    """Price, tick and in-range liquidity of one V3 pool, folded from its logs.
+    """Price, tick and in-range liquidity of one V3 pool, folded from its logs, and its initialized
+    ticks where they are known.
 
     * ``V3Swapped`` sets all three from the log (the log carries the post-swap values);
     * ``V3Minted``/``V3Burned`` add/remove ``amount`` to in-range liquidity when
       ``tick_lower <= tick < tick_upper`` (``UniswapV3Pool._modifyPosition``, with the pool's tick);
-    * ``V3Collected`` changes nothing.
+    * ``V3Collected`` changes nothing;
+    * ``V3PoolSnapshot`` (a read of the whole pool: slot0, liquidity, every initialized tick) sets
+      everything, ticks included.
+
+    ``ticks`` (a :class:`TickTable`) is ``None`` until a snapshot (or a constructor given ``ticks``,
+    e.g. a pool just initialized: an empty table) says what every initialized tick holds; from then
+    on each Mint/Burn also updates it, so :meth:`swap` can run across ticks exactly. A state known
+    only from swap logs keeps ``ticks`` ``None``: its liquidity is known only inside the current
+    tick-spacing interval (``swap_within_range``).
 
     Until the first swap the values are unknown (``None``; ``known`` is False) and mints/burns
     cannot be applied. A burn that would take liquidity below 0 (or a mint above uint128) means
     the logs and the state disagree: the state becomes unknown again, until the next swap, and
-    ``inconsistencies`` counts it.
+    ``inconsistencies`` counts it (a tick table that disagrees is dropped the same way).
     """
 
-    __slots__ = ("sqrt_price_x96", "tick", "liquidity", "inconsistencies")
+    __slots__ = ("sqrt_price_x96", "tick", "liquidity", "inconsistencies", "ticks")
 
     def __init__(self, sqrt_price_x96: int | None = None, tick: int | None = None,
-                 liquidity: int | None = None) -> None:
+                 liquidity: int | None = None, ticks: TickTable | None = None) -> None:
         if (sqrt_price_x96 is None) != (tick is None) or (tick is None) != (liquidity is None):
             raise ValueError("sqrt_price_x96, tick and liquidity are known together or not at all")
+        if ticks is not None and liquidity is None:
+            raise ValueError("a tick table needs the pool's price, tick and liquidity")
         self.sqrt_price_x96 = sqrt_price_x96
         self.tick = tick
         self.liquidity = liquidity
         self.inconsistencies = 0
+        self.ticks = ticks
 
     @property
     def known(self) -> bool:
@@ -430,26 +645,53 @@ class V3PoolState:
         elif isinstance(e, (ev.V3Minted, ev.V3Burned)):
             if self.liquidity is None or e.amount == 0:
                 return
+            delta = e.amount if isinstance(e, ev.V3Minted) else -e.amount
+            if self.ticks is not None:
+                try:
+                    self.ticks.update(e.tick_lower, e.tick_upper, delta)
+                except (V3MathError, ValueError):
+                    self.ticks = None
+                    self.inconsistencies += 1
             if e.tick_lower <= self.tick < e.tick_upper:  # type: ignore[operator]
-                new = self.liquidity + e.amount if isinstance(e, ev.V3Minted) else self.liquidity - e.amount
+                new = self.liquidity + delta
                 if 0 <= new <= MAX_UINT128:
                     self.liquidity = new
                 else:
                     self.sqrt_price_x96 = self.tick = self.liquidity = None
+                    self.ticks = None
                     self.inconsistencies += 1
+        elif isinstance(e, ev.V3PoolSnapshot):
+            self.sqrt_price_x96, self.tick, self.liquidity = e.sqrt_price_x96, e.tick, e.liquidity
+            try:
+                self.ticks = TickTable.from_ticks(e.tick_spacing, e.ticks)
+            except ValueError:
+                self.ticks = None
+                self.inconsistencies += 1
         # V3Collected and anything else: no change
 
+    def swap(self, fee_pips: int, amount_specified: int, zero_for_one: bool,
+             sqrt_price_limit_x96: int | None = None) -> V3Swap:
+        """:func:`swap` on this state (its ticks must be known: ``ticks`` not ``None``)."""
+        if self.ticks is None or self.liquidity is None:
+            raise ValueError("this pool's ticks are not known (no snapshot): only swap_within_range can price it")
+        return swap(self.sqrt_price_x96, self.tick, self.liquidity, self.ticks, fee_pips,  # type: ignore[arg-type]
+                    amount_specified, zero_for_one, sqrt_price_limit_x96)
+
     def copy(self) -> V3PoolState:
-        c = V3PoolState(self.sqrt_price_x96, self.tick, self.liquidity)
+        c = V3PoolState(self.sqrt_price_x96, self.tick, self.liquidity,
+                        None if self.ticks is None else self.ticks.copy())
         c.inconsistencies = self.inconsistencies
         return c
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, V3PoolState):
             return NotImplemented
-        return (self.sqrt_price_x96, self.tick, self.liquidity) == (other.sqrt_price_x96, other.tick, other.liquidity)
+        return ((self.sqrt_price_x96, self.tick, self.liquidity, self.ticks)
+                == (other.sqrt_price_x96, other.tick, other.liquidity, other.ticks))
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
-        return f"V3PoolState(sqrt_price_x96={self.sqrt_price_x96}, tick={self.tick}, liquidity={self.liquidity})"
+        ticks = "" if self.ticks is None else f", ticks={len(self.ticks)} initialized"
+        return (f"V3PoolState(sqrt_price_x96={self.sqrt_price_x96}, tick={self.tick}, "
+                f"liquidity={self.liquidity}{ticks})")

@@ -23,6 +23,13 @@ Venues:
   (``lost race: 45 ...``, ``ProfitBelowMinimum(profit=..., minProfit=...)``) and who liquidated the
   borrower in that block. A bundle left out: ``TransactionDropped`` + ``OrderFailed`` ("dropped:
   bundle left out: would revert / reverts after a better-paying bundle: <reason>"), no gas paid.
+* ``<chain>:arb-executor`` with ``side = "arb"`` and a ``route`` of pools from USDC back to USDC
+  (``cross_pool_arb`` with ``execution = "atomic"``): one call of the bot's arbitrage executor
+  (``contracts/ArbExecutor.sol``: a flash swap on the first pool, every swap in one transaction,
+  reverting below ``min_profit``), public or as a bundle when ``private``. ``OrderFilled`` from the
+  executor's ``Arbitraged`` log (``amount`` USDC out, ``notional`` USDC in), or ``OrderFailed``
+  (``reverted: ProfitBelowMinimum; profit=..., minProfit=...`` naming who moved the pools first in
+  that block; ``dropped: bundle left out: ...``). See ``AtomicArbitrage``.
 * a book venue (``MockCex``, by its name) with ``side`` buy/sell: an IOC market order for
   ``amount`` base units (rounded down to the lot size). Every venue report becomes
   ``OrderAcknowledged`` (first report) and ``OrderFilled`` (``amount`` base units bought or sold,
@@ -406,6 +413,107 @@ class PoolSwaps:
 
     _transfers = staticmethod(PoolArbitrage._transfers)
     _net = PoolArbitrage._net_transfer  # what a mined transaction moved of a token for the bot (+ in)
+
+
+class AtomicArbitrage:
+    """Executes atomic arbitrage intents (``cross_pool_arb`` with ``execution = "atomic"``: venue
+    ``"<chain>:arb-executor"``, side ``arb``, ``route`` the pools in order from USDC back to USDC,
+    ``amount`` USDC in, ``min_profit`` the USDC the executor must gain) as one call of the bot's own
+    executor contract (``contracts/ArbExecutor.sol``, deployed here, owned by the bot): the first
+    pool flash-swaps, the rest of the route runs in its callback, and the whole transaction reverts
+    unless the profit clears ``min_profit``, so no leg ever goes through alone. ``private`` sends it
+    as a one-transaction bundle to the builder (``sim.bundles``: left out at no cost if it would
+    revert); otherwise it is a public transaction racing the scenario's searchers.
+
+    Included and succeeded: ``TransactionIncluded`` + ``OrderFilled`` from the executor's
+    ``Arbitraged`` log (``amount`` = USDC out of the last hop, ``notional`` = USDC into the first,
+    both from the log, never from the intent; ``fee`` = gas in ETH wei). Reverted:
+    ``TransactionIncluded`` (gas paid) + ``OrderFailed`` with the decoded reason
+    (``ProfitBelowMinimum(profit=..., minProfit=...)``) and who moved the route's pools first in
+    that block. A bundle left out: ``TransactionDropped`` + ``OrderFailed``, no gas paid."""
+
+    def __init__(self, dex: Any, bot: str, venue: str, *, bundle_blocks: int = 1):
+        from tapedeck.sim.bundles import BundleBuilder
+        from tapedeck.sim.chain.arb_executor import deploy_arb_executor
+
+        self.dex, self.bot, self.venue = dex, bot, venue
+        self.report: Report = _unbound
+        self.deliver: Deliver = _unbound
+        self.side = dex.side
+        self.bundle_blocks = bundle_blocks
+        self.open: dict[str, ev.OrderIntended] = {}  # tx id -> intent
+        try:
+            self.executor: Any = deploy_arb_executor(self.side.w3, bot)
+        except ArtifactMissing as e:  # not compiled (`make contracts`): intents fail with the reason
+            self.executor, self.missing = None, str(e)
+        self.builder = self.side.bundles or BundleBuilder(self.side)
+        self.side.subscribe(self.on_block)
+
+    def bind(self, report: Report) -> None:
+        self.report, self.deliver = report, delivery(self.dex.world, report)
+
+    def submit(self, intent: ev.OrderIntended) -> None:
+        from tapedeck.sim.chain.arb_executor import ARB_GAS_SIM
+        from tapedeck.sim.chain.executor import Hop
+
+        pools = [self.dex.pool(name) for name in intent.route]
+        if intent.side != "arb" or len(pools) < 2 or any(p is None for p in pools):
+            self.report(_failed(intent, f"{self.venue} takes side 'arb' with a route of two or more of this "
+                                        f"world's pools, got {intent.side!r} route {intent.route!r}"))
+            return
+        if self.executor is None:
+            self.report(_failed(intent, f"{self.venue}: no executor contract in this world: {self.missing}"))
+            return
+        route = [Hop(p.contract.address if p.v3 else p.contract.pair.address, p.v3) for p in pools]
+        fn = self.executor.arbitrage_call(self.dex.usdc, intent.amount, route, intent.min_profit, flash=True)
+        arrival = self.dex.world.latency.arrival_ns(self.side.name, "outbound", intent.ts)
+        tx = dict(sender=self.bot, to=self.executor.address, data=call_data(fn), gas=ARB_GAS_SIM,
+                  max_priority_fee=intent.max_priority_fee, call=fn)
+        if intent.private:
+            txs = self.builder.send([tx], arrival_ns=arrival, blocks=self.bundle_blocks, tag="bot:arb").txs
+        else:
+            txs = (self.side.submit(arrival_ns=arrival, tag="bot:arb", **tx),)
+        for t in txs:
+            self.open[t.id] = intent
+            self.report(_submitted(intent, self.venue, self.side.name, t))
+
+    def on_block(self, result: BlockResult) -> None:
+        reports: list[ev.Event] = []
+        for out in result.outcomes + result.dropped:
+            intent = self.open.pop(out.tx.id, None)
+            if intent is not None:
+                reports.extend(self._report(intent, out, result))
+        if reports:
+            self.deliver(self.side.name, reports)
+
+    def _report(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> list[ev.Event]:
+        from tapedeck.sim.chain.arb_executor import decode_revert, explain_revert
+
+        common = _common(intent, self.venue)
+        mined = _mined(intent, self.venue, self.side.name, out)
+        if not out.included:
+            reason = out.reason
+            for marker in ("would revert: ", "better-paying bundle: "):
+                if marker in reason:
+                    head, raw = reason.split(marker, 1)
+                    name, args = decode_revert(raw)
+                    reason = head + marker + (f"{name}; {', '.join(f'{k}={v}' for k, v in args.items())}" if name
+                                              else explain_revert(raw))
+            return [mined, ev.OrderFailed(**common, venue=self.venue, reason=f"dropped: {reason}")]
+        log = self.executor.arbitraged(out.receipt) if out.status == SUCCESS else None
+        if log is not None:
+            return [mined, ev.OrderFilled(**common, venue=self.venue, amount=log["amount_out"],
+                                          notional=log["amount_in"], fee=out.gas_cost, fee_asset="ETH")]
+        name, args = decode_revert(out.reason) if out.reason else ("", {})
+        # "reverted: <error>; <its arguments>": a run's summary groups losses by what precedes the ";"
+        why = (f"reverted: {name}; {', '.join(f'{k}={v}' for k, v in args.items())}" if name
+               else f"reverted: {explain_revert(out.reason) if out.reason else 'no reason given'}")
+        first = [o.tx.sender.lower() for o in result.outcomes if o.index < out.index and o.status == SUCCESS
+                 and o.tx.sender != self.bot and any(o.tag.endswith(":" + pool) for pool in intent.route)]
+        if first:
+            why += (f" ({', '.join(intent.route)} moved first in block {result.number} by "
+                    f"{', '.join(dict.fromkeys(first))})")
+        return [mined, ev.OrderFailed(**common, venue=self.venue, reason=why)]
 
 
 class BookOrders:

@@ -219,9 +219,10 @@ class SimWorld:
                 bot = bot_account(scenario.seed)
                 add_account(side, bot, backend.accounts[0])
                 if dex is not None and dex.pool("uniswap-v2") and dex.pool("uniswap-v3"):
-                    from tapedeck.sim.gateway import PoolArbitrage
+                    from tapedeck.sim.gateway import AtomicArbitrage, PoolArbitrage
 
                     gateway.add(name, PoolArbitrage(dex, bot.address, name))
+                    gateway.add(f"{name}:arb-executor", AtomicArbitrage(dex, bot.address, f"{name}:arb-executor"))
                 if agents is not None:
                     pools = {p.spec.name.lower(): p.contract.address if p.v3 else p.contract.pair.address
                              for p in (dex.pools if dex is not None else [])}

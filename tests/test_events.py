@@ -19,6 +19,8 @@ _BY_ANNOTATION = {
     tuple[str, ...]: st.lists(st.text(max_size=12), max_size=4).map(tuple),
     tuple[tuple[int, int], ...]: st.lists(st.tuples(st.integers(min_value=0, max_value=2**64),
                                                     st.integers(min_value=0, max_value=2**64)), max_size=4).map(tuple),
+    tuple[tuple[int, int, int], ...]: st.lists(st.tuples(st.integers(-(2**24), 2**24), st.integers(0, 2**128),  # V3 ticks
+                                                         st.integers(-(2**127), 2**127)), max_size=4).map(tuple),
 }
 
 

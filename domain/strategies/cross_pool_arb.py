@@ -29,6 +29,16 @@ reserves, V3 sqrtPrice and liquidity), so a re-detection of the same unmoved gap
 With ``act``, the intent's ``route`` is (buy pool, sell pool) and its instrument the same as text,
 ``"<buy pool id>-><sell pool id>"`` (the configured
 ``v2_pool``/``v3_pool``), side ``arb``, client id ``arb-<n>`` (n counts its intents).
+
+``execution`` says how the round trip is to be carried out:
+
+* ``"legs"`` (the default): two swaps on venue ``venue`` (the chain), each of which may go
+  through alone; the intent's ``min_profit`` is the configured one;
+* ``"atomic"``: one intent carrying the whole route on venue ``"<venue>:arb-executor"``, the bot's
+  executor contract (``contracts/ArbExecutor.sol``: both swaps in one transaction, flash-funded,
+  reverting unless the profit clears ``min_profit``), so one leg can never go through alone. Its
+  ``min_profit`` is the gross profit the executor must see: gas at ``gas_price_wei`` plus the
+  configured minimum, in token0; ``private`` sends it as a bundle rather than publicly.
 """
 from __future__ import annotations
 
@@ -48,6 +58,8 @@ from tapedeck.domain.uniswap_v3 import (
 )
 
 Q192 = 1 << 192
+EXECUTIONS = ("legs", "atomic")
+ATOMIC_VENUE = "{chain}:arb-executor"  # the bot's arbitrage executor contract on that chain
 _NEVER = 1 << 256  # above any sqrt price
 
 
@@ -70,10 +82,16 @@ class CrossPoolArb:
         profit_token: str = "token0",
         priority_fee_wei: int = 0,
         max_age_s: Any = 60,
+        execution: str = "legs",
+        private: bool = False,
         **unknown: Any,
     ):
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+        self.execution = execution
+        self.private = bool(private)
         self.name = name
         self.v2_pool = _pool_id("v2_pool", v2_pool)
         self.v3_pool = _pool_id("v3_pool", v3_pool)
@@ -172,9 +190,14 @@ class CrossPoolArb:
         if self.act:
             self.intents += 1
             route = (self.v2_pool, self.v3_pool) if buy == "uniswap-v2" else (self.v3_pool, self.v2_pool)
-            out.append(Intent(self.name, self.venue, "->".join(route), "arb", best_x, best_x,
-                              max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}",
-                              route=route, min_profit=self.min_profit))
+            if self.execution == "atomic":  # one transaction: the executor reverts unless it pays gas and more
+                out.append(Intent(self.name, ATOMIC_VENUE.format(chain=self.venue), "->".join(route), "arb", best_x,
+                                  best_x, max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}",
+                                  route=route, min_profit=self.min_profit + gas_cost, private=self.private))
+            else:
+                out.append(Intent(self.name, self.venue, "->".join(route), "arb", best_x, best_x,
+                                  max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}",
+                                  route=route, min_profit=self.min_profit))
         return out
 
     def _suppressed(self, e: ev.Event, state: MarketState, key: str, net: int) -> ev.OpportunitySuppressed:
