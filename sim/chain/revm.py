@@ -30,34 +30,44 @@ What ``pyrevm`` 0.3.7 (revm 8) gives and what this module adds to make it a chai
   accounts, keys 1..10 as eth-tester's, and every ``add_key``/``anvil_impersonateAccount``-ed sim
   account that comes with its key) has its transactions signed as EIP-1559 transactions with
   py-evm's chain id, so a run's events, which name transactions, are the same on every backend.
-* **Hard fork: Cancun** (revm 8's newest complete one; its "Prague" has neither EIP-7623 nor
-  EIP-7702). py-evm and anvil run Prague, whose gas changes do not reach the sim's transactions:
-  no authorization lists, and the EIP-7623 calldata floor is below the execution gas of every
-  call and deploy the project makes. The parity tests compare gas used to the unit.
+* **Hard fork: Cancun, plus Prague's gas floor.** revm 8's newest complete fork is Cancun (its
+  "Prague" has neither EIP-7623 nor EIP-7702); py-evm and anvil run Prague. The one Prague change
+  a sim transaction can meet is EIP-7623's calldata floor (a call with much calldata and little
+  execution pays ``21,000 + 10 per token``), applied here in the fee accounting; set-code
+  transactions (EIP-7702) are not offered, and Prague's system contracts (EIP-2935 block hashes,
+  EIP-7002/7251) are absent, which no contract here reads. The parity tests compare gas used to
+  the unit.
 
 Blocks are stamped like ``PyEvmChain``'s: ``max(parent + 1, self.time)``, never the wall clock
 once ``start_time`` is given; ``prevrandao`` is keccak of the timestamp, the coinbase the zero address.
 """
 from __future__ import annotations
 
+import functools
 import re
 import time as _time
 from dataclasses import dataclass, field
 from typing import Any
 
+import coincurve
 import eth_abi
 import pyrevm
 import rlp
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
+from eth_tester.exceptions import TransactionFailed
 from eth_utils import keccak, to_canonical_address
 from hexbytes import HexBytes
 from web3 import Web3
+from web3._utils.error_formatters_utils import PANIC_ERROR_CODES
+from web3.exceptions import ContractPanicError
+from web3.middleware import AttributeDictMiddleware
 from web3.providers.base import BaseProvider
 
 from tapedeck.sim.chain.anvil import _receipt as web3_receipt
 from tapedeck.sim.chain.artifacts import Artifact
 from tapedeck.sim.chain.pyevm import (
-    CALL_GAS, DEFAULT_GAS, DEFAULT_TX_GAS, ERROR_STRING, SIM_CHAIN_ID, ChainTx, deploy, to_checksum_address, transact,
+    CALL_GAS, DEFAULT_GAS, DEFAULT_TX_GAS, SIM_CHAIN_ID, ChainTx, deploy, to_checksum_address, transact,
 )
 from tapedeck.sim.inclusion import next_base_fee
 
@@ -69,6 +79,7 @@ DEFAULT_KEYS = tuple(i.to_bytes(32, "big") for i in range(1, 11))  # eth-tester'
 DEFAULT_TIP = 10**9  # eth_maxPriorityFeePerGas, and a web3 send without fees (eth-tester's 1 gwei)
 ZERO = "0x0000000000000000000000000000000000000000"
 EMPTY_CODE_HASH = keccak(b"")
+PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 # revm's journaled state as Debug prints it (pyrevm 0.3.7 / revm 8): one match per account
 _ACCOUNT = re.compile(r"(0x[0-9a-f]{40}): Account \{ info: AccountInfo \{ balance: (\d+), nonce: (\d+), "
@@ -76,6 +87,26 @@ _ACCOUNT = re.compile(r"(0x[0-9a-f]{40}): Account \{ info: AccountInfo \{ balanc
 _SLOT = re.compile(r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+) \}")
 _STATUS = re.compile(r"status: AccountStatus\(([^)]*)\)")
 _OUTPUT = re.compile(r"output: 0x([0-9a-f]*)")
+
+try:  # safe-pysha3 (eth-tester's dependency): keccak without eth_hash's dispatch
+    from sha3 import keccak_256 as _keccak_256
+
+    def _keccak(data: bytes) -> bytes:
+        return _keccak_256(data).digest()
+except ImportError:  # pragma: no cover - eth_utils' keccak
+    _keccak = keccak
+
+
+def calldata_floor(data: bytes) -> int:
+    """EIP-7623 (Prague): a transaction pays at least 21,000 + 10 per calldata token (a zero byte is one
+    token, any other byte four), whatever its execution used after refunds."""
+    zeros = data.count(0)
+    return 21_000 + 10 * (zeros + 4 * (len(data) - zeros))
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(address: str) -> bytes:
+    return to_canonical_address(address)
 
 
 class RevmTxInvalid(ValueError):
@@ -119,6 +150,7 @@ class RevmChain:
         self.evm = pyrevm.EVM(env=env, gas_limit=GAS_LIMIT, spec_id=SPEC)
         self.gas_limit = GAS_LIMIT
         self.keys: dict[str, Any] = {}  # lowercase address -> eth_account account (signs: the tx hash)
+        self._signers: dict[str, Any] = {}  # lowercase address -> its coincurve key
         self.senders: set[str] = set()  # lowercase addresses that may send (keyed or impersonated)
         self._accounts: dict[str, tuple[int, int, bytes]] = {}  # lowercase address -> (balance, nonce, code hash)
         self._log: list[tuple[str, int | None, Any, Any]] = []  # (address, slot or None for the account, old, new)
@@ -138,7 +170,9 @@ class RevmChain:
         genesis.hash = keccak(b"revm-genesis" + genesis_time.to_bytes(32, "big"))
         genesis.log_end = len(self._log)
         self.blocks = [genesis]
-        self.w3 = Web3(RevmProvider(self))
+        # web3's default middleware less what a local chain does not need (ENS names, legacy gas
+        # price strategies, chain id and extraData validation, gas estimation: every caller gives gas)
+        self.w3 = Web3(RevmProvider(self), middleware=[AttributeDictMiddleware])
         self.w3.eth.default_account = self.accounts[0]
         self.tester = _Tester(self)
 
@@ -246,7 +280,9 @@ class RevmChain:
             flags = status.group(1) if status else ""
             if "SelfDestructed" in flags:
                 raise NotImplementedError(f"{address} self-destructed: the revm backend does not clear storage")
-            slots = [(int(k), int(o), int(n)) for k, o, n in _SLOT.findall(rest) if o != n]
+            section = rest[rest.rfind(" storage: {"):]  # after the code: scan the slots only
+            slots = [] if section.startswith(" storage: {}") else [
+                (int(k), int(o), int(n)) for k, o, n in _SLOT.findall(section) if o != n]
             created = bytes.fromhex(code) if "Created" in flags and code else None
             out.append((address, int(balance), int(nonce), bytes.fromhex(code_hash), created, slots))
         return out
@@ -279,10 +315,14 @@ class RevmChain:
                                 f"(balance {balance})")
         if block.gas_used + t.gas > self.gas_limit:
             raise RevmTxInvalid(f"transaction gas {t.gas} exceeds what is left of the block's gas limit")
+        floor = calldata_floor(t.data)
+        if t.gas < floor:
+            raise RevmTxInvalid(f"transaction gas {t.gas} is below its EIP-7623 calldata floor {floor}")
         price = min(t.max_fee, block.base_fee + t.max_priority_fee)
         tx_hash = self._hash(t)
         to = t.to.lower() if t.to is not None else None
         outcome = self._run(sender, to, t.data, t.value, t.gas, price)
+        outcome.gas_used = max(outcome.gas_used, floor)  # Prague: what revm's Cancun does not charge
         # the fee (base fee burnt, tip to the coinbase) and the nonce, on top of what the message did
         balance, _, code_hash = self._accounts.get(sender, (0, 0, EMPTY_CODE_HASH))
         self._put_account(sender, balance - outcome.gas_used * price, t.nonce + 1, code_hash)
@@ -360,19 +400,22 @@ class RevmChain:
         self.senders.add(address.lower())
 
     def _hash(self, t: ChainTx) -> bytes:
-        account = self.keys.get(t.sender.lower())
-        fields = {"type": 2, "chainId": self.chain_id, "nonce": t.nonce, "gas": t.gas, "value": t.value,
-                  "maxFeePerGas": t.max_fee, "maxPriorityFeePerGas": t.max_priority_fee, "data": t.data,
-                  "accessList": []}
-        if t.to is not None:
-            fields["to"] = to_checksum_address(t.to)
-        if account is not None:
-            return bytes(account.sign_transaction(fields).hash)
-        if t.sender.lower() not in self.senders:
+        """The transaction's hash: of the EIP-1559 transaction signed with the sender's key (what
+        eth_account signs and py-evm hashes; a test holds the two equal), or of the unsigned fields
+        for an impersonated sender."""
+        sender = t.sender.lower()
+        fields = [self.chain_id, t.nonce, t.max_priority_fee, t.max_fee, t.gas,
+                  _canonical(t.to) if t.to else b"", t.value, t.data, []]
+        key = self._signers.get(sender)
+        if key is None and sender in self.keys:
+            key = self._signers[sender] = coincurve.PrivateKey(bytes(self.keys[sender].key))
+        if key is not None:
+            sig = key.sign_recoverable(_keccak(b"\x02" + rlp.encode(fields)), hasher=None)
+            r, s, y = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
+            return _keccak(b"\x02" + rlp.encode(fields + [y, r, s]))
+        if sender not in self.senders:
             raise RevmTxInvalid(f"{t.sender} has no key here and is not impersonated")
-        return keccak(b"revm-impersonated" + to_canonical_address(t.sender) + rlp.encode(
-            [self.chain_id, t.nonce, t.max_priority_fee, t.max_fee, t.gas,
-             to_canonical_address(t.to) if t.to else b"", t.value, t.data]))
+        return _keccak(b"revm-impersonated" + _canonical(t.sender) + rlp.encode(fields))
 
     # ------------------------------------------------------------------ JSON-RPC shapes
 
@@ -504,20 +547,20 @@ def _hex_int(v: Any, default: int = 0) -> int:
     return int(v, 16) if isinstance(v, str) else int(v)
 
 
-def _revert_error(output: bytes) -> dict[str, Any]:
-    """A revert as a node reports it (code 3 and the revert data): web3 raises from it what it raises
-    on anvil (``ContractLogicError`` with ``Error(string)``'s text, ``ContractCustomError`` with
-    the data, ``ContractPanicError``). Empty revert data is reported as eth-tester reports it
-    (``execution reverted: b''``), so ``pyevm.reason_text`` records ``0x`` as on py-evm."""
-    if not output:
-        return {"code": 3, "message": "execution reverted: b''", "data": None}
-    message = "execution reverted"
-    if output[:4] == ERROR_STRING and len(output) >= 68:
-        try:
-            message += ": " + eth_abi.decode(["string"], output[4:])[0]
-        except Exception:  # noqa: BLE001 - not a well-formed Error(string): the data says it
-            pass
-    return {"code": 3, "message": message, "data": "0x" + output.hex()}
+def _raise_revert(output: bytes) -> None:
+    """Raise for an ``eth_call`` revert exactly what web3 raises on py-evm (``EthereumTesterProvider``),
+    the reference backend, so ``pyevm.reason_text`` and every caller read the same text:
+    ``ContractPanicError`` for a Solidity panic, else eth-tester's ``TransactionFailed`` with
+    ``execution reverted: <the data decoded as a string>``, or with the raw bytes' repr when they
+    do not decode (custom errors, empty data). (On anvil web3 raises ``ContractLogicError(message,
+    data)`` instead, whose text ``reason_text`` keeps as the tuple's repr: see the README.)"""
+    if output[:4] == PANIC and len(output) == 36:
+        raise ContractPanicError(PANIC_ERROR_CODES[output[-1:].hex()], data="0x" + output.hex())
+    try:
+        reason: Any = eth_abi.decode(["string"], output[4:])[0]
+    except DecodingError:
+        reason = output
+    raise TransactionFailed(f"execution reverted: {reason}")
 
 
 class RevmProvider(BaseProvider):
@@ -641,7 +684,7 @@ class RevmProvider(BaseProvider):
             r = c._call(sender, to.lower() if to else None, data, _hex_int(tx.get("value")),
                         _hex_int(tx.get("gas"), CALL_GAS), number)
         if not r.success:
-            raise _RpcError(_revert_error(r.output))
+            _raise_revert(r.output)
         return "0x" + r.output.hex()
 
     # --- node controls (anvil's names, so ``sim.onchain.add_account`` needs no branch for revm)
