@@ -85,7 +85,9 @@ PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 _ACCOUNT = re.compile(r"(0x[0-9a-f]{40}): Account \{ info: AccountInfo \{ balance: (\d+), nonce: (\d+), "
                       r"code_hash: 0x([0-9a-f]{64}), code: (?:Some\(Bytecode \{ bytecode: 0x([0-9a-f]*)|None)")
 _SLOT = re.compile(r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+) \}")
-_STATUS = re.compile(r"status: AccountStatus\(([^)]*)\)")
+_HEADER = ": Account { info: AccountInfo { balance: "
+_STORAGE = " storage: "
+_STATUS_AT = ", status: AccountStatus("
 _OUTPUT = re.compile(r"output: 0x([0-9a-f]*)")
 
 try:  # safe-pysha3 (eth-tester's dependency): keccak without eth_hash's dispatch
@@ -271,20 +273,26 @@ class RevmChain:
         """What the last message changed, from revm's journaled state: per account its info (with the
         code if it was created) and the slots whose value changed (old, new)."""
         text = self.evm.journal_str
-        text = text[:text.index("}, transient_storage: ")]
-        parts = _ACCOUNT.split(text)
+        end = text.index("}, transient_storage: ")
         out = []
-        for i in range(1, len(parts), 6):
-            address, balance, nonce, code_hash, code, rest = parts[i:i + 6]
-            status = _STATUS.search(rest)
-            flags = status.group(1) if status else ""
+        # str.find over the text (the code of every loaded contract is in it, as hex): no regex
+        # scans the code; each account's header and its storage section are matched where found
+        at = text.find(_HEADER)
+        while 0 <= at < end:
+            head = _ACCOUNT.match(text, at - 42)
+            if head is None:
+                raise RuntimeError(f"unexpected revm journal text at {at}: {text[at - 42:at + 200]!r}")
+            address, balance, nonce, code_hash, code = head.groups()
+            storage = text.find(_STORAGE, head.end())
+            status = text.find(_STATUS_AT, storage)
+            flags = text[status + len(_STATUS_AT):text.find(")", status)]
             if "SelfDestructed" in flags:
                 raise NotImplementedError(f"{address} self-destructed: the revm backend does not clear storage")
-            section = rest[rest.rfind(" storage: {"):]  # after the code: scan the slots only
-            slots = [] if section.startswith(" storage: {}") else [
-                (int(k), int(o), int(n)) for k, o, n in _SLOT.findall(section) if o != n]
+            slots = [] if text.startswith("{}", storage + len(_STORAGE)) else [
+                (int(k), int(o), int(n)) for k, o, n in _SLOT.findall(text, storage, status) if o != n]
             created = bytes.fromhex(code) if "Created" in flags and code else None
             out.append((address, int(balance), int(nonce), bytes.fromhex(code_hash), created, slots))
+            at = text.find(_HEADER, status)
         return out
 
     def _block_env(self, block: _Block) -> None:
