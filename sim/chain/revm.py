@@ -83,7 +83,7 @@ PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 # revm's journaled state as Debug prints it (pyrevm 0.3.7 / revm 8): one match per account
 _ACCOUNT = re.compile(r"(0x[0-9a-f]{40}): Account \{ info: AccountInfo \{ balance: (\d+), nonce: (\d+), "
-                      r"code_hash: 0x([0-9a-f]{64}), code: (?:Some\(Bytecode \{ bytecode: 0x([0-9a-f]*)|None)")
+                      r"code_hash: 0x([0-9a-f]{64}), code: ")
 _SLOT = re.compile(r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+) \}")
 _HEADER = ": Account { info: AccountInfo { balance: "
 _STORAGE = " storage: "
@@ -282,7 +282,7 @@ class RevmChain:
             head = _ACCOUNT.match(text, at - 42)
             if head is None:
                 raise RuntimeError(f"unexpected revm journal text at {at}: {text[at - 42:at + 200]!r}")
-            address, balance, nonce, code_hash, code = head.groups()
+            address, balance, nonce, code_hash = head.groups()
             storage = text.find(_STORAGE, head.end())
             status = text.find(_STATUS_AT, storage)
             flags = text[status + len(_STATUS_AT):text.find(")", status)]
@@ -290,7 +290,9 @@ class RevmChain:
                 raise NotImplementedError(f"{address} self-destructed: the revm backend does not clear storage")
             slots = [] if text.startswith("{}", storage + len(_STORAGE)) else [
                 (int(k), int(o), int(n)) for k, o, n in _SLOT.findall(text, storage, status) if o != n]
-            created = bytes.fromhex(code) if "Created" in flags and code else None
+            created = None
+            if "Created" in flags:  # its code, from revm (still in the journal)
+                created = bytes(self.evm.get_code(address) or b"") or None
             out.append((address, int(balance), int(nonce), bytes.fromhex(code_hash), created, slots))
             at = text.find(_HEADER, status)
         return out
