@@ -116,7 +116,7 @@ def chain_backend(kind: str, start_time: int) -> Any:
 
 def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *, overwrite: bool = False,
                  scenario_file: str = "", progress: Callable[[RunStats], None] | None = None,
-                 chain: str = "pyevm") -> SimSummary:
+                 chain: str = "revm") -> SimSummary:
     """Run the world of ``scenario`` with the engine built from ``config`` and record everything into
     a new run at ``out``. The engine is only ever built from the config (a strategy of one's own is
     named by its import path), so the recorded config always rebuilds it for ``replay --verify``."""
