@@ -108,8 +108,9 @@ def main() -> None:
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None, help="Seed (default: the scenario's own).")
 @click.option("--out", default=None, help="Run file (default runs/<scenario>-seed<N>.db).")
 @click.option("--config", "config_path", default=None, help="Strategy config (default fixtures/config/sim-default.toml).")
-@click.option("--chain", "chain", type=click.Choice(["pyevm", "anvil"]), default="pyevm", show_default=True,
-              help="Chain backend: py-evm in process, or an anvil node on 127.0.0.1.")
+@click.option("--chain", "chain", type=click.Choice(["pyevm", "anvil", "revm"]), default="revm", show_default=True,
+              help="Chain backend: revm in process (the default), py-evm in process (the pure-Python "
+                   "reference), or an anvil node on 127.0.0.1.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 def sim(scenario: str, seed: int | None, out: str | None, config_path: str | None, chain: str, force: bool) -> None:
     """Simulate a market scenario (name in fixtures/scenarios or a TOML path) and record the run.

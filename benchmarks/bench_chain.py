@@ -1,5 +1,5 @@
-"""The chain backends measured (issue #3): py-evm in process (``PyEvmChain``) and an anvil node
-(``AnvilChain``), through the same calls the sim makes.
+"""The chain backends measured (issues #3, #12): py-evm in process (``PyEvmChain``), an anvil node
+(``AnvilChain``) and revm in process (``RevmChain``), through the same calls the sim makes.
 
 Per backend:
 - tx/s for ETH transfers, a Uniswap V2 swap on the real pair (pay + ``swap``, the two
@@ -14,16 +14,19 @@ Per backend:
   deploy (``deploy_aave_v3``) vs restoring a snapshot taken right after it (anvil: revert plus the
   new snapshot a further restore needs).
 - ``eth-crash`` (seed 7, default sim config): simulated seconds per wall second of the whole run,
-  set-up included, and the chain transactions/blocks it executed.
+  set-up included, per CPU second of this process too (the box is shared: CPU time moves less with
+  the load; anvil's node CPU is not counted), and the chain transactions/blocks it executed.
 
 Each group of figures runs on a fresh chain. Each repetition runs every backend in turn; the
 table gives the median and min-max.
-Usage: python benchmarks/bench_chain.py [--repeat N] [--only pyevm|anvil] [--json] [--no-scenario]
+The load average is printed before and after.
+Usage: python benchmarks/bench_chain.py [--repeat N] [--only pyevm|anvil|revm] [--json] [--no-scenario]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +46,7 @@ from tapedeck.sim.chain.uniswap_v2 import GAS_SWAP, GAS_TRANSFER, add_liquidity,
 from tapedeck.sim.recording import SETUP_SECONDS, chain_backend, run_scenario  # noqa: E402
 from tapedeck.sim.scenario import load_scenario  # noqa: E402
 
-BACKENDS = ("pyevm", "anvil")
+BACKENDS = ("pyevm", "anvil", "revm")
 START = 1_709_251_200 - SETUP_SECONDS  # eth-crash's start (2024-03-01) minus the sim's set-up hour
 MAX_FEE, TIP = 100 * 10**9, 10**9
 GAS_ETH = 21_000
@@ -75,6 +78,7 @@ FIGURES: list[tuple[str, str, str]] = [  # key, label, unit
     ("snapshot_restore", "scenario start: snapshot restore (anvil: + new snapshot)", "ms"),
     ("eth_crash", "eth-crash seed 7, whole run incl. set-up", "sim s/wall s"),
     ("eth_crash_wall", "eth-crash wall time", "s"),
+    ("eth_crash_cpu", "eth-crash, per CPU s of this process (anvil: its node's not counted)", "sim s/CPU s"),
 ]
 COUNTS = ("eth_crash_chain_txs", "eth_crash_chain_blocks", "eth_crash_sim_blocks")
 
@@ -240,11 +244,12 @@ def micro(kind: str, out: dict[str, float]) -> None:
 
 def eth_crash(kind: str, out: dict[str, float], tmp: Path, config: dict[str, Any], i: int) -> None:
     scenario = load_scenario("eth-crash", seed=7)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     summary = run_scenario(scenario, config, tmp / f"eth-crash-{kind}-{i}.db", overwrite=True, chain=kind)
     wall = time.perf_counter() - t
     out["eth_crash"] = scenario.duration / wall
     out["eth_crash_wall"] = wall
+    out["eth_crash_cpu"] = scenario.duration / (time.process_time() - cpu)
     out["eth_crash_chain_txs"] = summary.chain_txs
     out["eth_crash_chain_blocks"] = summary.chain_blocks
     out["eth_crash_sim_blocks"] = summary.blocks
@@ -268,6 +273,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     skipped: dict[str, str] = {}
     t_all = time.perf_counter()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tapedeck-bench-chain-") as d:
         tmp = Path(d)
         for i in range(args.repeat):
@@ -290,7 +296,8 @@ def main() -> None:
     total = time.perf_counter() - t_all
     kinds = [k for k in kinds if runs[k]]
 
-    result: dict[str, Any] = {"repeat": args.repeat, "wall_s": round(total, 1), "skipped": skipped, "backends": {}}
+    result: dict[str, Any] = {"repeat": args.repeat, "wall_s": round(total, 1), "skipped": skipped, "backends": {},
+                              "load": [round(x, 1) for x in load_before + os.getloadavg()]}
     for kind in kinds:
         figs: dict[str, Any] = {}
         for key, label, unit in FIGURES:
@@ -309,7 +316,9 @@ def main() -> None:
 def render(result: dict[str, Any]) -> str:
     """The results as a markdown table (median, min-max) plus the eth-crash counts."""
     kinds = list(result["backends"])
-    lines = [f"chain backends: median (min-max) of {result['repeat']} repetitions; whole run {result['wall_s']:.0f} s",
+    load = result["load"]
+    lines = [f"chain backends: median (min-max) of {result['repeat']} repetitions; whole run {result['wall_s']:.0f} s; "
+             f"load average (1/5/15 min) {load[:3]} before, {load[3:]} after",
              f"| figure | unit | {' | '.join(kinds)} |", f"|---|---|{'---|' * len(kinds)}"]
     for key, label, unit in FIGURES:
         cells = []

@@ -7,13 +7,14 @@ process's CPU seconds: the box is shared, and CPU time moves less with the load 
 (anvil's own CPU is in its node process and not counted). ``--profile FILE`` writes a cProfile of
 the first run per backend (``FILE.<backend>``).
 
-Usage: python benchmarks/bench_sim.py [--backends pyevm,anvil] [--scenario eth-crash] [--seed 7]
+Usage: python benchmarks/bench_sim.py [--backends pyevm,anvil,revm] [--scenario eth-crash] [--seed 7]
        [--runs 1] [--others] [--no-start] [--profile FILE]
 It only uses ``run_scenario`` and ``load_scenario``, so an older tree's venv runs it too (before/after)."""
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import statistics
 import sys
 import tempfile
@@ -44,59 +45,73 @@ def one(name: str, seed: int, chain: str, out: Path, profile: str | None) -> tup
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backends", default="pyevm,anvil")
+    ap.add_argument("--backends", default="pyevm,anvil,revm")
     ap.add_argument("--scenario", default="eth-crash")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=1, help="repetitions, interleaved across the backends")
     ap.add_argument("--others", action="store_true", help="also the scenarios without a chain (py-evm only)")
     ap.add_argument("--no-start", action="store_true", help="skip the deploy/restore figures")
     ap.add_argument("--profile", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tapedeck-bench-sim-"))
-    for chain in args.backends.split(","):
-        rates, cpus, summary = [], [], None
-        for i in range(args.runs):
+    chains = args.backends.split(",")
+    print(f"load average (1/5/15 min) before: {os.getloadavg()}", flush=True)
+    found: dict[str, tuple[list[float], list[float], object]] = {c: ([], [], None) for c in chains}
+    for i in range(args.runs):  # repetitions interleaved: each backend sees the same spread of load
+        for chain in chains:
             profile = f"{args.profile}.{chain}" if args.profile and i == 0 else None
             wall, cpu, summary = one(args.scenario, args.seed, chain, tmp / f"{chain}-{i}.db", profile)
             duration = summary.simulated_seconds  # type: ignore[attr-defined]
-            rates.append(duration / wall)
-            cpus.append(cpu)
-            print(f"  run {i + 1}: wall {wall:.1f} s, this process's CPU {cpu:.1f} s"
-                  f"{' (profiled)' if profile else ''}", flush=True)
-        s = summary
+            found[chain][0].append(duration / wall)
+            found[chain][1].append(cpu)
+            found[chain] = (found[chain][0], found[chain][1], summary)
+            print(f"  {chain} run {i + 1}: wall {wall:.1f} s, this process's CPU {cpu:.1f} s"
+                  f"{' (profiled)' if profile else ''}; load {os.getloadavg()[0]:.1f}", flush=True)
+    for chain in chains:
+        rates, cpus, s = found[chain]
         print(f"sim {args.scenario} seed {args.seed} on {chain}: {statistics.median(rates):,.1f} simulated s per wall s "
               f"(median of {len(rates)}: {[f'{r:,.1f}' for r in rates]}); {s.simulated_seconds / statistics.median(cpus):,.1f} "  # type: ignore[attr-defined]
               f"simulated s per CPU s of this process; {s.blocks} blocks, {s.chain_txs} agent txs, "  # type: ignore[attr-defined]
               f"{s.liquidations} liquidations, {s.stats.inputs} inputs", flush=True)  # type: ignore[attr-defined]
     if args.others:
         for name in ("cex-dex-dislocation", "oracle-jump", "quiet"):
-            wall, _cpu, s = one(name, args.seed, "pyevm", tmp / f"{name}.db", None)
-            print(f"sim {name}: {s.simulated_seconds / wall:,.0f} simulated s per wall s")  # type: ignore[attr-defined]
+            for chain in chains:
+                wall, cpu, s = one(name, args.seed, chain, tmp / f"{name}-{chain}.db", None)
+                print(f"sim {name} on {chain}: {s.simulated_seconds / wall:,.0f} simulated s per wall s, "  # type: ignore[attr-defined]
+                      f"{s.simulated_seconds / cpu:,.0f} per CPU s")  # type: ignore[attr-defined]
     if not args.no_start:
         chain_start()
 
 
-def chain_start() -> None:
+def chain_start(chains: tuple[str, ...] = ("pyevm", "revm")) -> None:
+    """Aave v3 market deploy vs restoring a snapshot taken after it (undoing a block of 10 transfers
+    each time), on the in-process backends (anvil's figures: bench_chain.py)."""
     from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
     from tapedeck.sim.chain.artifacts import ArtifactMissing
-    from tapedeck.sim.chain.pyevm import PyEvmChain
+    from tapedeck.sim.chain.pyevm import ChainTx
+    from tapedeck.sim.recording import chain_backend
 
-    try:
-        t = time.perf_counter()
-        chain = PyEvmChain()
-        deploy_aave_v3(chain.w3)
-        deploy = time.perf_counter() - t
-    except ArtifactMissing as e:
-        print(f"chain start: skipped ({e})")
-        return
-    snap = chain.snapshot()
-    restores = []
-    for _ in range(5):
-        t = time.perf_counter()
-        chain.revert(snap)
-        restores.append(time.perf_counter() - t)
-    print(f"py-evm scenario start: Aave v3 market deploy {deploy:.2f} s; snapshot restore "
-          f"{statistics.median(restores) * 1000:.0f} ms (median of 5)")
+    for kind in chains:
+        try:
+            t, cpu = time.perf_counter(), time.process_time()
+            chain = chain_backend(kind, 1_700_000_000)
+            deploy_aave_v3(chain.w3)
+            deploy, deploy_cpu = time.perf_counter() - t, time.process_time() - cpu
+        except ArtifactMissing as e:
+            print(f"chain start: skipped ({e})")
+            return
+        snap = chain.snapshot()
+        me, other = chain.accounts[:2]
+        restores = []
+        for i in range(5):
+            n = chain.w3.eth.get_transaction_count(me)
+            chain.mine_block([ChainTx(me, n + j, 21_000, 10**11, 10**9, other, b"", 1) for j in range(10)],
+                             1_700_001_000 + i)
+            t = time.perf_counter()
+            chain.revert(snap)
+            restores.append(time.perf_counter() - t)
+        print(f"{kind} scenario start: Aave v3 market deploy {deploy:.2f} s ({deploy_cpu:.2f} CPU s); snapshot "
+              f"restore {statistics.median(restores) * 1000:.1f} ms (median of 5)")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def deliver_to(world: World, loop: Loop) -> Callable[[str, list[ev.Event]], None
 
 
 def chain_backend(kind: str, start_time: int) -> Any:
-    """A fresh chain for a run: ``pyevm`` (in process) or ``anvil`` (a node on 127.0.0.1)."""
+    """A fresh chain for a run: ``pyevm`` (in process), ``anvil`` (a node on 127.0.0.1) or ``revm`` (in process)."""
     if kind == "pyevm":
         from tapedeck.sim.chain.pyevm import PyEvmChain
 
@@ -107,12 +107,16 @@ def chain_backend(kind: str, start_time: int) -> Any:
         from tapedeck.sim.chain.pyevm import SIM_CHAIN_ID
 
         return AnvilChain(start_time=start_time, chain_id=SIM_CHAIN_ID)  # py-evm's: the same tx hashes
-    raise ValueError(f"unknown chain backend {kind!r} (pyevm or anvil)")
+    if kind == "revm":
+        from tapedeck.sim.chain.revm import RevmChain
+
+        return RevmChain(start_time=start_time)  # py-evm's chain id and default keys: the same tx hashes
+    raise ValueError(f"unknown chain backend {kind!r} (pyevm, anvil or revm)")
 
 
 def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *, overwrite: bool = False,
                  scenario_file: str = "", progress: Callable[[RunStats], None] | None = None,
-                 chain: str = "pyevm") -> SimSummary:
+                 chain: str = "revm") -> SimSummary:
     """Run the world of ``scenario`` with the engine built from ``config`` and record everything into
     a new run at ``out``. The engine is only ever built from the config (a strategy of one's own is
     named by its import path), so the recorded config always rebuilds it for ``replay --verify``."""

@@ -23,6 +23,7 @@ from tapedeck.domain import aave_v3 as aave
 from tapedeck.sim.chain.aave_v3 import AaveCallReverted, deploy_aave_v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
 from tapedeck.sim.chain.pyevm import PyEvmChain
+from tapedeck.sim.chain.revm import RevmChain
 
 pytestmark = pytest.mark.contract
 
@@ -42,11 +43,11 @@ CASES = [
 TARGET_HF = {"50": 0.975, "100": 0.915, "capped": 0.7, "healthy": 1.03}
 
 
-@pytest.fixture(scope="module")
-def world():
+@pytest.fixture(scope="module", params=["pyevm", "revm"])
+def world(request):
     """A deployed market with deep liquidity and background borrows on both reserves, and its snapshot."""
     try:
-        chain = PyEvmChain()
+        chain = PyEvmChain() if request.param == "pyevm" else RevmChain()
         market = deploy_aave_v3(chain.w3)
     except ArtifactMissing as e:
         pytest.skip(f"contract builds not installed under {node_modules()}: {e}")

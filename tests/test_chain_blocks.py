@@ -11,10 +11,14 @@ from tapedeck.sim.chain.pyevm import ChainTx, PyEvmChain, create_address
 START = 1_709_251_200  # 2024-03-01T00:00:00Z
 
 
-@pytest.fixture(params=["pyevm", pytest.param("anvil", marks=pytest.mark.contract)])
+@pytest.fixture(params=["pyevm", pytest.param("anvil", marks=pytest.mark.contract), "revm"])
 def chain(request: Any) -> Iterator[Any]:
     if request.param == "pyevm":
         yield PyEvmChain(start_time=START)
+        return
+    if request.param == "revm":
+        from tapedeck.sim.chain.revm import RevmChain
+        yield RevmChain(start_time=START)
         return
     from tapedeck.sim.chain.anvil import AnvilChain, anvil_binary
     from tapedeck.sim.chain.artifacts import ArtifactMissing

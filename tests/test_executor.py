@@ -26,6 +26,7 @@ from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing, load
 from tapedeck.sim.chain.executor import LIQUIDATE_GAS, Hop, decode_revert, deploy_executor, explain_revert, predict
 from tapedeck.sim.chain.pyevm import ChainTx, PyEvmChain, call_data, revert_reason
+from tapedeck.sim.chain.revm import RevmChain
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
@@ -35,10 +36,10 @@ PREMIUM_BPS = 9
 CASES = 20
 
 
-@pytest.fixture(scope="module")
-def world() -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["pyevm", "revm"])
+def world(request) -> dict[str, Any]:
     try:
-        chain = PyEvmChain()
+        chain = PyEvmChain() if request.param == "pyevm" else RevmChain()
         market = deploy_aave_v3(chain.w3)
         executor = deploy_executor(market, chain.accounts[1])
     except ArtifactMissing as e:

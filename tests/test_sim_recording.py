@@ -29,7 +29,7 @@ def test_eth_crash_makes_borrowers_liquidatable_and_competitors_race_on_real_aav
     if not (node_modules() / "@aave" / "core-v3").is_dir():
         pytest.skip(f"@aave/core-v3 not installed under {node_modules()}")
     out, verified = sim_and_verify(tmp_path, "eth-crash", 7, "crash.db")
-    assert "scenario eth-crash seed 7 on pyevm" in out
+    assert "scenario eth-crash seed 7 on revm" in out  # the default backend
     assert "aave v3 (real contracts): 30 borrowers" in out
     log = EventLog.open(tmp_path / "crash.db")
     assert log.manifest.mode == "sim" and log.manifest.seed == 7 and log.manifest.ended == "clean"

@@ -33,7 +33,7 @@ REVERTED = (ContractLogicError, TransactionFailed)  # anvil / eth-tester flavour
 GAS_TRANSFER, GAS_SWAP = 100_000, 200_000
 
 
-@pytest.fixture(scope="module", params=["pyevm", "anvil"])
+@pytest.fixture(scope="module", params=["pyevm", "anvil", "revm"])
 def chain(request):
     """The same deploy code on both backends: in-process py-evm and a real anvil node."""
     try:
@@ -41,6 +41,9 @@ def chain(request):
         if request.param == "pyevm":
             from tapedeck.sim.chain.pyevm import PyEvmChain
             c = PyEvmChain()
+        elif request.param == "revm":
+            from tapedeck.sim.chain.revm import RevmChain
+            c = RevmChain()
         else:
             from tapedeck.sim.chain.anvil import AnvilChain
             c = AnvilChain()

@@ -34,6 +34,7 @@ from tapedeck.domain import events as ev
 from tapedeck.domain import uniswap_v3 as v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing, load, node_modules
 from tapedeck.sim.chain.pyevm import ChainTx, PyEvmChain, call_data, deploy, transact
+from tapedeck.sim.chain.revm import RevmChain
 
 pytestmark = pytest.mark.contract
 
@@ -63,13 +64,13 @@ def setup_tokens(w3: Any, me: str, decimals: tuple[int, int] = (18, 6)) -> tuple
     return a, b
 
 
-@pytest.fixture(scope="module")
-def world() -> Any:
+@pytest.fixture(scope="module", params=["pyevm", "revm"])
+def world(request) -> Any:
     _require_builds()
     from tapedeck.sim.chain.uniswap_v3 import deploy_v3
 
     started = time.perf_counter()
-    chain = PyEvmChain()
+    chain = PyEvmChain() if request.param == "pyevm" else RevmChain()
     me = chain.accounts[0]
     dep = deploy_v3(chain.w3, sender=me)
     a, b = setup_tokens(chain.w3, me)
