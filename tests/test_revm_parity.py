@@ -2,9 +2,9 @@
 run digest on revm as on py-evm, every run in a fresh interpreter under another hash seed
 (``tapedeck sim`` through the CLI, as a user runs it). The digest covers every recorded event:
 addresses, amounts, gas used, transaction hashes, revert reasons, block numbers and timestamps.
-On anvil (when its binary is installed) the same, except where a run records an ``Error(string)``
-revert reason: there web3 raises another exception and the recorded text differs (an expected
-failure, strict: it turns into a failure once the reason is normalised for anvil too).
+On anvil (when its binary is installed) the same: an ``Error(string)`` revert reaches web3 there as
+another exception (``ContractLogicError(message, data)``), and ``pyevm.reason_text`` records it from
+its revert data as on the other backends.
 
 A revm sim killed mid-way (SIGKILL from its own progress callback, at a fixed simulated time) leaves
 a log that opens, and its events are the first events of the complete run on py-evm, one for one.
@@ -62,14 +62,7 @@ def test_a_scenario_records_the_same_digest_on_revm_as_on_py_evm(digest, scenari
     assert digest(scenario, "revm") == digest(scenario, "pyevm")
 
 
-ANVIL_REASONS = pytest.mark.xfail(strict=True, reason=(
-    "on anvil web3 raises ContractLogicError(message, data) for an Error(string) revert and "
-    "pyevm.reason_text records its tuple repr, where py-evm and revm record 'execution reverted: "
-    "<message>': the run's reverted-leg reasons differ (README, chain backends)"))
-
-
-@pytest.mark.parametrize("scenario", [pytest.param(s, marks=ANVIL_REASONS) if s == "cex-dex-dislocation" else s
-                                      for s in sorted(SCENARIOS)])
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_a_scenario_records_the_same_digest_on_anvil_as_on_py_evm(digest, scenario: str) -> None:
     if not _anvil():
         pytest.skip("no anvil binary installed")

@@ -89,7 +89,8 @@ ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 
 def reason_text(e: Exception) -> str:
     """One text per revert, whichever exception carried it: a custom error's data as ``0x`` hex
-    (web3 raises ``ContractCustomError(data, data)`` or eth-tester ``TransactionFailed(bytes)``,
+    (web3 raises ``ContractCustomError(data, data)``, on anvil ``ContractLogicError(message, data)``
+    for an ``Error(string)``, or eth-tester ``TransactionFailed(bytes)``,
     and which one a process sees varied between processes: a recorded reason must not), an
     ``Error(string)`` as ``execution reverted: <message>``, anything else as its message (eth-tester
     writes custom-error data as a ``b'...'`` literal in it: that too becomes hex)."""
@@ -101,6 +102,9 @@ def reason_text(e: Exception) -> str:
         raw = bytes(args[0])
     elif type(e).__name__ == "ContractCustomError" and args and isinstance(args[0], str) and args[0].startswith("0x"):
         raw = bytes.fromhex(args[0][2:])
+    elif (type(e).__name__ == "ContractLogicError" and len(args) == 2 and isinstance(args[1], str)
+          and args[1].startswith("0x") and len(args[1]) > 2):  # anvil: (message, revert data)
+        raw = bytes.fromhex(args[1][2:])
     elif body.startswith(("b'", 'b"')):  # eth-tester: "execution reverted: b'...'"
         import ast
 
