@@ -26,6 +26,7 @@ from tapedeck.domain.engine import Engine, Strategy, engine_options
 from tapedeck.domain.risk import RiskGate
 from tapedeck.domain.strategies.aave_liquidator import AaveLiquidator
 from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
+from tapedeck.domain.strategies.perp_oracle_lag import PerpOracleLag
 from tapedeck.domain.strategies.spread import SpreadCheck
 
 # Also registered in pyproject's ``tapedeck.strategies`` entry-point group (the one mechanism a user's
@@ -34,6 +35,7 @@ BUILTIN: dict[str, Callable[..., Strategy]] = {
     "spread": SpreadCheck,
     "cross_pool_arb": CrossPoolArb,
     "aave_liquidator": AaveLiquidator,
+    "perp_oracle_lag": PerpOracleLag,
 }
 
 Resolver = Callable[[str], Callable[..., Strategy]]
