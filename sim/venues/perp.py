@@ -52,12 +52,13 @@ reduce-only order is not re-trimmed by later fills).
 
 **Funding** (Hyperliquid's rule, docs ``trading/funding.md`` and ``trading/contract-specifications.md``
 of hyperliquid-docs, mirrored in dzmbs/hyperliquid-docs @14ba3d4; PROTOCOLS.md has no funding
-section): every ``FUNDING_SAMPLE_S`` (5 s, on epoch multiples) the venue samples the premium
+section): every ``FUNDING_SAMPLE_S`` (5 s, on epoch multiples, while the venue's mark or oracle
+is moving: a world that stops ticking comes to rest) the venue samples the premium
 ``premium = (max(impact_bid - oracle, 0) - max(oracle - impact_ask, 0)) / oracle``, where
 ``impact_bid``/``impact_ask`` are the average prices of selling/buying ``IMPACT_NOTIONAL`` (20,000
-USDC, ETH's) into the book as it stands (the depth shown, if less); at every multiple of
-``funding_interval`` seconds of epoch time (default 3600: on the hour) it pays with
-``P`` = the mean of the interval's samples:
+USDC, ETH's) into the book as it stands (the depth shown, if less); at the first sample at or
+after each multiple of ``funding_interval`` seconds of epoch time (default 3600: on the hour) it
+pays, before that sample, with ``P`` = the mean of the interval's samples:
 ``F8 = P + clamp(INTEREST_8H - P, -0.0005, 0.0005)`` (``INTEREST_8H`` = 0.01% per 8 h), the hourly
 rate ``F8 / 8`` capped at +/-4%, times ``funding_interval / 3600``, rounded half-even to
 ``RATE_DECIMALS`` places; the position pays ``size x oracle x rate`` (longs pay a positive rate),
@@ -181,13 +182,13 @@ class MockPerp(MockCex):
         self._interval_ns = to_ns(spec.funding_interval)
         if self.oracle is not None:
             bus.subscribe(self.on_oracle, OracleRound, where=lambda m: m.oracle == self.oracle)
-        sample_ns = FUNDING_SAMPLE_S * NS
-        clock.call_at(_next_multiple(clock.now_ns, sample_ns), self._sample)
-        clock.call_at(_next_multiple(clock.now_ns, self._interval_ns), self._pay_funding)
+        self._next_payment = _next_multiple(clock.now_ns, self._interval_ns)
+        self._sampling = False  # a sample is scheduled
 
     # ------------------------------------------------------------------ oracle and makers
 
     def on_oracle(self, r: OracleRound) -> None:
+        self._wake()
         self.oracle_price = r.answer
         self.oracle_decimals = r.decimals
         if self.reference is not None:
@@ -195,6 +196,7 @@ class MockPerp(MockCex):
         self._publish_mark(r.ts)
 
     def on_price(self, tick: PriceTick) -> None:
+        self._wake()
         ts = tick.ts
         dt = None if self._last_tick_ns is None else CTX.divide(Decimal(ts - self._last_tick_ns), Decimal(NS))
         self._last_tick_ns = ts
@@ -294,18 +296,26 @@ class MockPerp(MockCex):
         return CTX.multiply(hourly, share).quantize(CTX.scaleb(ONE, -RATE_DECIMALS), rounding=ROUND_HALF_EVEN,
                                                     context=CTX)
 
+    def _wake(self) -> None:
+        """Schedule the next premium sample (on the 5 s grid of epoch time) unless one is: samples
+        follow the venue's activity, so a world that has stopped ticking comes to rest."""
+        if not self._sampling:
+            self._sampling = True
+            self.clock.call_at(_next_multiple(self.clock.now_ns, FUNDING_SAMPLE_S * NS), self._sample)
+
     def _sample(self) -> None:
+        self._sampling = False
         now = self.clock.now_ns
+        if now >= self._next_payment:  # the interval is over: pay on its samples, start the next
+            self._pay_funding(now)
+            self._next_payment = _next_multiple(now, self._interval_ns)
         premium = self.premium()
         if premium is not None:
             self._premiums.append(premium)
             self.funding_rate = self.rate(self._premiums)
-        self.clock.call_at(now + FUNDING_SAMPLE_S * NS, self._sample)
 
-    def _pay_funding(self) -> None:
-        now = self.clock.now_ns
+    def _pay_funding(self, now: int) -> None:
         rate, self._premiums, self.funding_rate = self.rate(self._premiums), [], ZERO
-        self.clock.call_at(now + self._interval_ns, self._pay_funding)
         size, oracle = self.position.size, self.oracle_price
         if not size or not rate or not oracle:
             return
