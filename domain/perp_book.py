@@ -38,7 +38,7 @@ PPM = 1_000_000
 class PerpMarket:
     __slots__ = ("venue", "instrument", "bid", "bid_size", "ask", "ask_size", "price_decimals", "size_decimals",
                  "bbo_ts", "bbo_venue_ts", "bbo_seq", "usable", "mark", "oracle", "mid", "ctx_decimals", "funding",
-                 "funding_decimals", "ctx_ts", "ctx_venue_ts", "ctx_seq", "trades", "trade_ts", "bids", "asks",
+                 "funding_decimals", "ctx_ts", "ctx_venue_ts", "ctx_seq", "ctx_version", "trades", "trade_ts", "bids", "asks",
                  "_scale_book", "_scale_ctx")
 
     def __init__(self, venue: str, instrument: str) -> None:
@@ -51,6 +51,7 @@ class PerpMarket:
         self.mid = -1
         self.ctx_decimals = self.funding = self.funding_decimals = 0
         self.ctx_ts = self.ctx_venue_ts = self.ctx_seq = -1
+        self.ctx_version = 0  # counts context updates (what a reader derived from the oracle is keyed on)
         self.trades: deque[tuple[int, int, int, str]] = deque(maxlen=TRADES_KEPT)
         self.trade_ts = -1
         self.bids: dict[int, int] = {}  # depth levels (only for markets fed by BookDepthUpdated)
@@ -75,13 +76,6 @@ class PerpMarket:
         o = self.oracle * self._scale_ctx
         d = (price * self._scale_book - o) * PPM
         return d // o if d >= 0 else -((-d) // o)
-
-    def move_ppm(self, price: int, ref: int) -> int:
-        """``(price - ref) / ref`` in ppm, both at the BBO's precision, toward zero (0 if ``ref <= 0``)."""
-        if ref <= 0:
-            return 0
-        d = (price - ref) * PPM
-        return d // ref if d >= 0 else -((-d) // ref)
 
     def bbo_fresh(self, now: int, max_age_ns: int, stale: Mapping[str, str]) -> bool:
         return _fresh(self.bbo_ts, self.bbo_venue_ts, now, max_age_ns) and self.usable and self.venue not in stale
@@ -112,8 +106,18 @@ class PerpMarket:
             self.bid, self.bid_size, self.ask, self.ask_size = bid, bid_size, ask, ask_size
         self.bbo_ts, self.bbo_venue_ts, self.bbo_seq = e.ts, venue_ts, e.seq
 
-    def on_quote(self, e: ev.QuoteUpdated) -> None:
-        self._set_bbo(e, e.bid, e.bid_size, e.ask, e.ask_size, e.price_decimals, e.size_decimals, e.venue_ts)
+    def on_quote(self, e: ev.QuoteUpdated) -> None:  # the hot path: _set_bbo inlined
+        if e.price_decimals != self.price_decimals:
+            self.price_decimals = e.price_decimals
+            self._rescale()
+        self.size_decimals = e.size_decimals
+        bid, ask, bid_size, ask_size = e.bid, e.ask, e.bid_size, e.ask_size
+        if bid >= 0 and ask >= 0 and bid_size >= 0 and ask_size >= 0:
+            self.usable = True
+            self.bid, self.bid_size, self.ask, self.ask_size = bid, bid_size, ask, ask_size
+        else:
+            self.usable = False
+        self.bbo_ts, self.bbo_venue_ts, self.bbo_seq = e.ts, e.venue_ts, e.seq
 
     def on_depth(self, e: ev.BookDepthUpdated) -> None:
         bids, asks = self.bids, self.asks
@@ -137,6 +141,7 @@ class PerpMarket:
         self.mark, self.oracle, self.mid = e.mark, e.oracle, e.mid
         self.funding, self.funding_decimals = e.funding, e.funding_decimals
         self.ctx_ts, self.ctx_venue_ts, self.ctx_seq = e.ts, e.venue_ts, e.seq
+        self.ctx_version += 1
 
     def on_trade(self, e: ev.TradePrinted) -> None:
         self.trades.append((e.ts, e.price, e.size, e.side))

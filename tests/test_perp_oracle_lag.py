@@ -9,14 +9,15 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine
 from tapedeck.domain.risk import RiskGate, VenueLimits
 from tapedeck.domain.strategies import ConfigError, build_engine
-from tapedeck.domain.strategies.perp_oracle_lag import PerpOracleLag
+from tapedeck.domain.perp_book import PerpBook
+from tapedeck.domain.strategies.perp_oracle_lag import PerpOracleLag, _Market
 
 V, I = "hyperliquid-eth", "ETH-PERP"
 T0 = 1_700_000_000 * 10**9
@@ -366,3 +367,31 @@ def test_never_two_flattens_and_every_qualifying_exit_is_decided() -> None:
     for case in ("exit on update", "exit on timer", "qualified while flattening", "fill partial",
                  "fill partial final", "venue rejected exit", "risk refused", "timer fired"):
         assert SEEN[case] > 0, (case, SEEN)
+
+
+@given(oracle=st.integers(1, 10**12), price=st.integers(1, 10**12), entry=st.integers(1, 10**12),
+       book_dp=st.integers(0, 6), ctx_dp=st.integers(0, 8), exit_bps=st.integers(0, 49), stop_bps=st.integers(0, 2000),
+       long=st.booleans())
+def test_the_precomputed_exit_prices_are_the_deviation_rule_exactly(oracle: int, price: int, entry: int, book_dp: int,
+                                                                     ctx_dp: int, exit_bps: int, stop_bps: int,
+                                                                     long: bool) -> None:
+    """The exit check compares integers against prices computed once per oracle/entry; they decide
+    exactly as the ppm deviation (toward zero) of ``PerpMarket`` would on every update, and the stop
+    exactly at ``stop_bps`` of the entry."""
+    s = PerpOracleLag(exit_edge_bps=exit_bps, stop_bps=stop_bps)
+    m = PerpBook().market(V, I)
+    m.on_quote(ev.QuoteUpdated(ts=0, venue=V, instrument=I, bid=1, bid_size=1, ask=1, ask_size=1,
+                               price_decimals=book_dp, size_decimals=0))
+    m.on_context(ev.MarkPriceUpdated(ts=0, venue=V, instrument=I, mark=oracle, oracle=oracle, price_decimals=ctx_dp))
+    mk = _Market(m)
+    mk.entry_px = entry
+    s._lines(mk, m, long)
+    edges = [price] + [x + d for x in (mk.regressed_px, mk.stop_px) for d in (-1, 0, 1) if 0 < x + d < 1 << 60]
+    for px in edges:  # the random price and both sides of each line
+        remaining = -m.deviation_ppm(px) if long else m.deviation_ppm(px)
+        # stopped: the price moved stop_bps or more against the entry, as exact rationals
+        stopped = px * 10**6 <= entry * (10**6 - s.stop_ppm) if long else px * 10**6 >= entry * (10**6 + s.stop_ppm)
+        assert (px >= mk.regressed_px if long else px <= mk.regressed_px) == (remaining <= s.exit_ppm), px
+        assert (px <= mk.stop_px if long else px >= mk.stop_px) == stopped, px
+    event("regressed" if remaining <= s.exit_ppm else "not regressed")
+    event("stopped" if stopped else "not stopped")

@@ -23,7 +23,7 @@ for a short (the BBO fresh, ``p > 0``), the first of
 
 * ``regressed``: ``p`` is within ``exit_edge_bps`` of the oracle on the entry's side (the book caught
   up; needs a fresh context);
-* ``stop``: ``p`` moved ``stop_bps`` against the average entry;
+* ``stop``: ``p`` moved ``stop_bps`` or more against the average entry;
 * ``time``: held ``max_hold_s`` or longer;
 
 decides a ``PerpExitDecided`` and a reduce-only IOC flatten of the whole position, limited at ``p``
@@ -60,7 +60,9 @@ from tapedeck.domain.state import MarketState, Order
 UPDATE, TIMER = "update", "timer"
 REGRESSED, STOP, TIME = "regressed", "stop", "time"
 BACKUP = "backup"
-_BOOK = (ev.QuoteUpdated, ev.BookDepthUpdated, ev.MarkPriceUpdated)
+_QUOTE = ev.QuoteUpdated
+_UNSEEN = object()
+_NEVER = 1 << 256  # a price no book reaches
 
 
 def _number(value: Any, what: str, unit: str) -> Decimal:
@@ -94,12 +96,13 @@ def _size(value: Any, what: str) -> Decimal:
 class _Market:
     """What the strategy keeps per market beside the book and the position."""
 
-    __slots__ = ("book", "key", "entry_cid", "exit_cid", "last_exit_ts", "q_ts", "q_seq", "entry_px", "base_dp",
-                 "sizes")
+    __slots__ = ("book", "key", "pos", "entry_cid", "exit_cid", "last_exit_ts", "q_ts", "q_seq", "entry_px",
+                 "base_dp", "sizes", "regressed_px", "stop_px", "lines_for")
 
     def __init__(self, book: PerpMarket) -> None:
         self.book = book
         self.key = (book.venue, book.instrument)
+        self.pos: PerpPosition | None = None  # the ledger's position, once there is one
         self.entry_cid = ""  # entry in flight
         self.exit_cid = ""  # flattening: a flatten in flight
         self.last_exit_ts = -(1 << 62)
@@ -108,6 +111,8 @@ class _Market:
         self.entry_px = 0  # the position's average entry at the book's price precision
         self.base_dp = -1  # base units the gateway counts sizes in
         self.sizes: tuple[int, int, int, int] = (-1, 0, 0, 0)  # (size_decimals, min, order, max) at the book's
+        self.regressed_px = self.stop_px = 0  # exit prices of the held position (PerpOracleLag._lines)
+        self.lines_for: tuple[int, int, bool, int] = (-2, -1, False, -1)  # what they were computed for
 
 
 class PerpOracleLag:
@@ -152,7 +157,8 @@ class PerpOracleLag:
         self.entries = bool(entries)
         self.book = PerpBook()
         self.positions = PerpPositions(quote_decimals)
-        self.markets: dict[tuple[str, str], _Market] = {}
+        self.markets: dict[tuple[str, str], _Market] = {}  # in order of first sight
+        self._by_venue: dict[str, dict[str, _Market | None]] = {}  # venue -> instrument -> record (None: not traded)
         self._cids: dict[str, _Market] = {}  # client id in flight -> its market
         self._n = 0
         self._timer_armed = False
@@ -162,27 +168,54 @@ class PerpOracleLag:
 
     def on_event(self, e: ev.Event, state: MarketState) -> Sequence[ev.Event | Intent]:
         t = type(e)
-        if t is ev.TimerFired:
+        if t is _QUOTE:  # the hot path: one lookup, the fold, the exit check
+            by = self._by_venue.get(e.venue)  # type: ignore[attr-defined]
+            mk = by.get(e.instrument, _UNSEEN) if by is not None else _UNSEEN  # type: ignore[attr-defined]
+            if mk is _UNSEEN:
+                mk = self._market(e.venue, e.instrument)  # type: ignore[attr-defined]
+            if mk is None:
+                return ()
+            mk.book.on_quote(e)  # type: ignore[arg-type]
+        elif t is ev.MarkPriceUpdated or t is ev.BookDepthUpdated:
+            mk = self._market(e.venue, e.instrument)  # type: ignore[attr-defined]
+            if mk is None:
+                return ()
+            mk.book.on_context(e) if t is ev.MarkPriceUpdated else mk.book.on_depth(e)  # type: ignore[arg-type]
+        elif t is ev.TradePrinted:
+            mk = self._market(e.venue, e.instrument)  # type: ignore[attr-defined]
+            if mk is not None:
+                mk.book.on_trade(e)  # type: ignore[arg-type]
+            return ()
+        elif t is ev.TimerFired:
             return self._on_timer(e, state)  # type: ignore[arg-type]
-        if t is ev.AccountFillReported:
+        elif t is ev.AccountFillReported:
             return self._on_account_fill(e, state)  # type: ignore[arg-type]
-        if t is ev.FundingPaid:
+        elif t is ev.FundingPaid:
             self.positions.on_funding(e)  # type: ignore[arg-type]
             return ()
-        m = self.book.apply(e)
-        if m is None or t is ev.TradePrinted:
+        else:
             return ()
-        if self.venues and m.venue not in self.venues:
-            return ()
-        mk = self.markets.get((m.venue, m.instrument))
-        if mk is None:
-            mk = self.markets[(m.venue, m.instrument)] = _Market(m)
-        p = self.positions.positions.get(mk.key)
+        p = mk.pos
         if p is not None and p.size:
             return self._exit(mk, p, e, state, UPDATE)
         if self.entries and not mk.entry_cid and not mk.exit_cid:
             return self._entry(mk, e, state)
         return ()
+
+    def _market(self, venue: str, instrument: str) -> _Market | None:
+        """The strategy's record of a market (None: a venue it does not trade), made on first sight."""
+        by = self._by_venue.get(venue)
+        if by is not None:
+            mk = by.get(instrument, _UNSEEN)
+            if mk is not _UNSEEN:
+                return mk  # type: ignore[return-value]
+        else:
+            by = self._by_venue[venue] = {}
+        if self.venues and venue not in self.venues:
+            by[instrument] = None
+            return None
+        mk = by[instrument] = self.markets[(venue, instrument)] = _Market(self.book.market(venue, instrument))
+        return mk
 
     def _on_timer(self, e: ev.TimerFired, state: MarketState) -> list[ev.Event | Intent]:
         if e.key != BACKUP:
@@ -190,9 +223,8 @@ class PerpOracleLag:
         self._timer_armed = False
         self.counts["timer_checks"] += 1
         out: list[ev.Event | Intent] = []
-        positions = self.positions.positions
-        for key, mk in self.markets.items():
-            p = positions.get(key)
+        for mk in self.markets.values():
+            p = mk.pos
             if p is not None and p.size:
                 out.extend(self._exit(mk, p, e, state, TIMER))
         self._arm(e, out)
@@ -202,7 +234,7 @@ class PerpOracleLag:
         p = self.positions.on_account_fill(e)
         out: list[ev.Event | Intent] = []
         if p is not None:
-            mk = self.markets.get((e.venue, e.instrument))
+            mk = self._market(e.venue, e.instrument)
             if mk is not None:
                 self._filled(mk, p, e.ts)
             self._arm(e, out)
@@ -237,6 +269,7 @@ class PerpOracleLag:
             mk.exit_cid = ""
 
     def _filled(self, mk: _Market, p: PerpPosition, ts: int) -> None:
+        mk.pos = p
         if p.size:
             mk.entry_px = p.entry_price(mk.book.price_decimals)
         else:
@@ -257,24 +290,22 @@ class PerpOracleLag:
     def _exit(self, mk: _Market, p: PerpPosition, e: ev.Event, state: MarketState, path: str
               ) -> Sequence[ev.Event | Intent]:
         m = mk.book
-        now = e.ts
-        if not m.bbo_fresh(now, self.max_age_ns, state.stale):
+        now, max_age, stale = e.ts, self.max_age_ns, state.stale
+        if (not m.usable or now - m.bbo_ts > max_age or (m.bbo_venue_ts and now - m.bbo_venue_ts > max_age)
+                or (stale and m.venue in stale)):  # PerpMarket.bbo_fresh, inlined: this runs on every update
             return ()
         long = p.size > 0
         price = m.bid if long else m.ask
         if price <= 0:
             return ()
-        remaining = 0
+        if mk.lines_for != (m.ctx_version, m.price_decimals, long, mk.entry_px):
+            self._lines(mk, m, long)
         reason = ""
-        if m.oracle > 0 and m.ctx_fresh(now, self.max_age_ns, state.stale):
-            dev = m.deviation_ppm(price)
-            remaining = -dev if long else dev
-            if remaining <= self.exit_ppm:
-                reason = REGRESSED
-        if not reason and mk.entry_px:
-            move = m.move_ppm(price, mk.entry_px)
-            if (-move if long else move) >= self.stop_ppm:
-                reason = STOP
+        if (long and price >= mk.regressed_px) or (not long and price <= mk.regressed_px):
+            if now - m.ctx_ts <= max_age and (not m.ctx_venue_ts or now - m.ctx_venue_ts <= max_age):
+                reason = REGRESSED  # PerpMarket.ctx_fresh inlined (the venue's staleness was checked above)
+        if not reason and mk.entry_px and ((long and price <= mk.stop_px) or (not long and price >= mk.stop_px)):
+            reason = STOP
         deadline = p.opened_ts + self.max_hold_ns
         if not reason and now >= deadline:
             reason = TIME
@@ -293,6 +324,10 @@ class PerpOracleLag:
         self.counts["exits_update" if path == UPDATE else "exits_timer"] += 1
         qty = -p.size if p.size < 0 else p.size
         side = SELL if long else BUY
+        remaining = 0
+        if m.oracle > 0:
+            dev = m.deviation_ppm(price)
+            remaining = -dev if long else dev
         pd = m.price_decimals
         if long:
             limit = price * (PPM - self.slip_ppm) // PPM
@@ -308,6 +343,24 @@ class PerpOracleLag:
             Intent(self.name, m.venue, m.instrument, side, qty, notional, client_id=cid, limit_price=limit,
                    price_decimals=pd, tif="ioc", reduce_only=True),
         )
+
+    def _lines(self, mk: _Market, m: PerpMarket, long: bool) -> None:
+        """The exit prices of a held position, recomputed when the oracle, the book's precision, the
+        side or the entry changes, so the check on each update compares integers only: a long has
+        regressed when ``bid >= regressed_px`` (exactly: ``PerpMarket.deviation_ppm``'s remaining
+        deviation, toward zero, <= the exit edge) and is stopped at ``bid <= stop_px`` (exactly
+        ``stop_bps`` below the entry); a short at ``ask <= regressed_px`` and ``ask >= stop_px``."""
+        e_ppm, s_ppm, entry = self.exit_ppm, self.stop_ppm, mk.entry_px
+        o, unit = m.oracle * m._scale_ctx, m._scale_book * PPM  # the oracle, and a book price's ppm scale
+        if o <= 0:
+            mk.regressed_px = _NEVER if long else -_NEVER
+        elif long:  # trunc((o - bid x sb) PPM / o) <= E  <=>  bid x sb x PPM > o (PPM - E - 1)
+            mk.regressed_px = o * (PPM - e_ppm - 1) // unit + 1
+        else:  # trunc((ask x sb - o) PPM / o) <= E  <=>  ask x sb x PPM < o (PPM + E + 1)
+            mk.regressed_px = -(-o * (PPM + e_ppm + 1) // unit) - 1
+        # bid x PPM <= entry (PPM - S), ask x PPM >= entry (PPM + S): exactly stop_bps from the entry
+        mk.stop_px = entry * (PPM - s_ppm) // PPM if long else -(-entry * (PPM + s_ppm) // PPM)
+        mk.lines_for = (m.ctx_version, m.price_decimals, long, entry)
 
     def _entry(self, mk: _Market, e: ev.Event, state: MarketState) -> Sequence[ev.Event | Intent]:
         m = mk.book
