@@ -395,3 +395,25 @@ def test_the_precomputed_exit_prices_are_the_deviation_rule_exactly(oracle: int,
         assert (px <= mk.stop_px if long else px >= mk.stop_px) == stopped, px
     event("regressed" if remaining <= s.exit_ppm else "not regressed")
     event("stopped" if stopped else "not stopped")
+
+
+def _account(r: Rig, side: str, size: int, start: int, tid: str, *, snapshot: bool = False) -> list[ev.Event]:
+    return r.feed(ev.AccountFillReported(ts=r.at(1), venue=V, instrument=I, side=side, price=30_000, size=size,
+                                         price_decimals=1, size_decimals=4, fee=0, fee_decimals=6, fee_asset="USDC",
+                                         start_position=start, trade_id=tid, snapshot=snapshot))
+
+
+@pytest.mark.parametrize("stream_first", [False, True])
+def test_with_an_account_stream_a_lagging_fill_report_never_causes_a_second_flatten(stream_first: bool) -> None:
+    r = Rig(exit_edge_bps=10, entries=False)
+    r.ctx("3240.0")
+    r.quote("3000.0", "3300.0")
+    _account(r, "buy", ETH, 0, "t1", snapshot=True)  # the position is the stream's: long 1 ETH
+    flatten = _one(r.quote("3239.0", "3300.0"), ev.OrderIntended)
+    if stream_first:
+        _account(r, "sell", ETH, ETH, "t2")
+    r.fill(flatten, ETH, "3239.0")  # the gateway's report; the ledger ignores it (the stream counts)
+    assert _of(r.quote("3239.0", "3300.0"), ev.OrderIntended) == []  # flat, or still settling: no second flatten
+    if not stream_first:
+        _account(r, "sell", ETH, ETH, "t2")
+    assert r.strategy.positions.get(V, I).size == 0 and r.strategy.markets[(V, I)].exit_cid == ""

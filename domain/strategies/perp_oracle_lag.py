@@ -31,7 +31,10 @@ worsened by ``exit_slippage_bps`` (rounded outward to the price unit) so it cros
 **Never two flattens for one position**: the market is *flattening* from that decision until its
 final fill or its rejection (the risk gate's ``IntentRejected`` or the venue's ``OrderFailed``,
 correlated by client id in ``on_order``); a position left after that (a partial IOC fill, a
-reject) is decided again on the next update or timer check.
+reject) is decided again on the next update or timer check. Where the venue's account stream is
+the source of positions (``domain.perp_positions``), a flatten's final fill that the stream has not
+shown yet keeps the market flattening until the stream's position moves (or ``max_age_ms`` passes
+without it), so a lagging stream never causes a second flatten.
 
 **Backup timer**: while anything is held or in flight, a ``TimerRequested`` (key ``backup``) every
 ``backup_check_ms`` (default 200) of event time runs the exit check on every held position
@@ -63,6 +66,7 @@ BACKUP = "backup"
 _QUOTE = ev.QuoteUpdated
 _UNSEEN = object()
 _NEVER = 1 << 256  # a price no book reaches
+_SETTLING = "settling:"  # an exit_cid prefix: filled, not yet on the account stream
 
 
 def _number(value: Any, what: str, unit: str) -> Decimal:
@@ -97,7 +101,7 @@ class _Market:
     """What the strategy keeps per market beside the book and the position."""
 
     __slots__ = ("book", "key", "pos", "entry_cid", "exit_cid", "last_exit_ts", "q_ts", "q_seq", "entry_px",
-                 "base_dp", "sizes", "regressed_px", "stop_px", "lines_for")
+                 "base_dp", "sizes", "regressed_px", "stop_px", "lines_for", "exit_size", "settle_ts")
 
     def __init__(self, book: PerpMarket) -> None:
         self.book = book
@@ -113,6 +117,8 @@ class _Market:
         self.sizes: tuple[int, int, int, int] = (-1, 0, 0, 0)  # (size_decimals, min, order, max) at the book's
         self.regressed_px = self.stop_px = 0  # exit prices of the held position (PerpOracleLag._lines)
         self.lines_for: tuple[int, int, bool, int] = (-2, -1, False, -1)  # what they were computed for
+        self.exit_size = 0  # the position the flatten in flight was decided for
+        self.settle_ts = -1  # when its fill was reported while the account stream had not yet shown it
 
 
 class PerpOracleLag:
@@ -237,6 +243,8 @@ class PerpOracleLag:
             mk = self._market(e.venue, e.instrument)
             if mk is not None:
                 self._filled(mk, p, e.ts)
+                if mk.exit_cid.startswith(_SETTLING) and p.size != mk.exit_size:
+                    mk.exit_cid = ""  # the stream shows the flatten: settled
             self._arm(e, out)
         return out
 
@@ -249,10 +257,14 @@ class PerpOracleLag:
         t = type(e)
         out: list[ev.Event | Intent] = []
         if t is ev.OrderFilled:
+            cid = order.client_id
             p = self.positions.on_order_fill(order.venue, order.instrument, order.side, e,  # type: ignore[arg-type]
                                              mk.base_dp)
-            if e.final:  # type: ignore[attr-defined]
-                self._done(mk, order.client_id)
+            if e.final and p is None and mk.exit_cid == cid and mk.pos is not None and mk.pos.size == mk.exit_size:  # type: ignore[attr-defined]
+                del self._cids[cid]  # the account stream has not shown this flatten yet: still flattening
+                mk.exit_cid, mk.settle_ts = _SETTLING + cid, e.ts
+            elif e.final:  # type: ignore[attr-defined]
+                self._done(mk, cid)
             if p is not None:
                 self._filled(mk, p, e.ts)
             self._arm(e, out)
@@ -315,11 +327,13 @@ class PerpOracleLag:
         if mk.q_ts < 0:
             mk.q_ts, mk.q_seq = (deadline if reason == TIME else now), e.seq
         if mk.exit_cid:
-            self.counts["blocked_flattening"] += 1
-            return ()
+            if not mk.exit_cid.startswith(_SETTLING) or now - mk.settle_ts <= max_age:
+                self.counts["blocked_flattening"] += 1
+                return ()
+            mk.exit_cid = ""  # the account stream never showed that fill: decide again
         self._n += 1
         cid = f"{self.name}-x{self._n}"
-        mk.exit_cid = cid
+        mk.exit_cid, mk.exit_size = cid, p.size
         self._cids[cid] = mk
         self.counts["exits_update" if path == UPDATE else "exits_timer"] += 1
         qty = -p.size if p.size < 0 else p.size
