@@ -157,7 +157,8 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
         click.echo("", err=True)
     wall = time.perf_counter() - t0
     summary.notes = notes + summary.notes  # said once the run stands (sim_report prints them)
-    for line in sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out) + cex_dex_lines(out, config):
+    for line in (sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out)
+                 + cex_dex_lines(out, config) + perp_lines(out)):
         click.echo(line)
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
 
@@ -191,6 +192,16 @@ def cex_dex_lines(run: str, config: Any) -> list[str]:
         if not any(t.startswith("CexDexOpportunity") for t in log.counts_by_topic()):
             return []
         return [line for r in cex_dex_reports(log.events(), eth_price_source(config)) for line in r.lines()]
+
+
+def perp_lines(run: str) -> list[str]:
+    """The perp strategies' summary (entries, exits by path and reason, latency, PnL), from the run's events."""
+    from tapedeck.runtime.perp_report import perp_reports
+
+    with EventLog.open(run) as log:
+        if not any(t.startswith(("PerpEntryDecided", "PerpExitDecided")) for t in log.counts_by_topic()):
+            return []
+        return [line for r in perp_reports(log.events()) for line in r.lines()]
 
 
 def sim_report(summary: Any, wall: float) -> list[str]:

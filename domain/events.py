@@ -888,6 +888,70 @@ class CircuitBreakerChanged(Event, frozen=True, kw_only=True):
     reason: str
 
 
+
+# ----------------------------------------------------------------------------- decisions: perp oracle lag
+# Why a section of its own: the perp oracle-lag strategy (domain/strategies/perp_oracle_lag.py) says
+# for every entry what deviation of the book from the oracle it took, and for every exit which path
+# decided it (the update itself or the backup timer), why (regressed, stop, time) and how long after
+# the exit first qualified, so summaries and replays can count exits by path and their latency.
+
+
+class PerpEntryDecided(Event, frozen=True, kw_only=True):
+    """The strategy takes stranded liquidity: an IOC ``side`` order for ``size`` (the intent's base
+    units, ``10**-size_decimals`` of the base asset) at ``limit_price`` (the stranded best price,
+    ``10**-price_decimals``), which deviates from the ``oracle`` (``10**-oracle_decimals``) by
+    ``deviation_ppm`` (parts per million of the oracle, positive: the book is on our side of it);
+    ``available`` is the size shown at that price (same units as ``size``). The intent follows with
+    ``client_id``."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    venue: str
+    instrument: str
+    side: str
+    size: int
+    size_decimals: int
+    limit_price: int
+    price_decimals: int
+    oracle: int
+    oracle_decimals: int
+    deviation_ppm: int
+    available: int
+    client_id: str
+
+
+class PerpExitDecided(Event, frozen=True, kw_only=True):
+    """The strategy flattens a position: a reduce-only IOC ``side`` order for the whole ``position``
+    (signed, ``10**-size_decimals``), limit ``limit_price`` (``10**-price_decimals``).
+
+    ``path`` "update" (decided in the handling of the book or context update itself) or "timer"
+    (the backup check); ``reason`` "regressed" (the book came back to within the exit edge of the
+    oracle), "stop" (an adverse move of ``stop_bps`` from the entry) or "time" (held ``max_hold_s``);
+    ``latency_ns`` is event time from ``qualified_cause`` (the seq of the update at which the exit
+    first qualified, or of the event after which the hold time ran out) to this decision (0: decided
+    on that very update); ``deviation_ppm`` the book's remaining deviation from the oracle as at entry
+    (ppm of the oracle; 0 when the oracle is unknown), ``entry_price`` the position's average entry,
+    ``held_ns`` how long it was open."""
+
+    KIND: ClassVar[str] = DECISION
+    strategy: str
+    venue: str
+    instrument: str
+    side: str
+    position: int
+    size_decimals: int
+    limit_price: int
+    price_decimals: int
+    entry_price: int
+    path: str
+    reason: str
+    deviation_ppm: int
+    latency_ns: int
+    qualified_cause: int
+    held_ns: int
+    client_id: str
+
+
 # ----------------------------------------------------------------------------- executions
 
 
@@ -1247,6 +1311,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     CexDexUnwind,
     # arb-onchain (issue 10)
     V3PoolSnapshot,
+    # perp oracle lag (domain/strategies/perp_oracle_lag.py)
+    PerpEntryDecided,
+    PerpExitDecided,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

@@ -30,8 +30,9 @@ Venues:
   executor's ``Arbitraged`` log (``amount`` USDC out, ``notional`` USDC in), or ``OrderFailed``
   (``reverted: ProfitBelowMinimum; profit=..., minProfit=...`` naming who moved the pools first in
   that block; ``dropped: bundle left out: ...``). See ``AtomicArbitrage``.
-* a book venue (``MockCex``, by its name) with ``side`` buy/sell: an IOC market order for
-  ``amount`` base units (rounded down to the lot size). Every venue report becomes
+* a book venue (``MockCex``, by its name) with ``side`` buy/sell: an order for ``amount`` base
+  units (rounded down to the lot size): IOC market, or limit at ``limit_price`` with its ``tif``,
+  reduce-only when the intent says so (``BookOrders``). Every venue report becomes
   ``OrderAcknowledged`` (first report) and ``OrderFilled`` (``amount`` base units bought or sold,
   ``notional`` quote units, ``fee`` quote units in ``fee_asset`` = the quote asset, ``final``
   unless a GTC order rests) or ``OrderFailed`` (rejected: rate limit, validation, the venue's
@@ -517,7 +518,11 @@ class AtomicArbitrage:
 
 
 class BookOrders:
-    """Executes buy/sell intents as IOC market orders on a mock book venue."""
+    """Executes buy/sell intents as orders on a mock book venue: a market order without a
+    ``limit_price``, else a limit order at it (``10**-price_decimals``; it fills only at or better
+    than the limit); ``tif`` "ioc" (and "", the default) or "gtc" ("alo" is refused: the mock book
+    has no post-only); ``reduce_only`` passed to the venue (a perp trims it to the position or
+    rejects it, ``MockPerp``)."""
 
     def __init__(self, venue: Any):
         from tapedeck.sim.venues.cex import OrderReport
@@ -537,7 +542,7 @@ class BookOrders:
     def submit(self, intent: ev.OrderIntended) -> None:
         from decimal import ROUND_FLOOR, Decimal
 
-        from tapedeck.sim.venues.cex import BUY, SELL, Order
+        from tapedeck.sim.venues.cex import BUY, GTC, IOC, LIMIT, SELL, Order
 
         spec = self.venue.spec
         if intent.side not in (BUY, SELL):
@@ -549,9 +554,22 @@ class BookOrders:
             self.report(_failed(intent, f"amount {intent.amount} is below {self.name}'s lot size "
                                         f"{spec.lot_size}"))
             return
+        tif = intent.tif or IOC
+        if tif not in (IOC, GTC):
+            self.report(_failed(intent, f"{self.name} takes time in force ioc or gtc, got {intent.tif!r}"))
+            return
+        if intent.limit_price < 0 or intent.price_decimals < 0:
+            self.report(_failed(intent, f"limit price {intent.limit_price} at {intent.price_decimals} decimals "
+                                        f"is not a price"))
+            return
         client_id = f"intent-{intent.seq}"
+        if intent.limit_price:
+            limit = Decimal(intent.limit_price).scaleb(-intent.price_decimals)
+            order = Order(client_id, intent.side, qty, LIMIT, limit, tif, reduce_only=intent.reduce_only)
+        else:
+            order = Order(client_id, intent.side, qty, tif=tif, reduce_only=intent.reduce_only)
         self.open[client_id] = intent
-        self.venue.submit(Order(client_id, intent.side, qty))
+        self.venue.submit(order)
 
     def on_report(self, r: Any) -> None:
         from tapedeck.sim.venues.cex import ACCEPTED, CANCELLED, EXPIRED, REJECTED

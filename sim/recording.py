@@ -5,7 +5,9 @@ on its bus as SimPy time advances; each observable one is turned into an input e
 the same loop replay and live use (``tapedeck.runtime.loop.Loop``), so a sim run verifies with
 ``tapedeck replay --verify`` like any other. The true reference price is not recorded: no bot can
 see it, and scenario + seed regenerate it. A book quote keeps the venue's own time of it
-(``QuoteUpdated.venue_ts``) beside its arrival time (``ts``).
+(``QuoteUpdated.venue_ts``) beside its arrival time (``ts``). A perp's marks carry its running
+funding rate (``MarkPriceUpdated.funding``), and its funding payments on the bot's position become
+``FundingPaid`` inputs (``sim.venues.perp``).
 
 Where the scenario has pools or borrowers, a chain backend (py-evm or anvil) runs beside the world
 (``sim.onchain``): an Aave v3 market with borrowers and searchers (``sim.aave_agents``), started
@@ -39,7 +41,7 @@ from tapedeck.sim.kernel import Bus
 from tapedeck.sim.processes import BlockBuilt, OracleRound
 from tapedeck.sim.scenario import Scenario
 from tapedeck.sim.venues.cex import BookQuote
-from tapedeck.sim.venues.perp import PerpMark
+from tapedeck.sim.venues.perp import RATE_DECIMALS, FundingPayment, PerpMark
 from tapedeck.sim.world import World
 
 
@@ -78,6 +80,16 @@ def _quote(q: BookQuote) -> ev.QuoteUpdated:
                            bid=to_fixed(q.bid, pd, "bid"), bid_size=to_fixed(q.bid_size, sd, "bid size"),
                            ask=to_fixed(q.ask, pd, "ask"), ask_size=to_fixed(q.ask_size, sd, "ask size"),
                            price_decimals=pd, size_decimals=sd, venue_ts=q.venue_ts)
+
+
+def _funding(f: FundingPayment, spec: Any) -> ev.FundingPaid:
+    """The mock perp's funding payment on the bot's position, at the venue's quote and base units."""
+    qd, bd = spec.quote_decimals, spec.base_decimals
+    return ev.FundingPaid(ts=f.ts, source=f"sim:{f.venue}", venue=f.venue, instrument=f.instrument,
+                          amount=to_fixed(f.amount, qd, "funding amount"), amount_decimals=qd, asset="USDC",
+                          size=to_fixed(f.size, bd, "funding size"), size_decimals=bd,
+                          rate=to_fixed(f.rate, RATE_DECIMALS, "funding rate"), rate_decimals=RATE_DECIMALS,
+                          venue_ts=f.venue_ts)
 
 
 def _block(b: BlockBuilt) -> ev.BlockProduced:
@@ -177,7 +189,11 @@ class SimWorld:
             pd = m.price_decimals
             loop.feed(ev.MarkPriceUpdated(ts=m.ts, source=f"sim:{m.venue}", venue=m.venue, instrument=m.instrument,
                                           mark=to_fixed(m.mark, pd, "mark"), oracle=to_fixed(m.oracle, pd, "oracle"),
-                                          price_decimals=pd, venue_ts=m.venue_ts))
+                                          price_decimals=pd, funding=to_fixed(m.funding, RATE_DECIMALS, "funding"),
+                                          funding_decimals=RATE_DECIMALS, venue_ts=m.venue_ts))
+
+        def on_funding(f: FundingPayment) -> None:
+            loop.feed(_funding(f, world.venues[f.venue].spec))
 
         def on_block(b: BlockBuilt) -> None:
             summary.blocks += 1
@@ -195,6 +211,7 @@ class SimWorld:
             world.env.process(_report_progress(world, loop, progress, max(scenario.duration / 50, 1.0)))
         world.bus.subscribe(on_quote, BookQuote)
         world.bus.subscribe(on_mark, PerpMark)
+        world.bus.subscribe(on_funding, FundingPayment)
         world.bus.subscribe(on_block, BlockBuilt)
         world.bus.subscribe(on_oracle, OracleRound)
         backend = agents = side = dex = None

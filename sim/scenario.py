@@ -26,7 +26,7 @@ Layout of a file (every table but ``[reference]`` is optional)::
                         background_utilization, background_max_priority_fee, latency
     [oracles.<name>]    chain, deviation_bps, heartbeat, decimals
     [venues.<name>]     kind, instrument, decimals, book shape, fees, rejects, rate_limit, latency;
-                        perp venues also: oracle, maker_lag (s), maker_follow, mark_ema (s)
+                        perp venues also: oracle, maker_lag (s), maker_follow, mark_ema (s), funding_interval (s)
     [pools.<name>]      chain, protocol, fee_bps, liquidity, arbitrage_lag (optional)
     [agents.searchers] / [agents.borrowers] / [agents.background]
     [agents.copycats]   count, latency_ms, outbid_bps (mempool copycats of public liquidations)
@@ -38,7 +38,8 @@ A perp venue's *oracle* names one of the ``[oracles]`` (its index price, see ``s
 left out, it is the scenario's only off-chain oracle if there is exactly one, else none (the
 venue's own mark is its index). ``maker_lag`` (s, default 0) and ``maker_follow`` (a fraction in
 (0, 1], closed per second, default 1) say how late and how fast the book's makers follow the
-oracle; ``mark_ema`` (s, default 150) is the time constant of the mark price's basis average.
+oracle; ``mark_ema`` (s, default 150) is the time constant of the mark price's basis average;
+``funding_interval`` (s, default 3600: Hyperliquid's hour) how often funding is paid (``sim.venues.perp``).
 
 A *move target* names a price mark: ``"reference"`` (everything follows it) or the name of a venue
 or oracle (only that venue's book or that oracle's observation is displaced). Moves add up:
@@ -187,6 +188,7 @@ class Venue:
     maker_lag: float = 0.0  # seconds before the makers see an oracle round
     maker_follow: Decimal = Decimal(1)  # share of the gap to the seen oracle premium closed per second
     mark_ema: float = 150.0  # seconds: time constant of the mark's EMA of (book mid - oracle)
+    funding_interval: float = 3600.0  # seconds between funding payments (Hyperliquid: hourly)
 
 
 @dataclass(frozen=True)
@@ -568,7 +570,7 @@ class OracleFile(_Table):
     decimals: Count = 8
 
 
-PERP_FIELDS = ("oracle", "maker_lag", "maker_follow", "mark_ema")
+PERP_FIELDS = ("oracle", "maker_lag", "maker_follow", "mark_ema", "funding_interval")
 
 
 class VenueFile(_Table):
@@ -593,6 +595,7 @@ class VenueFile(_Table):
     maker_lag: Seconds = 0.0
     maker_follow: MakerFollow = Decimal(1)
     mark_ema: Seconds = 150.0
+    funding_interval: PositiveSeconds = 3600.0
 
 
 class PoolFile(_Table):
@@ -806,7 +809,8 @@ def _venue(name: str, t: VenueFile, oracles: tuple[Oracle, ...], bad: Problem) -
             if len(off_chain) > 1:
                 bad(f"{at}.oracle", f"required field missing (several off-chain oracles: {', '.join(off_chain)})")
             oracle = off_chain[0] if off_chain else None
-        perp = dict(oracle=oracle, maker_lag=t.maker_lag, maker_follow=t.maker_follow, mark_ema=t.mark_ema)
+        perp = dict(oracle=oracle, maker_lag=t.maker_lag, maker_follow=t.maker_follow, mark_ema=t.mark_ema,
+                    funding_interval=t.funding_interval)
     return Venue(name, t.kind, t.instrument, t.base_decimals, t.quote_decimals, t.tick_size, t.lot_size,
                  t.depth_levels, t.level_size, t.level_spacing_bps, t.spread_bps, t.taker_fee_bps, t.maker_fee_bps,
                  t.reject_probability, t.rate_limit, t.replenish, _link(t.latency), **perp)

@@ -30,6 +30,9 @@ CONFIGS = {
                                     "base_token": "0x" + "b" * 40, "quote_token": "0x" + "a" * 40,
                                     "pools": [{"pool": "v2", "kind": "v2", "token0": "0x" + "a" * 40,
                                                "token1": "0x" + "b" * 40, "fee": 30}]}]},
+    "perp_oracle_lag": {"risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16},
+                        "strategies": [{"kind": "perp_oracle_lag", "name": "perp", "venues": ["a"],
+                                        "entry_edge_bps": 50, "exit_edge_bps": 10, "max_hold_s": 30}]},
 }
 
 SCRIPT = """
@@ -89,6 +92,10 @@ else:
                                        bid=int((mid + skew - Decimal("0.10")) * 100), bid_size=rng.randint(1, 9) * 10**8 // 3,
                                        ask=int((mid + skew + Decimal("0.10")) * 100), ask_size=rng.randint(1, 9) * 10**8 // 7,
                                        price_decimals=2, size_decimals=8))
+            if {kind!r} == "perp_oracle_lag" and i % 10 == 0:  # venue a's oracle: 1% above the book half the time
+                oracle = mid * (Decimal("1.01") if (i // 200) % 2 else 1)
+                log.append(ev.MarkPriceUpdated(ts=(i + 1) * 10**8 + 1, source="t", venue="a", instrument="ETH-USD",
+                                               mark=int(mid * 100), oracle=int(oracle * 100), price_decimals=2))
         log.manifest.ended = "clean"
 src = EventLog.open(day)
 stats = replay_log(src, config, build_engine(config), {workdir!r} + "/run.db", overwrite=True)

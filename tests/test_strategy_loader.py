@@ -123,7 +123,7 @@ def test_the_current_directory_is_searched_last_for_a_project_not_on_the_path(
     ({"kind": "userbots.strategies:Picky", "level": "-1"}, "rejected its parameters: ValueError: level must be >= 0"),
     ({"kind": "userbots.strategies:NoOnEvent"}, "userbots.strategies:NoOnEvent built an object without an on_event(event, state) method"),
     ({"kind": "userbots.strategies:HandlesStrings"}, "handles 'QuoteUpdated', which is not an event type"),
-    ({"kind": "no_such_kind"}, "strategies[0]: unknown kind 'no_such_kind' (known: aave_liquidator, cex_dex_arb, cross_pool_arb, sliced_order, spread; or an import path"),
+    ({"kind": "no_such_kind"}, "strategies[0]: unknown kind 'no_such_kind' (known: aave_liquidator, cex_dex_arb, cross_pool_arb, perp_oracle_lag, sliced_order, spread; or an import path"),
     ({"name": "x"}, "strategies[0]: needs kind = "),
 ])
 def test_each_bad_entry_fails_in_one_line_naming_it(project: Path, entry: dict[str, Any], message: str) -> None:

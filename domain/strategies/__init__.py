@@ -28,6 +28,7 @@ from tapedeck.domain.strategies.aave_liquidator import AaveLiquidator
 from tapedeck.domain.strategies.cex_dex_arb import CexDexArb
 from tapedeck.domain.strategies.cross_pool_arb import CrossPoolArb
 from tapedeck.domain.strategies.sliced_order import SlicedOrder
+from tapedeck.domain.strategies.perp_oracle_lag import PerpOracleLag
 from tapedeck.domain.strategies.spread import SpreadCheck
 
 # Also registered in pyproject's ``tapedeck.strategies`` entry-point group (the one mechanism a user's
@@ -38,6 +39,7 @@ BUILTIN: dict[str, Callable[..., Strategy]] = {
     "aave_liquidator": AaveLiquidator,
     "sliced_order": SlicedOrder,
     "cex_dex_arb": CexDexArb,
+    "perp_oracle_lag": PerpOracleLag,
 }
 
 Resolver = Callable[[str], Callable[..., Strategy]]

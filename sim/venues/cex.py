@@ -13,8 +13,10 @@ reach the venue after an outbound delay, where in this order:
    over venue time; rate-limited orders do not count) -> rejected, ``reason`` says so;
 2. **validation**: size a positive multiple of ``lot_size``, a limit price a positive multiple of
    ``tick_size`` -> otherwise rejected;
-3. **seeded reject**: with probability ``reject_probability`` (the venue's own generator) -> rejected;
-4. **matching**: a market order walks the book; a limit order walks the levels at or better than
+3. **reduce-only** (perp venues, ``MockPerp``): trimmed to the position or rejected;
+   a spot book rejects it;
+4. **seeded reject**: with probability ``reject_probability`` (the venue's own generator) -> rejected;
+5. **matching**: a market order walks the book; a limit order walks the levels at or better than
    its price. What is left of an IOC order expires (a partial fill when the size exceeds the depth);
    what is left of a GTC limit order rests, and fills whole at its limit price (maker fee) once the
    book trades through it.
@@ -64,6 +66,7 @@ class Order:
     kind: str = MARKET  # "market" | "limit"
     limit_price: Decimal | None = None
     tif: str = IOC  # "ioc" | "gtc" (limit orders only)
+    reduce_only: bool = False  # perp venues only: may only shrink the position (``MockPerp``)
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,11 @@ class MockCex:
         if problem:
             self._report(now, order_id, order, REJECTED, (), reason=f"invalid order: {problem}")
             return
+        if order.reduce_only:
+            order, problem = self._reduce_only(order)
+            if problem:
+                self._report(now, order_id, order, REJECTED, (), reason=problem)
+                return
         if Decimal(self.rng.random()) < self.spec.reject_probability:
             self._report(now, order_id, order, REJECTED, (), reason=SIMULATED_REJECT)
             return
@@ -252,6 +260,10 @@ class MockCex:
         elif order.limit_price is not None:
             return "a market order has no limit price"
         return ""
+
+    def _reduce_only(self, order: Order) -> tuple[Order, str]:
+        """A reduce-only order as the venue takes it, or why it is rejected (a spot book has no position)."""
+        return order, "reduce-only orders need a position: not a perp venue"
 
     def _take(self, order: Order) -> tuple[Fill, ...]:
         levels = self.asks if order.side == BUY else self.bids

@@ -41,14 +41,36 @@ after the venue's inbound delay (like ``BookQuote``; Hyperliquid's ``activeAsset
 order's maker fill), at the venue's time, moves the signed ``size``; fills that add to the
 position average ``entry_price`` (size-weighted), fills that reduce it realize
 ``closed * (price - entry_price)`` (times -1 for a short) into ``realized_pnl``, and a fill
-through zero opens the rest at its price. ``fees`` add up what the reports charge. Funding is not
-modelled.
+through zero opens the rest at its price. ``fees`` add up what the reports charge; ``funding``
+what funding paid it (+ received).
+
+**Reduce-only orders** (Hyperliquid's order option): one on the side that would grow the position,
+or with no position, is rejected with Hyperliquid's own error text ("Reduce only order would
+increase position."); one larger than the position is **trimmed** to it (it closes the position
+and never flips it). The check is made on arrival, against the position then (a resting GTC
+reduce-only order is not re-trimmed by later fills).
+
+**Funding** (Hyperliquid's rule, docs ``trading/funding.md`` and ``trading/contract-specifications.md``
+of hyperliquid-docs, mirrored in dzmbs/hyperliquid-docs @14ba3d4; PROTOCOLS.md has no funding
+section): every ``FUNDING_SAMPLE_S`` (5 s, on epoch multiples, while the venue's mark or oracle
+is moving: a world that stops ticking comes to rest) the venue samples the premium
+``premium = (max(impact_bid - oracle, 0) - max(oracle - impact_ask, 0)) / oracle``, where
+``impact_bid``/``impact_ask`` are the average prices of selling/buying ``IMPACT_NOTIONAL`` (20,000
+USDC, ETH's) into the book as it stands (the depth shown, if less); at the first sample at or
+after each multiple of ``funding_interval`` seconds of epoch time (default 3600: on the hour) it
+pays, before that sample, with ``P`` = the mean of the interval's samples:
+``F8 = P + clamp(INTEREST_8H - P, -0.0005, 0.0005)`` (``INTEREST_8H`` = 0.01% per 8 h), the hourly
+rate ``F8 / 8`` capped at +/-4%, times ``funding_interval / 3600``, rounded half-even to
+``RATE_DECIMALS`` places; the position pays ``size x oracle x rate`` (longs pay a positive rate),
+rounded down to the quote unit (the venue's favour), published as a ``FundingPayment`` after the
+inbound delay when a position is held. The running rate of the current interval rides on each
+``PerpMark`` (``funding``; Hyperliquid's ``activeAssetCtx`` funding is the same predicted rate).
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import simpy
@@ -61,6 +83,13 @@ from tapedeck.sim.venues.cex import BPS, BUY, SELL, Fill, MockCex, Order, _to_ti
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+FUNDING_SAMPLE_S = 5
+IMPACT_NOTIONAL = Decimal(20_000)
+INTEREST_8H = Decimal("0.0001")
+PREMIUM_CLAMP = Decimal("0.0005")
+HOURLY_CAP = Decimal("0.04")
+RATE_DECIMALS = 10
+REDUCE_ONLY_INCREASES = "Reduce only order would increase position."
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,23 @@ class PerpMark:
     mark: Decimal
     oracle: Decimal
     price_decimals: int  # both prices are exact at this many places (the tick's and the oracle's)
+    funding: Decimal = ZERO  # the current interval's hourly rate so far, exact at RATE_DECIMALS places
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    """Funding paid on the bot's position (``ts``: received; ``venue_ts``: at the venue): ``amount``
+    quote currency (+ received), ``size`` the signed position charged, ``rate`` the interval's rate
+    (``RATE_DECIMALS`` places), ``oracle`` the price it was charged at."""
+
+    ts: int
+    venue_ts: int
+    venue: str
+    instrument: str
+    amount: Decimal
+    size: Decimal
+    rate: Decimal
+    oracle: Decimal
 
 
 @dataclass(frozen=True)
@@ -87,6 +133,7 @@ class Position:
     entry_price: Decimal = ZERO  # average entry of the open size; 0 when flat
     realized_pnl: Decimal = ZERO  # quote currency, from reducing fills, before fees
     fees: Decimal = ZERO  # quote currency, as the reports charged them
+    funding: Decimal = ZERO  # quote currency, what funding paid the position (+ received)
 
     def unrealized_pnl(self, price: Decimal) -> Decimal:
         return CTX.multiply(self.size, CTX.subtract(price, self.entry_price))
@@ -130,12 +177,18 @@ class MockPerp(MockCex):
         self._rounds: deque[tuple[int, Decimal]] = deque()  # (ts, premium) not yet seen by the makers
         self._last_tick_ns: int | None = None
         self._published: tuple[Decimal, Decimal] | None = None
+        self._premiums: list[Decimal] = []  # this funding interval's premium samples
+        self.funding_rate = ZERO  # the current interval's rate so far (hourly)
+        self._interval_ns = to_ns(spec.funding_interval)
         if self.oracle is not None:
             bus.subscribe(self.on_oracle, OracleRound, where=lambda m: m.oracle == self.oracle)
+        self._next_payment = _next_multiple(clock.now_ns, self._interval_ns)
+        self._sampling = False  # a sample is scheduled
 
     # ------------------------------------------------------------------ oracle and makers
 
     def on_oracle(self, r: OracleRound) -> None:
+        self._wake()
         self.oracle_price = r.answer
         self.oracle_decimals = r.decimals
         if self.reference is not None:
@@ -143,6 +196,7 @@ class MockPerp(MockCex):
         self._publish_mark(r.ts)
 
     def on_price(self, tick: PriceTick) -> None:
+        self._wake()
         ts = tick.ts
         dt = None if self._last_tick_ns is None else CTX.divide(Decimal(ts - self._last_tick_ns), Decimal(NS))
         self._last_tick_ns = ts
@@ -208,9 +262,78 @@ class MockPerp(MockCex):
         if (mark, oracle) == self._published:
             return
         self._published = (mark, oracle)
+        funding = self.funding_rate
         self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(
             PerpMark(ts, venue_ts, self.name, self.spec.instrument, mark, oracle,
-                     max(decimals_of(self.spec.tick_size), self.oracle_decimals, decimals_of(oracle)))))
+                     max(decimals_of(self.spec.tick_size), self.oracle_decimals, decimals_of(oracle)), funding)))
+
+    # ------------------------------------------------------------------ funding
+
+    def impact_prices(self) -> tuple[Decimal, Decimal] | None:
+        """Average prices of selling and of buying ``IMPACT_NOTIONAL`` into the book (None: a side is empty)."""
+        bids, asks = self.book()
+        if not bids or not asks:
+            return None
+        return _impact(bids), _impact(asks)
+
+    def premium(self) -> Decimal | None:
+        """This moment's premium sample, or None without a book or an oracle price."""
+        impact, oracle = self.impact_prices(), self.oracle_price
+        if impact is None or not oracle:
+            return None
+        bid, ask = impact
+        diff = CTX.subtract(max(CTX.subtract(bid, oracle), ZERO), max(CTX.subtract(oracle, ask), ZERO))
+        return CTX.divide(diff, oracle)
+
+    def rate(self, premiums: list[Decimal]) -> Decimal:
+        """The funding rate of one interval from its premium samples (see the module docstring)."""
+        if not premiums:
+            return ZERO
+        p = CTX.divide(dsum(premiums), Decimal(len(premiums)))
+        f8 = CTX.add(p, min(max(CTX.subtract(INTEREST_8H, p), -PREMIUM_CLAMP), PREMIUM_CLAMP))
+        hourly = min(max(CTX.divide(f8, Decimal(8)), -HOURLY_CAP), HOURLY_CAP)
+        share = CTX.divide(Decimal(self._interval_ns), Decimal(3600 * NS))
+        return CTX.multiply(hourly, share).quantize(CTX.scaleb(ONE, -RATE_DECIMALS), rounding=ROUND_HALF_EVEN,
+                                                    context=CTX)
+
+    def _wake(self) -> None:
+        """Schedule the next premium sample (on the 5 s grid of epoch time) unless one is: samples
+        follow the venue's activity, so a world that has stopped ticking comes to rest."""
+        if not self._sampling:
+            self._sampling = True
+            self.clock.call_at(_next_multiple(self.clock.now_ns, FUNDING_SAMPLE_S * NS), self._sample)
+
+    def _sample(self) -> None:
+        self._sampling = False
+        now = self.clock.now_ns
+        if now >= self._next_payment:  # the interval is over: pay on its samples, start the next
+            self._pay_funding(now)
+            self._next_payment = _next_multiple(now, self._interval_ns)
+        premium = self.premium()
+        if premium is not None:
+            self._premiums.append(premium)
+            self.funding_rate = self.rate(self._premiums)
+
+    def _pay_funding(self, now: int) -> None:
+        rate, self._premiums, self.funding_rate = self.rate(self._premiums), [], ZERO
+        size, oracle = self.position.size, self.oracle_price
+        if not size or not rate or not oracle:
+            return
+        unit = CTX.scaleb(ONE, -self.spec.quote_decimals)
+        amount = CTX.minus(CTX.multiply(CTX.multiply(size, oracle), rate)).quantize(unit, rounding=ROUND_FLOOR,
+                                                                                   context=CTX)
+        self.position = replace(self.position, funding=CTX.add(self.position.funding, amount))
+        payment = FundingPayment(0, now, self.name, self.spec.instrument, amount, size, rate, oracle)
+        self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(replace(payment, ts=ts)))
+
+    # ------------------------------------------------------------------ reduce-only
+
+    def _reduce_only(self, order: Order) -> tuple[Order, str]:
+        size = self.position.size
+        if not size or (size > 0) == (order.side == BUY):
+            return order, REDUCE_ONLY_INCREASES
+        held = CTX.abs(size)
+        return (replace(order, qty=held) if order.qty > held else order), ""
 
     # ------------------------------------------------------------------ position
 
@@ -246,6 +369,23 @@ def _follow_share(follow: Decimal, dt: Decimal) -> Decimal:
     if not dt:
         return ZERO
     return CTX.subtract(ONE, CTX.exp(CTX.multiply(dt, CTX.ln(CTX.subtract(ONE, follow)))))
+
+
+def _next_multiple(now_ns: int, step_ns: int) -> int:
+    """The first multiple of ``step_ns`` (epoch time) after ``now_ns``."""
+    return (now_ns // step_ns + 1) * step_ns
+
+
+def _impact(levels: tuple[tuple[Decimal, Decimal], ...]) -> Decimal:
+    """The average price of trading ``IMPACT_NOTIONAL`` through ``levels`` (all of them if less)."""
+    qty = cost = ZERO
+    for price, size in levels:
+        value = CTX.multiply(price, size)
+        if CTX.add(cost, value) >= IMPACT_NOTIONAL:
+            part = CTX.divide(CTX.subtract(IMPACT_NOTIONAL, cost), price)
+            return CTX.divide(IMPACT_NOTIONAL, CTX.add(qty, part))
+        qty, cost = CTX.add(qty, size), CTX.add(cost, value)
+    return CTX.divide(cost, qty)
 
 
 def _median(a: Decimal, b: Decimal, c: Decimal) -> Decimal:

@@ -1,0 +1,171 @@
+"""Engine time from a BBO event to the flatten intent, with 100 open perp positions across 20 markets.
+
+The engine runs five ``perp_oracle_lag`` strategies, each holding a long position in each of 20
+markets (100 positions). A seeded tape of N top-of-book updates (default 1,000,000) is replayed
+through ``Engine.handle``; each update moves one market's book, and about one in ``--exit-every``
+puts that market's best bid back at the oracle, where every strategy holding it decides its
+reduce-only flatten in the handling of that very update (five intents). Only ``Engine.handle`` of
+the BBO updates is timed (``perf_counter_ns`` around the call: state fold, the five strategies'
+exit checks, the risk gate, the verdicts); what keeps 100 positions open between them (numbering
+the decisions, the flattens' fills, the re-entries and their fills) is fed untimed.
+
+Prints p50/p99/max of the updates that decided flattens (BBO event to flatten intents, and that
+divided by the number of flattens) and of all updates (the exit check on every update), in
+microseconds, measured twice: wall time (``perf_counter_ns``) and the thread's CPU time
+(``thread_time_ns``, which a shared machine's descheduling does not inflate), with a calibration
+line (CPU ms for a million Python additions). Usage:
+    python benchmarks/bench_perp_exit.py [--updates N] [--markets 20] [--strategies 5] [--exit-every 100]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tapedeck.domain import events as ev  # noqa: E402
+from tapedeck.domain.engine import Engine  # noqa: E402
+from tapedeck.domain.risk import RiskGate, VenueLimits  # noqa: E402
+from tapedeck.domain.strategies.perp_oracle_lag import PerpOracleLag  # noqa: E402
+
+VENUE = "hyperliquid"
+T0 = 1_700_000_000 * 10**9
+ORACLE = 30_000_000  # 3000.0000 at 4 dp
+SIZE = 100_000  # 10 lots at 4 dp
+
+
+class Bench:
+    def __init__(self, markets: int, strategies: int) -> None:
+        self.strategies = [PerpOracleLag(name=f"lag-{i}", entry_edge_bps=50, exit_edge_bps=10, stop_bps=10_000,
+                                         max_hold_s=10**6, order_size="1", max_position="1", min_size="0.1",
+                                         reentry_s=0, max_age_ms=10**9, backup_check_ms=10**9)
+                           for i in range(strategies)]
+        self.engine = Engine(self.strategies, RiskGate(VenueLimits(10**15, 10**18)))
+        self.markets = [f"M{i}" for i in range(markets)]
+        self.seq = 0
+        self.ts = T0
+
+    def feed(self, e: ev.Event) -> list[ev.Event]:
+        """Untimed: number the event, handle it, number and fold its decisions."""
+        self.seq += 1
+        return self.decide(self.engine.handle(ev.with_seq(e, self.seq)))
+
+    def decide(self, decisions: object) -> list[ev.Event]:
+        out = []
+        for d in decisions:  # type: ignore[attr-defined]
+            self.seq += 1
+            d = ev.with_seq(d, self.seq)
+            self.engine.decided(d)
+            out.append(d)
+        return out
+
+    def quote(self, market: str, bid: int, ask: int) -> ev.QuoteUpdated:
+        self.ts += 1_000
+        return ev.QuoteUpdated(ts=self.ts, source="bench", venue=VENUE, instrument=market, bid=bid, bid_size=SIZE,
+                               ask=ask, ask_size=SIZE, price_decimals=4, size_decimals=4, venue_ts=self.ts)
+
+    def fill_all(self, decisions: list[ev.Event]) -> None:
+        for d in decisions:
+            if type(d) is ev.OrderIntended:
+                self.ts += 1_000
+                self.feed(ev.OrderFilled(ts=self.ts, source="bench", intent=d.seq, venue=VENUE, amount=d.amount,
+                                         notional=d.notional, fee=0, fee_asset="USDC"))
+
+    def open_all(self, market: str) -> None:
+        """Every strategy enters ``market`` on a stranded ask and is filled."""
+        self.fill_all(self.feed(self.quote(market, ORACLE * 97 // 100, ORACLE * 98 // 100)))
+
+    def setup(self) -> None:
+        for m in self.markets:
+            self.ts += 1_000
+            self.feed(ev.MarkPriceUpdated(ts=self.ts, source="bench", venue=VENUE, instrument=m, mark=ORACLE,
+                                          oracle=ORACLE, price_decimals=4, venue_ts=self.ts))
+            self.open_all(m)
+        held = sum(1 for s in self.strategies for p in s.positions.positions.values() if p.size)
+        assert held == len(self.strategies) * len(self.markets), held
+
+
+def run(n: int, markets: int, strategies: int, exit_every: int, seed: int,
+        clock: object = time.perf_counter_ns) -> tuple[list[int], list[int], int]:
+    b = Bench(markets, strategies)
+    b.setup()
+    rng = random.Random(seed)
+    handle = b.engine.handle
+    all_ns: list[int] = []
+    exit_ns: list[int] = []
+    flattens = 0
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(n):
+            m = b.markets[rng.randrange(markets)]
+            if rng.randrange(exit_every) == 0:  # the book caught up: bid back at the oracle
+                e = b.quote(m, ORACLE, ORACLE + 300)
+            else:  # still stranded, a little noise: no exit, the check runs anyway
+                bid = ORACLE * 97 // 100 + rng.randrange(-3000, 3000)
+                e = b.quote(m, bid, bid + 300)
+            b.seq += 1
+            e = ev.with_seq(e, b.seq)
+            t0 = clock()  # type: ignore[operator]
+            out = handle(e)
+            dt = clock() - t0  # type: ignore[operator]
+            all_ns.append(dt)
+            decided = b.decide(out)
+            intents = [d for d in decided if type(d) is ev.OrderIntended]
+            if intents:
+                assert all(i.reduce_only for i in intents) and len(intents) == strategies
+                exit_ns.append(dt)
+                flattens += len(intents)
+                b.fill_all(decided)  # flat
+                b.open_all(m)  # and back in: 100 positions open again before the next timed update
+    finally:
+        gc.enable()
+    return all_ns, exit_ns, flattens
+
+
+def pct(values: list[int], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] / 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--updates", type=int, default=1_000_000)
+    ap.add_argument("--markets", type=int, default=20)
+    ap.add_argument("--strategies", type=int, default=5, help="strategies, each holding every market")
+    ap.add_argument("--exit-every", type=int, default=100, help="about one update in this many closes a gap")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    print(f"bench_perp_exit: {a.updates:,} BBO updates, {a.markets * a.strategies} open positions across "
+          f"{a.markets} markets ({a.strategies} strategies), Python {sys.version.split()[0]}; machine: "
+          f"{calibrate():.0f} ms of CPU for 1M Python additions (an idle modern core: ~40)")
+    for label, clock in (("wall (perf_counter_ns)", time.perf_counter_ns), ("CPU (thread_time_ns)", time.thread_time_ns)):
+        t0 = time.perf_counter()
+        all_ns, exit_ns, flattens = run(a.updates, a.markets, a.strategies, a.exit_every, a.seed, clock)
+        wall = time.perf_counter() - t0
+        per = [dt // a.strategies for dt in exit_ns]
+        print(f"  {label}, {wall:.1f} s:")
+        print(f"    BBO event -> its {a.strategies} flatten intents ({len(exit_ns):,} updates, {flattens:,} flattens): "
+              f"p50 {pct(exit_ns, 0.5):.1f} us, p99 {pct(exit_ns, 0.99):.1f} us, max {max(exit_ns) / 1000:.1f} us "
+              f"(per flatten: p50 {pct(per, 0.5):.1f} us, p99 {pct(per, 0.99):.1f} us)")
+        print(f"    every BBO update (the exit check of {a.strategies} strategies; most do not exit): "
+              f"p50 {pct(all_ns, 0.5):.1f} us, p99 {pct(all_ns, 0.99):.1f} us, mean {statistics.fmean(all_ns) / 1000:.2f} us")
+
+
+def calibrate() -> float:
+    """CPU ms for a million Python additions: how fast this machine is right now (shared machines vary)."""
+    c = time.thread_time_ns()
+    x = 0
+    for i in range(1_000_000):
+        x += i
+    return (time.thread_time_ns() - c) / 1e6
+
+
+if __name__ == "__main__":
+    main()
