@@ -151,7 +151,9 @@ def test_the_wheel_runs_a_users_strategy_from_their_project_and_verify_verifies_
     assert probe["entry_points"] == {"spread": "tapedeck.domain.strategies.spread:SpreadCheck",
                                      "cross_pool_arb": "tapedeck.domain.strategies.cross_pool_arb:CrossPoolArb",
                                      "aave_liquidator": "tapedeck.domain.strategies.aave_liquidator:AaveLiquidator",
-                                     "sliced_order": "tapedeck.domain.strategies.sliced_order:SlicedOrder"}
+                                     "sliced_order": "tapedeck.domain.strategies.sliced_order:SlicedOrder",
+                                     "cex_dex_arb": "tapedeck.domain.strategies.cex_dex_arb:CexDexArb",
+                                     "perp_oracle_lag": "tapedeck.domain.strategies.perp_oracle_lag:PerpOracleLag"}
     assert probe["spread"] == "tapedeck.domain.strategies.spread"
 
     # from the project's directory, no PYTHONPATH: the import path is found in the current directory
