@@ -150,7 +150,8 @@ def test_the_wheel_runs_a_users_strategy_from_their_project_and_verify_verifies_
     assert probe["scenarios"] == sorted(p.stem for p in (ROOT / "fixtures" / "scenarios").glob("*.toml"))
     assert probe["entry_points"] == {"spread": "tapedeck.domain.strategies.spread:SpreadCheck",
                                      "cross_pool_arb": "tapedeck.domain.strategies.cross_pool_arb:CrossPoolArb",
-                                     "aave_liquidator": "tapedeck.domain.strategies.aave_liquidator:AaveLiquidator"}
+                                     "aave_liquidator": "tapedeck.domain.strategies.aave_liquidator:AaveLiquidator",
+                                     "perp_oracle_lag": "tapedeck.domain.strategies.perp_oracle_lag:PerpOracleLag"}
     assert probe["spread"] == "tapedeck.domain.strategies.spread"
 
     # from the project's directory, no PYTHONPATH: the import path is found in the current directory
