@@ -176,7 +176,8 @@ def test_the_wheel_runs_a_users_strategy_from_their_project_and_verify_verifies_
     assert run([tapedeck, "replay", "sim.db", "--verify"], cwd=proj, env=env).stdout.splitlines()[-1].startswith("verified ")
     assert [s["module"] for s in EventLog.open(proj / "sim.db").manifest.code["strategies"]] == [
         "tapedeck.domain.strategies.spread", "tapedeck.domain.strategies.cross_pool_arb",
-        "tapedeck.domain.strategies.aave_liquidator"]
+        "tapedeck.domain.strategies.aave_liquidator", "tapedeck.domain.strategies.perp_oracle_lag",
+        "tapedeck.domain.strategies.cex_dex_arb"]
 
     # the user changes their strategy's behaviour: verify says the code differs and still compares
     (proj / "my_bots" / "liquidator.py").write_text(USER_STRATEGY.replace("e.price(e.bid) < self.level", "e.price(e.bid) <= self.level"))
