@@ -362,7 +362,7 @@ class NoDuplicateFlatten(RuleBasedStateMachine):
 def test_never_two_flattens_and_every_qualifying_exit_is_decided() -> None:
     SEEN.clear()
     run_state_machine_as_test(NoDuplicateFlatten, settings=settings(
-        max_examples=150, stateful_step_count=40, deadline=None, derandomize=True,
+        max_examples=300, stateful_step_count=40, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow]))
     for case in ("exit on update", "exit on timer", "qualified while flattening", "fill partial",
                  "fill partial final", "venue rejected exit", "risk refused", "timer fired"):
