@@ -50,7 +50,7 @@ def _directions(r0: int, r1: int, sp: int, fee: int, v2_fee: int = 30) -> list[b
 def test_sizing_equals_exhaustive_search_on_small_pools() -> None:
     seen: Counter[str] = Counter()
 
-    @settings(max_examples=600, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True)
     @given(small_world())
     def check(world) -> None:
         r0, r1, sp, liq, tick, spacing, fee = world

@@ -254,7 +254,7 @@ def test_generated_layouts_and_swaps_equal_the_real_pool(world: Any) -> None:
     seen: Counter[str] = Counter()
     started = time.perf_counter()
 
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=45, deadline=None, derandomize=True, database=None,
               phases=(Phase.generate,),  # no shrinking on a chain: each example deploys and mints
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(layouts(max_positions=10), st.data())
