@@ -241,6 +241,8 @@ def _needed(state: v3.V3PoolState, fee: int, zero_for_one: bool, to_tick: int) -
     """The exact input that takes the pool's price to ``to_tick``'s price (the domain's own swap)."""
     limit = v3.get_sqrt_ratio_at_tick(to_tick)  # at MIN/MAX_TICK the pool takes the limit one inside (else SPL)
     limit = max(limit, v3.MIN_SQRT_RATIO + 1) if zero_for_one else min(limit, v3.MAX_SQRT_RATIO - 1)
+    if (limit >= state.sqrt_price_x96) if zero_for_one else (limit <= state.sqrt_price_x96):
+        return 0  # the price is already there (a swap that ended on a tick's price sits one tick below it)
     r = state.swap(fee, 2**200, zero_for_one, limit)
     return r.amount0 if zero_for_one else r.amount1
 
