@@ -77,7 +77,23 @@ def _unbound(*_: Any) -> None:
     raise RuntimeError("a sim executor reported before SimGateway.bind(report)")
 
 
-class AaveLiquidations:
+class _BlockReports:
+    """What a chain executor does after each block: every open transaction of its intents that was
+    mined or dropped becomes the execution events its ``_report`` computes, delivered together."""
+
+    open: dict[str, ev.OrderIntended]
+
+    def on_block(self, result: BlockResult) -> None:
+        reports: list[ev.Event] = []
+        for out in result.outcomes + result.dropped:
+            intent = self.open.pop(out.tx.id, None)
+            if intent is not None:
+                reports.extend(self._report(intent, out, result))  # type: ignore[attr-defined]
+        if reports:
+            self.deliver(self.side.name, reports)  # type: ignore[attr-defined]
+
+
+class AaveLiquidations(_BlockReports):
     """Executes liquidation intents on the Aave market of ``agents`` from the bot's account.
 
     An intent with a ``route`` goes through the bot's own executor contract
@@ -182,15 +198,6 @@ class AaveLiquidations:
             except Exception:  # noqa: BLE001 - reverted: not a V3 pool
                 self._v3[key] = False
         return self._v3[key]
-
-    def on_block(self, result: BlockResult) -> None:
-        reports: list[ev.Event] = []
-        for out in result.outcomes + result.dropped:
-            intent = self.open.pop(out.tx.id, None)
-            if intent is not None:
-                reports.extend(self._report(intent, out, result))
-        if reports:
-            self.deliver(self.side.name, reports)
 
     def _report(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> list[ev.Event]:
         from tapedeck.sim.chain.executor import explain_revert
@@ -416,7 +423,7 @@ class PoolSwaps:
     _net = PoolArbitrage._net_transfer  # what a mined transaction moved of a token for the bot (+ in)
 
 
-class AtomicArbitrage:
+class AtomicArbitrage(_BlockReports):
     """Executes atomic arbitrage intents (``cross_pool_arb`` with ``execution = "atomic"``: venue
     ``"<chain>:arb-executor"``, side ``arb``, ``route`` the pools in order from USDC back to USDC,
     ``amount`` USDC in, ``min_profit`` the USDC the executor must gain) as one call of the bot's own
@@ -477,15 +484,6 @@ class AtomicArbitrage:
         for t in txs:
             self.open[t.id] = intent
             self.report(_submitted(intent, self.venue, self.side.name, t))
-
-    def on_block(self, result: BlockResult) -> None:
-        reports: list[ev.Event] = []
-        for out in result.outcomes + result.dropped:
-            intent = self.open.pop(out.tx.id, None)
-            if intent is not None:
-                reports.extend(self._report(intent, out, result))
-        if reports:
-            self.deliver(self.side.name, reports)
 
     def _report(self, intent: ev.OrderIntended, out: TxOutcome, result: BlockResult) -> list[ev.Event]:
         from tapedeck.sim.chain.arb_executor import decode_revert, explain_revert
