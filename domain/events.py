@@ -353,14 +353,26 @@ class V3Collected(Event, frozen=True, kw_only=True):
 
 
 class BlockProduced(Event, frozen=True, kw_only=True):
-    """A new block on a chain, with the base fee it paid and the one it sets for the next block."""
+    """A new block on a chain, with the base fee it paid and the one it sets for the next block.
+    Schema 2 added the block's ``hash``, ``parent_hash`` and its own timestamp ``block_ts`` (seconds):
+    a live chain's new heads are checked for reorgs by parent hash, and the last block fully
+    processed (number, hash) is the checkpoint a reconnect backfills from ("" / 0: not known, the
+    sim's and older logs')."""
 
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "chain", "number", "base_fee", "gas_used", "gas_limit", "next_base_fee"),
+                _added(hash="", parent_hash="", block_ts=0)),
+    }
     chain: str
     number: int
     base_fee: int
     gas_used: int
     gas_limit: int
     next_base_fee: int
+    hash: str = ""
+    parent_hash: str = ""
+    block_ts: int = 0
 
 
 class OracleUpdated(Event, frozen=True, kw_only=True):
@@ -598,6 +610,38 @@ class SourceStale(Event, frozen=True, kw_only=True):
     until its next update. ``reason`` says what happened (disconnect, gap, timeout...)."""
 
     venues: tuple[str, ...]
+    reason: str
+
+
+# ----------------------------------------------------------------------------- inputs: live sources
+# Issue 13 (live runner). A live adapter says when its connection changed (the runner's health and
+# metrics read these from the log, and a run's reader can see every gap), and a chain adapter turns
+# every log a reorg removed into a retraction the state folds back.
+
+
+class SourceConnectionChanged(Event, frozen=True, kw_only=True):
+    """A live adapter's connection: ``state`` is "connected", "disconnected", "resubscribed" or
+    "backfilled" (``detail`` says what: the error, the blocks refilled...), ``attempt`` the reconnect
+    attempt it was (0: the first connect). ``name`` is the adapter's configured name; never a URL
+    with credentials in it."""
+
+    name: str
+    state: str
+    detail: str = ""
+    attempt: int = 0
+
+
+class LogRetracted(Event, frozen=True, kw_only=True):
+    """A chain log the engine already saw is no longer canonical (a reorg): the log at ``log_index``
+    of block ``block`` (hash ``block_hash``), from transaction ``tx``. ``reason`` is "removed" (the
+    node flagged it ``removed: true``) or "reorg" (a new head's parent hash did not match). The state
+    folds every effect of that log back."""
+
+    chain: str
+    block: int
+    block_hash: str
+    tx: str
+    log_index: int
     reason: str
 
 
@@ -1314,6 +1358,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     # perp oracle lag (domain/strategies/perp_oracle_lag.py)
     PerpEntryDecided,
     PerpExitDecided,
+    # live sources (issue 13)
+    SourceConnectionChanged,
+    LogRetracted,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]
