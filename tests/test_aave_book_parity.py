@@ -8,7 +8,8 @@ LiquidationCall and the aTokens' BalanceTransfer) are decoded into the book's ev
 stamped with their block's timestamp. After each step, for every user: the book's scaled balances
 equal ``scaledBalanceOf`` on both tokens, and its account data (at the latest block's timestamp)
 equals ``getUserAccountData`` field for field; before each liquidation the book's predicted amounts
-equal the ``LiquidationCall`` log. (E-mode is not configured on this market; the v3.3 rules are
+equal the ``LiquidationCall`` log. (E-mode is not configured on this market: tests/test_aave_emode_parity.py
+configures two categories and checks them the same way; the v3.3 rules are
 checked against cases derived from v3.3's LiquidationLogic in tests/test_aave_book.py: the
 published npm build is v3.0.)
 """
