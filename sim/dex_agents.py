@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
-from web3.logs import DISCARD
-
+from tapedeck.adapters import evm_abis
+from tapedeck.adapters.evm_logs import EventDecoder
 from tapedeck.domain import events as ev
 from tapedeck.sim.chain.artifacts import load
-from tapedeck.sim.chain.pyevm import call_data, create_address, deploy, transact
+from tapedeck.sim.chain.pyevm import PreparedCall, create_address, deploy, transact
 from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
 from tapedeck.sim.kernel import CTX, NS, exponential
 from tapedeck.sim.processes import PriceTick
@@ -48,6 +48,9 @@ DEADLINE = 2**63  # far future: the sim's blocks decide when a swap lands
 ARB_MARGIN_BPS = 5  # an arbitrageur acts only when the gap exceeds the fee by this much
 BALANCE_USDC = 10**12 * 10**6  # traders' and arbitrageurs' working balances (test tokens)
 BALANCE_WETH = 10**9 * 10**18
+V2_SWAP_EXACT_IN = ("uint256", "uint256", "address[]", "address", "uint256")  # Router02.swapExactTokensForTokens
+V3_EXACT_INPUT_SINGLE = "(address,address,uint24,address,uint256,uint256,uint256,uint160)"  # SwapRouter's params
+_SYNC = EventDecoder(evm_abis.UNISWAP_V2_PAIR, only=["Sync"], checksum=True)
 V3_FULL_RANGE = {500: (-887270, 887270), 3000: (-887220, 887220), 10000: (-887200, 887200)}
 
 
@@ -266,17 +269,15 @@ class DexAgents:
         if amount_in <= 0:
             return None
         tin, tout = (self.usdc, self.weth) if buy_weth else (self.weth, self.usdc)
-        if p.v3:
-            from tapedeck.sim.chain.uniswap_v3 import swap_exact_input_call
-
-            fn = swap_exact_input_call(p.contract, sender, tin, amount_in, amount_out_min=min_out,
-                                       sqrt_price_limit_x96=limit or 0, deadline=DEADLINE)
+        if p.v3:  # SwapRouter.exactInputSingle(ExactInputSingleParams)
+            params = (tin.address, tout.address, p.contract.fee, sender, DEADLINE, amount_in, min_out, limit or 0)
+            fn = PreparedCall(p.contract.router, "exactInputSingle", (V3_EXACT_INPUT_SINGLE,), (params,))
             to, gas = p.contract.router.address, V3_SWAP_GAS
         else:
-            fn = self.router.functions.swapExactTokensForTokens(amount_in, min_out, [tin.address, tout.address],
-                                                               sender, DEADLINE)
+            fn = PreparedCall(self.router, "swapExactTokensForTokens", V2_SWAP_EXACT_IN,
+                              (amount_in, min_out, [tin.address, tout.address], sender, DEADLINE))
             to, gas = self.router.address, SWAP_GAS
-        return self.side.submit(sender, to=to, data=call_data(fn), gas=gas, max_priority_fee=tip,
+        return self.side.submit(sender, to=to, data=fn.data, gas=gas, max_priority_fee=tip,
                                 arrival_ns=arrival, tag=f"{tag}:{p.spec.name}", call=fn)
 
     # ------------------------------------------------------------------ arbitrageurs and observations
@@ -330,10 +331,12 @@ class DexAgents:
                         amount1=int(log["amount1"]), sqrt_price_x96=int(log["sqrtPriceX96"]),
                         liquidity=int(log["liquidity"]), tick=int(log["tick"])))
             else:
-                syncs = p.contract.pair.events.Sync().process_receipt(out.receipt, errors=DISCARD)
+                pair = p.contract.pair.address.lower()
+                syncs = [log for log in out.receipt["logs"]
+                         if str(log["address"]).lower() == pair and log["topics"] and _SYNC.knows(log["topics"][0])]
                 if syncs:
                     self.swaps += 1
-                    last = syncs[-1]["args"]
+                    last = _SYNC.decode(syncs[-1]["topics"], syncs[-1]["data"]).args
                     events.append(ev.V2ReservesSynced(ts=0, source=src, pool=p.spec.name, block=result.number,
                                                       reserve0=int(last["reserve0"]), reserve1=int(last["reserve1"])))
         return events
