@@ -30,6 +30,7 @@ stores; ``events`` stays the union of every type.
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
@@ -103,15 +104,20 @@ def _accepted() -> dict[str, frozenset[str]]:
 
 def check_views(schema: dict[tuple[str, str], str]) -> str | None:
     """What is wrong with the event views in a log's schema (``(type, name) -> sql``), or None.
-    An object named like one of our views must be a view this code writes under that name."""
+    An object named like one of our views, or whose definition declares such a name, must be a
+    view this code writes under that name (so one flipped bit in a stored name is caught too)."""
     accepted = _accepted()
     for (kind, name), sql in sorted(schema.items()):
-        known = accepted.get(name)
-        if known is None:
+        m = _DECLARED.match(sql or "")
+        declared = m.group(1) if m else None
+        if name not in accepted and declared not in accepted:
             continue
-        if kind != "view" or sql not in known:
+        if kind != "view" or declared != name or sql not in accepted.get(name, ()):
             return f"the {kind} {name!r} is not the event view tapedeck writes"
     return None
+
+
+_DECLARED = re.compile(r'\s*CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?\w+\s+(?:IF\s+NOT\s+EXISTS\s+)?"?([^"\s(]+)', re.I)
 
 
 def add_views(path: str | Path, topics: Iterable[str]) -> list[str]:
