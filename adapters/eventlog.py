@@ -346,6 +346,9 @@ class Chain:
             raise LogTampered(f"{path}: tampered at segment seq {_span(first, topic, state)}: it overlaps the "
                               f"segment before it, which ends at seq {self.next_seq - 1} (renumbered)", (first, first))
         if isinstance(state, str):
+            if topic == SEGMENT_V2:  # the recorder writes a BLOB: TEXT is a changed row (one flipped type bit)
+                raise LogTampered(f"{path}: tampered at segment seq {first}: its state is stored as text, "
+                                  "not bytes", (first, first))
             state = state.encode()
         if not isinstance(state, bytes):
             raise LogTampered(f"{path}: tampered at segment seq {first}: its state is {type(state).__name__}, "

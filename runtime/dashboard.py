@@ -35,7 +35,11 @@ def open_store(url: str) -> Any:
         except ImportError:
             raise EventLogError(f"{url.split('@')[-1]}: this build has no PostgreSQL store "
                                 "(adapters/pg_eventlog.py)") from None
-        return pg_eventlog.open_store(url)  # type: ignore[attr-defined]
+        opener = getattr(pg_eventlog, "open_store", None)
+        if opener is None:
+            raise EventLogError(f"{url.split('@')[-1]}: the PostgreSQL store has no open_store(url) to read a run "
+                                "through (adapters/pg_eventlog.py)")
+        return opener(url)
     return EventLog.open(url)
 
 

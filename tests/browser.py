@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -92,7 +92,7 @@ class _Cdp:
 
 
 async def _visit(binary: str, url: str, ready: str, read: str | None, shot: Path | None,
-                 after_ready: str | None = None, settle_ready: str | None = None) -> PageResult:
+                 action: Callable[[], None] | None = None, settled: str | None = None) -> PageResult:
     import websockets
 
     profile = tempfile.mkdtemp(prefix="tapedeck-chromium-")
@@ -140,10 +140,10 @@ async def _visit(binary: str, url: str, ready: str, read: str | None, shot: Path
             await cdp.send("Page.navigate", {"url": url}, session=session)
             await asyncio.wait_for(loaded.wait(), WAIT_S)
             await _until(cdp, session, ready)
-            if after_ready:
-                await _eval(cdp, session, after_ready)
-                if settle_ready:
-                    await _until(cdp, session, settle_ready)
+            if action is not None:  # e.g. grow the log while the page is open
+                await asyncio.to_thread(action)
+                if settled:
+                    await _until(cdp, session, settled)
             if read:
                 result.value = await _eval(cdp, session, read)
             if shot is not None:
@@ -183,12 +183,13 @@ async def _until(cdp: _Cdp, session: str, expression: str) -> None:
 
 
 def visit(url: str, *, ready: str, read: str | None = None, screenshot: str | None = None,
-          after_ready: str | None = None, settle_ready: str | None = None) -> PageResult:
-    """Load ``url`` in a fresh headless Chromium, wait until ``ready`` (JS) is true, evaluate
-    ``read`` (JS, its JSON value returned), keep a screenshot named ``screenshot`` (.png)."""
+          action: Callable[[], None] | None = None, settled: str | None = None) -> PageResult:
+    """Load ``url`` in a fresh headless Chromium, wait until ``ready`` (JS) is true, then run
+    ``action`` (Python, in a thread) and wait until ``settled`` (JS) is true, evaluate ``read`` (JS,
+    its JSON value returned), keep a screenshot named ``screenshot`` (.png)."""
     binary = require_chromium()
     shot = artifact_dir() / screenshot if screenshot else None
-    return asyncio.run(_visit(binary, url, ready, read, shot, after_ready, settle_ready))
+    return asyncio.run(_visit(binary, url, ready, read, shot, action, settled))
 
 
 # JS that reads every chart of the page back: {div id: [{name, x, y, type}...]}
