@@ -583,11 +583,15 @@ def export_parquet(run_path: str, types: tuple[str, ...], out: str) -> None:
         raise click.ClickException(f"--out {out}: is a file; parquet export writes a folder")
     log = open_checked(run_path)
     try:
-        counts = write_parquet(_checked_events(log), out, types)
+        counts = write_parquet(log, out, types)
+    except EventLogError as e:
+        raise Unreadable(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"--out {out}: cannot write: {e.strerror or e}") from None
     finally:
         log.close()
+    if log.integrity is not None and not log.integrity.complete:
+        click.echo(f"note: {log.path}: {log.integrity.describe()}", err=True)
     for name, n in counts.items():
         click.echo(f"{n:>10}  {Path(out) / (name + '.parquet')}")
 

@@ -33,7 +33,7 @@ import functools
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from tapedeck.domain import events as ev
 
@@ -171,23 +171,55 @@ def _arrow_type(t: Any) -> str:
     return "json"
 
 
-def write_parquet(events: Iterable[ev.Event], out_dir: str | Path, types: Iterable[str] = ()) -> dict[str, int]:
-    """Write ``events`` (decoded, in order) as one Parquet file per type under ``out_dir``;
-    returns rows per type. ``types`` (names) limits which are written."""
+def builtin_rows(store: Any, types: Iterable[str] = ()) -> Iterator[tuple[type[ev.Event], list[Any]]]:
+    """(type, [field values...]) of every event of the store (``segments``, a checked full read), as
+    ``msgspec.to_builtins`` gives them; a body of the current version is read as plain JSON (no
+    struct built), an older one decoded and upcast by the codec."""
+    import msgspec
+
+    from tapedeck.domain import codec
+
+    only = set(types)
+    plain = msgspec.json.Decoder(list)
+    how: dict[str, Any] = {}  # topic -> (class, current?) or None (not wanted)
+    for _first, items, _state in store.segments():
+        for topic, body in items:
+            known = how.get(topic, ())
+            if known == ():
+                name = topic.partition(".v")[0]
+                cls = ev.BY_NAME.get(name)
+                if cls is None or (only and name not in only):
+                    known = how[topic] = None
+                else:
+                    current = topic == codec.CURRENT_TOPIC[cls]
+                    known = how[topic] = (cls, current, None if current else codec.decoder_for(topic))
+            if known is None:
+                continue
+            cls, current, dec = known
+            if current:
+                values = plain.decode(body)
+                if values and values[0] == cls.__name__:
+                    values = values[1:]
+                if len(values) != len(cls.__struct_fields__):  # not what the class says: let the codec say why
+                    values = msgspec.to_builtins(codec.decoder_for(topic)(body))[1:]
+            else:
+                values = msgspec.to_builtins(dec(body))[1:]
+            yield cls, values
+
+
+def write_parquet(store: Any, out_dir: str | Path, types: Iterable[str] = ()) -> dict[str, int]:
+    """Write the store's events as one Parquet file per type under ``out_dir``; returns rows per
+    type. ``types`` (names) limits which are written."""
     import msgspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    only = set(types)
     columns: dict[type[ev.Event], list[list[Any]]] = {}
-    for e in events:
-        cls = type(e)
-        if only and cls.__name__ not in only:
-            continue
+    for cls, values in builtin_rows(store, types):
         cols = columns.get(cls)
         if cols is None:
             cols = columns[cls] = [[] for _ in cls.__struct_fields__]
-        for col, value in zip(cols, msgspec.to_builtins(e)[1:]):  # [type name, fields...]
+        for col, value in zip(cols, values):
             col.append(value)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

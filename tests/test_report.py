@@ -174,6 +174,13 @@ def test_the_figures_hold_the_runs_numbers(rich: Path) -> None:
     assert dict(zip(gas["x"], gas["y"])) == pytest.approx(want["gas"]) == {"liq": 0.006}
 
 
+def test_every_figure_is_valid_for_plotly(rich: Path) -> None:
+    import plotly.graph_objects as go
+
+    for sid, fig in figures_of(rich).items():
+        go.Figure(fig)  # raises on a property plotly does not know or a value of the wrong kind
+
+
 def test_sections_appear_only_when_the_run_has_their_events(tmp_path: Path) -> None:
     quotes = record(tmp_path / "quotes.db", [quote(T0 + i, "a", "100", "101") for i in range(50)])
     assert figures_of(quotes) == {}
