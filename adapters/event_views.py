@@ -33,7 +33,7 @@ import functools
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from tapedeck.domain import events as ev
 
@@ -171,76 +171,44 @@ def _arrow_type(t: Any) -> str:
     return "json"
 
 
-def builtin_rows(store: Any, types: Iterable[str] = ()) -> Iterator[tuple[type[ev.Event], list[Any]]]:
-    """(type, [field values...]) of every event of the store (``segments``, a checked full read), as
-    ``msgspec.to_builtins`` gives them; a body of the current version is read as plain JSON (no
-    struct built), an older one decoded and upcast by the codec."""
-    import msgspec
-
-    from tapedeck.domain import codec
-
-    only = set(types)
-    plain = msgspec.json.Decoder(list)
-    how: dict[str, Any] = {}  # topic -> (class, current?) or None (not wanted)
-    for _first, items, _state in store.segments():
-        for topic, body in items:
-            known = how.get(topic, ())
-            if known == ():
-                name = topic.partition(".v")[0]
-                cls = ev.BY_NAME.get(name)
-                if cls is None or (only and name not in only):
-                    known = how[topic] = None
-                else:
-                    current = topic == codec.CURRENT_TOPIC[cls]
-                    known = how[topic] = (cls, current, None if current else codec.decoder_for(topic))
-            if known is None:
-                continue
-            cls, current, dec = known
-            if current:
-                values = plain.decode(body)
-                if values and values[0] == cls.__name__:
-                    values = values[1:]
-                if len(values) != len(cls.__struct_fields__):  # not what the class says: let the codec say why
-                    values = msgspec.to_builtins(codec.decoder_for(topic)(body))[1:]
-            else:
-                values = msgspec.to_builtins(dec(body))[1:]
-            yield cls, values
-
-
 def write_parquet(store: Any, out_dir: str | Path, types: Iterable[str] = ()) -> dict[str, int]:
-    """Write the store's events as one Parquet file per type under ``out_dir``; returns rows per
-    type. ``types`` (names) limits which are written."""
+    """Write the store's events (``typed_segments``: a checked full read, older versions upcast) as
+    one Parquet file per type under ``out_dir``; returns rows per type. ``types`` (names) limits which."""
     import msgspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns: dict[type[ev.Event], list[list[Any]]] = {}
-    for cls, values in builtin_rows(store, types):
-        cols = columns.get(cls)
-        if cols is None:
-            cols = columns[cls] = [[] for _ in cls.__struct_fields__]
-        for col, value in zip(cols, values):
-            col.append(value)
+    only = set(types)
+    astuple = msgspec.structs.astuple
+    rows: dict[type[ev.Event], list[tuple[Any, ...]]] = {}
+    for _first, items, _state in store.typed_segments():  # a checked full read, one decode call a segment
+        for _topic, e in items:
+            got = rows.get(type(e))
+            if got is None:
+                if only and type(e).__name__ not in only:
+                    continue
+                got = rows[type(e)] = []
+            got.append(astuple(e))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
-    for cls, cols in columns.items():
+    for cls, table_rows in rows.items():
         arrays, names, text_ints = [], [], []
-        for f, values in zip(msgspec.structs.fields(cls), cols):
+        for f, values in zip(msgspec.structs.fields(cls), zip(*table_rows)):
             kind = _arrow_type(f.type)
             if kind == "int":
-                if all(-(1 << 63) <= v < (1 << 63) for v in values):
+                try:
                     arrays.append(pa.array(values, pa.int64()))
-                else:
+                except (OverflowError, pa.ArrowInvalid):  # an int past 64 bits: the column as exact digits
                     arrays.append(pa.array([str(v) for v in values], pa.string()))
                     text_ints.append(f.name)
             elif kind == "bool":
                 arrays.append(pa.array(values, pa.bool_()))
             elif kind == "str":
                 arrays.append(pa.array(values, pa.string()))
-            else:  # Decimal text stays text; tuples, dicts and structs as JSON
-                arrays.append(pa.array([v if isinstance(v, str) else msgspec.json.encode(v).decode()
-                                        for v in values], pa.string()))
+            else:  # a Decimal as its text; tuples and nested structs as JSON
+                arrays.append(pa.array([msgspec.json.encode(v).decode() if isinstance(v, (tuple, list, dict))
+                                        else str(v) for v in values], pa.string()))
             names.append(f.name)
         meta = {"tapedeck.type": cls.__name__, "tapedeck.schema": str(cls.SCHEMA),
                 "tapedeck.ints_as_text": ",".join(text_ints)}

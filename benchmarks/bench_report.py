@@ -78,7 +78,7 @@ def main() -> None:
 
     def parquet() -> None:
         with EventLog.open(run) as log:
-            write_parquet(log.events(), tmp / "pq")
+            write_parquet(log, tmp / "pq")
 
     s, runs = timed(parquet, args.repeat)
     print(f"export --format parquet (every event decoded): {s:.2f} s ({total / s:,.0f} events/s)  "
