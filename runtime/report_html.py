@@ -24,6 +24,7 @@ Money is folded as ints; floats appear only in what is drawn.
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import time
@@ -89,8 +90,16 @@ class Figures:
     summary: list[tuple[str, str]] = field(default_factory=list)  # (label, value) rows of the header
 
 
+@functools.cache
+def _template() -> dict[str, Any]:
+    """plotly's ``plotly_white`` template as plotly.js takes it (a name is resolved only by plotly.py)."""
+    import plotly.io as pio
+
+    return json.loads(json.dumps(pio.templates["plotly_white"].to_plotly_json(), sort_keys=True))
+
+
 def _layout(section: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": TITLES[section]}, "template": "plotly_white", "height": 380,
+    return {"title": {"text": TITLES[section]}, "template": _template(), "height": 380,
             "margin": {"l": 70, "r": 30, "t": 50, "b": 60}, "legend": {"orientation": "h"}, **extra}
 
 
@@ -270,11 +279,13 @@ def figure_json(fig: dict[str, Any]) -> str:
     return json.dumps(fig, sort_keys=True, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
 
 
-def render(figs: Figures, title: str, header: list[tuple[str, str]]) -> str:
-    """The whole page: header table, one section per figure, plotly's JS once."""
+def render(figs: Figures, title: str, header: list[tuple[str, str]],
+           sections_order: tuple[tuple[str, str], ...] = SECTIONS) -> str:
+    """The whole page: header table, one section per figure (in ``sections_order``: (div id, title);
+    another report, e.g. a sweep's, passes its own), plotly's JS once, no clock, no path."""
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in header + figs.summary)
     sections, calls = [], []
-    for sid, heading in SECTIONS:
+    for sid, _heading in sections_order:
         fig = figs.figures.get(sid)
         if fig is None:
             continue
