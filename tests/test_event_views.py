@@ -248,3 +248,17 @@ def test_parquet_export_refuses_stdout_and_a_file(every_type, tmp_path: Path) ->
     f.write_text("x")
     r = CliRunner().invoke(main, ["export", str(path), "--format", "parquet", "--out", str(f)])
     assert r.exit_code == 2 and "is a file" in r.output
+
+
+def test_views_refuses_a_log_another_writer_holds_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    log = EventLog.create(path, Manifest(run_id="", mode="test"))
+    log.append(ev.KillSwitchSet(ts=1, engaged=True, reason="test"))
+    log.flush()
+    try:
+        r = CliRunner().invoke(main, ["views", str(path)])
+        assert r.exit_code == 2 and "another writer" in r.output and len(r.output.strip().splitlines()) == 1
+    finally:
+        log.close(ended="clean")
+    r = CliRunner().invoke(main, ["views", str(path)])
+    assert r.exit_code == 0 and r.output.strip() == f"{path}: 0 views added"  # a new log has them all already
