@@ -582,14 +582,7 @@ def export_parquet(run_path: str, types: tuple[str, ...], out: str) -> None:
     if Path(out).exists() and not Path(out).is_dir():
         raise click.ClickException(f"--out {out}: is a file; parquet export writes a folder")
     log = open_checked(run_path)
-    try:
-        counts = write_parquet(log, out, types)
-    except EventLogError as e:
-        raise Unreadable(str(e)) from None
-    except OSError as e:
-        raise click.ClickException(f"--out {out}: cannot write: {e.strerror or e}") from None
-    finally:
-        log.close()
+    counts = write_from_run(log, out, lambda: write_parquet(log, out, types))
     if log.integrity is not None and not log.integrity.complete:
         click.echo(f"note: {log.path}: {log.integrity.describe()}", err=True)
     for name, n in counts.items():
@@ -663,12 +656,17 @@ def write_run_report(run_path: str, out: str | None) -> str:
 
     target = Path(out) if out else default_out(run_path)
     log = open_checked(run_path)
+    return str(write_from_run(log, target, lambda: write_report(log, target)))
+
+
+def write_from_run(log: EventLog, out: Any, write: Any) -> Any:
+    """``write()`` reading ``log`` (closed after): a bad run is exit 2, an unwritable ``out`` one line."""
     try:
-        return str(write_report(log, target))
+        return write()
     except EventLogError as e:
         raise Unreadable(str(e)) from None
     except OSError as e:
-        raise click.ClickException(f"--out {target}: cannot write: {e.strerror or e}") from None
+        raise click.ClickException(f"--out {out}: cannot write: {e.strerror or e}") from None
     finally:
         log.close()
 
