@@ -262,3 +262,42 @@ def test_views_refuses_a_log_another_writer_holds_in_one_line(tmp_path: Path) ->
         log.close(ended="clean")
     r = CliRunner().invoke(main, ["views", str(path)])
     assert r.exit_code == 0 and r.output.strip() == f"{path}: 0 views added"  # a new log has them all already
+
+
+def test_a_flipped_bit_in_the_views_definitions_never_reads_as_the_intact_run(every_type, tmp_path: Path) -> None:
+    """One bit flipped anywhere in the bytes that hold the views' definitions: either SQLite's
+    schema is unchanged (a byte nothing reads) or the run does not read as intact."""
+    import random
+
+    from tapedeck.adapters.eventlog import EventLogError
+
+    path, _ = every_type
+    data = path.read_bytes()
+
+    def schema(p: Path):  # type: ignore[no-untyped-def]
+        try:
+            with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as c:
+                return c.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
+        except sqlite3.DatabaseError:
+            return None
+
+    original = schema(path)
+    starts = [i for i in range(len(data)) if data.startswith(b'CREATE VIEW "', i)]
+    lo, hi = min(starts) - 64, max(starts) + 2048
+    rng = random.Random(3)
+    changed = caught = 0
+    for case in range(120):
+        flipped = bytearray(data)
+        flipped[rng.randrange(lo, hi)] ^= 1 << rng.randrange(8)
+        p = tmp_path / f"flip{case}.db"
+        p.write_bytes(bytes(flipped))
+        if schema(p) == original:
+            continue
+        changed += 1
+        try:
+            with EventLog.open(p) as log:
+                log.counts_by_topic()
+        except EventLogError:
+            caught += 1
+        p.unlink()
+    assert changed >= 60 and caught == changed  # most flips changed a definition; each one was caught
