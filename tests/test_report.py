@@ -260,3 +260,12 @@ def test_sim_with_report_prints_its_path_and_the_page_holds_inspects_pnl(tmp_pat
     # a second report of the same run is the same bytes as the one sim wrote
     again = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "again.html")])
     assert again.exit_code == 0 and (tmp_path / "again.html").read_bytes() == path.read_bytes()
+
+
+def test_the_header_says_each_strategys_pnl_and_the_perp_figure_beside_it(rich: Path) -> None:
+    with EventLog.open(rich) as log:
+        summary = dict(figures(list(read_events(log)), log.manifest.config).summary)
+    assert summary["PnL liq"] == "488.00 USDC (1 won, 1 lost)"
+    assert summary["PnL perp"] == "-1.00 USDC (2 won, 0 lost)"  # as inspect: a perp fill is unpriced there
+    assert summary["perp PnL perp"].startswith("9.00 USDC net (realised 10.00, unrealised 0.00 at the last mark, "
+                                               "fees -1.00, funding 0.00)")
