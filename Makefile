@@ -7,7 +7,7 @@ NPM_STAMP := node_modules/.installed
 CONTRACTS := $(wildcard contracts/*.sol)
 CONTRACTS_STAMP := build/contracts/.built
 
-.PHONY: demo test test-fast bootstrap bench clean contracts
+.PHONY: demo test test-fast bootstrap bench clean contracts browser
 
 bootstrap: $(PIP_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
@@ -34,8 +34,15 @@ $(CONTRACTS_STAMP): $(CONTRACTS) contracts/compile.js $(NPM_STAMP)
 demo: bootstrap
 	$(VENV)/bin/tapedeck demo
 
+# Headless Chromium for the report and dashboard browser tests (Debian's package; root installs it,
+# anyone else gets the browser tests skipped with the reason).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null; } || \
+	  echo "chromium is not installed and could not be: browser tests will be skipped"
+
 # The whole suite, slow real-contract tests included.
-test: bootstrap
+test: bootstrap browser
 	$(PY) -m pytest -q -n 2
 
 # The quick subset: everything but real-contract and long tests.

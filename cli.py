@@ -112,7 +112,9 @@ def main() -> None:
               help="Chain backend: revm in process (the default), py-evm in process (the pure-Python "
                    "reference), or an anvil node on 127.0.0.1.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def sim(scenario: str, seed: int | None, out: str | None, config_path: str | None, chain: str, force: bool) -> None:
+@click.option("--report", "with_report", is_flag=True, help="Also write the run's HTML report and print its path.")
+def sim(scenario: str, seed: int | None, out: str | None, config_path: str | None, chain: str, force: bool,
+        with_report: bool) -> None:
     """Simulate a market scenario (name in fixtures/scenarios or a TOML path) and record the run.
 
     The world's blocks, oracle rounds, books and chain facts are recorded as inputs, the engine's
@@ -161,6 +163,8 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
                  + cex_dex_lines(out, config) + perp_lines(out)):
         click.echo(line)
     click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
+    if with_report:
+        click.echo(f"report {write_run_report(out, None)}")
 
 
 def liquidation_lines(run: str) -> list[str]:
@@ -373,8 +377,10 @@ def check_against_independent_decode(paths: tuple[str, ...] | list[str],
 @click.option("--config", "config_path", default=None, help="Strategy config (TOML) overriding the recorded/default one.")
 @click.option("--out", default=None, help="Record a new run driven by LOG's inputs here.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--report", "with_report", is_flag=True, help="With --out: also write the new run's HTML report "
+              "and print its path.")
 def replay(log_path: str, do_verify: bool, allow_incomplete: bool, config_path: str | None, out: str | None,
-           force: bool) -> None:
+           force: bool, with_report: bool) -> None:
     """Verify a recorded run, or drive the strategies over a historical log into a new run.
 
     --verify exits 0 verified, 1 diverged (the first differing decision is shown), 2 tampered or
@@ -383,6 +389,9 @@ def replay(log_path: str, do_verify: bool, allow_incomplete: bool, config_path: 
     """
     if do_verify == bool(out):
         raise click.UsageError("give exactly one of --verify or --out RUN.db")
+    if with_report and not out:
+        raise click.UsageError("--report writes the report of the run --out records (tapedeck report LOG "
+                               "writes one of LOG itself)")
     if do_verify:
         verify_run(log_path, config_path, allow_incomplete)
         return
@@ -396,6 +405,8 @@ def replay(log_path: str, do_verify: bool, allow_incomplete: bool, config_path: 
     stats = replay_into(log, config, engine, out, force)  # type: ignore[arg-type]
     log.close()
     click.echo(summary_line(stats, out))  # type: ignore[arg-type]
+    if with_report:
+        click.echo(f"report {write_run_report(out, None)}")  # type: ignore[arg-type]
 
 
 def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -> None:
@@ -522,16 +533,21 @@ def _iso(ts_ns: int) -> str:
 
 @main.command()
 @click.argument("run_path", metavar="RUN")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl")
 @click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
-@click.option("--out", default="-", help="Output file (default stdout).")
+@click.option("--out", default="-", help="Output file (default stdout); for parquet a folder, one <Type>.parquet "
+              "per event type.")
 def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
-    """Write a run's events out as JSON lines or CSV (one file per type is up to you: use --type)."""
+    """Write a run's events out as JSON lines, CSV (one --type) or Parquet (a folder of one file per
+    type, current columns, older versions upcast; see adapters/event_views.py)."""
     unknown = [t for t in types if t not in ev.BY_NAME]
     if unknown:
         raise click.ClickException(f"unknown event type(s): {', '.join(unknown)} (known: {', '.join(ev.BY_NAME)})")
     if fmt == "csv" and len(types) != 1:
         raise click.ClickException("csv export needs exactly one --type (columns differ per type)")
+    if fmt == "parquet":
+        export_parquet(run_path, types, out)
+        return
     log = open_checked(run_path)
     try:
         stream = sys.stdout if out == "-" else open(out, "w", newline="")
@@ -558,6 +574,45 @@ def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
             stream.close()
 
 
+def export_parquet(run_path: str, types: tuple[str, ...], out: str) -> None:
+    from tapedeck.adapters.event_views import write_parquet
+
+    if out == "-":
+        raise click.ClickException("parquet export needs --out FOLDER (one <Type>.parquet per event type)")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise click.ClickException(f"--out {out}: is a file; parquet export writes a folder")
+    log = open_checked(run_path)
+    counts = write_from_run(log, out, lambda: write_parquet(log, out, types))
+    if log.integrity is not None and not log.integrity.complete:
+        click.echo(f"note: {log.path}: {log.integrity.describe()}", err=True)
+    for name, n in counts.items():
+        click.echo(f"{n:>10}  {Path(out) / (name + '.parquet')}")
+
+
+@main.command()
+@click.argument("run_path", metavar="RUN")
+def views(run_path: str) -> None:
+    """Add the per-event-type SQL views (named columns) to a run written before they existed, and a
+    <Type>_v<N> view for each older schema version it holds. New runs have them from the start."""
+    from tapedeck.adapters.event_views import add_views
+    from tapedeck.adapters.eventlog import WriterLock
+
+    log = open_checked(run_path)
+    try:
+        topics = log.counts_by_topic()  # a full read: a damaged or tampered run gets no views
+    except EventLogError as e:
+        raise Unreadable(str(e)) from None
+    finally:
+        log.close()
+    try:
+        with WriterLock(run_path):
+            made = add_views(run_path, topics)
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{run_path}: {len(made)} views added" + (f" ({', '.join(n for n in made if '_v' in n)} for older "
+                                                          f"versions)" if any("_v" in n for n in made) else ""))
+
+
 def _checked_events(log: EventLog):  # type: ignore[no-untyped-def]
     """The run's events; a damaged or tampered segment ends the export with exit 2 (nothing of it is written)."""
     try:
@@ -571,9 +626,49 @@ def _checked_events(log: EventLog):  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- report
 
 
-@main.group()
+class ReportGroup(click.Group):
+    """``tapedeck report RUN.db [--out FILE]`` is short for ``tapedeck report html RUN.db``: a first
+    argument that is not one of the subcommands (nor an option) names a run."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["html", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=ReportGroup)
 def report() -> None:
-    """Summaries computed from a log's events."""
+    """Summaries computed from a log's events. `tapedeck report RUN.db` writes the run's HTML report."""
+
+
+@report.command("html")
+@click.argument("run_path", metavar="RUN")
+@click.option("--out", default=None, help="HTML file to write (default: RUN with .report.html).")
+def report_html(run_path: str, out: str | None) -> None:
+    """One self-contained HTML page of RUN's charts (PnL, opportunities and their fate, latencies,
+    health factors, perp exits, gas), computed from its events; no network needed to view it."""
+    click.echo(write_run_report(run_path, out))
+
+
+def write_run_report(run_path: str, out: str | None) -> str:
+    """Write RUN's report (a full, checked read: a damaged or tampered run is exit 2) and return its path."""
+    from tapedeck.runtime.report_html import default_out, write_report
+
+    target = Path(out) if out else default_out(run_path)
+    log = open_checked(run_path)
+    return str(write_from_run(log, target, lambda: write_report(log, target)))
+
+
+def write_from_run(log: EventLog, out: Any, write: Any) -> Any:
+    """``write()`` reading ``log`` (closed after): a bad run is exit 2, an unwritable ``out`` one line."""
+    try:
+        return write()
+    except EventLogError as e:
+        raise Unreadable(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"--out {out}: cannot write: {e.strerror or e}") from None
+    finally:
+        log.close()
 
 
 @report.command("opportunities")
@@ -632,6 +727,37 @@ def serve(log_path: str, host: str, port: int, cors: tuple[str, ...], max_age_s:
     click.echo(f"serving {log_path}: {cache.events} events, {len(cache.venues)} venues in {len(cache.finder.pairs)} "
                f"pairs, {len(cache.opportunities)} opportunities; http://{host}:{port}/health", err=True)
     uvicorn.Server(uvicorn_config(build_app(cache, cors), host=host, port=port)).run()
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+@main.command()
+@click.argument("run_path", metavar="RUN")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True)
+@click.option("--poll-ms", type=click.IntRange(100, 60_000), default=1000, show_default=True,
+              help="How often the page asks for new events.")
+def dashboard(run_path: str, host: str, port: int, poll_ms: int) -> None:
+    """A web page of RUN's charts (the report's) that follows the log as it grows: the page polls
+    /api/update, which reads the events after the last seq it folded."""
+    from tapedeck.runtime.dashboard import Dashboard, build_app, open_store
+    from tapedeck.runtime.serve import uvicorn_config
+
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise click.ClickException(f"dashboard needs uvicorn and starlette installed: {e}") from None
+    try:
+        store = open_store(run_path)
+    except EventLogError as e:
+        raise click.ClickException(str(e)) from None
+    board = Dashboard(store, poll_ms=poll_ms)
+    click.echo(f"dashboard of {run_path}: http://{host}:{port}/", err=True)
+    try:
+        uvicorn.Server(uvicorn_config(build_app(board), host=host, port=port)).run()
+    finally:
+        store.close()
 
 
 # --------------------------------------------------------------------------- demo

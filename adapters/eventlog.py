@@ -63,6 +63,7 @@ from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteDatastore
 
 from tapedeck import __version__ as TAPEDECK_VERSION  # the installed package's, not a constant
+from tapedeck.adapters import event_views
 from tapedeck.domain import codec, events as ev
 
 DEFAULT_BATCH = 16384  # events per group commit; each commit costs ~2.5 ms of fsync here
@@ -309,6 +310,8 @@ class Chain:
                     raise LogDamaged(f"{path}: damaged: the {kind} {name!r} is missing")
                 if schema[(kind, name)] not in known:
                     raise LogTampered(f"{path}: tampered: the {kind} {name!r} is not the one tapedeck writes")
+            if (wrong := event_views.check_views(schema)) is not None:
+                raise LogTampered(f"{path}: tampered: {wrong}")
 
     def _link(self, first: int, body: memoryview | bytes) -> tuple[Any, str]:
         h = self.digest.copy()
@@ -343,6 +346,9 @@ class Chain:
             raise LogTampered(f"{path}: tampered at segment seq {_span(first, topic, state)}: it overlaps the "
                               f"segment before it, which ends at seq {self.next_seq - 1} (renumbered)", (first, first))
         if isinstance(state, str):
+            if topic == SEGMENT_V2:  # the recorder writes a BLOB: TEXT is a changed row (one flipped type bit)
+                raise LogTampered(f"{path}: tampered at segment seq {first}: its state is stored as text, "
+                                  "not bytes", (first, first))
             state = state.encode()
         if not isinstance(state, bytes):
             raise LogTampered(f"{path}: tampered at segment seq {first}: its state is {type(state).__name__}, "
@@ -535,6 +541,7 @@ class EventLog:
                 with ds.transaction(commit=True) as c:
                     c.execute(_MANIFEST_DDL)
                     c.execute(_EVENTS_VIEW_DDL)
+                    event_views.create_views(c)  # one view per event type, named columns
                     c.execute("INSERT INTO manifest (id, body) VALUES (1, ?)", (manifest.to_json(),))
                 with ds.transaction(commit=False) as c:
                     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from tapedeck.domain import events as ev
 
@@ -110,8 +110,11 @@ class StrategyOutcome:
     eth_price: str = ""  # which price valued ETH, with its last value
 
 
-def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> dict[str, StrategyOutcome]:
-    """Fold a run's events (in order) into each strategy's outcome, valuing ETH at ``eth_price``."""
+def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
+             booked: Callable[[int, str, int, bool], None] | None = None) -> dict[str, StrategyOutcome]:
+    """Fold a run's events (in order) into each strategy's outcome, valuing ETH at ``eth_price``.
+    ``booked(ts, strategy, amount, paper)`` hears every amount booked to a PnL, at the event time of
+    the event that earned it (leftovers marked at the run's last price: at the last event's time)."""
     out: dict[str, StrategyOutcome] = {}
     price = EthPrice(eth_price)
     intents: dict[int, ev.OrderIntended] = {}
@@ -120,7 +123,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
     keys: dict[Any, set[str]] = {}
     leftovers: list[tuple[StrategyOutcome, str, int, bool]] = []  # (outcome, asset, delta, paper)
     settled: dict[int, int] = {}  # executor liquidation intent -> debt it repaid (its fill's notional)
-    sold: list[tuple[StrategyOutcome, str, int]] = []  # (outcome, debt asset, sale less debt repaid)
+    sold: list[tuple[StrategyOutcome, str, int, int]] = []  # (outcome, debt asset, sale less debt repaid, ts)
     spot: dict[str, dict[str, str]] = {}  # cex-dex strategy -> venue -> the base asset its fills move
 
     def of(name: str) -> StrategyOutcome:
@@ -128,7 +131,11 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
             out[name] = StrategyOutcome(name)
         return out[name]
 
+    now = 0  # event time of the event being folded
+
     def book(s: StrategyOutcome, paper: bool, amount: int) -> None:
+        if booked is not None:
+            booked(now, s.strategy, amount, paper)
         s.pnl += amount
         if paper:
             s.paper_pnl += amount
@@ -137,6 +144,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
 
     for e in events:
         t = type(e)
+        now = e.ts
         if e.KIND == ev.INPUT:
             price.fold(e)
         elif t is ev.OpportunityDetected or t is ev.CexDexOpportunity:
@@ -227,7 +235,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
             s = of(intents[e.intent].strategy)
             if e.intent in settled:  # an executor's own flows: the sale nets against the fill, nothing is left
                 if e.delta > 0:
-                    sold.append((s, e.asset, e.delta - settled.pop(e.intent)))
+                    sold.append((s, e.asset, e.delta - settled.pop(e.intent), e.ts))
                 continue
             s.inventory[e.asset] = s.inventory.get(e.asset, 0) + e.delta
             leftovers.append((s, e.asset, e.delta, e.source.startswith("paper")))
@@ -246,7 +254,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE) -> 
             continue
         s.inventory_value += value
         book(s, paper, value)
-    for s, asset, earned in sold:  # an executor liquidation's profit, in its debt asset
+    for s, asset, earned, now in sold:  # an executor liquidation's profit, in its debt asset, when it was made
         value = earned if asset == RISK_ASSET else (earned * price.value // 10**18
                                                    if asset in ETH_ASSETS and price.value else None)
         if value is None:
