@@ -1,0 +1,698 @@
+"""The live runner: ``tapedeck live CONFIG [--execute]``, one asyncio loop hosting the run.
+
+What it does, in the order it does it:
+
+1. **Builds** the engine from the config's decision part (``live.config``), the run's store (a new
+   log at ``--out``, or the same run resumed: see *Resume* below), one adapter per ``[[sources]]``
+   entry and one gateway per ``[[gateways]]`` entry (``kind`` -> class through ``SOURCE_KINDS`` /
+   ``GATEWAY_KINDS``, or any ``"module:Class"``), and the core's ``runtime.loop.Loop`` over them:
+   the same loop sim and replay run (an input is appended before the engine sees it, every
+   decision is recorded, an intent goes to the gateway of its venue only after a flush).
+2. **Paper is the default.** Without ``--execute`` every gateway is built with ``execute=False``
+   (it simulates: ``eth_call``/``eth_callBundle``, fills against the live book) and a venue no
+   gateway serves is filled by the core's honest ``adapters.paper_gateway.PaperGateway`` against
+   the recorded state (``source="paper"``). ``--execute`` refuses to start without a signing key
+   (environment or keystore, ``live.config.load_signing_key``), a notional cap for every venue a
+   gateway serves and a daily loss limit (``domain.risk``: state, so replay refuses the same
+   intents); with it an intent for a venue no gateway serves fails (``OrderFailed``), never paper.
+3. **Runs**: each source's ``run(emit, stop)`` is a task; ``emit`` feeds the loop on the loop's own
+   thread. A source task that returns or raises before the run stops is recorded
+   (``SourceConnectionChanged(state="disconnected", source="live-runner")``, the exception's type
+   only: a message may carry a URL with a key in it) and restarted after a ``Backoff`` delay
+   (``[live] restart_base_s``/``restart_cap_s``; the attempt count resets once a restarted task has
+   run for a minute). Reconnecting inside a connection is the adapter's job. Timers a strategy asks
+   for (``TimerRequested``) fire on the asyncio loop at their event time (``TimerFired`` stamped
+   with the clock, never before ``at_ts``). The log commits at least every ``[store]
+   max_delay_ms`` (5 ms by default in a live run) and before any intent leaves the process.
+4. **Operations** (``live.ops``): ``/health``, ``/metrics`` and ``POST /kill`` on 127.0.0.1. The
+   **kill switch** is a recorded ``KillSwitchSet`` input (the risk gate refuses every intent from
+   then on; the run goes on recording, and its log stays clean): ``POST /kill``, or the signal
+   **SIGUSR1** (``kill -USR1 <pid>``). **SIGINT/SIGTERM** stop the run gracefully: sources are told
+   to stop (and given ``[live] shutdown_grace_s``), pending timers are dropped, the log is flushed
+   and closed ``ended = clean`` (sealed: ``replay --verify`` verifies it).
+
+**Resume.** A ``--out`` that exists is the same run continued: it is opened as its writer (the
+``flock`` single-writer rule: a second runner on it is refused), and the runner *reconciles* it
+before anything starts. Reconciling means, in this order, and a refusal (``RunnerError``, one
+line) if any step fails:
+
+* the log is a ``live`` run and its bytes check out (every segment's hash and link, the seal if it
+  has one: ``adapters.eventlog``);
+* its recorded decision config is this config (same hash; the top-level keys that differ are named);
+* a fresh engine fed its inputs and executions recomputes every recorded decision byte for byte
+  (``runtime.verify``): the engine now holds the state the run had, and nothing it decided is
+  contradicted;
+* the decisions of the last input that the crash kept from being recorded are recorded now (they
+  are what the engine decides; any intent among them never left the process, since an intent is
+  sent only once committed, and gets an ``OrderFailed`` saying so);
+* every intent recorded without a final outcome is settled: a paper one (paper session, or a venue
+  filled on paper) is closed with an ``OrderFailed`` (nothing happened anywhere); one sent for
+  real is handed to its gateway's ``reconcile(intents)`` (which reports what the venue says
+  happened); if that gateway has no ``reconcile``, the runner refuses: a transaction may be in
+  flight, and only a person (or a gateway that can ask the venue) can say.
+
+Then every source's ``restore(events)`` gets the run's recorded events (its checkpoint), timers
+still pending are scheduled again, the clock starts no earlier than the last recorded event, and
+new events are appended after the last one (no sequence number twice). The manifest says it was
+``crashed-recovered`` or reopened and lists each session (first seq, paper or execute).
+
+**How adapters plug in.** ``SOURCE_KINDS``/``GATEWAY_KINDS`` map a ``kind`` to ``module:Class``;
+a kind that is not registered may be given as the import path itself. The class is built by
+``Class.from_live(spec, context)`` when it has that classmethod, else ``Class(**params, **ctx)``
+where ``params`` are the entry's own keys (minus ``kind``/``name``/``venue(s)``) and ``ctx`` the
+keyword arguments of ``AdapterContext`` its ``__init__`` names (``**kwargs`` gets none; ``name``, ``clock``,
+``execute``, ``key`` (``--execute`` only), ``state`` (the engine's ``MarketState``, read only),
+``venues``, ``config``). A source is a ``live.base.LiveSource``; a gateway a
+``domain.ports.Gateway`` (``bind``, ``submit``), optionally with ``reconcile(intents)`` and
+``async aclose()`` (awaited at shutdown).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from tapedeck.adapters.eventlog import EventLog, EventLogError, Manifest, config_hash
+from tapedeck.domain import events as ev
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.strategies import ConfigError
+from tapedeck.live.base import Backoff, Clock, LiveSource
+from tapedeck.live.config import AdapterSpec, LiveSettings, LiveConfigError, execute_problems, load_signing_key
+from tapedeck.live.ops import LiveMetrics, OpsServer, bind, build_app, source_health
+from tapedeck.runtime.loop import Loop, timer_fired
+
+RUNNER = "live-runner"  # the ``source`` of the events the runner itself records
+SOURCE_KINDS: dict[str, str] = {
+    "evm": "tapedeck.live.evm_source:EvmSource",
+    "binance": "tapedeck.live.binance_source:BinanceSource",
+    "hyperliquid": "tapedeck.live.hyperliquid_source:HyperliquidSource",
+    "solana": "tapedeck.live.solana_source:SolanaSource",
+}
+GATEWAY_KINDS: dict[str, str] = {
+    "evm": "tapedeck.live.evm_gateway:EvmGateway",
+    "book": "tapedeck.live.book_gateway:BookGateway",
+    "binance": "tapedeck.live.book_gateway:BookGateway",
+    "hyperliquid": "tapedeck.live.book_gateway:BookGateway",
+}
+RESTART_RESET_S = 60.0  # a restarted source task that ran this long starts its backoff afresh
+
+
+class RunnerError(ValueError):
+    """A live run that cannot start (or resume) as asked; the message is one line saying why."""
+
+
+@dataclass
+class AdapterContext:
+    """What the runner offers an adapter's constructor (it takes the ones it names)."""
+
+    name: str
+    clock: Clock
+    execute: bool
+    state: Any
+    config: dict[str, Any]
+    venues: tuple[str, ...] = ()
+    key: Any = None  # the signing key, --execute only (repr shows the address, never the secret)
+
+
+def adapter_class(kind: str, registry: Mapping[str, str], what: str) -> Any:
+    """The class a ``kind`` names: a registered name or ``module:Class`` (``RunnerError`` otherwise)."""
+    from tapedeck.runtime.strategy_loader import _load_path
+
+    path = registry.get(kind, kind)
+    if ":" not in path:
+        raise RunnerError(f"{what}: unknown kind {kind!r} (known: {', '.join(sorted(registry))}; or an import "
+                          f"path \"package.module:Class\")")
+    try:
+        return _load_path(path)
+    except ConfigError as e:
+        hint = " (that adapter is not installed in this build)" if kind in registry else ""
+        raise RunnerError(f"{what}: {e}{hint}") from None
+
+
+def build_adapter(spec: AdapterSpec, registry: Mapping[str, str], ctx: AdapterContext, what: str) -> Any:
+    """An adapter from its config entry (see *How adapters plug in* in the module docstring)."""
+    cls = adapter_class(spec.kind, registry, what)
+    try:
+        if hasattr(cls, "from_live"):
+            return cls.from_live(spec, ctx)
+        offered = {f.name: getattr(ctx, f.name) for f in fields(ctx)}
+        try:
+            params = inspect.signature(cls).parameters
+        except (TypeError, ValueError):
+            params = {}
+        named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        extra = {k: v for k, v in offered.items() if k in named and k not in spec.params
+                 and not (k == "key" and v is None)}
+        return cls(**spec.params, **extra)
+    except (TypeError, ValueError) as e:
+        raise RunnerError(f"{what} ({spec.kind}): {' '.join(str(e).split())[:300]}") from None
+
+
+class _Recorder:
+    """The store as the loop sees it: every numbered event also passes the metrics (``observe``)."""
+
+    def __init__(self, store: EventLog, observe: Callable[[ev.Event, str], None], origin: Callable[[], str]):
+        self.store, self._observe, self._origin = store, observe, origin
+
+    def append(self, event: ev.Event) -> ev.Event:
+        e = self.store.append(event)
+        self._observe(e, self._origin() if e.KIND == ev.INPUT else "")
+        return e
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+class VenueRouter:
+    """The loop's one gateway: an intent goes to the gateway of its venue, else to ``fallback``
+    (paper), else fails (``--execute``: nothing is filled on paper by surprise)."""
+
+    def __init__(self, by_venue: dict[str, Any], names: dict[int, str], fallback: Any, clock: Clock):
+        self.by_venue, self.names, self.fallback, self.clock = by_venue, names, fallback, clock
+        self.report: Any = None
+
+    def gateway_for(self, venue: str) -> Any:
+        return self.by_venue.get(venue, self.fallback)
+
+    def bind(self, report: Any) -> None:
+        self.report = report
+        for gw in {id(g): g for g in [*self.by_venue.values(), self.fallback] if g is not None}.values():
+            gw.bind(report)
+
+    def submit(self, intent: ev.OrderIntended) -> None:
+        gw = self.gateway_for(intent.venue)
+        if gw is None:
+            self._fail(intent, f"no gateway for venue {intent.venue!r} (with --execute only configured gateways "
+                               f"send; add a [[gateways]] entry for it)")
+            return
+        try:
+            gw.submit(intent)
+        except Exception as e:  # noqa: BLE001 - a gateway's bug must not end the run; the type only (no secrets)
+            self._fail(intent, f"gateway {self.names.get(id(gw), type(gw).__name__)} raised {type(e).__name__}")
+
+    def _fail(self, intent: ev.OrderIntended, reason: str) -> None:
+        self.report(ev.OrderFailed(ts=self.clock(), source=RUNNER, cause=intent.seq, intent=intent.seq,
+                                   venue=intent.venue, reason=reason))
+
+
+class _Capture:
+    """An engine as ``runtime.verify`` uses it, keeping what the last ``handle`` decided (so a
+    resume can record the decisions a crash left unrecorded)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.last: list[ev.Event] = []
+
+    def handle(self, e: ev.Event) -> Any:
+        found = self.engine.handle(e)
+        self.last = list(found)
+        return found
+
+    def decided(self, d: ev.Event) -> None:
+        self.engine.decided(d)
+
+
+@dataclass
+class Summary:
+    out: str
+    resumed: bool
+    events: int
+    first_seq: int
+    last_seq: int
+    ended: str
+    kill_switch: bool
+    execute: bool
+    notes: list[str] = field(default_factory=list)
+
+
+class LiveRunner:
+    """One live run (see the module docstring). ``prepare()`` builds and reconciles (raising
+    ``RunnerError``), ``await run()`` runs until ``stop()`` (or a signal) and closes the log."""
+
+    def __init__(self, settings: LiveSettings, *, execute: bool = False, out: str | None = None,
+                 engine: Engine | None = None, environ: Mapping[str, str] | None = None,
+                 wall_ns: Callable[[], int] = time.time_ns, signals: bool = True,
+                 say: Callable[[str], None] | None = None, backoff_seed: int | None = None) -> None:
+        self.settings, self.execute = settings, execute
+        self.out = out or settings.out
+        if not self.out:
+            raise RunnerError(f"{settings.file}: no run log: give --out RUN.db (or [live] out)")
+        self.environ = os.environ if environ is None else environ
+        self.wall_ns, self.signals = wall_ns, signals
+        self.say = say or (lambda line: None)
+        self.backoff_seed = backoff_seed
+        self._engine = engine
+        self.metrics = LiveMetrics(wall_ns)
+        self.stop_event: asyncio.Event | None = None
+        self.resumed = False
+        self.notes: list[str] = []
+        self.sources: list[tuple[AdapterSpec, Any]] = []
+        self.gateways: list[tuple[AdapterSpec, Any]] = []
+        self.restarts: dict[str, int] = {}
+        self.ops: OpsServer | None = None
+        self.ops_port: int | None = None
+        self._current = ""  # the configured name of the source whose event is being fed
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._prepared_timers: list[ev.TimerRequested] = []
+        self._restore: list[tuple[AdapterSpec, Any]] = []
+        self._failure: BaseException | None = None
+        self._first_seq = 1
+        self._closed = False
+        self._open: list[ev.OrderIntended] = []  # resume: intents recorded without an outcome
+        self._open_execute: set[int] = set()
+        self._unrecorded: list[ev.Event] = []
+        self._reconcile: list[tuple[Any, list[ev.OrderIntended]]] = []
+        self.summary: Summary | None = None
+
+    # ------------------------------------------------------------------ building
+
+    def prepare(self) -> "LiveRunner":
+        from tapedeck.runtime.strategy_loader import build_engine, code_identity, with_pool_identity
+
+        s = self.settings
+        self.key = None
+        if self.execute:
+            problems = execute_problems(s)
+            if problems:
+                raise RunnerError(f"--execute refused: {'; '.join(problems)}")
+            try:
+                self.key = load_signing_key(s.keys, self.environ)
+            except LiveConfigError as e:
+                raise RunnerError(f"--execute refused: {e}") from None
+        try:
+            self.engine = self._engine or build_engine(s.config)
+        except (ConfigError, ValueError) as e:
+            raise RunnerError(f"{s.file}: {e}") from None
+        path = Path(self.out)
+        self._last_ts = 0
+        if path.exists():
+            checked = self._check_resume(path)  # before anything is built: a refusal leaves the log as it was
+        self._build_adapters(with_pool_identity)  # before the store: a bad adapter entry leaves no run behind
+        if path.exists():
+            self._check_open_intents()
+        try:
+            if path.exists():
+                store = EventLog.open(path, resume=True, max_delay_ms=s.max_delay_ms)
+                if store.next_seq != checked + 1:
+                    store.close(ended=None)
+                    raise RunnerError(f"cannot resume {path}: it changed while it was being checked (another writer?)")
+                self.resumed = True
+            else:
+                manifest = Manifest(run_id="", mode="live", config=s.config, config_hash=config_hash(s.config),
+                                    sources=[spec.describe() for spec in s.sources],
+                                    notes={"gateways": [g.describe() for g in s.gateways], "sessions": []},
+                                    code=code_identity(self.engine))
+                store = EventLog.create(path, manifest, max_delay_ms=s.max_delay_ms)
+        except EventLogError as e:
+            raise RunnerError(f"cannot {'resume' if path.exists() else 'create'} {path}: {e}") from None
+        self.store = store
+        self.recorder = _Recorder(store, self.metrics.observe, lambda: self._current)
+        self.loop = Loop(self.engine, self.recorder, self.router, timers=self._schedule)  # type: ignore[arg-type]
+        store.manifest.notes.setdefault("sessions", []).append({"from_seq": store.next_seq, "execute": self.execute})
+        store.write_manifest()
+        self._first_seq = store.next_seq
+        if self.resumed:
+            self._settle_resume()
+        return self
+
+    def _build_adapters(self, with_pool_identity: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        from tapedeck.adapters.paper_gateway import PaperConfigError, PaperGateway
+
+        s = self.settings
+        last_ts = self._last_ts
+        self.clock = Clock(lambda: max(self.wall_ns(), last_ts))  # a resumed run's time goes on from its last event
+        state = self.engine.state
+        for i, spec in enumerate(s.sources):
+            ctx = AdapterContext(spec.name, self.clock, self.execute, state, s.config)
+            src = build_adapter(spec, SOURCE_KINDS, ctx, f"{s.file}: sources[{i}] ({spec.name})")
+            if not isinstance(src, LiveSource):
+                raise RunnerError(f"{s.file}: sources[{i}] ({spec.name}): {type(src).__name__} is not a live "
+                                  f"source (name, async run(emit, stop), restore(events), health())")
+            self.sources.append((spec, src))
+        by_venue, names = {}, {}
+        for i, spec in enumerate(s.gateways):
+            ctx = AdapterContext(spec.name, self.clock, self.execute, state, s.config, spec.venues, self.key)
+            gw = build_adapter(spec, GATEWAY_KINDS, ctx, f"{s.file}: gateways[{i}] ({spec.name})")
+            if not (callable(getattr(gw, "bind", None)) and callable(getattr(gw, "submit", None))):
+                raise RunnerError(f"{s.file}: gateways[{i}] ({spec.name}): {type(gw).__name__} is not a gateway "
+                                  f"(bind(report), submit(intent))")
+            self.gateways.append((spec, gw))
+            names[id(gw)] = spec.name
+            for v in spec.venues:
+                by_venue[v] = gw
+        fallback = None
+        if not self.execute:
+            try:
+                fallback = PaperGateway.from_config(state, with_pool_identity(s.config))
+            except PaperConfigError as e:
+                raise RunnerError(f"{s.file}: {e}") from None
+            names[id(fallback)] = "paper"
+        self.router = VenueRouter(by_venue, names, fallback, self.clock)
+
+    # ------------------------------------------------------------------ resume
+
+    def _check_resume(self, path: Path) -> int:
+        """The checks of *Resume* on ``path`` opened as a reader (a refusal leaves it as it was);
+        returns the last seq checked."""
+        from tapedeck.runtime.verify import DIVERGED, verify
+
+        s = self.settings
+        try:
+            probe = EventLog.open(path)
+        except EventLogError as e:
+            raise RunnerError(f"cannot resume {path}: {e}") from None
+        try:
+            if probe.manifest.mode != "live":
+                raise RunnerError(f"cannot resume {path}: it is a {probe.manifest.mode} run, not a live one "
+                                  f"(choose another --out)")
+            recorded = probe.manifest.config
+            if config_hash(recorded) != config_hash(s.config):
+                keys = sorted(k for k in {*recorded, *s.config} if recorded.get(k) != s.config.get(k))
+                raise RunnerError(f"cannot resume {path}: its recorded config differs from {s.file} in "
+                                  f"{', '.join(keys) or 'its hash'}; a run resumes with the config it was started "
+                                  f"with (or choose another --out)")
+            capture = _Capture(self.engine)
+            result = verify(probe, capture)  # type: ignore[arg-type]
+            if result.problem is not None:
+                raise RunnerError(f"cannot resume {path}: {result.problem}")
+            if result.status == DIVERGED:
+                d = result.divergence
+                raise RunnerError(f"cannot resume {path}: this code and config decide differently from the recorded "
+                                  f"run at seq {d.seq if d else '?'} (replay --verify shows both sides)")
+            self._unrecorded = capture.last[len(capture.last) - result.unrecorded:] if result.unrecorded else []
+            self._scan(probe)
+            checked = probe.last_seq()
+        finally:
+            probe.close()
+        return checked
+
+    def _scan(self, store: EventLog) -> None:
+        """The recorded intents without an outcome, the timers still pending, the last event time."""
+        open_seqs = set(self.engine.risk.open_intents)
+        intents: dict[int, ev.OrderIntended] = {}
+        timers: dict[int, ev.TimerRequested] = {}
+        sessions = store.manifest.notes.get("sessions", [])
+        self._last_ts = 0
+        for e in store.events():
+            self._last_ts = max(self._last_ts, e.ts)
+            t = type(e)
+            if t is ev.OrderIntended and e.seq in open_seqs:
+                intents[e.seq] = e  # type: ignore[assignment]
+            elif t is ev.TimerRequested:
+                timers[e.seq] = e  # type: ignore[assignment]
+            elif t is ev.TimerFired:
+                timers.pop(e.requested, None)  # type: ignore[attr-defined]
+        self._open = list(intents.values())
+        self._open_execute = {seq for seq in intents if _session_executed(sessions, seq)}
+        self._prepared_timers = list(timers.values())
+
+    def _real_open(self) -> list[ev.OrderIntended]:
+        """The open intents a session with --execute handed to a real gateway (not the paper fallback)."""
+        return [i for i in self._open if i.seq in self._open_execute
+                and self.router.gateway_for(i.venue) is not self.router.fallback]
+
+    def _check_open_intents(self) -> None:
+        """Refuse to resume when an intent sent for real has no outcome and its gateway cannot ask the venue."""
+        unsettled = [i for i in self._real_open()
+                     if not callable(getattr(self.router.gateway_for(i.venue), "reconcile", None))]
+        if unsettled:
+            seqs = ", ".join(str(i.seq) for i in unsettled[:5])
+            raise RunnerError(f"cannot resume {self.out}: {len(unsettled)} intent(s) sent with --execute have no "
+                              f"recorded outcome (seq {seqs}) and their gateway cannot reconcile them with the venue; "
+                              f"check the venue, then start a new run (another --out)")
+
+    def _settle_resume(self) -> None:
+        """Record what reconciling decided (the checks passed in ``_resume``); see *Resume*."""
+        store, loop = self.store, self.loop
+        never_sent = []
+        for d in self._unrecorded:  # the last input's decisions the crash kept from the log
+            d = self.recorder.append(d)
+            self.engine.decided(d)
+            if type(d) is ev.OrderIntended:
+                never_sent.append(d)
+            elif type(d) is ev.TimerRequested:
+                self._prepared_timers.append(d)  # type: ignore[arg-type]
+        if self._unrecorded:
+            self.notes.append(f"recorded the {len(self._unrecorded)} decision(s) of seq {self._unrecorded[0].cause} "
+                              f"that the run stopped before recording")
+        real = self._real_open()
+        for i in never_sent:
+            loop.feed(ev.OrderFailed(ts=self.clock(), source=RUNNER, cause=i.seq, intent=i.seq, venue=i.venue,
+                                     reason="never sent: the run stopped before this intent was recorded"))
+        paper = [i for i in self._open if i not in real]
+        for i in paper:
+            loop.feed(ev.OrderFailed(ts=self.clock(), source=RUNNER, cause=i.seq, intent=i.seq, venue=i.venue,
+                                     reason="no outcome was recorded before the run stopped (paper: nothing was "
+                                            "sent); closed on resume"))
+        if paper or never_sent:
+            self.notes.append(f"closed {len(paper) + len(never_sent)} intent(s) left without an outcome")
+        by_gateway: dict[int, list[ev.OrderIntended]] = {}
+        for i in real:
+            by_gateway.setdefault(id(self.router.gateway_for(i.venue)), []).append(i)
+        self._reconcile = [(self.router.gateway_for(v[0].venue), v) for v in by_gateway.values()]
+        self._restore = list(self.sources)
+        store.flush()
+
+    # ------------------------------------------------------------------ the loop's callees
+
+    def emit_for(self, name: str) -> Callable[[ev.Event], None]:
+        """The ``emit`` a source gets: feed the loop on its thread; a failing store ends the run."""
+
+        def emit(event: ev.Event) -> None:
+            if self._failure is not None or self._closed:
+                return
+            self._current = name
+            try:
+                self.loop.feed(event)
+            except Exception as e:  # noqa: BLE001 - the store failed (disk full...): the run cannot go on
+                self._fail(e)
+            finally:
+                self._current = ""
+
+        return emit
+
+    def _feed(self, event: ev.Event) -> None:
+        """The runner's own inputs (timers, kill switch) and reports."""
+        if self._failure is not None or self._closed:
+            return
+        try:
+            self.loop.feed(event)
+        except Exception as e:  # noqa: BLE001
+            self._fail(e)
+
+    def _fail(self, e: BaseException) -> None:
+        if self._failure is None:
+            self._failure = e
+        if self.stop_event is not None:
+            self.stop_event.set()
+
+    def _schedule(self, request: ev.TimerRequested, now: int) -> None:
+        """Fire ``request`` on the asyncio loop at its event time (never stamped before ``at_ts``)."""
+        try:
+            aio = asyncio.get_running_loop()
+        except RuntimeError:  # recorded while resuming, before the loop runs: scheduled by ``run``
+            self._prepared_timers.append(request)
+            return
+
+        def fire() -> None:
+            self._timers.pop(request.seq, None)
+            t = self.clock()
+            if t < request.at_ts:  # woke early by the wall clock: wait the rest
+                self._timers[request.seq] = aio.call_later((request.at_ts - t) / 1e9, fire)
+                return
+            self._feed(timer_fired(request, t))
+
+        delay = max(0.0, (request.at_ts - self.wall_ns()) / 1e9)
+        self._timers[request.seq] = aio.call_later(delay, fire)
+
+    # ------------------------------------------------------------------ operations
+
+    def kill(self, engaged: bool = True, reason: str = "", origin: str = "operator") -> None:
+        """Engage (or release) the kill switch: a recorded ``KillSwitchSet`` input."""
+        self._feed(ev.KillSwitchSet(ts=self.clock(), source=origin, engaged=engaged, reason=reason))
+        self.say(f"kill switch {'engaged' if engaged else 'released'} ({origin}{': ' + reason if reason else ''})")
+
+    def stop(self) -> None:
+        if self.stop_event is not None:
+            self.stop_event.set()
+
+    def store_lag(self) -> int:
+        """Events numbered but not yet committed (0 once the log is closed; -1: the store did not answer)."""
+        if self._closed:
+            return 0
+        try:
+            return max(0, self.store.next_seq - 1 - self.store.last_seq())
+        except Exception:  # noqa: BLE001 - a health probe never fails the run
+            return -1
+
+    def health(self) -> dict[str, Any]:
+        now = self.wall_ns()
+        sources = {}
+        for spec, src in self.sources:
+            try:
+                own = dict(src.health())
+            except Exception as e:  # noqa: BLE001
+                own = {"error": type(e).__name__}
+            sources[spec.name] = source_health(self.metrics, spec.name, own, now, self.restarts.get(spec.name, 0))
+        risk = self.engine.risk
+        circuits = {s.name: self.metrics.circuits.get(s.name, "closed") for s in self.engine.strategies}
+        ok = all(v["connected"] for v in sources.values()) and self._failure is None
+        return {
+            "status": "ok" if ok else "degraded",
+            "mode": "execute" if self.execute else "paper",
+            "run": self.store.manifest.run_id,
+            "resumed": self.resumed,
+            "sources": sources,
+            "store": {"last_seq": self.store.next_seq - 1, "lag_events": self.store_lag(),
+                      "max_delay_ms": self.settings.max_delay_ms},
+            "circuits": circuits,
+            "kill_switch": {"engaged": risk.kill_switch, "reason": risk.kill_reason},
+            "daily_loss": {"booked": risk.day_loss(), "limit": risk.daily_loss_limit},
+            "recorded": self.metrics.recorded,
+            "intents_in_flight": len(risk.open_intents),
+        }
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> Summary:
+        """Run until stopped, then shut down gracefully (the log closes clean) and say how it went."""
+        aio = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        installed = []
+        if self.signals:
+            for sig, handler in ((signal.SIGINT, self.stop), (signal.SIGTERM, self.stop),
+                                 (signal.SIGUSR1, lambda: self.kill(True, "SIGUSR1", "operator:signal"))):
+                try:
+                    aio.add_signal_handler(sig, handler)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if self.settings.ops.enabled:
+                try:
+                    sock = bind(self.settings.ops.host, self.settings.ops.port)
+                except OSError as e:
+                    raise RunnerError(str(e)) from None
+                self.ops = OpsServer(build_app(self.health, lambda: self.metrics.exposition(self.store_lag()),
+                                               lambda engaged, reason, origin: self.kill(engaged, reason, origin)),
+                                     sock)
+                self.ops_port = self.ops.port
+                self.ops.start()
+                self.say(f"ops: http://{self.settings.ops.host}:{self.ops_port}/health /metrics, POST /kill")
+            for gw, intents in self._reconcile:
+                done = gw.reconcile(intents)
+                if inspect.isawaitable(done):
+                    await done
+            for spec, src in self._restore:
+                src.restore(self.store.events())
+            pending, self._prepared_timers = self._prepared_timers, []
+            for request in pending:
+                self._schedule(request, self.clock())
+            for spec, src in self.sources:
+                tasks.append(aio.create_task(self._supervise(spec, src), name=f"source:{spec.name}"))
+            await self.stop_event.wait()
+        finally:
+            await self._shutdown(tasks)
+            for sig in installed:
+                aio.remove_signal_handler(sig)
+        self.summary = self._summary()
+        return self.summary
+
+    async def _supervise(self, spec: AdapterSpec, src: Any) -> None:
+        """Run one source until the run stops; a task that dies is recorded and restarted (backoff)."""
+        stop = self.stop_event
+        assert stop is not None
+        r = self.settings.runner
+        backoff = Backoff(float(r.restart_base_s), float(r.restart_cap_s), seed=self.backoff_seed)
+        emit = self.emit_for(spec.name)
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await src.run(emit, stop)
+                if stop.is_set():
+                    return
+                why = "returned before the run stopped"
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the type only: a message may carry a URL with a key
+                why = f"raised {type(e).__name__}"
+            if time.monotonic() - started >= RESTART_RESET_S:
+                backoff.reset()
+            delay = backoff.next()
+            self.restarts[spec.name] = self.restarts.get(spec.name, 0) + 1
+            self._feed(ev.SourceConnectionChanged(ts=self.clock(), source=RUNNER, name=spec.name, state="disconnected",
+                                                  detail=f"source task {why}; restarting in {delay:.2f} s",
+                                                  attempt=backoff.attempt))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        if self.stop_event is not None:
+            self.stop_event.set()
+        grace = float(self.settings.runner.shutdown_grace_s)
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=grace)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for spec, gw in self.gateways:
+            close = getattr(gw, "aclose", None)
+            if callable(close):
+                try:
+                    await asyncio.wait_for(close(), timeout=max(grace, 0.1))
+                except Exception:  # noqa: BLE001 - shutting down: the log must still close
+                    pass
+        if self.ops is not None:
+            await self.ops.stop()
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the log: ``clean`` unless the store failed."""
+        if self._closed:
+            return
+        self._closed = True
+        m = self.store.manifest
+        if not m.started_ts:
+            m.started_ts = self.loop.stats.first_ts
+        m.ended_ts = max(m.ended_ts, self.loop.stats.last_ts)
+        if self._failure is not None:
+            try:
+                self.store.close(ended=f"failed: {type(self._failure).__name__}")
+            except EventLogError:
+                pass
+            raise RunnerError(f"{self.out}: the run stopped: {self._failure}")
+        self.store.close(ended="clean")
+
+    def _summary(self) -> Summary:
+        last = self.store.manifest.seal.get("last_seq", self.store.next_seq - 1)
+        return Summary(str(self.out), self.resumed, last - self._first_seq + 1, self._first_seq, last,
+                       self.store.manifest.ended, self.engine.risk.kill_switch, self.execute, self.notes)
+
+
+def _session_executed(sessions: Iterable[Mapping[str, Any]], seq: int) -> bool:
+    """Whether the session that recorded ``seq`` ran with ``--execute``."""
+    executed = False
+    for s in sessions:
+        if int(s.get("from_seq", 0)) <= seq:
+            executed = bool(s.get("execute"))
+    return executed
+
+
+def run_prepared(runner: LiveRunner) -> Summary:
+    """Run a prepared runner to its end on a new event loop (uvloop when installed)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(runner.run())
+    return uvloop.run(runner.run())
