@@ -670,6 +670,7 @@ def live(config_path: str, out: str | None, execute: bool, sets: tuple[str, ...]
         f"(pid {os.getpid()}; SIGTERM stops, SIGUSR1 kills)")
     for note in runner.notes:
         say(note)
+    told = len(runner.notes)
     from tapedeck.live.runner import RunnerError
 
     try:
@@ -677,6 +678,8 @@ def live(config_path: str, out: str | None, execute: bool, sets: tuple[str, ...]
     except RunnerError as e:
         raise click.ClickException(str(e)) from None
     s = runner.summary
+    for note in s.notes[told:]:
+        say(note)
     click.echo(f"live run {s.out}: {s.events} events this session (seq {s.first_seq}..{s.last_seq}), ended {s.ended}"
                f"{', kill switch engaged' if s.kill_switch else ''}")
 

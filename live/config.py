@@ -351,7 +351,7 @@ def load_signing_key(keys: KeysModel, environ: Mapping[str, str] | None = None) 
     try:
         return load_key(env=keys.env, keystore=keys.keystore, password_env=keys.password_env, environ=environ)
     except KeyUnavailable as e:
-        raise LiveConfigError(f"--execute: {e}") from None
+        raise LiveConfigError(str(e)) from None
 
 
 class _KeyUnavailable(ValueError):

@@ -172,8 +172,10 @@ class VenueRouter:
     """The loop's one gateway: an intent goes to the gateway of its venue, else to ``fallback``
     (paper), else fails (``--execute``: nothing is filled on paper by surprise)."""
 
-    def __init__(self, by_venue: dict[str, Any], names: dict[int, str], fallback: Any, clock: Clock):
+    def __init__(self, by_venue: dict[str, Any], names: dict[int, str], fallback: Any, clock: Clock,
+                 guard: Callable[[Callable[[ev.Event], None]], Callable[[ev.Event], None]] = lambda f: f):
         self.by_venue, self.names, self.fallback, self.clock = by_venue, names, fallback, clock
+        self.guard = guard  # wraps the loop's feed for reports that come from the gateways' own tasks
         self.report: Any = None
 
     def gateway_for(self, venue: str) -> Any:
@@ -181,8 +183,9 @@ class VenueRouter:
 
     def bind(self, report: Any) -> None:
         self.report = report
+        guarded = self.guard(report)
         for gw in {id(g): g for g in [*self.by_venue.values(), self.fallback] if g is not None}.values():
-            gw.bind(report)
+            gw.bind(guarded)
 
     def submit(self, intent: ev.OrderIntended) -> None:
         gw = self.gateway_for(intent.venue)
@@ -268,6 +271,7 @@ class LiveRunner:
         self._unrecorded: list[ev.Event] = []
         self._reconcile: list[tuple[Any, list[ev.OrderIntended]]] = []
         self.summary: Summary | None = None
+        self.late_reports = 0  # gateway reports that came after the log closed (said in the summary)
 
     # ------------------------------------------------------------------ building
 
@@ -352,7 +356,7 @@ class LiveRunner:
             except PaperConfigError as e:
                 raise RunnerError(f"{s.file}: {e}") from None
             names[id(fallback)] = "paper"
-        self.router = VenueRouter(by_venue, names, fallback, self.clock)
+        self.router = VenueRouter(by_venue, names, fallback, self.clock, self._guarded)
 
     # ------------------------------------------------------------------ resume
 
@@ -484,6 +488,21 @@ class LiveRunner:
             self.loop.feed(event)
         except Exception as e:  # noqa: BLE001
             self._fail(e)
+
+    def _guarded(self, report: Callable[[ev.Event], None]) -> Callable[[ev.Event], None]:
+        """A gateway's ``report``: a store failure ends the run (not the gateway's task); a report
+        that arrives after the log closed cannot be recorded and is counted (``late_reports``)."""
+
+        def guarded(event: ev.Event) -> None:
+            if self._closed or self._failure is not None:
+                self.late_reports += 1
+                return
+            try:
+                report(event)
+            except Exception as e:  # noqa: BLE001
+                self._fail(e)
+
+        return guarded
 
     def _fail(self, e: BaseException) -> None:
         if self._failure is None:
@@ -675,6 +694,8 @@ class LiveRunner:
         self.store.close(ended="clean")
 
     def _summary(self) -> Summary:
+        if self.late_reports:
+            self.notes.append(f"{self.late_reports} gateway report(s) came after the log closed and are not recorded")
         last = self.store.manifest.seal.get("last_seq", self.store.next_seq - 1)
         return Summary(str(self.out), self.resumed, last - self._first_seq + 1, self._first_seq, last,
                        self.store.manifest.ended, self.engine.risk.kill_switch, self.execute, self.notes)

@@ -66,7 +66,7 @@ def test_health_and_metrics_answer_on_loopback_with_the_runs_numbers(tmp_path: P
     q = h["sources"]["quotes"]
     assert q["connected"] is True and q["reconnects"] == 0 and q["restarts"] == 0
     assert q["last_event_age_ms"] is not None and q["last_event_age_ms"] >= 0
-    assert q["adapter"] == {"emitted": 12, "url": "ws://127.0.0.1/fake"}
+    assert q["adapter"] == {"emitted": 12, "restored_from": None, "url": "ws://127.0.0.1/fake"}
     assert h["mode"] == "paper" and h["kill_switch"] == {"engaged": False, "reason": ""}
     assert h["circuits"] == {"buyer": "closed"} and h["intents_in_flight"] == 0
     assert h["store"]["last_seq"] == len(evs) and h["store"]["lag_events"] >= 0

@@ -35,7 +35,7 @@ class FakeQuotes:
         self.next_i = self.restored_from = n
 
     def health(self) -> dict[str, Any]:
-        return {"emitted": self.next_i, "url": "ws://127.0.0.1/fake"}
+        return {"emitted": self.next_i, "restored_from": self.restored_from, "url": "ws://127.0.0.1/fake"}
 
     def quote(self, i: int) -> ev.QuoteUpdated:
         bid = self.start + i * 10_000
