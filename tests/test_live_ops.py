@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tapedeck.domain import events as ev
 from tapedeck.live.ops import LiveMetrics
 from tapedeck.live.runner import LiveRunner
-from tests.test_live_runner import BASE, GATEWAY, QUOTES, config, count, drive, events, settings, verified
+from tests.test_live_runner import BASE, count, drive, events, fake_run, settings, verified
 from tests.test_live_runner_fakes import VENUE
 
 OPS = BASE.replace("[ops]\nenabled = false", "[ops]\nport = 0")
@@ -46,8 +46,7 @@ def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def test_health_and_metrics_answer_on_loopback_with_the_runs_numbers(tmp_path: Path) -> None:
-    cfg = config(tmp_path, OPS + QUOTES.format(count=12) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    cfg, out = fake_run(tmp_path, 12, OPS)
     runner = LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
     seen: dict[str, Any] = {}
 
@@ -82,8 +81,7 @@ def test_health_and_metrics_answer_on_loopback_with_the_runs_numbers(tmp_path: P
 
 
 def test_kill_switch_by_http_stops_new_intents_and_is_recorded(tmp_path: Path) -> None:
-    cfg = config(tmp_path, OPS + QUOTES.format(count=0) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    cfg, out = fake_run(tmp_path, 0, OPS)
     runner = LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
     seen: dict[str, Any] = {}
 
@@ -112,8 +110,7 @@ def test_kill_switch_by_http_stops_new_intents_and_is_recorded(tmp_path: Path) -
 
 
 def test_kill_switch_by_sigusr1_and_release_by_http(tmp_path: Path) -> None:
-    cfg = config(tmp_path, OPS + QUOTES.format(count=0) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    cfg, out = fake_run(tmp_path, 0, OPS)
     runner = LiveRunner(settings(cfg), out=str(out), signals=True).prepare()
 
     async def signal_then_release(r: LiveRunner) -> None:

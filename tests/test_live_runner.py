@@ -61,6 +61,12 @@ def config(tmp_path: Path, text: str, name: str = "live.toml") -> Path:
     return p
 
 
+def fake_run(tmp_path: Path, quotes: int = 0, head: str = BASE, gateway: str = "") -> tuple[Path, Path]:
+    """A config of the fake quote source (``quotes`` of them, 0: until stopped) and the fake gateway
+    (``gateway``: extra lines of its entry) under ``head``, and where its run goes."""
+    return config(tmp_path, head + QUOTES.format(count=quotes) + GATEWAY.format(extra=gateway)), tmp_path / "run.db"
+
+
 def settings(path: Path, **kw: Any) -> Any:
     return load_live_config(str(path), environ={}, **kw)
 
@@ -123,8 +129,7 @@ def done_with(n_quotes: int, n_timers: int) -> Callable[[LiveRunner], bool]:
 
 
 def test_paper_run_records_every_input_decision_and_execution_and_verifies(tmp_path: Path) -> None:
-    cfg = config(tmp_path, BASE + QUOTES.format(count=30) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    cfg, out = fake_run(tmp_path, 30)
     runner = LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
     summary = drive(runner, done_with(30, 10))
     gw = runner.gateways[0][1]
@@ -232,8 +237,7 @@ def test_an_adapter_kind_resolves_by_registered_name_or_import_path(tmp_path: Pa
 
 
 def test_a_restart_with_the_same_out_resumes_the_run(tmp_path: Path) -> None:
-    cfg = config(tmp_path, BASE + QUOTES.format(count=0) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    cfg, out = fake_run(tmp_path)
     first = LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
     drive(first, lambda r: r.sources[0][1].next_i >= 12 and not r.engine.risk.open_intents)
     n1 = len(events(out))
@@ -284,9 +288,8 @@ def test_resume_after_a_crash_closes_paper_intents_left_open_and_reschedules_tim
 
 
 def test_resume_records_the_decisions_a_crash_left_unrecorded_and_never_sends_them(tmp_path: Path) -> None:
-    cfg = config(tmp_path, BASE + QUOTES.format(count=0) + GATEWAY.format(extra=""))
+    cfg, out = fake_run(tmp_path)
     s = settings(cfg)
-    out = tmp_path / "run.db"
     # a log whose last input (the 3rd quote: the buyer's intent and timer) lost its decisions in a crash
     engine = build_engine(s.config)
     log = EventLog.create(out, Manifest(run_id="", mode="live", config=s.config,

@@ -20,7 +20,7 @@ import pytest
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.domain import events as ev
 from tests.conftest import ROOT
-from tests.test_live_runner import BASE, GATEWAY, QUOTES, config, count, events
+from tests.test_live_runner import BASE, GATEWAY, QUOTES, config, count, events, fake_run
 
 pytestmark = pytest.mark.slow
 OPS = BASE.replace("[ops]\nenabled = false", "[ops]\nport = 0")
@@ -83,8 +83,7 @@ def intents_done(n: int) -> Callable[[dict[str, Any]], bool]:
 
 
 def test_sigterm_mid_run_leaves_a_clean_log_that_verifies(tmp_path: Path) -> None:
-    cfg = config(tmp_path, OPS + QUOTES.format(count=0) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    cfg, out = fake_run(tmp_path, 0, OPS)
     live = Live(str(cfg), "--out", str(out))
     live.wait_for(intents_done(40))
     live.signal(signal.SIGTERM)
@@ -99,8 +98,7 @@ def test_sigterm_mid_run_leaves_a_clean_log_that_verifies(tmp_path: Path) -> Non
 
 
 def test_kill9_then_restart_resumes_the_same_run_and_sigusr1_kills(tmp_path: Path) -> None:
-    cfg = config(tmp_path, OPS + QUOTES.format(count=0) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    cfg, out = fake_run(tmp_path, 0, OPS)
     first = Live(str(cfg), "--out", str(out))
     first.wait_for(intents_done(30))
     first.signal(signal.SIGKILL)
@@ -132,7 +130,7 @@ def test_kill9_then_restart_resumes_the_same_run_and_sigusr1_kills(tmp_path: Pat
 
 
 def test_execute_without_key_or_caps_refuses_in_one_line(tmp_path: Path) -> None:
-    cfg = config(tmp_path, OPS + QUOTES.format(count=0) + GATEWAY.format(extra=""))
+    cfg, _ = fake_run(tmp_path, 0, OPS)
     out = tmp_path / "x.db"
     env = {"TAPEDECK_PRIVATE_KEY": ""}
     p = cli("live", str(cfg), "--out", str(out), "--execute", env=env)
@@ -140,7 +138,7 @@ def test_execute_without_key_or_caps_refuses_in_one_line(tmp_path: Path) -> None
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert lines[0].startswith("Error: --execute refused: ") and "risk.venues.fakex.max_notional" in lines[0] \
         and "risk.daily_loss_limit" in lines[0]
-    capped = config(tmp_path, (OPS + QUOTES.format(count=0) + GATEWAY.format(extra="")).replace(
+    capped = config(tmp_path, cfg.read_text().replace(
         "default_max_outstanding = 100_000_000", "default_max_outstanding = 100_000_000\ndaily_loss_limit = 9\n"
         "[risk.venues.fakex]\nmax_notional = 5_000_000"), "capped.toml")
     p = cli("live", str(capped), "--out", str(out), "--execute", env=env)

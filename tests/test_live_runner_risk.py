@@ -9,7 +9,7 @@ from tapedeck.domain import events as ev
 from tapedeck.domain.risk import DAY_NS, Intent, RiskGate
 from tapedeck.live.runner import LiveRunner
 from tapedeck.runtime.strategy_loader import build_engine
-from tests.test_live_runner import BASE, GATEWAY, QUOTES, FAKES, config, count, drive, events, settings, verified
+from tests.test_live_runner import BASE, FAKES, count, drive, events, fake_run, settings, verified
 from tests.test_live_runner_fakes import FakeQuotes
 
 DAY0 = 20_000 * DAY_NS  # some UTC midnight
@@ -89,8 +89,7 @@ def test_the_flow_by_side() -> None:
 def test_a_live_run_with_a_loss_limit_records_the_refusals_and_verifies(tmp_path: Path) -> None:
     text = BASE.replace("default_max_outstanding = 100_000_000", "default_max_outstanding = 100_000_000\n"
                         "daily_loss_limit = 5_000_000")
-    path = config(tmp_path, text + QUOTES.format(count=18) + GATEWAY.format(extra=""))
-    out = tmp_path / "run.db"
+    path, out = fake_run(tmp_path, 18, text)
     runner = LiveRunner(settings(path), out=str(out), signals=False).prepare()
     drive(runner, lambda r: r.sources[0][1].next_i >= 18 and not r.engine.risk.open_intents
           and r.loop.stats.by_type.get("OpportunityDetected", 0) >= 3)

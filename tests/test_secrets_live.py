@@ -12,7 +12,7 @@ import pytest
 
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.domain import events as ev
-from tests.test_live_runner import FAKES, GATEWAY, QUOTES, config, count, events
+from tests.test_live_runner import FAKES, GATEWAY, QUOTES, config, count, events, fake_run
 from tests.test_live_runner_process import OPS, Live, cli
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def test_a_planted_keystore_password_and_its_key_appear_nowhere(tmp_path: Path) 
 
 
 def test_a_malformed_env_key_is_refused_without_being_echoed(tmp_path: Path) -> None:
-    cfg = config(tmp_path, READY + QUOTES.format(count=0) + GATEWAY.format(extra=""))
+    cfg, _ = fake_run(tmp_path, 0, READY)
     p = cli("live", str(cfg), "--out", str(tmp_path / "x.db"), "--execute",
             env={"TAPEDECK_PRIVATE_KEY": PLANTED_KEY[:-2] + "zz"})
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "TAPEDECK_PRIVATE_KEY" in p.stderr, p.stderr
