@@ -104,15 +104,22 @@ class LiveMetrics:
         self.recorded = 0
         self.last_seq = 0
 
-    def observe(self, e: ev.Event, origin: str = "") -> None:
+    def observe(self, e: ev.Event, origin: str = "", replayed: bool = False) -> None:
         """Count one recorded event; ``origin`` is the configured name of the source that emitted
-        it (the runner knows it), else its ``source`` field labels it."""
+        it (the runner knows it), else its ``source`` field labels it. ``replayed``: an event an
+        earlier session of a resumed run recorded (counted, but no lag, rate or source age)."""
         try:
-            self._observe(e, origin)
+            self._observe(e, origin, replayed)
         except Exception:  # noqa: BLE001 - a metric must never stop the run
             self.errors.inc()
 
-    def _observe(self, e: ev.Event, origin: str) -> None:
+    def new_session(self) -> None:
+        """After an earlier session's events were replayed in: no source is connected yet."""
+        for name, s in self.source_state.items():
+            s["state"] = ""
+            self.connected.labels(name).set(0)
+
+    def _observe(self, e: ev.Event, origin: str, replayed: bool = False) -> None:
         now = self.wall_ns()
         t = type(e)
         names = self._names.get(t)
@@ -121,6 +128,14 @@ class LiveMetrics:
         self.events.labels(*names).inc()
         self.recorded += 1
         self.last_seq = e.seq
+        if replayed:
+            if e.KIND == ev.INPUT:
+                self._state(e, t)
+            elif e.KIND == ev.DECISION:
+                self._decision(e, t)
+            else:
+                self._execution(e, t)
+            return
         second = now // 10**9
         if second != self._second:
             if second == self._second + 1:
@@ -140,6 +155,10 @@ class LiveMetrics:
         self.last_by_source[src] = now
         venue_ts = getattr(e, "venue_ts", 0) or (getattr(e, "block_ts", 0) * 10**9)
         self.lag.labels(src).observe(max(0, now - (venue_ts or e.ts)) / 1e9)
+        self._state(e, t)
+
+    def _state(self, e: Any, t: type) -> None:
+        """What an input says about the run's state: connections, the kill switch, health factors."""
         if t is ev.SourceConnectionChanged:
             s = self.source_state.setdefault(e.name, {"state": "", "reconnects": 0, "restarts": 0})
             s["state"] = e.state

@@ -403,6 +403,7 @@ class LiveRunner:
         sessions = store.manifest.notes.get("sessions", [])
         self._last_ts = 0
         for e in store.events():
+            self.metrics.observe(e, replayed=True)  # the run's numbers include its earlier sessions
             self._last_ts = max(self._last_ts, e.ts)
             t = type(e)
             if t is ev.OrderIntended and e.seq in open_seqs:
@@ -411,6 +412,7 @@ class LiveRunner:
                 timers[e.seq] = e  # type: ignore[assignment]
             elif t is ev.TimerFired:
                 timers.pop(e.requested, None)  # type: ignore[attr-defined]
+        self.metrics.new_session()
         self._open = list(intents.values())
         self._open_execute = {seq for seq in intents if _session_executed(sessions, seq)}
         self._prepared_timers = list(timers.values())

@@ -119,3 +119,14 @@ def test_what_execute_needs_of_the_config(tmp_path: Path) -> None:
     assert "needs at least one [[gateways]] entry" in execute_problems(load_live_config(no_gw, environ={}))[0]
     with pytest.raises(LiveConfigError, match="daily_loss_limit: Input should be greater than or equal to 1"):
         load_live_config(write(tmp_path, ready.replace("daily_loss_limit = 500", "daily_loss_limit = 0")), environ={})
+
+
+def test_the_shipped_example_is_valid_and_ready_for_execute() -> None:
+    from tapedeck.adapters.config_files import FIXTURES
+
+    s = load_live_config(str(FIXTURES / "config" / "live-paper.toml"), environ={})
+    assert [(x.kind, x.name) for x in s.sources] == [("evm", "mainnet")]
+    assert execute_problems(s) == []  # caps and loss limit in place; the key comes from the environment
+    from tapedeck.runtime.strategy_loader import build_engine
+
+    assert build_engine(s.config).risk.daily_loss_limit == 500_000_000

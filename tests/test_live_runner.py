@@ -243,6 +243,11 @@ def test_a_restart_with_the_same_out_resumes_the_run(tmp_path: Path) -> None:
     n1 = len(events(out))
     second = LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
     assert second.resumed
+    # the run's numbers include the first session's (read back from its events), its connections do not
+    assert second.metrics.recorded == n1
+    intended = second.metrics.intents.labels(VENUE, "intended")._value.get()
+    assert intended == count(events(out), ev.OrderIntended) > 0
+    assert second.health()["sources"]["quotes"]["connected"] is False
     src = second.sources[0][1]
     drive(second, lambda r: r.sources[0][1].next_i >= src.restored_from + 9 and not r.engine.risk.open_intents)
     assert src.restored_from == count(events(out)[:n1], ev.QuoteUpdated)  # restore saw the first session's quotes
