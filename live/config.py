@@ -7,6 +7,7 @@ The file is a run config (``runtime.config_model``: ``[risk]``, ``[[strategies]]
     out = "runs/live.db"
     restart_base_s = 0.5        # a source task that died is restarted after Backoff(base, cap) seconds
     restart_cap_s = 30.0
+    rebuild_after = 3           # that many deaths in a row: the adapter is rebuilt and restored from the log
     shutdown_grace_s = 5.0      # how long SIGTERM waits for sources and gateways to stop
 
     [ops]                       # GET /health, GET /metrics, POST /kill (live/ops.py)
@@ -111,6 +112,7 @@ class RunnerModel(_Strict):
     restart_base_s: StrictFloat | StrictInt = Field(default=0.5, gt=0, le=3600)
     restart_cap_s: StrictFloat | StrictInt = Field(default=30.0, gt=0, le=86400)
     shutdown_grace_s: StrictFloat | StrictInt = Field(default=5.0, ge=0, le=600)
+    rebuild_after: StrictInt = Field(default=3, ge=1, le=1000)
 
 
 class LiveConfigModel(ConfigModel):

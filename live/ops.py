@@ -221,6 +221,11 @@ class LiveMetrics:
 
     def exposition(self, store_lag: int) -> bytes:
         self.store_lag.set(store_lag)
+        second = self.wall_ns() // 10**9
+        if second > self._second + 1:
+            self.rate.set(0)  # nothing recorded in the last full second
+        elif second == self._second + 1:
+            self.rate.set(self._in_second)
         return generate_latest(self.registry)
 
 

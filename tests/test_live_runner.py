@@ -197,28 +197,66 @@ def test_build_run_live_is_the_same_runner(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- sources that die
 
 
-def test_a_source_task_that_dies_is_recorded_and_restarted_with_backoff(tmp_path: Path) -> None:
-    text = BASE + f"""
+def dying(tmp_path: Path, deaths: int, count_: int, rebuild_after: int = 3) -> str:
+    return BASE.replace("shutdown_grace_s = 2", f"shutdown_grace_s = 2\nrebuild_after = {rebuild_after}") + f"""
 [[sources]]
 kind = "{FAKES}:DyingSource"
 name = "flaky"
+run_id = "{tmp_path.name}"
 die_after = 3
-deaths = 2
-count = 12
+deaths = {deaths}
+count = {count_}
 interval_s = 0.0005
 """
+
+
+def test_a_source_task_that_dies_is_recorded_and_restarted_with_backoff(tmp_path: Path) -> None:
     out = tmp_path / "run.db"
-    runner = LiveRunner(settings(config(tmp_path, text)), out=str(out), signals=False, backoff_seed=7).prepare()
+    runner = LiveRunner(settings(config(tmp_path, dying(tmp_path, 2, 12))), out=str(out), signals=False,
+                        backoff_seed=7).prepare()
+    first = runner.sources[0][1]
     drive(runner, lambda r: r.sources[0][1].next_i >= 12)
+    assert runner.sources[0][1] is first  # two deaths in a row: restarted, not rebuilt
     evs = events(out)
     died = [e for e in evs if type(e) is ev.SourceConnectionChanged and e.source == "live-runner"]
     assert [(d.name, d.state, d.attempt) for d in died] == [("flaky", "disconnected", 1), ("flaky", "disconnected", 2)]
-    assert all("raised ConnectionError" in d.detail for d in died)
+    assert all("raised ConnectionError" in d.detail and "rebuilt" not in d.detail for d in died)
     assert count(evs, ev.QuoteUpdated) == 12  # nothing lost or repeated around the restarts
     assert runner.restarts == {"flaky": 2}
     assert runner.health()["sources"]["flaky"]["restarts"] == 2
     raw = out.read_bytes()
     assert b"SECRET-IN-URL" not in raw  # the exception's message (a URL with credentials) is never recorded
+    assert verified(out).status == "verified"
+
+
+def test_repeated_deaths_rebuild_the_adapter_and_restore_it_from_the_log(tmp_path: Path) -> None:
+    out = tmp_path / "run.db"
+    runner = LiveRunner(settings(config(tmp_path, dying(tmp_path, 5, 24, rebuild_after=2))), out=str(out),
+                        signals=False, backoff_seed=3).prepare()
+    first = runner.sources[0][1]
+    drive(runner, lambda r: r.sources[0][1].next_i >= 24)
+    now = runner.sources[0][1]
+    assert now is not first and now.restored_from is not None and now.restored_from > 0
+    evs = events(out)
+    died = [e for e in evs if type(e) is ev.SourceConnectionChanged and e.source == "live-runner"]
+    assert len(died) == 5
+    assert ["rebuilt from its config and restored from the log" in d.detail for d in died] == \
+        [False, True, False, True, False]
+    bids = [e.bid for e in evs if type(e) is ev.QuoteUpdated]
+    assert len(bids) == 24 == len(set(bids))  # each rebuilt adapter went on after the log's last quote
+    assert verified(out).status == "verified"
+
+
+def test_a_source_that_emits_what_is_not_an_input_gets_a_recorded_rejection(tmp_path: Path) -> None:
+    cfg, out = fake_run(tmp_path, 0)
+    runner = LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
+    emit = runner.emit_for("quotes")
+    emit(ev.OrderFilled(ts=1, intent=1, venue=VENUE, amount=1, notional=1, fee=0))
+    emit({"not": "an event"})  # type: ignore[arg-type]
+    runner.close()
+    got = [(type(e).__name__, e.origin, e.reason) for e in events(out)]
+    assert got == [("InputRejected", "source quotes", "a source emits input events, not OrderFilled (execution)"),
+                   ("InputRejected", "source quotes", "a source emits input events, not dict")]
     assert verified(out).status == "verified"
 
 

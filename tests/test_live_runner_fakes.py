@@ -58,21 +58,28 @@ class FakeQuotes:
 
 
 class DyingSource(FakeQuotes):
-    """Like ``FakeQuotes`` but its task raises after ``die_after`` quotes, ``deaths`` times (the
-    message holds a planted "secret" URL, which the runner must not record)."""
+    """Like ``FakeQuotes`` but its task raises after ``die_after`` quotes, ``deaths`` times in all
+    (counted per ``run_id`` across instances, so a rebuilt adapter goes on where the old one was;
+    the message holds a planted "secret" URL, which the runner must not record)."""
 
-    def __init__(self, name: str, clock: Clock, die_after: int = 3, deaths: int = 2, **kw: Any) -> None:
+    deaths_left: dict[str, int] = {}
+    built = 0
+
+    def __init__(self, name: str, clock: Clock, die_after: int = 3, deaths: int = 2, run_id: str = "",
+                 **kw: Any) -> None:
         super().__init__(name, clock, **kw)
-        self.die_after, self.deaths = int(die_after), int(deaths)
+        self.die_after, self.key = int(die_after), f"{run_id}:{name}"
+        DyingSource.deaths_left.setdefault(self.key, int(deaths))
+        DyingSource.built += 1
 
     async def run(self, emit: Any, stop: asyncio.Event) -> None:
-        if self.deaths <= 0:
+        if DyingSource.deaths_left[self.key] <= 0:
             return await super().run(emit, stop)
         for _ in range(self.die_after):
             emit(self.quote(self.next_i))
             self.next_i += 1
             await asyncio.sleep(0)
-        self.deaths -= 1
+        DyingSource.deaths_left[self.key] -= 1
         raise ConnectionError("wss://user:SECRET-IN-URL@node.example/ws refused")
 
 
