@@ -133,6 +133,10 @@ class AdapterSpec:
     params: dict[str, Any]
     venues: tuple[str, ...] = ()
 
+    def table(self) -> dict[str, Any]:
+        """The entry as written (``kind``, ``name`` and the adapter's own keys; a gateway's venues apart)."""
+        return {"kind": self.kind, "name": self.name, **self.params}
+
     def describe(self) -> str:
         """What the manifest may say about it: kind, name, venues (no parameter: it may be secret)."""
         return f"{self.kind}:{self.name}" + (f"@{','.join(self.venues)}" if self.venues else "")

@@ -4,7 +4,7 @@ What it does, in the order it does it:
 
 1. **Builds** the engine from the config's decision part (``live.config``), the run's store (a new
    log at ``--out``, or the same run resumed: see *Resume* below), one adapter per ``[[sources]]``
-   entry and one gateway per ``[[gateways]]`` entry (``kind`` -> class through ``SOURCE_KINDS`` /
+   entry and one gateway per ``[[gateways]]`` entry (``kind`` -> factory through ``SOURCE_KINDS`` /
    ``GATEWAY_KINDS``, or any ``"module:Class"``), and the core's ``runtime.loop.Loop`` over them:
    the same loop sim and replay run (an input is appended before the engine sees it, every
    decision is recorded, an intent goes to the gateway of its venue only after a flush).
@@ -21,16 +21,20 @@ What it does, in the order it does it:
    only: a message may carry a URL with a key in it) and restarted after a ``Backoff`` delay
    (``[live] restart_base_s``/``restart_cap_s``; the attempt count resets once a restarted task has
    run for a minute). After ``[live] rebuild_after`` deaths in a row the adapter is rebuilt from its
-   config and restored from the log (``restore``) (auto-recovery: its connections and in-memory state are
-   reset, and it resyncs from the run's own checkpoint, as on a resume). Reconnecting inside a connection is the adapter's job. Timers a strategy asks
-   for (``TimerRequested``) fire on the asyncio loop at their event time (``TimerFired`` stamped
-   with the clock, never before ``at_ts``). The log commits at least every ``[store]
-   max_delay_ms`` (5 ms by default in a live run) and before any intent leaves the process.
+   config and restored from the log (auto-recovery: its connections and in-memory state are reset,
+   and it resyncs from the run's own checkpoint, as on a resume). Reconnecting inside a connection
+   is the adapter's job. A gateway's ``start()`` is awaited before the sources start (the EVM
+   gateway reconciles its nonces with the chain there). Timers a strategy asks for
+   (``TimerRequested``) fire on the asyncio loop at their event time (``TimerFired`` stamped with
+   the clock, never before ``at_ts``). The log commits at least every ``[store] max_delay_ms`` (5 ms
+   by default in a live run) and before any intent leaves the process. A source that emits
+   anything but an input event gets an ``InputRejected`` recorded in its place.
 4. **Operations** (``live.ops``): ``/health``, ``/metrics`` and ``POST /kill`` on 127.0.0.1. The
    **kill switch** is a recorded ``KillSwitchSet`` input (the risk gate refuses every intent from
    then on; the run goes on recording, and its log stays clean): ``POST /kill``, or the signal
    **SIGUSR1** (``kill -USR1 <pid>``). **SIGINT/SIGTERM** stop the run gracefully: sources are told
-   to stop (and given ``[live] shutdown_grace_s``), pending timers are dropped, the log is flushed
+   to stop (and given ``[live] shutdown_grace_s``), pending timers are dropped, each gateway's
+   ``aclose()``/``close()`` is awaited (the same grace: work in flight reports), the log is flushed
    and closed ``ended = clean`` (sealed: ``replay --verify`` verifies it).
 
 **Resume.** A ``--out`` that exists is the same run continued: it is opened as its writer (the
@@ -49,28 +53,41 @@ line) if any step fails:
   sent only once committed, and gets an ``OrderFailed`` saying so);
 * every intent recorded without a final outcome is settled: a paper one (paper session, or a venue
   filled on paper) is closed with an ``OrderFailed`` (nothing happened anywhere); one sent for
-  real is handed to its gateway's ``reconcile(intents)`` (which reports what the venue says
-  happened); if that gateway has no ``reconcile``, the runner refuses: a transaction may be in
-  flight, and only a person (or a gateway that can ask the venue) can say.
+  real is its gateway's to settle, by ``reconcile(intents)`` (it reports what the venue says
+  happened) or by ``restore(events)`` then ``start()`` (it finds its open work in the log and asks
+  the venue, as the EVM gateway's nonce manager does); a gateway with neither makes the runner
+  refuse: a transaction may be in flight, and only a person (or a gateway that can ask the venue)
+  can say.
 
-Then every source's ``restore(events)`` gets the run's recorded events (its checkpoint), timers
-still pending are scheduled again, the clock starts no earlier than the last recorded event, and
-new events are appended after the last one (no sequence number twice). The manifest says it was
-``crashed-recovered`` or reopened and lists each session (first seq, paper or execute).
+Then every source's and gateway's ``restore(events)`` gets the run's recorded events (a source's
+checkpoint, a gateway's nonces), timers still pending are scheduled again, the clock starts no
+earlier than the last recorded event, and new events are appended after the last one (no sequence
+number twice). The manifest says it was ``crashed-recovered`` or reopened and lists each session
+(first seq, paper or execute); the metrics count the earlier sessions' events too.
 
-**How adapters plug in.** ``SOURCE_KINDS``/``GATEWAY_KINDS`` map a ``kind`` to ``module:Class``;
-a kind that is not registered may be given as the import path itself. The class is built by
-``Class.from_live(spec, context)`` when it has that classmethod, else ``Class(**params, **ctx)``
-where ``params`` are the entry's own keys (minus ``kind``/``name``/``venue(s)``) and ``ctx`` the
-keyword arguments of ``AdapterContext`` its ``__init__`` names (``**kwargs`` gets none; ``name``, ``clock``,
-``execute``, ``key`` (``--execute`` only), ``state`` (the engine's ``MarketState``, read only),
-``venues``, ``config``). A source is a ``live.base.LiveSource``; a gateway a
-``domain.ports.Gateway`` (``bind``, ``submit``), optionally with ``reconcile(intents)`` and
-``async aclose()`` (awaited at shutdown).
+**How adapters plug in.** ``SOURCE_KINDS``/``GATEWAY_KINDS`` map a ``kind`` to ``"module:attr"``:
+``evm``, ``binance``, ``hyperliquid``, ``solana`` sources and ``evm``, ``book`` gateways name the small
+factories below (``evm_source`` ... ``book_gateway``), which call the adapters' own config entry
+points (``EvmSource.from_config``, ``build_evm_gateway``, ``BookGateway.from_config``...). A kind
+that is not registered may be given as the import path itself. What the path names is built as:
+
+* ``target.from_live(spec, ctx)`` when it has that attribute;
+* ``target(spec, ctx)`` when it is a function whose first parameter is ``spec`` (a factory);
+* else ``target(**params, **ctx)``: ``params`` are the entry's own keys (minus ``kind``, ``name``,
+  ``venue(s)``) and ``ctx`` the fields of ``AdapterContext`` its signature names (``**kwargs``
+  gets none): ``name``, ``clock``, ``execute``, ``state`` (the engine's ``MarketState``, read
+  only), ``config``, ``venues``, ``key`` (``--execute`` only), ``flush`` (the log's commit),
+  ``environ`` (where secrets are read by name), ``where`` (for error messages).
+
+A source is a ``live.base.LiveSource``; a gateway a ``domain.ports.Gateway`` (``bind``,
+``submit``), optionally with ``restore(events)``, ``start()``, ``reconcile(intents)``,
+``health()`` and ``aclose()``/``close()`` (each may be sync or async). A ``ValueError`` or
+``TypeError`` from a factory is the entry's config error (one line naming it).
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import signal
@@ -90,16 +107,14 @@ from tapedeck.runtime.loop import Loop, timer_fired
 
 RUNNER = "live-runner"  # the ``source`` of the events the runner itself records
 SOURCE_KINDS: dict[str, str] = {
-    "evm": "tapedeck.live.evm_source:EvmSource",
-    "binance": "tapedeck.live.binance_source:BinanceSource",
-    "hyperliquid": "tapedeck.live.hyperliquid_source:HyperliquidSource",
-    "solana": "tapedeck.live.solana_source:SolanaSource",
+    "evm": "tapedeck.live.runner:evm_source",
+    "binance": "tapedeck.live.runner:binance_source",
+    "hyperliquid": "tapedeck.live.runner:hyperliquid_source",
+    "solana": "tapedeck.live.runner:solana_source",
 }
 GATEWAY_KINDS: dict[str, str] = {
-    "evm": "tapedeck.live.evm_gateway:EvmGateway",
-    "book": "tapedeck.live.book_gateway:BookGateway",
-    "binance": "tapedeck.live.book_gateway:BookGateway",
-    "hyperliquid": "tapedeck.live.book_gateway:BookGateway",
+    "evm": "tapedeck.live.runner:evm_gateway",
+    "book": "tapedeck.live.runner:book_gateway",
 }
 RESTART_RESET_S = 60.0  # a restarted source task that ran this long starts its backoff afresh
 
@@ -119,10 +134,60 @@ class AdapterContext:
     config: dict[str, Any]
     venues: tuple[str, ...] = ()
     key: Any = None  # the signing key, --execute only (repr shows the address, never the secret)
+    flush: Callable[[], None] | None = None  # commits the run's log (a gateway saves before it sends)
+    environ: Mapping[str, str] = field(default_factory=dict)  # where secrets are read (by variable name)
+    where: str = ""  # "<file>: sources[0] (name)", for the adapter's own error messages
 
 
-def adapter_class(kind: str, registry: Mapping[str, str], what: str) -> Any:
-    """The class a ``kind`` names: a registered name or ``module:Class`` (``RunnerError`` otherwise)."""
+# The real adapters (issue 13's other helpers), built through their own config entry points. A
+# [[sources]] table reaches them whole (kind and name included); a [[gateways]] table without
+# kind, name and venue(s), which are the runner's.
+
+
+def evm_source(spec: AdapterSpec, ctx: AdapterContext) -> Any:
+    from tapedeck.live.evm_source import EvmSource
+
+    return EvmSource.from_config(spec.table(), clock=ctx.clock, where=ctx.where)
+
+
+def binance_source(spec: AdapterSpec, ctx: AdapterContext) -> Any:
+    from tapedeck.live.binance_source import BinanceSource
+
+    return BinanceSource.from_config(spec.table(), clock=ctx.clock)
+
+
+def hyperliquid_source(spec: AdapterSpec, ctx: AdapterContext) -> Any:
+    from tapedeck.live.hyperliquid_source import HyperliquidSource
+
+    return HyperliquidSource.from_config(spec.table(), clock=ctx.clock)
+
+
+def solana_source(spec: AdapterSpec, ctx: AdapterContext) -> Any:
+    from tapedeck.live.solana_source import SolanaSource
+
+    return SolanaSource.from_config(spec.table(), clock=ctx.clock)
+
+
+def evm_gateway(spec: AdapterSpec, ctx: AdapterContext) -> Any:
+    """``live.evm_gateway.build_evm_gateway``: its table's ``key_env``/``keystore`` name its key
+    (default ``TAPEDECK_PRIVATE_KEY``, as ``[keys]``), ``flush`` is the run's log."""
+    from tapedeck.live.evm_gateway import build_evm_gateway
+
+    return build_evm_gateway(spec.params, execute=ctx.execute, flush=ctx.flush, environ=ctx.environ,
+                             clock=ctx.clock, where=ctx.where)
+
+
+def book_gateway(spec: AdapterSpec, ctx: AdapterContext) -> Any:
+    """``live.book_gateway.BookGateway``: the entry is its ``[book_gateway]`` table (fees, decimals,
+    ``binance``/``binance-usdm``/``hyperliquid`` sub-tables naming their secrets' variables)."""
+    from tapedeck.live.book_gateway import BookGateway
+
+    return BookGateway.from_config(ctx.state, {"book_gateway": spec.params}, execute=ctx.execute, clock=ctx.clock,
+                                   env=ctx.environ)
+
+
+def adapter_factory(kind: str, registry: Mapping[str, str], what: str) -> Any:
+    """What a ``kind`` names: a registered name or ``module:attr`` (``RunnerError`` otherwise)."""
     from tapedeck.runtime.strategy_loader import _load_path
 
     path = registry.get(kind, kind)
@@ -132,26 +197,31 @@ def adapter_class(kind: str, registry: Mapping[str, str], what: str) -> Any:
     try:
         return _load_path(path)
     except ConfigError as e:
-        hint = " (that adapter is not installed in this build)" if kind in registry else ""
-        raise RunnerError(f"{what}: {e}{hint}") from None
+        raise RunnerError(f"{what}: {e}") from None
 
 
 def build_adapter(spec: AdapterSpec, registry: Mapping[str, str], ctx: AdapterContext, what: str) -> Any:
     """An adapter from its config entry (see *How adapters plug in* in the module docstring)."""
-    cls = adapter_class(spec.kind, registry, what)
+    target = adapter_factory(spec.kind, registry, what)
+    ctx = dataclasses.replace(ctx, where=what)
     try:
-        if hasattr(cls, "from_live"):
-            return cls.from_live(spec, ctx)
-        offered = {f.name: getattr(ctx, f.name) for f in fields(ctx)}
+        if hasattr(target, "from_live"):
+            return target.from_live(spec, ctx)
         try:
-            params = inspect.signature(cls).parameters
+            params = inspect.signature(target).parameters
         except (TypeError, ValueError):
-            params = {}
+            params = {}  # type: ignore[assignment]
+        if not inspect.isclass(target) and next(iter(params), "") == "spec":
+            return target(spec, ctx)
+        offered = {f.name: getattr(ctx, f.name) for f in fields(ctx)}
         named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         extra = {k: v for k, v in offered.items() if k in named and k not in spec.params
                  and not (k == "key" and v is None)}
-        return cls(**spec.params, **extra)
-    except (TypeError, ValueError) as e:
+        return target(**spec.params, **extra)
+    except ImportError as e:
+        raise RunnerError(f"{what}: kind {spec.kind!r} needs {e.name or 'a module'}, which is not installed in this "
+                          f"build") from None
+    except (TypeError, ValueError) as e:  # the adapters' config errors are ValueErrors naming the key
         raise RunnerError(f"{what} ({spec.kind}): {' '.join(str(e).split())[:300]}") from None
 
 
@@ -334,7 +404,7 @@ class LiveRunner:
         self.clock = Clock(lambda: max(self.wall_ns(), last_ts))  # a resumed run's time goes on from its last event
         state = self.engine.state
         for i, spec in enumerate(s.sources):
-            ctx = AdapterContext(spec.name, self.clock, self.execute, state, s.config)
+            ctx = AdapterContext(spec.name, self.clock, self.execute, state, s.config, environ=self.environ)
             src = build_adapter(spec, SOURCE_KINDS, ctx, f"{s.file}: sources[{i}] ({spec.name})")
             if not isinstance(src, LiveSource):
                 raise RunnerError(f"{s.file}: sources[{i}] ({spec.name}): {type(src).__name__} is not a live "
@@ -342,7 +412,8 @@ class LiveRunner:
             self.sources.append((spec, src))
         by_venue, names = {}, {}
         for i, spec in enumerate(s.gateways):
-            ctx = AdapterContext(spec.name, self.clock, self.execute, state, s.config, spec.venues, self.key)
+            ctx = AdapterContext(spec.name, self.clock, self.execute, state, s.config, spec.venues, self.key,
+                                 flush=self._flush, environ=self.environ)
             gw = build_adapter(spec, GATEWAY_KINDS, ctx, f"{s.file}: gateways[{i}] ({spec.name})")
             if not (callable(getattr(gw, "bind", None)) and callable(getattr(gw, "submit", None))):
                 raise RunnerError(f"{s.file}: gateways[{i}] ({spec.name}): {type(gw).__name__} is not a gateway "
@@ -426,8 +497,10 @@ class LiveRunner:
 
     def _check_open_intents(self) -> None:
         """Refuse to resume when an intent sent for real has no outcome and its gateway cannot ask the venue."""
-        unsettled = [i for i in self._real_open()
-                     if not callable(getattr(self.router.gateway_for(i.venue), "reconcile", None))]
+        def settles(gw: Any) -> bool:
+            return callable(getattr(gw, "reconcile", None)) or callable(getattr(gw, "restore", None))
+
+        unsettled = [i for i in self._real_open() if not settles(self.router.gateway_for(i.venue))]
         if unsettled:
             seqs = ", ".join(str(i.seq) for i in unsettled[:5])
             raise RunnerError(f"cannot resume {self.out}: {len(unsettled)} intent(s) sent with --execute have no "
@@ -460,8 +533,9 @@ class LiveRunner:
         if paper or never_sent:
             self.notes.append(f"closed {len(paper) + len(never_sent)} intent(s) left without an outcome")
         by_gateway: dict[int, list[ev.OrderIntended]] = {}
-        for i in real:
-            by_gateway.setdefault(id(self.router.gateway_for(i.venue)), []).append(i)
+        for i in real:  # a gateway with only ``restore`` finds its open intents in the log itself
+            if callable(getattr(self.router.gateway_for(i.venue), "reconcile", None)):
+                by_gateway.setdefault(id(self.router.gateway_for(i.venue)), []).append(i)
         self._reconcile = [(self.router.gateway_for(v[0].venue), v) for v in by_gateway.values()]
         self._restore = list(self.sources)
         store.flush()
@@ -512,6 +586,10 @@ class LiveRunner:
 
         return guarded
 
+    def _flush(self) -> None:
+        """The run log's commit, for a gateway that saves what it is about to send."""
+        self.store.flush()
+
     def _fail(self, e: BaseException) -> None:
         if self._failure is None:
             self._failure = e
@@ -561,11 +639,8 @@ class LiveRunner:
         now = self.wall_ns()
         sources = {}
         for spec, src in self.sources:
-            try:
-                own = dict(src.health())
-            except Exception as e:  # noqa: BLE001
-                own = {"error": type(e).__name__}
-            sources[spec.name] = source_health(self.metrics, spec.name, own, now, self.restarts.get(spec.name, 0))
+            sources[spec.name] = source_health(self.metrics, spec.name, _health_of(src), now,
+                                               self.restarts.get(spec.name, 0))
         risk = self.engine.risk
         circuits = {s.name: self.metrics.circuits.get(s.name, "closed") for s in self.engine.strategies}
         ok = all(v["connected"] for v in sources.values()) and self._failure is None
@@ -577,6 +652,7 @@ class LiveRunner:
             "sources": sources,
             "store": {"last_seq": self.store.next_seq - 1, "lag_events": self.store_lag(),
                       "max_delay_ms": self.settings.max_delay_ms},
+            "gateways": {spec.name: _health_of(gw) for spec, gw in self.gateways},
             "circuits": circuits,
             "kill_switch": {"engaged": risk.kill_switch, "reason": risk.kill_reason},
             "daily_loss": {"booked": risk.day_loss(), "limit": risk.daily_loss_limit},
@@ -612,10 +688,14 @@ class LiveRunner:
                 self.ops_port = self.ops.port
                 self.ops.start()
                 self.say(f"ops: http://{self.settings.ops.host}:{self.ops_port}/health /metrics, POST /kill")
+            for spec, gw in self.gateways:  # a resumed run: a gateway picks up its own state from the log
+                if self.resumed and callable(getattr(gw, "restore", None)):
+                    gw.restore(self.store.events())
             for gw, intents in self._reconcile:
-                done = gw.reconcile(intents)
-                if inspect.isawaitable(done):
-                    await done
+                await _maybe(gw.reconcile(intents))
+            for spec, gw in self.gateways:  # e.g. reconcile nonces with the chain before anything is sent
+                if callable(getattr(gw, "start", None)):
+                    await _maybe(gw.start())
             for spec, src in self._restore:
                 src.restore(self.store.events())
             pending, self._prepared_timers = self._prepared_timers, []
@@ -678,7 +758,7 @@ class LiveRunner:
     def _rebuild(self, index: int, spec: AdapterSpec) -> Any:
         """A fresh adapter for source ``index`` from its config entry, restored from the log so far."""
         s = self.settings
-        ctx = AdapterContext(spec.name, self.clock, self.execute, self.engine.state, s.config)
+        ctx = AdapterContext(spec.name, self.clock, self.execute, self.engine.state, s.config, environ=self.environ)
         src = build_adapter(spec, SOURCE_KINDS, ctx, f"{s.file}: sources[{index}] ({spec.name})")
         self.store.flush()  # restore reads what is committed
         src.restore(self.store.events())
@@ -697,11 +777,11 @@ class LiveRunner:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        for spec, gw in self.gateways:
-            close = getattr(gw, "aclose", None)
+        for spec, gw in self.gateways:  # work in flight gets the grace period to report
+            close = getattr(gw, "aclose", None) or getattr(gw, "close", None)
             if callable(close):
                 try:
-                    await asyncio.wait_for(close(), timeout=max(grace, 0.1))
+                    await asyncio.wait_for(_maybe(close()), timeout=max(grace, 0.1))
                 except Exception:  # noqa: BLE001 - shutting down: the log must still close
                     pass
         if self.ops is not None:
@@ -731,6 +811,21 @@ class LiveRunner:
         last = self.store.manifest.seal.get("last_seq", self.store.next_seq - 1)
         return Summary(str(self.out), self.resumed, last - self._first_seq + 1, self._first_seq, last,
                        self.store.manifest.ended, self.engine.risk.kill_switch, self.execute, self.notes)
+
+
+def _health_of(adapter: Any) -> dict[str, Any]:
+    """An adapter's own ``health()`` (``{}`` without one; the error's type when it raises)."""
+    if not callable(getattr(adapter, "health", None)):
+        return {}
+    try:
+        return dict(adapter.health())
+    except Exception as e:  # noqa: BLE001 - a health probe never fails the run
+        return {"error": type(e).__name__}
+
+
+async def _maybe(result: Any) -> Any:
+    """``result``, awaited when it is awaitable (a hook may be sync or async)."""
+    return await result if inspect.isawaitable(result) else result
 
 
 def _session_executed(sessions: Iterable[Mapping[str, Any]], seq: int) -> bool:

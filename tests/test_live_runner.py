@@ -261,14 +261,32 @@ def test_a_source_that_emits_what_is_not_an_input_gets_a_recorded_rejection(tmp_
 
 
 def test_an_adapter_kind_resolves_by_registered_name_or_import_path(tmp_path: Path) -> None:
-    assert SOURCE_KINDS["evm"] == "tapedeck.live.evm_source:EvmSource"
+    import importlib.util
+
+    assert SOURCE_KINDS["evm"] == "tapedeck.live.runner:evm_source"  # a (spec, ctx) factory per real adapter
     text = BASE + '[[sources]]\nkind = "nosuch"\n'
     with pytest.raises(RunnerError, match=r"sources\[0\] \(nosuch\): unknown kind 'nosuch' \(known: binance, evm"):
         LiveRunner(settings(config(tmp_path, text)), out=str(tmp_path / "x.db"), signals=False).prepare()
     text = BASE + f'[[sources]]\nkind = "{FAKES}:FakeQuotes"\nbogus = 1\n'
     with pytest.raises(RunnerError, match="unexpected keyword argument 'bogus'"):
         LiveRunner(settings(config(tmp_path, text)), out=str(tmp_path / "x.db"), signals=False).prepare()
+    if importlib.util.find_spec("tapedeck.live.evm_source") is None:  # until the EVM adapter is merged
+        text = BASE + '[[sources]]\nkind = "evm"\nchain = "anvil"\nws_url = "ws://127.0.0.1:1"\n'
+        with pytest.raises(RunnerError, match=r"kind 'evm' needs tapedeck\.live\.evm_source, which is not installed"):
+            LiveRunner(settings(config(tmp_path, text)), out=str(tmp_path / "x.db"), signals=False).prepare()
     assert not (tmp_path / "x.db").exists()  # a bad adapter entry leaves no run behind
+
+
+def test_the_three_ways_an_adapter_is_built(tmp_path: Path) -> None:
+    from tapedeck.live.base import Clock
+    from tapedeck.live.config import AdapterSpec
+    from tapedeck.live.runner import AdapterContext, build_adapter
+
+    ctx = AdapterContext("q", Clock(), False, state=None, config={}, environ={"X": "1"})
+    by_class = build_adapter(AdapterSpec(f"{FAKES}:FakeQuotes", "q", {"count": 2}), {}, ctx, "w")
+    assert (by_class.name, by_class.count, by_class.clock) == ("q", 2, ctx.clock)  # the context it names
+    made = build_adapter(AdapterSpec("mine", "q", {"count": 3}), {"mine": f"{FAKES}:quotes_factory"}, ctx, "w: x")
+    assert (made.name, made.count, made.where) == ("q", 3, "w: x")  # a (spec, ctx) factory
 
 
 # --------------------------------------------------------------------------- resume
@@ -379,6 +397,27 @@ def test_resume_hands_open_executed_intents_to_the_gateways_reconcile_or_refuses
     open_before = sorted(again.engine.risk.open_intents)
     drive(again, lambda r: not set(open_before) & set(r.engine.risk.open_intents))
     assert again.gateways[0][1].reconciled == open_before
+    assert verified(out).status == "verified"
+
+
+def test_a_gateway_that_restores_from_the_log_settles_open_executed_intents_itself(tmp_path: Path) -> None:
+    text = BASE.replace("default_max_outstanding = 100_000_000", "default_max_outstanding = 100_000_000\n"
+                        "daily_loss_limit = 50_000_000\n[risk.venues.fakex]\nmax_notional = 5_000_000") \
+        + QUOTES.format(count=0) + GATEWAY.format(extra="hold = true").replace("FakeGateway", "RestoringGateway")
+    env = {"TAPEDECK_PRIVATE_KEY": "0x" + "22" * 32}
+    out = tmp_path / "run.db"
+    first = LiveRunner(settings(config(tmp_path, text)), out=str(out), execute=True, environ=env,
+                       signals=False).prepare()
+    drive(first, lambda r: len(r.engine.risk.open_intents) >= 2, before_stop=_crash)
+    again = LiveRunner(settings(config(tmp_path, text.replace("hold = true", ""))), out=str(out), execute=True,
+                       environ=env, signals=False).prepare()
+    held = sorted(again.engine.risk.open_intents)
+    drive(again, lambda r: not set(held) & set(r.engine.risk.open_intents))
+    gw = again.gateways[0][1]
+    assert gw.restored == held and gw.started and gw.closed
+    evs = events(out)
+    assert all(any(type(e) is ev.OrderFailed and e.intent == h and e.reason.startswith("restored") for e in evs)
+               for h in held)
     assert verified(out).status == "verified"
 
 

@@ -57,6 +57,13 @@ class FakeQuotes:
         await stop.wait()
 
 
+def quotes_factory(spec: Any, ctx: Any) -> FakeQuotes:
+    """A ``(spec, ctx)`` factory, the way the runner builds the real adapters."""
+    q = FakeQuotes(spec.name, ctx.clock, **spec.params)
+    q.where = ctx.where  # type: ignore[attr-defined]
+    return q
+
+
 class DyingSource(FakeQuotes):
     """Like ``FakeQuotes`` but its task raises after ``die_after`` quotes, ``deaths`` times in all
     (counted per ``run_id`` across instances, so a rebuilt adapter goes on where the old one was;
@@ -126,6 +133,36 @@ class FakeGateway:
                                        reason="reconciled: the venue has no such order"))
 
     async def aclose(self) -> None:
+        self.closed = True
+
+
+class RestoringGateway(FakeGateway):
+    """A gateway that settles a crash from the log itself (``restore``, then ``start``: as the EVM
+    gateway's nonce manager does), with no ``reconcile``; ``close()`` is its async shutdown."""
+
+    def __init__(self, name: str, clock: Clock, execute: bool = False, key: Any = None, hold: bool = False) -> None:
+        super().__init__(name, clock, execute, key, hold, can_reconcile=False)
+        self.restored: list[int] = []
+        self.started = False
+
+    def restore(self, events: Iterable[ev.Event]) -> None:
+        done = set()
+        intents = []
+        for e in events:
+            if type(e) is ev.OrderIntended:
+                intents.append(e)
+            elif type(e) in (ev.OrderFilled, ev.OrderFailed):
+                done.add(e.intent)
+        self.restored = [i.seq for i in intents if i.seq not in done]
+        self.to_settle = [i for i in intents if i.seq not in done]
+
+    async def start(self) -> None:
+        self.started = True
+        for i in getattr(self, "to_settle", []):
+            self.report(ev.OrderFailed(ts=self.clock(), source=self.source, cause=i.seq, intent=i.seq, venue=i.venue,
+                                       reason="restored: dropped by the venue"))
+
+    async def close(self) -> None:  # type: ignore[override]
         self.closed = True
 
 
