@@ -222,7 +222,8 @@ def build_adapter(spec: AdapterSpec, registry: Mapping[str, str], ctx: AdapterCo
         raise RunnerError(f"{what}: kind {spec.kind!r} needs {e.name or 'a module'}, which is not installed in this "
                           f"build") from None
     except (TypeError, ValueError) as e:  # the adapters' config errors are ValueErrors naming the key
-        raise RunnerError(f"{what} ({spec.kind}): {' '.join(str(e).split())[:300]}") from None
+        text = " ".join(str(e).split())[:300]
+        raise RunnerError(text if text.startswith(what) else f"{what} ({spec.kind}): {text}") from None
 
 
 class _Recorder:
