@@ -3,8 +3,11 @@
 **Metrics are read from the recorded events as they pass** (``LiveMetrics.observe`` is called with
 every event the run's log numbers: inputs, decisions, executions), never from the runner's or a
 strategy's intentions, so what ``/metrics`` says is what a reader of the log would count. Each run
-has its own ``prometheus_client.CollectorRegistry`` (two runners in one process never mix). The
-figures (all names ``tapedeck_``):
+has its own ``prometheus_client.CollectorRegistry`` (two runners in one process never mix), whose
+one collector turns plain counters into metric families at scrape time (both on the loop's thread:
+no lock; counting an event costs a few dict operations, about 5 us here against 15 us for
+prometheus-client's labelled children, which halved the runner's event rate). The figures (all
+names ``tapedeck_``):
 
 * ``events_total{kind,type}`` and ``events_per_second`` (recorded events over the last full second
   of wall-clock time);
@@ -42,7 +45,10 @@ import socket
 import time
 from typing import Any, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tapedeck.domain import events as ev
@@ -55,39 +61,49 @@ LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 WAD = 10**18
 
 
+class _Hist:
+    """A histogram kept as plain bucket counts (``le`` inclusive, as Prometheus counts them)."""
+
+    __slots__ = ("buckets", "counts", "sum", "n")
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets, self.counts, self.sum, self.n = buckets, [0] * (len(buckets) + 1), 0.0, 0
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect_left(self.buckets, v)] += 1
+        self.sum += v
+        self.n += 1
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, acc = [], 0
+        for le, c in zip((*map(repr, map(float, self.buckets)), "+Inf"), self.counts):
+            acc += c
+            out.append((le, acc))
+        return out
+
+
 class LiveMetrics:
-    """The run's Prometheus registry, fed with every recorded event (see the module docstring)."""
+    """The run's figures, fed with every recorded event (see the module docstring), kept as plain
+    ints and bucket counts and turned into Prometheus metric families only when scraped (its own
+    ``CollectorRegistry``): counting an event costs a few dict operations, not a labelled
+    prometheus-client child and its lock per figure."""
 
     def __init__(self, wall_ns: Callable[[], int] = time.time_ns) -> None:
         self.wall_ns = wall_ns
-        r = self.registry = CollectorRegistry(auto_describe=True)
-        self.events = Counter("tapedeck_events", "Recorded events", ["kind", "type"], registry=r)
-        self.rate = Gauge("tapedeck_events_per_second", "Recorded events over the last full second", registry=r)
-        self.lag = Histogram("tapedeck_event_lag_seconds", "Recorded wall time minus the venue's time of the event "
-                             "(or its receive time)", ["source"], buckets=LAG_BUCKETS, registry=r)
-        self.decisions = Counter("tapedeck_decisions", "Recorded decisions", ["type"], registry=r)
-        self.intents = Counter("tapedeck_intents", "Intents by verdict", ["venue", "verdict"], registry=r)
-        self.liquidations = Counter("tapedeck_liquidations", "Liquidation intents by outcome", ["outcome"], registry=r)
-        self.arbitrages = Counter("tapedeck_arbitrages", "Arbitrage intents by outcome", ["outcome"], registry=r)
-        self.profit = Histogram("tapedeck_profit", "An arbitrage's result at its final fill (USDC)", ["execution"],
-                                buckets=PROFIT_BUCKETS, registry=r)
-        self.pending_tx = Gauge("tapedeck_pending_transactions", "Transactions sent, not yet included or dropped",
-                                registry=r)
-        self.health_factor = Histogram("tapedeck_health_factor", "Observed Aave health factors", buckets=HF_BUCKETS,
-                                       registry=r)
-        self.exit_latency = Histogram("tapedeck_exit_trigger_to_flatten_seconds", "Event time from a perp exit's "
-                                      "trigger to its final fill", buckets=LAG_BUCKETS, registry=r)
-        self.circuit = Gauge("tapedeck_circuit_state", "0 closed, 1 half open, 2 open", ["strategy"], registry=r)
-        self.kill = Gauge("tapedeck_kill_switch", "1 when the kill switch is engaged", registry=r)
-        self.connected = Gauge("tapedeck_source_connected", "1 while the source says it is connected", ["source"],
-                               registry=r)
-        self.reconnects = Counter("tapedeck_source_reconnects", "Reconnections a source recorded", ["source"],
-                                  registry=r)
-        self.restarts = Counter("tapedeck_source_restarts", "Source tasks the runner restarted", ["source"],
-                                registry=r)
-        self.store_lag = Gauge("tapedeck_store_lag_events", "Events numbered but not yet committed", registry=r)
-        self.errors = Counter("tapedeck_metrics_errors", "Events the metrics could not read", registry=r)
-        # what the figures above need to remember, keyed by seq: only intents in flight and open exits
+        self.events: dict[tuple[str, str], int] = {}  # (kind, type) -> recorded
+        self.lag: dict[str, _Hist] = {}  # source -> seconds
+        self.decisions: dict[str, int] = {}
+        self.intents: dict[tuple[str, str], int] = {}  # (venue, verdict)
+        self.liquidations: dict[str, int] = {}  # outcome
+        self.arbitrages: dict[str, int] = {}
+        self.profit: dict[str, _Hist] = {}  # "paper" | "executed" -> USDC
+        self.health_factor = _Hist(HF_BUCKETS)
+        self.exit_latency = _Hist(LAG_BUCKETS)
+        self.restarts: dict[str, int] = {}
+        self.errors = 0
+        self.store_lag = 0
+        self.rate = 0
+        # what the figures above need to remember: only intents in flight and open exits
         self._kind: dict[int, str] = {}  # intent seq -> "liquidate" | "arb"
         self._exit_trigger: dict[tuple[str, str], int] = {}  # (strategy, client_id) -> trigger event time
         self._exit_intent: dict[int, int] = {}  # intent seq -> trigger event time
@@ -95,7 +111,7 @@ class LiveMetrics:
         self._second = 0
         self._in_second = 0
         self._names: dict[type, tuple[str, str]] = {}
-        # for /health, per source name: (state, last event wall ns, reconnects)
+        # for /health, per source name: state, reconnects, restarts; wall time of its last event
         self.source_state: dict[str, dict[str, Any]] = {}
         self.last_by_source: dict[str, int] = {}
         self.circuits: dict[str, str] = {}
@@ -103,6 +119,8 @@ class LiveMetrics:
         self.kill_reason = ""
         self.recorded = 0
         self.last_seq = 0
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)  # type: ignore[arg-type]
 
     def observe(self, e: ev.Event, origin: str = "", replayed: bool = False) -> None:
         """Count one recorded event; ``origin`` is the configured name of the source that emitted
@@ -111,122 +129,166 @@ class LiveMetrics:
         try:
             self._observe(e, origin, replayed)
         except Exception:  # noqa: BLE001 - a metric must never stop the run
-            self.errors.inc()
+            self.errors += 1
 
     def new_session(self) -> None:
         """After an earlier session's events were replayed in: no source is connected yet."""
-        for name, s in self.source_state.items():
+        for s in self.source_state.values():
             s["state"] = ""
-            self.connected.labels(name).set(0)
 
     def _observe(self, e: ev.Event, origin: str, replayed: bool = False) -> None:
-        now = self.wall_ns()
         t = type(e)
         names = self._names.get(t)
         if names is None:
             names = self._names[t] = (e.KIND, t.__name__)
-        self.events.labels(*names).inc()
+        self.events[names] = self.events.get(names, 0) + 1
         self.recorded += 1
         self.last_seq = e.seq
-        if replayed:
-            if e.KIND == ev.INPUT:
+        kind = names[0]
+        if not replayed:
+            now = self.wall_ns()
+            second = now // 10**9
+            if second != self._second:
+                self.rate = self._in_second if second == self._second + 1 else 0
+                self._second, self._in_second = second, 0
+            self._in_second += 1
+            if kind == ev.INPUT:
+                src = origin or e.source or "?"
+                self.last_by_source[src] = now
+                venue_ts = getattr(e, "venue_ts", 0) or (getattr(e, "block_ts", 0) * 10**9)
+                lag = self.lag.get(src)
+                if lag is None:
+                    lag = self.lag[src] = _Hist(LAG_BUCKETS)
+                lag.observe(max(0, now - (venue_ts or e.ts)) / 1e9)
+        if kind == ev.INPUT:
+            if t in _STATE:
                 self._state(e, t)
-            elif e.KIND == ev.DECISION:
+        elif kind == ev.DECISION:
+            self.decisions[names[1]] = self.decisions.get(names[1], 0) + 1
+            if t in _DECISIONS:
                 self._decision(e, t)
-            else:
-                self._execution(e, t)
-            return
-        second = now // 10**9
-        if second != self._second:
-            if second == self._second + 1:
-                self.rate.set(self._in_second)
-            else:
-                self.rate.set(0)
-            self._second, self._in_second = second, 0
-        self._in_second += 1
-        if e.KIND == ev.INPUT:
-            self._input(e, t, now, origin or e.source or "?")
-        elif e.KIND == ev.DECISION:
-            self._decision(e, t)
-        else:
+        elif t in _EXECUTIONS:
             self._execution(e, t)
-
-    def _input(self, e: Any, t: type, now: int, src: str) -> None:
-        self.last_by_source[src] = now
-        venue_ts = getattr(e, "venue_ts", 0) or (getattr(e, "block_ts", 0) * 10**9)
-        self.lag.labels(src).observe(max(0, now - (venue_ts or e.ts)) / 1e9)
-        self._state(e, t)
 
     def _state(self, e: Any, t: type) -> None:
         """What an input says about the run's state: connections, the kill switch, health factors."""
         if t is ev.SourceConnectionChanged:
             s = self.source_state.setdefault(e.name, {"state": "", "reconnects": 0, "restarts": 0})
             s["state"] = e.state
-            if e.state == "connected":
-                self.connected.labels(e.name).set(1)
-                if e.attempt > 0:
-                    s["reconnects"] += 1
-                    self.reconnects.labels(e.name).inc()
-            elif e.state == "disconnected":
-                self.connected.labels(e.name).set(0)
-                if e.source == "live-runner":
-                    s["restarts"] += 1
-                    self.restarts.labels(e.name).inc()
+            if e.state == "connected" and e.attempt > 0:
+                s["reconnects"] += 1
+            elif e.state == "disconnected" and e.source == "live-runner":
+                s["restarts"] += 1
         elif t is ev.KillSwitchSet:
             self.kill_engaged, self.kill_reason = e.engaged, e.reason
-            self.kill.set(1 if e.engaged else 0)
         elif t is ev.AaveAccountObserved:
             self.health_factor.observe(e.health_factor / WAD)
 
+    def _count(self, table: dict[Any, int], key: Any) -> None:
+        table[key] = table.get(key, 0) + 1
+
     def _decision(self, e: Any, t: type) -> None:
-        self.decisions.labels(t.__name__).inc()
         if t is ev.OrderIntended:
-            self.intents.labels(e.venue, "intended").inc()
+            self._count(self.intents, (e.venue, "intended"))
             if e.side in ("liquidate", "arb"):
                 self._kind[e.seq] = e.side
-                (self.liquidations if e.side == "liquidate" else self.arbitrages).labels("intended").inc()
+                self._count(self.liquidations if e.side == "liquidate" else self.arbitrages, "intended")
             trigger = self._exit_trigger.pop((e.strategy, e.client_id), None)
             if trigger is not None:
                 self._exit_intent[e.seq] = trigger
         elif t is ev.IntentRejected:
-            self.intents.labels(e.venue, "rejected").inc()
+            self._count(self.intents, (e.venue, "rejected"))
         elif t is ev.PerpExitDecided:
             self._exit_trigger[(e.strategy, e.client_id)] = e.ts - e.latency_ns
         elif t is ev.CircuitBreakerChanged:
             self.circuits[e.strategy] = e.state
-            self.circuit.labels(e.strategy).set(CIRCUIT.get(e.state, -1))
 
     def _execution(self, e: Any, t: type) -> None:
         if t is ev.TransactionSubmitted:
             self._pending.add(e.tx)
-            self.pending_tx.set(len(self._pending))
         elif t is ev.TransactionIncluded or t is ev.TransactionDropped:
             self._pending.discard(e.tx)
-            self.pending_tx.set(len(self._pending))
-        elif t is ev.OrderFilled or t is ev.OrderFailed:
-            final = t is ev.OrderFailed or e.final
-            if not final:
-                return
+        elif t is ev.OrderFailed or e.final:  # OrderFilled: only its final fill ends the intent
             kind = self._kind.pop(e.intent, None)
-            outcome = "filled" if t is ev.OrderFilled else "failed"
+            filled = t is ev.OrderFilled
             if kind is not None:
-                (self.liquidations if kind == "liquidate" else self.arbitrages).labels(outcome).inc()
-                if kind == "arb" and t is ev.OrderFilled:
+                self._count(self.liquidations if kind == "liquidate" else self.arbitrages,
+                            "filled" if filled else "failed")
+                if kind == "arb" and filled:
                     fee = e.fee if e.fee_asset == RISK_ASSET else 0
-                    self.profit.labels("paper" if e.source.startswith("paper") else "executed").observe(
-                        (e.amount - e.notional - fee) / 1e6)
+                    label = "paper" if e.source.startswith("paper") else "executed"
+                    hist = self.profit.get(label)
+                    if hist is None:
+                        hist = self.profit[label] = _Hist(PROFIT_BUCKETS)
+                    hist.observe((e.amount - e.notional - fee) / 1e6)
             trigger = self._exit_intent.pop(e.intent, None)
-            if trigger is not None and t is ev.OrderFilled:
+            if trigger is not None and filled:
                 self.exit_latency.observe(max(0, e.ts - trigger) / 1e9)
 
+    # ------------------------------------------------------------------ scraping
+
     def exposition(self, store_lag: int) -> bytes:
-        self.store_lag.set(store_lag)
-        second = self.wall_ns() // 10**9
-        if second > self._second + 1:
-            self.rate.set(0)  # nothing recorded in the last full second
-        elif second == self._second + 1:
-            self.rate.set(self._in_second)
+        self.store_lag = store_lag
         return generate_latest(self.registry)
+
+    def collect(self) -> Any:
+        """The figures as Prometheus metric families (called by the registry at each scrape)."""
+        second = self.wall_ns() // 10**9
+        rate = self._in_second if second == self._second + 1 else self.rate if second == self._second else 0
+
+        def counter(name: str, doc: str, labels: list[str], table: dict[Any, int]) -> Any:
+            f = CounterMetricFamily(name, doc, labels=labels)
+            for key, n in table.items():
+                f.add_metric(list(key) if isinstance(key, tuple) else [key], n)
+            return f
+
+        def gauge(name: str, doc: str, value: float) -> Any:
+            return GaugeMetricFamily(name, doc, value=value)
+
+        def histogram(name: str, doc: str, labels: list[str], table: dict[str, _Hist]) -> Any:
+            f = HistogramMetricFamily(name, doc, labels=labels)
+            for key, h in table.items():
+                f.add_metric([key] if labels else [], h.cumulative(), h.sum)
+            return f
+
+        yield counter("tapedeck_events", "Recorded events", ["kind", "type"], self.events)
+        yield gauge("tapedeck_events_per_second", "Recorded events over the last full second", rate)
+        yield histogram("tapedeck_event_lag_seconds", "Recorded wall time minus the venue's time of the event (or "
+                        "its receive time)", ["source"], self.lag)
+        yield counter("tapedeck_decisions", "Recorded decisions", ["type"], self.decisions)
+        yield counter("tapedeck_intents", "Intents by verdict", ["venue", "verdict"], self.intents)
+        yield counter("tapedeck_liquidations", "Liquidation intents by outcome", ["outcome"], self.liquidations)
+        yield counter("tapedeck_arbitrages", "Arbitrage intents by outcome", ["outcome"], self.arbitrages)
+        yield histogram("tapedeck_profit", "An arbitrage's result at its final fill (USDC)", ["execution"],
+                        self.profit)
+        yield gauge("tapedeck_pending_transactions", "Transactions sent, not yet included or dropped",
+                    len(self._pending))
+        yield histogram("tapedeck_health_factor", "Observed Aave health factors", [], {"": self.health_factor})
+        yield histogram("tapedeck_exit_trigger_to_flatten_seconds", "Event time from a perp exit's trigger to its "
+                        "final fill", [], {"": self.exit_latency})
+        circuits = GaugeMetricFamily("tapedeck_circuit_state", "0 closed, 1 half open, 2 open", labels=["strategy"])
+        for name, state in self.circuits.items():
+            circuits.add_metric([name], CIRCUIT.get(state, -1))
+        yield circuits
+        yield gauge("tapedeck_kill_switch", "1 when the kill switch is engaged", 1 if self.kill_engaged else 0)
+        connected = GaugeMetricFamily("tapedeck_source_connected", "1 while the source says it is connected",
+                                      labels=["source"])
+        for name, st in self.source_state.items():
+            connected.add_metric([name], 1 if st["state"] in CONNECTED else 0)
+        yield connected
+        yield counter("tapedeck_source_reconnects", "Reconnections a source recorded", ["source"],
+                      {n: st["reconnects"] for n, st in self.source_state.items()})
+        yield counter("tapedeck_source_restarts", "Source tasks the runner restarted", ["source"],
+                      {n: st["restarts"] for n, st in self.source_state.items()})
+        yield gauge("tapedeck_store_lag_events", "Events numbered but not yet committed", self.store_lag)
+        yield counter("tapedeck_metrics_errors", "Events the metrics could not read", [], {(): self.errors})
+
+
+CONNECTED = ("connected", "resubscribed", "backfilled")
+_STATE = frozenset({ev.SourceConnectionChanged, ev.KillSwitchSet, ev.AaveAccountObserved})
+_DECISIONS = frozenset({ev.OrderIntended, ev.IntentRejected, ev.PerpExitDecided, ev.CircuitBreakerChanged})
+_EXECUTIONS = frozenset({ev.TransactionSubmitted, ev.TransactionIncluded, ev.TransactionDropped, ev.OrderFilled,
+                         ev.OrderFailed})
 
 
 def source_health(metrics: LiveMetrics, name: str, own: dict[str, Any], now_ns: int, restarts: int) -> dict[str, Any]:
@@ -234,7 +296,7 @@ def source_health(metrics: LiveMetrics, name: str, own: dict[str, Any], now_ns: 
     s = metrics.source_state.get(name, {})
     last = metrics.last_by_source.get(name)
     return {
-        "connected": s.get("state") in ("connected", "resubscribed", "backfilled"),
+        "connected": s.get("state") in CONNECTED,
         "state": s.get("state", "not connected yet"),
         "last_event_age_ms": None if last is None else round((now_ns - last) / 1e6, 3),
         "reconnects": s.get("reconnects", 0),

@@ -301,7 +301,7 @@ def test_a_restart_with_the_same_out_resumes_the_run(tmp_path: Path) -> None:
     assert second.resumed
     # the run's numbers include the first session's (read back from its events), its connections do not
     assert second.metrics.recorded == n1
-    intended = second.metrics.intents.labels(VENUE, "intended")._value.get()
+    intended = second.metrics.intents[(VENUE, "intended")]
     assert intended == count(events(out), ev.OrderIntended) > 0
     assert second.health()["sources"]["quotes"]["connected"] is False
     src = second.sources[0][1]
