@@ -5,9 +5,9 @@ every event the run's log numbers: inputs, decisions, executions), never from th
 strategy's intentions, so what ``/metrics`` says is what a reader of the log would count. Each run
 has its own ``prometheus_client.CollectorRegistry`` (two runners in one process never mix), whose
 one collector turns plain counters into metric families at scrape time (both on the loop's thread:
-no lock; counting an event costs a few dict operations, about 5 us here against 15 us for
-prometheus-client's labelled children, which halved the runner's event rate). The figures (all
-names ``tapedeck_``):
+no lock; counting an event is a few dict operations. Measured on the shared 2-core box, a fake
+source's emit, recorded and decided: p50 22 us with a prometheus-client labelled child per figure,
+9.5 us with this, 5.2 us with no metrics). The figures (all names ``tapedeck_``):
 
 * ``events_total{kind,type}`` and ``events_per_second`` (recorded events over the last full second
   of wall-clock time);
