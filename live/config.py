@@ -58,6 +58,7 @@ from typing import Any, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from tapedeck.adapters import config_files
+from tapedeck.adapters.validation import dotted
 from tapedeck.runtime.config_model import ConfigModel, _Strict, describe
 
 ENV_PREFIX = "TAPEDECK_"
@@ -76,10 +77,6 @@ SECRET_SUFFIXES = ("_secret", "_password", "_private_key", "_passphrase", "_mnem
 
 class LiveConfigError(ValueError):
     """A live config that cannot run; ``str()`` is one line per problem, file and key first."""
-
-
-def _float() -> Any:
-    return StrictFloat | StrictInt
 
 
 class AdapterModel(BaseModel):
@@ -239,7 +236,7 @@ def load_live_config(path: str, *, environ: Mapping[str, str] | None = None, set
     for p, raw, origin in overrides:
         apply_override(data, p, parse_value(raw) if isinstance(raw, str) and origin.startswith(("TAPEDECK", "--set"))
                        else raw, origin)
-        origins[".".join(p)] = origin
+        origins[dotted(tuple(int(x) if x.isdigit() else x for x in p))] = origin  # as pydantic's errors name it
     problems = _secret_problems(path, data)
     try:
         model = LiveConfigModel.model_validate(data)

@@ -75,6 +75,9 @@ def test_an_overridden_bad_value_names_its_variable_and_not_its_value(tmp_path: 
         load_live_config(path, environ={}, sets=["ops.port=x"])
     with pytest.raises(LiveConfigError, match="expected KEY=VALUE"):
         load_live_config(path, environ={}, sets=["ops.port"])
+    with pytest.raises(LiveConfigError) as info:  # inside an array too: the variable named, its value not
+        load_live_config(path, environ={"TAPEDECK_SOURCES__0__NAME": "42"})
+    assert str(info.value) == f"{path}: sources[0].name: Input should be a valid string (set by TAPEDECK_SOURCES__0__NAME)"
     with pytest.raises(LiveConfigError, match=r"sources\.5: no such entry \(the array has 1\)"):
         load_live_config(path, environ={"TAPEDECK_SOURCES__5__URL_ENV": "X"})
 
