@@ -20,7 +20,7 @@ import pytest
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.domain import events as ev
 from tests.conftest import ROOT
-from tests.test_live_runner import BASE, GATEWAY, QUOTES, config, count, events, fake_run
+from tests.test_live_runner import BASE, config, count, events, fake_run
 
 pytestmark = pytest.mark.slow
 OPS = BASE.replace("[ops]\nenabled = false", "[ops]\nport = 0")
