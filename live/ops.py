@@ -32,7 +32,8 @@ source's emit, recorded and decided: p50 22 us with a prometheus-client labelled
   ``store_lag_events`` (numbered but not yet committed, sampled at scrape).
 
 ``/health`` is JSON: per source (connected, last event age, reconnects, restarts, the adapter's own
-``health()``), the store's lag, each strategy's circuit state, the kill switch, the mode. ``POST
+``health()``, every URL in it cut to scheme://host:port), the store's lag, each gateway's own
+``health()``, each strategy's circuit state, the kill switch, the mode. ``POST
 /kill`` engages the kill switch (a recorded ``KillSwitchSet``: no new intents; the run goes on
 recording and stays clean); a JSON body ``{"engaged": false, "reason": "..."}`` releases it. The
 server binds 127.0.0.1 unless told otherwise.
@@ -291,8 +292,28 @@ _EXECUTIONS = frozenset({ev.TransactionSubmitted, ev.TransactionIncluded, ev.Tra
                          ev.OrderFailed})
 
 
+def redacted(value: Any) -> Any:
+    """An adapter's health with every URL cut to scheme://host:port (a node URL may carry an API key
+    in its user info, path or query), recursively; the rest as it is."""
+    if isinstance(value, dict):
+        return {k: redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        from urllib.parse import urlsplit
+
+        try:
+            u = urlsplit(value.strip())
+            port = f":{u.port}" if u.port else ""
+            rest = "/..." if (u.path not in ("", "/") or u.query or u.username) else ""
+            return f"{u.scheme}://{u.hostname or ''}{port}{rest}"
+        except ValueError:
+            return "<url>"
+    return value
+
+
 def source_health(metrics: LiveMetrics, name: str, own: dict[str, Any], now_ns: int, restarts: int) -> dict[str, Any]:
-    """One source's entry in ``/health`` (``own``: the adapter's ``health()``)."""
+    """One source's entry in ``/health`` (``own``: the adapter's ``health()``, URLs redacted)."""
     s = metrics.source_state.get(name, {})
     last = metrics.last_by_source.get(name)
     return {
@@ -301,7 +322,7 @@ def source_health(metrics: LiveMetrics, name: str, own: dict[str, Any], now_ns: 
         "last_event_age_ms": None if last is None else round((now_ns - last) / 1e6, 3),
         "reconnects": s.get("reconnects", 0),
         "restarts": restarts,
-        "adapter": own,
+        "adapter": redacted(own),
     }
 
 

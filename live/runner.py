@@ -102,7 +102,7 @@ from tapedeck.domain.engine import Engine
 from tapedeck.domain.strategies import ConfigError
 from tapedeck.live.base import Backoff, Clock, LiveSource
 from tapedeck.live.config import AdapterSpec, LiveSettings, LiveConfigError, execute_problems, load_signing_key
-from tapedeck.live.ops import LiveMetrics, OpsServer, bind, build_app, source_health
+from tapedeck.live.ops import LiveMetrics, OpsServer, bind, build_app, redacted, source_health
 from tapedeck.runtime.loop import Loop, timer_fired
 
 RUNNER = "live-runner"  # the ``source`` of the events the runner itself records
@@ -653,7 +653,7 @@ class LiveRunner:
             "sources": sources,
             "store": {"last_seq": self.store.next_seq - 1, "lag_events": self.store_lag(),
                       "max_delay_ms": self.settings.max_delay_ms},
-            "gateways": {spec.name: _health_of(gw) for spec, gw in self.gateways},
+            "gateways": {spec.name: redacted(_health_of(gw)) for spec, gw in self.gateways},
             "circuits": circuits,
             "kill_switch": {"engaged": risk.kill_switch, "reason": risk.kill_reason},
             "daily_loss": {"booked": risk.day_loss(), "limit": risk.daily_loss_limit},

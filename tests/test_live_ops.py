@@ -65,7 +65,7 @@ def test_health_and_metrics_answer_on_loopback_with_the_runs_numbers(tmp_path: P
     q = h["sources"]["quotes"]
     assert q["connected"] is True and q["reconnects"] == 0 and q["restarts"] == 0
     assert q["last_event_age_ms"] is not None and q["last_event_age_ms"] >= 0
-    assert q["adapter"] == {"emitted": 12, "restored_from": None, "url": "ws://127.0.0.1/fake"}
+    assert q["adapter"] == {"emitted": 12, "restored_from": None, "url": "ws://127.0.0.1/..."}  # URLs cut
     assert h["mode"] == "paper" and h["kill_switch"] == {"engaged": False, "reason": ""}
     assert h["circuits"] == {"buyer": "closed"} and h["intents_in_flight"] == 0
     assert h["store"]["last_seq"] == len(evs) and h["store"]["lag_events"] >= 0
@@ -139,6 +139,14 @@ def EventLog_ended(path: Path) -> str:
     from tapedeck.adapters.eventlog import EventLog
 
     return EventLog.open(path).manifest.ended
+
+
+def test_urls_in_an_adapters_health_are_cut_to_their_host() -> None:
+    from tapedeck.live.ops import redacted
+
+    assert redacted({"a": "wss://user:pw@mainnet.infura.io/v3/KEY123?x=1", "b": ["https://h:8545"], "n": 3,
+                     "c": {"d": "http://127.0.0.1:9000/"}}) == \
+        {"a": "wss://mainnet.infura.io/...", "b": ["https://h:8545"], "n": 3, "c": {"d": "http://127.0.0.1:9000"}}
 
 
 def test_metrics_are_computed_from_the_recorded_events() -> None:
