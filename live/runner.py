@@ -344,6 +344,7 @@ class LiveRunner:
         self._unrecorded: list[ev.Event] = []
         self._reconcile: list[tuple[Any, list[ev.OrderIntended]]] = []
         self.summary: Summary | None = None
+        self._sock: Any = None  # the ops server's socket, bound by ``prepare``
         self.late_reports = 0  # gateway reports that came after the log closed (said in the summary)
 
     # ------------------------------------------------------------------ building
@@ -370,6 +371,11 @@ class LiveRunner:
         if path.exists():
             checked = self._check_resume(path)  # before anything is built: a refusal leaves the log as it was
         self._build_adapters(with_pool_identity)  # before the store: a bad adapter entry leaves no run behind
+        if s.ops.enabled:  # and a busy port neither
+            try:
+                self._sock = bind(s.ops.host, s.ops.port)
+            except OSError as e:
+                raise RunnerError(str(e)) from None
         if path.exists():
             self._check_open_intents()
         try:
@@ -386,7 +392,11 @@ class LiveRunner:
                                     code=code_identity(self.engine))
                 store = EventLog.create(path, manifest, max_delay_ms=s.max_delay_ms)
         except EventLogError as e:
+            self._release_sock()
             raise RunnerError(f"cannot {'resume' if path.exists() else 'create'} {path}: {e}") from None
+        except BaseException:
+            self._release_sock()
+            raise
         self.store = store
         self.recorder = _Recorder(store, self.metrics.observe, lambda: self._current)
         self.loop = Loop(self.engine, self.recorder, self.router, timers=self._schedule)  # type: ignore[arg-type]
@@ -678,11 +688,8 @@ class LiveRunner:
                     pass
         tasks: list[asyncio.Task[None]] = []
         try:
-            if self.settings.ops.enabled:
-                try:
-                    sock = bind(self.settings.ops.host, self.settings.ops.port)
-                except OSError as e:
-                    raise RunnerError(str(e)) from None
+            if self._sock is not None:
+                sock, self._sock = self._sock, None
                 self.ops = OpsServer(build_app(self.health, lambda: self.metrics.exposition(self.store_lag()),
                                                lambda engaged, reason, origin: self.kill(engaged, reason, origin)),
                                      sock)
@@ -789,11 +796,17 @@ class LiveRunner:
             await self.ops.stop()
         self.close()
 
+    def _release_sock(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
     def close(self) -> None:
         """Flush and close the log: ``clean`` unless the store failed."""
         if self._closed:
             return
         self._closed = True
+        self._release_sock()  # prepared, never run
         m = self.store.manifest
         if not m.started_ts:
             m.started_ts = self.loop.stats.first_ts

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tapedeck.domain import events as ev
@@ -139,6 +140,23 @@ def EventLog_ended(path: Path) -> str:
     from tapedeck.adapters.eventlog import EventLog
 
     return EventLog.open(path).manifest.ended
+
+
+def test_a_busy_ops_port_is_one_error_before_any_run_exists(tmp_path: Path) -> None:
+    import socket
+
+    from tapedeck.live.runner import RunnerError
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        cfg, out = fake_run(tmp_path, 0, OPS.replace("port = 0", f"port = {busy.getsockname()[1]}"))
+        with pytest.raises(RunnerError, match=f"^ops server: cannot listen on 127.0.0.1:{busy.getsockname()[1]}: "):
+            LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
+        assert not out.exists()
+    finally:
+        busy.close()
 
 
 def test_urls_in_an_adapters_health_are_cut_to_their_host() -> None:
