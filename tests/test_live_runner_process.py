@@ -31,12 +31,27 @@ def tapedeck() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "tapedeck.cli"]
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_runner_left_behind() -> Any:
+    """A test that fails half way must not leave its ``tapedeck live`` running."""
+    yield
+    while STARTED:
+        p = STARTED.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=30)
+
+
 class Live:
     """A ``tapedeck live`` process: its ops port (read from its stderr), /health, signals, output."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(tapedeck() + ["live", *args], cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        STARTED.append(self.proc)
         self.stderr_lines: list[str] = []
         self.port = 0
         assert self.proc.stderr is not None

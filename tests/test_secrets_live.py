@@ -13,7 +13,7 @@ import pytest
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.domain import events as ev
 from tests.test_live_runner import FAKES, GATEWAY, QUOTES, config, count, events, fake_run
-from tests.test_live_runner_process import OPS, Live, cli
+from tests.test_live_runner_process import OPS, Live, cli, no_runner_left_behind  # noqa: F401 (its fixture)
 
 pytestmark = pytest.mark.slow
 
