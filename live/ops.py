@@ -18,9 +18,13 @@ source's emit, recorded and decided: p50 22 us with a prometheus-client labelled
 * ``liquidations_total{outcome}`` and ``arbitrages_total{outcome}`` (intended, filled, failed) for
   intents of side ``liquidate`` and ``arb`` (a refused one is in ``intents_total{verdict="rejected"}``:
   ``IntentRejected`` does not say the side);
-* ``profit`` histogram (risk currency, USDC units) of an arbitrage's final fill: received minus
-  paid minus a fee in the risk asset, labelled ``paper`` (``source`` starts with ``paper``) or
-  ``executed``;
+* ``profit{kind,execution}`` histogram (risk currency, USDC units), as ``runtime.outcomes`` values
+  them: an arbitrage's final fill (received minus paid minus a fee in the risk asset); a
+  liquidation's final fill on an Aave venue (the collateral received at the run's named ETH price,
+  ``[outcomes] eth_price``, minus the debt repaid and the fee), or for one through an executor
+  contract (its intent has a ``route``) the sale it reported (``InventoryChanged``) minus the debt
+  repaid; ``execution`` is ``paper`` (``source`` starts with ``paper``) or ``executed``; a
+  liquidation with no price yet counts in ``unpriced_total``;
 * ``pending_transactions`` (``TransactionSubmitted`` not yet included or dropped);
 * ``health_factor`` histogram of ``AaveAccountObserved`` (1.0 = the liquidation line);
 * ``exit_trigger_to_flatten_seconds``: event time from the update at which a perp exit first
@@ -54,6 +58,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.risk import RISK_ASSET
+from tapedeck.runtime.outcomes import DEFAULT_ETH_PRICE, ETH_ASSETS, ETH_PRICED_VENUES, EthPrice
 
 CIRCUIT = {"closed": 0, "half_open": 1, "open": 2}
 PROFIT_BUCKETS = (-100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -89,7 +94,7 @@ class LiveMetrics:
     ``CollectorRegistry``): counting an event costs a few dict operations, not a labelled
     prometheus-client child and its lock per figure."""
 
-    def __init__(self, wall_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, wall_ns: Callable[[], int] = time.time_ns, eth_price: str = DEFAULT_ETH_PRICE) -> None:
         self.wall_ns = wall_ns
         self.events: dict[tuple[str, str], int] = {}  # (kind, type) -> recorded
         self.lag: dict[str, _Hist] = {}  # source -> seconds
@@ -97,7 +102,10 @@ class LiveMetrics:
         self.intents: dict[tuple[str, str], int] = {}  # (venue, verdict)
         self.liquidations: dict[str, int] = {}  # outcome
         self.arbitrages: dict[str, int] = {}
-        self.profit: dict[str, _Hist] = {}  # "paper" | "executed" -> USDC
+        self.profit: dict[tuple[str, str], _Hist] = {}  # ("arbitrage" | "liquidation", "paper" | "executed")
+        self.price = EthPrice(eth_price)  # the run's named ETH price (runtime.outcomes), folded from inputs
+        self.unpriced = 0
+        self._settled: dict[int, tuple[int, str]] = {}  # executor liquidation -> (debt repaid, execution)
         self.health_factor = _Hist(HF_BUCKETS)
         self.exit_latency = _Hist(LAG_BUCKETS)
         self.restarts: dict[str, int] = {}
@@ -105,7 +113,7 @@ class LiveMetrics:
         self.store_lag = 0
         self.rate = 0
         # what the figures above need to remember: only intents in flight and open exits
-        self._kind: dict[int, str] = {}  # intent seq -> "liquidate" | "arb"
+        self._kind: dict[int, tuple[str, bool]] = {}  # intent seq -> ("liquidate" | "arb", has a route)
         self._exit_trigger: dict[tuple[str, str], int] = {}  # (strategy, client_id) -> trigger event time
         self._exit_intent: dict[int, int] = {}  # intent seq -> trigger event time
         self._pending: set[str] = set()
@@ -164,6 +172,8 @@ class LiveMetrics:
         if kind == ev.INPUT:
             if t in _STATE:
                 self._state(e, t)
+            elif t in _PRICED:
+                self.price.fold(e)
         elif kind == ev.DECISION:
             self.decisions[names[1]] = self.decisions.get(names[1], 0) + 1
             if t in _DECISIONS:
@@ -192,7 +202,7 @@ class LiveMetrics:
         if t is ev.OrderIntended:
             self._count(self.intents, (e.venue, "intended"))
             if e.side in ("liquidate", "arb"):
-                self._kind[e.seq] = e.side
+                self._kind[e.seq] = (e.side, bool(e.route))
                 self._count(self.liquidations if e.side == "liquidate" else self.arbitrages, "intended")
             trigger = self._exit_trigger.pop((e.strategy, e.client_id), None)
             if trigger is not None:
@@ -209,22 +219,51 @@ class LiveMetrics:
             self._pending.add(e.tx)
         elif t is ev.TransactionIncluded or t is ev.TransactionDropped:
             self._pending.discard(e.tx)
+        elif t is ev.InventoryChanged:
+            settled = self._settled.pop(e.intent, None) if e.delta > 0 else None
+            if settled is not None:  # an executor liquidation's sale, in its debt asset
+                value = self._usdc(e.asset, e.delta)
+                if value is None:
+                    self.unpriced += 1
+                else:
+                    self._profit("liquidation", settled[1], value - settled[0])
         elif t is ev.OrderFailed or e.final:  # OrderFilled: only its final fill ends the intent
             kind = self._kind.pop(e.intent, None)
             filled = t is ev.OrderFilled
             if kind is not None:
-                self._count(self.liquidations if kind == "liquidate" else self.arbitrages,
+                side, routed = kind
+                self._count(self.liquidations if side == "liquidate" else self.arbitrages,
                             "filled" if filled else "failed")
-                if kind == "arb" and filled:
-                    fee = e.fee if e.fee_asset == RISK_ASSET else 0
-                    label = "paper" if e.source.startswith("paper") else "executed"
-                    hist = self.profit.get(label)
-                    if hist is None:
-                        hist = self.profit[label] = _Hist(PROFIT_BUCKETS)
-                    hist.observe((e.amount - e.notional - fee) / 1e6)
+                if filled:
+                    self._fill_profit(e, side, routed)
             trigger = self._exit_intent.pop(e.intent, None)
             if trigger is not None and filled:
                 self.exit_latency.observe(max(0, e.ts - trigger) / 1e9)
+
+    def _usdc(self, asset: str, amount: int) -> int | None:
+        if asset == RISK_ASSET:
+            return amount
+        if asset in ETH_ASSETS and self.price.value:
+            return amount * self.price.value // 10**18
+        return None
+
+    def _profit(self, kind: str, execution: str, usdc: int) -> None:
+        hist = self.profit.get((kind, execution))
+        if hist is None:
+            hist = self.profit[(kind, execution)] = _Hist(PROFIT_BUCKETS)
+        hist.observe(usdc / 1e6)
+
+    def _fill_profit(self, e: Any, side: str, routed: bool) -> None:
+        execution = "paper" if e.source.startswith("paper") else "executed"
+        fee = self._usdc(e.fee_asset or RISK_ASSET, e.fee) if e.fee else 0
+        if side == "arb":
+            self._profit("arbitrage", execution, e.amount - e.notional - (e.fee if e.fee_asset == RISK_ASSET else 0))
+        elif routed and execution == "executed":
+            self._settled[e.intent] = (e.notional, execution)  # valued when the executor reports its sale
+        elif e.venue.startswith(ETH_PRICED_VENUES) and self.price.value and fee is not None:
+            self._profit("liquidation", execution, e.amount * self.price.value // 10**18 - e.notional - fee)
+        else:
+            self.unpriced += 1
 
     # ------------------------------------------------------------------ scraping
 
@@ -246,10 +285,10 @@ class LiveMetrics:
         def gauge(name: str, doc: str, value: float) -> Any:
             return GaugeMetricFamily(name, doc, value=value)
 
-        def histogram(name: str, doc: str, labels: list[str], table: dict[str, _Hist]) -> Any:
+        def histogram(name: str, doc: str, labels: list[str], table: dict[Any, _Hist]) -> Any:
             f = HistogramMetricFamily(name, doc, labels=labels)
             for key, h in table.items():
-                f.add_metric([key] if labels else [], h.cumulative(), h.sum)
+                f.add_metric(list(key) if isinstance(key, tuple) else [key] if labels else [], h.cumulative(), h.sum)
             return f
 
         yield counter("tapedeck_events", "Recorded events", ["kind", "type"], self.events)
@@ -260,8 +299,10 @@ class LiveMetrics:
         yield counter("tapedeck_intents", "Intents by verdict", ["venue", "verdict"], self.intents)
         yield counter("tapedeck_liquidations", "Liquidation intents by outcome", ["outcome"], self.liquidations)
         yield counter("tapedeck_arbitrages", "Arbitrage intents by outcome", ["outcome"], self.arbitrages)
-        yield histogram("tapedeck_profit", "An arbitrage's result at its final fill (USDC)", ["execution"],
+        yield histogram("tapedeck_profit", "An arbitrage's or liquidation's result (USDC)", ["kind", "execution"],
                         self.profit)
+        yield counter("tapedeck_unpriced", "Liquidation results not valued (no ETH price yet)", [],
+                      {(): self.unpriced})
         yield gauge("tapedeck_pending_transactions", "Transactions sent, not yet included or dropped",
                     len(self._pending))
         yield histogram("tapedeck_health_factor", "Observed Aave health factors", [], {"": self.health_factor})
@@ -289,7 +330,8 @@ CONNECTED = ("connected", "resubscribed", "backfilled")
 _STATE = frozenset({ev.SourceConnectionChanged, ev.KillSwitchSet, ev.AaveAccountObserved})
 _DECISIONS = frozenset({ev.OrderIntended, ev.IntentRejected, ev.PerpExitDecided, ev.CircuitBreakerChanged})
 _EXECUTIONS = frozenset({ev.TransactionSubmitted, ev.TransactionIncluded, ev.TransactionDropped, ev.OrderFilled,
-                         ev.OrderFailed})
+                         ev.OrderFailed, ev.InventoryChanged})
+_PRICED = frozenset({ev.OracleUpdated, ev.V2ReservesSynced, ev.V3Swapped})  # what an EthPrice folds
 
 
 def redacted(value: Any) -> Any:

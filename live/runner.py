@@ -323,7 +323,9 @@ class LiveRunner:
         self.say = say or (lambda line: None)
         self.backoff_seed = backoff_seed
         self._engine = engine
-        self.metrics = LiveMetrics(wall_ns)
+        from tapedeck.runtime.outcomes import eth_price_source
+
+        self.metrics = LiveMetrics(wall_ns, eth_price_source(settings.config))
         self.stop_event: asyncio.Event | None = None
         self.resumed = False
         self.notes: list[str] = []

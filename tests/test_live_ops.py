@@ -208,8 +208,9 @@ def test_metrics_are_computed_from_the_recorded_events() -> None:
     assert s[("tapedeck_arbitrages_total", (("outcome", "intended"),))] == 1
     assert s[("tapedeck_arbitrages_total", (("outcome", "filled"),))] == 1
     # 112.5 - 100 - 0.5 = 12 USDC (a histogram with negative buckets exposes no _sum: read its buckets)
-    assert s[("tapedeck_profit_bucket", (("execution", "paper"), ("le", "10.0")))] == 0
-    assert s[("tapedeck_profit_bucket", (("execution", "paper"), ("le", "100.0")))] == 1
+    arb = (("execution", "paper"), ("kind", "arbitrage"))
+    assert s[("tapedeck_profit_bucket", (*arb, ("le", "10.0")))] == 0
+    assert s[("tapedeck_profit_bucket", (*arb, ("le", "100.0")))] == 1
     assert s[("tapedeck_liquidations_total", (("outcome", "failed"),))] == 1
     assert s[("tapedeck_pending_transactions", ())] == 1  # 0x2 still out
     assert s[("tapedeck_exit_trigger_to_flatten_seconds_sum", ())] == 0.3  # 4.05 s - (4 s - 0.25 s)
@@ -219,3 +220,32 @@ def test_metrics_are_computed_from_the_recorded_events() -> None:
     assert s[("tapedeck_metrics_errors_total", ())] == 0
     # its own registry per run: a second run's metrics start from nothing
     assert samples(LiveMetrics().exposition(0))[("tapedeck_health_factor_count", ())] == 0
+
+
+def test_a_liquidations_profit_is_valued_at_the_runs_named_eth_price() -> None:
+    m = LiveMetrics(wall_ns=lambda: 5 * 10**9, eth_price="oracle:eth-usd")
+
+    def it(seq: int, route: tuple[str, ...] = ()) -> ev.OrderIntended:
+        return ev.OrderIntended(seq=seq, ts=1, strategy="liq", venue="aave-v3:ethereum", instrument="WETH/USDC",
+                                side="liquidate", amount=1, notional=2_900_000_000, route=route)
+
+    def fill(seq: int, intent: int, amount: int, source: str = "aave") -> ev.OrderFilled:
+        return ev.OrderFilled(seq=seq, ts=2, source=source, intent=intent, venue="aave-v3:ethereum", amount=amount,
+                              notional=2_900_000_000, fee=10**15, fee_asset="ETH")
+
+    for e in (it(1), fill(2, 1, 10**18),  # before any price: counted as unpriced, not valued at 0
+              ev.OracleUpdated(seq=3, ts=3, feed="eth-usd", chain="ethereum", round_id=1, answer=3_000 * 10**8,
+                               decimals=8),
+              it(4), fill(5, 4, 10**18),  # 1 WETH at 3000 - 2900 repaid - 0.001 ETH gas (3 USDC) = 97
+              it(6, route=("0xpool",)), fill(7, 6, 0),  # through the executor: valued at its sale
+              ev.InventoryChanged(seq=8, ts=3, intent=6, venue="aave-v3:ethereum", strategy="liq", asset="USDC",
+                                  delta=2_950_000_000)):  # sold for 2950 - 2900 repaid = 50
+        m.observe(e)
+    s = samples(m.exposition(0))
+    liq = (("execution", "executed"), ("kind", "liquidation"))
+    assert s[("tapedeck_profit_bucket", (*liq, ("le", "+Inf")))] == 2
+    assert s[("tapedeck_profit_bucket", (*liq, ("le", "10.0")))] == 0
+    assert s[("tapedeck_profit_bucket", (*liq, ("le", "100.0")))] == 2
+    assert m.profit[("liquidation", "executed")].sum == 97.0 + 50.0  # (no _sum is exposed: negative buckets)
+    assert s[("tapedeck_unpriced_total", ())] == 1
+    assert s[("tapedeck_liquidations_total", (("outcome", "filled"),))] == 3
