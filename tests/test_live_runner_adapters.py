@@ -74,10 +74,13 @@ venue = "binance"
 def test_evm_source_and_gateway_on_anvil_stop_and_resume(tmp_path: Path) -> None:
     pytest.importorskip("tapedeck.live.evm_source")
     pytest.importorskip("tapedeck.live.evm_gateway")
+    from tapedeck.sim.chain import uniswap_v2 as u2
     from tapedeck.sim.chain.anvil import AnvilChain
 
     out = tmp_path / "run.db"
     with AnvilChain() as anvil:
+        v2 = u2.deploy_v2_pair(anvil.w3)  # the sim's Uniswap V2 pair, for the source to follow
+        u2.add_liquidity(v2, 10**21, 2 * 10**21)
         cfg = config(tmp_path, OPS + f'''
 [[sources]]
 kind = "evm"
@@ -85,7 +88,7 @@ name = "anvil"
 chain = "anvil"
 ws_url = "{anvil.ws_url}"
 http_url = "{anvil.url}"
-v2_pairs = ["0x000000000000000000000000000000000000dead"]
+v2_pairs = ["{v2.pair.address}"]
 
 [[gateways]]
 kind = "evm"
@@ -101,6 +104,8 @@ sender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
         second = LiveRunner(settings(cfg), out=str(out), signals=False).prepare()
         assert second.resumed
         run_until(second, 60, mine)
-    blocks = [e.number for e in events(out) if type(e) is ev.BlockProduced]
-    assert blocks == list(range(blocks[0], blocks[0] + len(blocks)))  # every block once, none missed
+    evs = events(out)
+    blocks = [e.number for e in evs if type(e) is ev.BlockProduced]
+    assert len(blocks) > 20 and blocks == list(range(blocks[0], blocks[0] + len(blocks)))  # each once, none missed
+    assert any(type(e) is ev.V2ReservesSynced for e in evs)  # the pair's state, from the adapter's snapshot
     assert verified(out).status == "verified"
