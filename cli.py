@@ -758,6 +758,54 @@ def dashboard(run_path: str, host: str, port: int, poll_ms: int) -> None:
         uvicorn.Server(uvicorn_config(build_app(board), host=host, port=port)).run()
     finally:
         store.close()
+# --------------------------------------------------------------------------- live
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG")
+@click.option("--out", default=None, help="The run's log (default [live] out). An existing live run is resumed.")
+@click.option("--execute", is_flag=True, help="Send for real (default: paper). Needs a key from the environment or "
+              "a keystore, [risk] daily_loss_limit and a max_notional for every venue a gateway serves.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key (dotted: "
+              "ops.port=9200); applied after TAPEDECK_<TABLE>__<KEY> environment variables.")
+@click.option("--ops-host", default=None, help="Address of /health, /metrics, /kill (default 127.0.0.1).")
+@click.option("--ops-port", type=click.IntRange(0, 65535), default=None, help="Their port (default 9108; 0: any).")
+def live(config_path: str, out: str | None, execute: bool, sets: tuple[str, ...], ops_host: str | None,
+         ops_port: int | None) -> None:
+    """Run the strategies live: the configured sources feed the same loop as sim and replay.
+
+    Paper by default. SIGINT/SIGTERM stop it gracefully (the log closes clean); SIGUSR1 or
+    POST /kill engages the kill switch (recorded: no new intents). Run again with the same --out to
+    resume the run.
+    """
+    from tapedeck.live.config import LiveConfigError, load_live_config
+
+    try:
+        settings = load_live_config(config_path, sets=sets, out=out, ops_host=ops_host, ops_port=ops_port)
+    except LiveConfigError as e:
+        raise click.ClickException(str(e)) from None
+    say = lambda line: click.echo(f"live: {line}", err=True)  # noqa: E731
+    try:
+        run = build_run("live", settings.config, out=settings.out or "", live=settings, execute_orders=execute, say=say)
+    except BuildError as e:
+        raise click.ClickException(str(e)) from None
+    runner = run.world
+    say(f"{'EXECUTING' if execute else 'paper'} run {'resumed' if runner.resumed else 'recording'} to {runner.out} "
+        f"(pid {os.getpid()}; SIGTERM stops, SIGUSR1 kills)")
+    for note in runner.notes:
+        say(note)
+    told = len(runner.notes)
+    from tapedeck.live.runner import RunnerError
+
+    try:
+        run.run()
+    except RunnerError as e:
+        raise click.ClickException(str(e)) from None
+    s = runner.summary
+    for note in s.notes[told:]:
+        say(note)
+    click.echo(f"live run {s.out}: {s.events} events this session (seq {s.first_seq}..{s.last_seq}), ended {s.ended}"
+               f"{', kill switch engaged' if s.kill_switch else ''}")
 
 
 # --------------------------------------------------------------------------- demo

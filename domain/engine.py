@@ -140,6 +140,7 @@ class Engine:
             ev.KillSwitchSet: risk.on_kill_switch,
             ev.OrderFilled: risk.on_finished,
             ev.OrderFailed: risk.on_finished,
+            ev.InventoryChanged: risk.on_inventory,  # the daily loss limit books a leftover's risk currency
         }
         self._dispatch: dict[type[ev.Event], tuple[Callable[[Any], None] | None, tuple[Any, ...],
                                                    Callable[[Any], Sequence[ev.Event]] | None]] = {}
@@ -297,7 +298,7 @@ class Engine:
         if mine is not None and client_id in mine:
             reason = f"client_id {client_id!r} is already in flight"
         else:
-            reason = self.risk.check(p, batch.pending.get(p.venue, 0))
+            reason = self.risk.check(p, batch.pending.get(p.venue, 0), batch.cause.ts)
         order = Order(name, client_id, p.venue, p.instrument, p.side, p.amount, p.notional)
         verdict: ev.Event
         if reason:

@@ -9,6 +9,16 @@ The gate sees one event's proposals as one batch, across all strategies: ``check
 pending)`` counts ``pending``, the notional already approved for that venue in the batch (not
 yet folded back through ``on_intended``), so two strategies reacting to the same event cannot
 together exceed a venue's ``max_outstanding``.
+
+**Daily loss limit** (``[risk] daily_loss_limit``, risk-currency base units; issue 13, the live
+runner's ``--execute`` requires it): the gate books the risk-currency cash flow of every fill per
+UTC day of *event time* (``ts // DAY_NS``): a ``sell`` receives its notional, a ``buy`` or
+``liquidate`` (or any other side) pays it, an ``arb`` (risk currency in, risk currency out) earns
+``amount - notional``; a fee in the risk asset is paid; ``InventoryChanged`` of the risk asset is
+booked as it stands. What a fill bought is counted as spent until it is sold (no price marks it),
+so the figure is a conservative bound on the day's loss: once the day's net outflow reaches the
+limit, every intent that day is refused. The day rolls over at the first event of the next day.
+Folded from recorded events only, so a replay refuses the same intents.
 """
 from __future__ import annotations
 
@@ -18,6 +28,9 @@ from typing import Any
 import msgspec
 
 from tapedeck.domain import events as ev
+
+DAY_NS = 86_400 * 10**9
+RISK_ASSET = "USDC"  # the risk currency (notionals are its base units); a fee in it is booked as paid
 
 
 class Intent(msgspec.Struct, frozen=True, gc=False):
@@ -64,10 +77,15 @@ class RiskGate:
     kill_reason: str = ""
     outstanding: dict[str, int] = field(default_factory=dict)  # venue -> notional
     open_intents: dict[int, tuple[str, int]] = field(default_factory=dict)  # intent seq -> (venue, notional)
+    daily_loss_limit: int | None = None  # None: no limit (see the module docstring)
+    day: int = -1  # UTC day (event time) that ``day_flow`` counts
+    day_flow: int = 0  # net risk-currency flow of that day's fills (negative: paid out)
+    sides: dict[int, str] = field(default_factory=dict)  # intent seq -> side, while it can still fill
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "RiskGate":
-        """``[risk]`` table: default_max_notional, default_max_outstanding, kill_switch, venues.<v>."""
+        """``[risk]`` table: default_max_notional, default_max_outstanding, kill_switch, venues.<v>,
+        daily_loss_limit."""
         try:
             default = VenueLimits(int(cfg["default_max_notional"]), int(cfg["default_max_outstanding"]))
             venues = {
@@ -77,11 +95,14 @@ class RiskGate:
                 )
                 for name, v in sorted(cfg.get("venues", {}).items())
             }
+            loss = cfg.get("daily_loss_limit")
+            loss = None if loss is None else int(loss)
         except KeyError as e:
             raise ValueError(f"risk config is missing {e.args[0]!r}") from None
         except (TypeError, ValueError) as e:
             raise ValueError(f"risk config has a bad limit: {e}") from None
-        return cls(default=default, venues=venues, kill_switch=bool(cfg.get("kill_switch", False)))
+        return cls(default=default, venues=venues, kill_switch=bool(cfg.get("kill_switch", False)),
+                   daily_loss_limit=loss)
 
     # ------------------------------------------------------------------ folding
 
@@ -92,8 +113,28 @@ class RiskGate:
     def on_intended(self, e: ev.OrderIntended) -> None:
         self.outstanding[e.venue] = self.outstanding.get(e.venue, 0) + e.notional
         self.open_intents[e.seq] = (e.venue, e.notional)
+        if self.daily_loss_limit is not None:
+            self.sides[e.seq] = e.side
+
+    def _book(self, ts: int, flow: int) -> None:
+        day = ts // DAY_NS
+        if day != self.day:
+            self.day, self.day_flow = day, 0
+        self.day_flow += flow
+
+    def on_inventory(self, e: ev.InventoryChanged) -> None:
+        if self.daily_loss_limit is not None and e.asset == RISK_ASSET:
+            self._book(e.ts, e.delta)
 
     def on_finished(self, e: ev.OrderFilled | ev.OrderFailed) -> None:
+        if self.daily_loss_limit is not None:
+            if type(e) is ev.OrderFilled:
+                side = self.sides.get(e.intent)
+                if side is not None:
+                    flow = e.notional if side == "sell" else e.amount - e.notional if side == "arb" else -e.notional
+                    self._book(e.ts, flow - (e.fee if e.fee_asset == RISK_ASSET else 0))
+            if type(e) is ev.OrderFailed or e.final:
+                self.sides.pop(e.intent, None)
         if type(e) is ev.OrderFilled and not e.final:
             return  # a partial fill: the rest is still outstanding
         opened = self.open_intents.pop(e.intent, None)
@@ -103,11 +144,22 @@ class RiskGate:
 
     # ------------------------------------------------------------------ deciding
 
-    def check(self, intent: Intent, pending: int = 0) -> str:
+    def day_loss(self, now: int | None = None) -> int:
+        """The booked loss (>= 0) of the UTC day of event time ``now`` (None: the day last booked)."""
+        if now is not None and now // DAY_NS != self.day:
+            return 0
+        return max(0, -self.day_flow)
+
+    def check(self, intent: Intent, pending: int = 0, now: int | None = None) -> str:
         """'' if the intent may go, else the reason it may not (``pending``: approved for the same
-        venue earlier in this event's batch, by any strategy, not yet folded)."""
+        venue earlier in this event's batch, by any strategy, not yet folded; ``now``: the event
+        time of the event being handled, for the daily loss limit's day)."""
         if self.kill_switch:
             return f"kill switch engaged ({self.kill_reason})" if self.kill_reason else "kill switch engaged"
+        if self.daily_loss_limit is not None:
+            loss = self.day_loss(now)
+            if loss >= self.daily_loss_limit > 0:
+                return f"daily loss {loss} reached daily_loss_limit {self.daily_loss_limit}"
         limits = self.venues.get(intent.venue, self.default)
         if intent.notional > limits.max_notional:
             return f"notional {intent.notional} exceeds {intent.venue} max_notional {limits.max_notional}"

@@ -7,7 +7,8 @@ mode       source                                  gateway             timers
 replay     a historical log's inputs (``source``)  ``PaperGateway``    merged into its order
 sim        the scenario's world (``scenario``)     ``SimGateway``      SimPy, at ``at_ts``
 paper      any pull ``Source`` (``source``)        ``PaperGateway``    merged into its order
-live       (issue 13: the asyncio live runner)
+live       ``[[sources]]`` adapters (``live``)    per venue, else      asyncio, at ``at_ts``
+                                                   ``PaperGateway``
 =========  ======================================  ==================  =======================
 
 The engine comes from ``tapedeck.runtime.strategy_loader.build_engine(config)`` unless one is given (a
@@ -105,7 +106,8 @@ def open_store(where: str | Path) -> EventStore:
 def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Engine | None = None,
               source: Any = None, sources: list[str] | None = None, scenario: Any = None,
               overwrite: bool = False, progress: Callable[[RunStats], None] | None = None,
-              chain: str = "pyevm", scenario_file: str = "", flush_blocks: int = 1) -> Run:
+              chain: str = "pyevm", scenario_file: str = "", flush_blocks: int = 1, live: Any = None,
+              execute_orders: bool = False, say: Callable[[str], None] | None = None) -> Run:
     """Build a ``mode`` run recording into ``out`` with the engine of ``config`` (or ``engine``).
 
     * ``replay``: ``source`` is a historical log (an ``EventStore``); its inputs (not its recorded
@@ -115,14 +117,17 @@ def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Eng
       committed every ``flush_blocks`` sim blocks (0: only by the store's own batching).
     * ``paper``: ``source`` is any pull ``Source`` of input events in time order, named in the
       manifest by ``sources``; a paper gateway fills the intents. Live feeds come with the live runner.
-    * ``live``: not built yet (``NotBuiltYet`` naming the live issue).
+    * ``live``: ``live`` is the run's ``live.config.LiveSettings`` (``config`` must be its decision
+      config); ``live.runner.LiveRunner`` builds adapters, gateways and the store (resuming the run
+      at ``out`` when it exists), ``execute_orders`` is ``--execute``; ``Run.run()`` runs it on
+      asyncio until SIGINT/SIGTERM and returns with the log closed clean (``Run.world`` is the runner).
     ``progress`` is called with the running counts (replay/paper: every 100,000 events; sim: every
     2% of simulated time).
     """
     if mode not in MODES:
         raise BuildError(f"unknown run mode {mode!r} (known: {', '.join(MODES)})")
     if mode == "live":
-        raise NotBuiltYet(f"live runs are not built yet: they come with {LIVE_ISSUE}")
+        return _live(config, out, engine, live, execute_orders, say)
     from tapedeck.runtime.strategy_loader import build_engine, code_identity, with_pool_identity
 
     engine = engine or build_engine(config)  # before the store: a bad config leaves no run behind
@@ -181,6 +186,28 @@ def _sim(config: dict[str, Any], out: str | Path, engine: Engine, scenario: Any,
     gateway = SimGateway()
     loop = Loop(engine, store, gateway, timers=world.schedule)
     return Run("sim", config, engine, store, loop, gateway, lambda: world.run(loop, gateway, store), world)
+
+
+def _live(config: dict[str, Any], out: str | Path, engine: Engine | None, live: Any, execute_orders: bool,
+          say: Callable[[str], None] | None) -> Run:
+    """The live runner (``live.runner``): asyncio sources and gateways around the same ``Loop``."""
+    if live is None:
+        raise BuildError("a live run needs its live settings (tapedeck.live.config.load_live_config)")
+    if config is not live.config:
+        raise BuildError("a live run's config is its settings' decision config (settings.config)")
+    from tapedeck.live.runner import LiveRunner, RunnerError, run_prepared
+
+    try:
+        runner = LiveRunner(live, execute=execute_orders, out=str(out) if out else None, engine=engine,
+                            say=say).prepare()
+    except RunnerError as e:
+        raise BuildError(str(e)) from None
+
+    def execute() -> tuple[int, int]:
+        run_prepared(runner)
+        return runner.loop.stats.first_ts, runner.loop.stats.last_ts
+
+    return Run("live", config, runner.engine, runner.store, runner.loop, runner.router, execute, runner)
 
 
 def _not_onto_itself(source: Any, out: str | Path) -> None:

@@ -37,6 +37,8 @@ class RiskModel(_Strict):
     default_max_notional: Amount = Field(ge=0, le=UINT256)
     default_max_outstanding: Amount = Field(ge=0, le=UINT256)
     venues: dict[str, VenueLimitsModel] = {}
+    # issue 13: the day's booked loss (domain.risk) at which every intent is refused until the next UTC day
+    daily_loss_limit: Amount | None = Field(default=None, ge=1, le=UINT256)
 
 
 class StrategyEntryModel(BaseModel):
