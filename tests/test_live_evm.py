@@ -25,6 +25,7 @@ from tapedeck.domain.risk import RiskGate, VenueLimits
 from tapedeck.domain.strategies.aave_liquidator import AaveLiquidator
 from tapedeck.live.base import Backoff
 from tapedeck.live.evm_source import EvmSource
+from tests.test_reorg import book_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.contract]
 
@@ -370,17 +371,6 @@ def test_killed_websocket_loses_nothing_and_repeats_nothing(world: Any) -> None:
     assert stale and all(e.venues == (world.v2.pair.address.lower(), world.v3.address.lower(),
                                       f"aave-v3:{CHAIN}") for e in stale)
     assert src.stats["http_polls"] > 0 and not live.of(ev.InputRejected)
-
-
-def book_state(strategy: AaveLiquidator) -> dict[str, Any]:
-    b = strategy.book
-    return {
-        "reserves": {a: (r.li, r.vbi, r.lr, r.vbr, r.last, r.price, r.feed) for a, r in sorted(b.reserves.items())},
-        "users": {a: (dict(sorted(u.coll.items())), dict(sorted(u.debt.items())), sorted(u.on), u.emode)
-                  for a, u in sorted(b.users.items())},
-        "users_of": {a: sorted(us) for a, us in sorted(b.users_of.items())},
-        "drift": b.drift, "unknown": b.unknown,
-    }
 
 
 def market_state(engine: Engine) -> dict[str, Any]:
