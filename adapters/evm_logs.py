@@ -234,6 +234,8 @@ def _int(value: Any) -> int | None:
 # both over ``EventDecoder``), so a live tape and an imported one hold the same events for the same log.
 
 V2, V3, AAVE_POOL, AGGREGATOR, ATOKEN = "v2", "v3", "aave", "aggregator", "atoken"
+AAVE_ORACLE = "aave_oracle"  # AssetSourceUpdated: needs the market's state, so ``source_updated`` only decodes it
+KINDS = (V2, V3, AAVE_POOL, AGGREGATOR, ATOKEN, AAVE_ORACLE)
 
 
 def log_field_int(value: Any, what: str) -> int:
@@ -276,8 +278,8 @@ class ChainLogMapper:
         self.chain = chain
         self.kinds = {a.lower(): k for a, k in kinds.items()}
         for a, k in self.kinds.items():
-            if k not in (V2, V3, AAVE_POOL, AGGREGATOR, ATOKEN):
-                raise ValueError(f"address {a}: unknown kind {k!r} (v2, v3, aave, aggregator, atoken)")
+            if k not in KINDS:
+                raise ValueError(f"address {a}: unknown kind {k!r} ({', '.join(KINDS)})")
         self.decimals = {a.lower(): int(d) for a, d in (decimals or {}).items()}
         self.reserves = {a.lower(): r.lower() for a, r in (reserves or {}).items()}
         self._v3 = uniswap_v3_logs.decode_log
@@ -285,12 +287,14 @@ class ChainLogMapper:
         self._sync = EventDecoder(evm_abis.UNISWAP_V2_PAIR, only=["Sync"])
         self._answer = EventDecoder(evm_abis.AGGREGATOR_ANSWER_UPDATED)
         self._transfer = EventDecoder(evm_abis.AAVE_V3_ATOKEN_BALANCE_TRANSFER)
+        self._source = EventDecoder(evm_abis.AAVE_ORACLE_SOURCE_UPDATED)
         self._topics: dict[str, list[bytes]] = {
             V2: [self._sync.topic0("Sync")],
             V3: [uniswap_v3_logs._MODELLED.topic0(n) for n in ("Swap", "Mint", "Burn", "Collect")],
             AAVE_POOL: [aave_v3_logs.DECODER.topic0(n) for n in aave_v3_logs.MODELLED],
             AGGREGATOR: [self._answer.topic0("AnswerUpdated")],
             ATOKEN: [self._transfer.topic0("BalanceTransfer")],
+            AAVE_ORACLE: [self._source.topic0("AssetSourceUpdated")],
         }
 
     def addresses(self) -> list[str]:
@@ -303,10 +307,26 @@ class ChainLogMapper:
     def topic0s(self) -> list[str]:
         """Every modelled topic0 of the followed kinds, in a stable order (one OR-filter)."""
         out: list[str] = []
-        for k in (V2, V3, AAVE_POOL, AGGREGATOR, ATOKEN):
+        for k in KINDS:
             if k in self.kinds.values():
                 out.extend("0x" + t.hex() for t in self._topics[k] if "0x" + t.hex() not in out)
         return out
+
+    def follow(self, address: str, kind: str, decimals: int | None = None) -> bool:
+        """Follow one more contract (e.g. an oracle's new price feed); False if it already was."""
+        a = address.lower()
+        if a in self.kinds:
+            return False
+        self.kinds[a] = kind
+        if decimals is not None:
+            self.decimals.setdefault(a, decimals)
+        return True
+
+    def source_updated(self, log: Mapping[str, Any]) -> tuple[str, str]:
+        """(asset, new source) of an AaveOracle ``AssetSourceUpdated`` log (lower case)."""
+        a = self._source.decode([log_field_hex(t, f"topic {i}") for i, t in enumerate(log.get("topics") or ())],
+                                _as_bytes(log.get("data", "0x"), "data")).args
+        return a["asset"], a["source"]
 
     def events(self, log: Mapping[str, Any], ts: int, source: str) -> list[Any]:
         """The input events of one log (``LogDecodeError`` if it cannot be mapped)."""
@@ -318,6 +338,8 @@ class ChainLogMapper:
             kind = self.kinds.get(address)
             if kind is None:
                 raise LogDecodeError(f"log of {address}, which is not followed")
+            if kind == AAVE_ORACLE:
+                raise LogDecodeError("an AssetSourceUpdated needs the market's state (source_updated)")
             topics = log.get("topics")
             if not isinstance(topics, (list, tuple)) or not topics:
                 raise LogDecodeError("no topics")

@@ -44,6 +44,7 @@ Everything stamps ``ts`` with the runner's ``Clock``; the chain's own time is ``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -52,9 +53,13 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+import eth_abi
+from eth_utils import keccak
+
 from tapedeck.adapters.evm_logs import (
-    AAVE_POOL, AGGREGATOR, ATOKEN, V2, V3, ChainLogMapper, LogDecodeError, log_field_hex, log_field_int,
+    AAVE_ORACLE, AAVE_POOL, AGGREGATOR, ATOKEN, V2, V3, ChainLogMapper, LogDecodeError, log_field_hex, log_field_int,
 )
+from tapedeck.domain import aave_v3 as aave
 from tapedeck.domain import events as ev
 from tapedeck.live.base import Backoff, Clock, Emit
 from tapedeck.sim.inclusion import next_base_fee
@@ -157,6 +162,108 @@ class _Rpc:
         return response.get("result")
 
 
+class _Calls:
+    """``eth_call`` of a view function at a block, its arguments and results ABI-coded with eth_abi."""
+
+    def __init__(self, rpc: _Rpc, block: int) -> None:
+        self.rpc, self.block = rpc, block
+
+    async def __call__(self, to: str, signature: str, args: tuple[Any, ...] = (), out: str = "") -> Any:
+        name, _, rest = signature.partition("(")
+        types = [t for t in rest.rstrip(")").split(",") if t]
+        data = keccak(text=signature)[:4] + eth_abi.encode(types, list(args))
+        raw = await self.rpc("eth_call", [{"to": to, "data": "0x" + data.hex()}, hex(self.block)])
+        try:
+            return eth_abi.decode([out], bytes.fromhex(str(raw)[2:]))[0]
+        except Exception as e:  # noqa: BLE001 - a node answer that is not the function's
+            raise RpcError(f"eth_call {name} at block {self.block}: not a {out} ({type(e).__name__})") from None
+
+
+# getReserveData's (ReserveData / ReserveDataLegacy) words that AaveReserveConfigured carries
+_RESERVE_DATA_FIELDS = (("liquidity_index", 1), ("liquidity_rate", 2), ("variable_borrow_index", 3),
+                        ("variable_borrow_rate", 4), ("last_update_timestamp", 6), ("reserve_id", 7))
+_RESERVE_DATA = ("((uint256),uint128,uint128,uint128,uint128,uint128,uint40,uint16,address,address,address,address,"
+                 "uint128,uint128,uint128)")
+
+
+class _AaveMarket:
+    """What the adapter keeps of an Aave v3 market to say what its logs alone do not.
+
+    The start of a run (``snapshot``, at the block before the first one applied, by ``eth_call``, as
+    ``sim.chain.aave_events.AaveLogReader.snapshot`` reads it through web3): one
+    ``AaveReserveConfigured`` per reserve, ``AaveEModeConfigured`` per category in use, an
+    ``OracleUpdated`` per price feed (``AaveOracle.getAssetPrice``, base-currency decimals), and the
+    feeds are followed from then on (``AnswerUpdated``). An oracle's ``AssetSourceUpdated`` (a
+    reserve's feed replaced) re-emits the reserve's snapshot with the new feed (indexes and rates as
+    its last ``ReserveDataUpdated`` left them) and the new feed's price at that block, and follows it."""
+
+    def __init__(self, chain: str, source: str, pool: str, oracle: str) -> None:
+        self.chain, self.source, self.pool, self.oracle = chain, source, pool, oracle
+        self.reserves: dict[str, ev.AaveReserveConfigured] = {}
+        self.base_decimals = 8
+
+    def observe(self, e: ev.Event, chain_time: int) -> None:
+        t = type(e)
+        if t is ev.AaveReserveConfigured:
+            self.reserves[e.reserve] = e  # type: ignore[attr-defined]
+        elif t is ev.AaveReserveDataUpdated:
+            r = self.reserves.get(e.reserve)  # type: ignore[attr-defined]
+            if r is not None:
+                self.reserves[r.reserve] = msgspec.structs.replace(
+                    r, liquidity_index=e.liquidity_index, variable_borrow_index=e.variable_borrow_index,  # type: ignore[attr-defined]
+                    liquidity_rate=e.liquidity_rate, variable_borrow_rate=e.variable_borrow_rate,  # type: ignore[attr-defined]
+                    last_update_timestamp=chain_time)
+        elif t is ev.OracleUpdated:
+            self.base_decimals = e.decimals  # type: ignore[attr-defined]
+
+    async def snapshot(self, rpc: _Rpc, block: int) -> list[ev.Event]:
+        call = _Calls(rpc, block)
+        pool, oracle = self.pool, self.oracle
+        unit = await call(oracle, "BASE_CURRENCY_UNIT()", (), "uint256")
+        self.base_decimals = len(str(unit)) - 1
+        out: list[ev.Event] = []
+        emodes: list[int] = []
+        prices: list[tuple[str, str]] = []
+        for asset in await call(pool, "getReservesList()", (), "address[]"):
+            d = await call(pool, "getReserveData(address)", (asset,), _RESERVE_DATA)
+            cfg = aave.decode_reserve_configuration(d[0][0])
+            feed = (await call(oracle, "getSourceOfAsset(address)", (asset,), "address")).lower()
+            bitmap = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("frozen", "paused")}
+            out.append(ev.AaveReserveConfigured(
+                ts=0, source=self.source, chain=self.chain, pool=pool, block=block, reserve=asset.lower(),
+                frozen_reserve=cfg.frozen, price_feed=feed, a_token=d[8].lower(), variable_debt_token=d[10].lower(),
+                **bitmap, **{name: d[i] for name, i in _RESERVE_DATA_FIELDS}))
+            if cfg.emode_category and cfg.emode_category not in emodes:
+                emodes.append(cfg.emode_category)
+            if feed not in [f for f, _ in prices]:
+                prices.append((feed, asset))
+        for category in sorted(emodes):
+            c = await call(pool, "getEModeCategoryData(uint8)", (category,), "(uint16,uint16,uint16,address,string)")
+            out.append(ev.AaveEModeConfigured(ts=0, source=self.source, chain=self.chain, pool=pool, block=block,
+                                              category=category, ltv=c[0], liquidation_threshold=c[1],
+                                              liquidation_bonus=c[2], price_source=c[3].lower(), label=c[4]))
+        for feed, asset in prices:
+            price = await call(oracle, "getAssetPrice(address)", (asset,), "uint256")
+            out.append(ev.OracleUpdated(ts=0, source=self.source, feed=feed, chain=self.chain, round_id=0,
+                                        answer=price, decimals=self.base_decimals))
+        return out
+
+    async def prices(self, rpc: _Rpc, block: int, assets: list[str]) -> dict[str, int]:
+        call = _Calls(rpc, block)
+        return {a: await call(self.oracle, "getAssetPrice(address)", (a,), "uint256") for a in assets}
+
+    def source_updated(self, asset: str, feed: str, price: int | None, block: int) -> list[ev.Event]:
+        r = self.reserves.get(asset)
+        if r is None:
+            return []
+        configured = msgspec.structs.replace(r, ts=0, block=block, price_feed=feed)
+        out: list[ev.Event] = [configured]
+        if price is not None:
+            out.append(ev.OracleUpdated(ts=0, source=self.source, feed=feed, chain=self.chain, round_id=0,
+                                        answer=price, decimals=self.base_decimals))
+        return out
+
+
 class EvmSource:
     """A ``LiveSource`` for one EVM chain (see the module docstring). ``from_config`` reads a
     ``[[sources]] kind = "evm"`` table."""
@@ -164,7 +271,7 @@ class EvmSource:
     def __init__(self, name: str, *, chain: str, ws_url: str = "", http_url: str = "",
                  v2_pairs: Iterable[str] = (), v3_pools: Iterable[str] = (), aave_pools: Iterable[str] = (),
                  aggregators: Iterable[str] | Mapping[str, int] = (), atokens: Iterable[str] | Mapping[str, str] = (),
-                 max_reorg_depth: int = 64, poll_interval_s: float = 1.0, ws_retry_s: float = 10.0,
+                 aave_oracle: str = "", snapshot: bool = True, max_reorg_depth: int = 64, poll_interval_s: float = 1.0, ws_retry_s: float = 10.0,
                  head_timeout_s: float = 0.0, backfill_chunk: int = 500, start_block: int | None = None,
                  request_timeout_s: float = 10.0, clock: Callable[[], int] | None = None,
                  backoff: Backoff | None = None) -> None:
@@ -179,8 +286,11 @@ class EvmSource:
         self.name, self.chain = name, chain
         self.ws_url, self.http_url = ws_url, http_url
         kinds: dict[str, str] = {}
+        aave_pools = list(aave_pools)
+        if aave_oracle and len(aave_pools) != 1:
+            raise ValueError(f"source {name!r}: aave_oracle goes with exactly one of aave_pools")
         for kind, addresses in ((V2, v2_pairs), (V3, v3_pools), (AAVE_POOL, aave_pools), (AGGREGATOR, aggregators),
-                                (ATOKEN, atokens)):
+                                (ATOKEN, atokens), (AAVE_ORACLE, [aave_oracle] if aave_oracle else [])):
             for a in addresses:
                 if a.lower() in kinds:
                     raise ValueError(f"source {name!r}: address {a} is listed twice")
@@ -190,6 +300,8 @@ class EvmSource:
         self.mapper = ChainLogMapper(chain, kinds,
                                      decimals=dict(aggregators) if isinstance(aggregators, Mapping) else None,
                                      reserves=dict(atokens) if isinstance(atokens, Mapping) else None)
+        self.aave = _AaveMarket(chain, name, aave_pools[0].lower(), aave_oracle.lower()) if aave_oracle else None
+        self.snapshot = bool(snapshot)
         self.depth = int(max_reorg_depth)
         self.poll_interval_s, self.ws_retry_s, self.head_timeout_s = poll_interval_s, ws_retry_s, head_timeout_s
         self.backfill_chunk, self.start_block = int(backfill_chunk), start_block
@@ -211,7 +323,7 @@ class EvmSource:
     # ------------------------------------------------------------------ config
 
     KEYS = ("kind", "name", "chain", "ws_url", "http_url", "v2_pairs", "v3_pools", "aave_pools", "aggregators",
-            "atokens", "max_reorg_depth", "poll_interval_s", "ws_retry_s", "head_timeout_s", "backfill_chunk",
+            "atokens", "aave_oracle", "snapshot", "max_reorg_depth", "poll_interval_s", "ws_retry_s", "head_timeout_s", "backfill_chunk",
             "start_block", "request_timeout_s")
 
     @classmethod
@@ -220,7 +332,9 @@ class EvmSource:
         """From a ``[[sources]]`` table: ``kind = "evm"``, ``name``, ``chain``, ``ws_url`` and/or
         ``http_url``, the followed contracts (``v2_pairs``, ``v3_pools``, ``aave_pools`` lists;
         ``aggregators`` a list or a table address -> decimals; ``atokens`` a list or a table
-        aToken -> underlying), and optional ``max_reorg_depth`` (64), ``poll_interval_s`` (1),
+        aToken -> underlying; ``aave_oracle`` the market's AaveOracle, for its snapshot and feed
+        changes), and optional ``snapshot`` (true: read the pairs' reserves and the Aave market at
+        the block before the first one applied), ``max_reorg_depth`` (64), ``poll_interval_s`` (1),
         ``ws_retry_s`` (10), ``head_timeout_s`` (0: off), ``backfill_chunk`` (500),
         ``start_block`` (default: the node's head when the run starts), ``request_timeout_s`` (10)."""
         unknown = [k for k in table if k not in cls.KEYS]
@@ -272,6 +386,10 @@ class EvmSource:
                     pending = []
             elif hasattr(e, "block") or t is ev.OracleUpdated:
                 pending.append(e)
+            if t is ev.AaveReserveConfigured and self.aave is not None:
+                self.mapper.follow(e.price_feed, AGGREGATOR)  # type: ignore[attr-defined]
+            if self.aave is not None:
+                self.aave.observe(e, getattr(e, "last_update_timestamp", 0))
         self.window = window
         self._partial = pending
 
@@ -443,7 +561,7 @@ class EvmSource:
             return  # already applied (a backfill got there first)
         if tip is not None and head.parent_hash == tip.hash and head.number == tip.number + 1:
             logs = await self._block_logs(rpc, head.hash)
-            self._apply(head, logs)
+            self._apply(head, logs, prices=await self._oracle_prices(rpc, head, logs))
             return
         await self._resync(rpc, head.number, "reorg")
 
@@ -552,6 +670,9 @@ class EvmSource:
             start = self.window[-1].number + 1
         else:
             start = target if self.start_block is None else self.start_block  # not there yet: wait
+            if self.snapshot and start <= target and start > 0:
+                await self._snapshot(rpc, start - 1)
+                return await self._backfill(rpc, target)
         n = start
         while n <= target:
             end = min(target, n + self.backfill_chunk - 1)
@@ -576,15 +697,45 @@ class EvmSource:
                 have = {log_field_int(x.get("logIndex"), "logIndex") for x in logs}
                 merged = logs + [x for i, x in sub.items() if i not in have]
                 self.stats["logs_via_subscription"] += len(merged) - len(logs)
-                self._apply(head, sorted(merged, key=lambda x: log_field_int(x.get("logIndex"), "logIndex")))
+                merged.sort(key=lambda x: log_field_int(x.get("logIndex"), "logIndex"))
+                self._apply(head, merged, prices=await self._oracle_prices(rpc, head, merged))
             n = end + 1
 
-    def _apply(self, head: Head, logs: list[Mapping[str, Any]]) -> None:
+    async def _snapshot(self, rpc: _Rpc, block: int) -> None:
+        """The state at ``block`` by ``eth_call`` (the pairs' reserves, the Aave market), emitted as
+        that block's events with its BlockProduced: the checkpoint the first applied block follows."""
+        head = await self._header(rpc, block)
+        if head is None:
+            raise _Resync()
+        call = _Calls(rpc, block)
+        events: list[ev.Event] = []
+        for pair in [a for a, k in self.mapper.kinds.items() if k == V2]:
+            r0, r1, _ = await call(pair, "getReserves()", (), "(uint112,uint112,uint32)")
+            events.append(ev.V2ReservesSynced(ts=0, source=self.name, pool=pair, block=block, reserve0=r0, reserve1=r1))
+        if self.aave is not None:
+            events.extend(await self.aave.snapshot(rpc, block))
+        self._apply(head, [], events)
+
+    async def _oracle_prices(self, rpc: _Rpc, head: Head, logs: list[Mapping[str, Any]]) -> dict[str, int]:
+        """The new price of each reserve whose feed an ``AssetSourceUpdated`` of this block replaced."""
+        if self.aave is None:
+            return {}
+        assets = []
+        for log in logs:
+            try:
+                if self.mapper.kinds.get(log_field_hex(log.get("address"), "address", 20)) == AAVE_ORACLE:
+                    assets.append(self.mapper.source_updated(log)[0])
+            except LogDecodeError:
+                continue  # rejected when the block is applied
+        return await self.aave.prices(rpc, head.number, assets) if assets else {}
+
+    def _apply(self, head: Head, logs: list[Mapping[str, Any]], extra: list[ev.Event] | None = None,
+               prices: Mapping[str, int] | None = None) -> None:
         """Emit one block: its logs' events (or rejections), then its BlockProduced. Synchronous."""
         emit = self._emit
         assert emit is not None
-        events: list[ev.Event] = []
-        identities: list[tuple[str, int]] = []
+        events: list[ev.Event] = list(extra or ())
+        identities: list[tuple[str, int]] = [("", -1)] * len(events)
         seen: set[int] = set()
         for log in logs:
             try:
@@ -592,7 +743,14 @@ class EvmSource:
                 if index in seen:
                     continue
                 seen.add(index)
-                mapped = self.mapper.events(log, 0, self.name)
+                if self.aave is not None and self.mapper.kinds.get(
+                        log_field_hex(log.get("address"), "address", 20)) == AAVE_ORACLE:
+                    asset, feed = self.mapper.source_updated(log)
+                    mapped = self.aave.source_updated(asset, feed, (prices or {}).get(asset), head.number)
+                    if mapped:
+                        self.mapper.follow(feed, AGGREGATOR, self.aave.base_decimals)
+                else:
+                    mapped = self.mapper.events(log, 0, self.name)
                 tx = log_field_hex(log.get("transactionHash"), "transactionHash")
             except LogDecodeError as e:
                 events.append(ev.InputRejected(ts=0, source=self.name,
@@ -601,6 +759,12 @@ class EvmSource:
                 continue
             events.extend(mapped)
             identities.extend((tx, index) for _ in mapped)
+            if self.aave is not None:
+                for e in mapped:
+                    self.aave.observe(e, head.timestamp)
+        if self.aave is not None:
+            for e in extra or ():
+                self.aave.observe(e, head.timestamp)
         events.append(ev.BlockProduced(
             ts=0, source=self.name, chain=self.chain, number=head.number, base_fee=head.base_fee,
             gas_used=head.gas_used, gas_limit=head.gas_limit,

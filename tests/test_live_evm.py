@@ -42,6 +42,7 @@ class Live:
     def __init__(self, source: EvmSource, engine: Engine | None = None) -> None:
         self.source, self.engine = source, engine
         self.events: list[ev.Event] = []
+        self.decisions: list[ev.Event] = []  # what the engine decided on them
         self.loop = asyncio.new_event_loop()
         self.stop_event: asyncio.Event | None = None
         self.thread = threading.Thread(target=self._main, daemon=True)
@@ -51,7 +52,7 @@ class Live:
         e = msgspec.structs.replace(e, seq=len(self.events) + 1)
         self.events.append(e)
         if self.engine is not None:
-            self.engine.handle(e)
+            self.decisions.extend(self.engine.handle(e))
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -183,7 +184,8 @@ def world() -> Any:
 
 
 def addresses(world: Any) -> dict[str, Any]:
-    return {"v2_pairs": [world.v2.pair.address], "v3_pools": [world.v3.address], "aave_pools": [world.aave.pool.address]}
+    return {"v2_pairs": [world.v2.pair.address], "v3_pools": [world.v3.address], "aave_pools": [world.aave.pool.address],
+            "aave_oracle": world.aave.oracle.address}
 
 
 def swap_v2(world: Any, amount: int = 10**18) -> None:
@@ -287,9 +289,10 @@ def test_ws_subscription_sees_swaps_and_aave_actions(world: Any) -> None:
     through the WebSocket (heads and logs notifications both counted), block by block, each
     block's logs before its BlockProduced, which carries the chain's hash, parent and time."""
     w3 = world.w3
-    start = w3.eth.block_number
+    start = w3.eth.block_number + 1
+    reader = reader_snapshot(world, start - 1)  # the market now, through web3's contract calls
     src = EvmSource("evm-anvil", chain=CHAIN, ws_url=world.chain.ws_url, http_url=world.chain.url,
-                    backoff=fast_backoff(), **addresses(world))
+                    start_block=start, backoff=fast_backoff(), **addresses(world))
     live = Live(src).start()
     live.wait("connected", lambda: any(e.state == "backfilled" for e in live.of(ev.SourceConnectionChanged)))
     user = w3.eth.accounts[3]
@@ -304,6 +307,15 @@ def test_ws_subscription_sees_swaps_and_aave_actions(world: Any) -> None:
     kinds = [type(e) for e in live.events]
     assert kinds[0] is ev.ReorgWindowSet and live.events[0].pools == (world.v2.pair.address.lower(),
                                                                         world.v3.address.lower())
+    # the snapshot: the block before the first applied one, read by eth_call, as the sim reads it
+    first = live.of(ev.BlockProduced)[0].number
+    snap = [e for e in live.events if isinstance(e, (ev.AaveReserveConfigured, ev.AaveEModeConfigured))
+            or (isinstance(e, ev.OracleUpdated) and e.round_id == 0)]
+    strip = lambda e: msgspec.structs.replace(e, ts=0, seq=0, source="")  # noqa: E731
+    assert first == start - 1 and snap and [strip(e) for e in snap] == [strip(e) for e in reader]
+    synced = live.of(ev.V2ReservesSynced)[0]
+    assert (synced.block, synced.reserve0, synced.reserve1) == (first, *world.v2.pair.functions.getReserves().call(
+        block_identifier=first)[:2])
     assert ev.V2ReservesSynced in kinds and ev.V3Swapped in kinds
     supplied = [e for e in live.of(ev.AaveSupplied) if e.on_behalf_of.lower() == user.lower()]
     borrowed = [e for e in live.of(ev.AaveBorrowed) if e.on_behalf_of.lower() == user.lower()]
@@ -313,7 +325,7 @@ def test_ws_subscription_sees_swaps_and_aave_actions(world: Any) -> None:
     assert not live.of(ev.InputRejected) and not live.of(ev.LogRetracted)
     # per block: its logs, then its BlockProduced; blocks contiguous, each once
     blocks = live.of(ev.BlockProduced)
-    assert [b.number for b in blocks] == list(range(blocks[0].number, head + 1))
+    assert [b.number for b in blocks] == list(range(first, head + 1))
     for b in blocks:
         raw = w3.eth.get_block(b.number)
         assert (b.hash, b.parent_hash, b.block_ts) == ("0x" + raw["hash"].hex().removeprefix("0x"),
@@ -325,7 +337,7 @@ def test_ws_subscription_sees_swaps_and_aave_actions(world: Any) -> None:
             last_block_seen[e.number] = i
         elif hasattr(e, "block") and not isinstance(e, ev.LogRetracted):
             assert e.block not in last_block_seen, "a log after its block's BlockProduced"
-    assert as_logs(live.events) == chain_logs(world, blocks[0].number, head)
+    assert as_logs(live.events)[1:] == chain_logs(world, first + 1, head)  # after the snapshot's reserves
 
 
 def test_killed_websocket_loses_nothing_and_repeats_nothing(world: Any) -> None:
@@ -336,7 +348,7 @@ def test_killed_websocket_loses_nothing_and_repeats_nothing(world: Any) -> None:
     proxy = Proxy(world.chain.port)
     start = w3.eth.block_number + 1
     src = EvmSource("evm-proxy", chain=CHAIN, ws_url=proxy.url, http_url=world.chain.url, start_block=start,
-                    backoff=fast_backoff(), ws_retry_s=0.5, poll_interval_s=0.05, **addresses(world))
+                    backoff=fast_backoff(), ws_retry_s=0.5, poll_interval_s=0.05, snapshot=False, **addresses(world))
     live = Live(src).start()
     try:
         live.wait("connected", lambda: src.connected and src.transport == "ws")
@@ -386,10 +398,11 @@ def engine_with_book(world: Any) -> tuple[Engine, AaveLiquidator]:
     return engine, strategy
 
 
-def snapshot_events(world: Any) -> list[ev.Event]:
+def reader_snapshot(world: Any, block: int) -> list[ev.Event]:
+    """The sim's own snapshot of the market (web3 contract calls), to compare the adapter's with."""
     from tapedeck.sim.chain.aave_events import AaveLogReader
 
-    return AaveLogReader(world.aave, CHAIN, "snapshot").snapshot(world.w3.eth.block_number, 1)
+    return AaveLogReader(world.aave, CHAIN, "reader").snapshot(block, 0)
 
 
 def canonical_of(events: list[ev.Event]) -> list[ev.Event]:
@@ -406,13 +419,11 @@ def canonical_of(events: list[ev.Event]) -> list[ev.Event]:
     return kept
 
 
-def fresh_replay(world: Any, start: int, head: int, snapshot: list[ev.Event]) -> tuple[Engine, AaveLiquidator, Live]:
+def fresh_replay(world: Any, start: int, head: int, snapshot: bool) -> tuple[Engine, AaveLiquidator, Live]:
     """A new adapter (HTTP only) over the canonical chain ``start..head`` into a new engine."""
     engine, strategy = engine_with_book(world)
-    for e in snapshot:
-        engine.handle(e)
     src = EvmSource("evm-fresh", chain=CHAIN, http_url=world.chain.url, start_block=start, poll_interval_s=0.05,
-                    backoff=fast_backoff(), **addresses(world))
+                    backoff=fast_backoff(), snapshot=snapshot, **addresses(world))
     live = Live(src, engine).start()
     live.wait_block(head)
     live.stop()
@@ -427,10 +438,7 @@ def test_reorg_by_snapshot_revert_folds_back_to_the_canonical_chain(world: Any) 
     over the canonical chain, and none of A's borrower remains."""
     w3 = world.w3
     usdc_liquidity(world)
-    snapshot = snapshot_events(world)
     engine, strategy = engine_with_book(world)
-    for e in snapshot:
-        engine.handle(e)
     start = w3.eth.block_number + 1
     src = EvmSource("evm-reorg", chain=CHAIN, ws_url=world.chain.ws_url, http_url=world.chain.url,
                     start_block=start, backoff=fast_backoff(), max_reorg_depth=16, **addresses(world))
@@ -473,13 +481,13 @@ def test_reorg_by_snapshot_revert_folds_back_to_the_canonical_chain(world: Any) 
     assert [b.number for b in canonical] == list(range(fork + 1, head + 1))
 
     # a fresh adapter over the canonical chain gives the same pools and last block
-    fresh_engine, _, fresh = fresh_replay(world, start, head, snapshot)
+    fresh_engine, _, fresh = fresh_replay(world, start, head, True)
     assert market_state(engine) == market_state(fresh_engine)
     assert as_logs(fresh.events) == as_logs(canonical_of(live.events))
     # and replaying the log without what the reorg abandoned gives the same book, to the wei and
     # second (the book's reserve times come from event time, so this replay keeps the run's ts)
     replay_engine, replay_strategy = engine_with_book(world)
-    for e in snapshot + canonical_of(live.events):
+    for e in canonical_of(live.events):
         replay_engine.handle(e)
     assert market_state(engine) == market_state(replay_engine)
     assert book_state(strategy) == book_state(replay_strategy)
@@ -498,7 +506,8 @@ def test_anvil_reorg_replaces_the_last_blocks(world: Any) -> None:
     start = w3.eth.block_number + 1
     swap_v2(world)
     src = EvmSource("evm-anvil-reorg", chain=CHAIN, ws_url=world.chain.ws_url, http_url=world.chain.url,
-                    start_block=start, backoff=fast_backoff(), max_reorg_depth=8, **addresses(world))
+                    start_block=start, backoff=fast_backoff(), max_reorg_depth=8, snapshot=False,
+                    **addresses(world))
     live = Live(src, engine).start()
     base = w3.eth.block_number
     swap_v2(world, 2 * 10**18)  # two transactions: pay, then swap
@@ -516,5 +525,42 @@ def test_anvil_reorg_replaces_the_last_blocks(world: Any) -> None:
     retracted = live.of(ev.LogRetracted)
     assert {r.block for r in retracted} == {base + 2, base + 3}  # the pair's Sync, the pool's Swap
     assert all(r.reason == "reorg" for r in retracted)
-    fresh_engine, _, _ = fresh_replay(world, start, head, [])
+    fresh_engine, _, _ = fresh_replay(world, start, head, False)
     assert market_state(engine) == market_state(fresh_engine)
+
+
+def test_a_borrower_becomes_liquidatable_through_the_subscription(world: Any) -> None:
+    """From the adapter's snapshot and logs alone the liquidator's book sees a borrower cross HF 1 on
+    the block where the oracle's feed for WETH is replaced by a lower one (``AssetSourceUpdated``:
+    the reserve re-emitted with its new feed, the new price read at that block, the feed followed),
+    and decides on it; its health factor is the chain's ``getUserAccountData`` one."""
+    w3, m = world.w3, world.aave
+    usdc_liquidity(world)
+    engine, strategy = engine_with_book(world)
+    start = w3.eth.block_number + 1
+    src = EvmSource("evm-liq", chain=CHAIN, ws_url=world.chain.ws_url, http_url=world.chain.url, start_block=start,
+                    backoff=fast_backoff(), **addresses(world))
+    live = Live(src, engine).start()
+    user = w3.eth.accounts[7]
+    try:
+        m.supply(user, "WETH", 10**18, mint=True)
+        m.borrow(user, "USDC", 1590 * 10**6)  # HF 2000 * 0.825 / 1590 = 1.04
+        live.wait_block(w3.eth.block_number)
+        about = lambda: [d for d in live.decisions if getattr(d, "user", "") == user.lower()]  # noqa: E731
+        assert not about()
+        m.set_price("WETH", 1900 * 10**8)  # HF 0.986
+        head = w3.eth.block_number
+        live.wait_block(head)
+        feed = m.aggregators[m.asset("WETH")].address.lower()
+        reconfigured = [e for e in live.of(ev.AaveReserveConfigured) if e.price_feed == feed]
+        assert len(reconfigured) == 1 and reconfigured[0].block == head
+        assert [e.answer for e in live.of(ev.OracleUpdated) if e.feed == feed] == [1900 * 10**8]
+        assert src.mapper.kinds[feed] == "aggregator"
+        decided = about()
+        assert decided and all(type(d) in (ev.LiquidationOpportunity, ev.LiquidationSkipped) for d in decided)
+        chain_hf = m.user_account_data(user)[5]
+        assert chain_hf < 10**18 and abs(decided[0].health_factor - chain_hf) * 10**6 < chain_hf
+        assert decided[0].cause == live.events.index(live.of(ev.OracleUpdated)[-1]) + 1  # the price did it
+    finally:
+        live.stop()
+        m.set_price("WETH", 2000 * 10**8)

@@ -160,7 +160,7 @@ def node() -> FakeNode:
 def test_removed_true_log_alone_retracts_and_refolds(node: FakeNode) -> None:
     engine = Engine([], RiskGate(VenueLimits(10**30, 10**31)))
     src = EvmSource("evm-fake", chain="fake", ws_url=node.url, v2_pairs=[PAIR], start_block=2,
-                    backoff=fast_backoff(), max_reorg_depth=8)
+                    backoff=fast_backoff(), max_reorg_depth=8, snapshot=False)
     live = Live(src, engine).start()
     live.wait_block(3)
     assert engine.state.v2[PAIR].reserve0 == 100
@@ -188,7 +188,7 @@ def test_removed_true_log_alone_retracts_and_refolds(node: FakeNode) -> None:
 
 def test_bad_frames_are_rejections_and_the_adapter_goes_on(node: FakeNode) -> None:
     src = EvmSource("evm-fake", chain="fake", ws_url=node.url, v2_pairs=[PAIR], start_block=3,
-                    backoff=fast_backoff(), max_reorg_depth=8)
+                    backoff=fast_backoff(), max_reorg_depth=8, snapshot=False)
     live = Live(src).start()
     live.wait_block(3)
     # a log of a followed pair whose data is cut short: a rejection naming the block and log, then

@@ -68,14 +68,16 @@ def wait_for_block(path: Path, number: int, timeout: float = 60.0, proc: Any = N
 
 
 def check_tape(events: list[ev.Event], w3: Any, pair: Any, start: int, head: int) -> None:
-    """Every block start..head once, in order; the pair's Sync logs exactly as eth_getLogs has them."""
+    """The snapshot block start-1 (the pair's getReserves then), then every block start..head once, in
+    order; the pair's Sync logs exactly as eth_getLogs has them."""
     blocks = [e.number for e in events if type(e) is ev.BlockProduced]
-    assert blocks == list(range(start, head + 1)), "a gap or a duplicate"
+    assert blocks == list(range(start - 1, head + 1)), "a gap or a duplicate"
     syncs = [(e.block, e.reserve0, e.reserve1) for e in events if type(e) is ev.V2ReservesSynced]
     sync_abi = pair.events.Sync()
     expected = [(x["blockNumber"], x["args"]["reserve0"], x["args"]["reserve1"])
                 for x in sync_abi.get_logs(from_block=start, to_block=head)]
-    assert syncs == expected and expected
+    assert syncs[0] == (start - 1, *pair.functions.getReserves().call(block_identifier=start - 1)[:2])
+    assert syncs[1:] == expected and expected
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +242,8 @@ def sync_log(n: int, i: int, r0: int, tag: str = "a") -> dict[str, Any]:
 
 
 def source() -> EvmSource:
-    return EvmSource("evm-x", chain="x", http_url="http://127.0.0.1:1", v2_pairs=[PAIR], max_reorg_depth=4)
+    return EvmSource("evm-x", chain="x", http_url="http://127.0.0.1:1", v2_pairs=[PAIR], max_reorg_depth=4,
+                     snapshot=False)
 
 
 def crashed_log() -> list[ev.Event]:
