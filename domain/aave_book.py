@@ -243,6 +243,7 @@ class AaveBook:
         self.unknown = 0  # events about a reserve it has no snapshot of
         self.window: LaggedReplica[AaveBook] | None = None  # a live chain's reorg window (on_reorg)
         self._refolding = False
+        self._quiet = False  # a replica (domain/reorg.py): folds, names no candidates (nobody evaluates them)
 
     # ------------------------------------------------------------------ folding
 
@@ -340,6 +341,7 @@ class AaveBook:
             self.window = None
             if e.depth > 0:  # type: ignore[attr-defined]
                 self.window = LaggedReplica(self, e.depth, AaveBook.apply)  # type: ignore[attr-defined]
+                self.window.replica._quiet = True
         elif self.window is None:
             return
         elif t is ev.BlockProduced:
@@ -351,7 +353,7 @@ class AaveBook:
             fresh, events = back
             window = self.window
             self.__dict__.update(fresh.__dict__)
-            self.window, self._refolding = window, True
+            self.window, self._refolding, self._quiet = window, True, False
             try:
                 for x in events:
                     self.apply(x)
@@ -411,6 +413,8 @@ class AaveBook:
 
     def _candidates(self, assets: Iterable[str]) -> list[str]:
         """Indebted users of ``assets`` whose key says they may be below HF 1 now."""
+        if self._quiet:
+            return []
         assets = [a for a in assets if self.users_of.get(a)]
         if not assets:
             return []

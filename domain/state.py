@@ -171,6 +171,9 @@ class MarketState:
     def _journal(self, pool: str, block: int, table: str) -> None:
         j = self.reorg.journal_of_pool(pool)  # type: ignore[union-attr]
         if j is not None:
+            saved = j.blocks.get(block)
+            if saved is not None and (table, pool) in saved:
+                return  # this block already saved what it changes of the pool
             tables = self._tables()
             j.save(block, table, pool, tables)
             j.save(block, "updated", pool, tables)
