@@ -217,3 +217,21 @@ def test_bad_frames_are_rejections_and_the_adapter_goes_on(node: FakeNode) -> No
     assert all(r.raw or r.origin == "evm-fake:subscription" for r in rejected)
     assert [b.number for b in live.of(ev.BlockProduced)] == [3, 4, 5]
     assert [(e.block, e.reserve0) for e in live.of(ev.V2ReservesSynced)] == [(3, 100), (5, 5)]
+
+
+def test_a_silent_subscription_is_treated_as_stalled(node: FakeNode) -> None:
+    """web3's subscriptions can stall without closing (web3 issues 3221, 3878): with ``head_timeout_s``
+    no head for that long is a disconnect; the adapter reconnects, resubscribes and backfills, and a
+    block that arrived meanwhile without a notification is applied."""
+    src = EvmSource("evm-fake", chain="fake", ws_url=node.url, v2_pairs=[PAIR], start_block=3,
+                    backoff=fast_backoff(), head_timeout_s=0.3, snapshot=False)
+    live = Live(src).start()
+    live.wait_block(3)
+    b4 = node.add("a", 4, node.canonical[3], syncs=[(9, 9)])
+    node.canonical.append(b4)  # no newHeads notification for it
+    live.wait_block(4)
+    live.stop()
+    changes = [(e.state, e.detail) for e in live.of(ev.SourceConnectionChanged)]
+    assert ("disconnected", "RpcError: no new head for 0.3s (a stalled subscription)") in changes
+    assert src.stats["connects"] >= 2
+    assert [(e.block, e.reserve0) for e in live.of(ev.V2ReservesSynced)] == [(3, 100), (4, 9)]
