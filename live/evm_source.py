@@ -557,7 +557,7 @@ class EvmSource:
             self._reject("head", str(e), _raw_text(raw))
             return
         tip = self.window[-1] if self.window else None
-        if any(b.hash == head.hash for b in self.window[-4:]):
+        if any(b.hash == head.hash for b in self.window):
             return  # already applied (a backfill got there first)
         if tip is not None and head.parent_hash == tip.hash and head.number == tip.number + 1:
             logs = await self._block_logs(rpc, head.hash)
