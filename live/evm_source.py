@@ -36,8 +36,9 @@ only fold back what it kept) and the adapter continues from the node's chain.
 Restart: ``restore(events)`` rebuilds the processed-block window from the run's log (this adapter's
 ``BlockProduced``, log events and retractions). Events of a block whose ``BlockProduced`` never made
 it (a crash mid-block) are compared with that block as re-read: the same prefix is not emitted again;
-a different block gets them retracted first. (V2 ``Sync`` events carry no transaction or log index:
-restored ones are retracted with ``tx`` "" and ``log_index`` -1.)
+a different block gets them retracted first. (V2 ``Sync`` events and the events of an oracle's
+``AssetSourceUpdated`` carry no transaction or log index: after a restart, a retraction of one names
+``tx`` "" and ``log_index`` -1; the fold-back is by block, so the state is the same.)
 
 Everything stamps ``ts`` with the runner's ``Clock``; the chain's own time is ``block_ts``.
 """
@@ -376,6 +377,9 @@ class EvmSource:
                     continue
                 while window and window[-1].number >= e.number:  # type: ignore[attr-defined]
                     window.pop()
+                if self.aave is not None:  # a block's logs, at its own time (as _apply observed them)
+                    for x in pending:
+                        self.aave.observe(x, e.block_ts)  # type: ignore[attr-defined]
                 window.append(_Block(e.number, e.hash, e.parent_hash,  # type: ignore[attr-defined]
                                      [(getattr(x, "tx", ""), getattr(x, "log_index", -1)) for x in pending]))
                 del window[:-self.depth]
@@ -388,8 +392,6 @@ class EvmSource:
                 pending.append(e)
             if t is ev.AaveReserveConfigured and self.aave is not None:
                 self.mapper.follow(e.price_feed, AGGREGATOR)  # type: ignore[attr-defined]
-            if self.aave is not None:
-                self.aave.observe(e, getattr(e, "last_update_timestamp", 0))
         self.window = window
         self._partial = pending
 
@@ -714,6 +716,9 @@ class EvmSource:
             events.append(ev.V2ReservesSynced(ts=0, source=self.name, pool=pair, block=block, reserve0=r0, reserve1=r1))
         if self.aave is not None:
             events.extend(await self.aave.snapshot(rpc, block))
+            for e in events:
+                if type(e) is ev.AaveReserveConfigured:  # its price feed's AnswerUpdated from now on
+                    self.mapper.follow(e.price_feed, AGGREGATOR, self.aave.base_decimals)
         self._apply(head, [], events)
 
     async def _oracle_prices(self, rpc: _Rpc, head: Head, logs: list[Mapping[str, Any]]) -> dict[str, int]:

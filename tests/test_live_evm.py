@@ -561,6 +561,14 @@ def test_a_borrower_becomes_liquidatable_through_the_subscription(world: Any) ->
         chain_hf = m.user_account_data(user)[5]
         assert chain_hf < 10**18 and abs(decided[0].health_factor - chain_hf) * 10**6 < chain_hf
         assert decided[0].cause == live.events.index(live.of(ev.OracleUpdated)[-1]) + 1  # the price did it
+        # a restart's adapter rebuilds from the log what it kept of the market and the chain
+        again = EvmSource("evm-liq", chain=CHAIN, ws_url=world.chain.ws_url, **addresses(world))
+        again.restore(live.events)
+        kept = lambda x: {a: msgspec.structs.replace(r, ts=0, seq=0) for a, r in x.aave.reserves.items()}  # noqa: E731
+        assert kept(again) == kept(src) and again.mapper.kinds == src.mapper.kinds
+        # (events without a log identity of their own, a Sync or a feed change, restore as ("", -1))
+        assert [(b.number, b.hash, len(b.logs)) for b in again.window] == \
+            [(b.number, b.hash, len(b.logs)) for b in src.window]
     finally:
         live.stop()
         m.set_price("WETH", 2000 * 10**8)
