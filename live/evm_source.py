@@ -311,6 +311,7 @@ class EvmSource:
         self.clock = clock or Clock()
         self.backoff = backoff or Backoff()
         self.window: list[_Block] = []  # processed blocks, oldest first, at most depth
+        self._restart_at: int | None = None  # after a reorg deeper than the window: where to go on
         self._partial: list[ev.Event] = []  # restored events of a block whose BlockProduced is missing
         self._buffer: dict[str, dict[int, Mapping[str, Any]]] = {}  # block hash -> log index -> subscription log
         self._removed: dict[tuple[str, int], None] = {}  # (block hash, log index) flagged removed
@@ -653,6 +654,7 @@ class EvmSource:
         if i < 0:  # every block we kept is gone: deeper than the window
             self._reject("reorg", f"reorg deeper than max_reorg_depth {self.depth}: the state folds back only "
                                   f"{len(self.window)} blocks", "")
+            self._restart_at = abandoned[-1].number  # the canonical chain from the oldest block folded back
         for b in reversed(abandoned):  # from the fork up
             self._retract(b, reason)
         del self.window[i + 1:]
@@ -682,6 +684,8 @@ class EvmSource:
         """Apply blocks after the checkpoint up to ``target``, logs by ranges of ``backfill_chunk``."""
         if self.window:
             start = self.window[-1].number + 1
+        elif self._restart_at is not None:
+            start, self._restart_at = self._restart_at, None
         else:
             start = target if self.start_block is None else self.start_block  # not there yet: wait
             if self.snapshot and start <= target and start > 0:

@@ -235,3 +235,26 @@ def test_a_silent_subscription_is_treated_as_stalled(node: FakeNode) -> None:
     assert ("disconnected", "RpcError: no new head for 0.3s (a stalled subscription)") in changes
     assert src.stats["connects"] >= 2
     assert [(e.block, e.reserve0) for e in live.of(ev.V2ReservesSynced)] == [(3, 100), (4, 9)]
+
+
+def test_a_reorg_deeper_than_the_window_is_said_and_the_adapter_goes_on(node: FakeNode) -> None:
+    """Window 2, and the node replaces blocks 1..3: the adapter says it cannot fold back block 1
+    (a rejection), retracts what it kept (2 and 3) and goes on from block 2 of the new fork; block
+    1 is not applied twice."""
+    src = EvmSource("evm-fake", chain="fake", ws_url=node.url, v2_pairs=[PAIR], start_block=1,
+                    backoff=fast_backoff(), max_reorg_depth=2, snapshot=False)
+    live = Live(src).start()
+    live.wait_block(3)
+    c1 = node.add("c", 1, node.canonical[0], syncs=[(7, 7)])
+    c2 = node.add("c", 2, c1)
+    c3 = node.add("c", 3, c2, syncs=[(8, 8)])
+    c4 = node.add("c", 4, c3)
+    node.canonical = node.canonical[:1] + [c1, c2, c3, c4]
+    node.push("newHeads", node.headers[c4])
+    live.wait("fork c", lambda: src.checkpoint() == (4, c4))
+    live.stop()
+    assert [r.reason for r in live.of(ev.InputRejected)] == [
+        "reorg deeper than max_reorg_depth 2: the state folds back only 2 blocks"]
+    assert [(r.block, r.block_hash) for r in live.of(ev.LogRetracted)] == [(3, h("a", 3))]
+    assert [(b.number, b.hash[:12]) for b in live.of(ev.BlockProduced)] == [
+        (1, h("a", 1)[:12]), (2, h("a", 2)[:12]), (3, h("a", 3)[:12]), (2, c2[:12]), (3, c3[:12]), (4, c4[:12])]
