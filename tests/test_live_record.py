@@ -309,3 +309,32 @@ def test_redaction_and_config_errors(tmp_path: Path) -> None:
     cfg = manifest_config({"sources": [{"kind": "evm", "ws_url": "wss://x.io/key", "http_url": "https://x.io?k=1"}]})
     assert cfg["sources"][0]["ws_url"] == "wss://x.io/..." and cfg["sources"][0]["http_url"] == "https://x.io/..."
     assert cfg["strategies"] == [] and cfg["risk"]
+
+
+def test_source_config_errors_name_the_key(tmp_path: Path) -> None:
+    ok = {"kind": "evm", "name": "e", "chain": "x", "ws_url": "ws://127.0.0.1:1", "v2_pairs": [PAIR]}
+    assert EvmSource.from_config(ok).name == "e"
+    cases = [({"kind": "binance"}, 'kind is \'binance\', not "evm"'), ({"name": ""}, "name must be a non-empty string"),
+             ({"ws_url": "http://x"}, "ws_url must start with ws://"), ({"v2_pairs": []}, "follows no address"),
+             ({"aave_oracle": PAIR.replace("ab", "cd")}, "aave_oracle goes with exactly one of aave_pools"),
+             ({"v3_pools": [PAIR]}, "is listed twice"), ({"max_reorg_depth": 0}, "max_reorg_depth")]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            EvmSource.from_config({**ok, **change}, where="live.toml: [[sources]] #1")
+    other = tmp_path / "other.toml"
+    other.write_text('[[sources]]\nkind = "solana"\nname = "s"\n')
+    from tapedeck.live.record import build_sources
+
+    with pytest.raises(RecordConfigError, match='kind \'solana\' is not recordable yet'):
+        build_sources(load_record_config(other), str(other))
+
+
+def test_record_refuses_a_log_that_is_not_a_recording(tmp_path: Path) -> None:
+    from tapedeck.adapters.eventlog import Manifest
+    from tapedeck.live.record import open_tape
+
+    run = tmp_path / "sim.db"
+    EventLog.create(run, Manifest(run_id="", mode="sim")).close(ended="clean")
+    cfg = {"sources": [{"kind": "evm", "name": "e", "chain": "x", "ws_url": "ws://127.0.0.1:1", "v2_pairs": [PAIR]}]}
+    with pytest.raises(RecordConfigError, match="is a sim run, not a recording"):
+        open_tape(run, cfg, [])
