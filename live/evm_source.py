@@ -13,7 +13,8 @@ Connection (one loop per chain, ``run``): web3.py 8 ``AsyncWeb3(WebSocketProvide
 web3 retries only the first connect and never re-subscribes or fills a gap, so this loop does: on
 every (re)connect it subscribes again (``SourceConnectionChanged`` "connected", then "resubscribed"),
 backfills from the checkpoint to the node's head (``eth_getLogs`` over block ranges, headers by
-number; "backfilled" with the range) and then follows heads. A dropped connection is
+number; "backfilled" with the range) and then follows heads. When it starts following another
+contract (an oracle's new price feed) it renews the logs subscription ("resubscribed"). A dropped connection is
 "disconnected" plus ``SourceStale`` for the chain's pools; the reconnect waits ``Backoff`` (seeded,
 full jitter). When the WebSocket cannot connect and an ``http_url`` is configured, it polls
 ``eth_blockNumber`` over HTTP (``AsyncHTTPProvider``) for ``ws_retry_s`` and then tries the
@@ -460,16 +461,26 @@ class EvmSource:
             self.stats["connects"] += 1
             self._connection("connected", "websocket", attempt)
             rpc = _Rpc(provider)
-            await w3.subscription_manager.subscribe([
-                NewHeadsSubscription(handler=on_head, label="heads"),
-                LogsSubscription(address=[w3.to_checksum_address(a) for a in self.mapper.addresses()],
-                                 topics=[self.mapper.topic0s()], handler=on_log, label="logs"),
-            ])
-            self._connection("resubscribed", f"newHeads, logs of {len(self.mapper.addresses())} addresses", attempt)
+
+            def logs_subscription() -> Any:
+                return LogsSubscription(address=[w3.to_checksum_address(a) for a in self.mapper.addresses()],
+                                        topics=[self.mapper.topic0s()], handler=on_log,
+                                        label=f"logs-{len(self.mapper.kinds)}")
+
+            logs = logs_subscription()
+            await w3.subscription_manager.subscribe([NewHeadsSubscription(handler=on_head, label="heads"), logs])
+            followed = len(self.mapper.kinds)
+            self._connection("resubscribed", f"newHeads, logs of {followed} addresses", attempt)
             handler = asyncio.create_task(w3.subscription_manager.handle_subscriptions(run_forever=True))
             await self._catch_up(rpc, attempt)
             self.backoff.reset()
             while not stop.is_set():
+                if len(self.mapper.kinds) != followed:  # a new price feed: subscribe to its logs too
+                    await w3.subscription_manager.unsubscribe(logs)
+                    logs = logs_subscription()
+                    await w3.subscription_manager.subscribe(logs)
+                    followed = len(self.mapper.kinds)
+                    self._connection("resubscribed", f"logs of {followed} addresses (a new price feed)", attempt)
                 getter = asyncio.ensure_future(queue.get())
                 stopper = asyncio.ensure_future(stop.wait())
                 timeout = self.head_timeout_s or None

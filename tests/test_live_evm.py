@@ -556,6 +556,11 @@ def test_a_borrower_becomes_liquidatable_through_the_subscription(world: Any) ->
         assert len(reconfigured) == 1 and reconfigured[0].block == head
         assert [e.answer for e in live.of(ev.OracleUpdated) if e.feed == feed] == [1900 * 10**8]
         assert src.mapper.kinds[feed] == "aggregator"
+        live.wait("resubscribed", lambda: any("a new price feed" in e.detail for e in live.of(ev.SourceConnectionChanged)))
+        heads = src.stats["subscription_heads"]
+        swap_v2(world)  # the subscriptions still deliver after the logs one was renewed
+        live.wait("a head after the renewal", lambda: src.stats["subscription_heads"] >= heads + 2)
+        live.wait_block(w3.eth.block_number)
         decided = about()
         assert decided and all(type(d) in (ev.LiquidationOpportunity, ev.LiquidationSkipped) for d in decided)
         chain_hf = m.user_account_data(user)[5]
