@@ -62,6 +62,7 @@ from tapedeck.adapters.evm_logs import (
     AAVE_ORACLE, AAVE_POOL, AGGREGATOR, ATOKEN, V2, V3, ChainLogMapper, LogDecodeError, log_field_hex, log_field_int,
 )
 from tapedeck.domain import aave_v3 as aave
+from tapedeck.domain import uniswap_v3 as v3math
 from tapedeck.domain import events as ev
 from tapedeck.live.base import Backoff, Clock, Emit
 from tapedeck.sim.inclusion import next_base_fee
@@ -187,6 +188,28 @@ _RESERVE_DATA_FIELDS = (("liquidity_index", 1), ("liquidity_rate", 2), ("variabl
                         ("variable_borrow_rate", 4), ("last_update_timestamp", 6), ("reserve_id", 7))
 _RESERVE_DATA = ("((uint256),uint128,uint128,uint128,uint128,uint128,uint40,uint16,address,address,address,address,"
                  "uint128,uint128,uint128)")
+
+
+async def _v3_snapshot(call: _Calls, pool: str, block: int, source: str) -> ev.V3PoolSnapshot:
+    """A V3 pool's whole state at the call's block: slot0, liquidity, and every initialized tick (the
+    ``tickBitmap`` words from MIN_TICK to MAX_TICK, then ``ticks(t)`` of each set bit), as
+    ``sim.chain.arb_executor.read_state`` reads it through web3; ``HEADER_CONCURRENCY`` calls at once."""
+    slot0 = await call(pool, "slot0()", (), "(uint160,int24,uint16,uint16,uint16,uint8,bool)")
+    liquidity = await call(pool, "liquidity()", (), "uint128")
+    spacing = await call(pool, "tickSpacing()", (), "int24")
+    gate = asyncio.Semaphore(HEADER_CONCURRENCY)
+
+    async def gated(*args: Any) -> Any:
+        async with gate:
+            return await call(*args)
+
+    positions = list(range((v3math.MIN_TICK // spacing) >> 8, ((v3math.MAX_TICK // spacing) >> 8) + 1))
+    words = await asyncio.gather(*(gated(pool, "tickBitmap(int16)", (p,), "uint256") for p in positions))
+    initialized = [(p * 256 + bit) * spacing for p, w in zip(positions, words) for bit in range(256) if w >> bit & 1]
+    infos = await asyncio.gather(*(gated(pool, "ticks(int24)", (t,), "(uint128,int128)") for t in initialized))
+    return ev.V3PoolSnapshot(ts=0, source=source, pool=pool, block=block, sqrt_price_x96=slot0[0], tick=slot0[1],
+                             liquidity=liquidity, tick_spacing=spacing,
+                             ticks=tuple((t, g, n) for t, (g, n) in zip(initialized, infos)))
 
 
 class _AaveMarket:
@@ -337,8 +360,8 @@ class EvmSource:
         ``http_url``, the followed contracts (``v2_pairs``, ``v3_pools``, ``aave_pools`` lists;
         ``aggregators`` a list or a table address -> decimals; ``atokens`` a list or a table
         aToken -> underlying; ``aave_oracle`` the market's AaveOracle, for its snapshot and feed
-        changes), and optional ``snapshot`` (true: read the pairs' reserves and the Aave market at
-        the block before the first one applied), ``max_reorg_depth`` (64), ``poll_interval_s`` (1),
+        changes), and optional ``snapshot`` (true: read the pairs' reserves, the V3 pools' whole
+        state and the Aave market at the block before the first one applied), ``max_reorg_depth`` (64), ``poll_interval_s`` (1),
         ``ws_retry_s`` (10), ``head_timeout_s`` (0: off), ``backfill_chunk`` (500),
         ``start_block`` (default: the node's head when the run starts), ``request_timeout_s`` (10)."""
         unknown = [k for k in table if k not in cls.KEYS]
@@ -742,6 +765,8 @@ class EvmSource:
         for pair in [a for a, k in self.mapper.kinds.items() if k == V2]:
             r0, r1, _ = await call(pair, "getReserves()", (), "(uint112,uint112,uint32)")
             events.append(ev.V2ReservesSynced(ts=0, source=self.name, pool=pair, block=block, reserve0=r0, reserve1=r1))
+        for pool in [a for a, k in self.mapper.kinds.items() if k == V3]:
+            events.append(await _v3_snapshot(call, pool, block, self.name))
         if self.aave is not None:
             events.extend(await self.aave.snapshot(rpc, block))
             for e in events:

@@ -288,9 +288,12 @@ def test_ws_subscription_sees_swaps_and_aave_actions(world: Any) -> None:
     """V2 and V3 swaps and Aave supply/borrow made after the start arrive as their typed events
     through the WebSocket (heads and logs notifications both counted), block by block, each
     block's logs before its BlockProduced, which carries the chain's hash, parent and time."""
+    from tapedeck.sim.chain.arb_executor import read_state
+
     w3 = world.w3
     start = w3.eth.block_number + 1
     reader = reader_snapshot(world, start - 1)  # the market now, through web3's contract calls
+    pool_now = read_state(w3, [world.v3.address])[0].v3[world.v3.address.lower()]  # the sim's own read
     src = EvmSource("evm-anvil", chain=CHAIN, ws_url=world.chain.ws_url, http_url=world.chain.url,
                     start_block=start, backoff=fast_backoff(), **addresses(world))
     live = Live(src).start()
@@ -313,6 +316,12 @@ def test_ws_subscription_sees_swaps_and_aave_actions(world: Any) -> None:
             or (isinstance(e, ev.OracleUpdated) and e.round_id == 0)]
     strip = lambda e: msgspec.structs.replace(e, ts=0, seq=0, source="")  # noqa: E731
     assert first == start - 1 and snap and [strip(e) for e in snap] == [strip(e) for e in reader]
+    (pool,) = live.of(ev.V3PoolSnapshot)
+    assert pool.block == first and len(pool.ticks) == 2
+    assert (pool.sqrt_price_x96, pool.tick, pool.liquidity) == (pool_now.sqrt_price_x96, pool_now.tick,
+                                                                pool_now.liquidity)
+    assert {t: (g, pool_now.ticks.net[t]) for t, g in pool_now.ticks.gross.items()} == {t: (g, n) for t, g, n in
+                                                                                        pool.ticks}
     synced = live.of(ev.V2ReservesSynced)[0]
     assert (synced.block, synced.reserve0, synced.reserve1) == (first, *world.v2.pair.functions.getReserves().call(
         block_identifier=first)[:2])
