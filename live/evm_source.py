@@ -20,6 +20,13 @@ full jitter). When the WebSocket cannot connect and an ``http_url`` is configure
 ``eth_blockNumber`` over HTTP (``AsyncHTTPProvider``) for ``ws_retry_s`` and then tries the
 WebSocket again: the same backfill path, so no block is skipped either way.
 
+Start: with ``snapshot`` (default) and no checkpoint, the state at the block before the first one
+applied is read by ``eth_call`` at that block and emitted as that block's events, with its
+``BlockProduced``: the pairs' ``getReserves`` (``V2ReservesSynced``), each V3 pool's slot0, liquidity
+and every initialized tick (``V3PoolSnapshot``), and the Aave market (``_AaveMarket``: reserves,
+e-mode categories, prices; the price feeds are followed from then on). Without it the pools are
+known from their first log on.
+
 Completeness: a head is applied with ``eth_getLogs({blockHash})`` for that block, joined with the
 logs the subscription already delivered for it (the notifications of a block's logs and of its head
 come in no guaranteed order); log identity is (block hash, log index), so nothing is applied twice.
