@@ -824,5 +824,25 @@ def demo(data: str | None, workdir: str) -> None:
         raise click.ClickException(str(e)) from None
 
 
+
+# --------------------------------------------------------------------------- record (issue 13, live-evm)
+
+
+@main.command("record")
+@click.argument("config_path", metavar="CONFIG")
+@click.option("--out", required=True, help="Log to record into; an existing recording is resumed from its checkpoint.")
+def record_cmd(config_path: str, out: str) -> None:
+    """Record the live inputs of CONFIG's [[sources]] (no strategies) into LOG until SIGINT/SIGTERM;
+    replay it later with `tapedeck replay LOG --verify` or `--out RUN.db`."""
+    from tapedeck.live.record import RecordConfigError, run_record
+
+    try:
+        counts = run_record(config_path, out)
+    except (RecordConfigError, EventLogError) as e:
+        raise click.ClickException(str(e)) from None
+    total = sum(counts.values())
+    click.echo(f"recorded {total} events into {out}: "
+               + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
 if __name__ == "__main__":
     main()

@@ -225,3 +225,147 @@ def _int(value: Any) -> int | None:
     if value is None:
         return None
     return int(value, 16) if isinstance(value, str) else int(value)
+
+
+# ----------------------------------------------------------------------------- node logs -> input events
+# Issue 13 (live-evm helper): a live chain adapter gets JSON-RPC logs (``eth_getLogs``, ``eth_subscribe
+# logs``) of the contracts it follows and turns each into the domain's input event, with the same
+# decoders the importers use (``adapters.uniswap_v3_logs.decode_log``, ``adapters.aave_v3_logs.decode_log``,
+# both over ``EventDecoder``), so a live tape and an imported one hold the same events for the same log.
+
+V2, V3, AAVE_POOL, AGGREGATOR, ATOKEN = "v2", "v3", "aave", "aggregator", "atoken"
+AAVE_ORACLE = "aave_oracle"  # AssetSourceUpdated: needs the market's state, so ``source_updated`` only decodes it
+KINDS = (V2, V3, AAVE_POOL, AGGREGATOR, ATOKEN, AAVE_ORACLE)
+
+
+def log_field_int(value: Any, what: str) -> int:
+    """A JSON-RPC quantity (``0x``-hex text) or an int (web3's formatted form)."""
+    if isinstance(value, bool):
+        raise LogDecodeError(f"{what} is not a quantity: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value[:2] in ("0x", "0X") and len(value) <= 66:
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise LogDecodeError(f"{what} is not a hex quantity: {str(value)[:80]!r}")
+
+
+def log_field_hex(value: Any, what: str, size: int | None = 32) -> str:
+    """A JSON-RPC data field (hash, address, topic) as lower-case ``0x`` hex; ``size`` bytes if given."""
+    raw = _as_bytes(value, what)
+    if size is not None and len(raw) != size:
+        raise LogDecodeError(f"{what} is {len(raw)} bytes, not {size}")
+    return "0x" + raw.hex()
+
+
+class ChainLogMapper:
+    """The logs of one chain's followed contracts -> input events (``events(log, ts, source)``).
+
+    ``kinds`` maps each followed address (any case) to what it is: ``"v2"`` (a Uniswap V2 pair:
+    ``Sync`` -> ``V2ReservesSynced``, one per log), ``"v3"`` (a V3 pool: Swap/Mint/Burn/Collect),
+    ``"aave"`` (an Aave v3 Pool: the modelled pool events, ``chain`` on each), ``"aggregator"``
+    (a Chainlink-style aggregator: ``AnswerUpdated`` -> ``OracleUpdated`` with ``decimals[address]``,
+    default 8), ``"atoken"`` (``BalanceTransfer`` -> ``AaveATokenTransferred``; ``reserves[address]``
+    names its underlying, else the aToken's address, which ``AaveBook`` maps). ``topic0s()`` is the
+    subscription's topic filter. A log this cannot map raises ``LogDecodeError`` with the reason."""
+
+    def __init__(self, chain: str, kinds: Mapping[str, str], *, decimals: Mapping[str, int] | None = None,
+                 reserves: Mapping[str, str] | None = None) -> None:
+        from tapedeck.adapters import aave_v3_logs, evm_abis, uniswap_v3_logs  # they import this module
+
+        self.chain = chain
+        self.kinds = {a.lower(): k for a, k in kinds.items()}
+        for a, k in self.kinds.items():
+            if k not in KINDS:
+                raise ValueError(f"address {a}: unknown kind {k!r} ({', '.join(KINDS)})")
+        self.decimals = {a.lower(): int(d) for a, d in (decimals or {}).items()}
+        self.reserves = {a.lower(): r.lower() for a, r in (reserves or {}).items()}
+        self._v3 = uniswap_v3_logs.decode_log
+        self._aave = aave_v3_logs.decode_log
+        self._sync = EventDecoder(evm_abis.UNISWAP_V2_PAIR, only=["Sync"])
+        self._answer = EventDecoder(evm_abis.AGGREGATOR_ANSWER_UPDATED)
+        self._transfer = EventDecoder(evm_abis.AAVE_V3_ATOKEN_BALANCE_TRANSFER)
+        self._source = EventDecoder(evm_abis.AAVE_ORACLE_SOURCE_UPDATED)
+        self._topics: dict[str, list[bytes]] = {
+            V2: [self._sync.topic0("Sync")],
+            V3: [uniswap_v3_logs._MODELLED.topic0(n) for n in ("Swap", "Mint", "Burn", "Collect")],
+            AAVE_POOL: [aave_v3_logs.DECODER.topic0(n) for n in aave_v3_logs.MODELLED],
+            AGGREGATOR: [self._answer.topic0("AnswerUpdated")],
+            ATOKEN: [self._transfer.topic0("BalanceTransfer")],
+            AAVE_ORACLE: [self._source.topic0("AssetSourceUpdated")],
+        }
+
+    def addresses(self) -> list[str]:
+        return list(self.kinds)
+
+    def pools(self) -> tuple[str, ...]:
+        """The Uniswap pools followed (their events name no chain)."""
+        return tuple(a for a, k in self.kinds.items() if k in (V2, V3))
+
+    def topic0s(self) -> list[str]:
+        """Every modelled topic0 of the followed kinds, in a stable order (one OR-filter)."""
+        out: list[str] = []
+        for k in KINDS:
+            if k in self.kinds.values():
+                out.extend("0x" + t.hex() for t in self._topics[k] if "0x" + t.hex() not in out)
+        return out
+
+    def follow(self, address: str, kind: str, decimals: int | None = None) -> bool:
+        """Follow one more contract (e.g. an oracle's new price feed); False if it already was."""
+        a = address.lower()
+        if a in self.kinds:
+            return False
+        self.kinds[a] = kind
+        if decimals is not None:
+            self.decimals.setdefault(a, decimals)
+        return True
+
+    def source_updated(self, log: Mapping[str, Any]) -> tuple[str, str]:
+        """(asset, new source) of an AaveOracle ``AssetSourceUpdated`` log (lower case)."""
+        a = self._source.decode([log_field_hex(t, f"topic {i}") for i, t in enumerate(log.get("topics") or ())],
+                                _as_bytes(log.get("data", "0x"), "data")).args
+        return a["asset"], a["source"]
+
+    def events(self, log: Mapping[str, Any], ts: int, source: str) -> list[Any]:
+        """The input events of one log (``LogDecodeError`` if it cannot be mapped)."""
+        from tapedeck.adapters.csv_header import RowError
+        from tapedeck.domain import events as ev
+
+        try:
+            address = log_field_hex(log.get("address"), "address", 20)
+            kind = self.kinds.get(address)
+            if kind is None:
+                raise LogDecodeError(f"log of {address}, which is not followed")
+            if kind == AAVE_ORACLE:
+                raise LogDecodeError("an AssetSourceUpdated needs the market's state (source_updated)")
+            topics = log.get("topics")
+            if not isinstance(topics, (list, tuple)) or not topics:
+                raise LogDecodeError("no topics")
+            hex_topics = [log_field_hex(t, f"topic {i}") for i, t in enumerate(topics)]
+            data = _as_bytes(log.get("data", "0x"), "data")
+            block = log_field_int(log.get("blockNumber"), "blockNumber")
+            tx = log_field_hex(log.get("transactionHash"), "transactionHash")
+            index = log_field_int(log.get("logIndex"), "logIndex")
+            where = dict(ts=ts, source=source, block=block)
+            if kind == V2:
+                a = self._sync.decode(hex_topics, data).args
+                return [ev.V2ReservesSynced(**where, pool=address, reserve0=a["reserve0"], reserve1=a["reserve1"])]
+            if kind == V3:
+                name, values = self._v3(hex_topics, data)
+                cls = {"Swap": ev.V3Swapped, "Mint": ev.V3Minted, "Burn": ev.V3Burned, "Collect": ev.V3Collected}[name]
+                return [cls(**where, pool=address, tx=tx, log_index=index, **values)]
+            if kind == AAVE_POOL:
+                cls, values = self._aave(hex_topics, data)
+                return [cls(**where, chain=self.chain, tx=tx, log_index=index, **values)]
+            if kind == AGGREGATOR:
+                a = self._answer.decode(hex_topics, data).args
+                return [ev.OracleUpdated(ts=ts, source=source, feed=address, chain=self.chain, round_id=a["roundId"],
+                                         answer=a["current"], decimals=self.decimals.get(address, 8))]
+            a = self._transfer.decode(hex_topics, data).args
+            return [ev.AaveATokenTransferred(**where, chain=self.chain, tx=tx, log_index=index,
+                                             reserve=self.reserves.get(address, address), sender=a["from"],
+                                             recipient=a["to"], scaled_amount=a["value"], index=a["index"])]
+        except RowError as e:
+            raise LogDecodeError(str(e)) from None

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.reorg import LaggedReplica
 from tapedeck.domain.aave_v3 import (
     CLOSE_FACTOR_HF_THRESHOLD, HEALTH_FACTOR_LIQUIDATION_THRESHOLD, MAX_UINT256, RAY, WAD,
     normalized_debt, normalized_income,
@@ -240,11 +241,16 @@ class AaveBook:
         self._sorted = SortedKeys()  # (key, user) of every user with debt
         self.unsupported = 0  # events it cannot fold exactly (stable-rate borrows)
         self.unknown = 0  # events about a reserve it has no snapshot of
+        self.window: LaggedReplica[AaveBook] | None = None  # a live chain's reorg window (on_reorg)
+        self._refolding = False
+        self._quiet = False  # a replica (domain/reorg.py): folds, names no candidates (nobody evaluates them)
 
     # ------------------------------------------------------------------ folding
 
     def apply(self, e: ev.Event) -> list[str]:
         """Fold ``e``; the users to re-evaluate (exact membership, deterministic order)."""
+        if self.window is not None and not self._refolding:
+            self.window.record(e)
         t = type(e)
         now = e.ts // NS
         if t is ev.AaveReserveDataUpdated:
@@ -321,6 +327,39 @@ class AaveBook:
             return [a for a, u in self.users.items() if u.emode == e.category]
         return []
 
+    def on_reorg(self, e: ev.Event) -> None:
+        """The book's chain's ``ReorgWindowSet`` (keep a replica ``depth`` blocks behind),
+        ``BlockProduced`` (the events since the last one are that block's) and ``LogRetracted``
+        (back to the replica plus the kept blocks before the retracted one): ``domain/reorg.py``.
+        After a fold-back every indebted user is a candidate again (keys from ``apply``, not evaluated)."""
+        if getattr(e, "chain", None) != self.chain:
+            return
+        t = type(e)
+        if t is ev.ReorgWindowSet:
+            if self.window is not None and self.window.depth == e.depth:  # type: ignore[attr-defined]
+                return  # the same window again (a resumed run's adapter): keep what it holds
+            self.window = None
+            if e.depth > 0:  # type: ignore[attr-defined]
+                self.window = LaggedReplica(self, e.depth, AaveBook.apply)  # type: ignore[attr-defined]
+                self.window.replica._quiet = True
+        elif self.window is None:
+            return
+        elif t is ev.BlockProduced:
+            self.window.close(e.number)  # type: ignore[attr-defined]
+        elif t is ev.LogRetracted:
+            back = self.window.rewind(e.block)  # type: ignore[attr-defined]
+            if back is None:
+                return
+            fresh, events = back
+            window = self.window
+            self.__dict__.update(fresh.__dict__)
+            self.window, self._refolding, self._quiet = window, True, False
+            try:
+                for x in events:
+                    self.apply(x)
+            finally:
+                self._refolding = False
+
     def _configure(self, e: ev.AaveReserveConfigured) -> list[str]:
         r = self.reserves.get(e.reserve)
         if r is None:
@@ -374,6 +413,8 @@ class AaveBook:
 
     def _candidates(self, assets: Iterable[str]) -> list[str]:
         """Indebted users of ``assets`` whose key says they may be below HF 1 now."""
+        if self._quiet:
+            return []
         assets = [a for a in assets if self.users_of.get(a)]
         if not assets:
             return []

@@ -132,6 +132,8 @@ class Engine:
             ev.V3PoolSnapshot: self.state.on_v3,
             ev.SourceStale: self.state.on_source_stale,
             ev.BlockProduced: self.state.on_block,
+            ev.ReorgWindowSet: self.state.on_reorg_window,
+            ev.LogRetracted: self.state.on_log_retracted,
             ev.RaydiumPoolSynced: self.state.on_solana,
             ev.SplTokenAccountSynced: self.state.on_solana,
             ev.WhirlpoolSynced: self.state.on_solana,

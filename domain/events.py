@@ -1290,6 +1290,22 @@ class V3PoolSnapshot(Event, frozen=True, kw_only=True):
     ticks: tuple[tuple[int, int, int], ...] = ()
 
 
+# ----------------------------------------------------------------------------- inputs: live EVM reorgs
+# Issue 13 (live-evm helper): a live chain adapter says how deep a reorg it folds back, so the state
+# journals what that chain's logs touch (``domain/reorg.py``) only in live runs, not in sim or replay
+# of a sim log.
+
+
+class ReorgWindowSet(Event, frozen=True, kw_only=True):
+    """The live adapter of ``chain`` follows it with reorgs up to ``depth`` blocks: the state keeps,
+    for that many blocks, what each block's logs changed, so a ``LogRetracted`` folds it back.
+    ``pools`` are the Uniswap pools it follows (their events name no chain). 0: no journal."""
+
+    chain: str
+    depth: int
+    pools: tuple[str, ...] = ()
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     QuoteUpdated,
     MarkPriceUpdated,
@@ -1361,6 +1377,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     # live sources (issue 13)
     SourceConnectionChanged,
     LogRetracted,
+    # live EVM reorgs (issue 13, live-evm helper)
+    ReorgWindowSet,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

@@ -21,6 +21,7 @@ from typing import Mapping
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.raydium_amm import RaydiumBook
+from tapedeck.domain.reorg import MarketJournal
 from tapedeck.domain.book_depth import DepthBook, depth_id
 from tapedeck.domain.uniswap_v3 import V3PoolState
 from tapedeck.domain.whirlpool import WhirlpoolBook
@@ -61,7 +62,7 @@ _NO_ORDERS: Mapping[str, Order] = {}
 
 
 class MarketState:
-    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders", "raydium", "whirlpools", "depth")
+    __slots__ = ("quotes", "v2", "v3", "blocks", "updated", "stale", "orders", "raydium", "whirlpools", "depth", "reorg")
 
     def __init__(self) -> None:
         self.quotes: dict[str, dict[str, ev.QuoteUpdated]] = {}  # instrument -> venue -> last quote
@@ -74,6 +75,7 @@ class MarketState:
         self.raydium = RaydiumBook()  # Solana: Raydium AMM v4 pools and the token accounts seen
         self.whirlpools = WhirlpoolBook()  # Solana: Orca Whirlpools and their tick arrays
         self.depth: dict[str, DepthBook] = {}  # depth_id(venue, instrument) -> book (domain/book_depth.py)
+        self.reorg: MarketJournal | None = None  # live chains' undo journals (domain/reorg.py), from ReorgWindowSet
 
     # ------------------------------------------------------------------ folding
 
@@ -93,16 +95,23 @@ class MarketState:
                                    f"ask {e.price(e.ask)} x {e.size(e.ask_size)})")
 
     def on_v2(self, e: ev.V2ReservesSynced) -> None:
+        if self.reorg is not None:
+            self._journal(e.pool, e.block, "v2")
         self.v2[e.pool] = V2Pool(e.reserve0, e.reserve1, e.block)
         self.updated[e.pool] = e.ts
         if self.stale:
             self.stale.pop(e.pool, None)
 
     def on_block(self, e: ev.BlockProduced) -> None:
+        if self.reorg is not None and (j := self.reorg.chains.get(e.chain)) is not None:
+            j.abandon_above(e.number)
+            j.save(e.number, "blocks", e.chain, self._tables())
         self.blocks[e.chain] = e
 
     def on_v3(self, e: ev.Event) -> None:
         pool = e.pool  # type: ignore[attr-defined]
+        if self.reorg is not None:
+            self._journal(pool, e.block, "v3")  # type: ignore[attr-defined]
         st = self.v3.get(pool)
         if st is None:
             st = self.v3[pool] = V3PoolState()
@@ -142,6 +151,33 @@ class MarketState:
                 self.stale.pop(key, None)
         elif not book.synced:
             self.stale[key] = book.gap
+
+    # ------------------------------------------------------------------ reorgs (domain/reorg.py)
+
+    def on_reorg_window(self, e: ev.ReorgWindowSet) -> None:
+        if self.reorg is None:
+            self.reorg = MarketJournal()
+        self.reorg.set_window(e)
+
+    def on_log_retracted(self, e: ev.LogRetracted) -> None:
+        """Fold back every change of block ``e.block`` and later on ``e.chain`` (once per reorg)."""
+        j = None if self.reorg is None else self.reorg.chains.get(e.chain)
+        if j is not None:
+            j.rewind(e.block, self._tables())
+
+    def _tables(self) -> dict[str, dict]:
+        return {"v2": self.v2, "v3": self.v3, "blocks": self.blocks, "updated": self.updated, "stale": self.stale}
+
+    def _journal(self, pool: str, block: int, table: str) -> None:
+        j = self.reorg.journal_of_pool(pool)  # type: ignore[union-attr]
+        if j is not None:
+            saved = j.blocks.get(block)
+            if saved is not None and (table, pool) in saved:
+                return  # this block already saved what it changes of the pool
+            tables = self._tables()
+            j.save(block, table, pool, tables)
+            j.save(block, "updated", pool, tables)
+            j.save(block, "stale", pool, tables)
 
     # ------------------------------------------------------------------ reading
 

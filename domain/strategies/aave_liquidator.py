@@ -56,6 +56,7 @@ _AAVE = (ev.AaveReserveConfigured, ev.AaveEModeConfigured, ev.AaveReserveDataUpd
          ev.AaveATokenTransferred, ev.AaveLiquidationObserved, ev.OracleUpdated)
 _MARKET = _AAVE[:-1]  # the market's own events (an oracle or a pool alone is not an Aave market)
 _POOLS = (ev.V2ReservesSynced, ev.V3Swapped, ev.V3Minted, ev.V3Burned)
+_REORG = (ev.ReorgWindowSet, ev.BlockProduced, ev.LogRetracted)  # a live chain's reorgs (AaveBook.on_reorg)
 _WATCHED = ("below min profit", "no route", "stale route", "stale price")  # re-tried when pools move
 FAST, SCAN = "fast", "scan"
 
@@ -71,7 +72,7 @@ class _Plan:
 
 
 class AaveLiquidator:
-    handles = _AAVE + _POOLS
+    handles = _AAVE + _POOLS + _REORG
 
     def __init__(self, name: str = "aave_liquidator", chain: str = "ethereum", venue: str = "", rules: str = "v3.0",
                  pools: Sequence[dict[str, Any]] = (), max_hops: int = 2, fast_path: bool = True,
@@ -125,6 +126,9 @@ class AaveLiquidator:
             out.append(self._timer(e, "scan", e.ts + self.scan_ns))
         if t is ev.TimerFired:
             return out + self._on_timer(e, state)  # type: ignore[arg-type]
+        if t in _REORG:
+            self.book.on_reorg(e)
+            return out
         users = list(self._watch) if t in _POOLS else self.book.apply(e)
         if not users:
             return out
