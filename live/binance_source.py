@@ -224,6 +224,7 @@ class WsFeed:
         self.open_timeout, self.max_size = open_timeout, max_size
         self.stats = FeedStats()
         self.state = "idle"
+        self._up = False  # a connection is open (its disconnect marks the venues stale)
         self.hold: asyncio.Event | None = None  # tests: while set and cleared, the pump waits (a slow emit)
         self._restored: list[ev.Event] = []
 
@@ -338,6 +339,7 @@ class WsFeed:
         async with connect(self.url, open_timeout=self.open_timeout, max_size=self.max_size,
                            ping_interval=20, ping_timeout=20, close_timeout=2) as ws:
             self.stats.connects += 1
+            self._up = True
             self._connection("connected", "", attempt)
             await self.subscribe(ws)
             if attempt:
@@ -375,11 +377,12 @@ class WsFeed:
                     raise
                 except Exception as e:  # noqa: BLE001 - whatever broke the session, reconnect (and say why)
                     why = f"{type(e).__name__}: {str(e)[:200]}"
-                if self.state in ("connected", "resubscribed"):
+                if self._up:
                     self.stats.disconnects += 1
-                if self.state in ("connected", "resubscribed") and not stop.is_set():
+                if self._up and not stop.is_set():
                     self._put_own(ev.SourceStale(ts=self.clock(), source=self.source, venues=self.stale_ids(),
                                                  reason=f"{self.name} disconnected: {why}"))
+                self._up = False
                 self.on_disconnect()
                 self.stats.last_error = why
                 self._connection("disconnected", why, attempt)

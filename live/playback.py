@@ -19,7 +19,8 @@ has left, so a test can count every frame); ``done`` is set once every frame was
   -> ``{"channel": "subscriptionResponse", "data": {...}}``; ``{"method": "ping"}`` ->
   ``{"channel": "pong"}`` (counted in ``pings``); a ``userFills`` subscription is answered first
   with the ``isSnapshot: true`` message of ``user_fills`` (the fills the account had), as the venue
-  does; ``idle_timeout`` closes a connection that sent nothing for that long (the venue: 60 s).
+  does, and an ``l2Book`` subscription made after play began is answered with the latest recorded
+  book (counted in ``snapshots_sent``, like the fills snapshot); ``idle_timeout`` closes a connection that sent nothing for that long (the venue: 60 s).
   Frames are sent to a client subscribed to their ``(channel, coin)`` (user channels: ``user``).
 * :class:`SolanaPlayback`: ``accountSubscribe`` -> ``{"result": <sub id>, "id": n}``, then
   ``accountNotification`` frames (agave's shape, built by ``adapters.solana_accounts``) of the
@@ -342,6 +343,11 @@ class HyperliquidPlayback(Playback):
             if who is not None:
                 subs.add((kind, "*"))
         await ws.send(json.dumps({"channel": "subscriptionResponse", "data": {"method": method, "subscription": sub}}))
+        if method == "subscribe" and kind == "l2Book":  # the venue's first l2Book message: the book now
+            last = next((f for f in reversed(self.frames[:self.cursor]) if self.key(f) == key), None)
+            if last is not None:
+                self.snapshots_sent += 1
+                await ws.send(last.body)
         if method == "subscribe" and kind == "userFills":
             self.snapshots_sent += 1
             await ws.send(json.dumps({"channel": "userFills", "data": {"isSnapshot": True, "user": sub.get("user"),
