@@ -15,7 +15,7 @@ Binance pings the client; ``websockets`` answers them.
 * ``run(emit, stop)`` connects, calls the feed's ``subscribe``, reads frames until the socket
   closes or ``stop`` is set, and reconnects with ``live.base.Backoff`` (full jitter, reset once a
   connection has delivered a frame). It says so in the log: ``SourceConnectionChanged`` "connected"
-  (``attempt`` = the reconnect attempt, 0 the first time), "resubscribed" after a reconnect's
+  (``attempt`` = the reconnect attempt since the feed last delivered a frame, 0 the first connect), "resubscribed" after a reconnect's
   subscriptions are sent, "disconnected" with the error; and on every disconnect a ``SourceStale``
   naming the feed's venues (and depth books), which the core's freshness rule folds (not when the
   runner stopped it: the run ends there).
@@ -224,6 +224,7 @@ class WsFeed:
         self.open_timeout, self.max_size = open_timeout, max_size
         self.stats = FeedStats()
         self.state = "idle"
+        self._delivered = False  # the current connection has read a frame
         self._up = False  # a connection is open (its disconnect marks the venues stale)
         self.hold: asyncio.Event | None = None  # tests: while set and cleared, the pump waits (a slow emit)
         self._restored: list[ev.Event] = []
@@ -325,7 +326,8 @@ class WsFeed:
         n = 0
         async for raw in ws:
             frame(raw)
-            if self.backoff.attempt:
+            if not self._delivered:
+                self._delivered = True
                 self.backoff.reset()  # this connection delivers: the next outage starts from base again
             n += 1
             if n >= self.batch:
@@ -388,7 +390,8 @@ class WsFeed:
                 self._connection("disconnected", why, attempt)
                 if stop.is_set():
                     break
-                attempt += 1
+                attempt = 1 if self._delivered else attempt + 1  # attempts since the feed last delivered
+                self._delivered = False
                 try:
                     await asyncio.wait_for(stop.wait(), self.backoff.next())
                 except TimeoutError:

@@ -25,7 +25,9 @@ has left, so a test can count every frame); ``done`` is set once every frame was
 * :class:`SolanaPlayback`: ``accountSubscribe`` -> ``{"result": <sub id>, "id": n}``, then
   ``accountNotification`` frames (agave's shape, built by ``adapters.solana_accounts``) of the
   configured account updates in order; a JSON-RPC HTTP server beside it (``http_url``) answers
-  ``getMultipleAccounts`` with each account's latest state. No Solana recording is in the shared
+  ``getMultipleAccounts`` with each account's latest state (``after_refresh``: a connection's
+  notifications start only once it asked, so a test knows which state the refresh saw; the answer
+  and the first notifications still race, as they do with a real node). No Solana recording is in the shared
   data: the updates are given by the caller (real account bytes where a test has them).
 
 Recordings are read, never copied: :func:`recording` resolves a name under the data folder and
@@ -155,6 +157,12 @@ class Playback:
     def render(self, frame: Frame, ws: ServerConnection) -> str:
         return frame.body
 
+    def before_connect(self) -> Any:
+        return None
+
+    async def before_play(self, mark: Any) -> None:
+        """After a client's subscriptions, before the frames flow (default: nothing)."""
+
     # ------------------------------------------------------------------ serving
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -163,8 +171,10 @@ class Playback:
         subs: set[Any] = set()
         ready = asyncio.Event()
         reader = asyncio.create_task(self._listen(ws, subs, ready))
+        mark = self.before_connect()
         try:
             await ready.wait()
+            await self.before_play(mark)
             await self._play(ws, subs)
         except ConnectionClosed:
             pass
@@ -391,7 +401,8 @@ class SolanaPlayback(Playback):
 
     path = "/"
 
-    def __init__(self, updates: Sequence[AccountUpdate], *, initial: Sequence[AccountUpdate] = (), **kw: Any) -> None:
+    def __init__(self, updates: Sequence[AccountUpdate], *, initial: Sequence[AccountUpdate] = (),
+                 after_refresh: bool = False, **kw: Any) -> None:
         frames = [Frame(u.slot, str(i)) for i, u in enumerate(updates)]
         kw.setdefault("start_on_subscribe", len({u.pubkey for u in (*updates, *initial)}))
         super().__init__(frames, **kw)
@@ -400,6 +411,8 @@ class SolanaPlayback(Playback):
         self.slot = max((u.slot for u in initial), default=0)
         self._next_sub = 100
         self.http_requests: list[Any] = []
+        self.after_refresh = after_refresh  # tests: notifications flow only once the client refreshed
+        self._refreshed = asyncio.Condition()
         self._http_runner: Any = None
         self.http_port = 0
 
@@ -438,6 +451,8 @@ class SolanaPlayback(Playback):
 
         body = await request.json()
         self.http_requests.append(body)
+        async with self._refreshed:
+            self._refreshed.notify_all()
         if body.get("method") != "getMultipleAccounts":
             return web.json_response({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"},
                                       "id": body.get("id")})
@@ -447,6 +462,14 @@ class SolanaPlayback(Playback):
 
     def key(self, frame: Frame) -> Any:
         return self.updates[int(frame.body)].pubkey
+
+    def before_connect(self) -> Any:
+        return len(self.http_requests)
+
+    async def before_play(self, mark: Any) -> None:
+        if self.after_refresh:
+            async with self._refreshed:
+                await self._refreshed.wait_for(lambda: len(self.http_requests) > mark)
 
     async def on_message(self, ws: ServerConnection, msg: Any, subs: set[Any]) -> None:
         if not isinstance(msg, dict) or msg.get("method") != "accountSubscribe":
