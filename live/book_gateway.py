@@ -250,11 +250,19 @@ class BinanceExecutor:
         secret = _env(env, str(table.get("secret_env", "BINANCE_API_SECRET")), where)
         secrets.add(key)
         secrets.add(secret)
-        options: dict[str, Any] = {"defaultType": "future" if venue == "binance-usdm" else "spot"}
+        # markets of the one kind traded (no margin pairs, no currencies: those need other endpoints)
+        options: dict[str, Any] = {"defaultType": "future" if venue == "binance-usdm" else "spot",
+                                   "fetchMarkets": {"types": ["linear" if venue == "binance-usdm" else "spot"]},
+                                   "fetchMargins": False, "fetchCurrencies": False}
         exchange = (ccxt_async.binanceusdm if venue == "binance-usdm" else ccxt_async.binance)(
             {"apiKey": key, "secret": secret, "enableRateLimit": True, "options": options})
         if table.get("sandbox"):
             exchange.set_sandbox_mode(True)
+        api_url = str(table.get("api_url", ""))  # another REST root for the order API (a local test venue)
+        if api_url:
+            for name, url in list(exchange.urls["api"].items()):
+                if isinstance(url, str) and url.rstrip("/").endswith(("/api/v3", "/fapi/v1")):
+                    exchange.urls["api"][name] = api_url.rstrip("/")
         symbols = table.get("symbols", {})
         if not isinstance(symbols, Mapping) or not symbols:
             raise GatewayConfigError(f"{where}: symbols must map each instrument to its ccxt symbol "
@@ -334,7 +342,8 @@ class BookGateway:
                     env: Mapping[str, str] | None = None) -> BookGateway:
         """From a run config's ``[book_gateway]`` table: ``taker_fee_bps`` (10), ``base_decimals``
         (8), ``quote_decimals`` (6); with ``execute``, ``[book_gateway.binance]`` /
-        ``[book_gateway.binance-usdm]`` (``api_key_env``, ``secret_env``, ``symbols``, ``sandbox``) and
+        ``[book_gateway.binance-usdm]`` (``api_key_env``, ``secret_env``, ``symbols``, ``sandbox``,
+        ``api_url``) and
         ``[book_gateway.hyperliquid]`` (``key_env``, ``exchange_url``, ``mainnet``, ``vault_address``,
         ``slippage_bps``, ``assets.<coin> = {asset, sz_decimals}``). Secrets from ``env`` (default
         ``os.environ``) only; a venue table in paper mode is read but no secret is asked for."""
