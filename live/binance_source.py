@@ -30,11 +30,13 @@ Binance pings the client; ``websockets`` answers them.
   - while the queue has room every event is queued: nothing is conflated or dropped;
   - when it is full, a *state* event (top of book ``QuoteUpdated``, ``MarkPriceUpdated``, a
     Hyperliquid ``l2Book`` snapshot, a Solana account state) is **conflated**: it replaces the newest
-    queued one of the same (type, venue, instrument or account) in place, so the log gets the newest
-    state at that one's position (counted in ``conflated``);
+    queued one of the same (type, venue, instrument or account), which leaves the queue, and it
+    takes its own place at the tail: the log keeps the receive order and never shows a state
+    before it arrived, it just skips the states nobody had time to read (counted in ``conflated``);
   - anything else (trades, depth diffs, rejections, a state event with nothing queued to replace)
     arriving while the queue is full is **dropped and
-    recorded**: the drops are gathered in one overflow marker at the tail of the queue, which emits a
+    recorded**: the drops are gathered in one overflow marker, queued where the first of them was
+    dropped and taking every drop until the queue has room again; it emits a
     ``SourceStale`` for the books and venues whose events were lost, then an ``InputRejected``
     (``origin`` ``<name>:queue``) counting them by type with the first and last trade ids (``dropped``);
   - account events (``AccountFillReported``, ``AccountOrderUpdated``) and the feed's own connection
@@ -49,7 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter, deque
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -62,7 +64,7 @@ from tapedeck.domain.book_depth import depth_id
 from tapedeck.live.base import Backoff, Clock, Emit
 
 DEFAULT_QUEUE_LIMIT = 10_000
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 64  # events per pump turn, frames per reader turn: the most an event waits on the other side
 _NEVER_DROPPED = (ev.AccountFillReported, ev.AccountOrderUpdated, ev.SourceConnectionChanged, ev.SourceStale)
 
 
@@ -97,7 +99,10 @@ class _Overflow:
         elif venue:
             self.stale[venue] = None
 
-    def events(self, name: str, source: str, ts: int) -> list[ev.Event]:
+    def events(self, name: str, source: str) -> list[ev.Event]:
+        """The records of the drops, at the receive time of the first (where the marker stands in
+        the receive order: everything before it arrived earlier, everything after it later)."""
+        ts = self.first_ts
         n = sum(self.by_type.values())
         counts = ", ".join(f"{v} {k}" for k, v in sorted(self.by_type.items()))
         ids = "; ".join(f"{k} trade ids {a}..{b}" for k, (a, b) in sorted(self.ids.items()))
@@ -128,16 +133,22 @@ def conflation_key(e: ev.Event) -> tuple[Any, ...] | None:
 
 
 class FeedQueue:
-    """The bounded queue between a socket and the runner's ``emit`` (see the module docstring)."""
+    """The bounded queue between a socket and the runner's ``emit`` (see the module docstring).
+
+    Entries keep the order they were received in (an ``OrderedDict`` by arrival number): a
+    conflated state leaves its old place and takes the newest one, so the log's order is still
+    the receive order and no state is seen before it arrived."""
 
     def __init__(self, limit: int = DEFAULT_QUEUE_LIMIT) -> None:
         if limit < 1:
             raise ValueError(f"queue_limit must be >= 1, got {limit}")
         self.limit = limit
-        self._slots: deque[list[Any]] = deque()  # [event] or [_Overflow]
-        self._keyed: dict[tuple[Any, ...], list[Any]] = {}  # conflation key -> its queued slot
-        self._market = 0  # slots that count against the limit
-        self.high = 0  # the most market slots ever held
+        self._slots: OrderedDict[int, tuple[Any, bool]] = OrderedDict()  # n -> (event or _Overflow, counted)
+        self._keyed: dict[tuple[Any, ...], int] = {}  # conflation key -> n of its queued entry
+        self._n = 0
+        self._market = 0  # entries that count against the limit
+        self._open: _Overflow | None = None  # the marker drops go to until the queue has room again
+        self.high = 0  # the most market entries ever held
         self.conflated = 0
         self.dropped = 0
         self.ready = asyncio.Event()
@@ -145,30 +156,36 @@ class FeedQueue:
     def __len__(self) -> int:
         return len(self._slots)
 
+    def counted(self) -> int:
+        """Entries that count against the limit now (market events and overflow markers)."""
+        return self._market
+
     def put(self, e: ev.Event) -> None:
-        key = conflation_key(e)
+        self._n += 1
+        n = self._n
         if isinstance(e, _NEVER_DROPPED):
-            self._slots.append([e, False])
-        elif self._market < self.limit:
-            slot = [e, True]
-            self._slots.append(slot)
+            self._slots[n] = (e, False)
+            self.ready.set()
+            return
+        key = conflation_key(e)
+        if self._market < self.limit:
+            self._open = None  # room again: a later drop starts a marker of its own
+            self._slots[n] = (e, True)
             self._market += 1
             if key is not None:
-                self._keyed[key] = slot  # the newest queued slot of its key
+                self._keyed[key] = n  # the newest queued entry of its key
         elif key is not None and key in self._keyed:
-            self._keyed[key][0] = e  # full: the newest state takes the queued one's place
+            del self._slots[self._keyed[key]]  # full: the newest state replaces the queued one, at the tail
+            self._slots[n] = (e, True)
+            self._keyed[key] = n
             self.conflated += 1
-            return
         else:
             self.dropped += 1
-            tail = self._slots[-1] if self._slots else None
-            if tail is not None and isinstance(tail[0], _Overflow):
-                tail[0].add(e)
-            else:
-                marker = _Overflow()
-                marker.add(e)
-                self._slots.append([marker, True])
+            if self._open is None:  # the first drop since the queue last had room: a marker here
+                self._open = _Overflow()
+                self._slots[n] = (self._open, True)
                 self._market += 1
+            self._open.add(e)
         if self._market > self.high:
             self.high = self._market
         self.ready.set()
@@ -177,13 +194,14 @@ class FeedQueue:
         if not self._slots:
             self.ready.clear()
             return None
-        slot = self._slots.popleft()
-        item, counted = slot
+        n, (item, counted) = self._slots.popitem(last=False)
         if counted:
             self._market -= 1
-        if not isinstance(item, _Overflow):
+        if item is self._open:
+            self._open = None
+        elif not isinstance(item, _Overflow):
             key = conflation_key(item)
-            if key is not None and self._keyed.get(key) is slot:
+            if key is not None and self._keyed.get(key) == n:
                 del self._keyed[key]
         return item  # type: ignore[no-any-return]
 
@@ -299,7 +317,7 @@ class WsFeed:
                 item = q.pop()
                 if item is None:
                     break
-                out = item.events(self.name, self.source, self.clock()) if isinstance(item, _Overflow) else (item,)
+                out = item.events(self.name, self.source) if isinstance(item, _Overflow) else (item,)
                 for e in out:
                     emit(e)
                     stats.emitted += 1
@@ -311,7 +329,7 @@ class WsFeed:
 
     def _drain(self, emit: Emit) -> None:
         while (item := self.queue.pop()) is not None:
-            for e in (item.events(self.name, self.source, self.clock()) if isinstance(item, _Overflow) else (item,)):
+            for e in (item.events(self.name, self.source) if isinstance(item, _Overflow) else (item,)):
                 emit(e)
                 self.stats.emitted += 1
                 self.stats.by_type[type(e).__name__] += 1

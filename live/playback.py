@@ -95,8 +95,8 @@ class Playback:
     """The shared part: one server, one cursor over ``frames``, pacing, drops."""
 
     def __init__(self, frames: Sequence[Frame], *, rate: float = 0.0, speed: float = 0.0,
-                 drop_at: Iterable[int] = (), start_on_subscribe: int = 1) -> None:
-        self.frames = list(frames)
+                 drop_at: Iterable[int] = (), start_on_subscribe: int = 1, repeat: int = 1) -> None:
+        self.frames = list(frames) * max(1, repeat)  # repeat: the recording again and again (benchmarks)
         self.rate, self.speed = float(rate), float(speed)
         self.drop_at = set(drop_at)
         self.start_on_subscribe = start_on_subscribe  # subscriptions a client makes before play starts

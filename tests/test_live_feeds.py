@@ -158,6 +158,7 @@ def test_a_frame_flood_keeps_the_queue_bounded_and_records_what_it_dropped() -> 
                                                                    ev.BookDepthUpdated))
     # every parsed event is in the log, replaced by a newer state of its instrument, or counted as dropped
     assert sum(emitted.values()) + q.conflated + q.dropped == src.stats.events == pb.sent
+    assert all(a.ts <= b.ts for a, b in zip(out, out[1:]))  # the receive order, with the drops' records in it
     stale = [e for e in out if type(e) is ev.SourceStale and "full queue" in e.reason]
     assert stale and set(stale[0].venues) <= {"binance", "binance:ETHUSDT:depth"}
 
@@ -306,3 +307,74 @@ def test_solana_config_refuses_what_is_not_a_key() -> None:
         SolanaSource.from_config({"kind": "solana", "accounts": [POOL[0]], "commitment": "max"})
     src = SolanaSource.from_config({"kind": "solana", "url": "wss://rpc.example/ws", "accounts": [POOL[0]]})
     assert src.http_url == "https://rpc.example/ws"
+
+
+# ----------------------------------------------------------------------------- the queue, as a property
+
+from hypothesis import event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tapedeck.live.binance_source import FeedQueue, _Overflow  # noqa: E402
+
+
+def _quote(ts: int, instrument: str) -> ev.QuoteUpdated:
+    return ev.QuoteUpdated(ts=ts, venue="binance", instrument=instrument, bid=ts, bid_size=1, ask=ts + 1, ask_size=1,
+                           price_decimals=2, size_decimals=2)
+
+
+def _trade(ts: int, instrument: str) -> ev.TradePrinted:
+    return ev.TradePrinted(ts=ts, venue="binance", instrument=instrument, price=1, size=1, price_decimals=0,
+                           size_decimals=0, side="buy", trade_id=str(ts))
+
+
+def _fill(ts: int, instrument: str) -> ev.AccountFillReported:
+    return ev.AccountFillReported(ts=ts, venue="binance", instrument=instrument, side="buy", price=1, size=1,
+                                  price_decimals=0, size_decimals=0, fee=0, fee_decimals=0, fee_asset="USDT",
+                                  trade_id=f"f{ts}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(limit=st.integers(1, 8),
+       ops=st.lists(st.tuples(st.sampled_from(["quote", "trade", "fill", "pop"]), st.sampled_from(["A", "B", "C"])),
+                    max_size=200))
+def test_the_feed_queue_stays_bounded_and_accounts_for_every_event(limit: int, ops: list[tuple[str, str]]) -> None:
+    q = FeedQueue(limit)
+    put: list[ev.Event] = []
+    out: list[ev.Event] = []
+    overflow = 0
+
+    def take(item: Any) -> None:
+        nonlocal overflow
+        if isinstance(item, _Overflow):
+            overflow += sum(item.by_type.values())
+            recs = item.events("f", "s")
+            assert type(recs[-1]) is ev.InputRejected and recs[-1].origin == "f:queue"
+        else:
+            out.append(item)
+
+    for ts, (op, instrument) in enumerate(ops, 1):
+        if op == "pop":
+            item = q.pop()
+            if item is not None:
+                take(item)
+        else:
+            e = {"quote": _quote, "trade": _trade, "fill": _fill}[op](ts, instrument)
+            put.append(e)
+            q.put(e)
+        market = q.counted()
+        assert market == sum(1 for _, counted in q._slots.values() if counted)
+        assert market <= limit + 1  # the bound: a queue's worth, plus one overflow marker at the tail
+    while (item := q.pop()) is not None:
+        take(item)
+    event(f"conflated: {q.conflated > 0}, dropped: {q.dropped > 0}")
+    assert len(out) + q.conflated + overflow == len(put)
+    assert overflow == q.dropped
+    fills = [e for e in put if type(e) is ev.AccountFillReported]
+    assert [e for e in out if type(e) is ev.AccountFillReported] == fills  # never dropped, never reordered
+    assert [e.ts for e in out] == sorted(e.ts for e in out)  # the receive order, conflated or not
+    # a conflated quote is replaced by a newer one of its instrument, so the newest of each survives
+    for instrument in "ABC":
+        quotes = [e for e in put if type(e) is ev.QuoteUpdated and e.instrument == instrument]
+        kept = [e for e in out if type(e) is ev.QuoteUpdated and e.instrument == instrument]
+        if quotes and q.dropped == 0:
+            assert kept[-1] is quotes[-1]
