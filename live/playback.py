@@ -109,7 +109,6 @@ class Playback:
         self.done = asyncio.Event()
         self.dropped = 0
         self._server: Server | None = None
-        self._drop_now = asyncio.Event()
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -139,8 +138,9 @@ class Playback:
         await self.stop()
 
     def drop(self) -> None:
-        """End every open connection as a network failure does (no close frame)."""
-        self._drop_now.set()
+        """End every open connection now, as a network failure does (no close frame)."""
+        for ws in list(self.connections):
+            asyncio.get_running_loop().create_task(self._abort(ws))
 
     # ------------------------------------------------------------------ per venue
 
@@ -172,18 +172,23 @@ class Playback:
         ready = asyncio.Event()
         reader = asyncio.create_task(self._listen(ws, subs, ready))
         mark = self.before_connect()
+        waits = [asyncio.create_task(ready.wait()), asyncio.create_task(ws.wait_closed())]
         try:
-            await ready.wait()
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if not ready.is_set():
+                return  # closed before it subscribed
             await self.before_play(mark)
             await self._play(ws, subs)
         except ConnectionClosed:
             pass
         finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            for t in (reader, *waits):
+                t.cancel()
+            await asyncio.gather(reader, *waits, return_exceptions=True)
             self.connections.discard(ws)
 
     async def _listen(self, ws: ServerConnection, subs: set[Any], ready: asyncio.Event) -> None:
+        asked = 0  # subscription requests on this connection
         try:
             async for raw in ws:
                 try:
@@ -191,8 +196,10 @@ class Playback:
                 except ValueError:
                     await ws.send(json.dumps({"error": "not JSON"}))
                     continue
+                before = len(self.subscribes)
                 await self.on_message(ws, msg, subs)
-                if len(subs) >= self.start_on_subscribe:
+                asked += len(self.subscribes) - before
+                if asked >= self.start_on_subscribe:
                     ready.set()
         except ConnectionClosed:
             pass
@@ -210,8 +217,7 @@ class Playback:
         n_here = 0
         while self.cursor < len(self.frames):
             i = self.cursor
-            if self._drop_now.is_set() or i in self.drop_at:
-                self._drop_now.clear()
+            if i in self.drop_at:
                 self.drop_at.discard(i)
                 await self._abort(ws)
                 return
@@ -234,7 +240,11 @@ class Playback:
             if key not in subs:
                 self.skipped[str(key)] += 1
                 continue
-            await ws.send(self.render(f, ws))
+            try:
+                await ws.send(self.render(f, ws))
+            except ConnectionClosed:
+                self.cursor = i  # not sent: the next connection gets it
+                raise
             self.sent += 1
             n_here += 1
             if n_here % 64 == 0:

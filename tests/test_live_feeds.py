@@ -49,6 +49,7 @@ def _types(events: list[ev.Event]) -> Counter:
 # ----------------------------------------------------------------------------- Binance
 
 
+@pytest.mark.slow  # streams the whole 33,618-line recording
 def test_every_frame_of_the_binance_recording_is_an_event_in_the_log(tmp_path: Any) -> None:
     path = require_data(BINANCE_RECORDING)
     offline = list(binance_ws.read_binance_ws(path))
@@ -86,6 +87,7 @@ def test_every_frame_of_the_binance_recording_is_an_event_in_the_log(tmp_path: A
     assert all(a.ts < b.ts for a, b in zip(live, live[1:]))  # the runner's clock: one order
 
 
+@pytest.mark.slow  # streams the whole 33,618-line recording
 def test_a_dropped_binance_connection_reconnects_resubscribes_and_loses_no_frame() -> None:
     require_data(BINANCE_RECORDING)
 
@@ -123,6 +125,7 @@ def test_a_dropped_binance_connection_reconnects_resubscribes_and_loses_no_frame
     assert src.health()["connects"] == 3 and src.health()["disconnects"] == 3
 
 
+@pytest.mark.slow  # streams the whole 33,618-line recording
 def test_a_frame_flood_keeps_the_queue_bounded_and_records_what_it_dropped() -> None:
     require_data(BINANCE_RECORDING)
     limit = 500
