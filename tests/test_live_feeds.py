@@ -381,3 +381,32 @@ def test_the_feed_queue_stays_bounded_and_accounts_for_every_event(limit: int, o
         kept = [e for e in out if type(e) is ev.QuoteUpdated and e.instrument == instrument]
         if quotes and q.dropped == 0:
             assert kept[-1] is quotes[-1]
+
+
+def test_hyperliquid_bbo_and_asset_context_channels_reach_the_log() -> None:
+    # shapes from the venue's docs (websocket/subscriptions.md: WsBbo, activeAssetCtx with string numbers)
+    bbo = ('{"channel":"bbo","data":{"coin":"ETH","time":1737918843893,"bbo":[{"px":"3301.5","sz":"2.1","n":3},'
+           '{"px":"3301.6","sz":"0.4","n":1}]}}')
+    ctx = ('{"channel":"activeAssetCtx","data":{"coin":"ETH","ctx":{"dayNtlVlm":"1.0","prevDayPx":"3290.0",'
+           '"markPx":"3301.55","midPx":"3301.55","funding":"0.0000125","openInterest":"10.0","oraclePx":"3300.9"}}}')
+    frames = [Frame(1, bbo), Frame(2, ctx), Frame(3, bbo)]
+
+    async def go() -> list[ev.Event]:
+        out: list[ev.Event] = []
+        async with HyperliquidPlayback(frames, start_on_subscribe=4) as pb:
+            src = HyperliquidSource("hl", pb.url, coins=["ETH"], **FAST)
+            stop = asyncio.Event()
+            task = asyncio.create_task(src.run(out.append, stop))
+            await pb.done.wait()
+            await _until(lambda: src.stats.frames == pb.sent + 4)
+            stop.set()
+            await task
+        assert [s["type"] for s in pb.subscribes] == ["bbo", "l2Book", "activeAssetCtx", "trades"]
+        return out
+
+    out = _run(go())
+    quotes = [e for e in out if type(e) is ev.QuoteUpdated]
+    marks = [e for e in out if type(e) is ev.MarkPriceUpdated]
+    assert len(quotes) == 2 and (quotes[0].bid, quotes[0].ask, quotes[0].price_decimals) == (33015, 33016, 1)
+    assert quotes[0].venue_ts == 1737918843893 * 10**6
+    assert len(marks) == 1 and (marks[0].mark, marks[0].oracle, marks[0].price_decimals) == (330155, 330090, 2)
