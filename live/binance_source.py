@@ -39,6 +39,9 @@ Binance pings the client; ``websockets`` answers them.
     dropped and taking every drop until the queue has room again; it emits a
     ``SourceStale`` for the books and venues whose events were lost, then an ``InputRejected``
     (``origin`` ``<name>:queue``) counting them by type with the first and last trade ids (``dropped``);
+  - ``after_batch`` (optional) is called after each pump turn (at most ``batch`` events, or when the
+    queue ran dry): the runner's place for a group commit, so an event's commit waits for its turn,
+    not for a timer;
   - account events (``AccountFillReported``, ``AccountOrderUpdated``) and the feed's own connection
     events are **never dropped**: they bypass the bound (user streams are a few messages a second;
     a fill must not be lost to a market-data flood).
@@ -53,10 +56,10 @@ import asyncio
 import json
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
 
 from tapedeck.adapters import binance_ws
 from tapedeck.domain import events as ev
@@ -233,8 +236,9 @@ class WsFeed:
 
     def __init__(self, name: str, url: str, *, clock: Clock | None = None, queue_limit: int = DEFAULT_QUEUE_LIMIT,
                  batch: int = DEFAULT_BATCH, backoff: Backoff | None = None, open_timeout: float = 10.0,
-                 max_size: int = 2**24) -> None:
+                 max_size: int = 2**24, after_batch: Callable[[], None] | None = None) -> None:
         self.name, self.url = name, url
+        self.after_batch = after_batch  # called after each pump turn (the runner: a group commit)
         self.clock = clock or Clock()
         self.queue = FeedQueue(queue_limit)
         self.batch = max(1, int(batch))
@@ -316,6 +320,8 @@ class WsFeed:
                     await self.hold.wait()
                 item = q.pop()
                 if item is None:
+                    if n and self.after_batch is not None:
+                        self.after_batch()
                     break
                 out = item.events(self.name, self.source) if isinstance(item, _Overflow) else (item,)
                 for e in out:
@@ -325,6 +331,8 @@ class WsFeed:
                 n += 1
                 if n >= self.batch:
                     n = 0
+                    if self.after_batch is not None:
+                        self.after_batch()
                     await asyncio.sleep(0)
 
     def _drain(self, emit: Emit) -> None:
@@ -340,9 +348,13 @@ class WsFeed:
                                                  detail=detail, attempt=attempt))
 
     async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
-        frame = self.frame
+        frame, recv = self.frame, ws.recv
         n = 0
-        async for raw in ws:
+        while True:
+            try:
+                raw = await recv(decode=False)  # the frame's bytes: the parsers read UTF-8 JSON bytes
+            except ConnectionClosedOK:
+                return
             frame(raw)
             if not self._delivered:
                 self._delivered = True

@@ -115,7 +115,7 @@ class Playback:
 
     async def start(self) -> Playback:
         self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._http, ping_interval=20,
-                                   max_size=2**24)
+                                   max_size=2**24, compression=self.compression)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -124,6 +124,7 @@ class Playback:
         return f"ws://127.0.0.1:{self.port}{self.path}"
 
     path = "/ws"
+    compression: str | None = None  # no permessage-deflate unless a subclass says the venue offers it
 
     async def stop(self) -> None:
         if self._server is not None:
