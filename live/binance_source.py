@@ -246,6 +246,7 @@ class WsFeed:
         self.open_timeout, self.max_size = open_timeout, max_size
         self.stats = FeedStats()
         self.state = "idle"
+        self.attempt = 0  # the reconnect attempt of the current connection (0: the first connect)
         self._delivered = False  # the current connection has read a frame
         self._up = False  # a connection is open (its disconnect marks the venues stale)
         self.hold: asyncio.Event | None = None  # tests: while set and cleared, the pump waits (a slow emit)
@@ -368,6 +369,7 @@ class WsFeed:
 
     async def _session(self, stop: asyncio.Event, attempt: int) -> str:
         """One connection from open to close; returns why it ended."""
+        self.attempt = attempt
         async with connect(self.url, open_timeout=self.open_timeout, max_size=self.max_size,
                            ping_interval=20, ping_timeout=20, close_timeout=2) as ws:
             self.stats.connects += 1
@@ -438,6 +440,7 @@ class WsFeed:
 
 
 BINANCE_URL = "wss://stream.binance.com:9443/stream"
+BINANCE_USDM_URL = "wss://fstream.binance.com/stream"
 BINANCE_STREAMS = ("bookTicker", "trade", "depth@100ms")
 
 
@@ -478,10 +481,10 @@ class BinanceSource(WsFeed):
 
     source = binance_ws.SOURCE
 
-    def __init__(self, name: str = "binance", url: str = BINANCE_URL, *, symbols: Sequence[str] = ("ETHUSDT",),
+    def __init__(self, name: str = "binance", url: str = "", *, symbols: Sequence[str] = ("ETHUSDT",),
                  streams: Sequence[str] = BINANCE_STREAMS, market: str = "spot", depth_snapshot_url: str = "",
                  **kw: Any) -> None:
-        super().__init__(name, url, **kw)
+        super().__init__(name, url or (BINANCE_USDM_URL if market == "usdm" else BINANCE_URL), **kw)
         if market not in ("spot", "usdm"):
             raise FeedConfigError(f"market must be 'spot' or 'usdm', got {market!r}")
         if not symbols:
@@ -497,7 +500,7 @@ class BinanceSource(WsFeed):
     def from_config(cls, table: Mapping[str, Any], *, clock: Clock | None = None) -> BinanceSource:
         where = f"[[sources]] {table.get('name', 'binance')!r}"
         _keys(table, (*FEED_KEYS, "symbols", "streams", "market", "depth_snapshot_url"), where)
-        return cls(str(table.get("name", "binance")), str(table.get("url", BINANCE_URL)),
+        return cls(str(table.get("name", "binance")), str(table.get("url", "")),
                    symbols=_str_list(table, "symbols", where, ("ETHUSDT",)),
                    streams=_str_list(table, "streams", where, BINANCE_STREAMS),
                    market=str(table.get("market", "spot")), depth_snapshot_url=str(table.get("depth_snapshot_url", "")),

@@ -7,7 +7,7 @@ the frame's stream, at a chosen pace: ``rate`` frames per second, ``speed`` time
 gaps, or (both 0) as fast as the socket takes them. One cursor is shared by all connections, as a
 venue's stream goes on while a client is away: after a drop, a reconnecting client gets the frames
 from where the cursor is. ``drop()`` (or ``drop_at=`` frame indices) ends the connection the way a
-network does: no close frame, the TCP connection just ends (after what was already written
+network does: no close frame, the TCP stream just ends (after what was already written
 has left, so a test can count every frame); ``done`` is set once every frame was sent.
 
 * :class:`BinancePlayback`: ``{"method": "SUBSCRIBE", "params": ["ethusdt@bookTicker", ...], "id": n}``
@@ -210,6 +210,15 @@ class Playback:
         while transport.get_write_buffer_size():  # what was written leaves first: a test can count it
             await asyncio.sleep(0.001)
         self.dropped += 1
+        # No close frame: the TCP stream just ends (FIN after what was written). Not an abort, which
+        # resets the connection when the client's pings are unread here and makes the client's
+        # kernel throw away frames it already received: then no test could count them.
+        if transport.can_write_eof():
+            transport.write_eof()
+            try:
+                await asyncio.wait_for(ws.wait_closed(), 10)
+            except TimeoutError:
+                pass
         transport.abort()
 
     async def _play(self, ws: ServerConnection, subs: set[Any]) -> None:

@@ -154,7 +154,7 @@ class SolanaSource(WsFeed):
                     got += 1
         self.refreshes += 1
         self._connection("backfilled", f"getMultipleAccounts: {got} of {len(self.accounts)} account(s) at slot {slot}",
-                         self.stats.connects - 1)
+                         self.attempt)
 
     def _rejected(self, origin: str, reason: str, raw: str, ts: int | None = None) -> None:
         self.stats.rejected += 1

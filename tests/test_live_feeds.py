@@ -6,6 +6,7 @@ counts (frames sent, frames read), never for durations."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any, Callable
 
@@ -171,6 +172,8 @@ def test_binance_config_names_the_bad_key() -> None:
                                      "streams": ["bookTicker"], "queue_limit": 7})
     assert (src.symbols, src.params(), src.queue.limit) == (("ETHUSDT", "BTCUSDT"),
                                                             ["ethusdt@bookTicker", "btcusdt@bookTicker"], 7)
+    assert BinanceSource.from_config({"kind": "binance", "market": "usdm"}).url == "wss://fstream.binance.com/stream"
+    json.dumps(src.health())  # what /health shows
     with pytest.raises(FeedConfigError, match="unknown key.*symbol\\b"):
         BinanceSource.from_config({"kind": "binance", "symbol": "ETHUSDT"})
     with pytest.raises(FeedConfigError, match="symbols must be a list"):
@@ -301,6 +304,8 @@ def test_solana_subscribes_per_account_refreshes_and_resubscribes_after_a_drop()
     stale = next(e for e in out if type(e) is ev.SourceStale)
     assert stale.venues == (POOL[0], VA[0], VB[0])
     assert src.health()["subscribed"] == 0 and src.refreshes == 2
+    backfills = [e for e in out if type(e) is ev.SourceConnectionChanged and e.state == "backfilled"]
+    assert [e.attempt for e in backfills] == [0, 1] and "3 of 3" in backfills[0].detail
 
 
 def test_solana_config_refuses_what_is_not_a_key() -> None:
@@ -410,3 +415,30 @@ def test_hyperliquid_bbo_and_asset_context_channels_reach_the_log() -> None:
     assert len(quotes) == 2 and (quotes[0].bid, quotes[0].ask, quotes[0].price_decimals) == (33015, 33016, 1)
     assert quotes[0].venue_ts == 1737918843893 * 10**6
     assert len(marks) == 1 and (marks[0].mark, marks[0].oracle, marks[0].price_decimals) == (330155, 330090, 2)
+
+
+def test_a_parser_that_fails_makes_a_recorded_rejection_not_a_crash() -> None:
+    class Broken(HyperliquidSource):
+        def parse(self, raw: str | bytes, ts: int) -> list[ev.Event]:
+            if b"\"channel\":\"trades\"" in (raw if isinstance(raw, bytes) else raw.encode()):
+                raise KeyError("boom")
+            return super().parse(raw, ts)
+
+    frames = [Frame(1, '{"channel":"trades","data":[{"coin":"BTC"}]}'), Frame(2, '{"channel":"pong"}')]
+
+    async def go() -> tuple[list[ev.Event], Broken]:
+        out: list[ev.Event] = []
+        async with HyperliquidPlayback(frames) as pb:
+            src = Broken("hl", pb.url, channels=["trades"], **FAST)
+            stop = asyncio.Event()
+            task = asyncio.create_task(src.run(out.append, stop))
+            await pb.done.wait()
+            await _until(lambda: src.stats.frames == pb.sent + 1)
+            stop.set()
+            await task
+        return out, src
+
+    out, src = _run(go())
+    rejected = [e for e in out if type(e) is ev.InputRejected]
+    assert len(rejected) == 1 and "parser failed: KeyError" in rejected[0].reason
+    assert rejected[0].raw == frames[0].body and src.stats.connects == 1  # the feed went on
