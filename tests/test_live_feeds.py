@@ -38,6 +38,22 @@ async def _until(cond: Callable[[], bool]) -> None:
         await asyncio.sleep(0.005)
 
 
+async def _session(pb: Any, make: Callable[[Any], Any], until: Callable[[Any, Any], bool],
+                   emit: Callable[[ev.Event], None] | None = None) -> tuple[Any, Any, list[ev.Event]]:
+    """Serve ``pb``, run the source ``make(pb)`` into a list (or ``emit``) until ``until(pb, src)``
+    holds once every frame was sent; stop it. -> (pb, src, events)."""
+    out: list[ev.Event] = []
+    async with pb:
+        src = make(pb)
+        stop = asyncio.Event()
+        task = asyncio.create_task(src.run(emit or out.append, stop))
+        await pb.done.wait()
+        await _until(lambda: until(pb, src))
+        stop.set()
+        await task
+    return pb, src, out
+
+
 def _payload(e: ev.Event) -> bytes:
     """An event without its receive time: what a recorded and a live frame must agree on."""
     return msgspec.json.encode(msgspec.structs.replace(e, ts=0, seq=0))
@@ -92,19 +108,9 @@ def test_every_frame_of_the_binance_recording_is_an_event_in_the_log(tmp_path: A
 def test_a_dropped_binance_connection_reconnects_resubscribes_and_loses_no_frame() -> None:
     require_data(BINANCE_RECORDING)
 
-    async def go() -> tuple[BinancePlayback, BinanceSource, list[ev.Event]]:
-        out: list[ev.Event] = []
-        async with BinancePlayback(drop_at=[5_000, 20_000]) as pb:
-            src = BinanceSource("bn", pb.url, **FAST)
-            stop = asyncio.Event()
-            task = asyncio.create_task(src.run(out.append, stop))
-            await pb.done.wait()
-            await _until(lambda: src.stats.frames == pb.sent + 3)
-            stop.set()
-            await task
-        return pb, src, out
-
-    pb, src, out = _run(go())
+    pb, src, out = _run(_session(BinancePlayback(drop_at=[5_000, 20_000]),
+                                 lambda pb: BinanceSource("bn", pb.url, **FAST),
+                                 lambda pb, src: src.stats.frames == pb.sent + 3))
     assert pb.connects == 3 and pb.dropped == 2
     assert pb.subscribes == [["ethusdt@bookTicker", "ethusdt@trade", "ethusdt@depth@100ms"]] * 3
     own = [(type(e).__name__, getattr(e, "state", ""), getattr(e, "attempt", 0)) for e in out
@@ -196,21 +202,12 @@ def test_every_hyperliquid_frame_is_an_event_or_a_rejection_and_a_drop_brings_fr
              '"oid":12,"timestamp":1737918843000,"origSz":"0.01"},"status":"filled","statusTimestamp":1737918843001}]}')
     frames.insert(30, Frame(-1, order))
 
-    async def go() -> tuple[HyperliquidPlayback, HyperliquidSource, list[ev.Event]]:
-        out: list[ev.Event] = []
-        async with HyperliquidPlayback(frames, drop_at=[25], user_fills=[FILL]) as pb:
-            src = HyperliquidSource("hl", pb.url, coins=["BTC"], channels=["l2Book", "trades"], user=USER,
-                                    ping_interval=0.02, **FAST)
-            stop = asyncio.Event()
-            task = asyncio.create_task(src.run(out.append, stop))
-            await pb.done.wait()
-            # every frame, plus 2 x (4 acks + the fills snapshot) and the l2Book snapshot of the reconnect
-            await _until(lambda: src.stats.frames - src.pongs == pb.sent + pb.snapshots_sent + 8 and src.pongs >= 1)
-            stop.set()
-            await task
-        return pb, src, out
-
-    pb, src, out = _run(go())
+    pb, src, out = _run(_session(
+        HyperliquidPlayback(frames, drop_at=[25], user_fills=[FILL]),
+        lambda pb: HyperliquidSource("hl", pb.url, coins=["BTC"], channels=["l2Book", "trades"], user=USER,
+                                     ping_interval=0.02, **FAST),
+        # every frame, plus 2 x (4 acks + the fills snapshot) and the l2Book snapshot of the reconnect
+        lambda pb, src: src.stats.frames - src.pongs == pb.sent + pb.snapshots_sent + 8 and src.pongs >= 1))
     assert pb.sent == len(frames) and pb.connects == 2 and pb.snapshots_sent == 3
     assert pb.pings >= 1 and src.pongs >= 1 and src.acks == 8
     kinds = [s["type"] for s in pb.subscribes]
@@ -264,19 +261,10 @@ def test_solana_subscribes_per_account_refreshes_and_resubscribes_after_a_drop()
     bad_vault = _upd(VB, 104, b"\x00" * 10)  # not a token account: a recorded rejection
     updates = [_upd(VA, 101), _upd(VB, 102), _upd(POOL, 103), bad_vault, _upd(VA, 105)]
 
-    async def go() -> tuple[SolanaPlayback, SolanaSource, list[ev.Event]]:
-        out: list[ev.Event] = []
-        async with SolanaPlayback(updates, initial=initial, drop_at=[2], after_refresh=True) as pb:
-            src = SolanaSource("sol", pb.url, accounts=[POOL[0], VA[0], VB[0]], http_url=pb.http_url, **FAST)
-            stop = asyncio.Event()
-            task = asyncio.create_task(src.run(out.append, stop))
-            await pb.done.wait()
-            await _until(lambda: src.stats.frames == pb.sent + 2 * 3 + len(pb.http_requests))
-            stop.set()
-            await task
-        return pb, src, out
-
-    pb, src, out = _run(go())
+    pb, src, out = _run(_session(
+        SolanaPlayback(updates, initial=initial, drop_at=[2], after_refresh=True),
+        lambda pb: SolanaSource("sol", pb.url, accounts=[POOL[0], VA[0], VB[0]], http_url=pb.http_url, **FAST),
+        lambda pb, src: src.stats.frames == pb.sent + 2 * 3 + len(pb.http_requests)))
     assert pb.connects == 2 and pb.sent == len(updates)
     assert pb.subscribes == [POOL[0], VA[0], VB[0]] * 2
     assert [r["method"] for r in pb.http_requests] == ["getMultipleAccounts"] * 2
@@ -396,20 +384,10 @@ def test_hyperliquid_bbo_and_asset_context_channels_reach_the_log() -> None:
            '"markPx":"3301.55","midPx":"3301.55","funding":"0.0000125","openInterest":"10.0","oraclePx":"3300.9"}}}')
     frames = [Frame(1, bbo), Frame(2, ctx), Frame(3, bbo)]
 
-    async def go() -> list[ev.Event]:
-        out: list[ev.Event] = []
-        async with HyperliquidPlayback(frames, start_on_subscribe=4) as pb:
-            src = HyperliquidSource("hl", pb.url, coins=["ETH"], **FAST)
-            stop = asyncio.Event()
-            task = asyncio.create_task(src.run(out.append, stop))
-            await pb.done.wait()
-            await _until(lambda: src.stats.frames == pb.sent + 4)
-            stop.set()
-            await task
-        assert [s["type"] for s in pb.subscribes] == ["bbo", "l2Book", "activeAssetCtx", "trades"]
-        return out
-
-    out = _run(go())
+    pb, _, out = _run(_session(HyperliquidPlayback(frames, start_on_subscribe=4),
+                               lambda pb: HyperliquidSource("hl", pb.url, coins=["ETH"], **FAST),
+                               lambda pb, src: src.stats.frames == pb.sent + 4))
+    assert [s["type"] for s in pb.subscribes] == ["bbo", "l2Book", "activeAssetCtx", "trades"]
     quotes = [e for e in out if type(e) is ev.QuoteUpdated]
     marks = [e for e in out if type(e) is ev.MarkPriceUpdated]
     assert len(quotes) == 2 and (quotes[0].bid, quotes[0].ask, quotes[0].price_decimals) == (33015, 33016, 1)
@@ -426,19 +404,8 @@ def test_a_parser_that_fails_makes_a_recorded_rejection_not_a_crash() -> None:
 
     frames = [Frame(1, '{"channel":"trades","data":[{"coin":"BTC"}]}'), Frame(2, '{"channel":"pong"}')]
 
-    async def go() -> tuple[list[ev.Event], Broken]:
-        out: list[ev.Event] = []
-        async with HyperliquidPlayback(frames) as pb:
-            src = Broken("hl", pb.url, channels=["trades"], **FAST)
-            stop = asyncio.Event()
-            task = asyncio.create_task(src.run(out.append, stop))
-            await pb.done.wait()
-            await _until(lambda: src.stats.frames == pb.sent + 1)
-            stop.set()
-            await task
-        return out, src
-
-    out, src = _run(go())
+    _, src, out = _run(_session(HyperliquidPlayback(frames), lambda pb: Broken("hl", pb.url, channels=["trades"], **FAST),
+                                lambda pb, src: src.stats.frames == pb.sent + 1))
     rejected = [e for e in out if type(e) is ev.InputRejected]
     assert len(rejected) == 1 and "parser failed: KeyError" in rejected[0].reason
     assert rejected[0].raw == frames[0].body and src.stats.connects == 1  # the feed went on
