@@ -182,7 +182,8 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
     print(f"live Binance feed lag at {args.rate:,.0f} frames/s for {args.seconds:.0f} s "
-          f"(loopback playback in another process; cpu count {os.cpu_count()})")
+          f"(loopback playback in another process; cpu count {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f})")
     rows = [run_lag(args.rate, args.seconds, "none", None)]
     for delay in (200.0, 20.0):
         rows.append(run_lag(args.rate, args.seconds, "recorded", delay))
@@ -199,6 +200,7 @@ def main() -> None:
         how = f"commit <= {r['max_delay_ms']:.0f} ms" if r["max_delay_ms"] else "commit per pump turn"
         print(f"recording adds ({how}): p50 +{r['p50_ms'] - base['p50_ms']:.2f} ms, "
               f"p99 +{r['p99_ms'] - base['p99_ms']:.2f} ms")
+    print(f"load average after the lag runs: {os.getloadavg()[0]:.1f}")
     if not args.skip_memory:
         m = run_memory(args.hour_frames)
         first, last = m["samples"][1] if len(m["samples"]) > 1 else m["samples"][0], m["samples"][-1]

@@ -250,7 +250,6 @@ class WsFeed:
         self._delivered = False  # the current connection has read a frame
         self._up = False  # a connection is open (its disconnect marks the venues stale)
         self.hold: asyncio.Event | None = None  # tests: while set and cleared, the pump waits (a slow emit)
-        self._restored: list[ev.Event] = []
 
     # ------------------------------------------------------------------ what a feed defines
 
