@@ -409,3 +409,25 @@ def test_a_parser_that_fails_makes_a_recorded_rejection_not_a_crash() -> None:
     rejected = [e for e in out if type(e) is ev.InputRejected]
     assert len(rejected) == 1 and "parser failed: KeyError" in rejected[0].reason
     assert rejected[0].raw == frames[0].body and src.stats.connects == 1  # the feed went on
+
+
+def test_a_refused_depth_snapshot_and_an_unknown_account_are_recorded_rejections() -> None:
+    require_data(BINANCE_RECORDING)
+    frames = read_frames(require_data(BINANCE_RECORDING))[:20]
+    pb, src, out = _run(_session(BinancePlayback(frames),
+                                 lambda pb: BinanceSource("bn", pb.url, symbols=["BTCUSDT"],
+                                                          depth_snapshot_url=pb.depth_url, **FAST),
+                                 lambda pb, src: src.stats.frames == 2))  # the ack, the refused snapshot
+    rejected = [e for e in out if type(e) is ev.InputRejected]
+    assert len(rejected) == 1 and rejected[0].origin == "bn:depth-snapshot:BTCUSDT"
+    assert "HTTP 400" in rejected[0].reason and "Invalid symbol" in rejected[0].raw
+    assert pb.sent == 0 and pb.snapshot_requests == 1  # nothing of ETHUSDT was sent to a BTCUSDT client
+
+    missing = "11111111111111111111111111111112"  # a valid key the node has no account for
+    _, src, out = _run(_session(SolanaPlayback([_upd(VA, 101)], initial=[_upd(VA, 100)], after_refresh=True),
+                                lambda pb: SolanaSource("sol", pb.url, accounts=[VA[0], missing],
+                                                        http_url=pb.http_url, **FAST),
+                                lambda pb, src: src.stats.frames == pb.sent + 2 + 1))
+    rejected = [e for e in out if type(e) is ev.InputRejected]
+    assert len(rejected) == 1 and f"account {missing} not found" in rejected[0].reason
+    assert sorted(e.slot for e in out if type(e) is ev.SplTokenAccountSynced) == [100, 101]  # they race
