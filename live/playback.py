@@ -346,6 +346,8 @@ class HyperliquidPlayback(Playback):
             return (channel, str(user).lower()) if user else (channel, "*")
         row = data[0] if isinstance(data, list) and data else data
         coin = row.get("coin") if isinstance(row, dict) else None
+        if channel == "activeSpotAssetCtx":  # the venue's answer to an activeAssetCtx subscription of a spot coin
+            channel = "activeAssetCtx"
         return (channel, coin)
 
     async def on_message(self, ws: ServerConnection, msg: Any, subs: set[Any]) -> None:

@@ -388,6 +388,8 @@ def test_hyperliquid_bbo_and_asset_context_channels_reach_the_log() -> None:
                                lambda pb: HyperliquidSource("hl", pb.url, coins=["ETH"], **FAST),
                                lambda pb, src: src.stats.frames == pb.sent + 4))
     assert [s["type"] for s in pb.subscribes] == ["bbo", "l2Book", "activeAssetCtx", "trades"]
+    assert isinstance(HyperliquidSource("x"), LiveSource) and isinstance(SolanaSource("y", accounts=[POOL[0]]),
+                                                                        LiveSource)
     quotes = [e for e in out if type(e) is ev.QuoteUpdated]
     marks = [e for e in out if type(e) is ev.MarkPriceUpdated]
     assert len(quotes) == 2 and (quotes[0].bid, quotes[0].ask, quotes[0].price_decimals) == (33015, 33016, 1)
