@@ -262,3 +262,58 @@ def test_binance_orders_go_through_ccxt_and_fills_come_from_the_venue_answer() -
     assert (fill.amount, fill.notional, fill.fee, fill.fee_asset) == (30_000_000, 805_143_000, 805_143, "USDT")
     assert "insufficient balance" in got[2].reason
     _secrets_absent(got, BN_KEY, BN_SECRET)
+
+
+# ----------------------------------------------------------------------------- feed -> engine -> paper
+
+
+def test_a_live_feed_through_the_engine_makes_paper_fills_on_the_book_it_saw_and_verifies(tmp_path: Any) -> None:
+    from tapedeck.adapters.eventlog import EventLog, Manifest
+    from tapedeck.runtime.strategy_loader import build_engine
+    from tapedeck.live.base import Backoff
+    from tapedeck.live.binance_source import BinanceSource
+    from tapedeck.live.playback import BinancePlayback
+    from tapedeck.runtime.loop import Loop
+    from tapedeck.runtime.verify import verify
+
+    frames = read_frames(require_data(BINANCE_RECORDING))[:400]
+    config = {"risk": {"default_max_notional": 10**15, "default_max_outstanding": 10**16},
+              "strategies": [{"kind": "tests.strategies_for_tests:BurstBuyer", "at_ns": 0, "n": 3,
+                              "amount": 200_000_000}]}  # 3 x 2 ETH on the first quote: more than its depth
+
+    async def go() -> None:
+        log = EventLog.create(tmp_path / "live.db", Manifest(run_id="", mode="paper", config=config))
+        engine = build_engine(config)
+        gw = BookGateway.from_config(engine.state, config)
+        loop = Loop(engine, log, gw)
+        async with BinancePlayback(frames) as pb:
+            src = BinanceSource("bn", pb.url, backoff=Backoff(0.01, 0.1, seed=1), after_batch=log.flush)
+            stop = asyncio.Event()
+            task = asyncio.create_task(src.run(loop.feed, stop))
+            await pb.done.wait()
+            while src.stats.frames < pb.sent + 1:
+                await asyncio.sleep(0.005)
+            stop.set()
+            await task
+        log.close(ended="clean")
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+    with EventLog.open(tmp_path / "live.db") as log:
+        got = list(log.events())
+        check = verify(log, build_engine(config))
+    assert check.divergence is None and check.problem is None and check.decisions >= 3
+    intents = [e for e in got if type(e) is ev.OrderIntended]
+    fills = [e for e in got if type(e) is ev.OrderFilled]
+    assert len(intents) == 3 and all(f.source == "paper" for f in fills)
+    trigger = next(e for e in got if type(e) is ev.QuoteUpdated)  # the book the fills were made on
+    assert all(i.cause == trigger.seq for i in intents)
+    # the same math on that book: depth is the quoted ask size, used once across the burst
+    want: list[ev.Event] = []
+    state = MarketState()
+    state.on_quote(trigger)
+    ref = PaperGateway(state, report=want.append)
+    for i in intents:
+        ref.submit(i)
+    assert [e for e in got if e.KIND == ev.EXECUTION] == [msgspec.structs.replace(w, seq=g.seq) for w, g in
+                                                           zip(want, [e for e in got if e.KIND == ev.EXECUTION])]
+    assert sum(f.amount for f in fills) == min(3 * 200_000_000, trigger.ask_size)
