@@ -275,3 +275,43 @@ def _frame(msg: dict[str, Any], ts: int, venue: str, futures: bool, symbol: str 
             return [ev.SourceStale(ts=ts, source=SOURCE, venues=(key,), reason=f"depth gap: {why}"), diff]
         return [diff]
     raise FrameError(f"unknown stream {stream or kind or '(none)'!r}")
+
+
+# ----------------------------------------------------------------------------- live frames
+# Issue 13 (live-feeds): the live Binance source (``live/binance_source.py``) reads one frame at a
+# time off the socket; the same frame rules and depth sequencing as a recording, per frame.
+
+
+class FrameParser:
+    """One live frame at a time -> events, with the depth sequencing of :func:`read_binance_ws`
+    kept across frames. Never raises on content: a bad frame is one ``InputRejected``."""
+
+    def __init__(self, venue: str = SPOT, instrument: str | None = None, *, source: str = SOURCE) -> None:
+        self.venue, self.futures, self.symbol, self.source = venue, venue == USDM, instrument, source
+        self.books = _Books()
+
+    def resync(self) -> None:
+        """Forget the depth positions (after a reconnect: only a new snapshot puts a book back in sync)."""
+        self.books = _Books()
+
+    def parse(self, raw: str | bytes, ts: int, origin: str) -> list[ev.Event]:
+        body = raw.encode() if isinstance(raw, str) else raw
+        try:
+            try:
+                msg = _decode.decode(body)
+            except msgspec.DecodeError as e:
+                raise FrameError(f"not JSON: {e}") from None
+            if not isinstance(msg, dict):
+                raise FrameError(f"a JSON {type(msg).__name__}, not an object")
+            if "result" in msg and "id" in msg and "stream" not in msg:
+                return []  # the answer to a SUBSCRIBE / LIST_SUBSCRIPTIONS request
+            events = _frame(msg, ts, self.venue, self.futures, self.symbol, self.books)
+        except FrameError as e:
+            raw_text = body.decode("utf-8", "replace")[:RAW_LIMIT]
+            return [ev.InputRejected(ts=ts, source=self.source, origin=origin, reason=str(e), raw=raw_text)]
+        if self.symbol is None:
+            for e in events:
+                if isinstance(e, (ev.QuoteUpdated, ev.TradePrinted, ev.BookDepthUpdated)):
+                    self.symbol = e.instrument
+                    break
+        return events

@@ -1,0 +1,215 @@
+"""Event lag of the live Binance feed into a real run log, and its memory over an hour of traffic.
+
+    .venv/bin/python benchmarks/bench_live_lag.py [--rate 5000] [--seconds 20] [--hour-frames 350000]
+
+A loopback ``BinancePlayback`` (live/playback.py) in a *separate process* plays the real recording
+(``binance-ethusdt-ws-2024-08-08``, 33,617 socket frames, repeated) at ``--rate`` frames/s; this
+process runs ``live.binance_source.BinanceSource`` into ``emit``. One Binance frame is one event.
+
+* **lag, no recording**: ``emit`` only counts; lag = time ``emit`` was called minus the event's
+  ``ts`` (the runner's clock when the frame was read off the socket): the feed's own queueing.
+* **lag, recorded**: ``emit`` is ``EventLog.append`` of a real run log (adapters/eventlog.py, its
+  default group commit: 16,384 events or 200 ms, whichever first, fsync'd by SQLite); lag = the
+  time the commit holding the event returned minus its ``ts``. Also with ``max_delay_ms`` 20 and 5,
+  the knob that trades commits per second for lag; and with no timer, the feed's ``after_batch``
+  hook committing after each pump turn (<= 64 events, or when the queue ran dry): what a runner
+  can do on its own loop. "Recording adds" = recorded minus no-recording.
+* **memory**: RSS of this process while an hour-equivalent of the recording's traffic (its 97
+  frames/s x 3,600 s = ``--hour-frames``) streams into a real log as fast as the feed takes it
+  (no pacing), sampled at every tenth; the bound is what the feed holds: the queue
+  (``queue_limit`` events) and the parser's depth positions; the log's own pending list is
+  committed every 200 ms. Growth beyond the first tenth is printed.
+
+"Source timestamp" is the receive time on this side of the loopback socket (spot bookTicker
+frames carry no venue time); the network and the server's send are not in the figures.
+Figures from a 2-core machine shared with other jobs: compare runs on the same machine only.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT.parent))
+
+from tapedeck.adapters.eventlog import EventLog, Manifest  # noqa: E402
+from tapedeck.domain import events as ev  # noqa: E402
+from tapedeck.live.base import Backoff  # noqa: E402
+from tapedeck.live.binance_source import BinanceSource  # noqa: E402
+from tapedeck.live.playback import BINANCE_RECORDING, BinancePlayback, read_frames, recording  # noqa: E402
+
+
+def _serve(conn: Any, rate: float, repeat: int) -> None:
+    async def main() -> None:
+        frames = read_frames(recording(BINANCE_RECORDING))
+        async with BinancePlayback(frames, rate=rate, repeat=repeat) as pb:
+            conn.send((pb.url, pb.depth_url, len(pb.frames)))
+            await pb.done.wait()
+            conn.send(("done", pb.sent))
+            await asyncio.sleep(3600)
+
+    asyncio.run(main())
+
+
+class TimedLog(EventLog):
+    """The real log, noting when each group commit returned (the lag's end)."""
+
+    commits: list[tuple[int, int, int]]
+
+    def _commit_pending(self) -> None:
+        first = self._pending_first
+        super()._commit_pending()
+        self.commits.append((first, self._pending_first, time.time_ns()))
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _pct(xs: list[int], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] / 1e6 if xs else float("nan")
+
+
+async def _feed(url: str, emit: Any, n_frames: int, pipe: Any, *, progress: Any = None,
+                after_batch: Any = None) -> BinanceSource:
+    src = BinanceSource("bench", url, backoff=Backoff(0.01, 0.1, seed=1), after_batch=after_batch)
+    stop = asyncio.Event()
+    task = asyncio.create_task(src.run(emit, stop))
+    loop = asyncio.get_running_loop()
+    while src.stats.frames < n_frames + 1:
+        await asyncio.sleep(0.05)
+        if progress is not None:
+            progress(src)
+        if pipe.poll() and task.done():
+            break
+    stop.set()
+    await task
+    del loop
+    return src
+
+
+def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) -> dict[str, Any]:
+    n = int(rate * seconds)
+    repeat = n // 33_617 + 1
+    parent, child = mp.Pipe()
+    proc = mp.Process(target=_serve, args=(child, rate, repeat), daemon=True)
+    proc.start()
+    url, _, total = parent.recv()
+    tmp = tempfile.mkdtemp(prefix="bench-live-")
+    lags: list[int] = []
+    ts_by_seq: list[int] = [0]
+    log: TimedLog | None = None
+    if mode == "none":
+        def emit(e: ev.Event) -> None:
+            lags.append(time.time_ns() - e.ts)
+    else:
+        log = TimedLog.create(Path(tmp) / "run.db", Manifest(run_id="", mode="live"),
+                              max_delay_ms=max_delay_ms if mode == "recorded" else None)
+        log.commits = []
+        append = log.append
+
+        def emit(e: ev.Event) -> None:
+            ts_by_seq.append(e.ts)
+            append(e)
+    t0 = time.perf_counter()
+    flush = log.flush if (log is not None and mode == "turn") else None
+    src = asyncio.run(_feed(url, emit, min(n, total), parent, after_batch=flush))
+    wall = time.perf_counter() - t0
+    if log is not None:
+        log.flush()
+        for first, end, at in log.commits:
+            lags.extend(at - ts_by_seq[s] for s in range(first, end))
+        commits = len(log.commits)
+        log.close()
+    else:
+        commits = 0
+    proc.terminate()
+    proc.join()
+    market = [x for x in lags]
+    return {"mode": mode, "max_delay_ms": max_delay_ms, "events": len(market), "wall_s": wall,
+            "rate": len(market) / wall, "p50_ms": _pct(market, 0.50), "p99_ms": _pct(market, 0.99),
+            "max_ms": max(market) / 1e6 if market else float("nan"), "commits": commits,
+            "conflated": src.queue.conflated, "dropped": src.queue.dropped, "queue_high": src.queue.high,
+            "mean_ms": statistics.fmean(market) / 1e6 if market else float("nan")}
+
+
+def run_memory(frames: int) -> dict[str, Any]:
+    repeat = frames // 33_617 + 1
+    parent, child = mp.Pipe()
+    proc = mp.Process(target=_serve, args=(child, 0.0, repeat), daemon=True)
+    proc.start()
+    url, _, total = parent.recv()
+    tmp = tempfile.mkdtemp(prefix="bench-live-mem-")
+    log = EventLog.create(Path(tmp) / "run.db", Manifest(run_id="", mode="live"))
+    samples: list[tuple[int, int]] = []
+    step = frames // 10
+
+    def progress(src: BinanceSource) -> None:
+        if not samples or src.stats.frames >= samples[-1][0] + step:
+            samples.append((src.stats.frames, _rss_kb()))
+
+    t0 = time.perf_counter()
+    src = asyncio.run(_feed(url, log.append, min(frames, total), parent, progress=progress))
+    wall = time.perf_counter() - t0
+    samples.append((src.stats.frames, _rss_kb()))
+    log.close()
+    size = sum(p.stat().st_size for p in Path(tmp).iterdir())
+    proc.terminate()
+    proc.join()
+    return {"frames": src.stats.frames, "wall_s": wall, "samples": samples, "log_bytes": size,
+            "queue_high": src.queue.high, "queue_limit": src.queue.limit, "conflated": src.queue.conflated,
+            "dropped": src.queue.dropped}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=5000.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--hour-frames", type=int, default=350_000, help="frames of an hour of the recording's traffic")
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    print(f"live Binance feed lag at {args.rate:,.0f} frames/s for {args.seconds:.0f} s "
+          f"(loopback playback in another process; cpu count {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f})")
+    rows = [run_lag(args.rate, args.seconds, "none", None)]
+    for delay in (200.0, 20.0):
+        rows.append(run_lag(args.rate, args.seconds, "recorded", delay))
+    rows.append(run_lag(args.rate, args.seconds, "turn", None))
+    base = rows[0]
+    print(f"{'path':34} {'events':>8} {'ev/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'commits':>7} "
+          f"{'conflated':>9} {'dropped':>7}")
+    for r in rows:
+        name = {"none": "emit only (no recording)", "turn": "recorded, commit per pump turn"}.get(
+            r["mode"], f"recorded, commit <= {r['max_delay_ms']:.0f} ms" if r["max_delay_ms"] else "")
+        print(f"{name:34} {r['events']:>8,} {r['rate']:>7,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+              f"{r['max_ms']:>8.1f} {r['commits']:>7} {r['conflated']:>9} {r['dropped']:>7}")
+    for r in rows[1:]:
+        how = f"commit <= {r['max_delay_ms']:.0f} ms" if r["max_delay_ms"] else "commit per pump turn"
+        print(f"recording adds ({how}): p50 +{r['p50_ms'] - base['p50_ms']:.2f} ms, "
+              f"p99 +{r['p99_ms'] - base['p99_ms']:.2f} ms")
+    print(f"load average after the lag runs: {os.getloadavg()[0]:.1f}")
+    if not args.skip_memory:
+        m = run_memory(args.hour_frames)
+        first, last = m["samples"][1] if len(m["samples"]) > 1 else m["samples"][0], m["samples"][-1]
+        print(f"\nmemory, an hour-equivalent ({m['frames']:,} frames, {m['wall_s']:.0f} s unpaced) into a real log "
+              f"({m['log_bytes'] / 1e6:.0f} MB): RSS by frames read:")
+        print("  " + ", ".join(f"{f:,}: {kb / 1024:.0f} MB" for f, kb in m["samples"]))
+        print(f"  growth after the first tenth: {(last[1] - first[1]) / 1024:+.1f} MB; queue high {m['queue_high']:,} of "
+              f"{m['queue_limit']:,} (conflated {m['conflated']:,}, dropped {m['dropped']:,})")
+
+
+if __name__ == "__main__":
+    main()
