@@ -29,9 +29,9 @@ replay of a recorded log) and records its own run; the table is computed from th
   PnL is USDC, exact (Parquet ``decimal128(38, 6)``); percentiles are nearest-rank (an observed
   value, ``ceil(p/100 * n)``-th smallest), the mean rounded half-even to the base unit.
 
-Test hook: ``TAPEDECK_SWEEP_FAULT="raise:<cell id>,kill:<cell id>"`` makes those cells raise, or
+Test hook: ``run_sweep(..., faults={cell id: "raise" | "kill"})`` makes those cells raise, or
 SIGKILL their worker process, half-way through their first attempt (cell ids as in the
-``.attempts`` notes: ``<source>/s<set>-seed<seed>``).
+``.attempts`` notes: ``<source>/s<set>-seed<seed>``); the command line has no way to ask for it.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ from pydantic import BaseModel
 SEED_MAX = 2**64 - 1
 DEFAULT_RETRIES = 2
 PERCENTILES = (5, 50, 95)
-FAULT_ENV = "TAPEDECK_SWEEP_FAULT"
+FAULTS = ("raise", "kill")
 ALL = "all"
 TASKS_FILE, SUMMARY_FILE = "sweep", "sweep-summary"
 USDC = Decimal("0.000001")
@@ -408,14 +408,15 @@ def _show(value: Any) -> str:
 # ----------------------------------------------------------------------------- one task
 
 
-def run_cell(cell: Cell, out_dir: str) -> dict[str, Any]:
+def run_cell(cell: Cell, out_dir: str, fault: str = "") -> dict[str, Any]:
     """Run one cell into ``out_dir/cell.run`` (overwriting what a killed attempt left) and return its
-    row, folded from the recorded events. Runs in a Dask worker (or in a plain loop)."""
+    row, folded from the recorded events. Runs in a Dask worker (or in a plain loop). ``fault``
+    (tests only): "raise" or "kill" half-way through the first attempt."""
     from tapedeck.runtime.bootstrap import build_run, open_store
 
     out = Path(out_dir) / cell.run
     attempt = _note_attempt(out_dir, cell)
-    fault = _fault(cell, attempt)
+    fault = fault if attempt == 1 else ""
     try:
         if cell.kind == "sim":
             from tapedeck.sim.cex_dex_config import complete as complete_cex_dex
@@ -503,21 +504,10 @@ def _note_attempt(out_dir: str | Path, cell: Cell) -> int:
     return n
 
 
-def _fault(cell: Cell, attempt: int) -> str:
-    """The test hook: the fault ``TAPEDECK_SWEEP_FAULT`` names for this cell on its first attempt."""
-    if attempt != 1:
-        return ""
-    for item in filter(None, (s.strip() for s in os.environ.get(FAULT_ENV, "").split(","))):
-        what, _, which = item.partition(":")
-        if which == cell.id and what in ("raise", "kill"):
-            return what
-    return ""
-
-
 def _inject(fault: str, cell: Cell) -> None:
     if fault == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise RuntimeError(f"injected fault in {cell.id} ({FAULT_ENV})")
+    raise RuntimeError(f"injected fault in {cell.id} (a test's)")
 
 
 def attempt_notes(out_dir: str | Path, cell: Cell) -> list[str]:
@@ -554,13 +544,18 @@ class SweepResult:
 
 def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = None, workers: int | None = None,
               retries: int = DEFAULT_RETRIES, progress: Callable[[int, int, Cell, str], None] | None = None,
-              client: Any = None) -> SweepResult:
+              client: Any = None, faults: dict[str, str] | None = None) -> SweepResult:
     """Run every cell of ``plan`` as a Dask task (a local cluster unless ``scheduler`` or ``client``);
-    ``progress(done, total, cell, status)`` after each. The rows come back in grid order."""
+    ``progress(done, total, cell, status)`` after each. The rows come back in grid order. ``faults``
+    is the test hook (see the module's doc)."""
     import shutil
 
     from distributed import Client, LocalCluster, as_completed
 
+    faults = faults or {}
+    bad = {k: v for k, v in faults.items() if v not in FAULTS or k not in {c.id for c in plan.cells}}
+    if bad:
+        raise SweepError(f"faults {bad}: each names a cell id of the plan and one of {FAULTS}")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(_attempts_dir(out), ignore_errors=True)
@@ -583,7 +578,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
         token = hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()
         futures = {}
         for cell in plan.cells:
-            f = client.submit(run_cell, cell, str(out), key=f"tapedeck-sweep-{token}-{cell.index}", pure=False,
+            f = client.submit(run_cell, cell, str(out), faults.get(cell.id, ""), key=f"tapedeck-sweep-{token}-{cell.index}", pure=False,
                               retries=retries)
             futures[f.key] = (f, cell)
         results: dict[int, dict[str, Any]] = {}
@@ -595,7 +590,10 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
                 results[cell.index] = f.result()
                 status = results[cell.index]["status"]
             else:
-                exc = f.exception()
+                try:
+                    exc: BaseException = f.exception()
+                except BaseException as e:  # cancelled: the scheduler gave up on it
+                    exc = e
                 why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
                 failed[cell.id] = why
                 results[cell.index] = {"status": f"failed: {why}"}
