@@ -682,12 +682,14 @@ def sweep(sources: tuple[str, ...], seeds: str | None, sets: tuple[str, ...], sc
         raise click.ClickException(str(e)) from None
     for note in plan.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"sweep: {len(plan.cells)} tasks ({len(plan.sources)} sources x {len(plan.sets)} parameter sets"
-               f"{f' x {len(plan.seeds)} seeds' if plan.seeds else ''}) on "
-               f"{scheduler or f'a local cluster of {workers or os.cpu_count()} workers'}", err=True)
+    def connected(n: int) -> None:
+        click.echo(f"sweep: {len(plan.cells)} tasks ({len(plan.sources)} scenario(s) x {len(plan.sets)} parameter "
+                   f"set(s){f' x {len(plan.seeds)} seed(s)' if plan.seeds else ''}) on "
+                   f"{scheduler or 'a local cluster'} with {n} workers", err=True)
+
     try:
         result = sw.run_sweep(plan, out, scheduler=scheduler, workers=workers, retries=retries,
-                              progress=sw.main_progress())
+                              progress=sw.main_progress(), connected=connected)
     except sw.SweepError as e:
         raise click.ClickException(str(e)) from None
     for cell_id, notes in result.retried.items():

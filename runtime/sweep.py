@@ -7,7 +7,7 @@ replay of a recorded log) and records its own run; the table is computed from th
   parameter sets; the sets are the product of the ``--set`` options, in the order given. A replay
   is fixed by its log, so a log gives one cell per parameter set (seed empty). Each cell carries its
   seed and its full config into its task, so no result depends on which worker ran it, when, or
-  how often: the tables are sorted by (source, set, seed) and the same sweep gives the same bytes.
+  how often: the tables are sorted by (scenario, set, seed) and the same sweep gives the same bytes.
 * **Overrides.** ``--set PATH=V1,V2,...``: PATH is a config path (``risk.kill_switch``,
   ``strategies[4].min_profit``, ``risk.venues."aave-v3:ethereum".max_notional``), the values TOML
   literals (``5_000_000``, ``"0.50"``, ``true``; a word that is no TOML literal is a string). Before
@@ -23,7 +23,8 @@ replay of a recorded log) and records its own run; the table is computed from th
   retried and why; a task that fails every attempt is a row with ``status`` ``failed: ...``, never
   dropped. Progress is a counter on stderr.
 * **The tables** (``sweep.csv``/``sweep.parquet`` one row per task, ``sweep-summary.csv``/
-  ``sweep-summary.parquet`` one row per (source, set) and per set over all sources): figures are
+  ``sweep-summary.parquet`` one row per (scenario, set) and per set over all of them; a replayed log
+  is a "scenario" named by its file, ``kind`` ``replay``): figures are
   folded from each run's recorded events by ``runtime.outcomes`` (the same fold ``inspect`` and
   ``sim`` print), for the strategy the sweep varies (or ``--strategy NAME``, or ``all`` summed).
   PnL is USDC, exact (Parquet ``decimal128(38, 6)``); percentiles are nearest-rank (an observed
@@ -542,12 +543,21 @@ class SweepResult:
     workers: int
 
 
+def default_workers() -> int:
+    """This machine's cores (the ones this process may run on)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = None, workers: int | None = None,
               retries: int = DEFAULT_RETRIES, progress: Callable[[int, int, Cell, str], None] | None = None,
-              client: Any = None, faults: dict[str, str] | None = None) -> SweepResult:
+              client: Any = None, faults: dict[str, str] | None = None,
+              connected: Callable[[int], None] | None = None) -> SweepResult:
     """Run every cell of ``plan`` as a Dask task (a local cluster unless ``scheduler`` or ``client``);
     ``progress(done, total, cell, status)`` after each. The rows come back in grid order. ``faults``
-    is the test hook (see the module's doc)."""
+    is the test hook (see the module's doc); ``connected(workers)`` is called once the cluster is there."""
     import shutil
 
     from distributed import Client, LocalCluster, as_completed
@@ -557,24 +567,26 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, *, scheduler: str | None = N
     if bad:
         raise SweepError(f"faults {bad}: each names a cell id of the plan and one of {FAULTS}")
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(_attempts_dir(out), ignore_errors=True)
     cluster = None
     own_client = client is None
     if client is None:
         if scheduler:
             try:
-                client = Client(scheduler, timeout="15s")
+                client = Client(scheduler, timeout="10s")
             except (OSError, TimeoutError, ValueError) as e:
                 raise SweepError(f"--scheduler {scheduler}: cannot connect: {e}") from None
         else:
             import logging
 
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(_attempts_dir(out), ignore_errors=True)
         n_workers = len(client.scheduler_info().get("workers", {}))
+        if connected is not None:
+            connected(n_workers)
         token = hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()
         futures = {}
         for cell in plan.cells:
@@ -619,7 +631,7 @@ def run_loop(plan: SweepPlan, out_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _keys(plan: SweepPlan, cell: Cell) -> dict[str, Any]:
-    return {"source": cell.label, "kind": cell.kind, "seed": cell.seed, "set": cell.set_index,
+    return {"scenario": cell.label, "kind": cell.kind, "seed": cell.seed, "set": cell.set_index,
             "params": dict(cell.params), "strategy": cell.strategy, "run": cell.run}
 
 
@@ -662,7 +674,7 @@ def task_rows(result: SweepResult) -> list[dict[str, Any]]:
     out = []
     for r in result.rows:
         ok = "pnl" in r
-        row = {"source": r["source"], "kind": r["kind"], "seed": r["seed"], "set": r["set"]}
+        row = {"scenario": r["scenario"], "kind": r["kind"], "seed": r["seed"], "set": r["set"]}
         row.update({p: _param_value(r["params"][p], k) for p, k in cols})
         row.update({"strategy": r["strategy"], "status": r["status"],
                     "pnl_usdc": _usdc(r["pnl"]) if ok else None,
@@ -682,12 +694,12 @@ def nearest_rank(sorted_values: list[Any], p: float) -> Any:
 
 
 def summary_rows(result: SweepResult) -> list[dict[str, Any]]:
-    """One row per (source, set), then one per set over every source (``source`` = ``*``)."""
+    """One row per (scenario, set), then one per set over every scenario (``scenario`` = ``*``)."""
     plan, tasks = result.plan, task_rows(result)
     cols = _param_columns(plan)
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for row in tasks:
-        groups.setdefault((row["source"], row["set"]), []).append(row)
+        groups.setdefault((row["scenario"], row["set"]), []).append(row)
         if len(plan.sources) > 1:
             groups.setdefault(("\uffff", row["set"]), []).append(row)  # sorts last; shown as "*"
     out = []
@@ -696,7 +708,7 @@ def summary_rows(result: SweepResult) -> list[dict[str, Any]]:
         ok = [r for r in rows if r["pnl_usdc"] is not None]
         pnl = sorted(r["pnl_usdc"] for r in ok)
         won, lost = sum(r["won"] for r in ok), sum(r["lost"] for r in ok)
-        row: dict[str, Any] = {"source": "*" if source == "\uffff" else source, "set": k}
+        row: dict[str, Any] = {"scenario": "*" if source == "\uffff" else source, "set": k}
         row.update({p: _param_value(dict(plan.sets[k])[p], t) for p, t in cols})
         strategies = sorted({r["strategy"] for r in rows})
         row.update({"strategy": ",".join(strategies), "tasks": len(rows), "failed": len(rows) - len(ok)})
@@ -721,7 +733,7 @@ def _arrow_table(rows: list[dict[str, Any]], plan: SweepPlan) -> Any:
 
     types = {p: {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "json": pa.string()}[k]
              for p, k in _param_columns(plan)}
-    fixed = {"source": pa.string(), "kind": pa.string(), "seed": pa.uint64(), "set": pa.int64(),
+    fixed = {"scenario": pa.string(), "kind": pa.string(), "seed": pa.uint64(), "set": pa.int64(),
              "strategy": pa.string(), "status": pa.string(), "win_rate": pa.float64(), "gas_eth": pa.decimal128(38, 18),
              "digest": pa.string(), "run": pa.string(), "tasks": pa.int64(), "failed": pa.int64()}
     names = list(rows[0]) if rows else []
@@ -786,9 +798,9 @@ def format_rows(rows: list[dict[str, Any]], columns: list[str] | None = None) ->
     return [line(columns), line(["-" * w for w in widths]), *(line(row) for row in cells)]
 
 
-TASK_COLUMNS = ("source", "seed", "set", "strategy", "status", "pnl_usdc", "win_rate", "opportunities", "won",
+TASK_COLUMNS = ("scenario", "seed", "set", "strategy", "status", "pnl_usdc", "win_rate", "opportunities", "won",
                 "lost", "decisions", "digest", "run")
-SUMMARY_COLUMNS = ("source", "set", "strategy", "tasks", "failed", "pnl_mean", "pnl_p5", "pnl_p50", "pnl_p95",
+SUMMARY_COLUMNS = ("scenario", "set", "strategy", "tasks", "failed", "pnl_mean", "pnl_p5", "pnl_p50", "pnl_p95",
                    "win_rate", "opportunities", "won", "lost")
 
 

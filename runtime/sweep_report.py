@@ -37,7 +37,7 @@ def figures(result: SweepResult) -> tuple[Any, Any]:
     tasks = task_rows(result)
     pnl = go.Figure()
     for src in plan.sources:
-        rows = [r for r in tasks if r["source"] == src.label and r["pnl_usdc"] is not None]
+        rows = [r for r in tasks if r["scenario"] == src.label and r["pnl_usdc"] is not None]
         pnl.add_trace(go.Box(x=[labels[r["set"]] for r in rows], y=[float(r["pnl_usdc"]) for r in rows],
                              name=src.label, boxpoints="all", jitter=0.3, pointpos=0,
                              text=[f"seed {r['seed']}" if r["seed"] is not None else r["run"] for r in rows],
@@ -46,9 +46,9 @@ def figures(result: SweepResult) -> tuple[Any, Any]:
                       xaxis={"title": "parameter set", "categoryorder": "array", "categoryarray": labels},
                       yaxis={"title": "PnL (USDC)"}, template="plotly_white", height=480)
     win = go.Figure()
-    summary = [r for r in summary_rows(result) if r["source"] != "*"]
+    summary = [r for r in summary_rows(result) if r["scenario"] != "*"]
     for src in plan.sources:
-        rows = [r for r in summary if r["source"] == src.label]
+        rows = [r for r in summary if r["scenario"] == src.label]
         win.add_trace(go.Bar(x=[labels[r["set"]] for r in rows],
                              y=[r["win_rate"] if r["win_rate"] is not None else 0.0 for r in rows], name=src.label,
                              text=[f"{r['won']} won / {r['lost']} lost" for r in rows], textposition="auto"))
@@ -70,7 +70,7 @@ def render(result: SweepResult) -> str:
 
     plan = result.plan
     summary = summary_rows(result)
-    cols = ["source", "set", *[o.path for o in plan.overrides], "strategy", "tasks", "failed", "pnl_mean", "pnl_p5",
+    cols = ["scenario", "set", *[o.path for o in plan.overrides], "strategy", "tasks", "failed", "pnl_mean", "pnl_p5",
             "pnl_p50", "pnl_p95", "win_rate", "opportunities", "won", "lost"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>"

@@ -157,7 +157,7 @@ def test_summary_is_exact_nearest_rank_and_counts_failures() -> None:
 def test_over_all_sources_rows_follow_each_sources() -> None:
     p = plan()
     result = fake_result(p, {c.index: c.index for c in p.cells})
-    keys = [(r["source"], r["set"], r["tasks"]) for r in sw.summary_rows(result)]
+    keys = [(r["scenario"], r["set"], r["tasks"]) for r in sw.summary_rows(result)]
     assert keys == [("cex-dex-dislocation", 0, 2), ("cex-dex-dislocation", 1, 2), ("eth-crash", 0, 2),
                     ("eth-crash", 1, 2), ("*", 0, 4), ("*", 1, 4)]
 
@@ -177,7 +177,7 @@ def test_tables_are_byte_identical_and_parquet_keeps_types(tmp_path: Path) -> No
     assert rows[0]["pnl_usdc"] == Decimal("-2999999.999999") and rows[1]["pnl_usdc"] is None
     assert rows[1]["status"] == "failed: RuntimeError: boom" and rows[0]["seed"] == 1
     header = (a / "sweep.csv").read_text().splitlines()[0]
-    assert header.startswith('"source","kind","seed","set","strategies[4].min_profit","strategy","status","pnl_usdc"')
+    assert header.startswith('"scenario","kind","seed","set","strategies[4].min_profit","strategy","status","pnl_usdc"')
     printed = "\n".join(sw.printed(result))
     assert "-2,999,999.00" not in printed and "-3,000,000.00" in printed  # 2 dp on screen; exact in the files
 
@@ -212,6 +212,7 @@ def _tapedeck() -> list[str]:
     (["eth-crash", "--set", "risk.kill_swich=true"], "unknown key 'kill_swich' in risk"),
     (["eth-crash", "--seeds", "9-3"], "--seeds 9-3: range 9-3 ends before it starts"),
     (["eth-crash", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "--workers sizes the local cluster"),
+    (["eth-crash", "--scheduler", "nonsense:::"], "--scheduler nonsense:::: cannot connect: invalid address"),
 ])
 def test_cli_refuses_in_one_line_before_any_task(tmp_path: Path, args: list[str], fragment: str) -> None:
     proc = subprocess.run(_tapedeck() + ["sweep", *args, "--out", str(tmp_path / "s")], capture_output=True,

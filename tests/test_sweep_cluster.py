@@ -19,6 +19,7 @@ import pytest
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.runtime import sweep as sw
 from tapedeck.runtime.outcomes import eth_price_source, outcomes
+from tapedeck.runtime.sweep_report import write_report
 from tapedeck.sim.scenario import SCENARIO_DIR
 
 pytestmark = pytest.mark.slow
@@ -57,8 +58,9 @@ def sweeps(tmp_path_factory: Any, client: Any) -> tuple[sw.SweepResult, sw.Sweep
     a, b = tmp / "a", tmp / "b"
     faulty = sw.run_sweep(plan, a, client=client, retries=2, faults={RAISED: "raise", KILLED: "kill"})
     clean = sw.run_sweep(plan, b, client=client, retries=2)
-    sw.write_tables(faulty, a)
-    sw.write_tables(clean, b)
+    for result, where in ((faulty, a), (clean, b)):
+        sw.write_tables(result, where)
+        write_report(result, where / "sweep.html")
     return faulty, clean, a, b
 
 
@@ -67,10 +69,10 @@ def test_the_grid_completes_with_every_row(sweeps: Any) -> None:
     for result in (faulty, clean):
         assert not result.failed
         assert [r["status"] for r in result.rows] == ["ok"] * 48
-        assert [(r["source"], r["set"], r["seed"]) for r in result.rows] == [
+        assert [(r["scenario"], r["set"], r["seed"]) for r in result.rows] == [
             (s, k, seed) for s in ("cex-dex-dislocation", "eth-crash") for k in range(3) for seed in range(1, 9)]
     summary = sw.summary_rows(clean)
-    assert [(r["source"], r[PARAM], r["tasks"], r["failed"]) for r in summary] == [
+    assert [(r["scenario"], r[PARAM], r["tasks"], r["failed"]) for r in summary] == [
         (s, v, 8 if s != "*" else 16, 0) for s in ("cex-dex-dislocation", "eth-crash", "*") for v in VALUES]
     assert all(r["opportunities"] > 0 and r["won"] > 0 for r in summary)  # the strategy was exercised
 
@@ -93,7 +95,7 @@ def test_a_task_that_raised_and_one_whose_worker_was_killed_were_retried(sweeps:
 
 def test_the_same_sweep_gives_byte_identical_tables(sweeps: Any) -> None:
     _, _, a, b = sweeps
-    for name in ("sweep.csv", "sweep.parquet", "sweep-summary.csv", "sweep-summary.parquet"):
+    for name in ("sweep.csv", "sweep.parquet", "sweep-summary.csv", "sweep-summary.parquet", "sweep.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     digests = [line.split(",")[-2] for line in (a / "sweep.csv").read_text().splitlines()[1:]]
     assert len(set(digests)) == 48  # each seed and each set is its own run
@@ -169,9 +171,23 @@ def test_the_command_runs_a_local_cluster_prints_and_writes(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "tasks (PnL in USDC" in out and "per parameter set" in out and "runs/cex-dex-dislocation/s1-seed2.db" in out
-    assert "4/4 tasks done" in proc.stderr and "on a local cluster of 2 workers" in proc.stderr
+    assert "4/4 tasks done" in proc.stderr and "on a local cluster with 2 workers" in proc.stderr
     for name in ("sweep.csv", "sweep.parquet", "sweep-summary.csv", "sweep-summary.parquet", "sweep.html"):
         assert (tmp_path / "out" / name).is_file(), name
     assert len((tmp_path / "out" / "sweep.csv").read_text().splitlines()) == 5
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert again.returncode == 2 and again.stderr.startswith("Error: --out") and "--force" in again.stderr
+
+
+def test_the_command_submits_to_an_existing_scheduler(tmp_path: Path, client: Any) -> None:
+    exe = Path(sys.executable).parent / "tapedeck"
+    address = client.scheduler.address
+    cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "tapedeck.cli"]), "sweep",
+           short(tmp_path, "cex-dex-dislocation", 150), "--seeds", "3", "--set", f"{PARAM}=5_000_000,500_000_000",
+           "--scheduler", address, "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"on {address} with 2 workers" in proc.stderr and "2/2 tasks done" in proc.stderr
+    rows = (tmp_path / "out" / "sweep.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[:4] for r in rows] == [['"cex-dex-dislocation"', '"sim"', "3", "0"],
+                                                 ['"cex-dex-dislocation"', '"sim"', "3", "1"]]
