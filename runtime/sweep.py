@@ -324,6 +324,8 @@ def plan_sweep(sources: list[str], *, seeds: list[int] | None, sets: list[str], 
             label, kind = sc.name, "sim"
             cfg, file = config_for(kind)
             src = Source(arg, label, kind, cfg, file, scenario=sc)
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", label)  # it names a folder under DIR/runs
+        src = replace(src, label=label)
         if label in labels:
             raise SweepError(f"{arg}: named {label!r} like {labels[label]}; give each source once "
                              f"(copy a scenario under another name to run it twice)")
