@@ -415,40 +415,51 @@ def run_cell(cell: Cell, out_dir: str, fault: str = "") -> dict[str, Any]:
     """Run one cell into ``out_dir/cell.run`` (overwriting what a killed attempt left) and return its
     row, folded from the recorded events. Runs in a Dask worker (or in a plain loop). ``fault``
     (tests only): "raise" or "kill" half-way through the first attempt."""
+    attempt = _note_attempt(out_dir, cell)
+    try:
+        return _attempt(cell, Path(out_dir) / cell.run, fault if attempt == 1 else "")
+    except Exception as e:
+        why = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        _note(out_dir, cell, f"attempt {attempt} failed: {why}")
+    # Raised afresh, outside the handler: the worker keeps a failed task's exception, and the original's
+    # traceback would keep the failed run's frames (its store, its chain) alive in the worker process.
+    import gc
+
+    gc.collect()
+    raise SweepTaskFailed(f"{cell.id}: {why}")
+
+
+def _attempt(cell: Cell, out: Path, fault: str) -> dict[str, Any]:
     from tapedeck.runtime.bootstrap import build_run, open_store
 
-    out = Path(out_dir) / cell.run
-    attempt = _note_attempt(out_dir, cell)
-    fault = fault if attempt == 1 else ""
-    try:
-        if cell.kind == "sim":
-            from tapedeck.sim.cex_dex_config import complete as complete_cex_dex
-            from tapedeck.sim.liquidator_config import complete
+    if cell.kind == "sim":
+        from tapedeck.sim.cex_dex_config import complete as complete_cex_dex
+        from tapedeck.sim.liquidator_config import complete
 
-            config, _ = complete(cell.config, cell.scenario)
-            config, _ = complete_cex_dex(config, cell.scenario)
-            start, span = cell.scenario.start_ns, cell.scenario.duration * 1e9
+        config, _ = complete(cell.config, cell.scenario)
+        config, _ = complete_cex_dex(config, cell.scenario)
+        start, span = cell.scenario.start_ns, cell.scenario.duration * 1e9
 
-            def progress(s: Any) -> None:
-                if fault and s.last_ts - start >= span / 2:
-                    _inject(fault, cell)
-
-            run = build_run("sim", config, out=out, scenario=cell.scenario, overwrite=True, progress=progress,
-                            chain=cell.chain, scenario_file=cell.scenario_file)
-            run.run()
-        else:
-            config = cell.config
-            if fault:
+        def progress(s: Any) -> None:
+            if fault and s.last_ts - start >= span / 2:
                 _inject(fault, cell)
-            source = open_store(cell.log)
-            try:
-                build_run("replay", config, out=out, source=source, overwrite=True).run()
-            finally:
-                source.close()
-        return measure(out, config, cell)
-    except BaseException as e:
-        _note(out_dir, cell, f"attempt {attempt} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
-        raise
+
+        build_run("sim", config, out=out, scenario=cell.scenario, overwrite=True, progress=progress,
+                  chain=cell.chain, scenario_file=cell.scenario_file).run()
+    else:
+        config = cell.config
+        if fault:
+            _inject(fault, cell)
+        source = open_store(cell.log)
+        try:
+            build_run("replay", config, out=out, source=source, overwrite=True).run()
+        finally:
+            source.close()
+    return measure(out, config, cell)
+
+
+class SweepTaskFailed(RuntimeError):
+    """A cell's attempt failed (the message names the cell and the original exception)."""
 
 
 def measure(path: Path, config: dict[str, Any], cell: Cell) -> dict[str, Any]:
