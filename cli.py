@@ -806,6 +806,76 @@ def live(config_path: str, out: str | None, execute: bool, sets: tuple[str, ...]
         say(note)
     click.echo(f"live run {s.out}: {s.events} events this session (seq {s.first_seq}..{s.last_seq}), ended {s.ended}"
                f"{', kill switch engaged' if s.kill_switch else ''}")
+# --------------------------------------------------------------------------- sweep
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, metavar="SCENARIO...")
+@click.option("--seeds", default=None, help="Seeds: 1-100, 7, or 1,5,10-12 (default: each scenario's own).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=V1,V2,...",
+              help="A config value to vary (repeatable; the sets are their product), e.g. "
+                   "strategies[4].min_profit=1_000_000,5_000_000 (values are TOML literals).")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: a local cluster).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Local cluster worker processes (default: this machine's cores).")
+@click.option("--out", "out_dir", default="runs/sweep", show_default=True,
+              help="Directory for the runs (runs/...), sweep.csv/.parquet, sweep-summary.csv/.parquet, sweep.html.")
+@click.option("--config", "config_path", default=None,
+              help="Strategy config (default: fixtures/config/sim-default.toml for scenarios, default.toml for logs).")
+@click.option("--chain", type=click.Choice(["pyevm", "anvil", "revm"]), default="revm", show_default=True,
+              help="Chain backend of the sims.")
+@click.option("--duration", type=float, default=None, help="Simulated seconds (default: each scenario's own).")
+@click.option("--strategy", default=None, help="Whose outcome the tables report (default: the strategy the --set "
+              "options vary, else 'all' summed).")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Times a failed task is run again.")
+@click.option("--force", is_flag=True, help="Write over a sweep already in --out.")
+def sweep(sources: tuple[str, ...], seeds: str | None, sets: tuple[str, ...], scheduler: str | None,
+          workers: int | None, out_dir: str, config_path: str | None, chain: str, duration: float | None,
+          strategy: str | None, retries: int, force: bool) -> None:
+    """Run every (scenario, seed, parameter set) as a Dask task and tabulate the runs.
+
+    A SCENARIO is a name in fixtures/scenarios, a TOML path, or a run file (*.db) to replay. Each task
+    records its run under --out/runs; the tables are computed from those runs' events and the same
+    sweep gives the same tables. Exit status 1 if a task failed every attempt (its row says why).
+    """
+    from tapedeck.runtime import sweep as sw
+    from tapedeck.runtime.sweep_report import write_report
+
+    if scheduler and workers:
+        raise click.UsageError("--workers sizes the local cluster; an existing one (--scheduler) has its own")
+    out = Path(out_dir)
+    if (out / "sweep.csv").exists() and not force:
+        raise click.ClickException(f"--out {out_dir} already holds a sweep (sweep.csv); --force writes over it")
+    try:
+        plan = sw.plan_sweep(list(sources), seeds=sw.parse_seeds(seeds) if seeds else None, sets=list(sets),
+                             config_path=config_path, duration=duration, chain=chain, strategy=strategy)
+    except sw.SweepError as e:
+        raise click.ClickException(str(e)) from None
+    for note in plan.notes:
+        click.echo(f"note: {note}", err=True)
+    def connected(n: int) -> None:
+        click.echo(f"sweep: {len(plan.cells)} tasks ({len(plan.sources)} scenario(s) x {len(plan.sets)} parameter "
+                   f"set(s){f' x {len(plan.seeds)} seed(s)' if plan.seeds else ''}) on "
+                   f"{scheduler or 'a local cluster'} with {n} workers", err=True)
+
+    try:
+        result = sw.run_sweep(plan, out, scheduler=scheduler, workers=workers, retries=retries,
+                              progress=sw.main_progress(), connected=connected)
+    except sw.SweepError as e:
+        raise click.ClickException(str(e)) from None
+    for cell_id, notes in result.retried.items():
+        click.echo(f"retried {cell_id}: {'; '.join(notes)}", err=True)
+    written = sw.write_tables(result, out)
+    report = write_report(result, out / "sweep.html")
+    for line in sw.printed(result):
+        click.echo(line)
+    click.echo(f"wrote {', '.join(str(p) for p in written.values())}, {report}")
+    if result.failed:
+        for cell_id, why in result.failed.items():
+            click.echo(f"failed {cell_id}: {why}", err=True)
+        click.echo(f"Error: {len(result.failed)} of {len(plan.cells)} tasks failed every attempt", err=True)
+        sys.exit(1)
 
 
 # --------------------------------------------------------------------------- demo
