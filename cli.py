@@ -17,7 +17,7 @@ from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
-from tapedeck.runtime.bootstrap import BuildError, build_run
+from tapedeck.runtime.bootstrap import BuildError, build_run, open_store
 from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
 from tapedeck.domain import codec, events as ev
@@ -38,8 +38,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 def open_log(path: str) -> EventLog:
     try:
-        return EventLog.open(path)
-    except EventLogError as e:
+        return open_store(path)  # type: ignore[return-value]
+    except (EventLogError, BuildError) as e:
         raise click.ClickException(str(e)) from None
 
 
@@ -52,8 +52,8 @@ class Unreadable(click.ClickException):
 def open_checked(path: str) -> EventLog:
     """Open a run for verify/inspect/export: any problem with the file is exit 2, one line."""
     try:
-        return EventLog.open(path)
-    except EventLogError as e:
+        return open_store(path)  # type: ignore[return-value]
+    except (EventLogError, BuildError) as e:
         raise Unreadable(str(e)) from None
 
 
@@ -167,7 +167,7 @@ def liquidation_lines(run: str) -> list[str]:
     """The liquidation strategies' summary, computed from the run's recorded events."""
     from tapedeck.runtime.liquidation_report import liquidation_reports
 
-    with EventLog.open(run) as log:
+    with open_store(run) as log:
         if not any(t.startswith(("LiquidationOpportunity", "LiquidationSkipped")) for t in log.counts_by_topic()):
             return []
         return [line for r in liquidation_reports(log.events()) for line in r.lines()]
@@ -177,7 +177,7 @@ def slicing_lines(run: str) -> list[str]:
     """The sliced orders' summary (filled against scheduled), computed from the run's recorded events."""
     from tapedeck.runtime.slicing_report import TOPICS, slicing_lines as lines
 
-    with EventLog.open(run) as log:
+    with open_store(run) as log:
         if not any(t.startswith(TOPICS) for t in log.counts_by_topic()):
             return []
         return lines(log.events(), log.manifest.config)
@@ -188,7 +188,7 @@ def cex_dex_lines(run: str, config: Any) -> list[str]:
     from tapedeck.runtime.cex_dex_report import cex_dex_reports
     from tapedeck.runtime.outcomes import eth_price_source
 
-    with EventLog.open(run) as log:
+    with open_store(run) as log:
         if not any(t.startswith("CexDexOpportunity") for t in log.counts_by_topic()):
             return []
         return [line for r in cex_dex_reports(log.events(), eth_price_source(config)) for line in r.lines()]
@@ -198,7 +198,7 @@ def perp_lines(run: str) -> list[str]:
     """The perp strategies' summary (entries, exits by path and reason, latency, PnL), from the run's events."""
     from tapedeck.runtime.perp_report import perp_reports
 
-    with EventLog.open(run) as log:
+    with open_store(run) as log:
         if not any(t.startswith(("PerpEntryDecided", "PerpExitDecided")) for t in log.counts_by_topic()):
             return []
         return [line for r in perp_reports(log.events()) for line in r.lines()]
@@ -648,6 +648,26 @@ def demo(data: str | None, workdir: str) -> None:
         run_demo(data, Path(workdir), echo=click.echo)
     except (config_files.ConfigFileError, EventLogError, ImportError_, PaperConfigError) as e:
         raise click.ClickException(str(e)) from None
+
+
+# --------------------------------------------------------------------------- copy between stores
+
+
+@main.command("copy")
+@click.argument("src", metavar="SRC")
+@click.argument("dst", metavar="DST")
+@click.option("--force", is_flag=True, help="Replace DST if it exists.")
+def copy_cmd(src: str, dst: str, force: bool) -> None:
+    """Copy a run between stores, segment for segment: SRC and DST are each a run file (RUN.db) or a
+    PostgreSQL run (postgresql://[user@]host[:port]/DB?run=NAME). The copy has the same manifest,
+    chain, seal and digest; it is read back and its digest compared before this says so."""
+    from tapedeck.runtime.store_copy import copy_run
+
+    try:
+        done = copy_run(src, dst, overwrite=force)
+    except (EventLogError, BuildError) as e:
+        raise Unreadable(str(e)) from None
+    click.echo(done.describe(src, dst))
 
 
 if __name__ == "__main__":
