@@ -7,7 +7,7 @@ NPM_STAMP := node_modules/.installed
 CONTRACTS := $(wildcard contracts/*.sol)
 CONTRACTS_STAMP := build/contracts/.built
 
-.PHONY: demo test test-fast bootstrap bench clean contracts
+.PHONY: demo test test-fast bootstrap bench clean contracts pg
 
 bootstrap: $(PIP_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
@@ -34,8 +34,14 @@ $(CONTRACTS_STAMP): $(CONTRACTS) contracts/compile.js $(NPM_STAMP)
 demo: bootstrap
 	$(VENV)/bin/tapedeck demo
 
-# The whole suite, slow real-contract tests included.
-test: bootstrap
+# The local PostgreSQL test server (127.0.0.1:55432, cluster "tapedeck"): installed from Debian's
+# packages when missing and started, idempotently (.ci/pg-cluster). Without one the tests marked
+# postgres skip, saying why.
+pg:
+	@bash .ci/pg-cluster || echo "make pg: no PostgreSQL server could be started; the postgres tests will skip" >&2
+
+# The whole suite, slow real-contract and PostgreSQL tests included.
+test: bootstrap pg
 	$(PY) -m pytest -q -n 2
 
 # The quick subset: everything but real-contract and long tests.
