@@ -123,6 +123,11 @@ class PgURL:
         user = f"{self.user}@" if self.user else ""
         return f"postgresql://{user}{self.host}:{self.port}/{self.dbname}?run={self.run}"
 
+    @property
+    def key(self) -> tuple[str, int, str, str]:
+        """What names one run: server, database, schema (not who connects)."""
+        return (self.host, self.port, self.dbname, self.run)
+
     def with_run(self, run: str) -> "PgURL":
         return PgURL(self.host, self.port, self.user, self.password, self.dbname, run)
 

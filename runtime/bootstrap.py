@@ -210,15 +210,15 @@ def _sim(config: dict[str, Any], out: str | Path, engine: Engine, scenario: Any,
 def _not_onto_itself(source: Any, out: str | Path) -> None:
     """A replay never writes over the log it reads (``--force`` would delete it first)."""
     src = getattr(source, "path", None)
-    if src is None:
-        return
     if is_pg_url(out) or is_pg_url(str(src)):
         from tapedeck.adapters.pg_eventlog import PgURL
 
-        if is_pg_url(out) and is_pg_url(str(src)) and PgURL.parse(str(out)).display == str(src):
+        if is_pg_url(out) and is_pg_url(str(src)) and PgURL.parse(str(out)).key == PgURL.parse(str(src)).key:
             raise BuildError(f"{redact(out)}: is the log being replayed; record the replay into another run")
         return
     dst = store_path(out)
+    if src is None:
+        return
     same = Path(src).resolve() == dst.resolve() or (dst.exists() and Path(src).exists() and os.path.samefile(src, dst))
     if same:
         raise BuildError(f"{out}: is the log being replayed; record the replay into another file")

@@ -35,8 +35,7 @@ def _same_run(src: str, dst: str) -> bool:
     if is_pg_url(src) and is_pg_url(dst):
         from tapedeck.adapters.pg_eventlog import PgURL
 
-        a, b = PgURL.parse(src), PgURL.parse(dst)
-        return (a.host, a.port, a.dbname, a.run) == (b.host, b.port, b.dbname, b.run)
+        return PgURL.parse(src).key == PgURL.parse(dst).key
     if is_pg_url(src) or is_pg_url(dst):
         return False
     return same_file(src, dst)
