@@ -212,6 +212,30 @@ def _ddl(schema: str) -> list[sql.Composed]:
     ]
 
 
+class SegmentRecorder(PostgresApplicationRecorder):
+    """The library's ``PostgresApplicationRecorder`` (its table, EXCLUSIVE lock, NOTIFY, transaction,
+    returned notification ids), inserting a single stored event with its state as a *binary*
+    parameter. The library passes every insert as a text-format array of a composite type, which
+    hex-escapes a 2 MiB segment, runs a regex over it and has the server parse it back: most of a
+    commit's time (21k events/s recorded, measured); a binary bytea is sent as it is. Several
+    events at once go the library's own way."""
+
+    def __init__(self, datastore: PostgresDatastore):
+        super().__init__(datastore)
+        self._insert_one = sql.SQL(
+            "INSERT INTO {}.{} (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %b) "
+            "RETURNING notification_id").format(sql.Identifier(datastore.schema), sql.Identifier(self.events_table_name))
+
+    def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+        if len(stored_events) != 1:
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+            return
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        e = stored_events[0]
+        curs.execute(self._insert_one, (e.originator_id, e.originator_version, e.topic, e.state))
+
+
 class PgEventLog(EventLog):
     """``EventLog`` with PostgreSQL underneath: appending, group commits, the flusher, the chain
     and every read are the SQLite log's own code; what differs is the SQL and the writer's lock."""
@@ -225,7 +249,7 @@ class PgEventLog(EventLog):
         self.path.name = url.run
         self.manifest = manifest
         self._datastore = datastore  # type: ignore[assignment]
-        self._recorder = PostgresApplicationRecorder(datastore)  # type: ignore[assignment]
+        self._recorder = SegmentRecorder(datastore)  # type: ignore[assignment]
         self._stream = manifest.run_id
         self._next_seq = self._pending_first = next_seq
         self._pending = []
