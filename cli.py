@@ -17,7 +17,7 @@ from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
-from tapedeck.runtime.bootstrap import BuildError, build_run, open_store
+from tapedeck.runtime.bootstrap import BuildError, build_run, open_store, redact
 from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
 from tapedeck.domain import codec, events as ev
@@ -669,6 +669,39 @@ def copy_cmd(src: str, dst: str, force: bool) -> None:
         raise Unreadable(str(e)) from None
     click.echo(done.describe(src, dst))
 
+
+
+@main.command("serve-role")
+@click.argument("role", type=click.Choice(["scanner", "evaluator", "executor"]))
+@click.argument("config_path", metavar="CONFIG")
+@click.option("--store", required=True, help="postgresql://[user@]host[:port]/DB?run=NAME: the runs NAME_in (inputs), "
+              "NAME (inputs and decisions) and NAME_ex (executions).")
+@click.option("--tape", default=None, help="scanner: the recorded log whose inputs it records (a file or postgresql:// run).")
+@click.option("--flush-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="scanner: commit every N inputs (0: the store's own batching).")
+def serve_role(role: str, config_path: str, store: str, tape: str | None, flush_every: int) -> None:
+    """Run one role of the loop on a shared PostgreSQL log (runtime/roles.py): the scanner records
+    inputs, the evaluator follows them and decides, the executor follows the decisions and fills
+    the intents on paper; each follows the others through the library's notification log."""
+    from tapedeck.runtime import roles
+
+    try:
+        if role == "scanner":
+            if not tape:
+                raise click.UsageError("the scanner needs --tape LOG (the recorded inputs it records)")
+            n = roles.serve_scanner(store, tape, flush_every=flush_every)
+            click.echo(f"scanner: recorded {n} inputs")
+            return
+        config = load_config(config_path)
+        engine_for(config, config_path)
+        if role == "evaluator":
+            stats = roles.serve_evaluator(config, store)
+            click.echo(summary_line(stats, redact(store)))
+        else:
+            n = roles.serve_executor(config, store)
+            click.echo(f"executor: submitted {n} intents")
+    except (EventLogError, BuildError) as e:
+        raise click.ClickException(str(e)) from None
 
 if __name__ == "__main__":
     main()
