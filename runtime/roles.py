@@ -39,6 +39,7 @@ from tapedeck.domain import codec, events as ev
 ROLES = ("scanner", "evaluator", "executor")
 EXECUTOR = "executor"  # the executor's application name in the tracking table
 POLL_S = 0.01
+STILL_WRITTEN = ("open", "crashed-recovered")  # a resumed run is written again until it closes
 _PAGE = 16
 
 
@@ -113,7 +114,7 @@ class Follower:
                 yield from batch
                 continue
             data = self.log.stored_manifest()
-            if data.get("ended", "open") != "open":
+            if data.get("ended", "open") not in STILL_WRITTEN:
                 batch = self.poll()  # committed before the manifest said it ended
                 if batch:
                     yield from batch
