@@ -9,13 +9,14 @@ identifier (``[a-z_][a-z0-9_]{0,39}``, not ``public``, ``information_schema`` or
 Host, port, user and password default as libpq's do (``PGHOST``, ``PGPASSWORD``, ``~/.pgpass``...);
 the password never reaches the manifest or an error message (``PgURL.display``).
 
-**What is stored.** The library's ``PostgresApplicationRecorder`` (``stored_events``: originator_id,
-originator_version, topic, state bytea, notification_id bigserial): one stored record per segment
-(group commit), ``originator_id`` the run id, ``originator_version`` the segment's first seq,
-``state`` the very bytes the SQLite log stores (``segment.v2``: prev, hash, events). The recorder
-inserts under an EXCLUSIVE table lock and NOTIFYs, so the notification ids are in commit order: a
-follower (``runtime/roles.py``) reads the log through ``select_notifications``/``subscribe`` and
-keeps its position in the library's tracking table. ``manifest`` (id = 1, body text) holds the
+**What is stored.** The library's ``PostgresProcessRecorder`` (``SegmentRecorder``: its
+``stored_events`` table, originator_id, originator_version, topic, state bytea, notification_id
+bigserial, and its ``notification_tracking`` table): one stored record per segment (group commit),
+``originator_id`` the run id, ``originator_version`` the segment's first seq, ``state`` the very
+bytes the SQLite log stores (``segment.v2``: prev, hash, events). The recorder inserts under an
+EXCLUSIVE table lock and NOTIFYs, so the notification ids are in commit order: a follower
+(``runtime/roles.py``) reads the log through ``select_notifications`` and keeps its position in
+a tracking table, written in the same transaction as what it records (``commit_tracking``). ``manifest`` (id = 1, body text) holds the
 same JSON manifest; ``events`` unrolls segments into (seq, topic, body json) rows, the JSON text
 kept as stored (``json``, not ``jsonb``). The digest, chain and seal are computed by the same code
 (``eventlog.Chain``), so a run has the same digest on either store and ``tapedeck copy`` moves it
@@ -527,16 +528,3 @@ def _read_manifest(url: PgURL) -> dict[str, Any]:
     except (ValueError, TypeError) as e:
         raise LogDamaged(f"{url.display}: damaged manifest: {e}") from None
     return data
-
-
-def drop_run(where: "str | PgURL") -> None:
-    """Remove a run (its schema) from the database, as its writer; nothing when it is not there."""
-    url = PgURL.parse(where)
-    lock = PgWriterLock(url).acquire()
-    try:
-        with psycopg.connect(url.conninfo(), autocommit=True) as c:
-            c.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(url.run)))
-    except psycopg.Error as e:
-        raise EventLogError(f"{url.display}: cannot remove the run: {_one_line(e)}") from None
-    finally:
-        lock.release()
