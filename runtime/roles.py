@@ -22,14 +22,19 @@ One ``--store postgresql://host/DB?run=NAME`` names three runs (schemas) of one 
 
 Followers read each run's segments in notification order, checking each against the chain, and
 stop once the followed run is closed and read to its end (a clean one against its seal too).
-Not built: restarting the evaluator (it would have to rebuild the loop's pending timers from its
-run); a live gateway behind the executor (its reports arrive later than ``submit``, so the order
+A restarted **evaluator** resumes its run by driving the loop again from the first input, each
+event checked against the one the run holds at that seq, appending only after them (``Resumed``):
+its engine, pending timers and gateway position are rebuilt by doing it all again (deterministic),
+and an intent the executor already filled is not submitted twice (its reports are read back).
+Not built: snapshots (a restarted evaluator re-reads its whole run); a live gateway behind the
+executor (its reports arrive later than ``submit``, so the order
 is the order they arrive, as in one process); following by LISTEN/NOTIFY (followers poll
 ``select_notifications`` every ``POLL_S``).
 """
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any, Callable, Iterator
 
 from tapedeck.adapters.eventlog import Chain, EventLogError, LogLocked, Manifest
@@ -158,46 +163,86 @@ def serve_scanner(store: str, tape: str, *, flush_every: int = 0) -> int:
 
 class RemoteGateway:
     """The evaluator's gateway: the executor process, through the database. ``submit`` (called by
-    the loop after it committed the intent) waits until the executor's tracking position has
-    passed the intent's segment, then reports what the executor recorded for it."""
+    the loop once the intent is committed) waits until the executor's tracking position has passed
+    the intent's segment, then reports what the executor recorded for that intent (the reports of
+    the executions run are in intent order: each intent's are taken in turn)."""
 
     def __init__(self, decided: PgEventLog, executions: PgEventLog):
         self.decided, self.executions = decided, executions
         self.follower = Follower(executions)
         self.report: Callable[[ev.Event], None] | None = None
+        self._read: deque[ev.Event] = deque()
 
     def bind(self, report: Callable[[ev.Event], None]) -> None:
         self.report = report
 
     def submit(self, intent: ev.OrderIntended) -> None:
-        with self.decided._db("reading the notification log"):
-            target = self.decided._recorder.max_notification_id() or 0
+        target = self.decided._one("reading the notification log", "SELECT notification_id FROM {}.stored_events "
+                                   "WHERE originator_id = %s AND originator_version <= %s "
+                                   "ORDER BY originator_version DESC LIMIT 1", (self.decided._stream, intent.seq))
         while self.executions.tracking(EXECUTOR) < target:
             time.sleep(POLL_S)
-        assert self.report is not None
         for _nid, _first, items in self.follower.poll():  # committed with that tracking record
-            for _topic, e in items:
-                self.report(e)
+            self._read.extend(e for _t, e in items)
+        assert self.report is not None
+        while self._read and getattr(self._read[0], "intent", None) == intent.seq:
+            self.report(self._read.popleft())
+
+
+class Resumed:
+    """The decided run of a restarted evaluator, as its loop's store: the loop is driven again from
+    the first input (engine, timers and gateway rebuilt by doing everything again, which is
+    deterministic) and each event it produces while the run already holds one at that seq is
+    checked against it, byte for byte, instead of appended; the rest is appended. A difference
+    stops the evaluator (``EventLogError`` naming the seq): the run was not made by this config."""
+
+    def __init__(self, log: PgEventLog):
+        self.log = log
+        self._held, self._next = log.next_seq - 1, 1
+        self._recorded = log.raw()
+        self._decoders: dict[str, Any] = {}
+
+    def append(self, event: ev.Event) -> ev.Event:
+        if self._next > self._held:
+            return self.log.append(event)
+        seq, self._next = self._next, self._next + 1
+        event = ev.with_seq(event, seq)
+        _seq, topic, body = next(self._recorded)
+        dec = self._decoders.get(topic) or self._decoders.setdefault(topic, codec.decoder_for(topic))
+        if codec.encode(dec(body)) != codec.encode(event):
+            raise EventLogError(f"{self.log.path}: the restarted evaluator decides differently at seq {seq}: "
+                                f"recorded {topic}, now {type(event).__name__}")
+        return event
+
+    def flush(self) -> None:
+        if self._next > self._held:
+            self.log.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
 
 
 def serve_evaluator(config: dict[str, Any], store: str) -> Any:
-    """Follow the inputs run and record the decided run, the executor as gateway; returns the loop's stats."""
-    from tapedeck.runtime.strategy_loader import build_engine
+    """Follow the inputs run and record the decided run, the executor as gateway; returns the loop's
+    stats. Restarted, it resumes its run (``Resumed``)."""
     from tapedeck.runtime.loop import Loop
-    from tapedeck.runtime.strategy_loader import code_identity
+    from tapedeck.runtime.strategy_loader import build_engine, code_identity
 
     feed_at, decided_at, ex_at = runs(store)
     feed = wait_for(feed_at)
     engine = build_engine(config)
     manifest = Manifest(run_id="", mode="replay", config=config, sources=list(feed.manifest.sources),
                         parent=str(feed.manifest.parent or feed.path), code=code_identity(engine),
-                                        notes={"roles": {"inputs": str(feed.path), "executions": PgURL.parse(ex_at).display}})
-    decided = PgEventLog.create(decided_at, manifest, max_delay_ms=0)
+                        notes={"roles": {"inputs": str(feed.path), "executions": PgURL.parse(ex_at).display}})
+    decided = open_to_write(decided_at, manifest)
     try:
         executions = wait_for(ex_at)
-        loop = Loop(engine, decided, RemoteGateway(decided, executions))
+        store_: Any = Resumed(decided) if decided.next_seq > 1 else decided
+        loop = Loop(engine, store_, RemoteGateway(decided, executions))
         inputs = (e for _nid, _first, items in Follower(feed).follow() for _t, e in items)
         stats = loop.run(inputs)
+        if isinstance(store_, Resumed) and store_._next <= store_._held:
+            raise EventLogError(f"{decided.path}: holds events after seq {store_._next - 1} that its inputs do not make")
     except BaseException as e:
         decided.close(ended=f"failed: {type(e).__name__}")
         raise

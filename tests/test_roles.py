@@ -1,6 +1,6 @@
 """``tapedeck serve-role``: scanner, evaluator and executor as separate processes over one PostgreSQL
 database record the same run as one process (same decisions, same digest); killing and restarting
-the scanner and the executor mid-run loses and duplicates nothing."""
+each of them mid-run loses and duplicates nothing; a restarted evaluator refuses a run it would not make."""
 from __future__ import annotations
 
 import re
@@ -78,7 +78,7 @@ def test_three_role_processes_record_the_single_process_run(pg_db, tape) -> None
     assert list(PgEventLog.open(store).events()) == list(EventLog.open(ref).events())  # every event, in order
 
 
-def test_killing_and_restarting_the_scanner_and_the_executor_loses_and_duplicates_nothing(pg_db, tape) -> None:
+def test_killing_and_restarting_each_role_mid_run_loses_and_duplicates_nothing(pg_db, tape) -> None:
     day, ref = tape
     store = f"{pg_db}?run=k"
     feed, ex = f"{pg_db}?run=k_in", f"{pg_db}?run=k_ex"
@@ -99,11 +99,18 @@ def test_killing_and_restarting_the_scanner_and_the_executor_loses_and_duplicate
     assert 20 <= reported < 144 and position > 0
     assert evaluator.poll() is None  # waiting for the executor, not failed
     executor = role("executor", store)
+    decided_then = held(store)
+    wait_until(lambda: held(store) >= decided_then + 60, "the evaluator to record more")
+    evaluator.send_signal(signal.SIGKILL)
+    evaluator.wait()
+    evaluator_life = held(store)
+    assert evaluator_life < 828  # killed before the run's end (828 events)
+    evaluator = role("evaluator", store)
     again = int(re.search(r"submitted (\d+) intents", finish(executor, "restarted executor")).group(1))  # type: ignore[union-attr]
     assert again == 72 - reported // 2  # exactly the intents whose reports were not committed
     rest = int(re.search(r"recorded (\d+) inputs", finish(scanner, "restarted scanner")).group(1))  # type: ignore[union-attr]
     assert rest == 443 - first_life
-    finish(evaluator, "evaluator")
+    assert "443 inputs, 144 executions, 241 decisions" in finish(evaluator, "restarted evaluator")
     # nothing lost, nothing twice: the inputs once each, every intent filled once, the same run
     inputs = list(PgEventLog.open(feed).events())
     assert [e.seq for e in inputs] == list(range(1, 444))
@@ -111,4 +118,22 @@ def test_killing_and_restarting_the_scanner_and_the_executor_loses_and_duplicate
     assert len(reports) == 144 and sorted(r.intent for r in reports if type(r) is ev.OrderFilled) == \
         sorted(d.seq for d in PgEventLog.open(store).events() if type(d) is ev.OrderIntended)
     assert PgEventLog.open(ex).manifest.notes.get("recovered_at_seq") == reported
+    assert PgEventLog.open(store).manifest.notes.get("recovered_at_seq") == evaluator_life
     assert digest(store) == digest(ref)
+
+
+def test_a_restarted_evaluator_refuses_a_run_its_config_does_not_make(pg_db, tape) -> None:
+    """Resuming re-drives the loop against what the run holds; another config diverges and says where."""
+    from tapedeck.runtime.roles import serve_evaluator
+
+    day, _ref = tape
+    store = f"{pg_db}?run=d"
+    procs = [role("executor", store), role("evaluator", store), role("scanner", store, "--tape", day)]
+    for p in procs:
+        finish(p, "role")
+    import tomllib
+
+    config = tomllib.loads(CONFIG.read_text())
+    config["strategies"][0]["min_profit"] = 10**12  # would never act
+    with pytest.raises(EventLogError, match="the restarted evaluator decides differently at seq"):
+        serve_evaluator(config, store)
