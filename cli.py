@@ -17,7 +17,7 @@ from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
-from tapedeck.runtime.bootstrap import BuildError, build_run, open_store, redact
+from tapedeck.runtime.bootstrap import BuildError, build_run, is_pg_url, open_store, redact
 from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
 from tapedeck.domain import codec, events as ev
@@ -38,7 +38,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 def open_log(path: str) -> EventLog:
     try:
-        return open_store(path)  # type: ignore[return-value]
+        return _open(path)
     except (EventLogError, BuildError) as e:
         raise click.ClickException(str(e)) from None
 
@@ -52,9 +52,14 @@ class Unreadable(click.ClickException):
 def open_checked(path: str) -> EventLog:
     """Open a run for verify/inspect/export: any problem with the file is exit 2, one line."""
     try:
-        return open_store(path)  # type: ignore[return-value]
+        return _open(path)
     except (EventLogError, BuildError) as e:
         raise Unreadable(str(e)) from None
+
+
+def _open(path: str) -> EventLog:
+    """A run file, or a PostgreSQL run (``postgresql://...?run=NAME``)."""
+    return open_store(path) if is_pg_url(path) else EventLog.open(path)  # type: ignore[return-value]
 
 
 def engine_for(config: dict[str, Any], where: str):  # type: ignore[no-untyped-def]
@@ -160,14 +165,14 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     for line in (sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out)
                  + cex_dex_lines(out, config) + perp_lines(out)):
         click.echo(line)
-    click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
+    click.echo(f"recorded {redact(out)}  (tapedeck replay {redact(out)} --verify)")
 
 
 def liquidation_lines(run: str) -> list[str]:
     """The liquidation strategies' summary, computed from the run's recorded events."""
     from tapedeck.runtime.liquidation_report import liquidation_reports
 
-    with open_store(run) as log:
+    with _open(run) as log:
         if not any(t.startswith(("LiquidationOpportunity", "LiquidationSkipped")) for t in log.counts_by_topic()):
             return []
         return [line for r in liquidation_reports(log.events()) for line in r.lines()]
@@ -177,7 +182,7 @@ def slicing_lines(run: str) -> list[str]:
     """The sliced orders' summary (filled against scheduled), computed from the run's recorded events."""
     from tapedeck.runtime.slicing_report import TOPICS, slicing_lines as lines
 
-    with open_store(run) as log:
+    with _open(run) as log:
         if not any(t.startswith(TOPICS) for t in log.counts_by_topic()):
             return []
         return lines(log.events(), log.manifest.config)
@@ -188,7 +193,7 @@ def cex_dex_lines(run: str, config: Any) -> list[str]:
     from tapedeck.runtime.cex_dex_report import cex_dex_reports
     from tapedeck.runtime.outcomes import eth_price_source
 
-    with open_store(run) as log:
+    with _open(run) as log:
         if not any(t.startswith("CexDexOpportunity") for t in log.counts_by_topic()):
             return []
         return [line for r in cex_dex_reports(log.events(), eth_price_source(config)) for line in r.lines()]
@@ -198,7 +203,7 @@ def perp_lines(run: str) -> list[str]:
     """The perp strategies' summary (entries, exits by path and reason, latency, PnL), from the run's events."""
     from tapedeck.runtime.perp_report import perp_reports
 
-    with open_store(run) as log:
+    with _open(run) as log:
         if not any(t.startswith(("PerpEntryDecided", "PerpExitDecided")) for t in log.counts_by_topic()):
             return []
         return [line for r in perp_reports(log.events()) for line in r.lines()]
@@ -395,7 +400,7 @@ def replay(log_path: str, do_verify: bool, allow_incomplete: bool, config_path: 
     engine = engine_for(config, str(cfg_file))
     stats = replay_into(log, config, engine, out, force)  # type: ignore[arg-type]
     log.close()
-    click.echo(summary_line(stats, out))  # type: ignore[arg-type]
+    click.echo(summary_line(stats, redact(out)))  # type: ignore[arg-type]
 
 
 def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -> None:

@@ -121,6 +121,8 @@ def is_pg_url(where: Any) -> bool:
 
 def redact(where: str | Path) -> str:
     """``where`` as messages show it: a URL without its password."""
+    if not is_pg_url(str(where)):
+        return str(where)
     from tapedeck.adapters.pg_eventlog import _redact
 
     return _redact(str(where))

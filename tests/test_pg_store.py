@@ -227,10 +227,11 @@ def test_urls_that_name_no_run_are_one_line_errors_and_no_password_is_kept_or_sa
     record(PgEventLog.create(url, Manifest(run_id="", mode="replay", config=SPREAD_CONFIG)))
     outputs = [cli("replay", url, "--verify").output, cli("inspect", url, "--json").output,
                cli("copy", url, tmp_path / "pw.db").output, cli("copy", tmp_path / "pw.db", url).output,
+               cli("replay", url, "--out", f"{secret}?run=pw2", "--config", ROOT / "fixtures" / "config" / "default.toml").output,
                cli("replay", f"{secret}?run=missing", "--verify").output]
     with psycopg.connect(pg_db) as c:
         outputs += [r[0] for r in c.execute("SELECT body FROM pw.manifest")]
-    assert all("s3cret" not in o for o in outputs), outputs
+    assert all("s3cret" not in o for o in outputs) and "recorded postgresql://postgres:***@" in outputs[4], outputs
     assert "no such run" in outputs[-2]
     unreachable = "postgresql://postgres:s3cret@127.0.0.1:9/x?run=a"  # nothing listens on port 9
     with pytest.raises(EventLogError, match="cannot reach PostgreSQL") as e:
