@@ -43,7 +43,7 @@ import re
 import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -85,9 +85,9 @@ class PgURL:
     host: str
     port: int
     user: str
-    password: str
-    dbname: str
-    run: str
+    password: str = field(repr=False)  # never shown: ``display`` is what messages use
+    dbname: str = ""
+    run: str = ""
 
     @classmethod
     def parse(cls, where: "str | PgURL") -> "PgURL":
@@ -130,9 +130,6 @@ class PgURL:
         """What names one run: server, database, schema (not who connects)."""
         return (self.host, self.port, self.dbname, self.run)
 
-    def with_run(self, run: str) -> "PgURL":
-        return PgURL(self.host, self.port, self.user, self.password, self.dbname, run)
-
     def conninfo(self, application_name: str = "tapedeck") -> str:
         params = {"host": self.host, "port": str(self.port), "user": self.user, "password": self.password,
                   "dbname": self.dbname, "application_name": application_name, "connect_timeout": "5"}
@@ -172,13 +169,17 @@ class PgWriterLock:
         except psycopg.Error as e:
             raise EventLogError(f"{self.url.display}: cannot reach PostgreSQL: {_one_line(e)}") from None
         key = f"tapedeck:{self.url.run}"
-        got = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]
-        if not got:
-            row = conn.execute(
+        try:
+            got = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]
+            row = None if got else conn.execute(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
                 "(SELECT oid FROM pg_database WHERE datname = current_database()) AND "
                 "((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%s, 0)", (key,)).fetchone()
+        except psycopg.Error as e:
+            conn.close()
+            raise EventLogError(f"{self.url.display}: cannot take the writer's lock: {_one_line(e)}") from None
+        if not got:
             conn.close()
             holder = (row[0] if row else "").rpartition("pid ")[2] or "unknown"
             raise LogLocked(f"{self.url.display}: another writer (pid {holder}) has this log open; "
