@@ -7,7 +7,7 @@ NPM_STAMP := node_modules/.installed
 CONTRACTS := $(wildcard contracts/*.sol)
 CONTRACTS_STAMP := build/contracts/.built
 
-.PHONY: demo test test-fast bootstrap bench clean contracts browser
+.PHONY: demo test test-fast bootstrap bench clean contracts browser pg
 
 bootstrap: $(PIP_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
@@ -41,8 +41,14 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null; } || \
 	  echo "chromium is not installed and could not be: browser tests will be skipped"
 
-# The whole suite, slow real-contract tests included.
-test: bootstrap browser
+# The local PostgreSQL test server (127.0.0.1:55432, cluster "tapedeck"): installed from Debian's
+# packages when missing and started, idempotently (.ci/pg-cluster). Without one the tests marked
+# postgres skip, saying why.
+pg:
+	@bash .ci/pg-cluster || echo "make pg: no PostgreSQL server could be started; the postgres tests will skip" >&2
+
+# The whole suite, slow real-contract, PostgreSQL and browser tests included.
+test: bootstrap browser pg
 	$(PY) -m pytest -q -n 2
 
 # The quick subset: everything but real-contract and long tests.

@@ -17,7 +17,7 @@ from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
-from tapedeck.runtime.bootstrap import BuildError, build_run
+from tapedeck.runtime.bootstrap import BuildError, build_run, is_pg_url, open_store, redact
 from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
 from tapedeck.domain import codec, events as ev
@@ -38,8 +38,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 def open_log(path: str) -> EventLog:
     try:
-        return EventLog.open(path)
-    except EventLogError as e:
+        return _open(path)
+    except (EventLogError, BuildError) as e:
         raise click.ClickException(str(e)) from None
 
 
@@ -52,9 +52,14 @@ class Unreadable(click.ClickException):
 def open_checked(path: str) -> EventLog:
     """Open a run for verify/inspect/export: any problem with the file is exit 2, one line."""
     try:
-        return EventLog.open(path)
-    except EventLogError as e:
+        return _open(path)
+    except (EventLogError, BuildError) as e:
         raise Unreadable(str(e)) from None
+
+
+def _open(path: str) -> EventLog:
+    """A run file, or a PostgreSQL run (``postgresql://...?run=NAME``)."""
+    return open_store(path) if is_pg_url(path) else EventLog.open(path)  # type: ignore[return-value]
 
 
 def engine_for(config: dict[str, Any], where: str):  # type: ignore[no-untyped-def]
@@ -162,7 +167,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     for line in (sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out)
                  + cex_dex_lines(out, config) + perp_lines(out)):
         click.echo(line)
-    click.echo(f"recorded {out}  (tapedeck replay {out} --verify)")
+    click.echo(f"recorded {redact(out)}  (tapedeck replay {redact(out)} --verify)")
     if with_report:
         click.echo(f"report {write_run_report(out, None)}")
 
@@ -171,7 +176,7 @@ def liquidation_lines(run: str) -> list[str]:
     """The liquidation strategies' summary, computed from the run's recorded events."""
     from tapedeck.runtime.liquidation_report import liquidation_reports
 
-    with EventLog.open(run) as log:
+    with _open(run) as log:
         if not any(t.startswith(("LiquidationOpportunity", "LiquidationSkipped")) for t in log.counts_by_topic()):
             return []
         return [line for r in liquidation_reports(log.events()) for line in r.lines()]
@@ -181,7 +186,7 @@ def slicing_lines(run: str) -> list[str]:
     """The sliced orders' summary (filled against scheduled), computed from the run's recorded events."""
     from tapedeck.runtime.slicing_report import TOPICS, slicing_lines as lines
 
-    with EventLog.open(run) as log:
+    with _open(run) as log:
         if not any(t.startswith(TOPICS) for t in log.counts_by_topic()):
             return []
         return lines(log.events(), log.manifest.config)
@@ -192,7 +197,7 @@ def cex_dex_lines(run: str, config: Any) -> list[str]:
     from tapedeck.runtime.cex_dex_report import cex_dex_reports
     from tapedeck.runtime.outcomes import eth_price_source
 
-    with EventLog.open(run) as log:
+    with _open(run) as log:
         if not any(t.startswith("CexDexOpportunity") for t in log.counts_by_topic()):
             return []
         return [line for r in cex_dex_reports(log.events(), eth_price_source(config)) for line in r.lines()]
@@ -202,7 +207,7 @@ def perp_lines(run: str) -> list[str]:
     """The perp strategies' summary (entries, exits by path and reason, latency, PnL), from the run's events."""
     from tapedeck.runtime.perp_report import perp_reports
 
-    with EventLog.open(run) as log:
+    with _open(run) as log:
         if not any(t.startswith(("PerpEntryDecided", "PerpExitDecided")) for t in log.counts_by_topic()):
             return []
         return [line for r in perp_reports(log.events()) for line in r.lines()]
@@ -404,7 +409,7 @@ def replay(log_path: str, do_verify: bool, allow_incomplete: bool, config_path: 
     engine = engine_for(config, str(cfg_file))
     stats = replay_into(log, config, engine, out, force)  # type: ignore[arg-type]
     log.close()
-    click.echo(summary_line(stats, out))  # type: ignore[arg-type]
+    click.echo(summary_line(stats, redact(out)))  # type: ignore[arg-type]
     if with_report:
         click.echo(f"report {write_run_report(out, None)}")  # type: ignore[arg-type]
 
@@ -913,6 +918,58 @@ def record_cmd(config_path: str, out: str) -> None:
     total = sum(counts.values())
     click.echo(f"recorded {total} events into {out}: "
                + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+# --------------------------------------------------------------------------- copy between stores
+
+
+@main.command("copy")
+@click.argument("src", metavar="SRC")
+@click.argument("dst", metavar="DST")
+@click.option("--force", is_flag=True, help="Replace DST if it exists.")
+def copy_cmd(src: str, dst: str, force: bool) -> None:
+    """Copy a run between stores, segment for segment: SRC and DST are each a run file (RUN.db) or a
+    PostgreSQL run (postgresql://[user@]host[:port]/DB?run=NAME). The copy has the same manifest,
+    chain, seal and digest; it is read back and its digest compared before this says so."""
+    from tapedeck.runtime.store_copy import copy_run
+
+    try:
+        done = copy_run(src, dst, overwrite=force)
+    except (EventLogError, BuildError) as e:
+        raise Unreadable(str(e)) from None
+    click.echo(done.describe(src, dst))
+
+
+
+@main.command("serve-role")
+@click.argument("role", type=click.Choice(["scanner", "evaluator", "executor"]))
+@click.argument("config_path", metavar="CONFIG")
+@click.option("--store", required=True, help="postgresql://[user@]host[:port]/DB?run=NAME: the runs NAME_in (inputs), "
+              "NAME (inputs and decisions) and NAME_ex (executions).")
+@click.option("--tape", default=None, help="scanner: the recorded log whose inputs it records (a file or postgresql:// run).")
+@click.option("--flush-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="scanner: commit every N inputs (0: the store's own batching).")
+def serve_role(role: str, config_path: str, store: str, tape: str | None, flush_every: int) -> None:
+    """Run one role of the loop on a shared PostgreSQL log (runtime/roles.py): the scanner records
+    inputs, the evaluator follows them and decides, the executor follows the decisions and fills
+    the intents on paper; each follows the others through the library's notification log."""
+    from tapedeck.runtime import roles
+
+    try:
+        if role == "scanner":
+            if not tape:
+                raise click.UsageError("the scanner needs --tape LOG (the recorded inputs it records)")
+            n = roles.serve_scanner(store, tape, flush_every=flush_every)
+            click.echo(f"scanner: recorded {n} inputs")
+            return
+        config = load_config(config_path)
+        engine_for(config, config_path)
+        if role == "evaluator":
+            stats = roles.serve_evaluator(config, store)
+            click.echo(summary_line(stats, redact(store)))
+        else:
+            n = roles.serve_executor(config, store)
+            click.echo(f"executor: submitted {n} intents")
+    except (EventLogError, BuildError) as e:
+        raise click.ClickException(str(e)) from None
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,8 @@ live       ``[[sources]]`` adapters (``live``)    per venue, else      asyncio, 
 
 The engine comes from ``tapedeck.runtime.strategy_loader.build_engine(config)`` unless one is given (a
 test's strategy). The store is created from ``out``: a path, or a URL whose scheme names the store
-(``sqlite:`` is the only one today; PostgreSQL is issue 14). ``Run.run()`` drives the run to its
+(``sqlite:///path``, or ``postgresql://[user@]host[:port]/DB?run=NAME``: the run is schema NAME of
+database DB, ``adapters.pg_eventlog``). ``Run.run()`` drives the run to its
 end, seals the manifest (event-time span, ``ended``: ``clean`` or ``failed: <why>``) and closes
 the store; a sim run's ``world.summary`` then says what the world did.
 """
@@ -73,9 +74,11 @@ def store_path(where: str | Path) -> Path:
     if isinstance(where, str):
         parts = urlsplit(where)
         if len(parts.scheme) > 1:  # one letter is a Windows drive, not a scheme
+            if is_pg_url(where):
+                raise BuildError(f"{redact(where)}: a PostgreSQL run, not a file")
             if parts.scheme != "sqlite":
-                raise NotBuiltYet(f"{where}: no {parts.scheme!r} store; the only store is sqlite "
-                                  f"(a path or sqlite:///path); other stores come with {STORE_ISSUE}")
+                raise NotBuiltYet(f"{where}: no {parts.scheme!r} store; the stores are sqlite "
+                                  f"(a path or sqlite:///path) and postgresql://host/DB?run=NAME ({STORE_ISSUE})")
             if not parts.path:
                 raise BuildError(f"{where}: a sqlite URL names a file (sqlite:///path/run.db)")
             return Path(parts.netloc + parts.path)
@@ -87,6 +90,11 @@ def create_store(where: str | Path, manifest: Manifest, *, overwrite: bool = Fal
     """A new run's store at ``where`` (the seam a ``--store``/config choice plugs into). It commits
     at least every ``max_delay_ms`` (the config's ``[store] max_delay_ms``; default the store's own,
     200 ms), so a killed run loses at most that window."""
+    if is_pg_url(where):
+        from tapedeck.adapters.pg_eventlog import PgEventLog
+
+        delay = {} if max_delay_ms is None else {"max_delay_ms": max_delay_ms}
+        return PgEventLog.create(str(where), manifest, overwrite=overwrite, **delay)
     if max_delay_ms is None:
         return EventLog.create(store_path(where), manifest, overwrite=overwrite)
     return EventLog.create(store_path(where), manifest, overwrite=overwrite, max_delay_ms=max_delay_ms)
@@ -98,9 +106,27 @@ def store_delay(config: dict[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
-def open_store(where: str | Path) -> EventStore:
-    """An existing run's store, to read."""
-    return EventLog.open(store_path(where))
+def open_store(where: str | Path, *, resume: bool = False) -> EventStore:
+    """An existing run's store, to read (``resume``: to go on writing it, as ``EventLog.open``)."""
+    if is_pg_url(where):
+        from tapedeck.adapters.pg_eventlog import PgEventLog
+
+        return PgEventLog.open(str(where), resume=resume)
+    return EventLog.open(store_path(where), resume=resume)
+
+
+def is_pg_url(where: Any) -> bool:
+    """Whether ``where`` names a PostgreSQL run (``postgresql://`` or ``postgres://``)."""
+    return isinstance(where, str) and urlsplit(where).scheme in ("postgresql", "postgres")
+
+
+def redact(where: str | Path) -> str:
+    """``where`` as messages show it: a URL without its password."""
+    if not is_pg_url(str(where)):
+        return str(where)
+    from tapedeck.adapters.pg_eventlog import _redact
+
+    return _redact(str(where))
 
 
 def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Engine | None = None,
@@ -212,8 +238,14 @@ def _live(config: dict[str, Any], out: str | Path, engine: Engine | None, live: 
 
 def _not_onto_itself(source: Any, out: str | Path) -> None:
     """A replay never writes over the log it reads (``--force`` would delete it first)."""
-    dst = store_path(out)
     src = getattr(source, "path", None)
+    if is_pg_url(out) or is_pg_url(str(src)):
+        from tapedeck.adapters.pg_eventlog import PgURL
+
+        if is_pg_url(out) and is_pg_url(str(src)) and PgURL.parse(str(out)).key == PgURL.parse(str(src)).key:
+            raise BuildError(f"{redact(out)}: is the log being replayed; record the replay into another run")
+        return
+    dst = store_path(out)
     if src is None:
         return
     same = Path(src).resolve() == dst.resolve() or (dst.exists() and Path(src).exists() and os.path.samefile(src, dst))

@@ -101,7 +101,9 @@ def test_modes_and_stores_not_built_yet_say_where_they_come_from(tmp_path: Path)
     with pytest.raises(BuildError, match="unknown run mode 'backtest'"):
         build_run("backtest", SPREAD_CONFIG, out=tmp_path / "b.db")
     with pytest.raises(NotBuiltYet, match="issue 14"):
-        build_run("replay", SPREAD_CONFIG, out="postgresql://db/runs", source=[])
+        build_run("replay", SPREAD_CONFIG, out="mysql://db/runs", source=[])
+    with pytest.raises(BuildError, match="a PostgreSQL run, not a file"):  # postgresql:// is a store (issue 14)
+        store_path("postgresql://db/runs?run=a")
     assert store_path("sqlite:///tmp/x.db") == Path("/tmp/x.db") and store_path("runs/x.db") == Path("runs/x.db")
     assert not list(tmp_path.iterdir())  # nothing was created by a run that could not be built
 
