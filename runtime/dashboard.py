@@ -25,22 +25,16 @@ JSON = "application/json"
 
 
 def open_store(url: str) -> Any:
-    """A store to read a run from: a SQLite run file (``EventLog.open``, read only). A
-    ``postgresql://`` URL needs the PostgreSQL store of issue 14 (adapters/pg_eventlog.py)."""
-    from tapedeck.adapters.eventlog import EventLog, EventLogError
+    """A store to read a run from: a SQLite run file or a ``postgresql://...?run=NAME`` run (the
+    bootstrap's ``open_store``: the same port either way)."""
+    from tapedeck.runtime.bootstrap import BuildError
+    from tapedeck.runtime.bootstrap import open_store as open_run
+    from tapedeck.adapters.eventlog import EventLogError
 
-    if url.startswith(("postgresql://", "postgres://")):
-        try:
-            from tapedeck.adapters import pg_eventlog  # type: ignore[attr-defined]
-        except ImportError:
-            raise EventLogError(f"{url.split('@')[-1]}: this build has no PostgreSQL store "
-                                "(adapters/pg_eventlog.py)") from None
-        opener = getattr(pg_eventlog, "open_store", None)
-        if opener is None:
-            raise EventLogError(f"{url.split('@')[-1]}: the PostgreSQL store has no open_store(url) to read a run "
-                                "through (adapters/pg_eventlog.py)")
-        return opener(url)
-    return EventLog.open(url)
+    try:
+        return open_run(url)
+    except BuildError as e:
+        raise EventLogError(str(e)) from None
 
 
 class Dashboard:
