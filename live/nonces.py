@@ -49,9 +49,9 @@ class NotReconciled(RuntimeError):
 class RpcError(RuntimeError):
     """A JSON-RPC error answer: ``code`` and ``message`` as the node gave them."""
 
-    def __init__(self, method: str, code: int, message: str) -> None:
+    def __init__(self, method: str, code: int, message: str, data: str = "") -> None:
         super().__init__(f"{method}: {message} (code {code})")
-        self.method, self.code, self.message = method, code, message
+        self.method, self.code, self.message, self.data = method, code, message, data
 
 
 def is_already_known(e: Exception) -> bool:
@@ -83,6 +83,7 @@ class NonceManager:
         self.open: dict[str, ev.TransactionSigned] = {}  # signed, not yet closed (mined, dropped, replaced)
         self.broadcasts: dict[str, int] = {}  # hash -> broadcasts recorded
         self.targets: dict[str, int] = {}  # hash -> the last block a bundle carrying it targets
+        self.order: dict[str, int] = {}  # hash -> the order it was signed in (events folded live have no seq yet)
         self.next_nonce: int | None = None  # None: not reconciled
         self.highest: int = -1  # the highest nonce ever signed
         self.reconciled = False
@@ -97,6 +98,7 @@ class NonceManager:
                 return
             self.signed[e.tx] = e
             self.open[e.tx] = e
+            self.order.setdefault(e.tx, len(self.order))
             self.highest = max(self.highest, e.nonce)
             if self.next_nonce is not None:
                 self.next_nonce = max(self.next_nonce, e.nonce + 1)
@@ -140,7 +142,7 @@ class NonceManager:
     def latest_at(self, nonce: int) -> ev.TransactionSigned | None:
         """The newest open transaction at ``nonce`` (a replacement supersedes what it replaces)."""
         at = [s for s in self.open.values() if s.nonce == nonce]
-        return max(at, key=lambda s: s.seq) if at else None
+        return max(at, key=lambda s: self.order[s.tx]) if at else None
 
     # ------------------------------------------------------------------ reconciling
 
@@ -155,13 +157,13 @@ class NonceManager:
             head = int(await rpc.call("eth_blockNumber", []), 16)
         rebroadcast: list[str] = []
         notes: list[str] = []
-        open_sorted = sorted(self.open.values(), key=lambda s: (s.nonce, s.seq))
+        open_sorted = sorted(self.open.values(), key=lambda s: (s.nonce, self.order[s.tx]))
         receipts: dict[str, dict[str, Any] | None] = {}
         for s in open_sorted:
             receipts[s.tx] = await rpc.call("eth_getTransactionReceipt", [s.tx])
         mined_at = {s.nonce: s.tx for s in open_sorted if receipts[s.tx]}
         for s in open_sorted:
-            common = dict(ts=now(), source=source, cause=s.seq, intent=s.intent, chain=self.chain, tx=s.tx)
+            common = dict(ts=now(), source=source, cause=s.seq or s.intent, intent=s.intent, chain=self.chain, tx=s.tx)
             receipt = receipts[s.tx]
             if receipt:
                 out.mined[s.tx] = receipt

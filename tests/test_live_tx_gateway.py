@@ -1,0 +1,397 @@
+"""The live EVM gateway on anvil (127.0.0.1) with the sim's Aave v3 + Uniswap V2 deployment and
+the AaveLiquidator executor, owned by a planted key that signs every transaction here.
+
+* **execute**: a liquidation intent becomes one transaction; its execution events (signed,
+  broadcast, submitted, included, filled) match the chain's receipt: block, index, gas used,
+  status, effective gas price; the fill is the pool's ``LiquidationCall`` log.
+* **paper**: the same intent on the same state is simulated (``eth_simulateV1``), nothing is
+  sent (the account's nonce and the head do not move), and the computed fill equals the one the
+  executed transaction made, to the wei (gas priced at the same base fee).
+* **private**: the bundle path through a local relay (``tests/test_flashbots.LocalRelay``) lands
+  the transaction; a relay that leaves the bundle out gives dropped + failed.
+* **crash**: a process killed with SIGKILL between recording the signed transaction and
+  broadcasting it (and another killed right after broadcasting, before recording that it did)
+  is restarted on the same log: the nonce manager reconciles, rebroadcasts the recorded bytes
+  (or finds them mined), and the chain holds exactly one transaction per nonce: none sent twice.
+* the planted key appears nowhere: not in the log file's bytes, nor any output of the processes.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from tapedeck.adapters.eventlog import EventLog, Manifest
+from tapedeck.domain import events as ev
+from tapedeck.live.evm_gateway import EvmGateway, EvmGatewayConfig
+from tapedeck.live.fees import GWEI, FeePolicy
+from tapedeck.live.flashbots import FlashbotsRelay
+from tapedeck.live.keys import key_from_hex
+
+pytestmark = [pytest.mark.contract, pytest.mark.slow]
+
+E6, E8, E18 = 10**6, 10**8, 10**18
+BOT_SECRET = "0x" + "b7" * 16 + "2e" * 16  # planted: must appear in no log and no output
+RELAY_SECRET = "0x" + "4c" * 32
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def world() -> Any:
+    from tapedeck.sim.chain import uniswap_v2 as uv2
+    from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
+    from tapedeck.sim.chain.anvil import AnvilChain
+    from tapedeck.sim.chain.artifacts import ArtifactMissing
+    from tapedeck.sim.chain.executor import deploy_executor
+    from tapedeck.sim.chain.pyevm import transact
+
+    try:
+        chain = AnvilChain(start_time=1_700_000_000)
+    except ArtifactMissing as e:
+        pytest.skip(f"no anvil: {e}")
+    try:
+        w3, admin = chain.w3, chain.accounts[0]
+        bot = Account.from_key(BOT_SECRET).address
+        chain.rpc("anvil_setBalance", [bot, hex(100 * E18)])
+        chain.rpc("anvil_impersonateAccount", [bot])
+        market = deploy_aave_v3(w3)
+        executor = deploy_executor(market, bot)
+        chain.rpc("anvil_stopImpersonatingAccount", [bot])
+        lp = chain.accounts[9]
+        market.supply(lp, "USDC", 500_000_000 * E6, mint=True)
+        market.supply(lp, "WETH", 100_000 * E18, mint=True)
+        weth, usdc = market.tokens["WETH"], market.tokens["USDC"]
+        factory, _router = uv2.deploy_factory_and_router(w3, market.asset("WETH"), admin)
+        pair = uv2.create_pair(w3, factory, weth, usdc, admin)
+        user = chain.accounts[2]
+        market.supply(user, "WETH", 100 * E18, mint=True)
+        market.borrow(user, "USDC", 100 * 2000 * E6 * 825 // 1000 * 100 // 125)  # HF ~1.25 at $2000
+        price = 2000 * E8 * 90 // 125  # HF ~0.9: the whole debt may be covered
+        market.set_price("WETH", price)
+        depth = 20_000_000
+        for token, amount in ((weth, depth * E18 * E8 // price), (usdc, depth * E6)):
+            transact(w3, token.get_function_by_signature("mint(address,uint256)")(admin, amount), admin, 120_000)
+            transact(w3, token.functions.transfer(pair.pair.address, amount), admin, 100_000)
+        transact(w3, pair.pair.functions.mint(admin), admin, 300_000)
+        debt = market.variable_debt[market.asset("USDC")].functions.balanceOf(user).call()
+        yield dict(chain=chain, market=market, executor=executor, pair=pair.pair.address, user=user, bot=bot,
+                   debt=debt, snap=chain.snapshot())
+    finally:
+        chain.close()
+
+
+def _fresh(world: Any) -> None:
+    world["chain"].revert(world["snap"])
+    world["snap"] = world["chain"].snapshot()
+
+
+def _config(world: Any) -> EvmGatewayConfig:
+    m = world["market"]
+    return EvmGatewayConfig(chain="anvil", rpc_url=world["chain"].url, sender=world["bot"],
+                            liquidator=world["executor"].address, aave_pool=m.pool.address,
+                            tokens={"WETH": m.asset("WETH"), "USDC": m.asset("USDC")}, pools={"weth-usdc": world["pair"]},
+                            fees=FeePolicy(max_priority_fee_cap=10 * GWEI), poll_interval=0.05, block_time=1)
+
+
+def _intent(world: Any, seq: int = 1, private: bool = False) -> ev.OrderIntended:
+    return ev.OrderIntended(seq=seq, ts=1, source="engine", strategy="liq", venue="aave-v3:anvil", instrument="WETH/USDC",
+                            side="liquidate", amount=world["debt"] // 2, notional=world["debt"] // 2, target=world["user"],
+                            max_priority_fee=2 * GWEI, client_id=f"c{seq}", route=("weth-usdc",), min_profit=0,
+                            private=private)
+
+
+class Recorder:
+    """The runner's recording path without an engine: every report appended to the run's log."""
+
+    def __init__(self, path: Path) -> None:
+        self.log = EventLog.create(path, Manifest(run_id="", mode="live"))
+        self.events: list[ev.Event] = []
+        self.flushes = 0
+
+    def report(self, e: ev.Event) -> None:
+        self.events.append(self.log.append(e))
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.log.flush()
+
+    def intent(self, intent: ev.OrderIntended) -> ev.OrderIntended:
+        numbered = self.log.append(msgspec_replace(intent, seq=0))
+        self.log.flush()
+        return numbered  # type: ignore[return-value]
+
+
+def msgspec_replace(e: Any, **kw: Any) -> Any:
+    import msgspec
+
+    return msgspec.structs.replace(e, **kw)
+
+
+def _run(gw: EvmGateway, rec: Recorder, intents: list[ev.OrderIntended]) -> list[ev.Event]:
+    async def go() -> None:
+        gw.bind(rec.report)
+        await gw.start()
+        for i in intents:
+            gw.submit(rec.intent(i))
+        await gw.close()
+
+    asyncio.run(go())
+    rec.log.close("clean")
+    return rec.events
+
+
+def _of(events: list[ev.Event], t: type) -> list[Any]:
+    return [e for e in events if type(e) is t]
+
+
+def test_execute_matches_the_receipt_and_paper_computes_the_same_fill(world: Any, tmp_path: Path) -> None:
+    _fresh(world)
+    w3 = world["chain"].w3
+    head0, nonce0 = w3.eth.block_number, w3.eth.get_transaction_count(world["bot"])
+    paper = _run(EvmGateway(_config(world)), Recorder(tmp_path / "paper.db"), [_intent(world)])
+    assert (w3.eth.block_number, w3.eth.get_transaction_count(world["bot"])) == (head0, nonce0)  # nothing sent
+    assert [type(e).__name__ for e in paper] == ["OrderAcknowledged", "OrderFilled", "InventoryChanged",
+                                                 "InventoryChanged"]
+    assert all(e.source == "paper:evm:anvil" for e in paper)
+    [pfill] = _of(paper, ev.OrderFilled)
+    assert 0 < pfill.notional <= world["debt"] // 2 and pfill.amount > 0
+
+    key = key_from_hex(BOT_SECRET, "test")
+    rec = Recorder(tmp_path / "live.db")
+    live = _run(EvmGateway(_config(world), key=key, execute=True, flush=rec.flush), rec, [_intent(world)])
+    names = [type(e).__name__ for e in live]
+    assert names[:5] == ["NonceReconciled", "TransactionSigned", "TransactionBroadcast", "TransactionSubmitted",
+                         "TransactionIncluded"] or names[:6] == ["NonceReconciled", "TransactionSigned",
+                                                                 "TransactionBroadcast", "TransactionSubmitted",
+                                                                 "TransactionPending", "TransactionIncluded"]
+    assert names[-3:] == ["OrderFilled", "InventoryChanged", "InventoryChanged"]
+    [recon] = _of(live, ev.NonceReconciled)
+    [signed] = _of(live, ev.TransactionSigned)
+    [inc] = _of(live, ev.TransactionIncluded)
+    [fill] = _of(live, ev.OrderFilled)
+    assert (recon.chain_pending, recon.next_nonce, signed.nonce) == (nonce0, nonce0, nonce0)
+    receipt = w3.eth.get_transaction_receipt(signed.tx)
+    assert (inc.tx, inc.block, inc.index, inc.gas_used, inc.gas_price, inc.status) == (
+        signed.tx, receipt["blockNumber"], receipt["transactionIndex"], receipt["gasUsed"],
+        receipt["effectiveGasPrice"], "success")
+    assert receipt["status"] == 1 and receipt["from"].lower() == signed.sender
+    tx = w3.eth.get_transaction(signed.tx)
+    assert "0x" + bytes(tx["hash"]).hex() == signed.tx and tx["nonce"] == signed.nonce
+    assert (tx["maxFeePerGas"], tx["maxPriorityFeePerGas"], tx["gas"]) == (signed.max_fee, signed.max_priority_fee,
+                                                                          signed.gas)
+    [log] = world["market"].liquidation_logs(receipt)
+    assert (fill.amount, fill.notional) == (log["liquidatedCollateralAmount"], log["debtToCover"])
+    assert fill.fee == receipt["gasUsed"] * receipt["effectiveGasPrice"] and fill.source == "live:evm:anvil"
+    # paper computed the same fill, without sending, on the state before (gas at the same base fee)
+    assert (pfill.amount, pfill.notional, pfill.fee) == (fill.amount, fill.notional, fill.fee)
+    assert [(e.asset, e.delta) for e in _of(paper, ev.InventoryChanged)] == [
+        (e.asset, e.delta) for e in _of(live, ev.InventoryChanged)]
+    # saved before sent: the signed event was flushed before the broadcast was recorded
+    seqs = {type(e).__name__: e.seq for e in live}
+    assert seqs["TransactionSigned"] < seqs["TransactionBroadcast"] and rec.flushes >= 1
+    stored = list(EventLog.open(tmp_path / "live.db").events())
+    assert [type(e).__name__ for e in stored if e.KIND == ev.EXECUTION] == names
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1
+
+
+def test_a_liquidation_that_would_revert_fails_on_paper_and_is_not_sent(world: Any, tmp_path: Path) -> None:
+    _fresh(world)
+    w3 = world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    greedy = msgspec_replace(_intent(world), min_profit=10**15)  # more than it can make
+    paper = _run(EvmGateway(_config(world)), Recorder(tmp_path / "p.db"), [greedy])
+    [failed] = paper
+    assert type(failed) is ev.OrderFailed and failed.reason.startswith("would revert: ProfitBelowMinimum(")
+    key = key_from_hex(BOT_SECRET, "test")
+    rec = Recorder(tmp_path / "l.db")
+    live = _run(EvmGateway(_config(world), key=key, execute=True, flush=rec.flush), rec, [greedy])
+    assert [type(e).__name__ for e in live] == ["NonceReconciled", "OrderFailed"]
+    assert "ProfitBelowMinimum(" in live[-1].reason and "not sent" in live[-1].reason
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0
+
+
+def test_a_mined_revert_reports_included_reverted_with_the_reason(world: Any, tmp_path: Path) -> None:
+    _fresh(world)
+    w3 = world["chain"].w3
+    key = key_from_hex(BOT_SECRET, "test")
+    rec = Recorder(tmp_path / "r.db")
+    cfg = msgspec_free_replace(_config(world), precheck=False)
+    live = _run(EvmGateway(cfg, key=key, execute=True, flush=rec.flush), rec,
+                [msgspec_replace(_intent(world), min_profit=10**15)])
+    [inc] = _of(live, ev.TransactionIncluded)
+    receipt = w3.eth.get_transaction_receipt(inc.tx)
+    assert receipt["status"] == 0 and inc.status == "reverted" and inc.gas_used == receipt["gasUsed"]
+    assert inc.reason.startswith("ProfitBelowMinimum(")
+    [failed] = _of(live, ev.OrderFailed)
+    assert failed.reason == f"reverted: {inc.reason}"
+
+
+def msgspec_free_replace(cfg: EvmGatewayConfig, **kw: Any) -> EvmGatewayConfig:
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
+
+
+def test_private_liquidation_goes_as_a_bundle_through_the_relay(world: Any, tmp_path: Path) -> None:
+    from tests.test_flashbots import LocalRelay, recover_header
+
+    _fresh(world)
+    w3 = world["chain"].w3
+    key = key_from_hex(BOT_SECRET, "test")
+    auth = key_from_hex(RELAY_SECRET, "test")
+
+    async def go(include: bool, path: Path) -> tuple[list[ev.Event], LocalRelay]:
+        relay = await LocalRelay(world["chain"].url).start()
+        relay.include = include
+        rec = Recorder(path)
+        gw = EvmGateway(_config(world), key=key, execute=True, flush=rec.flush,
+                        relay=FlashbotsRelay(relay.url, auth, name="local"))
+        gw.bind(rec.report)
+        await gw.start()
+        gw.submit(rec.intent(_intent(world, private=True)))
+        if not include:  # the relay left it out: once it was offered, the chain moves on past its target block
+            while not _of(rec.events, ev.TransactionBroadcast):
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(world["chain"].rpc, "evm_mine", [])
+        await gw.close()
+        await relay.stop()
+        rec.log.close("clean")
+        return rec.events, relay
+
+    events, relay = asyncio.run(go(True, tmp_path / "b.db"))
+    [signed] = _of(events, ev.TransactionSigned)
+    [bcast] = _of(events, ev.TransactionBroadcast)
+    [inc] = _of(events, ev.TransactionIncluded)
+    assert signed.route == "bundle" and bcast.via == "bundle:local" and bcast.target_block == signed.target_block
+    assert inc.status == "success" and w3.eth.get_transaction_receipt(signed.tx)["blockNumber"] == inc.block
+    assert _of(events, ev.OrderFilled)
+    body, header, payload = relay.requests[-1]
+    assert payload["method"] == "eth_sendBundle" and payload["params"][0]["txs"] == [signed.raw]
+    assert recover_header(body, header) == (auth.address, True)
+
+    _fresh(world)
+    events, relay = asyncio.run(go(False, tmp_path / "d.db"))
+    [signed] = _of(events, ev.TransactionSigned)
+    [drop] = _of(events, ev.TransactionDropped)
+    [failed] = _of(events, ev.OrderFailed)
+    assert drop.tx == signed.tx and "bundle not included by its target block" in drop.reason
+    assert failed.reason.startswith("dropped: bundle not included")
+    assert world["chain"].rpc("eth_getTransactionReceipt", [signed.tx]) is None
+    assert w3.eth.get_transaction_count(world["bot"]) == signed.nonce  # its nonce is still free
+
+
+# ----------------------------------------------------------------------------- kill -9 and restart
+
+CHILD = r'''
+import asyncio, json, os, signal, sys
+from tapedeck.adapters.eventlog import EventLog, Manifest
+from tapedeck.domain import events as ev
+from tapedeck.live import evm_gateway as g
+from tapedeck.live.keys import key_from_env
+
+args = json.loads(sys.argv[1])
+cfg = g.EvmGatewayConfig(**args["config"])
+key = key_from_env("TAPEDECK_PRIVATE_KEY")
+print("key loaded:", key)
+path = args["log"]
+log = EventLog.open(path, resume=True) if os.path.exists(path) else EventLog.create(path, Manifest(run_id="", mode="live"))
+gw = g.EvmGateway(cfg, key=key, execute=True, flush=log.flush)
+gw.restore(log.events())
+stage = args["stage"]
+if stage == "after-sign":  # killed once the signed transaction is saved, before it is broadcast
+    async def die(*a, **k):
+        os.kill(os.getpid(), signal.SIGKILL)
+    gw._broadcast = die
+elif stage == "after-broadcast":  # killed once the node has the bytes, before that is recorded
+    orig = gw._record
+    def record(e, durable=False):
+        if type(e) is ev.TransactionBroadcast:
+            os.kill(os.getpid(), signal.SIGKILL)
+        orig(e, durable=durable)
+    gw._record = record
+
+async def main():
+    gw.bind(log.append)
+    await gw.start()
+    if args.get("intent"):
+        i = ev.OrderIntended(**args["intent"])
+        gw.submit(log.append(i))
+        log.flush()
+    await gw.close()
+    log.close("clean")
+    print("done", gw.health())
+
+asyncio.run(main())
+'''
+
+
+def _child(world: Any, tmp_path: Path, stage: str, intent: ev.OrderIntended | None) -> subprocess.CompletedProcess:
+    cfg = _config(world)
+    config = {k: getattr(cfg, k) for k in ("chain", "rpc_url", "sender", "liquidator", "aave_pool", "poll_interval", "block_time")}
+    config["tokens"], config["pools"] = dict(cfg.tokens), dict(cfg.pools)
+    spec = {"config": config, "log": str(tmp_path / "run.db"), "stage": stage, "intent": None}
+    if intent is not None:
+        spec["intent"] = {f: getattr(intent, f) for f in intent.__struct_fields__ if f != "seq"}
+        spec["intent"]["route"] = list(intent.route)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "TAPEDECK_PRIVATE_KEY": BOT_SECRET}
+    return subprocess.run([sys.executable, str(script), json.dumps(spec)], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=str(ROOT))
+
+
+def _secretless(*texts: str) -> None:
+    for t in texts:
+        for needle in (BOT_SECRET, BOT_SECRET[2:], BOT_SECRET[2:].upper(), RELAY_SECRET[2:]):
+            assert needle not in t
+
+
+@pytest.mark.parametrize("stage", ["after-sign", "after-broadcast"])
+def test_kill_9_between_save_and_broadcast_then_restart_sends_nothing_twice(world: Any, tmp_path: Path,
+                                                                             stage: str) -> None:
+    _fresh(world)
+    w3 = world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    first = _child(world, tmp_path, stage, _intent(world))
+    assert first.returncode == -9, first.stderr
+    crashed = list(EventLog.open(tmp_path / "run.db").events())
+    [signed] = _of(crashed, ev.TransactionSigned)
+    assert not _of(crashed, ev.TransactionBroadcast)  # killed before that was recorded, in both stages
+    on_chain = w3.eth.get_transaction_count(world["bot"])
+    assert on_chain == (nonce0 if stage == "after-sign" else nonce0 + 1)
+
+    second = _child(world, tmp_path, "normal", _intent(world, private=False))  # restart; then a new intent
+    assert second.returncode == 0, second.stderr
+    events = list(EventLog.open(tmp_path / "run.db").events())
+    recons = _of(events, ev.NonceReconciled)
+    assert len(recons) == 2  # the first process's, and the restart's (before anything else was sent)
+    recon = recons[-1]
+    if stage == "after-sign":
+        assert recon.rebroadcast == (signed.tx,) and recon.chain_latest == nonce0
+    else:
+        assert recon.rebroadcast == () and signed.tx in recon.open  # found mined: nothing sent again
+    signs = _of(events, ev.TransactionSigned)
+    assert [s.nonce for s in signs] == [nonce0, nonce0 + 1]  # the new intent took the next nonce
+    assert signs[0].tx == signed.tx and signs[0].raw == signed.raw
+    # exactly one transaction per nonce on chain, and it is the recorded one
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 2
+    for s in signs:
+        r = w3.eth.get_transaction_receipt(s.tx)
+        assert r["status"] in (0, 1) and w3.eth.get_transaction(s.tx)["nonce"] == s.nonce
+    incs = _of(events, ev.TransactionIncluded)
+    assert sorted(i.tx for i in incs) == sorted(s.tx for s in signs)  # each followed to its receipt once
+    first_fill = [f for f in _of(events, ev.OrderFilled) if f.intent == signed.intent]
+    assert len(first_fill) == 1  # the crashed intent's fill reported once, by the restart
+    # the planted key: nowhere in the log's bytes or any output
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("run.db*"))
+    for needle in (BOT_SECRET[2:], BOT_SECRET[2:].upper()):
+        assert needle.encode() not in blob and bytes.fromhex(BOT_SECRET[2:]) not in blob
+    _secretless(first.stdout, first.stderr, second.stdout, second.stderr)
+    assert "key loaded: SigningKey(address=" in second.stdout
