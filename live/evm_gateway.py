@@ -592,6 +592,41 @@ class EvmGateway:
                                              max_priority_fee=signed.max_priority_fee))
         await self._follow(signed, head)
 
+    async def replace(self, tx_hash: str, reason: str = "fee bump") -> str:
+        """Replace an open public transaction on purpose: the same call at the same nonce with fees
+        at least +10% over the old (``live.fees.replacement_fees``), signed, saved, then sent; the
+        one of the two that is mined closes the other (``TransactionReplaced``). Returns the new hash."""
+        from tapedeck.live.fees import replacement_fees
+
+        old = self.nonces.open.get(tx_hash)
+        if old is None or old.route != "public":
+            raise ValueError(f"{tx_hash} is not an open public transaction of this gateway")
+        intent = self.intents[old.intent]
+        call = await self._build(intent)
+        block = await self._head()
+        fees = replacement_fees(Fees(old.max_fee, old.max_priority_fee, 0), self._fees(intent, block), self.config.fees)
+        async with self._lock():
+            tx = await self._tx(call, fees, old.nonce, old.gas)
+            assert self.key is not None
+            raw, new_hash = self.key.sign_transaction(tx)
+            self._record(ev.TransactionSigned(**self._common(intent), chain=self.chain, tx=new_hash,
+                                              sender=self.sender.lower(), nonce=old.nonce, gas=old.gas,
+                                              max_fee=fees.max_fee, max_priority_fee=fees.max_priority_fee,
+                                              raw="0x" + raw.hex(), route="public", replaces=old.tx), durable=True)
+        signed = self.nonces.signed[new_hash]
+        common = self._common(intent)
+        try:
+            await self.rpc.call("eth_sendRawTransaction", [signed.raw])
+        except RpcError as e:
+            if not is_already_known(e):
+                self._record(ev.TransactionDropped(**common, chain=self.chain, tx=new_hash,
+                                                   reason=f"replacement not broadcast ({reason}): {e}"))
+                return new_hash
+        self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=new_hash, via="public",
+                                             detail=f"replaces {old.tx}: {reason}"))
+        self._spawn(self._follow(signed, _int(block["number"])))
+        return new_hash
+
     async def _follow(self, signed: ev.TransactionSigned, sent_head: int) -> None:
         """Poll until the transaction is mined, or its bundle's blocks passed, or its nonce was taken."""
         intent = self.intents.get(signed.intent)

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def world() -> Any:
     from tapedeck.sim.chain import uniswap_v2 as uv2
     from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
+    from tapedeck.sim.chain.arb_executor import deploy_arb_executor
     from tapedeck.sim.chain.anvil import AnvilChain
     from tapedeck.sim.chain.artifacts import ArtifactMissing
     from tapedeck.sim.chain.executor import deploy_executor
@@ -80,8 +81,19 @@ def world() -> Any:
             transact(w3, token.get_function_by_signature("mint(address,uint256)")(admin, amount), admin, 120_000)
             transact(w3, token.functions.transfer(pair.pair.address, amount), admin, 100_000)
         transact(w3, pair.pair.functions.mint(admin), admin, 300_000)
+        # a second WETH/USDC pair (another factory) 2% dearer, and the bot's ArbExecutor: an arbitrage
+        factory2, _ = uv2.deploy_factory_and_router(w3, market.asset("WETH"), admin)
+        pair2 = uv2.create_pair(w3, factory2, weth, usdc, admin)
+        for token, amount in ((weth, depth * E18 * E8 // price), (usdc, depth * E6 * 102 // 100)):
+            transact(w3, token.get_function_by_signature("mint(address,uint256)")(admin, amount), admin, 120_000)
+            transact(w3, token.functions.transfer(pair2.pair.address, amount), admin, 100_000)
+        transact(w3, pair2.pair.functions.mint(admin), admin, 300_000)
+        chain.rpc("anvil_impersonateAccount", [bot])
+        arb = deploy_arb_executor(w3, bot)
+        chain.rpc("anvil_stopImpersonatingAccount", [bot])
         debt = market.variable_debt[market.asset("USDC")].functions.balanceOf(user).call()
         yield dict(chain=chain, market=market, executor=executor, pair=pair.pair.address, user=user, bot=bot,
+                   pair2=pair2.pair.address, arb=arb,
                    debt=debt, snap=chain.snapshot())
     finally:
         chain.close()
@@ -96,7 +108,9 @@ def _config(world: Any) -> EvmGatewayConfig:
     m = world["market"]
     return EvmGatewayConfig(chain="anvil", rpc_url=world["chain"].url, sender=world["bot"],
                             liquidator=world["executor"].address, aave_pool=m.pool.address,
-                            tokens={"WETH": m.asset("WETH"), "USDC": m.asset("USDC")}, pools={"weth-usdc": world["pair"]},
+                            arb_executor=world["arb"].address, arb_token=m.asset("USDC"),
+                            tokens={"WETH": m.asset("WETH"), "USDC": m.asset("USDC")},
+                            pools={"weth-usdc": world["pair"], "weth-usdc-2": world["pair2"]},
                             fees=FeePolicy(max_priority_fee_cap=10 * GWEI), poll_interval=0.05, block_time=1)
 
 
@@ -201,6 +215,30 @@ def test_execute_matches_the_receipt_and_paper_computes_the_same_fill(world: Any
     assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1
 
 
+def test_atomic_arbitrage_through_the_arb_executor_paper_then_execute(world: Any, tmp_path: Path) -> None:
+    _fresh(world)
+    w3 = world["chain"].w3
+    intent = ev.OrderIntended(seq=1, ts=1, source="engine", strategy="arb", venue="anvil:arb-executor",
+                              instrument="weth-usdc->weth-usdc-2", side="arb", amount=20_000 * E6, notional=20_000 * E6,
+                              max_priority_fee=GWEI, client_id="a1", route=("weth-usdc", "weth-usdc-2"), min_profit=1)
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    paper = _run(EvmGateway(_config(world)), Recorder(tmp_path / "ap.db"), [intent])
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0
+    [pfill] = _of(paper, ev.OrderFilled)
+    assert pfill.notional == 20_000 * E6 and pfill.amount > pfill.notional  # computed from the Arbitraged log
+    rec = Recorder(tmp_path / "al.db")
+    live = _run(EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush), rec,
+                [intent])
+    [inc] = _of(live, ev.TransactionIncluded)
+    [fill] = _of(live, ev.OrderFilled)
+    receipt = w3.eth.get_transaction_receipt(inc.tx)
+    got = world["arb"].arbitraged(receipt)
+    assert (inc.block, inc.index, inc.gas_used, inc.status) == (receipt["blockNumber"], receipt["transactionIndex"],
+                                                                receipt["gasUsed"], "success")
+    assert (fill.amount, fill.notional) == (got["amount_out"], got["amount_in"])
+    assert (pfill.amount, pfill.notional, pfill.fee) == (fill.amount, fill.notional, fill.fee)
+
+
 def test_a_liquidation_that_would_revert_fails_on_paper_and_is_not_sent(world: Any, tmp_path: Path) -> None:
     _fresh(world)
     w3 = world["chain"].w3
@@ -285,6 +323,46 @@ def test_private_liquidation_goes_as_a_bundle_through_the_relay(world: Any, tmp_
     assert failed.reason.startswith("dropped: bundle not included")
     assert world["chain"].rpc("eth_getTransactionReceipt", [signed.tx]) is None
     assert w3.eth.get_transaction_count(world["bot"]) == signed.nonce  # its nonce is still free
+
+
+def test_a_pending_transaction_replaced_on_purpose_lands_once(world: Any, tmp_path: Path) -> None:
+    _fresh(world)
+    chain, w3 = world["chain"], world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    rec = Recorder(tmp_path / "rp.db")
+    gw = EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush)
+
+    async def until(pred: Any) -> None:
+        while not pred():
+            await asyncio.sleep(0.01)
+
+    async def go() -> str:
+        gw.bind(rec.report)
+        await gw.start()
+        await asyncio.to_thread(chain.rpc, "evm_setAutomine", [False])
+        try:
+            gw.submit(rec.intent(_intent(world)))
+            await until(lambda: _of(rec.events, ev.TransactionPending))  # in the node's mempool, not mined
+            [old] = _of(rec.events, ev.TransactionSigned)
+            new = await gw.replace(old.tx, "stuck")
+            await asyncio.to_thread(chain.rpc, "evm_mine", [])
+        finally:
+            await asyncio.to_thread(chain.rpc, "evm_setAutomine", [True])
+        await gw.close()
+        return new
+
+    new = asyncio.run(go())
+    rec.log.close("clean")
+    events = rec.events
+    old, repl = _of(events, ev.TransactionSigned)
+    assert repl.tx == new and repl.replaces == old.tx and repl.nonce == old.nonce == nonce0
+    assert repl.max_priority_fee * 10 >= old.max_priority_fee * 11 and repl.max_fee * 10 >= old.max_fee * 11
+    [inc] = _of(events, ev.TransactionIncluded)
+    [gone] = _of(events, ev.TransactionReplaced)
+    assert inc.tx == new and (gone.tx, gone.by) == (old.tx, new)
+    assert len(_of(events, ev.OrderFilled)) == 1
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1
+    assert chain.rpc("eth_getTransactionReceipt", [old.tx]) is None
 
 
 # ----------------------------------------------------------------------------- kill -9 and restart
