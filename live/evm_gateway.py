@@ -715,3 +715,46 @@ class EvmGateway:
         except RpcError as e:
             return self._explain(call, e.data or e.message)
         return "no reason given (the call succeeds when replayed on the block's state)"
+
+
+# ----------------------------------------------------------------------------- built from a config table
+
+GATEWAY_ONLY = {"key_env", "keystore", "password_env", "relay_url", "relay_name", "relay_auth_env"}
+RELAY_AUTH_ENV = "TAPEDECK_FLASHBOTS_AUTH_KEY"
+
+
+def build_evm_gateway(table: Mapping[str, Any], *, execute: bool, flush: Callable[[], None] | None,
+                      environ: Mapping[str, str] | None = None, clock: Callable[[], int] | None = None,
+                      where: str = "[gateway]") -> EvmGateway:
+    """The gateway a runner's config table describes: ``EvmGatewayConfig`` keys, plus where the
+    secrets are (never the secrets themselves): ``key_env`` (default ``TAPEDECK_PRIVATE_KEY``) or
+    ``keystore`` + ``password_env``; ``relay_url``, ``relay_name`` (what events say) and
+    ``relay_auth_env`` (the relay-auth key; default ``TAPEDECK_FLASHBOTS_AUTH_KEY``, else a fresh
+    key for this process: a relay only uses it for reputation). ``execute`` refuses to build
+    without a key; paper loads one only when the table names one (or ``key_env`` is set in the
+    environment), for ``eth_callBundle`` checks."""
+    import os
+
+    from tapedeck.live.keys import SigningKey, key_from_env, load_key
+
+    env = os.environ if environ is None else environ
+    data = dict(table)
+    extra = {k: data.pop(k) for k in list(data) if k in GATEWAY_ONLY}
+    config = EvmGatewayConfig.from_mapping(data, where)
+    key: SigningKey | None = None
+    named = extra.get("keystore") or env.get(extra.get("key_env") or "TAPEDECK_PRIVATE_KEY")
+    if execute or named:
+        key = load_key(env=extra.get("key_env"), keystore=extra.get("keystore"),
+                       password_env=extra.get("password_env"), environ=env)
+    relay = None
+    if extra.get("relay_url"):
+        auth_env = extra.get("relay_auth_env") or RELAY_AUTH_ENV
+        if env.get(auth_env):
+            auth = key_from_env(auth_env, env)
+        else:
+            from eth_account import Account
+
+            auth = SigningKey(Account.create(), "ephemeral")
+        relay = FlashbotsRelay(str(extra["relay_url"]), auth, name=str(extra.get("relay_name") or "flashbots"))
+    return EvmGateway(config, key=key, execute=execute, relay=relay, clock=clock, flush=flush)
+

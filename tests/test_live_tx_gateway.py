@@ -365,6 +365,68 @@ def test_a_pending_transaction_replaced_on_purpose_lands_once(world: Any, tmp_pa
     assert chain.rpc("eth_getTransactionReceipt", [old.tx]) is None
 
 
+def test_paper_private_is_checked_with_eth_call_bundle_and_sends_nothing(world: Any, tmp_path: Path) -> None:
+    from tests.test_flashbots import LocalRelay
+
+    _fresh(world)
+    w3 = world["chain"].w3
+    head0, nonce0 = w3.eth.block_number, w3.eth.get_transaction_count(world["bot"])
+
+    async def go(intent: ev.OrderIntended, path: Path) -> tuple[list[ev.Event], LocalRelay]:
+        relay = await LocalRelay(world["chain"].url).start()
+        rec = Recorder(path)
+        gw = EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"),
+                        relay=FlashbotsRelay(relay.url, key_from_hex(RELAY_SECRET, "test"), name="local"))
+        gw.bind(rec.report)
+        await gw.start()
+        gw.submit(rec.intent(intent))
+        await gw.close()
+        await relay.stop()
+        rec.log.close("clean")
+        return rec.events, relay
+
+    events, relay = asyncio.run(go(_intent(world, private=True), tmp_path / "pp.db"))
+    assert [type(e).__name__ for e in events] == ["OrderAcknowledged", "OrderFilled", "InventoryChanged",
+                                                 "InventoryChanged"]
+    [(_, _, call)] = relay.requests
+    assert call["method"] == "eth_callBundle" and call["params"][0]["blockNumber"] == hex(head0 + 1)
+    events2, _ = asyncio.run(go(msgspec_replace(_intent(world, private=True), min_profit=10**15), tmp_path / "pq.db"))
+    [failed] = events2
+    assert failed.reason.startswith("would revert (relay local eth_callBundle)")
+    assert (w3.eth.block_number, w3.eth.get_transaction_count(world["bot"])) == (head0, nonce0)  # nothing sent
+
+
+def test_a_broadcast_the_node_refuses_is_dropped_and_its_nonce_reused_after_reconciling(world: Any,
+                                                                                      tmp_path: Path) -> None:
+    _fresh(world)
+    chain, w3 = world["chain"], world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    balance = w3.eth.get_balance(world["bot"])
+    rec = Recorder(tmp_path / "rf.db")
+    gw = EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush)
+
+    async def go() -> None:
+        gw.bind(rec.report)
+        await gw.start()
+        await asyncio.to_thread(chain.rpc, "anvil_setBalance", [world["bot"], "0x0"])  # cannot pay for gas
+        gw.submit(rec.intent(_intent(world, 1)))
+        await gw.drain()
+        await asyncio.to_thread(chain.rpc, "anvil_setBalance", [world["bot"], hex(balance)])
+        gw.submit(rec.intent(_intent(world, 2)))
+        await gw.close()
+
+    asyncio.run(go())
+    rec.log.close("clean")
+    events = rec.events
+    first, second = _of(events, ev.TransactionSigned)
+    [drop] = _of(events, ev.TransactionDropped)
+    assert drop.tx == first.tx and "not broadcast" in drop.reason
+    assert [f.reason.split(":")[0] for f in _of(events, ev.OrderFailed)] == ["dropped"]
+    assert len(_of(events, ev.NonceReconciled)) == 2  # asked the chain again before the next send
+    assert first.nonce == second.nonce == nonce0  # the hole was filled by the next transaction
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1 and _of(events, ev.OrderFilled)
+
+
 # ----------------------------------------------------------------------------- kill -9 and restart
 
 CHILD = r'''
