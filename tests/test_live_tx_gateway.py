@@ -427,6 +427,47 @@ def test_a_broadcast_the_node_refuses_is_dropped_and_its_nonce_reused_after_reco
     assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1 and _of(events, ev.OrderFilled)
 
 
+def test_through_the_loop_and_engine_the_strategy_sees_its_transaction_to_the_fill(world: Any, tmp_path: Path) -> None:
+    from tapedeck.domain.engine import Engine
+    from tapedeck.domain.risk import Intent, RiskGate, VenueLimits
+    from tapedeck.runtime.loop import Loop
+
+    _fresh(world)
+    it = _intent(world)
+
+    class Liquidates:
+        name, handles = "liq", (ev.BlockProduced,)
+        seen: list[str] = []
+
+        def on_event(self, e: Any, state: Any) -> Any:
+            return [Intent("liq", it.venue, it.instrument, "liquidate", it.amount, it.notional, target=it.target,
+                           max_priority_fee=it.max_priority_fee, client_id="one", route=it.route)]
+
+        def on_order(self, e: Any, order: Any, state: Any) -> Any:
+            self.seen.append(f"{type(e).__name__}:{order.status}")
+            return []
+
+    strategy = Liquidates()
+    engine = Engine([strategy], RiskGate(default=VenueLimits(10**15, 10**16)))
+    log = EventLog.create(tmp_path / "loop.db", Manifest(run_id="", mode="live"))
+    gw = EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=log.flush)
+    loop = Loop(engine, log, gw)
+
+    async def go() -> None:
+        await gw.start()
+        loop.feed(ev.BlockProduced(ts=10, source="test", chain="anvil", number=1, base_fee=1, gas_used=0,
+                                   gas_limit=30_000_000, next_base_fee=1))
+        await gw.close()
+
+    asyncio.run(go())
+    log.close("clean")
+    assert strategy.seen == ["OrderIntended:intended", "TransactionSubmitted:submitted",
+                             "TransactionIncluded:submitted", "OrderFilled:filled"], strategy.seen
+    stored = [type(e).__name__ for e in EventLog.open(tmp_path / "loop.db").events()]
+    assert stored.index("OrderIntended") < stored.index("TransactionSigned") < stored.index("TransactionIncluded")
+    assert not engine.state.orders.get("liq")  # finished: the order left the book of open ones
+
+
 # ----------------------------------------------------------------------------- kill -9 and restart
 
 CHILD = r'''
