@@ -67,6 +67,8 @@ BPS = 10_000
 LIQUIDATE_GAS_CAP = 1_200_000  # sim.chain.executor.LIQUIDATE_GAS: the most a liquidation may use
 ARB_GAS_CAP = 1_500_000  # sim.chain.arb_executor.ARB_GAS
 PLAIN_LIQUIDATION_GAS_CAP = 900_000
+MAX_REBROADCASTS = 5  # a public transaction the node forgot is sent again (the same bytes) at most this often
+TRANSPORT = -1  # RpcError.code of a request that got no answer (the node may or may not have acted)
 
 
 class EvmGatewayConfigError(ValueError):
@@ -92,7 +94,6 @@ class EvmGatewayConfig:
     bundle_blocks: int = 1  # a bundle is offered for this many blocks after the head
     precheck: bool = True  # execute: simulate first, never send what would revert
     poll_interval: float = 0.25  # seconds between receipt polls
-    pending_timeout_blocks: int = 50  # a public transaction unseen this long is checked for a lost nonce
     chain_id: int = 0  # 0: asked from the node
     block_time: int = 12  # seconds from the head to the next block (simulations run at that time)
 
@@ -140,7 +141,7 @@ class JsonRpc:
             async with self._session.post(self.url, data=body, headers={"Content-Type": "application/json"}) as r:
                 answer = json.loads(await r.text())
         except (aiohttp.ClientError, ValueError, asyncio.TimeoutError) as e:
-            raise RpcError(method, -1, f"{self.name}: {type(e).__name__}: {e}") from None
+            raise RpcError(method, TRANSPORT, f"{self.name}: {type(e).__name__}: {e}") from None
         if "error" in answer:
             err = answer["error"] or {}
             data = err.get("data", "")
@@ -230,6 +231,8 @@ class EvmGateway:
         self._arbitraged = EventDecoder(load_own("ArbExecutor").abi, only=["Arbitraged"])
         self._symbols = {v.lower(): k for k, v in config.tokens.items()}
         self.started = False
+        self._stopping = False
+        self._reporting: set[str] = set()  # mined transactions being reported
 
     def __repr__(self) -> str:
         return f"EvmGateway(chain={self.chain!r}, sender={self.sender}, execute={self.execute})"
@@ -266,7 +269,11 @@ class EvmGateway:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
-    async def close(self) -> None:
+    async def close(self, wait: bool = True) -> None:
+        """Wait for the work in flight (``wait``), or stop following open transactions (they stay
+        open in the log: the next start reconciles them), then close the connections."""
+        if not wait:
+            self._stopping = True
         await self.drain()
         for c in (self.rpc, self.relay):
             if c is not None and hasattr(c, "close"):
@@ -562,31 +569,37 @@ class EvmGateway:
         await self._broadcast(intent, signed, head)
 
     async def _broadcast(self, intent: ev.OrderIntended, signed: ev.TransactionSigned, head: int) -> None:
+        """Hand the saved bytes out. A refusal the node answered (a JSON-RPC error) drops the
+        transaction; a transport failure (timeout, connection lost: the bytes may have arrived) and
+        any relay failure leave it open: ``_follow`` finds it mined, rebroadcasts the same bytes, or
+        (a bundle) drops it once its target blocks have passed."""
         common = self._common(intent)
-        try:
-            if signed.route == "bundle":
-                assert self.relay is not None
-                hashes = []
+        if signed.route == "bundle":
+            assert self.relay is not None
+            hashes = []
+            try:
                 for block in range(head + 1, signed.target_block + 1):
                     hashes.append(await self.relay.send_bundle([signed.raw], block))
                 self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=signed.tx,
                                                      via=f"bundle:{self.relay.name}", target_block=signed.target_block,
                                                      detail=",".join(h for h in hashes if h)))
-            else:
-                detail = ""
-                try:
-                    await self.rpc.call("eth_sendRawTransaction", [signed.raw])
-                except RpcError as e:
-                    if not is_already_known(e):
-                        raise
-                    detail = "already known"
-                self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=signed.tx, via="public",
-                                                     detail=detail))
-        except (RpcError, RelayError) as e:
-            why = f"not broadcast: {e}"
-            self._record(ev.TransactionDropped(**common, chain=self.chain, tx=signed.tx, reason=why))
-            self._fail(intent, f"dropped: {why}")
-            return
+            except RelayError:
+                pass  # unknown whether the relay has it: followed to its target block like any bundle
+        else:
+            detail = ""
+            try:
+                await self.rpc.call("eth_sendRawTransaction", [signed.raw])
+            except RpcError as e:
+                if e.code == TRANSPORT:
+                    await self._follow(signed, head)  # may have arrived: followed, rebroadcast if unknown
+                    return
+                if not is_already_known(e):
+                    why = f"not broadcast: {e}"
+                    self._record(ev.TransactionDropped(**common, chain=self.chain, tx=signed.tx, reason=why))
+                    self._fail(intent, f"dropped: {why}")
+                    return
+                detail = "already known"
+            self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=signed.tx, via="public", detail=detail))
         self._record(ev.TransactionSubmitted(**common, chain=self.chain, tx=signed.tx, sender=signed.sender,
                                              nonce=signed.nonce, gas=signed.gas, max_fee=signed.max_fee,
                                              max_priority_fee=signed.max_priority_fee))
@@ -628,43 +641,81 @@ class EvmGateway:
         return new_hash
 
     async def _follow(self, signed: ev.TransactionSigned, sent_head: int) -> None:
-        """Poll until the transaction is mined, or its bundle's blocks passed, or its nonce was taken."""
+        """Poll until the transaction is mined, or its bundle's blocks passed, or its nonce was taken.
+        Node errors while polling are retried (the transaction may still be mined); ``close(wait=
+        False)`` stops following and leaves it open in the log for the next start to reconcile."""
         intent = self.intents.get(signed.intent)
-        pending_said = False
-        while True:
+        state = {"pending_said": False, "rebroadcasts": 0}
+        while not self._stopping:
+            try:
+                if await self._poll(signed, intent, state):
+                    return
+            except RpcError:
+                pass  # the node did not answer this time: ask again
+            await asyncio.sleep(self.config.poll_interval)
+
+    async def _poll(self, signed: ev.TransactionSigned, intent: ev.OrderIntended | None,
+                    state: dict[str, Any]) -> bool:
+        """One look at a followed transaction; True once it is closed (reported)."""
+        receipt = await self.rpc.call("eth_getTransactionReceipt", [signed.tx])
+        if receipt:
+            await self._mined(signed, receipt)
+            return True
+        if signed.tx not in self.nonces.open:  # closed meanwhile (a replacement was mined)
+            return True
+        head = _int(await self.rpc.call("eth_blockNumber", []))
+        if signed.route == "bundle":
+            if head < signed.target_block:
+                return False
             receipt = await self.rpc.call("eth_getTransactionReceipt", [signed.tx])
             if receipt:
                 await self._mined(signed, receipt)
-                return
-            if signed.tx not in self.nonces.open:  # closed meanwhile (a replacement was mined)
-                return
-            head = _int(await self.rpc.call("eth_blockNumber", []))
-            if signed.route == "bundle":
-                if head >= signed.target_block:
-                    receipt = await self.rpc.call("eth_getTransactionReceipt", [signed.tx])
-                    if receipt:
-                        await self._mined(signed, receipt)
-                        return
-                    self._closed(signed, intent, f"bundle not included by its target block {signed.target_block}")
-                    return
             else:
-                if not pending_said:
-                    known = await self.rpc.call("eth_getTransactionByHash", [signed.tx])
-                    if known is not None and known.get("blockNumber") is None:
-                        pending_said = True
-                        if intent is not None:
-                            self._record(ev.TransactionPending(**self._common(intent), chain=self.chain, tx=signed.tx))
-                if head - sent_head >= self.config.pending_timeout_blocks:
-                    count = _int(await self.rpc.call("eth_getTransactionCount", [self.sender, "latest"]))
-                    if count > signed.nonce:
-                        receipt = await self.rpc.call("eth_getTransactionReceipt", [signed.tx])
-                        if receipt:
-                            await self._mined(signed, receipt)
-                            return
-                        self._replaced(signed, intent, "", f"nonce {signed.nonce} was used by another transaction")
-                        return
-                    sent_head = head  # still ours to mine: keep waiting
-            await asyncio.sleep(self.config.poll_interval)
+                self._closed(signed, intent, f"bundle not included by its target block {signed.target_block}")
+            return True
+        known = await self.rpc.call("eth_getTransactionByHash", [signed.tx])
+        if known is not None and known.get("blockNumber") is None and not state["pending_said"]:
+            state["pending_said"] = True
+            if intent is not None:
+                self._record(ev.TransactionPending(**self._common(intent), chain=self.chain, tx=signed.tx))
+        if known is None:
+            count = _int(await self.rpc.call("eth_getTransactionCount", [self.sender, "latest"]))
+            if count > signed.nonce:  # its nonce is used: by it, by its replacement, or by a stranger
+                await self._settle_nonce(signed.nonce, intent)
+                return True
+            newest = self.nonces.latest_at(signed.nonce)
+            if newest is not None and newest.tx != signed.tx:
+                return False  # replaced on purpose: the replacement is the one to send again
+            if intent is not None and state["rebroadcasts"] < MAX_REBROADCASTS:  # unknown to the node: the same bytes again
+                state["rebroadcasts"] += 1
+                try:
+                    await self.rpc.call("eth_sendRawTransaction", [signed.raw])
+                    detail = "rebroadcast: the node did not know it"
+                except RpcError as e:
+                    if e.code == TRANSPORT:
+                        raise
+                    detail = f"rebroadcast answered: {e.message}"
+                self._record(ev.TransactionBroadcast(**self._common(intent), chain=self.chain, tx=signed.tx,
+                                                     via="public", attempt=self.nonces.broadcasts.get(signed.tx, 0),
+                                                     detail=detail))
+        return False
+
+    async def _settle_nonce(self, nonce: int, intent: ev.OrderIntended | None) -> None:
+        """A nonce the chain has used: the one of ours mined there is reported (it closes the rest);
+        if none of ours was, every open one at that nonce was replaced by a stranger, failed once."""
+        ours = [s for s in self.nonces.signed.values() if s.nonce == nonce]
+        for s in ours:
+            receipt = await self.rpc.call("eth_getTransactionReceipt", [s.tx])
+            if receipt:
+                await self._mined(s, receipt)
+                return
+        still = [s for s in ours if s.tx in self.nonces.open]
+        if intent is None or not still:
+            return
+        for s in still:
+            self._record(ev.TransactionReplaced(**self._common(intent), chain=self.chain, tx=s.tx, nonce=nonce, by="",
+                                                reason=f"nonce {nonce} was used by a transaction this log did not sign"))
+        self._fail(intent, f"dropped: nonce {nonce} was used by a transaction this log did not sign")
 
     def _closed(self, signed: ev.TransactionSigned, intent: ev.OrderIntended | None, why: str) -> None:
         if intent is None:
@@ -672,18 +723,12 @@ class EvmGateway:
         self._record(ev.TransactionDropped(**self._common(intent), chain=self.chain, tx=signed.tx, reason=why))
         self._fail(intent, f"dropped: {why}")
 
-    def _replaced(self, signed: ev.TransactionSigned, intent: ev.OrderIntended | None, by: str, why: str) -> None:
-        if intent is None:
-            return
-        self._record(ev.TransactionReplaced(**self._common(intent), chain=self.chain, tx=signed.tx, nonce=signed.nonce,
-                                            by=by, reason=why))
-        if not by:
-            self._fail(intent, f"dropped: {why}")
-
     async def _mined(self, signed: ev.TransactionSigned, receipt: Mapping[str, Any]) -> None:
+        """Report a mined transaction once (its follower and a sibling's may both find it)."""
         intent = self.intents.get(signed.intent)
-        if intent is None:
+        if intent is None or signed.tx in self._reporting or signed.tx not in self.nonces.open:
             return
+        self._reporting.add(signed.tx)
         others = [o for o in self.nonces.open.values() if o.nonce == signed.nonce and o.tx != signed.tx]
         common = self._common(intent)
         ok = _int(receipt["status"]) == 1
