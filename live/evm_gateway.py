@@ -233,6 +233,7 @@ class EvmGateway:
         self.started = False
         self._stopping = False
         self._reporting: set[str] = set()  # mined transactions being reported
+        self._unfinished: list[tuple[int, ev.TransactionIncluded | None, bool]] = []  # from restore
 
     def __repr__(self) -> str:
         return f"EvmGateway(chain={self.chain!r}, sender={self.sender}, execute={self.execute})"
@@ -252,17 +253,46 @@ class EvmGateway:
         self._spawn(self._handle(intent))
 
     def restore(self, events: Iterable[ev.Event]) -> None:
-        """A resumed run: the nonce state and this gateway's intents from the recorded log."""
+        """A resumed run: the nonce state and this gateway's intents from the recorded log, and
+        which of them the previous process left unfinished (no final fill or failure recorded)."""
         evs = list(events)
         self.nonces.restore(evs)
+        finished: set[int] = set()
+        included: dict[int, ev.TransactionIncluded] = {}
+        signed: set[int] = set()
         for e in evs:
-            if type(e) is ev.OrderIntended and e.venue in self.venues:
+            t = type(e)
+            if t is ev.OrderIntended and e.venue in self.venues:
                 self.intents[e.seq] = e
+            elif t is ev.OrderFailed or (t is ev.OrderFilled and e.final):
+                finished.add(e.intent)
+            elif t is ev.TransactionIncluded:
+                included[e.intent] = e
+            elif t is ev.TransactionSigned:
+                signed.add(e.intent)
+        self._unfinished = [(seq, included.get(seq), seq in signed) for seq in self.intents if seq not in finished]
 
     async def start(self) -> None:
-        """Reconcile with the chain (execute) and pick up what a previous process left open."""
+        """Reconcile with the chain (execute) and finish what a previous process left: a mined
+        transaction whose outcome was not recorded is reported from its receipt; an intent that
+        never reached signing fails ("not sent"); the open transactions are followed."""
         if self.execute:
             await self._reconcile()
+        open_intents = {s.intent for s in self.nonces.open.values()}
+        for seq, inc, was_signed in self._unfinished:
+            intent = self.intents[seq]
+            if seq in open_intents:
+                continue  # reconciling follows it
+            if inc is not None:
+                receipt = await self.rpc.call("eth_getTransactionReceipt", [inc.tx])
+                if receipt:
+                    await self._outcome(intent, self.nonces.signed[inc.tx], receipt, inc.reason)
+                    continue
+            if not was_signed:
+                self._fail(intent, "not sent: the previous process stopped before acting on it")
+            else:
+                self._fail(intent, "dropped: its transaction was closed without being mined (before the restart)")
+        self._unfinished = []
         self.started = True
 
     async def drain(self) -> None:
@@ -743,11 +773,17 @@ class EvmGateway:
         for o in others:
             self._record(ev.TransactionReplaced(**common, chain=self.chain, tx=o.tx, nonce=o.nonce, by=signed.tx,
                                                 reason=f"nonce {o.nonce} was mined as {signed.tx}"))
-        if not ok:
+        await self._outcome(intent, signed, receipt, reason, call)
+
+    async def _outcome(self, intent: ev.OrderIntended, signed: ev.TransactionSigned, receipt: Mapping[str, Any],
+                       reason: str, call: Call | None = None) -> None:
+        """What a mined transaction did for its intent: the fill from its logs, or the revert."""
+        if _int(receipt["status"]) != 1:
             self._fail(intent, f"reverted: {reason}")
             return
+        call = call or await self._build(intent)
         fee = _int(receipt["gasUsed"]) * _int(receipt.get("effectiveGasPrice", 0))
-        for e in self._fill(intent, call, list(receipt.get("logs") or []), fee, common):
+        for e in self._fill(intent, call, list(receipt.get("logs") or []), fee, self._common(intent)):
             self._record(e)
 
     async def _revert_reason(self, signed: ev.TransactionSigned, receipt: Mapping[str, Any], call: Call) -> str:

@@ -504,10 +504,13 @@ if stage == "after-sign":  # killed once the signed transaction is saved, before
     async def die(*a, **k):
         os.kill(os.getpid(), signal.SIGKILL)
     gw._broadcast = die
-elif stage == "after-broadcast":  # killed once the node has the bytes, before that is recorded
+elif stage in ("before-sign", "after-broadcast", "after-included"):  # killed just before recording that
+    kill_at = {"before-sign": ev.TransactionSigned, "after-broadcast": ev.TransactionBroadcast,
+               "after-included": ev.OrderFilled}[stage]
     orig = gw._record
     def record(e, durable=False):
-        if type(e) is ev.TransactionBroadcast:
+        if type(e) is kill_at:
+            log.flush()  # what came before is durable (the runner commits every few ms)
             os.kill(os.getpid(), signal.SIGKILL)
         orig(e, durable=durable)
     gw._record = record
@@ -548,19 +551,32 @@ def _secretless(*texts: str) -> None:
             assert needle not in t
 
 
-@pytest.mark.parametrize("stage", ["after-sign", "after-broadcast"])
-def test_kill_9_between_save_and_broadcast_then_restart_sends_nothing_twice(world: Any, tmp_path: Path,
-                                                                             stage: str) -> None:
+KILL_AT = {  # stage -> the event the first process is killed just before recording (None: see CHILD)
+    "before-sign": "TransactionSigned", "after-sign": None, "after-broadcast": "TransactionBroadcast",
+    "after-included": "OrderFilled"}
+
+
+@pytest.mark.parametrize("stage", list(KILL_AT))
+def test_kill_9_at_each_step_then_restart_sends_nothing_twice(world: Any, tmp_path: Path, stage: str) -> None:
+    """Killed before signing, after saving the signed bytes (before broadcasting), after the node
+    took them (before that was recorded), after recording the inclusion (before the fill): the
+    restart reconciles, the chain holds one transaction per nonce, each the recorded one, and the
+    first intent ends exactly once (filled, or failed "not sent")."""
     _fresh(world)
     w3 = world["chain"].w3
     nonce0 = w3.eth.get_transaction_count(world["bot"])
     first = _child(world, tmp_path, stage, _intent(world))
     assert first.returncode == -9, first.stderr
     crashed = list(EventLog.open(tmp_path / "run.db").events())
-    [signed] = _of(crashed, ev.TransactionSigned)
-    assert not _of(crashed, ev.TransactionBroadcast)  # killed before that was recorded, in both stages
-    on_chain = w3.eth.get_transaction_count(world["bot"])
-    assert on_chain == (nonce0 if stage == "after-sign" else nonce0 + 1)
+    crashed_names = [type(e).__name__ for e in crashed]
+    if KILL_AT[stage]:
+        assert KILL_AT[stage] not in crashed_names
+    signed = next(iter(_of(crashed, ev.TransactionSigned)), None)
+    assert (signed is None) == (stage == "before-sign")
+    assert bool(_of(crashed, ev.TransactionBroadcast)) == (stage == "after-included")
+    assert bool(_of(crashed, ev.TransactionIncluded)) == (stage == "after-included")
+    sent = w3.eth.get_transaction_count(world["bot"]) - nonce0
+    assert sent == (0 if stage in ("before-sign", "after-sign") else 1)
 
     second = _child(world, tmp_path, "normal", _intent(world, private=False))  # restart; then a new intent
     assert second.returncode == 0, second.stderr
@@ -568,22 +584,25 @@ def test_kill_9_between_save_and_broadcast_then_restart_sends_nothing_twice(worl
     recons = _of(events, ev.NonceReconciled)
     assert len(recons) == 2  # the first process's, and the restart's (before anything else was sent)
     recon = recons[-1]
-    if stage == "after-sign":
-        assert recon.rebroadcast == (signed.tx,) and recon.chain_latest == nonce0
-    else:
-        assert recon.rebroadcast == () and signed.tx in recon.open  # found mined: nothing sent again
+    assert recon.rebroadcast == ((signed.tx,) if stage == "after-sign" else ())
+    if stage == "after-broadcast":
+        assert signed.tx in recon.open  # found mined: nothing sent again
     signs = _of(events, ev.TransactionSigned)
-    assert [s.nonce for s in signs] == [nonce0, nonce0 + 1]  # the new intent took the next nonce
-    assert signs[0].tx == signed.tx and signs[0].raw == signed.raw
-    # exactly one transaction per nonce on chain, and it is the recorded one
-    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 2
+    first_intent = next(e.seq for e in events if type(e) is ev.OrderIntended)
+    first_end = [e for e in events if type(e) in (ev.OrderFilled, ev.OrderFailed) and e.intent == first_intent]
+    assert len(first_end) == 1  # the crashed intent ends once
+    if stage == "before-sign":
+        assert [s.nonce for s in signs] == [nonce0]  # only the new intent's: the nonce was never used
+        assert first_end[0].reason.startswith("not sent")
+    else:
+        assert [s.nonce for s in signs] == [nonce0, nonce0 + 1]  # the new intent took the next nonce
+        assert signs[0].tx == signed.tx and signs[0].raw == signed.raw
+        assert type(first_end[0]) is ev.OrderFilled
+    # exactly one transaction per nonce on chain, and it is the recorded one, followed to its receipt once
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + len(signs)
     for s in signs:
-        r = w3.eth.get_transaction_receipt(s.tx)
-        assert r["status"] in (0, 1) and w3.eth.get_transaction(s.tx)["nonce"] == s.nonce
-    incs = _of(events, ev.TransactionIncluded)
-    assert sorted(i.tx for i in incs) == sorted(s.tx for s in signs)  # each followed to its receipt once
-    first_fill = [f for f in _of(events, ev.OrderFilled) if f.intent == signed.intent]
-    assert len(first_fill) == 1  # the crashed intent's fill reported once, by the restart
+        assert w3.eth.get_transaction_receipt(s.tx)["status"] == 1 and w3.eth.get_transaction(s.tx)["nonce"] == s.nonce
+    assert sorted(i.tx for i in _of(events, ev.TransactionIncluded)) == sorted(s.tx for s in signs)
     # the planted key: nowhere in the log's bytes or any output
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("run.db*"))
     for needle in (BOT_SECRET[2:], BOT_SECRET[2:].upper()):
