@@ -620,8 +620,9 @@ class EvmGateway:
             try:
                 await self.rpc.call("eth_sendRawTransaction", [signed.raw])
             except RpcError as e:
-                if e.code == TRANSPORT:
-                    await self._follow(signed, head)  # may have arrived: followed, rebroadcast if unknown
+                if e.code == TRANSPORT:  # sent, answer lost: submitted, not known accepted; followed, rebroadcast if unknown
+                    self._submitted(common, signed)
+                    await self._follow(signed, head)
                     return
                 if not is_already_known(e):
                     why = f"not broadcast: {e}"
@@ -630,10 +631,13 @@ class EvmGateway:
                     return
                 detail = "already known"
             self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=signed.tx, via="public", detail=detail))
+        self._submitted(common, signed)
+        await self._follow(signed, head)
+
+    def _submitted(self, common: dict[str, Any], signed: ev.TransactionSigned) -> None:
         self._record(ev.TransactionSubmitted(**common, chain=self.chain, tx=signed.tx, sender=signed.sender,
                                              nonce=signed.nonce, gas=signed.gas, max_fee=signed.max_fee,
                                              max_priority_fee=signed.max_priority_fee))
-        await self._follow(signed, head)
 
     async def replace(self, tx_hash: str, reason: str = "fee bump") -> str:
         """Replace an open public transaction on purpose: the same call at the same nonce with fees

@@ -482,6 +482,68 @@ def test_through_the_loop_and_engine_the_strategy_sees_its_transaction_to_the_fi
     assert not engine.state.orders.get("liq")  # finished: the order left the book of open ones
 
 
+class LossyRpc:
+    """A JSON-RPC proxy to the node on 127.0.0.1 that forwards the first ``eth_sendRawTransaction``
+    and then drops the connection without answering: the sender cannot know the node took it."""
+
+    def __init__(self, node_url: str) -> None:
+        self.node_url, self.url, self.runner, self.dropped = node_url, "", None, 0
+
+    async def start(self) -> "LossyRpc":
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+        return self
+
+    async def handle(self, request: Any) -> Any:
+        import aiohttp
+        from aiohttp import web
+
+        body = await request.read()
+        async with aiohttp.ClientSession() as s:
+            async with s.post(self.node_url, data=body, headers={"Content-Type": "application/json"}) as r:
+                answer = await r.read()
+        if json.loads(body).get("method") == "eth_sendRawTransaction" and not self.dropped:
+            self.dropped += 1
+            request.transport.close()  # the node has it; the client gets no answer
+            raise web.HTTPInternalServerError()
+        return web.Response(body=answer, content_type="application/json")
+
+
+def test_a_lost_answer_to_the_broadcast_is_followed_not_sent_again(world: Any, tmp_path: Path) -> None:
+    _fresh(world)
+    w3 = world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+
+    async def go() -> list[ev.Event]:
+        proxy = await LossyRpc(world["chain"].url).start()
+        rec = Recorder(tmp_path / "lossy.db")
+        cfg = msgspec_free_replace(_config(world), rpc_url=proxy.url)
+        gw = EvmGateway(cfg, key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush)
+        gw.bind(rec.report)
+        await gw.start()
+        gw.submit(rec.intent(_intent(world)))
+        await gw.close()
+        await proxy.runner.cleanup()
+        assert proxy.dropped == 1
+        rec.log.close("clean")
+        return rec.events
+
+    events = asyncio.run(go())
+    [signed] = _of(events, ev.TransactionSigned)
+    [inc] = _of(events, ev.TransactionIncluded)
+    assert inc.tx == signed.tx and not _of(events, ev.TransactionDropped) and len(_of(events, ev.OrderFilled)) == 1
+    assert not _of(events, ev.TransactionBroadcast)  # no answer, no claim it was accepted; the receipt settles it
+    assert [e.tx for e in _of(events, ev.TransactionSubmitted)] == [signed.tx]
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1
+
+
 # ----------------------------------------------------------------------------- kill -9 and restart
 
 CHILD = r'''
