@@ -67,6 +67,8 @@ BPS = 10_000
 LIQUIDATE_GAS_CAP = 1_200_000  # sim.chain.executor.LIQUIDATE_GAS: the most a liquidation may use
 ARB_GAS_CAP = 1_500_000  # sim.chain.arb_executor.ARB_GAS
 PLAIN_LIQUIDATION_GAS_CAP = 900_000
+SWAP_GAS_CAP = 400_000  # a V2 router swap through one pair uses ~110k
+_TRANSFER = bytes(Web3.keccak(text="Transfer(address,address,uint256)"))
 MAX_REBROADCASTS = 5  # a public transaction the node forgot is sent again (the same bytes) at most this often
 TRANSPORT = -1  # RpcError.code of a request that got no answer (the node may or may not have acted)
 
@@ -86,6 +88,8 @@ class EvmGatewayConfig:
     aave_pool: str = ""  # the Aave v3 Pool (its LiquidationCall logs are the fill)
     arb_executor: str = ""  # ArbExecutor address
     arb_token: str = ""  # the token an arbitrage starts and ends in (default: the intent's profit_asset)
+    v2_router: str = ""  # UniswapV2Router02 for plain swaps (venue "<chain>:swap")
+    swap_deadline_s: int = 300  # a plain swap's router deadline: this long after it is built
     tokens: Mapping[str, str] = field(default_factory=dict)  # symbol -> address (instruments)
     pools: Mapping[str, str] = field(default_factory=dict)  # route name -> pool address
     v3_pools: tuple[str, ...] = ()  # pools known to be V3 (others are asked: a V3 pool answers fee())
@@ -159,11 +163,12 @@ class JsonRpc:
 class Call:
     """A transaction to make for an intent: ``to``, ``data``, ``value``, its gas cap, its kind."""
 
-    kind: str  # "executor" | "plain" | "arb"
+    kind: str  # "executor" | "plain" | "arb" | "swap"
     to: str
     data: bytes
     gas_cap: int
     value: int = 0
+    swap: tuple[str, str, bool] = ("", "", False)  # a plain swap's (token in, token out, buys the base)
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,7 @@ class EvmGateway:
         self.report: Report | None = report
         self.nonces = NonceManager(self.chain, self.sender)
         self.venues = {f"aave-v3:{self.chain}": "liquidate", f"{self.chain}:aave": "liquidate",
-                       f"{self.chain}:arb-executor": "arb"}
+                       f"{self.chain}:arb-executor": "arb", f"{self.chain}:swap": "swap"}
         self.source = f"live:evm:{self.chain}" if execute else f"paper:evm:{self.chain}"
         self.intents: dict[int, ev.OrderIntended] = {}  # intent seq -> intent (this gateway's, open or not)
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -226,6 +231,8 @@ class EvmGateway:
         self._liquidator = w3.eth.contract(abi=load_own("AaveLiquidator").abi)
         self._arb = w3.eth.contract(abi=load_own("ArbExecutor").abi)
         self._pool = w3.eth.contract(abi=load("@aave/core-v3", "Pool").abi)
+        self._router = w3.eth.contract(abi=load("@uniswap/v2-periphery", "UniswapV2Router02").abi)
+        self._pair_tokens: dict[str, tuple[str, str]] = {}
         self._liquidations = EventDecoder(evm_abis.AAVE_V3_POOL, only=["LiquidationCall"])
         self._liquidated = EventDecoder(load_own("AaveLiquidator").abi, only=["Liquidated"])
         self._arbitraged = EventDecoder(load_own("ArbExecutor").abi, only=["Arbitraged"])
@@ -389,6 +396,8 @@ class EvmGateway:
             fn = liquidate_fn(self._liquidator, collateral, debt, intent.target, intent.amount, route,
                               intent.min_profit)
             return Call("executor", cfg.liquidator, call_data(fn), LIQUIDATE_GAS_CAP)
+        if kind == "swap":
+            return await self._swap_call(intent)
         if intent.side != "arb" or len(intent.route) < 2:
             raise Refused(f"{intent.venue} takes side 'arb' with a route of two or more pools, got "
                           f"{intent.side!r} route {intent.route!r}")
@@ -401,6 +410,49 @@ class EvmGateway:
         fn = ArbExecutor(None, self._arb, self.sender).arbitrage_call(token, intent.amount, route,  # type: ignore[arg-type]
                                                                       intent.min_profit, flash=True)
         return Call("arb", cfg.arb_executor, call_data(fn), ARB_GAS_CAP)
+
+    async def _swap_call(self, intent: ev.OrderIntended) -> Call:
+        """A plain swap (``cex_dex_arb``'s pool legs, the sim's ``PoolSwaps``): ``instrument`` a V2
+        pair, side ``buy`` (``amount`` of the quote in for the base) or ``sell`` (``amount`` base in),
+        ``profit_asset`` the token bought, ``min_profit`` the least it may pay out; through the V2
+        router (``swapExactTokensForTokens``) from the sender's own balance (approved beforehand)."""
+        import time
+
+        from tapedeck.sim.chain.pyevm import call_data
+
+        if intent.side not in ("buy", "sell"):
+            raise Refused(f"{intent.venue} swaps take side buy or sell, got {intent.side!r}")
+        if not self.config.v2_router:
+            raise Refused(f"{intent.venue}: no v2_router configured")
+        if not intent.profit_asset:
+            raise Refused(f"{intent.venue}: profit_asset (the token the swap buys) is required")
+        pair = self._pool_address(intent.instrument)
+        key = pair.lower()
+        if key not in self._pair_tokens:
+            t0 = await self.rpc.call("eth_call", [{"to": pair, "data": "0x0dfe1681"}, "latest"])  # token0()
+            t1 = await self.rpc.call("eth_call", [{"to": pair, "data": "0xd21220a7"}, "latest"])  # token1()
+            self._pair_tokens[key] = tuple(Web3.to_checksum_address("0x" + str(t)[-40:]) for t in (t0, t1))  # type: ignore[assignment]
+        tokens = self._pair_tokens[key]
+        tout = self._asset(intent.profit_asset)
+        if tout not in tokens:
+            raise Refused(f"{intent.venue}: {intent.profit_asset} is not a token of pair {key}")
+        tin = tokens[1] if tout == tokens[0] else tokens[0]
+        fn = self._router.functions.swapExactTokensForTokens(intent.amount, intent.min_profit, [tin, tout], self.sender,
+                                                             int(time.time()) + self.config.swap_deadline_s)
+        return Call("swap", self.config.v2_router, call_data(fn), SWAP_GAS_CAP, swap=(tin, tout, intent.side == "buy"))
+
+    def _moved(self, logs: list[dict[str, Any]], token: str, incoming: bool) -> int:
+        """What ERC-20 ``token`` moved into (``incoming``) or out of the sender in these logs."""
+        me, total = self.sender.lower(), 0
+        for log in logs:
+            topics = [bytes.fromhex(str(t)[2:]) if isinstance(t, str) else bytes(t) for t in log.get("topics", [])]
+            if str(log.get("address", "")).lower() != token.lower() or len(topics) != 3 or topics[0] != _TRANSFER:
+                continue
+            who = "0x" + (topics[2] if incoming else topics[1])[-20:].hex()
+            if who == me:
+                data = log.get("data", "0x")
+                total += int(data, 16) if isinstance(data, str) else int.from_bytes(bytes(data), "big")
+        return total
 
     def _asset(self, name: str) -> str:
         name = name.strip()
@@ -467,6 +519,11 @@ class EvmGateway:
               common: dict[str, Any]) -> list[ev.Event]:
         """The fill (and inventory changes) the logs show, or an ``OrderFailed`` saying what is missing."""
         receipt = {"logs": logs}
+        if call.kind == "swap":
+            tin, tout, buy = call.swap
+            paid, got = self._moved(logs, tin, False), self._moved(logs, tout, True)
+            base, quote = (got, paid) if buy else (paid, got)
+            return [ev.OrderFilled(**common, venue=intent.venue, amount=base, notional=quote, fee=fee, fee_asset="ETH")]
         if call.kind == "arb":
             got = self._arbitraged.decode_receipt(receipt, address=call.to)
             if not got:

@@ -69,7 +69,7 @@ def world() -> Any:
         market.supply(lp, "USDC", 500_000_000 * E6, mint=True)
         market.supply(lp, "WETH", 100_000 * E18, mint=True)
         weth, usdc = market.tokens["WETH"], market.tokens["USDC"]
-        factory, _router = uv2.deploy_factory_and_router(w3, market.asset("WETH"), admin)
+        factory, router = uv2.deploy_factory_and_router(w3, market.asset("WETH"), admin)
         pair = uv2.create_pair(w3, factory, weth, usdc, admin)
         user = chain.accounts[2]
         market.supply(user, "WETH", 100 * E18, mint=True)
@@ -90,10 +90,12 @@ def world() -> Any:
         transact(w3, pair2.pair.functions.mint(admin), admin, 300_000)
         chain.rpc("anvil_impersonateAccount", [bot])
         arb = deploy_arb_executor(w3, bot)
+        market.mint("USDC", bot, 1_000_000 * E6)  # plain swaps pay from the bot's own balance
+        transact(w3, usdc.functions.approve(router.address, 2**256 - 1), bot, 100_000)
         chain.rpc("anvil_stopImpersonatingAccount", [bot])
         debt = market.variable_debt[market.asset("USDC")].functions.balanceOf(user).call()
         yield dict(chain=chain, market=market, executor=executor, pair=pair.pair.address, user=user, bot=bot,
-                   pair2=pair2.pair.address, arb=arb,
+                   pair2=pair2.pair.address, arb=arb, router=router.address,
                    debt=debt, snap=chain.snapshot())
     finally:
         chain.close()
@@ -108,7 +110,7 @@ def _config(world: Any) -> EvmGatewayConfig:
     m = world["market"]
     return EvmGatewayConfig(chain="anvil", rpc_url=world["chain"].url, sender=world["bot"],
                             liquidator=world["executor"].address, aave_pool=m.pool.address,
-                            arb_executor=world["arb"].address, arb_token=m.asset("USDC"),
+                            arb_executor=world["arb"].address, arb_token=m.asset("USDC"), v2_router=world["router"],
                             tokens={"WETH": m.asset("WETH"), "USDC": m.asset("USDC")},
                             pools={"weth-usdc": world["pair"], "weth-usdc-2": world["pair2"]},
                             fees=FeePolicy(max_priority_fee_cap=10 * GWEI), poll_interval=0.05, block_time=1)
@@ -216,23 +218,30 @@ def test_execute_matches_the_receipt_and_paper_computes_the_same_fill(world: Any
     assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1
 
 
+def _paper_then_execute(world: Any, tmp_path: Path, intent: ev.OrderIntended) -> tuple[Any, Any, Any, Any]:
+    """The intent on paper (nothing sent), then executed on the same state: (paper fill, inclusion,
+    executed fill, receipt)."""
+    w3 = world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    paper = _run(EvmGateway(_config(world)), Recorder(tmp_path / "paper.db"), [intent])
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0
+    [pfill] = _of(paper, ev.OrderFilled)
+    rec = Recorder(tmp_path / "live.db")
+    live = _run(EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush), rec,
+                [intent])
+    [inc] = _of(live, ev.TransactionIncluded)
+    [fill] = _of(live, ev.OrderFilled)
+    return pfill, inc, fill, w3.eth.get_transaction_receipt(inc.tx)
+
+
 def test_atomic_arbitrage_through_the_arb_executor_paper_then_execute(world: Any, tmp_path: Path) -> None:
     _fresh(world)
     w3 = world["chain"].w3
     intent = ev.OrderIntended(seq=1, ts=1, source="engine", strategy="arb", venue="anvil:arb-executor",
                               instrument="weth-usdc->weth-usdc-2", side="arb", amount=20_000 * E6, notional=20_000 * E6,
                               max_priority_fee=GWEI, client_id="a1", route=("weth-usdc", "weth-usdc-2"), min_profit=1)
-    nonce0 = w3.eth.get_transaction_count(world["bot"])
-    paper = _run(EvmGateway(_config(world)), Recorder(tmp_path / "ap.db"), [intent])
-    assert w3.eth.get_transaction_count(world["bot"]) == nonce0
-    [pfill] = _of(paper, ev.OrderFilled)
+    pfill, inc, fill, receipt = _paper_then_execute(world, tmp_path, intent)
     assert pfill.notional == 20_000 * E6 and pfill.amount > pfill.notional  # computed from the Arbitraged log
-    rec = Recorder(tmp_path / "al.db")
-    live = _run(EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush), rec,
-                [intent])
-    [inc] = _of(live, ev.TransactionIncluded)
-    [fill] = _of(live, ev.OrderFilled)
-    receipt = w3.eth.get_transaction_receipt(inc.tx)
     got = world["arb"].arbitraged(receipt)
     assert (inc.block, inc.index, inc.gas_used, inc.status) == (receipt["blockNumber"], receipt["transactionIndex"],
                                                                 receipt["gasUsed"], "success")
@@ -251,6 +260,28 @@ def _same_gas(w3: Any, receipt: Any, pfill: ev.OrderFilled, intent: ev.OrderInte
     parent = w3.eth.get_block(receipt["blockNumber"] - 1)
     price = head_next_base_fee(parent["baseFeePerGas"], parent["gasUsed"], parent["gasLimit"]) + intent.max_priority_fee
     assert pfill.fee == receipt["gasUsed"] * price
+
+
+def test_a_plain_swap_through_the_v2_router_fills_what_the_pair_pays(world: Any, tmp_path: Path) -> None:
+    from tapedeck.domain.uniswap_v2 import get_amount_out
+    from tapedeck.sim.chain.executor import v2_reserves
+
+    _fresh(world)
+    w3, m = world["chain"].w3, world["market"]
+    intent = ev.OrderIntended(seq=1, ts=1, source="engine", strategy="cd", venue="anvil:swap", instrument="weth-usdc",
+                              side="buy", amount=10_000 * E6, notional=10_000 * E6, max_priority_fee=GWEI,
+                              client_id="s1", min_profit=1, profit_asset="WETH")
+    t0, r0, r1 = v2_reserves(w3, world["pair"])
+    r_usdc, r_weth = (r0, r1) if t0 == m.asset("USDC").lower() else (r1, r0)
+    expected = get_amount_out(10_000 * E6, r_usdc, r_weth)
+    pfill, inc, fill, receipt = _paper_then_execute(world, tmp_path, intent)
+    assert (pfill.amount, pfill.notional) == (expected, 10_000 * E6)  # read from the Transfer logs
+    assert receipt["to"].lower() == world["router"].lower() and inc.gas_used == receipt["gasUsed"]
+    assert (fill.amount, fill.notional) == (expected, 10_000 * E6)
+    _same_gas(w3, receipt, pfill, intent)
+    sell = msgspec_replace(intent, side="sell", amount=E18, profit_asset="USDC", client_id="s2")
+    [failed] = _run(EvmGateway(_config(world)), Recorder(tmp_path / "sq.db"), [sell])  # WETH never approved
+    assert type(failed) is ev.OrderFailed and failed.reason.startswith("would revert: ")
 
 
 def test_a_liquidation_that_would_revert_fails_on_paper_and_is_not_sent(world: Any, tmp_path: Path) -> None:
