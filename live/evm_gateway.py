@@ -1,12 +1,15 @@
-"""The live EVM gateway: liquidation and atomic-arbitrage intents as transactions of the bot's
-executor contracts, simulated on paper (the default) or signed and sent with ``execute``.
+"""The live EVM gateway: liquidation, atomic-arbitrage and plain-swap intents as transactions
+(of the bot's executor contracts, or the V2 router), simulated on paper (the default) or signed and
+sent with ``execute``.
 
-``EvmGateway(config, key=..., execute=..., relay=..., flush=...)`` is a ``domain.ports.Gateway``:
-``bind(report)``, ``submit(intent)`` (returns at once; the work runs in an asyncio task on the
-running loop and every execution event goes to ``report`` on the loop's thread), plus what the
-live runner needs: ``restore(events)`` on a resumed run, ``await start()`` (reconcile the nonce
-manager with the chain before anything is sent; it also picks up transactions a crash left open),
-``await drain()`` (wait for the work in flight), ``await close()`` and ``health()``.
+``EvmGateway(config, key=..., execute=..., relay=..., flush=...)`` (or ``build_evm_gateway(table,
+execute=..., flush=...)`` from a config table) is a ``domain.ports.Gateway``: ``bind(report)``,
+``submit(intent)`` (returns at once; the work runs in an asyncio task on the running loop and every
+execution event goes to ``report`` on the loop's thread), plus what the live runner needs:
+``handles(venue)``, ``restore(events)`` on a resumed run, ``await start()`` (reconcile the nonce
+manager with the chain before anything is sent, follow what a crash left open, finish what it left
+unreported), ``await drain()`` (wait for the work in flight), ``await close(wait=True)`` (``wait=
+False``: stop following; open transactions stay open in the log for the next start) and ``health()``.
 
 Venues (the same as the sim's ``sim/gateway.py``, and the same calldata: ``sim.chain.executor.
 liquidate_fn``, ``sim.chain.arb_executor.ArbExecutor.arbitrage_call``, ``sim.chain.pyevm.call_data``):
@@ -20,24 +23,30 @@ liquidate_fn``, ``sim.chain.arb_executor.ArbExecutor.arbitrage_call``, ``sim.cha
 * ``<chain>:arb-executor``, side ``arb``, ``route`` of pools from ``profit_asset`` (or the config's
   ``arb_token``) back to it: ``ArbExecutor.arbitrage`` with a flash swap; fill from its
   ``Arbitraged`` log (``amount`` out, ``notional`` in).
+* ``<chain>:swap``, side ``buy``/``sell``, ``instrument`` a V2 pair, ``profit_asset`` the token
+  bought, ``min_profit`` the least out (``cex_dex_arb``'s pool legs; the sim's ``PoolSwaps``):
+  ``UniswapV2Router02.swapExactTokensForTokens`` from the sender's balance; fill from the tokens'
+  ``Transfer`` logs (``amount`` base moved, ``notional`` quote moved).
 
-**Paper** (default): the call is simulated with ``eth_simulateV1`` from ``sender`` on the latest
-state (the logs it would emit are decoded exactly as a receipt's: fills are computed, never
-echoed from the intent); gas is the simulation's ``gasUsed`` priced at the next block's base fee
-(computed from the latest head) plus the tip. A private intent with a relay and a key is also
-checked with ``eth_callBundle`` (the relay's verdict wins when it says the bundle reverts).
-Reports: ``OrderAcknowledged`` + ``OrderFilled`` (+ ``InventoryChanged``) or ``OrderFailed``
-("would revert: ..."), ``source="paper:evm:<chain>"``.
+**Paper** (default): the call is simulated with ``eth_simulateV1`` from ``sender`` in the block
+after the latest head (its number, ``block_time`` later, at its base fee): the logs it would emit are
+decoded exactly as a receipt's (fills are computed, never echoed from the intent); gas is the
+simulation's ``gasUsed`` priced at that next block's base fee (EIP-1559 from the head) plus the tip.
+A private intent with a relay and a key is also checked with ``eth_callBundle`` (the relay's
+verdict wins when it says the bundle reverts). Reports: ``OrderAcknowledged`` + ``OrderFilled``
+(+ ``InventoryChanged``) or ``OrderFailed`` ("would revert: ..."), ``source="paper:evm:<chain>"``.
 
-**Execute**: simulate first (``precheck``: an intent that would revert fails without costing gas),
-choose EIP-1559 fees (``live.fees``), take a nonce (``live.nonces``: refused until reconciled),
-sign with the key, record ``TransactionSigned`` (raw bytes) and **flush the log**, then broadcast:
-``eth_sendRawTransaction``, or ``eth_sendBundle`` to the relay for ``bundle_blocks`` target blocks
-when ``intent.private``. Then follow it: ``TransactionBroadcast``, ``TransactionSubmitted``,
-``TransactionPending`` (seen in the node's mempool), and ``TransactionIncluded`` (block, index,
-status, gas used, effective gas price, the revert reason replayed on the block's state) with the
-fill or ``OrderFailed``; a bundle not in its target blocks: ``TransactionDropped`` + ``OrderFailed``;
-a nonce taken by another transaction: ``TransactionReplaced`` (+ ``TransactionDropped``, ``OrderFailed``).
+**Execute**: simulate first (``precheck``: an intent that would revert fails without costing gas;
+the gas limit is the simulated gas x ``gas_headroom_bps``), choose EIP-1559 fees (``live.fees``),
+take a nonce (``live.nonces``: refused until reconciled), sign with the key, record
+``TransactionSigned`` (raw bytes) and **flush the log**, then broadcast: ``eth_sendRawTransaction``,
+or ``eth_sendBundle`` to the relay for ``bundle_blocks`` target blocks when ``intent.private``. Then
+follow it: ``TransactionBroadcast``, ``TransactionSubmitted``, ``TransactionPending`` (seen in the
+node's mempool), and ``TransactionIncluded`` (block, index, status, gas used, effective gas price,
+the revert reason replayed on the block's state) with the fill or ``OrderFailed``; a bundle not in
+its target blocks: ``TransactionDropped`` + ``OrderFailed``; a nonce taken by a transaction the log
+did not sign: ``TransactionReplaced`` + ``OrderFailed``; a replacement on purpose (``replace``):
+a second ``TransactionSigned`` with ``replaces``, and the one not mined ``TransactionReplaced``.
 ``source="live:evm:<chain>"``.
 
 The JSON-RPC client is this module's ``JsonRpc`` (aiohttp, one session; what web3's async HTTP
