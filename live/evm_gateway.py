@@ -250,6 +250,7 @@ class EvmGateway:
         self._stopping = False
         self._reporting: set[str] = set()  # mined transactions being reported
         self._unfinished: list[tuple[int, ev.TransactionIncluded | None, bool]] = []  # from restore
+        self._finished: set[int] = set()  # intents this process reported an end for
 
     def __repr__(self) -> str:
         return f"EvmGateway(chain={self.chain!r}, sender={self.sender}, execute={self.execute})"
@@ -297,8 +298,8 @@ class EvmGateway:
         open_intents = {s.intent for s in self.nonces.open.values()}
         for seq, inc, was_signed in self._unfinished:
             intent = self.intents[seq]
-            if seq in open_intents:
-                continue  # reconciling follows it
+            if seq in open_intents or seq in self._finished:
+                continue  # reconciling follows it, or has ended it
             if inc is not None:
                 receipt = await self.rpc.call("eth_getTransactionReceipt", [inc.tx])
                 if receipt:
@@ -341,6 +342,8 @@ class EvmGateway:
         """Fold into the nonce state, report to the run (appended on the loop's thread), and with
         ``durable`` commit the log before returning (nothing leaves the process before it is saved)."""
         self.nonces.fold(e)
+        if type(e) is ev.OrderFailed or (type(e) is ev.OrderFilled and e.final):
+            self._finished.add(e.intent)
         assert self.report is not None
         self.report(e)
         if durable:
