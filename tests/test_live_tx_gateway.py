@@ -284,6 +284,27 @@ def test_a_plain_swap_through_the_v2_router_fills_what_the_pair_pays(world: Any,
     assert type(failed) is ev.OrderFailed and failed.reason.startswith("would revert: ")
 
 
+def test_intents_submitted_together_take_consecutive_nonces_and_all_land(world: Any, tmp_path: Path) -> None:
+    _fresh(world)
+    w3 = world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    arb = ev.OrderIntended(seq=1, ts=1, source="engine", strategy="arb", venue="anvil:arb-executor",
+                           instrument="weth-usdc->weth-usdc-2", side="arb", amount=20_000 * E6, notional=20_000 * E6,
+                           max_priority_fee=GWEI, client_id="a1", route=("weth-usdc", "weth-usdc-2"), min_profit=1)
+    swap = ev.OrderIntended(seq=1, ts=1, source="engine", strategy="cd", venue="anvil:swap", instrument="weth-usdc-2",
+                            side="buy", amount=1_000 * E6, notional=1_000 * E6, max_priority_fee=GWEI, client_id="s1",
+                            min_profit=1, profit_asset="WETH")
+    rec = Recorder(tmp_path / "many.db")
+    events = _run(EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush), rec,
+                  [_intent(world), arb, swap])  # submitted back to back: their tasks interleave
+    signs = _of(events, ev.TransactionSigned)
+    assert sorted(s.nonce for s in signs) == [nonce0, nonce0 + 1, nonce0 + 2]
+    assert len(_of(events, ev.NonceReconciled)) == 1 and len(_of(events, ev.OrderFilled)) == 3
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 3
+    for s in signs:
+        assert w3.eth.get_transaction(s.tx)["nonce"] == s.nonce
+
+
 def test_a_liquidation_that_would_revert_fails_on_paper_and_is_not_sent(world: Any, tmp_path: Path) -> None:
     _fresh(world)
     w3 = world["chain"].w3
