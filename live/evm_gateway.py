@@ -78,7 +78,6 @@ ARB_GAS_CAP = 1_500_000  # sim.chain.arb_executor.ARB_GAS
 PLAIN_LIQUIDATION_GAS_CAP = 900_000
 SWAP_GAS_CAP = 400_000  # a V2 router swap through one pair uses ~110k
 _TRANSFER = bytes(Web3.keccak(text="Transfer(address,address,uint256)"))
-MAX_REBROADCASTS = 5  # a public transaction the node forgot is sent again (the same bytes) at most this often
 TRANSPORT = -1  # RpcError.code of a request that got no answer (the node may or may not have acted)
 
 
@@ -109,6 +108,8 @@ class EvmGatewayConfig:
     poll_interval: float = 0.25  # seconds between receipt polls
     chain_id: int = 0  # 0: asked from the node
     block_time: int = 12  # seconds from the head to the next block (simulations run at that time)
+    replace_after_blocks: int = 0  # a public transaction pending this many blocks is re-bid (0: never)
+    max_replacements: int = 3  # at most this many re-bids per intent
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any], where: str = "[gateway]") -> "EvmGatewayConfig":
@@ -748,7 +749,7 @@ class EvmGateway:
         Node errors while polling are retried (the transaction may still be mined); ``close(wait=
         False)`` stops following and leaves it open in the log for the next start to reconcile."""
         intent = self.intents.get(signed.intent)
-        state = {"pending_said": False, "rebroadcasts": 0}
+        state = {"pending_said": False, "rebroadcasts": 0, "since": 0}
         while not self._stopping:
             try:
                 if await self._poll(signed, intent, state):
@@ -777,10 +778,13 @@ class EvmGateway:
                 self._closed(signed, intent, f"bundle not included by its target block {signed.target_block}")
             return True
         known = await self.rpc.call("eth_getTransactionByHash", [signed.tx])
-        if known is not None and known.get("blockNumber") is None and not state["pending_said"]:
-            state["pending_said"] = True
-            if intent is not None:
-                self._record(ev.TransactionPending(**self._common(intent), chain=self.chain, tx=signed.tx))
+        if known is not None and known.get("blockNumber") is None:
+            if not state["pending_said"]:
+                state["pending_said"] = True
+                state["since"] = head
+                if intent is not None:
+                    self._record(ev.TransactionPending(**self._common(intent), chain=self.chain, tx=signed.tx))
+            await self._maybe_replace(signed, intent, state, head)
         if known is None:
             count = _int(await self.rpc.call("eth_getTransactionCount", [self.sender, "latest"]))
             if count > signed.nonce:  # its nonce is used: by it, by its replacement, or by a stranger
@@ -789,19 +793,46 @@ class EvmGateway:
             newest = self.nonces.latest_at(signed.nonce)
             if newest is not None and newest.tx != signed.tx:
                 return False  # replaced on purpose: the replacement is the one to send again
-            if intent is not None and state["rebroadcasts"] < MAX_REBROADCASTS:  # unknown to the node: the same bytes again
-                state["rebroadcasts"] += 1
-                try:
-                    await self.rpc.call("eth_sendRawTransaction", [signed.raw])
-                    detail = "rebroadcast: the node did not know it"
-                except RpcError as e:
-                    if e.code == TRANSPORT:
-                        raise
-                    detail = f"rebroadcast answered: {e.message}"
-                self._record(ev.TransactionBroadcast(**self._common(intent), chain=self.chain, tx=signed.tx,
-                                                     via="public", attempt=self.nonces.broadcasts.get(signed.tx, 0),
-                                                     detail=detail))
+            if intent is None:
+                return False
+            try:  # unknown to the node, its nonce unused: the same bytes again
+                await self.rpc.call("eth_sendRawTransaction", [signed.raw])
+            except RpcError as e:
+                if e.code == TRANSPORT:
+                    raise
+                if is_already_known(e):
+                    return False
+                if self.config.replace_after_blocks and await self._rebid(signed, intent, f"the node refused it: {e.message}"):
+                    return False
+                self._closed(signed, intent, f"the node dropped it and refuses it again: {e.message}")
+                return True
+            state["rebroadcasts"] += 1
+            self._record(ev.TransactionBroadcast(**self._common(intent), chain=self.chain, tx=signed.tx, via="public",
+                                                 attempt=self.nonces.broadcasts.get(signed.tx, 0),
+                                                 detail="rebroadcast: the node did not know it"))
         return False
+
+    async def _maybe_replace(self, signed: ev.TransactionSigned, intent: ev.OrderIntended | None,
+                             state: dict[str, Any], head: int) -> None:
+        """A public transaction pending for ``replace_after_blocks`` blocks is re-bid."""
+        cfg = self.config
+        if not cfg.replace_after_blocks or intent is None or head - state["since"] < cfg.replace_after_blocks:
+            return
+        state["since"] = head
+        await self._rebid(signed, intent, f"pending for {cfg.replace_after_blocks} block(s)")
+
+    async def _rebid(self, signed: ev.TransactionSigned, intent: ev.OrderIntended, why: str) -> bool:
+        """Replace ``signed`` with bumped fees (``replace``) if it is the newest at its nonce, the
+        intent has re-bid fewer than ``max_replacements`` times and the fee caps allow; True if sent."""
+        newest = self.nonces.latest_at(signed.nonce)
+        done = sum(1 for s in self.nonces.signed.values() if s.intent == signed.intent and s.replaces)
+        if newest is None or newest.tx != signed.tx or done >= self.config.max_replacements:
+            return False
+        try:
+            await self.replace(signed.tx, why)
+        except FeeRefused:
+            return False  # the caps forbid a higher bid
+        return True
 
     async def _settle_nonce(self, nonce: int, intent: ev.OrderIntended | None) -> None:
         """A nonce the chain has used: the one of ours mined there is reported (it closes the rest);

@@ -102,8 +102,16 @@ def world() -> Any:
 
 
 def _fresh(world: Any) -> None:
-    world["chain"].revert(world["snap"])
-    world["snap"] = world["chain"].snapshot()
+    """Back to the deployed state. Anvil keeps its own next base fee across ``evm_revert``; it is
+    set back to what EIP-1559 gives for the reverted head (what the gateway computes)."""
+    from tapedeck.live.fees import head_next_base_fee
+
+    chain = world["chain"]
+    chain.revert(world["snap"])
+    world["snap"] = chain.snapshot()
+    head = chain.w3.eth.get_block("latest")
+    chain.rpc("anvil_setNextBlockBaseFeePerGas", [hex(head_next_base_fee(head["baseFeePerGas"], head["gasUsed"],
+                                                                         head["gasLimit"]))])
 
 
 def _config(world: Any) -> EvmGatewayConfig:
@@ -161,6 +169,19 @@ def _run(gw: EvmGateway, rec: Recorder, intents: list[ev.OrderIntended]) -> list
     asyncio.run(go())
     rec.log.close("clean")
     return rec.events
+
+
+async def until(pred: Any, rec: Recorder, limit: float = 60.0) -> None:
+    """Wait for a condition on what was reported; a safety limit turns a hang into a failure that
+    shows the events (the condition, not the time, is what the test checks)."""
+    async def wait() -> None:
+        while not pred():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(wait(), limit)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"condition never held; events: {[type(e).__name__ for e in rec.events]}") from None
 
 
 def _of(events: list[ev.Event], t: type) -> list[Any]:
@@ -252,14 +273,13 @@ def test_atomic_arbitrage_through_the_arb_executor_paper_then_execute(world: Any
 
 def _same_gas(w3: Any, receipt: Any, pfill: ev.OrderFilled, intent: ev.OrderIntended) -> None:
     """Paper priced the simulated gas at the next base fee computed from the head it ran on (the
-    inclusion block's parent) plus the tip: the same gas as the receipt's. (Anvil's own base fee
-    after an ``evm_revert`` can differ from the EIP's value for that parent, so the wei compared
-    are the gas units, and the price against the EIP's formula.)"""
+    inclusion block's parent) plus the tip: the same gas as the receipt's, at the price the chain
+    charged (``_fresh`` keeps anvil's base fee the EIP's across reverts)."""
     from tapedeck.live.fees import head_next_base_fee
 
     parent = w3.eth.get_block(receipt["blockNumber"] - 1)
     price = head_next_base_fee(parent["baseFeePerGas"], parent["gasUsed"], parent["gasLimit"]) + intent.max_priority_fee
-    assert pfill.fee == receipt["gasUsed"] * price
+    assert pfill.fee == receipt["gasUsed"] * price == receipt["gasUsed"] * receipt["effectiveGasPrice"]
 
 
 def test_a_plain_swap_through_the_v2_router_fills_what_the_pair_pays(world: Any, tmp_path: Path) -> None:
@@ -398,17 +418,13 @@ def test_a_pending_transaction_replaced_on_purpose_lands_once(world: Any, tmp_pa
     rec = Recorder(tmp_path / "rp.db")
     gw = EvmGateway(_config(world), key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush)
 
-    async def until(pred: Any) -> None:
-        while not pred():
-            await asyncio.sleep(0.01)
-
     async def go() -> str:
         gw.bind(rec.report)
         await gw.start()
         await asyncio.to_thread(chain.rpc, "evm_setAutomine", [False])
         try:
             gw.submit(rec.intent(_intent(world)))
-            await until(lambda: _of(rec.events, ev.TransactionPending))  # in the node's mempool, not mined
+            await until(lambda: _of(rec.events, ev.TransactionPending), rec)  # in the node's mempool, not mined
             [old] = _of(rec.events, ev.TransactionSigned)
             new = await gw.replace(old.tx, "stuck")
             await asyncio.to_thread(chain.rpc, "evm_mine", [])
@@ -532,6 +548,62 @@ def test_through_the_loop_and_engine_the_strategy_sees_its_transaction_to_the_fi
     stored = [type(e).__name__ for e in EventLog.open(tmp_path / "loop.db").events()]
     assert stored.index("OrderIntended") < stored.index("TransactionSigned") < stored.index("TransactionIncluded")
     assert not engine.state.orders.get("liq")  # finished: the order left the book of open ones
+
+
+@pytest.mark.parametrize("rebid", [True, False])
+def test_a_transaction_priced_out_is_re_bid_or_dropped(world: Any, tmp_path: Path, rebid: bool) -> None:
+    """The base fee jumps past what it bid: the node leaves it out of the next block (anvil also
+    drops it from its pool and refuses the same bytes: "max fee per gas less than block base fee").
+    With ``replace_after_blocks`` the gateway re-bids at the same nonce and that one lands; without,
+    it is dropped and the intent fails, its nonce free for the next transaction."""
+    _fresh(world)
+    chain, w3 = world["chain"], world["chain"].w3
+    nonce0 = w3.eth.get_transaction_count(world["bot"])
+    rec = Recorder(tmp_path / "rebid.db")
+    cfg = msgspec_free_replace(_config(world), replace_after_blocks=1 if rebid else 0,
+                               fees=FeePolicy(headroom_bps=10_000, max_priority_fee_cap=10 * GWEI, max_fee_cap=0))
+    gw = EvmGateway(cfg, key=key_from_hex(BOT_SECRET, "test"), execute=True, flush=rec.flush)
+
+    async def go() -> None:
+        gw.bind(rec.report)
+        await gw.start()
+        await asyncio.to_thread(chain.rpc, "evm_setAutomine", [False])
+        try:
+            gw.submit(rec.intent(_intent(world)))
+            await until(lambda: _of(rec.events, ev.TransactionPending), rec)
+            [first] = _of(rec.events, ev.TransactionSigned)
+            # the base fee jumps above what it bid: the next block leaves it out
+            await asyncio.to_thread(chain.rpc, "anvil_setNextBlockBaseFeePerGas", [hex(first.max_fee * 2)])
+            await asyncio.to_thread(chain.rpc, "evm_mine", [])
+            if rebid:
+                await until(lambda: len(_of(rec.events, ev.TransactionBroadcast)) == 2, rec)
+                await asyncio.to_thread(chain.rpc, "evm_mine", [])
+            await until(lambda: _of(rec.events, ev.OrderFilled) or _of(rec.events, ev.OrderFailed), rec)
+        finally:
+            await asyncio.to_thread(chain.rpc, "evm_setAutomine", [True])
+            await gw.close(wait=False)
+
+    asyncio.run(go())
+    rec.log.close("clean")
+    signs = _of(rec.events, ev.TransactionSigned)
+    first = signs[0]
+    if not rebid:
+        assert len(signs) == 1
+        [drop] = _of(rec.events, ev.TransactionDropped)
+        [failed] = _of(rec.events, ev.OrderFailed)
+        assert drop.tx == first.tx and "refuses it again: max fee per gas less than block base fee" in drop.reason
+        assert failed.reason.startswith("dropped: ") and not gw.nonces.reconciled  # a hole: reconcile before sending
+        assert w3.eth.get_transaction_count(world["bot"]) == nonce0
+        return
+    first, second = signs
+    assert second.replaces == first.tx and second.nonce == first.nonce == nonce0 and second.max_fee > 2 * first.max_fee
+    [inc] = _of(rec.events, ev.TransactionIncluded)
+    [gone] = _of(rec.events, ev.TransactionReplaced)
+    assert inc.tx == second.tx and (gone.tx, gone.by) == (first.tx, second.tx)
+    rebids = [b for b in _of(rec.events, ev.TransactionBroadcast) if b.tx == second.tx]
+    assert len(rebids) == 1 and rebids[0].detail.startswith(f"replaces {first.tx}: ")
+    assert not _of(rec.events, ev.TransactionDropped)
+    assert w3.eth.get_transaction_count(world["bot"]) == nonce0 + 1 and len(_of(rec.events, ev.OrderFilled)) == 1
 
 
 class LossyRpc:
