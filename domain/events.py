@@ -1304,6 +1304,91 @@ class ReorgWindowSet(Event, frozen=True, kw_only=True):
     chain: str
     depth: int
     pools: tuple[str, ...] = ()
+# ----------------------------------------------------------------------------- executions: live transactions
+# Issue 13 (live-tx helper). A live EVM gateway (``live/evm_gateway.py``) keeps its nonce manager's
+# state in the run's log (``live/nonces.py``), so a crash loses nothing it did: every transaction it
+# signed is recorded with its raw bytes and nonce and flushed before it leaves the process, then
+# what became of it (broadcast, seen pending, replaced on purpose) and, after every (re)start, how
+# the log was reconciled with the chain's own nonce. Inclusion, reverts and drops stay the shared
+# ``TransactionIncluded`` (status "success" | "reverted", with the reason) and ``TransactionDropped``.
+
+
+class TransactionSigned(Event, frozen=True, kw_only=True):
+    """A transaction signed for ``intent`` (hash ``tx``) from ``sender`` at ``nonce``, with its fees
+    and gas limit; ``raw`` is the signed transaction ("0x" hex, public once sent: the same bytes are
+    what a restart rebroadcasts). ``route`` is "public" (``eth_sendRawTransaction``) or "bundle" (a
+    relay; ``target_block`` the last block its bundle is offered for, so a restart knows when it can
+    no longer land); ``replaces`` the hash of the transaction at the same nonce it replaces on purpose."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    chain: str
+    tx: str
+    sender: str
+    nonce: int
+    gas: int
+    max_fee: int
+    max_priority_fee: int
+    raw: str
+    route: str = "public"
+    target_block: int = 0
+    replaces: str = ""
+
+
+class TransactionBroadcast(Event, frozen=True, kw_only=True):
+    """The signed bytes of ``tx`` were handed to ``via`` ("public" or "bundle:<relay name>") and it
+    accepted them (a bundle: for ``target_block``; ``detail``: the relay's bundle hash, or "already
+    known" for a rebroadcast). ``attempt`` counts rebroadcasts of the same bytes (0: the first)."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    chain: str
+    tx: str
+    via: str
+    attempt: int = 0
+    target_block: int = 0
+    detail: str = ""
+
+
+class TransactionPending(Event, frozen=True, kw_only=True):
+    """The node holds ``tx`` in its mempool (known, not yet in a block)."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    chain: str
+    tx: str
+
+
+class TransactionReplaced(Event, frozen=True, kw_only=True):
+    """``tx`` at ``nonce`` will not be mined: transaction ``by`` took its nonce (a replacement the
+    gateway signed on purpose, or, with ``by`` "", another transaction of the sender's found on
+    chain at reconciliation). ``reason`` says which."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int
+    chain: str
+    tx: str
+    nonce: int
+    by: str
+    reason: str
+
+
+class NonceReconciled(Event, frozen=True, kw_only=True):
+    """The nonce manager of ``sender`` on ``chain`` checked its log against the chain and may send:
+    the chain's ``eth_getTransactionCount`` at "latest" (``chain_latest``) and "pending"
+    (``chain_pending``), the nonce it will use next (``next_nonce``), the hashes it still follows
+    (``open``: signed, not yet mined) and those it rebroadcast from their recorded bytes
+    (``rebroadcast``). ``detail`` says what else it found."""
+
+    KIND: ClassVar[str] = EXECUTION
+    chain: str
+    sender: str
+    chain_latest: int
+    chain_pending: int
+    next_nonce: int
+    open: tuple[str, ...] = ()
+    rebroadcast: tuple[str, ...] = ()
+    detail: str = ""
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -1379,6 +1464,12 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     LogRetracted,
     # live EVM reorgs (issue 13, live-evm helper)
     ReorgWindowSet,
+    # live transactions (issue 13, live-tx helper)
+    TransactionSigned,
+    TransactionBroadcast,
+    TransactionPending,
+    TransactionReplaced,
+    NonceReconciled,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

@@ -64,11 +64,20 @@ class Executor:
                        route: Sequence[Hop], min_profit: int) -> Any:
         """The bound ``liquidate(...)`` call; send it from ``owner`` (with ``value`` = a coinbase payment, if any)."""
         m = self.market
-        return self.contract.functions.liquidate(m.asset(collateral), m.asset(debt), Web3.to_checksum_address(user),
-                                                 debt_to_cover, [h.arg() for h in route], min_profit)
+        return liquidate_fn(self.contract, m.asset(collateral), m.asset(debt), user, debt_to_cover, route, min_profit)
 
     def flash_premium_bps(self) -> int:
         return int(self.market.pool.functions.FLASHLOAN_PREMIUM_TOTAL().call())
+
+
+def liquidate_fn(contract: Any, collateral: str, debt: str, user: str, debt_to_cover: int, route: Sequence[Hop],
+                 min_profit: int) -> Any:
+    """The bound ``liquidate(...)`` call of an executor ``contract`` (any web3 contract object with
+    its ABI, a provider or not) for token addresses: the one encoding the sim's ``Executor`` and the
+    live gateway (``live/evm_gateway.py``) both send."""
+    return contract.functions.liquidate(Web3.to_checksum_address(collateral), Web3.to_checksum_address(debt),
+                                        Web3.to_checksum_address(user), debt_to_cover, [h.arg() for h in route],
+                                        min_profit)
 
 
 def deploy_executor(market: AaveV3Market, owner: str, *, gas: int = DEPLOY_GAS,
