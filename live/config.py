@@ -347,58 +347,9 @@ def load_signing_key(keys: KeysModel, environ: Mapping[str, str] | None = None) 
     """The run's signing key (``live.keys``: from the keystore when ``keys.keystore`` is set, its
     password in ``keys.password_env``, else from ``keys.env``). Raises ``LiveConfigError`` naming the
     variable or file, never the secret."""
-    try:
-        from tapedeck.live.keys import KeyUnavailable, load_key
-    except ImportError:  # live/keys.py is the live-tx helper's; until it is merged: the fallback below
-        KeyUnavailable, load_key = _KeyUnavailable, _load_key
+    from tapedeck.live.keys import KeyUnavailable, load_key
+
     try:
         return load_key(env=keys.env, keystore=keys.keystore, password_env=keys.password_env, environ=environ)
     except KeyUnavailable as e:
         raise LiveConfigError(str(e)) from None
-
-
-class _KeyUnavailable(ValueError):
-    pass
-
-
-class _Key:
-    """Stand-in for ``live.keys.SigningKey`` until that module is merged: holds the account, shows its address."""
-
-    __slots__ = ("_account", "address", "origin")
-
-    def __init__(self, account: Any, origin: str) -> None:
-        self._account, self.address, self.origin = account, str(account.address), origin
-
-    def __repr__(self) -> str:
-        return f"SigningKey(address={self.address}, from={self.origin}, secret=<hidden>)"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a signing key cannot be pickled")
-
-
-def _load_key(*, env: str, keystore: str | None, password_env: str, environ: Mapping[str, str] | None) -> _Key:
-    import json
-
-    from eth_account import Account
-
-    e = os.environ if environ is None else environ
-    if keystore:
-        origin = f"keystore:{keystore}"
-        try:
-            data = json.loads(open(keystore, encoding="utf-8").read())
-        except (OSError, ValueError):
-            raise _KeyUnavailable(f"{origin}: cannot read a JSON keystore there") from None
-        if e.get(password_env) is None:
-            raise _KeyUnavailable(f"{origin}: environment variable {password_env} (the keystore password) is not set")
-        try:
-            return _Key(Account.from_key(Account.decrypt(data, e[password_env])), origin)
-        except Exception:  # noqa: BLE001 - eth-account's messages may quote the input
-            raise _KeyUnavailable(f"{origin}: wrong password in {password_env}, or not a keystore") from None
-    if not e.get(env):
-        raise _KeyUnavailable(f"environment variable {env} is not set (the hex private key of the sending account)")
-    try:
-        return _Key(Account.from_key(e[env].strip()), f"env:{env}")
-    except Exception:  # noqa: BLE001
-        raise _KeyUnavailable(f"env:{env}: not a valid private key") from None
