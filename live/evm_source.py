@@ -83,6 +83,11 @@ class RpcError(RuntimeError):
     """A JSON-RPC call the node answered with an error, or a connection that failed under it."""
 
 
+class CallDecodeError(RpcError):
+    """An ``eth_call`` whose answer is not the function's (e.g. no contract there at that block):
+    the node is fine, the question was not; a snapshot records it and goes on."""
+
+
 class _ConnectFailed(RuntimeError):
     pass
 
@@ -187,7 +192,7 @@ class _Calls:
         try:
             return eth_abi.decode([out], bytes.fromhex(str(raw)[2:]))[0]
         except Exception as e:  # noqa: BLE001 - a node answer that is not the function's
-            raise RpcError(f"eth_call {name} at block {self.block}: not a {out} ({type(e).__name__})") from None
+            raise CallDecodeError(f"eth_call {name} at block {self.block}: not a {out} ({type(e).__name__})") from None
 
 
 # getReserveData's (ReserveData / ReserveDataLegacy) words that AaveReserveConfigured carries
@@ -769,11 +774,22 @@ class EvmSource:
             raise _Resync()
         call = _Calls(rpc, block)
         events: list[ev.Event] = []
+        def unread(what: str, e: CallDecodeError) -> ev.InputRejected:  # e.g. deployed after ``block``
+            return ev.InputRejected(ts=0, source=self.name, origin=f"{self.name}:snapshot {what} at block {block}",
+                                    reason=f"{e}; its state comes from its first log", raw="")
+
         for pair in [a for a, k in self.mapper.kinds.items() if k == V2]:
-            r0, r1, _ = await call(pair, "getReserves()", (), "(uint112,uint112,uint32)")
+            try:
+                r0, r1, _ = await call(pair, "getReserves()", (), "(uint112,uint112,uint32)")
+            except CallDecodeError as e:
+                events.append(unread(f"pair {pair}", e))
+                continue
             events.append(ev.V2ReservesSynced(ts=0, source=self.name, pool=pair, block=block, reserve0=r0, reserve1=r1))
         for pool in [a for a, k in self.mapper.kinds.items() if k == V3]:
-            events.append(await _v3_snapshot(call, pool, block, self.name))
+            try:
+                events.append(await _v3_snapshot(call, pool, block, self.name))
+            except CallDecodeError as e:
+                events.append(unread(f"pool {pool}", e))
         if self.aave is not None:
             events.extend(await self.aave.snapshot(rpc, block))
             for e in events:

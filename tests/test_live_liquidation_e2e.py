@@ -9,7 +9,8 @@ runner runs, the oracle's WETH feed is replaced by a lower one: the source re-em
 its new price, the book sees the borrower cross HF 1, the fast path intends in the same handling,
 and the gateway's simulated transaction is recorded as a paper fill (computed by the node, never
 echoed from the intent). Nothing reaches the chain: the bot's nonce does not move. The run's log
-verifies.
+verifies. The source starts before the pair exists: its snapshot of the pair is a recorded rejection
+and the pair's state comes from its first ``Sync``.
 """
 from __future__ import annotations
 
@@ -52,10 +53,10 @@ def test_paper_liquidation_through_the_websocket_subscription(tmp_path: Path) ->
         m = deploy_aave_v3(w3)
         executor = deploy_executor(m, bot)
         chain.rpc("anvil_stopImpersonatingAccount", [bot])
+        start = w3.eth.block_number + 1  # the source backfills every user action from here (a snapshot has no users)
         weth, usdc = m.tokens["WETH"], m.tokens["USDC"]
         factory, _router = uv2.deploy_factory_and_router(w3, m.asset("WETH"), admin)
-        pair = uv2.create_pair(w3, factory, weth, usdc, admin)
-        start = w3.eth.block_number + 1  # the source backfills every user action from here (a snapshot has no users)
+        pair = uv2.create_pair(w3, factory, weth, usdc, admin)  # after the snapshot block: known from its Sync
         m.supply(chain.accounts[9], "USDC", 50_000_000 * E6, mint=True)
         for token, amount in ((weth, 10_000 * E18), (usdc, 20_000_000 * E6)):  # $2000 a WETH, deep
             transact(w3, token.get_function_by_signature("mint(address,uint256)")(admin, amount), admin, 120_000)
@@ -147,4 +148,6 @@ tokens = {{WETH = "{m.asset("WETH")}", USDC = "{m.asset("USDC")}"}}
     fill = fills[0]
     assert fill.source.startswith("paper") and fill.amount > 0 and fill.fee > 0  # simulated, gas priced
     assert fill.notional <= intent.amount  # what the simulated liquidationCall repaid, not the intent echoed
+    unread = [e for e in evs if type(e) is ev.InputRejected]  # the pair did not exist at the snapshot block
+    assert len(unread) == 1 and "snapshot pair" in unread[0].origin and unread[0].seq < opp[0].seq
     assert verified(out).status == "verified"
