@@ -83,7 +83,8 @@ def test_no_seeds_means_each_scenarios_own_and_duration_overrides() -> None:
                         "parameters: ValueError: unknown parameter(s): min_profi"),
     (["strategies[9].min_profit=1"], "--set strategies[9].min_profit: strategies has 5 entries, no [9]"),
     (["risk.kill_swich=true"], "--set risk.kill_swich: unknown key 'kill_swich' in risk (known: "
-                               "default_max_notional, default_max_outstanding, kill_switch, venues)"),
+                               "daily_loss_limit, default_max_notional, default_max_outstanding, kill_switch, "
+                               "venues)"),
     (["colour=1"], "--set colour: unknown key 'colour' (known: engine, outcomes, paper, pools, risk, store, "
                    "strategies)"),
     (["risk.kill_switch=no"], "risk.kill_switch: Input should be a valid boolean (got 'no')"),
