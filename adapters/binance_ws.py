@@ -66,6 +66,17 @@ class FrameError(ValueError):
     """What is wrong with one frame (becomes its InputRejected reason)."""
 
 
+def _object(body: bytes) -> dict:
+    """A frame's body as a JSON object, or the ``FrameError`` saying why it is not one."""
+    try:
+        msg = _decode.decode(body)
+    except msgspec.DecodeError as e:
+        raise FrameError(f"not JSON: {e}") from None
+    if not isinstance(msg, dict):
+        raise FrameError(f"a JSON {type(msg).__name__}, not an object")
+    return msg
+
+
 def market_from_filename(path: str | Path) -> tuple[str | None, str | None]:
     """(venue, instrument) from a name like ``spot_ethusdt_20240808.gz`` (None where it says nothing)."""
     m = _NAME.search(Path(path).name)
@@ -204,12 +215,7 @@ def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: s
                 if not MIN_TS <= t < MAX_TS:
                     raise FrameError(f"receive time {t} ns is outside 2015..2100")
                 ts = last_ts = t
-                try:
-                    msg = _decode.decode(body)
-                except msgspec.DecodeError as e:
-                    raise FrameError(f"not JSON: {e}") from None
-                if not isinstance(msg, dict):
-                    raise FrameError(f"a JSON {type(msg).__name__}, not an object")
+                msg = _object(body)
                 events = _frame(msg, ts, venue, futures, symbol, books)
             except FrameError as e:
                 raw = line.decode("utf-8", "replace").rstrip("\r\n")[:RAW_LIMIT]
@@ -297,12 +303,7 @@ class FrameParser:
     def parse(self, raw: str | bytes, ts: int, origin: str) -> list[ev.Event]:
         body = raw.encode() if isinstance(raw, str) else raw
         try:
-            try:
-                msg = _decode.decode(body)
-            except msgspec.DecodeError as e:
-                raise FrameError(f"not JSON: {e}") from None
-            if not isinstance(msg, dict):
-                raise FrameError(f"a JSON {type(msg).__name__}, not an object")
+            msg = _object(body)
             if "result" in msg and "id" in msg and "stream" not in msg:
                 return []  # the answer to a SUBSCRIBE / LIST_SUBSCRIPTIONS request
             events = _frame(msg, ts, self.venue, self.futures, self.symbol, self.books)
