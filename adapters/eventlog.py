@@ -596,7 +596,12 @@ class EventLog:
             raise EventLogError(f"{path}: no such run file")
         data = cls._read_manifest(path)
         manifest = Manifest.from_data(data)
-        log = cls(path, manifest, cls._datastore(path), 1, max_delay_ms=max_delay_ms)
+        return cls(path, manifest, cls._datastore(path), 1, max_delay_ms=max_delay_ms)._opened(resume)
+
+    def _opened(self, resume: bool) -> "EventLog":
+        """The rest of ``open`` for any store: find the next seq; ``resume``: become the writer and mark
+        an unfinished run crashed-recovered."""
+        log, manifest = self, self.manifest
         try:
             log._next_seq = log._pending_first = log.last_seq() + 1
         except EventLogError:
@@ -616,11 +621,15 @@ class EventLog:
                 log.write_manifest()
         return log
 
+    def _writer_lock(self) -> Any:
+        """The single-writer lock of this store (a flock on the run file; PostgreSQL: a session lock)."""
+        return WriterLock(self.path)
+
     def _become_writer(self) -> None:
         """Take the writer's lock and restore the chain from what is stored (refusing a bad log)."""
         if self._writer is not None:
             return
-        lock = WriterLock(self.path).acquire()
+        lock = self._writer_lock().acquire()
         try:
             chain = Chain()
             for _ in self._walk(self._raw_items, check=chain, flush=False):

@@ -343,53 +343,10 @@ class PgEventLog(EventLog):
         url = PgURL.parse(where)
         data = _read_manifest(url)
         manifest = Manifest.from_data(data)
-        log = cls(url, manifest, url.datastore(), 1, max_delay_ms=max_delay_ms)
-        try:
-            log._next_seq = log._pending_first = log.last_seq() + 1
-        except EventLogError:
-            if resume:
-                log._datastore.close()
-                raise
-            log._next_seq = log._pending_first = 0  # unknown: a full read names what is wrong
-        if resume:
-            try:
-                log._become_writer()
-            except BaseException:
-                log._datastore.close()
-                raise
-            if manifest.ended == "open":
-                manifest.ended = "crashed-recovered"
-                manifest.notes["recovered_at_seq"] = log._next_seq - 1
-                log.write_manifest()
-        return log
+        return cls(url, manifest, url.datastore(), 1, max_delay_ms=max_delay_ms)._opened(resume)
 
-    def _become_writer(self) -> None:
-        """Take the writer's lock and restore the chain from what is stored (refusing a bad log)."""
-        if self._writer is not None:
-            return
-        lock = PgWriterLock(self.url).acquire()
-        try:
-            chain = Chain()
-            for _ in self._walk(self._raw_items, check=chain, flush=False):
-                pass
-            chain.finish(self)
-            if chain.next_seq != self._pending_first:
-                raise EventLogError(f"{self.path}: changed after it was opened (another writer?)")
-            self._chain = chain
-            self._chained = chain.chained is not False
-            self._hold(lock)  # type: ignore[arg-type]
-            changed = False
-            if self._chained and self.manifest.log_format != LOG_FORMAT:
-                self.manifest.log_format, changed = LOG_FORMAT, True
-            if self.manifest.seal or self.manifest.ended == "clean":  # more events: it is open again
-                self.manifest.notes["reopened_at_seq"] = chain.next_seq - 1
-                self.manifest.seal, self.manifest.ended, changed = {}, "open", True
-            if changed:
-                self.write_manifest()
-        except BaseException:
-            self._writer = None
-            lock.release()
-            raise
+    def _writer_lock(self) -> Any:
+        return PgWriterLock(self.url)
 
     # ------------------------------------------------------------------ writing
 
