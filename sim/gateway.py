@@ -554,7 +554,7 @@ class BookOrders:
             self._cancel(intent)
             return
         if intent.side not in (BUY, SELL):
-            self.report(_failed(intent, f"{self.name} takes side buy, sell or cancel, got {intent.side!r}"))
+            self.report(_failed(intent, f"{self.name} takes side buy or sell (or cancel), got {intent.side!r}"))
             return
         qty = Decimal(intent.amount).scaleb(-spec.base_decimals)
         qty = (qty / spec.lot_size).to_integral_value(ROUND_FLOOR) * spec.lot_size
