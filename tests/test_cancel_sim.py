@@ -28,9 +28,12 @@ def iceberg(**kw: Any) -> dict[str, Any]:
                      "default_max_outstanding": 1_000_000_000_000}, "strategies": [strategy]}
 
 
+SUMMARIES: dict[str, Any] = {}
+
+
 def run(tmp_path: Path, name: str, config: dict[str, Any]) -> list[ev.Event]:
     out = tmp_path / name
-    run_scenario(load_scenario("oracle-jump"), config, out)
+    SUMMARIES[name] = run_scenario(load_scenario("oracle-jump"), config, out)
     with EventLog.open(out) as log:
         assert verify(log, build_engine(log.manifest.config)).ok
         return list(log.events())
@@ -57,6 +60,8 @@ def test_a_resting_child_is_cancelled_at_the_deadline_and_the_parent_finishes(tm
     assert (progress.outcome, progress.reason) == ("canceled", "deadline")
     (finished,) = of(events, ev.ParentOrderFinished)
     assert (finished.status, finished.filled, finished.remaining, finished.ts) == ("expired", 0, 20_000, done.ts)
+    outcome = SUMMARIES["deadline.db"].strategies["ice"]  # the summary: one order, canceled, none pending
+    assert (outcome.intents, outcome.won, outcome.lost, outcome.pending) == (1, 0, 0, 0)
 
 
 def test_a_stale_child_is_cancelled_and_sent_again_until_the_book_comes_to_it(tmp_path: Path) -> None:
@@ -91,6 +96,8 @@ def test_a_cancel_of_an_order_that_is_done_or_filled_first_fails(tmp_path: Path)
     assert failed[intents["k-ioc"].seq] == "cancel: no resting order ioc"
     # a cancel of an order the venue never had
     assert failed[intents["k-none"].seq] == "cancel: no resting order nothing"
+    outcome = SUMMARIES["race.db"].strategies["racer"]  # cancels are not trades: 2 orders, 1 filled
+    assert (outcome.intents, outcome.won, outcome.lost, outcome.pending) == (2, 1, 0, 0)
     # a GTC sell far above the book rests, then its cancel releases all of it
     (done,) = of(events, ev.OrderCanceled)
     assert (done.client_id, done.cancel_id, done.remaining) == ("gtc", "k-gtc", 10_000)
