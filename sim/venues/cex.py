@@ -50,7 +50,7 @@ from typing import Any
 
 import simpy
 
-from tapedeck.sim.kernel import CTX, Bus, LatencyModel, SimClock, dsum, exponential, to_ns
+from tapedeck.sim.kernel import CTX, NS, Bus, LatencyModel, SimClock, dsum, exponential, to_ns
 from tapedeck.domain.decimals import decimals_of
 from tapedeck.sim.processes import PriceTick
 from tapedeck.sim.scenario import Venue, derive_rng
@@ -266,8 +266,9 @@ class MockCex:
 
     def _taker_flow(self, mean_gap_s: Decimal, mean_size: Decimal):  # type: ignore[no-untyped-def]
         rng, lot = self._flow_rng, self.spec.lot_size
-        while True:
-            yield self.env.timeout(float(exponential(rng, mean_gap_s)))
+        while True:  # gaps in whole ns of epoch time (no float seconds accumulated)
+            gap_ns = int(CTX.multiply(exponential(rng, mean_gap_s), Decimal(NS)).to_integral_value(ROUND_FLOOR))
+            yield self.clock.timeout_until(self.clock.now_ns + gap_ns)
             side = BUY if rng.random() < 0.5 else SELL
             qty = max(lot, CTX.multiply(CTX.divide(exponential(rng, mean_size), lot).to_integral_value(ROUND_FLOOR),
                                         lot))
