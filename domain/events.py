@@ -1165,7 +1165,9 @@ class SliceSkipped(Event, frozen=True, kw_only=True):
 
 class ParentOrderProgress(Event, frozen=True, kw_only=True):
     """A child ended: ``outcome`` "filled", "partial" (final with less than asked), "unfilled",
-    "failed" (the venue's ``OrderFailed``) or "rejected" (the risk gate), ``reason`` its words.
+    "failed" (the venue's ``OrderFailed``), "rejected" (the risk gate) or "canceled" (the venue's
+    ``OrderCanceled`` of a child the slicer cancelled; ``reason`` "deadline", "stopped" or "stale"),
+    ``reason`` its words.
     ``filled``/``remaining`` are the parent's after it (base units), ``scheduled`` what the schedule
     called for by now, ``behind`` = max(0, scheduled - filled)."""
 
@@ -1186,7 +1188,8 @@ class ParentOrderProgress(Event, frozen=True, kw_only=True):
 class ParentOrderFinished(Event, frozen=True, kw_only=True):
     """The parent is done: ``status`` "filled" (what is left, if anything, is below one lot: fills
     that were not whole lots), "expired" (deadline passed with ``remaining`` left)
-    or "failed" (too many children failed in a row). ``filled_notional`` and ``fees`` (in
+    , "failed" (too many children failed in a row) or "stopped" (the strategy stopped it: no child
+    after that, the one out cancelled). ``filled_notional`` and ``fees`` (in
     ``fee_asset``) summed from the fills; ``average_price`` = filled_notional / filled at
     ``price_decimals`` (-1 when nothing filled); ``arrival_price`` the venue's mid when it started
     (-1: none) and ``slippage_bps`` the average price against it, positive = worse for the side;
