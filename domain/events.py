@@ -1187,8 +1187,8 @@ class ParentOrderProgress(Event, frozen=True, kw_only=True):
 
 class ParentOrderFinished(Event, frozen=True, kw_only=True):
     """The parent is done: ``status`` "filled" (what is left, if anything, is below one lot: fills
-    that were not whole lots), "expired" (deadline passed with ``remaining`` left)
-    , "failed" (too many children failed in a row) or "stopped" (the strategy stopped it: no child
+    that were not whole lots), "expired" (deadline passed with ``remaining`` left),
+    "failed" (too many children failed in a row) or "stopped" (the strategy stopped it: no child
     after that, the one out cancelled). ``filled_notional`` and ``fees`` (in
     ``fee_asset``) summed from the fills; ``average_price`` = filled_notional / filled at
     ``price_decimals`` (-1 when nothing filled); ``arrival_price`` the venue's mid when it started
