@@ -23,8 +23,8 @@ from tests.test_live_feeds_gateway import _EXCHANGE_INFO, BN_KEY, BN_SECRET, HL_
 NOW = 1_737_918_844_000_000_000
 
 
-def _cancel(seq: int, venue: str, target: str) -> ev.OrderIntended:
-    return ev.OrderIntended(ts=10**18 + seq, seq=seq, strategy="s", venue=venue, instrument="", side="cancel",
+def _cancel(seq: int, venue: str, target: str, strategy: str = "s") -> ev.OrderIntended:
+    return ev.OrderIntended(ts=10**18 + seq, seq=seq, strategy=strategy, venue=venue, instrument="", side="cancel",
                             amount=0, notional=0, target=target, client_id=f"x{seq}")
 
 
@@ -61,6 +61,7 @@ def test_hyperliquid_cancels_by_cloid_signed_and_the_answer_decides() -> None:
                 gw.submit(_intent(seq, "hyperliquid", "BTC", "sell", 100_000, limit_price=1_100_000,
                                   price_decimals=1, tif="gtc"))
             await gw.wait()
+            gw.submit(_cancel(7, "hyperliquid", "c1", strategy="other"))  # not its order: at once, nothing sent
             gw.submit(_cancel(3, "hyperliquid", "c1"))  # the venue takes it off the book
             gw.submit(_cancel(4, "hyperliquid", "c2"))  # the venue says it is no longer there
             gw.submit(_cancel(5, "hyperliquid", "c9"))  # never placed by this gateway: at once
@@ -80,7 +81,8 @@ def test_hyperliquid_cancels_by_cloid_signed_and_the_answer_decides() -> None:
                                     remaining=100_000, cancel_intent=3)
     failed = {e.intent: e.reason for e in got if type(e) is ev.OrderFailed}
     assert failed == {4: "cancel: no resting order c2: Order was never placed, already canceled, or filled.",
-                      5: "cancel: no resting order c9", 6: "cancel: no resting order c1"}
+                      5: "cancel: no resting order c9", 6: "cancel: no resting order c1",
+                      7: "cancel: no resting order c1"}
     _secrets_absent(got, HL_KEY)
 
 
