@@ -502,7 +502,9 @@ class ParentOrders:
         out: list[Proposal] = []
         if t is ev.OrderIntended:
             c.approved = True
-            if w.parent.child_timeout_ns:
+            if w.stopping:  # stopped before its approval came back: cancel it now
+                self._cancel(w, e, "stopped", out)
+            elif w.parent.child_timeout_ns:
                 out.append(ev.TimerRequested(ts=e.ts, source="engine", cause=e.seq, strategy=self.strategy,
                                              key=STALE_PREFIX + c.client_id, at_ts=e.ts + w.parent.child_timeout_ns))
         elif t is ev.OrderCanceled:

@@ -434,6 +434,22 @@ def test_stop_cancels_the_resting_child_and_finishes_stopped() -> None:
     assert not strategy.orders.done("p")  # until the child has ended
 
 
+def test_a_stop_in_the_same_reaction_as_the_start_cancels_the_child_once_approved() -> None:
+    class StartStop(Embedder):
+        def on_event(self, e: Any, state: Any) -> Any:
+            out = list(super().on_event(e, state))
+            if out and type(e) is ev.QuoteUpdated:
+                out += self.orders.stop("p", e, state)
+            return out
+
+    w = World(StartStop(parent(limit_price=30_010, price_decimals=1, tif="gtc"), Twap(interval_ns=10 * NS)))
+    w.feed(quote(T0))
+    assert [(i.side, i.target) for i in w.of(ev.OrderIntended)] == [("buy", ""), ("cancel", "p-1")]
+    w.cancel("p-1-cancel")
+    (done,) = w.of(ev.ParentOrderFinished)
+    assert (done.status, done.children) == ("stopped", 1)
+
+
 def test_stop_through_the_engine_and_nothing_after_it() -> None:
     class Stopper(Embedder):
         def on_event(self, e: Any, state: Any) -> Any:
