@@ -31,10 +31,11 @@ venue trade id ``<venue>-t<n>``): our taker orders against the makers' levels, o
 when the book trades through them (the taker is the other side), and the venue's own **taker flow**
 (``taker_flow_per_minute``, ``taker_flow_size``: market orders at Poisson times, half buys, of an
 exponential size of that mean rounded down to the lot, at least one lot, walking the makers' levels
-like ours; their own seeded generator ``derive_rng(seed, "takers:<venue>")``, so turning the flow on
-changes no other draw). Our fills print in the same delivery as their ``OrderReport`` (no latency draw
-of their own: a world without taker flow is the same world with a tape); the flow's prints arrive
-after an inbound delay. Taker flow is off by default (0).
+like ours; their times, sides and sizes come from their own seeded generator
+``derive_rng(seed, "takers:<venue>")``, so the venue's reject draws are unchanged; their prints and the
+quote updates they cause travel the venue's inbound channel like any other message). Our fills print
+in the same delivery as their ``OrderReport`` (no latency draw of their own: a world without taker
+flow is the same world with a tape). Taker flow is off by default (0).
 
 The report comes back after an inbound delay, as an ``OrderReport`` on the bus. Top of book
 changes are published as ``BookQuote`` (also after an inbound delay). Prices and sizes are
