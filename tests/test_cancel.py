@@ -8,11 +8,12 @@ any interleaving of orders, partial and final fills, failures, cancels and their
 that the gate's outstanding notional is always exactly that of the orders still in flight."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine
@@ -176,7 +177,7 @@ class CancelMachine(RuleBasedStateMachine):
         cid = data.draw(st.sampled_from(sorted(self.resting)))
         self.core.filled(cid, 1, final)
         if final:
-            event("final fill")
+            seen("final fill")
             del self.resting[cid]
 
     @precondition(lambda self: self.resting)
@@ -202,14 +203,14 @@ class CancelMachine(RuleBasedStateMachine):
         cid = data.draw(st.sampled_from(sorted(self.cancels)))
         target = self.cancels.pop(cid)
         if target in self.resting:
-            event("canceled a resting order")
+            seen("canceled a resting order")
             del self.resting[target]
             for other, t in list(self.cancels.items()):  # a second cancel of the same order finds nothing
                 if t == target:
-                    event("a second cancel of one order")
+                    seen("a second cancel of one order")
             self.core.canceled(target, cid)
         else:
-            event("cancel found nothing resting")
+            seen("cancel found nothing resting")
             self.core.failed(cid, f"cancel: no resting order {target}")
 
     @invariant()
@@ -220,5 +221,18 @@ class CancelMachine(RuleBasedStateMachine):
         assert len(self.core.engine.risk.open_intents) == len(flight)
 
 
-TestCancelMachine = CancelMachine.TestCase
-TestCancelMachine.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+SEEN: Counter[str] = Counter()
+CASES = ("final fill", "canceled a resting order", "a second cancel of one order", "cancel found nothing resting")
+
+
+def seen(label: str) -> None:
+    event(label)
+    SEEN[label] += 1
+
+
+def test_any_interleaving_keeps_outstanding_equal_to_what_is_in_flight() -> None:
+    SEEN.clear()
+    run_state_machine_as_test(CancelMachine, settings=settings(max_examples=150, stateful_step_count=30,
+                                                               deadline=None, derandomize=True, database=None))
+    missing = [c for c in CASES if not SEEN[c]]
+    assert not missing, f"the machine never reached {missing} ({dict(SEEN)})"
