@@ -220,7 +220,8 @@ def sim_report(summary: Any, wall: float) -> list[str]:
     lines = [f"scenario {summary.scenario} seed {summary.seed} on {summary.chain}: "
              f"{summary.simulated_seconds:,.0f} simulated s in {wall:.1f} s wall "
              f"({summary.simulated_seconds / max(wall, 1e-9):,.0f} simulated s per wall s)",
-             f"  world: {summary.blocks} blocks, {summary.oracle_rounds} oracle rounds, {summary.quotes} book updates"]
+             f"  world: {summary.blocks} blocks, {summary.oracle_rounds} oracle rounds, {summary.quotes} book updates"
+             + (f", {summary.trades} trades printed" if summary.trades else "")]
     if summary.chain_txs:
         lines.append(f"  chain ({summary.chain}): {summary.chain_txs} agent transactions executed in "
                      f"{summary.chain_blocks} blocks")

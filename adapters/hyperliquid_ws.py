@@ -14,9 +14,9 @@ docs' ``websocket/subscriptions.md``) becomes:
 ``trades``                  one ``TradePrinted`` per trade (``side`` the taker's)
 ``orderUpdates``            one ``AccountOrderUpdated`` per order
 ``userFills``               one ``AccountFillReported`` per fill, ``snapshot`` = ``isSnapshot``
-``userFundings``            one ``FundingPaid`` per payment; the subscription's first message
-                            (``isSnapshot: true``, the account's past payments) is skipped unless
-                            ``snapshot_fundings=True`` (``FundingPaid`` has no snapshot flag)
+``userFundings``            one ``FundingPaid`` per payment, ``snapshot`` = ``isSnapshot`` (the
+                            subscription's first message: the account's past payments, recorded;
+                            positions do not add them, ``domain/perp_positions.py``)
 ``subscriptionResponse``,   recognised and skipped (counted); so are messages that carry
 ``pong``                    nothing (an empty trades list, a fills snapshot with no fills)
 ==========================  =================================================================
@@ -235,7 +235,6 @@ def _quote(ctx: _Ctx, coin: str, bid: tuple[int, int] | None, ask: tuple[int, in
 class _Ctx:
     ts: int
     source: str
-    snapshot_fundings: bool
 
 
 def _bbo(data: Any, ctx: _Ctx) -> tuple[ev.Event, ...]:
@@ -390,17 +389,12 @@ def _user_fundings(data: Any, ctx: _Ctx) -> tuple[ev.Event, ...]:
         parsed.append((_coin(_get(f, "coin", at), f"{at}.coin"), amounts.add(_get(f, "usdc", at), f"{at}.usdc"),
                        sizes.add(_get(f, "szi", at), f"{at}.szi"), rates.add(_get(f, "fundingRate", at), f"{at}.fundingRate"),
                        _time(_get(f, "time", at), f"{at}.time")))
-    if snapshot and not ctx.snapshot_fundings:
-        raise _Skip(f"snapshot of {len(parsed)} past funding payment(s)")
     amt, sz, rate = amounts.fixed(), sizes.fixed(), rates.fixed()
     return tuple(ev.FundingPaid(ts=ctx.ts, source=ctx.source, venue=VENUE, instrument=coin, amount=amt[a],
                                 amount_decimals=amounts.places, asset="USDC", size=sz[s], size_decimals=sizes.places,
-                                rate=rate[r], rate_decimals=rates.places, venue_ts=t)
+                                rate=rate[r], rate_decimals=rates.places, venue_ts=t,
+                                snapshot=snapshot)
                  for coin, a, s, r, t in parsed)
-
-
-class _Skip(Exception):
-    """A good frame that carries nothing to record (its message says what)."""
 
 
 _CHANNELS: dict[str, Callable[[Any, _Ctx], tuple[ev.Event, ...]]] = {
@@ -423,8 +417,7 @@ def _text(raw: str | bytes) -> str:
     return raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
 
 
-def parse_frame(raw: str | bytes, ts: int, origin: str, *, source: str = SOURCE,
-                snapshot_fundings: bool = False) -> Parsed:
+def parse_frame(raw: str | bytes, ts: int, origin: str, *, source: str = SOURCE) -> Parsed:
     """One WebSocket frame received at ``ts`` (ns) -> :class:`Parsed`. Never raises on bad input:
     a bad frame is one ``InputRejected`` (``origin`` names where it came from)."""
     def reject(channel: str, reason: str) -> Parsed:
@@ -456,11 +449,9 @@ def parse_frame(raw: str | bytes, ts: int, origin: str, *, source: str = SOURCE,
     if "data" not in msg:
         return reject(channel, f"{channel} frame has no data")
     try:
-        events = handler(msg["data"], _Ctx(ts, source, snapshot_fundings))
+        events = handler(msg["data"], _Ctx(ts, source))
     except FrameError as e:
         return reject(channel, f"{channel} {e}")
-    except _Skip as e:
-        return Parsed(channel, (), str(e))
     except RecursionError:
         return reject(channel, f"{channel} frame is nested too deeply")
     if not events:
@@ -494,10 +485,9 @@ class RecordingReader:
     """The frames of one hftbacktest-format recording (gzip or plain text), as events in file order;
     ``counts`` fills in as it is read. Lines are numbered from 1 (``"<name>:line <n>"``)."""
 
-    def __init__(self, path: str | Path, *, source: str = SOURCE, snapshot_fundings: bool = False) -> None:
+    def __init__(self, path: str | Path, *, source: str = SOURCE) -> None:
         self.path = Path(path)
         self.source = source
-        self.snapshot_fundings = snapshot_fundings
         self.counts = RecordingCounts()
 
     def __iter__(self) -> Iterator[ev.Event]:
@@ -537,7 +527,7 @@ class RecordingReader:
                 yield ev.InputRejected(ts=last_ts, source=self.source, origin=origin, reason=why, raw=_text(line))
                 continue
             last_ts = ts
-            parsed = parse_frame(body, ts, origin, source=self.source, snapshot_fundings=self.snapshot_fundings)
+            parsed = parse_frame(body, ts, origin, source=self.source)
             self.counts.frames[parsed.channel] += 1
             if parsed.rejected:
                 self.counts.rejected[parsed.channel] += 1

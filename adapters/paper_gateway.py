@@ -24,6 +24,9 @@ can tell paper from executed. Paper PnL is what the exact math gives, and it can
   (``quote_decimals``), a taker fee of ``taker_fee_bps`` in the quote asset. Less depth than asked:
   a final fill of what there was.
 
+* **Cancel** (side ``cancel``, ``target`` the order's client id): every paper order is filled or
+  refused at once, so nothing ever rests: a cancel is ``OrderFailed`` "cancel: no resting order <id>".
+
 A recorded market cannot move for a paper trade, so the gateway remembers its own impact: a pool
 (or a quote's depth) it traded is seen as it left it until the recording updates that pool (or that
 quote). A re-detection of the same unmoved gap is then filled against the closed gap, not booked as
@@ -172,6 +175,8 @@ class PaperGateway:
         if self.report is None:
             raise RuntimeError("PaperGateway.submit before bind(report)")
         try:
+            if intent.side == "cancel":
+                raise PaperRefusal(f"cancel: no resting order {intent.target}")  # paper orders never rest
             if intent.side == "arb":
                 fill = self._arb(intent)
             elif intent.side in ("buy", "sell") and intent.venue in self.state.quotes.get(intent.instrument, {}):

@@ -20,6 +20,11 @@ The contract with strategies (``Strategy``; all of it optional beyond ``name``/`
   updated (its ``intent`` seq is 0 while the approval itself is being delivered: the recorder
   numbers it next); ``state.in_flight(name)`` holds the strategy's approved, unfinished orders by
   client id. A client id still in flight cannot be reused (the intent is rejected).
+* Cancels: an ``Intent`` with ``side = "cancel"`` and ``target`` = the client id of a resting order
+  of the strategy's own (``domain/risk.py``) is gated and intended like any other. The venue's
+  ``OrderCanceled`` ends both (the order ``canceled``, the cancel too) and goes to ``on_order`` once,
+  with the canceled order's record; a cancel that found no resting order is the cancel's own
+  ``OrderFailed`` (``order`` is then the cancel's record, ``order.side == "cancel"``).
 * Timers: a ``TimerRequested`` proposal; the runner's ``TimerFired`` goes to ``on_event`` of the
   strategy it names only (it need not be in ``handles``).
 * Risk: all proposals caused by one event (every strategy's, and those made in reaction to its
@@ -37,7 +42,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from tapedeck.domain import events as ev
 from tapedeck.domain.risk import Intent, RiskGate
 from tapedeck.domain.state import (
-    ACKNOWLEDGED, FAILED, FILLED, INTENDED, PARTIALLY_FILLED, REJECTED, SUBMITTED, MarketState, Order,
+    ACKNOWLEDGED, CANCELED, FAILED, FILLED, INTENDED, PARTIALLY_FILLED, REJECTED, SUBMITTED, MarketState, Order,
 )
 
 Proposal = ev.Event | Intent
@@ -48,7 +53,7 @@ MAX_VERDICT_ROUNDS = 8
 # Decision types only the engine makes.
 _ENGINE_ONLY = (ev.OrderIntended, ev.IntentRejected, ev.StrategyFailed)
 _EXECUTIONS = (ev.OrderAcknowledged, ev.OrderFilled, ev.OrderFailed, ev.TransactionSubmitted,
-               ev.TransactionIncluded, ev.TransactionDropped)
+               ev.TransactionIncluded, ev.TransactionDropped, ev.OrderCanceled)
 _NONE: tuple[ev.Event, ...] = ()  # the quiet path's answer (no allocation)
 _MESSAGE_LIMIT = 300
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -143,6 +148,7 @@ class Engine:
             ev.OrderFilled: risk.on_finished,
             ev.OrderFailed: risk.on_finished,
             ev.InventoryChanged: risk.on_inventory,  # the daily loss limit books a leftover's risk currency
+            ev.OrderCanceled: risk.on_canceled,  # frees the canceled order's outstanding notional
         }
         self._dispatch: dict[type[ev.Event], tuple[Callable[[Any], None] | None, tuple[Any, ...],
                                                    Callable[[Any], Sequence[ev.Event]] | None]] = {}
@@ -204,10 +210,10 @@ class Engine:
 
     def _execution(self, e: Any) -> Sequence[ev.Event]:
         """Update the intent's order and tell the strategy that proposed it (only that one)."""
-        order = self._intents.get(e.intent)
+        t = type(e)
+        order = self._canceled(e) if t is ev.OrderCanceled else self._intents.get(e.intent)
         if order is None:
             return _NONE
-        t = type(e)
         if t is ev.OrderFilled:
             order.filled_amount += e.amount
             order.filled_notional += e.notional
@@ -233,6 +239,20 @@ class Engine:
         batch = _Batch(e)
         self._call(batch, self._active[order.strategy], on_order, e, order)
         return self._settle(batch)
+
+    def _canceled(self, e: ev.OrderCanceled) -> Order | None:
+        """End the canceled order and the cancel; the record the strategy is told about (the order's,
+        else the cancel's when the order is not known here)."""
+        cancel = self._intents.get(e.cancel_intent) if e.cancel_intent else None
+        if cancel is not None:
+            cancel.status = CANCELED
+            self._finish(cancel)
+        order = self._intents.get(e.intent)
+        if order is None:
+            return cancel
+        order.status = CANCELED
+        self._finish(order)
+        return order
 
     def _timer(self, e: ev.TimerFired) -> Sequence[ev.Event]:
         strategy = self._active.get(e.strategy)

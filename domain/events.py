@@ -267,8 +267,17 @@ class FundingPaid(Event, frozen=True, kw_only=True):
     ``asset`` (positive: the account received it, negative: it paid), ``size`` the signed position
     it was charged on (``10**-size_decimals``), ``rate`` the funding rate applied
     (``10**-rate_decimals``). From the venue's account stream (Hyperliquid ``userFundings``) or the
-    mock perp's funding process."""
+    mock perp's funding process.
 
+    Schema 2 added ``snapshot``: True for a payment in the stream's first message (Hyperliquid's
+    ``userFundings`` snapshot: the account's funding history, recorded but not a new payment; a
+    position does not add it, ``domain/perp_positions.py``). v1 bodies load with ``snapshot=False``."""
+
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = {
+        1: Past((*ENVELOPE, "venue", "instrument", "amount", "amount_decimals", "asset", "size", "size_decimals",
+                 "rate", "rate_decimals", "venue_ts"), _added(snapshot=False)),
+    }
     venue: str
     instrument: str
     amount: int
@@ -279,6 +288,7 @@ class FundingPaid(Event, frozen=True, kw_only=True):
     rate: int
     rate_decimals: int
     venue_ts: int = 0
+    snapshot: bool = False
 
 
 class V2ReservesSynced(Event, frozen=True, kw_only=True):
@@ -1155,7 +1165,9 @@ class SliceSkipped(Event, frozen=True, kw_only=True):
 
 class ParentOrderProgress(Event, frozen=True, kw_only=True):
     """A child ended: ``outcome`` "filled", "partial" (final with less than asked), "unfilled",
-    "failed" (the venue's ``OrderFailed``) or "rejected" (the risk gate), ``reason`` its words.
+    "failed" (the venue's ``OrderFailed``), "rejected" (the risk gate) or "canceled" (the venue's
+    ``OrderCanceled`` of a child the slicer cancelled; ``reason`` "deadline", "stopped" or "stale"),
+    ``reason`` its words.
     ``filled``/``remaining`` are the parent's after it (base units), ``scheduled`` what the schedule
     called for by now, ``behind`` = max(0, scheduled - filled)."""
 
@@ -1175,8 +1187,9 @@ class ParentOrderProgress(Event, frozen=True, kw_only=True):
 
 class ParentOrderFinished(Event, frozen=True, kw_only=True):
     """The parent is done: ``status`` "filled" (what is left, if anything, is below one lot: fills
-    that were not whole lots), "expired" (deadline passed with ``remaining`` left)
-    or "failed" (too many children failed in a row). ``filled_notional`` and ``fees`` (in
+    that were not whole lots), "expired" (deadline passed with ``remaining`` left),
+    "failed" (too many children failed in a row) or "stopped" (the strategy stopped it: no child
+    after that, the one out cancelled). ``filled_notional`` and ``fees`` (in
     ``fee_asset``) summed from the fills; ``average_price`` = filled_notional / filled at
     ``price_decimals`` (-1 when nothing filled); ``arrival_price`` the venue's mid when it started
     (-1: none) and ``slippage_bps`` the average price against it, positive = worse for the side;
@@ -1391,6 +1404,31 @@ class NonceReconciled(Event, frozen=True, kw_only=True):
     detail: str = ""
 
 
+# ----------------------------------------------------------------------------- executions: cancels (issue 11)
+# Why a section of its own: a strategy cancels a resting order of its own (an iceberg's GTC child, a
+# stale limit) with a cancel ``Intent`` (``side="cancel"``, ``target`` = the order's client id); the
+# venue's answer is one event that ends both the order and the cancel, so the engine drops both from
+# in flight and frees the order's outstanding notional. A cancel of an order that is not resting is an
+# ``OrderFailed`` of the cancel intent ("cancel: no resting order <id>").
+
+
+class OrderCanceled(Event, frozen=True, kw_only=True):
+    """A resting order was canceled: ``intent``/``client_id`` the canceled order's (terminal for it),
+    ``cancel_intent``/``cancel_id`` the cancel's (terminal for that too), ``remaining`` the unfilled
+    amount released (base units, as the order's ``amount``). A cancel that came too late (the order
+    was filled first) is not this but the cancel's ``OrderFailed``."""
+
+    KIND: ClassVar[str] = EXECUTION
+    intent: int  # seq of the canceled order's OrderIntended
+    venue: str
+    strategy: str
+    instrument: str
+    client_id: str
+    cancel_id: str
+    remaining: int
+    cancel_intent: int = 0  # seq of the cancel's OrderIntended (0: the venue canceled it on its own)
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     QuoteUpdated,
     MarkPriceUpdated,
@@ -1470,6 +1508,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TransactionPending,
     TransactionReplaced,
     NonceReconciled,
+    # cancels (issue 11, perp-sim helper)
+    OrderCanceled,
 )
 BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]

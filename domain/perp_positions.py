@@ -28,7 +28,13 @@ entry is ``|cost| / |size|`` at a price precision; unrealised PnL at a mark is
   ``start_position`` +/- its size**; a ``start_position`` that differs from what is held replaces it,
   valued at that fill's price (the entry of the older part is not in the stream). Snapshot fills book
   no realised PnL or fees into this run: they happened before it.
-* ``FundingPaid`` adds its ``amount`` (signed: + received) to ``funding``.
+* ``FundingPaid`` adds its ``amount`` (signed: + received) to ``funding``, once per payment: a
+  payment is known by (venue, instrument, ``venue_ts``). The stream's first message
+  (``snapshot=True``, Hyperliquid ``userFundings``) is history: its payments are remembered, never
+  added (they were paid before this run), and the newest of them is the venue's history horizon. A
+  later snapshot (a reconnect's) adds only the payments after that horizon not already applied (the
+  ones paid while the stream was down); a payment applied once is never applied again. A payment
+  without a venue time (``venue_ts`` 0) cannot be matched: a snapshot one is not added, a live one is.
 
 Amounts at other precisions (a fill's ``fee_decimals``, a payment's ``amount_decimals``, a
 notional ``price x size`` finer than ``quote_decimals``) are brought to ``quote_decimals`` by floor
@@ -121,13 +127,15 @@ class PerpPosition:
 class PerpPositions:
     """Every position by (venue, instrument), in order of first fill; see the module docstring."""
 
-    __slots__ = ("positions", "account_venues", "trade_ids", "quote_decimals")
+    __slots__ = ("positions", "account_venues", "trade_ids", "quote_decimals", "funding_seen", "funding_horizon")
 
     def __init__(self, quote_decimals: int = 6) -> None:
         self.positions: dict[tuple[str, str], PerpPosition] = {}
         self.account_venues: dict[str, None] = {}  # venues whose account stream is the source of truth
         self.trade_ids: dict[tuple[str, str], None] = {}  # (venue, trade id) applied from the stream
         self.quote_decimals = quote_decimals
+        self.funding_seen: dict[tuple[str, str, int], None] = {}  # (venue, instrument, venue_ts) known
+        self.funding_horizon: dict[str, tuple[int, int]] = {}  # venue -> (ts, newest venue_ts) of its first snapshot
 
     def get(self, venue: str, instrument: str) -> PerpPosition | None:
         return self.positions.get((venue, instrument))
@@ -177,6 +185,25 @@ class PerpPositions:
         return p
 
     def on_funding(self, e: ev.FundingPaid) -> PerpPosition:
+        """Add a funding payment to its position unless it is history or was applied (module docstring)."""
         p = self.position(e.venue, e.instrument, e.size_decimals)
-        p.funding += rescale(e.amount, e.amount_decimals, self.quote_decimals)
+        if self.funding_applies(e):
+            p.funding += rescale(e.amount, e.amount_decimals, self.quote_decimals)
         return p
+
+    def funding_applies(self, e: ev.FundingPaid) -> bool:
+        """Whether ``e`` is a payment to add now (and remember it); False for history or a repeat.
+        The first snapshot is every snapshot payment of the venue recorded at the event time of its
+        first one (one stream message is recorded at one ``ts``)."""
+        key = (e.venue, e.instrument, e.venue_ts)
+        if e.venue_ts and key in self.funding_seen:
+            return False
+        if e.venue_ts:
+            self.funding_seen[key] = None
+        if not e.snapshot:
+            return True
+        first = self.funding_horizon.get(e.venue)
+        if first is None or first[0] == e.ts:  # (a payment of) the stream's first message: history
+            self.funding_horizon[e.venue] = (e.ts, max(e.venue_ts, first[1] if first else 0))
+            return False
+        return e.venue_ts > first[1]  # a reconnect's snapshot: only what was paid after the history

@@ -19,6 +19,11 @@ booked as it stands. What a fill bought is counted as spent until it is sold (no
 so the figure is a conservative bound on the day's loss: once the day's net outflow reaches the
 limit, every intent that day is refused. The day rolls over at the first event of the next day.
 Folded from recorded events only, so a replay refuses the same intents.
+
+**Cancels** (``side = "cancel"``, ``target`` the client id of the strategy's resting order to
+cancel, ``amount = notional = 0``): a cancel only removes risk, so it passes the kill switch, the
+daily loss limit and the notional limits; one that names no target or carries an amount or notional
+is refused. ``OrderCanceled`` frees the canceled order's outstanding notional (and ends the cancel).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import msgspec
 from tapedeck.domain import events as ev
 
 DAY_NS = 86_400 * 10**9
+CANCEL = "cancel"  # the side of a cancel intent (module docstring)
 RISK_ASSET = "USDC"  # the risk currency (notionals are its base units); a fee in it is booked as paid
 
 
@@ -126,6 +132,14 @@ class RiskGate:
         if self.daily_loss_limit is not None and e.asset == RISK_ASSET:
             self._book(e.ts, e.delta)
 
+    def on_canceled(self, e: ev.OrderCanceled) -> None:
+        """The canceled order and the cancel both end: the order's notional is no longer outstanding."""
+        for seq in (e.intent, e.cancel_intent):
+            self.sides.pop(seq, None)
+            opened = self.open_intents.pop(seq, None)
+            if opened is not None:
+                self.outstanding[opened[0]] -= opened[1]
+
     def on_finished(self, e: ev.OrderFilled | ev.OrderFailed) -> None:
         if self.daily_loss_limit is not None:
             if type(e) is ev.OrderFilled:
@@ -154,6 +168,11 @@ class RiskGate:
         """'' if the intent may go, else the reason it may not (``pending``: approved for the same
         venue earlier in this event's batch, by any strategy, not yet folded; ``now``: the event
         time of the event being handled, for the daily loss limit's day)."""
+        if intent.side == CANCEL:
+            if not intent.target or intent.amount or intent.notional:
+                return (f"a cancel names the client id of the order to cancel (target) and has no amount or "
+                        f"notional; got target {intent.target!r}, amount {intent.amount}, notional {intent.notional}")
+            return ""  # it only removes risk: allowed with the kill switch engaged or the day's loss reached
         if self.kill_switch:
             return f"kill switch engaged ({self.kill_reason})" if self.kill_reason else "kill switch engaged"
         if self.daily_loss_limit is not None:

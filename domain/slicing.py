@@ -28,8 +28,20 @@ The deadline (``ParentOrder.deadline_ts``; TWAP and VWAP need one, an iceberg ma
 timer too. At it, with nothing in flight: ``on_deadline = "catch_up"`` sends one final child for all
 that is left ("deadline", uncapped), ``"leave"`` sends nothing; either way the parent then finishes
 ``expired`` with what is left reported in ``ParentOrderFinished.remaining``. With a child in flight
-at the deadline, no further child is sent: the parent finishes when it ends. No child intent is ever
-made after the deadline. ``max_failures`` children in a row ending with nothing filled finish it
+at the deadline, no further child is sent: the parent finishes when it ends; a resting child
+(``tif`` "gtc" or "alo") is cancelled then, so it does end. No child intent is ever made after the
+deadline.
+
+**Cancels** (a cancel intent: ``side = "cancel"``, ``target`` the child's client id, its own client
+id ``<child id>-cancel``; see ``domain/risk.py``). A child is cancelled when its parent finishes with
+it still resting (the deadline, above), when the strategy stops the parent (``stop``: the parent
+finishes ``stopped`` once the child has ended, at once when none is out), and when it is stale:
+in flight longer than ``ParentOrder.child_timeout_ns`` (0: never) since its approval (a
+``slice-stale:<child id>`` timer). The venue's ``OrderCanceled`` ends the child ("canceled", or
+"partial" with what it filled; an unfilled one counts as a failure towards ``max_failures``) and
+the parent goes on as after any failed child: a stale TWAP/VWAP child's remainder is caught up by
+the next slice, an iceberg's next child follows after ``retry_ns``. A cancel that finds nothing
+resting (the child filled first: its fill ends it) is only noted; one cancel per child at most. ``max_failures`` children in a row ending with nothing filled finish it
 ``failed`` (0: never).
 
 Guarantees (tests/test_slicing_properties.py): at every child, filled + what is in flight + the
@@ -88,8 +100,11 @@ from tapedeck.domain.state import MarketState, Order
 
 TWAP, VWAP, ICEBERG = "twap", "vwap", "iceberg"
 CATCH_UP, LEAVE = "catch_up", "leave"
-FILLED_STATUS, EXPIRED, FAILED_STATUS = "filled", "expired", "failed"
+FILLED_STATUS, EXPIRED, FAILED_STATUS, STOPPED = "filled", "expired", "failed", "stopped"
 TIMER_PREFIX = "slice:"
+STALE_PREFIX = "slice-stale:"  # + a child's client id: its staleness timer
+CANCEL_SUFFIX = "-cancel"  # a child's cancel intent is named <child id>-cancel
+RESTING_TIFS = ("gtc", "alo")
 _TIFS = ("", "ioc", "gtc", "alo")
 
 
@@ -115,6 +130,7 @@ class ParentOrder:
     tif: str = ""
     reduce_only: bool = False
     max_price_age_ns: int = 0  # market children: the quote that prices their notional (0: any age)
+    child_timeout_ns: int = 0  # a child in flight longer than this is cancelled as stale (0: never)
 
     def __post_init__(self) -> None:
         def bad(what: str) -> None:
@@ -125,7 +141,7 @@ class ParentOrder:
         if self.side not in ("buy", "sell"):
             bad(f"side must be buy or sell, got {self.side!r}")
         for f in ("quantity", "lot", "start_ts", "deadline_ts", "base_decimals", "quote_decimals", "limit_price",
-                  "price_decimals", "max_price_age_ns"):
+                  "price_decimals", "max_price_age_ns", "child_timeout_ns"):
             v = getattr(self, f)
             if type(v) is not int or v < 0:
                 bad(f"{f} must be an integer >= 0, got {v!r}")
@@ -327,6 +343,7 @@ class Child:
     amount: int
     filled: int = 0
     approved: bool = False
+    cancel: str = ""  # why a cancel was sent for it ("deadline", "stopped", "stale"; "": none)
 
 
 @dataclass(frozen=True)
@@ -347,7 +364,7 @@ class Work:
 
     __slots__ = ("parent", "slicer", "filled", "notional", "fees", "fee_asset", "volume", "child", "children",
                  "failed", "streak", "wanted", "timer_at", "retry_at", "status", "arrival", "price_decimals",
-                 "skipped", "began", "slices")
+                 "skipped", "began", "slices", "stopping")
 
     def __init__(self, parent: ParentOrder, slicer: Slicer):
         self.parent, self.slicer = parent, slicer
@@ -364,6 +381,7 @@ class Work:
         self.skipped = ""  # the last SliceSkipped reason (recorded once until a child goes)
         self.began = False
         self.slices = 0  # a TWAP's slice count (cached)
+        self.stopping = False  # stop() asked; the parent finishes "stopped" when its child ends
 
     @property
     def remaining(self) -> int:
@@ -387,18 +405,19 @@ class ParentOrders:
         self.strategy = strategy
         self.works: dict[str, Work] = {}  # parent id -> work, in start order (finished ones kept)
         self._by_child: dict[str, Work] = {}  # client id of a child in flight -> its parent
+        self._cancels: dict[str, Work] = {}  # client id of a cancel in flight -> the parent of its child
         self._tape: dict[tuple[str, str], list[Work]] = {}  # (venue, instrument) -> VWAPs watching
 
     # ------------------------------------------------------------------ asking
 
     def owns(self, client_id: str) -> bool:
-        return client_id in self._by_child
+        return client_id in self._by_child or client_id in self._cancels
 
     def wants(self, e: ev.Event) -> bool:
         """Whether ``e`` is one of this helper's (its timers, a tape it watches)."""
         t = type(e)
         if t is ev.TimerFired:
-            return e.key.startswith(TIMER_PREFIX)  # type: ignore[attr-defined]
+            return e.key.startswith(TIMER_PREFIX) or e.key.startswith(STALE_PREFIX)  # type: ignore[attr-defined]
         return t is ev.TradePrinted and (e.venue, e.instrument) in self._tape  # type: ignore[attr-defined]
 
     def done(self, parent_id: str) -> bool:
@@ -432,6 +451,20 @@ class ParentOrders:
             self._timer(w, cause, p.start_ts, out)
         return out
 
+    def stop(self, parent_id: str, cause: ev.Event, state: MarketState) -> list[Proposal]:
+        """Stop working a parent: no more children; one resting is cancelled and the parent finishes
+        ``stopped`` when it has ended (at once when none is out). Stopping a finished parent does nothing."""
+        w = self.works[parent_id]
+        out: list[Proposal] = []
+        if w.status != "working" or w.stopping:
+            return out
+        w.stopping = True
+        if w.child is None:
+            self._finish(w, cause, out, STOPPED)
+        else:
+            self._cancel(w, cause, "stopped", out)
+        return out
+
     def on_event(self, e: ev.Event, state: MarketState) -> list[Proposal]:
         t = type(e)
         if t is ev.TradePrinted:
@@ -439,24 +472,44 @@ class ParentOrders:
                 if w.status == "working":
                     w.slicer.on_trade(w, e)  # type: ignore[arg-type]
             return []
+        if t is ev.TimerFired and e.key.startswith(STALE_PREFIX):  # type: ignore[attr-defined]
+            child_id = e.key[len(STALE_PREFIX):]  # type: ignore[attr-defined]
+            w = self._by_child.get(child_id)
+            out: list[Proposal] = []
+            if w is not None and w.child is not None and w.child.client_id == child_id:
+                self._cancel(w, e, "stale", out)
+            return out
         if t is not ev.TimerFired or not e.key.startswith(TIMER_PREFIX):  # type: ignore[attr-defined]
             return []
         w = self.works.get(e.key[len(TIMER_PREFIX):])  # type: ignore[attr-defined]
-        if w is None or w.status != "working" or not w.timer_at or e.ts < w.timer_at:
-            return []  # not ours, finished, or a timer superseded
+        if w is None or w.status != "working" or w.stopping or not w.timer_at or e.ts < w.timer_at:
+            return []  # not ours, finished or stopping, or a timer superseded
         w.timer_at = 0
         out: list[Proposal] = []
         self._wake(w, e, state, out)
         return out
 
     def on_order(self, e: ev.Event, order: Order, state: MarketState) -> list[Proposal]:
+        t = type(e)
+        if order.client_id in self._cancels:  # a cancel's own news: only its end matters
+            if t is not ev.OrderIntended:
+                del self._cancels[order.client_id]  # rejected, or nothing rested (the child's own end comes)
+            return []
         w = self._by_child.get(order.client_id)
         if w is None or w.child is None or w.child.client_id != order.client_id:
             return []
-        c, t = w.child, type(e)
+        c = w.child
         out: list[Proposal] = []
         if t is ev.OrderIntended:
             c.approved = True
+            if w.stopping:  # stopped before its approval came back: cancel it now
+                self._cancel(w, e, "stopped", out)
+            elif w.parent.child_timeout_ns:
+                out.append(ev.TimerRequested(ts=e.ts, source="engine", cause=e.seq, strategy=self.strategy,
+                                             key=STALE_PREFIX + c.client_id, at_ts=e.ts + w.parent.child_timeout_ns))
+        elif t is ev.OrderCanceled:
+            self._cancels.pop(c.client_id + CANCEL_SUFFIX, None)
+            self._ended(w, e, "partial" if c.filled else "canceled", c.cancel or "canceled", state, out)
         elif t is ev.IntentRejected:
             self._ended(w, e, "rejected", e.reason, state, out, verdict=True)  # type: ignore[attr-defined]
         elif t is ev.OrderFilled:
@@ -484,8 +537,10 @@ class ParentOrders:
             if pd >= 0 and not p.limit_price:
                 w.price_decimals = pd
         if p.deadline_ts and ts >= p.deadline_ts:
-            if w.child is not None:
-                return  # the child in flight is the last; it finishes the parent when it ends
+            if w.child is not None:  # the child in flight is the last; it finishes the parent when it ends
+                if p.tif in RESTING_TIFS:
+                    self._cancel(w, e, "deadline", out)  # a resting child would not end by itself
+                return
             if w.slicer.on_deadline == CATCH_UP and w.remaining >= p.lot:
                 self._send(w, e, state, w.remaining // p.lot * p.lot, "deadline", out)
                 if w.child is not None:
@@ -509,6 +564,17 @@ class ParentOrders:
         nxt = w.slicer.next_wake(w, ts)
         d = w.parent.deadline_ts if w.parent.deadline_ts > ts else 0
         return min(nxt, d) if nxt and d else (nxt or d)
+
+    def _cancel(self, w: Work, e: ev.Event, why: str, out: list[Proposal]) -> None:
+        """Ask the venue to cancel the child in flight (once per child; not before it is approved)."""
+        c, p = w.child, w.parent
+        if c is None or c.cancel or not c.approved:
+            return
+        c.cancel = why
+        cancel_id = c.client_id + CANCEL_SUFFIX
+        self._cancels[cancel_id] = w
+        out.append(Intent(self.strategy, p.venue, p.instrument, "cancel", 0, 0, target=c.client_id,
+                          client_id=cancel_id))
 
     def _retry(self, w: Work, e: ev.Event, out: list[Proposal]) -> None:
         w.retry_at = e.ts + w.slicer.retry_ns  # type: ignore[attr-defined]
@@ -577,6 +643,9 @@ class ParentOrders:
                                           behind=max(0, scheduled - w.filled)))
         if w.remaining < p.lot:
             self._finish(w, e, out)
+            return
+        if w.stopping:
+            self._finish(w, e, out, STOPPED)
             return
         mf = w.slicer.max_failures
         if mf and w.streak >= mf:

@@ -12,7 +12,7 @@ negative (a price that was not a finite number loads so from older logs) is not 
 book entry is removed and the venue marked stale.
 
 In flight: ``orders[strategy][client_id]`` is an ``Order`` from the moment the risk gate approves
-its intent until its final fill, its failure (a rejected intent never enters).
+its intent until its final fill, its failure or its cancel (a rejected intent never enters).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class V2Pool:
 
 INTENDED, ACKNOWLEDGED, SUBMITTED, PARTIALLY_FILLED = "intended", "acknowledged", "submitted", "partially_filled"
 FILLED, FAILED, REJECTED = "filled", "failed", "rejected"  # final: no longer in flight
+CANCELED = "canceled"  # final: an ``OrderCanceled`` ended it (the canceled order, and the cancel itself)
 
 
 @dataclass(slots=True)

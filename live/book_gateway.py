@@ -28,6 +28,22 @@
     (``totalSz`` x ``avgPx``; the fee is not in the response: ``fee`` 0, ``fee_asset`` "", the user
     stream's ``AccountFillReported`` carries it), ``resting`` -> ack, ``error`` -> ``OrderFailed``.
 
+**Cancels** (``side = "cancel"``, ``target`` = the client id of one of the strategy's orders this
+gateway placed): paper orders never rest, so paper answers ``OrderFailed`` "cancel: no resting
+order <id>". In execute mode the target must be an order this gateway placed and has not seen end
+(else the same ``OrderFailed`` at once); the cancel goes from a task like an order:
+
+  - **Hyperliquid**: a signed ``cancelByCloid`` action (the cloid the order was placed with).
+    ``statuses[0] == "success"`` -> ``OrderCanceled``, ``remaining`` = the amount less what this
+    gateway reported filled (later fills of a resting order arrive on the account stream, not here);
+    an ``error`` status (never placed, already canceled or filled) -> the cancel's ``OrderFailed``
+    "cancel: no resting order <id>: <venue's words>".
+  - **Binance**: ccxt ``cancel_order`` by ``origClientOrderId`` (and the venue's order id once
+    acknowledged). The answer's ``executedQty``/``cummulativeQuoteQty`` are the order's totals: what
+    is beyond the fills already reported becomes an ``OrderFilled(final=False)`` first, then
+    ``OrderCanceled`` with ``remaining = origQty - executedQty``; ccxt's ``OrderNotFound`` -> the
+    cancel's ``OrderFailed``.
+
 **Secrets** come only from the environment (variable names in the config: ``api_key_env``,
 ``secret_env``, ``key_env``); they live inside the ccxt client and ``HyperliquidSigner``, never in an
 event, a log line or an error: every failure reason is passed through ``redact``, which removes any
@@ -58,7 +74,33 @@ class Executor(Protocol):
 
     async def place(self, intent: ev.OrderIntended, ts: Callable[[], int]) -> list[ev.Event]: ...
 
+    async def cancel(self, cancel: ev.OrderIntended, placed: "Placed", ts: Callable[[], int]) -> list[ev.Event]: ...
+
     async def close(self) -> None: ...
+
+
+class Placed:
+    """An order this gateway placed and has not seen end: what a cancel of it needs."""
+
+    __slots__ = ("intent", "order_id", "filled", "notional")
+
+    def __init__(self, intent: ev.OrderIntended) -> None:
+        self.intent = intent
+        self.order_id = ""  # the venue's, from its acknowledgement
+        self.filled = 0  # base units reported filled so far
+        self.notional = 0  # quote units reported so far
+
+
+def _no_resting(cancel: ev.OrderIntended, source: str, ts: int, why: str = "") -> ev.OrderFailed:
+    return ev.OrderFailed(ts=ts, source=source, cause=cancel.seq, intent=cancel.seq, venue=cancel.venue,
+                          reason=f"cancel: no resting order {cancel.target}" + (f": {why}" if why else ""))
+
+
+def _canceled(cancel: ev.OrderIntended, placed: Placed, source: str, ts: int, remaining: int) -> ev.OrderCanceled:
+    order = placed.intent
+    return ev.OrderCanceled(ts=ts, source=source, cause=cancel.seq, intent=order.seq, venue=order.venue,
+                            strategy=order.strategy, instrument=order.instrument, client_id=order.client_id,
+                            cancel_id=cancel.client_id, remaining=max(0, remaining), cancel_intent=cancel.seq)
 
 
 def _dec(text: Any, what: str) -> Decimal:
@@ -222,6 +264,40 @@ class HyperliquidExecutor:
                                       final=True, **common))
         return out
 
+    def cancel_body(self, cancel: ev.OrderIntended, placed: Placed, now_ns: int) -> dict[str, Any]:
+        """The signed ``cancelByCloid`` body for the order ``placed`` (``ValueError`` saying why not)."""
+        order = placed.intent
+        spec = self.assets.get(order.instrument)
+        if spec is None:
+            raise ValueError(f"coin {order.instrument!r} has no asset id in [book_gateway.hyperliquid.assets]")
+        action = hs.cancel_by_cloid_action([(spec[0], hs.cloid_for(order.client_id))])
+        nonce = self._nonce(now_ns)
+        sig = self.signer.sign_l1_action(action, nonce, mainnet=self.mainnet, vault_address=self.vault_address)
+        return hs.exchange_payload(action, nonce, sig, vault_address=self.vault_address)
+
+    async def cancel(self, cancel: ev.OrderIntended, placed: Placed, ts: Callable[[], int]) -> list[ev.Event]:
+        source = "hyperliquid-exchange"
+        try:
+            body = self.cancel_body(cancel, placed, ts())
+        except (ValueError, hs.ActionError) as e:
+            return [ev.OrderFailed(ts=ts(), source=source, cause=cancel.seq, intent=cancel.seq, venue=cancel.venue,
+                                   reason=f"not sent: {e}")]
+        status, answer = await self._send(body)
+        fail = dict(ts=ts(), source=source, cause=cancel.seq, intent=cancel.seq, venue=cancel.venue)
+        if status != 200 or not isinstance(answer, dict):
+            return [ev.OrderFailed(reason=f"exchange answered HTTP {status}: {str(answer)[:300]}", **fail)]
+        if answer.get("status") != "ok":
+            return [ev.OrderFailed(reason=f"exchange refused: {str(answer.get('response'))[:300]}", **fail)]
+        try:
+            st = answer["response"]["data"]["statuses"][0]
+        except (KeyError, IndexError, TypeError):
+            return [ev.OrderFailed(reason=f"unexpected exchange answer: {str(answer)[:300]}", **fail)]
+        if st == "success":
+            return [_canceled(cancel, placed, source, ts(), placed.intent.amount - placed.filled)]
+        if isinstance(st, dict) and "error" in st:
+            return [_no_resting(cancel, source, ts(), str(st["error"])[:300])]
+        return [ev.OrderFailed(reason=f"unknown cancel status {str(st)[:200]}", **fail)]
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -314,6 +390,36 @@ class BinanceExecutor:
                                       **common))
         return out
 
+    async def cancel(self, cancel: ev.OrderIntended, placed: Placed, ts: Callable[[], int]) -> list[ev.Event]:
+        import ccxt
+
+        source, order = "binance-ccxt", placed.intent
+        fail = dict(source=source, cause=cancel.seq, intent=cancel.seq, venue=cancel.venue)
+        symbol = self.symbols.get(order.instrument)
+        if symbol is None:
+            return [ev.OrderFailed(ts=ts(), reason=f"not sent: instrument {order.instrument!r} has no ccxt symbol",
+                                   **fail)]
+        params = {"origClientOrderId": order.client_id[:36]} if order.client_id else {}
+        try:
+            answer = await self.exchange.cancel_order(placed.order_id or None, symbol, params)
+        except ccxt.OrderNotFound as e:
+            return [_no_resting(cancel, source, ts(), str(e)[:200])]
+        info = answer.get("info") or {}
+        try:
+            executed = _units(_dec(info.get("executedQty", "0"), "executedQty"), self.base_decimals, up=False)
+            quote = _units(_dec(info.get("cummulativeQuoteQty", info.get("cumQuote", "0")), "cummulativeQuoteQty"),
+                           self.quote_decimals, up=order.side == "buy")
+            orig = _units(_dec(info.get("origQty", "0"), "origQty"), self.base_decimals, up=False)
+        except ValueError as e:
+            return [ev.OrderFailed(ts=ts(), reason=f"cancel answer unreadable: {e}", **fail)]
+        out: list[ev.Event] = []
+        if executed > placed.filled:  # filled while it rested, beyond what was reported
+            out.append(ev.OrderFilled(ts=ts(), source=source, cause=order.seq, intent=order.seq, venue=order.venue,
+                                      amount=executed - placed.filled, notional=max(0, quote - placed.notional),
+                                      fee=0, fee_asset="", final=False))
+        out.append(_canceled(cancel, placed, source, ts(), (orig or order.amount) - executed))
+        return out
+
     async def close(self) -> None:
         await self.exchange.close()
 
@@ -334,6 +440,7 @@ class BookGateway:
         self._secrets = secrets or _Secrets()
         self.report = report
         self._tasks: set[asyncio.Task[None]] = set()
+        self._placed: dict[tuple[str, str], Placed] = {}  # (strategy, client id) -> placed, not seen end
         if report is not None:
             self.bind(report)
 
@@ -387,14 +494,44 @@ class BookGateway:
                                        venue=intent.venue, reason=f"no executor for venue {intent.venue!r} "
                                        f"(configured: {', '.join(sorted(self.executors)) or 'none'})"))
             return
-        task = asyncio.get_running_loop().create_task(self._place(executor, intent))
+        if intent.side == "cancel":
+            placed = self._placed.get((intent.strategy, intent.target))
+            if placed is None or placed.intent.venue != intent.venue:
+                self.report(_no_resting(intent, "book-gateway", self.clock()))
+                return
+            work = self._place(executor, intent, placed)
+        else:
+            self._placed[(intent.strategy, intent.client_id)] = Placed(intent)
+            work = self._place(executor, intent)
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _place(self, executor: Executor, intent: ev.OrderIntended) -> None:
+    def _track(self, e: ev.Event) -> None:
+        """Keep what a cancel needs of the orders placed (ids, fills), and forget the ones that ended."""
+        t = type(e)
+        for key, p in list(self._placed.items()):
+            if t is ev.OrderCanceled and p.intent.seq == e.intent:  # type: ignore[attr-defined]
+                del self._placed[key]
+            elif p.intent.seq != getattr(e, "intent", -1):
+                continue
+            elif t is ev.OrderAcknowledged:
+                p.order_id = e.order_id  # type: ignore[attr-defined]
+            elif t is ev.OrderFilled:
+                p.filled += e.amount  # type: ignore[attr-defined]
+                p.notional += e.notional  # type: ignore[attr-defined]
+                if e.final:  # type: ignore[attr-defined]
+                    del self._placed[key]
+            elif t is ev.OrderFailed:
+                del self._placed[key]
+
+    async def _place(self, executor: Executor, intent: ev.OrderIntended, placed: Placed | None = None) -> None:
         assert self.report is not None
         try:
-            events = await executor.place(intent, self.clock)
+            if placed is not None:
+                events = await executor.cancel(intent, placed, self.clock)
+            else:
+                events = await executor.place(intent, self.clock)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a venue/network failure is the intent's outcome, said safely
@@ -405,6 +542,7 @@ class BookGateway:
             if type(e) is ev.OrderFailed:
                 e = ev.OrderFailed(ts=e.ts, source=e.source, cause=e.cause, intent=e.intent, venue=e.venue,
                                    reason=self._secrets.redact(e.reason))
+            self._track(e)
             self.report(e)
 
     async def wait(self) -> None:

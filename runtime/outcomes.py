@@ -166,8 +166,10 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
                 s.suppressed += 1
                 s.suppressed_net += e.net_profit
         elif t is ev.OrderIntended:
-            of(e.strategy).intents += 1
             intents[e.seq] = e
+            if e.side == "cancel":  # a cancel is no trade: neither acted on, won, lost nor pending
+                continue
+            of(e.strategy).intents += 1
             open_intents.add(e.seq)
         elif t is ev.IntentRejected:
             of(e.strategy).rejected += 1
@@ -239,7 +241,11 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
                 continue
             s.inventory[e.asset] = s.inventory.get(e.asset, 0) + e.delta
             leftovers.append((s, e.asset, e.delta, e.source.startswith("paper")))
+        elif t is ev.OrderCanceled:
+            open_intents.discard(e.intent)  # ended unfilled (its fills before the cancel are booked)
         elif t is ev.OrderFailed:
+            if intents[e.intent].side == "cancel":
+                continue  # a cancel that found nothing resting: the order's own end decides
             s = of(intents[e.intent].strategy)
             s.lost += 1
             open_intents.discard(e.intent)

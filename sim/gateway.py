@@ -36,7 +36,11 @@ Venues:
   ``OrderAcknowledged`` (first report) and ``OrderFilled`` (``amount`` base units bought or sold,
   ``notional`` quote units, ``fee`` quote units in ``fee_asset`` = the quote asset, ``final``
   unless a GTC order rests) or ``OrderFailed`` (rejected: rate limit, validation, the venue's
-  seeded rejects; expired unfilled), stamped when the bot receives the report.
+  seeded rejects; expired unfilled), stamped when the bot receives the report. ``side = "cancel"``
+  with ``target`` = the client id of one of the strategy's orders on that venue cancels it there:
+  ``OrderCanceled`` (``remaining`` = the unfilled amount released) when it was resting, else the
+  cancel's ``OrderFailed`` ("cancel: no resting order <id>": at once when the order is already done
+  or unknown here, after the round trip when the venue found it filled first).
 * anything else: ``OrderFailed`` at once ("no such venue in this world").
 """
 from __future__ import annotations
@@ -520,7 +524,8 @@ class BookOrders:
     ``limit_price``, else a limit order at it (``10**-price_decimals``; it fills only at or better
     than the limit); ``tif`` "ioc" (and "", the default) or "gtc" ("alo" is refused: the mock book
     has no post-only); ``reduce_only`` passed to the venue (a perp trims it to the position or
-    rejects it, ``MockPerp``)."""
+    rejects it, ``MockPerp``). ``side = "cancel"`` cancels the strategy's order named by ``target``
+    (module docstring)."""
 
     def __init__(self, venue: Any):
         from tapedeck.sim.venues.cex import OrderReport
@@ -532,6 +537,8 @@ class BookOrders:
         self.fee_asset = "USDC" if spec.kind == "perp" else spec.instrument.split("-")[-1]
         self.open: dict[str, ev.OrderIntended] = {}  # client id -> intent
         self.acked: set[str] = set()
+        self.named: dict[tuple[str, str], str] = {}  # (strategy, its client id) -> venue client id, while open
+        self.cancels: dict[str, tuple[ev.OrderIntended, ev.OrderIntended]] = {}  # cancel's venue id -> (it, order)
         venue.bus.subscribe(self.on_report, OrderReport, where=lambda r: r.venue == self.name)
 
     def bind(self, report: Report) -> None:
@@ -543,8 +550,11 @@ class BookOrders:
         from tapedeck.sim.venues.cex import BUY, GTC, IOC, LIMIT, SELL, Order
 
         spec = self.venue.spec
+        if intent.side == "cancel":
+            self._cancel(intent)
+            return
         if intent.side not in (BUY, SELL):
-            self.report(_failed(intent, f"{self.name} takes side buy or sell, got {intent.side!r}"))
+            self.report(_failed(intent, f"{self.name} takes side buy or sell (or cancel), got {intent.side!r}"))
             return
         qty = Decimal(intent.amount).scaleb(-spec.base_decimals)
         qty = (qty / spec.lot_size).to_integral_value(ROUND_FLOOR) * spec.lot_size
@@ -567,11 +577,28 @@ class BookOrders:
         else:
             order = Order(client_id, intent.side, qty, tif=tif, reduce_only=intent.reduce_only)
         self.open[client_id] = intent
+        self.named[(intent.strategy, intent.client_id)] = client_id
         self.venue.submit(order)
+
+    def _cancel(self, intent: ev.OrderIntended) -> None:
+        target = self.named.get((intent.strategy, intent.target))
+        order = self.open.get(target) if target is not None else None
+        if order is None:  # done, never sent here, or another strategy's: nothing of its own rests
+            self.report(_failed(intent, f"cancel: no resting order {intent.target}"))
+            return
+        cancel_id = f"intent-{intent.seq}"
+        self.cancels[cancel_id] = (intent, order)
+        self.venue.cancel(target, cancel_id)
 
     def on_report(self, r: Any) -> None:
         from tapedeck.sim.venues.cex import ACCEPTED, CANCELLED, EXPIRED, REJECTED
 
+        pending = self.cancels.pop(r.cancel_id or r.client_id, None) if self.cancels else None
+        if pending is not None and r.status == REJECTED:  # the venue had nothing resting: filled first
+            cancel, _ = pending
+            self.report(ev.OrderFailed(ts=r.ts, source=f"sim:{self.name}", cause=cancel.seq, intent=cancel.seq,
+                                       venue=self.name, reason=f"cancel: no resting order {cancel.target}"))
+            return
         intent = self.open.get(r.client_id)
         if intent is None:
             return
@@ -584,11 +611,19 @@ class BookOrders:
             self.report(ev.OrderFilled(**common, venue=self.name, amount=r.filled_amount,
                                        notional=r.notional_amount, fee=r.fee_amount, fee_asset=self.fee_asset,
                                        final=final))
+        elif r.status == CANCELLED and pending is not None:
+            cancel, _ = pending
+            self.report(ev.OrderCanceled(**{**common, "cause": cancel.seq}, venue=self.name, strategy=intent.strategy,
+                                         instrument=intent.instrument, client_id=intent.client_id,
+                                         cancel_id=cancel.client_id, remaining=r.released_amount,
+                                         cancel_intent=cancel.seq))
         elif r.status in (REJECTED, EXPIRED, CANCELLED) or (final and r.status != ACCEPTED):
             self.report(ev.OrderFailed(**common, venue=self.name, reason=f"{r.status}: {r.reason}".rstrip(": ")))
         if final:
             self.open.pop(r.client_id, None)
             self.acked.discard(r.client_id)
+            if self.named.get((intent.strategy, intent.client_id)) == r.client_id:
+                del self.named[(intent.strategy, intent.client_id)]
 
 
 class SimGateway:

@@ -7,7 +7,9 @@ the same loop replay and live use (``tapedeck.runtime.loop.Loop``), so a sim run
 see it, and scenario + seed regenerate it. A book quote keeps the venue's own time of it
 (``QuoteUpdated.venue_ts``) beside its arrival time (``ts``). A perp's marks carry its running
 funding rate (``MarkPriceUpdated.funding``), and its funding payments on the bot's position become
-``FundingPaid`` inputs (``sim.venues.perp``).
+``FundingPaid`` inputs (``sim.venues.perp``). Every trade on a mock venue's public tape (our fills,
+and its taker flow's: ``sim.venues.cex``) becomes a ``TradePrinted`` input (``_trade``), so a VWAP
+slicer participates in the printed volume.
 
 Where the scenario has pools or borrowers, a chain backend (py-evm or anvil) runs beside the world
 (``sim.onchain``): an Aave v3 market with borrowers and searchers (``sim.aave_agents``), started
@@ -40,7 +42,7 @@ from tapedeck.sim.gateway import BookOrders, SimGateway, delivery
 from tapedeck.sim.kernel import Bus
 from tapedeck.sim.processes import BlockBuilt, OracleRound
 from tapedeck.sim.scenario import Scenario
-from tapedeck.sim.venues.cex import BookQuote
+from tapedeck.sim.venues.cex import BookQuote, TapeTrade
 from tapedeck.sim.venues.perp import RATE_DECIMALS, FundingPayment, PerpMark
 from tapedeck.sim.world import World
 
@@ -56,6 +58,7 @@ class SimSummary:
     blocks: int = 0
     oracle_rounds: int = 0
     quotes: int = 0
+    trades: int = 0  # TradePrinted: the mock venues' tape prints
     borrowers: int = 0
     liquidations: int = 0
     reverted_attempts: int = 0
@@ -80,6 +83,14 @@ def _quote(q: BookQuote) -> ev.QuoteUpdated:
                            bid=to_fixed(q.bid, pd, "bid"), bid_size=to_fixed(q.bid_size, sd, "bid size"),
                            ask=to_fixed(q.ask, pd, "ask"), ask_size=to_fixed(q.ask_size, sd, "ask size"),
                            price_decimals=pd, size_decimals=sd, venue_ts=q.venue_ts)
+
+
+def _trade(t: TapeTrade) -> ev.TradePrinted:
+    """A mock venue's tape print as the event's fixed-point integers (tick and lot precision)."""
+    return ev.TradePrinted(ts=t.ts, source=f"sim:{t.venue}", venue=t.venue, instrument=t.instrument,
+                           price=to_fixed(t.price, t.price_decimals, "trade price"),
+                           size=to_fixed(t.qty, t.size_decimals, "trade size"), price_decimals=t.price_decimals,
+                           size_decimals=t.size_decimals, side=t.side, trade_id=t.trade_id, venue_ts=t.venue_ts)
 
 
 def _funding(f: FundingPayment, spec: Any) -> ev.FundingPaid:
@@ -195,6 +206,10 @@ class SimWorld:
         def on_funding(f: FundingPayment) -> None:
             loop.feed(_funding(f, world.venues[f.venue].spec))
 
+        def on_trade(t: TapeTrade) -> None:
+            summary.trades += 1
+            loop.feed(_trade(t))
+
         def on_block(b: BlockBuilt) -> None:
             summary.blocks += 1
             loop.feed(_block(b))
@@ -212,6 +227,7 @@ class SimWorld:
         world.bus.subscribe(on_quote, BookQuote)
         world.bus.subscribe(on_mark, PerpMark)
         world.bus.subscribe(on_funding, FundingPayment)
+        world.bus.subscribe(on_trade, TapeTrade)
         world.bus.subscribe(on_block, BlockBuilt)
         world.bus.subscribe(on_oracle, OracleRound)
         backend = agents = side = dex = None

@@ -26,7 +26,8 @@ Layout of a file (every table but ``[reference]`` is optional)::
                         background_utilization, background_max_priority_fee, latency
     [oracles.<name>]    chain, deviation_bps, heartbeat, decimals
     [venues.<name>]     kind, instrument, decimals, book shape, fees, rejects, rate_limit, latency;
-                        perp venues also: oracle, maker_lag (s), maker_follow, mark_ema (s), funding_interval (s)
+                        perp venues also: oracle, maker_lag (s), maker_follow, mark_ema (s), funding_interval (s);
+                        taker_flow_per_minute, taker_flow_size (the venue's own takers, printed on its tape)
     [pools.<name>]      chain, protocol, fee_bps, liquidity, arbitrage_lag (optional)
     [agents.searchers] / [agents.borrowers] / [agents.background]
     [agents.copycats]   count, latency_ms, outbid_bps (mempool copycats of public liquidations)
@@ -189,6 +190,9 @@ class Venue:
     maker_follow: Decimal = Decimal(1)  # share of the gap to the seen oracle premium closed per second
     mark_ema: float = 150.0  # seconds: time constant of the mark's EMA of (book mid - oracle)
     funding_interval: float = 3600.0  # seconds between funding payments (Hyperliquid: hourly)
+    # any book venue: the venue's own taker flow (sim.venues.cex; 0 = none), market orders at Poisson times
+    taker_flow_per_minute: Decimal = Decimal(0)
+    taker_flow_size: Decimal = Decimal(0)  # mean size, base asset (exponential, at least one lot)
 
 
 @dataclass(frozen=True)
@@ -596,6 +600,8 @@ class VenueFile(_Table):
     maker_follow: MakerFollow = Decimal(1)
     mark_ema: Seconds = 150.0
     funding_interval: PositiveSeconds = 3600.0
+    taker_flow_per_minute: Rate = Decimal(0)
+    taker_flow_size: MoneyOrZero = Decimal(0)
 
 
 class PoolFile(_Table):
@@ -794,6 +800,9 @@ def _venue(name: str, t: VenueFile, oracles: tuple[Oracle, ...], bad: Problem) -
         bad(f"{at}.lot_size", f"finer than the base currency's {t.base_decimals} decimals")
     if _CTX.remainder(t.level_size, t.lot_size):
         bad(f"{at}.level_size", f"{t.level_size} is not a multiple of lot_size {t.lot_size}")
+    if (t.taker_flow_per_minute > 0) != (t.taker_flow_size > 0):
+        bad(f"{at}.taker_flow_size" if t.taker_flow_per_minute > 0 else f"{at}.taker_flow_per_minute",
+            "taker flow needs both taker_flow_per_minute and taker_flow_size above 0")
     perp: dict[str, Any] = {}
     if t.kind != "perp":
         for key in PERP_FIELDS:
@@ -813,7 +822,8 @@ def _venue(name: str, t: VenueFile, oracles: tuple[Oracle, ...], bad: Problem) -
                     funding_interval=t.funding_interval)
     return Venue(name, t.kind, t.instrument, t.base_decimals, t.quote_decimals, t.tick_size, t.lot_size,
                  t.depth_levels, t.level_size, t.level_spacing_bps, t.spread_bps, t.taker_fee_bps, t.maker_fee_bps,
-                 t.reject_probability, t.rate_limit, t.replenish, _link(t.latency), **perp)
+                 t.reject_probability, t.rate_limit, t.replenish, _link(t.latency), **perp,
+                 taker_flow_per_minute=t.taker_flow_per_minute, taker_flow_size=t.taker_flow_size)
 
 
 def _pool(name: str, t: PoolFile, chains: list[str], bad: Problem) -> Pool:

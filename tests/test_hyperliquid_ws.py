@@ -126,15 +126,20 @@ def test_user_fills_snapshot_flag_and_fixed_point() -> None:
                                        venue_ts=T_MS * 1_000_000)
 
 
-def test_user_fundings_and_the_skipped_snapshot() -> None:
+def test_user_fundings_and_the_recorded_snapshot() -> None:
     pay = {"time": T_MS, "coin": "ETH", "usdc": "-0.512", "szi": "1.5", "fundingRate": "0.0000125", "nSamples": None}
-    p = parse(frame("userFundings", {"isSnapshot": True, "user": USER, "fundings": [pay]}))
-    assert p.events == () and "snapshot of 1 past funding" in p.skipped
+    later = {**pay, "time": T_MS + 3_600_000, "usdc": "0.25"}
+    snap = parse(frame("userFundings", {"isSnapshot": True, "user": USER, "fundings": [pay, later]})).events
+    assert [(type(e), e.snapshot, e.venue_ts) for e in snap] == [
+        (ev.FundingPaid, True, T_MS * 1_000_000), (ev.FundingPaid, True, (T_MS + 3_600_000) * 1_000_000)]
     f = one(frame("userFundings", {"isSnapshot": False, "user": USER, "fundings": [pay]}))
-    assert (f.amount, f.amount_decimals, f.asset, f.size, f.size_decimals, f.rate, f.rate_decimals) == (
-        -512, 3, "USDC", 15, 1, 125, 7)
-    kept = parse(frame("userFundings", {"isSnapshot": True, "user": USER, "fundings": [pay]}), snapshot_fundings=True)
-    assert len(kept.events) == 1
+    assert (f.amount, f.amount_decimals, f.asset, f.size, f.size_decimals, f.rate, f.rate_decimals, f.snapshot) == (
+        -512, 3, "USDC", 15, 1, 125, 7, False)
+    assert f == ev.FundingPaid(ts=TS, source="hyperliquid-ws", venue="hyperliquid", instrument="ETH", amount=-512,
+                               amount_decimals=3, asset="USDC", size=15, size_decimals=1, rate=125, rate_decimals=7,
+                               venue_ts=T_MS * 1_000_000, snapshot=False)
+    absent = parse(frame("userFundings", {"user": USER, "fundings": [pay]})).events  # no isSnapshot: a new payment
+    assert [e.snapshot for e in absent] == [False]
 
 
 @pytest.mark.parametrize("raw,skipped", [

@@ -95,6 +95,9 @@ class World:
                 self.open[d.client_id] = d
         if type(e) in (ev.OrderFilled, ev.OrderFailed) and (type(e) is ev.OrderFailed or e.final):
             self.open = {k: v for k, v in self.open.items() if v.seq != e.intent}  # type: ignore[attr-defined]
+        elif type(e) is ev.OrderCanceled:
+            ended = (e.intent, e.cancel_intent)  # type: ignore[attr-defined]
+            self.open = {k: v for k, v in self.open.items() if v.seq not in ended}
         return out
 
     def advance(self, ts: int) -> None:
@@ -120,7 +123,19 @@ class World:
 
     def fill_all(self) -> None:
         for cid in list(self.open):
-            self.fill(cid, self.open[cid].amount)
+            if self.open[cid].side != "cancel":
+                self.fill(cid, self.open[cid].amount)
+
+    def cancels(self) -> list[ev.OrderIntended]:
+        return [i for i in self.open.values() if i.side == "cancel"]
+
+    def cancel(self, cancel_id: str, filled: int = 0) -> None:
+        """The venue takes the cancel's target off the book (``filled`` of it had traded)."""
+        c = self.open[cancel_id]
+        i = self.open[c.target]
+        self.feed(ev.OrderCanceled(ts=self.now, source="venue", cause=c.seq, intent=i.seq, venue=i.venue,
+                                   strategy=i.strategy, instrument=i.instrument, client_id=i.client_id,
+                                   cancel_id=c.client_id, remaining=i.amount - filled, cancel_intent=c.seq))
 
 
 def twap_world(p: ParentOrder | None = None, **kw: Any) -> World:
@@ -362,11 +377,101 @@ def test_iceberg_retries_a_failure_after_its_retry_time_not_at_once() -> None:
 def test_iceberg_stops_replenishing_at_its_deadline() -> None:
     w = iceberg_world(duration=10 * NS)
     w.fill_all()
-    w.advance(T0 + 10 * NS)  # deadline with child 2 resting: no more
-    w.fill_all()
+    w.advance(T0 + 10 * NS)  # deadline with child 2 resting: no more, and child 2 is cancelled
+    (cancel,) = w.cancels()
+    assert (cancel.target, cancel.client_id, cancel.amount, cancel.notional) == ("p-2", "p-2-cancel", 0, 0)
+    w.fill_all()  # but it traded before the cancel reached the venue: the fill ends it
+    w.fail("p-2-cancel", "cancel: no resting order p-2")
     (done,) = w.of(ev.ParentOrderFinished)
     assert (done.status, done.filled, done.remaining) == ("expired", 4 * ETH, 6 * ETH)
-    assert len(w.of(ev.OrderIntended)) == 2
+    assert [i.side for i in w.of(ev.OrderIntended)] == ["buy", "buy", "cancel"]
+    assert not w.open and not w.engine.state.in_flight("embed")
+
+
+def test_a_resting_iceberg_child_is_cancelled_at_the_deadline_and_the_parent_finishes() -> None:
+    w = iceberg_world(duration=10 * NS)
+    w.fill("p-1", ETH, final=False)  # half of child 1 trades, then it rests past the deadline
+    w.advance(T0 + 10 * NS)
+    assert not w.of(ev.ParentOrderFinished)  # it waits for the child to end
+    assert w.engine.risk.outstanding[VENUE] > 0
+    w.cancel("p-1-cancel", filled=ETH)
+    (progress,) = w.of(ev.ParentOrderProgress)
+    assert (progress.outcome, progress.reason, progress.child_filled) == ("partial", "deadline", ETH)
+    (done,) = w.of(ev.ParentOrderFinished)
+    assert (done.status, done.filled, done.remaining, done.children) == ("expired", ETH, 9 * ETH, 1)
+    assert len(w.of(ev.OrderIntended)) == 2 and not w.open
+    assert w.engine.risk.outstanding[VENUE] == 0 and not w.engine.risk.open_intents  # both ended, notional freed
+    assert not w.engine.state.in_flight("embed")
+
+
+def test_a_stale_child_is_cancelled_and_its_remainder_caught_up() -> None:
+    p = parent(limit_price=30_010, price_decimals=1, tif="gtc", child_timeout_ns=4 * NS)
+    w = World(Embedder(p, Twap(interval_ns=10 * NS)))
+    w.feed(quote(T0))
+    w.advance(T0 + 3 * NS)
+    assert not w.cancels()
+    w.advance(T0 + 4 * NS)  # child 1 has rested 4 s: stale
+    (cancel,) = w.cancels()
+    assert cancel.target == "p-1"
+    w.cancel("p-1-cancel")
+    (progress,) = w.of(ev.ParentOrderProgress)
+    assert (progress.outcome, progress.reason, progress.behind) == ("canceled", "stale", ETH)
+    w.advance(T0 + 10 * NS)  # the next slice catches up child 1's amount
+    intents = [i for i in w.of(ev.OrderIntended) if i.side != "cancel"]
+    assert [(i.client_id, i.amount) for i in intents] == [("p-1", ETH), ("p-2", 2 * ETH)]
+    assert w.of(ev.SliceScheduled)[-1].reason == "catch-up"
+
+
+def test_stop_cancels_the_resting_child_and_finishes_stopped() -> None:
+    p = parent(limit_price=30_010, price_decimals=1, tif="gtc")
+    strategy = Embedder(p, Twap(interval_ns=10 * NS))
+    w = World(strategy)
+    w.feed(quote(T0))
+    stop = strategy.orders.stop("p", w.events[-1], w.engine.state)
+    (cancel,) = [x for x in stop if not isinstance(x, ev.Event)]
+    assert (cancel.side, cancel.target) == ("cancel", "p-1")  # type: ignore[union-attr]
+    assert strategy.orders.stop("p", w.events[-1], w.engine.state) == []  # once
+    assert not strategy.orders.done("p")  # until the child has ended
+
+
+def test_a_stop_in_the_same_reaction_as_the_start_cancels_the_child_once_approved() -> None:
+    class StartStop(Embedder):
+        def on_event(self, e: Any, state: Any) -> Any:
+            out = list(super().on_event(e, state))
+            if out and type(e) is ev.QuoteUpdated:
+                out += self.orders.stop("p", e, state)
+            return out
+
+    w = World(StartStop(parent(limit_price=30_010, price_decimals=1, tif="gtc"), Twap(interval_ns=10 * NS)))
+    w.feed(quote(T0))
+    assert [(i.side, i.target) for i in w.of(ev.OrderIntended)] == [("buy", ""), ("cancel", "p-1")]
+    w.cancel("p-1-cancel")
+    (done,) = w.of(ev.ParentOrderFinished)
+    assert (done.status, done.children) == ("stopped", 1)
+
+
+def test_stop_through_the_engine_and_nothing_after_it() -> None:
+    class Stopper(Embedder):
+        def on_event(self, e: Any, state: Any) -> Any:
+            if type(e) is ev.QuoteUpdated and self.started and e.bid == 29_000:
+                return self.orders.stop("p", e, state)
+            return super().on_event(e, state)
+
+    p = parent(limit_price=30_010, price_decimals=1, tif="gtc")
+    w = World(Stopper(p, Twap(interval_ns=10 * NS)))
+    w.feed(quote(T0))
+    w.feed(quote(T0 + NS, bid=29_000))
+    w.cancel("p-1-cancel")
+    (done,) = w.of(ev.ParentOrderFinished)
+    assert (done.status, done.filled, done.children) == ("stopped", 0, 1)
+    w.advance(T0 + 200 * NS)
+    assert [i.side for i in w.of(ev.OrderIntended)] == ["buy", "cancel"]  # no child after the stop
+    w2 = World(Stopper(parent(), Twap(interval_ns=10 * NS)))  # market children: none out when stopped
+    w2.feed(quote(T0))
+    w2.fill_all()
+    w2.feed(quote(T0 + NS, bid=29_000))
+    (done2,) = w2.of(ev.ParentOrderFinished)
+    assert (done2.status, done2.filled) == ("stopped", ETH) and len(w2.of(ev.OrderIntended)) == 1
 
 
 # --------------------------------------------------------------------------- interface, config, determinism

@@ -5,7 +5,9 @@ algorithms, through the real engine:
 
 * the parent is never oversubscribed: at every event, what is filled plus the unfilled size of the
   children in flight is at most the parent's quantity (counted from the intents and fills alone);
-* at most one child in flight per parent (the engine's own ``in_flight``);
+* at most one child in flight per parent (the engine's own ``in_flight``, cancels apart);
+* a resting child is cancelled at the deadline and a stale one after ``child_timeout_ns``; the
+  venue's answer (canceled, or found it filled first) ends it like any other end;
 * every child intent at or before the deadline; an iceberg's children never above ``visible``;
 * it finishes: once the venue stops answering late, exactly one ``ParentOrderFinished``, whose
   filled, remaining and notional are the fills' own sums; a TWAP's schedule reaches the whole
@@ -15,6 +17,7 @@ Each example names the cases it went through (``hypothesis.event``; ``--hypothes
 and the test asserts, after the run, that every case was reached at least once."""
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -28,7 +31,8 @@ from tests.test_slicing import ETH, NS, T0, Embedder, World, parent, quote, trad
 CASES = ("partial fill", "resting partial fill", "venue failure", "risk rejection", "catch-up child",
          "slice due while a child was out", "deadline catch-up child", "news at a slice's own time",
          "vwap below min child", "no fresh price", "finished filled", "finished expired", "finished failed",
-         "iceberg replenished", "iceberg retried")
+         "iceberg replenished", "iceberg retried", "canceled at the deadline", "stale child canceled",
+         "cancel found nothing resting")
 
 OPS = st.lists(st.one_of(
     st.tuples(st.just("advance"), st.sampled_from([1, 3, 5, 10, 15, 30, 60])),
@@ -39,6 +43,7 @@ OPS = st.lists(st.one_of(
     st.tuples(st.just("fail"), st.just(0)),
     st.tuples(st.just("kill"), st.booleans()),
     st.tuples(st.just("quote"), st.just(0)),
+    st.tuples(st.just("answer_cancel"), st.booleans()),  # the venue answers a cancel: canceled, or filled first
 ), max_size=50)
 
 
@@ -65,7 +70,8 @@ def cases(draw: Any) -> tuple[Any, Any, list[tuple[str, int]]]:
     market = draw(st.booleans())
     p = parent(quantity=quantity, duration=duration, lot=lot, max_price_age_ns=draw(st.sampled_from([0, 20 * NS])),
                **({} if market else dict(limit_price=30_010, price_decimals=1, tif="gtc")))
-    return p, slicer, draw(OPS)
+    ops = draw(OPS)
+    return dataclasses.replace(p, child_timeout_ns=draw(st.sampled_from([0, 0, 7 * NS]))), slicer, ops
 
 
 class Checked(World):
@@ -83,7 +89,7 @@ class Checked(World):
         out = super().feed(e)
         p, cut = self.p, 0
         for d in out:
-            if type(d) is ev.OrderIntended:
+            if type(d) is ev.OrderIntended and d.side != "cancel":  # a cancel may follow the deadline
                 self.asked[d.seq] = d.amount
                 assert not p.deadline_ts or d.ts <= p.deadline_ts, "a child after the deadline"
                 if isinstance(self.slicer, Iceberg):
@@ -92,11 +98,14 @@ class Checked(World):
             self.got[e.intent] = self.got.get(e.intent, 0) + e.amount
         if type(e) in (ev.OrderFilled, ev.OrderFailed) and (type(e) is ev.OrderFailed or e.final):  # type: ignore[attr-defined]
             self.done.add(e.intent)  # type: ignore[attr-defined]
+        elif type(e) is ev.OrderCanceled:
+            self.done.update((e.intent, e.cancel_intent))  # type: ignore[attr-defined]
         for seq, amount in self.asked.items():
             if seq not in self.done:
                 cut += amount - self.got.get(seq, 0)
         assert sum(self.got.values()) + cut <= p.quantity, "oversubscribed"
-        assert len(self.engine.state.in_flight("embed")) <= 1, "two children in flight"
+        children = [o for o in self.engine.state.in_flight("embed").values() if o.side != "cancel"]
+        assert len(children) <= 1, "two children in flight"
         for d in out:
             self.label(d)
         return out
@@ -112,14 +121,34 @@ class Checked(World):
             self.labels.add({"below min child": "vwap below min child"}.get(d.reason, "no fresh price"))  # type: ignore[attr-defined]
         elif t is ev.ParentOrderFinished:
             self.labels.add(f"finished {d.status}")  # type: ignore[attr-defined]
+        elif t is ev.ParentOrderProgress and d.outcome in ("canceled", "partial") and d.reason in ("deadline", "stale"):  # type: ignore[attr-defined]
+            self.labels.add("canceled at the deadline" if d.reason == "deadline" else "stale child canceled")  # type: ignore[attr-defined]
         elif t is ev.TimerRequested and isinstance(self.slicer, Iceberg) and any(
                 type(x) is ev.ParentOrderProgress and x.outcome != "filled" for x in self.events[-4:]):  # type: ignore[attr-defined]
             self.labels.add("iceberg retried")
 
     def child(self) -> tuple[str, int] | None:
         for cid, i in self.open.items():
-            return cid, i.amount - self.got.get(i.seq, 0)
+            if i.side != "cancel":
+                return cid, i.amount - self.got.get(i.seq, 0)
         return None
+
+    def answer_cancel(self, rests: bool) -> bool:
+        """The venue answers the first open cancel: canceled when its child is open and ``rests``,
+        else it found nothing resting (the child is filled in full first if still open)."""
+        for cid, i in self.open.items():
+            if i.side == "cancel":
+                if i.target in self.open and rests:
+                    self.cancel(cid, self.got.get(self.open[i.target].seq, 0))
+                else:
+                    if i.target in self.open:
+                        c = self.child()
+                        assert c is not None
+                        self.fill(c[0], c[1])
+                    self.labels.add("cancel found nothing resting")
+                    self.fail(cid, f"cancel: no resting order {i.target}")
+                return True
+        return False
 
 
 def play(p: Any, slicer: Any, ops: list[tuple[str, int]]) -> Checked:
@@ -139,6 +168,8 @@ def play(p: Any, slicer: Any, ops: list[tuple[str, int]]) -> Checked:
         elif op == "kill" and n != killed:
             killed = n
             w.feed(ev.KillSwitchSet(ts=w.now, source="operator", engaged=n))
+        elif op == "answer_cancel":
+            w.answer_cancel(bool(n))
         elif op in ("fill", "partial", "fail") and (c := w.child()) is not None:
             cid, left = c
             if op == "fail":
@@ -161,6 +192,8 @@ def finish(w: Checked) -> None:
     for _ in range(3_000):
         if w.of(ev.ParentOrderFinished):
             return
+        if w.answer_cancel(True):
+            continue
         if w.open:
             cid, left = w.child()  # type: ignore[misc]
             w.fill(cid, left)
@@ -182,11 +215,12 @@ def check(p: Any, slicer: Any, ops: list[tuple[str, int]]) -> set[str]:
         assert done.remaining < p.lot
     if done.status == "failed":
         assert slicer.max_failures
-    assert all(not p.deadline_ts or i.ts <= p.deadline_ts for i in w.of(ev.OrderIntended))
+    assert all(not p.deadline_ts or i.ts <= p.deadline_ts for i in w.of(ev.OrderIntended) if i.side != "cancel")
     if isinstance(slicer, Twap):
         assert slicer.scheduled(w.strategy.orders.works["p"], p.deadline_ts) == p.quantity  # whole by the deadline
     if p.deadline_ts and done.status == "expired":
-        ends = [e.ts for e in w.events if type(e) in (ev.OrderFilled, ev.OrderFailed, ev.IntentRejected)]
+        ends = [e.ts for e in w.events if type(e) in (ev.OrderFilled, ev.OrderFailed, ev.IntentRejected,
+                                                       ev.OrderCanceled)]
         assert done.ts <= max([p.deadline_ts, *ends])  # at the deadline, or when the last child came back
     assert len([e for e in w.events if type(e) is ev.ParentOrderFinished]) == 1
     labels = set(w.labels)
@@ -194,8 +228,8 @@ def check(p: Any, slicer: Any, ops: list[tuple[str, int]]) -> set[str]:
         if type(e) is ev.ParentOrderProgress and e.outcome == "partial":
             labels.add("partial fill")
     fired_busy = [e for e in w.events if type(e) is ev.TimerFired]
-    opened = {d.seq: d for d in w.of(ev.OrderIntended)}
-    finished_at = {e.intent: e.seq for e in w.events if type(e) in (ev.OrderFailed,) or
+    opened = {d.seq: d for d in w.of(ev.OrderIntended) if d.side != "cancel"}
+    finished_at = {e.intent: e.seq for e in w.events if type(e) in (ev.OrderFailed, ev.OrderCanceled) or
                    (type(e) is ev.OrderFilled and e.final)}  # type: ignore[attr-defined]
     if any(any(i < f.seq < finished_at.get(i, 10**12) for i in opened) for f in fired_busy):
         labels.add("slice due while a child was out")
@@ -208,7 +242,7 @@ def check(p: Any, slicer: Any, ops: list[tuple[str, int]]) -> set[str]:
 SEEN: Counter[str] = Counter()
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(cases())
 def slicer_properties(case: tuple[Any, Any, list[tuple[str, int]]]) -> None:

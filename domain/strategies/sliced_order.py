@@ -17,7 +17,8 @@ for what is left, the default for TWAP and VWAP; "leave": report it left, an ice
 ``limit_price`` (text, e.g. "3000.5"; "" = market children) with ``price_decimals``, ``tif`` ("",
 "ioc", "gtc", "alo"), ``reduce_only``, ``max_price_age_s`` (5: a market child is priced on a quote at
 most this old), ``max_failures`` (10 children in a row with nothing filled: the parent fails; 0
-never), ``parent_id`` (default the strategy's name).
+never), ``parent_id`` (default the strategy's name), ``child_timeout_s`` (0: never; a child in
+flight longer than this is cancelled as stale and its remainder worked again).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class SlicedOrder:
                  duration_s: Any = 0, interval_s: Any = 10, participation_bps: int = 0, min_child: int = 0,
                  max_child: int = 0, visible: int = 0, retry_s: Any = 1, on_deadline: str = "",
                  limit_price: str = "", price_decimals: int = 0, tif: str = "", reduce_only: bool = False,
-                 max_price_age_s: Any = 5, max_failures: int = 10, parent_id: str = ""):
+                 max_price_age_s: Any = 5, max_failures: int = 10, parent_id: str = "", child_timeout_s: Any = 0):
         self.name = name
         self.venue, self.instrument = venue, instrument
         self.orders = ParentOrders(name)
@@ -51,7 +52,8 @@ class SlicedOrder:
                              quantity=quantity, base_decimals=base_decimals, quote_decimals=quote_decimals, lot=lot,
                              limit_price=limit, price_decimals=int(price_decimals), tif=tif,
                              reduce_only=bool(reduce_only),
-                             max_price_age_ns=seconds_to_ns(max_price_age_s, "max_price_age_s"))
+                             max_price_age_ns=seconds_to_ns(max_price_age_s, "max_price_age_s"),
+                             child_timeout_ns=seconds_to_ns(child_timeout_s, "child_timeout_s"))
         ParentOrder(start_ts=0, deadline_ts=self.duration, **self.template)  # type: ignore[arg-type]  # validate now
         deadline = on_deadline or (LEAVE if algo == ICEBERG else CATCH_UP)
         if algo == TWAP:

@@ -21,6 +21,22 @@ reach the venue after an outbound delay, where in this order:
    what is left of a GTC limit order rests, and fills whole at its limit price (maker fee) once the
    book trades through it.
 
+**Cancels** (``cancel(client_id, cancel_id)``): after the outbound delay, a resting GTC order is
+taken off the book (report ``cancelled``, ``released`` = its unfilled size, ``cancel_id`` naming the
+cancel); an order that is not resting (filled, expired, unknown) makes a ``rejected`` report under the
+cancel's id ("cancel: unknown or finished order"). Cancels do not count towards the rate limit.
+
+**Public tape.** Every fill on the venue prints a ``TapeTrade`` (price, size, the taker's side, a
+venue trade id ``<venue>-t<n>``): our taker orders against the makers' levels, our resting orders
+when the book trades through them (the taker is the other side), and the venue's own **taker flow**
+(``taker_flow_per_minute``, ``taker_flow_size``: market orders at Poisson times, half buys, of an
+exponential size of that mean rounded down to the lot, at least one lot, walking the makers' levels
+like ours; their times, sides and sizes come from their own seeded generator
+``derive_rng(seed, "takers:<venue>")``, so the venue's reject draws are unchanged; their prints and the
+quote updates they cause travel the venue's inbound channel like any other message). Our fills print
+in the same delivery as their ``OrderReport`` (no latency draw of their own: a world without taker
+flow is the same world with a tape). Taker flow is off by default (0).
+
 The report comes back after an inbound delay, as an ``OrderReport`` on the bus. Top of book
 changes are published as ``BookQuote`` (also after an inbound delay). Prices and sizes are
 ``Decimal``; each report also gives exact ints in base units: the filled amount, the notional
@@ -29,16 +45,16 @@ changes are published as ``BookQuote`` (also after an inbound delay). Prices and
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import simpy
 
-from tapedeck.sim.kernel import CTX, Bus, LatencyModel, SimClock, dsum, to_ns
+from tapedeck.sim.kernel import CTX, NS, Bus, LatencyModel, SimClock, dsum, exponential, to_ns
 from tapedeck.domain.decimals import decimals_of
 from tapedeck.sim.processes import PriceTick
-from tapedeck.sim.scenario import Venue
+from tapedeck.sim.scenario import Venue, derive_rng
 
 BUY, SELL = "buy", "sell"
 MARKET, LIMIT = "market", "limit"
@@ -99,10 +115,30 @@ class OrderReport:
     filled_amount: int  # base units
     notional_amount: int  # quote units, rounded in the venue's favour
     fee_amount: int  # quote units
+    released: Decimal = Decimal(0)  # a cancelled report: the unfilled size taken off the book
+    released_amount: int = 0  # the same in base units
+    cancel_id: str = ""  # a cancelled report: the cancel's client id ("" when cancelled without one)
 
     @property
     def avg_price(self) -> Decimal | None:
         return CTX.divide(self.notional, self.filled_qty) if self.filled_qty else None
+
+
+@dataclass(frozen=True)
+class TapeTrade:
+    """A trade on the venue's public tape as the bot sees it (``ts``: received; ``venue_ts``: when
+    it traded): ``price`` and ``qty`` exact, ``side`` the taker's ("buy"/"sell")."""
+
+    ts: int
+    venue_ts: int
+    venue: str
+    instrument: str
+    price: Decimal
+    qty: Decimal
+    side: str
+    trade_id: str
+    price_decimals: int  # the instrument's tick precision
+    size_decimals: int  # its lot precision
 
 
 @dataclass(frozen=True)
@@ -143,7 +179,13 @@ class MockCex:
         self._orders = 0
         self._resting: dict[str, _Resting] = {}  # client id -> resting order, in arrival order
         self._last_top: tuple[Decimal, Decimal, Decimal, Decimal] | None = None
+        self._trades = 0  # trades printed on the tape
+        self.flow_trades = 0  # of which the taker flow's
         bus.subscribe(self.on_price, PriceTick, where=lambda m: m.mark == self.mark)
+        rate, size = getattr(spec, "taker_flow_per_minute", 0), getattr(spec, "taker_flow_size", 0)
+        if rate > 0 and size > 0:
+            self._flow_rng = derive_rng(latency.seed, f"takers:{self.name}")
+            env.process(self._taker_flow(CTX.divide(Decimal(60), Decimal(rate)), Decimal(size)))
 
     # ------------------------------------------------------------------ book
 
@@ -199,9 +241,56 @@ class MockCex:
         """Send an order now; it reaches the venue after the outbound delay. Returns that arrival time."""
         return self.latency.send(self.name, "outbound", self._arrive, order)
 
-    def cancel(self, client_id: str) -> int:
-        """Send a cancel now (cancels do not count towards the rate limit)."""
-        return self.latency.send(self.name, "outbound", self._arrive_cancel, client_id)
+    def cancel(self, client_id: str, cancel_id: str = "") -> int:
+        """Send a cancel of ``client_id`` now, itself named ``cancel_id`` (cancels do not count towards
+        the rate limit). Returns its arrival time at the venue."""
+        return self.latency.send(self.name, "outbound", self._arrive_cancel, client_id, cancel_id)
+
+    # ------------------------------------------------------------------ the tape and the taker flow
+
+    def _prints(self, fills: tuple[Fill, ...], side: str, venue_ts: int) -> tuple[TapeTrade, ...]:
+        """The tape's trades of one order's fills (``side``: that order's); ``ts`` set on delivery."""
+        if not fills:
+            return ()
+        s, out = self.spec, []
+        pd, sd = decimals_of(s.tick_size), decimals_of(s.lot_size)
+        other = SELL if side == BUY else BUY
+        for f in fills:
+            self._trades += 1
+            out.append(TapeTrade(0, venue_ts, self.name, s.instrument, f.price, f.qty,
+                                 side if f.liquidity == "taker" else other, f"{self.name}-t{self._trades}", pd, sd))
+        return tuple(out)
+
+    def _publish_prints(self, ts: int, prints: tuple[TapeTrade, ...]) -> None:
+        for t in prints:
+            self.bus.publish(replace(t, ts=ts))
+
+    def _taker_flow(self, mean_gap_s: Decimal, mean_size: Decimal):  # type: ignore[no-untyped-def]
+        rng, lot = self._flow_rng, self.spec.lot_size
+        while True:  # gaps in whole ns of epoch time (no float seconds accumulated)
+            gap_ns = int(CTX.multiply(exponential(rng, mean_gap_s), Decimal(NS)).to_integral_value(ROUND_FLOOR))
+            yield self.clock.timeout_until(self.clock.now_ns + gap_ns)
+            side = BUY if rng.random() < 0.5 else SELL
+            qty = max(lot, CTX.multiply(CTX.divide(exponential(rng, mean_size), lot).to_integral_value(ROUND_FLOOR),
+                                        lot))
+            self._flow_trade(self.clock.now_ns, side, qty)
+
+    def _flow_trade(self, now: int, side: str, qty: Decimal) -> None:
+        """One market order of the venue's taker flow: it walks the makers' levels like ours."""
+        if self.mid is None:
+            return
+        fills = self._take(Order("", side, qty))
+        if not fills:
+            return
+        self.flow_trades += 1
+        prints = self._prints(fills, side, now)
+        self.latency.send(self.name, "inbound", self._publish_prints, prints)
+        self._traded(fills, now)
+        self._match_resting(now)
+        self._quote(now)
+
+    def _traded(self, fills: tuple[Fill, ...], now: int) -> None:
+        """The taker flow traded ``fills`` (a perp's last trade price follows them)."""
 
     def _arrive(self, now: int, order: Order) -> None:
         self._orders += 1
@@ -300,18 +389,19 @@ class MockCex:
                 del self._resting[client_id]
                 self._report(now, r.order_id, r.order, FILLED, (Fill(limit, r.remaining, "maker"),))
 
-    def _arrive_cancel(self, now: int, client_id: str) -> None:
+    def _arrive_cancel(self, now: int, client_id: str, cancel_id: str = "") -> None:
         r = self._resting.pop(client_id, None)
         if r is None:
-            unknown = Order(client_id, BUY, Decimal(0))
+            unknown = Order(cancel_id or client_id, BUY, Decimal(0))
             self._report(now, "", unknown, REJECTED, (), reason="cancel: unknown or finished order")
             return
-        self._report(now, r.order_id, r.order, CANCELLED, ())
+        self._report(now, r.order_id, r.order, CANCELLED, (), released=r.remaining, cancel_id=cancel_id)
 
     # ------------------------------------------------------------------ reports
 
     def _report(self, venue_ts: int, order_id: str, order: Order, status: str, fills: tuple[Fill, ...], *,
-                reason: str = "", remaining: Decimal = Decimal(0)) -> None:
+                reason: str = "", remaining: Decimal = Decimal(0), released: Decimal = Decimal(0),
+                cancel_id: str = "") -> None:
         s = self.spec
         qty = dsum(f.qty for f in fills)
         notional = dsum(CTX.multiply(f.price, f.qty) for f in fills)
@@ -325,12 +415,19 @@ class MockCex:
         scaled = CTX.scaleb(notional, s.quote_decimals)
         notional_amount = int(scaled.to_integral_value(ROUND_CEILING if order.side == BUY else ROUND_FLOOR))
         fee_amount = int(CTX.scaleb(fee, s.quote_decimals))
-        self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(OrderReport(
-            ts=ts, venue_ts=venue_ts, venue=self.name, instrument=s.instrument, order_id=order_id,
+        report = OrderReport(
+            ts=0, venue_ts=venue_ts, venue=self.name, instrument=s.instrument, order_id=order_id,
             client_id=order.client_id, side=order.side, status=status, qty=order.qty, fills=fills, filled_qty=qty,
             notional=notional, fee=fee, remaining=remaining, reason=reason, filled_amount=filled_amount,
-            notional_amount=notional_amount, fee_amount=fee_amount,
-        )))
+            notional_amount=notional_amount, fee_amount=fee_amount, released=released,
+            released_amount=int(CTX.scaleb(released, s.base_decimals)), cancel_id=cancel_id)
+        prints = self._prints(fills, order.side, venue_ts)
+
+        def deliver(ts: int) -> None:
+            self.bus.publish(replace(report, ts=ts))
+            self._publish_prints(ts, prints)  # the public tape's prints of these fills, in the same delivery
+
+        self.latency.send(self.name, "inbound", deliver)
 
 
 def _to_tick(price: Decimal, tick: Decimal, rounding: str) -> Decimal:

@@ -341,15 +341,19 @@ class MockPerp(MockCex):
         """The position's PnL at the current mark (0 before there is one)."""
         return self.position.unrealized_pnl(self.mark_price) if self.mark_price is not None else ZERO
 
+    def _traded(self, fills: tuple[Fill, ...], now: int) -> None:
+        self.last_trade = fills[-1].price
+        self._publish_mark(now)
+
     def _report(self, venue_ts: int, order_id: str, order: Order, status: str, fills: tuple[Fill, ...], *,
-                reason: str = "", remaining: Decimal = ZERO) -> None:
+                reason: str = "", remaining: Decimal = ZERO, **kw: Any) -> None:
         if fills and order.side in (BUY, SELL):
             position = self.position
             for f in fills:
                 position = position.fill(order.side, f.qty, f.price)
             self.position = replace(position, fees=CTX.add(position.fees, self._fee(fills)))
             self.last_trade = fills[-1].price
-        super()._report(venue_ts, order_id, order, status, fills, reason=reason, remaining=remaining)
+        super()._report(venue_ts, order_id, order, status, fills, reason=reason, remaining=remaining, **kw)
         if fills:
             self._publish_mark(venue_ts)
 

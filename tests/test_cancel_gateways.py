@@ -1,0 +1,153 @@
+"""Cancels through the gateways other than the sim's: the paper gateway (nothing rests on paper: a
+cancel fails saying so) and ``live/book_gateway.py`` in execute mode against local venues: Hyperliquid
+``cancelByCloid`` signed by the key (the signature recovers to it) with the cloid the order was placed
+with, Binance ``DELETE /api/v3/order`` through the real ccxt client by ``origClientOrderId``, where
+the venue's totals become the fill not yet reported and the remaining released."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from tapedeck.adapters import hyperliquid_signing as hs
+from tapedeck.adapters.paper_gateway import PaperGateway
+from tapedeck.domain import events as ev
+from tapedeck.domain.state import MarketState
+from tapedeck.live.base import Clock
+from tapedeck.live.book_gateway import BookGateway
+from tests.test_live_feeds_gateway import _EXCHANGE_INFO, BN_KEY, BN_SECRET, HL_KEY, _Exchange, _intent, \
+    _secrets_absent
+
+NOW = 1_737_918_844_000_000_000
+
+
+def _cancel(seq: int, venue: str, target: str, strategy: str = "s") -> ev.OrderIntended:
+    return ev.OrderIntended(ts=10**18 + seq, seq=seq, strategy=strategy, venue=venue, instrument="", side="cancel",
+                            amount=0, notional=0, target=target, client_id=f"x{seq}")
+
+
+def test_paper_orders_never_rest_so_a_cancel_fails_saying_so() -> None:
+    got: list[ev.Event] = []
+    PaperGateway(MarketState(), report=got.append).submit(_cancel(5, "binance", "c1"))
+    assert got == [ev.OrderFailed(ts=10**18 + 5, source="paper", cause=5, intent=5, venue="binance",
+                                  reason="cancel: no resting order c1")]
+    got.clear()
+    BookGateway(MarketState(), report=got.append).submit(_cancel(6, "hyperliquid", "c2"))  # paper by default
+    assert [(type(e), e.reason) for e in got] == [(ev.OrderFailed, "cancel: no resting order c2")]  # type: ignore[attr-defined]
+
+
+def _hl_answer(body: dict[str, Any]) -> dict[str, Any]:
+    action = body["action"]
+    if action["type"] == "order":
+        return {"status": "ok", "response": {"type": "order", "data": {"statuses": [{"resting": {"oid": 78}}]}}}
+    if action["cancels"][0]["cloid"] == hs.cloid_for("c1"):
+        return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": ["success"]}}}
+    return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": [
+        {"error": "Order was never placed, already canceled, or filled."}]}}}
+
+
+def test_hyperliquid_cancels_by_cloid_signed_and_the_answer_decides() -> None:
+    async def go() -> tuple[_Exchange, list[ev.Event]]:
+        got: list[ev.Event] = []
+        async with _Exchange(_hl_answer) as x:
+            config = {"book_gateway": {"hyperliquid": {"exchange_url": x.url, "mainnet": False,
+                                                       "assets": {"BTC": {"asset": 0, "sz_decimals": 5}}}}}
+            gw = BookGateway.from_config(MarketState(), config, execute=True, clock=Clock(lambda: NOW),
+                                         env={"HYPERLIQUID_PRIVATE_KEY": HL_KEY})
+            gw.bind(got.append)
+            for seq in (1, 2):  # two resting GTC sells
+                gw.submit(_intent(seq, "hyperliquid", "BTC", "sell", 100_000, limit_price=1_100_000,
+                                  price_decimals=1, tif="gtc"))
+            await gw.wait()
+            gw.submit(_cancel(7, "hyperliquid", "c1", strategy="other"))  # not its order: at once, nothing sent
+            gw.submit(_cancel(3, "hyperliquid", "c1"))  # the venue takes it off the book
+            gw.submit(_cancel(4, "hyperliquid", "c2"))  # the venue says it is no longer there
+            gw.submit(_cancel(5, "hyperliquid", "c9"))  # never placed by this gateway: at once
+            await gw.wait()
+            gw.submit(_cancel(6, "hyperliquid", "c1"))  # canceled already: at once
+            await gw.close()
+        return x, got
+
+    x, got = asyncio.run(go())
+    cancels = [b for b in x.bodies if b["action"]["type"] == "cancelByCloid"]
+    assert [b["action"]["cancels"] for b in cancels] == [[{"asset": 0, "cloid": hs.cloid_for("c1")}],
+                                                        [{"asset": 0, "cloid": hs.cloid_for("c2")}]]
+    assert x.signers == [hs.HyperliquidSigner(HL_KEY).address] * 4
+    (done,) = [e for e in got if type(e) is ev.OrderCanceled]
+    assert done.ts >= NOW and msgspec.structs.replace(done, ts=NOW) == ev.OrderCanceled(ts=NOW, source="hyperliquid-exchange", cause=3, intent=1, venue="hyperliquid",
+                                    strategy="s", instrument="BTC", client_id="c1", cancel_id="x3",
+                                    remaining=100_000, cancel_intent=3)
+    failed = {e.intent: e.reason for e in got if type(e) is ev.OrderFailed}
+    assert failed == {4: "cancel: no resting order c2: Order was never placed, already canceled, or filled.",
+                      5: "cancel: no resting order c9", 6: "cancel: no resting order c1",
+                      7: "cancel: no resting order c1"}
+    _secrets_absent(got, HL_KEY)
+
+
+def test_binance_cancels_through_ccxt_and_reports_what_filled_while_it_rested() -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        form = dict((await request.post()) if request.method == "POST" else {})
+        form.update(request.query)
+        seen.append((request.method, dict(form)))
+        if request.path.endswith("/exchangeInfo"):
+            return web.json_response(_EXCHANGE_INFO)
+        if request.path.endswith("/order") and request.method == "POST":
+            return web.json_response({
+                "symbol": "ETHUSDT", "orderId": 40 + len(seen), "clientOrderId": form.get("newClientOrderId"),
+                "transactTime": 1723161254024, "price": "3000.00", "origQty": "1.00000000", "executedQty": "0",
+                "cummulativeQuoteQty": "0", "status": "NEW", "timeInForce": "GTC", "type": "LIMIT", "side": "SELL",
+                "fills": []})
+        if request.path.endswith("/order") and request.method == "DELETE":
+            if form.get("origClientOrderId") != "c1":
+                return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
+            return web.json_response({
+                "symbol": "ETHUSDT", "origClientOrderId": "c1", "orderId": 42, "clientOrderId": "x", "price": "3000.00",
+                "origQty": "1.00000000", "executedQty": "0.20000000", "cummulativeQuoteQty": "600.00000000",
+                "status": "CANCELED", "timeInForce": "GTC", "type": "LIMIT", "side": "SELL"})
+        return web.json_response({"code": -1, "msg": "unexpected"}, status=400)
+
+    async def go() -> list[ev.Event]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        got: list[ev.Event] = []
+        config = {"book_gateway": {"binance": {"symbols": {"ETHUSDT": "ETH/USDT"},
+                                               "api_url": f"http://127.0.0.1:{port}/api/v3"}}}
+        gw = BookGateway.from_config(MarketState(), config, execute=True,
+                                     env={"BINANCE_API_KEY": BN_KEY, "BINANCE_API_SECRET": BN_SECRET})
+        gw.bind(got.append)
+        try:
+            for seq in (1, 2):
+                gw.submit(_intent(seq, "binance", "ETHUSDT", "sell", 10**8, limit_price=300_000, price_decimals=2,
+                                  tif="gtc"))
+            await gw.wait()
+            gw.submit(_cancel(3, "binance", "c1"))
+            gw.submit(_cancel(4, "binance", "c2"))
+            await gw.close()
+        finally:
+            await runner.cleanup()
+        return got
+
+    got = asyncio.run(go())
+    deletes = [f for m, f in seen if m == "DELETE"]
+    assert sorted(f["origClientOrderId"] for f in deletes) == ["c1", "c2"]
+    assert {f.get("orderId") for f in deletes} <= {"42", "43", "44", None}  # the venue's id once acknowledged
+    by_intent = [(type(e).__name__, e.intent) for e in got]
+    assert by_intent.count(("OrderAcknowledged", 1)) == 1 and by_intent.count(("OrderAcknowledged", 2)) == 1
+    fill = next(e for e in got if type(e) is ev.OrderFilled)
+    assert (fill.intent, fill.amount, fill.notional, fill.final) == (1, 20_000_000, 600_000_000, False)
+    (done,) = [e for e in got if type(e) is ev.OrderCanceled]
+    assert (done.intent, done.cancel_intent, done.client_id, done.cancel_id, done.remaining) == (1, 3, "c1", "x3",
+                                                                                               80_000_000)
+    assert got.index(fill) < got.index(done)
+    (failed,) = [e for e in got if type(e) is ev.OrderFailed]
+    assert failed.intent == 4 and failed.reason.startswith("cancel: no resting order c2")
+    _secrets_absent(got, BN_KEY, BN_SECRET)
