@@ -126,7 +126,7 @@ class _Market:
 
     __slots__ = ("book", "key", "pos", "entry_cid", "exit_cid", "last_exit_ts", "q_ts", "q_seq", "entry_px",
                  "base_dp", "sizes", "regressed_px", "stop_px", "lines_for", "exit_size", "settle_ts", "oracle_o",
-                 "scale_b", "n_mul", "n_div", "px_lo", "px_hi", "px_step", "px_pd", "px_sd")
+                 "scale_b", "n_mul", "n_div", "px_lo", "px_hi", "px_step", "px_pd", "px_sd", "lines_key")
 
     def __init__(self, book: PerpMarket) -> None:
         self.book = book
@@ -142,6 +142,7 @@ class _Market:
         self.sizes: tuple[int, int, int, int] = (-1, 0, 0, 0)  # (size_decimals, min, order, max) at the book's
         self.regressed_px = self.stop_px = 0  # exit prices of the held position (PerpOracleLag._lines)
         self.lines_for = -1  # the book's ctx_version they were computed at (-1: recompute; _filled resets it)
+        self.lines_key: tuple[int, bool, int] = (-1, False, -1)  # and the (entry, long, size decimals) they hold for
         self.oracle_o = self.scale_b = 0  # the oracle and a book price's multiplier at one precision (_lines)
         self.n_mul = self.n_div = 1  # size x price -> quote units (_lines)
         # the price rule's step for prices in [px_lo, px_hi) at price_decimals px_pd (PerpOracleLag._round)
@@ -318,9 +319,10 @@ class PerpOracleLag:
 
     def _filled(self, mk: _Market, p: PerpPosition, ts: int) -> None:
         mk.pos = p
-        mk.lines_for = -1  # the side or the entry may have changed: _exit recomputes the exit prices
         if p.size:
-            mk.entry_px = p.entry_price(mk.book.price_decimals)
+            mk.entry_px = entry = p.entry_price(mk.book.price_decimals)
+            if mk.lines_key != (entry, p.size > 0, p.size_decimals):
+                mk.lines_for = -1  # the side or the entry changed: _exit recomputes the exit prices
         else:
             mk.entry_px, mk.q_ts, mk.last_exit_ts = 0, -1, ts
 
@@ -387,7 +389,11 @@ class PerpOracleLag:
             d = (price * mk.scale_b - o) * PPM
         remaining = (d // o if d >= 0 else -(-d // o)) if o > 0 else 0
         if self.price_rule:  # toward the book (see domain.hl_price): within the slippage, still crossing
-            limit = self._round(mk, m, limit, long)
+            if not mk.px_lo <= limit < mk.px_hi or mk.px_pd != m.price_decimals or mk.px_sd != m.size_decimals:
+                self._price_step(mk, m, limit)  # (PerpOracleLag._round, inlined)
+            step = mk.px_step
+            if step != 1:
+                limit = -(-limit // step) * step if long else limit - limit % step
         if path is UPDATE:
             self.counts["exits_update"] += 1
         else:
@@ -427,7 +433,7 @@ class PerpOracleLag:
         mk.oracle_o, mk.scale_b = (o if m.oracle > 0 else 0), m._scale_book
         k = self.positions.quote_decimals - m.price_decimals - p.size_decimals
         mk.n_mul, mk.n_div = (10**k, 1) if k >= 0 else (1, 10**-k)
-        mk.lines_for = m.ctx_version
+        mk.lines_for, mk.lines_key = m.ctx_version, (entry, long, p.size_decimals)
 
     def _price_step(self, mk: _Market, m: PerpMarket, price: int) -> None:
         """The price rule's step for prices of ``price``'s number of digits at the book's precision
