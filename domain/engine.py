@@ -319,6 +319,11 @@ class Engine:
                 else:
                     batch.out.append(p)  # type: ignore[arg-type]
             return
+        self._take_checked(batch, strategy, proposals)
+
+    def _take_checked(self, batch: _Batch, strategy: Any, proposals: tuple[Any, ...]) -> None:
+        """``_take``'s general checks (every rule, each with its message), then the decisions."""
+        name = strategy.name
         try:
             for p in proposals:
                 if isinstance(p, Intent):

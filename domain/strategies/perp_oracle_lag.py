@@ -407,8 +407,9 @@ class PerpOracleLag:
                                limit_price=limit, price_decimals=pd, entry_price=mk.entry_px, path=path, reason=reason,
                                deviation_ppm=remaining, latency_ns=now - mk.q_ts, qualified_cause=mk.q_seq,
                                held_ns=now - p.opened_ts, client_id=cid),
-            Intent(name, venue, instrument, side, qty, notional, client_id=cid, limit_price=limit,
-                   price_decimals=pd, tif="ioc", reduce_only=True),
+            # positionally (faster than keywords on this path): target, max_priority_fee, client_id,
+            # route, min_profit, profit_asset, private, limit_price, price_decimals, tif, reduce_only
+            Intent(name, venue, instrument, side, qty, notional, "", 0, cid, (), 0, "", False, limit, pd, "ioc", True),
         )
 
     def _lines(self, mk: _Market, m: PerpMarket, p: PerpPosition, long: bool) -> None:
