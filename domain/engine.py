@@ -353,29 +353,30 @@ class Engine:
 
     def _gate(self, batch: _Batch, strategy: Any, p: Intent) -> None:
         name, cause, state = strategy.name, batch.cause, self.state
-        client_id = p.client_id
+        client_id, venue, notional, ts = p.client_id, p.venue, p.notional, cause.ts
         if not client_id:
             n = self._unnamed[name] = self._unnamed.get(name, 0) + 1
             client_id = f"auto-{n}"
         mine = state.orders.get(name)
+        pending = batch.pending
         if mine is not None and client_id in mine:
             reason = f"client_id {client_id!r} is already in flight"
         else:
-            reason = self.risk.check(p, batch.pending.get(p.venue, 0), batch.cause.ts)
-        order = Order(name, client_id, p.venue, p.instrument, p.side, p.amount, p.notional)
+            reason = self.risk.check(p, pending.get(venue, 0), ts)
+        order = Order(name, client_id, venue, p.instrument, p.side, p.amount, notional)
         verdict: ev.Event
         if reason:
             order.status, order.reason = REJECTED, reason
-            verdict = ev.IntentRejected(ts=cause.ts, source="engine", cause=cause.seq, strategy=name,
-                                        venue=p.venue, notional=p.notional, reason=reason, client_id=client_id)
+            verdict = ev.IntentRejected(ts=ts, source="engine", cause=cause.seq, strategy=name,
+                                        venue=venue, notional=notional, reason=reason, client_id=client_id)
         else:
-            batch.pending[p.venue] = batch.pending.get(p.venue, 0) + p.notional
+            pending[venue] = pending.get(venue, 0) + notional
             if mine is None:
                 mine = state.orders[name] = {}
             mine[client_id] = order  # in flight from approval; decided() gives it its seq
-            verdict = ev.OrderIntended(ts=cause.ts, source="engine", cause=cause.seq, strategy=name,
-                                       venue=p.venue, instrument=p.instrument, side=p.side, amount=p.amount,
-                                       notional=p.notional, target=p.target, max_priority_fee=p.max_priority_fee,
+            verdict = ev.OrderIntended(ts=ts, source="engine", cause=cause.seq, strategy=name,
+                                       venue=venue, instrument=p.instrument, side=p.side, amount=p.amount,
+                                       notional=notional, target=p.target, max_priority_fee=p.max_priority_fee,
                                        client_id=client_id, route=p.route, min_profit=p.min_profit,
                                        profit_asset=p.profit_asset, private=p.private,
                                        limit_price=p.limit_price, price_decimals=p.price_decimals, tif=p.tif,
