@@ -48,7 +48,10 @@ market seen), ``entry_edge_bps``, ``exit_edge_bps``, ``stop_bps``, ``max_hold_s`
 units of the size; default: the book's size precision), ``quote_decimals`` (the risk currency's, 6),
 ``exit_slippage_bps``, ``backup_check_ms``, ``max_age_ms``, ``reentry_s``, ``entries`` (false: exits only),
 ``price_rule`` ("hyperliquid", the default, or "none") and ``sz_decimals`` (the coin's szDecimals the
-rule needs: an integer, or a table instrument -> integer; default: the book's size precision).
+rule needs: an integer, or a table instrument -> integer; default: the book's size precision, which
+is the coin's szDecimals in the sim but only at most that on a live Hyperliquid feed, where a message
+writes its sizes with the places they need: set it for live runs, or the gateway may refuse a limit
+with more decimals than the venue allows, as a recorded "not sent" failure).
 
 **Limit prices follow Hyperliquid's price rule** (``domain.hl_price``: at most 5 significant figures,
 at most ``6 - szDecimals`` decimals, integers always): a flatten's limit (the exit price worsened by
