@@ -38,6 +38,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
+from tapedeck.domain import hl_price
 from tapedeck.domain.decimals import CTX
 
 WIRE_DECIMALS = 8
@@ -131,17 +132,14 @@ def to_int_for_hashing(value: Any, power: int = WIRE_DECIMALS, what: str = "valu
 def check_tick(price: Any, size: Any, sz_decimals: int, *, spot: bool = False, what: str = "order") -> None:
     """The venue's tick and lot rules (docs ``tick-and-lot-size.md``): a size has at most
     ``sz_decimals`` decimals; a price at most 5 significant figures (an integer price always
-    passes) and at most ``(8 if spot else 6) - sz_decimals`` decimals. ``ActionError`` otherwise."""
+    passes) and at most ``(8 if spot else 6) - sz_decimals`` decimals (``domain.hl_price``, the rule
+    the strategies round their limits by). ``ActionError`` otherwise."""
     p, s = _decimal(price, f"{what} price"), _decimal(size, f"{what} size")
     if _places(s) > sz_decimals:
         raise ActionError(f"{what} size {size} has more than the coin's {sz_decimals} size decimals")
-    if p != p.to_integral_value(context=CTX):
-        if _significant(p) > 5:
-            raise ActionError(f"{what} price {price} has more than 5 significant figures")
-        limit = (8 if spot else 6) - sz_decimals
-        if _places(p) > limit:
-            raise ActionError(f"{what} price {price} has more than {limit} decimals "
-                              f"({8 if spot else 6} - szDecimals {sz_decimals})")
+    problem = hl_price.decimal_price_problem(p, sz_decimals, spot)  # the domain's one price rule
+    if problem:
+        raise ActionError(f"{what}: {problem}")
 
 
 def _trailing_zeros(d: Decimal) -> int:
@@ -158,10 +156,6 @@ def _places(d: Decimal) -> int:
     if not any(d.as_tuple().digits):
         return 0
     return max(0, -exponent - _trailing_zeros(d)) if exponent < 0 else 0
-
-
-def _significant(d: Decimal) -> int:
-    return len(d.as_tuple().digits) - _trailing_zeros(d)
 
 
 # ----------------------------------------------------------------------------- ids

@@ -9,6 +9,11 @@ the BBO updates is timed (``perf_counter_ns`` around the call: state fold, the f
 exit checks, the risk gate, the verdicts); what keeps 100 positions open between them (numbering
 the decisions, the flattens' fills, the re-entries and their fills) is fed untimed.
 
+A third run of the same tape measures the time from the BBO event to the *first* flatten intent
+(the risk gate's first verdict in that handling, taken by a probe in the gate: the engine asks the
+strategies in order and gates each one's intents before asking the next, so the first flatten is
+decided after one strategy's check, not five).
+
 Prints p50/p99/max of the updates that decided flattens (BBO event to flatten intents, and that
 divided by the number of flattens) and of all updates (the exit check on every update), in
 microseconds, measured twice: wall time (``perf_counter_ns``) and the thread's CPU time
@@ -40,13 +45,31 @@ ORACLE = 30_000_000  # 3000.0000 at 4 dp
 SIZE = 100_000  # 10 lots at 4 dp
 
 
+class FirstVerdict(RiskGate):
+    """The gate with a probe: the clocks at its first verdict in a handling (``armed`` until then),
+    i.e. when the first flatten intent of the update is decided (its ``OrderIntended`` struct is
+    built right after). Used only in the run that measures that; it costs a call per intent."""
+
+    armed = False
+    wall = cpu = 0
+
+    def check(self, intent, pending=0, now=None):  # type: ignore[no-untyped-def]
+        verdict = RiskGate.check(self, intent, pending, now)
+        if self.armed:
+            self.armed = False
+            self.wall = time.perf_counter_ns()
+            self.cpu = time.thread_time_ns()
+        return verdict
+
+
 class Bench:
-    def __init__(self, markets: int, strategies: int) -> None:
+    def __init__(self, markets: int, strategies: int, probe: bool = False) -> None:
         self.strategies = [PerpOracleLag(name=f"lag-{i}", entry_edge_bps=50, exit_edge_bps=10, stop_bps=10_000,
                                          max_hold_s=10**6, order_size="1", max_position="1", min_size="0.1",
                                          reentry_s=0, max_age_ms=10**9, backup_check_ms=10**9)
                            for i in range(strategies)]
-        self.engine = Engine(self.strategies, RiskGate(VenueLimits(10**15, 10**18)))
+        self.gate = (FirstVerdict if probe else RiskGate)(VenueLimits(10**15, 10**18))
+        self.engine = Engine(self.strategies, self.gate)
         self.markets = [f"M{i}" for i in range(markets)]
         self.seq = 0
         self.ts = T0
@@ -129,6 +152,43 @@ def run(n: int, markets: int, strategies: int, exit_every: int, seed: int,
     return all_ns, exit_ns, flattens
 
 
+def run_first(n: int, markets: int, strategies: int, exit_every: int, seed: int) -> tuple[list[int], list[int]]:
+    """The same tape; for each update that decides flattens, wall and CPU ns from the BBO event
+    to the first flatten's verdict (the probe's clocks)."""
+    b = Bench(markets, strategies, probe=True)
+    b.setup()
+    rng = random.Random(seed)
+    handle, gate = b.engine.handle, b.gate
+    wall: list[int] = []
+    cpu: list[int] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(n):
+            m = b.markets[rng.randrange(markets)]
+            if rng.randrange(exit_every) == 0:
+                e = b.quote(m, ORACLE, ORACLE + 300)
+            else:
+                bid = ORACLE * 97 // 100 + rng.randrange(-3000, 3000)
+                e = b.quote(m, bid, bid + 300)
+            b.seq += 1
+            e = ev.with_seq(e, b.seq)
+            gate.armed = True  # type: ignore[attr-defined]
+            c0 = time.thread_time_ns()
+            w0 = time.perf_counter_ns()
+            out = handle(e)
+            gate.armed = False  # type: ignore[attr-defined]
+            decided = b.decide(out)
+            if any(type(d) is ev.OrderIntended for d in decided):
+                wall.append(gate.wall - w0)  # type: ignore[attr-defined]
+                cpu.append(gate.cpu - c0)  # type: ignore[attr-defined]
+                b.fill_all(decided)
+                b.open_all(m)
+    finally:
+        gc.enable()
+    return wall, cpu
+
+
 def pct(values: list[int], q: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(q * len(v)))] / 1000
@@ -156,6 +216,11 @@ def main() -> None:
               f"(per flatten: p50 {pct(per, 0.5):.1f} us, p99 {pct(per, 0.99):.1f} us)")
         print(f"    every BBO update (the exit check of {a.strategies} strategies; most do not exit): "
               f"p50 {pct(all_ns, 0.5):.1f} us, p99 {pct(all_ns, 0.99):.1f} us, mean {statistics.fmean(all_ns) / 1000:.2f} us")
+    t0 = time.perf_counter()
+    wall_first, cpu_first = run_first(a.updates, a.markets, a.strategies, a.exit_every, a.seed)
+    print(f"  BBO event -> the first flatten intent's verdict (the gate's probe; a run of its own), "
+          f"{time.perf_counter() - t0:.1f} s: wall p50 {pct(wall_first, 0.5):.1f} us, p99 {pct(wall_first, 0.99):.1f} us; "
+          f"CPU p50 {pct(cpu_first, 0.5):.1f} us, p99 {pct(cpu_first, 0.99):.1f} us")
 
 
 def calibrate() -> float:

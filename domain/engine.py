@@ -12,6 +12,9 @@ The contract with strategies (``Strategy``; all of it optional beyond ``name``/`
 * ``on_event(event, state) -> proposals`` for each event of a type in ``handles``. Proposals are
   decision events the strategy makes (``OpportunityDetected``, ``OpportunitySuppressed``,
   ``TimerRequested``; their ``strategy`` must be its own name) and ``Intent``s for the risk gate.
+* ``order_events`` (optional): the verdict and execution types the strategy's ``on_order`` acts on;
+  the engine does not call it for the others (an ``OrderIntended`` approval, say), which it declares
+  it would answer with nothing. Absent: every one is delivered.
 * Correlation: an ``Intent`` carries the strategy's ``client_id``. Its verdict (the ``OrderIntended``
   or ``IntentRejected``, still unnumbered) and later every execution event of that intent
   (``OrderAcknowledged``, ``TransactionSubmitted/Included/Dropped``, ``OrderFilled``, ``OrderFailed``,
@@ -55,6 +58,16 @@ _ENGINE_ONLY = (ev.OrderIntended, ev.IntentRejected, ev.StrategyFailed)
 _EXECUTIONS = (ev.OrderAcknowledged, ev.OrderFilled, ev.OrderFailed, ev.TransactionSubmitted,
                ev.TransactionIncluded, ev.TransactionDropped, ev.OrderCanceled)
 _NONE: tuple[ev.Event, ...] = ()  # the quiet path's answer (no allocation)
+# Event type -> may a strategy propose it: True (a decision with a ``strategy`` field, which must be
+# the proposer's name), "" (a decision without one), False (not a decision, or engine-only). Filled
+# on first sight of each type (``_decidable``); only looked up, never iterated.
+_DECIDABLE: dict[type, bool | str] = {}
+
+
+def _decidable(t: type) -> bool | str:
+    if not (isinstance(t, type) and issubclass(t, ev.Event)) or t.KIND != ev.DECISION or t in _ENGINE_ONLY:
+        return False
+    return True if "strategy" in t.__struct_fields__ else ""
 _MESSAGE_LIMIT = 300
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -125,6 +138,12 @@ class Engine:
         self._on_order: dict[str, Callable[..., Sequence[Proposal]] | None] = {
             s.name: getattr(s, "on_order", None) for s in self.strategies
         }
+        self._order_events: dict[str, tuple[type, ...] | None] = {}  # strategy -> what on_order acts on (None: all)
+        for s in self.strategies:
+            types = getattr(s, "order_events", None)
+            if types is not None and (isinstance(types, (str, type)) or not all(isinstance(t, type) for t in types)):
+                raise ValueError(f"strategy {s.name!r}: order_events must be a tuple of event types, got {types!r}")
+            self._order_events[s.name] = None if types is None else tuple(types)
         self._intents: dict[int, Order] = {}  # intent seq -> order in flight
         self._unnamed: dict[str, int] = {}  # strategy -> intents it left without a client id
         self._folds: dict[type[ev.Event], Callable[[Any], None]] = {
@@ -236,6 +255,9 @@ class Engine:
         on_order = self._on_order.get(order.strategy)
         if on_order is None:
             return _NONE
+        wanted = self._order_events.get(order.strategy)
+        if wanted is not None and t not in wanted:
+            return _NONE  # the strategy declared it does nothing with these
         batch = _Batch(e)
         self._call(batch, self._active[order.strategy], on_order, e, order)
         return self._settle(batch)
@@ -280,10 +302,49 @@ class Engine:
             self._take(batch, strategy, proposals)
 
     def _take(self, batch: _Batch, strategy: Any, proposals: Sequence[Proposal]) -> None:
-        """Check a strategy's proposals, then decide them: all of them, or (if one is bad) none."""
+        """Check a strategy's proposals, then decide them: all of them, or (if one is bad) none.
+
+        The common proposals (an ``Intent`` itself, a decision type strategies may make) are
+        checked by a fast path that decides exactly as the general checks below it; anything the
+        fast path does not accept is checked by those (which raise the same messages)."""
         name = strategy.name
+        fast = True
         try:
             proposals = tuple(proposals)
+        except Exception as exc:
+            batch.out.append(self._failed(batch.cause, strategy, exc))
+            return
+        try:
+            for p in proposals:
+                t = type(p)
+                if t is Intent:
+                    a, n, f = p.amount, p.notional, p.max_priority_fee  # type: ignore[union-attr]
+                    if (p.strategy != name or type(a) is not int or a < 0 or type(n) is not int or n < 0  # type: ignore[union-attr]
+                            or type(f) is not int or f < 0 or type(p.client_id) is not str):  # type: ignore[union-attr]
+                        fast = False
+                        break
+                else:
+                    named = _DECIDABLE.get(t)
+                    if named is None:
+                        named = _DECIDABLE[t] = _decidable(t)
+                    if named is False or (named and p.strategy != name):  # type: ignore[union-attr]
+                        fast = False
+                        break
+        except Exception:  # the general checks below meet it again and record it
+            fast = False
+        if fast:
+            for p in proposals:
+                if type(p) is Intent:
+                    self._gate(batch, strategy, p)  # type: ignore[arg-type]
+                else:
+                    batch.out.append(p)  # type: ignore[arg-type]
+            return
+        self._take_checked(batch, strategy, proposals)
+
+    def _take_checked(self, batch: _Batch, strategy: Any, proposals: tuple[Any, ...]) -> None:
+        """``_take``'s general checks (every rule, each with its message), then the decisions."""
+        name = strategy.name
+        try:
             for p in proposals:
                 if isinstance(p, Intent):
                     if p.strategy != name:
@@ -312,29 +373,30 @@ class Engine:
 
     def _gate(self, batch: _Batch, strategy: Any, p: Intent) -> None:
         name, cause, state = strategy.name, batch.cause, self.state
-        client_id = p.client_id
+        client_id, venue, notional, ts = p.client_id, p.venue, p.notional, cause.ts
         if not client_id:
             n = self._unnamed[name] = self._unnamed.get(name, 0) + 1
             client_id = f"auto-{n}"
         mine = state.orders.get(name)
+        pending = batch.pending
         if mine is not None and client_id in mine:
             reason = f"client_id {client_id!r} is already in flight"
         else:
-            reason = self.risk.check(p, batch.pending.get(p.venue, 0), batch.cause.ts)
-        order = Order(name, client_id, p.venue, p.instrument, p.side, p.amount, p.notional)
+            reason = self.risk.check(p, pending.get(venue, 0), ts)
+        order = Order(name, client_id, venue, p.instrument, p.side, p.amount, notional)
         verdict: ev.Event
         if reason:
             order.status, order.reason = REJECTED, reason
-            verdict = ev.IntentRejected(ts=cause.ts, source="engine", cause=cause.seq, strategy=name,
-                                        venue=p.venue, notional=p.notional, reason=reason, client_id=client_id)
+            verdict = ev.IntentRejected(ts=ts, source="engine", cause=cause.seq, strategy=name,
+                                        venue=venue, notional=notional, reason=reason, client_id=client_id)
         else:
-            batch.pending[p.venue] = batch.pending.get(p.venue, 0) + p.notional
+            pending[venue] = pending.get(venue, 0) + notional
             if mine is None:
                 mine = state.orders[name] = {}
             mine[client_id] = order  # in flight from approval; decided() gives it its seq
-            verdict = ev.OrderIntended(ts=cause.ts, source="engine", cause=cause.seq, strategy=name,
-                                       venue=p.venue, instrument=p.instrument, side=p.side, amount=p.amount,
-                                       notional=p.notional, target=p.target, max_priority_fee=p.max_priority_fee,
+            verdict = ev.OrderIntended(ts=ts, source="engine", cause=cause.seq, strategy=name,
+                                       venue=venue, instrument=p.instrument, side=p.side, amount=p.amount,
+                                       notional=notional, target=p.target, max_priority_fee=p.max_priority_fee,
                                        client_id=client_id, route=p.route, min_profit=p.min_profit,
                                        profit_asset=p.profit_asset, private=p.private,
                                        limit_price=p.limit_price, price_decimals=p.price_decimals, tif=p.tif,
@@ -358,6 +420,9 @@ class Engine:
                     loop = ProposalError(f"still proposing after {MAX_VERDICT_ROUNDS} rounds of verdicts on one event")
                     batch.out.append(self._failed(batch.cause, strategy, loop))
                     continue
+                wanted = self._order_events.get(strategy.name)
+                if wanted is not None and type(verdict) not in wanted:
+                    continue  # the strategy declared it does nothing with these (an approval, say)
                 self._call(batch, strategy, on_order, verdict, order)
         return batch.out
 

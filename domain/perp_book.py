@@ -51,7 +51,7 @@ class PerpMarket:
         self.mid = -1
         self.ctx_decimals = self.funding = self.funding_decimals = 0
         self.ctx_ts = self.ctx_venue_ts = self.ctx_seq = -1
-        self.ctx_version = 0  # counts context updates (what a reader derived from the oracle is keyed on)
+        self.ctx_version = 0  # counts context updates and precision changes (what readers derive from the oracle)
         self.trades: deque[tuple[int, int, int, str]] = deque(maxlen=TRADES_KEPT)
         self.trade_ts = -1
         self.bids: dict[int, int] = {}  # depth levels (only for markets fed by BookDepthUpdated)
@@ -92,6 +92,7 @@ class PerpMarket:
     # ------------------------------------------------------------------ folding
 
     def _rescale(self) -> None:
+        self.ctx_version += 1  # what a reader derived from the oracle depends on the scales too
         pb, pc = self.price_decimals, self.ctx_decimals
         self._scale_book, self._scale_ctx = (10 ** (pc - pb), 1) if pc >= pb else (1, 10 ** (pb - pc))
 

@@ -179,10 +179,11 @@ class RiskGate:
             loss = self.day_loss(now)
             if loss >= self.daily_loss_limit > 0:
                 return f"daily loss {loss} reached daily_loss_limit {self.daily_loss_limit}"
-        limits = self.venues.get(intent.venue, self.default)
-        if intent.notional > limits.max_notional:
-            return f"notional {intent.notional} exceeds {intent.venue} max_notional {limits.max_notional}"
-        after = self.outstanding.get(intent.venue, 0) + pending + intent.notional
+        venue, notional = intent.venue, intent.notional
+        limits = self.venues.get(venue, self.default)
+        if notional > limits.max_notional:
+            return f"notional {notional} exceeds {venue} max_notional {limits.max_notional}"
+        after = self.outstanding.get(venue, 0) + pending + notional
         if after > limits.max_outstanding:
-            return f"outstanding {after} would exceed {intent.venue} max_outstanding {limits.max_outstanding}"
+            return f"outstanding {after} would exceed {venue} max_outstanding {limits.max_outstanding}"
         return ""

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+import msgspec
+
 from tapedeck.domain import events as ev
 from tapedeck.domain.raydium_amm import RaydiumBook
 from tapedeck.domain.reorg import MarketJournal
@@ -39,9 +41,13 @@ FILLED, FAILED, REJECTED = "filled", "failed", "rejected"  # final: no longer in
 CANCELED = "canceled"  # final: an ``OrderCanceled`` ended it (the canceled order, and the cancel itself)
 
 
-@dataclass(slots=True)
-class Order:
-    """A strategy's intent as the engine tracks it (``status`` is one of the constants above)."""
+class Order(msgspec.Struct, gc=False):
+    """A strategy's intent as the engine tracks it (``status`` is one of the constants above).
+
+    A mutable msgspec Struct (fields and defaults as the slots dataclass it was): the engine builds
+    one per approved intent on the hot path, and the dataclass's ``__init__`` took ~1.2 us more
+    (bench_perp_exit: 1.70 us against 0.46 us under load). It holds only strings and integers, so
+    it is kept out of the garbage collector (``gc=False``), as the events are."""
 
     strategy: str
     client_id: str

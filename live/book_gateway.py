@@ -21,9 +21,11 @@
     ``executedQty``, ``cummulativeQuoteQty``, ``fills[].commission``), not ccxt's floats.
   - **Hyperliquid** (``HyperliquidExecutor``): an ``order`` action built and signed by
     ``adapters.hyperliquid_signing`` (msgpack + EIP-712 phantom agent, eth-account) and POSTed to
-    ``exchange_url`` (``https://api.hyperliquid.xyz/exchange``); the price is the intent's limit, or
-    an aggressive IOC at the live quote +/- ``slippage_bps`` rounded to the venue's tick rule
-    (5 significant figures, ``6 - szDecimals`` decimals, integers always allowed); nonces are
+    ``exchange_url`` (``https://api.hyperliquid.xyz/exchange``); the price is the intent's limit
+    (sent as it is: a limit that breaks the venue's price rule, ``domain.hl_price``, is an
+    ``OrderFailed`` "not sent" naming the rule, never moved and never sent), or an aggressive IOC at
+    the live quote +/- ``slippage_bps`` rounded by that rule toward crossing (5 significant figures,
+    ``6 - szDecimals`` decimals, integers always allowed); nonces are
     milliseconds of the runner's clock, strictly increasing. ``statuses[0]`` ``filled`` -> ack + fill
     (``totalSz`` x ``avgPx``; the fee is not in the response: ``fee`` 0, ``fee_asset`` "", the user
     stream's ``AccountFillReported`` carries it), ``resting`` -> ack, ``error`` -> ``OrderFailed``.
@@ -59,6 +61,7 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 from tapedeck.adapters import hyperliquid_signing as hs
 from tapedeck.adapters.paper_gateway import PaperGateway, Report
 from tapedeck.domain import events as ev
+from tapedeck.domain import hl_price
 from tapedeck.live.base import Clock
 
 HYPERLIQUID_EXCHANGE_URL = "https://api.hyperliquid.xyz/exchange"
@@ -149,14 +152,10 @@ def _env(env: Mapping[str, str], name: str, where: str) -> str:
 
 def hyperliquid_price(d: Decimal, sz_decimals: int, *, up: bool, spot: bool = False) -> Decimal:
     """``d`` rounded (up or down) to what the venue accepts: 5 significant figures and at most
-    ``6 - szDecimals`` decimals (8 for spot); whole numbers always allowed."""
+    ``6 - szDecimals`` decimals (8 for spot); whole numbers always allowed (``domain.hl_price``)."""
     if d <= 0:
         raise ValueError(f"price {d} must be > 0")
-    max_decimals = (8 if spot else 6) - sz_decimals
-    exp = min(max(d.adjusted() - 4, -max_decimals), 0)
-    with localcontext() as c:
-        c.prec = 60
-        return d.quantize(Decimal(1).scaleb(exp), rounding=ROUND_UP if up else ROUND_DOWN).normalize()
+    return hl_price.round_decimal_price(d, sz_decimals, up=up, spot=spot)
 
 
 class HyperliquidExecutor:
@@ -183,9 +182,12 @@ class HyperliquidExecutor:
 
     def _price(self, intent: ev.OrderIntended, sz_decimals: int) -> Decimal:
         buying = intent.side == "buy"
-        if intent.limit_price:
-            raw = Decimal(intent.limit_price).scaleb(-intent.price_decimals)
-            return hyperliquid_price(raw, sz_decimals, up=not buying)  # never past the strategy's limit
+        if intent.limit_price:  # the strategy's own limit: sent as it is, or refused (never moved)
+            problem = hl_price.price_problem(intent.limit_price, intent.price_decimals, sz_decimals)
+            if problem:
+                raise ValueError(f"limit {problem} (szDecimals {sz_decimals} of {intent.instrument}); "
+                                 f"round it with domain.hl_price.round_price")
+            return Decimal(intent.limit_price).scaleb(-intent.price_decimals).normalize()
         q = self.state.quotes.get(intent.instrument, {}).get(self.venue)
         if q is None:
             raise ValueError(f"no live quote for {intent.instrument} on {self.venue} to price a market order")

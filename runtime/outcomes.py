@@ -23,6 +23,16 @@
   moved (``notional``: paid for a buy, received for a sell) is booked as it stands, less a fee in
   that asset; the base they moved (``amount``: ETH on the book, WETH on the pool) is inventory,
   marked at the ETH price at the end like a leftover. A hedged attempt's base nets to about zero.
+* **Perp positions** (a strategy that decides ``PerpEntryDecided``/``PerpExitDecided``): the fills of
+  those decisions' intents are folded into the strategy's positions (``domain.perp_positions``, as
+  ``runtime.perp_report`` does), and each fill books what it realised less its fee; the venue's
+  account stream (``AccountFillReported``) and ``FundingPaid`` of a market the strategy has traded
+  book theirs when they come (the stream, once a venue has one, replaces its ``OrderFilled``
+  reports, as in the positions); what is still open at the end is marked at the market's last
+  ``MarkPriceUpdated`` mark (no mark: ``unpriced``). So the strategy's PnL is the perp report's
+  net (realised + unrealised - fees + funding). Each entry decided counts as an opportunity seen;
+  a fill counts "at a loss" when it closed part of a position for less than it cost (fees
+  included): an opening fill's fee is booked, not counted as a losing fill.
 * **Paper or executed**: fills whose ``source`` starts with ``paper`` (``PaperGateway``) are paper,
   computed from the recorded pool state and books; the rest were executed by a venue (the sim's
   chain and books, later live venues).
@@ -125,6 +135,10 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     settled: dict[int, int] = {}  # executor liquidation intent -> debt it repaid (its fill's notional)
     sold: list[tuple[StrategyOutcome, str, int, int]] = []  # (outcome, debt asset, sale less debt repaid, ts)
     spot: dict[str, dict[str, str]] = {}  # cex-dex strategy -> venue -> the base asset its fills move
+    perp_kinds: dict[tuple[str, str], None] = {}  # (strategy, client id) of a perp decision
+    perp_intents: dict[int, None] = {}  # intent seqs of perp decisions
+    perp_paper: dict[str, bool] = {}  # perp strategy -> were its fills paper (the last one's source)
+    perp_events: list[ev.Event] = []  # what runtime.perp_report folds the positions from
 
     def of(name: str) -> StrategyOutcome:
         if name not in out:
@@ -133,9 +147,9 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
 
     now = 0  # event time of the event being folded
 
-    def book(s: StrategyOutcome, paper: bool, amount: int) -> None:
+    def book(s: StrategyOutcome, paper: bool, amount: int, ts: int | None = None) -> None:
         if booked is not None:
-            booked(now, s.strategy, amount, paper)
+            booked(now if ts is None else ts, s.strategy, amount, paper)
         s.pnl += amount
         if paper:
             s.paper_pnl += amount
@@ -145,8 +159,14 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     for e in events:
         t = type(e)
         now = e.ts
+        if t in _PERP_TYPES:
+            perp_events.append(e)
         if e.KIND == ev.INPUT:
             price.fold(e)
+        elif t is ev.PerpEntryDecided or t is ev.PerpExitDecided:
+            perp_kinds[(e.strategy, e.client_id)] = None  # type: ignore[attr-defined]
+            if t is ev.PerpEntryDecided:
+                of(e.strategy).opportunities += 1  # type: ignore[attr-defined]
         elif t is ev.OpportunityDetected or t is ev.CexDexOpportunity:
             s = of(e.strategy)
             if t is ev.CexDexOpportunity:  # its legs are spot trades on these venues (see above)
@@ -171,6 +191,8 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
                 continue
             of(e.strategy).intents += 1
             open_intents.add(e.seq)
+            if (e.strategy, e.client_id) in perp_kinds:
+                perp_intents[e.seq] = None
         elif t is ev.IntentRejected:
             of(e.strategy).rejected += 1
         elif e.KIND != ev.EXECUTION or getattr(e, "intent", None) not in intents:
@@ -196,6 +218,9 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             if e.final:
                 s.won += 1
                 open_intents.discard(e.intent)
+            if e.intent in perp_intents:  # a perp position's fill: booked from the positions (below)
+                perp_paper[intent.strategy] = paper
+                continue
             result: int | None = None  # what this fill earned, where it can be valued
             base_asset = spot.get(intent.strategy, {}).get(e.venue) if intent.side in SPOT_SIDES else None
             if base_asset is not None:  # a cex-dex leg: the quote it moved now, the base as inventory
@@ -269,6 +294,8 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
         book(s, False, value)
         if value < 0:
             s.executed_losing += 1
+    if perp_kinds:
+        _perp_outcomes(perp_events, of, book, perp_paper)
     for seq in open_intents:
         of(intents[seq].strategy).pending += 1
     for s in out.values():
@@ -281,3 +308,39 @@ def _why(reason: str) -> str:
     if " by " in reason:
         return "outbid by " + reason.rsplit(" by ", 1)[1].rstrip(")")
     return reason.split(";")[0]
+
+
+_PERP_TYPES = (ev.MarkPriceUpdated, ev.FundingPaid, ev.AccountFillReported, ev.PerpEntryDecided, ev.PerpExitDecided,
+               ev.OrderIntended, ev.IntentRejected, ev.OrderFilled, ev.OrderFailed)
+
+
+def _perp_outcomes(events: list[ev.Event], of: Callable[[str], StrategyOutcome],
+                   book: Callable[..., None], paper_of: Mapping[str, bool]) -> None:
+    """Book the perp strategies' PnL from their positions (``runtime.perp_report``'s fold): each
+    fill's realised less its fee, each payment, at its event time; what is open at the end at the
+    market's last mark (none: unpriced). A fill that closed some of a position for less than it
+    cost counts as at a loss."""
+    from tapedeck.runtime.perp_report import perp_reports
+
+    def booked(r: Any, e: ev.Event, p: Any, before: tuple[int, int, int, int]) -> None:
+        s = of(r.strategy)
+        paper = type(e) is ev.OrderFilled and e.source.startswith("paper")
+        result = (p.realized - before[0]) - (p.fees - before[1]) + (p.funding - before[2])
+        book(s, paper, result, e.ts)
+        held = before[3]
+        if held and result < 0 and (not p.size or (p.size > 0) != (held > 0) or abs(p.size) < abs(held)):
+            if paper:
+                s.paper_losing += 1
+            else:
+                s.executed_losing += 1
+
+    for r in perp_reports(events, booked):
+        s = of(r.strategy)
+        for key, p in r.positions.positions.items():
+            if not p.size:
+                continue
+            mark = r.marks.get(key)
+            if mark is None or mark[0] <= 0:
+                s.unpriced += 1
+                continue
+            book(s, paper_of.get(r.strategy, False), p.unrealized(*mark))  # at the run's last event time

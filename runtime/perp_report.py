@@ -8,16 +8,17 @@ never taken from a decision: positions, average entry, realised PnL and fees fro
 ``OrderFilled`` reports of the strategy's intents (side from the intent) or its account stream
 (``AccountFillReported``), funding from ``FundingPaid`` on the markets the strategy traded, and
 unrealised PnL of what is still open at the market's last recorded mark (``MarkPriceUpdated``),
-all folded by ``domain.perp_positions``. Amounts print in USDC (6 dp); floats are for printing only.
+all folded by ``domain.perp_positions`` in event order (a venue with an account stream: the stream
+only, see ``perp_reports``). Amounts print in USDC (6 dp); floats are for printing only.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from tapedeck.domain import events as ev
-from tapedeck.domain.perp_positions import PerpPositions
+from tapedeck.domain.perp_positions import PerpPosition, PerpPositions
 
 
 @dataclass
@@ -72,15 +73,24 @@ class PerpReport:
         return out
 
 
-def perp_reports(events: Iterable[ev.Event]) -> list[PerpReport]:
-    """One report per strategy that decided a perp entry or exit, in order of first appearance."""
+def perp_reports(events: Iterable[ev.Event],
+                 booked: Callable[[PerpReport, ev.Event, PerpPosition, tuple[int, int, int, int]], None] | None = None
+                 ) -> list[PerpReport]:
+    """One report per strategy that decided a perp entry or exit, in order of first appearance.
+
+    Positions are folded in event order: ``OrderFilled`` of the strategy's perp intents, and the
+    account stream's fills and ``FundingPaid`` of the markets it traded. A venue with an account
+    stream anywhere in the run has the stream as its only source of fills from the start (its
+    ``OrderFilled`` reports are the same trades, ``domain.perp_positions``), whichever came first.
+    ``booked(report, event, position, before)`` hears each change, ``before`` the position's
+    (realised, fees, funding, size) until then (``runtime.outcomes`` books its PnL from it)."""
     reports: dict[str, PerpReport] = {}
     kinds: dict[tuple[str, str], tuple[str, int]] = {}  # (strategy, client id) -> ("entry"/"exit", size decimals)
     intents: dict[int, tuple[PerpReport, ev.OrderIntended, str, int]] = {}  # seq -> (report, intent, kind, dp)
     filled: dict[int, int] = {}  # intent seq -> amount filled so far
     marks: dict[tuple[str, str], tuple[int, int]] = {}
-    funding: list[ev.FundingPaid] = []
-    account: list[ev.AccountFillReported] = []
+    money: list[ev.Event] = []  # fills, account fills and funding, in order: folded once all is known
+    streams: dict[str, None] = {}  # venues with an account stream
 
     def report(name: str) -> PerpReport:
         return reports[name] if name in reports else reports.setdefault(name, PerpReport(name))
@@ -90,9 +100,10 @@ def perp_reports(events: Iterable[ev.Event]) -> list[PerpReport]:
         if t is ev.MarkPriceUpdated:
             marks[(e.venue, e.instrument)] = (e.mark, e.price_decimals)  # type: ignore[attr-defined]
         elif t is ev.FundingPaid:
-            funding.append(e)  # type: ignore[arg-type]
+            money.append(e)
         elif t is ev.AccountFillReported:
-            account.append(e)  # type: ignore[arg-type]
+            money.append(e)
+            streams[e.venue] = None  # type: ignore[attr-defined]
         elif t is ev.PerpEntryDecided:
             report(e.strategy).entries[e.side] += 1  # type: ignore[attr-defined]
             kinds[(e.strategy, e.client_id)] = ("entry", e.size_decimals)  # type: ignore[attr-defined]
@@ -109,23 +120,42 @@ def perp_reports(events: Iterable[ev.Event]) -> list[PerpReport]:
             reports[e.strategy].refused += 1  # type: ignore[attr-defined]
         elif t is ev.OrderFilled and e.intent in intents:  # type: ignore[attr-defined]
             r, intent, kind, dp = intents[e.intent]  # type: ignore[attr-defined]
-            r.positions.on_order_fill(intent.venue, intent.instrument, intent.side, e, dp)  # type: ignore[arg-type]
+            money.append(e)
             done = filled[e.intent] = filled.get(e.intent, 0) + e.amount  # type: ignore[attr-defined]
             if e.final:  # type: ignore[attr-defined]
                 r.filled[kind] += 1
                 r.partial += done < intent.amount
         elif t is ev.OrderFailed and e.intent in intents:  # type: ignore[attr-defined]
             intents[e.intent][0].failed[e.reason] += 1  # type: ignore[attr-defined]
+    traded = {r.strategy: {(i.venue, i.instrument) for rr, i, _, _ in intents.values() if rr is r}
+              for r in reports.values()}
     for r in reports.values():
-        traded = {(i.venue, i.instrument) for rr, i, _, _ in intents.values() if rr is r}
-        for a in account:
-            if (a.venue, a.instrument) in traded:
-                r.positions.on_account_fill(a)
-        for f in funding:
-            if (f.venue, f.instrument) in traded:
-                r.positions.on_funding(f)
-        r.marks = {k: v for k, v in marks.items() if k in traded}
+        r.positions.account_venues.update(streams)
+        r.marks = {k: v for k, v in marks.items() if k in traded[r.strategy]}
+    for e in money:
+        if type(e) is ev.OrderFilled:
+            r, intent, _, dp = intents[e.intent]  # type: ignore[attr-defined]
+            key = (intent.venue, intent.instrument)
+            before = _state(r, key)
+            p = r.positions.on_order_fill(intent.venue, intent.instrument, intent.side, e, dp)  # type: ignore[arg-type]
+            if p is not None and booked is not None:
+                booked(r, e, p, before)
+            continue
+        key = (e.venue, e.instrument)  # type: ignore[attr-defined]
+        for r in reports.values():
+            if key not in traded[r.strategy]:
+                continue
+            before = _state(r, key)
+            p = (r.positions.on_funding(e) if type(e) is ev.FundingPaid  # type: ignore[arg-type]
+                 else r.positions.on_account_fill(e))  # type: ignore[arg-type]
+            if p is not None and booked is not None:
+                booked(r, e, p, before)
     return list(reports.values())
+
+
+def _state(r: PerpReport, key: tuple[str, str]) -> tuple[int, int, int, int]:
+    p = r.positions.positions.get(key)
+    return (0, 0, 0, 0) if p is None else (p.realized, p.fees, p.funding, p.size)
 
 
 def _p50_max(values: list[int]) -> str:

@@ -17,6 +17,7 @@ from tapedeck.domain.engine import Engine
 from tapedeck.domain.risk import RiskGate, VenueLimits
 from tapedeck.domain.strategies import ConfigError, build_engine
 from tapedeck.domain.perp_book import PerpBook
+from tapedeck.domain.perp_positions import PerpPosition
 from tapedeck.domain.strategies.perp_oracle_lag import PerpOracleLag, _Market
 
 V, I = "hyperliquid-eth", "ETH-PERP"
@@ -385,7 +386,7 @@ def test_the_precomputed_exit_prices_are_the_deviation_rule_exactly(oracle: int,
     m.on_context(ev.MarkPriceUpdated(ts=0, venue=V, instrument=I, mark=oracle, oracle=oracle, price_decimals=ctx_dp))
     mk = _Market(m)
     mk.entry_px = entry
-    s._lines(mk, m, long)
+    s._lines(mk, m, PerpPosition(V, I, 0), long)
     edges = [price] + [x + d for x in (mk.regressed_px, mk.stop_px) for d in (-1, 0, 1) if 0 < x + d < 1 << 60]
     for px in edges:  # the random price and both sides of each line
         remaining = -m.deviation_ppm(px) if long else m.deviation_ppm(px)

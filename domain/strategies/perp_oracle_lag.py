@@ -46,14 +46,27 @@ Config (``[[strategies]] kind = "perp_oracle_lag"``): ``venues`` (names traded; 
 market seen), ``entry_edge_bps``, ``exit_edge_bps``, ``stop_bps``, ``max_hold_s``, ``min_size``,
 ``order_size``, ``max_position`` (base-asset decimal strings), ``base_decimals`` (the gateway's base
 units of the size; default: the book's size precision), ``quote_decimals`` (the risk currency's, 6),
-``exit_slippage_bps``, ``backup_check_ms``, ``max_age_ms``, ``reentry_s``, ``entries`` (false: exits only).
+``exit_slippage_bps``, ``backup_check_ms``, ``max_age_ms``, ``reentry_s``, ``entries`` (false: exits only),
+``price_rule`` ("hyperliquid", the default, or "none") and ``sz_decimals`` (the coin's szDecimals the
+rule needs: an integer, or a table instrument -> integer; default: the book's size precision, which
+is the coin's szDecimals in the sim but only at most that on a live Hyperliquid feed, where a message
+writes its sizes with the places they need: set it for live runs, or the gateway may refuse a limit
+with more decimals than the venue allows, as a recorded "not sent" failure).
+
+**Limit prices follow Hyperliquid's price rule** (``domain.hl_price``: at most 5 significant figures,
+at most ``6 - szDecimals`` decimals, integers always): a flatten's limit (the exit price worsened by
+``exit_slippage_bps``) is rounded toward the book, a sell's up and a buy's down, so it stays within
+the slippage and still crosses the exit price (a book price, valid itself); an entry's limit (the
+stranded price) is rounded toward crossing, a buy's up and a sell's down (a valid price is kept as
+it is: every price on the venue's book is). The notional the risk gate sees is at the rounded limit.
 """
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from tapedeck.domain import events as ev
+from tapedeck.domain import hl_price
 from tapedeck.domain.decimals import CTX, seconds_to_ns
 from tapedeck.domain.perp_book import PPM, PerpBook, PerpMarket
 from tapedeck.domain.perp_positions import BUY, SELL, PerpPosition, PerpPositions, rescale
@@ -67,6 +80,8 @@ _QUOTE = ev.QuoteUpdated
 _UNSEEN = object()
 _NEVER = 1 << 256  # a price no book reaches
 _SETTLING = "settling:"  # an exit_cid prefix: filled, not yet on the account stream
+HYPERLIQUID, NO_RULE = "hyperliquid", "none"
+PRICE_RULES = (HYPERLIQUID, NO_RULE)
 
 
 def _number(value: Any, what: str, unit: str) -> Decimal:
@@ -97,11 +112,24 @@ def _size(value: Any, what: str) -> Decimal:
     return _number(value, what, "a size (a decimal string of the base asset)")
 
 
+def _sz_decimals(value: Any) -> int | dict[str, int] | None:
+    """``sz_decimals``: None, an integer >= 0 for every instrument, or a table instrument -> integer."""
+    if value is None:
+        return None
+    table = value if isinstance(value, Mapping) else {"": value}
+    for k, v in table.items():
+        if type(v) is not int or v < 0:
+            where = f"sz_decimals.{k}" if k else "sz_decimals"
+            raise ValueError(f"{where} must be an integer >= 0 (the coin's szDecimals), got {v!r}")
+    return dict(table) if isinstance(value, Mapping) else value
+
+
 class _Market:
     """What the strategy keeps per market beside the book and the position."""
 
     __slots__ = ("book", "key", "pos", "entry_cid", "exit_cid", "last_exit_ts", "q_ts", "q_seq", "entry_px",
-                 "base_dp", "sizes", "regressed_px", "stop_px", "lines_for", "exit_size", "settle_ts")
+                 "base_dp", "sizes", "regressed_px", "stop_px", "lines_for", "exit_size", "settle_ts", "oracle_o",
+                 "scale_b", "n_mul", "n_div", "px_lo", "px_hi", "px_step", "px_pd", "px_sd", "lines_key")
 
     def __init__(self, book: PerpMarket) -> None:
         self.book = book
@@ -116,7 +144,12 @@ class _Market:
         self.base_dp = -1  # base units the gateway counts sizes in
         self.sizes: tuple[int, int, int, int] = (-1, 0, 0, 0)  # (size_decimals, min, order, max) at the book's
         self.regressed_px = self.stop_px = 0  # exit prices of the held position (PerpOracleLag._lines)
-        self.lines_for: tuple[int, int, bool, int] = (-2, -1, False, -1)  # what they were computed for
+        self.lines_for = -1  # the book's ctx_version they were computed at (-1: recompute; _filled resets it)
+        self.lines_key: tuple[int, bool, int] = (-1, False, -1)  # and the (entry, long, size decimals) they hold for
+        self.oracle_o = self.scale_b = 0  # the oracle and a book price's multiplier at one precision (_lines)
+        self.n_mul = self.n_div = 1  # size x price -> quote units (_lines)
+        # the price rule's step for prices in [px_lo, px_hi) at price_decimals px_pd (PerpOracleLag._round)
+        self.px_lo, self.px_hi, self.px_step, self.px_pd, self.px_sd = 1, 0, 1, -1, -1
         self.exit_size = 0  # the position the flatten in flight was decided for
         self.settle_ts = -1  # when its fill was reported while the account stream had not yet shown it
 
@@ -124,12 +157,14 @@ class _Market:
 class PerpOracleLag:
     handles = (ev.QuoteUpdated, ev.BookDepthUpdated, ev.MarkPriceUpdated, ev.TradePrinted, ev.AccountFillReported,
                ev.FundingPaid)
+    order_events = (ev.OrderFilled, ev.IntentRejected, ev.OrderFailed)  # on_order ignores the rest (an approval)
 
     def __init__(self, name: str = "perp_oracle_lag", venues: Sequence[str] = (), entry_edge_bps: Any = 50,
                  exit_edge_bps: Any = 5, stop_bps: Any = 100, max_hold_s: Any = 30, min_size: Any = "0.1",
                  order_size: Any = "1", max_position: Any = "1", base_decimals: int | None = None,
                  quote_decimals: int = 6, exit_slippage_bps: Any = 50, backup_check_ms: Any = 200,
-                 max_age_ms: Any = 2000, reentry_s: Any = 1, entries: bool = True, **unknown: Any) -> None:
+                 max_age_ms: Any = 2000, reentry_s: Any = 1, entries: bool = True, price_rule: str = "hyperliquid",
+                 sz_decimals: Any = None, **unknown: Any) -> None:
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
         self.name = name
@@ -161,12 +196,17 @@ class PerpOracleLag:
         if type(quote_decimals) is not int or quote_decimals < 0:
             raise ValueError(f"quote_decimals must be an integer >= 0, got {quote_decimals!r}")
         self.entries = bool(entries)
+        if price_rule not in PRICE_RULES:
+            raise ValueError(f"price_rule must be one of {', '.join(PRICE_RULES)}, got {price_rule!r}")
+        self.price_rule = price_rule == HYPERLIQUID
+        self.sz_decimals = _sz_decimals(sz_decimals)
         self.book = PerpBook()
         self.positions = PerpPositions(quote_decimals)
         self.markets: dict[tuple[str, str], _Market] = {}  # in order of first sight
         self._by_venue: dict[str, dict[str, _Market | None]] = {}  # venue -> instrument -> record (None: not traded)
         self._cids: dict[str, _Market] = {}  # client id in flight -> its market
         self._n = 0
+        self._exit_prefix = f"{name}-x"  # + the decision's number: the flatten's client id
         self._timer_armed = False
         self.counts = {"entries": 0, "exits_update": 0, "exits_timer": 0, "blocked_flattening": 0, "timer_checks": 0}
 
@@ -283,7 +323,9 @@ class PerpOracleLag:
     def _filled(self, mk: _Market, p: PerpPosition, ts: int) -> None:
         mk.pos = p
         if p.size:
-            mk.entry_px = p.entry_price(mk.book.price_decimals)
+            mk.entry_px = entry = p.entry_price(mk.book.price_decimals)
+            if mk.lines_key != (entry, p.size > 0, p.size_decimals):
+                mk.lines_for = -1  # the side or the entry changed: _exit recomputes the exit prices
         else:
             mk.entry_px, mk.q_ts, mk.last_exit_ts = 0, -1, ts
 
@@ -301,22 +343,26 @@ class PerpOracleLag:
 
     def _exit(self, mk: _Market, p: PerpPosition, e: ev.Event, state: MarketState, path: str
               ) -> Sequence[ev.Event | Intent]:
+        """The exit check (the hot path: it runs on every update of a held market, so it compares
+        integers the ``_lines`` computed once per oracle, precision and entry, and calls nothing
+        until it decides)."""
         m = mk.book
         now, max_age, stale = e.ts, self.max_age_ns, state.stale
         if (not m.usable or now - m.bbo_ts > max_age or (m.bbo_venue_ts and now - m.bbo_venue_ts > max_age)
-                or (stale and m.venue in stale)):  # PerpMarket.bbo_fresh, inlined: this runs on every update
+                or (stale and m.venue in stale)):  # PerpMarket.bbo_fresh, inlined
             return ()
-        long = p.size > 0
+        size = p.size
+        long = size > 0
         price = m.bid if long else m.ask
         if price <= 0:
             return ()
-        if mk.lines_for != (m.ctx_version, m.price_decimals, long, mk.entry_px):
-            self._lines(mk, m, long)
+        if mk.lines_for != m.ctx_version:
+            self._lines(mk, m, p, long)
         reason = ""
-        if (long and price >= mk.regressed_px) or (not long and price <= mk.regressed_px):
+        if price >= mk.regressed_px if long else price <= mk.regressed_px:
             if now - m.ctx_ts <= max_age and (not m.ctx_venue_ts or now - m.ctx_venue_ts <= max_age):
                 reason = REGRESSED  # PerpMarket.ctx_fresh inlined (the venue's staleness was checked above)
-        if not reason and mk.entry_px and ((long and price <= mk.stop_px) or (not long and price >= mk.stop_px)):
+        if not reason and mk.entry_px and (price <= mk.stop_px if long else price >= mk.stop_px):
             reason = STOP
         deadline = p.opened_ts + self.max_hold_ns
         if not reason and now >= deadline:
@@ -325,45 +371,59 @@ class PerpOracleLag:
             mk.q_ts = -1
             return ()
         if mk.q_ts < 0:
-            mk.q_ts, mk.q_seq = (deadline if reason == TIME else now), e.seq
+            mk.q_ts, mk.q_seq = (deadline if reason is TIME else now), e.seq
         if mk.exit_cid:
             if not mk.exit_cid.startswith(_SETTLING) or now - mk.settle_ts <= max_age:
                 self.counts["blocked_flattening"] += 1
                 return ()
             mk.exit_cid = ""  # the account stream never showed that fill: decide again
         self._n += 1
-        cid = f"{self.name}-x{self._n}"
-        mk.exit_cid, mk.exit_size = cid, p.size
+        cid = self._exit_prefix + str(self._n)
+        mk.exit_cid, mk.exit_size = cid, size
         self._cids[cid] = mk
-        self.counts["exits_update" if path == UPDATE else "exits_timer"] += 1
-        qty = -p.size if p.size < 0 else p.size
-        side = SELL if long else BUY
-        remaining = 0
-        if m.oracle > 0:
-            dev = m.deviation_ppm(price)
-            remaining = -dev if long else dev
-        pd = m.price_decimals
+        o = mk.oracle_o
         if long:
+            side, qty = SELL, size
             limit = price * (PPM - self.slip_ppm) // PPM
+            d = (o - price * mk.scale_b) * PPM  # the deviation left, toward zero, as at entry (a long: below)
         else:
+            side, qty = BUY, -size
             limit = -(-price * (PPM + self.slip_ppm) // PPM)
-        notional = rescale(qty * price, pd + p.size_decimals, self.positions.quote_decimals)
+            d = (price * mk.scale_b - o) * PPM
+        remaining = (d // o if d >= 0 else -(-d // o)) if o > 0 else 0
+        if self.price_rule:  # toward the book (see domain.hl_price): within the slippage, still crossing
+            if not mk.px_lo <= limit < mk.px_hi or mk.px_pd != m.price_decimals or mk.px_sd != m.size_decimals:
+                self._price_step(mk, m, limit)  # (PerpOracleLag._round, inlined)
+            step = mk.px_step
+            if step != 1:
+                limit = -(-limit // step) * step if long else limit - limit % step
+        if path is UPDATE:
+            self.counts["exits_update"] += 1
+        else:
+            self.counts["exits_timer"] += 1
+        notional = qty * price * mk.n_mul // mk.n_div  # rescale(qty x price, pd + sd, quote_decimals)
+        pd = m.price_decimals
+        name, venue, instrument = self.name, m.venue, m.instrument
         return (
-            ev.PerpExitDecided(ts=now, source="engine", cause=e.seq, strategy=self.name, venue=m.venue,
-                               instrument=m.instrument, side=side, position=p.size, size_decimals=p.size_decimals,
+            ev.PerpExitDecided(ts=now, source="engine", cause=e.seq, strategy=name, venue=venue,
+                               instrument=instrument, side=side, position=size, size_decimals=p.size_decimals,
                                limit_price=limit, price_decimals=pd, entry_price=mk.entry_px, path=path, reason=reason,
                                deviation_ppm=remaining, latency_ns=now - mk.q_ts, qualified_cause=mk.q_seq,
                                held_ns=now - p.opened_ts, client_id=cid),
-            Intent(self.name, m.venue, m.instrument, side, qty, notional, client_id=cid, limit_price=limit,
-                   price_decimals=pd, tif="ioc", reduce_only=True),
+            # positionally (faster than keywords on this path): target, max_priority_fee, client_id,
+            # route, min_profit, profit_asset, private, limit_price, price_decimals, tif, reduce_only
+            Intent(name, venue, instrument, side, qty, notional, "", 0, cid, (), 0, "", False, limit, pd, "ioc", True),
         )
 
-    def _lines(self, mk: _Market, m: PerpMarket, long: bool) -> None:
+    def _lines(self, mk: _Market, m: PerpMarket, p: PerpPosition, long: bool) -> None:
         """The exit prices of a held position, recomputed when the oracle, the book's precision, the
-        side or the entry changes, so the check on each update compares integers only: a long has
+        side or the entry changes (``ctx_version`` moves with the first two, ``_filled`` resets
+        ``lines_for`` on the others), so the check on each update compares integers only: a long has
         regressed when ``bid >= regressed_px`` (exactly: ``PerpMarket.deviation_ppm``'s remaining
         deviation, toward zero, <= the exit edge) and is stopped at ``bid <= stop_px`` (exactly
-        ``stop_bps`` below the entry); a short at ``ask <= regressed_px`` and ``ask >= stop_px``."""
+        ``stop_bps`` below the entry); a short at ``ask <= regressed_px`` and ``ask >= stop_px``.
+        Also the oracle and book scale the decided deviation uses, and ``size x price``'s factor to
+        quote units (``perp_positions.rescale``)."""
         e_ppm, s_ppm, entry = self.exit_ppm, self.stop_ppm, mk.entry_px
         o, unit = m.oracle * m._scale_ctx, m._scale_book * PPM  # the oracle, and a book price's ppm scale
         if o <= 0:
@@ -374,7 +434,35 @@ class PerpOracleLag:
             mk.regressed_px = -(-o * (PPM + e_ppm + 1) // unit) - 1
         # bid x PPM <= entry (PPM - S), ask x PPM >= entry (PPM + S): exactly stop_bps from the entry
         mk.stop_px = entry * (PPM - s_ppm) // PPM if long else -(-entry * (PPM + s_ppm) // PPM)
-        mk.lines_for = (m.ctx_version, m.price_decimals, long, entry)
+        mk.oracle_o, mk.scale_b = (o if m.oracle > 0 else 0), m._scale_book
+        k = self.positions.quote_decimals - m.price_decimals - p.size_decimals
+        mk.n_mul, mk.n_div = (10**k, 1) if k >= 0 else (1, 10**-k)
+        mk.lines_for, mk.lines_key = m.ctx_version, (entry, long, p.size_decimals)
+
+    def _price_step(self, mk: _Market, m: PerpMarket, price: int) -> None:
+        """The price rule's step for prices of ``price``'s number of digits at the book's precision
+        (``domain.hl_price.price_step``), kept with the range it holds for."""
+        pd, sd = m.price_decimals, m.size_decimals
+        mk.px_pd, mk.px_sd = pd, sd
+        if price <= 0:  # nothing to round (a limit of 0 is refused by the venue as it stands)
+            mk.px_lo, mk.px_hi, mk.px_step = -_NEVER, 1, 1
+            return
+        sz = self.sz_decimals
+        szd = sd if sz is None else sz if type(sz) is int else sz.get(m.instrument, sd)
+        digits = len(str(price))
+        mk.px_lo, mk.px_hi = 10 ** (digits - 1), 10**digits
+        mk.px_step = hl_price.price_step(price, pd, szd)
+
+    def _round(self, mk: _Market, m: PerpMarket, price: int, up: bool) -> int:
+        """``price`` rounded by the venue's price rule (``domain.hl_price``), up or down."""
+        if not self.price_rule:
+            return price
+        if not mk.px_lo <= price < mk.px_hi or mk.px_pd != m.price_decimals or mk.px_sd != m.size_decimals:
+            self._price_step(mk, m, price)
+        step = mk.px_step
+        if step == 1:
+            return price
+        return -(-price // step) * step if up else price - price % step
 
     def _entry(self, mk: _Market, e: ev.Event, state: MarketState) -> Sequence[ev.Event | Intent]:
         m = mk.book
@@ -400,6 +488,7 @@ class PerpOracleLag:
                 side, price, shown = SELL, m.bid, m.bid_size
         if not side:
             return ()
+        price = self._round(mk, m, price, side == BUY)  # toward crossing (domain.hl_price): a valid price stays
         size = min(order_size, max_position, shown)
         base_dp = self.base_decimals if self.base_decimals is not None else sd
         amount = rescale(size, sd, base_dp)  # the gateway's base units
