@@ -171,7 +171,7 @@ def _perp_pnl(out: Figures, perps: list[Any]) -> None:
              "y": [(-m[p] if p == "fees" else m[p]) / q for _, m, q in rows]} for p in parts]
     out.figures["perp-pnl"] = {"data": data, "layout": _layout("perp-pnl", barmode="group",
                                                                yaxis={"title": {"text": "USDC"}})}
-    for name, money, q in rows:  # outcomes leave a perp fill unpriced (fees only): say the perp figure beside it
+    for name, money, q in rows:  # the perp figure's parts beside the outcomes' PnL line
         out.summary.append((f"perp PnL {name}", f"{money['net'] / q:,.2f} USDC net (realised {money['realised'] / q:,.2f}, "
                             f"unrealised {money['unrealised'] / q:,.2f} at the last mark, fees {-money['fees'] / q:,.2f}, "
                             f"funding {money['funding'] / q:,.2f})"))

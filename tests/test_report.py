@@ -154,7 +154,7 @@ def test_the_figures_hold_the_runs_numbers(rich: Path) -> None:
     assert list(figs) == [sid for sid, _ in SECTIONS]  # every section has data in this run
     want = expected_numbers(rich)
     pnl = {t["name"]: t["y"][-1] for t in figs["pnl"]["data"]}
-    assert pnl == pytest.approx(want["pnl"]) and pnl == pytest.approx({"arb": 9.0, "liq": 488.0, "perp": -1.0})  # perp fills: fees only, as inspect
+    assert pnl == pytest.approx(want["pnl"]) and pnl == pytest.approx({"arb": 9.0, "liq": 488.0, "perp": 9.0})  # the perp from its positions, as inspect
     # the liquidator's line steps when it earned: its fill at 17 s (no step at the lost one)
     liq = next(t for t in figs["pnl"]["data"] if t["name"] == "liq")
     assert liq["x"] == ["2024-03-01 00:00:17.000000"] and liq["y"] == [488.0]
@@ -266,6 +266,6 @@ def test_the_header_says_each_strategys_pnl_and_the_perp_figure_beside_it(rich: 
     with EventLog.open(rich) as log:
         summary = dict(figures(list(read_events(log)), log.manifest.config).summary)
     assert summary["PnL liq"] == "488.00 USDC (1 won, 1 lost)"
-    assert summary["PnL perp"] == "-1.00 USDC (2 won, 0 lost)"  # as inspect: a perp fill is unpriced there
+    assert summary["PnL perp"] == "9.00 USDC (2 won, 0 lost)"  # as inspect: the perp's PnL from its positions
     assert summary["perp PnL perp"].startswith("9.00 USDC net (realised 10.00, unrealised 0.00 at the last mark, "
                                                "fees -1.00, funding 0.00)")
