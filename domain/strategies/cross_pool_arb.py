@@ -53,8 +53,8 @@ from tapedeck.domain.state import MarketState
 from tapedeck.domain.uniswap_v2 import get_amount_out
 from tapedeck.domain.cp_optimum import RoundTrip
 from tapedeck.domain.uniswap_v3 import (
-    get_amount0_delta, get_amount1_delta, get_sqrt_ratio_at_tick, mul_div_rounding_up, swap_within_range,
-    tick_spacing_interval,
+    MAX_TICK, MIN_TICK, Q96, TickTable, V3MathError, V3PoolState, get_amount0_delta, get_amount1_delta,
+    get_sqrt_ratio_at_tick, mul_div_rounding_up, swap, swap_within_range, tick_spacing_interval,
 )
 
 Q192 = 1 << 192
@@ -108,6 +108,7 @@ class CrossPoolArb:
         self.max_age_ns = seconds_to_ns(max_age_s)
         self.intents = 0  # how many it has proposed (its client ids)
         self.unproven = 0  # sizings left within their bound of the optimum, not proven optimal (best_size)
+        self.across_ticks = 0  # sizings on a pool whose ticks are known (size_across_ticks)
         fee_keep, v2_keep = 1_000_000 - self.fee_pips, 10_000 - self.v2_fee_bps
         self._a_keep, self._a_unit = v2_keep * fee_keep * Q192, 10_000 * 1_000_000  # the marginal tests
         self._b_keep, self._b_unit = fee_keep * v2_keep, 1_000_000 * Q192 * 10_000
@@ -164,7 +165,12 @@ class CrossPoolArb:
         """A direction pays at the margin: size it (closed form, then exact), gate on gas and profit."""
         gas_cost = self.gas_units * self.gas_price_wei * Q192 // self._sp2  # token1 wei -> token0 units
         need = max(1, self.min_profit + gas_cost)  # the smallest gross profit that is reported
-        sized = size_round_trip(a_pays, r0, r1, sp, liq, tick, self.spacing, self.fee_pips, self.v2_fee_bps, need)
+        v3 = state.v3[self.v3_pool]
+        if v3.ticks is not None:  # the pool's ticks are known (a snapshot): size across them
+            self.across_ticks += 1
+            sized = size_across_ticks(a_pays, r0, r1, v3, self.fee_pips, self.v2_fee_bps, need)
+        else:
+            sized = size_round_trip(a_pays, r0, r1, sp, liq, tick, self.spacing, self.fee_pips, self.v2_fee_bps, need)
         if sized is None:
             return ()
         best_x, best, proven = sized
@@ -346,6 +352,14 @@ def feasible_max(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, s
     into V3, so its limit is the largest ``x`` whose ``getAmountOut`` is at most that.
     """
     lower, upper = tick_spacing_interval(tick, spacing)
+    return feasible_max_to(a_pays, r0, r1, sp, liq, upper if a_pays else lower, fee_pips, v2_fee_bps)
+
+
+def feasible_max_to(a_pays: bool, r0: int, r1: int, sp: int, liq: int, edge: int, fee_pips: int,
+                    v2_fee_bps: int) -> int:
+    """``feasible_max`` to a given edge tick (above the price for A, at or below it for B): the
+    largest input whose V3 leg, at liquidity ``liq`` throughout, stops at or before that edge."""
+    upper = lower = edge
     keep = 1_000_000 - fee_pips
     if a_pays:  # token1 into V3, price up to the upper edge
         cap = get_amount1_delta(sp, get_sqrt_ratio_at_tick(upper), liq, True)
@@ -357,6 +371,218 @@ def feasible_max(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, s
         return ((y + 1) * r0 * 10_000 - 1) // (k * (r1 - y - 1))
     cap = get_amount0_delta(get_sqrt_ratio_at_tick(lower), sp, liq, True)  # token0 in, price down
     return cap + mul_div_rounding_up(cap, fee_pips, keep)
+
+
+# ----------------------------------------------------------------------------- across ticks
+
+RANGES = 256  # ranges of constant liquidity walked at most (beyond: the walk stops there, counted as clamped)
+
+
+def next_initialized_tick(ticks: TickTable, tick: int, zero_for_one: bool) -> int:
+    """The next initialized tick the price meets from ``tick``: at or below it going down
+    (``zero_for_one``), above it going up (word by word, as the pool's swap walks the bitmap);
+    ``MIN_TICK``/``MAX_TICK`` when there is none."""
+    t = tick
+    while True:
+        nxt, initialized = ticks.next_initialized_tick_within_one_word(t, zero_for_one)
+        if zero_for_one:
+            if nxt <= MIN_TICK:
+                return MIN_TICK if not initialized or nxt < MIN_TICK else nxt
+            if initialized:
+                return nxt
+            t = nxt - 1
+        else:
+            if nxt >= MAX_TICK:
+                return MAX_TICK if not initialized or nxt > MAX_TICK else nxt
+            if initialized:
+                return nxt
+            t = nxt
+
+
+def liquidity_ranges(v3: V3PoolState, zero_for_one: bool, limit: int = RANGES) -> list[tuple[int, int, int, int]]:
+    """The ranges of constant liquidity a swap walks from the pool's price, in order: ``(sqrt price
+    at the start, at the end, liquidity, end tick)``, from the tick table (each crossing adds the
+    tick's ``liquidityNet``, subtracts it going down, as the pool does)."""
+    sp, tick, lq, ticks = v3.sqrt_price_x96, v3.tick, v3.liquidity, v3.ticks
+    assert sp is not None and tick is not None and lq is not None and ticks is not None
+    out = []
+    for _ in range(limit):
+        edge = next_initialized_tick(ticks, tick, zero_for_one)
+        s_edge = get_sqrt_ratio_at_tick(edge)
+        out.append((sp, s_edge, lq, edge))
+        if edge in (MIN_TICK, MAX_TICK) or edge not in ticks.net:
+            break
+        net = ticks.net[edge]
+        lq = lq - net if zero_for_one else lq + net
+        if lq < 0:
+            break  # (a table that disagrees with the pool: nothing beyond is priced)
+        sp, tick = s_edge, (edge - 1 if zero_for_one else edge)
+    return out
+
+
+def across_ticks_profit(a_pays: bool, r0: int, r1: int, v3: V3PoolState, fee_pips: int,
+                        v2_fee_bps: int) -> Callable[[int], int | None]:
+    """The exact profit in token0 of round trip A or B with the V3 leg swapped across as many
+    ticks as it crosses (``uniswap_v3.swap``, as the pool does); ``None`` where the V3 leg runs out
+    of liquidity before its input is used (or the pool would revert)."""
+    sp, tick, lq, ticks = v3.sqrt_price_x96, v3.tick, v3.liquidity, v3.ticks
+
+    def v3_swap(amount: int, zero_for_one: bool) -> int | None:
+        try:
+            m = swap(sp, tick, lq, ticks, fee_pips, amount, zero_for_one)  # type: ignore[arg-type]
+        except (V3MathError, ValueError):
+            return None
+        paid, got = (m.amount0, -m.amount1) if zero_for_one else (m.amount1, -m.amount0)
+        return got if paid == amount else None
+
+    if a_pays:
+        def profit(x: int) -> int | None:
+            y = get_amount_out(x, r0, r1, v2_fee_bps)
+            if y <= 0:
+                return -x
+            z = v3_swap(y, False)
+            return None if z is None else z - x
+        return profit
+
+    def profit_b(x: int) -> int | None:
+        y = v3_swap(x, True)
+        if y is None:
+            return None
+        if y <= 0:
+            return -x
+        return get_amount_out(y, r1, r0, v2_fee_bps) - x
+    return profit_b
+
+
+def size_across_ticks(a_pays: bool, r0: int, r1: int, v3: V3PoolState, fee_pips: int, v2_fee_bps: int,
+                      need: int) -> tuple[int, int | None, bool] | None:
+    """The best size of round trip A or B when the V3 pool's ticks are known.
+
+    Inside one range of constant liquidity (from the price to the next initialized tick) the V3
+    pool is a constant-product pool on virtual reserves, so:
+
+    1. the first range: the closed form (``RoundTrip``) on the current price and liquidity; when
+       its optimum lies inside the range, the profit (concave: the V3 leg's marginal rate only
+       falls, continuously, as it crosses ticks) has its maximum there, and ``best_size`` sizes it
+       exactly (proven where it says so) over the sizes that stay in the range; its bound below
+       ``need`` proves that no size, in any range, pays;
+    2. otherwise the walk goes on range by range (``liquidity_ranges``), accumulating what the V3
+       leg takes and gives to reach each range's start and the V2 leg's matching amount; the range
+       where the round trip's marginal profit turns negative holds the optimum, and there the
+       closed form on the range's virtual reserves and the V2 pair as the earlier part of the trade
+       left it gives the candidate;
+    3. a bounded exact search from the candidate (moves of +-2^j, j from ~half the candidate's bits
+       down to 0, taken while the exact profit improves, within the feasible sizes): a local
+       optimum on the exact math, not proven (``proven`` False).
+
+    ``None`` when nothing can pay ``need``. Every profit is the exact multi-tick math at its size."""
+    sp, lq = v3.sqrt_price_x96, v3.liquidity
+    assert sp is not None and lq is not None
+    profit = across_ticks_profit(a_pays, r0, r1, v3, fee_pips, v2_fee_bps)
+    zero_for_one = not a_pays  # A sends token1 into V3 (price up); B token0 (price down)
+    ranges = liquidity_ranges(v3, zero_for_one)
+    keep3, keep2 = 1_000_000 - fee_pips, 10_000 - v2_fee_bps
+    if lq > 0:
+        trip = (RoundTrip.v2_then_v3(r0, r1, keep2, sp, lq, keep3) if a_pays
+                else RoundTrip.v3_then_v2(r0, r1, keep2, sp, lq, keep3))
+        x_range = min(r0, feasible_max_to(a_pays, r0, r1, sp, lq, ranges[0][3], fee_pips, v2_fee_bps))
+        if x_range >= 1 and trip.optimum() <= x_range:
+            bound = trip.max_profit_bound(x_range)
+            if bound < need:
+                return None  # the global maximum is this range's: provably nothing pays
+            period = 1 if a_pays else (1_000_000 // gcd(fee_pips, 1_000_000) if fee_pips else 1)
+            if profit(1) is None:
+                return None
+            return best_size(profit, trip, x_range, bound, need, period)
+    x = _range_walk(a_pays, r0, r1, ranges, keep3, keep2)
+    if x is None:
+        return None
+    hi = _feasible_end(profit, r0)
+    if hi < 1:
+        return None
+    x = min(max(x, 1), hi)
+    p = profit(x)
+    if p is None:
+        return None
+    x, p = _climb(profit, x, p, hi)
+    return x, p, False
+
+
+def _range_walk(a_pays: bool, r0: int, r1: int, ranges: list[tuple[int, int, int, int]], keep3: int,
+                keep2: int) -> int | None:
+    """The candidate size from the ranges: continuous amounts (no roundings: a candidate only)."""
+    v3_in = v3_out = 0  # what the V3 leg takes (with its fee) and gives up to the current range's start
+    for sa, sb, lq, _ in ranges:
+        if a_pays:  # x token0 -> V2 -> y token1 -> V3 (price up) -> z token0
+            if v3_in >= r1:
+                return None
+            x_before = v3_in * 10_000 * r0 // (keep2 * (r1 - v3_in))  # V2's inverse: the x giving v3_in
+            r0p, r1p = r0 + x_before, r1 - v3_in  # the pair after that much of the trade
+            if lq > 0:
+                # the marginal profit at this range's start, V2'(x) * V3' - 1, with
+                # V2'(x) = keep2*1e4*r0*r1 / (1e4*r0 + keep2*x)^2 (token1 per token0) and
+                # V3' = keep3/1e6 * 2^192/sa^2 (token0 per token1): not positive, the optimum is before
+                d = 10_000 * r0 + keep2 * x_before
+                if keep2 * 10_000 * r0 * r1 * keep3 * Q192 <= d * d * 1_000_000 * sa * sa:
+                    return x_before
+                trip = RoundTrip.v2_then_v3(r0p, r1p, keep2, sa, lq, keep3)
+                u = trip.optimum()
+                y_range = -(-(lq * (sb - sa)) >> 96) * 1_000_000 // keep3  # V3 input to the range's end
+                y_u = keep2 * u * r1p // (10_000 * r0p + keep2 * u)  # V2's output for u more
+                if y_u <= y_range:
+                    return x_before + u
+                v3_in += y_range
+                v3_out += lq * Q96 * (sb - sa) // (sa * sb)
+        else:  # x token0 -> V3 (price down) -> y token1 -> V2 -> z token0
+            r1p = r1 + v3_out
+            r0p = r0 - v3_out * keep2 * r0 // (10_000 * r1 + keep2 * v3_out)
+            if lq > 0:
+                # V3' = keep3/1e6 * sa^2/2^192 (token1 per token0) and V2'(y) = keep2*1e4*r0*r1 /
+                # (1e4*r1 + keep2*y)^2 (token0 per token1) at y = what V3 gave so far
+                d = 10_000 * r1 + keep2 * v3_out
+                if keep3 * sa * sa * keep2 * 10_000 * r0 * r1 <= 1_000_000 * Q192 * d * d:
+                    return v3_in
+                trip = RoundTrip.v3_then_v2(r0p, r1p, keep2, sa, lq, keep3)
+                u = trip.optimum()
+                x_range = -(-(-(-(lq << 96) * (sa - sb) // sa)) // sb) * 1_000_000 // keep3  # token0 to the end
+                if u <= x_range:
+                    return v3_in + u
+                v3_in += x_range
+                v3_out += lq * (sa - sb) >> 96
+    return v3_in if v3_in else None
+
+
+def _feasible_end(profit: Callable[[int], int | None], hi: int) -> int:
+    """The largest size up to ``hi`` that the exact math prices (feasibility is a prefix)."""
+    if profit(hi) is not None:
+        return hi
+    good, bad = 0, hi
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if profit(mid) is not None:
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def _climb(profit: Callable[[int], int | None], x: int, p: int, hi: int) -> tuple[int, int]:
+    """Moves of +-2^j from ``x`` within ``[1, hi]``, j from half the bits of ``x`` down to 0, taken
+    while the exact profit improves (ties keep the smaller size): a local optimum at every power of
+    two up to that, on the exact math."""
+    top = max(x.bit_length() // 2 + 2, 1)
+    for j in range(top, -1, -1):
+        d = 1 << j
+        moved = True
+        while moved:
+            moved = False
+            for n in (x - d, x + d):
+                if 1 <= n <= hi:
+                    v = profit(n)
+                    if v is not None and (v > p or (v == p and n < x)):
+                        x, p, moved = n, v, True
+                        break
+    return x, p
 
 
 def _pool_id(field: str, value: Any) -> str:
