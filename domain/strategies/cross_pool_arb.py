@@ -18,6 +18,13 @@ rest are sized by ``best_size``, an exact search of the profit levels from the b
 candidate first. Every amount reported is the exact contract math at the size chosen. Gas (``gas_units`` x
 ``gas_price_wei``, paid in token1 = ETH) is converted to token0 at the V3 price.
 
+Across ticks: once the V3 pool's ticks are known (its state came from a ``V3PoolSnapshot``, kept
+by every Mint/Burn since), the V3 leg is the pool's own swap across as many ticks as it crosses,
+and the size comes from ``size_across_ticks`` (the closed form inside a range of constant
+liquidity, a walk of the ranges to the one holding the optimum, an exact search there); without
+them, as above, inside the tick-spacing interval. ``max_amount_in`` (token0 base units, 0: none)
+caps the size (e.g. at the risk gate's notional limit for the venue: a size above it is refused).
+
 Freshness: it prices only on pools updated at most ``max_age_s`` seconds (default 60, five
 blocks) before the event and not marked stale (``SourceStale``); an opportunity priced on older
 state is recorded as ``OpportunitySuppressed`` (with the pools at fault and their age), never as
@@ -84,6 +91,7 @@ class CrossPoolArb:
         max_age_s: Any = 60,
         execution: str = "legs",
         private: bool = False,
+        max_amount_in: int = 0,
         **unknown: Any,
     ):
         if unknown:
@@ -92,6 +100,9 @@ class CrossPoolArb:
             raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
         self.execution = execution
         self.private = bool(private)
+        self.max_amount_in = int(max_amount_in)  # token0 base units a round trip may put in (0: no cap)
+        if self.max_amount_in < 0:
+            raise ValueError(f"max_amount_in must be >= 0 (0: no cap), got {max_amount_in!r}")
         self.name = name
         self.v2_pool = _pool_id("v2_pool", v2_pool)
         self.v3_pool = _pool_id("v3_pool", v3_pool)
@@ -168,9 +179,10 @@ class CrossPoolArb:
         v3 = state.v3[self.v3_pool]
         if v3.ticks is not None:  # the pool's ticks are known (a snapshot): size across them
             self.across_ticks += 1
-            sized = size_across_ticks(a_pays, r0, r1, v3, self.fee_pips, self.v2_fee_bps, need)
+            sized = size_across_ticks(a_pays, r0, r1, v3, self.fee_pips, self.v2_fee_bps, need, self.max_amount_in)
         else:
-            sized = size_round_trip(a_pays, r0, r1, sp, liq, tick, self.spacing, self.fee_pips, self.v2_fee_bps, need)
+            sized = size_round_trip(a_pays, r0, r1, sp, liq, tick, self.spacing, self.fee_pips, self.v2_fee_bps, need,
+                                    self.max_amount_in)
         if sized is None:
             return ()
         best_x, best, proven = sized
@@ -251,10 +263,10 @@ def round_trip_profit(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: i
 
 
 def size_round_trip(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int, spacing: int, fee_pips: int,
-                    v2_fee_bps: int, need: int) -> tuple[int, int | None, bool] | None:
+                    v2_fee_bps: int, need: int, cap: int = 0) -> tuple[int, int | None, bool] | None:
     """``best_size`` of round trip A or B over the sizes ``1..r0`` that keep the V3 leg inside its
-    interval, or ``None`` when no size can make a profit of ``need`` (the continuous bound says so,
-    or not even size 1 is feasible)."""
+    interval (and at most ``cap`` when it is not 0), or ``None`` when no size can make a profit of
+    ``need`` (the continuous bound says so, or not even size 1 is feasible)."""
     profit = round_trip_profit(a_pays, r0, r1, sp, liq, tick, spacing, fee_pips, v2_fee_bps)
     if profit(1) is None:  # (raises, as the exact math does, on a state outside its interval)
         return None
@@ -267,6 +279,8 @@ def size_round_trip(a_pays: bool, r0: int, r1: int, sp: int, liq: int, tick: int
         # V3 keeps floor(x * (1e6 - fee) / 1e6) of the input: multiples of this lose nothing to it
         period = 1_000_000 // gcd(fee_pips, 1_000_000) if fee_pips else 1
     x_max = min(r0, feasible_max(a_pays, r0, r1, sp, liq, tick, spacing, fee_pips, v2_fee_bps))
+    if cap:
+        x_max = min(x_max, cap)
     bound = trip.max_profit_bound(x_max)
     if bound < need:
         return None  # provably nothing to report: no exact profit exceeds the continuous bound
@@ -455,7 +469,7 @@ def across_ticks_profit(a_pays: bool, r0: int, r1: int, v3: V3PoolState, fee_pip
 
 
 def size_across_ticks(a_pays: bool, r0: int, r1: int, v3: V3PoolState, fee_pips: int, v2_fee_bps: int,
-                      need: int) -> tuple[int, int | None, bool] | None:
+                      need: int, cap: int = 0) -> tuple[int, int | None, bool] | None:
     """The best size of round trip A or B when the V3 pool's ticks are known.
 
     Inside one range of constant liquidity (from the price to the next initialized tick) the V3
@@ -475,7 +489,10 @@ def size_across_ticks(a_pays: bool, r0: int, r1: int, v3: V3PoolState, fee_pips:
        down to 0, taken while the exact profit improves, within the feasible sizes): a local
        optimum on the exact math, not proven (``proven`` False).
 
-    ``None`` when nothing can pay ``need``. Every profit is the exact multi-tick math at its size."""
+    ``cap`` (when not 0) bounds the size: the profit being concave, the best size up to it is the
+    optimum's, or ``cap`` itself where the optimum lies beyond (then sized as above within
+    ``[1, cap]``). ``None`` when nothing can pay ``need``. Every profit is the exact multi-tick math
+    at its size."""
     sp, lq = v3.sqrt_price_x96, v3.liquidity
     assert sp is not None and lq is not None
     profit = across_ticks_profit(a_pays, r0, r1, v3, fee_pips, v2_fee_bps)
@@ -486,7 +503,10 @@ def size_across_ticks(a_pays: bool, r0: int, r1: int, v3: V3PoolState, fee_pips:
         trip = (RoundTrip.v2_then_v3(r0, r1, keep2, sp, lq, keep3) if a_pays
                 else RoundTrip.v3_then_v2(r0, r1, keep2, sp, lq, keep3))
         x_range = min(r0, feasible_max_to(a_pays, r0, r1, sp, lq, ranges[0][3], fee_pips, v2_fee_bps))
-        if x_range >= 1 and trip.optimum() <= x_range:
+        capped = bool(cap) and cap <= x_range  # the cap lies in the first range: size up to it there
+        if capped:
+            x_range = cap
+        if x_range >= 1 and (capped or trip.optimum() <= x_range):
             bound = trip.max_profit_bound(x_range)
             if bound < need:
                 return None  # the global maximum is this range's: provably nothing pays
@@ -497,7 +517,7 @@ def size_across_ticks(a_pays: bool, r0: int, r1: int, v3: V3PoolState, fee_pips:
     x = _range_walk(a_pays, r0, r1, ranges, keep3, keep2)
     if x is None:
         return None
-    hi = _feasible_end(profit, r0)
+    hi = _feasible_end(profit, min(r0, cap) if cap else r0)
     if hi < 1:
         return None
     x = min(max(x, 1), hi)
