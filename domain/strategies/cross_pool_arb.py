@@ -49,11 +49,13 @@ With ``act``, the intent's ``route`` is (buy pool, sell pool) and its instrument
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import gcd, isqrt
 from typing import Any, Callable, Sequence
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.decimals import seconds_to_ns
+from tapedeck.domain.dex_quotes import PoolSpec, quote
 from tapedeck.domain.ids import Address, IdError
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState
@@ -71,7 +73,7 @@ _NEVER = 1 << 256  # above any sqrt price
 
 
 class CrossPoolArb:
-    handles = (ev.V2ReservesSynced, ev.V3Swapped, ev.V3Minted, ev.V3Burned)
+    handles = (ev.V2ReservesSynced, ev.V3Swapped, ev.V3Minted, ev.V3Burned, ev.V3PoolSnapshot)
 
     def __init__(
         self,
@@ -92,6 +94,9 @@ class CrossPoolArb:
         execution: str = "legs",
         private: bool = False,
         max_amount_in: int = 0,
+        triangles: Sequence[dict[str, Any]] = (),
+        native_token: str = "",
+        triangle_gas_units: int = 300_000,
         **unknown: Any,
     ):
         if unknown:
@@ -101,6 +106,12 @@ class CrossPoolArb:
         self.execution = execution
         self.private = bool(private)
         self.max_amount_in = int(max_amount_in)  # token0 base units a round trip may put in (0: no cap)
+        self.triangles = [Triangle.from_config(i, t) for i, t in enumerate(triangles)]
+        self.native_token = str(native_token).lower()
+        if self.triangles and not self.native_token:
+            raise ValueError("triangles need native_token (the address gas is paid in, wrapped: WETH) to value gas")
+        self.triangle_gas_units = int(triangle_gas_units)
+        self._triangle_pools = {sp.pool for t in self.triangles for sp in t.pools}
         if self.max_amount_in < 0:
             raise ValueError(f"max_amount_in must be >= 0 (0: no cap), got {max_amount_in!r}")
         self.name = name
@@ -132,8 +143,16 @@ class CrossPoolArb:
 
     def on_event(self, e: ev.Event, state: MarketState) -> Sequence[ev.Event | Intent]:
         pool = e.pool  # type: ignore[attr-defined]  # every type it handles names its pool
+        if self._triangle_pools and pool in self._triangle_pools:
+            out = list(self._on_triangles(e, state, pool))
+            if pool == self.v2_pool or pool == self.v3_pool:
+                out.extend(self._on_pair(e, state))
+            return out
         if pool != self.v2_pool and pool != self.v3_pool:
             return ()
+        return self._on_pair(e, state)
+
+    def _on_pair(self, e: ev.Event, state: MarketState) -> Sequence[ev.Event | Intent]:
         v2 = state.v2.get(self.v2_pool)
         v3 = state.v3.get(self.v3_pool)
         if v2 is None or v3 is None:
@@ -217,6 +236,66 @@ class CrossPoolArb:
                                   max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}",
                                   route=route, min_profit=self.min_profit))
         return out
+
+    # ------------------------------------------------------------------ triangles
+
+    def _on_triangles(self, e: ev.Event, state: MarketState, pool: str) -> list[ev.Event | Intent]:
+        """Every configured triangle through ``pool``, both ways round: sized (``size_triangle``),
+        gated on gas (``triangle_gas_units`` at ``gas_price_wei``, valued in the start token at the
+        mid of a leg pool of (native token, start token)) and ``min_profit``, freshness as for the
+        pair; an opportunity is one intent on the executor (``triangle`` routes are atomic only)."""
+        out: list[ev.Event | Intent] = []
+        for t in self.triangles:
+            if pool not in t.ids:
+                continue
+            for route in (t.pools, t.pools[::-1]):
+                sized = size_triangle(state, route, t.start, self.max_amount_in, need=1)
+                if sized is None:
+                    continue
+                x, outs, proven = sized
+                gas = self._triangle_gas(state, t)
+                if gas is None:
+                    continue
+                gross = outs[-1] - x
+                net = gross - gas
+                if net < self.min_profit or gross < max(1, gas + self.min_profit):
+                    continue
+                if not proven:
+                    self.unproven += 1
+                ids = tuple(sp.pool for sp in route)
+                key = "|".join(f"{sp.pool}@{_pool_version(state, sp)}" for sp in route)
+                stale = [p for p in ids if not state.fresh(p, e.ts, self.max_age_ns)]
+                if stale:
+                    ages = [state.age(p, e.ts) for p in stale]
+                    out.append(ev.OpportunitySuppressed(
+                        ts=e.ts, source="engine", cause=e.seq, strategy=self.name, kind="triangle-arb", key=key,
+                        reason=f"{', '.join(stale)} not fresh (max_age {self.max_age_ns} ns)", ids=tuple(stale),
+                        age_ns=-1 if None in ages else max(a for a in ages if a is not None), net_profit=net,
+                        profit_token=t.start))
+                    continue
+                out.append(ev.OpportunityDetected(
+                    ts=e.ts, source="engine", cause=e.seq, strategy=self.name, kind="triangle-arb",
+                    buy_venue=ids[0], sell_venue=ids[-1], amount_in=x, amount_out=outs[-1], gross_profit=gross,
+                    gas_cost=gas, net_profit=net, profit_token=t.start, key=key))
+                if self.act:
+                    self.intents += 1
+                    out.append(Intent(self.name, ATOMIC_VENUE.format(chain=self.venue), "->".join(ids), "arb", x, x,
+                                      max_priority_fee=self.priority_fee_wei, client_id=f"arb-{self.intents}",
+                                      route=ids, min_profit=self.min_profit + gas, private=self.private))
+        return out
+
+    def _triangle_gas(self, state: MarketState, t: "Triangle") -> int | None:
+        wei = self.triangle_gas_units * (self.gas_price_wei + self.priority_fee_wei)
+        if t.start == self.native_token or wei == 0:
+            return wei
+        from tapedeck.domain.arb_finder import PoolVenue  # (arb_finder imports this module)
+
+        for sp in t.pools:
+            if {sp.token0, sp.token1} == {self.native_token, t.start}:
+                m = PoolVenue(sp).mid(state, self.native_token)
+                if m is not None and m[1] > 0:
+                    return -(-wei * m[0] // m[1])  # rounded up: never understate the cost
+        return None  # no leg prices the native token in the start token: not valued, not reported
 
     def _suppressed(self, e: ev.Event, state: MarketState, key: str, net: int) -> ev.OpportunitySuppressed:
         now, max_age = e.ts, self.max_age_ns
@@ -385,6 +464,108 @@ def feasible_max_to(a_pays: bool, r0: int, r1: int, sp: int, liq: int, edge: int
         return ((y + 1) * r0 * 10_000 - 1) // (k * (r1 - y - 1))
     cap = get_amount0_delta(get_sqrt_ratio_at_tick(lower), sp, liq, True)  # token0 in, price down
     return cap + mul_div_rounding_up(cap, fee_pips, keep)
+
+
+# ----------------------------------------------------------------------------- triangles
+
+
+@dataclass(frozen=True)
+class Triangle:
+    """Three pools forming a cycle from ``start`` back to it (``start -> a -> b -> start``)."""
+
+    start: str
+    pools: tuple[PoolSpec, ...]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(p.pool for p in self.pools)
+
+    @classmethod
+    def from_config(cls, i: int, d: Any) -> "Triangle":
+        if not isinstance(d, dict) or "start" not in d or "pools" not in d:
+            raise ValueError(f"triangles[{i}] must be a table with start (a token address) and pools (three pools)")
+        start = str(d["start"]).lower()
+        pools = tuple(PoolSpec.from_config(dict(p)) for p in d["pools"])
+        if len(pools) != 3:
+            raise ValueError(f"triangles[{i}] needs three pools, got {len(pools)}")
+        token, seen = start, [start]
+        for p in pools:
+            if token not in (p.token0, p.token1):
+                raise ValueError(f"triangles[{i}]: pool {p.pool} does not trade {token} (the route must be a cycle)")
+            token = p.other(token)
+            seen.append(token)
+        if token != start or len(set(seen[:3])) != 3:
+            raise ValueError(f"triangles[{i}]: {' -> '.join(seen)} is not a cycle of three tokens from {start}")
+        return cls(start, pools)
+
+
+def _pool_version(state: MarketState, spec: PoolSpec) -> str:
+    if spec.kind == "v2":
+        p = state.v2.get(spec.pool)
+        return "" if p is None else f"{p.reserve0}/{p.reserve1}"
+    s = state.v3.get(spec.pool)
+    return "" if s is None else f"{s.sqrt_price_x96}/{s.liquidity}"
+
+
+def size_triangle(state: MarketState, route: Sequence[PoolSpec], start: str, cap: int = 0,
+                  need: int = 1) -> tuple[int, tuple[int, ...], bool] | None:
+    """The best size of the cycle ``route`` from ``start`` (each hop the pool's exact quote,
+    ``dex_quotes.quote``: across ticks where a V3 pool's ticks are known): ``(amount in, each hop's
+    output, proven)``, or ``None`` if nothing pays ``need``.
+
+    Each leg inside its constant-product view (V2 reserves; V3 virtual reserves of the current
+    tick-spacing interval: ``arb_finder.PoolVenue.curve``) is ``out(x) = N*x/(P + R*x)``, and so is
+    the composition of three (``(N1*N2)*x / (P1*P2 + (P2*R1 + R2*N1)*x)``, and again): one
+    ``RoundTrip``, an upper bound of the exact cycle (every rounding is against the trader), with its
+    closed-form optimum; ``best_size`` sizes it exactly over the inputs every leg prices inside its
+    view (``x <= x_max``: each leg's capacity pulled back through the legs before it)."""
+    from tapedeck.domain.arb_finder import PoolVenue  # (arb_finder imports this module)
+
+    venues = [PoolVenue(sp) for sp in route]
+    tokens = [start]
+    for sp in route:
+        tokens.append(sp.other(tokens[-1]))
+    n = p = r = None
+    x_max = cap or (1 << 255)
+    for v, t in zip(venues, tokens):
+        c = v.curve(state, t)
+        if c is None or c.max_in <= 0:
+            return None
+        ln, lp, lr = c.keep * c.ro_num, c.keep_den * c.ri_num, c.keep * c.den
+        if n is None:
+            n, p, r = ln, lp, lr
+            x_max = min(x_max, c.max_in)
+        else:
+            # the largest x whose output so far (at most n*x/(p + r*x)) is within this leg's capacity:
+            # n*x <= m*(p + r*x)  <=>  x*(n - m*r) <= m*p
+            m = c.max_in
+            if n > m * r:
+                x_max = min(x_max, m * p // (n - m * r))
+            n, p, r = n * ln, p * lp, lp * r + lr * n
+    assert n is not None and p is not None and r is not None
+    if x_max < 1 or n <= p:
+        return None
+    trip = RoundTrip(n, p, r)
+
+    def profit(x: int) -> int | None:
+        amount = x
+        for sp, t in zip(route, tokens):
+            amount = quote(sp, state, t, amount)  # type: ignore[assignment]
+            if amount is None:
+                return None
+        return amount - x
+
+    bound = trip.max_profit_bound(x_max)
+    if bound < need:
+        return None  # proven: no exact profit exceeds the continuous bound
+    x, best, proven = best_size(profit, trip, x_max, bound, need, 1)
+    if best is None or best < need:
+        return None
+    outs, amount = [], x
+    for sp, t in zip(route, tokens):
+        amount = quote(sp, state, t, amount)  # type: ignore[assignment]
+        outs.append(amount)
+    return x, tuple(outs), proven
 
 
 # ----------------------------------------------------------------------------- across ticks
