@@ -96,3 +96,17 @@ def test_a_bad_timeout_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="leg_timeout_s"):
         strategy(leg_timeout_s="soon")
     assert LOT > 0
+
+
+def test_cex_first_a_book_leg_that_never_reports_sends_no_swap_and_closes() -> None:
+    s = strategy(leg_timeout_s=3, leg_order="cex_first")
+    run = Run(s)
+    decisions = open_gap(run, 150)
+    intents = [d for d in decisions if isinstance(d, ev.OrderIntended)]
+    (timer,) = [d for d in decisions if isinstance(d, ev.TimerRequested)]
+    assert [i.venue for i in intents] == ["binance"]  # the swap waits for the book leg
+    out = fire(run, timer)
+    assert not [d for d in out if isinstance(d, ev.OrderIntended)]  # no swap for a fill that never came
+    assert not s.open and s.timeouts == 1  # nothing moved: nothing to unwind, the attempt is closed
+    book_fill(run, intents[0])  # and if it fills after all, the base it bought is held, not lost
+    assert s.late == 1 and abs(s.held) == intents[0].amount

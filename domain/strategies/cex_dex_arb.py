@@ -572,6 +572,8 @@ class CexDexArb:
             leg.done, leg.status = True, "timeout"
             self._timed_out[leg.client_id] = a.n
             self.timeouts += 1
+            if leg.role == "cex":
+                a.dex_pending = None  # cex_first: the swap waited for this leg; it is not sent now
         if all(x.done for x in a.legs.values()) and a.dex_pending is None:
             return self._settle(e, a, state)
         return ()
