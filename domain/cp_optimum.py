@@ -73,6 +73,17 @@ class RoundTrip:
             return 0
         return (isqrt(self.n * self.p) - self.p) // self.r
 
+    def below(self, need: int, x_max: int) -> bool:
+        """Cheaply (no square root) whether every profit on ``[0, x_max]`` is provably below
+        ``need``: ``out(x) - x <= (n - p)*x/p`` (the marginal rate is the largest) and
+        ``<= (n - p)^2 / (4*p*r)`` (as ``sqrt(n) - sqrt(p) <= (n - p) / (2*sqrt(p))``), both upper
+        bounds of ``M``. False says nothing (``max_profit_bound`` decides)."""
+        n, p = self.n, self.p
+        d = n - p
+        if d <= 0 or x_max <= 0:
+            return True
+        return d * x_max < need * p or d * d < need * 4 * p * self.r
+
     def max_profit_bound(self, x_max: int) -> int:
         """An integer ``U >= out(x) - x`` for every real ``x`` in ``[0, x_max]`` (so no exact integer
         profit there exceeds it): ``floor(M)`` computed with ``sqrt(n*p)`` rounded up, or

@@ -113,6 +113,30 @@ def _oracle(o: OracleRound) -> ev.OracleUpdated:
                             round_id=o.round_id, answer=o.answer_int, decimals=o.decimals)
 
 
+def v3_pool_snapshots(dex: Any, block: int, ts: int = 0) -> list[ev.V3PoolSnapshot]:
+    """A ``V3PoolSnapshot`` of every V3 pool of ``dex`` (``sim.dex_agents.DexAgents``) as a bot's
+    start-up read gives it (``sim.chain.arb_executor.read_ticks``: slot0, liquidity and every
+    initialized tick, the bitmap read word by word from ``MIN_TICK`` to ``MAX_TICK`` through the
+    backend's ``call_many``), named by the pool's scenario name, so the domain knows the pools'
+    ticks from the start and quotes and sizes across them (``dex_quotes.quote``,
+    ``cross_pool_arb.size_across_ticks``). Recorded after the swap-log-shaped start state
+    ``DexAgents`` delivers, which it supersedes."""
+    from tapedeck.sim.chain.arb_executor import _Reader, read_ticks
+
+    reader = _Reader(dex.side.w3, dex.side.backend)
+    out = []
+    for p in dex.pools:
+        if not p.v3:
+            continue
+        sqrt_price, tick = p.contract.slot0()
+        spacing = int(p.contract.tick_spacing)
+        out.append(ev.V3PoolSnapshot(ts=ts, source=f"sim:{dex.side.name}:{p.spec.name}", pool=p.spec.name,
+                                     block=block, sqrt_price_x96=sqrt_price, tick=tick,
+                                     liquidity=p.contract.liquidity(), tick_spacing=spacing,
+                                     ticks=read_ticks(reader, p.contract.pool.address, spacing)))
+    return out
+
+
 def deliver_to(world: World, loop: Loop) -> Callable[[str, list[ev.Event]], None]:
     """What an endpoint (a chain, a venue) sends the bot reaches it after the endpoint's inbound
     latency: the events are recorded then, stamped with their arrival time."""
@@ -253,6 +277,9 @@ class SimWorld:
 
                     dex = DexAgents(scenario, world, side, deliver)
                     dex.start(backend.accounts[0], agents.market.tokens if agents is not None else None)
+                    snaps = v3_pool_snapshots(dex, world.chains[name].number - 1)  # the V3 pools' ticks
+                    if snaps:
+                        deliver(name, snaps)  # type: ignore[arg-type]
                 bot = bot_account(scenario.seed)
                 add_account(side, bot, backend.accounts[0])
                 if dex is not None and dex.pool("uniswap-v2") and dex.pool("uniswap-v3"):

@@ -48,6 +48,15 @@ whichever costs less, or hold it as inventory when the cheaper costs more than `
 or ``max_unwinds`` rounds were spent or no venue can price it now. An unwind that fails or fills
 partially is settled the same way, in the next round.
 
+Leg timeout (``leg_timeout_s``, event seconds; 0, the default: none). Every leg sent (book,
+swap, unwind) asks the core for a timer (``TimerRequested``, key ``cd<n>:t<k>``) at its send time
+plus the timeout; when it fires (``TimerFired``) and a leg of that send still has not reported a
+final outcome, the leg is taken as final with what its fills moved so far (status ``timeout``) and,
+once every leg is final, the attempt is settled as above: the unwind decision (``CexDexUnwind``)
+on the exposure it leaves. A report that arrives for a timed-out leg later still moves the
+position: into the open attempt (its next round settles it), or into the held inventory once the
+attempt is closed (``late``). A book leg is not cancelled on a timeout (no cancel intent yet).
+
 Profit is never taken from the intents: the strategy only keeps positions from its fills (to know
 what to unwind); runs are valued by ``runtime/outcomes.py`` and ``runtime/cex_dex_report.py`` from
 ``OrderFilled`` and the gas of mined transactions, with leftovers marked at a named price.
@@ -317,6 +326,8 @@ class _Attempt:
     legs: dict[str, _Leg] = field(default_factory=dict)  # client id -> leg
     rounds: int = 0
     dex_pending: Sized | None = None  # cex_first: the swap to send once the book leg fills
+    timers: int = 0  # leg timers asked for (their keys: cd<n>:t<k>)
+    waiting: dict[str, tuple[str, ...]] = field(default_factory=dict)  # timer key -> the legs it watches
 
 
 class CexDexArb:
@@ -352,6 +363,7 @@ class CexDexArb:
         max_unwind_cost: int = 500_000_000,
         unwind_slippage_bps: int = 50,
         leg_order: str = "together",
+        leg_timeout_s: Any = 0,
         act: bool = True,
         **unknown: Any,
     ):
@@ -393,6 +405,10 @@ class CexDexArb:
         if leg_order not in LEG_ORDERS:
             raise ValueError(f"leg_order must be one of {', '.join(LEG_ORDERS)}, got {leg_order!r}")
         self.leg_order, self.act = leg_order, bool(act)
+        self.leg_timeout_ns = seconds_to_ns(leg_timeout_s, "leg_timeout_s")
+        self.timeouts = 0  # legs taken as final by their timer
+        self.late = 0  # reports of timed-out legs after their attempt closed (into the held inventory)
+        self._timed_out: dict[str, int] = {}  # client id of a timed-out leg -> its attempt
         self._pool_ids = {s.pool for s in self.pools}
         if not self.pools:
             self.handles = ()  # nothing to compare against: inert
@@ -406,6 +422,8 @@ class CexDexArb:
 
     def on_event(self, e: ev.Event, state: MarketState) -> Sequence[Proposal]:
         t = type(e)
+        if t is ev.TimerFired:
+            return self._on_timer(e, state)  # type: ignore[arg-type]
         if t is ev.QuoteUpdated or t is ev.BookDepthUpdated:
             if e.venue != self.cex_venue or e.instrument != self.cex_instrument:  # type: ignore[attr-defined]
                 return ()
@@ -519,9 +537,46 @@ class CexDexArb:
         out: list[Proposal] = [opp, cex]
         if self.leg_order == "together":
             out.append(self._swap(a, "dex", dex_id, s))
+            out.extend(self._timer(e, a, (cex_id, dex_id)))
         else:
             a.dex_pending = s
+            out.extend(self._timer(e, a, (cex_id,)))
         return out
+
+    # ------------------------------------------------------------------ leg timeouts
+
+    def _timer(self, e: ev.Event, a: _Attempt, legs: tuple[str, ...]) -> list[Proposal]:
+        """A timer watching ``legs`` of ``a``, due ``leg_timeout_s`` after ``e`` (none when 0)."""
+        if not self.leg_timeout_ns:
+            return []
+        a.timers += 1
+        key = f"cd{a.n}:t{a.timers}"
+        a.waiting[key] = legs
+        return [ev.TimerRequested(ts=e.ts, source="engine", cause=e.seq, strategy=self.name, key=key,
+                                  at_ts=e.ts + self.leg_timeout_ns)]
+
+    def _on_timer(self, e: ev.TimerFired, state: MarketState) -> Sequence[Proposal]:
+        """A leg timer fired: legs it watches that are still not final are taken as final with
+        what they filled so far (``timeout``), then the attempt settles if every leg is final."""
+        head, sep, _ = e.key.partition(":")
+        if not sep or not head.startswith("cd") or not head[2:].isdigit():
+            return ()
+        a = self.open.get(int(head[2:]))
+        if a is None:
+            return ()  # the attempt closed before its timer: nothing to do
+        watched = a.waiting.pop(e.key, ())
+        late = [a.legs[c] for c in watched if c in a.legs and not a.legs[c].done]
+        if not late:
+            return ()
+        for leg in late:
+            leg.done, leg.status = True, "timeout"
+            self._timed_out[leg.client_id] = a.n
+            self.timeouts += 1
+            if leg.role == "cex":
+                a.dex_pending = None  # cex_first: the swap waited for this leg; it is not sent now
+        if all(x.done for x in a.legs.values()) and a.dex_pending is None:
+            return self._settle(e, a, state)
+        return ()
 
     def _swap(self, a: _Attempt, role: str, client_id: str, s: Sized) -> Intent:
         """The pool leg: buy the base with ``dex_in`` quote, or sell ``dex_in`` base, reverting below
@@ -537,6 +592,8 @@ class CexDexArb:
     # ------------------------------------------------------------------ legs and unwinds
 
     def on_order(self, e: ev.Event, order: Order, state: MarketState) -> Sequence[Proposal]:
+        if order.client_id in self._timed_out:
+            return self._late_report(e, order)
         n, leg = self._leg(order.client_id)
         if leg is None:
             return ()
@@ -564,9 +621,30 @@ class CexDexArb:
                 resized = self._resized(a, s, filled, order, state)
                 if resized is not None:
                     out.append(self._swap(a, "dex", f"cd{a.n}-dex", resized))
+                    out.extend(self._timer(e, a, (f"cd{a.n}-dex",)))
         if all(x.done for x in a.legs.values()) and a.dex_pending is None:
             out.extend(self._settle(e, a, state))
         return out
+
+    def _late_report(self, e: ev.Event, order: Order) -> Sequence[Proposal]:
+        """A fill of a leg already taken as final by its timer: the base it moved joins the open
+        attempt (its next settlement sees it) or, once the attempt closed, the held inventory."""
+        if type(e) is not ev.OrderFilled:
+            if type(e) in (ev.OrderFailed, ev.IntentRejected):
+                self._timed_out.pop(order.client_id, None)
+            return ()
+        n = self._timed_out[order.client_id]
+        moved = e.amount if order.side == "buy" else -e.amount  # type: ignore[attr-defined]
+        if e.final:  # type: ignore[attr-defined]
+            del self._timed_out[order.client_id]
+        a = self.open.get(n)
+        leg = a.legs.get(order.client_id) if a is not None else None
+        if leg is not None:
+            leg.base += moved
+        else:
+            self.held += moved
+            self.late += 1
+        return ()
 
     def _resized(self, a: _Attempt, s: Sized, base: int, order: Order, state: MarketState) -> Sized | None:
         """The swap for what the book leg really filled, break-even against its real fill."""
@@ -609,7 +687,7 @@ class CexDexArb:
                                    expected_cost=cost, client_id=intent.client_id,
                                    reason=self._why(a, exposure))
         a.legs[intent.client_id] = _Leg(f"u{k}", intent.client_id, intent.venue, intent.side)
-        return (decision, intent)
+        return (decision, intent, *self._timer(e, a, (intent.client_id,)))
 
     def _why(self, a: _Attempt, exposure: int) -> str:
         legs = ", ".join(f"{x.role} {x.status}" for x in a.legs.values())

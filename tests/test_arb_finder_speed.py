@@ -1,0 +1,129 @@
+"""The finder's fast paths (domain/arb_finder.py) give what the slow ones give.
+
+* ``PoolVenue.quote`` for a V3 pool priced inside its tick-spacing interval skips the new tick and
+  reuses the curve's amount to the edge: it must equal ``dex_quotes.quote`` (``swap_within_range``)
+  at every size, including the sizes that land exactly on the edge, one unit past it, and 1;
+* ``margins_if_fresh`` equals ``fresh`` + ``margin`` + ``margin``, after the state moved too;
+* the margin-times-capacity refutation (``FinderStats.below_cap``) never refutes a round trip that
+  the full sizing finds: the finder's ``on_update`` finds exactly what ``round_trip`` finds with
+  the refutation switched off (``refute_by_capacity = False``).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tapedeck.domain import dex_quotes
+from tapedeck.domain import events as ev
+from tapedeck.domain.arb_finder import ArbFinder, PoolVenue
+from tapedeck.domain.dex_quotes import PoolSpec
+from tapedeck.domain.state import MarketState
+from tapedeck.domain.uniswap_v3 import get_sqrt_ratio_at_tick
+
+T0, T1 = "0x" + "0" * 39 + "a", "0x" + "0" * 39 + "b"
+POOL = "0x" + "0" * 39 + "1"
+
+
+def v3_state(sp: int, liq: int, tick: int, ts: int = 1) -> MarketState:
+    state = MarketState()
+    state.on_v3(ev.V3Swapped(ts=ts, pool=POOL, block=1, tx="", log_index=0, sender="", recipient="", amount0=0,
+                             amount1=0, sqrt_price_x96=sp, liquidity=liq, tick=tick))
+    return state
+
+
+SEEN: Counter[str] = Counter()
+
+
+@given(st.data())
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_fast_v3_quote_equals_dex_quotes(data) -> None:
+    spacing, fee = data.draw(st.sampled_from([(1, 100), (10, 500), (60, 3000), (200, 10000)]))
+    tick = data.draw(st.integers(-887_000, 887_000))
+    lo, hi = get_sqrt_ratio_at_tick(tick), get_sqrt_ratio_at_tick(tick + 1) - 1
+    sp = data.draw(st.one_of(st.just(lo), st.integers(lo, hi)))
+    liq = data.draw(st.integers(1, 10**4)) * 10 ** data.draw(st.integers(0, 20))
+    state = v3_state(sp, liq, tick)
+    spec = PoolSpec(POOL, "v3", T0, T1, fee, spacing)
+    venue = PoolVenue(spec)
+    token = data.draw(st.sampled_from([T0, T1]))
+    cap = venue.max_in(state, token)
+    amount = data.draw(st.one_of(st.integers(1, 100), st.sampled_from([cap - 1, cap, cap + 1, 2 * cap + 1]),
+                                 st.integers(1, max(1, 3 * cap)), st.integers(1, 2**200)))
+    if amount <= 0:
+        amount = 1
+    fast, slow = venue.quote(state, token, amount), dex_quotes.quote(spec, state, token, amount)
+    assert fast == slow, (sp, liq, tick, fee, token, amount, cap)
+    kind = "none" if slow is None else ("at the edge" if amount in (cap, cap - 1) else "inside")
+    SEEN[kind] += 1
+    event(kind)
+
+
+def test_fast_v3_quote_cases_were_exercised() -> None:
+    test_fast_v3_quote_equals_dex_quotes()
+    assert SEEN["none"] >= 20 and SEEN["inside"] >= 100 and SEEN["at the edge"] >= 10, SEEN
+
+
+def test_margins_if_fresh_follow_the_state() -> None:
+    spec = PoolSpec(POOL, "v3", T0, T1, 500, 10)
+    venue = PoolVenue(spec)
+    state = v3_state(get_sqrt_ratio_at_tick(100) + 5, 10**18, 100, ts=10)
+    want = (venue.margin(state, T0), venue.margin(state, T1))
+    assert venue.margins_if_fresh(state, T0, T1, 10, 5) == want
+    assert venue.margins_if_fresh(state, T0, T1, 16, 5) is None  # too old
+    state.on_v3(ev.V3Swapped(ts=12, pool=POOL, block=2, tx="", log_index=0, sender="", recipient="", amount0=0,
+                             amount1=0, sqrt_price_x96=get_sqrt_ratio_at_tick(300) + 7, liquidity=10**18, tick=300))
+    moved = venue.margins_if_fresh(state, T0, T1, 12, 5)
+    assert moved != want and moved == (venue.margin(state, T0), venue.margin(state, T1))
+    state.stale[POOL] = "gap"
+    assert venue.margins_if_fresh(state, T0, T1, 12, 5) is None
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+def test_capacity_refutation_never_drops_an_opportunity(data) -> None:
+    state = MarketState()
+    specs = []
+    base_tick = data.draw(st.integers(-50_000, 50_000))
+    for i in range(4):
+        pid = "0x" + f"{i + 2:040x}"
+        if i < 2:
+            r0 = data.draw(st.integers(10**9, 10**13))
+            sp = get_sqrt_ratio_at_tick(base_tick + data.draw(st.integers(-150, 150)))
+            r1 = max(1, r0 * sp * sp >> 192)
+            state.on_v2(ev.V2ReservesSynced(ts=1, pool=pid, block=1, reserve0=r0, reserve1=r1))
+            specs.append(PoolSpec(pid, "v2", T0, T1, 30))
+        else:
+            tick = base_tick + data.draw(st.integers(-150, 150))
+            sp = data.draw(st.integers(get_sqrt_ratio_at_tick(tick), get_sqrt_ratio_at_tick(tick + 1) - 1))
+            liq = data.draw(st.integers(10**12, 10**20))
+            state.on_v3(ev.V3Swapped(ts=1, pool=pid, block=1, tx="", log_index=0, sender="", recipient="",
+                                     amount0=0, amount1=0, sqrt_price_x96=sp, liquidity=liq, tick=tick))
+            specs.append(PoolSpec(pid, "v3", T0, T1, 500, 10))
+    gas = data.draw(st.integers(0, 9)) * 10 ** data.draw(st.integers(0, 6))  # gas of ~0..2e12 units of T0: near the profits
+    fast = ArbFinder([PoolVenue(s) for s in specs], numeraires=[T0], native={"ethereum": T0}, gas_price_wei=gas,
+                     max_age_ns=10)
+    slow = ArbFinder([PoolVenue(s) for s in specs], numeraires=[T0], native={"ethereum": T0}, gas_price_wei=gas,
+                     max_age_ns=10)
+    slow.refute_by_capacity = False
+    for s in specs:
+        got = fast.on_update(state, s.pool, 1)
+        want = []
+        for b in slow._partners[s.pool]:
+            a = slow.by_id[s.pool]
+            both = [x for x in (slow.round_trip(state, a, b, T0, T1, 1), slow.round_trip(state, b, a, T0, T1, 1))
+                    if x is not None]
+            want.extend(sorted(both, key=lambda x: -x.net_profit))
+        assert [(o.key, o.amount_in, o.net_profit) for o in got] == [(o.key, o.amount_in, o.net_profit) for o in want]
+    event(f"refuted by capacity: {min(fast.stats.below_cap, 1)}")
+    event(f"found: {min(fast.stats.found, 1)}")
+    SEEN["refuted"] += fast.stats.below_cap
+    SEEN["found"] += fast.stats.found
+
+
+def test_capacity_refutation_cases_were_exercised() -> None:
+    SEEN["refuted"] = SEEN["found"] = 0
+    test_capacity_refutation_never_drops_an_opportunity()
+    assert SEEN["refuted"] >= 20 and SEEN["found"] >= 20, SEEN
