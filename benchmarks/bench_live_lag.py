@@ -103,13 +103,19 @@ async def _feed(url: str, emit: Any, n_frames: int, pipe: Any, *, progress: Any 
     return src
 
 
-def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) -> dict[str, Any]:
-    n = int(rate * seconds)
-    repeat = n // 33_617 + 1
+def _server(rate: float, frames: int) -> tuple[Any, Any, str, int]:
+    """The playback server in its own process, repeating the recording for ``frames``: (process,
+    pipe, url, frames it holds)."""
     parent, child = mp.Pipe()
-    proc = mp.Process(target=_serve, args=(child, rate, repeat), daemon=True)
+    proc = mp.Process(target=_serve, args=(child, rate, frames // 33_617 + 1), daemon=True)
     proc.start()
     url, _, total = parent.recv()
+    return proc, parent, url, total
+
+
+def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) -> dict[str, Any]:
+    n = int(rate * seconds)
+    proc, parent, url, total = _server(rate, n)
     tmp = tempfile.mkdtemp(prefix="bench-live-")
     lags: list[int] = []
     ts_by_seq: list[int] = [0]
@@ -156,11 +162,7 @@ def run_runner(rate: float, seconds: float) -> dict[str, Any]:
     from tapedeck.live.config import load_live_config
 
     n = int(rate * seconds)
-    repeat = n // 33_617 + 1
-    parent, child = mp.Pipe()
-    proc = mp.Process(target=_serve, args=(child, rate, repeat), daemon=True)
-    proc.start()
-    url, _, total = parent.recv()
+    proc, parent, url, total = _server(rate, n)
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-runner-"))
     cfg = tmp / "live.toml"
     cfg.write_text(f'[risk]\ndefault_max_notional = 1\ndefault_max_outstanding = 1\n[ops]\nenabled = false\n'
