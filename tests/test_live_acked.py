@@ -12,7 +12,6 @@ import asyncio
 import random
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 

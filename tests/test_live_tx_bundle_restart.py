@@ -18,7 +18,7 @@ from tapedeck.live.evm_gateway import EvmGateway
 from tapedeck.live.flashbots import FlashbotsRelay
 from tapedeck.live.keys import key_from_hex
 from tests.test_live_tx_gateway import (BOT_SECRET, RELAY_SECRET, Recorder, _config, _fresh, _intent, _of,  # noqa: F401
-                                        msgspec_replace, world)
+                                        world)
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
