@@ -907,13 +907,16 @@ def demo(data: str | None, workdir: str) -> None:
 @main.command("record")
 @click.argument("config_path", metavar="CONFIG")
 @click.option("--out", required=True, help="Log to record into; an existing recording is resumed from its checkpoint.")
-def record_cmd(config_path: str, out: str) -> None:
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key after the file and TAPEDECK_<TABLE>__<KEY> variables (as tapedeck live).")
+def record_cmd(config_path: str, out: str, sets: tuple[str, ...]) -> None:
     """Record the live inputs of CONFIG's [[sources]] (no strategies) into LOG until SIGINT/SIGTERM;
-    replay it later with `tapedeck replay LOG --verify` or `--out RUN.db`."""
+    replay it later with `tapedeck replay LOG --verify` or `--out RUN.db`. CONFIG is read as
+    `tapedeck live` reads it (live/config.py)."""
     from tapedeck.live.record import RecordConfigError, run_record
 
     try:
-        counts = run_record(config_path, out)
+        counts = run_record(config_path, out, sets=sets)
     except (RecordConfigError, EventLogError) as e:
         raise click.ClickException(str(e)) from None
     total = sum(counts.values())

@@ -13,7 +13,9 @@ process runs ``live.binance_source.BinanceSource`` into ``emit``. One Binance fr
   time the commit holding the event returned minus its ``ts``. Also with ``max_delay_ms`` 20 and 5,
   the knob that trades commits per second for lag; and with no timer, the feed's ``after_batch``
   hook committing after each pump turn (<= 64 events, or when the queue ran dry): what a runner
-  can do on its own loop. "Recording adds" = recorded minus no-recording.
+  can do on its own loop; and the ``LiveRunner`` itself (``run_runner``: engine, metrics, the run's
+  log with every source's ``after_batch`` tied to its commit, as ``tapedeck live`` runs it).
+  "Recording adds" = recorded minus no-recording.
 * **memory**: RSS of this process while an hour-equivalent of the recording's traffic (its 97
   frames/s x 3,600 s = ``--hour-frames``) streams into a real log as fast as the feed takes it
   (no pacing), sampled at every tenth; the bound is what the feed holds: the queue
@@ -101,13 +103,19 @@ async def _feed(url: str, emit: Any, n_frames: int, pipe: Any, *, progress: Any 
     return src
 
 
-def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) -> dict[str, Any]:
-    n = int(rate * seconds)
-    repeat = n // 33_617 + 1
+def _server(rate: float, frames: int) -> tuple[Any, Any, str, int]:
+    """The playback server in its own process, repeating the recording for ``frames``: (process,
+    pipe, url, frames it holds)."""
     parent, child = mp.Pipe()
-    proc = mp.Process(target=_serve, args=(child, rate, repeat), daemon=True)
+    proc = mp.Process(target=_serve, args=(child, rate, frames // 33_617 + 1), daemon=True)
     proc.start()
     url, _, total = parent.recv()
+    return proc, parent, url, total
+
+
+def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) -> dict[str, Any]:
+    n = int(rate * seconds)
+    proc, parent, url, total = _server(rate, n)
     tmp = tempfile.mkdtemp(prefix="bench-live-")
     lags: list[int] = []
     ts_by_seq: list[int] = [0]
@@ -144,6 +152,61 @@ def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) 
             "max_ms": max(market) / 1e6 if market else float("nan"), "commits": commits,
             "conflated": src.queue.conflated, "dropped": src.queue.dropped, "queue_high": src.queue.high,
             "mean_ms": statistics.fmean(market) / 1e6 if market else float("nan")}
+
+
+def run_runner(rate: float, seconds: float) -> dict[str, Any]:
+    """The whole live path: ``tapedeck live``'s ``LiveRunner`` (engine, metrics, the run's log with the
+    sources' batches tied to its commit, its 5 ms timer) over the same feed; lag = the commit holding
+    an input returned minus its ``ts``."""
+    import tapedeck.live.runner as runner_mod
+    from tapedeck.live.config import load_live_config
+
+    n = int(rate * seconds)
+    proc, parent, url, total = _server(rate, n)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-live-runner-"))
+    cfg = tmp / "live.toml"
+    cfg.write_text(f'[risk]\ndefault_max_notional = 1\ndefault_max_outstanding = 1\n[ops]\nenabled = false\n'
+                   f'[[sources]]\nkind = "binance"\nname = "bench"\nurl = "{url}"\nsymbols = ["ETHUSDT"]\n')
+    created: list[TimedLog] = []
+
+    class Logged(TimedLog):
+        @classmethod
+        def create(cls, *a: Any, **k: Any) -> "Logged":
+            log = super().create(*a, **k)
+            log.commits = []
+            created.append(log)
+            return log
+
+    saved = runner_mod.EventLog
+    runner_mod.EventLog = Logged  # type: ignore[misc]
+    try:
+        runner = runner_mod.LiveRunner(load_live_config(str(cfg), environ={}), out=str(tmp / "run.db"),
+                                       signals=False).prepare()
+    finally:
+        runner_mod.EventLog = saved  # type: ignore[misc]
+    src = runner.sources[0][1]
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(runner.run())
+        while src.stats.frames < min(n, total) + 1 and not task.done():
+            await asyncio.sleep(0.05)
+            if parent.poll():
+                break
+        runner.stop()
+        await task
+
+    t0 = time.perf_counter()
+    asyncio.run(main())
+    wall = time.perf_counter() - t0
+    log = created[0]
+    ts = {e.seq: e.ts for e in EventLog.open(tmp / "run.db").events() if e.source == "binance-ws" and e.KIND == ev.INPUT}
+    lags = [at - ts[s] for first, end, at in log.commits for s in range(first, end) if s in ts]
+    proc.terminate()
+    proc.join()
+    return {"mode": "runner", "max_delay_ms": None, "events": len(lags), "wall_s": wall, "rate": len(lags) / wall,
+            "p50_ms": _pct(lags, 0.50), "p99_ms": _pct(lags, 0.99), "max_ms": max(lags) / 1e6 if lags else float("nan"),
+            "commits": len(log.commits), "conflated": src.queue.conflated, "dropped": src.queue.dropped,
+            "queue_high": src.queue.high, "batch_commits": runner.batch_commits}
 
 
 def run_memory(frames: int) -> dict[str, Any]:
@@ -188,16 +251,19 @@ def main() -> None:
     for delay in (200.0, 20.0):
         rows.append(run_lag(args.rate, args.seconds, "recorded", delay))
     rows.append(run_lag(args.rate, args.seconds, "turn", None))
+    rows.append(run_runner(args.rate, args.seconds))
     base = rows[0]
     print(f"{'path':34} {'events':>8} {'ev/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'commits':>7} "
           f"{'conflated':>9} {'dropped':>7}")
     for r in rows:
-        name = {"none": "emit only (no recording)", "turn": "recorded, commit per pump turn"}.get(
+        name = {"none": "emit only (no recording)", "turn": "recorded, commit per pump turn",
+                "runner": "LiveRunner (engine, tied commit)"}.get(
             r["mode"], f"recorded, commit <= {r['max_delay_ms']:.0f} ms" if r["max_delay_ms"] else "")
         print(f"{name:34} {r['events']:>8,} {r['rate']:>7,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
               f"{r['max_ms']:>8.1f} {r['commits']:>7} {r['conflated']:>9} {r['dropped']:>7}")
     for r in rows[1:]:
-        how = f"commit <= {r['max_delay_ms']:.0f} ms" if r["max_delay_ms"] else "commit per pump turn"
+        how = (f"commit <= {r['max_delay_ms']:.0f} ms" if r["max_delay_ms"] else
+               "the LiveRunner's whole path" if r["mode"] == "runner" else "commit per pump turn")
         print(f"recording adds ({how}): p50 +{r['p50_ms'] - base['p50_ms']:.2f} ms, "
               f"p99 +{r['p99_ms'] - base['p99_ms']:.2f} ms")
     print(f"load average after the lag runs: {os.getloadavg()[0]:.1f}")

@@ -13,6 +13,12 @@ one outside connection each. They meet here:
 * ``emit`` is synchronous and runs on the loop's thread: it stamps nothing, records the event and
   lets the engine decide before it returns. Adapters stamp ``ts`` with the runner's ``Clock`` (event
   time is receive time in a live run; the venue's own time goes in ``venue_ts``/``block_ts``).
+* ``after_batch`` (optional attribute, ``None`` until the runner sets it): a source that emits in
+  batches (a WebSocket feed's pump turn, an EVM block) has it; the runner sets it to the run's group
+  commit, and the source calls it when a batch ends. When the call returns, every event the source
+  emitted before it is durable in the log: *acknowledged* (a crash after it loses none of them; an
+  EVM source's checkpoint block is committed). It raises when the log cannot commit (the run is
+  failing): the source then acknowledges nothing more.
 * Gateways are the core's ``domain.ports.Gateway`` (``bind(report)``, ``submit(intent)``): a live
   gateway's ``submit`` returns at once and does its network work in a task on the running loop,
   calling ``report`` (on the loop's thread) with every execution event it learns.

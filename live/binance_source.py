@@ -39,9 +39,10 @@ Binance pings the client; ``websockets`` answers them.
     dropped and taking every drop until the queue has room again; it emits a
     ``SourceStale`` for the books and venues whose events were lost, then an ``InputRejected``
     (``origin`` ``<name>:queue``) counting them by type with the first and last trade ids (``dropped``);
-  - ``after_batch`` (optional) is called after each pump turn (at most ``batch`` events, or when the
-    queue ran dry): the runner's place for a group commit, so an event's commit waits for its turn,
-    not for a timer;
+  - ``after_batch`` (optional; the live runner sets it to its group commit, ``live.base``) is called
+    after each pump turn (at most ``batch`` events, or when the queue ran dry) and after the last
+    drain: an event's commit waits for its turn, not for a timer, and once it returns the turn's
+    events are acknowledged (``acked`` in ``health()``: durable in the run's log);
   - account events (``AccountFillReported``, ``AccountOrderUpdated``) and the feed's own connection
     events are **never dropped**: they bypass the bound (user streams are a few messages a second;
     a fill must not be lost to a market-data flood).
@@ -219,6 +220,7 @@ class FeedStats:
     events: int = 0  # events the parsers made from frames (rejections included)
     rejected: int = 0  # frames (or accounts) refused: each one InputRejected
     emitted: int = 0  # events handed to emit (the feed's own and overflow records included)
+    acked: int = 0  # of those, the ones ``after_batch`` returned for (durable in the runner's log)
     connects: int = 0
     disconnects: int = 0
     last_error: str = ""
@@ -282,6 +284,7 @@ class WsFeed:
         s = self.stats
         return {"name": self.name, "state": self.state, "connects": s.connects, "disconnects": s.disconnects,
                 "frames": s.frames, "events": s.events, "rejected": s.rejected, "emitted": s.emitted,
+                "acked": s.acked,
                 "queue": len(self.queue), "queue_limit": self.queue.limit, "queue_high": self.queue.high,
                 "conflated": self.queue.conflated, "dropped": self.queue.dropped, "last_error": s.last_error}
 
@@ -322,6 +325,7 @@ class WsFeed:
                 if item is None:
                     if n and self.after_batch is not None:
                         self.after_batch()
+                        stats.acked = stats.emitted
                     break
                 out = item.events(self.name, self.source) if isinstance(item, _Overflow) else (item,)
                 for e in out:
@@ -333,6 +337,7 @@ class WsFeed:
                     n = 0
                     if self.after_batch is not None:
                         self.after_batch()
+                        stats.acked = stats.emitted
                     await asyncio.sleep(0)
 
     def _drain(self, emit: Emit) -> None:
@@ -341,6 +346,12 @@ class WsFeed:
                 emit(e)
                 self.stats.emitted += 1
                 self.stats.by_type[type(e).__name__] += 1
+        if self.after_batch is not None and self.stats.acked < self.stats.emitted:
+            try:
+                self.after_batch()  # the last batch is durable before run returns
+                self.stats.acked = self.stats.emitted
+            except Exception:  # noqa: BLE001 - the run is failing: its log says how far it got
+                pass
 
     def _connection(self, state: str, detail: str, attempt: int) -> None:
         self.state = state

@@ -220,14 +220,18 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any, origin: st
 
 
 def load_live_config(path: str, *, environ: Mapping[str, str] | None = None, sets: Sequence[str] = (),
-                     out: str | None = None, ops_host: str | None = None, ops_port: int | None = None) -> LiveSettings:
+                     out: str | None = None, ops_host: str | None = None, ops_port: int | None = None,
+                     defaults: Mapping[str, Any] | None = None) -> LiveSettings:
     """Read ``path``, apply the environment's then the command line's overrides, validate; one
-    ``LiveConfigError`` with a line per problem otherwise."""
+    ``LiveConfigError`` with a line per problem otherwise. ``defaults``: top-level tables a caller
+    supplies when the file has none (``tapedeck record``: the default config's ``[risk]``)."""
     env = os.environ if environ is None else environ
     try:
         data = config_files.load_config(path)
     except config_files.ConfigFileError as e:
         raise LiveConfigError(str(e)) from None
+    for k, v in (defaults or {}).items():
+        data.setdefault(k, v)
     origins: dict[str, str] = {}
     overrides = env_overrides(env) + cli_overrides(sets)
     for key, value in (("live.out", out), ("ops.host", ops_host), ("ops.port", ops_port)):

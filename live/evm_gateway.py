@@ -634,6 +634,11 @@ class EvmGateway:
         for tx, receipt in rec.mined.items():
             signed = self.nonces.signed[tx]
             self._spawn(self._mined(signed, receipt))
+        for signed in rec.resend:  # signed, saved, never sent (a crash): the same bytes, the blocks still ahead
+            intent = self.intents.get(signed.intent)
+            if intent is not None and self.relay is not None:
+                await self._send_bundle(self._common(intent), signed, head,
+                                        detail="sent from the log after a restart (signed, never sent)")
         for signed in rec.follow:
             self._spawn(self._follow(signed, head))
 
@@ -675,16 +680,7 @@ class EvmGateway:
         (a bundle) drops it once its target blocks have passed."""
         common = self._common(intent)
         if signed.route == "bundle":
-            assert self.relay is not None
-            hashes = []
-            try:
-                for block in range(head + 1, signed.target_block + 1):
-                    hashes.append(await self.relay.send_bundle([signed.raw], block))
-                self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=signed.tx,
-                                                     via=f"bundle:{self.relay.name}", target_block=signed.target_block,
-                                                     detail=",".join(h for h in hashes if h)))
-            except RelayError:
-                pass  # unknown whether the relay has it: followed to its target block like any bundle
+            await self._send_bundle(common, signed, head)
         else:
             detail = ""
             try:
@@ -703,6 +699,23 @@ class EvmGateway:
             self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=signed.tx, via="public", detail=detail))
         self._submitted(common, signed)
         await self._follow(signed, head)
+
+    async def _send_bundle(self, common: dict[str, Any], signed: ev.TransactionSigned, head: int,
+                           detail: str = "") -> None:
+        """The saved bundle to the relay for each block from ``head + 1`` to its target; recorded
+        (``TransactionBroadcast``) once the relay took them all. A relay failure leaves it open:
+        followed to its target block like any bundle (unknown whether the relay has it)."""
+        assert self.relay is not None
+        hashes = []
+        try:
+            for block in range(head + 1, signed.target_block + 1):
+                hashes.append(await self.relay.send_bundle([signed.raw], block))
+            said = ",".join(h for h in hashes if h)
+            self._record(ev.TransactionBroadcast(**common, chain=self.chain, tx=signed.tx,
+                                                 via=f"bundle:{self.relay.name}", target_block=signed.target_block,
+                                                 detail=f"{detail}: {said}" if detail else said))
+        except RelayError:
+            pass
 
     def _submitted(self, common: dict[str, Any], signed: ev.TransactionSigned) -> None:
         self._record(ev.TransactionSubmitted(**common, chain=self.chain, tx=signed.tx, sender=signed.sender,

@@ -352,6 +352,8 @@ class EvmSource:
         self._buffer: dict[str, dict[int, Mapping[str, Any]]] = {}  # block hash -> log index -> subscription log
         self._removed: dict[tuple[str, int], None] = {}  # (block hash, log index) flagged removed
         self._emit: Emit | None = None
+        self.after_batch: Callable[[], None] | None = None  # the runner's group commit (live.base): after each block
+        self.acked_block: int | None = None  # the last block whose events after_batch made durable
         self.stats = {"connects": 0, "reconnects": 0, "disconnects": 0, "blocks": 0, "logs": 0,
                       "logs_via_subscription": 0, "subscription_logs": 0, "subscription_heads": 0, "backfilled_blocks": 0, "retracted": 0, "rejected": 0,
                       "reorgs": 0, "http_polls": 0}
@@ -396,7 +398,7 @@ class EvmSource:
         tip = self.window[-1] if self.window else None
         return {"name": self.name, "kind": KIND, "chain": self.chain, "connected": self.connected,
                 "transport": self.transport, "block": tip.number if tip else None,
-                "block_hash": tip.hash if tip else "", **self.stats}
+                "block_hash": tip.hash if tip else "", "acked_block": self.acked_block, **self.stats}
 
     def checkpoint(self) -> tuple[int, str] | None:
         """The last fully processed block (number, hash)."""
@@ -870,6 +872,9 @@ class EvmSource:
         self.window.append(_Block(head.number, head.hash, head.parent_hash, identities))
         del self.window[:-self.depth]
         self.stats["blocks"] += 1
+        if self.after_batch is not None:  # one block is one batch: its events and checkpoint are durable
+            self.after_batch()
+            self.acked_block = head.number
 
     # ------------------------------------------------------------------ telling
 

@@ -13,7 +13,10 @@ The rules it keeps:
   (``NotReconciled``) until ``reconcile(rpc)`` has compared the log with the chain: the account's
   ``eth_getTransactionCount`` at "latest" and "pending", and every transaction the log signed and
   never saw closed. For each of those: mined (a receipt) -> reported mined; its nonce used on chain
-  by something else -> replaced; a bundle whose target block has passed -> dropped; otherwise the
+  by something else -> replaced; a bundle whose target block has passed -> dropped (recorded: a
+  bundle signed and never sent before a crash ends here too when its blocks went by meanwhile); a
+  bundle signed but never sent whose target block is still ahead -> ``resend``: the gateway hands
+  the same recorded bytes to the relay for the blocks left and follows it; otherwise the
   **same recorded bytes** are rebroadcast (never a new transaction for that nonce). Then the next
   nonce is the larger of the chain's pending count and one past the highest nonce still open.
 * **Saved before sent.** The gateway records and flushes ``TransactionSigned`` (raw bytes,
@@ -72,6 +75,7 @@ class Reconciliation:
     mined: dict[str, dict[str, Any]] = field(default_factory=dict)
     follow: list[ev.TransactionSigned] = field(default_factory=list)
     closed: list[tuple[ev.TransactionSigned, str]] = field(default_factory=list)  # (signed, why) not mined
+    resend: list[ev.TransactionSigned] = field(default_factory=list)  # bundles signed, never sent, target ahead
 
 
 class NonceManager:
@@ -189,6 +193,8 @@ class NonceManager:
                     out.events.append(ev.TransactionDropped(**common, reason=why))
                     out.closed.append((s, why))
                     continue
+                if not self.broadcasts.get(s.tx):  # signed and saved, the crash came before the relay had it
+                    out.resend.append(s)  # the same recorded bytes to the relay, for the blocks still ahead
                 out.follow.append(s)  # its target block is still ahead: follow it
                 continue
             known = await rpc.call("eth_getTransactionByHash", [s.tx])

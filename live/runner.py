@@ -26,8 +26,12 @@ What it does, in the order it does it:
    is the adapter's job. A gateway's ``start()`` is awaited before the sources start (the EVM
    gateway reconciles its nonces with the chain there). Timers a strategy asks for
    (``TimerRequested``) fire on the asyncio loop at their event time (``TimerFired`` stamped with
-   the clock, never before ``at_ts``). The log commits at least every ``[store] max_delay_ms`` (5 ms
-   by default in a live run) and before any intent leaves the process. A source that emits
+   the clock, never before ``at_ts``). The log commits at the end of every source batch (a source
+   with an ``after_batch`` attribute, ``live.base``: the runner sets it to its group commit, so an
+   event a source has seen ``after_batch`` return for is durable, acknowledged, and a crash loses
+   none of those), at least every ``[store] max_delay_ms`` (5 ms by default in a live run: what a
+   source without batches, or a gateway's report, may wait) and before any intent leaves the
+   process. A source that emits
    anything but an input event gets an ``InputRejected`` recorded in its place.
 4. **Operations** (``live.ops``): ``/health``, ``/metrics`` and ``POST /kill`` on 127.0.0.1. The
    **kill switch** is a recorded ``KillSwitchSet`` input (the risk gate refuses every intent from
@@ -348,6 +352,7 @@ class LiveRunner:
         self.summary: Summary | None = None
         self._sock: Any = None  # the ops server's socket, bound by ``prepare``
         self.late_reports = 0  # gateway reports that came after the log closed (said in the summary)
+        self.batch_commits = 0  # commits a source's ``after_batch`` asked for
 
     # ------------------------------------------------------------------ building
 
@@ -422,6 +427,7 @@ class LiveRunner:
             if not isinstance(src, LiveSource):
                 raise RunnerError(f"{s.file}: sources[{i}] ({spec.name}): {type(src).__name__} is not a live "
                                   f"source (name, async run(emit, stop), restore(events), health())")
+            self._tie_batches(src)
             self.sources.append((spec, src))
         by_venue, names = {}, {}
         for i, spec in enumerate(s.gateways):
@@ -603,6 +609,39 @@ class LiveRunner:
         """The run log's commit, for a gateway that saves what it is about to send."""
         self.store.flush()
 
+    def _tie_batches(self, src: Any) -> None:
+        """A source with an ``after_batch`` attribute (``live.base``: the feeds, the EVM source) gets
+        the run's batch commit there, so what it emitted is durable when the call returns (whatever
+        the source had there before is called first)."""
+        if not hasattr(src, "after_batch"):
+            return
+        own = getattr(src, "after_batch", None)
+        if getattr(own, "__self__", None) is self:
+            return
+        if callable(own):
+            def both() -> None:
+                own()
+                self._after_batch()
+            src.after_batch = both
+        else:
+            src.after_batch = self._after_batch
+
+    def _after_batch(self) -> None:
+        """A source's batch ends: commit the run's log (group commit). When it returns, every event the
+        source emitted so far is durable (acknowledged); when the store failed it raises, so the
+        source acknowledges nothing the log does not hold."""
+        if self._failure is not None:
+            raise RunnerError(f"{self.out}: the run's log failed ({type(self._failure).__name__}); nothing more is "
+                              f"recorded")
+        if self._closed:
+            return  # shutting down: close() committed everything that was emitted
+        try:
+            self.store.flush()
+        except Exception as e:  # noqa: BLE001 - the store failed (disk full...): the run cannot go on
+            self._fail(e)
+            raise RunnerError(f"{self.out}: cannot commit the run's log: {type(e).__name__}") from None
+        self.batch_commits += 1
+
     def _fail(self, e: BaseException) -> None:
         if self._failure is None:
             self._failure = e
@@ -664,7 +703,7 @@ class LiveRunner:
             "resumed": self.resumed,
             "sources": sources,
             "store": {"last_seq": self.store.next_seq - 1, "lag_events": self.store_lag(),
-                      "max_delay_ms": self.settings.max_delay_ms},
+                      "max_delay_ms": self.settings.max_delay_ms, "batch_commits": self.batch_commits},
             "gateways": {spec.name: redacted(_health_of(gw)) for spec, gw in self.gateways},
             "circuits": circuits,
             "kill_switch": {"engaged": risk.kill_switch, "reason": risk.kill_reason},
@@ -770,6 +809,7 @@ class LiveRunner:
         s = self.settings
         ctx = AdapterContext(spec.name, self.clock, self.execute, self.engine.state, s.config, environ=self.environ)
         src = build_adapter(spec, SOURCE_KINDS, ctx, f"{s.file}: sources[{index}] ({spec.name})")
+        self._tie_batches(src)
         self.store.flush()  # restore reads what is committed
         src.restore(self.store.events())
         self.sources[index] = (spec, src)

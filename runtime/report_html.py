@@ -6,6 +6,13 @@ What it shows, each section only when the run holds the events for it:
   transactions, fees, leftovers marked at the end), cumulated at the event time that booked it, so
   the last point of each line is the PnL ``tapedeck inspect`` prints. Perp strategies get their own
   breakdown from ``runtime.perp_report`` (realised, unrealised at the last mark, fees, funding).
+* **Perp PnL over event time** per perp strategy (``perp_pnl_series``): the same money as the
+  breakdown, folded in event order: after every fill of the strategy's perp intents, account
+  fill, funding payment and mark of a market it holds, net = realised + unrealised at the mark
+  known then - fees + funding (and each part, hidden until picked in the legend). Its last point
+  is the breakdown's net. (A venue that reports both gateway fills and an account stream counts
+  the stream from its first fill on, as ``domain.perp_positions`` rules; the breakdown applies the
+  stream after the fills.) At most ``PERP_POINTS`` points a line: the last of each time bucket.
 * **Opportunities and their fate** per strategy: unique opportunities, re-detections, acted on,
   won, lost (to whom: the failure's reason grouped as ``outcomes`` groups it), pending, refused by
   risk, suppressed as stale, skipped by reason (``LiquidationSkipped``).
@@ -39,6 +46,7 @@ from tapedeck.domain import codec, events as ev
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("pnl", "PnL over event time (USDC, net of gas and fees; what partial and spot legs left is marked at the end)"),
     ("perp-pnl", "Perp PnL by strategy (USDC)"),
+    ("perp-pnl-time", "Perp PnL over event time (USDC: realised + unrealised at the mark then - fees + funding)"),
     ("fate", "Opportunities and their fate"),
     ("detection-latency", "Detection latency (ms, causing event to intent)"),
     ("inclusion-latency", "Inclusion latency (ms, intent to inclusion)"),
@@ -52,6 +60,7 @@ TITLES = dict(SECTIONS)
 NEEDED_INPUTS = frozenset({"OracleUpdated", "V2ReservesSynced", "V3Swapped", "MarkPriceUpdated", "FundingPaid",
                            "AccountFillReported", "AaveAccountObserved"})
 HF_BUCKETS = 24
+PERP_POINTS = 2_000  # points per perp PnL line at most (the last one of each event-time bucket)
 HF_CAP = 5.0  # health factors above this are drawn at it (a healthy borrower's HF can be huge)
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -128,6 +137,7 @@ def figures(events: Iterable[ev.Event], config: dict[str, Any] | None = None) ->
         out.summary.append(("events read", f"{len(events):,} (decisions, executions and the inputs the charts fold)"))
     _pnl(out, series, results)
     _perp_pnl(out, perps)
+    _perp_pnl_time(out, perp_pnl_series(events))
     _fate(out, results, liquidations)
     _latencies(out, events, liquidations)
     _health(out, events)
@@ -175,6 +185,95 @@ def _perp_pnl(out: Figures, perps: list[Any]) -> None:
         out.summary.append((f"perp PnL {name}", f"{money['net'] / q:,.2f} USDC net (realised {money['realised'] / q:,.2f}, "
                             f"unrealised {money['unrealised'] / q:,.2f} at the last mark, fees {-money['fees'] / q:,.2f}, "
                             f"funding {money['funding'] / q:,.2f})"))
+
+
+PERP_PARTS = ("net", "realised", "unrealised", "fees", "funding")
+
+
+def perp_pnl_series(events: Iterable[ev.Event]) -> dict[str, tuple[int, list[tuple[int, dict[str, int]]]]]:
+    """Per perp strategy (one that decided a perp entry or exit, as ``runtime.perp_report``):
+    (quote decimals, [(event time, {net, realised, unrealised, fees, funding})]) after every event
+    that moves its money (see the module docstring), in quote base units; fees as paid (>= 0)."""
+    from tapedeck.runtime.perp_report import PerpReport
+
+    events = events if isinstance(events, list) else list(events)
+    kinds: dict[tuple[str, str], int] = {}  # (strategy, client id) -> size decimals
+    intents: dict[int, tuple[str, ev.OrderIntended, int]] = {}  # seq -> (strategy, intent, size decimals)
+    traded: dict[str, dict[tuple[str, str], None]] = {}  # strategy -> markets its perp intents traded
+    for e in events:
+        t = type(e)
+        if t is ev.PerpEntryDecided or t is ev.PerpExitDecided:
+            kinds[(e.strategy, e.client_id)] = e.size_decimals  # type: ignore[attr-defined]
+            traded.setdefault(e.strategy, {})  # type: ignore[attr-defined]
+        elif t is ev.OrderIntended and (e.strategy, e.client_id) in kinds:  # type: ignore[attr-defined]
+            intents[e.seq] = (e.strategy, e, kinds[(e.strategy, e.client_id)])  # type: ignore[assignment, attr-defined]
+            traded[e.strategy][(e.venue, e.instrument)] = None  # type: ignore[attr-defined]
+    if not traded:
+        return {}
+    reports = {name: PerpReport(name) for name in traded}
+    marks: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in reports.values():
+        r.marks = marks  # only the markets a strategy holds are looked up
+    points: dict[str, list[tuple[int, dict[str, int]]]] = {name: [] for name in traded}
+    for e in events:
+        t = type(e)
+        moved: list[str]
+        if t is ev.MarkPriceUpdated:
+            key = (e.venue, e.instrument)  # type: ignore[attr-defined]
+            marks[key] = (e.mark, e.price_decimals)  # type: ignore[attr-defined]
+            moved = [n for n, r in reports.items() if (p := r.positions.get(*key)) is not None and p.size]
+        elif t is ev.OrderFilled and e.intent in intents:  # type: ignore[attr-defined]
+            name, intent, dp = intents[e.intent]  # type: ignore[attr-defined]
+            reports[name].positions.on_order_fill(intent.venue, intent.instrument, intent.side, e, dp)  # type: ignore[arg-type]
+            moved = [name]
+        elif t is ev.AccountFillReported or t is ev.FundingPaid:
+            key = (e.venue, e.instrument)  # type: ignore[attr-defined]
+            moved = [n for n, m in traded.items() if key in m]
+            for n in moved:
+                if t is ev.AccountFillReported:
+                    reports[n].positions.on_account_fill(e)  # type: ignore[arg-type]
+                else:
+                    reports[n].positions.on_funding(e)  # type: ignore[arg-type]
+        else:
+            continue
+        for n in moved:
+            points[n].append((e.ts, reports[n].pnl()))
+    return {n: (reports[n].quote_decimals, _thinned(pts)) for n, pts in points.items() if pts}
+
+
+def _thinned(points: list[tuple[int, Any]], most: int = PERP_POINTS) -> list[tuple[int, Any]]:
+    """At most ``most`` points: one per distinct time (the last), then the last of each time bucket."""
+    out: list[tuple[int, Any]] = []
+    for p in points:
+        if out and out[-1][0] == p[0]:
+            out[-1] = p
+        else:
+            out.append(p)
+    if len(out) <= most:
+        return out
+    lo, hi = out[0][0], out[-1][0]
+    width = -(-(hi - lo + 1) // most)
+    kept: dict[int, tuple[int, Any]] = {}
+    for p in out:
+        kept[(p[0] - lo) // width] = p  # insertion order is time order
+    return list(kept.values())
+
+
+def _perp_pnl_time(out: Figures, series: dict[str, tuple[int, list[tuple[int, dict[str, int]]]]]) -> None:
+    data = []
+    for name, (qd, pts) in series.items():
+        q = 10 ** qd
+        x = [iso(ts) for ts, _ in pts]
+        for part in PERP_PARTS:
+            trace: dict[str, Any] = {"type": "scatter", "mode": "lines", "line": {"shape": "hv"},
+                                     "name": f"{name} {part}", "x": x,
+                                     "y": [(-m[part] if part == "fees" else m[part]) / q for _, m in pts]}
+            if part != "net":
+                trace["visible"] = "legendonly"
+            data.append(trace)
+    if data:
+        out.figures["perp-pnl-time"] = {"data": data, "layout": _layout(
+            "perp-pnl-time", xaxis={"title": {"text": "event time (UTC)"}}, yaxis={"title": {"text": "USDC"}})}
 
 
 def _fate(out: Figures, results: dict[str, Any], liquidations: list[Any]) -> None:

@@ -414,10 +414,19 @@ def _show(value: Any) -> str:
 def run_cell(cell: Cell, out_dir: str, fault: str = "") -> dict[str, Any]:
     """Run one cell into ``out_dir/cell.run`` (overwriting what a killed attempt left) and return its
     row, folded from the recorded events. Runs in a Dask worker (or in a plain loop). ``fault``
-    (tests only): "raise" or "kill" half-way through the first attempt."""
+    (tests only): "raise" or "kill" half-way through the first attempt.
+
+    A retry (any attempt after the first) runs in a fresh Python process of its own
+    (``_attempt_isolated``): whatever a failed attempt left in the worker process (threads, open
+    database connections, half-collected state: a retry once failed in ``EventLog.create`` with
+    SQLite's "cannot commit transaction - SQL statements in progress" right after a faulted task in
+    the same worker, never reproduced) cannot reach it. The row is the same either way (each cell
+    carries its seed and config)."""
     attempt = _note_attempt(out_dir, cell)
     try:
-        return _attempt(cell, Path(out_dir) / cell.run, fault if attempt == 1 else "")
+        if attempt > 1:
+            return _attempt_isolated(cell, Path(out_dir) / cell.run, out_dir, attempt)
+        return _attempt(cell, Path(out_dir) / cell.run, fault)
     except Exception as e:
         why = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
         _note(out_dir, cell, f"attempt {attempt} failed: {why}")
@@ -427,6 +436,43 @@ def run_cell(cell: Cell, out_dir: str, fault: str = "") -> dict[str, Any]:
 
     gc.collect()
     raise SweepTaskFailed(f"{cell.id}: {why}")
+
+
+ISOLATED = """
+import pickle, sys
+from tapedeck.runtime import sweep
+cell, out = pickle.load(open(sys.argv[1], "rb"))
+row = sweep._attempt(cell, out, "")
+with open(sys.argv[2], "wb") as f:
+    pickle.dump(row, f)
+"""
+
+
+def _attempt_isolated(cell: Cell, out: Path, out_dir: str | Path, attempt: int) -> dict[str, Any]:
+    """``_attempt`` in a child process (``sys.executable``); its failure is raised here with the
+    child's last line (the exception it died of)."""
+    import pickle
+    import subprocess
+
+    work = _attempts_dir(out_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    stem = cell.id.replace("/", "__") + f".{attempt}"
+    args, result = work / f"{stem}.in.pickle", work / f"{stem}.out.pickle"
+    result.unlink(missing_ok=True)
+    with open(args, "wb") as f:
+        pickle.dump((cell, out), f)
+    _note(out_dir, cell, f"isolated: attempt {attempt} runs in a fresh process")
+    try:
+        done = subprocess.run([sys.executable, "-c", ISOLATED, str(args), str(result)], capture_output=True,
+                              text=True)
+        if done.returncode != 0 or not result.exists():
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            raise SweepTaskFailed(lines[-1] if lines else f"the attempt's process exited {done.returncode}")
+        with open(result, "rb") as f:
+            return pickle.load(f)
+    finally:
+        args.unlink(missing_ok=True)
+        result.unlink(missing_ok=True)
 
 
 def _attempt(cell: Cell, out: Path, fault: str) -> dict[str, Any]:

@@ -258,3 +258,27 @@ def test_a_reorg_deeper_than_the_window_is_said_and_the_adapter_goes_on(node: Fa
     assert [(r.block, r.block_hash) for r in live.of(ev.LogRetracted)] == [(3, h("a", 3))]
     assert [(b.number, b.hash[:12]) for b in live.of(ev.BlockProduced)] == [
         (1, h("a", 1)[:12]), (2, h("a", 2)[:12]), (3, h("a", 3)[:12]), (2, c2[:12]), (3, c3[:12]), (4, c4[:12])]
+
+
+def test_each_block_is_one_batch_committed_before_the_next(node: FakeNode) -> None:
+    """``after_batch`` (the runner's commit, ``live.base``) is called once per applied block, after
+    its ``BlockProduced`` was emitted: the checkpoint the adapter resumes from is durable when the
+    next block is fetched; ``acked_block`` says how far that went."""
+    src = EvmSource("evm-fake", chain="fake", ws_url=node.url, v2_pairs=[PAIR], start_block=1,
+                    backoff=fast_backoff(), snapshot=False)
+    live = Live(src)
+    seen: list[tuple[int, str]] = []  # (events emitted so far, the last one's type) at each call
+
+    def after_batch() -> None:
+        last = live.events[-1]
+        seen.append((len(live.events), type(last).__name__ if not isinstance(last, ev.BlockProduced)
+                     else f"BlockProduced {last.number}"))
+
+    src.after_batch = after_batch
+    live.start()
+    live.wait_block(3)
+    live.stop()
+    blocks = [e for e in live.events if type(e) is ev.BlockProduced]
+    assert [n for n, _ in seen] == [live.events.index(b) + 1 for b in blocks]  # right after each block's events
+    assert [what for _, what in seen] == [f"BlockProduced {b.number}" for b in blocks] and [b.number for b in blocks] == [1, 2, 3]
+    assert src.acked_block == 3 and src.health()["acked_block"] == 3

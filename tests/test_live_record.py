@@ -300,7 +300,7 @@ def test_redaction_and_config_errors(tmp_path: Path) -> None:
                    "colour = 1\n" % PAIR)
     from tapedeck.live.record import build_sources
 
-    with pytest.raises(RecordConfigError, match=r"\[\[sources\]\] #1: unknown key\(s\) colour"):
+    with pytest.raises(RecordConfigError, match=r"bad.toml: sources\[0\] \(e\): unknown key\(s\) colour"):
         build_sources(load_record_config(bad), str(bad))
     empty = tmp_path / "empty.toml"
     empty.write_text("[store]\nmax_delay_ms = 5\n")
@@ -322,10 +322,10 @@ def test_source_config_errors_name_the_key(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             EvmSource.from_config({**ok, **change}, where="live.toml: [[sources]] #1")
     other = tmp_path / "other.toml"
-    other.write_text('[[sources]]\nkind = "solana"\nname = "s"\n')
+    other.write_text('[[sources]]\nkind = "carrier-pigeon"\nname = "s"\n')
     from tapedeck.live.record import build_sources
 
-    with pytest.raises(RecordConfigError, match='kind \'solana\' is not recordable yet'):
+    with pytest.raises(RecordConfigError, match="other.toml: sources\\[0\\] \\(s\\): unknown kind 'carrier-pigeon'"):
         build_sources(load_record_config(other), str(other))
 
 
@@ -338,3 +338,60 @@ def test_record_refuses_a_log_that_is_not_a_recording(tmp_path: Path) -> None:
     cfg = {"sources": [{"kind": "evm", "name": "e", "chain": "x", "ws_url": "ws://127.0.0.1:1", "v2_pairs": [PAIR]}]}
     with pytest.raises(RecordConfigError, match="is a sim run, not a recording"):
         open_tape(run, cfg, [])
+
+
+def test_record_reads_its_config_through_the_live_loader(tmp_path: Path) -> None:
+    """``tapedeck record`` reads its config as ``tapedeck live`` does (``live.config``): the file, then
+    ``TAPEDECK_<TABLE>__<KEY>`` variables, then ``--set``; the same validation (a secret in the file
+    is refused, an overridden bad value names its variable); every kind the runner knows is built
+    the way the runner builds it, and its batches are tied to the log's commit."""
+    from tapedeck.live.binance_source import BinanceSource
+    from tapedeck.live.hyperliquid_source import HyperliquidSource
+    from tapedeck.live.record import build_sources, open_tape
+
+    path = tmp_path / "rec.toml"
+    path.write_text(f'''
+[[sources]]
+kind = "evm"
+name = "e"
+chain = "x"
+ws_url = "ws://127.0.0.1:1/secret-path"
+v2_pairs = ["{PAIR}"]
+
+[[sources]]
+kind = "binance"
+name = "bn"
+url = "ws://127.0.0.1:2/stream"
+
+[[sources]]
+kind = "hyperliquid"
+name = "hl"
+url = "ws://127.0.0.1:3/ws"
+coins = ["ETH"]
+
+[store]
+max_delay_ms = 50
+''')
+    env = {"TAPEDECK_SOURCES__1__URL": "ws://127.0.0.1:9/stream", "TAPEDECK_STORE__MAX_DELAY_MS": "30"}
+    cfg = load_record_config(path, environ=env, sets=["sources.0.chain=anvil"])
+    assert cfg["store"] == {"max_delay_ms": 30} and cfg["risk"]  # the environment over the file; the default risk
+    evm, bn, hl = build_sources(cfg, str(path))
+    assert (evm.chain, bn.url, hl.url) == ("anvil", "ws://127.0.0.1:9/stream", "ws://127.0.0.1:3/ws")
+    assert isinstance(bn, BinanceSource) and isinstance(hl, HyperliquidSource)
+    assert all(hasattr(s, "after_batch") for s in (evm, bn, hl))
+    log, resumed = open_tape(tmp_path / "t.db", cfg, [evm, bn, hl])
+    try:
+        assert not resumed and log.max_delay_ms == 30
+        m = log.manifest
+        assert m.sources == ["e", "bn", "hl"] and "settings" not in m.config
+        assert m.config["sources"][0]["ws_url"] == "ws://127.0.0.1:1/..."  # no path: a provider's key lives there
+        assert m.config["sources"][1]["url"] == "ws://127.0.0.1:9/..."
+    finally:
+        log.close()
+    secret = tmp_path / "secret.toml"
+    secret.write_text(path.read_text().replace('name = "bn"', 'name = "bn"\napi_secret = "hunter2"'))
+    with pytest.raises(RecordConfigError, match=r"sources\[1\]\.api_secret: secrets are never read") as e:
+        load_record_config(secret, environ={})
+    assert "hunter2" not in str(e.value)
+    with pytest.raises(RecordConfigError, match=r"set by TAPEDECK_STORE__MAX_DELAY_MS") as e:
+        load_record_config(path, environ={"TAPEDECK_STORE__MAX_DELAY_MS": "-4"})

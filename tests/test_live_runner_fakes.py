@@ -5,6 +5,7 @@ every n-th quote and asks for timers. No tests here (pytest collects none)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Iterable
 
 from tapedeck.domain import events as ev
@@ -50,6 +51,50 @@ class FakeQuotes:
         while not stop.is_set() and (not self.count or self.next_i < self.count):
             emit(self.quote(self.next_i))
             self.next_i += 1
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+            except asyncio.TimeoutError:
+                pass
+        await stop.wait()
+
+
+class AckingQuotes(FakeQuotes):
+    """Emits its quotes in batches of ``batch``; at the end of each batch it calls ``after_batch`` (the
+    runner sets it: ``live.base``) and then *acknowledges* the batch to the outside, as a source that
+    tells its upstream "received" would: it appends the batch's last quote index to ``ack_file``
+    (fsync'd), and calls ``on_ack(i)`` when a test set one. Without ``after_batch`` it acknowledges
+    all the same (a naive source), so a runner that does not tie the batches to its commit loses
+    acknowledged quotes to a ``kill -9``."""
+
+    after_batch: Any = None
+    on_ack: Any = None
+
+    def __init__(self, name: str, clock: Clock, batch: int = 8, ack_file: str = "", **kw: Any) -> None:
+        super().__init__(name, clock, **kw)
+        self.batch, self.ack_file = int(batch), ack_file
+        self.acked = -1
+
+    def health(self) -> dict[str, Any]:
+        return {**super().health(), "acked": self.acked}
+
+    async def run(self, emit: Any, stop: asyncio.Event) -> None:
+        emit(ev.SourceConnectionChanged(ts=self.clock(), source=f"fake:{self.name}", name=self.name,
+                                        state="connected", attempt=self.connects))
+        self.connects += 1
+        while not stop.is_set() and (not self.count or self.next_i < self.count):
+            for _ in range(self.batch):
+                emit(self.quote(self.next_i))
+                self.next_i += 1
+            if self.after_batch is not None:
+                self.after_batch()
+            self.acked = self.next_i - 1
+            if self.ack_file:
+                with open(self.ack_file, "a") as f:
+                    f.write(f"{self.acked}\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            if self.on_ack is not None:
+                self.on_ack(self.acked)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
             except asyncio.TimeoutError:

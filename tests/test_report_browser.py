@@ -40,6 +40,8 @@ def test_the_report_loads_offline_without_errors_and_its_charts_hold_the_runs_nu
                                                                    "perp (update)": [0.0]}
     net = {t["name"]: t["y"] for t in charts["perp-pnl"]}["net"]
     assert net == [want["perp_net"]["perp"]]
+    over_time = {t["name"]: t["y"] for t in charts["perp-pnl-time"]}
+    assert over_time["perp net"][-1] == want["perp_net"]["perp"]  # the line ends at the breakdown's net
     assert len(charts["health-factor"][0]["y"]) == 40
     assert result.screenshot is not None and result.screenshot.stat().st_size > 20_000
     assert result.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
