@@ -626,8 +626,14 @@ class AaveBook:
         sc, sd = u.coll.get(collateral, 0), u.debt.get(debt, 0)
         coll_bal = (sc * c.income(now_s) + HALF_RAY) // RAY if sc else 0
         debt_bal = (sd * d.debt_index(now_s) + HALF_RAY) // RAY if sd else 0
-        cap = self.max_debt(address, collateral, debt, acc, now_s, (coll_bal, debt_bal))
-        cp, dp, bonus = self.prices(address, collateral, debt)
+        if self.rules == "v3.0":  # max_debt's v3.0 rule, inline (once per liquidatable user)
+            cap = (debt_bal * (5_000 if acc.health_factor > CLOSE_FACTOR_HF_THRESHOLD else 10_000) + 5000) // 10_000
+        else:
+            cap = self.max_debt(address, collateral, debt, acc, now_s, (coll_bal, debt_bal))
+        if u.emode:
+            cp, dp, bonus = self.prices(address, collateral, debt)
+        else:  # prices() without e-mode
+            cp, dp, bonus = c.price, d.price, c.bonus
         reason = ""
         if not acc.liquidatable:
             reason = "health factor not below 1"

@@ -45,7 +45,7 @@ from typing import Any, Callable, Sequence
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.aave_book import Account, AaveBook, chain_time_s
-from tapedeck.domain.aave_v3 import MAX_UINT256
+from tapedeck.domain.aave_v3 import MAX_UINT256, WAD
 from tapedeck.domain.circuit_breaker import OPEN, CircuitBreaker
 from tapedeck.domain.decimals import seconds_to_ns
 from tapedeck.domain.dex_quotes import PoolSpec, Route, best, marginal_ratio, routes
@@ -138,21 +138,22 @@ class AaveLiquidator:
         if not users:
             return out
         now, book = chain_time_s(e), self.book  # an Aave log: its block's time (block_ts) when known
+        self.counts["evaluated"] += len(users)
         for a in users:
             acc = book.account(a, now, e.seq, e.ts)
-            self.counts["evaluated"] += 1
-            if acc is None or not acc.liquidatable:
+            if acc is None or acc.health_factor >= WAD or not acc.total_debt_base:  # not liquidatable
                 self._watch.pop(a, None)
                 continue
             if self.fast_path:
-                out.extend(self._act(a, acc, e, state, FAST))
+                out.extend(self._act(a, acc, e, state, FAST, now))
         return out
 
     def _on_timer(self, e: ev.TimerFired, state: MarketState) -> list[ev.Event | Intent]:
         if e.key == "scan":
             out: list[ev.Event | Intent] = [self._timer(e, "scan", e.ts + self.scan_ns)]
-            for a, acc in self.book.rescan(chain_time_s(e), e.ts, e.seq):
-                out.extend(self._act(a, acc, e, state, SCAN))
+            now = chain_time_s(e)
+            for a, acc in self.book.rescan(now, e.ts, e.seq):
+                out.extend(self._act(a, acc, e, state, SCAN, now))
             return out
         if e.key.startswith("breaker:"):
             if self.breaker.timer(int(e.key.split(":", 1)[1])):
@@ -164,7 +165,9 @@ class AaveLiquidator:
 
     # ------------------------------------------------------------------ acting
 
-    def _act(self, user: str, acc: Account, e: ev.Event, state: MarketState, path: str) -> list[ev.Event | Intent]:
+    def _act(self, user: str, acc: Account, e: ev.Event, state: MarketState, path: str,
+             now: int) -> list[ev.Event | Intent]:
+        """Intend a liquidation of ``user`` (liquidatable at chain second ``now``), or record why not."""
         cid = self._pending.get(user)
         if cid is not None:
             if cid in state.in_flight(self.name):
@@ -177,7 +180,7 @@ class AaveLiquidator:
             return []
         if not self.breaker.allows():
             return self._skip(user, acc, e, path, "breaker open", 0, "")
-        plan, reason = self._size(user, acc, e.ts, state, chain_time_s(e))
+        plan, reason = self._size(user, acc, e.ts, state, now)
         if plan is None or reason:
             return self._skip(user, acc, e, path, reason, plan.profit if plan else 0, plan.debt if plan else "")
         self._watch.pop(user, None)
@@ -189,7 +192,7 @@ class AaveLiquidator:
         u = self.book.users[user]
         since = u.since if u.since >= 0 else e.ts
         liq, d = plan.liq, self.book.reserves[plan.debt]
-        route = tuple(p.pool for p in plan.route)
+        route = tuple([p.pool for p in plan.route])
         dp = plan.dp
         notional = liq.debt_to_cover * dp // d.unit // 100  # base (8 dp USD) -> risk currency (6 dp)
         min_profit = max(1, plan.gas + self._from_base(self.min_profit_base, dp, d.unit))
@@ -274,6 +277,15 @@ class AaveLiquidator:
         if c != d and not cands:
             return None, "no route"
         gas = self._gas(state, d, dp)
+        if c != d and full.collateral_to_liquidator > 0:  # the usual case first: the cap, one route quote
+            got = best(cands, state, c, full.collateral_to_liquidator)
+            if got is not None and got[1]:
+                top = _Plan(c, d, full, got[0], (full.debt_to_cover * self.premium_bps + 5000) // 10_000, gas, got[1],
+                            dp, self.priority_fee)
+                ratio = marginal_ratio(top.route, state, c, full.collateral_to_liquidator)
+                if ratio is not None and \
+                        top.proceeds * ratio > full.debt_to_cover * (1 + self.premium_bps / 1e4) * 1.001:
+                    return top, ""  # a bigger sale still pays at the cap: profit (concave) is highest there
         cache: dict[int, _Plan | None] = {}
 
         def plan_at(x: int) -> _Plan | None:
