@@ -153,7 +153,8 @@ def read_aave_stream(f: IO[bytes], name: str, chain: str) -> Iterator[ev.Event]:
             yield item
             continue
         row_ts, block, tx, log_index, (cls, values) = item
-        yield cls(ts=row_ts, source=SOURCE, chain=chain, block=block, tx=tx, log_index=log_index, **values)
+        yield cls(ts=row_ts, source=SOURCE, chain=chain, block=block, tx=tx, log_index=log_index,
+                  block_ts=row_ts // 1_000_000_000, **values)  # the row's time is the block's
 
 
 def encode_row(event: str, args: dict[str, Any], *, block: int, log_index: int, time: str, tx: str,

@@ -13,7 +13,8 @@ compute, with their rounding (``domain/aave_v3.py``, half-up ``rayMul``/``rayDiv
   burns the debt repaid and, without ``receiveAToken``, the collateral the liquidator took.
 * collateral flags only from ``ReserveUsedAsCollateralEnabled/Disabled`` (the contracts emit one
   whenever they flip it, e.g. on a first supply), e-mode from ``UserEModeSet``, reserve parameters
-  and e-mode categories from snapshots, indexes and rates from ``ReserveDataUpdated``, prices from
+  and e-mode categories from snapshots, indexes and rates from ``ReserveDataUpdated`` (stamped
+  with its block's timestamp, ``block_ts``, when the log carries it: ``chain_time_s``), prices from
   the reserve's ``price_feed`` (``OracleUpdated.answer``, what ``AaveOracle`` returns; <= 0: none).
 * the health factor as ``GenericLogic.calculateUserAccountData`` (v3.0: e-mode LT/LTV and the
   category's price source; normalized income/debt at the evaluation second).
@@ -55,6 +56,14 @@ MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD = 2000 * 10**8  # v3.3 LiquidationLogic
 MIN_LEFTOVER_BASE = 1000 * 10**8  # v3.3 LiquidationLogic: the dust rule
 MARGIN = 1e-3  # the candidate filter's slack (see the module docstring)
 _INF = float("inf")
+
+
+def chain_time_s(e: ev.Event) -> int:
+    """The second ``e`` happened at on chain, for interest: an Aave log's ``block_ts`` (its block's
+    timestamp, what the contracts accrue to) when known, else its event time (``ts // 1e9``: the
+    sim's block time; live, the time it was received; old logs without ``block_ts``)."""
+    bt = getattr(e, "block_ts", 0)
+    return bt if bt > 0 else e.ts // NS
 
 
 class Reserve:
@@ -252,14 +261,13 @@ class AaveBook:
         if self.window is not None and not self._refolding:
             self.window.record(e)
         t = type(e)
-        now = e.ts // NS
         if t is ev.AaveReserveDataUpdated:
             r = self.reserves.get(e.reserve)
             if r is None:
                 self.unknown += 1
                 return []
             old = r.vbi
-            r.update(e, now)
+            r.update(e, chain_time_s(e))
             if e.variable_borrow_index > old > 0:
                 self.drift *= e.variable_borrow_index / old
             return self._candidates((r.asset,))
@@ -618,8 +626,14 @@ class AaveBook:
         sc, sd = u.coll.get(collateral, 0), u.debt.get(debt, 0)
         coll_bal = (sc * c.income(now_s) + HALF_RAY) // RAY if sc else 0
         debt_bal = (sd * d.debt_index(now_s) + HALF_RAY) // RAY if sd else 0
-        cap = self.max_debt(address, collateral, debt, acc, now_s, (coll_bal, debt_bal))
-        cp, dp, bonus = self.prices(address, collateral, debt)
+        if self.rules == "v3.0":  # max_debt's v3.0 rule, inline (once per liquidatable user)
+            cap = (debt_bal * (5_000 if acc.health_factor > CLOSE_FACTOR_HF_THRESHOLD else 10_000) + 5000) // 10_000
+        else:
+            cap = self.max_debt(address, collateral, debt, acc, now_s, (coll_bal, debt_bal))
+        if u.emode:
+            cp, dp, bonus = self.prices(address, collateral, debt)
+        else:  # prices() without e-mode
+            cp, dp, bonus = c.price, d.price, c.bonus
         reason = ""
         if not acc.liquidatable:
             reason = "health factor not below 1"

@@ -403,6 +403,15 @@ class AaveLog(Event, frozen=True, kw_only=True):
     block: int
     tx: str
     log_index: int
+    block_ts: int = 0  # the block's timestamp, seconds (0: unknown); schema 2 of each Aave log class added it
+
+
+_AAVE_LOG_V1 = (*ENVELOPE, "chain", "block", "tx", "log_index")  # what every Aave log's schema 1 stored first
+
+
+def _aave_v1(*fields: str) -> dict[int, Past]:
+    """The ``PAST`` of an Aave log class whose schema 2 added ``block_ts`` (v1 bodies load with 0: unknown)."""
+    return {1: Past((*_AAVE_LOG_V1, *fields), _added(block_ts=0))}
 
 
 class AaveReserveDataUpdated(AaveLog, frozen=True, kw_only=True):
@@ -410,6 +419,10 @@ class AaveReserveDataUpdated(AaveLog, frozen=True, kw_only=True):
 
     Emitted by ``updateInterestRates`` inside every supply/borrow/repay/withdraw/liquidation/flash
     loan touching the reserve, before the action's own event in the same transaction."""
+
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("reserve", "liquidity_rate", "stable_borrow_rate",
+                                               "variable_borrow_rate", "liquidity_index", "variable_borrow_index")
 
     reserve: str
     liquidity_rate: int
@@ -422,6 +435,9 @@ class AaveReserveDataUpdated(AaveLog, frozen=True, kw_only=True):
 class AaveSupplied(AaveLog, frozen=True, kw_only=True):
     """Aave v3 ``Supply``: ``amount`` of ``reserve`` (underlying units) credited to ``on_behalf_of``."""
 
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("reserve", "user", "on_behalf_of", "amount", "referral")
+
     reserve: str
     user: str
     on_behalf_of: str
@@ -432,6 +448,9 @@ class AaveSupplied(AaveLog, frozen=True, kw_only=True):
 class AaveWithdrawn(AaveLog, frozen=True, kw_only=True):
     """Aave v3 ``Withdraw``: ``user`` redeemed ``amount`` of ``reserve`` (underlying units) to ``to``."""
 
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("reserve", "user", "to", "amount")
+
     reserve: str
     user: str
     to: str
@@ -440,6 +459,10 @@ class AaveWithdrawn(AaveLog, frozen=True, kw_only=True):
 
 class AaveBorrowed(AaveLog, frozen=True, kw_only=True):
     """Aave v3 ``Borrow``: ``on_behalf_of`` owes ``amount`` more of ``reserve``; ``rate_mode`` 1 stable, 2 variable."""
+
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("reserve", "user", "on_behalf_of", "amount", "rate_mode",
+                                               "borrow_rate", "referral")
 
     reserve: str
     user: str
@@ -453,6 +476,9 @@ class AaveBorrowed(AaveLog, frozen=True, kw_only=True):
 class AaveRepaid(AaveLog, frozen=True, kw_only=True):
     """Aave v3 ``Repay``: ``repayer`` paid back ``amount`` of ``user``'s ``reserve`` debt (with aTokens if ``use_atokens``)."""
 
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("reserve", "user", "repayer", "amount", "use_atokens")
+
     reserve: str
     user: str
     repayer: str
@@ -463,6 +489,9 @@ class AaveRepaid(AaveLog, frozen=True, kw_only=True):
 class AaveCollateralToggled(AaveLog, frozen=True, kw_only=True):
     """Aave v3 ``ReserveUsedAsCollateralEnabled`` (``enabled``) / ``...Disabled`` for ``user``'s ``reserve``."""
 
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("reserve", "user", "enabled")
+
     reserve: str
     user: str
     enabled: bool
@@ -470,6 +499,10 @@ class AaveCollateralToggled(AaveLog, frozen=True, kw_only=True):
 
 class AaveFlashLoaned(AaveLog, frozen=True, kw_only=True):
     """Aave v3 ``FlashLoan``: ``premium`` (underlying units) accrues to the reserve's suppliers."""
+
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("target", "initiator", "asset", "amount", "rate_mode", "premium",
+                                               "referral")
 
     target: str
     initiator: str
@@ -482,6 +515,9 @@ class AaveFlashLoaned(AaveLog, frozen=True, kw_only=True):
 
 class AaveEModeSet(AaveLog, frozen=True, kw_only=True):
     """Aave v3 ``UserEModeSet``: ``user`` now in e-mode ``category`` (0: none)."""
+
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("user", "category")
 
     user: str
     category: int
@@ -539,6 +575,9 @@ class AaveATokenTransferred(AaveLog, frozen=True, kw_only=True):
     """An aToken's ``BalanceTransfer``: ``scaled_amount`` of ``reserve``'s collateral moved between users
     at liquidity ``index`` (the aToken emits the scaled value)."""
 
+    SCHEMA: ClassVar[int] = 2
+    PAST: ClassVar[dict[int, Past]] = _aave_v1("reserve", "sender", "recipient", "scaled_amount", "index")
+
     reserve: str
     sender: str
     recipient: str
@@ -548,17 +587,21 @@ class AaveATokenTransferred(AaveLog, frozen=True, kw_only=True):
 
 class AaveLiquidationObserved(Event, frozen=True, kw_only=True):
     """An Aave v3 ``LiquidationCall`` log: somebody liquidated ``user`` (collateral excludes the protocol fee).
-    Schema 2 added the log's ``tx`` and ``log_index`` (v1 bodies load with ``""`` and ``-1``)."""
+    Schema 2 added the log's ``tx`` and ``log_index`` (v1 bodies load with ``""`` and ``-1``), schema 3
+    ``block_ts`` as every Aave log (v2 bodies load with 0: unknown)."""
 
-    SCHEMA: ClassVar[int] = 2
+    SCHEMA: ClassVar[int] = 3
     PAST: ClassVar[dict[int, Past]] = {
         1: Past((*ENVELOPE, "chain", "block", "collateral_asset", "debt_asset", "user", "debt_to_cover",
                  "liquidated_collateral", "liquidator", "receive_atoken"), _added(tx="", log_index=-1)),
+        2: Past((*_AAVE_LOG_V1, "collateral_asset", "debt_asset", "user", "debt_to_cover", "liquidated_collateral",
+                 "liquidator", "receive_atoken"), _added(block_ts=0)),
     }
     chain: str
     block: int
     tx: str
     log_index: int
+    block_ts: int = 0  # the block's timestamp, seconds (0: unknown); schema 3 added it
     collateral_asset: str
     debt_asset: str
     user: str

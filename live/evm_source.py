@@ -48,7 +48,8 @@ a different block gets them retracted first. (V2 ``Sync`` events and the events 
 ``AssetSourceUpdated`` carry no transaction or log index: after a restart, a retraction of one names
 ``tx`` "" and ``log_index`` -1; the fold-back is by block, so the state is the same.)
 
-Everything stamps ``ts`` with the runner's ``Clock``; the chain's own time is ``block_ts``.
+Everything stamps ``ts`` with the runner's ``Clock``; the chain's own time is ``block_ts`` (on
+``BlockProduced`` and on every Aave log event, from the block's header).
 """
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ from tapedeck.domain import uniswap_v3 as v3math
 from tapedeck.domain import events as ev
 from tapedeck.live.base import Backoff, Clock, Emit
 from tapedeck.sim.inclusion import next_base_fee
+
+_AAVE_LOGS = (ev.AaveLog, ev.AaveLiquidationObserved)  # the Aave logs that carry their block's time (block_ts)
 
 KIND = "evm"
 _RAW_LIMIT = 2000
@@ -833,7 +836,8 @@ class EvmSource:
                     if mapped:
                         self.mapper.follow(feed, AGGREGATOR, self.aave.base_decimals)
                 else:
-                    mapped = self.mapper.events(log, 0, self.name)
+                    mapped = [msgspec.structs.replace(e, block_ts=head.timestamp) if isinstance(e, _AAVE_LOGS) else e
+                              for e in self.mapper.events(log, 0, self.name)]  # the Aave book accrues at block time
                 tx = log_field_hex(log.get("transactionHash"), "transactionHash")
             except LogDecodeError as e:
                 events.append(ev.InputRejected(ts=0, source=self.name,

@@ -1,20 +1,23 @@
 """The private channel of a simulated chain: searchers send bundles to the block builder.
 
 ``BundleBuilder.send`` queues a bundle that reaches the builder at its arrival time (the sender's
-latency is the caller's business, as for ``ChainSide.submit``). Before each block the producer
-asks ``prepare`` how much gas the bundles take: the builder simulates the candidates on a
-snapshot of the backend (mine one block, read the receipts and the coinbase, revert), chooses by
-``sim.inclusion.select_bundles`` (payment order, all-or-nothing, reverting bundles left out at no
-cost), and the chosen ones are mined for real at the top of the block (``top_of_block``), before
-the public transactions the producer picked with the gas that is left.
+latency is the caller's business, as for ``ChainSide.submit``). The builder takes over the block
+producer's choice (``producer.build``): each block, ``build`` hands the pending public
+transactions, the background traffic and the arrived bundles to ``sim.inclusion.build_block``,
+which interleaves them by payment per gas (a public transaction paying more per gas than a bundle
+goes before it; bundles whole or not at all; one that would revert where it stands left out at no
+cost). The bundles are simulated on a snapshot of the backend (mine one block with the public
+transactions and bundles before it, read the receipts and the coinbase, revert); ``ChainSide``
+then mines the chosen order for real (``block_bundles`` gives the bundles' places and nonces).
 
 Nonces are the builder's to assign, at inclusion: a bundle's transactions take their senders'
 next nonces in the order they run (a searcher signs for the block it targets). A bundle whose
 sender also has public transactions pending is left out (their nonces are already taken).
 
 Payment is measured, not declared: ``gas used x effective tip`` at the sim's base fee for each
-transaction, plus what the bundle sent to the block's coinbase (the coinbase's balance change less
-the backend's own priority fees, from the receipts).
+transaction, plus what the bundle sent to the block's coinbase (the coinbase's balance change over
+the simulated block less the backend's own priority fees, from the receipts, less the same for the
+block without the bundle).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import dataclasses
 from typing import Any
 
 from tapedeck.sim.chain.pyevm import ChainTx, revert_reason
-from tapedeck.sim.inclusion import Bundle, BundleSim, PendingTx, effective_priority_fee, select_bundles
+from tapedeck.sim.inclusion import BlockPlan, Bundle, BundleSim, PendingTx, Placed, build_block, effective_priority_fee
 from tapedeck.sim.kernel import NS
 
 LEFT_OUT = "bundle left out"
@@ -30,23 +33,22 @@ PENDING_PUBLIC = "sender has public transactions pending"
 
 
 class BundleBuilder:
-    """The bundle auction of one ``ChainSide`` (``side.bundles``); hooks the producer's ``prepare``."""
+    """The bundle auction of one ``ChainSide`` (``side.bundles``); builds the producer's blocks (``build``)."""
 
     def __init__(self, side: Any):
         self.side = side
         self.pending: dict[str, Bundle] = {}  # arrived, by id, in arrival order
         self.calls: dict[str, Any] = {}  # tx id -> bound call, for revert reasons
         self._count = 0
-        self._chosen: list[tuple[Bundle, BundleSim]] = []
+        self._chosen: list[Placed] = []
         self._final: list[tuple[Bundle, str]] = []  # left out for good in this block
-        self._surplus: dict[str, int] = {}  # bundle id -> its coinbase transfers, this block's simulations
-        self._memo: dict[tuple[str, ...], list[BundleSim]] = {}
+        self._memo: dict[tuple[str, ...], tuple[BundleSim | None, int]] = {}  # this block's simulations
         self._mined: list[str] = []  # tx ids of the last block's bundles (their calls are kept until then)
         self.included = 0
         self.left_out = 0
         self.simulations = 0
         side.bundles = self
-        side.producer.prepare = self.prepare
+        side.producer.build = self.build
 
     def send(self, txs: list[dict[str, Any]], *, arrival_ns: int, blocks: int = 1, tag: str = "bundle") -> Bundle:
         """Queue a bundle of transactions (each a dict: ``sender``, ``to``, ``data``, ``gas``,
@@ -77,33 +79,34 @@ class BundleBuilder:
 
     # ------------------------------------------------------------------ the auction
 
-    def prepare(self, number: int, ts: int) -> int:
-        """Choose this block's bundles (simulated at ``ts``); returns the gas they use."""
-        self._chosen, self._final, self._surplus, self._memo = [], [], {}, {}
+    def build(self, pending: tuple[PendingTx, ...], base_fee: int, gas_limit: int, *, seed: int | str,
+              nonces: dict[str, int], number: int, ts: int) -> BlockPlan:
+        """The block: ``build_block`` over the pending transactions and this block's bundles
+        (simulated at ``ts``); remembers the chosen bundles for ``block_bundles``."""
+        self._chosen, self._final, self._memo = [], [], {}
         for tx_id in self._mined:  # last block's: their receipts were read
             self.calls.pop(tx_id, None)
         self._mined = []
-        if not self.pending:
-            return 0
-        candidates, busy = [], self._senders_with_public_txs()
-        for b in list(self.pending.values()):
-            if b.first_block > number:
-                continue
-            if any(t.sender in busy for t in b.txs):
-                self._leave(b, PENDING_PUBLIC, number)
-            else:
-                candidates.append(b)
+        candidates: list[Bundle] = []
+        if self.pending:
+            busy = self._senders_with_public_txs()
+            for b in list(self.pending.values()):
+                if b.first_block > number:
+                    continue
+                if any(t.sender in busy for t in b.txs):
+                    self._leave(b, PENDING_PUBLIC, number)
+                else:
+                    candidates.append(b)
         if not candidates:
-            return 0
-        producer = self.side.producer
-        plan = select_bundles(candidates, lambda seq: self._simulate(seq, ts, producer.base_fee), producer.base_fee,
-                              producer.chain.gas_limit, seed=f"{producer.seed}:{self.side.name}:{number}:bundles")
-        for b, why in plan.left_out:
+            return build_block(pending, base_fee, gas_limit, seed=seed, nonces=nonces)
+        plan = build_block(pending, base_fee, gas_limit, seed=seed, nonces=nonces, bundles=candidates,
+                           simulate=lambda seq: self._simulate(seq, ts, base_fee))
+        for b, why in plan.bundles_left:
             self._leave(b, why, number)
-        self._chosen = list(plan.included)
-        for b, _ in self._chosen:
-            del self.pending[b.id]
-        return plan.gas_used
+        self._chosen = list(plan.bundles)
+        for p in self._chosen:
+            del self.pending[p.bundle.id]
+        return plan
 
     def _leave(self, b: Bundle, why: str, number: int) -> None:
         if b.last_block <= number:  # its window is over: gone, reported as dropped
@@ -127,63 +130,74 @@ class BundleBuilder:
             out.append((b, txs))
         return out
 
-    def _simulate(self, seq: list[Bundle], ts: int, base_fee: int) -> list[BundleSim]:
-        """Run ``seq`` in one block on a snapshot; per bundle: reverted?, payment, gas used.
+    def _simulate(self, seq: list[PendingTx | Bundle], ts: int, base_fee: int) -> BundleSim:
+        """The last unit of ``seq`` (a bundle) run after the others in one block on a snapshot:
+        reverted?, payment, gas used. Only the public transactions the chain executes count
+        (background traffic is virtual). Memoised per block: a simulation is a mined and reverted
+        block, ~0.3-0.6 s on py-evm for a liquidation, ~0.1 s on anvil."""
+        units = [u for u in seq if isinstance(u, Bundle) or isinstance(u.payload, ChainTx)]
+        sim, total = self._sim(units, ts, base_fee)
+        assert sim is not None
+        _, before = self._sim(units[:-1], ts, base_fee) if len(units) > 1 else (None, 0)
+        return dataclasses.replace(sim, payment=sim.payment + total - before)
 
-        Memoised per block (the best bundle's greedy run is its run alone): a simulation is a
-        mined and reverted block, ~0.3-0.6 s on py-evm for a liquidation, ~0.1 s on anvil."""
-        key = tuple(b.id for b in seq)
+    def _sim(self, units: list[PendingTx | Bundle], ts: int, base_fee: int) -> tuple[BundleSim | None, int]:
+        key = tuple(u.id for u in units)
         if key not in self._memo:
-            self._memo[key] = self._run(seq, ts, base_fee)
+            self._memo[key] = self._run(units, ts, base_fee)
         return self._memo[key]
 
-    def _run(self, seq: list[Bundle], ts: int, base_fee: int) -> list[BundleSim]:
+    def _run(self, units: list[PendingTx | Bundle], ts: int, base_fee: int) -> tuple[BundleSim | None, int]:
+        """Mine ``units`` on a snapshot: the last one's result if it is a bundle (its payment: its
+        priority fees only) and the block's coinbase surplus (transfers beyond priority fees)."""
         self.simulations += 1
         backend, w3 = self.side.backend, self.side.w3
-        placed = self._with_nonces(seq)
-        flat = [t for _, txs in placed for t in txs]
+        placed = self._with_nonces([u for u in units if isinstance(u, Bundle)])
+        last = units[-1] if isinstance(units[-1], Bundle) else None
+        flat, k = [], 0
+        for u in units:
+            if isinstance(u, Bundle):
+                flat.extend(placed[k][1])
+                k += 1
+            else:
+                flat.append(u)
         snap = backend.snapshot()
         try:
             try:
                 receipts = backend.mine_block([t.payload for t in flat], ts // NS)
             except Exception as e:  # noqa: BLE001 - the backend refused a transaction (nonce, funds)
-                return [BundleSim(False, 0, 0, f"invalid: {e}") for _ in seq]
-            # Only a block's total is observable; every bundle but the last was simulated before as
-            # the last of this same prefix, so its share is known and the rest is the last one's.
+                return (BundleSim(False, 0, 0, f"invalid: {e}") if last is not None else None), 0
             surplus = coinbase_surplus(w3, receipts)
-            known = sum(self._surplus.get(b.id, 0) for b in seq[:-1])
-            self._surplus[seq[-1].id] = surplus - known
-            out, i = [], 0
-            for b, txs in placed:
-                mine = receipts[i:i + len(txs)]
-                bad = [(t, r) for t, r in zip(txs, mine) if r["status"] != 1]
-                reason = ""
-                if bad:
-                    t = bad[0][0]
-                    call = self.calls.get(b.txs[txs.index(t)].id)
-                    reason = revert_reason(call, {"from": t.sender, "gas": t.gas}) if call is not None else "reverted"
-                    reason = reason.removeprefix("execution reverted: ")
-                tips = sum(r["gasUsed"] * effective_priority_fee(t, base_fee) for t, r in zip(txs, mine))
-                paid = tips + self._surplus[b.id]
-                out.append(BundleSim(not bad, paid, sum(r["gasUsed"] for r in mine), reason))
-                i += len(txs)
-            return out
+            if last is None:
+                return None, surplus
+            txs = placed[-1][1]
+            mine = receipts[len(receipts) - len(txs):]
+            bad = [(t, r) for t, r in zip(txs, mine) if r["status"] != 1]
+            reason = ""
+            if bad:
+                t = bad[0][0]
+                call = self.calls.get(last.txs[txs.index(t)].id)
+                reason = revert_reason(call, {"from": t.sender, "gas": t.gas}) if call is not None else "reverted"
+                reason = reason.removeprefix("execution reverted: ")
+            tips = sum(r["gasUsed"] * effective_priority_fee(t, base_fee) for t, r in zip(txs, mine))
+            return BundleSim(not bad, tips, sum(r["gasUsed"] for r in mine), reason), surplus
         finally:
             backend.revert(snap)
 
     # ------------------------------------------------------------------ the block itself
 
-    def top_of_block(self) -> tuple[list[PendingTx], list[tuple[PendingTx, str]]]:
-        """The chosen bundles' transactions with their nonces, in block order, and the transactions
-        of bundles left out for good (with why) -- what ``ChainSide`` mines first and reports."""
-        placed = self._with_nonces([b for b, _ in self._chosen])
-        txs = [t for _, ts in placed for t in ts]
+    def block_bundles(self) -> tuple[list[tuple[int, list[PendingTx]]], list[tuple[PendingTx, str]]]:
+        """The chosen bundles of the block being mined, each as (its place: the index of the public
+        transaction it goes before, its transactions with their nonces), in block order, and the
+        transactions of bundles left out for good (with why): what ``ChainSide`` mines and reports."""
+        placed = self._with_nonces([p.bundle for p in self._chosen])
+        out = [(p.at, txs) for p, (_, txs) in zip(self._chosen, placed)]
         left = [(t, f"{LEFT_OUT}: {why}") for b, why in self._final for t in b.txs]
-        self._mined = [t.id for b, _ in self._chosen for t in b.txs] + [t.id for t, _ in left]
+        self._mined = [t.id for p in self._chosen for t in p.bundle.txs] + [t.id for t, _ in left]
         self.included += len(self._chosen)
         self.left_out += len(self._final)
         self._chosen, self._final = [], []
-        return txs, left
+        return out, left
 
 
 def coinbase_surplus(w3: Any, receipts: list[Any]) -> int:

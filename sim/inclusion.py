@@ -32,18 +32,34 @@ reason                        fate       when
 Gas accounting uses each transaction's ``gas`` (its limit): the builder reserves it; the chain's
 execution may use less, and ``next_base_fee`` takes whatever gas the block really used.
 
-**Bundles** (private submissions, ``select_bundles``) are chosen before the public transactions
-and go at the top of the block, whole and in order or not at all, by what they pay the builder
-(measured by simulation: priority fee x gas used plus coinbase transfers); one that would revert,
-alone or after a better-paying one, is left out and costs nothing. The public transactions then
-share the gas the bundles left (``sim.bundles`` runs the simulations on the chain).
+**Bundles** (private submissions, ``build_block(..., bundles=, simulate=)``) compete with the
+public transactions in the same greedy, by **payment per gas**: a bundle's score is what it pays the
+builder (measured by simulating it alone at the top of the block: priority fee x gas used plus
+coinbase transfers) divided by the gas it used, as mev-geth's ``mevGasPrice`` (exact, a
+``Fraction``); a public transaction's is its effective priority fee. So a public transaction that
+pays more per gas than a bundle goes before it, and one that pays less goes after. A bundle goes in
+whole and in order or not at all: when its turn comes it is simulated again after everything the
+block holds so far, and one that would revert there (or alone) is left out and costs nothing;
+one whose gas does not fit is left out too. Ties of score go to the earlier arrival, then to the
+seeded draw, as for transactions. Without bundles the rule and its results are exactly the
+transaction rule above (``sim.bundles`` runs the simulations on the chain).
+
+The chosen order is the **best** in the rule's own sense: of all the blocks that could be built from
+the same pending transactions and bundles (any subset of the bundles, any interleaving that keeps
+each sender's nonce order and the gas limit, no bundle reverting where it stands), it is the one
+whose sequence of scores is lexicographically greatest (at every position the best-paying unit that
+could go there); ``tests/test_sim_bundles_rule.py`` checks that against a brute force over every
+such block on small cases. It is not always the block that earns the builder most: a bundle put
+before a better-paying public transaction that then reverts would add the bundle's payment to the
+reverted transaction's fees; a builder that orders by payment per gas does not do that.
 """
 from __future__ import annotations
 
 import hashlib
 import heapq
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from fractions import Fraction
+from typing import Callable, Iterable, Mapping, Union
 
 ELASTICITY_MULTIPLIER = 2
 BASE_FEE_MAX_CHANGE_DENOMINATOR = 8
@@ -89,6 +105,20 @@ class BlockPlan:
     gas_used: int
     pending: tuple[Left, ...]  # may go in a later block; in (sender, nonce) order
     dropped: tuple[Left, ...]  # never will; in (sender, nonce) order
+    bundles: tuple["Placed", ...] = ()  # the bundles chosen, in block order, each with its place
+    bundles_left: tuple[tuple["Bundle", str], ...] = ()  # bundles left out of this block, and why
+
+    def order(self) -> list["PendingTx | Bundle"]:
+        """The block's units in order: the included transactions with the bundles at their places."""
+        out: list[PendingTx | Bundle] = []
+        k = 0
+        for i, tx in enumerate(self.included):
+            while k < len(self.bundles) and self.bundles[k].at == i:
+                out.append(self.bundles[k].bundle)
+                k += 1
+            out.append(tx)
+        out.extend(p.bundle for p in self.bundles[k:])
+        return out
 
     def tip(self, tx: PendingTx) -> int:
         return effective_priority_fee(tx, self.base_fee)
@@ -106,12 +136,17 @@ def tiebreak(seed: int | str, tx_id: str) -> int:
 
 
 def build_block(pending: Iterable[PendingTx], base_fee: int, gas_limit: int, *, seed: int | str,
-                nonces: Mapping[str, int] | None = None) -> BlockPlan:
-    """Choose and order a block's transactions (see the module's docstring for the rule).
+                nonces: Mapping[str, int] | None = None, bundles: Iterable["Bundle"] = (),
+                simulate: "SimulateAfter | None" = None) -> BlockPlan:
+    """Choose and order a block's transactions and bundles (see the module's docstring for the rule).
 
     ``nonces`` gives each sender's account nonce (the next nonce the chain accepts); a sender not
     in it starts at its lowest pending nonce. ``seed`` should differ per block (e.g.
     ``f"{scenario_seed}:{chain}:{number}"``) so that ties do not always go the same way.
+    ``bundles`` compete with the transactions by payment per gas; ``simulate(units)`` runs the
+    block's units in that order on a copy of the chain and returns the last one's (a bundle's)
+    ``BundleSim``: it is called with ``[bundle]`` for its score, then with the block so far plus
+    the bundle when its turn comes.
     """
     nonces = nonces or {}
     dropped: list[Left] = []
@@ -143,11 +178,27 @@ def build_block(pending: Iterable[PendingTx], base_fee: int, gas_limit: int, *, 
             gapped.add(sender)  # nothing after a missing nonce can go
             waiting.append(Left(best, NONCE_GAP))
 
-    # 2. Greedy by effective tip over each sender's next transaction.
-    heads: list[tuple[int, int, int, str, str]] = []
+    # 2. Greedy by payment per gas over each sender's next transaction and the bundles.
+    heads: list[tuple[int | Fraction, int, int, str, str]] = []
     cursor: dict[str, int] = {}
     included: list[PendingTx] = []
     gas_left = gas_limit
+    block: list[PendingTx | Bundle] = []  # what a bundle is simulated after when its turn comes
+    placed: list[Placed] = []
+    bundles_left: list[tuple[Bundle, str]] = []
+    scored: dict[str, tuple[Bundle, BundleSim]] = {}
+    for b in sorted(bundles, key=lambda b: b.id):
+        if simulate is None:
+            raise ValueError("bundles need a simulate function")
+        if any(t.max_fee < base_fee or t.max_priority_fee > t.max_fee for t in b.txs):
+            bundles_left.append((b, BUNDLE_UNDERPRICED))
+            continue
+        alone = simulate([b])
+        if not alone.ok:
+            bundles_left.append((b, f"{BUNDLE_REVERTS}: {alone.reason}" if alone.reason else BUNDLE_REVERTS))
+            continue
+        scored[b.id] = (b, alone)
+        heapq.heappush(heads, (-bundle_score(alone), b.arrival_ns, tiebreak(seed, b.id), b.id, BUNDLE_HEAD))
 
     def hold_back(sender: str, at: int, reason: str) -> None:
         run = chains[sender]
@@ -171,13 +222,29 @@ def build_block(pending: Iterable[PendingTx], base_fee: int, gas_limit: int, *, 
     for sender in chains:
         offer(sender, 0)
     while heads:
-        *_, sender = heapq.heappop(heads)
+        *_, uid, sender = heapq.heappop(heads)
+        if sender is BUNDLE_HEAD:
+            b, alone = scored[uid]
+            result = simulate(block + [b]) if block else alone  # type: ignore[misc]
+            if not result.ok:
+                rule = BUNDLE_CONFLICTS_PUBLIC if any(isinstance(u, PendingTx) and u.payload is not None
+                                                      for u in block) else BUNDLE_CONFLICTS
+                bundles_left.append((b, f"{rule}: {result.reason}" if result.reason else rule))
+            elif result.gas_used > gas_left:
+                bundles_left.append((b, BUNDLE_FULL))
+            else:
+                placed.append(Placed(len(included), b, result))
+                block.append(b)
+                gas_left -= result.gas_used
+            continue
         i = cursor[sender]
         tx = chains[sender][i]
         if tx.gas > gas_left:
             hold_back(sender, i, BLOCK_FULL)
             continue
         included.append(tx)
+        if scored:
+            block.append(tx)
         gas_left -= tx.gas
         offer(sender, i + 1)
 
@@ -185,7 +252,8 @@ def build_block(pending: Iterable[PendingTx], base_fee: int, gas_limit: int, *, 
         return (left.tx.sender, left.tx.nonce, left.tx.id)
 
     return BlockPlan(base_fee=base_fee, gas_limit=gas_limit, included=tuple(included), gas_used=gas_limit - gas_left,
-                     pending=tuple(sorted(waiting, key=order)), dropped=tuple(sorted(dropped, key=order)))
+                     pending=tuple(sorted(waiting, key=order)), dropped=tuple(sorted(dropped, key=order)),
+                     bundles=tuple(placed), bundles_left=tuple(sorted(bundles_left, key=lambda x: x[0].id)))
 
 
 def next_base_fee(base_fee: int, gas_used: int, gas_target: int) -> int:
@@ -269,7 +337,18 @@ class BundleSim:
     reason: str = ""  # why it would revert (or could not run)
 
 
-Simulate = Callable[[list[Bundle]], list[BundleSim]]
+Simulate = Callable[[list[Bundle]], list[BundleSim]]  # select_bundles': one result per bundle of the sequence
+SimulateAfter = Callable[[list[Union[PendingTx, Bundle]]], BundleSim]  # build_block's: the last unit's result
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A bundle the block includes: it goes before ``included[at]`` (after all of them if ``at`` is
+    their number), with its simulation where it stands."""
+
+    at: int
+    bundle: Bundle
+    sim: BundleSim
 
 
 @dataclass(frozen=True)
@@ -281,48 +360,32 @@ class BundlePlan:
 
 BUNDLE_REVERTS = "would revert"
 BUNDLE_CONFLICTS = "reverts after a better-paying bundle"
+# ... when public transactions that the chain executes (a payload) went before it too; both end
+# "better-paying bundle" so a reason's tail ("<rule>: <revert reason>") reads the same way
+BUNDLE_CONFLICTS_PUBLIC = "reverts after a better-paying transaction or better-paying bundle"
 BUNDLE_UNDERPRICED = "underpriced"
 BUNDLE_FULL = "block full"
+BUNDLE_HEAD: str = object()  # type: ignore[assignment]  # marks a bundle's entry among the senders' heads
+
+
+def bundle_score(sim: BundleSim) -> Fraction:
+    """A bundle's payment per gas (mev-geth's ``mevGasPrice``), exact; the whole payment if it used no gas."""
+    return Fraction(sim.payment, sim.gas_used) if sim.gas_used > 0 else Fraction(sim.payment)
 
 
 def select_bundles(bundles: Iterable[Bundle], simulate: Simulate, base_fee: int, gas_limit: int, *,
                    seed: int | str) -> BundlePlan:
-    """Which bundles go at the top of a block, in which order (the early Flashbots builder's rule).
+    """Which bundles a block of bundles only takes, in which order: ``build_block``'s rule with no
+    public transactions (``simulate`` returns one ``BundleSim`` per bundle of the sequence it is
+    given, run in that order in one block on a copy of the chain).
 
-    1. Each bundle is simulated alone at the top of the block (``simulate([b])``); one that reverts,
-       or has a transaction whose ``max_fee`` is below the base fee, is left out at no cost to anyone.
-    2. The rest are ordered by that payment, highest first; ties go to the earlier arrival, then
-       to the seeded draw (``tiebreak``).
-    3. Greedily, each is simulated again on top of those already taken (``simulate(taken + [b])``):
-       it goes in if it still does not revert and its gas fits; else it is left out (a bundle that
-       conflicts with a better-paying one, e.g. the same liquidation, loses without paying).
-
-    ``simulate`` returns one ``BundleSim`` per bundle of the sequence it is given, run in that
-    order in one block on a copy of the chain (the caller's snapshot).
+    1. Each bundle is simulated alone at the top of the block; one that reverts, or has a
+       transaction whose ``max_fee`` is below the base fee, is left out at no cost to anyone.
+    2. The rest go by payment per gas, highest first; ties to the earlier arrival, then the draw.
+    3. Each is simulated again after those already taken: it goes in if it still does not revert
+       and its gas fits; else it is left out (a bundle that conflicts with a better-paying one,
+       e.g. the same liquidation, loses without paying).
     """
-    left: list[tuple[Bundle, str]] = []
-    ranked: list[tuple[tuple[int, int, int, str], Bundle]] = []
-    for b in sorted(bundles, key=lambda b: b.id):
-        if any(t.max_fee < base_fee or t.max_priority_fee > t.max_fee for t in b.txs):
-            left.append((b, BUNDLE_UNDERPRICED))
-            continue
-        [alone] = simulate([b])
-        if not alone.ok:
-            left.append((b, f"{BUNDLE_REVERTS}: {alone.reason}" if alone.reason else BUNDLE_REVERTS))
-            continue
-        ranked.append(((-alone.payment, b.arrival_ns, tiebreak(seed, b.id), b.id), b))
-    ranked.sort(key=lambda r: r[0])
-    taken: list[Bundle] = []
-    sims: list[BundleSim] = []
-    gas_left = gas_limit
-    for _, b in ranked:
-        result = simulate(taken + [b])[-1]
-        if not result.ok:
-            left.append((b, f"{BUNDLE_CONFLICTS}: {result.reason}" if result.reason else BUNDLE_CONFLICTS))
-        elif result.gas_used > gas_left:
-            left.append((b, BUNDLE_FULL))
-        else:
-            taken.append(b)
-            sims.append(result)
-            gas_left -= result.gas_used
-    return BundlePlan(tuple(zip(taken, sims)), tuple(left), gas_limit - gas_left)
+    plan = build_block((), base_fee, gas_limit, seed=seed, bundles=bundles,
+                       simulate=lambda seq: simulate(seq)[-1])  # type: ignore[arg-type]
+    return BundlePlan(tuple((p.bundle, p.sim) for p in plan.bundles), plan.bundles_left, plan.gas_used)

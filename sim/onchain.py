@@ -3,10 +3,12 @@ block builder, and a real chain backend (py-evm or anvil) executes what each blo
 
 ``ChainSide.submit`` gives a transaction its sender's next nonce and puts it in the block
 producer's mempool when it *arrives* (the sender's latency is the caller's business: pass the
-arrival time). At each block the builder (``sim.inclusion.build_block``) picks and orders the
-pending transactions together with the virtual background traffic; ``ChainSide`` then runs the
-included ones on the backend in that order, in one chain block stamped with the sim block's time,
-and tells every listener what happened (``BlockResult``: receipts, reverts, drops).
+arrival time). At each block the builder (``sim.inclusion.build_block``; with a
+``sim.bundles.BundleBuilder`` on the side, through its ``build``, bundles interleaved by payment
+per gas) picks and orders the pending transactions together with the virtual background traffic;
+``ChainSide`` then runs the included ones (and the chosen bundles at their places) on the backend
+in that order, in one chain block stamped with the sim block's time, and tells every listener what
+happened (``BlockResult``: receipts, reverts, drops).
 
 Gas is charged at the *sim's* base fee (the block producer's EIP-1559 fee, moved by the virtual
 background traffic as well), not at the backend's own, which only sees the agents' transactions:
@@ -82,7 +84,7 @@ class ChainSide:
         self.w3 = backend.w3
         self.listeners: list[Listener] = []
         self.watchers: list[Callable[[PendingTx], None]] = []  # see each public tx as it reaches the mempool
-        self.bundles: Any = None  # a sim.bundles.BundleBuilder: its chosen bundles go at the top of each block
+        self.bundles: Any = None  # a sim.bundles.BundleBuilder: its chosen bundles go in each block at their places
         self.calls: dict[str, Any] = {}  # tx id -> the bound contract call, for revert reasons
         self._next_nonce: dict[str, int] = {}
         self._submitted_block: dict[str, int] = {}
@@ -130,21 +132,31 @@ class ChainSide:
             watcher(tx)
 
     def _execute(self, plan: BlockPlan, number: int, ts: int) -> int:
-        top, left_out = self.bundles.top_of_block() if self.bundles is not None else ([], [])
-        ours = [(len(top) + i, t) for i, t in enumerate(plan.included) if isinstance(t.payload, ChainTx)]
-        ours = [(i, t) for i, t in enumerate(top)] + ours
+        placed, left_out = self.bundles.block_bundles() if self.bundles is not None else ([], [])
+        seq: list[tuple[PendingTx, bool]] = []  # the sim block in order: (tx, from a bundle?)
+        k = 0
+        for i, t in enumerate(plan.included):
+            while k < len(placed) and placed[k][0] == i:
+                seq.extend((b, True) for b in placed[k][1])
+                k += 1
+            seq.append((t, False))
+        for _, txs in placed[k:]:
+            seq.extend((b, True) for b in txs)
+        ours = [(i, t) for i, (t, _) in enumerate(seq) if isinstance(t.payload, ChainTx)]
         receipts = self.backend.mine_block([t.payload for _, t in ours], ts // NS) if ours else []
         if ours:
             self.blocks_mined += 1
             self.transactions += len(ours)
         outcomes = []
-        gas_used = plan.gas_used + sum(r["gasUsed"] for r in receipts[:len(top)])
-        for tx in top:  # the builder gave them nonces: the senders' accounts move past them
-            self._next_nonce[tx.sender] = max(self._next_nonce.get(tx.sender, 0), tx.nonce + 1)
-            self.producer.mempool.nonces[tx.sender] = self._next_nonce[tx.sender]
+        # the gas the builder reserved for a public transaction becomes the gas it used; background
+        # traffic keeps its reservation
+        gas_used = sum(t.gas for t in plan.included if not isinstance(t.payload, ChainTx)) + \
+            sum(r["gasUsed"] for r in receipts)
+        for _, txs in placed:  # the builder gave them nonces: the senders' accounts move past them
+            for tx in txs:
+                self._next_nonce[tx.sender] = max(self._next_nonce.get(tx.sender, 0), tx.nonce + 1)
+                self.producer.mempool.nonces[tx.sender] = self._next_nonce[tx.sender]
         for (i, tx), r in zip(ours, receipts):
-            if i >= len(top):  # a public one: the gas the builder reserved becomes the gas it used
-                gas_used += r["gasUsed"] - tx.gas
             status = SUCCESS if r["status"] == 1 else REVERTED
             reason = ""
             if status == REVERTED:

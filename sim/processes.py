@@ -169,6 +169,8 @@ class BlockProducer:
         self.execute = execute
         # Bundles (sim.bundles) are chosen before the public transactions: it returns the gas they take.
         self.prepare: Callable[[int, int], int] | None = None
+        # Or a block builder of its own (sim.bundles): build_block's arguments plus number= and ts=.
+        self.build: Callable[..., BlockPlan] | None = None
         self.base_fee = chain.initial_base_fee
         self.number = chain.first_block
         self.interval_ns = to_ns(chain.block_interval)
@@ -207,9 +209,14 @@ class BlockProducer:
         ours = self.mempool.pending()
         own_ids = {t.id for t in ours}  # membership only
         background = self._background(self.number, slot_start_ns)
-        reserved = self.prepare(self.number, ts) if self.prepare is not None else 0
-        plan = build_block(ours + tuple(background), self.base_fee, self.chain.gas_limit - reserved,
-                           seed=f"{self.seed}:{self.chain.name}:{self.number}", nonces=self.mempool.nonces)
+        if self.build is not None:  # e.g. sim.bundles.BundleBuilder.build: bundles among the transactions
+            plan = self.build(ours + tuple(background), self.base_fee, self.chain.gas_limit,
+                              seed=f"{self.seed}:{self.chain.name}:{self.number}", nonces=self.mempool.nonces,
+                              number=self.number, ts=ts)
+        else:
+            reserved = self.prepare(self.number, ts) if self.prepare is not None else 0
+            plan = build_block(ours + tuple(background), self.base_fee, self.chain.gas_limit - reserved,
+                               seed=f"{self.seed}:{self.chain.name}:{self.number}", nonces=self.mempool.nonces)
         gas_used = plan.gas_used
         if self.execute is not None:
             used = self.execute(plan, self.number, ts)

@@ -79,7 +79,7 @@ def test_every_modelled_log_decodes_to_its_event(tmp_path, name: str, args: dict
     (e,) = read_aave_logs(write(tmp_path, [log_row(name, mixed)]), "polygon")
     assert type(e) is cls, e
     assert (e.chain, e.block, e.log_index, e.tx, e.source) == ("polygon", 51986202, 1, "0x" + "ab" * 32, "aave-v3-logs")
-    assert e.ts == 1704499578 * 10**9  # 2024-01-06 00:06:18 UTC
+    assert e.ts == 1704499578 * 10**9 and e.block_ts == 1704499578  # 2024-01-06 00:06:18 UTC: the block's
     for k, v in fields.items():
         assert getattr(e, k) == v, (k, getattr(e, k))
     assert codec.decode(codec.topic(cls), codec.encode(e)) == e  # and it survives the log's codec

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any, Callable
 
 import msgspec
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -143,6 +144,30 @@ def test_fast_path_intends_in_the_handling_of_the_price_update() -> None:
     assert opp.flash_premium == (opp.debt_to_cover * 5 + 5000) // 10_000
     seized = (opp.debt_to_cover * 10**8 * 10**18 // (1800 * 10**8 * 10**6) * 10500 + 5000) // 10_000
     assert opp.protocol_fee + opp.collateral_to_liquidator == seized
+
+
+def test_a_profit_share_bid_tips_that_share_of_the_profit_before_the_tip_per_gas() -> None:
+    t, alice = alice_tape()
+    weth = t.reserves[0]
+    t.advance(1)
+    t.price(weth, 1800 * 10**8)
+    pool_event(t)
+    fixed, = of(run(liquidator(), t.events), ev.LiquidationOpportunity)
+    out = run(liquidator(bid_profit_share_bps=9000), t.events)
+    opp, = of(out, ev.LiquidationOpportunity)
+    intent, = of(out, ev.OrderIntended)
+    assert (opp.debt_to_cover, opp.proceeds) == (fixed.debt_to_cover, fixed.proceeds)  # the same size
+    # the tape's block: next base fee 1 gwei; wei -> USDC (6 dp, $1 = 1e8) at WETH's $1800
+    to_usdc = (1800 * 10**8 * 10**6, 10**8 * 10**18)
+    before_tip = opp.proceeds - opp.debt_to_cover - opp.flash_premium - -(-600_000 * 10**9 * to_usdc[0] // to_usdc[1])
+    budget_wei = before_tip * 9000 // 10_000 * to_usdc[1] // to_usdc[0]
+    assert intent.max_priority_fee == budget_wei // 600_000 > 10**9  # above the 1 gwei floor
+    assert opp.gas_cost == -(-600_000 * (10**9 + intent.max_priority_fee) * to_usdc[0] // to_usdc[1])
+    assert opp.expected_profit == opp.proceeds - opp.debt_to_cover - opp.flash_premium - opp.gas_cost
+    assert before_tip // 10 <= opp.expected_profit <= before_tip // 10 + before_tip // 10**6  # 10% is left
+    assert intent.min_profit == opp.gas_cost  # the executor must still pay for the gas it bid
+    with pytest.raises(ValueError, match="bid_profit_share_bps"):
+        liquidator(bid_profit_share_bps=10_000)
 
 
 def test_healthy_users_and_small_profits_make_no_intent() -> None:

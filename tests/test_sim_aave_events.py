@@ -253,6 +253,10 @@ def test_the_events_are_the_receipts_logs_one_to_one(small_run: Any) -> None:
         assert name == want_name
         for field, arg in fields.items():
             assert getattr(e, field) == args[arg], (key, field)
+    # block_ts: the chain block's own timestamp (the set-up's blocks are before the sim's start)
+    w3 = agents.market.w3
+    stamp = {"0x" + bytes(r["transactionHash"]).hex(): w3.eth.get_block(r["blockNumber"])["timestamp"] for r in receipts}
+    assert all(e.block_ts == stamp[e.tx] > 0 for e in ours.values())
     kinds = {type(e) for e in ours.values()}
     assert {ev.AaveSupplied, ev.AaveBorrowed, ev.AaveReserveDataUpdated, ev.AaveCollateralToggled,
             ev.AaveLiquidationObserved, ev.AaveATokenTransferred} <= kinds  # the protocol fee moves as aTokens

@@ -47,6 +47,7 @@ class Sim:
     """A quiet world's chain with an Aave market, a funded WETH/USDC pair and one liquidatable borrower."""
 
     bot_before: tuple[int, int] = (0, 0)  # the bot's (nonce, ETH) when its intent was submitted
+    rival_tx: Any = None  # a rival searcher's public liquidation (_run_bot(public_tip=...))
 
     def __init__(self, hf: float = 0.9, backend: str = "pyevm") -> None:
         sc = load_scenario("quiet", seed=4)
@@ -91,21 +92,26 @@ def _transfer(sim: Sim, sender: str, to: str, value: int, tip: int = GWEI) -> di
     return dict(sender=sender, to=to, data=b"", gas=21_000, max_priority_fee=tip, value=value)
 
 
-def test_a_bundle_goes_in_whole_in_order_at_the_top_of_the_block() -> None:
+def test_a_bundle_goes_in_whole_and_in_order_among_the_public_transactions_by_payment_per_gas() -> None:
     sim = Sim()
     a, x = sim.backend.accounts[3], sim.backend.accounts[4]
     before = sim.backend.w3.eth.get_balance(x)
     b = sim.builder.send([_transfer(sim, a, x, 1), _transfer(sim, a, x, 2), _transfer(sim, x, a, 3)],
-                         arrival_ns=sim.t0 + NS)
-    public = sim.side.submit(sim.backend.accounts[5], to=x, data=b"", gas=21_000, max_priority_fee=100 * GWEI,
-                             arrival_ns=sim.t0 + NS)  # a far higher tip still goes after the bundle
+                         arrival_ns=sim.t0 + NS)  # pays 1 gwei per gas
+    rich = sim.side.submit(sim.backend.accounts[5], to=x, data=b"", gas=21_000, max_priority_fee=100 * GWEI,
+                           arrival_ns=sim.t0 + NS)  # pays more per gas: goes before the bundle
+    poor = sim.side.submit(sim.backend.accounts[6], to=x, data=b"", gas=21_000, max_priority_fee=GWEI // 2,
+                           arrival_ns=sim.t0 + NS)  # pays less: after it
     sim.world.run(until=12)
     out = sim.outcomes()
     got = [out[t.id] for t in b.txs]
-    assert [o.status for o in got] == ["success"] * 3 and [o.index for o in got] == [0, 1, 2]
-    assert [o.receipt["transactionIndex"] for o in got] == [0, 1, 2]
-    assert out[public.id].index > 2 and out[public.id].receipt["transactionIndex"] == 3
-    assert sim.backend.w3.eth.get_balance(x) == before + 3 - 3 - got[2].receipt["gasUsed"] * \
+    assert [o.status for o in got] == ["success"] * 3
+    first = got[0].index
+    assert [o.index for o in got] == [first, first + 1, first + 2]  # whole, in order, nothing in between
+    assert out[rich.id].index < first and out[poor.id].index > first + 2
+    assert [out[rich.id].receipt["transactionIndex"]] + [o.receipt["transactionIndex"] for o in got] + \
+        [out[poor.id].receipt["transactionIndex"]] == [0, 1, 2, 3, 4]
+    assert sim.backend.w3.eth.get_balance(x) == before + 1 + 2 - 3 - got[2].receipt["gasUsed"] * \
         got[2].receipt["effectiveGasPrice"]
     assert [o.tx.nonce for o in got] == [0, 1, 0]  # the builder's nonces, in the order they run
 
@@ -177,8 +183,8 @@ def _intent(sim: Sim, gateway: AaveLiquidations, private: bool, tip: int = 2 * G
                             route=(sim.pair.pair.address.lower(),), min_profit=0, profit_asset=usdc, private=private)
 
 
-def _run_bot(private: bool, copycat: bool, backend: str = "pyevm",
-             rival_tip: int = 0) -> tuple[Sim, list[ev.Event], Any]:
+def _run_bot(private: bool, copycat: bool, backend: str = "pyevm", rival_tip: int = 0,
+             public_tip: int = 0) -> tuple[Sim, list[ev.Event], Any]:
     sim = Sim(hf=0.9, backend=backend)
     bot = sim.backend.accounts[1]
     gateway = AaveLiquidations(SimpleNamespace(market=sim.market, side=sim.side, world=sim.world), bot)
@@ -194,6 +200,10 @@ def _run_bot(private: bool, copycat: bool, backend: str = "pyevm",
     routes.submit(intent)
     if rival_tip:  # a rival searcher's own bundle for the same borrower
         sim.builder.send([sim.liquidation(sim.backend.accounts[6], rival_tip)], arrival_ns=sim.t0 + NS)
+    if public_tip:  # a rival searcher's public liquidationCall of the same borrower
+        rtx = sim.liquidation(sim.backend.accounts[6], public_tip)
+        sim.rival_tx = sim.side.submit(rtx["sender"], to=rtx["to"], data=rtx["data"], gas=rtx["gas"],
+                                       max_priority_fee=public_tip, arrival_ns=sim.t0 + NS, call=rtx["call"])
     try:
         sim.world.run(until=14)
     finally:
@@ -230,6 +240,28 @@ def test_a_copycat_takes_a_public_liquidation_and_never_sees_a_private_one(backe
     sim, private, cat = _run_bot(private=True, copycat=True, backend=backend)
     assert cat.copied == 0
     assert any(type(e) is ev.OrderFilled for e in private)
+
+
+@pytest.mark.parametrize("rival_tip", [50 * GWEI, GWEI])
+def test_a_public_liquidation_paying_more_per_gas_goes_before_the_bots_bundle_and_wins(rival_tip: int) -> None:
+    """The bot's bundle pays 2 gwei per gas: a searcher's public liquidationCall of the same borrower
+    at 50 gwei goes first and takes it (the bundle is left out, costing nothing); at 1 gwei it goes
+    after the bundle and reverts, paying its gas."""
+    sim, reports, _ = _run_bot(private=True, copycat=False, public_tip=rival_tip)
+    rival, bot = sim.backend.accounts[6], sim.backend.accounts[1]
+    out = sim.outcomes()[sim.rival_tx.id]
+    assert out.included
+    if rival_tip > 2 * GWEI:
+        assert out.status == "success"
+        assert [type(e).__name__ for e in reports] == ["TransactionSubmitted", "TransactionDropped", "OrderFailed"]
+        assert "bundle left out: reverts after a better-paying transaction or better-paying bundle: lost race: 45" in \
+            reports[-1].reason and rival.lower() in reports[-1].reason
+        assert (sim.backend.w3.eth.get_transaction_count(bot), sim.backend.w3.eth.get_balance(bot)) == sim.bot_before
+    else:
+        assert out.status == "reverted" and out.gas_used > 0  # second: nothing left to liquidate
+        inc = [e for e in reports if type(e) is ev.TransactionIncluded]
+        assert [e.status for e in inc] == ["success"] and any(type(e) is ev.OrderFilled for e in reports)
+        assert inc[0].block == out.block and inc[0].index < out.index  # the bundle went first, same block
 
 
 def test_a_private_liquidation_outbid_by_a_rival_bundle_is_left_out_at_no_cost_naming_the_winner() -> None:

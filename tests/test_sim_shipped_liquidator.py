@@ -1,8 +1,8 @@
 """`tapedeck sim eth-crash` with the shipped sim config liquidates: the ``aave_liquidator`` strategy
 (on by default) finds opportunities on the fast path, sends them through the flash-loan executor
 as private bundles, races the scenario's searchers and copycat, wins some and loses some; with the
-fast path off the scan still liquidates; public submission is what the copycat hurts; every run
-verifies from its manifest alone."""
+fast path off the scan still liquidates; a lost public race pays gas, a lost private one does not;
+every run verifies from its manifest alone."""
 from __future__ import annotations
 
 import copy
@@ -82,7 +82,9 @@ def test_the_shipped_strategy_liquidates_wins_and_loses_and_verifies(runs: Any) 
     assert opps and intents and fills and failures
     assert all(i.private and i.route == ("uniswap-v2-usdc-weth",) for i in intents)
     r = _report(events)
-    assert r.found["fast"] == len(opps) and r.attempted == len(intents) == r.private
+    # the fast path finds nearly all; the scan catches one the fast path could not act on then
+    assert sum(r.found.values()) == len(opps) and r.found["fast"] > r.found.get("scan", 0)
+    assert r.attempted == len(intents) == r.private
     assert r.won >= 1 and sum(r.lost.values()) >= 1
     assert all("first" in why or "bundle" in why for why in r.lost)  # lost to a competitor's liquidation
     ours = {e.sender for e in events if type(e) is ev.TransactionSubmitted}
@@ -109,7 +111,11 @@ def test_with_the_fast_path_off_the_scan_still_liquidates(runs: Any) -> None:
     _verifies(out)
 
 
-def test_copycats_only_hurt_public_submission(runs: Any) -> None:
+def test_a_lost_public_race_pays_gas_and_a_lost_private_one_does_not(runs: Any) -> None:
+    """The builder orders bundles and public transactions by payment per gas, so the copycat (re-bidding
+    the searchers' public liquidations) can take a borrower from a private bundle too; what private
+    submission saves is the cost of losing: a bundle that would revert is left out, a public
+    transaction that lost is mined, reverts, and pays its gas."""
     _, public, out = runs["public"]
     _, private, _ = runs["private"]
     pub, priv = _report(public), _report(private)
@@ -117,10 +123,17 @@ def test_copycats_only_hurt_public_submission(runs: Any) -> None:
     copycat = {e.sender for e in public if type(e) is ev.TransactionSubmitted}  # ours, to exclude
     cats = [e for e in public if type(e) is ev.AaveLiquidationObserved and e.liquidator not in copycat]
     assert cats  # competitors liquidated in the public run
-    lost_to_copycat = sum(n for why, n in pub.lost.items() if _copycat() in why.lower())
-    lost_to_copycat_private = sum(n for why, n in priv.lost.items() if _copycat() in why.lower())
-    assert lost_to_copycat > lost_to_copycat_private
-    assert pub.won < priv.won
+    assert sum(n for why, n in pub.lost.items() if _copycat() in why.lower()) >= 1  # the copycat takes some
+    for events, private_run in ((public, False), (private, True)):
+        ours = {e.seq for e in events if type(e) is ev.OrderIntended and e.strategy == NAME}
+        failed = {e.intent for e in events if type(e) is ev.OrderFailed and e.intent in ours}
+        paid = [e for e in events if type(e) is ev.TransactionIncluded and e.intent in failed]
+        assert failed
+        if private_run:  # left out: never mined, no gas
+            assert paid == [] and all(e.intent in failed for e in events
+                                      if type(e) is ev.TransactionDropped and e.intent in ours)
+        else:  # mined and reverted: gas paid
+            assert paid and all(e.status == "reverted" and e.gas_used * e.gas_price > 0 for e in paid)
     _verifies(out)
 
 

@@ -34,6 +34,8 @@ Config (``[[strategies]] kind = "aave_liquidator"``): ``chain``, ``venue`` (defa
 ``pool``, ``kind`` v2/v3, ``token0``, ``token1``, ``fee``, ``tick_spacing``), ``max_hops``,
 ``fast_path``, ``scan_interval_s``, ``dedupe_s``, ``min_profit_base``, ``flash_premium_bps``,
 ``gas_units``, ``priority_fee_wei``, ``gas_price_wei`` (before the first block), ``native_asset``,
+``bid_profit_share_bps`` (0: bid ``priority_fee_wei``; else that share of the profit before the tip,
+as the tip per gas, at least ``priority_fee_wei``: what the sim's profit-share searchers do),
 ``private``, ``max_route_age_s``/``max_price_age_s`` (0: off), ``breaker_failures``,
 ``breaker_timeout_s``, ``skip_repeat_s``.
 """
@@ -42,8 +44,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from tapedeck.domain import events as ev
-from tapedeck.domain.aave_book import NS, Account, AaveBook
-from tapedeck.domain.aave_v3 import MAX_UINT256
+from tapedeck.domain.aave_book import Account, AaveBook, chain_time_s
+from tapedeck.domain.aave_v3 import MAX_UINT256, WAD
 from tapedeck.domain.circuit_breaker import OPEN, CircuitBreaker
 from tapedeck.domain.decimals import seconds_to_ns
 from tapedeck.domain.dex_quotes import PoolSpec, Route, best, marginal_ratio, routes
@@ -62,12 +64,12 @@ FAST, SCAN = "fast", "scan"
 
 
 class _Plan:
-    __slots__ = ("collateral", "debt", "liq", "proceeds", "premium", "gas", "profit", "route", "dp")
+    __slots__ = ("collateral", "debt", "liq", "proceeds", "premium", "gas", "profit", "route", "dp", "tip")
 
     def __init__(self, collateral: str, debt: str, liq: Any, proceeds: int, premium: int, gas: int,
-                 route: Route, dp: int) -> None:
+                 route: Route, dp: int, tip: int) -> None:
         self.collateral, self.debt, self.liq, self.route, self.dp = collateral, debt, liq, route, dp
-        self.proceeds, self.premium, self.gas = proceeds, premium, gas
+        self.proceeds, self.premium, self.gas, self.tip = proceeds, premium, gas, tip
         self.profit = proceeds - liq.debt_to_cover - premium - gas
 
 
@@ -80,7 +82,7 @@ class AaveLiquidator:
                  gas_units: int = 600_000, priority_fee_wei: int = 1_000_000_000, gas_price_wei: int = 0,
                  native_asset: str = "", private: bool = True, max_route_age_s: Any = 0, max_price_age_s: Any = 0,
                  breaker_failures: int = 5, breaker_timeout_s: Any = 60, skip_repeat_s: Any = 60,
-                 **unknown: Any) -> None:
+                 bid_profit_share_bps: int = 0, **unknown: Any) -> None:
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
         self.name, self.chain = name, chain
@@ -102,6 +104,9 @@ class AaveLiquidator:
         self.breaker = CircuitBreaker(int(breaker_failures), seconds_to_ns(breaker_timeout_s))
         if self.scan_ns <= 0:
             raise ValueError("scan_interval_s must be > 0")
+        self.bid_bps = int(bid_profit_share_bps)
+        if not 0 <= self.bid_bps < 10_000:
+            raise ValueError(f"bid_profit_share_bps must be in 0..9999, got {bid_profit_share_bps!r}")
         self.intents = 0
         self._scanning = False
         self._routes: dict[tuple[str, str], list[Route]] = {}
@@ -132,22 +137,23 @@ class AaveLiquidator:
         users = list(self._watch) if t in _POOLS else self.book.apply(e)
         if not users:
             return out
-        now, book = e.ts // NS, self.book
+        now, book = chain_time_s(e), self.book  # an Aave log: its block's time (block_ts) when known
+        self.counts["evaluated"] += len(users)
         for a in users:
             acc = book.account(a, now, e.seq, e.ts)
-            self.counts["evaluated"] += 1
-            if acc is None or not acc.liquidatable:
+            if acc is None or acc.health_factor >= WAD or not acc.total_debt_base:  # not liquidatable
                 self._watch.pop(a, None)
                 continue
             if self.fast_path:
-                out.extend(self._act(a, acc, e, state, FAST))
+                out.extend(self._act(a, acc, e, state, FAST, now))
         return out
 
     def _on_timer(self, e: ev.TimerFired, state: MarketState) -> list[ev.Event | Intent]:
         if e.key == "scan":
             out: list[ev.Event | Intent] = [self._timer(e, "scan", e.ts + self.scan_ns)]
-            for a, acc in self.book.rescan(e.ts // NS, e.ts, e.seq):
-                out.extend(self._act(a, acc, e, state, SCAN))
+            now = chain_time_s(e)
+            for a, acc in self.book.rescan(now, e.ts, e.seq):
+                out.extend(self._act(a, acc, e, state, SCAN, now))
             return out
         if e.key.startswith("breaker:"):
             if self.breaker.timer(int(e.key.split(":", 1)[1])):
@@ -159,7 +165,9 @@ class AaveLiquidator:
 
     # ------------------------------------------------------------------ acting
 
-    def _act(self, user: str, acc: Account, e: ev.Event, state: MarketState, path: str) -> list[ev.Event | Intent]:
+    def _act(self, user: str, acc: Account, e: ev.Event, state: MarketState, path: str,
+             now: int) -> list[ev.Event | Intent]:
+        """Intend a liquidation of ``user`` (liquidatable at chain second ``now``), or record why not."""
         cid = self._pending.get(user)
         if cid is not None:
             if cid in state.in_flight(self.name):
@@ -172,7 +180,7 @@ class AaveLiquidator:
             return []
         if not self.breaker.allows():
             return self._skip(user, acc, e, path, "breaker open", 0, "")
-        plan, reason = self._size(user, acc, e.ts, state)
+        plan, reason = self._size(user, acc, e.ts, state, now)
         if plan is None or reason:
             return self._skip(user, acc, e, path, reason, plan.profit if plan else 0, plan.debt if plan else "")
         self._watch.pop(user, None)
@@ -184,7 +192,7 @@ class AaveLiquidator:
         u = self.book.users[user]
         since = u.since if u.since >= 0 else e.ts
         liq, d = plan.liq, self.book.reserves[plan.debt]
-        route = tuple(p.pool for p in plan.route)
+        route = tuple([p.pool for p in plan.route])
         dp = plan.dp
         notional = liq.debt_to_cover * dp // d.unit // 100  # base (8 dp USD) -> risk currency (6 dp)
         min_profit = max(1, plan.gas + self._from_base(self.min_profit_base, dp, d.unit))
@@ -198,7 +206,7 @@ class AaveLiquidator:
                 detected_cause=u.since_seq if u.since >= 0 else e.seq, route=route, client_id=cid,
                 rules=self.book.rules),
             Intent(self.name, self.venue, self._instrument(plan.collateral, plan.debt), "liquidate",
-                   liq.debt_to_cover, notional, target=user, max_priority_fee=self.priority_fee, client_id=cid,
+                   liq.debt_to_cover, notional, target=user, max_priority_fee=plan.tip, client_id=cid,
                    route=route, min_profit=min_profit, profit_asset=plan.debt, private=self.private),
         ]
 
@@ -216,9 +224,9 @@ class AaveLiquidator:
 
     # ------------------------------------------------------------------ sizing
 
-    def _size(self, user: str, acc: Account, ts: int, state: MarketState) -> tuple[_Plan | None, str]:
-        """The most profitable (pair, size), or the reason there is none worth doing."""
-        book, now = self.book, ts // NS
+    def _size(self, user: str, acc: Account, ts: int, state: MarketState, now: int) -> tuple[_Plan | None, str]:
+        """The most profitable (pair, size) at chain second ``now``, or the reason there is none worth doing."""
+        book = self.book
         u = book.users[user]
         debts = [a for a, s in u.debt.items() if s]
         colls = [a for a, s in u.coll.items() if s and a in u.on and book.reserves[a].lt]
@@ -237,6 +245,8 @@ class AaveLiquidator:
                     why = reason
         if top is None:
             return None, why
+        if self.bid_bps:
+            self._bid(top, state)
         if self.max_route_age_ns and any(not state.fresh(p.pool, ts, self.max_route_age_ns) for p in top.route):
             return top, "stale route"
         if self.max_price_age_ns:
@@ -267,6 +277,15 @@ class AaveLiquidator:
         if c != d and not cands:
             return None, "no route"
         gas = self._gas(state, d, dp)
+        if c != d and full.collateral_to_liquidator > 0:  # the usual case first: the cap, one route quote
+            got = best(cands, state, c, full.collateral_to_liquidator)
+            if got is not None and got[1]:
+                top = _Plan(c, d, full, got[0], (full.debt_to_cover * self.premium_bps + 5000) // 10_000, gas, got[1],
+                            dp, self.priority_fee)
+                ratio = marginal_ratio(top.route, state, c, full.collateral_to_liquidator)
+                if ratio is not None and \
+                        top.proceeds * ratio > full.debt_to_cover * (1 + self.premium_bps / 1e4) * 1.001:
+                    return top, ""  # a bigger sale still pays at the cap: profit (concave) is highest there
         cache: dict[int, _Plan | None] = {}
 
         def plan_at(x: int) -> _Plan | None:
@@ -281,7 +300,7 @@ class AaveLiquidator:
                     got = best(cands, state, c, lq.collateral_to_liquidator)
                 if got is not None:
                     premium = (lq.debt_to_cover * self.premium_bps + 5000) // 10_000
-                    p = _Plan(c, d, lq, got[0], premium, gas, got[1], dp)
+                    p = _Plan(c, d, lq, got[0], premium, gas, got[1], dp, self.priority_fee)
             cache[x] = p
             return p
 
@@ -325,6 +344,27 @@ class AaveLiquidator:
         unit = self.book.reserves[debt].unit
         self._gas_key, self._gas_cost = key, -(-wei * nat.price * unit // (debt_price * nat.unit))  # rounded up
         return self._gas_cost
+
+    def _bid(self, plan: _Plan, state: MarketState) -> None:
+        """Bid ``bid_profit_share_bps`` of the profit before the tip as the priority fee per gas
+        (never below ``priority_fee_wei``), and charge the plan that gas. The profit left is
+        (1 - share) of the same amount at every size, so the size chosen at the floor tip stays best."""
+        nat = self.book.reserves.get(self.native)
+        if not self.native or self.gas_units == 0 or nat is None or not nat.price:
+            return
+        block = state.blocks.get(self.chain)
+        base = block.next_base_fee if block is not None else self.gas_price
+        unit = self.book.reserves[plan.debt].unit
+        scale_num, scale_den = nat.price * unit, plan.dp * nat.unit  # wei -> debt units
+        base_cost = -(-self.gas_units * base * scale_num // scale_den)
+        before_tip = plan.proceeds - plan.liq.debt_to_cover - plan.premium - base_cost
+        if before_tip <= 0:
+            return
+        budget_wei = before_tip * self.bid_bps // 10_000 * scale_den // scale_num
+        tip = max(self.priority_fee, budget_wei // self.gas_units)
+        plan.tip = tip
+        plan.gas = -(-self.gas_units * (base + tip) * scale_num // scale_den)
+        plan.profit = plan.proceeds - plan.liq.debt_to_cover - plan.premium - plan.gas
 
     @staticmethod
     def _from_base(value: int, price: int, unit: int) -> int:

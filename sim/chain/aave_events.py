@@ -35,7 +35,8 @@ constructor's ``AnswerUpdated`` in the same block). A book that keeps the latest
 answers). ``OracleUpdated.decimals`` is always those base-currency decimals.
 
 Events carry ``ts`` = the block's time (the sim's) and the sim's block number (0 for the set-up
-before the sim's first block); ``tx`` and ``log_index`` are the chain's.
+before the sim's first block); ``tx``, ``log_index`` and ``block_ts`` (the chain block's timestamp,
+seconds) are the chain's.
 """
 from __future__ import annotations
 
@@ -147,16 +148,16 @@ class AaveLogReader:
                     if _POOL.knows(topics[0]):
                         self._pool_log(_POOL.decode(topics, log["data"]), log, block, ts, chain_time, out)
                 elif _MARKET.knows(topics[0]):
-                    self._market_log(emitter, _MARKET.decode(topics, log["data"]), log, block, ts, out)
+                    self._market_log(emitter, _MARKET.decode(topics, log["data"]), log, block, ts, chain_time, out)
         return out
 
-    def _where(self, log: Mapping[str, Any], block: int, ts: int) -> dict[str, Any]:
+    def _where(self, log: Mapping[str, Any], block: int, ts: int, chain_time: int) -> dict[str, Any]:
         return {"ts": ts, "source": self.source, "chain": self.chain, "block": block,
-                "tx": _hex(log["transactionHash"]), "log_index": int(log["logIndex"])}
+                "tx": _hex(log["transactionHash"]), "log_index": int(log["logIndex"]), "block_ts": chain_time}
 
     def _pool_log(self, d: Any, log: Mapping[str, Any], block: int, ts: int, chain_time: int,
                   out: list[ev.Event]) -> None:
-        a, w = d.args, self._where(log, block, ts)
+        a, w = d.args, self._where(log, block, ts, chain_time)
         name = d.event
         if name == "ReserveDataUpdated":
             out.append(ev.AaveReserveDataUpdated(
@@ -196,13 +197,14 @@ class AaveLogReader:
                 debt_to_cover=a["debtToCover"], liquidated_collateral=a["liquidatedCollateralAmount"],
                 liquidator=a["liquidator"], receive_atoken=a["receiveAToken"]))
 
-    def _market_log(self, emitter: str, d: Any, log: Mapping[str, Any], block: int, ts: int,
+    def _market_log(self, emitter: str, d: Any, log: Mapping[str, Any], block: int, ts: int, chain_time: int,
                     out: list[ev.Event]) -> None:
         a = d.args
         if d.event == "BalanceTransfer":
             reserve = self.atokens.get(emitter)
             if reserve is not None:
-                out.append(ev.AaveATokenTransferred(**self._where(log, block, ts), reserve=reserve, sender=a["from"],
+                out.append(ev.AaveATokenTransferred(**self._where(log, block, ts, chain_time), reserve=reserve,
+                                                    sender=a["from"],
                                                     recipient=a["to"], scaled_amount=a["value"], index=a["index"]))
         elif d.event == "AssetSourceUpdated" and emitter == self.oracle:
             r = self.reserves.get(a["asset"])
