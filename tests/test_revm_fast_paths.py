@@ -69,3 +69,48 @@ def test_receipts_in_web3_format_equal_the_provider_s_json_receipts() -> None:
         tx = chain.w3.eth.get_transaction(r["transactionHash"])
         assert (tx["blockNumber"], tx["blockHash"], tx["transactionIndex"]) == (block["number"], block["hash"], i)
         assert block["transactions"][i]["hash"] == r["transactionHash"]
+
+
+def _fn_abi(name: str, types: list[str]) -> dict[str, Any]:
+    return {"type": "function", "name": name, "stateMutability": "nonpayable", "outputs": [],
+            "inputs": [{"name": f"a{i}", "type": t} for i, t in enumerate(types)]}
+
+
+def test_revert_reasons_read_directly_on_revm_equal_web3_s_and_py_evm_s() -> None:
+    """``revert_reason`` runs the call in process on revm (no web3 request); the text is the one the
+    web3 path gives there and on py-evm, for each revert shape, bound calls and ``PreparedCall`` alike."""
+    from tapedeck.sim.chain.pyevm import PreparedCall, PyEvmChain, reason_text, revert_reason
+
+    # a contract that reverts with its calldata: calling "Error(string)" reverts with an Error(string)
+    runtime = bytes.fromhex("366000600037" "366000fd")
+    init = bytes([0x60, len(runtime), 0x60, 0x0C, 0x60, 0x00, 0x39, 0x60, len(runtime), 0x60, 0x00, 0xF3]) + runtime
+    abi = [_fn_abi("Error", ["string"]), _fn_abi("Panic", ["uint256"]), _fn_abi("f", ["int256", "uint256"])]
+    calls = [("Error", ("string",), ("UniswapV2: K",)), ("Panic", ("uint256",), (0x11,)),
+             ("f", ("int256", "uint256"), (-12, 5))]
+    seen = []
+    for chain in (RevmChain(start_time=START), PyEvmChain(start_time=START)):
+        me = chain.accounts[0]
+        (r,) = chain.mine_block([ChainTx(me, chain.w3.eth.get_transaction_count(me), 100_000, 100 * GWEI, GWEI, None,
+                                         init)], START + 10)
+        contract = chain.w3.eth.contract(address=r["contractAddress"], abi=abi)
+        direct = []
+        if isinstance(chain, RevmChain):  # count the reasons read directly (the fast path is taken)
+            provider, inner = chain.w3.provider, chain.w3.provider.revert_text
+            provider.revert_text = lambda *a, **k: direct.append(1) or inner(*a, **k)  # type: ignore[method-assign]
+        params = {"from": me, "gas": 100_000}
+        texts = []
+        for name, types, args in calls:
+            for fn in (getattr(contract.functions, name)(*args), PreparedCall(contract, name, types, args)):
+                got = revert_reason(fn, params)
+                try:
+                    fn.call(params)
+                    slow = ""
+                except Exception as e:  # noqa: BLE001 - the web3 path's exception
+                    slow = reason_text(e)
+                assert got == slow, (name, got, slow)
+                texts.append(got)
+        seen.append((texts, len(direct)))
+    (revm, direct_revm), (pyevm, direct_pyevm) = seen
+    assert (direct_revm, direct_pyevm) == (6, 0)
+    assert revm == pyevm
+    assert revm[0] == "execution reverted: UniswapV2: K" and revm[4].startswith("0x") and len(set(revm)) == 3

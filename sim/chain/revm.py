@@ -66,7 +66,7 @@ from web3.providers.base import BaseProvider
 
 from tapedeck.sim.chain.artifacts import Artifact
 from tapedeck.sim.chain.pyevm import (
-    CALL_GAS, DEFAULT_GAS, DEFAULT_TX_GAS, SIM_CHAIN_ID, ChainTx, deploy, to_checksum_address, transact,
+    CALL_GAS, DEFAULT_GAS, DEFAULT_TX_GAS, SIM_CHAIN_ID, ChainTx, deploy, reason_text, to_checksum_address, transact,
 )
 from tapedeck.sim.inclusion import next_base_fee
 
@@ -765,6 +765,23 @@ class RevmProvider(BaseProvider):
         if not r.success:
             _raise_revert(r.output)
         return "0x" + r.output.hex()
+
+    def revert_text(self, params: dict[str, Any], to: str, data: bytes, block: Any = "latest") -> str | None:
+        """What ``pyevm.revert_reason`` records for a call of ``data`` on ``to`` with ``params``
+        (``from``, ``gas``, ``value``) at ``block``, run here directly: ``reason_text`` of the error
+        ``eth_call`` raises; None when it does not revert (the caller then goes through web3)."""
+        c = self.chain
+        number = c._block_number(block)
+        with c._at(number):
+            r = c._call((params.get("from") or c.accounts[0]).lower(), to.lower(), data, _hex_int(params.get("value")),
+                        _hex_int(params.get("gas"), CALL_GAS), number)
+        if r.success:
+            return None
+        try:
+            _raise_revert(r.output)
+        except Exception as e:  # noqa: BLE001 - exactly what web3 would raise
+            return reason_text(e)
+        return None  # pragma: no cover - _raise_revert always raises
 
     # --- node controls (anvil's names, so ``sim.onchain.add_account`` needs no branch for revm)
     def _anvil_impersonateAccount(self, address: str) -> None:
