@@ -171,20 +171,29 @@ class AaveAgents:
         the events holds every position from the first event on."""
         from eth_account import Account
 
-        from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
-
-        deployer = sim_key("aave-deployer")
-        add_account(self.side, deployer, funder)
+        from tapedeck.sim.chain.aave_v3 import DEFAULT_RESERVES, deploy_aave_v3, market_addresses, market_at
+        from tapedeck.sim.chain.world_cache import cached
         from tapedeck.sim.sim_tokens import deploy_tokens
 
-        self.market = deploy_aave_v3(self.side.w3, admin=deployer.address, tokens=deploy_tokens(self.side, funder))
+        deployer = sim_key("aave-deployer")
+        price = Decimal(str(self.scenario.reference.start_price))
+        self.price_8dp = int(price * 10**8)
+        w3 = self.side.w3
+
+        def deploy() -> dict[str, Any]:  # the sim's tokens and the market, at the start price
+            add_account(self.side, deployer, funder)
+            market = deploy_aave_v3(w3, DEFAULT_RESERVES, admin=deployer.address, tokens=deploy_tokens(self.side, funder))
+            market.set_price("WETH", self.price_8dp)
+            return market_addresses(market)
+
+        # restored from the world cache when the same market was deployed on the same chain before
+        found = cached(self.side.backend, ("aave-v3 market", funder, deployer.address, DEFAULT_RESERVES, self.price_8dp),
+                       deploy, modules=(__name__, "tapedeck.sim.sim_tokens", "tapedeck.sim.onchain"))
+        self.market = market_at(w3, found, DEFAULT_RESERVES)
         self.market.call_many = getattr(self.side.backend, "call_many", None)
         self.oracle_node = self.market.admin
         b = self.scenario.agents.borrowers
         s = self.scenario.agents.searchers
-        price = Decimal(str(self.scenario.reference.start_price))
-        self.price_8dp = int(price * 10**8)
-        self.market.set_price("WETH", self.price_8dp)
         self.reader = AaveLogReader(self.market, self.chain, self.source)
         start_ns = self.world.clock.now_ns
         opening = self.reader.snapshot(0, start_ns)
