@@ -37,7 +37,7 @@ from tapedeck.sim.aave_fold import AaveFold
 from tapedeck.sim.chain.aave_events import AaveLogReader
 from tapedeck.sim.chain.aave_v3 import VARIABLE, AaveCallReverted
 from tapedeck.sim.chain.artifacts import load
-from tapedeck.sim.chain.pyevm import ChainTx, call_data, create_address, revert_reason
+from tapedeck.sim.chain.pyevm import ChainTx, PreparedCall, call_data, create_address, revert_reason
 from tapedeck.sim.kernel import NS
 from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
 from tapedeck.sim.processes import OracleRound
@@ -262,10 +262,11 @@ class AaveAgents:
         init = bytes.fromhex(art.bytecode.removeprefix("0x")) + abi_encode(["int256"], [answer])
         aggregator = create_address(node, side.nonce(node))
         weth = self.market.asset("WETH")
-        set_source = self.market.oracle.functions.setAssetSources([weth], [aggregator])
+        # encoded by eth_abi (web3's bound function only if its revert reason is asked for)
+        set_source = PreparedCall(self.market.oracle, "setAssetSources", ("address[]", "address[]"), ([weth], [aggregator]))
         side.submit(node, to=None, data=init, gas=AGGREGATOR_GAS, max_priority_fee=tip, arrival_ns=o.ts,
                     tag="oracle")
-        side.submit(node, to=self.market.oracle.address, data=call_data(set_source), gas=SET_SOURCE_GAS,
+        side.submit(node, to=self.market.oracle.address, data=set_source.data, gas=SET_SOURCE_GAS,
                     max_priority_fee=tip, arrival_ns=o.ts, tag="oracle", call=set_source)
         self.reader.rounds[aggregator.lower()] = o.round_id  # the round its OracleUpdated will carry
 
@@ -342,10 +343,10 @@ class AaveAgents:
         return int(Decimal(bonus_wei) * s.profit_share) // LIQUIDATION_GAS
 
     def _liquidate(self, s: Searcher, b: Borrower, debt_base: int, hf: int, seen_ns: int) -> None:
-        fn = self.market.pool.functions.liquidationCall(self.market.asset("WETH"), self.market.asset("USDC"),
-                                                        b.address, MAX_UINT, False)
+        fn = PreparedCall(self.market.pool, "liquidationCall", ("address", "address", "address", "uint256", "bool"),
+                          (self.market.asset("WETH"), self.market.asset("USDC"), b.address, MAX_UINT, False))
         arrival = self.world.latency.arrival_ns(s.name, "outbound", seen_ns)
-        tx = self.side.submit(s.address, to=self.market.pool.address, data=call_data(fn), gas=LIQUIDATION_GAS,
+        tx = self.side.submit(s.address, to=self.market.pool.address, data=fn.data, gas=LIQUIDATION_GAS,
                               max_priority_fee=self.bid(debt_base, hf), arrival_ns=arrival, tag=s.name)
         self._targets[tx.id] = b.address
         s.pending.add(b.address)
