@@ -197,38 +197,47 @@ class AaveAgents:
         self.reader = AaveLogReader(self.market, self.chain, self.source)
         start_ns = self.world.clock.now_ns
         opening = self.reader.snapshot(0, start_ns)
-        positions = draw_positions(self.scenario.rng("agents:borrowers"), b, price, self.market_terms())
+        terms = self.market_terms()  # (the set-up moves neither the price nor the reserves' terms)
+        positions = draw_positions(self.scenario.rng("agents:borrowers"), b, price, terms)
         accounts = []
         for i in range(b.count + s.count):
             key = ((0xB0B0 << 32) + i + 1 + self.scenario.seed * 1000).to_bytes(32, "big")
             accounts.append(Account.from_key(key))  # deterministic per seed and index (simulation-only keys)
-        setup = SetupBlocks(self.side, funder)
-        setup.enroll(accounts)
         m, usdc, weth = self.market, self.market.asset("USDC"), self.market.asset("WETH")
-        liquidity = max(LIQUIDITY, 2 * sum(p.debt for p in positions))  # what the borrowers take, twice over
-        setup.send(deployer.address, _mint(m, usdc, deployer.address, liquidity), MINT_GAS)
-        setup.send(deployer.address, m.tokens["USDC"].functions.approve(m.pool.address, liquidity), APPROVE_GAS)
-        setup.send(deployer.address, m.pool.functions.supply(usdc, liquidity, deployer.address, 0), SUPPLY_GAS)
+
+        def open_positions() -> tuple[int, list[Any]]:  # the chain side: accounts, liquidity, positions
+            setup = SetupBlocks(self.side, funder)
+            setup.enroll(accounts)
+            liquidity = max(LIQUIDITY, 2 * sum(p.debt for p in positions))  # what the borrowers take, twice over
+            setup.send(deployer.address, _mint(m, usdc, deployer.address, liquidity), MINT_GAS)
+            setup.send(deployer.address, m.tokens["USDC"].functions.approve(m.pool.address, liquidity), APPROVE_GAS)
+            setup.send(deployer.address, m.pool.functions.supply(usdc, liquidity, deployer.address, 0), SUPPLY_GAS)
+            for acct in accounts[b.count:]:
+                setup.send(acct.address, _mint(m, usdc, acct.address, LIQUIDITY), MINT_GAS)
+                setup.send(acct.address, m.tokens["USDC"].functions.approve(m.pool.address, MAX_UINT), APPROVE_GAS)
+            setup.mine()
+            for n, (acct, p) in enumerate(zip(accounts, positions)):
+                user = acct.address
+                setup.send(user, _mint(m, weth, user, p.collateral), MINT_GAS)
+                setup.send(user, m.tokens["WETH"].functions.approve(m.pool.address, p.collateral), APPROVE_GAS)
+                setup.send(user, m.pool.functions.supply(weth, p.collateral, user, 0), SUPPLY_GAS)
+                setup.send(user, m.pool.functions.borrow(usdc, p.debt, VARIABLE, 0, user), BORROW_GAS)
+                if (n + 1) % SETUP_BATCH == 0:
+                    setup.mine()
+            setup.mine()
+            return setup.transactions, setup.blocks
+
+        transactions, setup_blocks = cached(
+            self.side.backend, ("aave positions", funder, deployer.address, [a.address for a in accounts], positions),
+            open_positions, modules=(__name__, "tapedeck.sim.onchain"))
         for k, acct in enumerate(accounts[b.count:]):
             self.searchers.append(Searcher(f"searcher-{k + 1}", acct.address))
             self.world.latency.links[f"searcher-{k + 1}"] = Link(s.latency, s.latency)
-            setup.send(acct.address, _mint(m, usdc, acct.address, LIQUIDITY), MINT_GAS)
-            setup.send(acct.address, m.tokens["USDC"].functions.approve(m.pool.address, MAX_UINT), APPROVE_GAS)
-        setup.mine()
-        terms = self.market_terms()
-        for n, (acct, p) in enumerate(zip(accounts, positions)):
-            user = acct.address
-            setup.send(user, _mint(m, weth, user, p.collateral), MINT_GAS)
-            setup.send(user, m.tokens["WETH"].functions.approve(m.pool.address, p.collateral), APPROVE_GAS)
-            setup.send(user, m.pool.functions.supply(weth, p.collateral, user, 0), SUPPLY_GAS)
-            setup.send(user, m.pool.functions.borrow(usdc, p.debt, VARIABLE, 0, user), BORROW_GAS)
-            self.borrowers.append(Borrower(user, p.collateral, p.debt_base(terms)))
-            if (n + 1) % SETUP_BATCH == 0:
-                setup.mine()
-        setup.mine()
+        for acct, p in zip(accounts, positions):
+            self.borrowers.append(Borrower(acct.address, p.collateral, p.debt_base(terms)))
         for e in opening:
             self.fold.apply(e, 0)
-        for number, chain_time, receipts in setup.blocks:
+        for number, chain_time, receipts in setup_blocks:
             logs = self.reader.block_events(receipts, 0, start_ns, chain_time)
             for e in logs:
                 self.fold.apply(e, chain_time)
@@ -239,7 +248,7 @@ class AaveAgents:
         after = self.reader.snapshot(0, start_ns, prices=False)
         for e in after:
             self.fold.apply(e, 0)
-        self.setup_transactions, self.setup_blocks = setup.transactions, setup.blocks
+        self.setup_transactions, self.setup_blocks = transactions, setup_blocks
         self.deliver(self.chain, opening + after)
         self.side.subscribe(self.on_block)
 
