@@ -63,3 +63,34 @@ def test_eth_crash_restored_from_the_world_cache_records_what_the_deploy_recorde
     assert counts == [{"hits": 0, "misses": 2, "stale": 0}, {"hits": 2, "misses": 2, "stale": 0}]
     assert digests[0] == digests[1] and events[0] == events[1]
     world_cache.clear_memory()
+
+
+def test_the_bus_delivers_in_subscription_order_by_class_with_subscribers_added_on_the_way() -> None:
+    """``Bus.publish`` keeps its subscribers per message class (a cache): the order, the class and
+    subclass matching, ``where`` and subscriptions made meanwhile behave as a plain scan does."""
+    from tapedeck.sim.kernel import Bus
+
+    class A:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    class B(A):
+        pass
+
+    bus, got = Bus(record=False), []
+    bus.subscribe(lambda m: got.append(("any", type(m).__name__, m.n)))
+    bus.subscribe(lambda m: got.append(("A", type(m).__name__, m.n)), A)
+    bus.subscribe(lambda m: got.append(("B even", type(m).__name__, m.n)), B, where=lambda m: m.n % 2 == 0)
+
+    def late(m: A) -> None:  # subscribes another on its first call: seen from the next message on
+        got.append(("late", type(m).__name__, m.n))
+        if m.n == 1:
+            bus.subscribe(lambda x: got.append(("new", type(x).__name__, x.n)), A)
+
+    bus.subscribe(late, B)
+    for m in (A(0), B(1), B(2), A(3)):
+        bus.publish(m)
+    assert got == [("any", "A", 0), ("A", "A", 0),
+                   ("any", "B", 1), ("A", "B", 1), ("late", "B", 1),
+                   ("any", "B", 2), ("A", "B", 2), ("B even", "B", 2), ("late", "B", 2), ("new", "B", 2),
+                   ("any", "A", 3), ("A", "A", 3), ("new", "A", 3)]
