@@ -20,9 +20,9 @@ arguments) plus:
 * the contract builds: every artifact the build loaded (``artifacts.watch_loads``) is named in the
   entry with a hash of its ABI and bytecode; a hit whose builds changed is a miss.
 
-Entries live in this process (a sweep worker reuses them) and, unless ``TAPEDECK_WORLD_CACHE=off``,
-as files under ``$TAPEDECK_WORLD_CACHE`` (default ``<repo>/build/world-cache``), one per key, written
-atomically. Only the revm backend has the write log: on the other backends ``build()`` just runs.
+Entries live in this process (a sweep worker reuses them) and as files under
+``$TAPEDECK_WORLD_CACHE`` (default ``<repo>/build/world-cache``), one per key, written atomically;
+``TAPEDECK_WORLD_CACHE=memory`` keeps them in the process only, ``off`` always deploys. Only the revm backend has the write log: on the other backends ``build()`` just runs.
 """
 from __future__ import annotations
 
