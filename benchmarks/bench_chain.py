@@ -15,12 +15,18 @@ Per backend:
   new snapshot a further restore needs).
 - ``eth-crash`` (seed 7, default sim config): simulated seconds per wall second of the whole run,
   set-up included, per CPU second of this process too (the box is shared: CPU time moves less with
-  the load; anvil's node CPU is not counted), and the chain transactions/blocks it executed.
+  the load; anvil's node CPU is not counted), and the chain transactions/blocks it executed; its
+  set-up (chain, market, positions, pools: until the world's clock starts) apart. On revm it runs
+  twice: with an empty world cache (the market deployed) and again (restored from the cache,
+  ``sim.chain.world_cache``); the other backends always deploy.
+- paper simulation on anvil (``--no-paper`` to skip): one ``Pool.liquidationCall`` simulated by the
+  live EVM gateway with ``simulate = "eth_call"`` (the node's ``eth_simulateV1``) and ``"revm-fork"``
+  (a revm fork of the node's state at the head), each on a new head and again at the same head.
 
 Each group of figures runs on a fresh chain. Each repetition runs every backend in turn; the
 table gives the median and min-max.
 The load average is printed before and after.
-Usage: python benchmarks/bench_chain.py [--repeat N] [--only pyevm|anvil|revm] [--json] [--no-scenario]
+Usage: python benchmarks/bench_chain.py [--repeat N] [--only pyevm|anvil|revm] [--json] [--no-scenario] [--no-paper]
 """
 from __future__ import annotations
 
@@ -79,6 +85,16 @@ FIGURES: list[tuple[str, str, str]] = [  # key, label, unit
     ("eth_crash", "eth-crash seed 7, whole run incl. set-up", "sim s/wall s"),
     ("eth_crash_wall", "eth-crash wall time", "s"),
     ("eth_crash_cpu", "eth-crash, per CPU s of this process (anvil: its node's not counted)", "sim s/CPU s"),
+    ("eth_crash_setup", "eth-crash set-up, market deployed (until the world's clock starts)", "ms"),
+    ("eth_crash_setup_cpu", "eth-crash set-up, market deployed, CPU of this process", "CPU ms"),
+    ("eth_crash_restored", "eth-crash, market restored from the world cache: whole run", "sim s/wall s"),
+    ("eth_crash_restored_cpu", "eth-crash, market restored, per CPU s", "sim s/CPU s"),
+    ("eth_crash_restored_setup", "eth-crash set-up, market restored from the world cache", "ms"),
+    ("eth_crash_restored_setup_cpu", "eth-crash set-up, market restored, CPU of this process", "CPU ms"),
+    ("paper_node_new", "paper liquidation simulated: eth_simulateV1, each on a new head", "ms"),
+    ("paper_fork_new", "paper liquidation simulated: revm fork, each on a new head", "ms"),
+    ("paper_node_same", "paper liquidation simulated: eth_simulateV1, again at the same head", "ms"),
+    ("paper_fork_same", "paper liquidation simulated: revm fork, again at the same head (fork reused)", "ms"),
 ]
 COUNTS = ("eth_crash_chain_txs", "eth_crash_chain_blocks", "eth_crash_sim_blocks")
 
@@ -243,16 +259,96 @@ def micro(kind: str, out: dict[str, float]) -> None:
 
 
 def eth_crash(kind: str, out: dict[str, float], tmp: Path, config: dict[str, Any], i: int) -> None:
-    scenario = load_scenario("eth-crash", seed=7)
-    t, cpu = time.perf_counter(), time.process_time()
-    summary = run_scenario(scenario, config, tmp / f"eth-crash-{kind}-{i}.db", overwrite=True, chain=kind)
-    wall = time.perf_counter() - t
-    out["eth_crash"] = scenario.duration / wall
+    from tapedeck.sim import world as world_module
+    from tapedeck.sim.chain import world_cache
+
+    def one(prefix: str) -> Any:
+        scenario = load_scenario("eth-crash", seed=7)
+        started: list[tuple[float, float]] = []
+        run = world_module.World.run
+
+        def timed(self: Any, until: float | None = None) -> None:  # the set-up ends when the clock starts
+            started.append((time.perf_counter(), time.process_time()))
+            run(self, until)
+
+        world_module.World.run = timed  # type: ignore[method-assign]
+        try:
+            t0, c0 = time.perf_counter(), time.process_time()
+            summary = run_scenario(scenario, config, tmp / f"eth-crash-{kind}-{i}-{prefix}.db", overwrite=True, chain=kind)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        finally:
+            world_module.World.run = run  # type: ignore[method-assign]
+        (w1, c1), = started
+        out[prefix] = scenario.duration / wall
+        out[f"{prefix}_cpu"] = scenario.duration / cpu
+        out[f"{prefix}_setup"] = (w1 - t0) * 1000
+        out[f"{prefix}_setup_cpu"] = (c1 - c0) * 1000
+        return summary, wall
+
+    # the cache starts empty each repetition: the first run deploys, the second (revm) restores
+    os.environ["TAPEDECK_WORLD_CACHE"] = str(tmp / f"world-cache-{i}")
+    world_cache.clear_memory()
+    summary, wall = one("eth_crash")
     out["eth_crash_wall"] = wall
-    out["eth_crash_cpu"] = scenario.duration / (time.process_time() - cpu)
     out["eth_crash_chain_txs"] = summary.chain_txs
     out["eth_crash_chain_blocks"] = summary.chain_blocks
     out["eth_crash_sim_blocks"] = summary.blocks
+    if kind == "revm":
+        one("eth_crash_restored")
+
+
+N_PAPER = 10  # simulations per paper figure
+
+
+def paper(out: dict[str, float]) -> None:
+    """Anvil: the live gateway's paper simulation of one liquidation, ``eth_simulateV1`` vs a revm
+    fork of the node's state (``simulate = "revm-fork"``): the median ms per simulation, each on a
+    new head (an empty block mined between: the fork reads the state it needs again) and at the
+    same head (the fork reused)."""
+    import asyncio
+    import dataclasses
+
+    from tapedeck.live.evm_gateway import Call, EvmGateway, EvmGatewayConfig
+
+    b = Bench("anvil")
+    try:
+        market = deploy_aave_v3(b.w3)
+        lp, user, liq = b.chain.accounts[7], b.chain.accounts[2], b.chain.accounts[3]
+        market.supply(lp, "USDC", 10**9 * 10**6, mint=True)
+        market.supply(user, "WETH", 100 * 10**18, mint=True)
+        market.borrow(user, "USDC", 100 * 2000 * 10**6 * 75 // 100)
+        market.set_price("WETH", 2000 * 10**8 * 80 // 100)  # HF < 1: liquidatable
+        market.mint("USDC", liq, 10**12 * 10**6)
+        market.approve("USDC", liq)
+        data = call_data(market.pool.functions.liquidationCall(market.asset("WETH"), market.asset("USDC"), user,
+                                                               2**256 - 1, False))
+        call = Call("plain", market.pool.address, data, 900_000)
+        base = EvmGatewayConfig(chain="anvil", rpc_url=b.chain.url, sender=liq, aave_pool=market.pool.address)
+
+        async def go(simulate: str, new_head: bool) -> list[float]:
+            gw = EvmGateway(dataclasses.replace(base, simulate=simulate))
+            times, gas = [], set()
+            try:
+                for _ in range(N_PAPER):
+                    if new_head:
+                        b.chain.rpc("evm_mine", [])
+                    head = await gw._head()
+                    t = time.perf_counter()
+                    sim = await gw._simulate(call, head)
+                    times.append(time.perf_counter() - t)
+                    if not sim.ok:
+                        raise RuntimeError(f"paper liquidation would revert ({simulate}): {sim.error}")
+                    gas.add(sim.gas_used)
+            finally:
+                await gw.close()
+            log(f"  paper {simulate} new_head={new_head}: gas {sorted(gas)}; ms {[round(x * 1000, 1) for x in times]}")
+            return times
+
+        for simulate, key in (("eth_call", "node"), ("revm-fork", "fork")):
+            out[f"paper_{key}_new"] = statistics.median(asyncio.run(go(simulate, True))) * 1000
+            out[f"paper_{key}_same"] = statistics.median(asyncio.run(go(simulate, False))[1:]) * 1000
+    finally:
+        b.close()
 
 
 def fmt(v: float, unit: str) -> str:
@@ -267,6 +363,7 @@ def main() -> None:
     ap.add_argument("--only", choices=BACKENDS)
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     ap.add_argument("--no-scenario", action="store_true", help="skip the eth-crash runs (the slow part)")
+    ap.add_argument("--no-paper", action="store_true", help="skip the paper simulation figures (anvil)")
     args = ap.parse_args()
     kinds = [args.only] if args.only else list(BACKENDS)
     config = load_config(ROOT / "fixtures" / "config" / "sim-default.toml")
@@ -285,6 +382,8 @@ def main() -> None:
                     t = time.perf_counter()
                     micro(kind, out)
                     log(f"[{i + 1}/{args.repeat}] {kind}: micro figures {time.perf_counter() - t:.1f} s")
+                    if kind == "anvil" and not args.no_paper:
+                        paper(out)
                     if not args.no_scenario:
                         eth_crash(kind, out, tmp, config, i)
                         log(f"[{i + 1}/{args.repeat}] {kind}: eth-crash {out['eth_crash_wall']:.1f} s")

@@ -36,6 +36,12 @@ A private intent with a relay and a key is also checked with ``eth_callBundle`` 
 verdict wins when it says the bundle reverts). Reports: ``OrderAcknowledged`` + ``OrderFilled``
 (+ ``InventoryChanged``) or ``OrderFailed`` ("would revert: ..."), ``source="paper:evm:<chain>"``.
 
+With ``simulate = "revm-fork"`` (the gateway table's key; default ``"eth_call"``: the node's
+``eth_simulateV1`` as above) the call runs instead on a revm fork of the node's state at the head
+(``sim.chain.revm_fork``: pyrevm reads what the call touches from the node once, then locally; one
+fork per head, reused by the intents of that block), in the same next-block context: the same
+logs, gas and revert data as the node's simulation (tested on anvil), for execute's precheck too.
+
 **Execute**: simulate first (``precheck``: an intent that would revert fails without costing gas;
 the gas limit is the simulated gas x ``gas_headroom_bps``), choose EIP-1559 fees (``live.fees``),
 take a nonce (``live.nonces``: refused until reconciled), sign with the key, record
@@ -78,6 +84,7 @@ ARB_GAS_CAP = 1_500_000  # sim.chain.arb_executor.ARB_GAS
 PLAIN_LIQUIDATION_GAS_CAP = 900_000
 SWAP_GAS_CAP = 400_000  # a V2 router swap through one pair uses ~110k
 _TRANSFER = bytes(Web3.keccak(text="Transfer(address,address,uint256)"))
+SIMULATE = ("eth_call", "revm-fork")  # EvmGatewayConfig.simulate
 TRANSPORT = -1  # RpcError.code of a request that got no answer (the node may or may not have acted)
 
 
@@ -110,6 +117,13 @@ class EvmGatewayConfig:
     block_time: int = 12  # seconds from the head to the next block (simulations run at that time)
     replace_after_blocks: int = 0  # a public transaction pending this many blocks is re-bid (0: never)
     max_replacements: int = 3  # at most this many re-bids per intent
+    # how paper (and execute's precheck) simulates: "eth_call" = the node's eth_simulateV1, "revm-fork"
+    # = a revm fork of the node's state at the head (sim.chain.revm_fork), in this process
+    simulate: str = "eth_call"
+
+    def __post_init__(self) -> None:
+        if self.simulate not in SIMULATE:
+            raise EvmGatewayConfigError(f"simulate must be one of {', '.join(SIMULATE)}, got {self.simulate!r}")
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any], where: str = "[gateway]") -> "EvmGatewayConfig":
@@ -252,6 +266,9 @@ class EvmGateway:
         self._reporting: set[str] = set()  # mined transactions being reported
         self._unfinished: list[tuple[int, ev.TransactionIncluded | None, bool]] = []  # from restore
         self._finished: set[int] = set()  # intents this process reported an end for
+        self._fork: Any = None  # simulate = "revm-fork": the fork at the latest head simulated on
+        self._fork_pool: Any = None  # its one worker thread
+        self.fork_stats = {"forks": 0, "calls": 0}  # revm forks made, calls simulated on them
 
     def __repr__(self) -> str:
         return f"EvmGateway(chain={self.chain!r}, sender={self.sender}, execute={self.execute})"
@@ -326,6 +343,10 @@ class EvmGateway:
         for c in (self.rpc, self.relay):
             if c is not None and hasattr(c, "close"):
                 await c.close()
+        if self._fork_pool is not None:  # the fork is let go on its own thread (pyrevm's objects stay on one)
+            await asyncio.get_running_loop().run_in_executor(self._fork_pool, setattr, self, "_fork", None)
+            self._fork_pool.shutdown()
+            self._fork_pool = None
 
     def health(self) -> dict[str, Any]:
         return {"chain": self.chain, "mode": "execute" if self.execute else "paper", "sender": self.sender,
@@ -509,12 +530,41 @@ class EvmGateway:
                                         "calls": [{"from": self.sender, "to": call.to, "data": "0x" + call.data.hex(),
                                                    "value": _hex(call.value), "gas": _hex(call.gas_cap)}]}],
                    "validation": False}, _hex(_int(head["number"]))]
+        if self.config.simulate == "revm-fork":
+            return await self._fork_simulate(call, head, _int(overrides["time"]))
         blocks = await self.rpc.call("eth_simulateV1", params)
         r = blocks[0]["calls"][0]
         ok = _int(r.get("status", "0x0")) == 1
         err = r.get("error") or {}
         return Simulated(ok, _int(r.get("gasUsed", 0)), list(r.get("logs") or []), str(r.get("returnData", "0x")),
                          "" if ok else str(err.get("data") or r.get("returnData") or err.get("message") or ""))
+
+    async def _fork_simulate(self, call: Call, head: Mapping[str, Any], timestamp: int) -> Simulated:
+        """The call on a revm fork of the node at ``head`` (``simulate = "revm-fork"``), in the next
+        block's context: the same fields as ``eth_simulateV1`` gives. One fork per head, kept for the
+        intents of the same block (its reads are then local), made and used on one worker thread."""
+        import concurrent.futures
+
+        from tapedeck.sim.chain.revm_fork import RevmFork
+
+        if self._chain_id == 0:
+            self._chain_id = _int(await self.rpc.call("eth_chainId", []))
+        if self._fork_pool is None:
+            self._fork_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"revm-fork-{self.chain}")
+        block_hash, number, chain_id = str(head["hash"]), _int(head["number"]), self._chain_id
+
+        def run() -> Any:
+            fork = self._fork
+            if fork is None or fork.block_hash != block_hash:
+                fork = self._fork = RevmFork(self.config.rpc_url, block_hash, number=number, timestamp=timestamp,
+                                             chain_id=chain_id)
+                self.fork_stats["forks"] += 1
+            self.fork_stats["calls"] += 1
+            return fork.call(self.sender, call.to, call.data, value=call.value, gas=call.gas_cap)
+
+        r = await asyncio.get_running_loop().run_in_executor(self._fork_pool, run)
+        out = "0x" + r.output.hex()
+        return Simulated(r.ok, r.gas_used, r.logs, out, "" if r.ok else out)
 
     def _explain(self, call: Call, revert: str) -> str:
         if call.kind == "arb":

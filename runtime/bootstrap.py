@@ -132,14 +132,15 @@ def redact(where: str | Path) -> str:
 def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Engine | None = None,
               source: Any = None, sources: list[str] | None = None, scenario: Any = None,
               overwrite: bool = False, progress: Callable[[RunStats], None] | None = None,
-              chain: str = "pyevm", scenario_file: str = "", flush_blocks: int = 1, live: Any = None,
+              chain: str = "revm", scenario_file: str = "", flush_blocks: int = 1, live: Any = None,
               execute_orders: bool = False, say: Callable[[str], None] | None = None) -> Run:
     """Build a ``mode`` run recording into ``out`` with the engine of ``config`` (or ``engine``).
 
     * ``replay``: ``source`` is a historical log (an ``EventStore``); its inputs (not its recorded
       ``TimerFired``: the new run fires its own) drive the run, a paper gateway fills the intents.
       ``out`` may not be the source itself.
-    * ``sim``: ``scenario`` (a ``sim.scenario.Scenario``) on the ``chain`` backend; the log is
+    * ``sim``: ``scenario`` (a ``sim.scenario.Scenario``) on the ``chain`` backend (default revm, as the
+      CLI's ``--chain``); the log is
       committed every ``flush_blocks`` sim blocks (0: only by the store's own batching).
     * ``paper``: ``source`` is any pull ``Source`` of input events in time order, named in the
       manifest by ``sources``; a paper gateway fills the intents. Live feeds come with the live runner.

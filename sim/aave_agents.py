@@ -37,7 +37,7 @@ from tapedeck.sim.aave_fold import AaveFold
 from tapedeck.sim.chain.aave_events import AaveLogReader
 from tapedeck.sim.chain.aave_v3 import VARIABLE, AaveCallReverted
 from tapedeck.sim.chain.artifacts import load
-from tapedeck.sim.chain.pyevm import ChainTx, call_data, create_address, revert_reason
+from tapedeck.sim.chain.pyevm import ChainTx, PreparedCall, call_data, create_address, revert_reason
 from tapedeck.sim.kernel import NS
 from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
 from tapedeck.sim.processes import OracleRound
@@ -171,55 +171,73 @@ class AaveAgents:
         the events holds every position from the first event on."""
         from eth_account import Account
 
-        from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
-
-        deployer = sim_key("aave-deployer")
-        add_account(self.side, deployer, funder)
+        from tapedeck.sim.chain.aave_v3 import DEFAULT_RESERVES, deploy_aave_v3, market_addresses, market_at
+        from tapedeck.sim.chain.world_cache import cached
         from tapedeck.sim.sim_tokens import deploy_tokens
 
-        self.market = deploy_aave_v3(self.side.w3, admin=deployer.address, tokens=deploy_tokens(self.side, funder))
+        deployer = sim_key("aave-deployer")
+        price = Decimal(str(self.scenario.reference.start_price))
+        self.price_8dp = int(price * 10**8)
+        w3 = self.side.w3
+
+        def deploy() -> dict[str, Any]:  # the sim's tokens and the market, at the start price
+            add_account(self.side, deployer, funder)
+            market = deploy_aave_v3(w3, DEFAULT_RESERVES, admin=deployer.address, tokens=deploy_tokens(self.side, funder))
+            market.set_price("WETH", self.price_8dp)
+            return market_addresses(market)
+
+        # restored from the world cache when the same market was deployed on the same chain before
+        found = cached(self.side.backend, ("aave-v3 market", funder, deployer.address, DEFAULT_RESERVES, self.price_8dp),
+                       deploy, modules=(__name__, "tapedeck.sim.sim_tokens", "tapedeck.sim.onchain"))
+        self.market = market_at(w3, found, DEFAULT_RESERVES)
         self.market.call_many = getattr(self.side.backend, "call_many", None)
         self.oracle_node = self.market.admin
         b = self.scenario.agents.borrowers
         s = self.scenario.agents.searchers
-        price = Decimal(str(self.scenario.reference.start_price))
-        self.price_8dp = int(price * 10**8)
-        self.market.set_price("WETH", self.price_8dp)
         self.reader = AaveLogReader(self.market, self.chain, self.source)
         start_ns = self.world.clock.now_ns
         opening = self.reader.snapshot(0, start_ns)
-        positions = draw_positions(self.scenario.rng("agents:borrowers"), b, price, self.market_terms())
+        terms = self.market_terms()  # (the set-up moves neither the price nor the reserves' terms)
+        positions = draw_positions(self.scenario.rng("agents:borrowers"), b, price, terms)
         accounts = []
         for i in range(b.count + s.count):
             key = ((0xB0B0 << 32) + i + 1 + self.scenario.seed * 1000).to_bytes(32, "big")
             accounts.append(Account.from_key(key))  # deterministic per seed and index (simulation-only keys)
-        setup = SetupBlocks(self.side, funder)
-        setup.enroll(accounts)
         m, usdc, weth = self.market, self.market.asset("USDC"), self.market.asset("WETH")
-        liquidity = max(LIQUIDITY, 2 * sum(p.debt for p in positions))  # what the borrowers take, twice over
-        setup.send(deployer.address, _mint(m, usdc, deployer.address, liquidity), MINT_GAS)
-        setup.send(deployer.address, m.tokens["USDC"].functions.approve(m.pool.address, liquidity), APPROVE_GAS)
-        setup.send(deployer.address, m.pool.functions.supply(usdc, liquidity, deployer.address, 0), SUPPLY_GAS)
+
+        def open_positions() -> tuple[int, list[Any]]:  # the chain side: accounts, liquidity, positions
+            setup = SetupBlocks(self.side, funder)
+            setup.enroll(accounts)
+            liquidity = max(LIQUIDITY, 2 * sum(p.debt for p in positions))  # what the borrowers take, twice over
+            setup.send(deployer.address, _mint(m, usdc, deployer.address, liquidity), MINT_GAS)
+            setup.send(deployer.address, m.tokens["USDC"].functions.approve(m.pool.address, liquidity), APPROVE_GAS)
+            setup.send(deployer.address, m.pool.functions.supply(usdc, liquidity, deployer.address, 0), SUPPLY_GAS)
+            for acct in accounts[b.count:]:
+                setup.send(acct.address, _mint(m, usdc, acct.address, LIQUIDITY), MINT_GAS)
+                setup.send(acct.address, m.tokens["USDC"].functions.approve(m.pool.address, MAX_UINT), APPROVE_GAS)
+            setup.mine()
+            for n, (acct, p) in enumerate(zip(accounts, positions)):
+                user = acct.address
+                setup.send(user, _mint(m, weth, user, p.collateral), MINT_GAS)
+                setup.send(user, m.tokens["WETH"].functions.approve(m.pool.address, p.collateral), APPROVE_GAS)
+                setup.send(user, m.pool.functions.supply(weth, p.collateral, user, 0), SUPPLY_GAS)
+                setup.send(user, m.pool.functions.borrow(usdc, p.debt, VARIABLE, 0, user), BORROW_GAS)
+                if (n + 1) % SETUP_BATCH == 0:
+                    setup.mine()
+            setup.mine()
+            return setup.transactions, setup.blocks
+
+        transactions, setup_blocks = cached(
+            self.side.backend, ("aave positions", funder, deployer.address, [a.address for a in accounts], positions),
+            open_positions, modules=(__name__, "tapedeck.sim.onchain"))
         for k, acct in enumerate(accounts[b.count:]):
             self.searchers.append(Searcher(f"searcher-{k + 1}", acct.address))
             self.world.latency.links[f"searcher-{k + 1}"] = Link(s.latency, s.latency)
-            setup.send(acct.address, _mint(m, usdc, acct.address, LIQUIDITY), MINT_GAS)
-            setup.send(acct.address, m.tokens["USDC"].functions.approve(m.pool.address, MAX_UINT), APPROVE_GAS)
-        setup.mine()
-        terms = self.market_terms()
-        for n, (acct, p) in enumerate(zip(accounts, positions)):
-            user = acct.address
-            setup.send(user, _mint(m, weth, user, p.collateral), MINT_GAS)
-            setup.send(user, m.tokens["WETH"].functions.approve(m.pool.address, p.collateral), APPROVE_GAS)
-            setup.send(user, m.pool.functions.supply(weth, p.collateral, user, 0), SUPPLY_GAS)
-            setup.send(user, m.pool.functions.borrow(usdc, p.debt, VARIABLE, 0, user), BORROW_GAS)
-            self.borrowers.append(Borrower(user, p.collateral, p.debt_base(terms)))
-            if (n + 1) % SETUP_BATCH == 0:
-                setup.mine()
-        setup.mine()
+        for acct, p in zip(accounts, positions):
+            self.borrowers.append(Borrower(acct.address, p.collateral, p.debt_base(terms)))
         for e in opening:
             self.fold.apply(e, 0)
-        for number, chain_time, receipts in setup.blocks:
+        for number, chain_time, receipts in setup_blocks:
             logs = self.reader.block_events(receipts, 0, start_ns, chain_time)
             for e in logs:
                 self.fold.apply(e, chain_time)
@@ -230,7 +248,7 @@ class AaveAgents:
         after = self.reader.snapshot(0, start_ns, prices=False)
         for e in after:
             self.fold.apply(e, 0)
-        self.setup_transactions, self.setup_blocks = setup.transactions, setup.blocks
+        self.setup_transactions, self.setup_blocks = transactions, setup_blocks
         self.deliver(self.chain, opening + after)
         self.side.subscribe(self.on_block)
 
@@ -253,10 +271,11 @@ class AaveAgents:
         init = bytes.fromhex(art.bytecode.removeprefix("0x")) + abi_encode(["int256"], [answer])
         aggregator = create_address(node, side.nonce(node))
         weth = self.market.asset("WETH")
-        set_source = self.market.oracle.functions.setAssetSources([weth], [aggregator])
+        # encoded by eth_abi (web3's bound function only if its revert reason is asked for)
+        set_source = PreparedCall(self.market.oracle, "setAssetSources", ("address[]", "address[]"), ([weth], [aggregator]))
         side.submit(node, to=None, data=init, gas=AGGREGATOR_GAS, max_priority_fee=tip, arrival_ns=o.ts,
                     tag="oracle")
-        side.submit(node, to=self.market.oracle.address, data=call_data(set_source), gas=SET_SOURCE_GAS,
+        side.submit(node, to=self.market.oracle.address, data=set_source.data, gas=SET_SOURCE_GAS,
                     max_priority_fee=tip, arrival_ns=o.ts, tag="oracle", call=set_source)
         self.reader.rounds[aggregator.lower()] = o.round_id  # the round its OracleUpdated will carry
 
@@ -333,10 +352,10 @@ class AaveAgents:
         return int(Decimal(bonus_wei) * s.profit_share) // LIQUIDATION_GAS
 
     def _liquidate(self, s: Searcher, b: Borrower, debt_base: int, hf: int, seen_ns: int) -> None:
-        fn = self.market.pool.functions.liquidationCall(self.market.asset("WETH"), self.market.asset("USDC"),
-                                                        b.address, MAX_UINT, False)
+        fn = PreparedCall(self.market.pool, "liquidationCall", ("address", "address", "address", "uint256", "bool"),
+                          (self.market.asset("WETH"), self.market.asset("USDC"), b.address, MAX_UINT, False))
         arrival = self.world.latency.arrival_ns(s.name, "outbound", seen_ns)
-        tx = self.side.submit(s.address, to=self.market.pool.address, data=call_data(fn), gas=LIQUIDATION_GAS,
+        tx = self.side.submit(s.address, to=self.market.pool.address, data=fn.data, gas=LIQUIDATION_GAS,
                               max_priority_fee=self.bid(debt_base, hf), arrival_ns=arrival, tag=s.name)
         self._targets[tx.id] = b.address
         s.pending.add(b.address)

@@ -99,7 +99,55 @@ class DexAgents:
 
     def start(self, funder: str, tokens: dict[str, Any] | None = None) -> None:
         """Deploy and fund the pools; ``tokens`` (symbol -> contract) are the Aave market's USDC and
-        WETH when the scenario has one (``sim.sim_tokens``), so a liquidation can sell through them."""
+        WETH when the scenario has one (``sim.sim_tokens``), so a liquidation can sell through them.
+
+        With the market's tokens and only V2 pools (eth-crash) the chain side is restored from the
+        world cache (``sim.chain.world_cache``) when it was deployed on the same chain before."""
+        my_pools = [p for p in self.scenario.pools if p.chain == self.side.name]
+        if tokens is not None and my_pools and all(p.protocol == "uniswap-v2" for p in my_pools):
+            from tapedeck.sim.chain.world_cache import cached
+
+            built: list[bool] = []
+
+            def deploy_v2() -> dict[str, Any]:
+                built.append(True)
+                self._deploy(funder, tokens)
+                return {"factory": self.v2_factory.address, "router": self.router.address,
+                        "pairs": [(a.contract.pair.address, a.contract.token0.address) for a in self.pools],
+                        "arbitrageurs": [a.arbitrageur for a in self.pools], "traders": list(self.traders)}
+
+            key = ("dex v2 set-up", funder, {k: c.address for k, c in sorted(tokens.items())}, my_pools,
+                   self.scenario.reference.start_price, self.scenario.agents.background.count)
+            found = cached(self.side.backend, key, deploy_v2,
+                           modules=(__name__, "tapedeck.sim.chain.uniswap_v2", "tapedeck.sim.onchain"))
+            if not built:
+                self._restore_v2(found, tokens, my_pools)
+        else:
+            self._deploy(funder, tokens)
+        self.world.bus.subscribe(self._on_tick, PriceTick, where=lambda m: m.mark == REFERENCE)
+        self.side.subscribe(self.on_block)
+        for i in range(len(self.traders)):
+            self.world.env.process(self._trader(i))
+        self.deliver(self.side.name, self._initial_state())
+
+    def _restore_v2(self, found: dict[str, Any], tokens: dict[str, Any], my_pools: list[Pool]) -> None:
+        """The agents' side of a V2 set-up restored from the world cache: the contracts at the
+        addresses ``_deploy`` left (in its order), the accounts it funded."""
+        from tapedeck.sim.chain.uniswap_v2 import PERIPHERY, PKG, V2Market
+
+        w3 = self.side.w3
+        self.usdc, self.weth = tokens["USDC"], tokens["WETH"]
+        self.v2_factory = w3.eth.contract(address=found["factory"], abi=load(PKG, "UniswapV2Factory").abi)
+        self.router = w3.eth.contract(address=found["router"], abi=load(PERIPHERY, "UniswapV2Router02").abi)
+        default_lag = self.scenario.agents.background.arbitrage_lag
+        for p, (pair, token0), arb in zip(my_pools, found["pairs"], found["arbitrageurs"]):
+            t0, t1 = (self.usdc, self.weth) if token0 == self.usdc.address else (self.weth, self.usdc)
+            m = V2Market(w3, self.v2_factory, t0, t1, w3.eth.contract(address=pair, abi=load(PKG, "UniswapV2Pair").abi))
+            lag = p.arbitrage_lag if p.arbitrage_lag is not None else default_lag
+            self.pools.append(PoolAgent(p, m, int(lag * NS), arb))
+        self.traders.extend(found["traders"])
+
+    def _deploy(self, funder: str, tokens: dict[str, Any] | None) -> None:
         w3 = self.side.w3
         deployer = sim_key("dex-deployer")
         add_account(self.side, deployer, funder)
@@ -149,11 +197,6 @@ class DexAgents:
                 name = f"arb-searcher-{i + 1}"
                 self.world.latency.links[name] = Link(s.latency, s.latency)
                 self.searchers.append(ArbSearcher(name, acct.address))
-        self.world.bus.subscribe(self._on_tick, PriceTick, where=lambda m: m.mark == REFERENCE)
-        self.side.subscribe(self.on_block)
-        for i in range(len(self.traders)):
-            self.world.env.process(self._trader(i))
-        self.deliver(chain, self._initial_state())
 
     # ------------------------------------------------------------------ set-up
 

@@ -102,17 +102,26 @@ class Bus:
         self.record = record
         self.messages: list[Any] = []
         self._subscribers: list[tuple[tuple[type, ...], Callable[[Any], bool] | None, Callable[[Any], None]]] = []
+        # per message class, its subscribers in subscription order (whether a class matches a
+        # subscription's types depends on the class alone); cleared by every subscribe
+        self._by_type: dict[type, list[tuple[Callable[[Any], bool] | None, Callable[[Any], None]]]] = {}
 
     def subscribe(self, callback: Callable[[Any], None], *types: type,
                   where: Callable[[Any], bool] | None = None) -> None:
         """Call ``callback(msg)`` for each message of one of ``types`` (all if none) that passes ``where``."""
         self._subscribers.append((types, where, callback))
+        self._by_type = {}
 
     def publish(self, message: Any) -> None:
         if self.record:
             self.messages.append(message)
-        for types, where, callback in list(self._subscribers):
-            if (not types or isinstance(message, types)) and (where is None or where(message)):
+        kind = type(message)
+        subscribers = self._by_type.get(kind)
+        if subscribers is None:
+            subscribers = self._by_type[kind] = [(where, callback) for types, where, callback in self._subscribers
+                                                 if not types or issubclass(kind, types)]
+        for where, callback in subscribers:  # (a subscribe meanwhile makes a new list: this one stays)
+            if where is None or where(message):
                 callback(message)
 
     def of(self, *types: type) -> list[Any]:

@@ -288,6 +288,40 @@ def _reason(e: Exception) -> str:
     return msg.strip().strip("'\"")
 
 
+def market_addresses(market: AaveV3Market) -> dict[str, Any]:
+    """The addresses a market is made of (plain data: what ``market_at`` takes back)."""
+    def at(contracts: dict[str, Any]) -> dict[str, str]:
+        return {k: c.address for k, c in contracts.items()}
+
+    return {"admin": market.admin, "treasury": market.treasury, "provider": market.provider.address,
+            "acl": market.acl.address, "pool": market.pool.address, "configurator": market.configurator.address,
+            "oracle": market.oracle.address, "data_provider": market.data_provider.address,
+            "libraries": dict(market.libraries), "tokens": at(market.tokens), "aggregators": at(market.aggregators),
+            "atokens": at(market.atokens), "stable_debt": at(market.stable_debt),
+            "variable_debt": at(market.variable_debt)}
+
+
+def market_at(w3: Web3, addresses: dict[str, Any], reserves: tuple[ReserveSpec, ...] = DEFAULT_RESERVES) -> AaveV3Market:
+    """The market deployed at ``addresses`` (``market_addresses``' shape) on ``w3``: its web3
+    contracts, with the ABIs of the builds ``deploy_aave_v3`` deployed."""
+    def contract(name: str, address: str) -> Any:
+        return w3.eth.contract(address=address, abi=load(PKG, name).abi)
+
+    def each(name: str, key: str) -> dict[str, Any]:
+        return {k: contract(name, a) for k, a in addresses[key].items()}
+
+    a = addresses
+    return AaveV3Market(w3=w3, admin=a["admin"], treasury=a["treasury"],
+                        provider=contract("PoolAddressesProvider", a["provider"]), acl=contract("ACLManager", a["acl"]),
+                        pool=contract("Pool", a["pool"]), configurator=contract("PoolConfigurator", a["configurator"]),
+                        oracle=contract("AaveOracle", a["oracle"]),
+                        data_provider=contract("AaveProtocolDataProvider", a["data_provider"]),
+                        libraries=dict(a["libraries"]), tokens=each("MintableERC20", "tokens"),
+                        specs={s.symbol: s for s in reserves}, atokens=each("AToken", "atokens"),
+                        variable_debt=each("VariableDebtToken", "variable_debt"),
+                        stable_debt=each("StableDebtToken", "stable_debt"), aggregators=each("MockAggregator", "aggregators"))
+
+
 def deploy_aave_v3(w3: Web3, reserves: tuple[ReserveSpec, ...] = DEFAULT_RESERVES, *, admin: str | None = None,
                    treasury: str = DEFAULT_TREASURY, market_id: str = "Aave Test Market",
                    tokens: dict[str, Any] | None = None) -> AaveV3Market:
@@ -371,15 +405,13 @@ def deploy_aave_v3(w3: Web3, reserves: tuple[ReserveSpec, ...] = DEFAULT_RESERVE
         if s.liquidation_protocol_fee:
             send(configurator.functions.setLiquidationProtocolFee(asset, s.liquidation_protocol_fee), gas=300_000)
 
-    market = AaveV3Market(w3=w3, admin=admin, treasury=treasury, provider=provider, acl=acl, pool=pool,
-                          configurator=configurator, oracle=oracle, data_provider=data_provider,
-                          libraries=libraries, tokens=tokens, specs={s.symbol: s for s in reserves},
-                          aggregators=aggregators)
-    a_abi, v_abi, s_abi = load(PKG, "AToken").abi, load(PKG, "VariableDebtToken").abi, load(PKG, "StableDebtToken").abi
-    for asset in assets:
-        d = pool.functions.getReserveData(asset).call()
-        market.atokens[asset] = w3.eth.contract(address=d[8], abi=a_abi)
-        market.stable_debt[asset] = w3.eth.contract(address=d[9], abi=s_abi)
-        market.variable_debt[asset] = w3.eth.contract(address=d[10], abi=v_abi)
+    reserve_data = {a: pool.functions.getReserveData(a).call() for a in assets}
+    market = market_at(w3, {
+        "admin": admin, "treasury": treasury, "provider": provider.address, "acl": acl.address, "pool": pool.address,
+        "configurator": configurator.address, "oracle": oracle.address, "data_provider": data_provider.address,
+        "libraries": libraries, "tokens": {s: c.address for s, c in tokens.items()},
+        "aggregators": {a: c.address for a, c in aggregators.items()},
+        "atokens": {a: d[8] for a, d in reserve_data.items()}, "stable_debt": {a: d[9] for a, d in reserve_data.items()},
+        "variable_debt": {a: d[10] for a, d in reserve_data.items()}}, reserves)
     market.deploy_seconds = time.perf_counter() - t0
     return market

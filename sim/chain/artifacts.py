@@ -94,9 +94,36 @@ def _missing(path: Path) -> ArtifactMissing:
                            "listed in package.json.")
 
 
-@lru_cache(maxsize=None)
+_WATCHERS: list[list[tuple[str, str, Artifact]]] = []  # open ``watch_loads`` lists: (package or "", name, artifact)
+
+
+class watch_loads:
+    """``with watch_loads() as seen:`` lists every artifact ``load``/``load_own`` returns inside the
+    block (cached or not; as (package, name, artifact), package "" for ``load_own``): what a deploy used, so a cache of its result can name the builds it
+    depends on (``sim.chain.world_cache``)."""
+
+    def __enter__(self) -> list[tuple[str, str, Artifact]]:
+        self.seen: list[tuple[str, str, Artifact]] = []
+        _WATCHERS.append(self.seen)
+        return self.seen
+
+    def __exit__(self, *exc: object) -> None:
+        _WATCHERS.remove(self.seen)
+
+
+def _seen(package: str, name: str, art: Artifact) -> Artifact:
+    for seen in _WATCHERS:
+        seen.append((package, name, art))
+    return art
+
+
 def load(package: str, name: str) -> Artifact:
     """``load("@uniswap/v2-core", "UniswapV2Pair")`` or ``load("@aave/core-v3", "Pool")``."""
+    return _seen(package, name, _load(package, name))
+
+
+@lru_cache(maxsize=None)
+def _load(package: str, name: str) -> Artifact:
     base = node_modules() / package
     if not base.is_dir():
         raise _missing(base)
@@ -125,8 +152,13 @@ def own_builds() -> Path:
     return Path(os.environ.get("TAPEDECK_BUILD") or ROOT / "build" / "contracts")
 
 
-@lru_cache(maxsize=None)
 def load_own(name: str) -> Artifact:
+    """One of tapedeck's own contracts (``_load_own``)."""
+    return _seen("", name, _load_own(name))
+
+
+@lru_cache(maxsize=None)
+def _load_own(name: str) -> Artifact:
     """One of tapedeck's own contracts (``contracts/<Name>.sol``), as compiled at bootstrap by the
     pinned npm ``solc`` (``contracts/compile.js``): ``build/contracts/<Name>.json``. Nothing is
     compiled or downloaded at run time."""

@@ -76,12 +76,29 @@ def transact(w3: Web3, fn: Any, sender: str | None = None, gas: int = DEFAULT_TX
 
 
 def revert_reason(fn: Any, params: dict[str, Any], block: int | str = "latest") -> str:
-    """The reason ``fn`` reverts with, by running it as an ``eth_call`` on ``block`` (``""`` if it does not)."""
+    """The reason ``fn`` reverts with, by running it as an ``eth_call`` on ``block`` (``""`` if it does not).
+
+    On a backend whose provider offers ``revert_text`` (revm, in process) the call runs there
+    directly, without web3's request and ABI formatting (~14 ms a reason under cProfile); the text
+    is the one ``reason_text`` makes of the exception web3 would raise. A call that does not revert
+    goes through web3 (its output decoding can raise too)."""
+    fast = _direct_revert_text(fn, params, block)
+    if fast is not None:
+        return fast
     try:
         fn.call(params, block_identifier=block)
     except Exception as e:  # noqa: BLE001 - web3's ContractLogicError or eth-tester's TransactionFailed
         return reason_text(e)
     return ""
+
+
+def _direct_revert_text(fn: Any, params: dict[str, Any], block: int | str) -> str | None:
+    prepared = isinstance(fn, PreparedCall)
+    contract = fn.contract if prepared else fn
+    revert_text = getattr(getattr(getattr(contract, "w3", None), "provider", None), "revert_text", None)
+    if revert_text is None:
+        return None
+    return revert_text(params, contract.address, fn.data if prepared else call_data(fn), block)
 
 
 ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)

@@ -52,7 +52,6 @@ from typing import Any
 import coincurve
 import eth_abi
 import pyrevm
-import rlp
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed
@@ -61,13 +60,13 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.error_formatters_utils import PANIC_ERROR_CODES
 from web3.exceptions import ContractPanicError
+from web3.datastructures import AttributeDict
 from web3.middleware import AttributeDictMiddleware
 from web3.providers.base import BaseProvider
 
-from tapedeck.sim.chain.anvil import _receipt as web3_receipt
 from tapedeck.sim.chain.artifacts import Artifact
 from tapedeck.sim.chain.pyevm import (
-    CALL_GAS, DEFAULT_GAS, DEFAULT_TX_GAS, SIM_CHAIN_ID, ChainTx, deploy, to_checksum_address, transact,
+    CALL_GAS, DEFAULT_GAS, DEFAULT_TX_GAS, SIM_CHAIN_ID, ChainTx, deploy, reason_text, to_checksum_address, transact,
 )
 from tapedeck.sim.inclusion import next_base_fee
 
@@ -97,6 +96,59 @@ try:  # safe-pysha3 (eth-tester's dependency): keccak without eth_hash's dispatc
         return _keccak_256(data).digest()
 except ImportError:  # pragma: no cover - eth_utils' keccak
     _keccak = keccak
+
+
+def _rlp_item(item: Any) -> bytes:
+    """RLP of a byte string, an unsigned int (big-endian, no leading zeros) or a list of them.
+
+    Written here (rather than ``rlp.encode``) for the transaction hash, once per mined
+    transaction: ``rlp`` infers a sedes per item and was ~0.7 ms of each transaction (a third of
+    revm's execution path); a test holds the two equal on generated values."""
+    if isinstance(item, int):
+        if item < 0:
+            raise ValueError(f"RLP encodes unsigned integers only, got {item}")
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big")
+    elif isinstance(item, list):
+        body = b"".join(_rlp_item(x) for x in item)
+        return _rlp_length(len(body), 0xC0) + body
+    if len(item) == 1 and item[0] < 0x80:
+        return bytes(item)
+    return _rlp_length(len(item), 0x80) + bytes(item)
+
+
+def _rlp_length(n: int, offset: int) -> bytes:
+    if n < 56:
+        return bytes([offset + n])
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(size)]) + size
+
+
+def rlp_encode(item: Any) -> bytes:
+    """RLP of ``item`` (see ``_rlp_item``): what ``rlp.encode`` gives for bytes, unsigned ints and lists."""
+    return _rlp_item(item)
+
+
+def _hexbytes(b: bytes) -> HexBytes:
+    """``HexBytes(b)`` for a ``bytes`` ``b`` without its type dispatch (the same object)."""
+    return bytes.__new__(HexBytes, b)
+
+
+_EMPTY_BLOOM = _hexbytes(bytes(256))
+
+
+def _to_json(v: Any) -> Any:
+    """A web3-formatted value back in JSON-RPC form (what web3's result formatters read)."""
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int):
+        return hex(v)
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, str):
+        return v.lower() if v.startswith("0x") and len(v) == 42 else v
+    if isinstance(v, (list, tuple)):
+        return [_to_json(x) for x in v]
+    return {k: _to_json(x) for k, x in v.items()}
 
 
 def calldata_floor(data: bytes) -> int:
@@ -158,8 +210,8 @@ class RevmChain:
         self._log: list[tuple[str, int | None, Any, Any]] = []  # (address, slot or None for the account, old, new)
         self._snapshots: dict[int, tuple[int, int]] = {}  # id -> (blocks, write log length)
         self._snapshot_count = 0
-        self._receipts: dict[bytes, dict[str, Any]] = {}  # tx hash -> JSON-RPC receipt
-        self._txs: dict[bytes, dict[str, Any]] = {}  # tx hash -> JSON-RPC transaction
+        self._receipts: dict[bytes, AttributeDict] = {}  # tx hash -> receipt (web3's format)
+        self._txs: dict[bytes, tuple[ChainTx, int, int, _Block]] = {}  # tx hash -> (tx, price, index, block)
         genesis_time = int(_time.time()) if start_time is None else start_time
         self.time = genesis_time
         self.accounts = []
@@ -340,23 +392,26 @@ class RevmChain:
         self._put_account(ZERO, cb[0] + outcome.gas_used * (price - block.base_fee), cb[1], cb[2])
         block.gas_used += outcome.gas_used
         block.tx_hashes.append(tx_hash)
-        self._txs[tx_hash] = self._tx_json(t, tx_hash, price)
-        return self._receipt_json(block, index, t, tx_hash, price, outcome)
+        return self._receipt(block, index, t, tx_hash, price, outcome)
 
-    def _seal(self, block: _Block, receipts: list[dict[str, Any]]) -> None:
-        block.hash = keccak(rlp.encode([block.parent_hash, block.number, block.timestamp, block.base_fee,
-                                        block.gas_used, block.tx_hashes]))
+    def _seal(self, block: _Block, receipts: list[dict[str, Any]]) -> list[AttributeDict]:
+        """Append ``block`` (its hash now known) and return its receipts in web3's format, kept with
+        their transactions for the JSON-RPC reads."""
+        block.hash = _keccak(rlp_encode([block.parent_hash, block.number, block.timestamp, block.base_fee,
+                                         block.gas_used, block.tx_hashes]))
         block.log_end = len(self._log)
         self.blocks.append(block)
-        number, bhash = hex(block.number), "0x" + block.hash.hex()
+        number, bhash = block.number, _hexbytes(block.hash)
+        out = []
         for r in receipts:
-            r["blockHash"] = bhash
-            r["blockNumber"] = number
+            r["blockHash"], r["blockNumber"] = bhash, number
             for log in r["logs"]:
                 log["blockHash"], log["blockNumber"] = bhash, number
-            self._receipts[bytes.fromhex(r["transactionHash"][2:])] = r
-            tx = self._txs[bytes.fromhex(r["transactionHash"][2:])]
-            tx["blockHash"], tx["blockNumber"] = bhash, number
+            r["logs"] = [AttributeDict(log) for log in r["logs"]]
+            receipt = AttributeDict(r)
+            self._receipts[bytes(r["transactionHash"])] = receipt
+            out.append(receipt)
+        return out
 
     def mine_block(self, txs: list[ChainTx], timestamp: int) -> list[Any]:
         """Execute ``txs`` in this order in one new block stamped ``max(parent + 1, timestamp)``; their
@@ -374,11 +429,10 @@ class RevmChain:
                 receipts.append(self._execute(block, t, i))
         except BaseException:
             self._rewind(mark)
-            for r in receipts:
-                self._txs.pop(bytes.fromhex(r["transactionHash"][2:]), None)
+            for h in block.tx_hashes:
+                self._txs.pop(h, None)
             raise
-        self._seal(block, receipts)
-        return [web3_receipt(r) for r in receipts]
+        return self._seal(block, receipts)
 
     def call_many(self, calls: list[tuple[str, bytes]], gas: int = CALL_GAS) -> list[bytes | None]:
         """Read-only calls ``(to, calldata)`` on the latest state; return data (None for a revert)."""
@@ -420,43 +474,58 @@ class RevmChain:
         if key is None and sender in self.keys:
             key = self._signers[sender] = coincurve.PrivateKey(bytes(self.keys[sender].key))
         if key is not None:
-            sig = key.sign_recoverable(_keccak(b"\x02" + rlp.encode(fields)), hasher=None)
+            sig = key.sign_recoverable(_keccak(b"\x02" + rlp_encode(fields)), hasher=None)
             r, s, y = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
-            return _keccak(b"\x02" + rlp.encode(fields + [y, r, s]))
+            return _keccak(b"\x02" + rlp_encode(fields + [y, r, s]))
         if sender not in self.senders:
             raise RevmTxInvalid(f"{t.sender} has no key here and is not impersonated")
-        return _keccak(b"revm-impersonated" + _canonical(t.sender) + rlp.encode(fields))
+        return _keccak(b"revm-impersonated" + _canonical(t.sender) + rlp_encode(fields))
 
     # ------------------------------------------------------------------ JSON-RPC shapes
 
-    def _tx_json(self, t: ChainTx, tx_hash: bytes, price: int) -> dict[str, Any]:
+    def _receipt(self, block: _Block, index: int, t: ChainTx, tx_hash: bytes, price: int,
+                 outcome: _Outcome) -> dict[str, Any]:
+        """The receipt as web3 formats one (what ``anvil._receipt`` makes of the JSON-RPC receipt:
+        ints, ``HexBytes``, checksummed addresses), built from the values directly; the block's hash
+        and number are added by ``_seal``. The JSON-RPC shapes (``receipt_json``, ``tx_json``) are
+        made from it and the transaction only when asked for."""
+        self._txs[tx_hash] = (t, price, index, block)
+        h = _hexbytes(tx_hash)
+        first = block.log_count
+        logs = [{"address": to_checksum_address(address), "topics": [_hexbytes(bytes(tp)) for tp in topics],
+                 "data": _hexbytes(bytes(data)), "logIndex": first + j, "transactionIndex": index,
+                 "transactionHash": h, "removed": False}
+                for j, (address, topics, data) in enumerate(outcome.logs if outcome.success else [])]
+        created = outcome.created if outcome.success else None
+        r = {"transactionHash": h, "transactionIndex": index, "from": to_checksum_address(t.sender),
+             "to": to_checksum_address(t.to) if t.to else None,
+             "contractAddress": to_checksum_address(created) if created else None,
+             "gasUsed": outcome.gas_used, "cumulativeGasUsed": block.gas_used, "effectiveGasPrice": price,
+             "status": 1 if outcome.success else 0, "type": 2, "logs": logs, "logsBloom": _EMPTY_BLOOM}
+        block.log_count += len(logs)
+        return r
+
+    def receipt_json(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """The JSON-RPC receipt of a mined transaction (hex quantities, lowercase addresses)."""
+        r = self._receipts.get(tx_hash)
+        return None if r is None else _to_json(r)
+
+    def tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """The JSON-RPC transaction of a mined one."""
+        found = self._txs.get(tx_hash)
+        if found is None:
+            return None
+        t, price, index, block = found
         return {"hash": "0x" + tx_hash.hex(), "type": "0x2", "nonce": hex(t.nonce), "from": t.sender.lower(),
                 "to": t.to.lower() if t.to else None, "value": hex(t.value), "gas": hex(t.gas),
                 "input": "0x" + t.data.hex(), "maxFeePerGas": hex(t.max_fee),
                 "maxPriorityFeePerGas": hex(t.max_priority_fee), "gasPrice": hex(price),
-                "chainId": hex(self.chain_id), "accessList": [], "transactionIndex": None, "blockHash": None,
-                "blockNumber": None}
-
-    def _receipt_json(self, block: _Block, index: int, t: ChainTx, tx_hash: bytes, price: int,
-                      outcome: _Outcome) -> dict[str, Any]:
-        h = "0x" + tx_hash.hex()
-        self._txs[tx_hash]["transactionIndex"] = hex(index)
-        first = block.log_count
-        logs = [{"address": address.lower(), "topics": ["0x" + bytes(tp).hex() for tp in topics],
-                 "data": "0x" + bytes(data).hex(), "logIndex": hex(first + j), "transactionIndex": hex(index),
-                 "transactionHash": h, "removed": False}
-                for j, (address, topics, data) in enumerate(outcome.logs if outcome.success else [])]
-        r = {"transactionHash": h, "transactionIndex": hex(index), "from": t.sender.lower(),
-             "to": t.to.lower() if t.to else None, "contractAddress": outcome.created if outcome.success else None,
-             "gasUsed": hex(outcome.gas_used), "cumulativeGasUsed": hex(block.gas_used),
-             "effectiveGasPrice": hex(price), "status": "0x1" if outcome.success else "0x0", "type": "0x2",
-             "logs": logs, "logsBloom": "0x" + "00" * 256}
-        block.log_count += len(logs)
-        return r
+                "chainId": hex(self.chain_id), "accessList": [], "transactionIndex": hex(index),
+                "blockHash": "0x" + block.hash.hex(), "blockNumber": hex(block.number)}
 
     def block_json(self, number: int, full: bool = False) -> dict[str, Any]:
         b = self.blocks[number]
-        txs: list[Any] = [self._txs[h] for h in b.tx_hashes] if full else ["0x" + h.hex() for h in b.tx_hashes]
+        txs: list[Any] = [self.tx_json(h) for h in b.tx_hashes] if full else ["0x" + h.hex() for h in b.tx_hashes]
         return {"number": hex(b.number), "hash": "0x" + b.hash.hex(), "parentHash": "0x" + b.parent_hash.hex(),
                 "timestamp": hex(b.timestamp), "baseFeePerGas": hex(b.base_fee), "gasLimit": hex(self.gas_limit),
                 "gasUsed": hex(b.gas_used), "miner": ZERO, "difficulty": "0x0", "totalDifficulty": "0x0",
@@ -677,10 +746,10 @@ class RevmProvider(BaseProvider):
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
     def _eth_getTransactionReceipt(self, tx_hash: str) -> dict[str, Any] | None:
-        return self.chain._receipts.get(bytes.fromhex(tx_hash[2:]))
+        return self.chain.receipt_json(bytes.fromhex(tx_hash[2:]))
 
     def _eth_getTransactionByHash(self, tx_hash: str) -> dict[str, Any] | None:
-        return self.chain._txs.get(bytes.fromhex(tx_hash[2:]))
+        return self.chain.tx_json(bytes.fromhex(tx_hash[2:]))
 
     def _eth_call(self, tx: dict[str, Any], block: Any = "latest", *overrides: Any) -> str:
         if overrides:
@@ -696,6 +765,23 @@ class RevmProvider(BaseProvider):
         if not r.success:
             _raise_revert(r.output)
         return "0x" + r.output.hex()
+
+    def revert_text(self, params: dict[str, Any], to: str, data: bytes, block: Any = "latest") -> str | None:
+        """What ``pyevm.revert_reason`` records for a call of ``data`` on ``to`` with ``params``
+        (``from``, ``gas``, ``value``) at ``block``, run here directly: ``reason_text`` of the error
+        ``eth_call`` raises; None when it does not revert (the caller then goes through web3)."""
+        c = self.chain
+        number = c._block_number(block)
+        with c._at(number):
+            r = c._call((params.get("from") or c.accounts[0]).lower(), to.lower(), data, _hex_int(params.get("value")),
+                        _hex_int(params.get("gas"), CALL_GAS), number)
+        if r.success:
+            return None
+        try:
+            _raise_revert(r.output)
+        except Exception as e:  # noqa: BLE001 - exactly what web3 would raise
+            return reason_text(e)
+        return None  # pragma: no cover - _raise_revert always raises
 
     # --- node controls (anvil's names, so ``sim.onchain.add_account`` needs no branch for revm)
     def _anvil_impersonateAccount(self, address: str) -> None:

@@ -1,0 +1,116 @@
+"""The revm backend's fast paths, each held equal to the library or the slow path it replaces:
+
+* ``rlp_encode`` (the transaction and block hashes) equals ``rlp.encode`` on generated nested
+  lists of byte strings and unsigned ints, short and long (the 55-byte length boundary);
+* a mined block's receipts, built in web3's format directly, equal what web3 makes of the JSON-RPC
+  receipt the provider answers (``eth_getTransactionReceipt``), logs, created address and revert
+  status included; the JSON-RPC transaction names the block it was mined in.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import rlp
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from tapedeck.sim.chain.anvil import _receipt as web3_receipt
+from tapedeck.sim.chain.artifacts import ArtifactMissing, load, node_modules
+from tapedeck.sim.chain.pyevm import ChainTx, call_data
+from tapedeck.sim.chain.revm import RevmChain, rlp_encode
+
+START = 1_709_251_200
+GWEI = 10**9
+
+_leaf = st.one_of(st.binary(max_size=80), st.integers(min_value=0, max_value=2**300))
+_items = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=12), max_leaves=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_items)
+def test_rlp_encode_equals_the_rlp_library(item: Any) -> None:
+    got = rlp_encode(item)
+    event("long (>= 56 bytes)" if len(got) > 57 else "short")
+    event("list" if isinstance(item, list) else "leaf")
+    assert got == rlp.encode(item)
+
+
+def test_rlp_encode_refuses_a_negative_int() -> None:
+    with pytest.raises(ValueError, match="unsigned"):
+        rlp_encode([1, -1])
+
+
+def test_receipts_in_web3_format_equal_the_provider_s_json_receipts() -> None:
+    try:
+        art = load("@uniswap/v2-core", "ERC20")
+    except ArtifactMissing as e:
+        pytest.skip(f"contract builds not installed under {node_modules()}: {e}")
+    chain = RevmChain(start_time=START)
+    token = chain.deploy(art, 10**30, gas=1_500_000)
+    me, other = chain.accounts[0], chain.accounts[1]
+    n = chain.w3.eth.get_transaction_count(me)
+    ok = call_data(token.functions.transfer(other, 10**18))
+    too_much = call_data(token.functions.transfer(other, 10**40))  # reverts: status 0, no logs
+    init = bytes.fromhex(art.bytecode.removeprefix("0x")) + (10**6).to_bytes(32, "big")
+    txs = [ChainTx(me, n, 100_000, 100 * GWEI, GWEI, token.address, ok),
+           ChainTx(me, n + 1, 100_000, 100 * GWEI, 2 * GWEI, token.address, too_much),
+           ChainTx(me, n + 2, 1_500_000, 100 * GWEI, GWEI, None, init),
+           ChainTx(me, n + 3, 100_000, 100 * GWEI, GWEI, token.address, ok)]
+    receipts = chain.mine_block(txs, START + 100)
+    assert [r["status"] for r in receipts] == [1, 0, 1, 1]
+    assert receipts[2]["contractAddress"] and [len(r["logs"]) for r in receipts] == [1, 0, 1, 1]
+    assert [log["logIndex"] for r in receipts for log in r["logs"]] == [0, 1, 2]
+    block = chain.w3.eth.get_block("latest", full_transactions=True)
+    for i, r in enumerate(receipts):
+        raw = chain.w3.provider.make_request("eth_getTransactionReceipt", ["0x" + bytes(r["transactionHash"]).hex()])
+        assert web3_receipt(raw["result"]) == r
+        assert chain.w3.eth.get_transaction_receipt(r["transactionHash"]) == r
+        tx = chain.w3.eth.get_transaction(r["transactionHash"])
+        assert (tx["blockNumber"], tx["blockHash"], tx["transactionIndex"]) == (block["number"], block["hash"], i)
+        assert block["transactions"][i]["hash"] == r["transactionHash"]
+
+
+def _fn_abi(name: str, types: list[str]) -> dict[str, Any]:
+    return {"type": "function", "name": name, "stateMutability": "nonpayable", "outputs": [],
+            "inputs": [{"name": f"a{i}", "type": t} for i, t in enumerate(types)]}
+
+
+def test_revert_reasons_read_directly_on_revm_equal_web3_s_and_py_evm_s() -> None:
+    """``revert_reason`` runs the call in process on revm (no web3 request); the text is the one the
+    web3 path gives there and on py-evm, for each revert shape, bound calls and ``PreparedCall`` alike."""
+    from tapedeck.sim.chain.pyevm import PreparedCall, PyEvmChain, reason_text, revert_reason
+
+    # a contract that reverts with its calldata: calling "Error(string)" reverts with an Error(string)
+    runtime = bytes.fromhex("366000600037" "366000fd")
+    init = bytes([0x60, len(runtime), 0x60, 0x0C, 0x60, 0x00, 0x39, 0x60, len(runtime), 0x60, 0x00, 0xF3]) + runtime
+    abi = [_fn_abi("Error", ["string"]), _fn_abi("Panic", ["uint256"]), _fn_abi("f", ["int256", "uint256"])]
+    calls = [("Error", ("string",), ("UniswapV2: K",)), ("Panic", ("uint256",), (0x11,)),
+             ("f", ("int256", "uint256"), (-12, 5))]
+    seen = []
+    for chain in (RevmChain(start_time=START), PyEvmChain(start_time=START)):
+        me = chain.accounts[0]
+        (r,) = chain.mine_block([ChainTx(me, chain.w3.eth.get_transaction_count(me), 100_000, 100 * GWEI, GWEI, None,
+                                         init)], START + 10)
+        contract = chain.w3.eth.contract(address=r["contractAddress"], abi=abi)
+        direct = []
+        if isinstance(chain, RevmChain):  # count the reasons read directly (the fast path is taken)
+            provider, inner = chain.w3.provider, chain.w3.provider.revert_text
+            provider.revert_text = lambda *a, **k: direct.append(1) or inner(*a, **k)  # type: ignore[method-assign]
+        params = {"from": me, "gas": 100_000}
+        texts = []
+        for name, types, args in calls:
+            for fn in (getattr(contract.functions, name)(*args), PreparedCall(contract, name, types, args)):
+                got = revert_reason(fn, params)
+                try:
+                    fn.call(params)
+                    slow = ""
+                except Exception as e:  # noqa: BLE001 - the web3 path's exception
+                    slow = reason_text(e)
+                assert got == slow, (name, got, slow)
+                texts.append(got)
+        seen.append((texts, len(direct)))
+    (revm, direct_revm), (pyevm, direct_pyevm) = seen
+    assert (direct_revm, direct_pyevm) == (6, 0)
+    assert revm == pyevm
+    assert revm[0] == "execution reverted: UniswapV2: K" and revm[4].startswith("0x") and len(set(revm)) == 3
