@@ -109,7 +109,9 @@ def _template() -> dict[str, Any]:
 
 def _layout(section: str, **extra: Any) -> dict[str, Any]:
     return {"title": {"text": TITLES[section]}, "template": _template(), "height": 380,
-            "margin": {"l": 70, "r": 30, "t": 50, "b": 60}, "legend": {"orientation": "h"}, **extra}
+            "margin": {"l": 70, "r": 30, "t": 50, "b": 100},
+            # below the x axis and its title (plotly's default place for a horizontal legend overlaps the title)
+            "legend": {"orientation": "h", "yanchor": "top", "y": -0.28, "x": 0}, **extra}
 
 
 def figures(events: Iterable[ev.Event], config: dict[str, Any] | None = None) -> Figures:
