@@ -47,9 +47,10 @@ browser:
 pg:
 	@bash .ci/pg-cluster || echo "make pg: no PostgreSQL server could be started; the postgres tests will skip" >&2
 
-# The whole suite, slow real-contract, PostgreSQL and browser tests included.
+# The whole suite, slow real-contract, PostgreSQL and browser tests included (the 25 slowest named
+# at the end, to keep the suite's time in view).
 test: bootstrap browser pg
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --durations=25
 
 # The quick subset: everything but real-contract and long tests.
 test-fast: bootstrap
