@@ -72,6 +72,7 @@ class SimSummary:
     arbitrages: int = 0  # of which the lagging arbitrageurs'
     arb_searchers: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (won, lost) V2/V3 races
     copycats: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (won, lost) copied liquidations
+    copied_from: dict[str, dict[str, int]] = field(default_factory=dict)  # copycat -> {sender copied: copies}
     stats: RunStats = field(default_factory=RunStats)
     notes: list[str] = field(default_factory=list)  # what the sim completed in the config (sim.liquidator_config)
 
@@ -319,6 +320,7 @@ class SimWorld:
             summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
             summary.wins = dict(sorted(agents.wins.items()))
             summary.copycats = {c.name: (c.won, c.lost) for c in copycats}
+            summary.copied_from = {c.name: dict(sorted(c.copied_from.items())) for c in copycats}
         if dex is not None:
             summary.pools, summary.pool_swaps, summary.arbitrages = len(dex.pools), dex.swaps, dex.arbitrages
             summary.arb_searchers = {x.name: (x.won, x.lost) for x in dex.searchers}

@@ -36,6 +36,7 @@ class Copycat:
     copied: int = 0
     won: int = 0
     lost: int = 0
+    copied_from: dict[str, int] = field(default_factory=dict)  # sender of a copied liquidation -> copies
     _seen: set[tuple[str, str]] = field(default_factory=set)  # (user, collateral) copied and not yet mined
     _mine: dict[str, tuple[str, str]] = field(default_factory=dict)  # tx id -> (user, collateral)
 
@@ -68,6 +69,8 @@ class Copycat:
                                 arrival_ns=now + self.latency_ns, tag=self.name, call=fn)
         self._mine[mine.id] = key
         self.copied += 1
+        sender = tx.sender.lower()
+        self.copied_from[sender] = self.copied_from.get(sender, 0) + 1
 
     def _decode(self, data: bytes) -> tuple[str, str, str] | None:
         """(collateral, debt, user) of a liquidation's calldata, else None."""

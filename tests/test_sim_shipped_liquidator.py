@@ -137,6 +137,21 @@ def test_a_lost_public_race_pays_gas_and_a_lost_private_one_does_not(runs: Any) 
     _verifies(out)
 
 
+def test_the_copycat_never_sees_our_bundles(runs: Any) -> None:
+    """The copycat watches the public mempool only: in the private run it copies the searchers' public
+    liquidations and none of ours. (In the public run it copies the searchers too: it copies one
+    liquidation per borrower and collateral, and the searchers' reach the mempool before ours, so on
+    this seed its harm to us comes through those copies, private or public alike.)"""
+    for label in ("public", "private"):
+        summary, events, _ = runs[label]
+        intents = {e.seq for e in events if type(e) is ev.OrderIntended and e.strategy == NAME}
+        ours = {e.sender.lower() for e in events if type(e) is ev.TransactionSubmitted and e.intent in intents}
+        (copied,) = summary.copied_from.values()  # the scenario ships one copycat
+        assert ours and copied  # we sent, and it copied someone
+        if label == "private":
+            assert not ours & set(copied), (ours, copied)
+
+
 def _copycat() -> str:
     from tapedeck.sim.onchain import sim_key
 
