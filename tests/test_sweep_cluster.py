@@ -148,6 +148,7 @@ v3_fee_pips = 500
 v3_tick_spacing = 10
 v2_fee_bps = 30
 min_profit = 1_000_000
+max_amount_in = 100_000_000_000  # as the sim config: sized across ticks, the whole gap is past the risk limit
 gas_units = 180_000
 gas_price_wei = 30_000_000_000
 act = true

@@ -24,6 +24,7 @@ from web3.logs import DISCARD
 
 from tapedeck.domain import uniswap_v2 as v2
 from tapedeck.sim.chain.artifacts import ArtifactMissing, load, node_modules
+from tapedeck.sim.chain import artifacts
 
 SEED = 20240611
 CASES = 360  # >= 300 with a nonzero output; the rest are dust inputs (out == 0)
@@ -142,7 +143,7 @@ def test_get_amount_out_is_the_largest_output_the_real_pair_accepts(chain) -> No
 def test_missing_node_modules_names_the_file_and_says_run_make(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TAPEDECK_NODE_MODULES", str(tmp_path / "node_modules"))
     with pytest.raises(ArtifactMissing, match=r"(?s)node_modules/@uniswap/v2-core.*does not exist.*`make`"):
-        load.__wrapped__("@uniswap/v2-core", "UniswapV2Pair")  # past the cache
+        artifacts._load.__wrapped__("@uniswap/v2-core", "UniswapV2Pair")  # past the cache
 
 
 def test_aave_bytecode_is_linked_at_its_link_references() -> None:
