@@ -735,13 +735,18 @@ class EventLog:
                     self.manifest.seal = self._seal()
                 self.write_manifest()
             if self._writer is not None:
-                with self._db("checkpointing", writing=True), self._datastore.transaction(commit=False) as c:
-                    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the .db file alone holds the run
+                self._checkpoint()
         finally:
             self._closed = True
             self._datastore.close()
             if self._writer is not None:
                 self._writer.release()
+
+    def _checkpoint(self) -> None:
+        """The writer's last step of ``close``: SQLite moves its WAL into the file, so the .db file alone
+        holds the run (a store without a WAL overrides this with nothing)."""
+        with self._db("checkpointing", writing=True), self._datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ------------------------------------------------------------------ reading
 

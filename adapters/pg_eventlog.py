@@ -372,27 +372,8 @@ class PgEventLog(EventLog):
         with self._db("reading the tracking position"):
             return self._recorder.max_tracking_id(application_name) or 0  # type: ignore[attr-defined]
 
-    def close(self, ended: str | None = None) -> None:
-        """Commit what is pending; ``ended`` records how the run ended (``clean`` seals it)."""
-        if self._closed:
-            return
-        self._stop.set()
-        if self._flusher is not None and self._flusher is not threading.current_thread():
-            self._flusher.join()
-        try:
-            self.flush()
-            if ended is not None:
-                self.manifest.ended, self.manifest.seal = ended, {}
-                if ended == "clean":
-                    if self._writer is None:
-                        self._become_writer()
-                    self.manifest.seal = self._seal()
-                self.write_manifest()
-        finally:
-            self._closed = True
-            self._datastore.close()
-            if self._writer is not None:
-                self._writer.release()
+    def _checkpoint(self) -> None:
+        """``close`` has nothing to fold back: PostgreSQL keeps no WAL file beside the run."""
 
     # ------------------------------------------------------------------ reading
 
