@@ -17,8 +17,8 @@ from tapedeck.domain import events as ev
 from tapedeck.domain.state import MarketState
 from tapedeck.live.base import Clock
 from tapedeck.live.book_gateway import BookGateway
-from tests.test_live_feeds_gateway import _EXCHANGE_INFO, BN_KEY, BN_SECRET, HL_KEY, _Exchange, _intent, \
-    _secrets_absent
+from tests.test_live_feeds_gateway import _EXCHANGE_INFO, BN_KEY, BN_SECRET, HL_KEY, _binance, _Exchange, \
+    _intent, _secrets_absent
 
 NOW = 1_737_918_844_000_000_000
 
@@ -111,20 +111,8 @@ def test_binance_cancels_through_ccxt_and_reports_what_filled_while_it_rested() 
         return web.json_response({"code": -1, "msg": "unexpected"}, status=400)
 
     async def go() -> list[ev.Event]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         got: list[ev.Event] = []
-        config = {"book_gateway": {"binance": {"symbols": {"ETHUSDT": "ETH/USDT"},
-                                               "api_url": f"http://127.0.0.1:{port}/api/v3"}}}
-        gw = BookGateway.from_config(MarketState(), config, execute=True,
-                                     env={"BINANCE_API_KEY": BN_KEY, "BINANCE_API_SECRET": BN_SECRET})
-        gw.bind(got.append)
-        try:
+        async with _binance(handler, got) as gw:
             for seq in (1, 2):
                 gw.submit(_intent(seq, "binance", "ETHUSDT", "sell", 10**8, limit_price=300_000, price_decimals=2,
                                   tif="gtc"))
@@ -132,8 +120,6 @@ def test_binance_cancels_through_ccxt_and_reports_what_filled_while_it_rested() 
             gw.submit(_cancel(3, "binance", "c1"))
             gw.submit(_cancel(4, "binance", "c2"))
             await gw.close()
-        finally:
-            await runner.cleanup()
         return got
 
     got = asyncio.run(go())

@@ -4,9 +4,10 @@ the signer; Binance's REST order API answered through the real ccxt client); no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, AsyncIterator
 
 import msgspec
 import pytest
@@ -207,6 +208,28 @@ _EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 1, "rateLimits": [], "symbols
                 {"filterType": "LOT_SIZE", "minQty": "0.0001", "maxQty": "9000", "stepSize": "0.0001"}]}]}
 
 
+@contextlib.asynccontextmanager
+async def _binance(handler: Any, got: list[ev.Event]) -> AsyncIterator[BookGateway]:
+    """A local Binance REST venue answering by ``handler`` and an executing gateway bound to ``got``,
+    its orders through the real ccxt client."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    config = {"book_gateway": {"binance": {"symbols": {"ETHUSDT": "ETH/USDT"},
+                                           "api_url": f"http://127.0.0.1:{port}/api/v3"}}}
+    gw = BookGateway.from_config(MarketState(), config, execute=True,
+                                 env={"BINANCE_API_KEY": BN_KEY, "BINANCE_API_SECRET": BN_SECRET})
+    gw.bind(got.append)
+    try:
+        yield gw
+    finally:
+        await runner.cleanup()
+
+
 def test_binance_orders_go_through_ccxt_and_fills_come_from_the_venue_answer() -> None:
     seen: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
 
@@ -229,26 +252,12 @@ def test_binance_orders_go_through_ccxt_and_fills_come_from_the_venue_answer() -
                                  status=400)
 
     async def go() -> list[ev.Event]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         got: list[ev.Event] = []
-        config = {"book_gateway": {"binance": {"symbols": {"ETHUSDT": "ETH/USDT"},
-                                               "api_url": f"http://127.0.0.1:{port}/api/v3"}}}
-        gw = BookGateway.from_config(MarketState(), config, execute=True,
-                                     env={"BINANCE_API_KEY": BN_KEY, "BINANCE_API_SECRET": BN_SECRET})
-        gw.bind(got.append)
-        try:
+        async with _binance(handler, got) as gw:
             gw.submit(_intent(1, "binance", "ETHUSDT", "buy", 50_000_000))
             await gw.wait()
             gw.submit(_intent(2, "binance", "ETHUSDT", "sell", 10**8, limit_price=300_000, price_decimals=2))
             await gw.close()
-        finally:
-            await runner.cleanup()
         return got
 
     got = asyncio.run(go())
