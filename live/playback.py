@@ -448,11 +448,7 @@ class SolanaPlayback(Playback):
         await super().start()
         app = web.Application()
         app.router.add_post("/", self._rpc)
-        self._http_runner = web.AppRunner(app, access_log=None)
-        await self._http_runner.setup()
-        site = web.TCPSite(self._http_runner, "127.0.0.1", 0)
-        await site.start()
-        self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._http_runner, self.http_port = await serve_loopback(app)
         return self
 
     async def stop(self) -> None:
@@ -514,3 +510,15 @@ class SolanaPlayback(Playback):
         self.latest[u.pubkey] = u
         self.slot = max(self.slot, u.slot)
         return account_notification(ws.__dict__["sub_ids"][u.pubkey], u.slot, u.owner, u.data, lamports=u.lamports)
+
+
+async def serve_loopback(app: Any) -> tuple[Any, int]:
+    """Serve an aiohttp ``app`` on 127.0.0.1 at a free port: (its runner, to ``cleanup()``; the port).
+    The local venues, relays and RPC proxies of the tests start this way."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

@@ -23,6 +23,7 @@ from hexbytes import HexBytes
 
 from tapedeck.live import flashbots as fb
 from tapedeck.live.keys import key_from_hex
+from tapedeck.live.playback import serve_loopback
 
 AUTH_SECRET = "0x" + "4c" * 32  # a throwaway relay-auth key for these tests
 
@@ -54,11 +55,7 @@ class LocalRelay:
     async def start(self) -> "LocalRelay":
         app = web.Application()
         app.router.add_post("/", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, port = await serve_loopback(app)
         self.url = f"http://127.0.0.1:{port}/"
         return self
 

@@ -20,7 +20,7 @@ from tapedeck.domain import events as ev
 from tapedeck.domain.state import MarketState
 from tapedeck.live.base import Clock
 from tapedeck.live.book_gateway import BookGateway, GatewayConfigError, hyperliquid_price
-from tapedeck.live.playback import BINANCE_RECORDING, HYPERLIQUID_RECORDING, read_frames
+from tapedeck.live.playback import BINANCE_RECORDING, HYPERLIQUID_RECORDING, read_frames, serve_loopback
 from tests.conftest import require_data
 
 HL_KEY = "0x" + "5e" * 32  # a key planted to be searched for in everything written
@@ -115,11 +115,8 @@ class _Exchange:
     async def __aenter__(self) -> _Exchange:
         app = web.Application()
         app.router.add_post("/exchange", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/exchange"  # type: ignore[union-attr]
+        self.runner, port = await serve_loopback(app)
+        self.url = f"http://127.0.0.1:{port}/exchange"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -214,11 +211,7 @@ async def _binance(handler: Any, got: list[ev.Event]) -> AsyncIterator[BookGatew
     its orders through the real ccxt client."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_loopback(app)
     config = {"book_gateway": {"binance": {"symbols": {"ETHUSDT": "ETH/USDT"},
                                            "api_url": f"http://127.0.0.1:{port}/api/v3"}}}
     gw = BookGateway.from_config(MarketState(), config, execute=True,

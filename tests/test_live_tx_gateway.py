@@ -34,6 +34,7 @@ from tapedeck.live.evm_gateway import EvmGateway, EvmGatewayConfig
 from tapedeck.live.fees import GWEI, FeePolicy
 from tapedeck.live.flashbots import FlashbotsRelay
 from tapedeck.live.keys import key_from_hex
+from tapedeck.live.playback import serve_loopback
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
@@ -618,11 +619,8 @@ class LossyRpc:
 
         app = web.Application()
         app.router.add_post("/", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+        self.runner, port = await serve_loopback(app)
+        self.url = f"http://127.0.0.1:{port}/"
         return self
 
     async def handle(self, request: Any) -> Any:
