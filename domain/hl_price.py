@@ -82,7 +82,7 @@ def price_problem(price: int, price_decimals: int, sz_decimals: int, spot: bool 
         return str(e)
     if price % step == 0:
         return ""
-    return _why(Decimal(price).scaleb(-price_decimals), sz_decimals, spot)
+    return _why(Decimal(price).scaleb(-price_decimals, context=CTX), sz_decimals, spot)
 
 
 def check_price(price: int, price_decimals: int, sz_decimals: int, spot: bool = False) -> None:
@@ -114,7 +114,7 @@ def round_decimal_price(price: Decimal, sz_decimals: int, *, up: bool, spot: boo
 def _why(price: Decimal, sz_decimals: int, spot: bool) -> str:
     limit = max_decimals(sz_decimals, spot)
     base = SPOT_DECIMALS if spot else PERP_DECIMALS
-    text = format(price.normalize(), "f")
+    text = format(price.normalize(context=CTX), "f")
     figures = len(text.replace(".", "").lstrip("0"))
     places = len(text.partition(".")[2])
     if figures > SIGNIFICANT:

@@ -84,6 +84,15 @@ def test_rounding_gives_the_nearest_valid_price_on_each_side(price: int, pd: int
     assert hl_price.decimal_price_problem(d, szd, spot) == price_problem(price, pd, szd, spot)
 
 
+def test_the_refusal_names_the_whole_price_whatever_the_callers_decimal_precision() -> None:
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = 4  # a caller's own setting must not round the price the message names
+        assert price_problem(29_848_771, 4, 2).startswith("price 2984.8771 has 8 significant figures")
+        assert price_problem(3_000_123, 3, 0).startswith("price 3000.123 has 7 significant figures")
+
+
 def test_the_signer_refuses_what_the_rule_refuses() -> None:
     hs.check_tick("3000.1", "1", 4)
     with pytest.raises(hs.ActionError, match="significant figures"):
