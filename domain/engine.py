@@ -58,6 +58,12 @@ _ENGINE_ONLY = (ev.OrderIntended, ev.IntentRejected, ev.StrategyFailed)
 _EXECUTIONS = (ev.OrderAcknowledged, ev.OrderFilled, ev.OrderFailed, ev.TransactionSubmitted,
                ev.TransactionIncluded, ev.TransactionDropped, ev.OrderCanceled)
 _NONE: tuple[ev.Event, ...] = ()  # the quiet path's answer (no allocation)
+
+
+def _nothing(event: ev.Event) -> Sequence[ev.Event]:
+    """The handler of an event type nothing folds and no strategy is asked about."""
+    return _NONE
+
 # Event type -> may a strategy propose it: True (a decision with a ``strategy`` field, which must be
 # the proposer's name), "" (a decision without one), False (not a decision, or engine-only). Filled
 # on first sight of each type (``_decidable``); only looked up, never iterated.
@@ -171,7 +177,19 @@ class Engine:
         }
         self._dispatch: dict[type[ev.Event], tuple[Callable[[Any], None] | None, tuple[Any, ...],
                                                    Callable[[Any], Sequence[ev.Event]] | None]] = {}
+        # Per event type, a handler specialised for its route (``_specialise``); ``self.handle`` looks
+        # it up by exact type. The dict is updated in place, so a ``handle`` bound before a strategy
+        # is suspended still routes as the engine now does.
+        self._handlers: dict[type[ev.Event], Callable[[Any], Sequence[ev.Event]]] = {}
         self._route()
+        handlers = self._handlers
+
+        def handle(event: ev.Event, handlers: dict[type[ev.Event], Callable[[Any], Sequence[ev.Event]]] = handlers
+                   ) -> Sequence[ev.Event]:
+            return handlers[type(event)](event)
+
+        handle.__doc__ = Engine.handle.__doc__
+        self.handle = handle  # type: ignore[method-assign]  # decides as ``Engine.handle`` does, faster
 
     def _route(self) -> None:
         """One lookup per event, by exact type: (fold or None, strategies asked, router or None)."""
@@ -183,6 +201,39 @@ class Engine:
         routers[ev.TimerFired] = self._timer
         self._dispatch = {t: (self._folds.get(t), tuple((s, s.on_event) for s in routes.get(t, ())), routers.get(t))
                           for t in ev.EVENT_TYPES}
+        self._handlers.clear()
+        self._handlers.update((t, self._specialise(*route)) for t, route in self._dispatch.items())
+
+    def _specialise(self, fold: Callable[[Any], None] | None, strategies: tuple[Any, ...],
+                    router: Callable[[Any], Sequence[ev.Event]] | None) -> Callable[[Any], Sequence[ev.Event]]:
+        """The handler of one route, deciding exactly as ``Engine.handle`` does: the general path
+        costs a tuple unpack, a loop and four tests per event, which is a fifth of the engine's time
+        on a quote tape, so the common shapes (a fold and one strategy; a fold only) get closures."""
+        if router is not None or len(strategies) > 1:
+            return type(self).handle.__get__(self)  # executions, timers, several strategies: the general path
+        if not strategies:
+            if fold is None:
+                return _nothing
+            return lambda event: fold(event) or _NONE  # type: ignore[func-returns-value]
+        ((strategy, on_event),) = strategies
+        state, take, settle, failed = self.state, self._take, self._settle, self._failed
+
+        def one(event: ev.Event) -> Sequence[ev.Event]:
+            if fold is not None:
+                fold(event)
+            try:
+                proposals = on_event(event, state)
+            except Exception as exc:
+                batch = _Batch(event)
+                batch.out.append(failed(event, strategy, exc))
+                return settle(batch)
+            if proposals:
+                batch = _Batch(event)
+                take(batch, strategy, proposals)
+                return settle(batch)
+            return _NONE
+
+        return one
 
     # ------------------------------------------------------------------ handling
 

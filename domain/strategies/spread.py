@@ -56,16 +56,17 @@ class SpreadCheck:
             return ()  # alone, or the state refused this quote (a negative price): nothing to compare
         out: list[ev.Event] | None = None  # allocated only when a book is crossed (rare)
         bid, ask, pd = e.bid, e.ask, e.price_decimals
-        for q in book.values():  # book[e.venue] is e itself
+        for q in book.values():
+            if q is e:  # book[e.venue] is e itself
+                continue
             if q.price_decimals != pd:  # venues quoting at different precisions: compare exactly, slowly
-                if q is not e:
-                    out = self._compare_scaled(e, q, state, out)
+                out = self._compare_scaled(e, q, state, out)
                 continue
             # A crossed book is rare: two integer comparisons settle the common case.
             if bid > q.ask:
-                if q is not e and bid - q.ask >= self._edge(pd):
+                if bid - q.ask >= self._edge(pd):
                     out = (out or []) + [self._opportunity(e, q, e, state)]
-            elif q.bid > ask and q is not e and q.bid - ask >= self._edge(pd):
+            elif q.bid > ask and q.bid - ask >= self._edge(pd):
                 out = (out or []) + [self._opportunity(e, e, q, state)]
         return out or ()
 
