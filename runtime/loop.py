@@ -110,6 +110,7 @@ class Loop:
         """The loop proper, for callers that are not inside it (``run``, ``feed``)."""
         stats, queue = self.stats, self._queue
         append, handle, decided = self.log.append, self.engine.handle, self.engine.decided
+        observe, INPUT = self._observe, ev.INPUT
         queue.append(incoming)
         try:
             while queue:
@@ -122,8 +123,12 @@ class Loop:
                     stats.first_ts = e.ts
                 stats.last_ts = e.ts
                 decisions = handle(e)
-                if self._observe is not None and e.KIND == ev.INPUT:
-                    self._call(self._observe, e)  # its fills are queued: fed after this event's decisions
+                if observe is not None and e.KIND == INPUT:
+                    self._busy = True  # as _call does, inlined (every input): what it reports is queued,
+                    try:  # fed after this event's decisions
+                        observe(e)
+                    finally:
+                        self._busy = False
                 for d in decisions:
                     d = append(d)
                     decided(d)
