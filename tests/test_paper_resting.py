@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tapedeck.adapters.eventlog import EventLog, Manifest
-from tapedeck.adapters.paper_gateway import PaperGateway
+from tapedeck.adapters.paper_gateway import PaperConfigError, PaperGateway
 from tapedeck.domain import events as ev
 from tapedeck.domain.engine import Engine
 from tapedeck.domain.risk import Intent, RiskGate
@@ -200,3 +202,13 @@ def test_through_the_loop_a_resting_paper_order_fills_later_and_the_run_verifies
     (c,) = [e for e in events if type(e) is ev.OrderCanceled]
     assert c.remaining == E8 // 2
     assert not engine.risk.open_intents and not engine.state.in_flight("rester")  # both ended, notional freed
+
+
+def test_maker_fee_bps_is_a_known_paper_key_defaulting_to_the_taker_fee() -> None:
+    gw = PaperGateway.from_config(MarketState(), {"paper": {"taker_fee_bps": 4, "maker_fee_bps": 1}})
+    assert (gw.taker_fee_bps, gw.maker_fee_bps) == (4, 1)
+    assert PaperGateway.from_config(MarketState(), {"paper": {"taker_fee_bps": 4}}).maker_fee_bps == 4
+    with pytest.raises(PaperConfigError, match="known: base_decimals, maker_fee_bps, quote_decimals, taker_fee_bps"):
+        PaperGateway.from_config(MarketState(), {"paper": {"maker_fee": 1}})
+    with pytest.raises(PaperConfigError, match="maker_fee_bps must be in"):
+        PaperGateway.from_config(MarketState(), {"paper": {"maker_fee_bps": 10_000}})
