@@ -253,6 +253,10 @@ def outcome_lines(results: Any) -> list[str]:
                      f"{s.intents} acted on ({s.rejected} refused by risk), {s.won} won, {s.lost} lost, "
                      f"{s.pending} pending; PnL {s.pnl / 1e6:,.2f} USDC net of gas ({s.gas_wei / 1e18:.4f} ETH) "
                      f"and fees")
+        if s.exits or s.exits_refused:
+            lines.append(f"    exits (flattens of those positions, not opportunities): {s.exits} intended "
+                         f"({s.exits_refused} refused by risk), {s.exits_filled} filled, {s.exits_failed} failed, "
+                         f"{s.exits_pending} pending")
         if s.suppressed:
             lines.append(f"    suppressed as stale: {s.suppressed} gaps priced on state older than the strategy's "
                          f"max_age (they would have reported {s.suppressed_net / 1e6:,.2f} USDC; not acted on)")

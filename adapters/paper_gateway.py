@@ -19,13 +19,31 @@ can tell paper from executed. Paper PnL is what the exact math gives, and it can
   swap's gas per leg (``v2_swap_gas``/``v3_swap_gas``, not the strategy's declared gas); ``fee`` in
   ETH wei, ``fee_asset="ETH"``. Without a recorded block the fill says ``fee=0, fee_asset=""``:
   gas not modelled (outcomes report it so).
-* **Book** (side ``buy``/``sell`` on a venue with a quote for the instrument): an IOC at the top of
+* **Book** (side ``buy``/``sell`` on a venue with a quote for the instrument): against the top of
   book, the quoted size as depth (``base_decimals``), notional rounded in the venue's favour
-  (``quote_decimals``), a taker fee of ``taker_fee_bps`` in the quote asset. Less depth than asked:
-  a final fill of what there was.
+  (``quote_decimals``), a fee in the quote asset. The intent's ``limit_price`` (at its
+  ``price_decimals``; 0: a market order) and ``tif`` ("" = "ioc") decide how:
 
-* **Cancel** (side ``cancel``, ``target`` the order's client id): every paper order is filled or
-  refused at once, so nothing ever rests: a cancel is ``OrderFailed`` "cancel: no resting order <id>".
+  - **IOC** (and every market order): fills at the top's price up to its depth if the top crosses
+    the limit (a buy's ask at or below it, a sell's bid at or above it), the taker fee
+    ``taker_fee_bps``; the rest is canceled: a final fill of what there was. A top that does not
+    cross fills nothing: ``OrderFailed`` "limit price not reached".
+  - **GTC**: what crosses on arrival fills as an IOC would (a non-final fill when some is left);
+    the rest **rests** at its limit. A resting order fills when a later ``QuoteUpdated`` of its book
+    crosses its limit (``observe``, called by the loop after each input the engine has folded): at
+    its own limit price (it was the resting side), up to that quote's depth, with the maker fee
+    ``maker_fee_bps`` (default: the taker fee), final when nothing is left. Orders resting on one
+    book fill in the order they came (time priority), sharing each quote's depth.
+  - **ALO** (post only): rests as a GTC; one whose limit crosses the top on arrival is refused
+    (Hyperliquid's "Post only order would have immediately matched").
+
+  Fills are always computed from the book (a crossing price and its depth), never echoed from the
+  intent. A GTC/ALO needs a limit price.
+
+* **Cancel** (side ``cancel``, ``target`` the order's client id, of the same strategy): a resting
+  order is taken off (``OrderCanceled``, ``remaining`` what it had not filled, ending both the order
+  and the cancel); anything else (filled, refused, never seen) is ``OrderFailed`` "cancel: no
+  resting order <id>".
 
 A recorded market cannot move for a paper trade, so the gateway remembers its own impact: a pool
 (or a quote's depth) it traded is seen as it left it until the recording updates that pool (or that
@@ -35,9 +53,11 @@ the same profit again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from tapedeck.domain import events as ev
+from tapedeck.domain.decimals import CTX
 from tapedeck.domain.uniswap_v2 import get_amount_out
 from tapedeck.domain.uniswap_v3 import V3MathError, swap_within_range
 
@@ -63,6 +83,18 @@ class PaperConfigError(ValueError):
 
 class PaperRefusal(Exception):
     """Internal: the intent cannot be filled on paper; the message is the OrderFailed reason."""
+
+
+@dataclass
+class _Resting:
+    """A GTC/ALO order resting on a book: its intent and what of it is not filled yet (base units)."""
+
+    intent: ev.OrderIntended
+    left: int
+
+
+RESTING_TIFS = ("gtc", "alo")
+BOOK_TIFS = ("ioc", *RESTING_TIFS)
 
 
 class _Leg:
@@ -123,24 +155,30 @@ class PaperGateway:
     """Fills intents on paper against ``state`` (see the module docstring for the rules)."""
 
     def __init__(self, state: Any, *, pools: Mapping[str, PoolSpec] | None = None, taker_fee_bps: int = 10,
-                 base_decimals: int = 8, quote_decimals: int = 6, v2_swap_gas: int = V2_SWAP_GAS,
-                 v3_swap_gas: int = V3_SWAP_GAS, report: Report | None = None):
-        if not 0 <= int(taker_fee_bps) < 10_000:
-            raise ValueError(f"taker_fee_bps must be in [0, 10000), got {taker_fee_bps}")
+                 maker_fee_bps: int | None = None, base_decimals: int = 8, quote_decimals: int = 6,
+                 v2_swap_gas: int = V2_SWAP_GAS, v3_swap_gas: int = V3_SWAP_GAS, report: Report | None = None):
+        maker_fee_bps = taker_fee_bps if maker_fee_bps is None else maker_fee_bps
+        for name, bps in (("taker_fee_bps", taker_fee_bps), ("maker_fee_bps", maker_fee_bps)):
+            if not 0 <= int(bps) < 10_000:
+                raise ValueError(f"{name} must be in [0, 10000), got {bps}")
         self.state = state
         self.pools = {k.lower(): v for k, v in (pools or {}).items()}
         self.taker_fee_bps = int(taker_fee_bps)
+        self.maker_fee_bps = int(maker_fee_bps)
         self.base_decimals = int(base_decimals)
         self.quote_decimals = int(quote_decimals)
         self.v2_swap_gas, self.v3_swap_gas = int(v2_swap_gas), int(v3_swap_gas)
         self.report = report
         self._impact: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # pool -> (recorded, after own trade)
         self._depth_used: dict[tuple[str, str, str], tuple[ev.QuoteUpdated, int]] = {}  # (instr, venue, side)
+        self._resting: dict[tuple[str, str], dict[tuple[str, str], _Resting]] = {}  # (instr, venue) -> orders
+        self._rests_on: dict[tuple[str, str], tuple[str, str]] = {}  # (strategy, client id) -> its book
 
     @classmethod
     def from_config(cls, state: Any, config: Mapping[str, Any], report: Report | None = None) -> PaperGateway:
         """Built from a run config's ``[paper]`` table (``taker_fee_bps``, ``base_decimals``,
-        ``quote_decimals``, ``v2_swap_gas``, ``v3_swap_gas``, ``pools.<id>.fee`` / ``tick_spacing``).
+        ``quote_decimals``, ``v2_swap_gas``, ``v3_swap_gas``, ``maker_fee_bps``, ``pools.<id>.fee`` /
+        ``tick_spacing``).
         A pool not listed there takes the fee the config's ``cross_pool_arb`` strategies declare for
         it (a fact about the pool, not about the outcome)."""
         try:
@@ -155,7 +193,8 @@ class PaperGateway:
                                                                     int(s.get("v3_tick_spacing", 0)))
             for pid, spec in dict(paper.pop("pools", {})).items():
                 pools[pid.lower()] = PoolSpec(int(spec["fee"]), int(spec.get("tick_spacing", 0)))
-            known = {"taker_fee_bps", "base_decimals", "quote_decimals", "v2_swap_gas", "v3_swap_gas"}
+            known = {"taker_fee_bps", "maker_fee_bps", "base_decimals", "quote_decimals", "v2_swap_gas",
+                     "v3_swap_gas"}
             unknown = sorted(set(paper) - known)
             if unknown:
                 raise PaperConfigError(f"[paper]: unknown key(s) {', '.join(unknown)} "
@@ -176,11 +215,12 @@ class PaperGateway:
             raise RuntimeError("PaperGateway.submit before bind(report)")
         try:
             if intent.side == "cancel":
-                raise PaperRefusal(f"cancel: no resting order {intent.target}")  # paper orders never rest
+                self.report(self._cancel(intent))
+                return
             if intent.side == "arb":
-                fill = self._arb(intent)
+                fills = [self._arb(intent)]
             elif intent.side in ("buy", "sell") and intent.venue in self.state.quotes.get(intent.instrument, {}):
-                fill = self._book(intent)
+                fills = self._book(intent)
             else:
                 raise PaperRefusal(f"paper fills arbitrage intents (side 'arb') and buy/sell on a quoted book; "
                                    f"nothing to fill side {intent.side!r} {intent.instrument!r} on {intent.venue!r}")
@@ -190,7 +230,48 @@ class PaperGateway:
             return
         self.report(ev.OrderAcknowledged(ts=intent.ts, source=PAPER, cause=intent.seq, intent=intent.seq,
                                          venue=intent.venue, order_id=f"paper-{intent.seq}"))
-        self.report(fill)
+        for fill in fills:
+            self.report(fill)
+
+    def observe(self, e: ev.Event) -> None:
+        """After the engine folded input ``e``: a new quote of a book with resting orders fills
+        those its top crosses (see the module docstring). The loop calls this for every input."""
+        if not self._resting or type(e) is not ev.QuoteUpdated:
+            return
+        book = self._resting.get((e.instrument, e.venue))  # type: ignore[attr-defined]
+        if not book or self.state.quotes.get(e.instrument, {}).get(e.venue) is not e:  # type: ignore[attr-defined]
+            return  # nothing rests there, or the state did not keep the quote (unusable)
+        q: ev.QuoteUpdated = e  # type: ignore[assignment]
+        for key, r in list(book.items()):
+            i = r.intent
+            buying = i.side == "buy"
+            px = q.ask if buying else q.bid
+            if not (px > 0 and _crosses(px, q.price_decimals, i.limit_price, i.price_decimals, buying)):
+                continue
+            qty = self._take(q, i.side, r.left)
+            if not qty:
+                continue
+            r.left -= qty
+            if not r.left:
+                del book[key], self._rests_on[key]
+            self.report(self._fill(i, qty, i.limit_price, i.price_decimals, self.maker_fee_bps, final=not r.left,
+                                   ts=q.ts, cause=q.seq))
+        if not book:
+            del self._resting[(q.instrument, q.venue)]
+
+    def _cancel(self, intent: ev.OrderIntended) -> ev.Event:
+        key = (intent.strategy, intent.target)
+        where = self._rests_on.pop(key, None)
+        if where is None:
+            raise PaperRefusal(f"cancel: no resting order {intent.target}")
+        book = self._resting[where]
+        r = book.pop(key)
+        if not book:
+            del self._resting[where]
+        i = r.intent
+        return ev.OrderCanceled(ts=intent.ts, source=PAPER, cause=intent.seq, intent=i.seq, venue=i.venue,
+                                strategy=i.strategy, instrument=i.instrument, client_id=i.client_id,
+                                cancel_id=intent.client_id, remaining=r.left, cancel_intent=intent.seq)
 
     # ------------------------------------------------------------------ arbitrage
 
@@ -258,27 +339,75 @@ class PaperGateway:
 
     # ------------------------------------------------------------------ book
 
-    def _book(self, intent: ev.OrderIntended) -> ev.OrderFilled:
+    def _book(self, intent: ev.OrderIntended) -> list[ev.OrderFilled]:
         q = self.state.quotes[intent.instrument][intent.venue]
         buying = intent.side == "buy"
+        tif, limit = intent.tif or "ioc", intent.limit_price
+        if tif not in BOOK_TIFS:
+            raise PaperRefusal(f"time in force {intent.tif!r} unknown (ioc, gtc, alo)")
+        if intent.amount <= 0 or limit < 0:
+            raise PaperRefusal(f"amount {intent.amount} must be > 0 and limit_price {limit} >= 0")
+        if tif in RESTING_TIFS and not limit:
+            raise PaperRefusal(f"a {tif} order needs a limit price (a market order is IOC)")
         px, size = (q.ask, q.ask_size) if buying else (q.bid, q.bid_size)
-        if not (px > 0 and size >= 0):
-            raise PaperRefusal(f"{intent.venue} {intent.instrument}: unusable quote {q.price(px)} x {q.size(size)}")
-        key = (intent.instrument, intent.venue, intent.side)
+        usable = px > 0 and size >= 0
+        crosses = usable and (not limit or _crosses(px, q.price_decimals, limit, intent.price_decimals, buying))
+        where = f"{intent.venue} {intent.instrument}"
+        if tif == "ioc":
+            if not usable:
+                raise PaperRefusal(f"{where}: unusable quote {q.price(px)} x {q.size(size)}")
+            if not crosses:
+                raise PaperRefusal(f"{where}: limit price not reached (best {'ask' if buying else 'bid'} "
+                                   f"{q.price(px)}, limit {_price(limit, intent.price_decimals)})")
+            qty = self._take(q, intent.side, intent.amount)
+            if not qty:
+                raise PaperRefusal(f"{where}: no depth left at {q.price(px)} for {intent.amount}")
+            return [self._fill(intent, qty, px, q.price_decimals, self.taker_fee_bps, final=True)]
+        if tif == "alo" and crosses:
+            raise PaperRefusal(f"{where}: Post only order would have immediately matched, bbo was "
+                               f"{q.price(q.bid)}@{q.price(q.ask)}")
+        qty = self._take(q, intent.side, intent.amount) if crosses else 0
+        out = [self._fill(intent, qty, px, q.price_decimals, self.taker_fee_bps, final=qty == intent.amount)] if qty else []
+        if qty < intent.amount:
+            key, book = (intent.strategy, intent.client_id), (intent.instrument, intent.venue)
+            self._resting.setdefault(book, {})[key] = _Resting(intent, intent.amount - qty)
+            self._rests_on[key] = book
+        return out
+
+    def _take(self, q: ev.QuoteUpdated, side: str, want: int) -> int:
+        """Up to ``want`` base units of the depth the top of ``q`` on the far side of ``side`` has
+        left after this gateway's own trades on that same quote; records what it takes."""
+        key = (q.instrument, q.venue, side)
         used = self._depth_used.get(key)
-        depth = _scaled(size, self.base_decimals - q.size_decimals, up=False)
-        if used is not None and used[0] == q:
-            depth -= used[1]
-        qty = min(intent.amount, depth)
-        if qty <= 0:
-            raise PaperRefusal(f"{intent.venue} {intent.instrument}: no depth left at {q.price(px)} for {intent.amount}")
-        self._depth_used[key] = (q, (used[1] if used is not None and used[0] == q else 0) + qty)
-        # qty base units x px (10**-pd quote) -> quote base units: exact integers, the venue's rounding
-        notional = _scaled(qty * px, self.quote_decimals - self.base_decimals - q.price_decimals, up=buying)
-        fee = -(-notional * self.taker_fee_bps // 10_000)  # rounded up: the venue's favour
-        return ev.OrderFilled(ts=intent.ts, source=PAPER, cause=intent.seq, intent=intent.seq, venue=intent.venue,
+        before = used[1] if used is not None and used[0] == q else 0
+        size = q.ask_size if side == "buy" else q.bid_size
+        qty = max(0, min(want, _scaled(size, self.base_decimals - q.size_decimals, up=False) - before))
+        if qty:
+            self._depth_used[key] = (q, before + qty)
+        return qty
+
+    def _fill(self, intent: ev.OrderIntended, qty: int, px: int, price_decimals: int, fee_bps: int, *, final: bool,
+              ts: int | None = None, cause: int | None = None) -> ev.OrderFilled:
+        """``qty`` base units at ``px`` (``10**-price_decimals`` quote units): notional rounded in the
+        venue's favour, fee rounded up."""
+        notional = _scaled(qty * px, self.quote_decimals - self.base_decimals - price_decimals,
+                           up=intent.side == "buy")
+        fee = -(-notional * fee_bps // 10_000)
+        return ev.OrderFilled(ts=intent.ts if ts is None else ts, source=PAPER,
+                              cause=intent.seq if cause is None else cause, intent=intent.seq, venue=intent.venue,
                               amount=qty, notional=notional, fee=fee, fee_asset=intent.instrument.split("-")[-1],
-                              final=True)
+                              final=final)
+
+
+def _crosses(px: int, px_decimals: int, limit: int, limit_decimals: int, buying: bool) -> bool:
+    """Whether a book price crosses a limit (a buy's ask at or below it, a sell's bid at or above
+    it), each at its own precision: compared exactly, cross-multiplied."""
+    a, b = px * 10**limit_decimals, limit * 10**px_decimals
+    return a <= b if buying else a >= b
+
+
+def _price(n: int, decimals: int) -> str:
+    return str(Decimal(n).scaleb(-decimals, context=CTX))
 
 
 def _scaled(n: int, places: int, *, up: bool) -> int:

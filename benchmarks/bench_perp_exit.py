@@ -15,15 +15,24 @@ strategies in order and gates each one's intents before asking the next, so the 
 decided after one strategy's check, not five).
 
 Prints p50/p99/max of the updates that decided flattens (BBO event to flatten intents, and that
-divided by the number of flattens) and of all updates (the exit check on every update), in
-microseconds, measured twice: wall time (``perf_counter_ns``) and the thread's CPU time
-(``thread_time_ns``, which a shared machine's descheduling does not inflate), with a calibration
-line (CPU ms for a million Python additions). Usage:
-    python benchmarks/bench_perp_exit.py [--updates N] [--markets 20] [--strategies 5] [--exit-every 100]
+divided by the number of flattens), of all updates (the exit check on every update) and of the
+updates that decided nothing, in microseconds, measured twice: wall time (``perf_counter_ns``) and
+the thread's CPU time (``thread_time_ns``, which a shared machine's descheduling does not inflate),
+with a calibration line (CPU ms for a million Python additions). About one update in
+``--exit-every`` decides flattens, so the p99 of all updates sits where the flatten updates begin:
+it is their figure, not the quiet check's.
+
+``--tail`` asks whether the slow percent of the flatten updates is a slow *path* or the machine: it
+runs the tape twice more (CPU clock) and prints how many of the slowest 2% of the flatten updates of
+the first run are among the slowest 2% of the second (a path would make them the same updates),
+and in how many updates, and how many of them flatten updates, a strategy recomputed its exit
+prices (``_lines``) or its price-rule step (``_price_step``). Usage:
+    python benchmarks/bench_perp_exit.py [--updates N] [--markets 20] [--strategies 5] [--exit-every 100] [--tail]
 """
 from __future__ import annotations
 
 import argparse
+import bisect
 import gc
 import random
 import statistics
@@ -115,7 +124,11 @@ class Bench:
 
 
 def run(n: int, markets: int, strategies: int, exit_every: int, seed: int,
-        clock: object = time.perf_counter_ns) -> tuple[list[int], list[int], int]:
+        clock: object = time.perf_counter_ns, seen: list[int] | None = None
+        ) -> tuple[list[int], list[int], int]:
+    """The timed tape: every update's ns, the flatten updates' ns, the flattens. With ``seen`` (the
+    ``--tail`` runs: a counter a probe bumps), also which updates the probe saw, as
+    ``Bench.probed`` (update index -> (decided flattens, probe calls))."""
     b = Bench(markets, strategies)
     b.setup()
     rng = random.Random(seed)
@@ -123,10 +136,12 @@ def run(n: int, markets: int, strategies: int, exit_every: int, seed: int,
     all_ns: list[int] = []
     exit_ns: list[int] = []
     flattens = 0
+    probed: dict[int, tuple[bool, int]] = {}
+    run.probed = probed  # type: ignore[attr-defined]
     gc.collect()
     gc.disable()
     try:
-        for _ in range(n):
+        for k in range(n):
             m = b.markets[rng.randrange(markets)]
             if rng.randrange(exit_every) == 0:  # the book caught up: bid back at the oracle
                 e = b.quote(m, ORACLE, ORACLE + 300)
@@ -135,12 +150,15 @@ def run(n: int, markets: int, strategies: int, exit_every: int, seed: int,
                 e = b.quote(m, bid, bid + 300)
             b.seq += 1
             e = ev.with_seq(e, b.seq)
+            before = seen[0] if seen is not None else 0
             t0 = clock()  # type: ignore[operator]
             out = handle(e)
             dt = clock() - t0  # type: ignore[operator]
             all_ns.append(dt)
             decided = b.decide(out)
             intents = [d for d in decided if type(d) is ev.OrderIntended]
+            if seen is not None and (intents or seen[0] != before):
+                probed[k] = (bool(intents), seen[0] - before)
             if intents:
                 assert all(i.reduce_only for i in intents) and len(intents) == strategies
                 exit_ns.append(dt)
@@ -201,6 +219,7 @@ def main() -> None:
     ap.add_argument("--strategies", type=int, default=5, help="strategies, each holding every market")
     ap.add_argument("--exit-every", type=int, default=100, help="about one update in this many closes a gap")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tail", action="store_true", help="also check whether the slow percent is a code path")
     a = ap.parse_args()
     print(f"bench_perp_exit: {a.updates:,} BBO updates, {a.markets * a.strategies} open positions across "
           f"{a.markets} markets ({a.strategies} strategies), Python {sys.version.split()[0]}; machine: "
@@ -216,11 +235,51 @@ def main() -> None:
               f"(per flatten: p50 {pct(per, 0.5):.1f} us, p99 {pct(per, 0.99):.1f} us)")
         print(f"    every BBO update (the exit check of {a.strategies} strategies; most do not exit): "
               f"p50 {pct(all_ns, 0.5):.1f} us, p99 {pct(all_ns, 0.99):.1f} us, mean {statistics.fmean(all_ns) / 1000:.2f} us")
+        quiet = sorted(all_ns)
+        for dt in exit_ns:  # the updates that decided nothing: all but the flatten updates
+            quiet.pop(bisect.bisect_left(quiet, dt))
+        print(f"    the BBO updates that decided nothing ({len(quiet):,}): p50 {pct(quiet, 0.5):.1f} us, "
+              f"p99 {pct(quiet, 0.99):.1f} us")
     t0 = time.perf_counter()
     wall_first, cpu_first = run_first(a.updates, a.markets, a.strategies, a.exit_every, a.seed)
     print(f"  BBO event -> the first flatten intent's verdict (the gate's probe; a run of its own), "
           f"{time.perf_counter() - t0:.1f} s: wall p50 {pct(wall_first, 0.5):.1f} us, p99 {pct(wall_first, 0.99):.1f} us; "
           f"CPU p50 {pct(cpu_first, 0.5):.1f} us, p99 {pct(cpu_first, 0.99):.1f} us")
+    if a.tail:
+        tail(a)
+
+
+def tail(a: argparse.Namespace) -> None:
+    """``--tail``: is the slow percent of the flatten updates a code path (the same updates every
+    run) or the machine? And where did a strategy recompute its exit prices or price step?"""
+    seen = [0]
+    lines, step = PerpOracleLag._lines, PerpOracleLag._price_step
+
+    def probe(fn):  # type: ignore[no-untyped-def]
+        def counted(*args):  # type: ignore[no-untyped-def]
+            seen[0] += 1
+            return fn(*args)
+        return counted
+
+    PerpOracleLag._lines, PerpOracleLag._price_step = probe(lines), probe(step)  # type: ignore[method-assign]
+    try:
+        runs = []
+        for _ in range(2):
+            _all, exit_ns, _n = run(a.updates, a.markets, a.strategies, a.exit_every, a.seed, time.thread_time_ns, seen)
+            runs.append((exit_ns, dict(run.probed)))  # type: ignore[attr-defined]
+    finally:
+        PerpOracleLag._lines, PerpOracleLag._price_step = lines, step  # type: ignore[method-assign]
+    slow: list[set[int]] = []
+    for exit_ns, probed in runs:  # the slowest 2% of each run's flatten updates, by index in the tape
+        idx = [i for i, (flat, _) in sorted(probed.items()) if flat]
+        by = sorted(zip(exit_ns, idx), reverse=True)
+        slow.append({i for _, i in by[: max(1, len(by) // 50)]})
+    probed = runs[0][1]
+    recomputed = {i: c for i, (_, c) in probed.items() if c}
+    on_flatten = sum(1 for i in recomputed if probed[i][0])
+    print(f"  --tail: of the slowest {len(slow[0])} flatten updates of one run, {len(slow[0] & slow[1])} are among the "
+          f"slowest {len(slow[1])} of a second run of the same tape; exit prices or price step recomputed in "
+          f"{len(recomputed):,} updates ({sum(recomputed.values()):,} calls), {on_flatten} of them flatten updates")
 
 
 def calibrate() -> float:

@@ -29,8 +29,9 @@ timer too. At it, with nothing in flight: ``on_deadline = "catch_up"`` sends one
 that is left ("deadline", uncapped), ``"leave"`` sends nothing; either way the parent then finishes
 ``expired`` with what is left reported in ``ParentOrderFinished.remaining``. With a child in flight
 at the deadline, no further child is sent: the parent finishes when it ends; a resting child
-(``tif`` "gtc" or "alo") is cancelled then, so it does end. No child intent is ever made after the
-deadline.
+(``tif`` "gtc" or "alo") is cancelled then, so it does end. So is a resting final ``catch_up``
+child: it is cancelled as soon as it is approved (at the deadline), so it takes what it finds on
+arrival and the rest ends with the cancel. No child intent is ever made after the deadline.
 
 **Cancels** (a cancel intent: ``side = "cancel"``, ``target`` the child's client id, its own client
 id ``<child id>-cancel``; see ``domain/risk.py``). A child is cancelled when its parent finishes with
@@ -504,6 +505,8 @@ class ParentOrders:
             c.approved = True
             if w.stopping:  # stopped before its approval came back: cancel it now
                 self._cancel(w, e, "stopped", out)
+            elif w.parent.deadline_ts and e.ts >= w.parent.deadline_ts and w.parent.tif in RESTING_TIFS:
+                self._cancel(w, e, "deadline", out)  # the final catch-up child: what did not trade on arrival ends
             elif w.parent.child_timeout_ns:
                 out.append(ev.TimerRequested(ts=e.ts, source="engine", cause=e.seq, strategy=self.strategy,
                                              key=STALE_PREFIX + c.client_id, at_ts=e.ts + w.parent.child_timeout_ns))

@@ -4,6 +4,9 @@
 before the engine sees it), let the engine decide, append the decisions, hand intents to the
 gateway after a flush (so nothing leaves the process before it is durable), and feed what the
 gateway reports (through the one ``report`` channel it is bound to) back in as execution events.
+A gateway with an ``observe`` method (the paper gateway, whose GTC orders rest on recorded books)
+is shown each input right after the engine folded it, before that input's intents are submitted
+(an order already resting has time priority); what it reports is fed after the input's decisions.
 A ``TimerRequested`` decision is handed to the run's timer scheduler, which produces the matching
 ``TimerFired`` input at its time. ``Loop.run`` drives a pull source (a historical log's inputs, a
 tape) and merges the pending timers into it; push sources (the simulated world) call ``feed`` and
@@ -91,6 +94,8 @@ class Loop:
         self._busy = False  # inside a call out of the loop: feed queues instead of re-entering
         self.timers = TimerQueue() if timers is None else timers
         self._schedule: Timers = self.timers.schedule if isinstance(self.timers, TimerQueue) else self.timers
+        # a gateway with orders resting on books (paper) sees each input once the engine has folded it
+        self._observe: Callable[[ev.Event], None] | None = getattr(gateway, "observe", None)
         if gateway is not None:
             gateway.bind(self.feed)
 
@@ -105,6 +110,7 @@ class Loop:
         """The loop proper, for callers that are not inside it (``run``, ``feed``)."""
         stats, queue = self.stats, self._queue
         append, handle, decided = self.log.append, self.engine.handle, self.engine.decided
+        observe, INPUT = self._observe, ev.INPUT
         queue.append(incoming)
         try:
             while queue:
@@ -117,6 +123,12 @@ class Loop:
                     stats.first_ts = e.ts
                 stats.last_ts = e.ts
                 decisions = handle(e)
+                if observe is not None and e.KIND == INPUT:
+                    self._busy = True  # as _call does, inlined (every input): what it reports is queued,
+                    try:  # fed after this event's decisions
+                        observe(e)
+                    finally:
+                        self._busy = False
                 for d in decisions:
                     d = append(d)
                     decided(d)

@@ -30,8 +30,11 @@
   book theirs when they come (the stream, once a venue has one, replaces its ``OrderFilled``
   reports, as in the positions); what is still open at the end is marked at the market's last
   ``MarkPriceUpdated`` mark (no mark: ``unpriced``). So the strategy's PnL is the perp report's
-  net (realised + unrealised - fees + funding). Each entry decided counts as an opportunity seen;
-  a fill counts "at a loss" when it closed part of a position for less than it cost (fees
+  net (realised + unrealised - fees + funding). Each entry decided counts as an opportunity seen,
+  and its intent, fill, failure or risk refusal as that opportunity acted on, won, lost or refused,
+  as for any strategy; an exit (a flatten of a position already counted) is no new opportunity, so
+  its intent and end are counted apart (``exits``, ``exits_filled``, ``exits_failed``,
+  ``exits_refused``, ``exits_pending``), never in ``intents``/``won``/``lost``. A fill counts "at a loss" when it closed part of a position for less than it cost (fees
   included): an opening fill's fee is booked, not counted as a losing fill.
 * **Paper or executed**: fills whose ``source`` starts with ``paper`` (``PaperGateway``) are paper,
   computed from the recorded pool state and books; the rest were executed by a venue (the sim's
@@ -118,6 +121,11 @@ class StrategyOutcome:
     inventory: dict[str, int] = field(default_factory=dict)  # asset -> what partial executions left
     inventory_value: int = 0  # of which marked at the ETH price (included in executed_pnl)
     eth_price: str = ""  # which price valued ETH, with its last value
+    exits: int = 0  # perp exit (flatten) intents that passed risk: not opportunities, not in intents
+    exits_filled: int = 0  # of which ended filled (a final fill)
+    exits_failed: int = 0  # of which failed at the venue
+    exits_refused: int = 0  # exits the risk gate refused (not in rejected)
+    exits_pending: int = 0  # exits with nothing final when the run ended
 
 
 def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
@@ -135,7 +143,8 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     settled: dict[int, int] = {}  # executor liquidation intent -> debt it repaid (its fill's notional)
     sold: list[tuple[StrategyOutcome, str, int, int]] = []  # (outcome, debt asset, sale less debt repaid, ts)
     spot: dict[str, dict[str, str]] = {}  # cex-dex strategy -> venue -> the base asset its fills move
-    perp_kinds: dict[tuple[str, str], None] = {}  # (strategy, client id) of a perp decision
+    perp_kinds: dict[tuple[str, str], bool] = {}  # (strategy, client id) of a perp decision -> is an exit
+    exit_intents: set[int] = set()  # intent seqs of perp exits (counted apart from the opportunities)
     perp_intents: dict[int, None] = {}  # intent seqs of perp decisions
     perp_paper: dict[str, bool] = {}  # perp strategy -> were its fills paper (the last one's source)
     perp_events: list[ev.Event] = []  # what runtime.perp_report folds the positions from
@@ -164,7 +173,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
         if e.KIND == ev.INPUT:
             price.fold(e)
         elif t is ev.PerpEntryDecided or t is ev.PerpExitDecided:
-            perp_kinds[(e.strategy, e.client_id)] = None  # type: ignore[attr-defined]
+            perp_kinds[(e.strategy, e.client_id)] = t is ev.PerpExitDecided  # type: ignore[attr-defined]
             if t is ev.PerpEntryDecided:
                 of(e.strategy).opportunities += 1  # type: ignore[attr-defined]
         elif t is ev.OpportunityDetected or t is ev.CexDexOpportunity:
@@ -189,12 +198,20 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             intents[e.seq] = e
             if e.side == "cancel":  # a cancel is no trade: neither acted on, won, lost nor pending
                 continue
-            of(e.strategy).intents += 1
             open_intents.add(e.seq)
-            if (e.strategy, e.client_id) in perp_kinds:
+            kind = perp_kinds.get((e.strategy, e.client_id))
+            if kind is not None:
                 perp_intents[e.seq] = None
+            if kind:
+                exit_intents.add(e.seq)
+                of(e.strategy).exits += 1
+            else:
+                of(e.strategy).intents += 1
         elif t is ev.IntentRejected:
-            of(e.strategy).rejected += 1
+            if perp_kinds.get((e.strategy, e.client_id)):  # type: ignore[attr-defined]
+                of(e.strategy).exits_refused += 1  # type: ignore[attr-defined]
+            else:
+                of(e.strategy).rejected += 1  # type: ignore[attr-defined]
         elif e.KIND != ev.EXECUTION or getattr(e, "intent", None) not in intents:
             continue
         elif t is ev.TransactionIncluded:
@@ -216,7 +233,10 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             else:
                 s.executed_fills += 1
             if e.final:
-                s.won += 1
+                if e.intent in exit_intents:
+                    s.exits_filled += 1
+                else:
+                    s.won += 1
                 open_intents.discard(e.intent)
             if e.intent in perp_intents:  # a perp position's fill: booked from the positions (below)
                 perp_paper[intent.strategy] = paper
@@ -272,8 +292,11 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             if intents[e.intent].side == "cancel":
                 continue  # a cancel that found nothing resting: the order's own end decides
             s = of(intents[e.intent].strategy)
-            s.lost += 1
             open_intents.discard(e.intent)
+            if e.intent in exit_intents:
+                s.exits_failed += 1
+                continue
+            s.lost += 1
             s.lost_to[_why(e.reason)] += 1
     for s, asset, delta, paper in leftovers:  # marked at the named price's last value in the run
         if asset == RISK_ASSET:
@@ -297,7 +320,10 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     if perp_kinds:
         _perp_outcomes(perp_events, of, book, perp_paper)
     for seq in open_intents:
-        of(intents[seq].strategy).pending += 1
+        if seq in exit_intents:
+            of(intents[seq].strategy).exits_pending += 1
+        else:
+            of(intents[seq].strategy).pending += 1
     for s in out.values():
         s.eth_price = price.describe()
     return out

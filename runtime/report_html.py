@@ -15,7 +15,9 @@ What it shows, each section only when the run holds the events for it:
   stream after the fills.) At most ``PERP_POINTS`` points a line: the last of each time bucket.
 * **Opportunities and their fate** per strategy: unique opportunities, re-detections, acted on,
   won, lost (to whom: the failure's reason grouped as ``outcomes`` groups it), pending, refused by
-  risk, suppressed as stale, skipped by reason (``LiquidationSkipped``).
+  risk, suppressed as stale, skipped by reason (``LiquidationSkipped``). For a perp strategy an
+  opportunity is an entry decided and acted on / won / lost count its entry intents; its exits
+  (flattens) are bars of their own (exits, filled, failed, pending, refused by risk).
 * **Latency histograms**: detection (``LiquidationOpportunity.latency_ns``: causing event to intent)
   and inclusion (intent to its ``TransactionIncluded``), in event-time milliseconds.
 * **Health factors over time** for liquidation runs (``AaveAccountObserved``, else the HF the
@@ -47,7 +49,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("pnl", "PnL over event time (USDC, net of gas and fees; what partial and spot legs left is marked at the end)"),
     ("perp-pnl", "Perp PnL by strategy (USDC)"),
     ("perp-pnl-time", "Perp PnL over event time (USDC: realised + unrealised at the mark then - fees + funding)"),
-    ("fate", "Opportunities and their fate"),
+    ("fate", "Opportunities and their fate<br><sub>opportunities: unique gaps (perp: entries decided); acted on, "
+             "won, lost: their intents and how they ended; a perp's exits (flattens) are counted apart</sub>"),
     ("detection-latency", "Detection latency (ms, causing event to intent)"),
     ("inclusion-latency", "Inclusion latency (ms, intent to inclusion)"),
     ("health-factor", "Health factors over time (AAVE borrowers)"),
@@ -171,7 +174,8 @@ def _pnl(out: Figures, series: dict[str, list[tuple[int, int]]], results: dict[s
                                                               yaxis={"title": {"text": "USDC"}})}
         for name, r in results.items():
             if r.intents:
-                out.summary.append((f"PnL {name}", f"{r.pnl / 1e6:,.2f} USDC ({r.won} won, {r.lost} lost)"))
+                exits = f"; {r.exits_filled} of {r.exits} exits filled" if r.exits else ""
+                out.summary.append((f"PnL {name}", f"{r.pnl / 1e6:,.2f} USDC ({r.won} won, {r.lost} lost{exits})"))
 
 
 def _perp_pnl(out: Figures, perps: list[Any]) -> None:
@@ -286,6 +290,8 @@ def _fate(out: Figures, results: dict[str, Any], liquidations: list[Any]) -> Non
                                        ("acted on", r.intents), ("won", r.won)]
         rows += [(f"lost: {why}", n) for why, n in sorted(r.lost_to.items(), key=lambda kv: (-kv[1], kv[0]))]
         rows += [("pending", r.pending), ("refused by risk", r.rejected), ("suppressed as stale", r.suppressed)]
+        rows += [("exits", r.exits), ("exits filled", r.exits_filled), ("exits failed", r.exits_failed),
+                 ("exits pending", r.exits_pending), ("exits refused by risk", r.exits_refused)]
         rows += [(f"skipped: {why}", n) for why, n in sorted(skipped.get(name, Counter()).items(),
                                                              key=lambda kv: (-kv[1], kv[0]))]
         rows = [(label, n) for label, n in rows if n]
@@ -296,6 +302,7 @@ def _fate(out: Figures, results: dict[str, Any], liquidations: list[Any]) -> Non
         height = max(380, 120 + 22 * len({y for d in data for y in d["y"]}))
         out.figures["fate"] = {"data": data, "layout": _layout(
             "fate", barmode="group", height=height, yaxis={"autorange": "reversed", "automargin": True},
+            margin={"l": 70, "r": 30, "t": 80, "b": 100},
             xaxis={"title": {"text": "count"}})}
 
 

@@ -280,6 +280,7 @@ def serve_executor(config: dict[str, Any], store: str) -> int:
                         paper.submit(e)  # type: ignore[arg-type]
                 else:
                     handle(e)
+                    paper.observe(e)  # a resting paper order fills on a later book, as in one process
             if nid <= done:  # recorded before a restart: rebuilt, not recorded again
                 reports.clear()
                 continue

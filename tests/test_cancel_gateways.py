@@ -1,5 +1,5 @@
-"""Cancels through the gateways other than the sim's: the paper gateway (nothing rests on paper: a
-cancel fails saying so) and ``live/book_gateway.py`` in execute mode against local venues: Hyperliquid
+"""Cancels through the gateways other than the sim's: the paper gateway (a cancel of nothing resting
+fails saying so; resting paper orders are canceled in tests/test_paper_resting.py) and ``live/book_gateway.py`` in execute mode against local venues: Hyperliquid
 ``cancelByCloid`` signed by the key (the signature recovers to it) with the cloid the order was placed
 with, Binance ``DELETE /api/v3/order`` through the real ccxt client by ``origClientOrderId``, where
 the venue's totals become the fill not yet reported and the remaining released."""
@@ -28,7 +28,7 @@ def _cancel(seq: int, venue: str, target: str, strategy: str = "s") -> ev.OrderI
                             amount=0, notional=0, target=target, client_id=f"x{seq}")
 
 
-def test_paper_orders_never_rest_so_a_cancel_fails_saying_so() -> None:
+def test_a_cancel_of_nothing_resting_on_paper_fails_saying_so() -> None:
     got: list[ev.Event] = []
     PaperGateway(MarketState(), report=got.append).submit(_cancel(5, "binance", "c1"))
     assert got == [ev.OrderFailed(ts=10**18 + 5, source="paper", cause=5, intent=5, venue="binance",

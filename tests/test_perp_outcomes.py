@@ -70,7 +70,10 @@ def test_a_round_trip_books_what_it_realised_less_fees_and_the_open_rest_at_the_
     (r,) = perp_reports(t.events)
     # +100 realised, -50 realised, +25 open at the mark; fees 2 + 1 + 0.5, funding -0.30
     assert s.pnl == r.pnl()["net"] == (100 - 50 + 25) * USDC - 3_500_000 - 300_000 == 71_200_000
-    assert (s.unpriced, s.opportunities, s.won, s.executed_fills, s.executed_losing) == (0, 1, 3, 3, 1)
+    assert (s.unpriced, s.opportunities, s.executed_fills, s.executed_losing) == (0, 1, 3, 1)
+    # the one entry is the opportunity acted on and won; the two exits are counted apart, not as acted on
+    assert (s.intents, s.won, s.lost, s.pending) == (1, 1, 0, 0)
+    assert (s.exits, s.exits_filled, s.exits_failed, s.exits_pending, s.exits_refused) == (2, 2, 0, 0, 0)
     assert sum(a for _, _, a, _ in booked) == s.pnl
     assert [(ts - T0) // S for ts, *_ in booked] == [1, 2, 3, 4, 5]  # each at its own event time; the mark at the end
     assert [a for *_, a, _ in booked] == [-2 * USDC, -300_000, 99 * USDC, -50_500_000, 25 * USDC]
@@ -84,10 +87,32 @@ def test_the_summary_line_says_the_perp_figures() -> None:
     t.trade(T0 + S, "sell", 2 * 10**4, 32_144, 2_892_960, "exit")
     lines = outcome_lines(outcomes(t.events).values())
     # 2 ETH bought at 2992.8, sold at 3214.4: 443.20 realised, 5.59 in fees
-    assert lines[0].endswith("1 opportunities seen, 2 acted on (0 refused by risk), 2 won, 0 lost, 0 pending; "
+    assert lines[0].endswith("1 opportunities seen, 1 acted on (0 refused by risk), 1 won, 0 lost, 0 pending; "
                              "PnL 437.61 USDC net of gas (0.0000 ETH) and fees")
-    assert "executed: 2 fills, 0 at a loss, PnL 437.61 USDC" in lines[2]
+    assert lines[1] == ("    exits (flattens of those positions, not opportunities): 1 intended (0 refused by risk), "
+                        "1 filled, 0 failed, 0 pending")
+    assert "executed: 2 fills, 0 at a loss, PnL 437.61 USDC" in lines[3]
     assert not any("unpriced" in line for line in lines)
+
+
+def test_exits_that_fail_are_refused_or_are_left_open_are_counted_apart_from_the_entries() -> None:
+    t = Tape()
+    t.trade(T0, "buy", 2 * 10**4, 30_000, USDC)  # entry 1: filled
+    t.trade(T0 + S, "buy", 10**4, 30_000, USDC, fill=False)  # entry 2: fails at the venue
+    t.add(ev.OrderFailed(ts=T0 + S, source="sim", intent=t.n, venue=V, reason="no liquidity"))
+    failed = t.trade(T0 + 2 * S, "sell", 2 * 10**4, 30_100, 0, "exit", fill=False)
+    t.add(ev.OrderFailed(ts=T0 + 2 * S, source="sim", intent=failed, venue=V, reason="rejected by venue"))
+    t.add(ev.PerpExitDecided(ts=T0 + 3 * S, source="engine", strategy="perp", venue=V, instrument=I, side="sell",
+                             position=2 * 10**4, size_decimals=4, limit_price=30_100, price_decimals=1,
+                             entry_price=30_000, path="timer", reason="regressed", deviation_ppm=0, latency_ns=0,
+                             qualified_cause=1, held_ns=S, client_id="refused"))
+    t.add(ev.IntentRejected(ts=T0 + 3 * S, source="engine", strategy="perp", venue=V, notional=1, reason="kill switch",
+                            client_id="refused"))
+    t.trade(T0 + 4 * S, "sell", 2 * 10**4, 30_100, 0, "exit", fill=False)  # still out when the run ends
+    (s,) = outcomes(t.events).values()
+    assert (s.opportunities, s.intents, s.won, s.lost, s.rejected, s.pending) == (2, 2, 1, 1, 0, 0)
+    assert dict(s.lost_to) == {"no liquidity": 1}  # the exit's failure is not a lost opportunity
+    assert (s.exits, s.exits_filled, s.exits_failed, s.exits_refused, s.exits_pending) == (2, 0, 1, 1, 1)
 
 
 @pytest.mark.parametrize("stream_first", [False, True])

@@ -12,9 +12,11 @@ from tapedeck.sim.kernel import CTX, NS, Bus, LatencyModel, SimClock
 from tapedeck.sim.processes import OracleRound, PriceTick
 from tapedeck.sim.scenario import Latency, Link, ScenarioError, Venue, derive_rng, load_scenario, parse_scenario
 from tapedeck.sim.venues.cex import (
+    ACCEPTED,
     BUY,
     FILLED,
     GTC,
+    IOC,
     LIMIT,
     PARTIALLY_FILLED,
     REJECTED,
@@ -25,7 +27,7 @@ from tapedeck.sim.venues.cex import (
     Order,
     OrderReport,
 )
-from tapedeck.sim.venues.perp import MockPerp, PerpMark, Position
+from tapedeck.sim.venues.perp import HL_BAD_PRICE, MockPerp, PerpMark, Position
 from tapedeck.sim.world import World
 
 MS = 1_000_000
@@ -216,6 +218,25 @@ def test_orders_behave_exactly_like_the_cex() -> None:
     assert (REJECTED, "rate limit: more than 5 orders per second") in statuses.values()
     (huge,) = [r for r in perp[0] if r.client_id == "huge"]  # more than the bids left
     assert (huge.status, huge.remaining) == (PARTIALLY_FILLED, 0) and 0 < huge.filled_qty < huge.qty
+
+
+def test_a_price_hyperliquids_rule_refuses_is_rejected_with_the_venues_error_and_never_rests() -> None:
+    rig = Rig(oracle=None)
+    rig.tick("3000.00")
+    rig.venue.submit(Order("six-figures", BUY, D(1), LIMIT, D("2990.01"), GTC))  # on the tick, 6 significant figures
+    rig.venue.submit(Order("five", BUY, D(1), LIMIT, D("2990.10"), GTC))  # 5 figures: rests
+    rig.venue.submit(Order("integer", BUY, D(1), LIMIT, D("123456"), IOC))  # an integer always passes: fills
+    fine = Rig(oracle=None, tick_size=D("0.00001"))
+    fine.tick("0.50000")
+    fine.venue.submit(Order("decimals", BUY, D(1), LIMIT, D("0.12345"), GTC))  # 5 figures, 5 > 6 - 4 decimals
+    reports = {r.client_id: r for r in rig.run() + fine.run()}
+    six, dec = reports["six-figures"], reports["decimals"]
+    assert (six.status, six.filled_qty) == (REJECTED, 0) and six.reason.startswith(f"invalid order: {HL_BAD_PRICE} (")
+    assert "2990.01 has 6 significant figures" in six.reason
+    assert dec.status == REJECTED and dec.reason.startswith(f"invalid order: {HL_BAD_PRICE} (")
+    assert "more than the 2 decimals" in dec.reason
+    assert reports["five"].status == ACCEPTED and reports["integer"].status == FILLED
+    assert list(rig.venue._resting) == ["five"] and not fine.venue._resting
 
 
 # ----------------------------------------------------------------------------- the world

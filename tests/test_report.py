@@ -162,6 +162,8 @@ def test_the_figures_hold_the_runs_numbers(rich: Path) -> None:
     assert fate["arb"] == {"opportunities": 2, "re-detections": 1, "acted on": 1, "won": 1}
     assert fate["liq"] == {"acted on": 2, "won": 1, "lost: outbid by 0xabc": 1,
                            "skipped: below min profit": 2, "skipped: no route": 1}
+    # a perp's opportunities are its entries, acted on and won by their intents; the exit is counted apart
+    assert fate["perp"] == {"opportunities": 1, "acted on": 1, "won": 1, "exits": 1, "exits filled": 1}
     assert [(t["name"], t["x"]) for t in figs["detection-latency"]["data"]] == [("liq (fast)", [3.0]),
                                                                                   ("liq (scan)", [40.0])]
     assert [(t["name"], t["x"]) for t in figs["inclusion-latency"]["data"]] == [("liq", [12000.0])]
@@ -266,6 +268,6 @@ def test_the_header_says_each_strategys_pnl_and_the_perp_figure_beside_it(rich: 
     with EventLog.open(rich) as log:
         summary = dict(figures(list(read_events(log)), log.manifest.config).summary)
     assert summary["PnL liq"] == "488.00 USDC (1 won, 1 lost)"
-    assert summary["PnL perp"] == "9.00 USDC (2 won, 0 lost)"  # as inspect: the perp's PnL from its positions
+    assert summary["PnL perp"] == "9.00 USDC (1 won, 0 lost; 1 of 1 exits filled)"  # as inspect: the perp's PnL from its positions
     assert summary["perp PnL perp"].startswith("9.00 USDC net (realised 10.00, unrealised 0.00 at the last mark, "
                                                "fees -1.00, funding 0.00)")

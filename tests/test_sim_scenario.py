@@ -17,7 +17,7 @@ from tapedeck.sim.scenario import (
     parse_scenario,
 )
 
-SHIPPED = ["cex-dex-dislocation", "eth-crash", "oracle-jump", "quiet"]
+SHIPPED = ["cex-dex-dislocation", "eth-crash", "oracle-jump", "perp-taker-flow", "quiet"]
 
 MINIMAL = """
 duration = 60
@@ -75,7 +75,7 @@ def test_every_shipped_scenario_loads(name: str) -> None:
     assert load_scenario(SCENARIO_DIR / f"{name}.toml") == s
 
 
-def test_shipped_list_is_exactly_the_four() -> None:
+def test_shipped_list_is_exactly_the_five() -> None:
     assert list_scenarios() == SHIPPED
 
 

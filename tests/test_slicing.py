@@ -221,6 +221,62 @@ def test_twap_deadline_catch_up_sends_one_final_child_for_what_is_left() -> None
     assert (done.status, done.filled, done.failed_children, done.late_ns) == ("filled", 10 * ETH, 2, w.now - T0 - 100 * NS)
 
 
+@pytest.mark.parametrize("algo", ["twap", "vwap"])
+@pytest.mark.parametrize("tif", ["gtc", "alo"])
+def test_a_resting_final_catch_up_child_is_cancelled_at_the_deadline_and_the_parent_finishes(algo: str, tif: str) -> None:
+    p = parent(limit_price=30_010, price_decimals=1, tif=tif)
+    slicer = (Twap(interval_ns=10 * NS) if algo == "twap"
+              else Vwap(participation_bps=1_000, min_child=ETH // 10, max_child=2 * ETH, interval_ns=10 * NS))
+    w = World(Embedder(p, slicer))
+    w.feed(quote(T0))
+    w.feed(trade(T0 + NS, 10 * ETH))  # VWAP: 1 ETH of participation, then a quiet tape
+    for k in range(10):
+        w.advance(T0 + k * 10 * NS)
+        for cid in [c for c, i in w.open.items() if i.side != "cancel"]:
+            w.fail(cid) if k >= 8 else w.fill(cid, ETH)  # TWAP: the last two slices fail
+    w.advance(T0 + 100 * NS)  # the deadline, nothing in flight: one final child for all that is left
+    last = w.of(ev.SliceScheduled)[-1]
+    filled = w.of(ev.ParentOrderProgress)[-1].filled
+    assert (last.reason, last.amount) == ("deadline", 10 * ETH - filled) and filled < 10 * ETH
+    final = [i for i in w.of(ev.OrderIntended) if i.client_id == last.client_id]
+    assert final[0].tif == tif
+    (cancel,) = w.cancels()  # cancelled as soon as it is approved: it would never end by itself
+    assert (cancel.target, cancel.ts) == (last.client_id, T0 + 100 * NS)
+    assert not w.of(ev.ParentOrderFinished)  # it waits for the child to end
+    w.fill(last.client_id, ETH, final=False)  # 1 ETH of it traded on arrival, the rest rested
+    w.cancel(cancel.client_id, filled=ETH)
+    progress = w.of(ev.ParentOrderProgress)[-1]
+    assert (progress.outcome, progress.reason, progress.child_filled) == ("partial", "deadline", ETH)
+    (done,) = w.of(ev.ParentOrderFinished)
+    assert done.status == "expired" and done.remaining == 10 * ETH - done.filled > 0
+    assert not w.open and w.engine.risk.outstanding[VENUE] == 0 and not w.engine.state.in_flight("embed")
+    w.advance(T0 + 300 * NS)
+    assert all(i.ts <= T0 + 100 * NS for i in w.of(ev.OrderIntended))  # nothing after the deadline
+
+
+def test_an_ioc_final_catch_up_child_is_not_cancelled() -> None:
+    w = World(Embedder(parent(limit_price=30_010, price_decimals=1, tif="ioc"), Twap(interval_ns=10 * NS)))
+    w.feed(quote(T0))
+    for k in range(10):
+        w.advance(T0 + k * 10 * NS)
+        w.fail(f"p-{k + 1}") if k >= 8 else w.fill(f"p-{k + 1}", ETH)
+    w.advance(T0 + 100 * NS)
+    assert w.of(ev.SliceScheduled)[-1].reason == "deadline" and not w.cancels()
+
+
+def test_stopping_after_the_deadline_cancels_the_final_child_once() -> None:
+    p = parent(limit_price=30_010, price_decimals=1, tif="gtc")
+    strategy = Embedder(p, Twap(interval_ns=10 * NS))
+    w = World(strategy)
+    w.feed(quote(T0))
+    w.advance(T0 + 100 * NS)
+    assert len(w.cancels()) == 1  # child 1 still out at the deadline: cancelled there
+    assert strategy.orders.stop("p", w.events[-1], w.engine.state) == []  # one cancel per child
+    w.cancel("p-1-cancel")
+    (done,) = w.of(ev.ParentOrderFinished)
+    assert (done.status, done.children) == ("stopped", 1)
+
+
 def test_twap_leave_reports_the_remainder_at_the_deadline() -> None:
     w = twap_world(on_deadline="leave")
     for k in range(10):

@@ -144,7 +144,7 @@ class _Market:
         self.base_dp = -1  # base units the gateway counts sizes in
         self.sizes: tuple[int, int, int, int] = (-1, 0, 0, 0)  # (size_decimals, min, order, max) at the book's
         self.regressed_px = self.stop_px = 0  # exit prices of the held position (PerpOracleLag._lines)
-        self.lines_for = -1  # the book's ctx_version they were computed at (-1: recompute; _filled resets it)
+        self.lines_for = -1  # the book's ctx_version they were computed at (-1: never; _filled computes them)
         self.lines_key: tuple[int, bool, int] = (-1, False, -1)  # and the (entry, long, size decimals) they hold for
         self.oracle_o = self.scale_b = 0  # the oracle and a book price's multiplier at one precision (_lines)
         self.n_mul = self.n_div = 1  # size x price -> quote units (_lines)
@@ -325,7 +325,10 @@ class PerpOracleLag:
         if p.size:
             mk.entry_px = entry = p.entry_price(mk.book.price_decimals)
             if mk.lines_key != (entry, p.size > 0, p.size_decimals):
-                mk.lines_for = -1  # the side or the entry changed: _exit recomputes the exit prices
+                # the side or the entry changed: the exit prices now, at the fill, so the next book
+                # update's check compares integers only (an oracle or precision change since then
+                # moves ctx_version, and _exit recomputes them as before)
+                self._lines(mk, mk.book, p, p.size > 0)
         else:
             mk.entry_px, mk.q_ts, mk.last_exit_ts = 0, -1, ts
 
@@ -416,9 +419,10 @@ class PerpOracleLag:
         )
 
     def _lines(self, mk: _Market, m: PerpMarket, p: PerpPosition, long: bool) -> None:
-        """The exit prices of a held position, recomputed when the oracle, the book's precision, the
-        side or the entry changes (``ctx_version`` moves with the first two, ``_filled`` resets
-        ``lines_for`` on the others), so the check on each update compares integers only: a long has
+        """The exit prices of a held position, computed by ``_filled`` when the side or the entry
+        changes (at the fill, off the book-update path) and by ``_exit`` when the oracle or the
+        book's precision has changed since (``ctx_version`` moves with both), so the check on each
+        update compares integers only: a long has
         regressed when ``bid >= regressed_px`` (exactly: ``PerpMarket.deviation_ppm``'s remaining
         deviation, toward zero, <= the exit edge) and is stopped at ``bid <= stop_px`` (exactly
         ``stop_bps`` below the entry); a short at ``ask <= regressed_px`` and ``ask >= stop_px``.

@@ -3,7 +3,7 @@ mark price, and the account's position.
 
 Orders, latency, rate limit, validation, seeded rejects, partial fills, GTC orders, cancels,
 fees and ``OrderReport``/``BookQuote`` are exactly ``MockCex``'s (this class only changes where
-the book is centred and watches the fills). What is perp-specific:
+the book is centred, watches the fills and refuses the prices Hyperliquid's rule refuses). What is perp-specific:
 
 **Oracle (the index).** The venue's oracle is the scenario's oracle named by the venue's
 ``oracle`` field (its ``OracleRound`` messages on the bus, e.g. ``hl-eth-oracle``, off-chain);
@@ -50,6 +50,12 @@ increase position."); one larger than the position is **trimmed** to it (it clos
 and never flips it). The check is made on arrival, against the position then (a resting GTC
 reduce-only order is not re-trimmed by later fills).
 
+**Price rule** (Hyperliquid's, ``domain.hl_price``): a limit order's price must have at most 5
+significant figures and at most ``6 - szDecimals`` decimals (``szDecimals`` = the places of the
+venue's ``lot_size``), integers always passing. One that breaks it is rejected on arrival, after the
+rate limit and the tick/lot checks, with Hyperliquid's own error text (``HL_BAD_PRICE``, "Price must
+be divisible by tick size.") followed by the rule it breaks; nothing of it trades or rests.
+
 **Funding** (Hyperliquid's rule, docs ``trading/funding.md`` and ``trading/contract-specifications.md``
 of hyperliquid-docs, mirrored in dzmbs/hyperliquid-docs @14ba3d4; PROTOCOLS.md has no funding
 section): every ``FUNDING_SAMPLE_S`` (5 s, on epoch multiples, while the venue's mark or oracle
@@ -76,10 +82,11 @@ from typing import Any
 import simpy
 
 from tapedeck.domain.decimals import decimals_of
+from tapedeck.domain.hl_price import decimal_price_problem
 from tapedeck.sim.kernel import CTX, NS, Bus, LatencyModel, SimClock, dsum, to_ns
 from tapedeck.sim.processes import OracleRound, PriceTick
 from tapedeck.sim.scenario import Venue
-from tapedeck.sim.venues.cex import BPS, BUY, SELL, Fill, MockCex, Order, _to_tick
+from tapedeck.sim.venues.cex import BPS, BUY, LIMIT, SELL, Fill, MockCex, Order, _to_tick
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -90,6 +97,7 @@ PREMIUM_CLAMP = Decimal("0.0005")
 HOURLY_CAP = Decimal("0.04")
 RATE_DECIMALS = 10
 REDUCE_ONLY_INCREASES = "Reduce only order would increase position."
+HL_BAD_PRICE = "Price must be divisible by tick size."  # Hyperliquid's error for a price its rule refuses
 
 
 @dataclass(frozen=True)
@@ -325,6 +333,15 @@ class MockPerp(MockCex):
         self.position = replace(self.position, funding=CTX.add(self.position.funding, amount))
         payment = FundingPayment(0, now, self.name, self.spec.instrument, amount, size, rate, oracle)
         self.latency.send(self.name, "inbound", lambda ts: self.bus.publish(replace(payment, ts=ts)))
+
+    # ------------------------------------------------------------------ price rule
+
+    def _invalid(self, order: Order) -> str:
+        problem = super()._invalid(order)
+        if problem or order.kind != LIMIT:
+            return problem
+        rule = decimal_price_problem(order.limit_price, decimals_of(self.spec.lot_size))  # type: ignore[arg-type]
+        return f"{HL_BAD_PRICE} ({rule})" if rule else ""
 
     # ------------------------------------------------------------------ reduce-only
 
