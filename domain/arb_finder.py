@@ -939,6 +939,23 @@ def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x:
     top = bound
     refuted = False  # every size that could beat p has been priced below it
     width = 0
+    if top is not None:
+        # First on the relaxed trip's interval (a superset of the exact one, on ~200-bit integers
+        # instead of ~1,150): empty, the exact one is; narrow, so is the exact one (and the next
+        # round's, as below), and searching the superset finds the same first best size above p
+        # (every size that beats p is in the exact interval).
+        loose = trip.relaxed()
+        span = loose.level_interval(p + 1, 1, x_max)
+        if span is None:
+            return x, p, True
+        if span[1] - span[0] < FINISH_SCAN - 1:
+            better = _top_down(at, trip, x_max, span[0], span[1], p, top, nxt, floor, loose)
+            if better is None:
+                return x, p, True
+            x, p = better[0], better[1]
+            if better[2]:
+                return x, p, True
+            top = None  # (a size beat its level: the rounds go on as the whole scan's would)
     while True:
         if refuted and width < FINISH_SCAN - 1:
             # The scan of the next span (where more than the new p can be) would find nothing:
@@ -987,7 +1004,7 @@ TOP_DOWN_LEVELS = 2 * FINISH_SCAN  # more levels between the bound and ``p`` tha
 
 def _top_down(at: Callable[[int], int | None], trip: RoundTrip, x_max: int, lo: int, hi: int, p: int,
               bound: int, nxt: Callable[[int], int] | None = None,
-              floor: tuple[int, int] | None = None) -> tuple[int, int, bool] | None:
+              floor: tuple[int, int] | None = None, loose: RoundTrip | None = None) -> tuple[int, int, bool] | None:
     """``_scan(at, lo, hi, p)`` and whether every level above its profit was refuted (then no size
     of ``[lo, hi]`` prices more), by levels: for ``level = bound, bound - 1, ..., p + 1``, the sizes of
     ``[lo, hi]`` where an exact profit of at least ``level`` can be (``trip.level_interval(level)``:
@@ -1004,7 +1021,8 @@ def _top_down(at: Callable[[int], int | None], trip: RoundTrip, x_max: int, lo: 
     if bound - p > TOP_DOWN_LEVELS:
         found = _scan(at, lo, hi, p, nxt)
         return None if found is None else found + (False,)
-    loose = trip.relaxed()  # (its intervals hold this one's: a few sizes more at most, on smaller ints)
+    if loose is None:
+        loose = trip.relaxed()  # (its intervals hold this one's: a few sizes more at most, on smaller ints)
     for level in range(bound, p, -1):
         if floor is not None:
             spans = loose.floored_level_intervals(level, lo, hi, floor[0], floor[1])
