@@ -233,3 +233,22 @@ def test_the_imported_day_with_its_table_replays_through_cross_pool_arb_sized_ac
     sized = {k: dict(v) for k, v in found.items()}
     assert sized["table"].keys() == sized["no table"].keys()
     assert [k for k in sized["table"] if sized["table"][k] != sized["no table"][k]]
+
+
+def test_the_command_takes_the_snapshot_and_says_what_is_missing_without_one(day, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tapedeck.cli import main
+
+    path, events = day
+    r = CliRunner().invoke(main, ["import", "uniswap-v3-logs", str(path), "--out", str(tmp_path / "a.db")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0 and "not its tick table" in r.output and "--snapshot FILE" in r.output
+    snap_file = tmp_path / "snapshot.json"
+    snap_file.write_text(json.dumps(table_from_the_day(events)), encoding="utf-8")
+    r = CliRunner().invoke(main, ["import", "uniswap-v3-logs", str(path), "--out", str(tmp_path / "b.db"),
+                                  "--snapshot", str(snap_file)], catch_exceptions=False)
+    assert r.exit_code == 0 and f"imported {len(events) + 1} events" in r.output and "tick table" not in r.output
+    r = CliRunner().invoke(main, ["import", "uniswap-v3-logs", str(path), "--out", str(tmp_path / "c.db"),
+                                  "--snapshot", str(tmp_path / "none.json")])
+    assert r.exit_code == 2 and "no such file" in r.output
