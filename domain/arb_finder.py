@@ -878,19 +878,22 @@ def _closed_form(ca: Curve, cb: Curve, profit: Callable[[int], int | None], a: A
     x_max = min(ca.max_in, _largest_feeding(a, state, s, cb.max_in, ca))
     if x_max <= 0 or trip.below(need, x_max):
         return None  # proven without a square root: the quiet path of most sized round trips
-    bound = trip.max_profit_bound(x_max)
-    if bound < need:
+    top = trip.relaxed().max_profit_bound(x_max)  # (>= the exact bound, on ~200-bit integers)
+    if top < need:
         return None  # proven: no exact profit exceeds the continuous bound
     floor = (ka, KA) if ca.period > 1 else None  # the first leg prices floor(x*ka/KA) of its input
     c = min(max(trip.optimum(), 1), x_max)
     p = profit(c)
     if p is not None and p >= need:
-        return _finish(profit, trip, x_max, c, p, bound if top_down else None, nxt, floor)
+        return _finish(profit, trip, x_max, c, p, top if top_down else None, nxt, floor)
+    bound = trip.max_profit_bound(x_max)  # the exact bound, where it decides more than the relaxed one
+    if bound < need:
+        return None  # proven: no exact profit exceeds the continuous bound
     if bound - need <= PROOF_LEVELS:  # the exact optimum may still reach need: prove it either way
         x, p, proven = best_size(profit, trip, x_max, bound, need, ca.period)
         if p is None or proven or p < need:
             return x, p, proven
-        return _finish(profit, trip, x_max, x, p, bound if top_down else None, nxt, floor)
+        return _finish(profit, trip, x_max, x, p, top if top_down else None, nxt, floor)
     return UNSEARCHED  # the candidate is far below need, the bound is not: not searched (counted)
 
 

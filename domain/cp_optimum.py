@@ -48,13 +48,14 @@ class RoundTrip:
     and changes nothing). It pays at the margin iff ``n > p``; ``x* = (sqrt(n*p) - p) / r`` and
     ``M = (sqrt(n*p) - p)^2 / (r*p)``."""
 
-    __slots__ = ("n", "p", "r", "_np", "_root")
+    __slots__ = ("n", "p", "r", "_np", "_root", "_loose")
 
     def __init__(self, n: int, p: int, r: int):
         if n <= 0 or p <= 0 or r <= 0:
             raise ValueError(f"a round trip needs n, p, r > 0, got {n}, {p}, {r}")
         self.n, self.p, self.r = n, p, r
         self._np = self._root = 0  # n*p and isqrt(n*p), computed once when first needed
+        self._loose: RoundTrip | None = None  # relaxed(), kept
 
     def _sqrt_np(self) -> tuple[int, int]:
         """``(n*p, isqrt(n*p))``, kept: ``optimum`` and ``max_profit_bound`` both need them (on two
@@ -70,10 +71,13 @@ class RoundTrip:
         bits of all three (``ceil(n/2^s)*x / (floor(p/2^s) + floor(r/2^s)*x) >= n*x/(p + r*x)``).
         Its level intervals are supersets of this one's (wider by a size or so at real scales):
         for searches that may look at more sizes than needed, never fewer (``_top_down``)."""
+        if bits == 192 and self._loose is not None:
+            return self._loose
         shift = min(self.p.bit_length(), self.r.bit_length()) - bits
-        if shift <= 0:
-            return self
-        return RoundTrip(-(-self.n >> shift), self.p >> shift, self.r >> shift)
+        loose = self if shift <= 0 else RoundTrip(-(-self.n >> shift), self.p >> shift, self.r >> shift)
+        if bits == 192:
+            self._loose = loose
+        return loose
 
     @classmethod
     def v2_then_v3(cls, r0: int, r1: int, v2_keep_bps: int, sqrt_price_x96: int, liquidity: int,
