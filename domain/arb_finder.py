@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from math import gcd
 from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 
+import msgspec
+
 from tapedeck.domain import dex_quotes
 from tapedeck.domain.book_depth import depth_id
 from tapedeck.domain.cp_optimum import RoundTrip, memoized
@@ -533,8 +535,11 @@ class BookVenue:
 # ----------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(msgspec.Struct, frozen=True):
+    """One venue's part of a round trip (base units). Results are msgspec Structs, not frozen
+    dataclasses: built on the finder's hot path (two legs and an opportunity per gap: 0.9 us a leg
+    and 2.9 us an opportunity as dataclasses, measured here)."""
+
     venue_id: str
     venue: str
     token_in: str
@@ -543,8 +548,7 @@ class Leg:
     amount_out: int
 
 
-@dataclass(frozen=True, slots=True)
-class Opportunity:
+class Opportunity(msgspec.Struct, frozen=True):
     """A round trip that pays: ``legs`` in order, ``amount_in`` of ``profit_token`` in and
     ``amount_out`` back (base units), ``gross_profit = amount_out - amount_in``, ``gas_cost`` (profit
     token units; ``gas_wei`` of the native token), ``net_profit = gross - gas``. ``method``
