@@ -146,13 +146,15 @@ class PoolVenue:
         q = state.v3.get(spec.pool)
         if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
             return dex_quotes.quote(spec, state, token_in, amount_in)
-        if self.curve(state, token_in) is None:
-            return dex_quotes.quote(spec, state, token_in, amount_in)
-        edge = self._edges.get(token_in)
-        if edge is None or edge[0] is None:
-            return dex_quotes.quote(spec, state, token_in, amount_in)
-        _, target, raw = edge
         sp, lq = q.sqrt_price_x96, q.liquidity
+        edge = self._edges.get(token_in)
+        if edge is None or edge[0] is None or edge[0] != (sp, lq, q.tick):  # (kept for another price)
+            if self.curve(state, token_in) is None:
+                return dex_quotes.quote(spec, state, token_in, amount_in)
+            edge = self._edges.get(token_in)
+            if edge is None or edge[0] is None:
+                return dex_quotes.quote(spec, state, token_in, amount_in)
+        _, target, raw = edge
         zero_for_one = token_in == spec.token0
         if sp == target:
             return None  # at the edge already: nothing moves (the quote's "not priceable")
