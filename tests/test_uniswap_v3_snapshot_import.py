@@ -20,7 +20,6 @@ one unit of liquidity wrong anywhere a swap looks is refused.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from tapedeck.adapters.uniswap_v3_logs import LACKS_TICKS, check_snapshot, read_
 from tapedeck.domain import events as ev
 from tapedeck.domain.uniswap_v3 import get_sqrt_ratio_at_tick
 from tapedeck.runtime.importers import ImportError_, import_files
+from tests.conftest import require_data
 
 POOL = "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640"
 FILE = f"ethereum-{POOL}-2024-01-05.raw.csv"
@@ -38,11 +38,7 @@ SPACING = 10
 
 
 def _data() -> Path:
-    root = Path(os.environ.get("TAPEDECK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    path = root / "uniswap-v3-usdc-weth-2024-01-05" / FILE
-    if not path.is_file():
-        pytest.skip(f"real data absent: {path} (set TAPEDECK_DATA to the shared data folder)")
-    return path
+    return require_data(f"uniswap-v3-usdc-weth-2024-01-05/{FILE}")
 
 
 def table_from_the_day(events: list[ev.Event]) -> dict[str, Any]:
@@ -202,9 +198,7 @@ def test_the_imported_day_with_its_table_replays_through_cross_pool_arb_sized_ac
     from tapedeck.runtime.demo import V2_FILE, V2_PAIR
 
     path, events = day
-    v2 = path.parent.parent / V2_FILE
-    if not v2.is_file():
-        pytest.skip(f"real data absent: {v2}")
+    v2 = require_data(V2_FILE)
     snap_file = tmp_path / "snapshot.json"
     snap_file.write_text(json.dumps(table_from_the_day(events)), encoding="utf-8")
     out = tmp_path / "day.db"
