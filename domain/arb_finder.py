@@ -957,7 +957,7 @@ def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x:
         span = loose.level_interval(p + 1, 1, x_max)
         if span is None:
             return x, p, True
-        if span[1] - span[0] < FINISH_SCAN - 1:
+        if span[1] - span[0] < FINISH_SCAN - 2:
             better = _top_down(at, trip, x_max, span[0], span[1], p, top, nxt, floor, loose)
             if better is None:
                 return x, p, True
@@ -966,12 +966,12 @@ def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x:
                 return x, p, True
             top = None  # (a size beat its level: the rounds go on as the whole scan's would)
     while True:
-        if refuted and width < FINISH_SCAN - 1:
+        if refuted and width < FINISH_SCAN - 2:
             # The scan of the next span (where more than the new p can be) would find nothing:
             # every size of it inside the last span was priced at most p by the levels refuted
             # there; any other is outside where the last, smaller p could be beaten. Nor can it
             # be wide enough for the pattern search: a higher level's interval lies inside the
-            # lower one's but for one size at its start (the square roots' rounding).
+            # lower one's (or the relaxed one's) but for one size at each end (the roundings).
             return x, p, True
         span = trip.level_interval(p + 1, 1, x_max)
         if span is None:
