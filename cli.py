@@ -314,9 +314,12 @@ class ImportUsageError(click.ClickException):
 @click.option("--registry", "registries", multiple=True,
               help="Extra registry file ([[pools]] entries, like fixtures/registry.toml); repeatable.")
 @click.option("--config", "config_path", default=None, help="A config file whose [[pools]] entries extend the registry.")
+@click.option("--snapshot", default=None, help="uniswap-v3-logs: the pool read at the block before the first log "
+              "(JSON: slot0, liquidity, every initialized tick), checked against every Swap of the file, recorded "
+              "as a V3PoolSnapshot so strategies size across ticks.")
 def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | None, to_block: int | None,
                pool: str | None, fee: int | None, tick_spacing: int | None, chain: str | None,
-               registries: tuple[str, ...], config_path: str | None) -> None:
+               registries: tuple[str, ...], config_path: str | None, snapshot: str | None) -> None:
     """Turn a recording into input events in LOG (merged by event time with what it holds).
 
     The pool's identity (fee, tick spacing, tokens) comes from the registry (fixtures/registry.toml,
@@ -332,7 +335,7 @@ def import_cmd(kind: str, paths: tuple[str, ...], out: str, from_block: int | No
     try:
         registry = load_registry(registries, configs=[config_path] if config_path else [])
         rep = import_files(kind, list(paths), out, from_block=from_block, to_block=to_block, pool=pool, fee=fee,
-                           tick_spacing=tick_spacing, chain=chain, registry=registry)
+                           tick_spacing=tick_spacing, chain=chain, registry=registry, snapshot=snapshot)
     except (ImportError_, EventLogError, RegistryError) as e:
         raise ImportUsageError(str(e)) from None
     for note in rep.notes:

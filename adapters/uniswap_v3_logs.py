@@ -181,3 +181,147 @@ def read_v3_stream(f: IO[bytes], name: str, pool: str) -> Iterator[ev.Event]:
         row_ts, block, tx, log_index, (kind, values) = item
         yield _EVENT_CLASSES[kind](ts=row_ts, source=SOURCE, pool=pool, block=block, tx=tx,
                                    log_index=log_index, **values)
+
+
+# ----------------------------------------------------------------------------- the pool's tick table
+
+# What a raw-log recording of one day cannot give (said by the importer when no snapshot is given):
+# sizing across ticks needs every initialized tick's liquidityNet at the first block, the sum of
+# every Mint and Burn since the pool was created; a day's logs hold only that day's.
+LACKS_TICKS = ("the recording holds one day of the pool's logs, not its tick table at the first block (every "
+               "initialized tick's liquidityGross/liquidityNet, the sum of all Mints and Burns since the pool was "
+               "created; the Swaps give only the in-range liquidity): no V3PoolSnapshot is recorded, so "
+               "cross_pool_arb sizes inside the current tick range; give --snapshot FILE (the pool read at the "
+               "block before the first log: slot0, liquidity() and ticks(i) of every initialized tick) to size "
+               "across ticks")
+
+
+def read_v3_snapshot(path: str | Path, pool: str, tick_spacing: int) -> ev.V3PoolSnapshot | ev.InputRejected:
+    """A pool snapshot file: JSON ``{"pool", "block", "sqrt_price_x96", "tick", "liquidity",
+    "tick_spacing", "ticks": [[tick, liquidity_gross, liquidity_net], ...]}`` (integers, or decimal
+    strings for the big ones), the pool as read at ``block`` (``slot0``, ``liquidity()`` and
+    ``ticks(i)`` of every initialized tick). Its own consistency is checked (the pool and tick
+    spacing the import names, the price inside its tick, ticks on the spacing in order, gross > 0
+    and ``|net| <= gross``, the nets summing to 0 as positions' do, the in-range liquidity equal to
+    the nets at and below the tick); a file that fails any of it is an ``InputRejected`` naming
+    what, never a state. ``ts`` is 0 here: ``with_snapshot`` places it before the first log."""
+    import json
+
+    name = Path(path).name
+    origin = f"{name}:snapshot"
+
+    def rejected(reason: str) -> ev.InputRejected:
+        return ev.InputRejected(ts=0, source=SOURCE, origin=origin, reason=reason, raw="")
+
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return rejected(f"cannot read the snapshot: {e}")
+    if not isinstance(d, dict):
+        return rejected("the snapshot is not a JSON object")
+
+    def integer(key: str, value: Any = None) -> int:
+        v = d.get(key) if value is None else value
+        if isinstance(v, bool) or not isinstance(v, (int, str)) or (isinstance(v, str) and not re.fullmatch(r"-?\d{1,80}", v)):
+            raise RowError(f"{key} must be an integer, got {v!r}")
+        return int(v)
+
+    try:
+        if str(d.get("pool", "")).lower() != pool:
+            raise RowError(f"the snapshot is of pool {d.get('pool')!r}, not {pool}")
+        block, sp, tick = integer("block"), integer("sqrt_price_x96"), integer("tick")
+        liquidity, spacing = integer("liquidity"), integer("tick_spacing")
+        if spacing != tick_spacing:
+            raise RowError(f"tick_spacing {spacing} is not the pool's {tick_spacing}")
+        if not 0 <= block <= MAX_BLOCK:
+            raise RowError(f"block {block} is out of range")
+        if not v3.MIN_SQRT_RATIO <= sp < v3.MAX_SQRT_RATIO or v3.get_tick_at_sqrt_ratio(sp) != tick:
+            raise RowError(f"sqrt_price_x96 {sp} is not a price of tick {tick}")
+        raw_ticks = d.get("ticks")
+        if not isinstance(raw_ticks, list):
+            raise RowError("ticks must be a list of [tick, liquidity_gross, liquidity_net]")
+        ticks: list[tuple[int, int, int]] = []
+        for row in raw_ticks:
+            if not isinstance(row, list) or len(row) != 3:
+                raise RowError(f"a tick must be [tick, liquidity_gross, liquidity_net], got {row!r}")
+            t, gross, net = (integer("tick", row[0]), integer("liquidity_gross", row[1]),
+                             integer("liquidity_net", row[2]))
+            if t % spacing or not v3.MIN_TICK <= t <= v3.MAX_TICK:
+                raise RowError(f"tick {t} is not on the spacing {spacing} inside the price range")
+            if ticks and t <= ticks[-1][0]:
+                raise RowError(f"ticks are not in rising order at {t}")
+            if not 0 < gross <= v3.MAX_UINT128 or abs(net) > gross:
+                raise RowError(f"tick {t}: liquidity gross {gross} / net {net} are not a pool's")
+            ticks.append((t, gross, net))
+        if sum(n for _, _, n in ticks):
+            raise RowError("the ticks' liquidity_net do not sum to 0 (every position adds at its lower tick what "
+                           "it takes at its upper)")
+        at = sum(n for t, _, n in ticks if t <= tick)
+        if at != liquidity:
+            raise RowError(f"liquidity {liquidity} is not the ticks' net at and below tick {tick} ({at})")
+    except RowError as e:
+        return rejected(str(e))
+    return ev.V3PoolSnapshot(ts=0, source=SOURCE, pool=pool, block=block, sqrt_price_x96=sp, tick=tick,
+                             liquidity=liquidity, tick_spacing=spacing, ticks=tuple(ticks))
+
+
+def check_snapshot(snapshot: ev.V3PoolSnapshot, events: Iterator[ev.Event] | list[ev.Event]) -> str | None:
+    """Whether the day's logs agree with the snapshot (None) or the first place they do not: the
+    snapshot's block is before every log, and at every Swap the in-range liquidity the log reports
+    equals the table's (the nets of the initialized ticks at and below its tick, the table kept
+    by the day's Mints and Burns as the pool keeps it). A table with a tick missing, a net wrong or
+    from another block fails at the first Swap that crosses the difference."""
+    import bisect
+
+    net: dict[int, int] = {t: n for t, _, n in snapshot.ticks}
+    keys: list[int] = sorted(net)
+    prefix: list[int] = []
+
+    def rebuild() -> None:
+        keys[:] = sorted(t for t, n in net.items() if n)
+        acc = 0
+        prefix[:] = []
+        for t in keys:
+            acc += net[t]
+            prefix.append(acc)
+
+    rebuild()
+    for e in events:
+        if getattr(e, "pool", None) != snapshot.pool:
+            continue
+        if type(e) in (ev.V3Swapped, ev.V3Minted, ev.V3Burned, ev.V3Collected) and e.block <= snapshot.block:  # type: ignore[attr-defined]
+            return f"the snapshot is of block {snapshot.block}, not before the log at block {e.block}"  # type: ignore[attr-defined]
+        if type(e) in (ev.V3Minted, ev.V3Burned):
+            delta = e.amount if type(e) is ev.V3Minted else -e.amount  # type: ignore[attr-defined]
+            net[e.tick_lower] = net.get(e.tick_lower, 0) + delta  # type: ignore[attr-defined]
+            net[e.tick_upper] = net.get(e.tick_upper, 0) - delta  # type: ignore[attr-defined]
+            rebuild()
+        elif type(e) is ev.V3Swapped:
+            i = bisect.bisect_right(keys, e.tick)  # type: ignore[attr-defined]
+            have = prefix[i - 1] if i else 0
+            if have != e.liquidity:  # type: ignore[attr-defined]
+                return (f"the Swap at block {e.block} log {e.log_index} reports in-range liquidity "  # type: ignore[attr-defined]
+                        f"{e.liquidity} at tick {e.tick}; the snapshot's table gives {have}")  # type: ignore[attr-defined]
+    return None
+
+
+def with_snapshot(events: list[ev.Event], path: str | Path, pool: str, tick_spacing: int) -> list[ev.Event]:
+    """The day's events with the snapshot file's ``V3PoolSnapshot`` first (at the first log's time,
+    its block before it), when the file reads and every Swap of the day agrees with it
+    (``check_snapshot``); else with an ``InputRejected`` naming the file and why, and no state."""
+    snap = read_v3_snapshot(path, pool, tick_spacing)
+    logs = [e for e in events if type(e) is not ev.InputRejected]
+    first_ts = logs[0].ts if logs else 0
+    if isinstance(snap, ev.V3PoolSnapshot):
+        why = check_snapshot(snap, logs)
+        if why is None:
+            return [msgspec_replace(snap, ts=first_ts)] + events
+        snap = ev.InputRejected(ts=0, source=SOURCE, origin=f"{Path(path).name}:snapshot",
+                                reason=f"the day's logs disagree with the snapshot: {why}", raw="")
+    return [msgspec_replace(snap, ts=first_ts)] + events
+
+
+def msgspec_replace(e: ev.Event, **kw: Any) -> ev.Event:
+    import msgspec
+
+    return msgspec.structs.replace(e, **kw)

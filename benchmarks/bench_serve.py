@@ -6,7 +6,11 @@ subprocess pinned to core 0 (``taskset``) over a cache of 50 pools in 10 pairs (
 (as fast as the server answers) and ``hey -q`` paced at ``--rate`` requests/s (latency at a
 steady offered load), on ``GET /prices/{pair}``, ``GET /prices`` and ``POST /scan-arbitrage``.
 Both are Debian packages (``apt-get install -y hey wrk``); without either this prints why and
-exits 0. Usage: python benchmarks/bench_serve.py [--seconds 8] [--connections 32] [--rate 5000]
+exits 0. Each line also gives the server's CPU time per request (``/proc/<pid>/stat`` utime +
+stime over the run, divided by the requests answered): on a shared machine the latency counts the
+time the server waits for its core, the CPU time does not (1e6 / it is what one core could serve).
+``--connections`` takes a comma-separated list (wrk closed loop at each).
+Usage: python benchmarks/bench_serve.py [--seconds 8] [--connections 1,4,32] [--rate 5000]
 """
 from __future__ import annotations
 
@@ -62,7 +66,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wrk(url: str, seconds: int, conns: int, body: str | None) -> str:
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_per_request(pid: int, run, *args) -> str:  # type: ignore[no-untyped-def]
+    """``run(*args)`` (a load generator's summary and how many requests it completed), with the
+    server's CPU microseconds per request appended."""
+    hz = os.sysconf("SC_CLK_TCK")
+    before = cpu_ticks(pid)
+    text, n = run(*args)
+    used = (cpu_ticks(pid) - before) / hz
+    return text + (f"  server CPU {used * 1e6 / n:6.1f} us/req" if n else "")
+
+
+def wrk(url: str, seconds: int, conns: int, body: str | None) -> tuple[str, int]:
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         if body is not None:
@@ -73,11 +93,12 @@ def wrk(url: str, seconds: int, conns: int, body: str | None) -> str:
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     rps = re.search(r"Requests/sec:\s+(\S+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    done = re.search(r"(\d+) requests in", out)
     return (f"p50 {lat.get('50', '?'):>8}  p99 {lat.get('99', '?'):>8}  {float(rps.group(1)) if rps else 0:>9,.0f} req/s"
-            + (f"  ({errors.group(0)})" if errors else ""))
+            + (f"  ({errors.group(0)})" if errors else "")), int(done.group(1)) if done else 0
 
 
-def hey(url: str, seconds: int, rate: int, body: str | None) -> str:
+def hey(url: str, seconds: int, rate: int, body: str | None) -> tuple[str, int]:
     workers = 10
     cmd = ["taskset", "-c", "1", "hey", "-z", f"{seconds}s", "-c", str(workers), "-q", str(rate // workers)]
     if body is not None:
@@ -90,13 +111,13 @@ def hey(url: str, seconds: int, rate: int, body: str | None) -> str:
     def ms(s: str | None) -> str:
         return f"{float(s) * 1000:.3f}ms" if s else "?"
     return (f"p50 {ms(lat.get('50')):>8}  p99 {ms(lat.get('99')):>8}  {float(rps.group(1)) if rps else 0:>9,.0f} req/s"
-            f"  ({', '.join(f'{n} x {c}' for c, n in codes)})")
+            f"  ({', '.join(f'{n} x {c}' for c, n in codes)})"), sum(int(n) for _, n in codes)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--connections", default="1,4,32", help="wrk connections, comma-separated")
     ap.add_argument("--rate", type=int, default=5000, help="hey's paced offered load, requests/s")
     ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -126,11 +147,15 @@ def main() -> None:
         print(f"serve: {line.strip()}; server on core 0, load on core 1, {os.cpu_count()} cores; {a.seconds}s each")
         targets = [("GET /prices/" + pair, f"{base}/prices/{pair}", None), ("GET /prices", f"{base}/prices", None),
                    ("POST /scan-arbitrage", f"{base}/scan-arbitrage", '{"threshold_pct": 0}')]
+        pid = server.pid
         for name, url, body in targets:
             if "wrk" in have:
-                print(f"  {name:<22} wrk -c{a.connections} (closed loop): {wrk(url, a.seconds, a.connections, body)}")
+                for c in (int(x) for x in str(a.connections).split(",")):
+                    line = cpu_per_request(pid, wrk, url, a.seconds, c, body)
+                    print(f"  {name:<22} wrk -c{c:<3} (closed loop): {line}", flush=True)
             if "hey" in have:
-                print(f"  {name:<22} hey paced {a.rate:,}/s:          {hey(url, a.seconds, a.rate, body)}")
+                line = cpu_per_request(pid, hey, url, a.seconds, a.rate, body)
+                print(f"  {name:<22} hey paced {a.rate:,}/s:      {line}", flush=True)
     finally:
         server.terminate()
         server.wait(10)

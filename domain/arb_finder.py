@@ -29,9 +29,10 @@ says which tokens its base and quote are (e.g. Binance ETHUSDT = WETH/USDT by ad
 * two constant-product curves: their composition is one constant-product round trip
   (``domain/cp_optimum.RoundTrip``, closed-form optimum and an upper bound of every exact profit);
   a bound below gas + ``min_profit`` ends it (proven: nothing pays). Else the closed-form size is
-  priced exactly; from it, the sizes that could do better are ``level_interval(profit + 1)``: scanned
-  whole when at most ``FINISH_SCAN`` wide (repeatedly: the result is the exact integer optimum,
-  ``proven``), else a pattern search (+-2^j, j <= ``PATTERN_BITS``: a local optimum, not proven; on
+  priced exactly; from it, the sizes that could do better are ``level_interval(profit + 1)``: searched
+  whole when at most ``FINISH_SCAN`` wide (the result is the exact integer optimum, ``proven``; top
+  down by levels, with the V3 fee floor in the bound and the sizes between the legs' exact inverses
+  skipped, ``_finish``: the answer of the size-by-size scan in a few quotes), else a pattern search (+-2^j, j <= ``PATTERN_BITS``: a local optimum, not proven; on
   USDC/WETH-scale pools such plateaus are ~1e7 sizes wide and their exact profits differ by a unit or
   two of rounding). A candidate below gas + ``min_profit`` is settled by ``best_size``
   (``cross_pool_arb``) when the bound is within ``PROOF_LEVELS`` of it, else left (counted in
@@ -53,12 +54,14 @@ from dataclasses import dataclass
 from math import gcd
 from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 
+import msgspec
+
 from tapedeck.domain import dex_quotes
 from tapedeck.domain.book_depth import depth_id
-from tapedeck.domain.cp_optimum import RoundTrip
+from tapedeck.domain.cp_optimum import RoundTrip, memoized
 from tapedeck.domain.state import MarketState
 from tapedeck.domain.strategies.cross_pool_arb import best_size
-from tapedeck.domain.uniswap_v3 import (MAX_TICK, MIN_TICK, V3MathError, get_amount0_delta, get_amount1_delta,
+from tapedeck.domain.uniswap_v3 import (MAX_TICK, MAX_UINT160, MAX_UINT256, MIN_TICK, V3MathError, get_amount0_delta, get_amount1_delta,
                                         get_next_sqrt_price_from_input, get_sqrt_ratio_at_tick, mul_div_rounding_up)
 
 Q96 = 1 << 96
@@ -67,6 +70,7 @@ MAX_INT256 = (1 << 255) - 1
 V2_SWAP_GAS = 105_000  # about what a V2 pair swap costs (as adapters/paper_gateway.py prices paper legs)
 V3_SWAP_GAS = 130_000  # a V3 swap inside one tick interval
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+NEVER = 1 << 256  # ``least_input`` where no input reaches the output
 WINDOW = 64  # the bounded search scans this many sizes exhaustively once ternary has narrowed to them
 
 
@@ -142,20 +146,38 @@ class PoolVenue:
         q = state.v3.get(spec.pool)
         if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
             return dex_quotes.quote(spec, state, token_in, amount_in)
-        if self.curve(state, token_in) is None:
-            return dex_quotes.quote(spec, state, token_in, amount_in)
-        edge = self._edges.get(token_in)
-        if edge is None or edge[0] is None:
-            return dex_quotes.quote(spec, state, token_in, amount_in)
-        _, target, raw = edge
         sp, lq = q.sqrt_price_x96, q.liquidity
+        edge = self._edges.get(token_in)
+        if edge is None or edge[0] is None or edge[0] != (sp, lq, q.tick):  # (kept for another price)
+            if self.curve(state, token_in) is None:
+                return dex_quotes.quote(spec, state, token_in, amount_in)
+            edge = self._edges.get(token_in)
+            if edge is None or edge[0] is None:
+                return dex_quotes.quote(spec, state, token_in, amount_in)
+        _, target, raw = edge
         zero_for_one = token_in == spec.token0
         if sp == target:
             return None  # at the edge already: nothing moves (the quote's "not priceable")
         if amount_in > MAX_INT256:
             return dex_quotes.quote(spec, state, token_in, amount_in)
+        less = amount_in * self._v3_keep // 1_000_000
+        if less < raw:  # it stops short of the edge: SqrtPriceMath inlined where it cannot overflow
+            if zero_for_one:
+                n1 = lq << 96
+                d = n1 + less * sp
+                if d <= MAX_UINT256:  # getNextSqrtPriceFromAmount0RoundingUp's first form
+                    sn = -(-(n1 * sp) // d)
+                    if sn != target:
+                        out = lq * (sp - sn) >> 96  # getAmount1Delta, rounded down
+                        return out if out > 0 else None
+            elif less <= MAX_UINT160:  # getNextSqrtPriceFromAmount1RoundingDown, then getAmount0Delta
+                sn = sp + (less << 96) // lq
+                if sn != target:
+                    if sn > MAX_UINT160:
+                        return None  # (SafeCast reverts)
+                    out = (lq << 96) * (sn - sp) // sn // sp
+                    return out if out > 0 else None
         try:  # SwapMath.computeSwapStep, exact in, towards the interval's edge
-            less = amount_in * self._v3_keep // 1_000_000
             sn = target if less >= raw else get_next_sqrt_price_from_input(sp, lq, less, zero_for_one)
             if sn == target:  # it reaches the edge: the step takes raw and its fee, any rest is left
                 if raw + mul_div_rounding_up(raw, spec.fee, self._v3_keep) != amount_in:
@@ -186,14 +208,20 @@ class PoolVenue:
             self._edges.pop(token_in, None)
         return c
 
+    def _v2_reserves(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
+        """A V2 pair's (reserve in, reserve out) for ``token_in``; None if unknown or empty."""
+        p = state.v2.get(self.spec.pool)
+        if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
+            return None
+        return (p.reserve0, p.reserve1) if token_in == self.spec.token0 else (p.reserve1, p.reserve0)
+
     def _curve(self, state: MarketState, token_in: str) -> Curve | None:
         spec = self.spec
         if spec.kind == "v2":
-            p = state.v2.get(spec.pool)
-            if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
+            res = self._v2_reserves(state, token_in)
+            if res is None:
                 return None
-            ri, ro = (p.reserve0, p.reserve1) if token_in == spec.token0 else (p.reserve1, p.reserve0)
-            return Curve(ri, ro, 1, 10_000 - spec.fee, 10_000, 1 << 255)
+            return Curve(res[0], res[1], 1, 10_000 - spec.fee, 10_000, 1 << 255)
         s = state.v3.get(spec.pool)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
             return None
@@ -286,6 +314,58 @@ class PoolVenue:
     def max_in(self, state: MarketState, token_in: str) -> int:
         c = self.curve(state, token_in)
         return 0 if c is None else c.max_in
+
+    def least_input(self, state: MarketState, token_in: str, amount_out: int) -> int | None:
+        """The least input ``x`` whose output reaches ``amount_out``, as an equivalence the sizing
+        may skip by: every ``x`` below it quotes less than ``amount_out`` (or nothing), and (inside
+        what ``quote`` prices the same way) every ``x`` at or above it quotes at least that;
+        ``NEVER`` when no input does. ``None`` where there is no closed form (a V3 pool whose ticks
+        are known is swapped across them; an unknown or empty pool). Each step inverts one floor
+        or ceiling of the contracts' math exactly (``tests/test_arb_finder_fast.py`` checks it
+        against ``quote`` at and below the answer):
+
+        * V2: ``floor(x*k*ro / (ri*1e4 + x*k)) >= y  <=>  x*k*(ro - y) >= y*ri*1e4``;
+        * V3, token0 in: ``floor(L*(sp - sn)/2^96) >= y  <=>  sn <= S = sp - ceil(y*2^96/L)``;
+          ``sn = ceil(N*sp/(N + m*sp)) <= S  <=>  m >= ceil(N*(sp - S)/(S*sp))`` (``N = L*2^96``,
+          ``m`` the input after the fee, ``floor(x*keep/1e6) >= m  <=>  x >= ceil(m*1e6/keep)``);
+        * V3, token1 in: ``floor(floor(N*(sn - sp)/sn)/sp) >= y  <=>  sn >= S = ceil(N*sp/(N -
+          y*sp))``; ``sn = sp + floor(m*2^96/L) >= S  <=>  m >= ceil((S - sp)*L/2^96)``.
+
+        Where the swap would stop at the interval's edge the quote is at most the unclamped
+        formula's (or nothing), so below the answer it still falls short. A V3 input past
+        ``getNextSqrtPriceFromAmount0RoundingUp``'s overflow fallback is not inverted (``None``)."""
+        if amount_out <= 0:
+            return 1
+        spec = self.spec
+        if spec.kind == "v2":
+            res = self._v2_reserves(state, token_in)
+            if res is None:
+                return None
+            ri, ro = res
+            if amount_out >= ro:
+                return NEVER
+            k = 10_000 - spec.fee
+            return max(1, -(-(amount_out * ri * 10_000) // (k * (ro - amount_out))))
+        q = state.v3.get(spec.pool)
+        if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
+            return None
+        sp, lq, keep = q.sqrt_price_x96, q.liquidity, self._v3_keep
+        n1 = lq << 96
+        if token_in == spec.token0:
+            target = sp - (-(-(amount_out << 96) // lq))
+            if target <= 0:
+                return NEVER
+            m = -(-(n1 * (sp - target)) // (target * sp))
+            x = -(-(m * 1_000_000) // keep)
+            if x * sp > MAX_UINT256 or n1 + x * sp > MAX_UINT256:
+                return None  # (the contract's overflow fallback rounds otherwise)
+        else:
+            if n1 <= amount_out * sp:
+                return NEVER
+            target = -(-(n1 * sp) // (n1 - amount_out * sp))
+            m = -(-((target - sp) * lq) >> 96)
+            x = -(-(m * 1_000_000) // keep)
+        return max(1, x)
 
     def sizes(self, state: MarketState, token_in: str) -> tuple[Callable[[int], int], int] | None:
         return None  # any integer input
@@ -457,8 +537,11 @@ class BookVenue:
 # ----------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(msgspec.Struct, frozen=True):
+    """One venue's part of a round trip (base units). Results are msgspec Structs, not frozen
+    dataclasses: built on the finder's hot path (two legs and an opportunity per gap: 0.9 us a leg
+    and 2.9 us an opportunity as dataclasses, measured here)."""
+
     venue_id: str
     venue: str
     token_in: str
@@ -467,8 +550,7 @@ class Leg:
     amount_out: int
 
 
-@dataclass(frozen=True, slots=True)
-class Opportunity:
+class Opportunity(msgspec.Struct, frozen=True):
     """A round trip that pays: ``legs`` in order, ``amount_in`` of ``profit_token`` in and
     ``amount_out`` back (base units), ``gross_profit = amount_out - amount_in``, ``gas_cost`` (profit
     token units; ``gas_wei`` of the native token), ``net_profit = gross - gas``. ``method``
@@ -521,6 +603,8 @@ class ArbFinder:
     token its gas is paid in (wrapped). ``min_profit`` in profit-token base units after gas."""
 
     refute_by_capacity = True  # (a test switches it off to show it never drops an opportunity)
+    scan_whole = False  # (a test switches it on: every level interval priced size by size, as before
+    #                     the top-down search and the legs' inverses; the same sizes either way)
 
     def __init__(self, venues: Sequence[Any], *, max_age_ns: int = 60 * 10**9, min_profit: int = 0,
                  gas_price_wei: int | None = None, priority_fee_wei: int = 0,
@@ -696,6 +780,8 @@ class ArbFinder:
         gas_wei, gas_cost = g
         need = max(1, gas_cost + self.min_profit)
 
+        legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
+
         def profit(x: int) -> int | None:
             y = a.quote(state, s, x)
             if y is None:
@@ -703,6 +789,7 @@ class ArbFinder:
             z = b.quote(state, o, y)
             if z is None:
                 return None if y > cap_b else -x
+            legs[x] = (y, z)
             return z - x
 
         surplus = ma[0] * mb[0] - ma[1] * mb[1] if self.refute_by_capacity else 0
@@ -728,7 +815,19 @@ class ArbFinder:
         ca, cb = a.curve(state, s), b.curve(state, o)
         st.sized += 1
         if ca is not None and cb is not None:
-            sized = _closed_form(ca, cb, profit, a, state, s, need)
+            ia, ib = getattr(a, "least_input", None), getattr(b, "least_input", None)
+            nxt = None
+            if ia is not None and ib is not None and not self.scan_whole:
+                def nxt(x: int) -> int:
+                    """The least size above ``x`` whose round trip can return more than ``x``'s: every
+                    size below it gets at most the same out of the round trip for more in."""
+                    got = legs.get(x)
+                    if got is None:
+                        return x + 1
+                    y2 = ib(state, o, got[1] + 1)  # the least second-leg input that returns more
+                    x2 = None if y2 is None else ia(state, s, y2)  # the least size that feeds it
+                    return x2 if x2 is not None and x2 > x else x + 1
+            sized = _closed_form(ca, cb, profit, a, state, s, need, nxt, not self.scan_whole)
             method = "closed-form"
             if sized is UNSEARCHED:
                 st.unsearched += 1
@@ -740,8 +839,12 @@ class ArbFinder:
         x, p, proven = sized
         if p is None or p < need:
             return None
-        y = a.quote(state, s, x)
-        z = b.quote(state, o, y) if y is not None else None
+        got = legs.get(x)  # (what the search priced at x: the same quotes again would give the same)
+        if got is not None:
+            y, z = got
+        else:
+            y = a.quote(state, s, x)
+            z = b.quote(state, o, y) if y is not None else None
         if y is None or z is None or z - x != p:
             return None  # (cannot happen: the search priced it so)
         net = p - gas_cost
@@ -768,7 +871,8 @@ def _quiet_of(v: Any) -> Callable[..., Any]:
 
 
 def _closed_form(ca: Curve, cb: Curve, profit: Callable[[int], int | None], a: Any, state: MarketState, s: str,
-                 need: int) -> tuple[int, int | None, bool] | None:
+                 need: int, nxt: Callable[[int], int] | None = None,
+                 top_down: bool = True) -> tuple[int, int | None, bool] | None:
     """Two constant-product legs as one ``RoundTrip``: ``out(x) = ka*kb*ao*bo*x / (KA*KB*ai*bi +
     ka*x*(KB*bi*Da + kb*ao*Db))`` (legs' reserves ``num/D``, keeps ``k/K``), sized by ``best_size``
     over the inputs both legs price exactly."""
@@ -780,18 +884,22 @@ def _closed_form(ca: Curve, cb: Curve, profit: Callable[[int], int | None], a: A
     x_max = min(ca.max_in, _largest_feeding(a, state, s, cb.max_in, ca))
     if x_max <= 0 or trip.below(need, x_max):
         return None  # proven without a square root: the quiet path of most sized round trips
-    bound = trip.max_profit_bound(x_max)
-    if bound < need:
+    top = trip.relaxed().max_profit_bound(x_max)  # (>= the exact bound, on ~200-bit integers)
+    if top < need:
         return None  # proven: no exact profit exceeds the continuous bound
+    floor = (ka, KA) if ca.period > 1 else None  # the first leg prices floor(x*ka/KA) of its input
     c = min(max(trip.optimum(), 1), x_max)
     p = profit(c)
     if p is not None and p >= need:
-        return _finish(profit, trip, x_max, c, p)
+        return _finish(profit, trip, x_max, c, p, top if top_down else None, nxt, floor)
+    bound = trip.max_profit_bound(x_max)  # the exact bound, where it decides more than the relaxed one
+    if bound < need:
+        return None  # proven: no exact profit exceeds the continuous bound
     if bound - need <= PROOF_LEVELS:  # the exact optimum may still reach need: prove it either way
         x, p, proven = best_size(profit, trip, x_max, bound, need, ca.period)
         if p is None or proven or p < need:
             return x, p, proven
-        return _finish(profit, trip, x_max, x, p)
+        return _finish(profit, trip, x_max, x, p, top if top_down else None, nxt, floor)
     return UNSEARCHED  # the candidate is far below need, the bound is not: not searched (counted)
 
 
@@ -821,26 +929,124 @@ def _pattern(profit: Callable[[int], int | None], lo: int, hi: int, x: int, p: i
     return x, p
 
 
-def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x: int, p: int) -> tuple[int, int, bool]:
+def _finish(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, x: int, p: int,
+            bound: int | None = None, nxt: Callable[[int], int] | None = None,
+            floor: tuple[int, int] | None = None) -> tuple[int, int, bool]:
     """From a size of profit ``p``: the sizes where more than ``p`` can be are those of
     ``trip.level_interval(p + 1)``; scanned whole when narrow enough (then proven), else a pattern
-    search (+-2^j for j down to 0, moving while it improves: a local optimum at every power of two)."""
+    search (+-2^j for j down to 0, moving while it improves: a local optimum at every power of two).
+
+    The scan's answer is the first (smallest) size of the largest exact profit above ``p`` in that
+    interval. With ``bound`` (an upper bound of every exact profit on ``[1, x_max]``) the first
+    interval is searched top down (``_top_down``) instead of whole: the same answer, found after a
+    few exact quotes where the exact profit reaches the highest level its continuous bound allows
+    (measured: most gap updates of ``benchmarks/bench_arb_finder.py``). ``nxt(x)`` (after ``x`` was
+    priced) is the next size that can return more than ``x``'s round trip (the legs' exact inverses,
+    ``PoolVenue.least_input``): the sizes in between are skipped, each being priced below ``x``. Every
+    profit is kept, so the later rounds (and the pattern search) price no size twice."""
+    at = memoized(profit)
+    top = bound
+    refuted = False  # every size that could beat p has been priced below it
+    width = 0
+    if top is not None:
+        # First on the relaxed trip's interval (a superset of the exact one, on ~200-bit integers
+        # instead of ~1,150): empty, the exact one is; narrow, so is the exact one (and the next
+        # round's, as below), and searching the superset finds the same first best size above p
+        # (every size that beats p is in the exact interval).
+        loose = trip.relaxed()
+        span = loose.level_interval(p + 1, 1, x_max)
+        if span is None:
+            return x, p, True
+        if span[1] - span[0] < FINISH_SCAN - 2:
+            better = _top_down(at, trip, x_max, span[0], span[1], p, top, nxt, floor, loose)
+            if better is None:
+                return x, p, True
+            x, p = better[0], better[1]
+            if better[2]:
+                return x, p, True
+            top = None  # (a size beat its level: the rounds go on as the whole scan's would)
     while True:
+        if refuted and width < FINISH_SCAN - 2:
+            # The scan of the next span (where more than the new p can be) would find nothing:
+            # every size of it inside the last span was priced at most p by the levels refuted
+            # there; any other is outside where the last, smaller p could be beaten. Nor can it
+            # be wide enough for the pattern search: a higher level's interval lies inside the
+            # lower one's (or the relaxed one's) but for one size at each end (the roundings).
+            return x, p, True
         span = trip.level_interval(p + 1, 1, x_max)
         if span is None:
             return x, p, True
         lo, hi = span
-        if hi - lo >= FINISH_SCAN:
+        width = hi - lo
+        if width >= FINISH_SCAN:
             break
-        better = None
-        for n in range(lo, hi + 1):
-            v = profit(n)
-            if v is not None and v > p and (better is None or v > better[1]):
-                better = (n, v)
+        if refuted:
+            return x, p, True  # (as above: nothing in it beats p)
+        if top is not None:
+            better = _top_down(at, trip, x_max, lo, hi, p, top, nxt, floor)
+            refuted = better is not None and better[2]
+        else:
+            better = _scan(at, lo, hi, p, nxt)
+        top = None
         if better is None:
             return x, p, True
-        x, p = better
-    return _pattern(profit, lo, hi, x, p) + (False,)
+        x, p = better[0], better[1]
+    return _pattern(at, lo, hi, x, p) + (False,)
+
+
+def _scan(at: Callable[[int], int | None], lo: int, hi: int, p: int,
+          nxt: Callable[[int], int] | None = None) -> tuple[int, int] | None:
+    """The first size of the largest exact profit above ``p`` in ``[lo, hi]``, priced one by one
+    (or from each size to ``nxt`` of it: those between price below it)."""
+    better = None
+    n = lo
+    while n <= hi:
+        v = at(n)
+        if v is not None and v > p and (better is None or v > better[1]):
+            better = (n, v)
+        n = nxt(n) if nxt is not None else n + 1
+    return better
+
+
+TOP_DOWN_LEVELS = 2 * FINISH_SCAN  # more levels between the bound and ``p`` than this: scanned whole
+
+
+def _top_down(at: Callable[[int], int | None], trip: RoundTrip, x_max: int, lo: int, hi: int, p: int,
+              bound: int, nxt: Callable[[int], int] | None = None,
+              floor: tuple[int, int] | None = None, loose: RoundTrip | None = None) -> tuple[int, int, bool] | None:
+    """``_scan(at, lo, hi, p)`` and whether every level above its profit was refuted (then no size
+    of ``[lo, hi]`` prices more), by levels: for ``level = bound, bound - 1, ..., p + 1``, the sizes of
+    ``[lo, hi]`` where an exact profit of at least ``level`` can be (``trip.level_interval(level)``:
+    the continuous round trip bounds every exact profit) in ascending order; the first that reaches
+    ``level`` is the answer (every level above was refuted: each size that could reach it was
+    priced below it; and every size with this profit lies in this level's interval, so none smaller
+    has it). No level reached: nothing in ``[lo, hi]`` beats ``p`` (``None``). Where a size beats its
+    level (the bound would be wrong) the whole interval is scanned instead: the same answer either
+    way, never a different one (``tests/test_arb_finder_fast.py`` holds it equal to ``_scan``).
+    ``floor = (keep, keep_den)`` where the first leg prices only ``floor(x*keep/keep_den)`` of its
+    input (a V3 pool: ``Curve.period > 1``): the sizes searched per level are then those of
+    ``trip.floored_level_intervals``, the bound with the fee floor in it (on the real-scale pools
+    of the benchmark, the plain bound's top level is one the fee floor keeps every size from)."""
+    if bound - p > TOP_DOWN_LEVELS:
+        found = _scan(at, lo, hi, p, nxt)
+        return None if found is None else found + (False,)
+    if loose is None:
+        loose = trip.relaxed()  # (its intervals hold this one's: a few sizes more at most, on smaller ints)
+    for level in range(bound, p, -1):
+        if floor is not None:
+            spans = loose.floored_level_intervals(level, lo, hi, floor[0], floor[1])
+        else:
+            span = loose.level_interval(level, lo, hi)
+            spans = [span] if span is not None else []
+        for n, end in spans:
+            while n <= end:
+                v = at(n)
+                if v is not None and v >= level:
+                    if v == level:
+                        return n, v, True
+                    return _scan(at, lo, hi, p, nxt) + (False,)  # type: ignore[operator]
+                n = nxt(n) if nxt is not None else n + 1
+    return None
 
 
 def _largest_feeding(a: Any, state: MarketState, s: str, y_max: int, ca: Curve) -> int:

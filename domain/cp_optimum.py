@@ -24,8 +24,22 @@ square roots rounded the safe way), never floats.
 from __future__ import annotations
 
 from math import isqrt
+from typing import Callable
 
 Q96 = 1 << 96
+
+
+def memoized(profit: Callable[[int], int | None]) -> Callable[[int], int | None]:
+    """``profit`` (a pure function of the size) with every value kept: searches that come back to
+    a size do not price it again."""
+    seen: dict[int, int | None] = {}
+
+    def at(x: int) -> int | None:
+        p = seen.get(x, seen)
+        if p is seen:
+            p = seen[x] = profit(x)
+        return p  # type: ignore[return-value]
+    return at
 
 
 class RoundTrip:
@@ -34,12 +48,36 @@ class RoundTrip:
     and changes nothing). It pays at the margin iff ``n > p``; ``x* = (sqrt(n*p) - p) / r`` and
     ``M = (sqrt(n*p) - p)^2 / (r*p)``."""
 
-    __slots__ = ("n", "p", "r")
+    __slots__ = ("n", "p", "r", "_np", "_root", "_loose")
 
     def __init__(self, n: int, p: int, r: int):
         if n <= 0 or p <= 0 or r <= 0:
             raise ValueError(f"a round trip needs n, p, r > 0, got {n}, {p}, {r}")
         self.n, self.p, self.r = n, p, r
+        self._np = self._root = 0  # n*p and isqrt(n*p), computed once when first needed
+        self._loose: RoundTrip | None = None  # relaxed(), kept
+
+    def _sqrt_np(self) -> tuple[int, int]:
+        """``(n*p, isqrt(n*p))``, kept: ``optimum`` and ``max_profit_bound`` both need them (on two
+        V3 legs ``n*p`` has ~1,150 bits: ~3.4 us a square root)."""
+        if not self._np:
+            self._np = self.n * self.p
+            self._root = isqrt(self._np)
+        return self._np, self._root
+
+    def relaxed(self, bits: int = 192) -> "RoundTrip":
+        """A round trip whose ``out`` is at least this one's at every size, on integers of about
+        ``bits`` bits: ``n`` rounded up, ``p`` and ``r`` rounded down after dropping the same low
+        bits of all three (``ceil(n/2^s)*x / (floor(p/2^s) + floor(r/2^s)*x) >= n*x/(p + r*x)``).
+        Its level intervals are supersets of this one's (wider by a size or so at real scales):
+        for searches that may look at more sizes than needed, never fewer (``_top_down``)."""
+        if bits == 192 and self._loose is not None:
+            return self._loose
+        shift = min(self.p.bit_length(), self.r.bit_length()) - bits
+        loose = self if shift <= 0 else RoundTrip(-(-self.n >> shift), self.p >> shift, self.r >> shift)
+        if bits == 192:
+            self._loose = loose
+        return loose
 
     @classmethod
     def v2_then_v3(cls, r0: int, r1: int, v2_keep_bps: int, sqrt_price_x96: int, liquidity: int,
@@ -71,7 +109,7 @@ class RoundTrip:
         """``x*`` rounded down (0 when nothing pays): the candidate size."""
         if not self.pays():
             return 0
-        return (isqrt(self.n * self.p) - self.p) // self.r
+        return (self._sqrt_np()[1] - self.p) // self.r
 
     def below(self, need: int, x_max: int) -> bool:
         """Cheaply (no square root) whether every profit on ``[0, x_max]`` is provably below
@@ -93,9 +131,10 @@ class RoundTrip:
         if n <= p or x_max <= 0:
             return 0
         d = p + r * x_max
-        if n * p > d * d:  # sqrt(n*p) > p + r*x_max: x* > x_max
+        np_, root = self._sqrt_np()
+        if np_ > d * d:  # sqrt(n*p) > p + r*x_max: x* > x_max
             return (n * x_max - x_max * d) // d
-        s = isqrt(n * p) + 1  # >= sqrt(n*p); M grows with it
+        s = root + 1  # >= sqrt(n*p); M grows with it
         return (s - p) ** 2 // (r * p)
 
     def level_interval(self, level: int, lo: int, hi: int) -> tuple[int, int] | None:
@@ -111,3 +150,45 @@ class RoundTrip:
         first = max(lo, (b - root) // (2 * r))
         last = min(hi, -((-(b + root)) // (2 * r)))
         return (first, last) if first <= last else None
+
+    def floored_level_intervals(self, level: int, lo: int, hi: int, keep: int,
+                                keep_den: int) -> list[tuple[int, int]]:
+        """``level_interval`` for a round trip whose first leg prices only ``m = floor(x*keep/keep_den)``
+        of its input ``x`` (a V3 pool's fee floor: ``keep = 1e6 - fee``, ``keep_den = 1e6``): the
+        exact profit at ``x`` is at most ``out(x_eff) - x`` with ``x_eff = m*keep_den/keep <= x`` (the
+        exact first leg gives at most the continuous curve at what it kept; the second leg's
+        output only grows with its input), a tighter bound than ``out(x) - x``. The integers of
+        ``[lo, hi]`` where that bound reaches ``level`` (``level >= 1``), as ascending disjoint
+        ``(first, last)`` intervals, each a superset by at most one integer at each end.
+
+        On the sizes where ``d = x - m = ceil(x*(keep_den - keep)/keep_den)`` is one value ``c`` (runs
+        of ``keep_den/(keep_den - keep)`` sizes: 2,000 for a 0.05% pool) ``u = x - c = m`` and the
+        condition ``n*u*D/(p*k + r*u*D) >= level + c + u`` (``k = keep``, ``D = keep_den``) is
+        ``r*D*u^2 - B*u + (level + c)*p*k <= 0`` with ``B = n*D - p*k - r*D*(level + c)``: one
+        quadratic per run."""
+        n, p, r = self.n, self.p, self.r
+        k, big_d = keep, keep_den
+        fee = big_d - k
+        out: list[tuple[int, int]] = []
+        if fee <= 0 or k <= 0:  # nothing floored: the plain bound
+            span = self.level_interval(level, lo, hi)
+            return [span] if span is not None else []
+        a2 = r * big_d
+        c = -(-lo * fee // big_d)  # d at lo
+        while True:
+            start = max(lo, (c - 1) * big_d // fee + 1)  # the run of sizes whose d is c
+            end = min(hi, c * big_d // fee)
+            if start > hi:
+                break
+            if start <= end:
+                lc = level + c
+                b = n * big_d - p * k - a2 * lc
+                disc = b * b - 4 * a2 * lc * p * k
+                if b > 0 and disc >= 0:
+                    root = isqrt(disc) + 1
+                    first = max(start, (b - root) // (2 * a2) + c)
+                    last = min(end, -((-(b + root)) // (2 * a2)) + c)
+                    if first <= last:
+                        out.append((first, last))
+            c += 1
+        return out

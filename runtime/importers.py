@@ -42,7 +42,7 @@ from tapedeck.adapters.uniswap_v2_reserves import SOURCE as V2_SOURCE
 from tapedeck.adapters.uniswap_v2_reserves import block_time_estimator, read_v2_reserves
 from tapedeck.adapters.uniswap_v2_reserves import pool_from_filename as v2_pool_from_filename
 from tapedeck.adapters.uniswap_v3_logs import pool_from_filename as v3_pool_from_filename
-from tapedeck.adapters.uniswap_v3_logs import read_v3_logs
+from tapedeck.adapters.uniswap_v3_logs import LACKS_TICKS, read_v3_logs, with_snapshot
 from tapedeck.domain import codec, events as ev
 from tapedeck.domain.ids import Address, ChainId, IdError
 
@@ -75,6 +75,7 @@ class ImportReport:
 
 KINDS = ("uniswap-v3-logs", "uniswap-v2-reserves", "aave-v3-logs", "solana-ws", "hyperliquid-ws", "binance-ws")
 AAVE = "aave-v3-logs"
+V3_LOGS = "uniswap-v3-logs"
 SOLANA = "solana-ws"
 # Hyperliquid WebSocket recordings (hftbacktest's ``<local_recv_ns> <frame>`` lines, gzipped): venue
 # ``hyperliquid``, one instrument per coin; no pool, chain or blocks (adapters/hyperliquid_ws.py).
@@ -360,9 +361,13 @@ def retime(events: list[ev.Event], registry: Registry, pools_note: dict[str, Any
 def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: int | None = None,
                  to_block: int | None = None, pool: str | None = None, fee: int | None = None,
                  tick_spacing: int | None = None, chain: str | None = None,
-                 registry: Registry | None = None) -> ImportReport:
+                 registry: Registry | None = None, snapshot: str | None = None) -> ImportReport:
     if kind not in KINDS:
         raise ImportError_(f"unknown import kind {kind!r} (known: {', '.join(KINDS)})")
+    if snapshot is not None and (kind != V3_LOGS or len(paths) != 1):
+        raise ImportError_("--snapshot: a V3 pool snapshot goes with one uniswap-v3-logs file (its pool's)")
+    if snapshot is not None and not Path(snapshot).is_file():
+        raise ImportError_(f"--snapshot {snapshot}: no such file")
     for p in paths:
         if Path(p).is_dir():
             raise ImportError_(f"{p}: is a directory, not a recording")
@@ -407,6 +412,8 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
             continue
         specs[p], notes = resolve_pool(kind, p, registry, pool=pool, fee=fee, tick_spacing=tick_spacing, chain=chain)
         report.notes.extend(notes)
+    if kind == V3_LOGS and snapshot is None:
+        report.notes.append(LACKS_TICKS)
     report.pools = dict(specs)
     out = Path(out)
     if out.is_dir():
@@ -419,14 +426,14 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
     except LogUnwritable as e:
         raise ImportError_(f"--out {out}: cannot write the log: {e}") from None
     try:
-        return _import_locked(kind, paths, out, from_block, to_block, specs, registry, report)
+        return _import_locked(kind, paths, out, from_block, to_block, specs, registry, report, snapshot)
     finally:
         lock.release()
 
 
 def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None, to_block: int | None,
                    specs: dict[str, Source], registry: Registry,
-                   report: ImportReport) -> ImportReport:
+                   report: ImportReport, snapshot: str | None = None) -> ImportReport:
     existing: list[ev.Event] = []
     manifest = Manifest(run_id="", mode="import")
     if out.exists():
@@ -447,7 +454,11 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
         recording = hyperliquid_ws.RecordingReader(p) if kind == HYPERLIQUID else None
         read = (lambda _p: iter(recording)) if recording else _reader(kind, specs[p], registry, from_block, to_block)
         try:
-            for e in read(p):
+            read_p = read(p)
+            if snapshot is not None:  # (checked against the whole day first: uniswap_v3_logs.with_snapshot)
+                spec = specs[p]
+                read_p = iter(with_snapshot(list(read_p), snapshot, spec.address, spec.tick_spacing))  # type: ignore[union-attr, arg-type]
+            for e in read_p:
                 if type(e) is ev.InputRejected:
                     report.rejected += 1
                     if len(report.rejections) < 5:

@@ -55,7 +55,15 @@ final outcome, the leg is taken as final with what its fills moved so far (statu
 once every leg is final, the attempt is settled as above: the unwind decision (``CexDexUnwind``)
 on the exposure it leaves. A report that arrives for a timed-out leg later still moves the
 position: into the open attempt (its next round settles it), or into the held inventory once the
-attempt is closed (``late``). A book leg is not cancelled on a timeout (no cancel intent yet).
+attempt is closed (``late``). A book leg (the entry's, or a book unwind) taken as final by its
+timer may still be working on the venue (resting, as a ``cex_tif = "gtc"`` entry does when the book
+moved away from its limit, or still in flight): the timer also sends its cancel (``Intent(side=
+"cancel", target=<leg>)``, client id ``<leg>-cancel``, once per leg). The venue's ``OrderCanceled``
+ends the leg for good (``canceled``; what it filled before still counts, and nothing more can come);
+a cancel the venue refuses or that finds the order already done (``OrderFailed``: it filled first,
+and that fill arrives as a late report) is counted in ``cancel_failed``. ``cex_tif``: the entry book
+leg's time in force, ``"ioc"`` (default: what the book does not fill at once expires) or ``"gtc"``
+(what it does not fill rests at its limit until filled or cancelled).
 
 Profit is never taken from the intents: the strategy only keeps positions from its fills (to know
 what to unwind); runs are valued by ``runtime/outcomes.py`` and ``runtime/cex_dex_report.py`` from
@@ -364,6 +372,7 @@ class CexDexArb:
         unwind_slippage_bps: int = 50,
         leg_order: str = "together",
         leg_timeout_s: Any = 0,
+        cex_tif: str = "ioc",
         act: bool = True,
         **unknown: Any,
     ):
@@ -406,7 +415,14 @@ class CexDexArb:
             raise ValueError(f"leg_order must be one of {', '.join(LEG_ORDERS)}, got {leg_order!r}")
         self.leg_order, self.act = leg_order, bool(act)
         self.leg_timeout_ns = seconds_to_ns(leg_timeout_s, "leg_timeout_s")
+        if cex_tif not in ("ioc", "gtc"):
+            raise ValueError(f"cex_tif must be ioc or gtc, got {cex_tif!r}")
+        self.cex_tif = cex_tif
         self.timeouts = 0  # legs taken as final by their timer
+        self.cancels = 0  # cancels sent for timed-out book legs
+        self.canceled = 0  # of them, legs the venue took off the book (OrderCanceled)
+        self.cancel_failed = 0  # cancels refused, or that found the order already done
+        self._cancel_of: dict[str, str] = {}  # client id of a cancel in flight -> the leg it cancels
         self.late = 0  # reports of timed-out legs after their attempt closed (into the held inventory)
         self._timed_out: dict[str, int] = {}  # client id of a timed-out leg -> its attempt
         self._pool_ids = {s.pool for s in self.pools}
@@ -532,7 +548,7 @@ class CexDexArb:
         a = self.open[n] = _Attempt(n, s.direction, spec, s.base)
         cex_side = "buy" if s.direction == CEX_DEX else "sell"
         cex = Intent(self.name, self.cex_venue, self.cex_instrument, cex_side, s.base, s.cex_quote,
-                     client_id=cex_id, limit_price=s.cex_worst, price_decimals=q.price_decimals, tif="ioc")
+                     client_id=cex_id, limit_price=s.cex_worst, price_decimals=q.price_decimals, tif=self.cex_tif)
         a.legs[cex_id] = _Leg("cex", cex_id, self.cex_venue, cex_side)
         out: list[Proposal] = [opp, cex]
         if self.leg_order == "together":
@@ -568,15 +584,22 @@ class CexDexArb:
         late = [a.legs[c] for c in watched if c in a.legs and not a.legs[c].done]
         if not late:
             return ()
+        out: list[Proposal] = []
         for leg in late:
             leg.done, leg.status = True, "timeout"
             self._timed_out[leg.client_id] = a.n
             self.timeouts += 1
             if leg.role == "cex":
                 a.dex_pending = None  # cex_first: the swap waited for this leg; it is not sent now
+            if leg.venue == self.cex_venue:  # a book leg may still rest (or be in flight): take it off
+                cancel_id = leg.client_id + "-cancel"
+                self._cancel_of[cancel_id] = leg.client_id
+                self.cancels += 1
+                out.append(Intent(self.name, self.cex_venue, self.cex_instrument, "cancel", 0, 0,
+                                  target=leg.client_id, client_id=cancel_id))
         if all(x.done for x in a.legs.values()) and a.dex_pending is None:
-            return self._settle(e, a, state)
-        return ()
+            out.extend(self._settle(e, a, state))
+        return out
 
     def _swap(self, a: _Attempt, role: str, client_id: str, s: Sized) -> Intent:
         """The pool leg: buy the base with ``dex_in`` quote, or sell ``dex_in`` base, reverting below
@@ -592,6 +615,15 @@ class CexDexArb:
     # ------------------------------------------------------------------ legs and unwinds
 
     def on_order(self, e: ev.Event, order: Order, state: MarketState) -> Sequence[Proposal]:
+        if order.client_id in self._cancel_of:  # a cancel's own news: only how it ended matters
+            t = type(e)
+            if t in (ev.OrderFailed, ev.IntentRejected):
+                del self._cancel_of[order.client_id]
+                self.cancel_failed += 1  # (the leg it named ended by itself: its own report says how)
+            elif t is ev.OrderCanceled:  # (told with the cancel's record: the leg was not known here)
+                self._timed_out.pop(self._cancel_of.pop(order.client_id), None)
+                self.canceled += 1
+            return ()
         if order.client_id in self._timed_out:
             return self._late_report(e, order)
         n, leg = self._leg(order.client_id)
@@ -630,8 +662,11 @@ class CexDexArb:
         """A fill of a leg already taken as final by its timer: the base it moved joins the open
         attempt (its next settlement sees it) or, once the attempt closed, the held inventory."""
         if type(e) is not ev.OrderFilled:
-            if type(e) in (ev.OrderFailed, ev.IntentRejected):
+            if type(e) in (ev.OrderFailed, ev.IntentRejected, ev.OrderCanceled):
                 self._timed_out.pop(order.client_id, None)
+            if type(e) is ev.OrderCanceled:  # our cancel took it off the book: nothing more will fill
+                self._cancel_of.pop(order.client_id + "-cancel", None)
+                self.canceled += 1
             return ()
         n = self._timed_out[order.client_id]
         moved = e.amount if order.side == "buy" else -e.amount  # type: ignore[attr-defined]

@@ -60,7 +60,7 @@ from tapedeck.domain.ids import Address, IdError
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState
 from tapedeck.domain.uniswap_v2 import get_amount_out
-from tapedeck.domain.cp_optimum import RoundTrip
+from tapedeck.domain.cp_optimum import RoundTrip, memoized
 from tapedeck.domain.uniswap_v3 import (
     MAX_TICK, MIN_TICK, Q96, TickTable, V3MathError, V3PoolState, get_amount0_delta, get_amount1_delta,
     get_sqrt_ratio_at_tick, mul_div_rounding_up, swap, swap_within_range, tick_spacing_interval,
@@ -389,13 +389,7 @@ def best_size(profit: Callable[[int], int | None], trip: RoundTrip, x_max: int, 
     first in probes, the smallest size in a searched interval).
     """
     c = min(max(trip.optimum(), 1), x_max)
-    seen: dict[int, int | None] = {}
-
-    def at(x: int) -> int | None:
-        p = seen.get(x, seen)
-        if p is seen:
-            p = seen[x] = profit(x)
-        return p  # type: ignore[return-value]
+    at = memoized(profit)
 
     best_x, best = c, at(c)
     proven = True
