@@ -351,72 +351,46 @@ def load_cache(path: str | Path, *, registry: Registry | None = None, **options:
 
 
 def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
-    """The ASGI app over the cache (bytes in, bytes out); CORS only for the origins given
-    (Starlette's ``CORSMiddleware`` around it).
-
-    A bare ASGI callable rather than Starlette's router: every answer is already bytes, so what is
-    left per request is the routing and the two ``send`` calls. Measured on this box
-    (``benchmarks/bench_serve.py``, server CPU per request): the router and its ``Request``/
-    ``Response`` objects were most of it. The routes and answers are Starlette's: ``/prices`` and
-    ``/prices/{pair}`` (one path segment) and ``/health`` answer GET and HEAD, ``/scan-arbitrage``
-    POST; another method is 405, another path 404, both as JSON ``{"error", "status"}``."""
-    app = _App(cache)
-    if not cors:
-        return app
+    """Starlette routes over the cache (bytes in, bytes out); CORS only for the origins given."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
-    return CORSMiddleware(app, allow_origins=list(cors), allow_methods=["GET", "POST"], allow_headers=["content-type"])
+    def error(status: int, message: str) -> Response:
+        return Response(_dumps({"error": message, "status": status}), status_code=status, media_type=JSON)
 
+    async def health(request: Request) -> Response:
+        return Response(cache.health(), media_type=JSON)
 
-_READ = frozenset(("GET", "HEAD"))
+    async def prices(request: Request) -> Response:
+        return Response(cache.prices_body, media_type=JSON)
 
+    async def prices_pair(request: Request) -> Response:
+        body = cache.pair(request.path_params["pair"])
+        if body is None:
+            return error(404, f"unknown pair {request.path_params['pair']!r:.60} "
+                              f"(known: {', '.join(cache.known_pairs())})")
+        return Response(body, media_type=JSON)
 
-class _App:
-    """``build_app``'s ASGI callable."""
+    async def scan(request: Request) -> Response:
+        try:
+            return Response(cache.scan(await request.body()), media_type=JSON)
+        except BadRequest as e:
+            return error(e.status, str(e))
 
-    def __init__(self, cache: PoolCache) -> None:
-        self.cache = cache
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return error(status, {404: "no such path", 405: "method not allowed"}.get(status, str(getattr(exc, "detail", exc))))
 
-    @staticmethod
-    def _error(status: int, message: str) -> tuple[int, bytes]:
-        return status, _dumps({"error": message, "status": status})
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return  # (lifespan is off; nothing else is served)
-        path, method, cache = scope["path"], scope["method"], self.cache
-        if path == "/prices":
-            status, body = (200, cache.prices_body) if method in _READ else self._error(405, "method not allowed")
-        elif path.startswith("/prices/") and len(path) > 8 and "/" not in path[8:]:
-            if method not in _READ:
-                status, body = self._error(405, "method not allowed")
-            else:
-                found = cache.pair(path[8:])
-                status, body = (200, found) if found is not None else self._error(
-                    404, f"unknown pair {path[8:]!r:.60} (known: {', '.join(cache.known_pairs())})")
-        elif path == "/health":
-            status, body = (200, cache.health()) if method in _READ else self._error(405, "method not allowed")
-        elif path == "/scan-arbitrage":
-            if method != "POST":
-                status, body = self._error(405, "method not allowed")
-            else:
-                chunks = []
-                while True:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        return  # (the client went away)
-                    chunks.append(message.get("body", b""))
-                    if not message.get("more_body", False):
-                        break
-                try:
-                    status, body = 200, cache.scan(b"".join(chunks))
-                except BadRequest as e:
-                    status, body = self._error(e.status, str(e))
-        else:
-            status, body = self._error(404, "no such path")
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    middleware = [Middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"],
+                             allow_headers=["content-type"])] if cors else []
+    return Starlette(routes=[Route("/health", health), Route("/prices", prices),
+                             Route("/prices/{pair}", prices_pair), Route("/scan-arbitrage", scan, methods=["POST"])],
+                     middleware=middleware, exception_handlers={HTTPException: http_error})
 
 
 def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **extra: Any) -> Any:
