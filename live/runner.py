@@ -91,6 +91,7 @@ A source is a ``live.base.LiveSource``; a gateway a ``domain.ports.Gateway`` (``
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import inspect
 import os
@@ -625,6 +626,34 @@ class LiveRunner:
             src.after_batch = both
         else:
             src.after_batch = self._after_batch
+            if hasattr(src, "ack_after") and getattr(src, "ack_after", None) is None:
+                src.ack_after = self._ack_after  # the feeds: the same commit, pipelined (off the loop's thread)
+
+    def _ack_after(self) -> "concurrent.futures.Future[int]":
+        """A source's batch ends, pipelined: the run's log commits on its committer thread
+        (``EventLog.commit_async``) and the returned future resolves once every event the source
+        emitted so far is durable; the source acknowledges the batch only then. A failed commit
+        fails the future, and the run (on the loop's thread)."""
+        if self._failure is not None:
+            raise RunnerError(f"{self.out}: the run's log failed ({type(self._failure).__name__}); nothing more is "
+                              f"recorded")
+        if self._closed:
+            done: concurrent.futures.Future[int] = concurrent.futures.Future()
+            done.set_result(self.store.next_seq - 1)  # shutting down: close() committed everything emitted
+            return done
+        fut = self.store.commit_async()
+        self.batch_commits += 1
+        aio = asyncio.get_running_loop()
+
+        def failed(f: "concurrent.futures.Future[int]") -> None:
+            if not f.cancelled() and f.exception() is not None:
+                try:
+                    aio.call_soon_threadsafe(self._fail, f.exception())
+                except RuntimeError:  # the loop is gone: close() has said how the run ended
+                    pass
+
+        fut.add_done_callback(failed)
+        return fut
 
     def _after_batch(self) -> None:
         """A source's batch ends: commit the run's log (group commit). When it returns, every event the
