@@ -365,9 +365,18 @@ def _fast_ms(v: _Opt) -> int:
     return ns
 
 
+_LEVELS = re.compile(r"[0-9]+\.[0-9]{8}(?:\|[0-9]+\.[0-9]{8})*")  # ASCII digits only, as ``_px``
+
+
 def _fast_levels(raw: list[tuple[str, str]]) -> tuple[tuple[int, int], ...]:
-    px = _px
-    return tuple([(px(p), px(q)) for p, q in raw])
+    """``_px`` of every price and size of a depth side, the strings checked by one regex in one go."""
+    if not raw:
+        return ()
+    joined = "|".join([x for level in raw for x in level])
+    if _LEVELS.fullmatch(joined) is None:
+        raise _NotFast
+    n = list(map(int, joined.replace(".", "").split("|")))
+    return tuple(zip(n[0::2], n[1::2]))
 
 
 def _frame_fast(body: bytes, ts: int, venue: str, futures: bool, books: _Books) -> list[ev.Event] | None:

@@ -52,6 +52,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from contextlib import closing, contextmanager
@@ -504,6 +505,7 @@ class EventLog:
         self._waiters: list[tuple[int, concurrent.futures.Future[int]]] = []  # (seq, its future) in request order
         self._commit_error: BaseException | None = None
         self._committer: threading.Thread | None = None
+        self.group_ms: float = 0.0  # commit_async: the least time between two commits' starts (0: back to back)
 
     # ------------------------------------------------------------------ opening
 
@@ -1014,9 +1016,18 @@ def _flush_when_due(ref: "weakref.ref[EventLog]", stop: threading.Event) -> None
 
 def _commit_when_asked(ref: "weakref.ref[EventLog]", cv: threading.Condition) -> None:
     """The committer thread of a writer (``EventLog.commit_async``): whenever futures wait, commit
-    everything pending and resolve the ones that are durable; after a failure, fail them all. It
-    holds the log weakly between commits, and ends once the log is closing and nobody waits."""
+    everything pending and resolve the ones that are durable; after a failure, fail them all. Commits
+    start at most every ``group_ms`` (the requests in between gather into one). It holds the log
+    weakly between commits, and ends once the log is closing and nobody waits."""
+    last = 0.0
     while True:
+        log = ref()
+        if log is None:
+            return
+        gap = (log.group_ms or 0) / 1000 - (time.monotonic() - last)
+        del log
+        if gap > 0:
+            time.sleep(gap)  # let this group gather (the GIL is free meanwhile)
         with cv:
             while True:
                 log = ref()
@@ -1028,6 +1039,7 @@ def _commit_when_asked(ref: "weakref.ref[EventLog]", cv: threading.Condition) ->
                 cv.wait(1.0)
             if not log._waiters:
                 return  # closing: close() commits the rest
+        last = time.monotonic()
         try:
             log.flush()
         except BaseException as e:  # noqa: BLE001 - said to every waiter, and to every later caller

@@ -114,3 +114,18 @@ def test_what_a_resolved_future_promised_survives_kill_9(store: Store) -> None:
     assert log.last_seq() >= acked
     assert [e.seq for e in log.events()] == list(range(1, log.last_seq() + 1))
     log.close(ended="clean")
+
+
+def test_with_a_group_window_the_requests_in_between_gather_into_one_commit(store: Store) -> None:
+    log = store.cls.create(store.where("g"), Manifest(run_id="", mode="live"), max_delay_ms=None)
+    log.group_ms = 300.0
+    log.append(quote(1, "a", "1", "2"))
+    assert log.commit_async().result(timeout=10) == 1
+    before = log._flushes
+    futures = []
+    for i in range(2, 7):  # five batches asked for well inside the window
+        log.append(quote(i, "a", "1", "2"))
+        futures.append(log.commit_async())
+    assert [f.result(timeout=10) for f in futures] == [6] * 5
+    assert log._flushes == before + 1  # one commit for the five
+    log.close(ended="clean")
