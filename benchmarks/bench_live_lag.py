@@ -1,6 +1,7 @@
 """Event lag of the live Binance feed into a real run log, and its memory over an hour of traffic.
 
-    .venv/bin/python benchmarks/bench_live_lag.py [--rate 5000] [--seconds 20] [--hour-frames 350000]
+    .venv/bin/python benchmarks/bench_live_lag.py [--rate 5000] [--seconds 20] [--rounds 3] [--paths ...]
+        [--loop uvloop|asyncio] [--hour-frames 350000] [--skip-memory]
 
 A loopback ``BinancePlayback`` (live/playback.py) in a *separate process* plays the real recording
 (``binance-ethusdt-ws-2024-08-08``, 33,617 socket frames, repeated) at ``--rate`` frames/s; this
@@ -14,8 +15,17 @@ process runs ``live.binance_source.BinanceSource`` into ``emit``. One Binance fr
   the knob that trades commits per second for lag; and with no timer, the feed's ``after_batch``
   hook committing after each pump turn (<= 64 events, or when the queue ran dry): what a runner
   can do on its own loop; and the ``LiveRunner`` itself (``run_runner``: engine, metrics, the run's
-  log with every source's ``after_batch`` tied to its commit, as ``tapedeck live`` runs it).
+  log with every source's batches tied to its commit, as ``tapedeck live`` runs it), twice: with
+  the feed's turns committed on the loop's thread (``runner-sync``, ``after_batch`` alone: the
+  runner before the pipelined commit) and pipelined (``runner``: ``ack_after``, the log's
+  ``commit_async`` on its committer thread, what the runner does now).
   "Recording adds" = recorded minus no-recording.
+* **rate reached**: market events over the span of their receive times (what the client kept up
+  with; below the offered rate when it falls behind and the backlog waits in the socket).
+* **CPU**: CPU seconds per event of this process (every thread: reader, committer, timer) and of
+  the playback server's process, both on the same 2 cores; ``--rounds`` interleaves the paths
+  and prints medians (and each round).
+* The event loop is uvloop, as ``tapedeck live`` runs (``live.runner.run_prepared``).
 * **memory**: RSS of this process while an hour-equivalent of the recording's traffic (its 97
   frames/s x 3,600 s = ``--hour-frames``) streams into a real log as fast as the feed takes it
   (no pacing), sampled at every tenth; the bound is what the feed holds: the queue
@@ -113,6 +123,9 @@ def _server(rate: float, frames: int) -> tuple[Any, Any, str, int]:
     return proc, parent, url, total
 
 
+MARKET = (ev.QuoteUpdated, ev.TradePrinted, ev.BookDepthUpdated)  # one a socket frame (the rate's span)
+
+
 def _proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far (/proc)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -122,7 +135,7 @@ def _proc_cpu(pid: int) -> float:
 
 def _figures(mode: str, lags: list[int], ts: list[int], wall: float, cpu: float, server_cpu: float,
              **extra: Any) -> dict[str, Any]:
-    """One row: lag percentiles, the rate reached (events over the span of their receive times) and
+    """One row: lag percentiles, the rate reached (market events over the span of their receive times) and
     the CPU per event of this process (all its threads) and of the playback server."""
     span = (max(ts) - min(ts)) / 1e9 if len(ts) > 1 else float("nan")
     n = len(lags)
@@ -139,6 +152,7 @@ def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) 
     tmp = tempfile.mkdtemp(prefix="bench-live-")
     lags: list[int] = []
     ts_by_seq: list[int] = [0]
+    ts_of_frames: list[int] = []
     log: TimedLog | None = None
     if mode == "none":
         def emit(e: ev.Event) -> None:
@@ -151,6 +165,8 @@ def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) 
 
         def emit(e: ev.Event) -> None:
             ts_by_seq.append(e.ts)
+            if type(e) in MARKET:
+                ts_of_frames.append(e.ts)
             append(e)
     t0 = time.perf_counter()
     flush = log.flush if (log is not None and mode == "turn") else None
@@ -158,8 +174,9 @@ def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) 
     if log is None:
         counted = emit
 
-        def emit(e: ev.Event) -> None:  # noqa: F811 - the same, noting the receive time
-            seen.append(e.ts)
+        def emit(e: ev.Event) -> None:  # noqa: F811 - the same, noting a frame's receive time
+            if type(e) in MARKET:
+                seen.append(e.ts)
             counted(e)
     src = _run_loop(_feed(url, emit, min(n, total), parent, after_batch=flush))
     wall = time.perf_counter() - t0
@@ -169,7 +186,7 @@ def run_lag(rate: float, seconds: float, mode: str, max_delay_ms: float | None) 
             lags.extend(at - ts_by_seq[s] for s in range(first, end))
         commits = len(log.commits)
         log.close()
-        seen = ts_by_seq[1:]
+        seen = ts_of_frames
     else:
         commits = 0
     cpu, server_cpu = time.process_time() - cpu0, _proc_cpu(proc.pid) - server0
@@ -234,7 +251,8 @@ def run_runner(rate: float, seconds: float, pipelined: bool = True) -> dict[str,
     lags = [at - ts[s] for first, end, at in log.commits for s in range(first, end) if s in ts]
     proc.terminate()
     proc.join()
-    return _figures("runner" if pipelined else "runner-sync", lags, list(ts.values()), wall, cpu, server_cpu,
+    frames = [e.ts for e in EventLog.open(tmp / "run.db").events() if type(e) in MARKET]
+    return _figures("runner" if pipelined else "runner-sync", lags, frames, wall, cpu, server_cpu,
                     max_delay_ms=None, commits=len(log.commits), conflated=src.queue.conflated,
                     dropped=src.queue.dropped, queue_high=src.queue.high, batch_commits=runner.batch_commits)
 

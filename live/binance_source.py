@@ -43,6 +43,12 @@ Binance pings the client; ``websockets`` answers them.
     after each pump turn (at most ``batch`` events, or when the queue ran dry) and after the last
     drain: an event's commit waits for its turn, not for a timer, and once it returns the turn's
     events are acknowledged (``acked`` in ``health()``: durable in the run's log);
+  - ``ack_after`` (the live runner sets it too, ``live.base``) makes that commit pipelined: at the end
+    of a turn the pump asks for the commit and goes on (the socket keeps being read while SQLite
+    fsyncs on the log's thread); the turn is acknowledged when its future resolves, never before,
+    and a failed commit acknowledges nothing more (the pump raises at its next turn). With a
+    queue's worth (``queue_limit``) emitted and not yet acknowledged the pump waits for the log, so
+    what waits for its commit stays bounded as well;
   - account events (``AccountFillReported``, ``AccountOrderUpdated``) and the feed's own connection
     events are **never dropped**: they bypass the bound (user streams are a few messages a second;
     a fill must not be lost to a market-data flood).

@@ -29,7 +29,9 @@ What it does, in the order it does it:
    the clock, never before ``at_ts``). The log commits at the end of every source batch (a source
    with an ``after_batch`` attribute, ``live.base``: the runner sets it to its group commit, so an
    event a source has seen ``after_batch`` return for is durable, acknowledged, and a crash loses
-   none of those), at least every ``[store] max_delay_ms`` (5 ms by default in a live run: what a
+   none of those; a source with ``ack_after`` too, the WebSocket feeds, gets the pipelined form:
+   the commit runs on the log's committer thread, ``EventLog.commit_async``, gathering for half of
+   ``max_delay_ms`` between commits, and the source acknowledges when its future resolves), at least every ``[store] max_delay_ms`` (5 ms by default in a live run: what a
    source without batches, or a gateway's report, may wait) and before any intent leaves the
    process. A source that emits
    anything but an input event gets an ``InputRejected`` recorded in its place.
