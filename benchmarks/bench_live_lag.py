@@ -1,7 +1,7 @@
 """Event lag of the live Binance feed into a real run log, and its memory over an hour of traffic.
 
     .venv/bin/python benchmarks/bench_live_lag.py [--rate 5000] [--seconds 20] [--rounds 3] [--paths ...]
-        [--loop uvloop|asyncio] [--hour-frames 350000] [--skip-memory]
+        [--loop uvloop|asyncio] [--hour-frames 350000] [--skip-memory] [--parser]
 
 A loopback ``BinancePlayback`` (live/playback.py) in a *separate process* plays the real recording
 (``binance-ethusdt-ws-2024-08-08``, 33,617 socket frames, repeated) at ``--rate`` frames/s; this
@@ -26,6 +26,8 @@ process runs ``live.binance_source.BinanceSource`` into ``emit``. One Binance fr
   the playback server's process, both on the same 2 cores; ``--rounds`` interleaves the paths
   and prints medians (and each round).
 * The event loop is uvloop, as ``tapedeck live`` runs (``live.runner.run_prepared``).
+* ``--parser``: only the CPU per frame of the frame parser over the recording (the live parser's
+  typed fast path, and the general path alone).
 * **memory**: RSS of this process while an hour-equivalent of the recording's traffic (its 97
   frames/s x 3,600 s = ``--hour-frames``) streams into a real log as fast as the feed takes it
   (no pacing), sampled at every tenth; the bound is what the feed holds: the queue
@@ -296,6 +298,38 @@ def run_memory(frames: int) -> dict[str, Any]:
             "dropped": src.queue.dropped}
 
 
+def run_parser(repeat: int = 5) -> dict[str, float]:
+    """CPU per frame (this thread's, best of ``repeat``) of the live frame parser over the whole
+    recording, as the feed calls it (``FrameParser.parse``: the typed fast path, else the general
+    one), and of the general path alone (``_frame`` over the decoded dict)."""
+    from tapedeck.adapters import binance_ws as bw
+
+    bodies = [f.body.encode() for f in read_frames(recording(BINANCE_RECORDING))]
+
+    def live() -> None:
+        p = bw.FrameParser(bw.SPOT, "ETHUSDT")
+        for i, b in enumerate(bodies):
+            p.parse(b, 1_723_161_254_024_619_568 + i, "bench")
+
+    def general() -> None:
+        books = bw._Books()
+        for i, b in enumerate(bodies):
+            try:
+                bw._frame(bw._object(b), 1_723_161_254_024_619_568 + i, bw.SPOT, False, "ETHUSDT", books)
+            except bw.FrameError:
+                pass
+
+    out = {}
+    for name, fn in (("live parser (fast path)", live), ("general path only", general)):
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.thread_time()
+            fn()
+            best = min(best, time.thread_time() - t)
+        out[name] = best / len(bodies) * 1e6
+    return out
+
+
 NAMES = {"none": "emit only (no recording)", "turn": "recorded, commit per pump turn",
          "runner-sync": "LiveRunner, commit on loop thread", "runner": "LiveRunner, pipelined commit"}
 
@@ -317,8 +351,14 @@ def main() -> None:
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     ap.add_argument("--hour-frames", type=int, default=350_000, help="frames of an hour of the recording's traffic")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--parser", action="store_true", help="only the frame parser's CPU per frame, then exit")
     args = ap.parse_args()
     LOOP = args.loop
+    if args.parser:
+        for name, us in run_parser().items():
+            print(f"{name}: {us:.2f} us of CPU per frame (best of 5 over the recording; load average "
+                  f"{os.getloadavg()[0]:.1f})")
+        return
     print(f"live Binance feed lag at {args.rate:,.0f} frames/s for {args.seconds:.0f} s, {args.rounds} round(s), "
           f"{LOOP} (loopback playback in another process; cpu count {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f})")
