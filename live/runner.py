@@ -31,7 +31,8 @@ What it does, in the order it does it:
    event a source has seen ``after_batch`` return for is durable, acknowledged, and a crash loses
    none of those; a source with ``ack_after`` too, the WebSocket feeds, gets the pipelined form:
    the commit runs on the log's committer thread, ``EventLog.commit_async``, gathering for half of
-   ``max_delay_ms`` between commits, and the source acknowledges when its future resolves), at least every ``[store] max_delay_ms`` (5 ms by default in a live run: what a
+   ``max_delay_ms``, at most ``ACK_GROUP_MS`` (2.5 ms), between commits, and the source acknowledges
+   when its future resolves), at least every ``[store] max_delay_ms`` (5 ms by default in a live run: what a
    source without batches, or a gateway's report, may wait) and before any intent leaves the
    process. A source that emits
    anything but an input event gets an ``InputRejected`` recorded in its place.
@@ -124,6 +125,7 @@ GATEWAY_KINDS: dict[str, str] = {
     "book": "tapedeck.live.runner:book_gateway",
 }
 RESTART_RESET_S = 60.0  # a restarted source task that ran this long starts its backoff afresh
+ACK_GROUP_MS = 2.5  # the longest a feed's pipelined commit gathers (EventLog.group_ms)
 
 
 class RunnerError(ValueError):
@@ -408,9 +410,10 @@ class LiveRunner:
             self._release_sock()
             raise
         self.store = store
-        # the feeds' pipelined commits (``_ack_after``) gather for half the store's delay: a commit costs
-        # CPU (~0.4 ms of it here under load), and back to back they took a third of the run's
-        store.group_ms = (s.max_delay_ms or 0) / 2
+        # the feeds' pipelined commits (``_ack_after``) gather for a moment: a commit costs CPU (~0.2-0.4 ms
+        # of it here), and back to back they were ~730 a second at 5,000 events/s. Half the store's
+        # delay, at most ACK_GROUP_MS (a long timer, [store] max_delay_ms = 60000, must not hold acks).
+        store.group_ms = min(ACK_GROUP_MS, (s.max_delay_ms or 2 * ACK_GROUP_MS) / 2)
         self.recorder = _Recorder(store, self.metrics.observe, lambda: self._current)
         self.loop = Loop(self.engine, self.recorder, self.router, timers=self._schedule)  # type: ignore[arg-type]
         store.manifest.notes.setdefault("sessions", []).append({"from_seq": store.next_seq, "execute": self.execute})

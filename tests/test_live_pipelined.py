@@ -91,6 +91,18 @@ def test_a_queue_of_unacknowledged_events_holds_the_pump_until_the_log_catches_u
     asyncio.run(main())
 
 
+def test_the_group_window_follows_a_short_store_delay_and_never_a_long_one(tmp_path: Path) -> None:
+    from tapedeck.live.runner import ACK_GROUP_MS
+
+    quotes = '\n[[sources]]\nkind = "tests.test_live_runner_fakes:FakeQuotes"\nname = "q"\ncount = 1\n'
+    for delay, window in (("60000", ACK_GROUP_MS), ("2", 1.0)):
+        text = BASE + f"\n[store]\nmax_delay_ms = {delay}\n" + quotes
+        runner = LiveRunner(settings(config(tmp_path, text, f"d{delay}.toml")), out=str(tmp_path / f"d{delay}.db"),
+                            signals=False).prepare()
+        assert runner.store.group_ms == window  # a minute's timer must not hold a feed's acknowledgements
+        runner.close()
+
+
 def _binance(url: str) -> str:
     return QUIET + f'''
 [[sources]]
