@@ -33,7 +33,9 @@ numbered) and a group commit writes the pending batch in one transaction, when i
 ``batch`` events, on ``flush``, or ``max_delay_ms`` after it was appended (a background thread
 reading a monotonic clock; the domain never does), so a killed recorder loses at most that window.
 ``flush`` returns only after the batch is committed; runners flush before anything leaves the
-process. The library opens file databases in WAL mode with SQLite's default ``synchronous=FULL``,
+process. ``commit_async`` is the pipelined form for a caller that must not wait (a live feed's
+turn): a committer thread commits what is pending, at most every ``group_ms``, and the returned
+future resolves once the caller's events are durable. The library opens file databases in WAL mode with SQLite's default ``synchronous=FULL``,
 so a committed batch survives a killed process (and a power cut).
 
 **One writer at a time**: a writer (``create``, ``open(resume=True)``, or the first write to an
