@@ -33,7 +33,9 @@ numbered) and a group commit writes the pending batch in one transaction, when i
 ``batch`` events, on ``flush``, or ``max_delay_ms`` after it was appended (a background thread
 reading a monotonic clock; the domain never does), so a killed recorder loses at most that window.
 ``flush`` returns only after the batch is committed; runners flush before anything leaves the
-process. The library opens file databases in WAL mode with SQLite's default ``synchronous=FULL``,
+process. ``commit_async`` is the pipelined form for a caller that must not wait (a live feed's
+turn): a committer thread commits what is pending, at most every ``group_ms``, and the returned
+future resolves once the caller's events are durable. The library opens file databases in WAL mode with SQLite's default ``synchronous=FULL``,
 so a committed batch survives a killed process (and a power cut).
 
 **One writer at a time**: a writer (``create``, ``open(resume=True)``, or the first write to an
@@ -44,6 +46,7 @@ the segment; every error here is an ``EventLogError`` with a one-line message.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import functools
 import hashlib
@@ -51,6 +54,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from contextlib import closing, contextmanager
@@ -490,11 +494,20 @@ class EventLog:
         self._chain = Chain()  # the writer's, restored from the stored segments when it opens a log
         self._chained = True
         self._writer: WriterLock | None = None
+        self._init_committing()
+        self._closed = False
+
+    def _init_committing(self) -> None:
+        """The writer's commit machinery (every store): the flush lock, the timer thread, the committer."""
         self._flush_lock = threading.Lock()
         self._flushes = 0
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
-        self._closed = False
+        self._commit_cv = threading.Condition()  # guards _waiters and _commit_error
+        self._waiters: list[tuple[int, concurrent.futures.Future[int]]] = []  # (seq, its future) in request order
+        self._commit_error: BaseException | None = None
+        self._committer: threading.Thread | None = None
+        self.group_ms: float = 0.0  # commit_async: the least time between two commits' starts (0: back to back)
 
     # ------------------------------------------------------------------ opening
 
@@ -694,6 +707,55 @@ class EventLog:
         self._pending_first = first + n
         self._flushes += 1
 
+    def commit_async(self) -> "concurrent.futures.Future[int]":
+        """Commit everything appended so far on the log's committer thread, without waiting for it.
+
+        The future's result is the last seq that is durable when it resolves (at least every event
+        appended before this call); its exception is the commit's failure, and once a commit failed
+        every later call fails at once. The committer takes whatever is pending when it starts, so
+        while one commit is in its fsync the next calls' events gather into the next one (a group
+        commit that grows with the backlog: under a flood there are as many commits as fsyncs fit,
+        not one per call). The caller's thread only appends: a live feed keeps reading its socket
+        while SQLite writes (its ``ack_after``, ``live.binance_source``), and acknowledges a batch
+        only once its future resolved. ``flush`` still commits in the caller's thread and returns
+        when everything is durable (before an intent leaves the process)."""
+        fut: concurrent.futures.Future[int] = concurrent.futures.Future()
+        target = self._next_seq - 1
+        with self._commit_cv:
+            if self._commit_error is not None:
+                fut.set_exception(self._commit_error)
+                return fut
+            if self._closed or self._stop.is_set():
+                fut.set_exception(EventLogError(f"{self.path}: the log is closed"))
+                return fut
+            if target < self._pending_first:  # nothing of it is pending: already durable
+                fut.set_result(self._pending_first - 1)
+                return fut
+            self._waiters.append((target, fut))
+            if self._committer is None:
+                self._committer = threading.Thread(target=_commit_when_asked, args=(weakref.ref(self), self._commit_cv),
+                                                   name=f"tapedeck-commit:{self.path.name}", daemon=True)
+                self._committer.start()
+            self._commit_cv.notify()
+        return fut
+
+    def _settle_waiters(self, error: BaseException | None) -> None:
+        """Resolve the futures whose events are durable now (all of them with ``error``)."""
+        done = self._pending_first - 1
+        with self._commit_cv:
+            if error is not None:
+                self._commit_error = self._commit_error or error
+                ready, self._waiters = self._waiters, []
+            else:
+                ready = [w for w in self._waiters if w[0] <= done]
+                if ready:
+                    self._waiters = [w for w in self._waiters if w[0] > done]
+        for _, fut in ready:
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(done)
+
     def _start_flusher(self) -> None:
         if not self.max_delay_ms or self._flusher is not None:
             return
@@ -722,10 +784,18 @@ class EventLog:
         if self._closed:
             return
         self._stop.set()
-        if self._flusher is not None and self._flusher is not threading.current_thread():
-            self._flusher.join()
+        with self._commit_cv:
+            self._commit_cv.notify_all()
+        for t in (self._flusher, self._committer):
+            if t is not None and t is not threading.current_thread():
+                t.join()
         try:
-            self.flush()
+            try:
+                self.flush()
+            except BaseException as e:
+                self._settle_waiters(e)
+                raise
+            self._settle_waiters(None)
             if ended is not None:
                 self.manifest.ended = ended
                 self.manifest.seal = {}
@@ -943,6 +1013,41 @@ def _flush_when_due(ref: "weakref.ref[EventLog]", stop: threading.Event) -> None
             except Exception:  # noqa: BLE001 - the batch stays pending; the writer's own flush reports it
                 pass
         seen = log._flushes
+        del log
+
+
+def _commit_when_asked(ref: "weakref.ref[EventLog]", cv: threading.Condition) -> None:
+    """The committer thread of a writer (``EventLog.commit_async``): whenever futures wait, commit
+    everything pending and resolve the ones that are durable; after a failure, fail them all. Commits
+    start at most every ``group_ms`` (the requests in between gather into one). It holds the log
+    weakly between commits, and ends once the log is closing and nobody waits."""
+    last = 0.0
+    while True:
+        log = ref()
+        if log is None:
+            return
+        gap = (log.group_ms or 0) / 1000 - (time.monotonic() - last)
+        del log
+        if gap > 0:
+            time.sleep(gap)  # let this group gather (the GIL is free meanwhile)
+        with cv:
+            while True:
+                log = ref()
+                if log is None:
+                    return
+                if log._waiters or log._stop.is_set():
+                    break
+                del log
+                cv.wait(1.0)
+            if not log._waiters:
+                return  # closing: close() commits the rest
+        last = time.monotonic()
+        try:
+            log.flush()
+        except BaseException as e:  # noqa: BLE001 - said to every waiter, and to every later caller
+            log._settle_waiters(e)
+            return
+        log._settle_waiters(None)
         del log
 
 

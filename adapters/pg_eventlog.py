@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -271,8 +270,7 @@ class PgEventLog(EventLog):
         self.integrity = None
         self._chain, self._chained = Chain(), True
         self._writer = None
-        self._flush_lock, self._flushes = threading.Lock(), 0
-        self._stop, self._flusher = threading.Event(), None
+        self._init_committing()
         self._closed = False
 
     # ------------------------------------------------------------------ opening

@@ -19,6 +19,13 @@ one outside connection each. They meet here:
   emitted before it is durable in the log: *acknowledged* (a crash after it loses none of them; an
   EVM source's checkpoint block is committed). It raises when the log cannot commit (the run is
   failing): the source then acknowledges nothing more.
+* ``ack_after`` (optional attribute beside ``after_batch``, ``None`` until the runner sets it): the
+  same commit, pipelined. The call returns at once with a ``concurrent.futures.Future`` that
+  resolves once every event the source emitted before it is durable (the run's
+  ``EventLog.commit_async``, committing on the log's own thread), or fails with the store's error;
+  the source goes on reading and emitting meanwhile and acknowledges the batch only when it
+  resolves. The WebSocket feeds have it (``live.binance_source``): an fsync no longer stops the
+  loop from reading the socket. ``after_batch`` stays for the last drain at the end of a run.
 * Gateways are the core's ``domain.ports.Gateway`` (``bind(report)``, ``submit(intent)``): a live
   gateway's ``submit`` returns at once and does its network work in a task on the running loop,
   calling ``report`` (on the loop's thread) with every execution event it learns.

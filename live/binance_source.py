@@ -43,6 +43,12 @@ Binance pings the client; ``websockets`` answers them.
     after each pump turn (at most ``batch`` events, or when the queue ran dry) and after the last
     drain: an event's commit waits for its turn, not for a timer, and once it returns the turn's
     events are acknowledged (``acked`` in ``health()``: durable in the run's log);
+  - ``ack_after`` (the live runner sets it too, ``live.base``) makes that commit pipelined: at the end
+    of a turn the pump asks for the commit and goes on (the socket keeps being read while SQLite
+    fsyncs on the log's thread); the turn is acknowledged when its future resolves, never before,
+    and a failed commit acknowledges nothing more (the pump raises at its next turn). With a
+    queue's worth (``queue_limit``) emitted and not yet acknowledged the pump waits for the log, so
+    what waits for its commit stays bounded as well;
   - account events (``AccountFillReported``, ``AccountOrderUpdated``) and the feed's own connection
     events are **never dropped**: they bypass the bound (user streams are a few messages a second;
     a fill must not be lost to a market-data flood).
@@ -241,6 +247,12 @@ class WsFeed:
                  max_size: int = 2**24, after_batch: Callable[[], None] | None = None) -> None:
         self.name, self.url = name, url
         self.after_batch = after_batch  # called after each pump turn (the runner: a group commit)
+        # Pipelined acknowledgement (the runner sets it beside ``after_batch``): called at the end of a
+        # pump turn, returns a concurrent future that resolves once the turn's events are durable;
+        # the pump goes on emitting meanwhile and counts them acknowledged only then (``_turn_done``).
+        self.ack_after: Callable[[], Any] | None = None
+        self._ack_error: BaseException | None = None
+        self._ack_wait: asyncio.Future[Any] | None = None  # the newest commit not yet acknowledged
         self.clock = clock or Clock()
         self.queue = FeedQueue(queue_limit)
         self.batch = max(1, int(batch))
@@ -313,6 +325,29 @@ class WsFeed:
             put(e)
         self.stats.events += len(events)
 
+    def _turn_done(self) -> None:
+        """A pump turn ended: commit it. With ``ack_after`` (pipelined) the commit runs off the loop's
+        thread and the turn is acknowledged when it is durable; else ``after_batch`` commits in place."""
+        stats = self.stats
+        if self.ack_after is not None:
+            if self._ack_error is not None:
+                raise self._ack_error  # the log failed: nothing more is acknowledged
+            upto = stats.emitted
+            fut = asyncio.wrap_future(self.ack_after())
+            fut.add_done_callback(lambda f: self._acked(f, upto))
+            self._ack_wait = fut
+        elif self.after_batch is not None:
+            self.after_batch()
+            stats.acked = stats.emitted
+
+    def _acked(self, fut: asyncio.Future[Any], upto: int) -> None:
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            self._ack_error = self._ack_error or fut.exception()
+        elif self._ack_error is None and upto > self.stats.acked:
+            self.stats.acked = upto
+
     async def _pump(self, emit: Emit) -> None:
         q, stats = self.queue, self.stats
         while True:
@@ -323,9 +358,8 @@ class WsFeed:
                     await self.hold.wait()
                 item = q.pop()
                 if item is None:
-                    if n and self.after_batch is not None:
-                        self.after_batch()
-                        stats.acked = stats.emitted
+                    if n:
+                        self._turn_done()
                     break
                 out = item.events(self.name, self.source) if isinstance(item, _Overflow) else (item,)
                 for e in out:
@@ -335,10 +369,12 @@ class WsFeed:
                 n += 1
                 if n >= self.batch:
                     n = 0
-                    if self.after_batch is not None:
-                        self.after_batch()
-                        stats.acked = stats.emitted
-                    await asyncio.sleep(0)
+                    self._turn_done()
+                    wait = self._ack_wait
+                    if wait is not None and not wait.done() and stats.emitted - stats.acked >= self.queue.limit:
+                        await asyncio.wait([wait])  # a queue's worth unacknowledged: let the log catch up
+                    else:
+                        await asyncio.sleep(0)
 
     def _drain(self, emit: Emit) -> None:
         while (item := self.queue.pop()) is not None:

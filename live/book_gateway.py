@@ -44,7 +44,10 @@ order <id>". In execute mode the target must be an order this gateway placed and
     acknowledged). The answer's ``executedQty``/``cummulativeQuoteQty`` are the order's totals: what
     is beyond the fills already reported becomes an ``OrderFilled(final=False)`` first, then
     ``OrderCanceled`` with ``remaining = origQty - executedQty``; ccxt's ``OrderNotFound`` -> the
-    cancel's ``OrderFailed``.
+    cancel's ``OrderFailed``. That fill's fee is the venue's commission when the answer reports one
+    (``fills[].commission``, less what the order's earlier fills reported in that asset); Binance's
+    cancel answer has no fills, so it is the configured ``maker_fee_bps`` (the order filled while it
+    rested on the book) of the fill's notional, rounded up, in the quote asset.
 
 **Secrets** come only from the environment (variable names in the config: ``api_key_env``,
 ``secret_env``, ``key_env``); they live inside the ccxt client and ``HyperliquidSigner``, never in an
@@ -85,13 +88,14 @@ class Executor(Protocol):
 class Placed:
     """An order this gateway placed and has not seen end: what a cancel of it needs."""
 
-    __slots__ = ("intent", "order_id", "filled", "notional")
+    __slots__ = ("intent", "order_id", "filled", "notional", "fee")
 
     def __init__(self, intent: ev.OrderIntended) -> None:
         self.intent = intent
         self.order_id = ""  # the venue's, from its acknowledgement
         self.filled = 0  # base units reported filled so far
         self.notional = 0  # quote units reported so far
+        self.fee: dict[str, int] = {}  # fee asset -> fee reported so far (its own units)
 
 
 def _no_resting(cancel: ev.OrderIntended, source: str, ts: int, why: str = "") -> ev.OrderFailed:
@@ -313,14 +317,20 @@ class BinanceExecutor:
     """Orders through a ccxt ``async_support`` exchange (module docstring)."""
 
     def __init__(self, exchange: Any, *, symbols: Mapping[str, str], venue: str = "binance", base_decimals: int = 8,
-                 quote_decimals: int = 6, other_fee_decimals: int = 8) -> None:
+                 quote_decimals: int = 6, other_fee_decimals: int = 8, taker_fee_bps: int = 10,
+                 maker_fee_bps: int = 10) -> None:
         self.exchange, self.venue = exchange, venue
         self.symbols = dict(symbols)  # venue instrument (ETHUSDT) -> ccxt symbol (ETH/USDT)
         self.base_decimals, self.quote_decimals, self.other_fee_decimals = base_decimals, quote_decimals, other_fee_decimals
+        for name, bps in (("taker_fee_bps", taker_fee_bps), ("maker_fee_bps", maker_fee_bps)):
+            if not 0 <= int(bps) < 10_000:
+                raise GatewayConfigError(f"[book_gateway]: {name} must be in [0, 10000), got {bps}")
+        self.taker_fee_bps, self.maker_fee_bps = int(taker_fee_bps), int(maker_fee_bps)
 
     @classmethod
     def from_env(cls, table: Mapping[str, Any], env: Mapping[str, str], secrets: _Secrets, *, venue: str,
-                 base_decimals: int, quote_decimals: int) -> BinanceExecutor:
+                 base_decimals: int, quote_decimals: int, taker_fee_bps: int = 10,
+                 maker_fee_bps: int = 10) -> BinanceExecutor:
         import ccxt.async_support as ccxt_async
 
         where = f"[book_gateway.{venue}]"
@@ -346,7 +356,8 @@ class BinanceExecutor:
             raise GatewayConfigError(f"{where}: symbols must map each instrument to its ccxt symbol "
                                      f"(ETHUSDT = \"ETH/USDT\")")
         return cls(exchange, symbols={str(k): str(v) for k, v in symbols.items()}, venue=venue,
-                   base_decimals=base_decimals, quote_decimals=quote_decimals)
+                   base_decimals=base_decimals, quote_decimals=quote_decimals, taker_fee_bps=taker_fee_bps,
+                   maker_fee_bps=maker_fee_bps)
 
     async def place(self, intent: ev.OrderIntended, ts: Callable[[], int]) -> list[ev.Event]:
         common = dict(source="binance-ccxt", cause=intent.seq, intent=intent.seq, venue=intent.venue)
@@ -375,22 +386,29 @@ class BinanceExecutor:
         try:
             filled = _dec(info.get("executedQty", "0"), "executedQty")
             quote = _dec(info.get("cummulativeQuoteQty", info.get("cumQuote", "0")), "cummulativeQuoteQty")
-            fee, fee_asset = Decimal(0), ""
-            quote_asset = symbol.split("/")[-1].split(":")[0]
-            for f in info.get("fills") or ():
-                fee += _dec(f.get("commission", "0"), "commission")
-                fee_asset = str(f.get("commissionAsset", fee_asset))
+            fee, fee_asset = self._commission(info, symbol)
         except ValueError as e:
             return [*out, ev.OrderFailed(ts=ts(), reason=f"order {order.get('id')} answer unreadable: {e}", **common)]
-        if filled > 0:
-            places = self.quote_decimals if fee_asset in ("", quote_asset) else self.other_fee_decimals
+        if filled > 0:  # final unless the rest of the order still rests on the book (GTC, partly filled)
+            resting = str(info.get("status", "")).upper() in ("NEW", "PARTIALLY_FILLED")
             out.append(ev.OrderFilled(ts=ts(), amount=_units(filled, self.base_decimals, up=False),
                                       notional=_units(quote, self.quote_decimals, up=intent.side == "buy"),
-                                      fee=_units(fee, places, up=True), fee_asset=fee_asset, final=True, **common))
+                                      fee=fee, fee_asset=fee_asset, final=not resting, **common))
         elif str(info.get("status", "")).upper() in ("EXPIRED", "CANCELED", "REJECTED", "EXPIRED_IN_MATCH"):
             out.append(ev.OrderFailed(ts=ts(), reason=f"order {order.get('id')} {info.get('status')} unfilled",
                                       **common))
         return out
+
+    def _commission(self, info: Mapping[str, Any], symbol: str) -> tuple[int, str]:
+        """The commission the venue reports in an answer's ``fills`` (summed, in its asset's units,
+        rounded up), and its asset ("" when it reports none); ``ValueError`` when unreadable."""
+        fee, fee_asset = Decimal(0), ""
+        for f in info.get("fills") or ():
+            fee += _dec(f.get("commission", "0"), "commission")
+            fee_asset = str(f.get("commissionAsset", fee_asset))
+        quote_asset = symbol.split("/")[-1].split(":")[0]
+        places = self.quote_decimals if fee_asset in ("", quote_asset) else self.other_fee_decimals
+        return _units(fee, places, up=True), fee_asset
 
     async def cancel(self, cancel: ev.OrderIntended, placed: Placed, ts: Callable[[], int]) -> list[ev.Event]:
         import ccxt
@@ -412,13 +430,20 @@ class BinanceExecutor:
             quote = _units(_dec(info.get("cummulativeQuoteQty", info.get("cumQuote", "0")), "cummulativeQuoteQty"),
                            self.quote_decimals, up=order.side == "buy")
             orig = _units(_dec(info.get("origQty", "0"), "origQty"), self.base_decimals, up=False)
+            reported, reported_asset = self._commission(info, symbol)
         except ValueError as e:
             return [ev.OrderFailed(ts=ts(), reason=f"cancel answer unreadable: {e}", **fail)]
         out: list[ev.Event] = []
         if executed > placed.filled:  # filled while it rested, beyond what was reported
+            notional = max(0, quote - placed.notional)
+            if reported_asset:  # the venue's own commission for the order, less what its fills reported
+                fee, fee_asset = max(0, reported - placed.fee.get(reported_asset, 0)), reported_asset
+            else:  # a cancel's answer has no fills: the maker rate (the order rested on the book), quote asset
+                fee = -(-notional * self.maker_fee_bps // 10_000)  # rounded up: the venue's favour
+                fee_asset = symbol.split("/")[-1].split(":")[0]
             out.append(ev.OrderFilled(ts=ts(), source=source, cause=order.seq, intent=order.seq, venue=order.venue,
-                                      amount=executed - placed.filled, notional=max(0, quote - placed.notional),
-                                      fee=0, fee_asset="", final=False))
+                                      amount=executed - placed.filled, notional=notional, fee=fee,
+                                      fee_asset=fee_asset, final=False))
         out.append(_canceled(cancel, placed, source, ts(), (orig or order.amount) - executed))
         return out
 
@@ -449,8 +474,9 @@ class BookGateway:
     @classmethod
     def from_config(cls, state: Any, config: Mapping[str, Any], *, execute: bool = False, clock: Clock | None = None,
                     env: Mapping[str, str] | None = None) -> BookGateway:
-        """From a run config's ``[book_gateway]`` table: ``taker_fee_bps`` (10), ``base_decimals``
-        (8), ``quote_decimals`` (6); with ``execute``, ``[book_gateway.binance]`` /
+        """From a run config's ``[book_gateway]`` table: ``taker_fee_bps`` (10), ``maker_fee_bps``
+        (10: what a Binance fill reported by a cancel's answer is charged, see the module docstring),
+        ``base_decimals`` (8), ``quote_decimals`` (6); with ``execute``, ``[book_gateway.binance]`` /
         ``[book_gateway.binance-usdm]`` (``api_key_env``, ``secret_env``, ``symbols``, ``sandbox``,
         ``api_url``) and
         ``[book_gateway.hyperliquid]`` (``key_env``, ``exchange_url``, ``mainnet``, ``vault_address``,
@@ -459,7 +485,7 @@ class BookGateway:
         env = os.environ if env is None else env
         table = dict(config.get("book_gateway", {}))
         venues = {k: table.pop(k) for k in ("binance", "binance-usdm", "hyperliquid") if k in table}
-        known = {"taker_fee_bps", "base_decimals", "quote_decimals"}
+        known = {"taker_fee_bps", "maker_fee_bps", "base_decimals", "quote_decimals"}
         if set(table) - known:
             raise GatewayConfigError(f"[book_gateway]: unknown key(s) {', '.join(sorted(set(table) - known))} "
                                      f"(known: {', '.join(sorted(known))}, binance, binance-usdm, hyperliquid)")
@@ -476,8 +502,9 @@ class BookGateway:
                 if venue == "hyperliquid":
                     executors[venue] = _hyperliquid_from(vt, env, secrets, state, bd, qd)
                 else:
-                    executors[venue] = BinanceExecutor.from_env(vt, env, secrets, venue=venue, base_decimals=bd,
-                                                                quote_decimals=qd)
+                    executors[venue] = BinanceExecutor.from_env(
+                        vt, env, secrets, venue=venue, base_decimals=bd, quote_decimals=qd,
+                        taker_fee_bps=nums.get("taker_fee_bps", 10), maker_fee_bps=nums.get("maker_fee_bps", 10))
         return cls(state, execute=execute, paper=paper, executors=executors, clock=clock, secrets=secrets)
 
     def bind(self, report: Report) -> None:
@@ -522,6 +549,8 @@ class BookGateway:
             elif t is ev.OrderFilled:
                 p.filled += e.amount  # type: ignore[attr-defined]
                 p.notional += e.notional  # type: ignore[attr-defined]
+                if e.fee_asset:  # type: ignore[attr-defined]
+                    p.fee[e.fee_asset] = p.fee.get(e.fee_asset, 0) + e.fee  # type: ignore[attr-defined]
                 if e.final:  # type: ignore[attr-defined]
                     del self._placed[key]
             elif t is ev.OrderFailed:

@@ -50,6 +50,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame as Frame_, Opcode
+from websockets.protocol import State
 from websockets.http11 import Request, Response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +93,24 @@ def read_frames(path: str | Path) -> list[Frame]:
     return out
 
 
+class _Pace:
+    """When each frame of one connection's play is due, in loop time: ``rate`` frames a second, else
+    ``speed`` times the recorded gaps, else now."""
+
+    def __init__(self, rate: float, speed: float, start: float) -> None:
+        self.rate, self.speed, self.start = rate, speed, start
+        self.first: int | None = None
+
+    def due(self, f: Frame, n_here: int) -> float:
+        if self.rate > 0:
+            return self.start + n_here / self.rate
+        if self.speed > 0 and f.recv_ns > 0:
+            if self.first is None:
+                self.first = f.recv_ns
+            return self.start + (f.recv_ns - self.first) / 1e9 / self.speed
+        return 0.0
+
+
 class Playback:
     """The shared part: one server, one cursor over ``frames``, pacing, drops."""
 
@@ -110,6 +130,8 @@ class Playback:
         self.dropped = 0
         self._server: Server | None = None
         self.port = 0
+        self._wire_frames: list[bytes] | None = None  # see ``_wire``
+        self._keys: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,9 +243,37 @@ class Playback:
                 pass
         transport.abort()
 
+    def _subscribed(self, key: Any, subs: set[Any]) -> bool:
+        """Whether a frame of subscription ``key`` goes to this client (else it is counted skipped)."""
+        if key is None:
+            self.skipped["(not on the socket)"] += 1
+            return False
+        if key not in subs:
+            self.skipped[str(key)] += 1
+            return False
+        return True
+
+    def _wire(self) -> list[bytes] | None:
+        """Every frame as the bytes a server writes for it (a text frame, unmasked, built once by
+        ``websockets.frames.Frame.serialize``), when ``render`` sends the body as recorded; None when a
+        subclass renders per connection (Solana's subscription ids)."""
+        if type(self).render is not Playback.render:
+            return None
+        if self._wire_frames is None:
+            self._wire_frames = [Frame_(Opcode.TEXT, f.body.encode()).serialize(mask=False) for f in self.frames]
+            self._keys = [self.key(f) for f in self.frames]
+        return self._wire_frames
+
     async def _play(self, ws: ServerConnection, subs: set[Any]) -> None:
+        """Send the frames from the cursor. With pre-built frames (``_wire``) every frame that is due
+        goes out in one write to the socket (the playback's own CPU must stay small beside the client it
+        feeds on a shared machine); a frame is counted ``sent`` once written."""
+        wire = self._wire()
+        if wire is not None and not self.drop_at:
+            await self._play_wire(ws, subs, wire)
+            return
         loop = asyncio.get_running_loop()
-        start, first = loop.time(), None
+        pace = _Pace(self.rate, self.speed, loop.time())
         n_here = 0
         while self.cursor < len(self.frames):
             i = self.cursor
@@ -232,23 +282,11 @@ class Playback:
                 await self._abort(ws)
                 return
             f = self.frames[i]
-            if self.rate > 0:
-                due = start + n_here / self.rate
-            elif self.speed > 0 and f.recv_ns > 0:
-                first = f.recv_ns if first is None else first
-                due = start + (f.recv_ns - first) / 1e9 / self.speed
-            else:
-                due = 0.0
-            wait = due - loop.time()
+            wait = pace.due(f, n_here) - loop.time()
             if wait > 0.0005:
                 await asyncio.sleep(wait)
-            key = self.key(f)
             self.cursor = i + 1
-            if key is None:
-                self.skipped["(not on the socket)"] += 1
-                continue
-            if key not in subs:
-                self.skipped[str(key)] += 1
+            if not self._subscribed(self.key(f), subs):
                 continue
             try:
                 await ws.send(self.render(f, ws))
@@ -258,6 +296,41 @@ class Playback:
             self.sent += 1
             n_here += 1
             if n_here % 64 == 0:
+                await asyncio.sleep(0)
+        self.done.set()
+        await ws.wait_closed()
+
+    async def _play_wire(self, ws: ServerConnection, subs: set[Any], wire: list[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        transport = ws.transport
+        pace = _Pace(self.rate, self.speed, loop.time())
+        n_here = 0
+        keys, frames, total = self._keys, self.frames, len(self.frames)
+        while self.cursor < total:
+            now = loop.time()
+            chunk: list[bytes] = []
+            wait, begin = 0.0, self.cursor
+            while self.cursor < total and len(chunk) < 256:  # what is due now, in one write
+                i = self.cursor
+                wait = pace.due(frames[i], n_here) - now
+                if wait > 0.0005:
+                    break
+                self.cursor = i + 1
+                if not self._subscribed(keys[i], subs):
+                    continue
+                chunk.append(wire[i])
+                n_here += 1
+            if chunk:
+                if ws.protocol.state is not State.OPEN:
+                    self.cursor = begin  # not written: the next connection gets them
+                    await ws.send("")  # raises ConnectionClosed, as the per-frame path does
+                transport.write(b"".join(chunk))
+                self.sent += len(chunk)
+                while transport.get_write_buffer_size() > 1 << 20 and ws.protocol.state is State.OPEN:
+                    await asyncio.sleep(0.001)  # the client reads slower than we play: TCP backpressure
+            if wait > 0.0005:
+                await asyncio.sleep(wait)
+            else:
                 await asyncio.sleep(0)
         self.done.set()
         await ws.wait_closed()

@@ -137,3 +137,68 @@ def test_binance_cancels_through_ccxt_and_reports_what_filled_while_it_rested() 
     (failed,) = [e for e in got if type(e) is ev.OrderFailed]
     assert failed.intent == 4 and failed.reason.startswith("cancel: no resting order c2")
     _secrets_absent(got, BN_KEY, BN_SECRET)
+
+
+def _resting_then_canceled(cancel_answer: dict[str, Any], placed_fills: list[dict[str, str]], **table: Any
+                           ) -> list[ev.Event]:
+    """A GTC sell of 1 ETH placed (its answer's ``fills``), then canceled with ``cancel_answer``."""
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("/exchangeInfo"):
+            return web.json_response(_EXCHANGE_INFO)
+        if request.path.endswith("/order") and request.method == "POST":
+            form = dict(await request.post())
+            executed = sum(float(f["qty"]) for f in placed_fills)
+            return web.json_response({
+                "symbol": "ETHUSDT", "orderId": 42, "clientOrderId": form.get("newClientOrderId"),
+                "transactTime": 1723161254024, "price": "3000.00", "origQty": "1.00000000",
+                "executedQty": f"{executed:.8f}", "cummulativeQuoteQty": f"{executed * 3000:.8f}",
+                "status": "PARTIALLY_FILLED" if executed else "NEW", "timeInForce": "GTC", "type": "LIMIT",
+                "side": "SELL", "fills": placed_fills})
+        if request.path.endswith("/order") and request.method == "DELETE":
+            return web.json_response({"symbol": "ETHUSDT", "origClientOrderId": "c1", "orderId": 42, "clientOrderId": "x",
+                                      "price": "3000.00", "origQty": "1.00000000", "status": "CANCELED",
+                                      "timeInForce": "GTC", "type": "LIMIT", "side": "SELL", **cancel_answer})
+        return web.json_response({"code": -1, "msg": "unexpected"}, status=400)
+
+    async def go() -> list[ev.Event]:
+        got: list[ev.Event] = []
+        async with _binance(handler, got, **table) as gw:
+            gw.submit(_intent(1, "binance", "ETHUSDT", "sell", 10**8, limit_price=300_000, price_decimals=2, tif="gtc"))
+            await gw.wait()
+            gw.submit(_cancel(3, "binance", "c1"))
+            await gw.close()
+        return got
+
+    return asyncio.run(go())
+
+
+def test_a_fill_reported_by_binances_cancel_answer_pays_the_maker_fee() -> None:
+    """Binance's cancel answer has totals and no fills: what filled while the order rested is charged
+    the configured maker rate on its notional, rounded up, in the quote asset (never 0)."""
+    got = _resting_then_canceled({"executedQty": "0.20000000", "cummulativeQuoteQty": "600.00000700"}, [],
+                                 maker_fee_bps=2, taker_fee_bps=7)
+    (fill,) = [e for e in got if type(e) is ev.OrderFilled]
+    assert (fill.amount, fill.notional, fill.final) == (20_000_000, 600_000_007, False)
+    assert (fill.fee, fill.fee_asset) == (120_001, "USDT")  # 600.000007 x 0.02 % = 0.12000014, rounded up
+    got = _resting_then_canceled({"executedQty": "0.20000000", "cummulativeQuoteQty": "600.00000000"}, [])
+    (fill,) = [e for e in got if type(e) is ev.OrderFilled]
+    assert (fill.fee, fill.fee_asset) == (600_000, "USDT")  # the default maker rate, 10 bps
+
+
+def test_a_cancel_answer_that_reports_commission_is_believed_less_what_was_already_reported() -> None:
+    placed = [{"price": "3000.00", "qty": "0.10000000", "commission": "0.00030000", "commissionAsset": "BNB"}]
+    answer = {"executedQty": "0.30000000", "cummulativeQuoteQty": "900.00000000",
+              "fills": [*placed, {"price": "3000.00", "qty": "0.20000000", "commission": "0.00015000",
+                                  "commissionAsset": "BNB"}]}
+    got = _resting_then_canceled(answer, placed, maker_fee_bps=2)
+    first, later = [e for e in got if type(e) is ev.OrderFilled]
+    assert (first.amount, first.fee, first.fee_asset, first.final) == (10_000_000, 30_000, "BNB", False)  # placed
+    assert (later.amount, later.notional) == (20_000_000, 600_000_000)
+    assert (later.fee, later.fee_asset) == (15_000, "BNB")  # the venue's words (8 places), not the rate
+    placed = [{"price": "3000.00", "qty": "0.10000000", "commission": "0.30000000", "commissionAsset": "USDT"}]
+    answer = {"executedQty": "0.30000000", "cummulativeQuoteQty": "900.00000000",
+              "fills": [*placed, {"price": "3000.00", "qty": "0.20000000", "commission": "0.12000000",
+                                  "commissionAsset": "USDT"}]}
+    got = _resting_then_canceled(answer, placed, maker_fee_bps=2)
+    later = [e for e in got if type(e) is ev.OrderFilled][-1]
+    assert (later.fee, later.fee_asset) == (120_000, "USDT")  # 0.42 in all, 0.30 of it already reported

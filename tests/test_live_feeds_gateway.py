@@ -206,14 +206,14 @@ _EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 1, "rateLimits": [], "symbols
 
 
 @contextlib.asynccontextmanager
-async def _binance(handler: Any, got: list[ev.Event]) -> AsyncIterator[BookGateway]:
+async def _binance(handler: Any, got: list[ev.Event], **table: Any) -> AsyncIterator[BookGateway]:
     """A local Binance REST venue answering by ``handler`` and an executing gateway bound to ``got``,
-    its orders through the real ccxt client."""
+    its orders through the real ccxt client (``table``: more ``[book_gateway]`` keys)."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     runner, port = await serve_loopback(app)
-    config = {"book_gateway": {"binance": {"symbols": {"ETHUSDT": "ETH/USDT"},
-                                           "api_url": f"http://127.0.0.1:{port}/api/v3"}}}
+    config = {"book_gateway": {**table, "binance": {"symbols": {"ETHUSDT": "ETH/USDT"},
+                                                    "api_url": f"http://127.0.0.1:{port}/api/v3"}}}
     gw = BookGateway.from_config(MarketState(), config, execute=True,
                                  env={"BINANCE_API_KEY": BN_KEY, "BINANCE_API_SECRET": BN_SECRET})
     gw.bind(got.append)
