@@ -84,7 +84,7 @@ _TRANSFERS: dict[str, EventDecoder] = {}  # token address -> the decoder of its 
 def _transfer_decoder(token: Any) -> EventDecoder:
     decoder = _TRANSFERS.get(token.address)
     if decoder is None:
-        decoder = _TRANSFERS[token.address] = EventDecoder(token.abi, only=["Transfer"], checksum=True)
+        decoder = _TRANSFERS[token.address] = EventDecoder(token.abi, only=["Transfer"])
     return decoder
 
 
@@ -353,18 +353,19 @@ class PoolArbitrage:
         return [*left, ev.OrderFailed(**common, venue=self.venue, reason=why)]
 
     def _usdc_received(self, out: TxOutcome) -> int:
-        return sum(int(x["value"]) for x in self._transfers(self.dex.usdc, out) if x["to"] == self.bot)
+        bot = self.bot.lower()
+        return sum(int(x["value"]) for x in self._transfers(self.dex.usdc, out) if x["to"] == bot)
 
     def _net_transfer(self, token: Any, out: TxOutcome) -> int:
         """What a mined transaction moved of ``token`` into (+) and out of (-) the bot's account."""
-        return sum(int(x["value"]) * ((x["to"] == self.bot) - (x["from"] == self.bot))
-                   for x in self._transfers(token, out))
+        bot = self.bot.lower()
+        return sum(int(x["value"]) * ((x["to"] == bot) - (x["from"] == bot)) for x in self._transfers(token, out))
 
     @staticmethod
     def _transfers(token: Any, out: TxOutcome) -> list[Any]:
         """The arguments of ``token``'s own Transfer logs in a receipt (every ERC-20 shares the event's
         signature: the others' are told apart by address), decoded by the shared decoder
-        (``adapters.evm_logs``) from the token's ABI, addresses checksummed as web3 gives them; a log
+        (``adapters.evm_logs``) from the token's ABI, addresses in lower case; a log
         that does not decode as the event is skipped, as web3's ``DISCARD`` does. Why not web3's
         ``process_receipt``: it decoded every log of the receipt through its ABI formatters (~3 ms a
         receipt, ~6% of a revm eth-crash run)."""
