@@ -8,8 +8,12 @@ anvil's own CPU, in its node process, is printed beside it (the node is a child,
 run's end). ``--profile FILE`` writes a cProfile of the first run per backend (``FILE.<backend>``).
 
 Usage: python benchmarks/bench_sim.py [--backends pyevm,anvil,revm] [--scenario eth-crash] [--seed 7]
-       [--runs 1] [--others] [--no-start] [--profile FILE]
-It only uses ``run_scenario`` and ``load_scenario``, so an older tree's venv runs it too (before/after)."""
+       [--runs 1] [--others] [--no-start] [--profile FILE] [--tree DIR]
+It only uses ``run_scenario`` and ``load_scenario``, so an older tree runs under it too (before/after):
+``--tree DIR`` imports the ``tapedeck`` package from ``DIR/tapedeck`` (e.g. ``git archive --prefix=tapedeck/
+REV | tar -x -C DIR``, with ``node_modules`` and ``build/contracts`` linked or copied into it) instead of
+the one installed, with that tree's fixtures; each process's runs after its first meet warm caches
+(the world cache, artifacts, imports), so compare medians of as many runs."""
 from __future__ import annotations
 
 import argparse
@@ -22,8 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if "--tree" in sys.argv[:-1]:  # before anything imports tapedeck
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--tree") + 1]).resolve()))
+import tapedeck  # noqa: E402
+
+ROOT = Path(tapedeck.__file__).resolve().parent
 
 from tapedeck.adapters.config_files import load_config  # noqa: E402
 from tapedeck.sim.recording import run_scenario  # noqa: E402
@@ -59,10 +66,11 @@ def main() -> None:
     ap.add_argument("--others", action="store_true", help="also the scenarios without a chain (py-evm only)")
     ap.add_argument("--no-start", action="store_true", help="skip the deploy/restore figures")
     ap.add_argument("--profile", default=None)
+    ap.add_argument("--tree", default=None, help="a directory holding an older tapedeck/ to measure instead")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tapedeck-bench-sim-"))
     chains = args.backends.split(",")
-    print(f"load average (1/5/15 min) before: {os.getloadavg()}", flush=True)
+    print(f"tapedeck from {ROOT}; load average (1/5/15 min) before: {os.getloadavg()}", flush=True)
     found: dict[str, tuple[list[float], list[float], object]] = {c: ([], [], None) for c in chains}
     for i in range(args.runs):  # repetitions interleaved: each backend sees the same spread of load
         for chain in chains:
