@@ -132,7 +132,7 @@ def redact(where: str | Path) -> str:
 def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Engine | None = None,
               source: Any = None, sources: list[str] | None = None, scenario: Any = None,
               overwrite: bool = False, progress: Callable[[RunStats], None] | None = None,
-              chain: str = "revm", scenario_file: str = "", flush_blocks: int = 1, live: Any = None,
+              chain: str = "revm", scenario_file: str = "", flush_blocks: int | None = None, live: Any = None,
               execute_orders: bool = False, say: Callable[[str], None] | None = None) -> Run:
     """Build a ``mode`` run recording into ``out`` with the engine of ``config`` (or ``engine``).
 
@@ -140,8 +140,9 @@ def build_run(mode: str, config: dict[str, Any], *, out: str | Path, engine: Eng
       ``TimerFired``: the new run fires its own) drive the run, a paper gateway fills the intents.
       ``out`` may not be the source itself.
     * ``sim``: ``scenario`` (a ``sim.scenario.Scenario``) on the ``chain`` backend (default revm, as the
-      CLI's ``--chain``); the log is
-      committed every ``flush_blocks`` sim blocks (0: only by the store's own batching).
+      CLI's ``--chain``); the log is committed every ``flush_blocks`` sim blocks (None: the sim's
+      default, ``sim.recording.FLUSH_BLOCKS``; 0: only by the store's own timer and batching), not
+      before each intent (nothing of a sim leaves the process: ``sim.recording.GroupCommits``).
     * ``paper``: ``source`` is any pull ``Source`` of input events in time order, named in the
       manifest by ``sources``; a paper gateway fills the intents. Live feeds come with the live runner.
     * ``live``: ``live`` is the run's ``live.config.LiveSettings`` (``config`` must be its decision
@@ -196,7 +197,7 @@ def _pull(mode: str, config: dict[str, Any], engine: Engine, store: EventStore, 
 
 
 def _sim(config: dict[str, Any], out: str | Path, engine: Engine, scenario: Any, overwrite: bool,
-         progress: Callable[[RunStats], None] | None, chain: str, scenario_file: str, flush_blocks: int,
+         progress: Callable[[RunStats], None] | None, chain: str, scenario_file: str, flush_blocks: int | None,
          code: dict[str, Any]) -> Run:
     """The simulated world: its messages are the inputs, its venues and chain the gateway's executors."""
     from tapedeck.sim.gateway import SimGateway
@@ -211,7 +212,7 @@ def _sim(config: dict[str, Any], out: str | Path, engine: Engine, scenario: Any,
                         code=code)
     store = create_store(out, manifest, overwrite=overwrite, max_delay_ms=store_delay(config))
     gateway = SimGateway()
-    loop = Loop(engine, store, gateway, timers=world.schedule)
+    loop = Loop(engine, world.grouped(store), gateway, timers=world.schedule)  # commits at its blocks' ends
     return Run("sim", config, engine, store, loop, gateway, lambda: world.run(loop, gateway, store), world)
 
 

@@ -2,6 +2,8 @@
 
 * ``rlp_encode`` (the transaction and block hashes) equals ``rlp.encode`` on generated nested
   lists of byte strings and unsigned ints, short and long (the 55-byte length boundary);
+* ``signed_eip1559`` (the raw transactions anvil is sent, and revm's hashes) equals eth_account's
+  ``sign_transaction`` on generated transactions, a contract creation included;
 * a mined block's receipts, built in web3's format directly, equal what web3 makes of the JSON-RPC
   receipt the provider answers (``eth_getTransactionReceipt``), logs, created address and revert
   status included; the JSON-RPC transaction names the block it was mined in.
@@ -18,7 +20,7 @@ from hypothesis import strategies as st
 from tapedeck.sim.chain.anvil import _receipt as web3_receipt
 from tapedeck.sim.chain.artifacts import ArtifactMissing, load, node_modules
 from tapedeck.sim.chain.pyevm import ChainTx, call_data
-from tapedeck.sim.chain.revm import RevmChain, rlp_encode
+from tapedeck.sim.chain.revm import RevmChain, rlp_encode, signed_eip1559
 
 START = 1_709_251_200
 GWEI = 10**9
@@ -34,6 +36,33 @@ def test_rlp_encode_equals_the_rlp_library(item: Any) -> None:
     event("long (>= 56 bytes)" if len(got) > 57 else "short")
     event("list" if isinstance(item, list) else "leaf")
     assert got == rlp.encode(item)
+
+
+_u = st.integers(min_value=0, max_value=2**256 - 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=1, max_value=2**200), st.integers(min_value=1, max_value=2**64), _u, _u, _u,
+       st.integers(min_value=0, max_value=2**64), st.one_of(st.none(), st.binary(min_size=20, max_size=20)), _u,
+       st.binary(max_size=300))
+def test_signed_eip1559_equals_eth_account_s_signed_transaction(secret: int, chain_id: int, nonce: int, tip: int,
+                                                                 fee: int, gas: int, to: bytes | None, value: int,
+                                                                 data: bytes) -> None:
+    import coincurve
+    from eth_account import Account
+    from eth_utils import to_checksum_address
+
+    account = Account.from_key(secret.to_bytes(32, "big"))
+    address = to_checksum_address(to) if to is not None else None
+    tx = {"type": 2, "chainId": chain_id, "nonce": nonce, "gas": gas, "value": value, "maxFeePerGas": fee,
+          "maxPriorityFeePerGas": tip, "data": data, "accessList": []}
+    if address is not None:
+        tx["to"] = address
+    event("create" if to is None else "call")
+    want = bytes(account.sign_transaction(tx).raw_transaction)
+    got = signed_eip1559(coincurve.PrivateKey(bytes(account.key)), chain_id,
+                         ChainTx(account.address, nonce, gas, fee, tip, address, data, value))
+    assert got == want
 
 
 def test_rlp_encode_refuses_a_negative_int() -> None:

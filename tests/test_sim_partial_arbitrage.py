@@ -5,24 +5,39 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from eth_utils import keccak, to_checksum_address
+
 from tapedeck.domain import events as ev
 from tapedeck.runtime.outcomes import outcomes
 from tapedeck.sim.gateway import PoolArbitrage
 from tapedeck.sim.onchain import SUCCESS, TxOutcome
 
-BOT, POOL = "0xB07", "0xPOOL"
+
+def address(text: str) -> str:
+    return to_checksum_address("0x" + text.rjust(40, "0"))
+
+
+BOT, POOL = address("b07"), address("9001")
+TRANSFER_ABI = [{"type": "event", "name": "Transfer", "anonymous": False,
+                 "inputs": [{"name": "from", "type": "address", "indexed": True},
+                            {"name": "to", "type": "address", "indexed": True},
+                            {"name": "value", "type": "uint256", "indexed": False}]}]
+TRANSFER = keccak(text="Transfer(address,address,uint256)")
 
 
 class Token:
-    """Test-only stand-in for a web3 ERC-20 contract. Like web3's ``process_receipt``, it decodes
-    every Transfer log of the receipt, whichever token emitted it (they share the signature)."""
+    """Test-only stand-in for a web3 ERC-20 contract (its address and ABI)."""
 
-    def __init__(self, address: str, receipts: dict[str, list[tuple[str, str, str, int]]]):
-        self.address, self.receipts = address, receipts
-        self.events = SimpleNamespace(Transfer=lambda: SimpleNamespace(process_receipt=self._process))
+    def __init__(self, address: str):
+        self.address, self.abi = address, TRANSFER_ABI
 
-    def _process(self, receipt: str, errors: Any = None) -> list[dict[str, Any]]:
-        return [{"address": a, "args": {"from": f, "to": t, "value": v}} for a, f, t, v in self.receipts.get(receipt, [])]
+
+def receipt(*transfers: tuple[str, str, str, int]) -> dict[str, Any]:
+    """A receipt whose logs are these ERC-20 Transfers (token, from, to, value), as the chain logs them:
+    every token's share the event's signature, so only the log's address tells them apart."""
+    word = lambda a: bytes(12) + bytes.fromhex(a[2:])  # noqa: E731 - an address as a topic
+    return {"logs": [{"address": t, "topics": [TRANSFER, word(f), word(to)], "data": v.to_bytes(32, "big")}
+                     for t, f, to, v in transfers]}
 
 
 def executor(usdc: Token, weth: Token) -> PoolArbitrage:
@@ -31,16 +46,16 @@ def executor(usdc: Token, weth: Token) -> PoolArbitrage:
     return arb
 
 
-def leg(status: str, receipt: str | None, reason: str = "") -> TxOutcome:
+def leg(status: str, name: str | None, reason: str = "") -> TxOutcome:
     return TxOutcome(tx=None, block=7, ts=0, index=1, status=status, gas_used=120_000, gas_price=2 * 10**10,
-                     receipt=receipt, reason=reason)
+                     receipt=RECEIPTS[name] if name else None, reason=reason)
 
 
 INTENT = ev.OrderIntended(seq=4, ts=1, strategy="arb", venue="ethereum", instrument="uniswap-v2->uniswap-v3",
                           side="arb", amount=3_000 * 10**6, notional=3_000 * 10**6)
-RECEIPTS = {"r1": [("0xUSDC", BOT, POOL, 3_000 * 10**6), ("0xWETH", POOL, BOT, 15 * 10**17)],
-            "r2": [("0xWETH", BOT, POOL, 15 * 10**17), ("0xUSDC", POOL, BOT, 3_100 * 10**6)]}
-USDC, WETH = Token("0xusdc", RECEIPTS), Token("0xweth", RECEIPTS)
+USDC, WETH = Token(address("05dc")), Token(address("0e74"))
+RECEIPTS = {"r1": receipt((USDC.address, BOT, POOL, 3_000 * 10**6), (WETH.address, POOL, BOT, 15 * 10**17)),
+            "r2": receipt((WETH.address, BOT, POOL, 15 * 10**17), (USDC.address, POOL, BOT, 3_100 * 10**6))}
 
 
 def test_first_leg_alone_books_the_usdc_paid_and_the_weth_held_then_fails() -> None:
@@ -69,3 +84,12 @@ def test_both_legs_or_neither_leave_no_inventory_record() -> None:
     assert [type(e) for e in both] == [ev.OrderFilled] and both[0].amount == 3_100 * 10**6
     neither = executor(USDC, WETH)._result(INTENT, leg("reverted", "r1", "x"), leg("reverted", "r2", "y"))
     assert [type(e) for e in neither] == [ev.OrderFailed] and neither[0].reason == "leg 1 reverted: x; leg 2 reverted: y"
+
+
+def test_a_log_that_does_not_decode_as_the_event_is_skipped_as_webs_discard_did() -> None:
+    ok = receipt((USDC.address, POOL, BOT, 7))
+    nft = {"address": USDC.address, "topics": [*ok["logs"][0]["topics"], (5).to_bytes(32, "big")], "data": b""}
+    out = leg(SUCCESS, None)
+    for logs, moved in (([nft], 0), ([nft, *ok["logs"]], 7)):  # ERC-721's Transfer: 4 topics, no data
+        got = executor(USDC, WETH)._net_transfer(USDC, TxOutcome(**{**out.__dict__, "receipt": {"logs": logs}}))
+        assert got == moved

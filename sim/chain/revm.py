@@ -163,6 +163,19 @@ def _canonical(address: str) -> bytes:
     return to_canonical_address(address)
 
 
+def signed_eip1559(key: coincurve.PrivateKey, chain_id: int, t: ChainTx) -> bytes:
+    """``t`` as a signed EIP-1559 transaction, its raw bytes (``0x02 || rlp([chain id, nonce, tip, max fee,
+    gas, to, value, data, [], y, r, s])``): what eth_account's ``sign_transaction`` gives (RFC 6979
+    signatures through libsecp256k1 either way; a test holds the two equal), without its typed
+    transaction machinery (~1.2 ms a transaction, a fifth of an anvil run's client CPU). Its hash
+    is the transaction's hash."""
+    fields = [chain_id, t.nonce, t.max_priority_fee, t.max_fee, t.gas, _canonical(t.to) if t.to else b"", t.value,
+              t.data, []]
+    sig = key.sign_recoverable(_keccak(b"\x02" + rlp_encode(fields)), hasher=None)
+    r, s, y = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
+    return b"\x02" + rlp_encode(fields + [y, r, s])
+
+
 class RevmTxInvalid(ValueError):
     """A transaction no block may include (nonce, funds, fee below the base fee, gas): py-evm and anvil
     refuse it too, so the block is not mined."""
@@ -351,7 +364,7 @@ class RevmChain:
 
     def _block_env(self, block: _Block) -> None:
         self.evm.set_block_env(pyrevm.BlockEnv(number=block.number, coinbase=ZERO, timestamp=block.timestamp,
-                                               prevrandao=keccak(block.timestamp.to_bytes(32, "big")),
+                                               prevrandao=_keccak(block.timestamp.to_bytes(32, "big")),
                                                basefee=block.base_fee, gas_limit=self.gas_limit, difficulty=0))
 
     def _new_block(self, stamp: int) -> _Block:
@@ -468,17 +481,15 @@ class RevmChain:
         eth_account signs and py-evm hashes; a test holds the two equal), or of the unsigned fields
         for an impersonated sender."""
         sender = t.sender.lower()
-        fields = [self.chain_id, t.nonce, t.max_priority_fee, t.max_fee, t.gas,
-                  _canonical(t.to) if t.to else b"", t.value, t.data, []]
         key = self._signers.get(sender)
         if key is None and sender in self.keys:
             key = self._signers[sender] = coincurve.PrivateKey(bytes(self.keys[sender].key))
         if key is not None:
-            sig = key.sign_recoverable(_keccak(b"\x02" + rlp_encode(fields)), hasher=None)
-            r, s, y = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
-            return _keccak(b"\x02" + rlp_encode(fields + [y, r, s]))
+            return _keccak(signed_eip1559(key, self.chain_id, t))
         if sender not in self.senders:
             raise RevmTxInvalid(f"{t.sender} has no key here and is not impersonated")
+        fields = [self.chain_id, t.nonce, t.max_priority_fee, t.max_fee, t.gas,
+                  _canonical(t.to) if t.to else b"", t.value, t.data, []]
         return _keccak(b"revm-impersonated" + _canonical(t.sender) + rlp_encode(fields))
 
     # ------------------------------------------------------------------ JSON-RPC shapes

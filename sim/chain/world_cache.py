@@ -27,6 +27,7 @@ Entries live in this process (a sweep worker reuses them) and as files under
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import pickle
 import sys
@@ -54,13 +55,23 @@ def enabled() -> bool:
 
 
 def _code_hash(modules: tuple[str, ...]) -> str:
+    """A hash of this package's files and the named modules' (found whether or not they are imported
+    yet: a module a build imports on its way, e.g. ``sim.chain.uniswap_v2``, must not change the key
+    between the first run of a process and the next)."""
     h = hashlib.sha256(f"format {FORMAT}; pyrevm {version('pyrevm')}".encode())
     here = Path(__file__).resolve().parent
     files = sorted(here.glob("*.py"))
     for name in modules:
         mod = sys.modules.get(name)
-        if mod is not None and getattr(mod, "__file__", None):
-            files.append(Path(mod.__file__))
+        origin = getattr(mod, "__file__", None) if mod is not None else None
+        if origin is None:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            origin = spec.origin if spec is not None else None
+        if origin and Path(origin).resolve() not in files:
+            files.append(Path(origin).resolve())
     for path in files:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()

@@ -174,6 +174,8 @@ class MockCex:
         self.bids: list[list[Decimal]] = []  # [price, remaining], best first
         self.asks: list[list[Decimal]] = []
         self._built_ns = 0
+        self._levels_of: Venue | None = None  # the spec ``_level_factors`` were worked out for
+        self._level_factors: list[tuple[Decimal, Decimal]] = []
         self._replenish_ns = to_ns(spec.replenish)
         self._window: deque[int] = deque()  # venue times of orders processed in the last second
         self._orders = 0
@@ -196,16 +198,27 @@ class MockCex:
         self._match_resting(tick.ts)
         self._quote(tick.ts)
 
+    def _levels(self) -> list[tuple[Decimal, Decimal]]:
+        """Per level, the factors of the mark its ask and bid sit at, ``(1 + offset, 1 - offset)``: the
+        spec's alone, so worked out once per spec (they were half of each rebuild's Decimal work)."""
+        s = self.spec
+        if self._levels_of is not s:
+            levels = []
+            for i in range(s.depth_levels):
+                offset = CTX.divide(CTX.add(CTX.divide(s.spread_bps, Decimal(2)),
+                                            CTX.multiply(Decimal(i), s.level_spacing_bps)), BPS)
+                levels.append((CTX.add(Decimal(1), offset), CTX.subtract(Decimal(1), offset)))
+            self._levels_of, self._level_factors = s, levels
+        return self._level_factors
+
     def _build(self, ts: int) -> None:
         s, mid = self.spec, self.mid
         assert mid is not None
         tick = s.tick_size
         self.bids, self.asks = [], []
-        for i in range(s.depth_levels):
-            offset = CTX.divide(CTX.add(CTX.divide(s.spread_bps, Decimal(2)), CTX.multiply(Decimal(i), s.level_spacing_bps)),
-                                BPS)
-            ask = _to_tick(CTX.multiply(mid, CTX.add(Decimal(1), offset)), tick, ROUND_CEILING)
-            bid = _to_tick(CTX.multiply(mid, CTX.subtract(Decimal(1), offset)), tick, ROUND_FLOOR)
+        for up, down in self._levels():
+            ask = _to_tick(CTX.multiply(mid, up), tick, ROUND_CEILING)
+            bid = _to_tick(CTX.multiply(mid, down), tick, ROUND_FLOOR)
             if self.asks and ask <= self.asks[-1][0]:
                 ask = CTX.add(self.asks[-1][0], tick)
             if self.bids and bid >= self.bids[-1][0]:
@@ -220,10 +233,12 @@ class MockCex:
         return (tuple((p, q) for p, q in self.bids if q > 0), tuple((p, q) for p, q in self.asks if q > 0))
 
     def top(self) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
-        bids, asks = self.book()
-        if not bids or not asks:
+        """(bid, bid size, ask, ask size) of the best levels with depth left (``book``'s first), or None."""
+        bid = next((lvl for lvl in self.bids if lvl[1] > 0), None)
+        ask = next((lvl for lvl in self.asks if lvl[1] > 0), None)
+        if bid is None or ask is None:
             return None
-        return (bids[0][0], bids[0][1], asks[0][0], asks[0][1])
+        return (bid[0], bid[1], ask[0], ask[1])
 
     def _quote(self, venue_ts: int) -> None:
         top = self.top()
