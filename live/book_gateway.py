@@ -471,6 +471,12 @@ class BookGateway:
         if report is not None:
             self.bind(report)
 
+    def observe(self, e: ev.Event) -> None:
+        """After the engine folded input ``e``: on paper, orders resting on the live book fill when a
+        later quote crosses them (``PaperGateway.observe``); with ``execute`` they rest on the venue."""
+        if not self.execute:
+            self.paper.observe(e)
+
     @classmethod
     def from_config(cls, state: Any, config: Mapping[str, Any], *, execute: bool = False, clock: Clock | None = None,
                     env: Mapping[str, str] | None = None) -> BookGateway:

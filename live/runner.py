@@ -259,6 +259,20 @@ class VenueRouter:
         self.by_venue, self.names, self.fallback, self.clock = by_venue, names, fallback, clock
         self.guard = guard  # wraps the loop's feed for reports that come from the gateways' own tasks
         self.report: Any = None
+        # Paper orders resting on books fill on later quotes: the loop calls ``observe`` with every
+        # input the engine has folded, when a gateway has one (``Loop``); the router has one only then.
+        observers = [g.observe for g in self._gateways() if callable(getattr(g, "observe", None))]
+        if len(observers) == 1:
+            self.observe: Callable[[ev.Event], None] = observers[0]
+        elif observers:
+            def observe_all(e: ev.Event) -> None:
+                for o in observers:
+                    o(e)
+            self.observe = observe_all
+
+    def _gateways(self) -> list[Any]:
+        """Each distinct gateway once, in configuration order (a gateway may serve several venues)."""
+        return list({id(g): g for g in [*self.by_venue.values(), self.fallback] if g is not None}.values())
 
     def gateway_for(self, venue: str) -> Any:
         return self.by_venue.get(venue, self.fallback)
@@ -266,7 +280,7 @@ class VenueRouter:
     def bind(self, report: Any) -> None:
         self.report = report
         guarded = self.guard(report)
-        for gw in {id(g): g for g in [*self.by_venue.values(), self.fallback] if g is not None}.values():
+        for gw in self._gateways():
             gw.bind(guarded)
 
     def submit(self, intent: ev.OrderIntended) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tapedeck.adapters.eventlog import EventLog, Manifest
 from tapedeck.adapters.paper_gateway import PaperConfigError, PaperGateway
-from tapedeck.domain import events as ev
+from tapedeck.domain import codec, events as ev
 from tapedeck.domain.engine import Engine
 from tapedeck.domain.risk import Intent, RiskGate
 from tapedeck.domain.state import MarketState
@@ -212,3 +212,54 @@ def test_maker_fee_bps_is_a_known_paper_key_defaulting_to_the_taker_fee() -> Non
         PaperGateway.from_config(MarketState(), {"paper": {"maker_fee": 1}})
     with pytest.raises(PaperConfigError, match="maker_fee_bps must be in"):
         PaperGateway.from_config(MarketState(), {"paper": {"maker_fee_bps": 10_000}})
+
+
+@pytest.mark.parametrize("gateways", ["one book gateway", "two gateways"])
+def test_live_paper_routes_every_input_to_the_resting_orders(tmp_path: Path, gateways: str) -> None:
+    """``tapedeck live`` on paper: the loop's gateway is a ``VenueRouter`` over ``BookGateway``s; a
+    GTC resting on the paper book fills on later quotes as it does through a bare ``PaperGateway``."""
+    from tapedeck.live.base import Clock
+    from tapedeck.live.book_gateway import BookGateway
+    from tapedeck.live.runner import VenueRouter
+
+    tape = [quote(10**18 + k, "cex", bid, ask, size=size) for k, (bid, ask, size) in enumerate([
+        ("1999.50", "2000.25", "1"), ("1998.00", "1998.80", "0.25"), ("1998.00", "1998.90", "0.25"),
+        ("1.00", "2000.00", "1"), ("1990.00", "1991.00", "5")])]
+
+    def run(path: Path, live: bool) -> list[ev.Event]:
+        engine = Engine([RestThenCancel()], RiskGate.from_config(RISK))
+        paper = PaperGateway(engine.state, taker_fee_bps=10, base_decimals=8, quote_decimals=6)
+        gateway: Any = paper
+        if live:
+            book = BookGateway(engine.state, paper=paper)
+            other = BookGateway(engine.state) if gateways == "two gateways" else None
+            by_venue = {"cex": book, **({"hyperliquid": other} if other else {})}
+            gateway = VenueRouter(by_venue, {}, None, Clock(lambda: 1))
+            assert callable(getattr(gateway, "observe", None))
+        log = EventLog.create(path, Manifest(run_id="", mode="paper", seed=0, sources=["test"], config={}))
+        Loop(engine, log, gateway).run(tape)
+        log.close(ended="clean")
+        with EventLog.open(path) as again:
+            result = verify(again, Engine([RestThenCancel()], RiskGate.from_config(RISK)))
+            assert result.ok, result.divergence and result.divergence.describe()
+            return list(again.events())
+
+    want = run(tmp_path / "bare.db", live=False)
+    got = run(tmp_path / "live.db", live=True)
+    assert [type(e).__name__ for e in got if type(e) is ev.OrderFilled] == ["OrderFilled", "OrderFilled"]
+    assert [codec.encode(e) for e in got] == [codec.encode(e) for e in want]  # the same run, byte for byte
+
+
+def test_a_router_over_execute_gateways_observes_nothing_on_paper() -> None:
+    from tapedeck.live.base import Clock
+    from tapedeck.live.book_gateway import BookGateway
+    from tapedeck.live.runner import VenueRouter
+
+    state = MarketState()
+    gw = BookGateway(state, execute=True)
+    seen: list[ev.Event] = []
+    gw.paper.observe = seen.append  # type: ignore[method-assign]
+    router = VenueRouter({"cex": gw}, {}, None, Clock(lambda: 1))
+    router.observe(ev.with_seq(quote(1, "cex", "1", "2"), 1))
+    assert seen == []  # with --execute the order rests on the venue, not on the paper book
+    assert not hasattr(VenueRouter({}, {}, None, Clock(lambda: 1)), "observe")  # no gateway: the loop skips it
