@@ -206,7 +206,9 @@ class AaveLiquidator:
         route = tuple(map(_POOL_ID, plan.route))
         dp = plan.dp
         notional = liq.debt_to_cover * dp // d.unit // 100  # base (8 dp USD) -> risk currency (6 dp)
-        min_profit = max(1, plan.gas + self._from_base(self.min_profit_base, dp, d.unit))
+        min_profit = plan.gas + (self._from_base(self.min_profit_base, dp, d.unit) if self.min_profit_base > 0 else 0)
+        if min_profit < 1:
+            min_profit = 1
         return [
             ev.LiquidationOpportunity(
                 ts=e.ts, source="engine", cause=e.seq, strategy=self.name, user=user,
@@ -239,9 +241,14 @@ class AaveLiquidator:
         """The most profitable (pair, size) at chain second ``now``, or the reason there is none worth doing."""
         book = self.book
         u = book.users[user]
-        debts = [*filter(u.debt.get, u.debt)]  # those with a balance, in insertion order
-        reserves, on = book.reserves, u.on
-        colls = [a for a in filter(u.coll.get, u.coll) if a in on and reserves[a].lt]
+        reserves = book.reserves
+        debts = [*filter(u.debt.get, u.debt)]  # with a balance (sorted below when there are several)
+        colls = [*filter(u.coll.get, u.on)]  # enabled, with a balance (a known reserve: coll has it)
+        if len(colls) == 1:
+            if not reserves[colls[0]].lt:
+                colls = []
+        elif colls:
+            colls = [a for a in colls if reserves[a].lt]
         if len(debts) == 1 and len(colls) == 1:  # the usual borrower: one pair
             top, why = self._size_pair(user, colls[0], debts[0], acc, now, ts, state)
             if top is None:
@@ -290,7 +297,9 @@ class AaveLiquidator:
                 full = pair.amounts(cap)
             if full.reason:
                 return None, full.reason
-        cands = self._candidate_routes(c, d)
+        cands = self._routes.get((c, d))
+        if cands is None:
+            cands = self._candidate_routes(c, d)
         if c != d and not cands:
             return None, "no route"
         gas = self._gas_memo.get((d, dp))  # this event's gas valuation in the debt asset (see _act)
