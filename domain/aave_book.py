@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.reorg import LaggedReplica
@@ -500,13 +500,18 @@ class AaveBook:
                 u.since = -1
         return acc
 
-    def evaluate(self, addresses: Iterable[str], now_s: int, seq: int = 0,
+    def evaluate(self, addresses: Sequence[str], now_s: int, seq: int = 0,
                  ts: int = -1) -> list[tuple[str, Account]]:
         """``account`` of each of ``addresses`` (re-keyed, ``since`` tracked), in one pass: the
         liquidatable ones, in order. What the formula reads of a reserve (normalized income and
         debt at ``now_s``, price, unit, LT, LTV) is read once per call, not once per user
         (``_factors``); a user in an e-mode category is evaluated by ``_account`` itself. The result
-        is ``_account``'s to the wei (tests/test_aave_book.py's property test)."""
+        is ``_account``'s to the wei (tests/test_aave_book.py's property test). One user (a user's own
+        event) goes through ``account``: nothing to share, and no memo to set up."""
+        if len(addresses) == 1:
+            a = addresses[0]
+            one = self.account(a, now_s, seq, ts)
+            return [(a, one)] if one is not None and one.liquidatable else []
         users, coll_f, debt_f = self.users, {}, {}
         out: list[tuple[str, Account]] = []
         for a in addresses:

@@ -377,7 +377,7 @@ def test_evaluate_decides_as_account_user_by_user(positions: list[tuple[int, int
     if no_price == 3:  # a reserve whose feed has not answered: its users have no account data
         b.reserves[t.reserves[3].asset].price = None
     now = t.now + later
-    ref = copy.deepcopy(b)
+    ref, single = copy.deepcopy(b), copy.deepcopy(b)
     calls: list[tuple[str, bool]] = []
     factors = b._factors
     b._factors = lambda asset, now_s, coll: calls.append((asset, coll)) or factors(asset, now_s, coll)  # type: ignore
@@ -391,6 +391,9 @@ def test_evaluate_decides_as_account_user_by_user(positions: list[tuple[int, int
             ref.users[u].key, ref.users[u].since, ref.users[u].since_seq)
     assert got == want
     assert [x for bucket in b._sorted.buckets for x in bucket] == [x for bucket in ref._sorted.buckets for x in bucket]
+    one_by_one = [x for u in users for x in single.evaluate([u], now, seq=7, ts=now * 10**9)]  # a user's own event
+    assert one_by_one == want and [(single.users[u].key, single.users[u].since) for u in users] == [
+        (ref.users[u].key, ref.users[u].since) for u in users]
     plain = [u for u in users if not b.users[u].emode]
     lookups = sum(1 for u in plain for a, s in b.users[u].coll.items() if s and a in b.users[u].on) + \
         sum(1 for u in plain for s in b.users[u].debt.values() if s)
