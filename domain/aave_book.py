@@ -219,6 +219,28 @@ class SortedKeys:
             self.maxes[i] = b[-1]
         return True
 
+    def replace(self, old: tuple[float, str], new: tuple[float, str]) -> bool:
+        """``remove(old)`` then ``add(new)``, the same sorted items; in place when ``new`` still sorts
+        between ``old``'s neighbours (a user re-keyed after a price move its drift accounts for: the
+        usual case), so one bucket search instead of four. True if it was done in place."""
+        i = bisect.bisect_left(self.maxes, old)
+        buckets = self.buckets
+        if i < len(buckets):
+            b = buckets[i]
+            j = bisect.bisect_left(b, old)
+            last = len(b) - 1
+            if j <= last and b[j] == old:
+                before = b[j - 1] if j else (buckets[i - 1][-1] if i else None)
+                after = b[j + 1] if j < last else (buckets[i + 1][0] if i + 1 < len(buckets) else None)
+                if (before is None or before < new) and (after is None or new < after):
+                    b[j] = new
+                    if j == last:
+                        self.maxes[i] = new
+                    return True
+        self.remove(old)
+        self.add(new)
+        return False
+
     def below(self, limit: float) -> list[str]:
         out: list[str] = []
         for b in self.buckets:
@@ -624,6 +646,10 @@ class AaveBook:
             return
         s = self._sorted
         if u.key != _INF:
+            if key != _INF:
+                s.replace((u.key, u.address), (key, u.address))
+                u.key = key
+                return
             s.remove((u.key, u.address))
         u.key = key
         if key != _INF:

@@ -402,3 +402,56 @@ def test_evaluate_decides_as_account_user_by_user(positions: list[tuple[int, int
         event("reserve factors reused across users")
     event("liquidatable found" if got else "none liquidatable")
     event("e-mode users (general path)" if len(plain) < len(users) else "no e-mode user")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "remove", "replace"]), st.integers(0, 3000), st.integers(0, 50),
+                          st.integers(-40, 40)), max_size=3000), st.floats(0, 3000))
+def test_sorted_keys_replace_is_remove_then_add(ops: list[tuple[str, int, int, int]], limit: float) -> None:
+    """``replace`` (in place where the new key keeps the item between its neighbours) leaves the same
+    sorted items as ``remove`` then ``add``, and the buckets stay sorted across their edges."""
+    from tapedeck.domain.aave_book import SortedKeys
+    s, ref = SortedKeys(), []
+    in_place = moved = 0
+    for op, k, u, dk in ops:
+        item = (float(k % 64), f"u{u}")  # dense keys: a re-key often passes a neighbour
+        if op == "add" and item not in ref:
+            s.add(item)
+            ref.append(item)
+        elif op == "remove":
+            assert s.remove(item) == (item in ref)
+            if item in ref:
+                ref.remove(item)
+        elif op == "replace" and ref:
+            old = sorted(ref)[k % len(ref)]
+            new = (old[0] + dk / 8, old[1])
+            if new in ref:
+                continue
+            if s.replace(old, new):
+                in_place += 1
+            else:
+                moved += 1
+            ref.remove(old)
+            ref.append(new)
+    ref.sort()
+    flat = [x for b in s.buckets for x in b]
+    assert flat == ref and len(s) == len(ref) and s.maxes == [b[-1] for b in s.buckets]
+    assert s.below(limit / 40) == [a for k, a in ref if k < limit / 40]
+    if in_place:
+        event("replaced in place")
+    if moved:
+        event("moved to another place")
+
+
+def test_a_small_re_key_is_done_in_place_and_a_big_one_moves() -> None:
+    from tapedeck.domain.aave_book import SortedKeys
+    s = SortedKeys()
+    for i in range(2000):
+        s.add((float(i), f"u{i:04}"))
+    assert len(s.buckets) > 1
+    assert s.replace((700.0, "u0700"), (700.25, "u0700"))  # still between its neighbours: in place
+    edge = s.buckets[0][-1]  # the last of a bucket: its bucket's max moves with it
+    assert s.replace(edge, (edge[0] + 0.5, edge[1])) and s.maxes[0] == (edge[0] + 0.5, edge[1])
+    assert not s.replace((5.0, "u0005"), (1500.5, "u0005"))  # past its neighbours: removed and added
+    flat = [x for b in s.buckets for x in b]
+    assert flat == sorted(flat) and (1500.5, "u0005") in flat and (5.0, "u0005") not in flat and len(flat) == 2000
