@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 from tapedeck.domain import events as ev
 from tapedeck.domain.reorg import LaggedReplica
@@ -56,6 +56,8 @@ MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD = 2000 * 10**8  # v3.3 LiquidationLogic
 MIN_LEFTOVER_BASE = 1000 * 10**8  # v3.3 LiquidationLogic: the dust rule
 MARGIN = 1e-3  # the candidate filter's slack (see the module docstring)
 _INF = float("inf")
+_MISSING = object()  # not looked up yet (evaluate's per-pass memo)
+_new_account = _new_pair = _new_liq = tuple.__new__  # NamedTuple(...) without its Python-level __new__
 
 
 def chain_time_s(e: ev.Event) -> int:
@@ -216,6 +218,28 @@ class SortedKeys:
         elif j == len(b):
             self.maxes[i] = b[-1]
         return True
+
+    def replace(self, old: tuple[float, str], new: tuple[float, str]) -> bool:
+        """``remove(old)`` then ``add(new)``, the same sorted items; in place when ``new`` still sorts
+        between ``old``'s neighbours (a user re-keyed after a price move its drift accounts for: the
+        usual case), so one bucket search instead of four. True if it was done in place."""
+        i = bisect.bisect_left(self.maxes, old)
+        buckets = self.buckets
+        if i < len(buckets):
+            b = buckets[i]
+            j = bisect.bisect_left(b, old)
+            last = len(b) - 1
+            if j <= last and b[j] == old:
+                before = b[j - 1] if j else (buckets[i - 1][-1] if i else None)
+                after = b[j + 1] if j < last else (buckets[i + 1][0] if i + 1 < len(buckets) else None)
+                if (before is None or before < new) and (after is None or new < after):
+                    b[j] = new
+                    if j == last:
+                        self.maxes[i] = new
+                    return True
+        self.remove(old)
+        self.add(new)
+        return False
 
     def below(self, limit: float) -> list[str]:
         out: list[str] = []
@@ -498,6 +522,80 @@ class AaveBook:
                 u.since = -1
         return acc
 
+    def evaluate(self, addresses: Sequence[str], now_s: int, seq: int = 0,
+                 ts: int = -1) -> list[tuple[str, Account]]:
+        """``account`` of each of ``addresses`` (re-keyed, ``since`` tracked), in one pass: the
+        liquidatable ones, in order. What the formula reads of a reserve (normalized income and
+        debt at ``now_s``, price, unit, LT, LTV) is read once per call, not once per user
+        (``_factors``); a user in an e-mode category is evaluated by ``_account`` itself. The result
+        is ``_account``'s to the wei (tests/test_aave_book.py's property test). One user (a user's own
+        event) goes through ``account``: nothing to share, and no memo to set up."""
+        if len(addresses) == 1:
+            a = addresses[0]
+            one = self.account(a, now_s, seq, ts)
+            return [(a, one)] if one is not None and one.liquidatable else []
+        users, coll_f, debt_f = self.users, {}, {}
+        out: list[tuple[str, Account]] = []
+        for a in addresses:
+            u = users.get(a)
+            if u is None:
+                continue
+            if u.emode:
+                acc = self._account(u, now_s)
+            else:
+                acc = self._plain_account(u, now_s, coll_f, debt_f)
+            self._rekey(u, acc)
+            if acc is None:
+                continue
+            if acc[4] < WAD and acc[1] > 0:  # liquidatable
+                if ts >= 0 and u.since < 0:
+                    u.since, u.since_seq = ts, seq
+                out.append((a, acc))
+            elif ts >= 0:
+                u.since = -1
+        return out
+
+    def _plain_account(self, u: User, now_s: int, coll_f: dict[str, tuple[int, ...] | None],
+                       debt_f: dict[str, tuple[int, ...] | None]) -> Account | None:
+        """``_account`` of a user in no e-mode category, with the reserves' factors memoized in
+        ``coll_f``/``debt_f`` (one evaluation pass: see ``evaluate``)."""
+        tc = td = wltv = wlt = 0
+        on = u.on
+        for asset, scaled in u.coll.items():
+            if not scaled or asset not in on:
+                continue
+            f = coll_f.get(asset, _MISSING)
+            if f is _MISSING:
+                f = coll_f[asset] = self._factors(asset, now_s, True)
+            if f is None:  # LT 0: not collateral
+                continue
+            inc, price, unit, ltv, lt = f
+            if price is None:
+                return None
+            v = (scaled * inc + HALF_RAY) // RAY * price // unit
+            tc += v
+            wltv += v * ltv
+            wlt += v * lt
+        for asset, scaled in u.debt.items():
+            if not scaled:
+                continue
+            f = debt_f.get(asset, _MISSING)
+            if f is _MISSING:
+                f = debt_f[asset] = self._factors(asset, now_s, False)
+            dbt, price, unit = f  # type: ignore[misc]
+            if price is None:
+                return None
+            td += (scaled * dbt + HALF_RAY) // RAY * price // unit
+        return _health(tc, td, wltv, wlt)
+
+    def _factors(self, asset: str, now_s: int, collateral: bool) -> tuple[int, ...] | None:
+        """What ``_account`` reads of one reserve for a user outside e-mode: (income, price, unit,
+        LTV, LT) of a collateral (None when its LT is 0), (debt index, price, unit) of a debt."""
+        r = self.reserves[asset]
+        if collateral:
+            return (r.income(now_s), r.price, r.unit, r.ltv, r.lt) if r.lt else None  # type: ignore[return-value]
+        return (r.debt_index(now_s), r.price, r.unit)  # type: ignore[return-value]
+
     def _account(self, u: User, now_s: int) -> Account | None:
         em = self.emodes.get(u.emode) if u.emode else None
         em_price = self._emode_price(em) if em is not None and self.rules == "v3.0" else None
@@ -525,14 +623,7 @@ class AaveBook:
             if price is None:
                 return None
             td += (scaled * r.debt_index(now_s) + HALF_RAY) // RAY * price // r.unit
-        avg_lt = wlt // tc if tc else 0
-        avg_ltv = wltv // tc if tc else 0
-        if td == 0:
-            hf = MAX_UINT256
-        else:
-            adj = (tc * avg_lt + 5000) // 10_000
-            hf = (adj * WAD + td // 2) // td
-        return Account(tc, td, avg_lt, avg_ltv, hf)
+        return _health(tc, td, wltv, wlt)
 
     def _emode_price(self, em: EMode) -> int | None:
         if not em.price_source:
@@ -555,6 +646,10 @@ class AaveBook:
             return
         s = self._sorted
         if u.key != _INF:
+            if key != _INF:
+                s.replace((u.key, u.address), (key, u.address))
+                u.key = key
+                return
             s.remove((u.key, u.address))
         u.key = key
         if key != _INF:
@@ -564,12 +659,8 @@ class AaveBook:
         """Evaluate every indebted user (sorted by address), re-key all, reset the drift: the full
         scan. Returns the liquidatable ones."""
         self.drift = 1.0
-        out = []
-        for a in sorted(a for a, u in self.users.items() if any(u.debt.values()) or u.key != _INF):
-            acc = self.account(a, now_s, seq, ts)
-            if acc is not None and acc.liquidatable:
-                out.append((a, acc))
-        return out
+        return self.evaluate(sorted(a for a, u in self.users.items() if any(u.debt.values()) or u.key != _INF),
+                             now_s, seq, ts)
 
     # ------------------------------------------------------------------ liquidation amounts
 
@@ -635,7 +726,7 @@ class AaveBook:
         else:  # prices() without e-mode
             cp, dp, bonus = c.price, d.price, c.bonus
         reason = ""
-        if not acc.liquidatable:
+        if acc.health_factor >= HEALTH_FACTOR_LIQUIDATION_THRESHOLD or acc.total_debt_base <= 0:  # not liquidatable
             reason = "health factor not below 1"
         elif c.lt == 0 or collateral not in u.on or coll_bal == 0:
             reason = "collateral not enabled"
@@ -643,8 +734,8 @@ class AaveBook:
             reason = "no debt in that asset"
         elif not cp or not dp or not bonus:
             reason = "no price"
-        return Pair(coll_bal, debt_bal, cp or 0, dp or 0, bonus, c.unit, d.unit, c.fee, cap, self.rules == "v3.3",
-                    reason)
+        return _new_pair(Pair, (coll_bal, debt_bal, cp or 0, dp or 0, bonus, c.unit, d.unit, c.fee, cap,
+                                self.rules == "v3.3", reason))
 
     def liquidation(self, address: str, collateral: str, debt: str, debt_to_cover: int, acc: Account,
                     now_s: int) -> Liquidation:
@@ -653,40 +744,57 @@ class AaveBook:
         return self.pair(address, collateral, debt, acc, now_s).amounts(debt_to_cover)
 
 
-class Pair:
+class Pair(NamedTuple):
     """A (collateral, debt) pair of one user as ``liquidationCall`` reads it; ``amounts(x)`` is
     ``_calculateAvailableCollateralToLiquidate`` for request ``x`` (the same integer formulas as
-    ``aave_v3._collateral_to_liquidate``, inline: it runs per candidate size) plus v3.3's dust rule."""
+    ``aave_v3._collateral_to_liquidate``, inline: it runs per candidate size) plus v3.3's dust rule.
+    A tuple: one is made per liquidatable user, on the hot path."""
 
-    __slots__ = ("coll_bal", "debt_bal", "cp", "dp", "bonus", "c_unit", "d_unit", "fee", "cap", "v33", "reason")
-
-    def __init__(self, coll_bal: int, debt_bal: int, cp: int, dp: int, bonus: int, c_unit: int, d_unit: int,
-                 fee: int, cap: int, v33: bool, reason: str) -> None:
-        self.coll_bal, self.debt_bal, self.cp, self.dp, self.bonus = coll_bal, debt_bal, cp, dp, bonus
-        self.c_unit, self.d_unit, self.fee, self.cap, self.v33, self.reason = c_unit, d_unit, fee, cap, v33, reason
+    coll_bal: int
+    debt_bal: int
+    cp: int
+    dp: int
+    bonus: int
+    c_unit: int
+    d_unit: int
+    fee: int
+    cap: int
+    v33: bool
+    reason: str
 
     def amounts(self, debt_to_cover: int) -> Liquidation:
-        cap = self.cap
-        if self.reason:
-            return Liquidation(0, 0, 0, cap, self.reason)
-        cp, dp, bonus, cu, du = self.cp, self.dp, self.bonus, self.c_unit, self.d_unit
+        coll_bal, debt_bal, cp, dp, bonus, cu, du, fee_bps, cap, v33, reason = self
+        if reason:
+            return _new_liq(Liquidation, (0, 0, 0, cap, reason))
         actual = debt_to_cover if debt_to_cover < cap else cap
         base = dp * actual * cu // (cp * du)
         amount = (base * bonus + 5000) // 10_000
-        if amount > self.coll_bal:
-            amount = self.coll_bal
+        if amount > coll_bal:
+            amount = coll_bal
             repaid = ((cp * amount * du // (dp * cu)) * 10_000 + bonus // 2) // bonus
         else:
             repaid = actual
         fee = 0
-        if self.fee:
-            fee = ((amount - (amount * 10_000 + bonus // 2) // bonus) * self.fee + 5000) // 10_000
+        if fee_bps:
+            fee = ((amount - (amount * 10_000 + bonus // 2) // bonus) * fee_bps + 5000) // 10_000
             amount -= fee
-        if self.v33 and repaid < self.debt_bal and amount + fee < self.coll_bal:
-            if (self.debt_bal - repaid) * dp // du < MIN_LEFTOVER_BASE or \
-                    (self.coll_bal - amount - fee) * cp // cu < MIN_LEFTOVER_BASE:
-                return Liquidation(repaid, amount, fee, cap, "dust: must not leave less than 1000e8 base")
-        return Liquidation(repaid, amount, fee, cap)
+        if v33 and repaid < debt_bal and amount + fee < coll_bal:
+            if (debt_bal - repaid) * dp // du < MIN_LEFTOVER_BASE or \
+                    (coll_bal - amount - fee) * cp // cu < MIN_LEFTOVER_BASE:
+                return _new_liq(Liquidation, (repaid, amount, fee, cap, "dust: must not leave less than 1000e8 base"))
+        return _new_liq(Liquidation, (repaid, amount, fee, cap, ""))
+
+
+def _health(tc: int, td: int, wltv: int, wlt: int) -> Account:
+    """``calculateUserAccountData``'s averages and health factor from its sums (base currency; the
+    value-weighted LTV and LT sums): what ``_account`` and ``_plain_account`` share."""
+    avg_lt = wlt // tc if tc else 0
+    avg_ltv = wltv // tc if tc else 0
+    if td == 0:
+        hf = MAX_UINT256
+    else:
+        hf = (((tc * avg_lt + 5000) // 10_000) * WAD + td // 2) // td
+    return _new_account(Account, (tc, td, avg_lt, avg_ltv, hf))
 
 
 def _params(r: Reserve) -> tuple[int, ...]:

@@ -101,13 +101,13 @@ def test_the_liquidator_evaluates_an_aave_log_at_its_block_second() -> None:
     t, user = _tape()
     book_seen: list[int] = []
     strat = AaveLiquidator(name="liq", chain="sim")
-    orig = strat.book.account
+    orig = strat.book.evaluate  # the fast path evaluates the users an event names in one pass
 
-    def spy(address: str, now_s: int, *a: Any) -> Any:
+    def spy(addresses: Any, now_s: int, *a: Any) -> Any:
         book_seen.append(now_s)
-        return orig(address, now_s, *a)
+        return orig(addresses, now_s, *a)
 
-    strat.book.account = spy  # type: ignore[method-assign]
+    strat.book.evaluate = spy  # type: ignore[method-assign]
     state = MarketState()
     last = _late(t, 45, stamped=True)[-1]
     for e in _late(t, 45, stamped=True):

@@ -340,3 +340,118 @@ def test_a_new_price_feed_moves_the_price_on_its_first_answer() -> None:
                                    answer=1800 * 10**8, decimals=8))
     assert got == [ALICE] and b.account(ALICE, t.now).health_factor == 99 * 10**16
     assert b.apply(replace(snap, liquidation_threshold=9000)) == [ALICE]  # a rule change: all its users
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 400), st.integers(800, 2500),
+                          st.booleans(), st.booleans()), min_size=2, max_size=24),
+       st.lists(st.tuples(st.integers(0, 3), st.integers(700, 1300)), max_size=4), st.integers(0, 3),
+       st.integers(0, 86_400), st.booleans())
+def test_evaluate_decides_as_account_user_by_user(positions: list[tuple[int, int, int, int, bool, bool]],
+                                                  moves: list[tuple[int, int]], no_price: int, later: int,
+                                                  lt_zero: bool) -> None:
+    """``evaluate`` (one pass, each reserve's factors read once: ``_plain_account``) returns exactly the
+    liquidatable users ``account`` finds one by one, with the same account data to the wei, and leaves
+    every user's filter key and ``since`` as ``account`` does; over books with e-mode users (the general
+    path), collateral switched off, a reserve at LT 0 and one without a price."""
+    import copy
+    from tapedeck.domain import events as ev
+    t = Tape(fresh_reserves())
+    t.emode_category(1, 9000, 9300, 10200)
+    users = []
+    for i, (ci, di, usd, hf_permille, in_emode, off) in enumerate(positions):
+        u, c, d = addr(7, i), t.reserves[ci], t.reserves[di]
+        t.supply(u, c, usd * 100 * 10**c.decimals // (c.price // 10**8))
+        if c is not d:
+            t.borrow(u, d, usd * 100 * c.lt // 10_000 * 1000 // hf_permille * 10**d.decimals // (d.price // 10**8))
+        if in_emode:
+            t.emode(u, 1)
+        if off:  # collateral switched off: its value does not count
+            t._log(ev.AaveCollateralToggled, reserve=c.asset, user=u, enabled=False)
+        users.append(u)
+    for ri, permille in moves:
+        t.price(t.reserves[ri], max(1, t.reserves[ri].price * permille // 1000))
+    b = book_of(t)
+    if lt_zero:  # a reserve that is no collateral at all (LT 0)
+        b.reserves[t.reserves[2].asset].lt = 0
+    if no_price == 3:  # a reserve whose feed has not answered: its users have no account data
+        b.reserves[t.reserves[3].asset].price = None
+    now = t.now + later
+    ref, single = copy.deepcopy(b), copy.deepcopy(b)
+    calls: list[tuple[str, bool]] = []
+    factors = b._factors
+    b._factors = lambda asset, now_s, coll: calls.append((asset, coll)) or factors(asset, now_s, coll)  # type: ignore
+    got = b.evaluate(users, now, seq=7, ts=now * 10**9)
+    want = []
+    for u in users:
+        acc = ref.account(u, now, 7, now * 10**9)
+        if acc is not None and acc.liquidatable:
+            want.append((u, acc))
+        assert (b.users[u].key, b.users[u].since, b.users[u].since_seq) == (
+            ref.users[u].key, ref.users[u].since, ref.users[u].since_seq)
+    assert got == want
+    assert [x for bucket in b._sorted.buckets for x in bucket] == [x for bucket in ref._sorted.buckets for x in bucket]
+    one_by_one = [x for u in users for x in single.evaluate([u], now, seq=7, ts=now * 10**9)]  # a user's own event
+    assert one_by_one == want and [(single.users[u].key, single.users[u].since) for u in users] == [
+        (ref.users[u].key, ref.users[u].since) for u in users]
+    plain = [u for u in users if not b.users[u].emode]
+    lookups = sum(1 for u in plain for a, s in b.users[u].coll.items() if s and a in b.users[u].on) + \
+        sum(1 for u in plain for s in b.users[u].debt.values() if s)
+    assert len(calls) == len(set(calls)) <= 8  # a reserve's factors at most once per pass (collateral, debt)
+    if lookups > len(calls):
+        event("reserve factors reused across users")
+    event("liquidatable found" if got else "none liquidatable")
+    event("e-mode users (general path)" if len(plain) < len(users) else "no e-mode user")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "remove", "replace"]), st.integers(0, 3000), st.integers(0, 50),
+                          st.integers(-40, 40)), max_size=3000), st.floats(0, 3000))
+def test_sorted_keys_replace_is_remove_then_add(ops: list[tuple[str, int, int, int]], limit: float) -> None:
+    """``replace`` (in place where the new key keeps the item between its neighbours) leaves the same
+    sorted items as ``remove`` then ``add``, and the buckets stay sorted across their edges."""
+    from tapedeck.domain.aave_book import SortedKeys
+    s, ref = SortedKeys(), []
+    in_place = moved = 0
+    for op, k, u, dk in ops:
+        item = (float(k % 64), f"u{u}")  # dense keys: a re-key often passes a neighbour
+        if op == "add" and item not in ref:
+            s.add(item)
+            ref.append(item)
+        elif op == "remove":
+            assert s.remove(item) == (item in ref)
+            if item in ref:
+                ref.remove(item)
+        elif op == "replace" and ref:
+            old = sorted(ref)[k % len(ref)]
+            new = (old[0] + dk / 8, old[1])
+            if new in ref:
+                continue
+            if s.replace(old, new):
+                in_place += 1
+            else:
+                moved += 1
+            ref.remove(old)
+            ref.append(new)
+    ref.sort()
+    flat = [x for b in s.buckets for x in b]
+    assert flat == ref and len(s) == len(ref) and s.maxes == [b[-1] for b in s.buckets]
+    assert s.below(limit / 40) == [a for k, a in ref if k < limit / 40]
+    if in_place:
+        event("replaced in place")
+    if moved:
+        event("moved to another place")
+
+
+def test_a_small_re_key_is_done_in_place_and_a_big_one_moves() -> None:
+    from tapedeck.domain.aave_book import SortedKeys
+    s = SortedKeys()
+    for i in range(2000):
+        s.add((float(i), f"u{i:04}"))
+    assert len(s.buckets) > 1
+    assert s.replace((700.0, "u0700"), (700.25, "u0700"))  # still between its neighbours: in place
+    edge = s.buckets[0][-1]  # the last of a bucket: its bucket's max moves with it
+    assert s.replace(edge, (edge[0] + 0.5, edge[1])) and s.maxes[0] == (edge[0] + 0.5, edge[1])
+    assert not s.replace((5.0, "u0005"), (1500.5, "u0005"))  # past its neighbours: removed and added
+    flat = [x for b in s.buckets for x in b]
+    assert flat == sorted(flat) and (1500.5, "u0005") in flat and (5.0, "u0005") not in flat and len(flat) == 2000

@@ -41,6 +41,7 @@ as the tip per gas, at least ``priority_fee_wei``: what the sim's profit-share s
 """
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Callable, Sequence
 
 from tapedeck.domain import events as ev
@@ -48,7 +49,7 @@ from tapedeck.domain.aave_book import Account, AaveBook, chain_time_s
 from tapedeck.domain.aave_v3 import MAX_UINT256, WAD
 from tapedeck.domain.circuit_breaker import OPEN, CircuitBreaker
 from tapedeck.domain.decimals import seconds_to_ns
-from tapedeck.domain.dex_quotes import PoolSpec, Route, best, marginal_ratio, routes
+from tapedeck.domain.dex_quotes import PoolSpec, Route, best, marginal_ratio, quote_route, routes
 from tapedeck.domain.ids import AssetPair
 from tapedeck.domain.risk import Intent
 from tapedeck.domain.state import MarketState, Order
@@ -61,6 +62,7 @@ _POOLS = (ev.V2ReservesSynced, ev.V3Swapped, ev.V3Minted, ev.V3Burned)
 _REORG = (ev.ReorgWindowSet, ev.BlockProduced, ev.LogRetracted)  # a live chain's reorgs (AaveBook.on_reorg)
 _WATCHED = ("below min profit", "no route", "stale route", "stale price")  # re-tried when pools move
 FAST, SCAN = "fast", "scan"
+_POOL_ID = attrgetter("pool")
 
 
 class _Plan:
@@ -75,6 +77,8 @@ class _Plan:
 
 class AaveLiquidator:
     handles = _AAVE + _POOLS + _REORG
+    # what on_order acts on (the engine skips the call for the rest: an approval, an acknowledgement)
+    order_events = (ev.IntentRejected, ev.OrderFilled, ev.OrderFailed, ev.TransactionDropped, ev.TransactionIncluded)
 
     def __init__(self, name: str = "aave_liquidator", chain: str = "ethereum", venue: str = "", rules: str = "v3.0",
                  pools: Sequence[dict[str, Any]] = (), max_hops: int = 2, fast_path: bool = True,
@@ -113,6 +117,8 @@ class AaveLiquidator:
         self._pairs: dict[tuple[str, str], str] = {}  # (collateral, debt) -> AssetPair text
         self._gas_key: tuple[str, int, int, int] = ("", -1, -1, -1)  # the last gas valuation's inputs
         self._gas_cost = 0
+        self._memo_event: ev.Event | None = None  # the event _gas_memo is for
+        self._gas_memo: dict[tuple[str, int], int] = {}  # (debt asset, its price) -> _gas, for _memo_event
         self._pending: dict[str, str] = {}  # user -> client id in flight
         self._cid_user: dict[str, str] = {}  # client id -> user
         self._failed: dict[str, None] = {}  # client ids whose failure was counted
@@ -137,14 +143,17 @@ class AaveLiquidator:
         users = list(self._watch) if t in _POOLS else self.book.apply(e)
         if not users:
             return out
-        now, book = chain_time_s(e), self.book  # an Aave log: its block's time (block_ts) when known
+        now = chain_time_s(e)  # an Aave log: its block's time (block_ts) when known
         self.counts["evaluated"] += len(users)
-        for a in users:
-            acc = book.account(a, now, e.seq, e.ts)
-            if acc is None or acc.health_factor >= WAD or not acc.total_debt_base:  # not liquidatable
-                self._watch.pop(a, None)
-                continue
-            if self.fast_path:
+        found = self.book.evaluate(users, now, e.seq, e.ts)
+        watch = self._watch
+        if watch and len(found) < len(users):  # the users no longer liquidatable leave the watch list
+            liquidatable = {a for a, _ in found}
+            for a in users:
+                if a not in liquidatable:
+                    watch.pop(a, None)
+        if self.fast_path:
+            for a, acc in found:
                 out.extend(self._act(a, acc, e, state, FAST, now))
         return out
 
@@ -180,6 +189,8 @@ class AaveLiquidator:
             return []
         if not self.breaker.allows():
             return self._skip(user, acc, e, path, "breaker open", 0, "")
+        if self._memo_event is not e:  # what sizing reads that one event cannot change: valued once per event
+            self._memo_event, self._gas_memo = e, {}
         plan, reason = self._size(user, acc, e.ts, state, now)
         if plan is None or reason:
             return self._skip(user, acc, e, path, reason, plan.profit if plan else 0, plan.debt if plan else "")
@@ -192,10 +203,12 @@ class AaveLiquidator:
         u = self.book.users[user]
         since = u.since if u.since >= 0 else e.ts
         liq, d = plan.liq, self.book.reserves[plan.debt]
-        route = tuple([p.pool for p in plan.route])
+        route = tuple(map(_POOL_ID, plan.route))
         dp = plan.dp
         notional = liq.debt_to_cover * dp // d.unit // 100  # base (8 dp USD) -> risk currency (6 dp)
-        min_profit = max(1, plan.gas + self._from_base(self.min_profit_base, dp, d.unit))
+        min_profit = plan.gas + (self._from_base(self.min_profit_base, dp, d.unit) if self.min_profit_base > 0 else 0)
+        if min_profit < 1:
+            min_profit = 1
         return [
             ev.LiquidationOpportunity(
                 ts=e.ts, source="engine", cause=e.seq, strategy=self.name, user=user,
@@ -228,23 +241,34 @@ class AaveLiquidator:
         """The most profitable (pair, size) at chain second ``now``, or the reason there is none worth doing."""
         book = self.book
         u = book.users[user]
-        debts = [a for a, s in u.debt.items() if s]
-        colls = [a for a, s in u.coll.items() if s and a in u.on and book.reserves[a].lt]
-        if len(debts) > 1:
-            debts.sort()
-        if len(colls) > 1:
-            colls.sort()
-        top: _Plan | None = None
-        why = "no collateral"
-        for d in debts:
-            for c in colls:
-                plan, reason = self._size_pair(user, c, d, acc, now, ts, state)
-                if plan is not None and (top is None or plan.profit > top.profit):
-                    top = plan
-                if reason and (top is None or plan is top):
-                    why = reason
-        if top is None:
-            return None, why
+        reserves = book.reserves
+        debts = [*filter(u.debt.get, u.debt)]  # with a balance (sorted below when there are several)
+        colls = [*filter(u.coll.get, u.on)]  # enabled, with a balance (a known reserve: coll has it)
+        if len(colls) == 1:
+            if not reserves[colls[0]].lt:
+                colls = []
+        elif colls:
+            colls = [a for a in colls if reserves[a].lt]
+        if len(debts) == 1 and len(colls) == 1:  # the usual borrower: one pair
+            top, why = self._size_pair(user, colls[0], debts[0], acc, now, ts, state)
+            if top is None:
+                return None, why or "no collateral"
+        else:
+            if len(debts) > 1:
+                debts.sort()
+            if len(colls) > 1:
+                colls.sort()
+            top = None
+            why = "no collateral"
+            for d in debts:
+                for c in colls:
+                    plan, reason = self._size_pair(user, c, d, acc, now, ts, state)
+                    if plan is not None and (top is None or plan.profit > top.profit):
+                        top = plan
+                    if reason and (top is None or plan is top):
+                        why = reason
+            if top is None:
+                return None, why
         if self.bid_bps:
             self._bid(top, state)
         if self.max_route_age_ns and any(not state.fresh(p.pool, ts, self.max_route_age_ns) for p in top.route):
@@ -253,9 +277,8 @@ class AaveLiquidator:
             for a in (top.collateral, top.debt):
                 if ts - book.reserves[a].price_ts > self.max_price_age_ns:
                     return top, "stale price"
-        d = book.reserves[top.debt]
-        dp = top.dp
-        if top.profit <= 0 or top.profit * dp // d.unit < self.min_profit_base:
+        profit = top.profit
+        if profit <= 0 or profit * top.dp // reserves[top.debt].unit < self.min_profit_base:
             return top, "below min profit"
         return top, ""
 
@@ -266,19 +289,28 @@ class AaveLiquidator:
         dp = pair.dp
         full = pair.amounts(MAX_UINT256)
         cap = full.max_debt
-        if full.reason.startswith("dust"):  # v3.3: the cap leaves dust; smaller requests leave more of both
-            cap = _largest_valid(pair, cap)
-            if cap == 0:
-                return None, "dust"
-            full = pair.amounts(cap)
         if full.reason:
-            return None, full.reason
-        cands = self._candidate_routes(c, d)
+            if full.reason.startswith("dust"):  # v3.3: the cap leaves dust; smaller requests leave more of both
+                cap = _largest_valid(pair, cap)
+                if cap == 0:
+                    return None, "dust"
+                full = pair.amounts(cap)
+            if full.reason:
+                return None, full.reason
+        cands = self._routes.get((c, d))
+        if cands is None:
+            cands = self._candidate_routes(c, d)
         if c != d and not cands:
             return None, "no route"
-        gas = self._gas(state, d, dp)
+        gas = self._gas_memo.get((d, dp))  # this event's gas valuation in the debt asset (see _act)
+        if gas is None:
+            gas = self._gas_memo[(d, dp)] = self._gas(state, d, dp)
         if c != d and full.collateral_to_liquidator > 0:  # the usual case first: the cap, one route quote
-            got = best(cands, state, c, full.collateral_to_liquidator)
+            if len(cands) == 1:  # best() of one route
+                out = quote_route(cands[0], state, c, full.collateral_to_liquidator)
+                got = None if out is None else (out, cands[0])
+            else:
+                got = best(cands, state, c, full.collateral_to_liquidator)
             if got is not None and got[1]:
                 top = _Plan(c, d, full, got[0], (full.debt_to_cover * self.premium_bps + 5000) // 10_000, gas, got[1],
                             dp, self.priority_fee)
