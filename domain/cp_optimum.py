@@ -182,8 +182,9 @@ class RoundTrip:
         exact profit at ``x`` is at most ``out(x_eff) - x`` with ``x_eff = m*keep_den/keep <= x`` (the
         exact first leg gives at most the continuous curve at what it kept; the second leg's
         output only grows with its input), a tighter bound than ``out(x) - x``. The integers of
-        ``[lo, hi]`` where that bound reaches ``level`` (``level >= 1``), as ascending disjoint
-        ``(first, last)`` intervals, each a superset by at most one integer at each end.
+        ``[lo, hi]`` where that bound reaches ``level`` (``level >= 1``), exactly, as ascending
+        disjoint ``(first, last)`` intervals (the square root's rounding widens each by a size or
+        so; each end is then checked by the quadratic itself).
 
         On the sizes where ``d = x - m = ceil(x*(keep_den - keep)/keep_den)`` is one value ``c`` (runs
         of ``keep_den/(keep_den - keep)`` sizes: 2,000 for a 0.05% pool) ``u = x - c = m`` and the
@@ -199,11 +200,11 @@ class RoundTrip:
             return [span] if span is not None else []
         got = self._floor
         if got is not None and got[0] == k and got[1] == big_d:
-            _, _, a2, a4, base, pk4 = got
+            _, _, a2, a4, base, pk, pk4 = got
         else:  # (what does not depend on the level or the run, kept per fee: the search asks level by level)
-            a2 = r * big_d
-            a4, base, pk4 = 2 * a2, n * big_d - p * k, 4 * a2 * p * k
-            self._floor = (k, big_d, a2, a4, base, pk4)
+            a2, pk = r * big_d, p * k
+            a4, base, pk4 = 2 * a2, n * big_d - pk, 4 * a2 * pk
+            self._floor = (k, big_d, a2, a4, base, pk, pk4)
         c = -(-lo * fee // big_d)  # d at lo
         while True:
             start = (c - 1) * big_d // fee + 1  # the run of sizes whose d is c
@@ -227,6 +228,19 @@ class RoundTrip:
                             first = start
                         if last > end:
                             last = end
+                        # the roots' rounding leaves a size or so at each end whose bound falls
+                        # short of the level: those are dropped by the quadratic itself (exact,
+                        # q(u) = a2*u^2 - b*u + (level + c)*p*k <= 0 iff the bound reaches it), so
+                        # the search prices none of them
+                        kc = lc * pk
+                        u = first - c
+                        while first <= last and (a2 * u - b) * u + kc > 0:
+                            first += 1
+                            u += 1
+                        u = last - c
+                        while last >= first and (a2 * u - b) * u + kc > 0:
+                            last -= 1
+                            u -= 1
                         if first <= last:
                             out.append((first, last))
             c += 1
