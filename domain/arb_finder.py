@@ -1069,7 +1069,7 @@ def _top_down(at: Callable[[int], int | None], trip: RoundTrip, x_max: int, lo: 
         if floor is not None:
             spans = loose.floored_level_intervals(level, lo, hi, floor[0], floor[1])
         else:
-            span = loose.level_interval(level, lo, hi)
+            span = loose.level_interval_exact(level, lo, hi)  # (exact: no size priced that cannot reach it)
             spans = [span] if span is not None else []
         for n, end in spans:
             while n <= end:

@@ -175,6 +175,23 @@ class RoundTrip:
         last = min(hi, -((-(b + root)) // (2 * r)))
         return (first, last) if first <= last else None
 
+    def level_interval_exact(self, level: int, lo: int, hi: int) -> tuple[int, int] | None:
+        """``level_interval`` without the square root's slack: exactly the integers of ``[lo, hi]``
+        where ``out(x) - x >= level`` (each end checked by ``r*x^2 - b*x + level*p <= 0``). For
+        searches that price what they are given (``level_interval`` itself keeps its superset: the
+        width decides how a search goes on, which must not move)."""
+        span = self.level_interval(level, lo, hi)
+        if span is None:
+            return None
+        first, last = span
+        r, lp = self.r, level * self.p
+        b = self.n - self.p - r * level
+        while first <= last and (r * first - b) * first + lp > 0:
+            first += 1
+        while last >= first and (r * last - b) * last + lp > 0:
+            last -= 1
+        return (first, last) if first <= last else None
+
     def floored_level_intervals(self, level: int, lo: int, hi: int, keep: int,
                                 keep_den: int) -> list[tuple[int, int]]:
         """``level_interval`` for a round trip whose first leg prices only ``m = floor(x*keep/keep_den)``

@@ -288,3 +288,27 @@ def test_fast_sizing_equals_the_whole_scan_on_the_benchmark_stream() -> None:
             found += len(got)
     assert found >= 50, found
     assert count.calls["top_down"] >= 20, count.calls
+
+
+EXACT: Counter[str] = Counter()
+
+
+@given(st.integers(2, 10**6), st.integers(1, 10**6), st.integers(1, 10**3), st.integers(1, 40), st.integers(1, 60),
+       st.integers(0, 400))
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_level_interval_exact_is_exactly_where_the_bound_reaches(n_mul, p, r, level, width, shift) -> None:
+    trip = RoundTrip((p * n_mul) << shift, (p * 1000) << shift, r << shift)
+    lo = max(1, trip.optimum() - width * 20)
+    hi = lo + width * 40
+    span = trip.level_interval_exact(level, lo, hi)
+    want = [x for x in range(lo, hi + 1)
+            if Fraction(trip.n * x, trip.p + trip.r * x) - x >= level]
+    assert (span is None) == (not want) and (span is None or span == (want[0], want[-1])), (span, want[:3], want[-3:])
+    wide = trip.level_interval(level, lo, hi)
+    assert span is None or (wide is not None and wide[0] <= span[0] and span[1] <= wide[1])
+    EXACT["nonempty" if span else "empty"] += 1
+
+
+def test_level_interval_exact_cases_were_exercised() -> None:
+    test_level_interval_exact_is_exactly_where_the_bound_reaches()
+    assert EXACT["nonempty"] >= 50 and EXACT["empty"] >= 20, EXACT
