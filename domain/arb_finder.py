@@ -808,18 +808,6 @@ class ArbFinder:
         gas_wei, gas_cost = g
         need = max(1, gas_cost + self.min_profit)
 
-        legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
-
-        def profit(x: int) -> int | None:
-            y = a.quote(state, s, x)
-            if y is None:
-                return None if x > cap_a else -x
-            z = b.quote(state, o, y)
-            if z is None:
-                return None if y > cap_b else -x
-            legs[x] = (y, z)
-            return z - x
-
         surplus = ma[0] * mb[0] - ma[1] * mb[1] if self.refute_by_capacity else 0
         if not surplus:
             cap_a, cap_b = a.max_in(state, s), b.max_in(state, o)
@@ -840,6 +828,19 @@ class ArbFinder:
         if surplus and (surplus * cap_a < need * ma[1] * mb[1] or surplus * cap_b < need * ma[0] * mb[1]):
             st.below_cap += 1
             return None
+        # (made only for the round trips that get this far: most are refuted above)
+        legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
+
+        def profit(x: int) -> int | None:
+            y = a.quote(state, s, x)
+            if y is None:
+                return None if x > cap_a else -x
+            z = b.quote(state, o, y)
+            if z is None:
+                return None if y > cap_b else -x
+            legs[x] = (y, z)
+            return z - x
+
         ca, cb = a.curve(state, s), b.curve(state, o)
         st.sized += 1
         if ca is not None and cb is not None:
