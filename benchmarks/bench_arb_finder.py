@@ -9,7 +9,8 @@ the finder must size (V3 pools are priced inside their tick interval until multi
 so most gaps through them are capped by the interval's edge). Timed per event: the engine's fold
 (``Engine.handle``, no strategies) plus ``ArbFinder.on_update`` for the pool it touched (every
 round trip through it against the other 4 pools of its pair, both ways) — that is, the decision.
-Prints p50/p99/max over all events, and apart for the quiet updates and the ones that opened a gap.
+Prints p50/p99/max over all events, and apart for the quiet updates and the ones that opened a gap
+(and those by how many opportunities one update yielded: the p99 is the updates with several).
 ``--clock cpu`` times each event by this thread's CPU time (``time.thread_time_ns``) instead of the
 wall clock: on a loaded machine the wall clock counts the milliseconds the process waits for a core.
 Usage: python benchmarks/bench_arb_finder.py [--events 20000] [--jump-every 50] [--seed 1] [--repeat 3]
@@ -145,6 +146,12 @@ def main() -> None:
     print(f"  quiet (no opportunity):      p50 {pct(quiet, .5):7.1f} us  p99 {pct(quiet, .99):8.1f} us  ({len(quiet)})")
     print(f"  opened a gap (sized):        p50 {pct(found, .5):7.1f} us  p99 {pct(found, .99):8.1f} us  ({len(found)} "
           f"updates, {n_opps} opportunities)")
+    per: dict[int, list[int]] = {}
+    for t, n in zip(best, found_at):
+        if n:
+            per.setdefault(n, []).append(t)
+    print("  opened a gap, by opportunities per update: " + ", ".join(
+        f"{n}: {len(xs)} updates p50 {pct(sorted(xs), .5):.1f} us max {max(xs) / 1000:.1f} us" for n, xs in sorted(per.items())))
     st = finder.stats
     print(f"  round trips evaluated {st.evaluated}, paid at the margin {st.paid_at_margin}, found {st.found}")
 

@@ -128,6 +128,9 @@ class PoolVenue:
         self.gas_units = int(gas_units if gas_units is not None else (V2_SWAP_GAS if spec.kind == "v2" else V3_SWAP_GAS))
         self.label = label or spec.pool
         self._v3_keep = 1_000_000 - spec.fee
+        self._v2 = spec.kind == "v2"
+        self._v2_keep = 10_000 - spec.fee
+        self._text: tuple[Any, Any, str] = (None, None, "")  # version_text's (price objects, text)
         self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
         self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
         self._curves: dict[str, tuple[Any, Curve | None]] = {}  # token in -> (price key, curve)
@@ -141,7 +144,16 @@ class PoolVenue:
         is not computed (``get_tick_at_sqrt_ratio``: 10 of ``swap_within_range``'s 26 us). Equal
         to ``dex_quotes.quote`` (``tests/test_arb_finder_speed.py``)."""
         spec = self.spec
-        if spec.kind != "v3" or amount_in <= 0:
+        if self._v2:  # getAmountOut, as dex_quotes.quote (inlined: the sizing prices a few per round trip)
+            pv = state.v2.get(self.id)
+            if pv is None or amount_in <= 0:
+                return None
+            r_in, r_out = (pv.reserve0, pv.reserve1) if token_in == self.token0 else (pv.reserve1, pv.reserve0)
+            if r_in <= 0 or r_out <= 0:
+                return None
+            with_fee = amount_in * self._v2_keep
+            return with_fee * r_out // (r_in * 10_000 + with_fee) or None
+        if amount_in <= 0:
             return dex_quotes.quote(spec, state, token_in, amount_in)
         q = state.v3.get(spec.pool)
         if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
@@ -379,6 +391,22 @@ class PoolVenue:
             return None if p is None else (p.reserve0, p.reserve1)
         s = state.v3.get(self.id)
         return None if s is None else (s.sqrt_price_x96, s.liquidity)
+
+    def version_text(self, state: MarketState) -> str:
+        """``f"{version(state)}"``, kept while the state holds the very same price objects (as
+        ``margins_if_fresh``): an update's opportunities share their partner's text."""
+        if self._v2:
+            k1: Any = state.v2.get(self.id)
+            k2: Any = None
+        else:
+            q = state.v3.get(self.id)
+            k1, k2 = (None, None) if q is None else (q.sqrt_price_x96, q.liquidity)
+        t = self._text
+        if k1 is not None and t[0] is k1 and t[1] is k2:
+            return t[2]
+        text = f"{self.version(state)}"
+        self._text = (k1, k2, text)
+        return text
 
 
 # ----------------------------------------------------------------------------- CEX books
@@ -780,18 +808,6 @@ class ArbFinder:
         gas_wei, gas_cost = g
         need = max(1, gas_cost + self.min_profit)
 
-        legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
-
-        def profit(x: int) -> int | None:
-            y = a.quote(state, s, x)
-            if y is None:
-                return None if x > cap_a else -x
-            z = b.quote(state, o, y)
-            if z is None:
-                return None if y > cap_b else -x
-            legs[x] = (y, z)
-            return z - x
-
         surplus = ma[0] * mb[0] - ma[1] * mb[1] if self.refute_by_capacity else 0
         if not surplus:
             cap_a, cap_b = a.max_in(state, s), b.max_in(state, o)
@@ -812,6 +828,19 @@ class ArbFinder:
         if surplus and (surplus * cap_a < need * ma[1] * mb[1] or surplus * cap_b < need * ma[0] * mb[1]):
             st.below_cap += 1
             return None
+        # (made only for the round trips that get this far: most are refuted above)
+        legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
+
+        def profit(x: int) -> int | None:
+            y = a.quote(state, s, x)
+            if y is None:
+                return None if x > cap_a else -x
+            z = b.quote(state, o, y)
+            if z is None:
+                return None if y > cap_b else -x
+            legs[x] = (y, z)
+            return z - x
+
         ca, cb = a.curve(state, s), b.curve(state, o)
         st.sized += 1
         if ca is not None and cb is not None:
@@ -851,9 +880,14 @@ class ArbFinder:
         if net < self.min_profit:
             return None
         st.found += 1
-        key = f"{a.id}@{a.version(state)}|{b.id}@{b.version(state)}|{s}"
+        key = f"{a.id}@{_version_text(a, state)}|{b.id}@{_version_text(b, state)}|{s}"
         return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
                            x, z, p, gas_wei, gas_cost, net, method, proven, key)
+
+
+def _version_text(v: Any, state: MarketState) -> str:
+    own = getattr(v, "version_text", None)
+    return own(state) if own is not None else f"{v.version(state)}"  # type: ignore[no-any-return]
 
 
 def _quiet_of(v: Any) -> Callable[..., Any]:
@@ -1036,7 +1070,7 @@ def _top_down(at: Callable[[int], int | None], trip: RoundTrip, x_max: int, lo: 
         if floor is not None:
             spans = loose.floored_level_intervals(level, lo, hi, floor[0], floor[1])
         else:
-            span = loose.level_interval(level, lo, hi)
+            span = loose.level_interval_exact(level, lo, hi)  # (exact: no size priced that cannot reach it)
             spans = [span] if span is not None else []
         for n, end in spans:
             while n <= end:

@@ -48,7 +48,7 @@ class RoundTrip:
     and changes nothing). It pays at the margin iff ``n > p``; ``x* = (sqrt(n*p) - p) / r`` and
     ``M = (sqrt(n*p) - p)^2 / (r*p)``."""
 
-    __slots__ = ("n", "p", "r", "_np", "_root", "_loose")
+    __slots__ = ("n", "p", "r", "_np", "_root", "_loose", "_floor")
 
     def __init__(self, n: int, p: int, r: int):
         if n <= 0 or p <= 0 or r <= 0:
@@ -56,6 +56,7 @@ class RoundTrip:
         self.n, self.p, self.r = n, p, r
         self._np = self._root = 0  # n*p and isqrt(n*p), computed once when first needed
         self._loose: RoundTrip | None = None  # relaxed(), kept
+        self._floor: tuple[int, ...] | None = None  # floored_level_intervals' constants, kept
 
     def _sqrt_np(self) -> tuple[int, int]:
         """``(n*p, isqrt(n*p))``, kept: ``optimum`` and ``max_profit_bound`` both need them (on two
@@ -107,9 +108,32 @@ class RoundTrip:
 
     def optimum(self) -> int:
         """``x*`` rounded down (0 when nothing pays): the candidate size."""
-        if not self.pays():
+        n, p, r = self.n, self.p, self.r
+        if n <= p:
             return 0
-        return (self._sqrt_np()[1] - self.p) // self.r
+        if self._np:
+            return (self._root - p) // r
+        loose = self._loose
+        if loose is not None and loose is not self and loose._np:
+            # From the relaxed trip's optimum (its square root is on ~400 bits, and kept), the exact
+            # one is found by its defining inequalities instead of a square root of ~1,150 bits:
+            # c = floor((isqrt(n*p) - p)/r)  <=>  (p + r*c)^2 <= n*p < (p + r*(c + 1))^2  (c >= 0,
+            # and c = 0 satisfies the left one: n > p). A few steps at most; else the square root.
+            np_ = n * p
+            c = max(loose.optimum(), 0)
+            t = p + r * c
+            for _ in range(4):
+                if t * t > np_:
+                    c -= 1
+                    t -= r
+                    continue
+                u = t + r
+                if u * u <= np_:
+                    c += 1
+                    t = u
+                    continue
+                return c
+        return (self._sqrt_np()[1] - p) // r
 
     def below(self, need: int, x_max: int) -> bool:
         """Cheaply (no square root) whether every profit on ``[0, x_max]`` is provably below
@@ -151,6 +175,23 @@ class RoundTrip:
         last = min(hi, -((-(b + root)) // (2 * r)))
         return (first, last) if first <= last else None
 
+    def level_interval_exact(self, level: int, lo: int, hi: int) -> tuple[int, int] | None:
+        """``level_interval`` without the square root's slack: exactly the integers of ``[lo, hi]``
+        where ``out(x) - x >= level`` (each end checked by ``r*x^2 - b*x + level*p <= 0``). For
+        searches that price what they are given (``level_interval`` itself keeps its superset: the
+        width decides how a search goes on, which must not move)."""
+        span = self.level_interval(level, lo, hi)
+        if span is None:
+            return None
+        first, last = span
+        r, lp = self.r, level * self.p
+        b = self.n - self.p - r * level
+        while first <= last and (r * first - b) * first + lp > 0:
+            first += 1
+        while last >= first and (r * last - b) * last + lp > 0:
+            last -= 1
+        return (first, last) if first <= last else None
+
     def floored_level_intervals(self, level: int, lo: int, hi: int, keep: int,
                                 keep_den: int) -> list[tuple[int, int]]:
         """``level_interval`` for a round trip whose first leg prices only ``m = floor(x*keep/keep_den)``
@@ -158,8 +199,9 @@ class RoundTrip:
         exact profit at ``x`` is at most ``out(x_eff) - x`` with ``x_eff = m*keep_den/keep <= x`` (the
         exact first leg gives at most the continuous curve at what it kept; the second leg's
         output only grows with its input), a tighter bound than ``out(x) - x``. The integers of
-        ``[lo, hi]`` where that bound reaches ``level`` (``level >= 1``), as ascending disjoint
-        ``(first, last)`` intervals, each a superset by at most one integer at each end.
+        ``[lo, hi]`` where that bound reaches ``level`` (``level >= 1``), exactly, as ascending
+        disjoint ``(first, last)`` intervals (the square root's rounding widens each by a size or
+        so; each end is then checked by the quadratic itself).
 
         On the sizes where ``d = x - m = ceil(x*(keep_den - keep)/keep_den)`` is one value ``c`` (runs
         of ``keep_den/(keep_den - keep)`` sizes: 2,000 for a 0.05% pool) ``u = x - c = m`` and the
@@ -173,22 +215,50 @@ class RoundTrip:
         if fee <= 0 or k <= 0:  # nothing floored: the plain bound
             span = self.level_interval(level, lo, hi)
             return [span] if span is not None else []
-        a2 = r * big_d
+        got = self._floor
+        if got is not None and got[0] == k and got[1] == big_d:
+            _, _, a2, a4, base, pk, pk4 = got
+        else:  # (what does not depend on the level or the run, kept per fee: the search asks level by level)
+            a2, pk = r * big_d, p * k
+            a4, base, pk4 = 2 * a2, n * big_d - pk, 4 * a2 * pk
+            self._floor = (k, big_d, a2, a4, base, pk, pk4)
         c = -(-lo * fee // big_d)  # d at lo
         while True:
-            start = max(lo, (c - 1) * big_d // fee + 1)  # the run of sizes whose d is c
-            end = min(hi, c * big_d // fee)
+            start = (c - 1) * big_d // fee + 1  # the run of sizes whose d is c
+            if start < lo:
+                start = lo
             if start > hi:
                 break
+            end = c * big_d // fee
+            if end > hi:
+                end = hi
             if start <= end:
                 lc = level + c
-                b = n * big_d - p * k - a2 * lc
-                disc = b * b - 4 * a2 * lc * p * k
-                if b > 0 and disc >= 0:
-                    root = isqrt(disc) + 1
-                    first = max(start, (b - root) // (2 * a2) + c)
-                    last = min(end, -((-(b + root)) // (2 * a2)) + c)
-                    if first <= last:
-                        out.append((first, last))
+                b = base - a2 * lc
+                if b > 0:
+                    disc = b * b - pk4 * lc
+                    if disc >= 0:
+                        root = isqrt(disc) + 1
+                        first = (b - root) // a4 + c
+                        last = -((-(b + root)) // a4) + c
+                        if first < start:
+                            first = start
+                        if last > end:
+                            last = end
+                        # the roots' rounding leaves a size or so at each end whose bound falls
+                        # short of the level: those are dropped by the quadratic itself (exact,
+                        # q(u) = a2*u^2 - b*u + (level + c)*p*k <= 0 iff the bound reaches it), so
+                        # the search prices none of them
+                        kc = lc * pk
+                        u = first - c
+                        while first <= last and (a2 * u - b) * u + kc > 0:
+                            first += 1
+                            u += 1
+                        u = last - c
+                        while last >= first and (a2 * u - b) * u + kc > 0:
+                            last -= 1
+                            u -= 1
+                        if first <= last:
+                            out.append((first, last))
             c += 1
         return out

@@ -136,6 +136,36 @@ def test_floored_level_intervals_hold_every_size_whose_bound_reaches_the_level(n
             assert plain is not None and plain[0] <= x <= plain[1]  # (the floored bound is the tighter)
 
 
+FLOORED: Counter[str] = Counter()
+
+
+@given(st.integers(2, 10**6), st.integers(1, 10**6), st.integers(1, 10**3), st.sampled_from([1, 30, 500, 3000, 10000]),
+       st.integers(1, 40), st.integers(1, 60), st.integers(0, 400))
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_floored_level_intervals_hold_only_sizes_whose_bound_reaches_the_level(n_mul, p, r, fee, level, width,
+                                                                               shift) -> None:
+    """The other half: the spans are exact (the square root's rounding is trimmed by the quadratic),
+    so the search prices no size whose bound falls short; also on ~400-bit round trips."""
+    trip = RoundTrip((p * n_mul) << shift, (p * 1000) << shift, r << shift)
+    keep, den = 1_000_000 - fee, 1_000_000
+    lo = max(1, trip.optimum() - width * 20)
+    hi = lo + width * 40
+    spans = trip.floored_level_intervals(level, lo, hi, keep, den)
+    for a, b in spans:
+        assert lo <= a <= b <= hi
+        for x in range(a, b + 1):
+            assert _bound_reaches(trip, x, level, keep, den), (x, level, spans)
+    for x in range(lo, hi + 1):
+        if _bound_reaches(trip, x, level, keep, den):
+            assert any(a <= x <= b for a, b in spans), (x, level, spans)
+    FLOORED["nonempty" if spans else "empty"] += 1
+
+
+def test_floored_exact_cases_were_exercised() -> None:
+    test_floored_level_intervals_hold_only_sizes_whose_bound_reaches_the_level()
+    assert FLOORED["nonempty"] >= 50 and FLOORED["empty"] >= 20, FLOORED
+
+
 @given(st.integers(1, 2**300), st.integers(1, 2**300), st.integers(1, 2**300), st.integers(1, 2**40),
        st.integers(1, 2**20))
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -258,3 +288,27 @@ def test_fast_sizing_equals_the_whole_scan_on_the_benchmark_stream() -> None:
             found += len(got)
     assert found >= 50, found
     assert count.calls["top_down"] >= 20, count.calls
+
+
+EXACT: Counter[str] = Counter()
+
+
+@given(st.integers(2, 10**6), st.integers(1, 10**6), st.integers(1, 10**3), st.integers(1, 40), st.integers(1, 60),
+       st.integers(0, 400))
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_level_interval_exact_is_exactly_where_the_bound_reaches(n_mul, p, r, level, width, shift) -> None:
+    trip = RoundTrip((p * n_mul) << shift, (p * 1000) << shift, r << shift)
+    lo = max(1, trip.optimum() - width * 20)
+    hi = lo + width * 40
+    span = trip.level_interval_exact(level, lo, hi)
+    want = [x for x in range(lo, hi + 1)
+            if Fraction(trip.n * x, trip.p + trip.r * x) - x >= level]
+    assert (span is None) == (not want) and (span is None or span == (want[0], want[-1])), (span, want[:3], want[-3:])
+    wide = trip.level_interval(level, lo, hi)
+    assert span is None or (wide is not None and wide[0] <= span[0] and span[1] <= wide[1])
+    EXACT["nonempty" if span else "empty"] += 1
+
+
+def test_level_interval_exact_cases_were_exercised() -> None:
+    test_level_interval_exact_is_exactly_where_the_bound_reaches()
+    assert EXACT["nonempty"] >= 50 and EXACT["empty"] >= 20, EXACT

@@ -127,3 +127,41 @@ def test_capacity_refutation_cases_were_exercised() -> None:
     SEEN["refuted"] = SEEN["found"] = 0
     test_capacity_refutation_never_drops_an_opportunity()
     assert SEEN["refuted"] >= 20 and SEEN["found"] >= 20, SEEN
+
+
+V2_SEEN: Counter[str] = Counter()
+
+
+@given(st.data())
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_fast_v2_quote_and_version_text_equal_the_slow_ones(data) -> None:
+    """``PoolVenue.quote`` inlines V2's ``getAmountOut``: equal to ``dex_quotes.quote`` at every size
+    (tiny, huge, empty reserves); ``version_text`` (kept per state) equals ``f"{version}"``, also
+    after the pool moved (the opportunity keys are built from it)."""
+    fee = data.draw(st.sampled_from([0, 5, 30, 100]))
+    spec = PoolSpec(POOL, "v2", T0, T1, fee)
+    venue = PoolVenue(spec)
+    state = MarketState()
+    for block in (1, 2):
+        r0, r1 = (data.draw(st.one_of(st.just(0), st.integers(1, 10**6), st.integers(1, 2**112))) for _ in range(2))
+        state.on_v2(ev.V2ReservesSynced(ts=block, pool=POOL, block=block, reserve0=r0, reserve1=r1))
+        for _ in range(3):
+            token = data.draw(st.sampled_from([T0, T1]))
+            amount = data.draw(st.one_of(st.integers(-2, 100), st.integers(1, 2**200)))
+            fast, slow = venue.quote(state, token, amount), dex_quotes.quote(spec, state, token, amount)
+            assert fast == slow, (r0, r1, fee, token, amount)
+            V2_SEEN["none" if slow is None else "priced"] += 1
+        assert venue.version_text(state) == f"{venue.version(state)}" == f"{(r0, r1)}"
+        V2_SEEN["version"] += 1
+    spec3 = PoolSpec(POOL, "v3", T0, T1, 500, 10)
+    v3 = PoolVenue(spec3)
+    s3 = v3_state(get_sqrt_ratio_at_tick(100) + 5, 10**18, 100)
+    assert v3.version_text(s3) == f"{(get_sqrt_ratio_at_tick(100) + 5, 10**18)}"
+    s3.on_v3(ev.V3Swapped(ts=2, pool=POOL, block=2, tx="", log_index=0, sender="", recipient="", amount0=0,
+                          amount1=0, sqrt_price_x96=get_sqrt_ratio_at_tick(300) + 7, liquidity=10**17, tick=300))
+    assert v3.version_text(s3) == f"{v3.version(s3)}" == f"{(get_sqrt_ratio_at_tick(300) + 7, 10**17)}"
+
+
+def test_fast_v2_quote_cases_were_exercised() -> None:
+    test_fast_v2_quote_and_version_text_equal_the_slow_ones()
+    assert V2_SEEN["none"] >= 50 and V2_SEEN["priced"] >= 300 and V2_SEEN["version"] >= 300, V2_SEEN

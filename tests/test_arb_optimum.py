@@ -202,3 +202,32 @@ def test_the_interval_edge_bounds_the_size_exactly() -> None:
         sized = size_round_trip(a_pays, r0, r1, sp, liq, tick, 10, 500, 30, 1)
         assert sized is not None and sized[0] <= x_max and sized[1] == profit(sized[0]) > 0
     assert lower == 200_000
+
+
+OPT_SEEN: Counter[str] = Counter()
+
+
+@given(st.one_of(st.integers(1, 2**100), st.integers(2**193, 2**600)), st.one_of(st.integers(1, 2**100), st.integers(2**193, 2**400)),
+       st.one_of(st.integers(-3, 3), st.integers(1, 2**40), st.integers(1, 2**700)))
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+def test_optimum_from_the_relaxed_trip_is_the_square_roots(p, r, gain) -> None:
+    """``RoundTrip.optimum`` is ``floor((isqrt(n*p) - p) / r)`` (0 when nothing pays) whether it is
+    taken from the square root of ``n*p`` or, once the relaxed trip's is known, from its
+    inequalities around the relaxed optimum (also for ``n`` just above ``p``, where it is 0 or 1;
+    ``n = p + gain``)."""
+    from math import isqrt
+    n = max(1, p + gain)
+    want = (isqrt(n * p) - p) // r if n > p else 0
+    plain = RoundTrip(n, p, r)
+    assert plain.optimum() == want
+    trip = RoundTrip(n, p, r)
+    loose = trip.relaxed()
+    loose.max_profit_bound(1)  # its square root known: optimum goes by the inequalities
+    assert trip.optimum() == want
+    OPT_SEEN["relaxed" if loose is not trip and loose._np else "plain"] += 1
+    OPT_SEEN["pays" if want else "zero"] += 1
+
+
+def test_optimum_cases_were_exercised() -> None:
+    test_optimum_from_the_relaxed_trip_is_the_square_roots()
+    assert OPT_SEEN["relaxed"] >= 100 and OPT_SEEN["pays"] >= 50 and OPT_SEEN["zero"] >= 50, OPT_SEEN
