@@ -52,7 +52,8 @@ def new_chain(request: pytest.FixtureRequest, backend: str | None = None):
     """A fresh chain of ``backend`` (default: the fixture's param), behind the sim's one interface.
 
     anvil is started with a genesis second so that its blocks, like py-evm's and revm's, are one
-    second apart (not wall-clock seconds); its node is stopped when the requesting fixture ends."""
+    second apart (not wall-clock seconds); its node is stopped when the requesting fixture ends.
+    Without an anvil binary (``make bootstrap``) the test is skipped, saying so."""
     backend = backend or request.param
     if backend == "pyevm":
         from tapedeck.sim.chain.pyevm import PyEvmChain
@@ -64,8 +65,13 @@ def new_chain(request: pytest.FixtureRequest, backend: str | None = None):
         return RevmChain()
     if backend != "anvil":
         raise ValueError(f"unknown chain backend {backend!r}")
-    from tapedeck.sim.chain.anvil import AnvilChain
+    from tapedeck.sim.chain.anvil import AnvilChain, anvil_binary
+    from tapedeck.sim.chain.artifacts import ArtifactMissing
 
+    try:
+        anvil_binary()
+    except ArtifactMissing as e:
+        pytest.skip(str(e))
     chain = AnvilChain(start_time=ANVIL_START)
     request.addfinalizer(chain.close)
     return chain
