@@ -1,4 +1,5 @@
-"""The borrower book folded from the real pool's logs equals the real pool (npm @aave/core-v3 on py-evm).
+"""The borrower book folded from the real pool's logs equals the real pool (npm @aave/core-v3 on py-evm,
+anvil and revm).
 
 A market is deployed on the sim chain (tests/test_aave_v3_parity.py's, with background borrows on both
 reserves, so both indexes move); borrowers supply, borrow, repay, withdraw, toggle collateral
@@ -23,6 +24,7 @@ from web3.logs import DISCARD
 from tapedeck.domain import events as ev
 from tapedeck.domain.aave_book import AaveBook
 from tapedeck.sim.chain.aave_v3 import AaveCallReverted
+from tests.conftest import revert_again, time_travel
 from tests.test_aave_v3_parity import world  # noqa: F401  (the deployed market with background borrows)
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
@@ -133,7 +135,7 @@ def check(book: AaveBook, logs: Logs, users: list[str]) -> int:
 
 def test_book_from_the_real_pools_logs_equals_the_pool(world) -> None:
     chain, m, base = world
-    chain.revert(base)
+    revert_again(chain, base)
     rng = random.Random(9)
     liq = chain.accounts[2]
     users = list(chain.accounts[3:8])
@@ -151,7 +153,7 @@ def test_book_from_the_real_pools_logs_equals_the_pool(world) -> None:
     checks = check(book, logs, users)
     liquidations = repays = withdrawals = toggles = 0
     for step in range(30):
-        chain.tester.time_travel(m.latest_timestamp() + rng.randint(60, 30 * 86_400))
+        time_travel(chain, m.latest_timestamp() + rng.randint(60, 30 * 86_400))
         u = rng.choice(users)
         what = rng.choice(["repay", "repay_atokens", "withdraw", "borrow", "price", "price", "toggle"])
         try:

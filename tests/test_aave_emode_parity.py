@@ -28,8 +28,7 @@ from tapedeck.domain.aave_book import AaveBook
 from tapedeck.sim.chain.aave_events import AaveLogReader
 from tapedeck.sim.chain.aave_v3 import USDC, WETH, AaveCallReverted, ReserveSpec, deploy_aave_v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
-from tapedeck.sim.chain.pyevm import PyEvmChain
-from tapedeck.sim.chain.revm import RevmChain
+from tests.conftest import CHAIN_BACKENDS, new_chain, revert_again, time_travel
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
@@ -39,10 +38,10 @@ STETH = ReserveSpec("STETH", "Staked Ether", 18, 1990 * 10**8, 7000, 7500, 10700
 STABLES, ETH = 1, 2
 
 
-@pytest.fixture(scope="module", params=["revm", "pyevm"])
+@pytest.fixture(scope="module", params=CHAIN_BACKENDS)
 def emode_world(request):
     try:
-        chain = PyEvmChain() if request.param == "pyevm" else RevmChain()
+        chain = new_chain(request)
         m = deploy_aave_v3(chain.w3, (WETH, USDC, DAI, STETH))
     except ArtifactMissing as e:
         pytest.skip(f"contract builds not installed under {node_modules()}: {e}")
@@ -126,7 +125,7 @@ def liquidate(tape: Tape, liq: str, user: str, coll: str, debt: str, receive: bo
 
 def test_emode_accounts_and_liquidations_equal_the_pool(emode_world) -> None:
     chain, m, base = emode_world
-    chain.revert(base)
+    revert_again(chain, base)
     rng = random.Random(5)
     book = AaveBook("v3.0")
     tape = Tape(m, book)
@@ -151,7 +150,7 @@ def test_emode_accounts_and_liquidations_equal_the_pool(emode_world) -> None:
     checks += check(tape, users)
     assert steth_valued_at_weth()
     for _ in range(6):  # time and prices move; the book follows the pool
-        chain.tester.time_travel(m.latest_timestamp() + rng.randint(1, 20) * DAY)
+        time_travel(chain, m.latest_timestamp() + rng.randint(1, 20) * DAY)
         sym = rng.choice(["WETH", "DAI", "USDC"])
         m.set_price(sym, m.price(sym) * rng.randint(990, 1010) // 1000)
         checks += check(tape, users)

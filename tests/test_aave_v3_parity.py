@@ -1,6 +1,7 @@
-"""The domain's Aave v3.0 math equals the real bytecode (npm @aave/core-v3 1.19.3) on py-evm, to the wei.
+"""The domain's Aave v3.0 math equals the real bytecode (npm @aave/core-v3 1.19.3) on py-evm, anvil and
+revm, to the wei.
 
-One market is deployed per module; each case reverts to the same snapshot. For a seeded set of borrowers
+One market is deployed per module and backend; each case reverts to the same snapshot. For a seeded set of borrowers
 (WETH and/or USDC collateral, USDC or WETH debt, sizes over six orders of magnitude, interest accrued over
 up to 90 days, both reserves carrying background borrows so both indexes move):
 
@@ -22,8 +23,7 @@ import pytest
 from tapedeck.domain import aave_v3 as aave
 from tapedeck.sim.chain.aave_v3 import AaveCallReverted, deploy_aave_v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing, node_modules
-from tapedeck.sim.chain.pyevm import PyEvmChain
-from tapedeck.sim.chain.revm import RevmChain
+from tests.conftest import CHAIN_BACKENDS, new_chain, revert_again, time_travel
 
 pytestmark = pytest.mark.contract
 
@@ -43,11 +43,11 @@ CASES = [
 TARGET_HF = {"50": 0.975, "100": 0.915, "capped": 0.7, "healthy": 1.03}
 
 
-@pytest.fixture(scope="module", params=["pyevm", "revm"])
+@pytest.fixture(scope="module", params=CHAIN_BACKENDS)
 def world(request):
     """A deployed market with deep liquidity and background borrows on both reserves, and its snapshot."""
     try:
-        chain = PyEvmChain() if request.param == "pyevm" else RevmChain()
+        chain = new_chain(request)
         market = deploy_aave_v3(chain.w3)
     except ArtifactMissing as e:
         pytest.skip(f"contract builds not installed under {node_modules()}: {e}")
@@ -110,7 +110,7 @@ def test_health_factor_and_liquidation_match_the_real_pool(world) -> None:
     timings: list[float] = []
     for i, (regime, coll_sym, debt_sym, mixed) in enumerate(CASES):
         t0 = time.perf_counter()
-        chain.revert(base)
+        revert_again(chain, base)
         # --- open the position: collateral worth $100 to $5M, borrow 50-99% of the limit
         value_usd = 10 ** rng.uniform(2, 6.7)
         m.supply(borrower, coll_sym, units(m, coll_sym, value_usd), mint=True)
@@ -123,7 +123,7 @@ def test_health_factor_and_liquidation_match_the_real_pool(world) -> None:
         m.borrow(borrower, debt_sym, int(amount))
         assert_account_parity(m, borrower)
         # --- let interest accrue, then check again (indexes projected by the domain, not read)
-        chain.tester.time_travel(m.latest_timestamp() + rng.randint(1, 90 * DAY))
+        time_travel(chain, m.latest_timestamp() + rng.randint(1, 90 * DAY))
         assert_account_parity(m, borrower)
 
         # --- move the oracle to the regime's health factor; parity again
@@ -203,12 +203,12 @@ def test_health_factor_and_liquidation_match_the_real_pool(world) -> None:
 
 def test_snapshot_restore_is_cheap_and_exact(world) -> None:
     chain, m, base = world
-    chain.revert(base)
+    revert_again(chain, base)
     before = m.user_account_data(chain.accounts[8])
     m.set_price("WETH", 1 * E8)
     assert m.user_account_data(chain.accounts[8]) != before
     t0 = time.perf_counter()
-    chain.revert(base)
+    revert_again(chain, base)
     elapsed = time.perf_counter() - t0
     assert m.user_account_data(chain.accounts[8]) == before
     assert m.price("WETH") == 2000 * E8

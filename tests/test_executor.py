@@ -1,5 +1,5 @@
 """tapedeck's AaveLiquidator (contracts/AaveLiquidator.sol, compiled by the pinned npm solc) on the
-real Aave v3 market and real Uniswap V2 pairs on py-evm.
+real Aave v3 market and real Uniswap V2 pairs on py-evm, anvil and revm.
 
 For seeded borrowers made liquidatable by an oracle move (both close-factor regimes, requests above
 and below the close-factor cap, one- and two-hop routes, interest accrued for up to a day, a 9 bps
@@ -25,8 +25,8 @@ from tapedeck.sim.chain import uniswap_v3 as uv3
 from tapedeck.sim.chain.aave_v3 import deploy_aave_v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing, load
 from tapedeck.sim.chain.executor import LIQUIDATE_GAS, Hop, decode_revert, deploy_executor, explain_revert, predict
-from tapedeck.sim.chain.pyevm import ChainTx, PyEvmChain, call_data, revert_reason
-from tapedeck.sim.chain.revm import RevmChain
+from tapedeck.sim.chain.pyevm import ChainTx, call_data, deploy, revert_reason, transact
+from tests.conftest import CHAIN_BACKENDS, new_chain, revert_again
 
 pytestmark = [pytest.mark.contract, pytest.mark.slow]
 
@@ -36,10 +36,10 @@ PREMIUM_BPS = 9
 CASES = 20
 
 
-@pytest.fixture(scope="module", params=["pyevm", "revm"])
+@pytest.fixture(scope="module", params=CHAIN_BACKENDS)
 def world(request) -> dict[str, Any]:
     try:
-        chain = PyEvmChain() if request.param == "pyevm" else RevmChain()
+        chain = new_chain(request)
         market = deploy_aave_v3(chain.w3)
         executor = deploy_executor(market, chain.accounts[1])
     except ArtifactMissing as e:
@@ -49,7 +49,7 @@ def world(request) -> dict[str, Any]:
     lp = chain.accounts[9]
     market.supply(lp, "USDC", 500_000_000 * E6, mint=True)
     market.supply(lp, "WETH", 100_000 * E18, mint=True)
-    dai = chain.deploy(load("@aave/core-v3", "MintableERC20"), "Dai", "DAI", 18, gas=2_000_000)
+    dai = deploy(chain.w3, load("@aave/core-v3", "MintableERC20"), "Dai", "DAI", 18, gas=2_000_000)
     factory, _router = uv2.deploy_factory_and_router(w3, market.asset("WETH"), admin)
     weth, usdc = market.tokens["WETH"], market.tokens["USDC"]
     pairs = {"WETH/USDC": uv2.create_pair(w3, factory, weth, usdc, admin),
@@ -84,9 +84,9 @@ def _fund(world: dict[str, Any], price: int, depth_usd: int) -> None:
         for token in (pair.token0, pair.token1):
             sym = token.functions.symbol().call()
             amount = amounts[sym] * (3 if name == "WETH/USDC" else 1)
-            chain.transact(token.get_function_by_signature("mint(address,uint256)")(admin, amount), admin, 120_000)
-            chain.transact(token.functions.transfer(pair.pair.address, amount), admin, 100_000)
-        chain.transact(pair.pair.functions.mint(admin), admin, 300_000)
+            transact(chain.w3, token.get_function_by_signature("mint(address,uint256)")(admin, amount), admin, 120_000)
+            transact(chain.w3, token.functions.transfer(pair.pair.address, amount), admin, 100_000)
+        transact(chain.w3, pair.pair.functions.mint(admin), admin, 300_000)
     del dai
 
 
@@ -96,7 +96,7 @@ def _borrower(world: dict[str, Any], who: str, weth: int, usdc: int) -> None:
     market.borrow(who, "USDC", usdc)
 
 
-def _tx(chain: PyEvmChain, sender: str, fn: Any, gas: int, nonce: int | None = None, value: int = 0) -> ChainTx:
+def _tx(chain: Any, sender: str, fn: Any, gas: int, nonce: int | None = None, value: int = 0) -> ChainTx:
     base = chain.w3.eth.get_block("latest")["baseFeePerGas"]
     n = chain.w3.eth.get_transaction_count(sender) if nonce is None else nonce
     return ChainTx(sender, n, gas, 2 * base + 10**9, 10**9, fn.address, call_data(fn), value)
@@ -125,7 +125,7 @@ def _route(world: dict[str, Any], two_hops: bool) -> list[Hop]:
 @pytest.mark.parametrize("case", range(CASES))
 def test_profit_equals_the_prediction_to_the_wei(world: dict[str, Any], case: int) -> None:
     chain, market, ex = world["chain"], world["market"], world["executor"]
-    chain.revert(world["snap"])
+    revert_again(chain, world["snap"])
     rng = random.Random(1000 + case)
     regime = case % 3  # 0: HF in (0.95, 1) -> 50%; 1: HF < 0.95 -> 100%; 2: request above the cap
     user, price = _liquidatable(world, rng, [0.975, 0.90, 0.97][regime])
@@ -166,7 +166,7 @@ def test_profit_equals_the_prediction_to_the_wei(world: dict[str, Any], case: in
 
 def _setup_one(world: dict[str, Any], hf: float, seed: int) -> tuple[str, list[Hop], int, Any]:
     chain, market = world["chain"], world["market"]
-    chain.revert(world["snap"])
+    revert_again(chain, world["snap"])
     rng = random.Random(seed)
     user, price = _liquidatable(world, rng, hf)
     _fund(world, price, 20_000_000)

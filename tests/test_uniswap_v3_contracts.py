@@ -1,5 +1,5 @@
 """The domain's V3 math equals the real pool bytecode (npm @uniswap/v3-core 1.0.1, reached through
-@uniswap/v3-periphery 1.4.4's SwapRouter and NonfungiblePositionManager) on py-evm, to the wei.
+@uniswap/v3-periphery 1.4.4's SwapRouter and NonfungiblePositionManager) on py-evm, anvil and revm, to the wei.
 
 One deployment per module. For seeded pools (every fee tier, random prices over ticks -300k..300k,
 a full-range position plus random narrow ones), every Mint log's amounts equal
@@ -15,7 +15,7 @@ reserve, give the Swap log the domain predicts:
   or bitmap-word boundary, liquidity crossed at initialized ticks).
 
 ``V3PoolState`` folded from the decoded logs equals ``slot0()``/``liquidity()`` after every swap.
-Last, the same deploy code runs on anvil and one swap gives the same log as on py-evm.
+Last, across backends: the same deploy code gives one swap the same log on anvil as on py-evm.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from tapedeck.domain import events as ev
 from tapedeck.domain import uniswap_v3 as v3
 from tapedeck.sim.chain.artifacts import ArtifactMissing, load, node_modules
 from tapedeck.sim.chain.pyevm import ChainTx, PyEvmChain, call_data, deploy, transact
-from tapedeck.sim.chain.revm import RevmChain
+from tests.conftest import CHAIN_BACKENDS, new_chain, revert_again
 
 pytestmark = pytest.mark.contract
 
@@ -64,20 +64,20 @@ def setup_tokens(w3: Any, me: str, decimals: tuple[int, int] = (18, 6)) -> tuple
     return a, b
 
 
-@pytest.fixture(scope="module", params=["pyevm", "revm"])
+@pytest.fixture(scope="module", params=CHAIN_BACKENDS)
 def world(request) -> Any:
     _require_builds()
     from tapedeck.sim.chain.uniswap_v3 import deploy_v3
 
     started = time.perf_counter()
-    chain = PyEvmChain() if request.param == "pyevm" else RevmChain()
+    chain = new_chain(request)
     me = chain.accounts[0]
     dep = deploy_v3(chain.w3, sender=me)
     a, b = setup_tokens(chain.w3, me)
     for t in (a, b):
         for spender in (dep.router.address, dep.manager.address):
             transact(chain.w3, t.functions.approve(spender, 2**256 - 1), me, gas=100_000)
-    print(f"\nV3 deployment + tokens on py-evm: {time.perf_counter() - started:.2f}s")
+    print(f"\nV3 deployment + tokens on {request.param}: {time.perf_counter() - started:.2f}s")
     return SimpleNamespace(chain=chain, w3=chain.w3, dep=dep, a=a, b=b, me=me)
 
 
@@ -251,7 +251,7 @@ def test_swaps_within_one_range_equal_swap_within_range(w: Any) -> None:
     checked = edges = stuck = short = limited = 0
     started = time.perf_counter()
     for config in range(10):
-        w.chain.revert(base)
+        revert_again(w.chain, base)
         book = new_pool(w, rng, narrow=rng.randint(0, 3))
         pool, fee, spacing = book.pool, book.pool.fee, book.pool.tick_spacing
         for case in range(12):
@@ -316,7 +316,7 @@ def test_swaps_across_initialized_ticks_equal_the_domain_steps(w: Any) -> None:
     checked = crossing = limited = within = 0
     started = time.perf_counter()
     for config in range(10):
-        w.chain.revert(base)
+        revert_again(w.chain, base)
         book = new_pool(w, rng, narrow=rng.randint(2, 5))
         pool, fee, spacing = book.pool, book.pool.fee, book.pool.tick_spacing
         for case in range(10):
