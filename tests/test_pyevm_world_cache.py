@@ -137,3 +137,30 @@ def test_a_simulated_block_leaves_the_chain_as_it_was_and_a_block_going_on_from_
     assert not sim._runs
     assert got == expected
     assert sim.w3.eth.get_block("latest") == plain.w3.eth.get_block("latest")
+
+
+@pytest.mark.slow
+def test_eth_crash_on_py_evm_restored_from_the_world_cache_records_what_the_deploy_recorded(tmp_path) -> None:
+    """The shipped scenario's set-up (the Aave market, the positions, the V2 pools) kept by one run
+    and replayed from disk by the next (as a new process reads it): the same events, the same digest."""
+    from tapedeck.adapters.config_files import load_config
+    from tapedeck.adapters.eventlog import EventLog
+    from tapedeck.sim.recording import run_scenario
+    from tapedeck.sim.scenario import load_scenario
+    from tests.conftest import ROOT
+
+    if not (node_modules() / "@aave" / "core-v3").is_dir():
+        pytest.skip(f"@aave/core-v3 not installed under {node_modules()}")
+    scenario = load_scenario("eth-crash", seed=7)
+    config = load_config(ROOT / "fixtures" / "config" / "sim-default.toml")
+    digests, events, counts = [], [], []
+    for name in ("deployed.db", "restored.db"):
+        world_cache.clear_memory()
+        run_scenario(scenario, config, tmp_path / name, chain="pyevm")
+        counts.append(dict(world_cache.stats))
+        log = EventLog.open(tmp_path / name)
+        digests.append(log.manifest.seal["digest"])
+        events.append(list(log.events()))
+        log.close()
+    assert counts == [{"hits": 0, "misses": 3, "stale": 0}, {"hits": 3, "misses": 3, "stale": 0}]
+    assert digests[0] == digests[1] and events[0] == events[1]
