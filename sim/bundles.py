@@ -134,24 +134,32 @@ class BundleBuilder:
         """The last unit of ``seq`` (a bundle) run after the others in one block on a snapshot:
         reverted?, payment, gas used. Only the public transactions the chain executes count
         (background traffic is virtual). Memoised per block: a simulation is a mined and reverted
-        block, ~0.3-0.6 s on py-evm for a liquidation, ~0.1 s on anvil."""
+        block, ~0.3-0.6 s on py-evm for a liquidation, ~0.1 s on anvil. On a backend that
+        simulates a block without mining it (py-evm's ``simulate_block``) the block before the
+        bundle and the block with it are one execution, read at the bundle's start and at its end."""
         units = [u for u in seq if isinstance(u, Bundle) or isinstance(u.payload, ChainTx)]
-        sim, total = self._sim(units, ts, base_fee)
+        split = len(units) > 1 and tuple(u.id for u in units[:-1]) not in self._memo \
+            and hasattr(self.side.backend, "simulate_block")
+        sim, total = self._sim(units, ts, base_fee, split)
         assert sim is not None
         _, before = self._sim(units[:-1], ts, base_fee) if len(units) > 1 else (None, 0)
         return dataclasses.replace(sim, payment=sim.payment + total - before)
 
-    def _sim(self, units: list[PendingTx | Bundle], ts: int, base_fee: int) -> tuple[BundleSim | None, int]:
+    def _sim(self, units: list[PendingTx | Bundle], ts: int, base_fee: int,
+             split: bool = False) -> tuple[BundleSim | None, int]:
         key = tuple(u.id for u in units)
         if key not in self._memo:
-            self._memo[key] = self._run(units, ts, base_fee)
+            self._memo[key] = self._run(units, ts, base_fee, split)
         return self._memo[key]
 
-    def _run(self, units: list[PendingTx | Bundle], ts: int, base_fee: int) -> tuple[BundleSim | None, int]:
+    def _run(self, units: list[PendingTx | Bundle], ts: int, base_fee: int,
+             split: bool = False) -> tuple[BundleSim | None, int]:
         """Mine ``units`` on a snapshot: the last one's result if it is a bundle (its payment: its
-        priority fees only) and the block's coinbase surplus (transfers beyond priority fees)."""
+        priority fees only) and the block's coinbase surplus (transfers beyond priority fees).
+        With ``split`` (a backend with ``simulate_block``; the units before the last one end in a
+        public transaction and are not memoised) their result is read on the way and memoised."""
         self.simulations += 1
-        backend, w3 = self.side.backend, self.side.w3
+        backend = self.side.backend
         placed = self._with_nonces([u for u in units if isinstance(u, Bundle)])
         last = units[-1] if isinstance(units[-1], Bundle) else None
         flat, k = [], 0
@@ -161,28 +169,67 @@ class BundleBuilder:
                 k += 1
             else:
                 flat.append(u)
+        if hasattr(backend, "simulate_block"):
+            out = self._run_unmined(units, flat, placed, last, ts, base_fee, split)
+            if out is not None:
+                return out
         snap = backend.snapshot()
         try:
             try:
                 receipts = backend.mine_block([t.payload for t in flat], ts // NS)
             except Exception as e:  # noqa: BLE001 - the backend refused a transaction (nonce, funds)
                 return (BundleSim(False, 0, 0, f"invalid: {e}") if last is not None else None), 0
-            surplus = coinbase_surplus(w3, receipts)
-            if last is None:
-                return None, surplus
-            txs = placed[-1][1]
-            mine = receipts[len(receipts) - len(txs):]
-            bad = [(t, r) for t, r in zip(txs, mine) if r["status"] != 1]
-            reason = ""
-            if bad:
-                t = bad[0][0]
-                call = self.calls.get(last.txs[txs.index(t)].id)
-                reason = revert_reason(call, {"from": t.sender, "gas": t.gas}) if call is not None else "reverted"
-                reason = reason.removeprefix("execution reverted: ")
-            tips = sum(r["gasUsed"] * effective_priority_fee(t, base_fee) for t, r in zip(txs, mine))
-            return BundleSim(not bad, tips, sum(r["gasUsed"] for r in mine), reason), surplus
+            return self._result(receipts, coinbase_surplus(self.side.w3, receipts), placed, last, base_fee,
+                                lambda call, params: revert_reason(call, params))
         finally:
             backend.revert(snap)
+
+    def _run_unmined(self, units: list[PendingTx | Bundle], flat: list[PendingTx], placed: list[Any],
+                     last: Bundle | None, ts: int, base_fee: int,
+                     split: bool) -> tuple[BundleSim | None, int] | None:
+        """``_run`` on a block the backend executes and never mines (``simulate_block``): the same
+        transactions, receipts and coinbase; None when a revert reason cannot be read there
+        exactly (then ``_run`` mines on a snapshot as before)."""
+        backend = self.side.backend
+        head = len(flat) - len(placed[-1][1]) if (split and last is not None) else len(flat)
+        payloads = [t.payload for t in flat]
+        try:
+            run = backend.simulate_block(payloads[:head], ts // NS, keep=False)
+            if split and last is not None:
+                self._memo[tuple(u.id for u in units[:-1])] = (None, run.coinbase_surplus())
+                run.apply(backend, payloads[head:])
+        except Exception as e:  # noqa: BLE001 - the backend refused a transaction (nonce, funds)
+            return (BundleSim(False, 0, 0, f"invalid: {e}") if last is not None else None), 0
+        slow: list[bool] = []
+
+        def reason_of(call: Any, params: dict[str, Any]) -> str:
+            text = run.revert_reason(call, params)
+            if text is None:
+                slow.append(True)
+                return ""
+            return text
+
+        out = self._result(run.outcomes(), run.coinbase_surplus(), placed, last, base_fee, reason_of)
+        if slow:
+            return None
+        backend.keep(run)
+        return out
+
+    def _result(self, receipts: list[Any], surplus: int, placed: list[Any], last: Bundle | None, base_fee: int,
+                reason_of: Any) -> tuple[BundleSim | None, int]:
+        if last is None:
+            return None, surplus
+        txs = placed[-1][1]
+        mine = receipts[len(receipts) - len(txs):]
+        bad = [(t, r) for t, r in zip(txs, mine) if r["status"] != 1]
+        reason = ""
+        if bad:
+            t = bad[0][0]
+            call = self.calls.get(last.txs[txs.index(t)].id)
+            reason = reason_of(call, {"from": t.sender, "gas": t.gas}) if call is not None else "reverted"
+            reason = reason.removeprefix("execution reverted: ")
+        tips = sum(r["gasUsed"] * effective_priority_fee(t, base_fee) for t, r in zip(txs, mine))
+        return BundleSim(not bad, tips, sum(r["gasUsed"] for r in mine), reason), surplus
 
     # ------------------------------------------------------------------ the block itself
 

@@ -173,7 +173,7 @@ def chain_backend(kind: str, start_time: int) -> Any:
     if kind == "pyevm":
         from tapedeck.sim.chain.pyevm import PyEvmChain
 
-        return PyEvmChain(start_time=start_time)
+        return PyEvmChain(start_time=start_time, world_cache=True)
     if kind == "anvil":
         from tapedeck.sim.chain.anvil import AnvilChain
         from tapedeck.sim.chain.pyevm import SIM_CHAIN_ID

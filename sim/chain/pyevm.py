@@ -277,9 +277,15 @@ class PyEvmChain:
     accrual (and every Aave amount) depend on when a run happens. Here every block is stamped
     ``max(parent + 1, self.time)``: ``start_time`` (default: the genesis) and whatever
     ``mine_block`` was asked for since.
+
+    ``world_cache``: set-ups run through ``sim.chain.world_cache.cached`` on this chain are kept and
+    replayed (the sim's chains: ``sim.recording``); off by default, so a chain made elsewhere (a
+    test, a benchmark) deploys every time as before.
     """
 
-    def __init__(self, backend: PyEVMBackend | None = None, *, start_time: int | None = None) -> None:
+    def __init__(self, backend: PyEVMBackend | None = None, *, start_time: int | None = None,
+                 world_cache: bool = False) -> None:
+        self.world_cache = world_cache
         if backend is None:
             genesis = PyEVMBackend.generate_genesis_params()
             if start_time is not None:
@@ -302,6 +308,7 @@ class PyEvmChain:
             return tuple(hashes)
 
         self.tester.backend.mine_blocks = mine_pinned  # type: ignore[method-assign]
+        self._runs: dict[tuple[ChainTx, ...], _BlockRun] = {}  # simulations of the pending block (simulate_block)
         self._pin()
 
     def _pin(self) -> None:
@@ -313,29 +320,95 @@ class PyEvmChain:
         """Execute ``txs`` in this order in one new block stamped ``timestamp`` (seconds); their receipts.
 
         A reverting transaction is mined with status 0, as on a real chain. The transactions are
-        signed by eth-tester's keys and applied with py-evm's ``mine_all``: one VM for the block,
+        signed by eth-tester's keys and applied as py-evm's ``mine_all`` does: one VM for the block,
         its transaction and receipt tries built once. eth-tester's pending block (the previous
         path) re-applied nothing but rebuilt both tries and a new VM per transaction, quadratic in
         the block's size (11.6 / 33 / 54 ms per transfer in blocks of 10 / 50 / 100, BENCHMARKS.md).
-        ``prevrandao`` is derived from the timestamp (eth-tester draws it from ``os.urandom``)."""
+        ``prevrandao`` is derived from the timestamp (eth-tester draws it from ``os.urandom``).
+
+        When a ``simulate_block`` of this same pending block already executed the first of ``txs``
+        (a bundle simulation: the block's public transactions and the bundle where it stands),
+        that VM goes on with the rest instead of executing them again: ``mine_all`` itself is
+        ``apply_all_transactions`` then sealing, and applying a block's transactions in two calls
+        (the second from the header the first returned) is the same execution, receipt by receipt."""
         self.time = max(self.time, timestamp)
         self._pin()
         if not txs:
+            self._runs.clear()
             self.tester.mine_blocks(1)
             return []
-        tester, backend = self.tester, self.tester.backend
-        chain = backend.chain
-        signed = [backend._get_normalized_and_signed_evm_transaction(
-            tester.normalizer.normalize_inbound_transaction(t.tester_params(self.chain_id))) for t in txs]
+        run = self._take_run(txs)
+        if run is None:
+            run = self._begin()
+        try:
+            run.apply(self, txs[len(run.txs):])
+        finally:
+            self._runs.clear()
+        return self._seal(run)
+
+    # ------------------------------------------------------------------ blocks on a throw-away VM
+
+    def _mine_kwargs(self) -> dict[str, Any]:
+        chain = self.tester.backend.chain
         kwargs: dict[str, Any] = {"coinbase": bytes(20)}
-        vm = chain.get_vm()
-        if isinstance(vm, ParisVM):
+        vm_class = chain.get_vm_class(chain.header)
+        if issubclass(vm_class, ParisVM):
             kwargs["mix_hash"] = keccak(chain.header.timestamp.to_bytes(32, "big"))
-        if isinstance(vm, PragueVM):
+        if issubclass(vm_class, PragueVM):
             kwargs["blob_gas_used"] = 0
-        result, receipts, computations = chain.mine_all(signed, **kwargs)
+        return kwargs
+
+    def _begin(self) -> "_BlockRun":
+        """A VM for the pending block as ``mine_all`` makes it (its header, its coinbase)."""
+        chain = self.tester.backend.chain
+        kwargs = self._mine_kwargs()
+        base = chain.header
+        return _BlockRun(base, kwargs, chain.get_vm(chain._custom_header(base, **kwargs)))
+
+    def _take_run(self, txs: list[ChainTx]) -> "_BlockRun | None":
+        """The longest kept simulation of this pending block whose transactions begin ``txs``."""
+        header = self.tester.backend.chain.header
+        best = None
+        for key, run in self._runs.items():
+            n = len(key)
+            if n <= len(txs) and (best is None or n > len(best.txs)) and run.base == header \
+                    and run.kwargs == self._mine_kwargs() and tuple(txs[:n]) == key:
+                best = run
+        return best
+
+    def _seal(self, run: "_BlockRun") -> list[Any]:
+        """What ``mine_all`` does after ``apply_all_transactions``: fill, seal, persist, next header."""
+        chain, vm = self.tester.backend.chain, run.vm
+        filled = vm.set_block_transactions_and_withdrawals(vm.get_block(), run.header, run.signed, run.receipts,
+                                                           withdrawals=None)
+        block = vm.mine_block(filled, **run.kwargs).block
+        imported = chain.persist_block(block)[0]
+        chain.header = chain.create_header_from_parent(imported.header)
         self._pin()
-        return _receipts(result.imported_block, signed, receipts, computations)
+        return _receipts(imported, run.signed, run.receipts, run.computations)
+
+    def simulate_block(self, txs: list[ChainTx], timestamp: int, *, keep: bool = True) -> "_BlockRun":
+        """Execute ``txs`` as ``mine_block`` would, on a VM that is never sealed nor persisted (nothing
+        of it reaches the chain's database); the run (``receipts``, ``coinbase_surplus``,
+        ``revert_reason``, ``apply`` for more transactions). Raises what ``mine_block`` raises
+        for a transaction the VM refuses. The chain's time moves to ``timestamp`` as with
+        ``mine_block``. With ``keep`` the run is kept for this pending block: a ``mine_block``
+        whose transactions begin with these goes on from it (see there)."""
+        self.time = max(self.time, timestamp)
+        self._pin()
+        run = self._begin()
+        run.apply(self, txs)
+        if keep:
+            self.keep(run)
+        return run
+
+    def keep(self, run: "_BlockRun") -> None:
+        """Keep ``run`` for this pending block's ``mine_block`` (a run with a revert reason read on
+        it, or one that failed, is not kept)."""
+        if run.failed or run.probed:
+            return
+        if run.base == self.tester.backend.chain.header:
+            self._runs[tuple(run.txs)] = run
 
     def call_many(self, calls: list[tuple[str, bytes]], gas: int = CALL_GAS) -> list[bytes | None]:
         """Run read-only calls ``(to, calldata)`` on the latest block's state; their return data
@@ -377,6 +450,7 @@ class PyEvmChain:
         from eth.constants import GENESIS_PARENT_HASH
 
         tester = self.tester
+        self._runs.clear()
         block_hash = tester._snapshots.get(snapshot_id)
         if block_hash is None or tester._block_filters or tester._pending_transaction_filters or tester._log_filters:
             tester.revert_to_snapshot(snapshot_id)
@@ -390,3 +464,109 @@ class PyEvmChain:
         chaindb._set_as_canonical_chain_head(chaindb.db, block.header, GENESIS_PARENT_HASH)
         chain.header = chain.create_header_from_parent(block.header)
         self._pin()
+
+
+class _BlockRun:
+    """A pending block's transactions applied on a VM of its own, as ``mine_all`` applies them, not
+    (yet) sealed: ``PyEvmChain.simulate_block`` discards it, ``mine_block`` may seal it."""
+
+    def __init__(self, base: Any, kwargs: dict[str, Any], vm: Any) -> None:
+        self.base, self.kwargs, self.vm = base, kwargs, vm
+        self.header = base  # mine_all applies from the uncustomised pending header
+        self.txs: list[ChainTx] = []
+        self.signed: list[Any] = []
+        self.receipts: list[Any] = []
+        self.computations: list[Any] = []
+        self.failed = False  # a transaction was refused: the VM's state is half-applied
+        self.probed = False  # a revert reason was read on the state (an eth_call, reverted)
+        self.coinbase_start = vm.state.get_balance(kwargs["coinbase"])
+
+    def apply(self, chain: PyEvmChain, txs: list[ChainTx]) -> None:
+        if not txs:
+            return
+        if self.failed:
+            raise RuntimeError("this block run failed: it cannot go on")
+        tester, backend = chain.tester, chain.tester.backend
+        signed = [backend._get_normalized_and_signed_evm_transaction(
+            tester.normalizer.normalize_inbound_transaction(t.tester_params(chain.chain_id))) for t in txs]
+        try:
+            header, receipts, computations = self.vm.apply_all_transactions(signed, self.header)
+        except BaseException:
+            self.failed = True
+            raise
+        self.header = header
+        self.txs.extend(txs)
+        self.signed.extend(signed)
+        self.receipts.extend(receipts)
+        self.computations.extend(computations)
+
+    def outcomes(self, start: int = 0) -> list[dict[str, int]]:
+        """The receipts' fields a bundle simulation reads (``status``, ``gasUsed``,
+        ``effectiveGasPrice``), as ``_receipts`` makes them, from transaction ``start`` on."""
+        base_fee = self.base.base_fee_per_gas
+        out, used = [], self.receipts[start - 1].gas_used if start else 0
+        for tx, r, c in zip(self.signed[start:], self.receipts[start:], self.computations[start:]):
+            out.append({"status": 0 if c.is_error else 1, "gasUsed": r.gas_used - used,
+                        "effectiveGasPrice": min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)})
+            used = r.gas_used
+        return out
+
+    def coinbase_surplus(self) -> int:
+        """``sim.bundles.coinbase_surplus`` of this block so far: the coinbase's balance change less
+        the transactions' priority fees."""
+        base_fee = self.base.base_fee_per_gas
+        delta = self.vm.state.get_balance(self.kwargs["coinbase"]) - self.coinbase_start
+        return delta - sum(r["gasUsed"] * (r["effectiveGasPrice"] - base_fee) for r in self.outcomes())
+
+    def revert_reason(self, fn: Any, params: dict[str, Any]) -> str | None:
+        """``revert_reason(fn, params)`` as it reads on this block once mined ("latest"): the same
+        web3 ``eth_call`` through eth-tester, whose "latest" VM is this one (the mined header's
+        execution context is the pending one's: number, time, coinbase, base fee, prevrandao,
+        gas limit; the state is the block's end state). None when the call does not revert with
+        REVERT data (a success, or another error): then the caller takes the exact slow path."""
+        import eth_tester.backends.pyevm.main as tester_main
+        from eth.exceptions import Revert
+
+        original = tester_main._get_vm_for_block_number
+        vm = self.vm
+        outcome: dict[str, Any] = {}
+
+        def at_latest(chain: Any, block_number: Any) -> Any:
+            if block_number in ("latest", "safe", "finalized"):
+                return _Probe(vm, outcome)
+            return original(chain, block_number)
+
+        self.probed = True
+        tester_main._get_vm_for_block_number = at_latest
+        try:
+            reason = revert_reason(fn, params)
+        finally:
+            tester_main._get_vm_for_block_number = original
+        errors = outcome.get("errors", [])
+        if not reason or len(errors) != 1 or not isinstance(errors[0], Revert):
+            return None
+        return reason
+
+
+class _Probe:
+    """A VM whose ``state`` records each applied transaction's error (``_BlockRun.revert_reason``)."""
+
+    def __init__(self, vm: Any, outcome: dict[str, Any]) -> None:
+        self._vm, self._outcome = vm, outcome
+
+    @property
+    def state(self) -> Any:
+        return _ProbeState(self._vm.state, self._outcome)
+
+
+class _ProbeState:
+    def __init__(self, state: Any, outcome: dict[str, Any]) -> None:
+        self._state, self._outcome = state, outcome
+
+    def apply_transaction(self, tx: Any) -> Any:
+        c = self._state.apply_transaction(tx)
+        self._outcome.setdefault("errors", []).append(c._error if c.is_error else None)
+        return c
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)

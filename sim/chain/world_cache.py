@@ -22,11 +22,20 @@ arguments) plus:
 
 Entries live in this process (a sweep worker reuses them) and as files under
 ``$TAPEDECK_WORLD_CACHE`` (default ``<repo>/build/world-cache``), one per key, written atomically;
-``TAPEDECK_WORLD_CACHE=memory`` keeps them in the process only, ``off`` always deploys. Only the revm backend has the write log: on the other backends ``build()`` just runs.
+``TAPEDECK_WORLD_CACHE=memory`` keeps them in the process only, ``off`` always deploys.
+
+On py-evm (a ``PyEvmChain`` made with ``world_cache=True``, as the sim makes its chains; other
+py-evm chains just run ``build()``) every change to the chain is a write to one in-memory key-value store
+(eth-tester's ``MemoryDB``: trie nodes, blocks, receipts, the canonical head), so there the slice is
+every key the build wrote (recorded as it writes, not a before/after comparison: a node the store
+already held from a reverted simulation is kept too) with the pending header, the chain's time and
+the keys the build added; its key adds the chain's head hash, number, time and accounts, and the
+py-evm and eth-tester versions. On anvil ``build()`` just runs.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 import pickle
@@ -112,6 +121,8 @@ def cached(chain: Any, key: Any, build: Callable[[], Any], *, modules: tuple[str
     ``build`` must return plain, picklable data (addresses, numbers), change the chain only by
     mining blocks and adding keys, and load the builds it deploys inside (``artifacts.load`` is
     cached: free), so that the entry names them. ``modules``: names of the modules whose code ``build`` runs."""
+    if enabled() and _is_pyevm(chain):
+        return _cached_pyevm(chain, key, build, modules)
     if not (enabled() and hasattr(chain, "_log")):
         return build()
     k = _key(chain, key, modules)
@@ -153,6 +164,97 @@ def _apply(chain: Any, entry: dict[str, Any]) -> None:
         chain.add_key(Account.from_key(key))
     chain.senders.update(entry["senders"])
     chain.time = entry["time"]
+
+
+def _is_pyevm(chain: Any) -> bool:
+    """A ``PyEvmChain`` made with ``world_cache=True`` (the sim's)."""
+    backend = getattr(getattr(chain, "tester", None), "backend", None)
+    return getattr(chain, "world_cache", False) is True and not hasattr(chain, "_log") and hasattr(getattr(backend, "chain", None), "chaindb") \
+        and hasattr(chain, "time") and hasattr(getattr(chain.tester.backend.chain.chaindb.db, "wrapped_db", None),
+                                                "kv_store")
+
+
+def _pyevm_store(chain: Any) -> Any:
+    return chain.tester.backend.chain.chaindb.db.wrapped_db  # eth-tester's MemoryDB (under an AtomicDB)
+
+
+def _pyevm_state_key(chain: Any) -> tuple[Any, ...]:
+    head = chain.tester.backend.chain.get_canonical_head()
+    keys = [bytes(k.public_key.to_canonical_address()).hex() for k in chain.tester.backend.account_keys]
+    return ("py-evm", version("py-evm"), version("eth-tester"), chain.chain_id, bytes(head.hash).hex(),
+            head.block_number, chain.time, tuple(keys))
+
+
+class _Recording(dict):  # type: ignore[type-arg]
+    """The store's dict while a build runs: remembers every key written or deleted."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.written: set[bytes] = set()
+        self.deleted: set[bytes] = set()
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.written.add(key)
+        self.deleted.discard(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.deleted.add(key)
+        self.written.discard(key)
+        super().__delitem__(key)
+
+
+def _cached_pyevm(chain: Any, key: Any, build: Callable[[], Any], modules: tuple[str, ...]) -> Any:
+    """``cached`` on a ``PyEvmChain`` (see the module docstring)."""
+    import rlp
+
+    before = _pyevm_state_key(chain)
+    k = hashlib.sha256(repr((key, before, _code_hash(modules))).encode()).hexdigest()
+    entry = _read(k)
+    if entry is not None and entry.get("state") == before and _current(entry["artifacts"]):
+        stats["hits"] += 1
+        _apply_pyevm(chain, entry)
+        return entry["result"]
+    stats["stale" if entry is not None else "misses"] += 1
+    store = _pyevm_store(chain)
+    backend = chain.tester.backend
+    n_keys = len(backend.account_keys)
+    recording = _Recording(store.kv_store)
+    store.kv_store = recording
+    try:
+        with watch_loads() as seen:
+            result = build()
+    finally:
+        store.kv_store = dict(recording)
+    if len(backend.account_keys) < n_keys or getattr(chain, "_runs", None):
+        return result
+    header = backend.chain.header
+    arts = sorted({(package, name, _artifact_hash(a)) for package, name, a in seen})
+    entry = {"format": FORMAT, "state": before, "artifacts": arts, "result": result,
+             "db": {w: store.kv_store[w] for w in sorted(recording.written)}, "deleted": sorted(recording.deleted),
+             "keys": [k.to_bytes() for k in backend.account_keys[n_keys:]],
+             "header": (type(header).__module__, type(header).__qualname__, rlp.encode(header)), "time": chain.time,
+             "after": _pyevm_state_key(chain)}
+    _write(k, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+    return result
+
+
+def _apply_pyevm(chain: Any, entry: dict[str, Any]) -> None:
+    """Write an entry's keys into the chain's store, add its keys, set its pending header and time."""
+    import rlp
+
+    store = _pyevm_store(chain).kv_store
+    store.update(entry["db"])
+    for gone in entry["deleted"]:
+        store.pop(gone, None)
+    for raw in entry["keys"]:
+        chain.tester.add_account("0x" + raw.hex())
+    module, name, raw = entry["header"]
+    header_class = getattr(importlib.import_module(module), name)
+    chain.tester.backend.chain.header = rlp.decode(raw, sedes=header_class)
+    chain.time = entry["time"]
+    if hasattr(chain, "_runs"):
+        chain._runs.clear()
 
 
 def _read(k: str) -> dict[str, Any] | None:
