@@ -180,6 +180,11 @@ class Engine:
         # Per event type, a handler specialised for its route (``_specialise``); ``self.handle`` looks
         # it up by exact type. The dict is updated in place, so a ``handle`` bound before a strategy
         # is suspended still routes as the engine now does.
+        self._specialised()
+
+    def _specialised(self) -> None:
+        """Route, and bind ``self.handle`` to the per-type handlers (its closures hold this engine's
+        state, so a copy of the engine must build its own: ``__getstate__``/``__setstate__``)."""
         self._handlers: dict[type[ev.Event], Callable[[Any], Sequence[ev.Event]]] = {}
         self._route()
         handlers = self._handlers
@@ -190,6 +195,16 @@ class Engine:
 
         handle.__doc__ = Engine.handle.__doc__
         self.handle = handle  # type: ignore[method-assign]  # decides as ``Engine.handle`` does, faster
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickle) without the handlers: closures over this engine's state."""
+        state = self.__dict__.copy()
+        del state["handle"], state["_handlers"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._specialised()
 
     def _route(self) -> None:
         """One lookup per event, by exact type: (fold or None, strategies asked, router or None)."""

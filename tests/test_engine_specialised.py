@@ -101,3 +101,24 @@ def test_a_single_strategy_route_gets_its_own_closure() -> None:
     quote_handler = engine._handlers[ev.QuoteUpdated]
     assert getattr(quote_handler, "__func__", None) is not general  # specialised, not the general path
     assert engine._handlers[ev.OrderFilled].__func__ is general  # executions route through the general path
+
+
+def test_a_copied_engine_decides_on_its_own_state() -> None:
+    """``copy.deepcopy`` of an engine mid-run (a what-if fork; the Aave benchmark times each run on
+    one): the copy's handlers hold the copy's state, so feeding it leaves the original untouched and
+    it decides as an engine fed the same events from the start."""
+    import copy
+
+    rng = random.Random(7)
+    tape = [ev.with_seq(e, i + 1) for i, e in enumerate(_tape(rng, 400))]
+    head, tail = tape[:200], tape[200:]
+    original, reference = _engines("spread+always", 0)
+    for e in head:
+        original.handle(e)
+        reference.handle(e)
+    fork = copy.deepcopy(original)
+    before = {k: dict(v) for k, v in original.state.quotes.items()}
+    forked = [codec.encode(d) for e in tail for d in fork.handle(e)]
+    assert {k: dict(v) for k, v in original.state.quotes.items()} == before
+    assert forked == [codec.encode(d) for e in tail for d in reference.handle(e)]
+    assert forked and fork.state is not original.state
