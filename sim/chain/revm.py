@@ -94,8 +94,11 @@ try:  # safe-pysha3 (eth-tester's dependency): keccak without eth_hash's dispatc
 
     def _keccak(data: bytes) -> bytes:
         return _keccak_256(data).digest()
-except ImportError:  # pragma: no cover - eth_utils' keccak
-    _keccak = keccak
+except ImportError:  # pycryptodome (eth_hash's backend here), called directly: eth_utils' keccak
+    from Crypto.Hash import keccak as _pycryptodome_keccak  # checks its argument and dispatches per call
+
+    def _keccak(data: bytes) -> bytes:
+        return _pycryptodome_keccak.new(data=data, digest_bits=256).digest()
 
 
 def _rlp_item(item: Any) -> bytes:
