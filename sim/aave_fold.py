@@ -26,8 +26,14 @@ What each event does (Aave v3.0, variable debt only, no e-mode; rounding as the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from tapedeck.domain import aave_v3 as aave
+
+# The reserves' indexes at a timestamp: pure functions of their int arguments, the same for every user of
+# a reserve in one block (``account`` of ~15 borrowers a block re-derived them per user and reserve).
+_income = lru_cache(maxsize=1024)(aave.normalized_income)
+_debt = lru_cache(maxsize=1024)(aave.normalized_debt)
 from tapedeck.domain import events as ev
 
 
@@ -109,9 +115,9 @@ class AaveFold:
         out = []
         for reserve, b in self.users.get(user, {}).items():
             r = self.reserves[reserve]
-            collateral = aave.ray_mul(b.scaled_collateral, aave.normalized_income(
+            collateral = aave.ray_mul(b.scaled_collateral, _income(
                 r.liquidity_index, r.liquidity_rate, r.last_update, timestamp)) if b.scaled_collateral else 0
-            debt = aave.ray_mul(b.scaled_debt, aave.normalized_debt(
+            debt = aave.ray_mul(b.scaled_debt, _debt(
                 r.variable_borrow_index, r.variable_borrow_rate, r.last_update, timestamp)) if b.scaled_debt else 0
             if collateral or debt:
                 out.append(aave.Position(price=r.price, decimals=r.decimals, ltv=r.ltv,

@@ -233,6 +233,7 @@ class LatencyModel:
         self.links = dict(links)
         self._rngs: dict[tuple[str, str], Any] = {}
         self._last: dict[tuple[str, str], int] = {}
+        self._scaled: dict[tuple[str, str], tuple[Latency, Decimal, Decimal]] = {}
 
     def _spec(self, endpoint: str, direction: str) -> Latency:
         if direction not in self.DIRECTIONS:
@@ -249,8 +250,11 @@ class LatencyModel:
         rng = self._rngs.get(key)
         if rng is None:
             rng = self._rngs[key] = derive_rng(self.seed, f"latency:{endpoint}:{direction}")
-        base = CTX.multiply(spec.base_ms, Decimal(1_000_000))
-        mean = CTX.multiply(spec.jitter_ms, Decimal(1_000_000))
+        scaled = self._scaled.get(key)
+        if scaled is None or scaled[0] is not spec:  # the link's base and jitter in ns, once per spec
+            scaled = self._scaled[key] = (spec, CTX.multiply(spec.base_ms, Decimal(1_000_000)),
+                                          CTX.multiply(spec.jitter_ms, Decimal(1_000_000)))
+        _, base, mean = scaled
         if spec.jitter == "exponential":
             jitter = exponential(rng, mean)
         else:

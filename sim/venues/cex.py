@@ -216,9 +216,10 @@ class MockCex:
         assert mid is not None
         tick = s.tick_size
         self.bids, self.asks = [], []
+        mul, div = CTX.multiply, CTX.divide  # _to_tick inlined: ~20 levels a side on every mark move
         for up, down in self._levels():
-            ask = _to_tick(CTX.multiply(mid, up), tick, ROUND_CEILING)
-            bid = _to_tick(CTX.multiply(mid, down), tick, ROUND_FLOOR)
+            ask = mul(div(mul(mid, up), tick).to_integral_value(ROUND_CEILING), tick)
+            bid = mul(div(mul(mid, down), tick).to_integral_value(ROUND_FLOOR), tick)
             if self.asks and ask <= self.asks[-1][0]:
                 ask = CTX.add(self.asks[-1][0], tick)
             if self.bids and bid >= self.bids[-1][0]:
