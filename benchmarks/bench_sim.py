@@ -10,7 +10,7 @@ run's end). ``--profile FILE`` writes a cProfile of the first run per backend (`
 Usage: python benchmarks/bench_sim.py [--backends pyevm,anvil,revm] [--scenario eth-crash] [--seed 7]
        [--runs 1] [--others] [--no-start] [--profile FILE] [--tree DIR]
 It only uses ``run_scenario`` and ``load_scenario``, so an older tree runs under it too (before/after):
-``--tree DIR`` imports the ``tapedeck`` package from ``DIR/tapedeck`` (e.g. ``git archive --prefix=tapedeck/
+``--tree DIR`` imports the ``tapedeck`` package from ``DIR/tapedeck`` (it must hold build/contracts; e.g. ``git archive --prefix=tapedeck/
 REV | tar -x -C DIR``, with ``node_modules`` and ``build/contracts`` linked or copied into it) instead of
 the one installed, with that tree's fixtures; each process's runs after its first meet warm caches
 (the world cache, artifacts, imports), so compare medians of as many runs."""
@@ -31,6 +31,10 @@ if "--tree" in sys.argv[:-1]:  # before anything imports tapedeck
 import tapedeck  # noqa: E402
 
 ROOT = Path(tapedeck.__file__).resolve().parent
+if not any((ROOT / "build" / "contracts").glob("*.json")):  # e.g. a `git archive` tree: not compiled
+    sys.exit(f"{ROOT} has no build/contracts/*.json: without the compiled executor the shipped liquidator's "
+             f"intents fail and the world differs (other txs, other inputs); run `make contracts` there or "
+             f"copy build/contracts beside it")
 
 from tapedeck.adapters.config_files import load_config  # noqa: E402
 from tapedeck.sim.recording import run_scenario  # noqa: E402
