@@ -9,9 +9,10 @@ is the program's ``ErrorCode`` name, e.g. ``"TokenMaxExceeded"``) where the prog
 Python ints do not wrap, so each place where Rust checks a u64/u128/U256 bound is checked here.
 
 Prices are sqrt(price of A in B) as Q64.64 ints, liquidity is a u128 int, amounts are u64 ints.
-Proof: ``tests/test_whirlpool_math.py`` replays the program's own published swap test cases
+Proof: ``tests/test_whirlpool_swap_cases.py`` replays the program's own published swap test cases
 (``programs/whirlpool/src/tests/swap_test_cases.json``) to the unit, fee growth and protocol fee
-included.
+included; ``tests/test_whirlpool_orca_compiled.py`` compiles the program's math files and holds
+``compute_swap`` and the tick math equal to them on generated steps.
 
 Exact out at a step's end (the program's behaviour, kept as is). ``compute_swap`` first takes the
 fixed amount of the whole rest of the step (to the next initialized tick, the last array's end or

@@ -242,7 +242,8 @@ def test_known_exact_out_counterexample_is_what_the_program_charges() -> None:
     Expected values derived by hand from orca-so/whirlpools @ 630c0e01 (``math/swap_math.rs``
     ``compute_swap``, ``math/token_math.rs``, ``manager/swap_manager.rs``; the rust-sdk's
     ``quote/swap.rs`` ``compute_swap_step`` is the same algorithm), and checked with a throw-away
-    script that follows them (tick factors parsed out of ``tick_math.rs``, no tapedeck import):
+    script that follows them (tick factors parsed out of ``tick_math.rs``, no tapedeck import), and
+    by the program's own math files compiled (``test_whirlpool_orca_compiled``):
 
     * the next initialized tick to the right is 120497, sqrt price T = 7626899304135290501949;
     * exact-in, B fixed: ``ceil(L (T - P) / 2^64)`` = 243,190 > 167,743, so not a max swap; the
