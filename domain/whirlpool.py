@@ -9,9 +9,26 @@ is the program's ``ErrorCode`` name, e.g. ``"TokenMaxExceeded"``) where the prog
 Python ints do not wrap, so each place where Rust checks a u64/u128/U256 bound is checked here.
 
 Prices are sqrt(price of A in B) as Q64.64 ints, liquidity is a u128 int, amounts are u64 ints.
-Proof: ``tests/test_whirlpool_math.py`` replays the program's own published swap test cases
+Proof: ``tests/test_whirlpool_swap_cases.py`` replays the program's own published swap test cases
 (``programs/whirlpool/src/tests/swap_test_cases.json``) to the unit, fee growth and protocol fee
-included.
+included; ``tests/test_whirlpool_orca_compiled.py`` compiles the program's math files and holds
+``compute_swap`` and the tick math equal to them on generated steps.
+
+Exact out at a step's end (the program's behaviour, kept as is). ``compute_swap`` first takes the
+fixed amount of the whole rest of the step (to the next initialized tick, the last array's end or
+the price limit); exact out, that is the *output* rounded down. If it is <= the amount still wanted
+the step is a max swap: the price goes to the step's end and the input is the whole step's, rounded
+up (swap_math.rs l.53 ``initial_amount_fixed_delta.lte(amount_calc)``; the rust-sdk's
+``compute_swap_step`` is the same). So where the rest of a step holds ``r + x`` units of output
+(``0 <= x < 1``) and ``r`` are wanted, the taker pays for ``r + x`` and gets ``r``, and an exact-out
+for what an exact-in gave can cost more than that exact-in: at fee 0, L = 41,002 over ticks
+[120032, 120497), sqrt price 7517488476539511414103, 167,743 B exact in gives 1 A, and 1 A exact out
+costs 243,190 B (the range holds 1.44 A). What the rounding allows (static fee ``f``; proof in
+``tests/test_whirlpool_math.py``): the exact-out of ``q`` costs ``Y <= X`` (the exact-in's amount),
+or its last step was a max swap ending on a tick's exact price and
+``Y - X < (p + 1) / (1 - f) + 1``, ``p`` the input price of one output unit at that price; and an
+exact-in of ``Y`` buys exactly ``q``. Orca's own ``test_compute_swap_inversion`` asserts inversion
+only for steps that do not reach their target, for this reason.
 
 Not modelled: adaptive-fee pools (``fee_tier_index != tick_spacing``; the program then runs a
 volatility-driven ``FeeRateManager`` fed by an Oracle account) -- :class:`WhirlpoolPool` refuses to
