@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
-from tapedeck.domain import events as ev
-from tapedeck.domain.decimals import to_fixed
+if os.environ.get("TAPEDECK_PURE_PYTHON") == "1":  # the finder's .py modules, not their compiled build (setup.py)
+    from tests.pure_python import prefer_pure_python
+    prefer_pure_python()
+
+from tapedeck.domain import events as ev  # noqa: E402
+from tapedeck.domain.decimals import to_fixed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,168 @@
+"""The finder's compiled build (setup.py: ``domain/cp_optimum.py`` and ``domain/arb_finder.py``
+compiled by Cython) gives exactly what the pure-Python modules give.
+
+The imported modules are the compiled ones where the build is installed (``make bootstrap``);
+``tests/pure_python.pure_modules()`` loads private pure copies of the same sources beside them. Every
+opportunity (legs, sizes, outputs, profits, gas, method, ``proven``, key, as msgspec encodes it) and
+every counter of ``FinderStats`` must be equal, on the benchmark's 50-pool stream and on generated
+pools, and so must every ``RoundTrip`` answer on generated integers. With ``TAPEDECK_PURE_PYTHON=1``
+the whole suite runs on the ``.py`` files (tests/conftest.py) and these comparisons are pure against
+pure."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tapedeck.domain import arb_finder, cp_optimum
+from tapedeck.domain import events as ev
+from tapedeck.domain.dex_quotes import PoolSpec
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.risk import RiskGate
+from tapedeck.domain.state import MarketState
+from tests.pure_python import is_compiled, pure_modules
+
+PURE = pure_modules()
+PURE_FINDER = PURE["tapedeck.domain.arb_finder"]
+PURE_TRIP = PURE["tapedeck.domain.cp_optimum"].RoundTrip
+PURE_RUN = os.environ.get("TAPEDECK_PURE_PYTHON") == "1"
+Q96 = 1 << 96
+SPACING = {100: 1, 500: 10, 3000: 60, 10000: 200}
+T0, T1 = "0x" + "a0" * 20, "0x" + "c0" * 20
+
+
+def test_the_compiled_build_is_what_runs() -> None:
+    """``make bootstrap`` built it (a machine with gcc and the Python headers); the pure copies are pure."""
+    assert not is_compiled(PURE_FINDER) and not is_compiled(PURE["tapedeck.domain.cp_optimum"])
+    if PURE_RUN:
+        assert not is_compiled(arb_finder) and not is_compiled(cp_optimum)
+    else:
+        assert is_compiled(arb_finder) and is_compiled(cp_optimum), (
+            "the finder's compiled build is not installed: run `make bootstrap` (pip install -e .), "
+            "or set TAPEDECK_PURE_PYTHON=1 to test the pure modules")
+
+
+def _encoded(opps: list) -> list[bytes]:  # type: ignore[type-arg]
+    return [msgspec.json.encode(o) for o in opps]
+
+
+def _stats(finder) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return dataclasses.asdict(finder.stats)
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_arb_finder as bench  # the 50-pool world and its updates
+    return bench
+
+
+def _pair_of_finders(module_venues, **kw):  # type: ignore[no-untyped-def]
+    """The imported (compiled) finder and a pure one over the same venue specs."""
+    specs = [v.spec for v in module_venues]
+    return (arb_finder.ArbFinder([arb_finder.PoolVenue(s) for s in specs], **kw),
+            PURE_FINDER.ArbFinder([PURE_FINDER.PoolVenue(s) for s in specs], **kw))
+
+
+@pytest.mark.parametrize("scan_whole", [False, True])
+def test_compiled_and_pure_give_the_same_opportunities_on_the_benchmark_stream(scan_whole: bool) -> None:
+    bench = _bench()
+    rng = random.Random(5)
+    venues, first, numeraire = bench.world(rng)
+    kw = dict(gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18, native={"ethereum": bench.addr(0xC0)})
+    compiled, pure = _pair_of_finders(venues, **kw)
+    compiled.scan_whole = pure.scan_whole = scan_whole
+    engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
+    for e in first:
+        engine.handle(e)
+    last = {e.pool: e for e in first}  # type: ignore[attr-defined]
+    ids = sorted(last)
+    ts, found, unproven = first[0].ts, 0, 0
+    for i in range(3000 if not scan_whole else 600):
+        ts += 10**9
+        pid = rng.choice(ids)
+        f = rng.choice([-1, 1]) * (rng.uniform(0.005, 0.02) if i % 5 == 4 else rng.uniform(0, 0.0005))
+        e = bench.moved(last[pid], ts, 1 + f)
+        last[pid] = e
+        engine.handle(e)
+        got = compiled.on_update(engine.state, pid, ts)
+        assert _encoded(got) == _encoded(pure.on_update(engine.state, pid, ts)), i
+        found += len(got)
+        unproven += sum(not o.proven for o in got)
+    assert _encoded(compiled.scan(engine.state, ts)) == _encoded(pure.scan(engine.state, ts))
+    assert _stats(compiled) == _stats(pure)
+    assert found >= (200 if not scan_whole else 40), found  # (the comparison saw opportunities...)
+    if not scan_whole:
+        assert unproven >= 1, unproven  # (... and the pattern search's unproven ones too)
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_compiled_and_pure_give_the_same_opportunities_on_generated_pools(data) -> None:
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    price = rng.uniform(500, 4000) * 10**6 / 10**18
+    kinds = data.draw(st.lists(st.sampled_from(["v2", "v3-100", "v3-500", "v3-3000", "v3-10000"]), min_size=2, max_size=5))
+    specs, events = [], []
+    for i, k in enumerate(kinds):
+        pid = "0x" + f"{0x100 + i:040x}"
+        move = 1 + rng.choice([-1, 1]) * rng.uniform(0, 0.05) if i == 0 else rng.uniform(0.999, 1.001)
+        if k == "v2":
+            r0 = rng.randint(10**2, 10**9) * 10**6
+            specs.append(PoolSpec(pid, "v2", T0, T1, 30))
+            events.append(ev.V2ReservesSynced(ts=1, pool=pid, block=1, reserve0=r0, reserve1=int(r0 / (price * move))))
+        else:
+            fee = int(k.split("-")[1])
+            sp = int((1 / (price * move)) ** 0.5 * Q96)
+            from tapedeck.domain.uniswap_v3 import get_tick_at_sqrt_ratio
+            specs.append(PoolSpec(pid, "v3", T0, T1, fee, SPACING[fee]))
+            events.append(ev.V3Swapped(ts=1, pool=pid, block=1, tx="", log_index=i, sender="", recipient="", amount0=0,
+                                       amount1=0, sqrt_price_x96=sp, liquidity=rng.randint(10**12, 10**21),
+                                       tick=get_tick_at_sqrt_ratio(sp)))
+    kw = dict(gas_price_wei=rng.choice([0, 10**9, 30 * 10**9]), numeraires=[T0], max_age_ns=10**18,
+              native={"ethereum": T0}, min_profit=rng.choice([0, 0, 10**6]))
+    compiled = arb_finder.ArbFinder([arb_finder.PoolVenue(s) for s in specs], **kw)
+    pure = PURE_FINDER.ArbFinder([PURE_FINDER.PoolVenue(s) for s in specs], **kw)
+    state = MarketState()
+    for e in events:
+        state.on_v2(e) if isinstance(e, ev.V2ReservesSynced) else state.on_v3(e)
+        state.updated[e.pool] = e.ts  # type: ignore[attr-defined]
+    assert _encoded(compiled.on_update(state, specs[0].pool, 1)) == _encoded(pure.on_update(state, specs[0].pool, 1))
+    assert _encoded(compiled.scan(state, 1)) == _encoded(pure.scan(state, 1))
+    assert _stats(compiled) == _stats(pure)
+    SEEN["found"] += compiled.stats.found
+    SEEN["sized"] += compiled.stats.sized
+
+
+SEEN = {"found": 0, "sized": 0}
+
+
+def test_generated_pools_had_opportunities() -> None:
+    if not SEEN["sized"]:
+        test_compiled_and_pure_give_the_same_opportunities_on_generated_pools()
+    assert SEEN["found"] >= 30 and SEEN["sized"] >= 60, SEEN
+
+
+@given(st.integers(1, 2**600), st.integers(1, 2**600), st.integers(1, 2**560), st.integers(1, 2**64),
+       st.integers(1, 2**40), st.integers(0, 2**12), st.sampled_from([(999_500, 10**6), (997_000, 10**6), (9_970, 10**4)]))
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+def test_compiled_and_pure_round_trips_answer_the_same(n, p, r, x_max, level, width, keep) -> None:
+    n = n + p  # (mostly paying)
+    got, want = cp_optimum.RoundTrip(n, p, r), PURE_TRIP(n, p, r)
+
+    def answers(t):  # type: ignore[no-untyped-def]
+        loose = t.relaxed()
+        out = [loose.n, loose.p, loose.r, t.pays(), t.out(x_max), t.below(level, x_max), loose.max_profit_bound(x_max),
+               t.optimum(), t.max_profit_bound(x_max)]
+        lo = max(1, t.optimum() - width // 2)
+        for trip in (t, loose):
+            out += [trip.level_interval(level, lo, lo + width), trip.level_interval_exact(level, lo, lo + width),
+                    trip.floored_level_intervals(level, lo, lo + width, *keep)]
+        return out
+    assert answers(got) == answers(want)
