@@ -33,4 +33,9 @@ else:
         quiet=True,
     )
 
+# The closed-form sizing's integer work in C on GMP (domain/_closed_form_gmp.c; Debian's libgmp-dev).
+# arb_finder.py calls it where it is built and runs its own Python wherever it declines.
+ext_modules.append(Extension("tapedeck.domain._closed_form_gmp", ["domain/_closed_form_gmp.c"], libraries=["gmp"],
+                             extra_compile_args=["-O2"], optional=True))
+
 setup(ext_modules=ext_modules)

@@ -64,6 +64,12 @@ from tapedeck.domain.strategies.cross_pool_arb import best_size
 from tapedeck.domain.uniswap_v3 import (MAX_TICK, MAX_UINT160, MAX_UINT256, MIN_TICK, V3MathError, get_amount0_delta, get_amount1_delta,
                                         get_next_sqrt_price_from_input, get_sqrt_ratio_at_tick, mul_div_rounding_up)
 
+try:  # the closed-form sizing's integer work in C on GMP (domain/_closed_form_gmp.c, built by setup.py);
+    # ``_closed_form`` below is the reference, run wherever that module declines or is not built
+    from tapedeck.domain._closed_form_gmp import closed_form as _gmp_closed_form
+except ImportError:
+    _gmp_closed_form = None
+
 Q96 = 1 << 96
 Q192 = 1 << 192
 MAX_INT256 = (1 << 255) - 1
@@ -631,6 +637,7 @@ class ArbFinder:
     token its gas is paid in (wrapped). ``min_profit`` in profit-token base units after gas."""
 
     refute_by_capacity = True  # (a test switches it off to show it never drops an opportunity)
+    compiled_sizing = True  # (a test switches it off: the Python sizing only, where the GMP one is built)
     scan_whole = False  # (a test switches it on: every level interval priced size by size, as before
     #                     the top-down search and the legs' inverses; the same sizes either way)
 
@@ -843,7 +850,18 @@ class ArbFinder:
 
         ca, cb = a.curve(state, s), b.curve(state, o)
         st.sized += 1
-        if ca is not None and cb is not None:
+        fast: Any = False
+        if ca is not None and cb is not None and self.compiled_sizing and _gmp_closed_form is not None \
+                and not self.scan_whole:
+            la, lb = _gmp_leg(a, state, s), _gmp_leg(b, state, o)
+            if la is not None and lb is not None:
+                fast = _gmp_closed_form(ca, cb, la, lb, need)  # (False: not its path, the Python below sizes it)
+        if fast is not False:
+            if fast is None:
+                return None
+            x, p, proven, y, z = fast
+            method = "closed-form"
+        elif ca is not None and cb is not None:
             ia, ib = getattr(a, "least_input", None), getattr(b, "least_input", None)
             nxt = None
             if ia is not None and ib is not None and not self.scan_whole:
@@ -863,19 +881,20 @@ class ArbFinder:
         else:
             sized = _search(profit, a, b, state, s, o, cap_a, cap_b)
             method = "search"
-        if sized is None:
-            return None
-        x, p, proven = sized
-        if p is None or p < need:
-            return None
-        got = legs.get(x)  # (what the search priced at x: the same quotes again would give the same)
-        if got is not None:
-            y, z = got
-        else:
-            y = a.quote(state, s, x)
-            z = b.quote(state, o, y) if y is not None else None
-        if y is None or z is None or z - x != p:
-            return None  # (cannot happen: the search priced it so)
+        if fast is False:
+            if sized is None:
+                return None
+            x, p, proven = sized
+            if p is None or p < need:
+                return None
+            got = legs.get(x)  # (what the search priced at x: the same quotes again would give the same)
+            if got is not None:
+                y, z = got
+            else:
+                y = a.quote(state, s, x)
+                z = b.quote(state, o, y) if y is not None else None
+            if y is None or z is None or z - x != p:
+                return None  # (cannot happen: the search priced it so)
         net = p - gas_cost
         if net < self.min_profit:
             return None
@@ -883,6 +902,29 @@ class ArbFinder:
         key = f"{a.id}@{_version_text(a, state)}|{b.id}@{_version_text(b, state)}|{s}"
         return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
                            x, z, p, gas_wei, gas_cost, net, method, proven, key)
+
+
+def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | None:
+    """A leg as ``_closed_form_gmp.closed_form`` takes it: ``(0, reserve in, reserve out, keep bps)`` for a
+    V2 pair, ``(1, sqrt price, liquidity, edge sqrt price, amount to it, keep pips, zero_for_one)`` for a
+    V3 pool priced inside its interval whose edge is kept for this price (``PoolVenue.curve``); None
+    where ``PoolVenue.quote`` would take another path (or the venue is not a plain ``PoolVenue``)."""
+    if type(v) is not PoolVenue:
+        return None
+    if v._v2:
+        pv = state.v2.get(v.id)
+        if pv is None or pv.reserve0 <= 0 or pv.reserve1 <= 0:
+            return None
+        if token_in == v.token0:
+            return (0, pv.reserve0, pv.reserve1, v._v2_keep)
+        return (0, pv.reserve1, pv.reserve0, v._v2_keep)
+    q = state.v3.get(v.spec.pool)
+    if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
+        return None
+    edge = v._edges.get(token_in)
+    if edge is None or edge[0] is None or edge[0] != (q.sqrt_price_x96, q.liquidity, q.tick):
+        return None
+    return (1, q.sqrt_price_x96, q.liquidity, edge[1], edge[2], v._v3_keep, token_in == v.spec.token0)
 
 
 def _version_text(v: Any, state: MarketState) -> str:

@@ -16,6 +16,7 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPILED = ("tapedeck.domain.cp_optimum", "tapedeck.domain.arb_finder")  # (setup.py's, in import order)
+NATIVE = ("tapedeck.domain._closed_form_gmp",)  # C only (setup.py): pure Python runs without it
 
 
 def source_of(name: str) -> Path:
@@ -24,6 +25,8 @@ def source_of(name: str) -> Path:
 
 class _PureFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
+        if fullname in NATIVE:
+            raise ModuleNotFoundError(f"{fullname}: pure Python only (TAPEDECK_PURE_PYTHON=1)", name=fullname)
         if fullname not in COMPILED:
             return None
         return importlib.util.spec_from_file_location(fullname, source_of(fullname))
@@ -40,9 +43,14 @@ def is_compiled(module: ModuleType) -> bool:
 
 def pure_modules() -> dict[str, ModuleType]:
     """Fresh pure-Python copies of the compiled modules (``tapedeck.domain.cp_optimum`` and
-    ``arb_finder``, the latter importing the former's copy), not registered in ``sys.modules``."""
+    ``arb_finder``, the latter importing the former's copy, and without the C sizing), not registered
+    in ``sys.modules``."""
     out: dict[str, ModuleType] = {}
-    saved = {n: sys.modules.get(n) for n in COMPILED}
+    saved = {n: sys.modules.get(n) for n in COMPILED + NATIVE}
+    blocker = _PureFinder()
+    sys.meta_path.insert(0, blocker)
+    for n in NATIVE:
+        sys.modules.pop(n, None)
     try:
         for name in COMPILED:
             spec = importlib.util.spec_from_file_location(name, source_of(name))
@@ -52,6 +60,7 @@ def pure_modules() -> dict[str, ModuleType]:
             spec.loader.exec_module(mod)
             out[name] = mod
     finally:
+        sys.meta_path.remove(blocker)
         for n, m in saved.items():
             if m is None:
                 sys.modules.pop(n, None)

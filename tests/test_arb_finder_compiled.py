@@ -1,5 +1,6 @@
 """The finder's compiled build (setup.py: ``domain/cp_optimum.py`` and ``domain/arb_finder.py``
-compiled by Cython) gives exactly what the pure-Python modules give.
+compiled by Cython, and the closed-form sizing in C on GMP, ``domain/_closed_form_gmp.c``) gives
+exactly what the pure-Python modules give.
 
 The imported modules are the compiled ones where the build is installed (``make bootstrap``);
 ``tests/pure_python.pure_modules()`` loads private pure copies of the same sources beside them. Every
@@ -29,6 +30,11 @@ from tapedeck.domain.risk import RiskGate
 from tapedeck.domain.state import MarketState
 from tests.pure_python import is_compiled, pure_modules
 
+try:
+    from tapedeck.domain import _closed_form_gmp as gmp
+except ImportError:  # (not built, or TAPEDECK_PURE_PYTHON=1)
+    gmp = None  # type: ignore[assignment]
+
 PURE = pure_modules()
 PURE_FINDER = PURE["tapedeck.domain.arb_finder"]
 PURE_TRIP = PURE["tapedeck.domain.cp_optimum"].RoundTrip
@@ -41,12 +47,23 @@ T0, T1 = "0x" + "a0" * 20, "0x" + "c0" * 20
 def test_the_compiled_build_is_what_runs() -> None:
     """``make bootstrap`` built it (a machine with gcc and the Python headers); the pure copies are pure."""
     assert not is_compiled(PURE_FINDER) and not is_compiled(PURE["tapedeck.domain.cp_optimum"])
+    assert PURE_FINDER._gmp_closed_form is None  # (the pure copy sizes in Python only)
     if PURE_RUN:
         assert not is_compiled(arb_finder) and not is_compiled(cp_optimum)
+        assert arb_finder._gmp_closed_form is None and gmp is None
     else:
-        assert is_compiled(arb_finder) and is_compiled(cp_optimum), (
+        assert is_compiled(arb_finder) and is_compiled(cp_optimum) and gmp is not None, (
             "the finder's compiled build is not installed: run `make bootstrap` (pip install -e .), "
             "or set TAPEDECK_PURE_PYTHON=1 to test the pure modules")
+        assert arb_finder._gmp_closed_form is gmp.closed_form
+
+
+def _gmp_counts() -> tuple[int, int]:
+    """(sizes the C sizing answered, times it declined) so far in this process."""
+    if gmp is None:
+        return 0, 0
+    answered, sites = gmp.counts()
+    return answered, sum(sites)
 
 
 def _encoded(opps: list) -> list[bytes]:  # type: ignore[type-arg]
@@ -84,6 +101,7 @@ def test_compiled_and_pure_give_the_same_opportunities_on_the_benchmark_stream(s
     last = {e.pool: e for e in first}  # type: ignore[attr-defined]
     ids = sorted(last)
     ts, found, unproven = first[0].ts, 0, 0
+    answered, declined = _gmp_counts()
     for i in range(3000 if not scan_whole else 600):
         ts += 10**9
         pid = rng.choice(ids)
@@ -100,6 +118,12 @@ def test_compiled_and_pure_give_the_same_opportunities_on_the_benchmark_stream(s
     assert found >= (200 if not scan_whole else 40), found  # (the comparison saw opportunities...)
     if not scan_whole:
         assert unproven >= 1, unproven  # (... and the pattern search's unproven ones too)
+    if gmp is not None and not scan_whole:  # the C sizing answered most, and declined some (the Python sized those)
+        now_answered, now_declined = _gmp_counts()
+        assert now_answered - answered >= 150 and now_declined - declined >= 5, (now_answered - answered,
+                                                                               now_declined - declined)
+    elif gmp is not None:
+        assert _gmp_counts() == (answered, declined)  # (the whole scan is the Python's alone)
 
 
 @given(st.data())
@@ -130,6 +154,7 @@ def test_compiled_and_pure_give_the_same_opportunities_on_generated_pools(data) 
     compiled = arb_finder.ArbFinder([arb_finder.PoolVenue(s) for s in specs], **kw)
     pure = PURE_FINDER.ArbFinder([PURE_FINDER.PoolVenue(s) for s in specs], **kw)
     state = MarketState()
+    answered, declined = _gmp_counts()
     for e in events:
         state.on_v2(e) if isinstance(e, ev.V2ReservesSynced) else state.on_v3(e)
         state.updated[e.pool] = e.ts  # type: ignore[attr-defined]
@@ -138,15 +163,46 @@ def test_compiled_and_pure_give_the_same_opportunities_on_generated_pools(data) 
     assert _stats(compiled) == _stats(pure)
     SEEN["found"] += compiled.stats.found
     SEEN["sized"] += compiled.stats.sized
+    now_answered, now_declined = _gmp_counts()
+    SEEN["gmp answered"] += now_answered - answered
+    SEEN["gmp declined"] += now_declined - declined
 
 
-SEEN = {"found": 0, "sized": 0}
+SEEN = {"found": 0, "sized": 0, "gmp answered": 0, "gmp declined": 0}
 
 
 def test_generated_pools_had_opportunities() -> None:
     if not SEEN["sized"]:
         test_compiled_and_pure_give_the_same_opportunities_on_generated_pools()
     assert SEEN["found"] >= 30 and SEEN["sized"] >= 60, SEEN
+    if gmp is not None:
+        assert SEEN["gmp answered"] >= 20 and SEEN["gmp declined"] >= 5, SEEN
+
+
+def test_the_c_sizing_switched_off_sizes_the_same() -> None:
+    """``ArbFinder.compiled_sizing = False``: the Python sizing only, in the same process."""
+    bench = _bench()
+    rng = random.Random(11)
+    venues, first, numeraire = bench.world(rng)
+    kw = dict(gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18, native={"ethereum": bench.addr(0xC0)})
+    on = arb_finder.ArbFinder([arb_finder.PoolVenue(v.spec) for v in venues], **kw)
+    off = arb_finder.ArbFinder([arb_finder.PoolVenue(v.spec) for v in venues], **kw)
+    off.compiled_sizing = False
+    engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
+    for e in first:
+        engine.handle(e)
+    last = {e.pool: e for e in first}  # type: ignore[attr-defined]
+    ids, ts, found = sorted(last), first[0].ts, 0
+    for i in range(1500):
+        ts += 10**9
+        pid = rng.choice(ids)
+        e = bench.moved(last[pid], ts, 1 + rng.choice([-1, 1]) * rng.uniform(0.005, 0.03 if i % 2 else 0.0005))
+        last[pid] = e
+        engine.handle(e)
+        got = on.on_update(engine.state, pid, ts)
+        assert _encoded(got) == _encoded(off.on_update(engine.state, pid, ts)), i
+        found += len(got)
+    assert _stats(on) == _stats(off) and found >= 100, found
 
 
 @given(st.integers(1, 2**600), st.integers(1, 2**600), st.integers(1, 2**560), st.integers(1, 2**64),

@@ -1,0 +1,654 @@
+/* The finder's closed-form sizing of one round trip through two pools, on GMP integers.
+ *
+ * Why: a gap-opening pool update sizes each of its opportunities with ~100 exact big-integer
+ * operations (products of ~250-1,150 bits, square roots of ~500 bits, the legs' exact quotes), each
+ * ~0.1-3 us as Python integers and a fraction of that on GMP's, with no interpreter in between.
+ *
+ * What: ``closed_form(ca, cb, leg_a, leg_b, need)`` is ``domain/arb_finder.py``'s ``_closed_form``
+ * (with the top-down ``_finish``) on its most common path, step for step the same arithmetic
+ * (RoundTrip's n, p, r; ``_largest_feeding``; ``below``; the relaxed trip's ``max_profit_bound``;
+ * ``optimum`` from the relaxed one; ``level_interval``; ``_top_down`` over ``floored_level_intervals``
+ * or ``level_interval_exact``) and the legs' quotes (``PoolVenue.quote``: V2 ``getAmountOut``; V3
+ * inside its interval, the two inlined SqrtPriceMath forms). It answers
+ *   None                 proven: nothing pays (what ``_closed_form`` returns as None),
+ *   (x, p, proven, y, z) the size, its exact profit, proven, and the legs' outputs at it,
+ *   False                not this path: anything else (a quote the inlined forms do not price, the
+ *                        best_size or pattern search, a size that beats its level, a skip by the legs'
+ *                        inverses...): the caller runs the Python, which is the reference.
+ * The Python is the reference: tests/test_arb_finder_compiled.py holds the answers equal (and counts
+ * that this path answered, and that it declined).
+ *
+ * The arguments: ``ca``/``cb`` the legs' ``Curve`` tuples (ri_num, ro_num, den, keep, keep_den,
+ * max_in, period); a leg is (0, reserve_in, reserve_out, keep_bps) for a V2 pair or (1, sqrt_price,
+ * liquidity, edge sqrt price, amount to the edge, keep_pips, zero_for_one) for a V3 pool priced inside
+ * its tick-spacing interval; ``need`` the least profit that is reported. All exact ``int``s.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <gmp.h>
+
+#define NT 48
+static mpz_t T[NT];               /* scratch, made once (the GIL is held throughout: no re-entry) */
+static mpz_t MAX_UINT256, MAX_UINT160, MAX_INT256;
+
+typedef struct {
+    int kind, zfo;
+    mpz_t a, b, target, raw;      /* V2: reserve in, reserve out; V3: sqrt price, liquidity, edge, raw */
+    unsigned long keep;
+} leg_t;
+
+static leg_t LA, LB;
+
+/* ---------------------------------------------------------------- int <-> mpz */
+
+static int from_py(mpz_t z, PyObject *o)
+{
+    if (!PyLong_CheckExact(o))
+        return -1;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) {
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (v >= LONG_MIN && v <= LONG_MAX) {
+            mpz_set_si(z, (long)v);
+            return 0;
+        }
+    }
+    size_t nbits = _PyLong_NumBits(o);
+    if (nbits == (size_t)-1 && PyErr_Occurred())
+        return -1;
+    int neg = _PyLong_Sign(o) < 0;
+    size_t nbytes = nbits / 8 + 1;
+    unsigned char buf[512];
+    unsigned char *p = nbytes <= sizeof buf ? buf : PyMem_Malloc(nbytes);
+    if (p == NULL)
+        return -1;
+    PyObject *mag = neg ? PyNumber_Negative(o) : (Py_INCREF(o), o);
+    int rc = mag == NULL ? -1 : _PyLong_AsByteArray((PyLongObject *)mag, p, nbytes, 1, 0);
+    Py_XDECREF(mag);
+    if (rc == 0) {
+        mpz_import(z, nbytes, -1, 1, 0, 0, p);
+        if (neg)
+            mpz_neg(z, z);
+    }
+    if (p != buf)
+        PyMem_Free(p);
+    return rc;
+}
+
+static PyObject *to_py(const mpz_t z)
+{
+    if (mpz_fits_slong_p(z))
+        return PyLong_FromLong(mpz_get_si(z));
+    size_t nbytes = (mpz_sizeinbase(z, 2) + 7) / 8, count = 0;
+    unsigned char buf[512];
+    unsigned char *p = nbytes <= sizeof buf ? buf : PyMem_Malloc(nbytes);
+    if (p == NULL)
+        return PyErr_NoMemory();
+    mpz_export(p, &count, -1, 1, 0, 0, z);
+    PyObject *mag = _PyLong_FromByteArray(p, count, 1, 0);
+    if (p != buf)
+        PyMem_Free(p);
+    if (mag == NULL || mpz_sgn(z) >= 0)
+        return mag;
+    PyObject *out = PyNumber_Negative(mag);
+    Py_DECREF(mag);
+    return out;
+}
+
+static int item(mpz_t z, PyObject *tuple, Py_ssize_t i)
+{
+    return from_py(z, PyTuple_GET_ITEM(tuple, i));
+}
+
+static int small_item(unsigned long *out, PyObject *tuple, Py_ssize_t i)
+{
+    PyObject *o = PyTuple_GET_ITEM(tuple, i);
+    if (!PyLong_CheckExact(o))
+        return -1;
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (v <= 0)
+        return -1;
+    *out = (unsigned long)v;
+    return 0;
+}
+
+static int read_leg(leg_t *L, PyObject *t)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 4)
+        return -1;
+    PyObject *k = PyTuple_GET_ITEM(t, 0);
+    if (!PyLong_CheckExact(k))
+        return -1;
+    L->kind = (int)PyLong_AsLong(k);
+    if (L->kind == 0) {
+        if (PyTuple_GET_SIZE(t) != 4 || item(L->a, t, 1) || item(L->b, t, 2) || small_item(&L->keep, t, 3))
+            return -1;
+        return mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 ? 0 : -1;
+    }
+    if (L->kind != 1 || PyTuple_GET_SIZE(t) != 7 || item(L->a, t, 1) || item(L->b, t, 2) || item(L->target, t, 3) ||
+        item(L->raw, t, 4) || small_item(&L->keep, t, 5))
+        return -1;
+    L->zfo = PyObject_IsTrue(PyTuple_GET_ITEM(t, 6));
+    if (L->zfo < 0)
+        return -1;
+    return mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- the legs' quotes */
+
+/* PoolVenue.quote where it prices without a fallback: 0 with out set, -1 for anything else. */
+static int quote(const leg_t *L, mpz_t out, const mpz_t x)
+{
+    mpz_ptr t0 = T[40], t1 = T[41], t2 = T[42], less = T[43], sn = T[44];
+    if (mpz_sgn(x) <= 0)
+        return -1;
+    if (L->kind == 0) {  /* getAmountOut: x*k*ro // (ri*1e4 + x*k), 0 -> None */
+        mpz_mul_ui(t0, x, L->keep);
+        mpz_mul(t1, t0, L->b);
+        mpz_mul_ui(t2, L->a, 10000);
+        mpz_add(t2, t2, t0);
+        mpz_fdiv_q(out, t1, t2);
+        return mpz_sgn(out) > 0 ? 0 : -1;
+    }
+    /* V3 inside the interval: sp = a, lq = b */
+    if (mpz_cmp(L->a, L->target) == 0 || mpz_cmp(x, MAX_INT256) > 0)
+        return -1;
+    mpz_mul_ui(less, x, L->keep);
+    mpz_fdiv_q_ui(less, less, 1000000);
+    if (mpz_cmp(less, L->raw) >= 0) {
+        /* SwapMath.computeSwapStep reaching the edge: the step takes raw and its fee
+         * (raw + mulDivRoundingUp(raw, fee, keep) must be the whole input, else None), and pays
+         * getAmount1Delta(target, sp, lq, down) / getAmount0Delta(sp, target, lq, down) */
+        unsigned long fee = 1000000 - L->keep;
+        mpz_mul_ui(t0, L->raw, fee);
+        mpz_cdiv_q_ui(t0, t0, L->keep);       /* (its reverts: a q >= 2^256 - 1 is declined) */
+        if (mpz_cmp(t0, MAX_UINT256) >= 0)
+            return -1;
+        mpz_add(t0, t0, L->raw);
+        if (mpz_cmp(t0, x) != 0)
+            return -1;
+        int lower = mpz_cmp(L->target, L->a) < 0;
+        mpz_srcptr lo = lower ? L->target : L->a, hi = lower ? L->a : L->target;
+        mpz_sub(t1, hi, lo);
+        if (L->zfo) {
+            mpz_mul(t1, t1, L->b);
+            mpz_fdiv_q_2exp(out, t1, 96);     /* mulDiv(lq, b - a, 2^96) */
+        } else {
+            if (mpz_sgn(lo) <= 0)
+                return -1;
+            mpz_mul_2exp(t0, L->b, 96);
+            mpz_mul(t0, t0, t1);
+            mpz_fdiv_q(t0, t0, hi);           /* mulDiv(lq << 96, b - a, b) */
+            if (mpz_cmp(t0, MAX_UINT256) > 0)
+                return -1;
+            mpz_fdiv_q(out, t0, lo);
+        }
+        if (mpz_cmp(out, MAX_UINT256) > 0)
+            return -1;
+        return mpz_sgn(out) > 0 ? 0 : -1;
+    }
+    if (L->zfo) {
+        mpz_mul_2exp(t0, L->b, 96);          /* n1 = lq << 96 */
+        mpz_mul(t1, less, L->a);
+        mpz_add(t1, t1, t0);                  /* d = n1 + less*sp */
+        if (mpz_cmp(t1, MAX_UINT256) > 0)
+            return -1;
+        mpz_mul(t2, t0, L->a);
+        mpz_cdiv_q(sn, t2, t1);               /* sn = ceil(n1*sp / d) */
+        if (mpz_cmp(sn, L->target) == 0)
+            return -1;
+        mpz_sub(t0, L->a, sn);
+        mpz_mul(t0, t0, L->b);
+        mpz_fdiv_q_2exp(out, t0, 96);         /* lq*(sp - sn) >> 96 */
+        return mpz_sgn(out) > 0 ? 0 : -1;
+    }
+    if (mpz_cmp(less, MAX_UINT160) > 0)
+        return -1;
+    mpz_mul_2exp(t0, less, 96);
+    mpz_fdiv_q(t0, t0, L->b);
+    mpz_add(sn, L->a, t0);                    /* sn = sp + (less << 96) // lq */
+    if (mpz_cmp(sn, L->target) == 0 || mpz_cmp(sn, MAX_UINT160) > 0)
+        return -1;
+    mpz_mul_2exp(t0, L->b, 96);
+    mpz_sub(t1, sn, L->a);
+    mpz_mul(t0, t0, t1);
+    mpz_fdiv_q(t0, t0, sn);
+    mpz_fdiv_q(out, t0, L->a);                /* (lq << 96)*(sn - sp) // sn // sp */
+    return mpz_sgn(out) > 0 ? 0 : -1;
+}
+
+/* The round trip's exact profit at x: 0 with v = z - x and y, z the legs' outputs; -1: not priced here. */
+static int profit(mpz_t v, mpz_t y, mpz_t z, const mpz_t x)
+{
+    if (quote(&LA, y, x) || quote(&LB, z, y))
+        return -1;
+    mpz_sub(v, z, x);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- RoundTrip */
+
+/* level_interval(level, lo, hi) of (n, p, r): 1 with [first, last], 0 for None. */
+static int level_interval(mpz_t first, mpz_t last, const mpz_t n, const mpz_t p, const mpz_t r,
+                          const mpz_t level, const mpz_t lo, const mpz_t hi)
+{
+    mpz_ptr b = T[30], disc = T[31], t = T[32], r2 = T[33];
+    mpz_sub(b, n, p);
+    mpz_mul(t, r, level);
+    mpz_sub(b, b, t);                         /* b = n - p - r*level */
+    mpz_mul(disc, b, b);
+    mpz_mul(t, t, p);
+    mpz_mul_2exp(t, t, 2);
+    mpz_sub(disc, disc, t);                   /* b*b - 4*r*level*p */
+    if (mpz_sgn(b) <= 0 || mpz_sgn(disc) < 0)
+        return 0;
+    mpz_sqrt(disc, disc);
+    mpz_add_ui(disc, disc, 1);                /* root = isqrt(disc) + 1 */
+    mpz_mul_2exp(r2, r, 1);
+    mpz_sub(t, b, disc);
+    mpz_fdiv_q(first, t, r2);
+    if (mpz_cmp(first, lo) < 0)
+        mpz_set(first, lo);
+    mpz_add(t, b, disc);
+    mpz_cdiv_q(last, t, r2);
+    if (mpz_cmp(last, hi) > 0)
+        mpz_set(last, hi);
+    return mpz_cmp(first, last) <= 0;
+}
+
+/* (a*u - b)*u + k > 0: a size u outside the quadratic's interval (t: scratch) */
+static int above(mpz_t t, const mpz_t a, const mpz_t b, const mpz_t u, const mpz_t k)
+{
+    mpz_mul(t, a, u);
+    mpz_sub(t, t, b);
+    mpz_mul(t, t, u);
+    mpz_add(t, t, k);
+    return mpz_sgn(t) > 0;
+}
+
+/* level_interval_exact: level_interval with each end checked by (r*x - b)*x + level*p <= 0. */
+static int level_interval_exact(mpz_t first, mpz_t last, const mpz_t n, const mpz_t p, const mpz_t r,
+                                const mpz_t level, const mpz_t lo, const mpz_t hi)
+{
+    if (!level_interval(first, last, n, p, r, level, lo, hi))
+        return 0;
+    mpz_ptr b = T[34], lp = T[35], t = T[36];
+    mpz_mul(lp, level, p);
+    mpz_sub(b, n, p);
+    mpz_submul(b, r, level);
+    while (mpz_cmp(first, last) <= 0 && above(t, r, b, first, lp))
+        mpz_add_ui(first, first, 1);
+    while (mpz_cmp(last, first) >= 0 && above(t, r, b, last, lp))
+        mpz_sub_ui(last, last, 1);
+    return mpz_cmp(first, last) <= 0;
+}
+
+#define MAX_SPANS 16
+static mpz_t SPAN_LO[MAX_SPANS], SPAN_HI[MAX_SPANS];
+
+/* floored_level_intervals(level, lo, hi, keep, keep_den) of (n, p, r), fee = keep_den - keep > 0: the
+ * number of spans written to SPAN_LO/SPAN_HI, -1 if more than MAX_SPANS (not this path). */
+static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t level, const mpz_t lo,
+                   const mpz_t hi, unsigned long k, unsigned long big_d)
+{
+    mpz_ptr a2 = T[10], pk = T[11], a4 = T[12], base = T[13], pk4 = T[14], c = T[15], start = T[16],
+            end = T[17], lc = T[18], b = T[19], disc = T[20], first = T[21], last = T[22], kc = T[23],
+            u = T[24], t = T[25];
+    unsigned long fee = big_d - k;
+    int count = 0;
+    mpz_mul_ui(a2, r, big_d);
+    mpz_mul_ui(pk, p, k);
+    mpz_mul_2exp(a4, a2, 1);
+    mpz_mul_ui(base, n, big_d);
+    mpz_sub(base, base, pk);
+    mpz_mul(pk4, a2, pk);
+    mpz_mul_2exp(pk4, pk4, 2);
+    mpz_mul_ui(c, lo, fee);
+    mpz_cdiv_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
+    for (;;) {
+        mpz_sub_ui(start, c, 1);
+        mpz_mul_ui(start, start, big_d);
+        mpz_fdiv_q_ui(start, start, fee);
+        mpz_add_ui(start, start, 1);          /* (c - 1)*D // fee + 1 */
+        if (mpz_cmp(start, lo) < 0)
+            mpz_set(start, lo);
+        if (mpz_cmp(start, hi) > 0)
+            break;
+        mpz_mul_ui(end, c, big_d);
+        mpz_fdiv_q_ui(end, end, fee);
+        if (mpz_cmp(end, hi) > 0)
+            mpz_set(end, hi);
+        if (mpz_cmp(start, end) <= 0) {
+            mpz_add(lc, level, c);
+            mpz_set(b, base);
+            mpz_submul(b, a2, lc);
+            if (mpz_sgn(b) > 0) {
+                mpz_mul(disc, b, b);
+                mpz_submul(disc, pk4, lc);
+                if (mpz_sgn(disc) >= 0) {
+                    mpz_sqrt(disc, disc);
+                    mpz_add_ui(disc, disc, 1);
+                    mpz_sub(t, b, disc);
+                    mpz_fdiv_q(first, t, a4);
+                    mpz_add(first, first, c);
+                    mpz_add(t, b, disc);
+                    mpz_cdiv_q(last, t, a4);
+                    mpz_add(last, last, c);
+                    if (mpz_cmp(first, start) < 0)
+                        mpz_set(first, start);
+                    if (mpz_cmp(last, end) > 0)
+                        mpz_set(last, end);
+                    mpz_mul(kc, lc, pk);
+                    mpz_sub(u, first, c);
+                    while (mpz_cmp(first, last) <= 0 && above(t, a2, b, u, kc)) {
+                        mpz_add_ui(first, first, 1);
+                        mpz_add_ui(u, u, 1);
+                    }
+                    mpz_sub(u, last, c);
+                    while (mpz_cmp(last, first) >= 0 && above(t, a2, b, u, kc)) {
+                        mpz_sub_ui(last, last, 1);
+                        mpz_sub_ui(u, u, 1);
+                    }
+                    if (mpz_cmp(first, last) <= 0) {
+                        if (count == MAX_SPANS)
+                            return -1;
+                        mpz_set(SPAN_LO[count], first);
+                        mpz_set(SPAN_HI[count], last);
+                        count++;
+                    }
+                }
+            }
+        }
+        mpz_add_ui(c, c, 1);
+    }
+    return count;
+}
+
+/* ---------------------------------------------------------------- the sizing */
+
+#define FINISH_SCAN 256
+#define TOP_DOWN_LEVELS 512
+#define RELAXED_BITS 192
+
+static long answered;  /* how often closed_form answered with a size (counts(), for the tests) */
+
+static PyObject *answer(const mpz_t x, const mpz_t v, const mpz_t y, const mpz_t z)
+{
+    answered++;
+    PyObject *px = to_py(x), *pv = to_py(v), *py = to_py(y), *pz = to_py(z);
+    PyObject *out = NULL;
+    if (px && pv && py && pz)
+        out = PyTuple_Pack(5, px, pv, Py_True, py, pz);
+    Py_XDECREF(px);
+    Py_XDECREF(pv);
+    Py_XDECREF(py);
+    Py_XDECREF(pz);
+    return out;
+}
+
+static long declined[16];  /* per site: how often this path declined (declines(), for the tests) */
+#define DECLINE() do { declined[0]++; Py_RETURN_FALSE; } while (0)
+
+static PyObject *closed_form(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *ca, *cb, *la, *lb, *pneed;
+    if (!PyArg_ParseTuple(args, "O!O!OOO", &PyTuple_Type, &ca, &PyTuple_Type, &cb, &la, &lb, &pneed))
+        return NULL;
+    if (PyTuple_GET_SIZE(ca) != 7 || PyTuple_GET_SIZE(cb) != 7)
+        DECLINE();
+    mpz_ptr ri_a = T[0], ro_a = T[1], den_a = T[2], max_a = T[3], ri_b = T[4], ro_b = T[5], den_b = T[6],
+            max_b = T[7], need = T[8], t = T[9];
+    unsigned long ka, KA, kb, KB, period_a;
+    if (item(ri_a, ca, 0) || item(ro_a, ca, 1) || item(den_a, ca, 2) || small_item(&ka, ca, 3) ||
+        small_item(&KA, ca, 4) || item(max_a, ca, 5) || small_item(&period_a, ca, 6) ||
+        item(ri_b, cb, 0) || item(ro_b, cb, 1) || item(den_b, cb, 2) || small_item(&kb, cb, 3) ||
+        small_item(&KB, cb, 4) || item(max_b, cb, 5) || from_py(need, pneed) ||
+        read_leg(&LA, la) || read_leg(&LB, lb)) {
+        PyErr_Clear();
+        DECLINE();
+    }
+    mpz_ptr n = T[26], p = T[27], r = T[28], x_max = T[29], nl = T[37], pl = T[38], rl = T[39],
+            top = T[45], c = T[46], np_ = T[47];
+    mpz_t root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs;
+    mpz_inits(root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs, NULL);
+    PyObject *result = NULL;
+#define OUT(expr) do { result = (expr); goto done; } while (0)
+#define DECL(site) do { declined[site]++; Py_INCREF(Py_False); result = Py_False; goto done; } while (0)
+
+    /* RoundTrip(n, p, r) */
+    mpz_mul(n, ro_a, ro_b);
+    mpz_mul_ui(n, n, ka);
+    mpz_mul_ui(n, n, kb);
+    mpz_mul(p, ri_a, ri_b);
+    mpz_mul_ui(p, p, KA);
+    mpz_mul_ui(p, p, KB);
+    mpz_mul(r, ri_b, den_a);
+    mpz_mul_ui(r, r, KB);
+    mpz_mul(t, ro_a, den_b);
+    mpz_mul_ui(t, t, kb);
+    mpz_add(r, r, t);
+    mpz_mul_ui(r, r, ka);
+    if (mpz_sgn(n) <= 0 || mpz_sgn(p) <= 0 || mpz_sgn(r) <= 0)
+        DECL(1);  /* (RoundTrip raises: the Python says so) */
+
+    /* x_max = min(ca.max_in, _largest_feeding(...)) */
+    mpz_fdiv_q(t, ro_a, den_a);
+    if (mpz_cmp(max_b, t) >= 0) {
+        mpz_set(x_max, max_a);
+    } else {
+        mpz_mul(d, max_b, den_a);
+        mpz_sub(d, ro_a, d);
+        mpz_mul_ui(d, d, ka);                 /* den = ka*(ro - y_max*D) */
+        if (mpz_sgn(d) <= 0) {
+            mpz_set(x_max, max_a);
+        } else {
+            mpz_mul(u, max_b, ri_a);
+            mpz_mul_ui(u, u, KA);
+            mpz_fdiv_q(x_max, u, d);
+            if (mpz_cmp(x_max, max_a) > 0)
+                mpz_set(x_max, max_a);
+        }
+    }
+    if (mpz_cmp(x_max, max_a) > 0)
+        mpz_set(x_max, max_a);
+    if (mpz_sgn(x_max) <= 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+
+    /* below(need, x_max) */
+    mpz_sub(d, n, p);
+    if (mpz_sgn(d) <= 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+    mpz_mul(t, d, x_max);
+    mpz_mul(u, need, p);
+    if (mpz_cmp(t, u) < 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+    mpz_mul(t, d, d);
+    mpz_mul(u, u, r);
+    mpz_mul_2exp(u, u, 2);
+    if (mpz_cmp(t, u) < 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+
+    /* relaxed(): shift = min(bits(p), bits(r)) - 192 */
+    long bp = (long)mpz_sizeinbase(p, 2), br = (long)mpz_sizeinbase(r, 2);
+    long shift = (bp < br ? bp : br) - RELAXED_BITS;
+    int loose_is_self = shift <= 0;
+    if (loose_is_self) {
+        mpz_set(nl, n);
+        mpz_set(pl, p);
+        mpz_set(rl, r);
+    } else {
+        mpz_cdiv_q_2exp(nl, n, (mp_bitcnt_t)shift);
+        mpz_fdiv_q_2exp(pl, p, (mp_bitcnt_t)shift);
+        mpz_fdiv_q_2exp(rl, r, (mp_bitcnt_t)shift);
+    }
+    /* top = loose.max_profit_bound(x_max) (its n*p and square root kept, as the Python keeps them) */
+    int loose_np = 0;
+    if (mpz_cmp(nl, pl) <= 0) {
+        mpz_set_ui(top, 0);
+    } else {
+        mpz_mul(d, rl, x_max);
+        mpz_add(d, d, pl);                    /* d = p + r*x_max */
+        mpz_mul(np_, nl, pl);
+        mpz_sqrt(root, np_);
+        loose_np = 1;
+        mpz_mul(t, d, d);
+        if (mpz_cmp(np_, t) > 0) {
+            mpz_mul(t, nl, x_max);
+            mpz_submul(t, x_max, d);
+            mpz_fdiv_q(top, t, d);
+        } else {
+            mpz_add_ui(t, root, 1);
+            mpz_sub(t, t, pl);
+            mpz_mul(t, t, t);
+            mpz_mul(u, rl, pl);
+            mpz_fdiv_q(top, t, u);
+        }
+    }
+    if (mpz_cmp(top, need) < 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+
+    /* c = min(max(trip.optimum(), 1), x_max) */
+    if (loose_is_self) {                      /* trip._np set by the bound above */
+        mpz_sub(t, root, p);
+        mpz_fdiv_q(c, t, r);
+    } else if (loose_np) {
+        mpz_mul(np_, n, p);
+        mpz_sub(t, root, pl);
+        mpz_fdiv_q(c, t, rl);                 /* loose.optimum() */
+        if (mpz_sgn(c) < 0)
+            mpz_set_ui(c, 0);
+        mpz_mul(t, r, c);
+        mpz_add(t, t, p);                     /* t = p + r*c */
+        int done_c = 0;
+        for (int i = 0; i < 4; i++) {
+            mpz_mul(u, t, t);
+            if (mpz_cmp(u, np_) > 0) {
+                mpz_sub_ui(c, c, 1);
+                mpz_sub(t, t, r);
+                continue;
+            }
+            mpz_add(d, t, r);
+            mpz_mul(u, d, d);
+            if (mpz_cmp(u, np_) <= 0) {
+                mpz_add_ui(c, c, 1);
+                mpz_set(t, d);
+                continue;
+            }
+            done_c = 1;
+            break;
+        }
+        if (!done_c) {
+            mpz_sqrt(u, np_);
+            mpz_sub(u, u, p);
+            mpz_fdiv_q(c, u, r);
+        }
+    } else {
+        DECL(2);
+    }
+    if (mpz_cmp_ui(c, 1) < 0)
+        mpz_set_ui(c, 1);
+    if (mpz_cmp(c, x_max) > 0)
+        mpz_set(c, x_max);
+    if (profit(pc, yc, zc, c))
+        DECL(3);
+    if (mpz_cmp(pc, need) < 0)
+        DECL(4);  /* best_size's path (Python) */
+
+    /* _finish, top down: the relaxed trip's interval of p + 1 */
+    mpz_set_ui(lo, 1);
+    mpz_add_ui(level, pc, 1);
+    if (!level_interval(first, last, nl, pl, rl, level, lo, x_max))
+        OUT(answer(c, pc, yc, zc));
+    mpz_sub(t, last, first);
+    if (mpz_cmp_ui(t, FINISH_SCAN - 2) >= 0)
+        DECL(5);  /* the whole scan or the pattern search (Python) */
+    mpz_set(lo, first);
+    mpz_set(hi, last);
+    mpz_sub(t, top, pc);
+    if (mpz_cmp_ui(t, TOP_DOWN_LEVELS) > 0)
+        DECL(6);
+    /* _top_down: level = top, top - 1, ..., pc + 1 */
+    for (mpz_set(level, top); mpz_cmp(level, pc) > 0; mpz_sub_ui(level, level, 1)) {
+        int spans;
+        if (period_a > 1) {
+            if (KA <= ka)
+                DECL(7);
+            spans = floored(nl, pl, rl, level, lo, hi, ka, KA);
+            if (spans < 0)
+                DECL(8);
+        } else {
+            spans = level_interval_exact(SPAN_LO[0], SPAN_HI[0], nl, pl, rl, level, lo, hi);
+        }
+        for (int s = 0; s < spans; s++) {
+            if (mpz_cmp(SPAN_LO[s], SPAN_HI[s]) > 0)
+                continue;
+            mpz_set(xs, SPAN_LO[s]);
+            if (profit(v, y, z, xs))
+                DECL(9);
+            if (mpz_cmp(v, level) == 0)
+                OUT(answer(xs, v, y, z));
+            if (mpz_cmp(v, level) > 0)
+                DECL(10);  /* above its level: the whole scan (Python) */
+            DECL(11);  /* below it: the skip by the legs' inverses (Python) */
+        }
+    }
+    OUT(answer(c, pc, yc, zc));               /* every level above pc refuted */
+
+done:
+    mpz_clears(root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs, NULL);
+    return result;
+#undef OUT
+}
+
+static PyObject *counts(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyObject *sites = PyTuple_New(16);
+    for (Py_ssize_t i = 0; sites != NULL && i < 16; i++)
+        PyTuple_SET_ITEM(sites, i, PyLong_FromLong(declined[i]));
+    return sites == NULL ? NULL : Py_BuildValue("(lN)", answered, sites);
+}
+
+static PyMethodDef methods[] = {
+    {"counts", counts, METH_NOARGS,
+     "counts() -> (how often closed_form answered with a size, how often it declined by site: 0 its arguments, "
+     "1-11 the source's DECL sites)"},
+    {"closed_form", closed_form, METH_VARARGS,
+     "closed_form(ca, cb, leg_a, leg_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_closed_form_gmp",
+                                    "The finder's closed-form sizing on GMP integers (see the C source).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__closed_form_gmp(void)
+{
+    for (int i = 0; i < NT; i++)
+        mpz_init(T[i]);
+    for (int i = 0; i < MAX_SPANS; i++) {
+        mpz_init(SPAN_LO[i]);
+        mpz_init(SPAN_HI[i]);
+    }
+    leg_t *legs[2] = {&LA, &LB};
+    for (int i = 0; i < 2; i++)
+        mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, NULL);
+    mpz_init(MAX_UINT256);
+    mpz_ui_pow_ui(MAX_UINT256, 2, 256);
+    mpz_sub_ui(MAX_UINT256, MAX_UINT256, 1);
+    mpz_init(MAX_UINT160);
+    mpz_ui_pow_ui(MAX_UINT160, 2, 160);
+    mpz_sub_ui(MAX_UINT160, MAX_UINT160, 1);
+    mpz_init(MAX_INT256);
+    mpz_ui_pow_ui(MAX_INT256, 2, 255);
+    mpz_sub_ui(MAX_INT256, MAX_INT256, 1);
+    return PyModule_Create(&module);
+}
