@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
-if os.environ.get("TAPEDECK_PURE_PYTHON") == "1":  # the finder's .py modules, not their compiled build (setup.py)
-    from tests.pure_python import prefer_pure_python
+from tests.pure_python import prefer_pure_python, stale_builds  # noqa: E402
+
+# The finder's .py modules, not their compiled build (setup.py), when asked or when that build is older
+# than its source (then tests/test_arb_finder_compiled.py fails, naming it: run `make bootstrap`).
+STALE_BUILDS = stale_builds()
+if os.environ.get("TAPEDECK_PURE_PYTHON") == "1" or STALE_BUILDS:
     prefer_pure_python()
 
 from tapedeck.domain import events as ev  # noqa: E402

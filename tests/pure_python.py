@@ -37,6 +37,21 @@ def prefer_pure_python() -> None:
         sys.meta_path.insert(0, _PureFinder())
 
 
+def stale_builds() -> list[str]:
+    """The compiled modules in the tree older than their source (an edit since the last ``make
+    bootstrap``): Python would import the stale build in place of the edited ``.py``."""
+    out = []
+    for name in COMPILED + NATIVE:
+        parts = name.split(".")[1:]
+        folder = ROOT.joinpath(*parts[:-1])
+        source = folder / (parts[-1] + (".c" if name in NATIVE else ".py"))
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            built = folder / (parts[-1] + suffix)
+            if built.exists() and source.exists() and built.stat().st_mtime < source.stat().st_mtime:
+                out.append(str(built.relative_to(ROOT)))
+    return out
+
+
 def is_compiled(module: ModuleType) -> bool:
     return any(str(module.__file__).endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)
 

@@ -45,7 +45,10 @@ T0, T1 = "0x" + "a0" * 20, "0x" + "c0" * 20
 
 
 def test_the_compiled_build_is_what_runs() -> None:
-    """``make bootstrap`` built it (a machine with gcc and the Python headers); the pure copies are pure."""
+    """``make bootstrap`` built it (a machine with gcc and the Python headers), from the sources as they
+    are now (an older build is not run: tests/conftest.py); the pure copies are pure."""
+    from tests.conftest import STALE_BUILDS
+    assert not STALE_BUILDS, f"built before their source's last change (run `make bootstrap`): {STALE_BUILDS}"
     assert not is_compiled(PURE_FINDER) and not is_compiled(PURE["tapedeck.domain.cp_optimum"])
     assert PURE_FINDER._gmp_closed_form is None  # (the pure copy sizes in Python only)
     if PURE_RUN:
