@@ -5,13 +5,14 @@
  * ~0.1-3 us as Python integers and a fraction of that on GMP's, with no interpreter in between.
  *
  * What: ``closed_form(ca, cb, leg_a, leg_b, need)`` is ``domain/arb_finder.py``'s ``_closed_form``
- * (with the top-down ``_finish``) on its most common path, step for step the same arithmetic
+ * (with ``_finish``: top down, or the pattern search over a wide interval) on its common paths, step for step the same arithmetic
  * (RoundTrip's n, p, r; ``_largest_feeding``; ``below``; the relaxed trip's ``max_profit_bound``;
  * ``optimum`` from the relaxed one; ``level_interval``; ``_top_down`` over ``floored_level_intervals``
  * or ``level_interval_exact``) and the legs' quotes (``PoolVenue.quote``: V2 ``getAmountOut``; V3
  * inside its interval, the two inlined SqrtPriceMath forms). It answers
  *   None                 proven: nothing pays (what ``_closed_form`` returns as None),
- *   (x, p, proven, y, z) the size, its exact profit, proven, and the legs' outputs at it,
+ *   (x, p, proven, y, z) the size, its exact profit, proven (False: the pattern search's local
+ *                        optimum, as the Python's), and the legs' outputs at it,
  *   False                not this path: anything else (a quote the inlined forms do not price, the
  *                        best_size or pattern search, a size that beats its level, a skip by the legs'
  *                        inverses...): the caller runs the Python, which is the reference.
@@ -376,20 +377,81 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
 #define TOP_DOWN_LEVELS 512
 #define RELAXED_BITS 192
 
-static long answered;  /* how often closed_form answered with a size (counts(), for the tests) */
+static long answered, unproven;  /* how often closed_form answered with a size, and unproven (counts()) */
 
-static PyObject *answer(const mpz_t x, const mpz_t v, const mpz_t y, const mpz_t z)
+static PyObject *answer_as(const mpz_t x, const mpz_t v, const mpz_t y, const mpz_t z, int proven)
 {
     answered++;
+    unproven += !proven;
     PyObject *px = to_py(x), *pv = to_py(v), *py = to_py(y), *pz = to_py(z);
     PyObject *out = NULL;
     if (px && pv && py && pz)
-        out = PyTuple_Pack(5, px, pv, Py_True, py, pz);
+        out = PyTuple_Pack(5, px, pv, proven ? Py_True : Py_False, py, pz);
     Py_XDECREF(px);
     Py_XDECREF(pv);
     Py_XDECREF(py);
     Py_XDECREF(pz);
     return out;
+}
+
+#define answer(x, v, y, z) answer_as(x, v, y, z, 1)
+
+/* ---------------------------------------------------------------- the pattern search */
+
+#define PATTERN_BITS 8
+#define MEMO 512
+static mpz_t MEMO_X[MEMO], MEMO_V[MEMO], MEMO_Y[MEMO], MEMO_Z[MEMO];
+static int memo_n;
+
+/* profit(x) kept (memoized, as the Python's): the index of x's entry, -1: not priced here */
+static int priced(const mpz_t x)
+{
+    for (int i = 0; i < memo_n; i++)
+        if (mpz_cmp(MEMO_X[i], x) == 0)
+            return i;
+    if (memo_n == MEMO)
+        return -1;
+    int i = memo_n;
+    if (profit(MEMO_V[i], MEMO_Y[i], MEMO_Z[i], x))
+        return -1;
+    mpz_set(MEMO_X[i], x);
+    memo_n++;
+    return i;
+}
+
+/* _pattern(at, lo, hi, x, p): moves of +-2^j (j from min(PATTERN_BITS, bits(hi - lo)) down to 0) taken
+ * while they improve, each round's pair (x - d, x + d) from the x the round's step began at; the
+ * index of the answer's memo entry, -1: not priced here. */
+static int pattern(const mpz_t lo, const mpz_t hi, int at)
+{
+    mpz_ptr w = T[10], n1 = T[11], n2 = T[12], d = T[13];
+    mpz_sub(w, hi, lo);
+    long top = (long)(mpz_sgn(w) > 0 ? mpz_sizeinbase(w, 2) : 0);
+    if (top > PATTERN_BITS)
+        top = PATTERN_BITS;
+    int moved = 1;
+    while (moved) {
+        moved = 0;
+        for (long j = top; j >= 0; j--) {
+            mpz_set_ui(d, 1);
+            mpz_mul_2exp(d, d, (mp_bitcnt_t)j);
+            mpz_sub(n1, MEMO_X[at], d);
+            mpz_add(n2, MEMO_X[at], d);
+            mpz_ptr both[2] = {n1, n2};
+            for (int k = 0; k < 2; k++) {
+                if (mpz_cmp(lo, both[k]) > 0 || mpz_cmp(both[k], hi) > 0)
+                    continue;
+                int i = priced(both[k]);
+                if (i < 0)
+                    return -1;
+                if (mpz_cmp(MEMO_V[i], MEMO_V[at]) > 0) {
+                    at = i;
+                    moved = 1;
+                }
+            }
+        }
+    }
+    return at;
 }
 
 static long declined[16];  /* per site: how often this path declined (declines(), for the tests) */
@@ -567,8 +629,26 @@ static PyObject *closed_form(PyObject *self, PyObject *args)
     if (!level_interval(first, last, nl, pl, rl, level, lo, x_max))
         OUT(answer(c, pc, yc, zc));
     mpz_sub(t, last, first);
-    if (mpz_cmp_ui(t, FINISH_SCAN - 2) >= 0)
-        DECL(5);  /* the whole scan or the pattern search (Python) */
+    if (mpz_cmp_ui(t, FINISH_SCAN - 2) >= 0) {
+        /* _finish's rounds: the exact trip's interval of p + 1; as wide as FINISH_SCAN, the pattern
+         * search from (c, pc) over it (a local optimum: not proven) */
+        mpz_add_ui(level, pc, 1);
+        mpz_set_ui(lo, 1);
+        if (!level_interval(first, last, n, p, r, level, lo, x_max))
+            OUT(answer(c, pc, yc, zc));
+        mpz_sub(t, last, first);
+        if (mpz_cmp_ui(t, FINISH_SCAN) < 0)
+            DECL(5);  /* narrow: a top-down round and the whole scan's (Python) */
+        memo_n = 1;
+        mpz_set(MEMO_X[0], c);
+        mpz_set(MEMO_V[0], pc);
+        mpz_set(MEMO_Y[0], yc);
+        mpz_set(MEMO_Z[0], zc);
+        int at = pattern(first, last, 0);
+        if (at < 0)
+            DECL(12);  /* a size the quotes here do not price (Python) */
+        OUT(answer_as(MEMO_X[at], MEMO_V[at], MEMO_Y[at], MEMO_Z[at], 0));
+    }
     mpz_set(lo, first);
     mpz_set(hi, last);
     mpz_sub(t, top, pc);
@@ -614,13 +694,13 @@ static PyObject *counts(PyObject *self, PyObject *unused)
     PyObject *sites = PyTuple_New(16);
     for (Py_ssize_t i = 0; sites != NULL && i < 16; i++)
         PyTuple_SET_ITEM(sites, i, PyLong_FromLong(declined[i]));
-    return sites == NULL ? NULL : Py_BuildValue("(lN)", answered, sites);
+    return sites == NULL ? NULL : Py_BuildValue("(llN)", answered, unproven, sites);
 }
 
 static PyMethodDef methods[] = {
     {"counts", counts, METH_NOARGS,
-     "counts() -> (how often closed_form answered with a size, how often it declined by site: 0 its arguments, "
-     "1-11 the source's DECL sites)"},
+     "counts() -> (how often closed_form answered with a size, of them unproven (the pattern search), how often "
+     "it declined by site: 0 its arguments, 1-12 the source's DECL sites)"},
     {"closed_form", closed_form, METH_VARARGS,
      "closed_form(ca, cb, leg_a, leg_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
     {NULL, NULL, 0, NULL},
@@ -634,6 +714,8 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
 {
     for (int i = 0; i < NT; i++)
         mpz_init(T[i]);
+    for (int i = 0; i < MEMO; i++)
+        mpz_inits(MEMO_X[i], MEMO_V[i], MEMO_Y[i], MEMO_Z[i], NULL);
     for (int i = 0; i < MAX_SPANS; i++) {
         mpz_init(SPAN_LO[i]);
         mpz_init(SPAN_HI[i]);

@@ -61,12 +61,12 @@ def test_the_compiled_build_is_what_runs() -> None:
         assert arb_finder._gmp_closed_form is gmp.closed_form
 
 
-def _gmp_counts() -> tuple[int, int]:
-    """(sizes the C sizing answered, times it declined) so far in this process."""
+def _gmp_counts() -> tuple[int, int, int]:
+    """(sizes the C sizing answered, of them unproven, times it declined) so far in this process."""
     if gmp is None:
-        return 0, 0
-    answered, sites = gmp.counts()
-    return answered, sum(sites)
+        return 0, 0, 0
+    answered, unproven, sites = gmp.counts()
+    return answered, unproven, sum(sites)
 
 
 def _encoded(opps: list) -> list[bytes]:  # type: ignore[type-arg]
@@ -104,7 +104,7 @@ def test_compiled_and_pure_give_the_same_opportunities_on_the_benchmark_stream(s
     last = {e.pool: e for e in first}  # type: ignore[attr-defined]
     ids = sorted(last)
     ts, found, unproven = first[0].ts, 0, 0
-    answered, declined = _gmp_counts()
+    before = _gmp_counts()
     for i in range(3000 if not scan_whole else 600):
         ts += 10**9
         pid = rng.choice(ids)
@@ -121,12 +121,12 @@ def test_compiled_and_pure_give_the_same_opportunities_on_the_benchmark_stream(s
     assert found >= (200 if not scan_whole else 40), found  # (the comparison saw opportunities...)
     if not scan_whole:
         assert unproven >= 1, unproven  # (... and the pattern search's unproven ones too)
-    if gmp is not None and not scan_whole:  # the C sizing answered most, and declined some (the Python sized those)
-        now_answered, now_declined = _gmp_counts()
-        assert now_answered - answered >= 150 and now_declined - declined >= 5, (now_answered - answered,
-                                                                               now_declined - declined)
+    answered, unproven_c, declined = (now - then for now, then in zip(_gmp_counts(), before))
+    if gmp is not None and not scan_whole:  # the C sizing answered most (the pattern search's too), and
+        # declined some (the Python sized those)
+        assert answered >= 150 and unproven_c >= 1 and declined >= 1, (answered, unproven_c, declined)
     elif gmp is not None:
-        assert _gmp_counts() == (answered, declined)  # (the whole scan is the Python's alone)
+        assert (answered, declined) == (0, 0)  # (the whole scan is the Python's alone)
 
 
 @given(st.data())
@@ -157,7 +157,7 @@ def test_compiled_and_pure_give_the_same_opportunities_on_generated_pools(data) 
     compiled = arb_finder.ArbFinder([arb_finder.PoolVenue(s) for s in specs], **kw)
     pure = PURE_FINDER.ArbFinder([PURE_FINDER.PoolVenue(s) for s in specs], **kw)
     state = MarketState()
-    answered, declined = _gmp_counts()
+    answered, _, declined = _gmp_counts()
     for e in events:
         state.on_v2(e) if isinstance(e, ev.V2ReservesSynced) else state.on_v3(e)
         state.updated[e.pool] = e.ts  # type: ignore[attr-defined]
@@ -166,7 +166,7 @@ def test_compiled_and_pure_give_the_same_opportunities_on_generated_pools(data) 
     assert _stats(compiled) == _stats(pure)
     SEEN["found"] += compiled.stats.found
     SEEN["sized"] += compiled.stats.sized
-    now_answered, now_declined = _gmp_counts()
+    now_answered, _, now_declined = _gmp_counts()
     SEEN["gmp answered"] += now_answered - answered
     SEEN["gmp declined"] += now_declined - declined
 
@@ -179,7 +179,7 @@ def test_generated_pools_had_opportunities() -> None:
         test_compiled_and_pure_give_the_same_opportunities_on_generated_pools()
     assert SEEN["found"] >= 30 and SEEN["sized"] >= 60, SEEN
     if gmp is not None:
-        assert SEEN["gmp answered"] >= 20 and SEEN["gmp declined"] >= 5, SEEN
+        assert SEEN["gmp answered"] >= 20, SEEN
 
 
 def test_the_c_sizing_switched_off_sizes_the_same() -> None:
