@@ -30,7 +30,7 @@
 
 #define NT 48
 static mpz_t T[NT];               /* scratch, made once (the GIL is held throughout: no re-entry) */
-static mpz_t MAX_UINT256, MAX_UINT160, MAX_INT256;
+static mpz_t MAX_UINT256, MAX_UINT160, MAX_INT256, NEVER;  /* NEVER: arb_finder's, 2^256 */
 
 typedef struct {
     int kind, zfo;
@@ -454,6 +454,81 @@ static int pattern(const mpz_t lo, const mpz_t hi, int at)
     return at;
 }
 
+/* PoolVenue.least_input(token in, y): 0 with x set (NEVER = 2^256 where no input reaches y), 1 for its
+ * None (no closed form: the contract's overflow fallback) */
+static int least_input(const leg_t *L, mpz_t x, const mpz_t y)
+{
+    mpz_ptr t0 = T[40], t1 = T[41], t2 = T[42], target = T[43], m = T[44];
+    if (mpz_sgn(y) <= 0) {
+        mpz_set_ui(x, 1);
+        return 0;
+    }
+    if (L->kind == 0) {  /* max(1, ceil(y*ri*1e4 / (k*(ro - y)))) */
+        if (mpz_cmp(y, L->b) >= 0) {
+            mpz_set(x, NEVER);
+            return 0;
+        }
+        mpz_mul(t0, y, L->a);
+        mpz_mul_ui(t0, t0, 10000);
+        mpz_sub(t1, L->b, y);
+        mpz_mul_ui(t1, t1, L->keep);
+        mpz_cdiv_q(x, t0, t1);
+    } else if (L->zfo) {
+        mpz_mul_2exp(t0, y, 96);
+        mpz_cdiv_q(t0, t0, L->b);
+        mpz_sub(target, L->a, t0);            /* sp - ceil(y*2^96/lq) */
+        if (mpz_sgn(target) <= 0) {
+            mpz_set(x, NEVER);
+            return 0;
+        }
+        mpz_mul_2exp(t2, L->b, 96);           /* n1 */
+        mpz_sub(t0, L->a, target);
+        mpz_mul(t0, t0, t2);
+        mpz_mul(t1, target, L->a);
+        mpz_cdiv_q(m, t0, t1);
+        mpz_mul_ui(m, m, 1000000);
+        mpz_cdiv_q_ui(x, m, L->keep);
+        mpz_mul(t0, x, L->a);
+        if (mpz_cmp(t0, MAX_UINT256) > 0)
+            return 1;
+        mpz_add(t0, t0, t2);
+        if (mpz_cmp(t0, MAX_UINT256) > 0)
+            return 1;
+    } else {
+        mpz_mul_2exp(t2, L->b, 96);           /* n1 */
+        mpz_mul(t0, y, L->a);
+        if (mpz_cmp(t2, t0) <= 0) {
+            mpz_set(x, NEVER);
+            return 0;
+        }
+        mpz_sub(t1, t2, t0);
+        mpz_mul(t0, t2, L->a);
+        mpz_cdiv_q(target, t0, t1);           /* ceil(n1*sp / (n1 - y*sp)) */
+        mpz_sub(t0, target, L->a);
+        mpz_mul(t0, t0, L->b);
+        mpz_cdiv_q_2exp(m, t0, 96);
+        mpz_mul_ui(m, m, 1000000);
+        mpz_cdiv_q_ui(x, m, L->keep);
+    }
+    if (mpz_cmp_ui(x, 1) < 0)
+        mpz_set_ui(x, 1);
+    return 0;
+}
+
+/* _sized's nxt(x), x priced with the round trip's output z: the least size above x that can return
+ * more (the legs' exact inverses), else x + 1; in place. -1: not this path. */
+static mpz_t NX_Z1, NX_Y2, NX_X2;
+
+static int next_size(mpz_t x, const mpz_t z)
+{
+    mpz_add_ui(NX_Z1, z, 1);
+    if (least_input(&LB, NX_Y2, NX_Z1) == 0 && least_input(&LA, NX_X2, NX_Y2) == 0 && mpz_cmp(NX_X2, x) > 0)
+        mpz_set(x, NX_X2);
+    else
+        mpz_add_ui(x, x, 1);
+    return 0;
+}
+
 static long declined[16];  /* per site: how often this path declined (declines(), for the tests) */
 #define DECLINE() do { declined[0]++; Py_RETURN_FALSE; } while (0)
 
@@ -622,6 +697,11 @@ static PyObject *closed_form(PyObject *self, PyObject *args)
         DECL(3);
     if (mpz_cmp(pc, need) < 0)
         DECL(4);  /* best_size's path (Python) */
+    memo_n = 1;                               /* (_finish's memoized profit, from c) */
+    mpz_set(MEMO_X[0], c);
+    mpz_set(MEMO_V[0], pc);
+    mpz_set(MEMO_Y[0], yc);
+    mpz_set(MEMO_Z[0], zc);
 
     /* _finish, top down: the relaxed trip's interval of p + 1 */
     mpz_set_ui(lo, 1);
@@ -639,11 +719,6 @@ static PyObject *closed_form(PyObject *self, PyObject *args)
         mpz_sub(t, last, first);
         if (mpz_cmp_ui(t, FINISH_SCAN) < 0)
             DECL(5);  /* narrow: a top-down round and the whole scan's (Python) */
-        memo_n = 1;
-        mpz_set(MEMO_X[0], c);
-        mpz_set(MEMO_V[0], pc);
-        mpz_set(MEMO_Y[0], yc);
-        mpz_set(MEMO_Z[0], zc);
         int at = pattern(first, last, 0);
         if (at < 0)
             DECL(12);  /* a size the quotes here do not price (Python) */
@@ -667,16 +742,18 @@ static PyObject *closed_form(PyObject *self, PyObject *args)
             spans = level_interval_exact(SPAN_LO[0], SPAN_HI[0], nl, pl, rl, level, lo, hi);
         }
         for (int s = 0; s < spans; s++) {
-            if (mpz_cmp(SPAN_LO[s], SPAN_HI[s]) > 0)
-                continue;
-            mpz_set(xs, SPAN_LO[s]);
-            if (profit(v, y, z, xs))
-                DECL(9);
-            if (mpz_cmp(v, level) == 0)
-                OUT(answer(xs, v, y, z));
-            if (mpz_cmp(v, level) > 0)
-                DECL(10);  /* above its level: the whole scan (Python) */
-            DECL(11);  /* below it: the skip by the legs' inverses (Python) */
+            for (mpz_set(xs, SPAN_LO[s]); mpz_cmp(xs, SPAN_HI[s]) <= 0;) {
+                int i = priced(xs);
+                if (i < 0)
+                    DECL(9);
+                int cmp = mpz_cmp(MEMO_V[i], level);
+                if (cmp == 0)
+                    OUT(answer(MEMO_X[i], MEMO_V[i], MEMO_Y[i], MEMO_Z[i]));
+                if (cmp > 0)
+                    DECL(10);  /* above its level: the whole scan (Python) */
+                if (next_size(xs, MEMO_Z[i]))
+                    DECL(11);
+            }
         }
     }
     OUT(answer(c, pc, yc, zc));               /* every level above pc refuted */
@@ -697,7 +774,42 @@ static PyObject *counts(PyObject *self, PyObject *unused)
     return sites == NULL ? NULL : Py_BuildValue("(llN)", answered, unproven, sites);
 }
 
+/* For the tests: one leg's quote(x) and least_input(y) as closed_form prices them (None: the Python's
+ * None; False: not priced here) */
+static PyObject *leg_call(PyObject *args, int inverse)
+{
+    PyObject *leg, *amount;
+    if (!PyArg_ParseTuple(args, "OO", &leg, &amount))
+        return NULL;
+    mpz_ptr a = T[0], out = T[1];
+    if (read_leg(&LA, leg) || from_py(a, amount)) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    int st = inverse ? least_input(&LA, out, a) : quote(&LA, out, a);
+    if (st == 1)
+        Py_RETURN_NONE;
+    if (st != 0)
+        Py_RETURN_FALSE;
+    return to_py(out);
+}
+
+static PyObject *leg_quote(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return leg_call(args, 0);
+}
+
+static PyObject *leg_least_input(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return leg_call(args, 1);
+}
+
 static PyMethodDef methods[] = {
+    {"quote", leg_quote, METH_VARARGS, "quote(leg, x) -> the leg's exact output | False (not priced here)"},
+    {"least_input", leg_least_input, METH_VARARGS,
+     "least_input(leg, y) -> PoolVenue.least_input's answer (None: its None) | False (not this leg)"},
     {"counts", counts, METH_NOARGS,
      "counts() -> (how often closed_form answered with a size, of them unproven (the pattern search), how often "
      "it declined by site: 0 its arguments, 1-12 the source's DECL sites)"},
@@ -729,6 +841,9 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
     mpz_init(MAX_UINT160);
     mpz_ui_pow_ui(MAX_UINT160, 2, 160);
     mpz_sub_ui(MAX_UINT160, MAX_UINT160, 1);
+    mpz_inits(NX_Z1, NX_Y2, NX_X2, NULL);
+    mpz_init(NEVER);
+    mpz_ui_pow_ui(NEVER, 2, 256);
     mpz_init(MAX_INT256);
     mpz_ui_pow_ui(MAX_INT256, 2, 255);
     mpz_sub_ui(MAX_INT256, MAX_INT256, 1);
