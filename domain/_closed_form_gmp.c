@@ -42,10 +42,40 @@ static leg_t LA, LB;
 
 /* ---------------------------------------------------------------- int <-> mpz */
 
+#if PY_VERSION_HEX < 0x030C0000 && PY_VERSION_HEX >= 0x030B0000 && GMP_NUMB_BITS == 64 && GMP_NAIL_BITS == 0
+/* CPython 3.11's int is its 30-bit digits, least significant first (longintrepr.h): GMP reads and
+ * writes them directly (two nail bits per 32-bit digit), no byte buffer in between. */
+#define DIGITS_DIRECT 1
+#endif
+
 static int from_py(mpz_t z, PyObject *o)
 {
     if (!PyLong_CheckExact(o))
         return -1;
+#ifdef DIGITS_DIRECT
+    Py_ssize_t size = Py_SIZE(o);
+    size_t nd = (size_t)(size < 0 ? -size : size), n = 0;
+    const digit *dg = ((PyLongObject *)o)->ob_digit;
+    mp_limb_t *limbs = mpz_limbs_write(z, (mp_size_t)(nd * PyLong_SHIFT / GMP_NUMB_BITS + 1));
+    mp_limb_t cur = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < nd; i++) {  /* 30-bit digits packed into 64-bit limbs, least significant first */
+        mp_limb_t dd = dg[i];
+        cur |= dd << bits;
+        bits += PyLong_SHIFT;
+        if (bits >= GMP_NUMB_BITS) {
+            limbs[n++] = cur;
+            bits -= GMP_NUMB_BITS;
+            cur = bits ? dd >> (PyLong_SHIFT - bits) : 0;
+        }
+    }
+    if (bits)
+        limbs[n++] = cur;
+    while (n > 0 && limbs[n - 1] == 0)
+        n--;
+    mpz_limbs_finish(z, size < 0 ? -(mp_size_t)n : (mp_size_t)n);
+    return 0;
+#endif
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (!overflow) {
@@ -82,6 +112,15 @@ static PyObject *to_py(const mpz_t z)
 {
     if (mpz_fits_slong_p(z))
         return PyLong_FromLong(mpz_get_si(z));
+#ifdef DIGITS_DIRECT
+    size_t ndigits = (mpz_sizeinbase(z, 2) + PyLong_SHIFT - 1) / PyLong_SHIFT, written = 0;
+    PyLongObject *l = _PyLong_New((Py_ssize_t)ndigits);
+    if (l == NULL)
+        return NULL;
+    mpz_export(l->ob_digit, &written, -1, sizeof(digit), 0, 8 * sizeof(digit) - PyLong_SHIFT, z);
+    Py_SET_SIZE(l, mpz_sgn(z) < 0 ? -(Py_ssize_t)written : (Py_ssize_t)written);
+    return (PyObject *)l;
+#endif
     size_t nbytes = (mpz_sizeinbase(z, 2) + 7) / 8, count = 0;
     unsigned char buf[512];
     unsigned char *p = nbytes <= sizeof buf ? buf : PyMem_Malloc(nbytes);
@@ -532,6 +571,8 @@ static int next_size(mpz_t x, const mpz_t z)
 static long declined[16];  /* per site: how often this path declined (declines(), for the tests) */
 #define DECLINE() do { declined[0]++; Py_RETURN_FALSE; } while (0)
 
+static mpz_t root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs;  /* (made once: no allocation per call) */
+
 static PyObject *closed_form(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -553,8 +594,6 @@ static PyObject *closed_form(PyObject *self, PyObject *args)
     }
     mpz_ptr n = T[26], p = T[27], r = T[28], x_max = T[29], nl = T[37], pl = T[38], rl = T[39],
             top = T[45], c = T[46], np_ = T[47];
-    mpz_t root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs;
-    mpz_inits(root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs, NULL);
     PyObject *result = NULL;
 #define OUT(expr) do { result = (expr); goto done; } while (0)
 #define DECL(site) do { declined[site]++; Py_INCREF(Py_False); result = Py_False; goto done; } while (0)
@@ -759,7 +798,6 @@ static PyObject *closed_form(PyObject *self, PyObject *args)
     OUT(answer(c, pc, yc, zc));               /* every level above pc refuted */
 
 done:
-    mpz_clears(root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs, NULL);
     return result;
 #undef OUT
 }
@@ -841,7 +879,7 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
     mpz_init(MAX_UINT160);
     mpz_ui_pow_ui(MAX_UINT160, 2, 160);
     mpz_sub_ui(MAX_UINT160, MAX_UINT160, 1);
-    mpz_inits(NX_Z1, NX_Y2, NX_X2, NULL);
+    mpz_inits(NX_Z1, NX_Y2, NX_X2, root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs, NULL);
     mpz_init(NEVER);
     mpz_ui_pow_ui(NEVER, 2, 256);
     mpz_init(MAX_INT256);

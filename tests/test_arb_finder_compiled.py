@@ -328,3 +328,20 @@ def test_the_c_legs_cases_were_all_seen() -> None:
         test_the_c_legs_quote_and_invert_as_pool_venue_does()
     assert LEGS["quoted"] >= 500 and LEGS["edge"] >= 20 and LEGS["declined"] >= 20, LEGS
     assert LEGS["inverse"] >= 500 and LEGS["never"] >= 50, LEGS
+
+
+def _near_powers_of_two():  # type: ignore[no-untyped-def]
+    """Integers at and around the digit and limb boundaries (2^30k, 2^64k) the C conversions cross."""
+    return st.builds(lambda e, d: max(1, (1 << e) + d), st.integers(0, 700), st.integers(-3, 3))
+
+
+@given(_near_powers_of_two(), _near_powers_of_two(), _near_powers_of_two(), st.integers(1, 9_999))
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+def test_the_c_integers_round_trip_at_every_width(ri: int, ro: int, y: int, keep: int) -> None:
+    """Python ints to GMP and back (the leg's reserves, the amount, the answer) at widths from 1 to ~700
+    bits: the C V2 inverse equals ``max(1, ceil(y*ri*1e4 / (keep*(ro - y))))`` (or NEVER) exactly."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    want = arb_finder.NEVER if y >= ro else max(1, -(-(y * ri * 10_000) // (keep * (ro - y))))
+    assert gmp.least_input((0, ri, ro, keep), y) == want
+    assert gmp.quote((0, ri, ro, keep), y) in (False, y * keep * ro // (ri * 10_000 + y * keep))
