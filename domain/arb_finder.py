@@ -141,6 +141,7 @@ class PoolVenue:
         self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
         self._curves: dict[str, tuple[Any, Curve | None]] = {}  # token in -> (price key, curve)
         self._edges: dict[str, tuple[Any, int, int]] = {}  # V3: token in -> (price key, edge sqrt price, amount to it)
+        self._legs: dict[str, tuple[Any, ...] | None] = {}  # token in -> the curve's leg for the C sizing (_gmp_leg)
         self._both: tuple[Any, ...] | None = None  # (price objects, token in, both margins): margins_if_fresh
 
     def quote(self, state: MarketState, token_in: str, amount_in: int) -> int | None:
@@ -235,10 +236,12 @@ class PoolVenue:
 
     def _curve(self, state: MarketState, token_in: str) -> Curve | None:
         spec = self.spec
+        self._legs[token_in] = None
         if spec.kind == "v2":
             res = self._v2_reserves(state, token_in)
             if res is None:
                 return None
+            self._legs[token_in] = (0, res[0], res[1], self._v2_keep)
             return Curve(res[0], res[1], 1, 10_000 - spec.fee, 10_000, 1 << 255)
         s = state.v3.get(spec.pool)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
@@ -254,11 +257,15 @@ class PoolVenue:
             cap = (-(-(-(-(lq << 96) * (sp - sl) // sp)) // sl) if sp >= sl
                    else get_amount0_delta(sl, sp, lq, True))  # (a price outside its tick's interval)
             self._edges[token_in] = ((sp, lq, s.tick) if sp >= sl else None, sl, cap)
+            if sp >= sl:
+                self._legs[token_in] = (1, sp, lq, sl, cap, keep, True)
             ri, ro = lq * Q192, lq * sp * sp
         else:
             su = get_sqrt_ratio_at_tick(min(lower + spacing, MAX_TICK))
             cap = -(-(lq * (su - sp)) >> 96) if su >= sp else get_amount1_delta(sp, su, lq, True)
             self._edges[token_in] = ((sp, lq, s.tick) if su >= sp else None, su, cap)
+            if su >= sp:
+                self._legs[token_in] = (1, sp, lq, su, cap, keep, False)
             ri, ro = lq * sp * sp, lq * Q192
         # an exact-in swap stays inside the interval iff amount <= cap + ceil(cap*fee/keep)
         # (cross_pool_arb.feasible_max)
@@ -824,16 +831,23 @@ class ArbFinder:
                 st.below_cap += 1
                 return None
             cap_a = a.max_in(state, s)
+            if cap_a <= 0 or cap_b <= 0:
+                return None
+            if surplus * cap_a < need * ma[1] * mb[1]:  # (cap_b's test passed above)
+                st.below_cap += 1
+                return None
         else:
             cap_a = a.max_in(state, s)
             if cap_a > 0 and surplus * cap_a < need * ma[1] * mb[1]:
                 st.below_cap += 1
                 return None
             cap_b = b.max_in(state, o)
+            if cap_a <= 0 or cap_b <= 0:
+                return None
+            if surplus * cap_b < need * ma[0] * mb[1]:  # (cap_a's test passed above)
+                st.below_cap += 1
+                return None
         if cap_a <= 0 or cap_b <= 0:
-            return None
-        if surplus and (surplus * cap_a < need * ma[1] * mb[1] or surplus * cap_b < need * ma[0] * mb[1]):
-            st.below_cap += 1
             return None
         # (made only for the round trips that get this far: most are refuted above)
         legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
@@ -905,26 +919,19 @@ class ArbFinder:
 
 
 def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | None:
-    """A leg as ``_closed_form_gmp.closed_form`` takes it: ``(0, reserve in, reserve out, keep bps)`` for a
-    V2 pair, ``(1, sqrt price, liquidity, edge sqrt price, amount to it, keep pips, zero_for_one)`` for a
-    V3 pool priced inside its interval whose edge is kept for this price (``PoolVenue.curve``); None
-    where ``PoolVenue.quote`` would take another path (or the venue is not a plain ``PoolVenue``)."""
+    """A leg as ``_closed_form_gmp.closed_form`` takes it, for the curve ``v.curve(state, token_in)`` has
+    just returned (``PoolVenue._curve`` makes it with the curve): ``(0, reserve in, reserve out, keep
+    bps)`` for a V2 pair, ``(1, sqrt price, liquidity, edge sqrt price, amount to it, keep pips,
+    zero_for_one)`` for a V3 pool priced inside its interval; None where ``PoolVenue.quote`` would take
+    another path (a V3 pool whose ticks are known, a price outside its interval) or the venue is not a
+    plain ``PoolVenue``."""
     if type(v) is not PoolVenue:
         return None
-    if v._v2:
-        pv = state.v2.get(v.id)
-        if pv is None or pv.reserve0 <= 0 or pv.reserve1 <= 0:
+    if not v._v2:
+        q = state.v3.get(v.id)
+        if q is None or q.ticks is not None:  # (the ticks are not in the curve's key: checked each time)
             return None
-        if token_in == v.token0:
-            return (0, pv.reserve0, pv.reserve1, v._v2_keep)
-        return (0, pv.reserve1, pv.reserve0, v._v2_keep)
-    q = state.v3.get(v.spec.pool)
-    if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
-        return None
-    edge = v._edges.get(token_in)
-    if edge is None or edge[0] is None or edge[0] != (q.sqrt_price_x96, q.liquidity, q.tick):
-        return None
-    return (1, q.sqrt_price_x96, q.liquidity, edge[1], edge[2], v._v3_keep, token_in == v.spec.token0)
+    return v._legs.get(token_in)
 
 
 def _version_text(v: Any, state: MarketState) -> str:
