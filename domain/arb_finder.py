@@ -849,7 +849,34 @@ class ArbFinder:
                 return None
         if cap_a <= 0 or cap_b <= 0:
             return None
-        # (made only for the round trips that get this far: most are refuted above)
+        ca, cb = a.curve(state, s), b.curve(state, o)
+        st.sized += 1
+        fast: Any = False
+        if ca is not None and cb is not None and self.compiled_sizing and _gmp_closed_form is not None \
+                and not self.scan_whole:
+            la, lb = _gmp_leg(a, state, s), _gmp_leg(b, state, o)
+            if la is not None and lb is not None:
+                fast = _gmp_closed_form(ca, cb, la, lb, need)  # (False: not its path, the Python sizes it)
+                if fast:
+                    fast = fast + ("closed-form",)
+        if fast is False:
+            fast = self._sized_here(state, a, b, s, o, ca, cb, cap_a, cap_b, need)
+        if fast is None:
+            return None
+        x, p, proven, y, z, method = fast
+        net = p - gas_cost
+        if net < self.min_profit:
+            return None
+        st.found += 1
+        key = f"{a.id}@{_version_text(a, state)}|{b.id}@{_version_text(b, state)}|{s}"
+        return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
+                           x, z, p, gas_wei, gas_cost, net, method, proven, key)
+
+    def _sized_here(self, state: MarketState, a: Any, b: Any, s: str, o: str, ca: Curve | None, cb: Curve | None,
+                    cap_a: int, cap_b: int, need: int) -> tuple[int, int, bool, int, int, str] | None:
+        """``_sized``'s sizing in Python: ``(x, profit, proven, y, z, method)`` with ``y``, ``z`` the legs'
+        outputs at ``x``, or None when nothing pays ``need`` (the reference of the C sizing)."""
+        st = self.stats
         legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
 
         def profit(x: int) -> int | None:
@@ -862,20 +889,7 @@ class ArbFinder:
             legs[x] = (y, z)
             return z - x
 
-        ca, cb = a.curve(state, s), b.curve(state, o)
-        st.sized += 1
-        fast: Any = False
-        if ca is not None and cb is not None and self.compiled_sizing and _gmp_closed_form is not None \
-                and not self.scan_whole:
-            la, lb = _gmp_leg(a, state, s), _gmp_leg(b, state, o)
-            if la is not None and lb is not None:
-                fast = _gmp_closed_form(ca, cb, la, lb, need)  # (False: not its path, the Python below sizes it)
-        if fast is not False:
-            if fast is None:
-                return None
-            x, p, proven, y, z = fast
-            method = "closed-form"
-        elif ca is not None and cb is not None:
+        if ca is not None and cb is not None:
             ia, ib = getattr(a, "least_input", None), getattr(b, "least_input", None)
             nxt = None
             if ia is not None and ib is not None and not self.scan_whole:
@@ -895,28 +909,20 @@ class ArbFinder:
         else:
             sized = _search(profit, a, b, state, s, o, cap_a, cap_b)
             method = "search"
-        if fast is False:
-            if sized is None:
-                return None
-            x, p, proven = sized
-            if p is None or p < need:
-                return None
-            got = legs.get(x)  # (what the search priced at x: the same quotes again would give the same)
-            if got is not None:
-                y, z = got
-            else:
-                y = a.quote(state, s, x)
-                z = b.quote(state, o, y) if y is not None else None
-            if y is None or z is None or z - x != p:
-                return None  # (cannot happen: the search priced it so)
-        net = p - gas_cost
-        if net < self.min_profit:
+        if sized is None:
             return None
-        st.found += 1
-        key = f"{a.id}@{_version_text(a, state)}|{b.id}@{_version_text(b, state)}|{s}"
-        return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
-                           x, z, p, gas_wei, gas_cost, net, method, proven, key)
-
+        x, p, proven = sized
+        if p is None or p < need:
+            return None
+        got = legs.get(x)  # (what the search priced at x: the same quotes again would give the same)
+        if got is not None:
+            y, z = got
+        else:
+            y = a.quote(state, s, x)
+            z = b.quote(state, o, y) if y is not None else None
+        if y is None or z is None or z - x != p:
+            return None  # (cannot happen: the search priced it so)
+        return x, p, proven, y, z, method
 
 def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | None:
     """A leg as ``_closed_form_gmp.closed_form`` takes it, for the curve ``v.curve(state, token_in)`` has
