@@ -11,7 +11,13 @@ CONTRACTS_STAMP := build/contracts/.built
 
 bootstrap: $(PIP_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
-$(PIP_STAMP): pyproject.toml
+# setup.py compiles the finder (domain/arb_finder.py, cp_optimum.py by Cython; domain/_closed_form_gmp.c
+# on GMP: Debian's libgmp-dev, installed here when root and missing) into the tree, so an edit of
+# them rebuilds it (a stale build would be imported in place of the edited source).
+$(PIP_STAMP): pyproject.toml setup.py domain/arb_finder.py domain/cp_optimum.py domain/_closed_form_gmp.c
+	@echo '#include <gmp.h>' | gcc -E - >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q libgmp-dev) >/dev/null; } || \
+	  echo "libgmp-dev is not installed and could not be: the finder sizes in Python only"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"

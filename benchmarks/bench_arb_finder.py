@@ -13,13 +13,15 @@ Prints p50/p99/max over all events, and apart for the quiet updates and the ones
 (and those by how many opportunities one update yielded: the p99 is the updates with several).
 ``--clock cpu`` times each event by this thread's CPU time (``time.thread_time_ns``) instead of the
 wall clock: on a loaded machine the wall clock counts the milliseconds the process waits for a core.
+``--pure`` runs the finder's ``.py`` modules where their compiled build (``setup.py``) is installed.
 Usage: python benchmarks/bench_arb_finder.py [--events 20000] [--jump-every 50] [--seed 1] [--repeat 3]
-       [--clock wall|cpu]
+       [--clock wall|cpu] [--pure]
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import sys
 import time
@@ -27,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+if "--pure" in sys.argv or os.environ.get("TAPEDECK_PURE_PYTHON") == "1":  # before the finder is imported
+    from tests.pure_python import prefer_pure_python  # noqa: E402
+    prefer_pure_python()
 
 from tapedeck.domain import events as ev  # noqa: E402
 from tapedeck.domain.arb_finder import ArbFinder, PoolVenue  # noqa: E402
@@ -34,6 +39,7 @@ from tapedeck.domain.dex_quotes import PoolSpec  # noqa: E402
 from tapedeck.domain.engine import Engine  # noqa: E402
 from tapedeck.domain.risk import RiskGate  # noqa: E402
 from tapedeck.domain.uniswap_v3 import get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio  # noqa: E402
+from tests.pure_python import is_compiled  # noqa: E402
 
 Q96 = 1 << 96
 SPACING = {500: 10, 3000: 60}
@@ -94,6 +100,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of the stream; each event's fastest is kept "
                     "(a shared 2-core machine deschedules the process for milliseconds at a time)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    ap.add_argument("--pure", action="store_true", help="the finder's pure-Python modules even where their "
+                    "compiled build (setup.py) is installed (as TAPEDECK_PURE_PYTHON=1)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     venues, first, numeraire = world(rng)
@@ -140,7 +148,8 @@ def main() -> None:
         xs.sort()
     print(f"arb finder: {len(venues)} pools in {len(finder.pairs)} pairs, {a.events} updates "
           f"(every {a.jump_every}th a 0.5-2% jump), seed {a.seed}, fastest of {a.repeat} runs per event, "
-          f"{'CPU' if a.clock == 'cpu' else 'wall'} time")
+          f"{'CPU' if a.clock == 'cpu' else 'wall'} time, finder "
+          f"{'compiled (Cython, setup.py)' if is_compiled(sys.modules[ArbFinder.__module__]) else 'pure Python'}")
     print(f"  update -> decision, all:     p50 {pct(all_, .5):7.1f} us  p99 {pct(all_, .99):8.1f} us  "
           f"max {all_[-1] / 1000:8.1f} us")
     print(f"  quiet (no opportunity):      p50 {pct(quiet, .5):7.1f} us  p99 {pct(quiet, .99):8.1f} us  ({len(quiet)})")

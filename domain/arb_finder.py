@@ -64,6 +64,12 @@ from tapedeck.domain.strategies.cross_pool_arb import best_size
 from tapedeck.domain.uniswap_v3 import (MAX_TICK, MAX_UINT160, MAX_UINT256, MIN_TICK, V3MathError, get_amount0_delta, get_amount1_delta,
                                         get_next_sqrt_price_from_input, get_sqrt_ratio_at_tick, mul_div_rounding_up)
 
+try:  # the closed-form sizing's integer work in C on GMP (domain/_closed_form_gmp.c, built by setup.py);
+    # ``_closed_form`` below is the reference, run wherever that module declines or is not built
+    from tapedeck.domain._closed_form_gmp import closed_form as _gmp_closed_form
+except ImportError:
+    _gmp_closed_form = None
+
 Q96 = 1 << 96
 Q192 = 1 << 192
 MAX_INT256 = (1 << 255) - 1
@@ -135,6 +141,7 @@ class PoolVenue:
         self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
         self._curves: dict[str, tuple[Any, Curve | None]] = {}  # token in -> (price key, curve)
         self._edges: dict[str, tuple[Any, int, int]] = {}  # V3: token in -> (price key, edge sqrt price, amount to it)
+        self._legs: dict[str, tuple[Any, ...] | None] = {}  # token in -> the curve's leg for the C sizing (_gmp_leg)
         self._both: tuple[Any, ...] | None = None  # (price objects, token in, both margins): margins_if_fresh
 
     def quote(self, state: MarketState, token_in: str, amount_in: int) -> int | None:
@@ -229,10 +236,12 @@ class PoolVenue:
 
     def _curve(self, state: MarketState, token_in: str) -> Curve | None:
         spec = self.spec
+        self._legs[token_in] = None
         if spec.kind == "v2":
             res = self._v2_reserves(state, token_in)
             if res is None:
                 return None
+            self._legs[token_in] = (0, res[0], res[1], self._v2_keep)
             return Curve(res[0], res[1], 1, 10_000 - spec.fee, 10_000, 1 << 255)
         s = state.v3.get(spec.pool)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
@@ -248,11 +257,15 @@ class PoolVenue:
             cap = (-(-(-(-(lq << 96) * (sp - sl) // sp)) // sl) if sp >= sl
                    else get_amount0_delta(sl, sp, lq, True))  # (a price outside its tick's interval)
             self._edges[token_in] = ((sp, lq, s.tick) if sp >= sl else None, sl, cap)
+            if sp >= sl:
+                self._legs[token_in] = (1, sp, lq, sl, cap, keep, True)
             ri, ro = lq * Q192, lq * sp * sp
         else:
             su = get_sqrt_ratio_at_tick(min(lower + spacing, MAX_TICK))
             cap = -(-(lq * (su - sp)) >> 96) if su >= sp else get_amount1_delta(sp, su, lq, True)
             self._edges[token_in] = ((sp, lq, s.tick) if su >= sp else None, su, cap)
+            if su >= sp:
+                self._legs[token_in] = (1, sp, lq, su, cap, keep, False)
             ri, ro = lq * sp * sp, lq * Q192
         # an exact-in swap stays inside the interval iff amount <= cap + ceil(cap*fee/keep)
         # (cross_pool_arb.feasible_max)
@@ -631,6 +644,7 @@ class ArbFinder:
     token its gas is paid in (wrapped). ``min_profit`` in profit-token base units after gas."""
 
     refute_by_capacity = True  # (a test switches it off to show it never drops an opportunity)
+    compiled_sizing = True  # (a test switches it off: the Python sizing only, where the GMP one is built)
     scan_whole = False  # (a test switches it on: every level interval priced size by size, as before
     #                     the top-down search and the legs' inverses; the same sizes either way)
 
@@ -817,18 +831,52 @@ class ArbFinder:
                 st.below_cap += 1
                 return None
             cap_a = a.max_in(state, s)
+            if cap_a <= 0 or cap_b <= 0:
+                return None
+            if surplus * cap_a < need * ma[1] * mb[1]:  # (cap_b's test passed above)
+                st.below_cap += 1
+                return None
         else:
             cap_a = a.max_in(state, s)
             if cap_a > 0 and surplus * cap_a < need * ma[1] * mb[1]:
                 st.below_cap += 1
                 return None
             cap_b = b.max_in(state, o)
+            if cap_a <= 0 or cap_b <= 0:
+                return None
+            if surplus * cap_b < need * ma[0] * mb[1]:  # (cap_a's test passed above)
+                st.below_cap += 1
+                return None
         if cap_a <= 0 or cap_b <= 0:
             return None
-        if surplus and (surplus * cap_a < need * ma[1] * mb[1] or surplus * cap_b < need * ma[0] * mb[1]):
-            st.below_cap += 1
+        ca, cb = a.curve(state, s), b.curve(state, o)
+        st.sized += 1
+        fast: Any = False
+        if ca is not None and cb is not None and self.compiled_sizing and _gmp_closed_form is not None \
+                and not self.scan_whole:
+            la, lb = _gmp_leg(a, state, s), _gmp_leg(b, state, o)
+            if la is not None and lb is not None:
+                fast = _gmp_closed_form(ca, cb, la, lb, need)  # (False: not its path, the Python sizes it)
+                if fast:
+                    fast = fast + ("closed-form",)
+        if fast is False:
+            fast = self._sized_here(state, a, b, s, o, ca, cb, cap_a, cap_b, need)
+        if fast is None:
             return None
-        # (made only for the round trips that get this far: most are refuted above)
+        x, p, proven, y, z, method = fast
+        net = p - gas_cost
+        if net < self.min_profit:
+            return None
+        st.found += 1
+        key = f"{a.id}@{_version_text(a, state)}|{b.id}@{_version_text(b, state)}|{s}"
+        return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
+                           x, z, p, gas_wei, gas_cost, net, method, proven, key)
+
+    def _sized_here(self, state: MarketState, a: Any, b: Any, s: str, o: str, ca: Curve | None, cb: Curve | None,
+                    cap_a: int, cap_b: int, need: int) -> tuple[int, int, bool, int, int, str] | None:
+        """``_sized``'s sizing in Python: ``(x, profit, proven, y, z, method)`` with ``y``, ``z`` the legs'
+        outputs at ``x``, or None when nothing pays ``need`` (the reference of the C sizing)."""
+        st = self.stats
         legs: dict[int, tuple[int, int]] = {}  # size -> (its first leg's output, the round trip's)
 
         def profit(x: int) -> int | None:
@@ -841,8 +889,6 @@ class ArbFinder:
             legs[x] = (y, z)
             return z - x
 
-        ca, cb = a.curve(state, s), b.curve(state, o)
-        st.sized += 1
         if ca is not None and cb is not None:
             ia, ib = getattr(a, "least_input", None), getattr(b, "least_input", None)
             nxt = None
@@ -876,13 +922,22 @@ class ArbFinder:
             z = b.quote(state, o, y) if y is not None else None
         if y is None or z is None or z - x != p:
             return None  # (cannot happen: the search priced it so)
-        net = p - gas_cost
-        if net < self.min_profit:
+        return x, p, proven, y, z, method
+
+def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | None:
+    """A leg as ``_closed_form_gmp.closed_form`` takes it, for the curve ``v.curve(state, token_in)`` has
+    just returned (``PoolVenue._curve`` makes it with the curve): ``(0, reserve in, reserve out, keep
+    bps)`` for a V2 pair, ``(1, sqrt price, liquidity, edge sqrt price, amount to it, keep pips,
+    zero_for_one)`` for a V3 pool priced inside its interval; None where ``PoolVenue.quote`` would take
+    another path (a V3 pool whose ticks are known, a price outside its interval) or the venue is not a
+    plain ``PoolVenue``."""
+    if type(v) is not PoolVenue:
+        return None
+    if not v._v2:
+        q = state.v3.get(v.id)
+        if q is None or q.ticks is not None:  # (the ticks are not in the curve's key: checked each time)
             return None
-        st.found += 1
-        key = f"{a.id}@{_version_text(a, state)}|{b.id}@{_version_text(b, state)}|{s}"
-        return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
-                           x, z, p, gas_wei, gas_cost, net, method, proven, key)
+    return v._legs.get(token_in)
 
 
 def _version_text(v: Any, state: MarketState) -> str:

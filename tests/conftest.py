@@ -15,8 +15,16 @@ from hypothesis import settings
 settings.register_profile("tapedeck", deadline=None)
 settings.load_profile("tapedeck")
 
-from tapedeck.domain import events as ev
-from tapedeck.domain.decimals import to_fixed
+from tests.pure_python import prefer_pure_python, stale_builds  # noqa: E402
+
+# The finder's .py modules, not their compiled build (setup.py), when asked or when that build is older
+# than its source (then tests/test_arb_finder_compiled.py fails, naming it: run `make bootstrap`).
+STALE_BUILDS = stale_builds()
+if os.environ.get("TAPEDECK_PURE_PYTHON") == "1" or STALE_BUILDS:
+    prefer_pure_python()
+
+from tapedeck.domain import events as ev  # noqa: E402
+from tapedeck.domain.decimals import to_fixed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

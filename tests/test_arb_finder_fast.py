@@ -181,10 +181,12 @@ def test_relaxed_round_trip_is_never_below(n, p, r, x, level) -> None:
 
 
 def _finders(venues_of, **kw):  # type: ignore[no-untyped-def]
+    """(the Python top-down sizing, the whole scan, the default: the C sizing where it is built)."""
     fast = ArbFinder(venues_of(), **kw)
+    fast.compiled_sizing = False  # (the Python top-down is what is counted below; the C one is held equal too)
     whole = ArbFinder(venues_of(), **kw)
     whole.scan_whole = True
-    return fast, whole
+    return fast, whole, ArbFinder(venues_of(), **kw)
 
 
 def _same(a: list, b: list) -> None:  # type: ignore[type-arg]
@@ -234,7 +236,7 @@ def test_fast_sizing_finds_what_the_whole_scan_finds(data) -> None:
             events.append(v3_event(pid, sp, rng.randint(10**14, 10**20)))
     kw = dict(gas_price_wei=rng.choice([0, 10**9, 30 * 10**9]), numeraires=[T0], max_age_ns=10**18,
               native={"ethereum": T0})
-    fast, whole = _finders(lambda: [PoolVenue(s) for s in specs], **kw)
+    fast, whole, default = _finders(lambda: [PoolVenue(s) for s in specs], **kw)
     state = MarketState()
     for e in events:
         if isinstance(e, ev.V2ReservesSynced):
@@ -246,7 +248,9 @@ def test_fast_sizing_finds_what_the_whole_scan_finds(data) -> None:
         got = fast.on_update(state, specs[0].pool, 1)
     want = whole.on_update(state, specs[0].pool, 1)
     _same(got, want)
+    _same(default.on_update(state, specs[0].pool, 1), want)
     _same(fast.scan(state, 1), whole.scan(state, 1))
+    _same(default.scan(state, 1), whole.scan(state, 1))
     WORLDS["opportunity" if want else "none"] += 1
     WORLDS["top down"] += bool(count.calls["top_down"])
 
@@ -268,7 +272,7 @@ def test_fast_sizing_equals_the_whole_scan_on_the_benchmark_stream() -> None:
     venues, first, numeraire = bench.world(rng)
     kw = dict(gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18,
               native={"ethereum": bench.addr(0xC0)})
-    fast, whole = _finders(lambda: bench.world(random.Random(3))[0], **kw)
+    fast, whole, default = _finders(lambda: bench.world(random.Random(3))[0], **kw)
     engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
     for e in first:
         engine.handle(e)
@@ -284,7 +288,9 @@ def test_fast_sizing_equals_the_whole_scan_on_the_benchmark_stream() -> None:
             e = bench.moved(last[pid], ts, 1 + f)
             engine.handle(e)
             got = fast.on_update(engine.state, pid, ts)
-            _same(got, whole.on_update(engine.state, pid, ts))
+            want = whole.on_update(engine.state, pid, ts)
+            _same(got, want)
+            _same(default.on_update(engine.state, pid, ts), want)
             found += len(got)
     assert found >= 50, found
     assert count.calls["top_down"] >= 20, count.calls

@@ -1,0 +1,889 @@
+/* The finder's closed-form sizing of one round trip through two pools, on GMP integers.
+ *
+ * Why: a gap-opening pool update sizes each of its opportunities with ~100 exact big-integer
+ * operations (products of ~250-1,150 bits, square roots of ~500 bits, the legs' exact quotes), each
+ * ~0.1-3 us as Python integers and a fraction of that on GMP's, with no interpreter in between.
+ *
+ * What: ``closed_form(ca, cb, leg_a, leg_b, need)`` is ``domain/arb_finder.py``'s ``_closed_form``
+ * (with ``_finish``: top down, or the pattern search over a wide interval) on its common paths, step for step the same arithmetic
+ * (RoundTrip's n, p, r; ``_largest_feeding``; ``below``; the relaxed trip's ``max_profit_bound``;
+ * ``optimum`` from the relaxed one; ``level_interval``; ``_top_down`` over ``floored_level_intervals``
+ * or ``level_interval_exact``) and the legs' quotes (``PoolVenue.quote``: V2 ``getAmountOut``; V3
+ * inside its interval, the two inlined SqrtPriceMath forms). It answers
+ *   None                 proven: nothing pays (what ``_closed_form`` returns as None),
+ *   (x, p, proven, y, z) the size, its exact profit, proven (False: the pattern search's local
+ *                        optimum, as the Python's), and the legs' outputs at it,
+ *   False                not this path: anything else (a quote the inlined forms do not price, the
+ *                        best_size or pattern search, a size that beats its level, a skip by the legs'
+ *                        inverses...): the caller runs the Python, which is the reference.
+ * The Python is the reference: tests/test_arb_finder_compiled.py holds the answers equal (and counts
+ * that this path answered, and that it declined).
+ *
+ * The arguments: ``ca``/``cb`` the legs' ``Curve`` tuples (ri_num, ro_num, den, keep, keep_den,
+ * max_in, period); a leg is (0, reserve_in, reserve_out, keep_bps) for a V2 pair or (1, sqrt_price,
+ * liquidity, edge sqrt price, amount to the edge, keep_pips, zero_for_one) for a V3 pool priced inside
+ * its tick-spacing interval; ``need`` the least profit that is reported. All exact ``int``s.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <gmp.h>
+
+#define NT 48
+static mpz_t T[NT];               /* scratch, made once (the GIL is held throughout: no re-entry) */
+static mpz_t MAX_UINT256, MAX_UINT160, MAX_INT256, NEVER;  /* NEVER: arb_finder's, 2^256 */
+
+typedef struct {
+    int kind, zfo;
+    mpz_t a, b, target, raw;      /* V2: reserve in, reserve out; V3: sqrt price, liquidity, edge, raw */
+    unsigned long keep;
+} leg_t;
+
+static leg_t LA, LB;
+
+/* ---------------------------------------------------------------- int <-> mpz */
+
+#if PY_VERSION_HEX < 0x030C0000 && PY_VERSION_HEX >= 0x030B0000 && GMP_NUMB_BITS == 64 && GMP_NAIL_BITS == 0
+/* CPython 3.11's int is its 30-bit digits, least significant first (longintrepr.h): GMP reads and
+ * writes them directly (two nail bits per 32-bit digit), no byte buffer in between. */
+#define DIGITS_DIRECT 1
+#endif
+
+static int from_py(mpz_t z, PyObject *o)
+{
+    if (!PyLong_CheckExact(o))
+        return -1;
+#ifdef DIGITS_DIRECT
+    Py_ssize_t size = Py_SIZE(o);
+    size_t nd = (size_t)(size < 0 ? -size : size), n = 0;
+    const digit *dg = ((PyLongObject *)o)->ob_digit;
+    mp_limb_t *limbs = mpz_limbs_write(z, (mp_size_t)(nd * PyLong_SHIFT / GMP_NUMB_BITS + 1));
+    mp_limb_t cur = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < nd; i++) {  /* 30-bit digits packed into 64-bit limbs, least significant first */
+        mp_limb_t dd = dg[i];
+        cur |= dd << bits;
+        bits += PyLong_SHIFT;
+        if (bits >= GMP_NUMB_BITS) {
+            limbs[n++] = cur;
+            bits -= GMP_NUMB_BITS;
+            cur = bits ? dd >> (PyLong_SHIFT - bits) : 0;
+        }
+    }
+    if (bits)
+        limbs[n++] = cur;
+    while (n > 0 && limbs[n - 1] == 0)
+        n--;
+    mpz_limbs_finish(z, size < 0 ? -(mp_size_t)n : (mp_size_t)n);
+    return 0;
+#endif
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) {
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (v >= LONG_MIN && v <= LONG_MAX) {
+            mpz_set_si(z, (long)v);
+            return 0;
+        }
+    }
+    size_t nbits = _PyLong_NumBits(o);
+    if (nbits == (size_t)-1 && PyErr_Occurred())
+        return -1;
+    int neg = _PyLong_Sign(o) < 0;
+    size_t nbytes = nbits / 8 + 1;
+    unsigned char buf[512];
+    unsigned char *p = nbytes <= sizeof buf ? buf : PyMem_Malloc(nbytes);
+    if (p == NULL)
+        return -1;
+    PyObject *mag = neg ? PyNumber_Negative(o) : (Py_INCREF(o), o);
+    int rc = mag == NULL ? -1 : _PyLong_AsByteArray((PyLongObject *)mag, p, nbytes, 1, 0);
+    Py_XDECREF(mag);
+    if (rc == 0) {
+        mpz_import(z, nbytes, -1, 1, 0, 0, p);
+        if (neg)
+            mpz_neg(z, z);
+    }
+    if (p != buf)
+        PyMem_Free(p);
+    return rc;
+}
+
+static PyObject *to_py(const mpz_t z)
+{
+    if (mpz_fits_slong_p(z))
+        return PyLong_FromLong(mpz_get_si(z));
+#ifdef DIGITS_DIRECT
+    size_t ndigits = (mpz_sizeinbase(z, 2) + PyLong_SHIFT - 1) / PyLong_SHIFT, written = 0;
+    PyLongObject *l = _PyLong_New((Py_ssize_t)ndigits);
+    if (l == NULL)
+        return NULL;
+    mpz_export(l->ob_digit, &written, -1, sizeof(digit), 0, 8 * sizeof(digit) - PyLong_SHIFT, z);
+    Py_SET_SIZE(l, mpz_sgn(z) < 0 ? -(Py_ssize_t)written : (Py_ssize_t)written);
+    return (PyObject *)l;
+#endif
+    size_t nbytes = (mpz_sizeinbase(z, 2) + 7) / 8, count = 0;
+    unsigned char buf[512];
+    unsigned char *p = nbytes <= sizeof buf ? buf : PyMem_Malloc(nbytes);
+    if (p == NULL)
+        return PyErr_NoMemory();
+    mpz_export(p, &count, -1, 1, 0, 0, z);
+    PyObject *mag = _PyLong_FromByteArray(p, count, 1, 0);
+    if (p != buf)
+        PyMem_Free(p);
+    if (mag == NULL || mpz_sgn(z) >= 0)
+        return mag;
+    PyObject *out = PyNumber_Negative(mag);
+    Py_DECREF(mag);
+    return out;
+}
+
+static int item(mpz_t z, PyObject *tuple, Py_ssize_t i)
+{
+    return from_py(z, PyTuple_GET_ITEM(tuple, i));
+}
+
+static int small_item(unsigned long *out, PyObject *tuple, Py_ssize_t i)
+{
+    PyObject *o = PyTuple_GET_ITEM(tuple, i);
+    if (!PyLong_CheckExact(o))
+        return -1;
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (v <= 0)
+        return -1;
+    *out = (unsigned long)v;
+    return 0;
+}
+
+static int read_leg(leg_t *L, PyObject *t)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 4)
+        return -1;
+    PyObject *k = PyTuple_GET_ITEM(t, 0);
+    if (!PyLong_CheckExact(k))
+        return -1;
+    L->kind = (int)PyLong_AsLong(k);
+    if (L->kind == 0) {
+        if (PyTuple_GET_SIZE(t) != 4 || item(L->a, t, 1) || item(L->b, t, 2) || small_item(&L->keep, t, 3))
+            return -1;
+        return mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 ? 0 : -1;
+    }
+    if (L->kind != 1 || PyTuple_GET_SIZE(t) != 7 || item(L->a, t, 1) || item(L->b, t, 2) || item(L->target, t, 3) ||
+        item(L->raw, t, 4) || small_item(&L->keep, t, 5))
+        return -1;
+    L->zfo = PyObject_IsTrue(PyTuple_GET_ITEM(t, 6));
+    if (L->zfo < 0)
+        return -1;
+    return mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- the legs' quotes */
+
+/* PoolVenue.quote where it prices without a fallback: 0 with out set, -1 for anything else. */
+static int quote(const leg_t *L, mpz_t out, const mpz_t x)
+{
+    mpz_ptr t0 = T[40], t1 = T[41], t2 = T[42], less = T[43], sn = T[44];
+    if (mpz_sgn(x) <= 0)
+        return -1;
+    if (L->kind == 0) {  /* getAmountOut: x*k*ro // (ri*1e4 + x*k), 0 -> None */
+        mpz_mul_ui(t0, x, L->keep);
+        mpz_mul(t1, t0, L->b);
+        mpz_mul_ui(t2, L->a, 10000);
+        mpz_add(t2, t2, t0);
+        mpz_fdiv_q(out, t1, t2);
+        return mpz_sgn(out) > 0 ? 0 : -1;
+    }
+    /* V3 inside the interval: sp = a, lq = b */
+    if (mpz_cmp(L->a, L->target) == 0 || mpz_cmp(x, MAX_INT256) > 0)
+        return -1;
+    mpz_mul_ui(less, x, L->keep);
+    mpz_fdiv_q_ui(less, less, 1000000);
+    if (mpz_cmp(less, L->raw) >= 0) {
+        /* SwapMath.computeSwapStep reaching the edge: the step takes raw and its fee
+         * (raw + mulDivRoundingUp(raw, fee, keep) must be the whole input, else None), and pays
+         * getAmount1Delta(target, sp, lq, down) / getAmount0Delta(sp, target, lq, down) */
+        unsigned long fee = 1000000 - L->keep;
+        mpz_mul_ui(t0, L->raw, fee);
+        mpz_cdiv_q_ui(t0, t0, L->keep);       /* (its reverts: a q >= 2^256 - 1 is declined) */
+        if (mpz_cmp(t0, MAX_UINT256) >= 0)
+            return -1;
+        mpz_add(t0, t0, L->raw);
+        if (mpz_cmp(t0, x) != 0)
+            return -1;
+        int lower = mpz_cmp(L->target, L->a) < 0;
+        mpz_srcptr lo = lower ? L->target : L->a, hi = lower ? L->a : L->target;
+        mpz_sub(t1, hi, lo);
+        if (L->zfo) {
+            mpz_mul(t1, t1, L->b);
+            mpz_fdiv_q_2exp(out, t1, 96);     /* mulDiv(lq, b - a, 2^96) */
+        } else {
+            if (mpz_sgn(lo) <= 0)
+                return -1;
+            mpz_mul_2exp(t0, L->b, 96);
+            mpz_mul(t0, t0, t1);
+            mpz_fdiv_q(t0, t0, hi);           /* mulDiv(lq << 96, b - a, b) */
+            if (mpz_cmp(t0, MAX_UINT256) > 0)
+                return -1;
+            mpz_fdiv_q(out, t0, lo);
+        }
+        if (mpz_cmp(out, MAX_UINT256) > 0)
+            return -1;
+        return mpz_sgn(out) > 0 ? 0 : -1;
+    }
+    if (L->zfo) {
+        mpz_mul_2exp(t0, L->b, 96);          /* n1 = lq << 96 */
+        mpz_mul(t1, less, L->a);
+        mpz_add(t1, t1, t0);                  /* d = n1 + less*sp */
+        if (mpz_cmp(t1, MAX_UINT256) > 0)
+            return -1;
+        mpz_mul(t2, t0, L->a);
+        mpz_cdiv_q(sn, t2, t1);               /* sn = ceil(n1*sp / d) */
+        if (mpz_cmp(sn, L->target) == 0)
+            return -1;
+        mpz_sub(t0, L->a, sn);
+        mpz_mul(t0, t0, L->b);
+        mpz_fdiv_q_2exp(out, t0, 96);         /* lq*(sp - sn) >> 96 */
+        return mpz_sgn(out) > 0 ? 0 : -1;
+    }
+    if (mpz_cmp(less, MAX_UINT160) > 0)
+        return -1;
+    mpz_mul_2exp(t0, less, 96);
+    mpz_fdiv_q(t0, t0, L->b);
+    mpz_add(sn, L->a, t0);                    /* sn = sp + (less << 96) // lq */
+    if (mpz_cmp(sn, L->target) == 0 || mpz_cmp(sn, MAX_UINT160) > 0)
+        return -1;
+    mpz_mul_2exp(t0, L->b, 96);
+    mpz_sub(t1, sn, L->a);
+    mpz_mul(t0, t0, t1);
+    mpz_fdiv_q(t0, t0, sn);
+    mpz_fdiv_q(out, t0, L->a);                /* (lq << 96)*(sn - sp) // sn // sp */
+    return mpz_sgn(out) > 0 ? 0 : -1;
+}
+
+/* The round trip's exact profit at x: 0 with v = z - x and y, z the legs' outputs; -1: not priced here. */
+static int profit(mpz_t v, mpz_t y, mpz_t z, const mpz_t x)
+{
+    if (quote(&LA, y, x) || quote(&LB, z, y))
+        return -1;
+    mpz_sub(v, z, x);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- RoundTrip */
+
+/* level_interval(level, lo, hi) of (n, p, r): 1 with [first, last], 0 for None. */
+static int level_interval(mpz_t first, mpz_t last, const mpz_t n, const mpz_t p, const mpz_t r,
+                          const mpz_t level, const mpz_t lo, const mpz_t hi)
+{
+    mpz_ptr b = T[30], disc = T[31], t = T[32], r2 = T[33];
+    mpz_sub(b, n, p);
+    mpz_mul(t, r, level);
+    mpz_sub(b, b, t);                         /* b = n - p - r*level */
+    mpz_mul(disc, b, b);
+    mpz_mul(t, t, p);
+    mpz_mul_2exp(t, t, 2);
+    mpz_sub(disc, disc, t);                   /* b*b - 4*r*level*p */
+    if (mpz_sgn(b) <= 0 || mpz_sgn(disc) < 0)
+        return 0;
+    mpz_sqrt(disc, disc);
+    mpz_add_ui(disc, disc, 1);                /* root = isqrt(disc) + 1 */
+    mpz_mul_2exp(r2, r, 1);
+    mpz_sub(t, b, disc);
+    mpz_fdiv_q(first, t, r2);
+    if (mpz_cmp(first, lo) < 0)
+        mpz_set(first, lo);
+    mpz_add(t, b, disc);
+    mpz_cdiv_q(last, t, r2);
+    if (mpz_cmp(last, hi) > 0)
+        mpz_set(last, hi);
+    return mpz_cmp(first, last) <= 0;
+}
+
+/* (a*u - b)*u + k > 0: a size u outside the quadratic's interval (t: scratch) */
+static int above(mpz_t t, const mpz_t a, const mpz_t b, const mpz_t u, const mpz_t k)
+{
+    mpz_mul(t, a, u);
+    mpz_sub(t, t, b);
+    mpz_mul(t, t, u);
+    mpz_add(t, t, k);
+    return mpz_sgn(t) > 0;
+}
+
+/* level_interval_exact: level_interval with each end checked by (r*x - b)*x + level*p <= 0. */
+static int level_interval_exact(mpz_t first, mpz_t last, const mpz_t n, const mpz_t p, const mpz_t r,
+                                const mpz_t level, const mpz_t lo, const mpz_t hi)
+{
+    if (!level_interval(first, last, n, p, r, level, lo, hi))
+        return 0;
+    mpz_ptr b = T[34], lp = T[35], t = T[36];
+    mpz_mul(lp, level, p);
+    mpz_sub(b, n, p);
+    mpz_submul(b, r, level);
+    while (mpz_cmp(first, last) <= 0 && above(t, r, b, first, lp))
+        mpz_add_ui(first, first, 1);
+    while (mpz_cmp(last, first) >= 0 && above(t, r, b, last, lp))
+        mpz_sub_ui(last, last, 1);
+    return mpz_cmp(first, last) <= 0;
+}
+
+#define MAX_SPANS 16
+static mpz_t SPAN_LO[MAX_SPANS], SPAN_HI[MAX_SPANS];
+
+/* floored_level_intervals(level, lo, hi, keep, keep_den) of (n, p, r), fee = keep_den - keep > 0: the
+ * number of spans written to SPAN_LO/SPAN_HI, -1 if more than MAX_SPANS (not this path). */
+static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t level, const mpz_t lo,
+                   const mpz_t hi, unsigned long k, unsigned long big_d)
+{
+    mpz_ptr a2 = T[10], pk = T[11], a4 = T[12], base = T[13], pk4 = T[14], c = T[15], start = T[16],
+            end = T[17], lc = T[18], b = T[19], disc = T[20], first = T[21], last = T[22], kc = T[23],
+            u = T[24], t = T[25];
+    unsigned long fee = big_d - k;
+    int count = 0;
+    mpz_mul_ui(a2, r, big_d);
+    mpz_mul_ui(pk, p, k);
+    mpz_mul_2exp(a4, a2, 1);
+    mpz_mul_ui(base, n, big_d);
+    mpz_sub(base, base, pk);
+    mpz_mul(pk4, a2, pk);
+    mpz_mul_2exp(pk4, pk4, 2);
+    mpz_mul_ui(c, lo, fee);
+    mpz_cdiv_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
+    for (;;) {
+        mpz_sub_ui(start, c, 1);
+        mpz_mul_ui(start, start, big_d);
+        mpz_fdiv_q_ui(start, start, fee);
+        mpz_add_ui(start, start, 1);          /* (c - 1)*D // fee + 1 */
+        if (mpz_cmp(start, lo) < 0)
+            mpz_set(start, lo);
+        if (mpz_cmp(start, hi) > 0)
+            break;
+        mpz_mul_ui(end, c, big_d);
+        mpz_fdiv_q_ui(end, end, fee);
+        if (mpz_cmp(end, hi) > 0)
+            mpz_set(end, hi);
+        if (mpz_cmp(start, end) <= 0) {
+            mpz_add(lc, level, c);
+            mpz_set(b, base);
+            mpz_submul(b, a2, lc);
+            if (mpz_sgn(b) > 0) {
+                mpz_mul(disc, b, b);
+                mpz_submul(disc, pk4, lc);
+                if (mpz_sgn(disc) >= 0) {
+                    mpz_sqrt(disc, disc);
+                    mpz_add_ui(disc, disc, 1);
+                    mpz_sub(t, b, disc);
+                    mpz_fdiv_q(first, t, a4);
+                    mpz_add(first, first, c);
+                    mpz_add(t, b, disc);
+                    mpz_cdiv_q(last, t, a4);
+                    mpz_add(last, last, c);
+                    if (mpz_cmp(first, start) < 0)
+                        mpz_set(first, start);
+                    if (mpz_cmp(last, end) > 0)
+                        mpz_set(last, end);
+                    mpz_mul(kc, lc, pk);
+                    mpz_sub(u, first, c);
+                    while (mpz_cmp(first, last) <= 0 && above(t, a2, b, u, kc)) {
+                        mpz_add_ui(first, first, 1);
+                        mpz_add_ui(u, u, 1);
+                    }
+                    mpz_sub(u, last, c);
+                    while (mpz_cmp(last, first) >= 0 && above(t, a2, b, u, kc)) {
+                        mpz_sub_ui(last, last, 1);
+                        mpz_sub_ui(u, u, 1);
+                    }
+                    if (mpz_cmp(first, last) <= 0) {
+                        if (count == MAX_SPANS)
+                            return -1;
+                        mpz_set(SPAN_LO[count], first);
+                        mpz_set(SPAN_HI[count], last);
+                        count++;
+                    }
+                }
+            }
+        }
+        mpz_add_ui(c, c, 1);
+    }
+    return count;
+}
+
+/* ---------------------------------------------------------------- the sizing */
+
+#define FINISH_SCAN 256
+#define TOP_DOWN_LEVELS 512
+#define RELAXED_BITS 192
+
+static long answered, unproven;  /* how often closed_form answered with a size, and unproven (counts()) */
+
+static PyObject *answer_as(const mpz_t x, const mpz_t v, const mpz_t y, const mpz_t z, int proven)
+{
+    answered++;
+    unproven += !proven;
+    PyObject *px = to_py(x), *pv = to_py(v), *py = to_py(y), *pz = to_py(z);
+    PyObject *out = NULL;
+    if (px && pv && py && pz)
+        out = PyTuple_Pack(5, px, pv, proven ? Py_True : Py_False, py, pz);
+    Py_XDECREF(px);
+    Py_XDECREF(pv);
+    Py_XDECREF(py);
+    Py_XDECREF(pz);
+    return out;
+}
+
+#define answer(x, v, y, z) answer_as(x, v, y, z, 1)
+
+/* ---------------------------------------------------------------- the pattern search */
+
+#define PATTERN_BITS 8
+#define MEMO 512
+static mpz_t MEMO_X[MEMO], MEMO_V[MEMO], MEMO_Y[MEMO], MEMO_Z[MEMO];
+static int memo_n;
+
+/* profit(x) kept (memoized, as the Python's): the index of x's entry, -1: not priced here */
+static int priced(const mpz_t x)
+{
+    for (int i = 0; i < memo_n; i++)
+        if (mpz_cmp(MEMO_X[i], x) == 0)
+            return i;
+    if (memo_n == MEMO)
+        return -1;
+    int i = memo_n;
+    if (profit(MEMO_V[i], MEMO_Y[i], MEMO_Z[i], x))
+        return -1;
+    mpz_set(MEMO_X[i], x);
+    memo_n++;
+    return i;
+}
+
+/* _pattern(at, lo, hi, x, p): moves of +-2^j (j from min(PATTERN_BITS, bits(hi - lo)) down to 0) taken
+ * while they improve, each round's pair (x - d, x + d) from the x the round's step began at; the
+ * index of the answer's memo entry, -1: not priced here. */
+static int pattern(const mpz_t lo, const mpz_t hi, int at)
+{
+    mpz_ptr w = T[10], n1 = T[11], n2 = T[12], d = T[13];
+    mpz_sub(w, hi, lo);
+    long top = (long)(mpz_sgn(w) > 0 ? mpz_sizeinbase(w, 2) : 0);
+    if (top > PATTERN_BITS)
+        top = PATTERN_BITS;
+    int moved = 1;
+    while (moved) {
+        moved = 0;
+        for (long j = top; j >= 0; j--) {
+            mpz_set_ui(d, 1);
+            mpz_mul_2exp(d, d, (mp_bitcnt_t)j);
+            mpz_sub(n1, MEMO_X[at], d);
+            mpz_add(n2, MEMO_X[at], d);
+            mpz_ptr both[2] = {n1, n2};
+            for (int k = 0; k < 2; k++) {
+                if (mpz_cmp(lo, both[k]) > 0 || mpz_cmp(both[k], hi) > 0)
+                    continue;
+                int i = priced(both[k]);
+                if (i < 0)
+                    return -1;
+                if (mpz_cmp(MEMO_V[i], MEMO_V[at]) > 0) {
+                    at = i;
+                    moved = 1;
+                }
+            }
+        }
+    }
+    return at;
+}
+
+/* PoolVenue.least_input(token in, y): 0 with x set (NEVER = 2^256 where no input reaches y), 1 for its
+ * None (no closed form: the contract's overflow fallback) */
+static int least_input(const leg_t *L, mpz_t x, const mpz_t y)
+{
+    mpz_ptr t0 = T[40], t1 = T[41], t2 = T[42], target = T[43], m = T[44];
+    if (mpz_sgn(y) <= 0) {
+        mpz_set_ui(x, 1);
+        return 0;
+    }
+    if (L->kind == 0) {  /* max(1, ceil(y*ri*1e4 / (k*(ro - y)))) */
+        if (mpz_cmp(y, L->b) >= 0) {
+            mpz_set(x, NEVER);
+            return 0;
+        }
+        mpz_mul(t0, y, L->a);
+        mpz_mul_ui(t0, t0, 10000);
+        mpz_sub(t1, L->b, y);
+        mpz_mul_ui(t1, t1, L->keep);
+        mpz_cdiv_q(x, t0, t1);
+    } else if (L->zfo) {
+        mpz_mul_2exp(t0, y, 96);
+        mpz_cdiv_q(t0, t0, L->b);
+        mpz_sub(target, L->a, t0);            /* sp - ceil(y*2^96/lq) */
+        if (mpz_sgn(target) <= 0) {
+            mpz_set(x, NEVER);
+            return 0;
+        }
+        mpz_mul_2exp(t2, L->b, 96);           /* n1 */
+        mpz_sub(t0, L->a, target);
+        mpz_mul(t0, t0, t2);
+        mpz_mul(t1, target, L->a);
+        mpz_cdiv_q(m, t0, t1);
+        mpz_mul_ui(m, m, 1000000);
+        mpz_cdiv_q_ui(x, m, L->keep);
+        mpz_mul(t0, x, L->a);
+        if (mpz_cmp(t0, MAX_UINT256) > 0)
+            return 1;
+        mpz_add(t0, t0, t2);
+        if (mpz_cmp(t0, MAX_UINT256) > 0)
+            return 1;
+    } else {
+        mpz_mul_2exp(t2, L->b, 96);           /* n1 */
+        mpz_mul(t0, y, L->a);
+        if (mpz_cmp(t2, t0) <= 0) {
+            mpz_set(x, NEVER);
+            return 0;
+        }
+        mpz_sub(t1, t2, t0);
+        mpz_mul(t0, t2, L->a);
+        mpz_cdiv_q(target, t0, t1);           /* ceil(n1*sp / (n1 - y*sp)) */
+        mpz_sub(t0, target, L->a);
+        mpz_mul(t0, t0, L->b);
+        mpz_cdiv_q_2exp(m, t0, 96);
+        mpz_mul_ui(m, m, 1000000);
+        mpz_cdiv_q_ui(x, m, L->keep);
+    }
+    if (mpz_cmp_ui(x, 1) < 0)
+        mpz_set_ui(x, 1);
+    return 0;
+}
+
+/* _sized's nxt(x), x priced with the round trip's output z: the least size above x that can return
+ * more (the legs' exact inverses), else x + 1; in place. -1: not this path. */
+static mpz_t NX_Z1, NX_Y2, NX_X2;
+
+static int next_size(mpz_t x, const mpz_t z)
+{
+    mpz_add_ui(NX_Z1, z, 1);
+    if (least_input(&LB, NX_Y2, NX_Z1) == 0 && least_input(&LA, NX_X2, NX_Y2) == 0 && mpz_cmp(NX_X2, x) > 0)
+        mpz_set(x, NX_X2);
+    else
+        mpz_add_ui(x, x, 1);
+    return 0;
+}
+
+static long declined[16];  /* per site: how often this path declined (declines(), for the tests) */
+#define DECLINE() do { declined[0]++; Py_RETURN_FALSE; } while (0)
+
+static mpz_t root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs;  /* (made once: no allocation per call) */
+
+static PyObject *closed_form(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *ca, *cb, *la, *lb, *pneed;
+    if (!PyArg_ParseTuple(args, "O!O!OOO", &PyTuple_Type, &ca, &PyTuple_Type, &cb, &la, &lb, &pneed))
+        return NULL;
+    if (PyTuple_GET_SIZE(ca) != 7 || PyTuple_GET_SIZE(cb) != 7)
+        DECLINE();
+    mpz_ptr ri_a = T[0], ro_a = T[1], den_a = T[2], max_a = T[3], ri_b = T[4], ro_b = T[5], den_b = T[6],
+            max_b = T[7], need = T[8], t = T[9];
+    unsigned long ka, KA, kb, KB, period_a;
+    if (item(ri_a, ca, 0) || item(ro_a, ca, 1) || item(den_a, ca, 2) || small_item(&ka, ca, 3) ||
+        small_item(&KA, ca, 4) || item(max_a, ca, 5) || small_item(&period_a, ca, 6) ||
+        item(ri_b, cb, 0) || item(ro_b, cb, 1) || item(den_b, cb, 2) || small_item(&kb, cb, 3) ||
+        small_item(&KB, cb, 4) || item(max_b, cb, 5) || from_py(need, pneed) ||
+        read_leg(&LA, la) || read_leg(&LB, lb)) {
+        PyErr_Clear();
+        DECLINE();
+    }
+    mpz_ptr n = T[26], p = T[27], r = T[28], x_max = T[29], nl = T[37], pl = T[38], rl = T[39],
+            top = T[45], c = T[46], np_ = T[47];
+    PyObject *result = NULL;
+#define OUT(expr) do { result = (expr); goto done; } while (0)
+#define DECL(site) do { declined[site]++; Py_INCREF(Py_False); result = Py_False; goto done; } while (0)
+
+    /* RoundTrip(n, p, r) */
+    mpz_mul(n, ro_a, ro_b);
+    mpz_mul_ui(n, n, ka);
+    mpz_mul_ui(n, n, kb);
+    mpz_mul(p, ri_a, ri_b);
+    mpz_mul_ui(p, p, KA);
+    mpz_mul_ui(p, p, KB);
+    mpz_mul(r, ri_b, den_a);
+    mpz_mul_ui(r, r, KB);
+    mpz_mul(t, ro_a, den_b);
+    mpz_mul_ui(t, t, kb);
+    mpz_add(r, r, t);
+    mpz_mul_ui(r, r, ka);
+    if (mpz_sgn(n) <= 0 || mpz_sgn(p) <= 0 || mpz_sgn(r) <= 0)
+        DECL(1);  /* (RoundTrip raises: the Python says so) */
+
+    /* x_max = min(ca.max_in, _largest_feeding(...)) */
+    mpz_fdiv_q(t, ro_a, den_a);
+    if (mpz_cmp(max_b, t) >= 0) {
+        mpz_set(x_max, max_a);
+    } else {
+        mpz_mul(d, max_b, den_a);
+        mpz_sub(d, ro_a, d);
+        mpz_mul_ui(d, d, ka);                 /* den = ka*(ro - y_max*D) */
+        if (mpz_sgn(d) <= 0) {
+            mpz_set(x_max, max_a);
+        } else {
+            mpz_mul(u, max_b, ri_a);
+            mpz_mul_ui(u, u, KA);
+            mpz_fdiv_q(x_max, u, d);
+            if (mpz_cmp(x_max, max_a) > 0)
+                mpz_set(x_max, max_a);
+        }
+    }
+    if (mpz_cmp(x_max, max_a) > 0)
+        mpz_set(x_max, max_a);
+    if (mpz_sgn(x_max) <= 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+
+    /* below(need, x_max) */
+    mpz_sub(d, n, p);
+    if (mpz_sgn(d) <= 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+    mpz_mul(t, d, x_max);
+    mpz_mul(u, need, p);
+    if (mpz_cmp(t, u) < 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+    mpz_mul(t, d, d);
+    mpz_mul(u, u, r);
+    mpz_mul_2exp(u, u, 2);
+    if (mpz_cmp(t, u) < 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+
+    /* relaxed(): shift = min(bits(p), bits(r)) - 192 */
+    long bp = (long)mpz_sizeinbase(p, 2), br = (long)mpz_sizeinbase(r, 2);
+    long shift = (bp < br ? bp : br) - RELAXED_BITS;
+    int loose_is_self = shift <= 0;
+    if (loose_is_self) {
+        mpz_set(nl, n);
+        mpz_set(pl, p);
+        mpz_set(rl, r);
+    } else {
+        mpz_cdiv_q_2exp(nl, n, (mp_bitcnt_t)shift);
+        mpz_fdiv_q_2exp(pl, p, (mp_bitcnt_t)shift);
+        mpz_fdiv_q_2exp(rl, r, (mp_bitcnt_t)shift);
+    }
+    /* top = loose.max_profit_bound(x_max) (its n*p and square root kept, as the Python keeps them) */
+    int loose_np = 0;
+    if (mpz_cmp(nl, pl) <= 0) {
+        mpz_set_ui(top, 0);
+    } else {
+        mpz_mul(d, rl, x_max);
+        mpz_add(d, d, pl);                    /* d = p + r*x_max */
+        mpz_mul(np_, nl, pl);
+        mpz_sqrt(root, np_);
+        loose_np = 1;
+        mpz_mul(t, d, d);
+        if (mpz_cmp(np_, t) > 0) {
+            mpz_mul(t, nl, x_max);
+            mpz_submul(t, x_max, d);
+            mpz_fdiv_q(top, t, d);
+        } else {
+            mpz_add_ui(t, root, 1);
+            mpz_sub(t, t, pl);
+            mpz_mul(t, t, t);
+            mpz_mul(u, rl, pl);
+            mpz_fdiv_q(top, t, u);
+        }
+    }
+    if (mpz_cmp(top, need) < 0)
+        OUT((Py_INCREF(Py_None), Py_None));
+
+    /* c = min(max(trip.optimum(), 1), x_max) */
+    if (loose_is_self) {                      /* trip._np set by the bound above */
+        mpz_sub(t, root, p);
+        mpz_fdiv_q(c, t, r);
+    } else if (loose_np) {
+        mpz_mul(np_, n, p);
+        mpz_sub(t, root, pl);
+        mpz_fdiv_q(c, t, rl);                 /* loose.optimum() */
+        if (mpz_sgn(c) < 0)
+            mpz_set_ui(c, 0);
+        mpz_mul(t, r, c);
+        mpz_add(t, t, p);                     /* t = p + r*c */
+        int done_c = 0;
+        for (int i = 0; i < 4; i++) {
+            mpz_mul(u, t, t);
+            if (mpz_cmp(u, np_) > 0) {
+                mpz_sub_ui(c, c, 1);
+                mpz_sub(t, t, r);
+                continue;
+            }
+            mpz_add(d, t, r);
+            mpz_mul(u, d, d);
+            if (mpz_cmp(u, np_) <= 0) {
+                mpz_add_ui(c, c, 1);
+                mpz_set(t, d);
+                continue;
+            }
+            done_c = 1;
+            break;
+        }
+        if (!done_c) {
+            mpz_sqrt(u, np_);
+            mpz_sub(u, u, p);
+            mpz_fdiv_q(c, u, r);
+        }
+    } else {
+        DECL(2);
+    }
+    if (mpz_cmp_ui(c, 1) < 0)
+        mpz_set_ui(c, 1);
+    if (mpz_cmp(c, x_max) > 0)
+        mpz_set(c, x_max);
+    if (profit(pc, yc, zc, c))
+        DECL(3);
+    if (mpz_cmp(pc, need) < 0)
+        DECL(4);  /* best_size's path (Python) */
+    memo_n = 1;                               /* (_finish's memoized profit, from c) */
+    mpz_set(MEMO_X[0], c);
+    mpz_set(MEMO_V[0], pc);
+    mpz_set(MEMO_Y[0], yc);
+    mpz_set(MEMO_Z[0], zc);
+
+    /* _finish, top down: the relaxed trip's interval of p + 1 */
+    mpz_set_ui(lo, 1);
+    mpz_add_ui(level, pc, 1);
+    if (!level_interval(first, last, nl, pl, rl, level, lo, x_max))
+        OUT(answer(c, pc, yc, zc));
+    mpz_sub(t, last, first);
+    if (mpz_cmp_ui(t, FINISH_SCAN - 2) >= 0) {
+        /* _finish's rounds: the exact trip's interval of p + 1; as wide as FINISH_SCAN, the pattern
+         * search from (c, pc) over it (a local optimum: not proven) */
+        mpz_add_ui(level, pc, 1);
+        mpz_set_ui(lo, 1);
+        if (!level_interval(first, last, n, p, r, level, lo, x_max))
+            OUT(answer(c, pc, yc, zc));
+        mpz_sub(t, last, first);
+        if (mpz_cmp_ui(t, FINISH_SCAN) < 0)
+            DECL(5);  /* narrow: a top-down round and the whole scan's (Python) */
+        int at = pattern(first, last, 0);
+        if (at < 0)
+            DECL(12);  /* a size the quotes here do not price (Python) */
+        OUT(answer_as(MEMO_X[at], MEMO_V[at], MEMO_Y[at], MEMO_Z[at], 0));
+    }
+    mpz_set(lo, first);
+    mpz_set(hi, last);
+    mpz_sub(t, top, pc);
+    if (mpz_cmp_ui(t, TOP_DOWN_LEVELS) > 0)
+        DECL(6);
+    /* _top_down: level = top, top - 1, ..., pc + 1 */
+    for (mpz_set(level, top); mpz_cmp(level, pc) > 0; mpz_sub_ui(level, level, 1)) {
+        int spans;
+        if (period_a > 1) {
+            if (KA <= ka)
+                DECL(7);
+            spans = floored(nl, pl, rl, level, lo, hi, ka, KA);
+            if (spans < 0)
+                DECL(8);
+        } else {
+            spans = level_interval_exact(SPAN_LO[0], SPAN_HI[0], nl, pl, rl, level, lo, hi);
+        }
+        for (int s = 0; s < spans; s++) {
+            for (mpz_set(xs, SPAN_LO[s]); mpz_cmp(xs, SPAN_HI[s]) <= 0;) {
+                int i = priced(xs);
+                if (i < 0)
+                    DECL(9);
+                int cmp = mpz_cmp(MEMO_V[i], level);
+                if (cmp == 0)
+                    OUT(answer(MEMO_X[i], MEMO_V[i], MEMO_Y[i], MEMO_Z[i]));
+                if (cmp > 0)
+                    DECL(10);  /* above its level: the whole scan (Python) */
+                if (next_size(xs, MEMO_Z[i]))
+                    DECL(11);
+            }
+        }
+    }
+    OUT(answer(c, pc, yc, zc));               /* every level above pc refuted */
+
+done:
+    return result;
+#undef OUT
+}
+
+static PyObject *counts(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyObject *sites = PyTuple_New(16);
+    for (Py_ssize_t i = 0; sites != NULL && i < 16; i++)
+        PyTuple_SET_ITEM(sites, i, PyLong_FromLong(declined[i]));
+    return sites == NULL ? NULL : Py_BuildValue("(llN)", answered, unproven, sites);
+}
+
+/* For the tests: one leg's quote(x) and least_input(y) as closed_form prices them (None: the Python's
+ * None; False: not priced here) */
+static PyObject *leg_call(PyObject *args, int inverse)
+{
+    PyObject *leg, *amount;
+    if (!PyArg_ParseTuple(args, "OO", &leg, &amount))
+        return NULL;
+    mpz_ptr a = T[0], out = T[1];
+    if (read_leg(&LA, leg) || from_py(a, amount)) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    int st = inverse ? least_input(&LA, out, a) : quote(&LA, out, a);
+    if (st == 1)
+        Py_RETURN_NONE;
+    if (st != 0)
+        Py_RETURN_FALSE;
+    return to_py(out);
+}
+
+static PyObject *leg_quote(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return leg_call(args, 0);
+}
+
+static PyObject *leg_least_input(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return leg_call(args, 1);
+}
+
+static PyMethodDef methods[] = {
+    {"quote", leg_quote, METH_VARARGS, "quote(leg, x) -> the leg's exact output | False (not priced here)"},
+    {"least_input", leg_least_input, METH_VARARGS,
+     "least_input(leg, y) -> PoolVenue.least_input's answer (None: its None) | False (not this leg)"},
+    {"counts", counts, METH_NOARGS,
+     "counts() -> (how often closed_form answered with a size, of them unproven (the pattern search), how often "
+     "it declined by site: 0 its arguments, 1-12 the source's DECL sites)"},
+    {"closed_form", closed_form, METH_VARARGS,
+     "closed_form(ca, cb, leg_a, leg_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_closed_form_gmp",
+                                    "The finder's closed-form sizing on GMP integers (see the C source).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__closed_form_gmp(void)
+{
+    for (int i = 0; i < NT; i++)
+        mpz_init(T[i]);
+    for (int i = 0; i < MEMO; i++)
+        mpz_inits(MEMO_X[i], MEMO_V[i], MEMO_Y[i], MEMO_Z[i], NULL);
+    for (int i = 0; i < MAX_SPANS; i++) {
+        mpz_init(SPAN_LO[i]);
+        mpz_init(SPAN_HI[i]);
+    }
+    leg_t *legs[2] = {&LA, &LB};
+    for (int i = 0; i < 2; i++)
+        mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, NULL);
+    mpz_init(MAX_UINT256);
+    mpz_ui_pow_ui(MAX_UINT256, 2, 256);
+    mpz_sub_ui(MAX_UINT256, MAX_UINT256, 1);
+    mpz_init(MAX_UINT160);
+    mpz_ui_pow_ui(MAX_UINT160, 2, 160);
+    mpz_sub_ui(MAX_UINT160, MAX_UINT160, 1);
+    mpz_inits(NX_Z1, NX_Y2, NX_X2, root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs, NULL);
+    mpz_init(NEVER);
+    mpz_ui_pow_ui(NEVER, 2, 256);
+    mpz_init(MAX_INT256);
+    mpz_ui_pow_ui(MAX_INT256, 2, 255);
+    mpz_sub_ui(MAX_INT256, MAX_INT256, 1);
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,347 @@
+"""The finder's compiled build (setup.py: ``domain/cp_optimum.py`` and ``domain/arb_finder.py``
+compiled by Cython, and the closed-form sizing in C on GMP, ``domain/_closed_form_gmp.c``) gives
+exactly what the pure-Python modules give.
+
+The imported modules are the compiled ones where the build is installed (``make bootstrap``);
+``tests/pure_python.pure_modules()`` loads private pure copies of the same sources beside them. Every
+opportunity (legs, sizes, outputs, profits, gas, method, ``proven``, key, as msgspec encodes it) and
+every counter of ``FinderStats`` must be equal, on the benchmark's 50-pool stream and on generated
+pools, and so must every ``RoundTrip`` answer on generated integers. With ``TAPEDECK_PURE_PYTHON=1``
+the whole suite runs on the ``.py`` files (tests/conftest.py) and these comparisons are pure against
+pure."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tapedeck.domain import arb_finder, cp_optimum
+from tapedeck.domain import events as ev
+from tapedeck.domain.dex_quotes import PoolSpec
+from tapedeck.domain.engine import Engine
+from tapedeck.domain.risk import RiskGate
+from tapedeck.domain.state import MarketState
+from tests.pure_python import is_compiled, pure_modules
+
+try:
+    from tapedeck.domain import _closed_form_gmp as gmp
+except ImportError:  # (not built, or TAPEDECK_PURE_PYTHON=1)
+    gmp = None  # type: ignore[assignment]
+
+PURE = pure_modules()
+PURE_FINDER = PURE["tapedeck.domain.arb_finder"]
+PURE_TRIP = PURE["tapedeck.domain.cp_optimum"].RoundTrip
+PURE_RUN = os.environ.get("TAPEDECK_PURE_PYTHON") == "1"
+Q96 = 1 << 96
+SPACING = {100: 1, 500: 10, 3000: 60, 10000: 200}
+T0, T1 = "0x" + "a0" * 20, "0x" + "c0" * 20
+
+
+def test_the_compiled_build_is_what_runs() -> None:
+    """``make bootstrap`` built it (a machine with gcc and the Python headers), from the sources as they
+    are now (an older build is not run: tests/conftest.py); the pure copies are pure."""
+    from tests.conftest import STALE_BUILDS
+    assert not STALE_BUILDS, f"built before their source's last change (run `make bootstrap`): {STALE_BUILDS}"
+    assert not is_compiled(PURE_FINDER) and not is_compiled(PURE["tapedeck.domain.cp_optimum"])
+    assert PURE_FINDER._gmp_closed_form is None  # (the pure copy sizes in Python only)
+    if PURE_RUN:
+        assert not is_compiled(arb_finder) and not is_compiled(cp_optimum)
+        assert arb_finder._gmp_closed_form is None and gmp is None
+    else:
+        assert is_compiled(arb_finder) and is_compiled(cp_optimum) and gmp is not None, (
+            "the finder's compiled build is not installed: run `make bootstrap` (pip install -e .), "
+            "or set TAPEDECK_PURE_PYTHON=1 to test the pure modules")
+        assert arb_finder._gmp_closed_form is gmp.closed_form
+
+
+def _gmp_counts() -> tuple[int, int, int]:
+    """(sizes the C sizing answered, of them unproven, times it declined) so far in this process."""
+    if gmp is None:
+        return 0, 0, 0
+    answered, unproven, sites = gmp.counts()
+    return answered, unproven, sum(sites)
+
+
+def _encoded(opps: list) -> list[bytes]:  # type: ignore[type-arg]
+    return [msgspec.json.encode(o) for o in opps]
+
+
+def _stats(finder) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return dataclasses.asdict(finder.stats)
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_arb_finder as bench  # the 50-pool world and its updates
+    return bench
+
+
+def _pair_of_finders(module_venues, **kw):  # type: ignore[no-untyped-def]
+    """The imported (compiled) finder and a pure one over the same venue specs."""
+    specs = [v.spec for v in module_venues]
+    return (arb_finder.ArbFinder([arb_finder.PoolVenue(s) for s in specs], **kw),
+            PURE_FINDER.ArbFinder([PURE_FINDER.PoolVenue(s) for s in specs], **kw))
+
+
+@pytest.mark.parametrize("scan_whole", [False, True])
+def test_compiled_and_pure_give_the_same_opportunities_on_the_benchmark_stream(scan_whole: bool) -> None:
+    bench = _bench()
+    rng = random.Random(5)
+    venues, first, numeraire = bench.world(rng)
+    kw = dict(gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18, native={"ethereum": bench.addr(0xC0)})
+    compiled, pure = _pair_of_finders(venues, **kw)
+    compiled.scan_whole = pure.scan_whole = scan_whole
+    engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
+    for e in first:
+        engine.handle(e)
+    last = {e.pool: e for e in first}  # type: ignore[attr-defined]
+    ids = sorted(last)
+    ts, found, unproven = first[0].ts, 0, 0
+    before = _gmp_counts()
+    for i in range(3000 if not scan_whole else 600):
+        ts += 10**9
+        pid = rng.choice(ids)
+        f = rng.choice([-1, 1]) * (rng.uniform(0.005, 0.02) if i % 5 == 4 else rng.uniform(0, 0.0005))
+        e = bench.moved(last[pid], ts, 1 + f)
+        last[pid] = e
+        engine.handle(e)
+        got = compiled.on_update(engine.state, pid, ts)
+        assert _encoded(got) == _encoded(pure.on_update(engine.state, pid, ts)), i
+        found += len(got)
+        unproven += sum(not o.proven for o in got)
+    assert _encoded(compiled.scan(engine.state, ts)) == _encoded(pure.scan(engine.state, ts))
+    assert _stats(compiled) == _stats(pure)
+    assert found >= (200 if not scan_whole else 40), found  # (the comparison saw opportunities...)
+    if not scan_whole:
+        assert unproven >= 1, unproven  # (... and the pattern search's unproven ones too)
+    answered, unproven_c, declined = (now - then for now, then in zip(_gmp_counts(), before))
+    if gmp is not None and not scan_whole:  # the C sizing answered (the pattern search's too)
+        assert answered >= 150 and unproven_c >= 1, (answered, unproven_c, declined)
+    elif gmp is not None:
+        assert (answered, declined) == (0, 0)  # (the whole scan is the Python's alone)
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_compiled_and_pure_give_the_same_opportunities_on_generated_pools(data) -> None:
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    price = rng.uniform(500, 4000) * 10**6 / 10**18
+    kinds = data.draw(st.lists(st.sampled_from(["v2", "v3-100", "v3-500", "v3-3000", "v3-10000"]), min_size=2, max_size=5))
+    specs, events = [], []
+    for i, k in enumerate(kinds):
+        pid = "0x" + f"{0x100 + i:040x}"
+        move = 1 + rng.choice([-1, 1]) * rng.uniform(0, 0.05) if i == 0 else rng.uniform(0.999, 1.001)
+        if k == "v2":
+            r0 = rng.randint(10**2, 10**9) * 10**6
+            specs.append(PoolSpec(pid, "v2", T0, T1, 30))
+            events.append(ev.V2ReservesSynced(ts=1, pool=pid, block=1, reserve0=r0, reserve1=int(r0 / (price * move))))
+        else:
+            fee = int(k.split("-")[1])
+            sp = int((1 / (price * move)) ** 0.5 * Q96)
+            from tapedeck.domain.uniswap_v3 import get_tick_at_sqrt_ratio
+            specs.append(PoolSpec(pid, "v3", T0, T1, fee, SPACING[fee]))
+            events.append(ev.V3Swapped(ts=1, pool=pid, block=1, tx="", log_index=i, sender="", recipient="", amount0=0,
+                                       amount1=0, sqrt_price_x96=sp, liquidity=rng.randint(10**12, 10**21),
+                                       tick=get_tick_at_sqrt_ratio(sp)))
+    kw = dict(gas_price_wei=rng.choice([0, 10**9, 30 * 10**9]), numeraires=[T0], max_age_ns=10**18,
+              native={"ethereum": T0}, min_profit=rng.choice([0, 0, 10**6]))
+    compiled = arb_finder.ArbFinder([arb_finder.PoolVenue(s) for s in specs], **kw)
+    pure = PURE_FINDER.ArbFinder([PURE_FINDER.PoolVenue(s) for s in specs], **kw)
+    state = MarketState()
+    answered, _, declined = _gmp_counts()
+    for e in events:
+        state.on_v2(e) if isinstance(e, ev.V2ReservesSynced) else state.on_v3(e)
+        state.updated[e.pool] = e.ts  # type: ignore[attr-defined]
+    assert _encoded(compiled.on_update(state, specs[0].pool, 1)) == _encoded(pure.on_update(state, specs[0].pool, 1))
+    assert _encoded(compiled.scan(state, 1)) == _encoded(pure.scan(state, 1))
+    assert _stats(compiled) == _stats(pure)
+    SEEN["found"] += compiled.stats.found
+    SEEN["sized"] += compiled.stats.sized
+    now_answered, _, now_declined = _gmp_counts()
+    SEEN["gmp answered"] += now_answered - answered
+    SEEN["gmp declined"] += now_declined - declined
+
+
+SEEN = {"found": 0, "sized": 0, "gmp answered": 0, "gmp declined": 0}
+
+
+def test_generated_pools_had_opportunities() -> None:
+    if not SEEN["sized"]:
+        test_compiled_and_pure_give_the_same_opportunities_on_generated_pools()
+    assert SEEN["found"] >= 30 and SEEN["sized"] >= 60, SEEN
+    if gmp is not None:
+        assert SEEN["gmp answered"] >= 20, SEEN
+
+
+def test_the_c_sizing_switched_off_sizes_the_same() -> None:
+    """``ArbFinder.compiled_sizing = False``: the Python sizing only, in the same process."""
+    bench = _bench()
+    rng = random.Random(11)
+    venues, first, numeraire = bench.world(rng)
+    kw = dict(gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18, native={"ethereum": bench.addr(0xC0)})
+    on = arb_finder.ArbFinder([arb_finder.PoolVenue(v.spec) for v in venues], **kw)
+    off = arb_finder.ArbFinder([arb_finder.PoolVenue(v.spec) for v in venues], **kw)
+    off.compiled_sizing = False
+    engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
+    for e in first:
+        engine.handle(e)
+    last = {e.pool: e for e in first}  # type: ignore[attr-defined]
+    ids, ts, found = sorted(last), first[0].ts, 0
+    for i in range(1500):
+        ts += 10**9
+        pid = rng.choice(ids)
+        e = bench.moved(last[pid], ts, 1 + rng.choice([-1, 1]) * rng.uniform(0.005, 0.03 if i % 2 else 0.0005))
+        last[pid] = e
+        engine.handle(e)
+        got = on.on_update(engine.state, pid, ts)
+        assert _encoded(got) == _encoded(off.on_update(engine.state, pid, ts)), i
+        found += len(got)
+    assert _stats(on) == _stats(off) and found >= 100, found
+
+
+@given(st.integers(1, 2**600), st.integers(1, 2**600), st.integers(1, 2**560), st.integers(1, 2**64),
+       st.integers(1, 2**40), st.integers(0, 2**12), st.sampled_from([(999_500, 10**6), (997_000, 10**6), (9_970, 10**4)]))
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+def test_compiled_and_pure_round_trips_answer_the_same(n, p, r, x_max, level, width, keep) -> None:
+    n = n + p  # (mostly paying)
+    got, want = cp_optimum.RoundTrip(n, p, r), PURE_TRIP(n, p, r)
+
+    def answers(t):  # type: ignore[no-untyped-def]
+        loose = t.relaxed()
+        out = [loose.n, loose.p, loose.r, t.pays(), t.out(x_max), t.below(level, x_max), loose.max_profit_bound(x_max),
+               t.optimum(), t.max_profit_bound(x_max)]
+        lo = max(1, t.optimum() - width // 2)
+        for trip in (t, loose):
+            out += [trip.level_interval(level, lo, lo + width), trip.level_interval_exact(level, lo, lo + width),
+                    trip.floored_level_intervals(level, lo, lo + width, *keep)]
+        return out
+    assert answers(got) == answers(want)
+
+
+def test_where_the_c_sizing_declines_the_python_sizes_the_same() -> None:
+    """``closed_form`` answers ``False`` off its paths (here: every other call, and a leg it cannot quote),
+    and the Python sizes those round trips: the same opportunities as the pure modules."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    v3 = (1, 2**96, 10**18, 2**96, 10**12, 999_500, True)  # at its edge already: no quote there
+    v2 = (0, 10**12, 10**21, 9_970)
+    curve = (10**12, 10**21, 1, 9_970, 10_000, 1 << 255, 1)
+    assert gmp.closed_form(curve, curve, v3, v2, 1) is False
+    calls = {"n": 0, "declined": 0}
+    real = arb_finder._gmp_closed_form
+
+    def every_other(*args):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] % 2:
+            calls["declined"] += 1
+            return False
+        return real(*args)
+    bench = _bench()
+    rng = random.Random(7)
+    venues, first, numeraire = bench.world(rng)
+    kw = dict(gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18, native={"ethereum": bench.addr(0xC0)})
+    compiled, pure = _pair_of_finders(venues, **kw)
+    engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
+    for e in first:
+        engine.handle(e)
+    last = {e.pool: e for e in first}  # type: ignore[attr-defined]
+    ids, ts, found = sorted(last), first[0].ts, 0
+    arb_finder._gmp_closed_form = every_other
+    try:
+        for i in range(1500):
+            ts += 10**9
+            pid = rng.choice(ids)
+            e = bench.moved(last[pid], ts, 1 + rng.choice([-1, 1]) * rng.uniform(0.005, 0.02 if i % 3 == 2 else 0.0005))
+            last[pid] = e
+            engine.handle(e)
+            got = compiled.on_update(engine.state, pid, ts)
+            assert _encoded(got) == _encoded(pure.on_update(engine.state, pid, ts)), i
+            found += len(got)
+    finally:
+        arb_finder._gmp_closed_form = real
+    assert _stats(compiled) == _stats(pure)
+    assert found >= 50 and calls["declined"] >= 50, (found, calls)
+
+
+LEGS: dict[str, int] = {"quoted": 0, "declined": 0, "edge": 0, "inverse": 0, "never": 0, "none": 0}
+
+
+@given(st.data())
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_the_c_legs_quote_and_invert_as_pool_venue_does(data) -> None:
+    """Each leg's exact output and least input in C (``_closed_form_gmp.quote``/``least_input``, what
+    ``closed_form`` and its skips price) equal ``PoolVenue.quote``/``least_input`` wherever C prices, at
+    sizes from 1 to past the interval's edge."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    from tapedeck.domain.uniswap_v3 import get_tick_at_sqrt_ratio
+    kind = data.draw(st.sampled_from(["v2", "v3-100", "v3-500", "v3-3000", "v3-10000"]))
+    state = MarketState()
+    if kind == "v2":
+        spec = PoolSpec(T0, "v2", T0, T1, 30)
+        state.on_v2(ev.V2ReservesSynced(ts=1, pool=T0, block=1, reserve0=data.draw(st.integers(10**3, 10**24)),
+                                        reserve1=data.draw(st.integers(10**3, 10**24))))
+    else:
+        fee = int(kind.split("-")[1])
+        spec = PoolSpec(T0, "v3", T0, T1, fee, SPACING[fee])
+        sp = data.draw(st.integers(2**70, 2**120))
+        state.on_v3(ev.V3Swapped(ts=1, pool=T0, block=1, tx="", log_index=0, sender="", recipient="", amount0=0, amount1=0,
+                                 sqrt_price_x96=sp, liquidity=data.draw(st.integers(10**6, 10**24)),
+                                 tick=get_tick_at_sqrt_ratio(sp)))
+    v = arb_finder.PoolVenue(spec)
+    token = data.draw(st.sampled_from([T0, T1]))
+    curve = v.curve(state, token)
+    leg = arb_finder._gmp_leg(v, state, token)
+    if curve is None or leg is None:
+        return
+    top = max(2, curve.max_in + 2) if kind != "v2" else 10**30
+    for x in {1, 2, top - 2, top - 1, top, data.draw(st.integers(1, top)), data.draw(st.integers(1, max(1, top // 1000)))}:
+        got, want = gmp.quote(leg, x), v.quote(state, token, x)
+        if got is False:
+            LEGS["declined"] += 1
+            continue
+        assert got == want, (x, got, want)
+        LEGS["quoted"] += 1
+        LEGS["edge"] += kind != "v2" and x * v._v3_keep // 10**6 >= leg[4]
+    out_top = v.quote(state, token, max(1, top - 3)) or 10**6
+    for y in {1, out_top, out_top + 1, data.draw(st.integers(1, 2 * out_top)), 10**40}:
+        got, want = gmp.least_input(leg, y), v.least_input(state, token, y)
+        assert got == want, (y, got, want)
+        LEGS["inverse"] += 1
+        LEGS["never"] += want == arb_finder.NEVER
+        LEGS["none"] += want is None
+
+
+def test_the_c_legs_cases_were_all_seen() -> None:
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    if not LEGS["inverse"]:
+        test_the_c_legs_quote_and_invert_as_pool_venue_does()
+    assert LEGS["quoted"] >= 500 and LEGS["edge"] >= 20 and LEGS["declined"] >= 20, LEGS
+    assert LEGS["inverse"] >= 500 and LEGS["never"] >= 50, LEGS
+
+
+def _near_powers_of_two():  # type: ignore[no-untyped-def]
+    """Integers at and around the digit and limb boundaries (2^30k, 2^64k) the C conversions cross."""
+    return st.builds(lambda e, d: max(1, (1 << e) + d), st.integers(0, 700), st.integers(-3, 3))
+
+
+@given(_near_powers_of_two(), _near_powers_of_two(), _near_powers_of_two(), st.integers(1, 9_999))
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+def test_the_c_integers_round_trip_at_every_width(ri: int, ro: int, y: int, keep: int) -> None:
+    """Python ints to GMP and back (the leg's reserves, the amount, the answer) at widths from 1 to ~700
+    bits: the C V2 inverse equals ``max(1, ceil(y*ri*1e4 / (keep*(ro - y))))`` (or NEVER) exactly."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    want = arb_finder.NEVER if y >= ro else max(1, -(-(y * ri * 10_000) // (keep * (ro - y))))
+    assert gmp.least_input((0, ri, ro, keep), y) == want
+    assert gmp.quote((0, ri, ro, keep), y) in (False, y * keep * ro // (ri * 10_000 + y * keep))
