@@ -194,6 +194,20 @@ def _rlp_bytes(b: bytes) -> bytes:
     return (bytes((0x80 + n,)) if n < 56 else _rlp_length(n, 0x80)) + b
 
 
+@functools.lru_cache(maxsize=64)
+def _account(key: bytes) -> Any:
+    """``Account.from_key(key)``, once per process (it derives the public key: every chain made has
+    the ten default accounts)."""
+    return Account.from_key(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _signing_key(secret: bytes) -> coincurve.PrivateKey:
+    """The coincurve key of ``secret``, once per process (making one derives its public key, ~50 us;
+    every run's chain signs for the same default, agent and bot accounts)."""
+    return coincurve.PrivateKey(secret)
+
+
 def signed_eip1559(key: coincurve.PrivateKey, chain_id: int, t: ChainTx) -> bytes:
     """``t`` as a signed EIP-1559 transaction, its raw bytes (``0x02 || rlp([chain id, nonce, tip, max fee,
     gas, to, value, data, [], y, r, s])``): what eth_account's ``sign_transaction`` gives (RFC 6979
@@ -263,7 +277,7 @@ class RevmChain:
         self.time = genesis_time
         self.accounts = []
         for key in DEFAULT_KEYS:
-            acct = Account.from_key(key)
+            acct = _account(key)
             self.add_key(acct)
             self._put_account(acct.address.lower(), DEFAULT_BALANCE, 0, EMPTY_CODE_HASH)
             self.accounts.append(acct.address)
@@ -581,7 +595,7 @@ class RevmChain:
         sender = t.sender.lower()
         key = self._signers.get(sender)
         if key is None and sender in self.keys:
-            key = self._signers[sender] = coincurve.PrivateKey(bytes(self.keys[sender].key))
+            key = self._signers[sender] = _signing_key(bytes(self.keys[sender].key))
         if key is not None:
             return _keccak(signed_eip1559(key, self.chain_id, t))
         if sender not in self.senders:
