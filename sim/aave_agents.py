@@ -39,7 +39,7 @@ from tapedeck.sim.chain.aave_v3 import VARIABLE, AaveCallReverted
 from tapedeck.sim.chain.artifacts import load
 from tapedeck.sim.chain.pyevm import ChainTx, PreparedCall, call_data, create_address, revert_reason
 from tapedeck.sim.kernel import NS
-from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_key
+from tapedeck.sim.onchain import SUCCESS, BlockResult, ChainSide, add_account, sim_account, sim_key
 from tapedeck.sim.processes import OracleRound
 from tapedeck.sim.scenario import Link, Scenario
 from tapedeck.sim.world import World
@@ -169,8 +169,6 @@ class AaveAgents:
         opens; the set-up transactions then run in a few batched blocks (``SETUP_BATCH`` borrowers
         each) and their logs are delivered with the snapshot at the start, so a book folded from
         the events holds every position from the first event on."""
-        from eth_account import Account
-
         from tapedeck.sim.chain.aave_v3 import DEFAULT_RESERVES, deploy_aave_v3, market_addresses, market_at
         from tapedeck.sim.chain.world_cache import cached
         from tapedeck.sim.sim_tokens import deploy_tokens
@@ -202,7 +200,7 @@ class AaveAgents:
         accounts = []
         for i in range(b.count + s.count):
             key = ((0xB0B0 << 32) + i + 1 + self.scenario.seed * 1000).to_bytes(32, "big")
-            accounts.append(Account.from_key(key))  # deterministic per seed and index (simulation-only keys)
+            accounts.append(sim_account(key))  # deterministic per seed and index (simulation-only keys)
         m, usdc, weth = self.market, self.market.asset("USDC"), self.market.asset("WETH")
 
         def open_positions() -> tuple[int, list[Any]]:  # the chain side: accounts, liquidity, positions

@@ -21,6 +21,7 @@ node's mempool lifetime, so an underpriced intent cannot stay outstanding foreve
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -193,10 +194,18 @@ class ChainSide:
 
 def sim_key(label: str, i: int = 0) -> Any:
     """A fixed simulation-only account per role (the same on every backend and every run)."""
-    from eth_account import Account
     from eth_utils import keccak
 
-    return Account.from_key(keccak(text=f"tapedeck-sim:{label}:{i}"))
+    return sim_account(keccak(text=f"tapedeck-sim:{label}:{i}"))
+
+
+@functools.lru_cache(maxsize=4096)
+def sim_account(key: bytes) -> Any:
+    """``Account.from_key(key)`` once per process: making one derives its public key (~0.1 ms), and
+    every run of a scenario (a sweep's, a benchmark's) makes the same agents' accounts."""
+    from eth_account import Account
+
+    return Account.from_key(key)
 
 
 def add_account(side: ChainSide, acct: Any, funder: str, eth: int = 10**20) -> None:

@@ -65,12 +65,37 @@ def test_signed_eip1559_equals_eth_account_s_signed_transaction(secret: int, cha
     assert got == want
 
 
+def test_signed_eip1559_writes_r_and_s_without_leading_zero_bytes() -> None:
+    """An r or an s below 2**248 (one signature in 256 each) is an int to RLP: shorter than 32 bytes.
+    Signed until both were met (the property test above rarely draws one), each equal to eth_account's."""
+    import coincurve
+    from eth_account import Account
+
+    account = Account.from_key((7).to_bytes(32, "big"))
+    key = coincurve.PrivateKey(bytes(account.key))
+    short: set[str] = set()
+    for nonce in range(4000):
+        got = signed_eip1559(key, 131277322940537, ChainTx(account.address, nonce, 21_000, 2 * GWEI, GWEI,
+                                                           account.address, b"", 1))
+        want = bytes(account.sign_transaction({"type": 2, "chainId": 131277322940537, "nonce": nonce, "gas": 21_000,
+                                               "value": 1, "maxFeePerGas": 2 * GWEI, "maxPriorityFeePerGas": GWEI,
+                                               "to": account.address, "data": b"", "accessList": []}).raw_transaction)
+        assert got == want, nonce
+        r, s = rlp.decode(got[1:])[-2:]
+        short.update(name for name, v in (("r", r), ("s", s)) if len(v) < 32)
+        if short == {"r", "s"}:
+            break
+    assert short == {"r", "s"}
+
+
 def test_rlp_encode_refuses_a_negative_int() -> None:
     with pytest.raises(ValueError, match="unsigned"):
         rlp_encode([1, -1])
 
 
-def test_receipts_in_web3_format_equal_the_provider_s_json_receipts() -> None:
+def _token_chain() -> tuple[Any, RevmChain, Any, str, str, int, bytes]:
+    """A revm chain with an ERC20 deployed: (its build, the chain, the token, two accounts, the first's
+    next nonce, the calldata of a transfer of 1e18 that succeeds)."""
     try:
         art = load("@uniswap/v2-core", "ERC20")
     except ArtifactMissing as e:
@@ -78,8 +103,12 @@ def test_receipts_in_web3_format_equal_the_provider_s_json_receipts() -> None:
     chain = RevmChain(start_time=START)
     token = chain.deploy(art, 10**30, gas=1_500_000)
     me, other = chain.accounts[0], chain.accounts[1]
-    n = chain.w3.eth.get_transaction_count(me)
-    ok = call_data(token.functions.transfer(other, 10**18))
+    return (art, chain, token, me, other, chain.w3.eth.get_transaction_count(me),
+            call_data(token.functions.transfer(other, 10**18)))
+
+
+def test_receipts_in_web3_format_equal_the_provider_s_json_receipts() -> None:
+    art, chain, token, me, other, n, ok = _token_chain()
     too_much = call_data(token.functions.transfer(other, 10**40))  # reverts: status 0, no logs
     init = bytes.fromhex(art.bytecode.removeprefix("0x")) + (10**6).to_bytes(32, "big")
     txs = [ChainTx(me, n, 100_000, 100 * GWEI, GWEI, token.address, ok),
@@ -143,3 +172,60 @@ def test_revert_reasons_read_directly_on_revm_equal_web3_s_and_py_evm_s() -> Non
     assert (direct_revm, direct_pyevm) == (6, 0)
     assert revm == pyevm
     assert revm[0] == "execution reverted: UniswapV2: K" and revm[4].startswith("0x") and len(set(revm)) == 3
+
+
+def test_a_simulated_block_reads_what_the_block_mined_on_a_snapshot_reads_and_leaves_nothing() -> None:
+    """``RevmChain.simulate_block`` (the bundle auction's path) against the path it replaces, mining
+    the block on a snapshot: the same statuses, gas used and prices, the same coinbase surplus (a
+    transfer to the coinbase in it) before and after ``apply``-ing more, the same revert reasons
+    read on the block's end state; and the chain as before (state, blocks, the next block mined
+    for real), a refused transaction raising what ``mine_block`` raises."""
+    from tapedeck.sim.bundles import coinbase_surplus
+    from tapedeck.sim.chain.pyevm import PreparedCall, revert_reason
+    from tapedeck.sim.chain.revm import ZERO, RevmTxInvalid
+
+    art, chain, token, me, other, n, ok = _token_chain()
+    too_much = PreparedCall(token, "transfer", ("address", "uint256"), (other, 10**40))  # reverts
+    head = [ChainTx(me, n, 100_000, 100 * GWEI, GWEI, token.address, ok),
+            ChainTx(me, n + 1, 30_000, 100 * GWEI, 3 * GWEI, ZERO, b"", 7 * 10**15)]  # pays the coinbase
+    tail = [ChainTx(me, n + 2, 100_000, 100 * GWEI, 2 * GWEI, token.address, too_much.data),
+            ChainTx(me, n + 3, 100_000, 100 * GWEI, GWEI, token.address, ok)]
+    params = {"from": me, "gas": 100_000}
+
+    def mined_on_a_snapshot(txs: list[ChainTx]) -> tuple[list[dict[str, int]], int, str]:
+        snap = chain.snapshot()
+        try:
+            receipts = chain.mine_block(txs, START + 50)
+            reason = revert_reason(too_much, params)
+            return ([{k: r[k] for k in ("status", "gasUsed", "effectiveGasPrice")} for r in receipts],
+                    coinbase_surplus(chain.w3, receipts), reason)
+        finally:
+            chain.revert(snap)
+
+    def state() -> Any:
+        return (dict(chain._accounts), len(chain._log), len(chain.blocks), token.functions.balanceOf(other).call(),
+                chain.w3.eth.get_balance(ZERO))
+
+    before = state()
+    want_head, want_head_surplus, _ = mined_on_a_snapshot(head)
+    want, want_surplus, want_reason = mined_on_a_snapshot(head + tail)
+    run = chain.simulate_block(head, START + 50, keep=False)
+    assert (run.outcomes(), run.coinbase_surplus()) == (want_head, want_head_surplus)
+    assert want_head_surplus == 7 * 10**15
+    assert state() == before
+    run.apply(chain, tail)
+    assert (run.outcomes(), run.coinbase_surplus()) == (want, want_surplus)
+    assert [r["status"] for r in run.outcomes()] == [1, 1, 0, 1] and run.outcomes(2) == want[2:]
+    assert run.revert_reason(too_much, params) == want_reason and want_reason.startswith("execution reverted: ")
+    assert run.revert_reason(PreparedCall(token, "transfer", ("address", "uint256"), (other, 1)), params) is None
+    assert state() == before
+    chain.keep(run)
+    with pytest.raises(RevmTxInvalid) as simulated:
+        chain.simulate_block([ChainTx(me, n + 5, 100_000, 100 * GWEI, GWEI, token.address, ok)], START + 50)
+    with pytest.raises(RevmTxInvalid) as mined:
+        chain.mine_block([ChainTx(me, n + 5, 100_000, 100 * GWEI, GWEI, token.address, ok)], START + 50)
+    assert str(simulated.value) == str(mined.value) and state() == before
+    receipts = chain.mine_block(head + tail, START + 50)
+    assert [{k: r[k] for k in ("status", "gasUsed", "effectiveGasPrice")} for r in receipts] == want
+    with pytest.raises(RuntimeError, match="moved on"):
+        run.apply(chain, tail)

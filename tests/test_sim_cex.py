@@ -282,3 +282,39 @@ def test_amounts_do_not_depend_on_the_global_decimal_context() -> None:
         ctx.prec, ctx.rounding = 4, decimal.ROUND_DOWN
         assert run() == first
     assert first[0].filled_amount == 300_000_1234 * 10**14
+
+
+def _lazy_top_cases():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    dec = st.decimals(allow_nan=False, allow_infinity=False, places=2)
+    return st.tuples(dec.filter(lambda d: D("0.01") <= d <= D("100000")),
+                     st.sampled_from([D("0.01"), D("0.1"), D("1"), D("5")]),
+                     st.sampled_from([D(0), D("0.5"), D(2), D(30)]), st.sampled_from([D(0), D(1), D(25)]),
+                     st.sampled_from([D(0), D("0.5"), D(2)]), st.integers(min_value=1, max_value=6))
+
+
+def test_the_top_of_a_book_not_made_yet_is_the_top_of_the_book_made() -> None:
+    """``_build`` only notes the mid: ``top`` (every quote) works out the first level alone, and the
+    levels are made when first read. On generated mids, ticks, spreads, spacings and level sizes
+    (a first bid rounded to zero and a zero level size included), that top is the made book's."""
+    from hypothesis import event, given, settings
+
+    @settings(max_examples=300, deadline=None)
+    @given(_lazy_top_cases())
+    def check(case) -> None:  # type: ignore[no-untyped-def]
+        mid, tick, spread, spacing, size, levels = case
+        rig = Rig(tick_size=tick, spread_bps=spread, level_spacing_bps=spacing, level_size=size, depth_levels=levels)
+        cex = rig.cex
+        cex.mid = mid
+        cex._build(0)
+        lazy = cex.top()
+        event("first level alone" if cex._unbuilt is not None else "levels made")
+        made = (cex.bids, cex.asks)  # reads them: made now
+        assert cex._unbuilt is None
+        assert lazy == cex.top()
+        cex._build(0)
+        cex._make_levels()
+        assert (cex.bids, cex.asks) == made and lazy == cex.top()
+
+    check()

@@ -137,6 +137,16 @@ def _hexbytes(b: bytes) -> HexBytes:
 
 
 _EMPTY_BLOOM = _hexbytes(bytes(256))
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _attribute_dict(d: dict[str, Any]) -> AttributeDict:
+    """``AttributeDict(d)`` that takes ``d`` itself as its contents (web3's copies it twice, through its
+    own ``__setattr__``): the same type and contents; ``d`` must not be used after."""
+    a = _new_object(AttributeDict)
+    _set_attribute(a, "__dict__", d)
+    return a
 
 
 def _to_json(v: Any) -> Any:
@@ -166,17 +176,52 @@ def _canonical(address: str) -> bytes:
     return to_canonical_address(address)
 
 
+def _rlp_uint(i: int) -> bytes:
+    """``rlp_encode`` of an unsigned int, written out (the transaction's fields)."""
+    if i < 0x80:
+        if i < 0:
+            raise ValueError(f"RLP encodes unsigned integers only, got {i}")
+        return bytes((i,)) if i else b"\x80"
+    n = (i.bit_length() + 7) // 8
+    return bytes((0x80 + n,)) + i.to_bytes(n, "big")
+
+
+def _rlp_bytes(b: bytes) -> bytes:
+    """``rlp_encode`` of a byte string, written out."""
+    n = len(b)
+    if n == 1 and b[0] < 0x80:
+        return bytes(b)
+    return (bytes((0x80 + n,)) if n < 56 else _rlp_length(n, 0x80)) + b
+
+
+@functools.lru_cache(maxsize=64)
+def _account(key: bytes) -> Any:
+    """``Account.from_key(key)``, once per process (it derives the public key: every chain made has
+    the ten default accounts)."""
+    return Account.from_key(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _signing_key(secret: bytes) -> coincurve.PrivateKey:
+    """The coincurve key of ``secret``, once per process (making one derives its public key, ~50 us;
+    every run's chain signs for the same default, agent and bot accounts)."""
+    return coincurve.PrivateKey(secret)
+
+
 def signed_eip1559(key: coincurve.PrivateKey, chain_id: int, t: ChainTx) -> bytes:
     """``t`` as a signed EIP-1559 transaction, its raw bytes (``0x02 || rlp([chain id, nonce, tip, max fee,
     gas, to, value, data, [], y, r, s])``): what eth_account's ``sign_transaction`` gives (RFC 6979
     signatures through libsecp256k1 either way; a test holds the two equal), without its typed
     transaction machinery (~1.2 ms a transaction, a fifth of an anvil run's client CPU). Its hash
-    is the transaction's hash."""
-    fields = [chain_id, t.nonce, t.max_priority_fee, t.max_fee, t.gas, _canonical(t.to) if t.to else b"", t.value,
-              t.data, []]
-    sig = key.sign_recoverable(_keccak(b"\x02" + rlp_encode(fields)), hasher=None)
-    r, s, y = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
-    return b"\x02" + rlp_encode(fields + [y, r, s])
+    is the transaction's hash. The RLP is written out for these fields (the generic ``rlp_encode``
+    dispatched on every item: a third of a revm transaction's hash)."""
+    body = b"".join((_rlp_uint(chain_id), _rlp_uint(t.nonce), _rlp_uint(t.max_priority_fee), _rlp_uint(t.max_fee),
+                     _rlp_uint(t.gas), b"\x94" + _canonical(t.to) if t.to else b"\x80", _rlp_uint(t.value),
+                     _rlp_bytes(t.data), b"\xc0"))
+    sig = key.sign_recoverable(_keccak(b"\x02" + _rlp_length(len(body), 0xC0) + body), hasher=None)
+    # r and s as unsigned ints: their big-endian bytes without leading zeros
+    body += _rlp_uint(sig[64]) + _rlp_bytes(sig[:32].lstrip(b"\x00")) + _rlp_bytes(sig[32:64].lstrip(b"\x00"))
+    return b"\x02" + _rlp_length(len(body), 0xC0) + body
 
 
 class RevmTxInvalid(ValueError):
@@ -232,7 +277,7 @@ class RevmChain:
         self.time = genesis_time
         self.accounts = []
         for key in DEFAULT_KEYS:
-            acct = Account.from_key(key)
+            acct = _account(key)
             self.add_key(acct)
             self._put_account(acct.address.lower(), DEFAULT_BALANCE, 0, EMPTY_CODE_HASH)
             self.accounts.append(acct.address)
@@ -268,6 +313,23 @@ class RevmChain:
         cp = self.evm.snapshot()
         self.evm.insert_account_storage(address, slot, value)
         self.evm.revert(cp)
+
+    def _write_slots(self, writes: list[tuple[str, list[tuple[int, int]]]]) -> None:
+        """``_write_slot`` of every ``(address, [(slot, value), ...])``, one journal checkpoint per round
+        in which each address writes one of its slots: pyrevm writes a cold account's slot to the
+        database and then loads the account, so a second slot of it in the same checkpoint would go
+        to the journal (and be reverted), another account's still goes to the database."""
+        evm = self.evm
+        while writes:
+            cp = evm.snapshot()
+            later = []
+            for address, slots in writes:
+                slot, value = slots.pop()
+                evm.insert_account_storage(address, slot, value)
+                if slots:
+                    later.append((address, slots))
+            evm.revert(cp)
+            writes = later
 
     def _rewind(self, to: int) -> None:
         """Undo the write log back to length ``to`` (the writes are dropped)."""
@@ -330,17 +392,37 @@ class RevmChain:
             changes = self._journal_changes() if commit else []
         finally:
             evm.revert(cp)
-        for address, balance, nonce, code_hash, code, slots in changes:
-            self._put_account(address, balance, nonce, code_hash, code)
-            for slot, old, new in slots:
-                self._log.append((address, slot, old, new))
-                self._write_slot(address, slot, new)
+        if changes:
+            writes = []
+            log = self._log
+            for address, balance, nonce, code_hash, code, slots in changes:
+                self._put_account(address, balance, nonce, code_hash, code)
+                if slots:
+                    log.extend((address, slot, old, new) for slot, old, new in slots)
+                    writes.append((address, [(slot, new) for slot, _old, new in slots]))
+            self._write_slots(writes)
         return _Outcome(True, result.gas_used, logs, bytes(out), created)
 
     def _journal_changes(self) -> list[tuple[str, int, int, bytes, bytes | None, list[tuple[int, int, int]]]]:
         """What the last message changed, from revm's journaled state: per account its info (with the
-        code if it was created) and the slots whose value changed (old, new)."""
-        text = self.evm.journal_str
+        code if it was created) and the slots whose value changed (old, new).
+
+        The journal's text (``journal_str``) has every loaded contract's code in it as hex (~91 KB a
+        transaction, 86 MB an eth-crash run, most of its formatting and of the search through it):
+        first each loaded account whose code is the one committed here gets its info back without
+        the code (``insert_account_info`` on an account in the journal replaces its info there, not
+        in the database, and the checkpoint's revert drops it with the account), so the text is
+        ~10 KB. A created account keeps its code (its hash is not the committed one): read below."""
+        evm = self.evm
+        known = self._accounts
+        for address, info in evm.journal_state.items():
+            code_hash = info.code_hash
+            if code_hash != EMPTY_CODE_HASH:
+                committed = known.get(address.lower())
+                if committed is not None and committed[2] == code_hash:
+                    evm.insert_account_info(address, pyrevm.AccountInfo(balance=info.balance, nonce=info.nonce,
+                                                                        code_hash=code_hash))
+        text = evm.journal_str
         end = text.index("}, transient_storage: ")
         out = []
         # str.find over the text (the code of every loaded contract is in it, as hex): no regex
@@ -380,6 +462,13 @@ class RevmChain:
 
     def _execute(self, block: _Block, t: ChainTx, index: int) -> dict[str, Any]:
         """Apply ``t`` at the end of ``block``: checks, the message, fees and nonce; its JSON-RPC receipt."""
+        price, outcome = self._apply(block, t)
+        tx_hash = self._hash(t)
+        block.tx_hashes.append(tx_hash)
+        return self._receipt(block, index, t, tx_hash, price, outcome)
+
+    def _apply(self, block: _Block, t: ChainTx) -> tuple[int, _Outcome]:
+        """``_execute`` less the transaction's hash and receipt: (its gas price, its outcome)."""
         sender = t.sender.lower()
         balance, nonce, code_hash = self._accounts.get(sender, (0, 0, EMPTY_CODE_HASH))
         if t.nonce != nonce:
@@ -397,7 +486,8 @@ class RevmChain:
         if t.gas < floor:
             raise RevmTxInvalid(f"transaction gas {t.gas} is below its EIP-7623 calldata floor {floor}")
         price = min(t.max_fee, block.base_fee + t.max_priority_fee)
-        tx_hash = self._hash(t)
+        if sender not in self.senders:  # what ``_hash`` refuses
+            raise RevmTxInvalid(f"{t.sender} has no key here and is not impersonated")
         to = t.to.lower() if t.to is not None else None
         outcome = self._run(sender, to, t.data, t.value, t.gas, price)
         outcome.gas_used = max(outcome.gas_used, floor)  # Prague: what revm's Cancun does not charge
@@ -407,8 +497,7 @@ class RevmChain:
         cb = self._accounts.get(ZERO, (0, 0, EMPTY_CODE_HASH))
         self._put_account(ZERO, cb[0] + outcome.gas_used * (price - block.base_fee), cb[1], cb[2])
         block.gas_used += outcome.gas_used
-        block.tx_hashes.append(tx_hash)
-        return self._receipt(block, index, t, tx_hash, price, outcome)
+        return price, outcome
 
     def _seal(self, block: _Block, receipts: list[dict[str, Any]]) -> list[AttributeDict]:
         """Append ``block`` (its hash now known) and return its receipts in web3's format, kept with
@@ -421,10 +510,12 @@ class RevmChain:
         out = []
         for r in receipts:
             r["blockHash"], r["blockNumber"] = bhash, number
-            for log in r["logs"]:
-                log["blockHash"], log["blockNumber"] = bhash, number
-            r["logs"] = [AttributeDict(log) for log in r["logs"]]
-            receipt = AttributeDict(r)
+            logs = r["logs"]
+            if logs:
+                for log in logs:
+                    log["blockHash"], log["blockNumber"] = bhash, number
+                r["logs"] = [_attribute_dict(log) for log in logs]
+            receipt = _attribute_dict(r)
             self._receipts[bytes(r["transactionHash"])] = receipt
             out.append(receipt)
         return out
@@ -449,6 +540,24 @@ class RevmChain:
                 self._txs.pop(h, None)
             raise
         return self._seal(block, receipts)
+
+    def simulate_block(self, txs: list[ChainTx], timestamp: int, *, keep: bool = True) -> "_BlockRun":
+        """What ``mine_block(txs, timestamp)`` would do, read and undone at once (the interface of
+        ``PyEvmChain.simulate_block``, which ``sim.bundles`` takes when a backend has it): the run's
+        ``outcomes`` (status, gas used, gas price), ``coinbase_surplus``, ``revert_reason`` on its end
+        state, ``apply`` for more transactions. Nothing of it stays: no block, no hash, no receipt
+        (a bundle simulation mined a block on a snapshot before: its transactions signed and
+        hashed, its receipts built, and web3 requests for the coinbase's balances, about a third of
+        the auction's CPU). Raises what ``mine_block`` raises for a transaction no block may include.
+        The chain's time moves to ``timestamp`` as with ``mine_block``; ``keep`` is accepted and
+        does nothing (a run is not kept: executing it again costs less than keeping it)."""
+        self.time = max(self.time, timestamp)
+        run = _BlockRun(self, self.time)
+        run.apply(self, txs)
+        return run
+
+    def keep(self, run: "_BlockRun") -> None:
+        """Nothing is kept here (``simulate_block``)."""
 
     def call_many(self, calls: list[tuple[str, bytes]], gas: int = CALL_GAS) -> list[bytes | None]:
         """Read-only calls ``(to, calldata)`` on the latest state; return data (None for a revert)."""
@@ -486,7 +595,7 @@ class RevmChain:
         sender = t.sender.lower()
         key = self._signers.get(sender)
         if key is None and sender in self.keys:
-            key = self._signers[sender] = coincurve.PrivateKey(bytes(self.keys[sender].key))
+            key = self._signers[sender] = _signing_key(bytes(self.keys[sender].key))
         if key is not None:
             return _keccak(signed_eip1559(key, self.chain_id, t))
         if sender not in self.senders:
@@ -584,6 +693,87 @@ class RevmChain:
         """Nothing to stop (in process); for the interface of ``AnvilChain``."""
 
 
+class _BlockRun:
+    """A block ``RevmChain.simulate_block`` executed and undid: what it did (``outcomes``, the
+    coinbase's balance change, its writes), and its writes are done again for a read on its end
+    state (``revert_reason``) or more transactions (``apply``), and undone after."""
+
+    def __init__(self, chain: RevmChain, stamp: int) -> None:
+        self.chain, self.stamp = chain, stamp
+        self.parent = len(chain.blocks)
+        self.base_fee = next_base_fee(chain.blocks[-1].base_fee, chain.blocks[-1].gas_used, chain.gas_limit // 2)
+        self.txs: list[ChainTx] = []
+        self.results: list[dict[str, int]] = []  # per transaction: status, gasUsed, effectiveGasPrice
+        self.writes: list[tuple[str, int | None, Any, Any]] = []  # its entries of the write log, in order
+        self.gas_used = 0
+        self.coinbase_start = chain._accounts.get(ZERO, (0, 0, EMPTY_CODE_HASH))[0]
+        self.coinbase_end = self.coinbase_start
+        self.failed = False
+
+    def _redo(self) -> tuple[int, _Block]:
+        """The chain as at the run's end (its writes done again): (the write log's length before, the block)."""
+        c = self.chain
+        if len(c.blocks) != self.parent:
+            raise RuntimeError("the chain moved on since this block run: it cannot be read or go on")
+        mark = len(c._log)
+        block = c._new_block(self.stamp)
+        block.gas_used = self.gas_used
+        for entry in self.writes:
+            c._log.append(entry)
+            c._redo(entry[0], entry[1], entry[3])
+        return mark, block
+
+    def apply(self, chain: RevmChain, txs: list[ChainTx]) -> None:
+        if not txs:
+            return
+        if self.failed:
+            raise RuntimeError("this block run failed: it cannot go on")
+        mark, block = self._redo()
+        try:
+            for t in txs:
+                price, outcome = chain._apply(block, t)
+                self.results.append({"status": 1 if outcome.success else 0, "gasUsed": outcome.gas_used,
+                                     "effectiveGasPrice": price})
+                self.txs.append(t)
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            self.writes = chain._log[mark:]
+            self.gas_used = block.gas_used
+            self.coinbase_end = chain._accounts.get(ZERO, (0, 0, EMPTY_CODE_HASH))[0]
+            chain._rewind(mark)
+
+    def outcomes(self, start: int = 0) -> list[dict[str, int]]:
+        """The receipts' fields a bundle simulation reads (``status``, ``gasUsed``, ``effectiveGasPrice``),
+        from transaction ``start`` on."""
+        return [dict(r) for r in self.results[start:]]
+
+    def coinbase_surplus(self) -> int:
+        """``sim.bundles.coinbase_surplus`` of this block so far: the coinbase's balance change less the
+        transactions' priority fees."""
+        return self.coinbase_end - self.coinbase_start - sum(
+            r["gasUsed"] * (r["effectiveGasPrice"] - self.base_fee) for r in self.results)
+
+    def revert_reason(self, fn: Any, params: dict[str, Any]) -> str | None:
+        """``pyevm.revert_reason(fn, params)`` as it reads once the block is mined ("latest": the block's
+        number, time and base fee, its end state), run on the end state in the pending block's
+        context; None when the call does not revert (the caller then takes the slow path)."""
+        from tapedeck.sim.chain.pyevm import PreparedCall, call_data
+
+        prepared = isinstance(fn, PreparedCall)
+        contract = fn.contract if prepared else fn
+        data = fn.data if prepared else call_data(fn)
+        c = self.chain
+        mark, _block = self._redo()
+        try:
+            r = c._run((params.get("from") or c.accounts[0]).lower(), contract.address.lower(), data,
+                       _hex_int(params.get("value")), _hex_int(params.get("gas"), CALL_GAS), 0, commit=False)
+        finally:
+            c._rewind(mark)
+        return _revert_text(r)
+
+
 class _AtBlock:
     """``with chain._at(n):`` reads see the state after block ``n`` (undo the later writes, redo them after)."""
 
@@ -654,6 +844,17 @@ def _raise_revert(output: bytes) -> None:
     except DecodingError:
         reason = output
     raise TransactionFailed(f"execution reverted: {reason}")
+
+
+def _revert_text(r: _Outcome) -> str | None:
+    """``reason_text`` of what web3 raises for a call with outcome ``r`` (None if it did not revert)."""
+    if r.success:
+        return None
+    try:
+        _raise_revert(r.output)
+    except Exception as e:  # noqa: BLE001 - exactly what web3 would raise
+        return reason_text(e)
+    return None  # pragma: no cover - _raise_revert always raises
 
 
 class RevmProvider(BaseProvider):
@@ -789,13 +990,7 @@ class RevmProvider(BaseProvider):
         with c._at(number):
             r = c._call((params.get("from") or c.accounts[0]).lower(), to.lower(), data, _hex_int(params.get("value")),
                         _hex_int(params.get("gas"), CALL_GAS), number)
-        if r.success:
-            return None
-        try:
-            _raise_revert(r.output)
-        except Exception as e:  # noqa: BLE001 - exactly what web3 would raise
-            return reason_text(e)
-        return None  # pragma: no cover - _raise_revert always raises
+        return _revert_text(r)
 
     # --- node controls (anvil's names, so ``sim.onchain.add_account`` needs no branch for revm)
     def _anvil_impersonateAccount(self, address: str) -> None:

@@ -171,8 +171,9 @@ class MockCex:
         self.name = spec.name
         self.mark = mark or spec.name
         self.mid: Decimal | None = None
-        self.bids: list[list[Decimal]] = []  # [price, remaining], best first
-        self.asks: list[list[Decimal]] = []
+        self._bids: list[list[Decimal]] = []  # [price, remaining], best first (``bids``)
+        self._asks: list[list[Decimal]] = []
+        self._unbuilt: Decimal | None = None  # the mid of a rebuild not made yet (``_build``)
         self._built_ns = 0
         self._levels_of: Venue | None = None  # the spec ``_level_factors`` were worked out for
         self._level_factors: list[tuple[Decimal, Decimal]] = []
@@ -211,23 +212,59 @@ class MockCex:
             self._levels_of, self._level_factors = s, levels
         return self._level_factors
 
+    @property
+    def bids(self) -> list[list[Decimal]]:
+        """The bid levels, ``[price, remaining]``, best first."""
+        if self._unbuilt is not None:
+            self._make_levels()
+        return self._bids
+
+    @property
+    def asks(self) -> list[list[Decimal]]:
+        """The ask levels, ``[price, remaining]``, best first."""
+        if self._unbuilt is not None:
+            self._make_levels()
+        return self._asks
+
     def _build(self, ts: int) -> None:
-        s, mid = self.spec, self.mid
+        """The makers' levels around the mid, made when they are first read: at most mark moves
+        nothing trades against, only the top level is (``top``), and the ~20 levels a side of
+        Decimal rounding were ~2% of a revm eth-crash run."""
+        assert self.mid is not None
+        self._unbuilt = self.mid
+        self._built_ns = ts
+
+    def _top_unbuilt(self) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+        """``top`` of the levels ``_build`` asked for, from their first level alone (None when that is
+        not all it takes: a level size that is not positive, a first bid that is not)."""
+        s, mid = self.spec, self._unbuilt
+        size = s.level_size
+        if not size > 0:
+            return None
+        up, down = self._levels()[0]
+        tick, mul, div = s.tick_size, CTX.multiply, CTX.divide
+        bid = mul(div(mul(mid, down), tick).to_integral_value(ROUND_FLOOR), tick)
+        if not bid > 0:
+            return None
+        return (bid, size, mul(div(mul(mid, up), tick).to_integral_value(ROUND_CEILING), tick), size)
+
+    def _make_levels(self) -> None:
+        s, mid = self.spec, self._unbuilt
         assert mid is not None
+        self._unbuilt = None
         tick = s.tick_size
-        self.bids, self.asks = [], []
+        self._bids, self._asks = bids, asks = [], []
         mul, div = CTX.multiply, CTX.divide  # _to_tick inlined: ~20 levels a side on every mark move
         for up, down in self._levels():
             ask = mul(div(mul(mid, up), tick).to_integral_value(ROUND_CEILING), tick)
             bid = mul(div(mul(mid, down), tick).to_integral_value(ROUND_FLOOR), tick)
-            if self.asks and ask <= self.asks[-1][0]:
-                ask = CTX.add(self.asks[-1][0], tick)
-            if self.bids and bid >= self.bids[-1][0]:
-                bid = CTX.subtract(self.bids[-1][0], tick)
-            self.asks.append([ask, s.level_size])
+            if asks and ask <= asks[-1][0]:
+                ask = CTX.add(asks[-1][0], tick)
+            if bids and bid >= bids[-1][0]:
+                bid = CTX.subtract(bids[-1][0], tick)
+            asks.append([ask, s.level_size])
             if bid > 0:
-                self.bids.append([bid, s.level_size])
-        self._built_ns = ts
+                bids.append([bid, s.level_size])
 
     def book(self) -> tuple[tuple[tuple[Decimal, Decimal], ...], tuple[tuple[Decimal, Decimal], ...]]:
         """(bids, asks) as (price, size) pairs with depth left, best first."""
@@ -235,6 +272,10 @@ class MockCex:
 
     def top(self) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
         """(bid, bid size, ask, ask size) of the best levels with depth left (``book``'s first), or None."""
+        if self._unbuilt is not None:
+            top = self._top_unbuilt()
+            if top is not None:
+                return top
         bid = next((lvl for lvl in self.bids if lvl[1] > 0), None)
         ask = next((lvl for lvl in self.asks if lvl[1] > 0), None)
         if bid is None or ask is None:
