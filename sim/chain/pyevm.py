@@ -30,6 +30,7 @@ from web3.datastructures import AttributeDict
 from web3.providers.eth_tester import EthereumTesterProvider
 
 from tapedeck.sim.chain.artifacts import Artifact
+from tapedeck.sim.chain.pyevm_vm import SimPragueVM
 
 
 def _keccak_from_pysha3() -> bool:
@@ -338,19 +339,25 @@ class PyEvmChain:
     ``max(parent + 1, self.time)``: ``start_time`` (default: the genesis) and whatever
     ``mine_block`` was asked for since.
 
+    ``stock_vm``: py-evm's own ``PragueVM`` instead of ``sim.chain.pyevm_vm.SimPragueVM`` (the same
+    EVM with a leaner interpreter loop; the default), for holding the two equal.
+
     ``world_cache``: set-ups run through ``sim.chain.world_cache.cached`` on this chain are kept and
     replayed (the sim's chains: ``sim.recording``); off by default, so a chain made elsewhere (a
     test, a benchmark) deploys every time as before.
     """
 
     def __init__(self, backend: PyEVMBackend | None = None, *, start_time: int | None = None,
-                 world_cache: bool = False) -> None:
+                 world_cache: bool = False, stock_vm: bool = False) -> None:
         self.world_cache = world_cache
         if backend is None:
             genesis = PyEVMBackend.generate_genesis_params()
             if start_time is not None:
                 genesis["timestamp"] = start_time
             backend = PyEVMBackend(genesis_parameters=genesis)
+            if not stock_vm:
+                # eth-tester's chain class is made per backend: its VM becomes the leaner one
+                type(backend.chain).vm_configuration = ((0, SimPragueVM),)
         self.tester = EthereumTester(backend)
         self.w3 = Web3(EthereumTesterProvider(self.tester))
         self.accounts = list(self.w3.eth.accounts)
