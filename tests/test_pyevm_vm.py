@@ -3,6 +3,7 @@ py-evm's own ``PragueVM``: jump targets, the stack, and whole blocks (state root
 logs, outputs, errors), down to eth-crash recording the same events and mining the same blocks."""
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -96,6 +97,40 @@ def test_the_stack_gives_py_evm_stacks_results_and_errors(ops: list[tuple[str, i
         assert results[0] == results[1]
         event(results[0][0])
         assert ours.values == theirs.values
+
+
+@settings(max_examples=300, deadline=None)
+@example([(0, 0), (0, 32), (0, 32), (5, 20), (31, 2), (2**256 - 1, 0), (64, 0)])
+@example([(0, 2**256)])  # refused by py-evm's validation
+@example([(10**6, 10**6)])  # out of gas
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 300), st.integers(0, 2**256)),
+                          st.one_of(st.integers(0, 100), st.integers(0, 2**256))), max_size=12))
+def test_extending_memory_charges_and_grows_as_py_evm_does(extends: list[tuple[int, int]]) -> None:
+    from eth.vm.forks.prague.computation import PragueComputation
+    from eth.vm.message import Message
+
+    state = _chain().tester.backend.chain.get_vm().state
+    sender = bytes(19) + b"\x01"
+    msg = Message(gas=100_000, to=bytes(20), sender=sender, value=0, data=b"", code=b"")
+    comps = [cls(state, msg, state.get_transaction_context_class()(gas_price=0, origin=sender))
+             for cls in (SimPragueVM._state_class.computation_class, PragueComputation)]
+    for start, size in extends:
+        seen = []
+        for c in comps:
+            try:
+                c.extend_memory(start, size)
+                seen.append(("ok", len(c._memory), c._gas_meter.gas_remaining))
+            except Exception as e:  # noqa: BLE001 - the same error, or none, on both
+                seen.append((type(e).__name__, str(e), c._gas_meter.gas_remaining))
+        event(seen[0][0])
+        assert seen[0] == seen[1]
+        if seen[0][0] != "ok":
+            break
+
+
+@functools.lru_cache(maxsize=1)
+def _chain() -> PyEvmChain:
+    return PyEvmChain(start_time=START)
 
 
 def _block_facts(chain: PyEvmChain, receipts: list[Any]) -> dict[str, Any]:

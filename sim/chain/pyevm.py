@@ -533,6 +533,14 @@ class PyEvmChain:
         self._pin()
 
 
+def _sender_once(tx: Any) -> Any:
+    """``tx`` answering ``sender`` from its signature recovered once: py-evm recovers it at every
+    use (validation, fees, nonce, the message, the refund: ~6 times a transaction)."""
+    sender = tx.get_sender()
+    tx.get_sender = lambda: sender
+    return tx
+
+
 class _BlockRun:
     """A pending block's transactions applied on a VM of its own, as ``mine_all`` applies them, not
     (yet) sealed: ``PyEvmChain.simulate_block`` discards it, ``mine_block`` may seal it."""
@@ -554,8 +562,8 @@ class _BlockRun:
         if self.failed:
             raise RuntimeError("this block run failed: it cannot go on")
         tester, backend = chain.tester, chain.tester.backend
-        signed = [backend._get_normalized_and_signed_evm_transaction(
-            tester.normalizer.normalize_inbound_transaction(t.tester_params(chain.chain_id))) for t in txs]
+        signed = [_sender_once(backend._get_normalized_and_signed_evm_transaction(
+            tester.normalizer.normalize_inbound_transaction(t.tester_params(chain.chain_id)))) for t in txs]
         try:
             header, receipts, computations = self.vm.apply_all_transactions(signed, self.header)
         except BaseException:

@@ -141,6 +141,17 @@ class SimComputation(PragueComputation):
         self.stack_push_int = stack.push_int
         self.stack_push_bytes = stack.push_bytes
 
+    def extend_memory(self, start_position: int, size: int) -> None:
+        """py-evm's, but for the two cases where it does nothing (the same checks first): an empty
+        range, or one inside memory already (memory's length is a multiple of 32, so it costs no
+        gas and extends nothing); most MLOADs and MSTOREs after the first."""
+        if start_position.__class__ is int and size.__class__ is int and 0 <= start_position <= UINT_256_MAX:
+            if size == 0:
+                return
+            if 0 < size and start_position + size <= len(self._memory._bytes):
+                return
+        super().extend_memory(start_position, size)
+
     @classmethod
     def _dispatch_table(cls) -> list[Any]:
         table = cls.__dict__.get("_table")
