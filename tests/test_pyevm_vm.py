@@ -133,6 +133,24 @@ def _chain() -> PyEvmChain:
     return PyEvmChain(start_time=START)
 
 
+def test_the_loop_takes_py_evms_opcodes_but_for_its_own_pushes() -> None:
+    from eth.vm.forks.prague.computation import PragueComputation
+
+    from tapedeck.sim.chain.pyevm_vm import _PUSHES, SimComputation
+
+    table = SimComputation._dispatch_table()
+    for op in range(256):
+        fn = PragueComputation.opcodes.get(op)
+        entry = table[op]
+        if fn is None:
+            assert type(entry).__name__ == "InvalidOpcode" and entry.value == op
+        elif isinstance(entry, tuple):
+            assert (entry[0], entry[2]) == (fn.gas_cost, fn.mnemonic)
+            assert entry[1] is (_PUSHES[op - 0x60] if 0x60 <= op <= 0x7F else fn.logic_fn)
+        else:
+            assert entry is fn
+
+
 def _block_facts(chain: PyEvmChain, receipts: list[Any]) -> dict[str, Any]:
     head = chain.tester.backend.chain.get_canonical_head()
     return {"state_root": head.state_root, "receipt_root": head.receipt_root, "gas_used": head.gas_used,

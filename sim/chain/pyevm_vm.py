@@ -33,6 +33,7 @@ from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
 from eth.vm.gas_meter import GasMeter
+from eth.vm.logic import stack as stack_logic
 from eth.vm.logic.invalid import InvalidOpcode
 from eth.vm.opcode import _FastOpcode
 from eth.vm.stack import Stack, to_int
@@ -116,8 +117,25 @@ class SimStack(Stack):
         return tuple(out)
 
 
-_PROPERTIES = ("stack_pop_ints", "stack_pop_bytes", "stack_pop_any", "stack_pop1_int", "stack_pop1_bytes",
-               "stack_pop1_any", "stack_push_int", "stack_push_bytes")
+def _push_of(size: int) -> Any:
+    """py-evm's ``push_XX(computation, size)`` for one size: the code's next ``size`` bytes (zero
+    padded past the end) pushed as bytes, the program counter moved past them."""
+
+    def push(computation: Any) -> None:
+        code = computation.code
+        pc = code.program_counter
+        raw = code._raw_code_bytes[pc:pc + size]
+        code.program_counter = pc + size
+        values = computation._stack.values
+        if len(values) > 1023:
+            raise FullStack("Stack limit reached")
+        values.append(raw if len(raw) == size else raw.ljust(size, b"\x00"))
+
+    push.__name__ = push.__qualname__ = f"push{size}"
+    return push
+
+
+_PUSHES = [_push_of(size) for size in range(1, 33)]
 
 
 class SimComputation(PragueComputation):
@@ -162,7 +180,10 @@ class SimComputation(PragueComputation):
                 if fn is None:
                     table.append(InvalidOpcode(op))
                 elif type(fn) is _FastOpcode:
-                    table.append((fn.gas_cost, fn.logic_fn, fn.mnemonic))
+                    logic = fn.logic_fn
+                    if _PUSH1 <= op <= _PUSH32 and logic is getattr(stack_logic, f"push{op - _PUSH1 + 1}"):
+                        logic = _PUSHES[op - _PUSH1]
+                    table.append((fn.gas_cost, logic, fn.mnemonic))
                 else:
                     table.append(fn)
             cls._table = table
