@@ -17,11 +17,19 @@ profiled eth-crash run (seed 7, py-spy) spent a third of its samples:
   valid iff no valid PUSH covers it), kept for the process.
 - **The stack** (``SimStack``): ``pop_ints`` without a generator, ``push_int`` with its range check
   inline; ``computation.stack_*`` as plain attributes (py-evm makes each a property returning the
-  stack's bound method: a lookup and a call per use).
+  stack's bound method: a lookup and a call per use); PUSH1-32 read the code and push in one
+  function (py-evm: ``push_n`` -> ``push_XX`` -> ``code.read`` -> ``push_bytes``).
+- **Memory** (``extend_memory``): an MLOAD/MSTORE inside memory already returns at once (py-evm
+  validates, rounds and prices both sizes, then finds nothing to charge or grow).
+
+Instructions for one eth-crash run (cachegrind, BENCHMARKS.md): 151.4 G before (with eth-hash's
+pycryptodome keccak), 95.7 G with the loop, the JUMPDEST analysis, the stack and pysha3's keccak,
+89.9 G with the pushes, memory and the sender recovered once (``sim.chain.pyevm``).
 
 With py-evm's debug2 logging on (a debugging session), the loop and the gas meter are py-evm's
-own, so their logs are as before. ``tests/test_pyevm_vm.py`` holds blocks of the sim's
-transactions equal on this VM and on the stock one (state roots, receipts, gas, outputs).
+own, so their logs are as before. ``tests/test_pyevm_vm.py`` holds blocks of transactions (and
+all of eth-crash, deployed from scratch: every block's state, receipts and transactions roots, gas
+and bloom, and every recorded event) equal on this VM and on the stock one.
 """
 from __future__ import annotations
 
