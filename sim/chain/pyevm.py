@@ -30,6 +30,28 @@ from web3.datastructures import AttributeDict
 from web3.providers.eth_tester import EthereumTesterProvider
 
 from tapedeck.sim.chain.artifacts import Artifact
+from tapedeck.sim.chain.pyevm_vm import SimPragueVM
+
+
+def _keccak_from_pysha3() -> bool:
+    """Make eth-hash's ``keccak`` (py-evm's state and storage tries, SHA3, code hashes; web3's and
+    eth-utils' hashes) call safe-pysha3 when it is installed: eth-hash's automatic choice tries
+    pycryptodome first, ~6 us a hash through its cffi wrapper against ~1.5 here (an eth-crash run
+    hashes ~250,000 times). The same digests (checked here once)."""
+    try:
+        from eth_hash.auto import keccak as auto_keccak
+        from eth_hash.backends.pysha3 import backend
+    except ImportError:
+        return False
+    if backend.keccak256(b"") != bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"):
+        return False
+    auto_keccak._backend = backend
+    auto_keccak.hasher = backend.keccak256
+    auto_keccak.preimage = backend.preimage
+    return True
+
+
+KECCAK_FROM_PYSHA3 = _keccak_from_pysha3()
 
 DEFAULT_GAS = 6_000_000
 DEFAULT_TX_GAS = 500_000
@@ -317,19 +339,25 @@ class PyEvmChain:
     ``max(parent + 1, self.time)``: ``start_time`` (default: the genesis) and whatever
     ``mine_block`` was asked for since.
 
+    ``stock_vm``: py-evm's own ``PragueVM`` instead of ``sim.chain.pyevm_vm.SimPragueVM`` (the same
+    EVM with a leaner interpreter loop; the default), for holding the two equal.
+
     ``world_cache``: set-ups run through ``sim.chain.world_cache.cached`` on this chain are kept and
     replayed (the sim's chains: ``sim.recording``); off by default, so a chain made elsewhere (a
     test, a benchmark) deploys every time as before.
     """
 
     def __init__(self, backend: PyEVMBackend | None = None, *, start_time: int | None = None,
-                 world_cache: bool = False) -> None:
+                 world_cache: bool = False, stock_vm: bool = False) -> None:
         self.world_cache = world_cache
         if backend is None:
             genesis = PyEVMBackend.generate_genesis_params()
             if start_time is not None:
                 genesis["timestamp"] = start_time
             backend = PyEVMBackend(genesis_parameters=genesis)
+            if not stock_vm:
+                # eth-tester's chain class is made per backend: its VM becomes the leaner one
+                type(backend.chain).vm_configuration = ((0, SimPragueVM),)
         self.tester = EthereumTester(backend)
         self.w3 = Web3(EthereumTesterProvider(self.tester))
         self.accounts = list(self.w3.eth.accounts)
@@ -505,6 +533,14 @@ class PyEvmChain:
         self._pin()
 
 
+def _sender_once(tx: Any) -> Any:
+    """``tx`` answering ``sender`` from its signature recovered once: py-evm recovers it at every
+    use (validation, fees, nonce, the message, the refund: ~6 times a transaction)."""
+    sender = tx.get_sender()
+    tx.get_sender = lambda: sender
+    return tx
+
+
 class _BlockRun:
     """A pending block's transactions applied on a VM of its own, as ``mine_all`` applies them, not
     (yet) sealed: ``PyEvmChain.simulate_block`` discards it, ``mine_block`` may seal it."""
@@ -526,8 +562,8 @@ class _BlockRun:
         if self.failed:
             raise RuntimeError("this block run failed: it cannot go on")
         tester, backend = chain.tester, chain.tester.backend
-        signed = [backend._get_normalized_and_signed_evm_transaction(
-            tester.normalizer.normalize_inbound_transaction(t.tester_params(chain.chain_id))) for t in txs]
+        signed = [_sender_once(backend._get_normalized_and_signed_evm_transaction(
+            tester.normalizer.normalize_inbound_transaction(t.tester_params(chain.chain_id)))) for t in txs]
         try:
             header, receipts, computations = self.vm.apply_all_transactions(signed, self.header)
         except BaseException:
