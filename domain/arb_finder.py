@@ -134,7 +134,7 @@ class PoolVenue:
         self.gas_units = int(gas_units if gas_units is not None else (V2_SWAP_GAS if spec.kind == "v2" else V3_SWAP_GAS))
         self.label = label or spec.pool
         self._v3_keep = 1_000_000 - spec.fee
-        self._v2 = spec.kind == "v2"
+        self._v2 = spec.kind == "v2"  # (the spec is frozen: read for spec.kind == "v2" on the hot paths)
         self._v2_keep = 10_000 - spec.fee
         self._text: tuple[Any, Any, str] = (None, None, "")  # version_text's (price objects, text)
         self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
@@ -212,14 +212,14 @@ class PoolVenue:
         interval (V3: virtual reserves; it depends on price, liquidity and tick only, not on the
         tick table), kept per price so the partners of one update do not rebuild it."""
         spec = self.spec
-        if spec.kind == "v2":
+        if self._v2:
             p = state.v2.get(spec.pool)
             key: Any = p  # a V2 state is replaced, never changed, on each update
         else:
             q = state.v3.get(spec.pool)
             key = None if q is None else (q.sqrt_price_x96, q.liquidity, q.tick)
         hit = self._curves.get(token_in)
-        if hit is not None and key is not None and (hit[0] is key if spec.kind == "v2" else hit[0] == key):
+        if hit is not None and key is not None and (hit[0] is key if self._v2 else hit[0] == key):
             return hit[1]
         c = self._curve(state, token_in)
         self._curves[token_in] = (key, c)
@@ -237,7 +237,7 @@ class PoolVenue:
     def _curve(self, state: MarketState, token_in: str) -> Curve | None:
         spec = self.spec
         self._legs[token_in] = None
-        if spec.kind == "v2":
+        if self._v2:
             res = self._v2_reserves(state, token_in)
             if res is None:
                 return None
@@ -275,7 +275,7 @@ class PoolVenue:
         """The output per unit input at size zero after the fee (the quiet path: no tick math;
         kept per state, so a pool that did not move is not priced again for each partner)."""
         spec = self.spec
-        if spec.kind == "v2":
+        if self._v2:
             key: Any = state.v2.get(self.id)  # replaced, never changed, on each update: identity will do
             hit = self._margins.get(token_in)
             if hit is not None and hit[0] is key and key is not None:
@@ -288,7 +288,7 @@ class PoolVenue:
                 return hit[1]
         m = self.mid(state, token_in)
         if m is not None:
-            if self.spec.kind == "v2":
+            if self._v2:
                 m = (10_000 - self.spec.fee) * m[0], 10_000 * m[1]
             else:
                 m = self._v3_keep * m[0], 1_000_000 * m[1]
@@ -307,7 +307,7 @@ class PoolVenue:
         if t is None or now_ts - t > max_age_ns or (state.stale and pid in state.stale):
             return None
         both = self._both
-        if self.spec.kind == "v2":
+        if self._v2:
             p = state.v2.get(pid)
             if both is not None and both[0] is p and both[2] is s:
                 return both[3]
@@ -325,7 +325,7 @@ class PoolVenue:
     def mid(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """The price without fee, ``token_out`` units per ``token_in`` unit, as ``(num, den)``."""
         spec = self.spec
-        if spec.kind == "v2":
+        if self._v2:
             p = state.v2.get(spec.pool)
             if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
                 return None
@@ -756,8 +756,11 @@ class ArbFinder:
 
     # ------------------------------------------------------------------ one round trip
 
-    def gas(self, state: MarketState, legs: Sequence[Any], profit_token: str, now: int) -> tuple[int, int] | None:
-        """(gas in wei, its value in the profit token) of the on-chain legs; None if unpriceable."""
+    def gas(self, state: MarketState, legs: Sequence[Any], profit_token: str, now: int,
+            memo: dict[Any, Any] | None = None) -> tuple[int, int] | None:
+        """(gas in wei, its value in the profit token) of the on-chain legs; None if unpriceable.
+        ``memo`` (one update's, as ``_sized``'s) keeps the native token's mid in the profit token
+        (the first fresh venue's), the same for every leg pair of the update."""
         wei = 0
         for v in legs:
             if not v.chain or not v.gas_units:
@@ -775,13 +778,23 @@ class ArbFinder:
             return None
         if native == profit_token:
             return wei, wei
+        mk = (native, profit_token)  # (a 2-tuple: never equal to _sized's 5-tuple keys)
+        if memo is not None and mk in memo:
+            m = memo[mk]
+            return None if m is None else (wei, -((-wei * m[0]) // m[1]))
+        found = None
         for v in self.pairs.get(pair_key(native, profit_token), ()):
             if not v.fresh(state, now, self.max_age_ns):
                 continue
             m = v.mid(state, native)
             if m is not None and m[1] > 0:
-                return wei, -((-wei * m[0]) // m[1])  # rounded up: never understate the cost
-        return None
+                found = m
+                break
+        if memo is not None:
+            memo[mk] = found
+        if found is None:
+            return None
+        return wei, -((-wei * found[0]) // found[1])  # rounded up: never understate the cost
 
     def round_trip(self, state: MarketState, a: Any, b: Any, s: str, o: str, now: int | None = None) -> Opportunity | None:
         """``s -> o`` on ``a``, ``o -> s`` on ``b``: the exact best size, if it pays gas + min_profit."""
@@ -815,46 +828,56 @@ class ArbFinder:
             g = self.gas(state, (a, b), s, now)
         else:
             gk = (a.chain, a.gas_units, b.chain, b.gas_units, s)
-            g = memo[gk] if gk in memo else memo.setdefault(gk, self.gas(state, (a, b), s, now))
+            g = memo[gk] if gk in memo else memo.setdefault(gk, self.gas(state, (a, b), s, now, memo))
         if g is None:
             st.unpriced_gas += 1
             return None
         gas_wei, gas_cost = g
         need = max(1, gas_cost + self.min_profit)
 
+        # A plain PoolVenue's capacity is its curve's ``max_in`` (as ``PoolVenue.max_in``): its curve is
+        # taken here, once, and is the one sized below; any other venue is asked its ``max_in``, then
+        # its curve. (The same calls in the same order as through ``max_in``, fewer of them.)
+        pa, pb = type(a) is PoolVenue, type(b) is PoolVenue
+        ca = cb = None
         surplus = ma[0] * mb[0] - ma[1] * mb[1] if self.refute_by_capacity else 0
-        if not surplus:
-            cap_a, cap_b = a.max_in(state, s), b.max_in(state, o)
-        elif hot is b:  # the venue that just changed first: its capacity is priced already (its margins)
-            cap_b = b.max_in(state, o)
+        b_first = bool(surplus) and hot is b  # the venue that just changed first: its capacity is priced already
+        if b_first:
+            if pb:
+                cb = b.curve(state, o)
+            cap_b = (0 if cb is None else cb.max_in) if pb else b.max_in(state, o)
             if cap_b > 0 and surplus * cap_b < need * ma[0] * mb[1]:
                 st.below_cap += 1
                 return None
-            cap_a = a.max_in(state, s)
-            if cap_a <= 0 or cap_b <= 0:
-                return None
-            if surplus * cap_a < need * ma[1] * mb[1]:  # (cap_b's test passed above)
-                st.below_cap += 1
-                return None
-        else:
-            cap_a = a.max_in(state, s)
-            if cap_a > 0 and surplus * cap_a < need * ma[1] * mb[1]:
-                st.below_cap += 1
-                return None
-            cap_b = b.max_in(state, o)
-            if cap_a <= 0 or cap_b <= 0:
-                return None
-            if surplus * cap_b < need * ma[0] * mb[1]:  # (cap_a's test passed above)
-                st.below_cap += 1
-                return None
+        if pa:
+            ca = a.curve(state, s)
+        cap_a = (0 if ca is None else ca.max_in) if pa else a.max_in(state, s)
+        if surplus and not b_first and cap_a > 0 and surplus * cap_a < need * ma[1] * mb[1]:
+            st.below_cap += 1
+            return None
+        if not b_first:
+            if pb:
+                cb = b.curve(state, o)
+            cap_b = (0 if cb is None else cb.max_in) if pb else b.max_in(state, o)
         if cap_a <= 0 or cap_b <= 0:
             return None
-        ca, cb = a.curve(state, s), b.curve(state, o)
+        if surplus and (surplus * cap_a < need * ma[1] * mb[1] if b_first else surplus * cap_b < need * ma[0] * mb[1]):
+            st.below_cap += 1  # (the other side's test passed above)
+            return None
+        if not pa:
+            ca = a.curve(state, s)
+        if not pb:
+            cb = b.curve(state, o)
         st.sized += 1
         fast: Any = False
         if ca is not None and cb is not None and self.compiled_sizing and _gmp_closed_form is not None \
                 and not self.scan_whole:
-            la, lb = _gmp_leg(a, state, s), _gmp_leg(b, state, o)
+            la = lb = None  # (_gmp_leg inlined: the legs of two plain PoolVenues whose curves were just taken)
+            if pa and pb:
+                qa = None if a._v2 else state.v3.get(a.id)
+                qb = None if b._v2 else state.v3.get(b.id)
+                if (a._v2 or qa is not None and qa.ticks is None) and (b._v2 or qb is not None and qb.ticks is None):
+                    la, lb = a._legs.get(s), b._legs.get(o)
             if la is not None and lb is not None:
                 fast = _gmp_closed_form(ca, cb, la, lb, need)  # (False: not its path, the Python sizes it)
                 if fast:
@@ -868,7 +891,8 @@ class ArbFinder:
         if net < self.min_profit:
             return None
         st.found += 1
-        key = f"{a.id}@{_version_text(a, state)}|{b.id}@{_version_text(b, state)}|{s}"
+        key = (f"{a.id}@{a.version_text(state) if pa else _version_text(a, state)}|"
+               f"{b.id}@{b.version_text(state) if pb else _version_text(b, state)}|{s}")
         return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
                            x, z, p, gas_wei, gas_cost, net, method, proven, key)
 

@@ -288,6 +288,26 @@ def test_gas_is_priced_at_the_current_base_fee_in_the_profit_token() -> None:
     assert finder.scan(state, 2) == []
 
 
+def test_gas_with_an_updates_memo_is_gas_without_it() -> None:
+    """``on_update`` passes its memo to ``gas``, which keeps the native token's mid there: every leg pair
+    valued from it is what ``gas`` answers alone, priceable or not."""
+    state, a, b = _two_v2()
+    v3 = PoolVenue(PoolSpec(pool_id(3), "v3", USDC, WETH, 500, 10))
+    finder = ArbFinder([a, b, v3])
+    memo: dict = {}
+    assert finder.gas(state, (a, b), USDC, 1, memo) is None and finder.gas(state, (a, v3), USDC, 1, memo) is None
+    state.on_block(ev.BlockProduced(ts=1, chain="ethereum", number=1, base_fee=1, gas_used=0, gas_limit=0,
+                                    next_base_fee=20 * 10**9))
+    memo = {}
+    for legs in ((a, b), (a, v3), (v3, b), (v3, v3), (a, b)):
+        for token in (USDC, WETH):
+            assert finder.gas(state, legs, token, 1, memo) == finder.gas(state, legs, token, 1)
+    assert finder.gas(state, (a, v3), USDC, 1, memo)[1] > finder.gas(state, (a, b), USDC, 1, memo)[1] > 0
+    state.on_source_stale(ev.SourceStale(ts=2, venues=(a.id, b.id), reason="gap"))  # no fresh venue to value it
+    memo = {}
+    assert finder.gas(state, (a, b), USDC, 2, memo) is None and finder.gas(state, (v3, b), USDC, 2, memo) is None
+
+
 def test_stale_venues_take_no_part() -> None:
     state, a, b = _two_v2()
     finder = ArbFinder([a, b], gas_price_wei=10**9, max_age_ns=60 * 10**9)
