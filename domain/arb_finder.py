@@ -872,12 +872,8 @@ class ArbFinder:
         fast: Any = False
         if ca is not None and cb is not None and self.compiled_sizing and _gmp_closed_form is not None \
                 and not self.scan_whole:
-            la = lb = None  # (_gmp_leg inlined: the legs of two plain PoolVenues whose curves were just taken)
-            if pa and pb:
-                qa = None if a._v2 else state.v3.get(a.id)
-                qb = None if b._v2 else state.v3.get(b.id)
-                if (a._v2 or qa is not None and qa.ticks is None) and (b._v2 or qb is not None and qb.ticks is None):
-                    la, lb = a._legs.get(s), b._legs.get(o)
+            la = _gmp_leg(a, state, s)  # (the legs of the curves just taken, where the C takes them)
+            lb = _gmp_leg(b, state, o) if la is not None else None
             if la is not None and lb is not None:
                 fast = _gmp_closed_form(ca, cb, la, lb, need)  # (False: not its path, the Python sizes it)
                 if fast:
