@@ -227,9 +227,9 @@ class MockCex:
         return self._asks
 
     def _build(self, ts: int) -> None:
-        """The makers' levels around the mid, made when they are first read: at most mark moves
-        nothing trades against, only the top level is (``top``), and the ~20 levels a side of
-        Decimal rounding were ~2% of a revm eth-crash run."""
+        """The makers' levels around the mid, made when they are first read: after most mark moves
+        nobody trades against the book and only its top level is read (``top``); making the ~20
+        levels a side in Decimal at every move was ~2% of a revm eth-crash run."""
         assert self.mid is not None
         self._unbuilt = self.mid
         self._built_ns = ts
