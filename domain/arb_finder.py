@@ -136,7 +136,6 @@ class PoolVenue:
         self._v3_keep = 1_000_000 - spec.fee
         self._v2 = spec.kind == "v2"  # (the spec is frozen: read for spec.kind == "v2" on the hot paths)
         self._v2_keep = 10_000 - spec.fee
-        self._text: tuple[Any, Any, str] = (None, None, "")  # version_text's (price objects, text)
         self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
         self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
         self._curves: dict[str, tuple[Any, Curve | None]] = {}  # token in -> (price key, curve)
@@ -399,27 +398,12 @@ class PoolVenue:
         return state.fresh(self.id, now_ts, max_age_ns)
 
     def version(self, state: MarketState) -> Any:
-        if self.spec.kind == "v2":
+        """The state that prices it, as immutable ints: V2 reserves, V3 ``(sqrt price, liquidity)``."""
+        if self._v2:
             p = state.v2.get(self.id)
             return None if p is None else (p.reserve0, p.reserve1)
         s = state.v3.get(self.id)
         return None if s is None else (s.sqrt_price_x96, s.liquidity)
-
-    def version_text(self, state: MarketState) -> str:
-        """``f"{version(state)}"``, kept while the state holds the very same price objects (as
-        ``margins_if_fresh``): an update's opportunities share their partner's text."""
-        if self._v2:
-            k1: Any = state.v2.get(self.id)
-            k2: Any = None
-        else:
-            q = state.v3.get(self.id)
-            k1, k2 = (None, None) if q is None else (q.sqrt_price_x96, q.liquidity)
-        t = self._text
-        if k1 is not None and t[0] is k1 and t[1] is k2:
-            return t[2]
-        text = f"{self.version(state)}"
-        self._text = (k1, k2, text)
-        return text
 
 
 # ----------------------------------------------------------------------------- CEX books
@@ -596,7 +580,9 @@ class Opportunity(msgspec.Struct, frozen=True):
     ``amount_out`` back (base units), ``gross_profit = amount_out - amount_in``, ``gas_cost`` (profit
     token units; ``gas_wei`` of the native token), ``net_profit = gross - gas``. ``method``
     "closed-form" or "search"; ``proven``: the size is the exact integer optimum (closed form) or
-    a local one (+-1, search). ``key``: the gap's identity (venues and the state versions)."""
+    a local one (+-1, search). ``versions``: ``(venue a, its state version, venue b, its state
+    version, profit token)``, each version immutable (a pool's ints, or another venue's version
+    text); ``key``, the gap's identity, is their text."""
 
     pair: tuple[str, str]
     profit_token: str
@@ -609,7 +595,15 @@ class Opportunity(msgspec.Struct, frozen=True):
     net_profit: int
     method: str
     proven: bool
-    key: str
+    versions: tuple[Any, ...]
+
+    @property
+    def key(self) -> str:
+        """The gap's identity as text, ``"{a}@{a's version}|{b}@{b's version}|{profit token}"``: rendered
+        when asked, not when found (two version texts of ~50-digit integers cost ~2 us an opportunity
+        on the finder's hot path; a report asks for it once)."""
+        a, va, b, vb, s = self.versions
+        return f"{a}@{va}|{b}@{vb}|{s}"
 
     @property
     def profit_bps(self) -> int:
@@ -887,10 +881,10 @@ class ArbFinder:
         if net < self.min_profit:
             return None
         st.found += 1
-        key = (f"{a.id}@{a.version_text(state) if pa else _version_text(a, state)}|"
-               f"{b.id}@{b.version_text(state) if pb else _version_text(b, state)}|{s}")
+        versions = (a.id, a.version(state) if pa else _version_text(a, state),
+                    b.id, b.version(state) if pb else _version_text(b, state), s)
         return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
-                           x, z, p, gas_wei, gas_cost, net, method, proven, key)
+                           x, z, p, gas_wei, gas_cost, net, method, proven, versions)
 
     def _sized_here(self, state: MarketState, a: Any, b: Any, s: str, o: str, ca: Curve | None, cb: Curve | None,
                     cap_a: int, cap_b: int, need: int) -> tuple[int, int, bool, int, int, str] | None:
@@ -961,8 +955,8 @@ def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | Non
 
 
 def _version_text(v: Any, state: MarketState) -> str:
-    own = getattr(v, "version_text", None)
-    return own(state) if own is not None else f"{v.version(state)}"  # type: ignore[no-any-return]
+    """A venue's version as text, taken when found: another venue's version object may change later."""
+    return f"{v.version(state)}"
 
 
 def _quiet_of(v: Any) -> Callable[..., Any]:

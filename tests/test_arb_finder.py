@@ -319,6 +319,25 @@ def test_stale_venues_take_no_part() -> None:
     assert len(finder.scan(state, 3)) == 1
 
 
+def test_an_opportunitys_key_is_the_text_of_the_state_that_priced_it() -> None:
+    """The gap's identity (``Opportunity.key``, what reports count gaps by) is rendered from the legs'
+    state versions when asked: a pool's ints as they were when it was found, even after the pools
+    moved on; a book's version as its text at that moment."""
+    state, a, b = _two_v2()
+    finder = ArbFinder([a, b], gas_price_wei=10**9)
+    (opp,) = finder.scan(state, 1)
+    ra, rb = (state.v2[a.id].reserve0, state.v2[a.id].reserve1), (state.v2[b.id].reserve0, state.v2[b.id].reserve1)
+    want = f"{a.id}@{ra}|{b.id}@{rb}|{USDC}"
+    assert opp.key == want and opp.versions == (a.id, ra, b.id, rb, USDC)
+    v2(state, b.id, rb[0] + 10**6, rb[1], ts=2)  # the pool moves on: the opportunity's key does not
+    assert opp.key == want and finder.scan(state, 2)[0].key != want
+    book = BookVenue("binance", "ETHUSDC", WETH, USDC, 18, 6, taker_fee_pips=1000)
+    state.on_quote(ev.QuoteUpdated(ts=3, venue="binance", instrument="ETHUSDC", bid=3000_00, bid_size=100_0000,
+                                   ask=3000_01, ask_size=100_0000, price_decimals=2, size_decimals=4))
+    (cex,) = ArbFinder([a, book], gas_price_wei=10**9).scan(state, 3)
+    assert cex.versions[3] == f"{book.version(state)}" and cex.key == f"{a.id}@{ra}|{book.id}@{book.version(state)}|{USDC}"
+
+
 def test_pairs_are_matched_by_token_address_not_symbol() -> None:
     state, a, _ = _two_v2()
     other_weth = "0x" + "e" * 40  # an "ETH" that is not WETH by address
