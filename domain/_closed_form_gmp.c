@@ -4,7 +4,7 @@
  * operations (products of ~250-1,150 bits, square roots of ~500 bits, the legs' exact quotes), each
  * ~0.1-3 us as Python integers and a fraction of that on GMP's, with no interpreter in between.
  *
- * What: ``closed_form(ca, cb, leg_a, leg_b, need)`` is ``domain/arb_finder.py``'s ``_closed_form``
+ * What: ``closed_form(leg_a, leg_b, max_in_a, max_in_b, need)`` is ``domain/arb_finder.py``'s ``_closed_form``
  * (with ``_finish``: top down, or the pattern search over a wide interval) on its common paths, step for step the same arithmetic
  * (RoundTrip's n, p, r; ``_largest_feeding``; ``below``; the relaxed trip's ``max_profit_bound``;
  * ``optimum`` from the relaxed one; ``level_interval``; ``_top_down`` over ``floored_level_intervals``
@@ -19,10 +19,12 @@
  * The Python is the reference: tests/test_arb_finder_compiled.py holds the answers equal (and counts
  * that this path answered, and that it declined).
  *
- * The arguments: ``ca``/``cb`` the legs' ``Curve`` tuples (ri_num, ro_num, den, keep, keep_den,
- * max_in, period); a leg is (0, reserve_in, reserve_out, keep_bps) for a V2 pair or (1, sqrt_price,
+ * The arguments: a leg is (0, reserve_in, reserve_out, keep_bps) for a V2 pair or (1, sqrt_price,
  * liquidity, edge sqrt price, amount to the edge, keep_pips, zero_for_one) for a V3 pool priced inside
- * its tick-spacing interval; ``need`` the least profit that is reported. All exact ``int``s.
+ * its tick-spacing interval (``PoolVenue._priced``); ``max_in_a``/``max_in_b`` the legs' capacities
+ * (``PoolVenue.max_in``); ``need`` the least profit that is reported. All exact ``int``s. Each leg's
+ * ``Curve`` (``PoolVenue.curve``: its virtual reserves over a common denominator) is derived here
+ * from the leg, as the Python derives it (``curve_of``), so the caller builds none.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -573,25 +575,44 @@ static long declined[16];  /* per site: how often this path declined (declines()
 
 static mpz_t root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs;  /* (made once: no allocation per call) */
 
+/* A leg's Curve (PoolVenue.curve): ri/den and ro/den its reserves in and out, keep/keep_den its fee; 1
+ * if its first leg's fee floor makes the period > 1 (a V3 pool with a fee). */
+static int curve_of(const leg_t *L, mpz_t ri, mpz_t ro, mpz_t den, unsigned long *k, unsigned long *big_k)
+{
+    *k = L->keep;
+    if (L->kind == 0) {                       /* Curve(reserve in, reserve out, 1, keep, 10000, ...) */
+        mpz_set(ri, L->a);
+        mpz_set(ro, L->b);
+        mpz_set_ui(den, 1);
+        *big_k = 10000;
+        return 0;
+    }
+    /* V3: x_v = L*2^96/sp in, y_v = L*sp/2^96 out over sp*2^96 (token0 in), the other way for token1 */
+    mpz_ptr l192 = L->zfo ? ri : ro, lsp2 = L->zfo ? ro : ri;
+    mpz_mul_2exp(l192, L->b, 192);
+    mpz_mul(lsp2, L->b, L->a);
+    mpz_mul(lsp2, lsp2, L->a);
+    mpz_mul_2exp(den, L->a, 96);
+    *big_k = 1000000;
+    return L->keep < 1000000;
+}
+
 static PyObject *closed_form(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *ca, *cb, *la, *lb, *pneed;
-    if (!PyArg_ParseTuple(args, "O!O!OOO", &PyTuple_Type, &ca, &PyTuple_Type, &cb, &la, &lb, &pneed))
+    PyObject *la, *lb, *pmax_a, *pmax_b, *pneed;
+    if (!PyArg_ParseTuple(args, "OOOOO", &la, &lb, &pmax_a, &pmax_b, &pneed))
         return NULL;
-    if (PyTuple_GET_SIZE(ca) != 7 || PyTuple_GET_SIZE(cb) != 7)
-        DECLINE();
     mpz_ptr ri_a = T[0], ro_a = T[1], den_a = T[2], max_a = T[3], ri_b = T[4], ro_b = T[5], den_b = T[6],
             max_b = T[7], need = T[8], t = T[9];
     unsigned long ka, KA, kb, KB, period_a;
-    if (item(ri_a, ca, 0) || item(ro_a, ca, 1) || item(den_a, ca, 2) || small_item(&ka, ca, 3) ||
-        small_item(&KA, ca, 4) || item(max_a, ca, 5) || small_item(&period_a, ca, 6) ||
-        item(ri_b, cb, 0) || item(ro_b, cb, 1) || item(den_b, cb, 2) || small_item(&kb, cb, 3) ||
-        small_item(&KB, cb, 4) || item(max_b, cb, 5) || from_py(need, pneed) ||
-        read_leg(&LA, la) || read_leg(&LB, lb)) {
+    if (read_leg(&LA, la) || read_leg(&LB, lb) || from_py(max_a, pmax_a) || from_py(max_b, pmax_b) ||
+        from_py(need, pneed)) {
         PyErr_Clear();
         DECLINE();
     }
+    period_a = (unsigned long)curve_of(&LA, ri_a, ro_a, den_a, &ka, &KA) + 1;  /* (only "> 1" is asked) */
+    curve_of(&LB, ri_b, ro_b, den_b, &kb, &KB);
     mpz_ptr n = T[26], p = T[27], r = T[28], x_max = T[29], nl = T[37], pl = T[38], rl = T[39],
             top = T[45], c = T[46], np_ = T[47];
     PyObject *result = NULL;
@@ -852,7 +873,7 @@ static PyMethodDef methods[] = {
      "counts() -> (how often closed_form answered with a size, of them unproven (the pattern search), how often "
      "it declined by site: 0 its arguments, 1-12 the source's DECL sites)"},
     {"closed_form", closed_form, METH_VARARGS,
-     "closed_form(ca, cb, leg_a, leg_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
+     "closed_form(leg_a, leg_b, max_in_a, max_in_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -138,9 +138,8 @@ class PoolVenue:
         self._v2_keep = 10_000 - spec.fee
         self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
         self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
-        self._curves: dict[str, tuple[Any, Curve | None]] = {}  # token in -> (price key, curve)
+        self._views: dict[str, list[Any]] = {}  # token in -> _priced's [price key, max_in, leg, curve parts, curve]
         self._edges: dict[str, tuple[Any, int, int]] = {}  # V3: token in -> (price key, edge sqrt price, amount to it)
-        self._legs: dict[str, tuple[Any, ...] | None] = {}  # token in -> the curve's leg for the C sizing (_gmp_leg)
         self._both: tuple[Any, ...] | None = None  # (price objects, token in, both margins): margins_if_fresh
 
     def quote(self, state: MarketState, token_in: str, amount_in: int) -> int | None:
@@ -167,7 +166,7 @@ class PoolVenue:
         sp, lq = q.sqrt_price_x96, q.liquidity
         edge = self._edges.get(token_in)
         if edge is None or edge[0] is None or edge[0] != (sp, lq, q.tick):  # (kept for another price)
-            if self.curve(state, token_in) is None:
+            if self._priced(state, token_in)[3] is None:  # (no curve)
                 return dex_quotes.quote(spec, state, token_in, amount_in)
             edge = self._edges.get(token_in)
             if edge is None or edge[0] is None:
@@ -210,6 +209,24 @@ class PoolVenue:
         """The constant-product view of the current reserves (V2) or of the current tick-spacing
         interval (V3: virtual reserves; it depends on price, liquidity and tick only, not on the
         tick table), kept per price so the partners of one update do not rebuild it."""
+        view = self._priced(state, token_in)
+        c = view[4]
+        if c is None and view[3] is not None:
+            lq, sp, zfo = view[3]
+            if self._v2:
+                c = Curve(lq, sp, 1, self._v2_keep, 10_000, view[1])  # (V2 parts: reserve in, reserve out)
+            elif zfo:  # x_v = L*2^96/sp in, y_v = L*sp/2^96 out (over sp*2^96)
+                c = Curve(lq * Q192, lq * sp * sp, sp * Q96, self._v3_keep, 1_000_000, view[1], self._period)
+            else:
+                c = Curve(lq * sp * sp, lq * Q192, sp * Q96, self._v3_keep, 1_000_000, view[1], self._period)
+            view[4] = c
+        return c
+
+    def _priced(self, state: MarketState, token_in: str) -> list[Any]:
+        """``[price key, max_in, leg, curve parts, curve]`` of the current price for ``token_in``, kept per
+        price: what the finder's capacity test (``max_in``) and the C sizing (``leg``, ``_gmp_leg``) take,
+        without the curve's products of ~400-bit integers, made only when ``curve`` is asked for
+        (the Python sizing). ``curve parts`` None: no curve (an unknown or empty pool)."""
         spec = self.spec
         if self._v2:
             p = state.v2.get(spec.pool)
@@ -217,14 +234,14 @@ class PoolVenue:
         else:
             q = state.v3.get(spec.pool)
             key = None if q is None else (q.sqrt_price_x96, q.liquidity, q.tick)
-        hit = self._curves.get(token_in)
+        hit = self._views.get(token_in)
         if hit is not None and key is not None and (hit[0] is key if self._v2 else hit[0] == key):
-            return hit[1]
-        c = self._curve(state, token_in)
-        self._curves[token_in] = (key, c)
-        if c is None:
+            return hit
+        view = self._view(state, token_in, key)
+        self._views[token_in] = view
+        if view[3] is None:
             self._edges.pop(token_in, None)
-        return c
+        return view
 
     def _v2_reserves(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """A V2 pair's (reserve in, reserve out) for ``token_in``; None if unknown or empty."""
@@ -233,42 +250,41 @@ class PoolVenue:
             return None
         return (p.reserve0, p.reserve1) if token_in == self.spec.token0 else (p.reserve1, p.reserve0)
 
-    def _curve(self, state: MarketState, token_in: str) -> Curve | None:
+    def _view(self, state: MarketState, token_in: str, key: Any) -> list[Any]:
         spec = self.spec
-        self._legs[token_in] = None
         if self._v2:
             res = self._v2_reserves(state, token_in)
             if res is None:
-                return None
-            self._legs[token_in] = (0, res[0], res[1], self._v2_keep)
-            return Curve(res[0], res[1], 1, 10_000 - spec.fee, 10_000, 1 << 255)
+                return [key, 0, None, None, None]
+            return [key, 1 << 255, (0, res[0], res[1], self._v2_keep), res + (None,), None]
         s = state.v3.get(spec.pool)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
-            return None
+            return [key, 0, None, None, None]
         sp, lq, fee, keep = s.sqrt_price_x96, s.liquidity, spec.fee, self._v3_keep
         spacing = spec.tick_spacing
         lower = max((s.tick // spacing) * spacing, MIN_TICK)  # type: ignore[operator]  # tick_spacing_interval
         # the amounts to the interval's edge, rounded up, as SqrtPriceMath.getAmount0Delta /
         # getAmount1Delta (inlined: this is the finder's hot path; equal to them, as the test of
         # ``max_in`` against ``feasible_max`` holds)
-        if token_in == spec.token0:  # x_v = L*2^96/sp in, y_v = L*sp/2^96 out (over sp*2^96)
+        leg = None
+        if token_in == spec.token0:
             sl = get_sqrt_ratio_at_tick(lower)
             cap = (-(-(-(-(lq << 96) * (sp - sl) // sp)) // sl) if sp >= sl
                    else get_amount0_delta(sl, sp, lq, True))  # (a price outside its tick's interval)
             self._edges[token_in] = ((sp, lq, s.tick) if sp >= sl else None, sl, cap)
             if sp >= sl:
-                self._legs[token_in] = (1, sp, lq, sl, cap, keep, True)
-            ri, ro = lq * Q192, lq * sp * sp
+                leg = (1, sp, lq, sl, cap, keep, True)
+            zfo = True
         else:
             su = get_sqrt_ratio_at_tick(min(lower + spacing, MAX_TICK))
             cap = -(-(lq * (su - sp)) >> 96) if su >= sp else get_amount1_delta(sp, su, lq, True)
             self._edges[token_in] = ((sp, lq, s.tick) if su >= sp else None, su, cap)
             if su >= sp:
-                self._legs[token_in] = (1, sp, lq, su, cap, keep, False)
-            ri, ro = lq * sp * sp, lq * Q192
+                leg = (1, sp, lq, su, cap, keep, False)
+            zfo = False
         # an exact-in swap stays inside the interval iff amount <= cap + ceil(cap*fee/keep)
         # (cross_pool_arb.feasible_max)
-        return Curve(ri, ro, sp * Q96, keep, 1_000_000, cap - (-(cap * fee) // keep), self._period)
+        return [key, cap - (-(cap * fee) // keep), leg, (lq, sp, zfo), None]
 
     def margin(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """The output per unit input at size zero after the fee (the quiet path: no tick math;
@@ -336,8 +352,7 @@ class PoolVenue:
         return (sp2, Q192) if token_in == spec.token0 else (Q192, sp2)
 
     def max_in(self, state: MarketState, token_in: str) -> int:
-        c = self.curve(state, token_in)
-        return 0 if c is None else c.max_in
+        return self._priced(state, token_in)[1]  # type: ignore[no-any-return]
 
     def least_input(self, state: MarketState, token_in: str, amount_out: int) -> int | None:
         """The least input ``x`` whose output reaches ``amount_out``, as an equivalence the sizing
@@ -829,50 +844,54 @@ class ArbFinder:
         gas_wei, gas_cost = g
         need = max(1, gas_cost + self.min_profit)
 
-        # A plain PoolVenue's capacity is its curve's ``max_in`` (as ``PoolVenue.max_in``): its curve is
-        # taken here, once, and is the one sized below; any other venue is asked its ``max_in``, then
-        # its curve. (The same calls in the same order as through ``max_in``, fewer of them.)
+        # A plain PoolVenue's capacity is its ``max_in``, read from its priced view (``_priced``: kept per
+        # price, no curve built), which also holds its leg for the C sizing; any other venue is asked
+        # its ``max_in``, then its curve. A curve is built only for the Python sizing.
         pa, pb = type(a) is PoolVenue, type(b) is PoolVenue
-        ca = cb = None
+        va = vb = None
         surplus = ma[0] * mb[0] - ma[1] * mb[1] if self.refute_by_capacity else 0
         b_first = bool(surplus) and hot is b  # the venue that just changed first: its capacity is priced already
         if b_first:
             if pb:
-                cb = b.curve(state, o)
-            cap_b = (0 if cb is None else cb.max_in) if pb else b.max_in(state, o)
+                vb = b._priced(state, o)
+            cap_b = vb[1] if pb else b.max_in(state, o)
             if cap_b > 0 and surplus * cap_b < need * ma[0] * mb[1]:
                 st.below_cap += 1
                 return None
         if pa:
-            ca = a.curve(state, s)
-        cap_a = (0 if ca is None else ca.max_in) if pa else a.max_in(state, s)
+            va = a._priced(state, s)
+        cap_a = va[1] if pa else a.max_in(state, s)
         if surplus and not b_first and cap_a > 0 and surplus * cap_a < need * ma[1] * mb[1]:
             st.below_cap += 1
             return None
         if not b_first:
             if pb:
-                cb = b.curve(state, o)
-            cap_b = (0 if cb is None else cb.max_in) if pb else b.max_in(state, o)
+                vb = b._priced(state, o)
+            cap_b = vb[1] if pb else b.max_in(state, o)
         if cap_a <= 0 or cap_b <= 0:
             return None
         if surplus and (surplus * cap_a < need * ma[1] * mb[1] if b_first else surplus * cap_b < need * ma[0] * mb[1]):
             st.below_cap += 1  # (the other side's test passed above)
             return None
+        ca = cb = None
         if not pa:
             ca = a.curve(state, s)
         if not pb:
             cb = b.curve(state, o)
         st.sized += 1
         fast: Any = False
-        if ca is not None and cb is not None and self.compiled_sizing and _gmp_closed_form is not None \
-                and not self.scan_whole:
-            la = _gmp_leg(a, state, s)  # (the legs of the curves just taken, where the C takes them)
-            lb = _gmp_leg(b, state, o) if la is not None else None
+        if pa and pb and self.compiled_sizing and _gmp_closed_form is not None and not self.scan_whole:
+            la = _view_leg(a, state, va)  # (the legs of the views just taken, where the C takes them)
+            lb = _view_leg(b, state, vb) if la is not None else None
             if la is not None and lb is not None:
-                fast = _gmp_closed_form(ca, cb, la, lb, need)  # (False: not its path, the Python sizes it)
+                fast = _gmp_closed_form(la, lb, cap_a, cap_b, need)  # (False: not its path, the Python sizes it)
                 if fast:
                     fast = fast + ("closed-form",)
         if fast is False:
+            if pa:
+                ca = a.curve(state, s)
+            if pb:
+                cb = b.curve(state, o)
             fast = self._sized_here(state, a, b, s, o, ca, cb, cap_a, cap_b, need)
         if fast is None:
             return None
@@ -939,19 +958,23 @@ class ArbFinder:
         return x, p, proven, y, z, method
 
 def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | None:
-    """A leg as ``_closed_form_gmp.closed_form`` takes it, for the curve ``v.curve(state, token_in)`` has
-    just returned (``PoolVenue._curve`` makes it with the curve): ``(0, reserve in, reserve out, keep
-    bps)`` for a V2 pair, ``(1, sqrt price, liquidity, edge sqrt price, amount to it, keep pips,
-    zero_for_one)`` for a V3 pool priced inside its interval; None where ``PoolVenue.quote`` would take
-    another path (a V3 pool whose ticks are known, a price outside its interval) or the venue is not a
-    plain ``PoolVenue``."""
+    """A leg as ``_closed_form_gmp.closed_form`` takes it, of ``v``'s current price: ``(0, reserve in,
+    reserve out, keep bps)`` for a V2 pair, ``(1, sqrt price, liquidity, edge sqrt price, amount to it,
+    keep pips, zero_for_one)`` for a V3 pool priced inside its interval; None where ``PoolVenue.quote``
+    would take another path (a V3 pool whose ticks are known, a price outside its interval) or the
+    venue is not a plain ``PoolVenue``."""
     if type(v) is not PoolVenue:
         return None
+    return _view_leg(v, state, v._priced(state, token_in))
+
+
+def _view_leg(v: PoolVenue, state: MarketState, view: list[Any]) -> tuple[Any, ...] | None:
+    """``_gmp_leg`` of a view ``v._priced`` has just returned."""
     if not v._v2:
         q = state.v3.get(v.id)
-        if q is None or q.ticks is not None:  # (the ticks are not in the curve's key: checked each time)
+        if q is None or q.ticks is not None:  # (the ticks are not in the view's key: checked each time)
             return None
-    return v._legs.get(token_in)
+    return view[2]  # type: ignore[no-any-return]
 
 
 def _version_text(v: Any, state: MarketState) -> str:
