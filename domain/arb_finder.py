@@ -732,12 +732,16 @@ class ArbFinder:
             st.evaluated += 2
             first = second = None
             mb_s, mb_o = theirs
-            if ma_s is not None and mb_o is not None and ma_s[0] * mb_o[0] > ma_s[1] * mb_o[1]:
-                st.paid_at_margin += 1
-                first = self._sized(state, a, b, s, o, now_ts, memo, ma_s, mb_o, a)
-            if ma_o is not None and mb_s is not None and mb_s[0] * ma_o[0] > mb_s[1] * ma_o[1]:
-                st.paid_at_margin += 1
-                second = self._sized(state, b, a, s, o, now_ts, memo, mb_s, ma_o, a)
+            if ma_s is not None and mb_o is not None:
+                surplus = ma_s[0] * mb_o[0] - ma_s[1] * mb_o[1]
+                if surplus > 0:
+                    st.paid_at_margin += 1
+                    first = self._sized(state, a, b, s, o, now_ts, memo, ma_s, mb_o, a, surplus)
+            if ma_o is not None and mb_s is not None:
+                surplus = mb_s[0] * ma_o[0] - mb_s[1] * ma_o[1]
+                if surplus > 0:
+                    st.paid_at_margin += 1
+                    second = self._sized(state, b, a, s, o, now_ts, memo, mb_s, ma_o, a, surplus)
             if first is not None:
                 if second is not None and second.net_profit > first.net_profit:
                     out.append(second)
@@ -819,7 +823,7 @@ class ArbFinder:
 
     def _sized(self, state: MarketState, a: Any, b: Any, s: str, o: str, now: int,
                memo: dict[Any, tuple[int, int] | None] | None, ma: tuple[int, int],
-               mb: tuple[int, int], hot: Any = None) -> Opportunity | None:
+               mb: tuple[int, int], hot: Any = None, surplus: int | None = None) -> Opportunity | None:
         """The round trip whose first unit pays (``round_trip`` past its margin test, ``ma``/``mb``
         the legs' margins), sized exactly. ``memo`` keeps the gas of legs on the same chains with
         the same gas units for one update.
@@ -830,8 +834,9 @@ class ArbFinder:
         (``mb*ma*x - x``); with ``x <= cap_a`` and ``y <= cap_b`` (what the legs can price), a
         round trip whose ``(ma*mb - 1)*min(cap_a, cap_b/ma)`` is below gas + ``min_profit``
         provably pays nothing (four multiplications: most sized round trips end here). ``hot``: the
-        venue whose update this is; its capacity is tried first (its curve is the one already
-        priced, a partner's may not be)."""
+        venue whose update this is; its capacity is tried first (its view is the one already
+        priced, a partner's may not be). ``surplus``: ``ma[0]*mb[0] - ma[1]*mb[1]``, where the caller
+        has it from its margin test."""
         st = self.stats
         if memo is None:
             g = self.gas(state, (a, b), s, now)
@@ -849,19 +854,22 @@ class ArbFinder:
         # its ``max_in``, then its curve. A curve is built only for the Python sizing.
         pa, pb = type(a) is PoolVenue, type(b) is PoolVenue
         va = vb = None
-        surplus = ma[0] * mb[0] - ma[1] * mb[1] if self.refute_by_capacity else 0
+        if not self.refute_by_capacity:
+            surplus = 0
+        elif surplus is None:
+            surplus = ma[0] * mb[0] - ma[1] * mb[1]
         b_first = bool(surplus) and hot is b  # the venue that just changed first: its capacity is priced already
         if b_first:
             if pb:
                 vb = b._priced(state, o)
             cap_b = vb[1] if pb else b.max_in(state, o)
-            if cap_b > 0 and surplus * cap_b < need * ma[0] * mb[1]:
+            if cap_b > 0 and _product_below(surplus, cap_b, need, ma[0], mb[1]):
                 st.below_cap += 1
                 return None
         if pa:
             va = a._priced(state, s)
         cap_a = va[1] if pa else a.max_in(state, s)
-        if surplus and not b_first and cap_a > 0 and surplus * cap_a < need * ma[1] * mb[1]:
+        if surplus and not b_first and cap_a > 0 and _product_below(surplus, cap_a, need, ma[1], mb[1]):
             st.below_cap += 1
             return None
         if not b_first:
@@ -870,7 +878,8 @@ class ArbFinder:
             cap_b = vb[1] if pb else b.max_in(state, o)
         if cap_a <= 0 or cap_b <= 0:
             return None
-        if surplus and (surplus * cap_a < need * ma[1] * mb[1] if b_first else surplus * cap_b < need * ma[0] * mb[1]):
+        if surplus and (_product_below(surplus, cap_a, need, ma[1], mb[1]) if b_first
+                        else _product_below(surplus, cap_b, need, ma[0], mb[1])):
             st.below_cap += 1  # (the other side's test passed above)
             return None
         ca = cb = None
@@ -956,6 +965,21 @@ class ArbFinder:
         if y is None or z is None or z - x != p:
             return None  # (cannot happen: the search priced it so)
         return x, p, proven, y, z, method
+
+def _product_below(u: int, v: int, w: int, x: int, y: int) -> bool:
+    """``u*v < w*x*y`` exactly, for positive ints, the products taken only where the factors' bit lengths
+    do not decide it (``_sized``'s capacity test: its margins are ~330-bit integers, and a round trip
+    that opened a gap clears the test by many bits): ``u*v`` lies in ``[2^(U+V-2), 2^(U+V))`` and
+    ``w*x*y`` in ``[2^(W+X+Y-3), 2^(W+X+Y))``, ``U`` being ``u.bit_length()`` and so on."""
+    if u > 0 and v > 0 and w > 0 and x > 0 and y > 0:
+        left = u.bit_length() + v.bit_length()
+        right = w.bit_length() + x.bit_length() + y.bit_length()
+        if left - 2 >= right:
+            return False
+        if left <= right - 3:
+            return True
+    return u * v < w * x * y
+
 
 def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | None:
     """A leg as ``_closed_form_gmp.closed_form`` takes it, of ``v``'s current price: ``(0, reserve in,

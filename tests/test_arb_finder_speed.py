@@ -15,6 +15,7 @@ from collections import Counter
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tapedeck.domain import arb_finder as arb_finder_module
 from tapedeck.domain import dex_quotes
 from tapedeck.domain import events as ev
 from tapedeck.domain.arb_finder import ArbFinder, PoolVenue
@@ -165,3 +166,27 @@ def test_fast_v2_quote_and_version_equal_the_slow_ones(data) -> None:
 def test_fast_v2_quote_cases_were_exercised() -> None:
     test_fast_v2_quote_and_version_equal_the_slow_ones()
     assert V2_SEEN["none"] >= 50 and V2_SEEN["priced"] >= 300 and V2_SEEN["version"] >= 300, V2_SEEN
+
+
+BELOW_SEEN: Counter[str] = Counter()
+
+
+@given(st.integers(1, 2**700), st.integers(1, 2**300), st.integers(1, 2**120), st.integers(1, 2**340),
+       st.integers(1, 2**340), st.sampled_from([-1, 0, 1, None]))
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+def test_product_below_is_the_exact_comparison(u: int, v: int, w: int, x: int, y: int, near: int | None) -> None:
+    """``_product_below`` (the capacity test's comparison, decided by bit lengths where they suffice)
+    equals ``u*v < w*x*y`` everywhere, also where the two products are equal or a unit apart."""
+    if near is not None:  # make w*x*y within a unit of u*v: u = w*x*y + near over v = 1
+        u, v = max(1, w * x * y + near), 1
+    got = arb_finder_module._product_below(u, v, w, x, y)
+    assert got == (u * v < w * x * y)
+    left, right = u.bit_length() + v.bit_length(), w.bit_length() + x.bit_length() + y.bit_length()
+    BELOW_SEEN["by bits" if left - 2 >= right or left <= right - 3 else "by products"] += 1
+    BELOW_SEEN["near" if near is not None else "far"] += 1
+
+
+def test_product_below_cases_were_exercised() -> None:
+    if not BELOW_SEEN:
+        test_product_below_is_the_exact_comparison()
+    assert BELOW_SEEN["by bits"] >= 100 and BELOW_SEEN["by products"] >= 100 and BELOW_SEEN["near"] >= 100, BELOW_SEEN
