@@ -88,6 +88,38 @@ def moved(e: ev.Event, ts: int, factor: float) -> ev.Event:
                         amount0=0, amount1=0, sqrt_price_x96=sp, liquidity=e.liquidity, tick=tick)  # type: ignore[attr-defined]
 
 
+def updates(seed: int, events: int, jump_every: int) -> list[ev.Event]:
+    """The benchmark's stream of pool updates (module docstring), the same for the same arguments."""
+    rng = random.Random(seed)
+    venues, first, _ = world(rng)
+    last = {e.pool: e for e in first}  # type: ignore[attr-defined]
+    ids = [v.id for v in venues]
+    pair_of = {v.id: i // 5 for i, v in enumerate(venues)}
+    ref = [1.0] * 10  # each pair's common price drifts; its pools stay near it (arbitraged)
+    ts = first[0].ts
+    stream = []
+    for i in range(events):
+        ts += 12 * 10**9 // 5
+        pid = rng.choice(ids)
+        k = pair_of[pid]
+        ref[k] *= 1 + rng.uniform(-0.0002, 0.0002)
+        jump = jump_every and i % jump_every == jump_every - 1
+        f = rng.choice([-1, 1]) * (rng.uniform(0.005, 0.02) if jump else rng.uniform(0, 0.0005))
+        stream.append(moved(last[pid], ts, ref[k] * (1 + f)))
+    return stream
+
+
+def finder_and_engine(seed: int) -> tuple[ArbFinder, Engine]:
+    """A fresh world: the finder over its 50 pools and an engine that has folded their first states."""
+    venues, first, numeraire = world(random.Random(seed))
+    engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
+    finder = ArbFinder(venues, gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18,
+                       native={"ethereum": addr(0xC0)})
+    for e in first:
+        engine.handle(e)
+    return finder, engine
+
+
 def pct(xs: list[int], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] / 1000 if xs else float("nan")
 
@@ -103,30 +135,10 @@ def main() -> None:
     ap.add_argument("--pure", action="store_true", help="the finder's pure-Python modules even where their "
                     "compiled build (setup.py) is installed (as TAPEDECK_PURE_PYTHON=1)")
     a = ap.parse_args()
-    rng = random.Random(a.seed)
-    venues, first, numeraire = world(rng)
-    last = {e.pool: e for e in first}  # type: ignore[attr-defined]
-    ids = [v.id for v in venues]
-    pair_of = {v.id: i // 5 for i, v in enumerate(venues)}
-    ref = [1.0] * 10  # each pair's common price drifts; its pools stay near it (arbitraged)
-    ts = first[0].ts
-    stream = []
-    for i in range(a.events):
-        ts += 12 * 10**9 // 5
-        pid = rng.choice(ids)
-        k = pair_of[pid]
-        ref[k] *= 1 + rng.uniform(-0.0002, 0.0002)
-        jump = a.jump_every and i % a.jump_every == a.jump_every - 1
-        f = rng.choice([-1, 1]) * (rng.uniform(0.005, 0.02) if jump else rng.uniform(0, 0.0005))
-        stream.append(moved(last[pid], ts, ref[k] * (1 + f)))
+    stream = updates(a.seed, a.events, a.jump_every)
     best: list[int] = []
     for rep in range(a.repeat):  # the same deterministic stream again: each event's fastest run
-        venues, first, numeraire = world(random.Random(a.seed))
-        engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
-        finder = ArbFinder(venues, gas_price_wei=15 * 10**9, numeraires=[numeraire], max_age_ns=10**18,
-                           native={"ethereum": addr(0xC0)})
-        for e in first:
-            engine.handle(e)
+        finder, engine = finder_and_engine(a.seed)
         handle, on_update = engine.handle, finder.on_update
         clock = time.thread_time_ns if a.clock == "cpu" else time.perf_counter_ns
         state = engine.state
@@ -146,7 +158,7 @@ def main() -> None:
     found = [t for t, n in zip(best, found_at) if n]
     for xs in (quiet, found, all_):
         xs.sort()
-    print(f"arb finder: {len(venues)} pools in {len(finder.pairs)} pairs, {a.events} updates "
+    print(f"arb finder: {len(finder.venues)} pools in {len(finder.pairs)} pairs, {a.events} updates "
           f"(every {a.jump_every}th a 0.5-2% jump), seed {a.seed}, fastest of {a.repeat} runs per event, "
           f"{'CPU' if a.clock == 'cpu' else 'wall'} time, finder "
           f"{'compiled (Cython, setup.py)' if is_compiled(sys.modules[ArbFinder.__module__]) else 'pure Python'}")

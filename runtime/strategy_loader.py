@@ -235,12 +235,12 @@ def code_identity(engine: Engine) -> dict[str, Any]:
 
 
 def domain_sha256(root: Path | None = None) -> str:
-    """sha256 over tapedeck's ``domain/`` source (or ``root``): each ``.py`` and ``.c`` file's relative
-    path, length and bytes, in sorted path order, so an edit, a rename or a new file each change it
-    (the ``.c``: the finder's compiled sizing decides too, setup.py)."""
+    """sha256 over tapedeck's ``domain/`` source (or ``root``): each ``.py``, ``.c`` and ``.pxd`` file's
+    relative path, length and bytes, in sorted path order, so an edit, a rename or a new file each
+    change it (the ``.c`` and ``.pxd``: the finder's compiled build decides too, setup.py)."""
     root = root or Path(tapedeck.domain.__file__).resolve().parent
     h = hashlib.sha256()
-    sources = [p for pattern in ("*.py", "*.c") for p in root.rglob(pattern)]
+    sources = [p for pattern in ("*.py", "*.c", "*.pxd") for p in root.rglob(pattern)]
     for path in sorted(sources, key=lambda p: p.relative_to(root).as_posix()):
         data = path.read_bytes()
         h.update(f"{path.relative_to(root).as_posix()}\0{len(data)}\0".encode())

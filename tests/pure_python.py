@@ -38,16 +38,17 @@ def prefer_pure_python() -> None:
 
 
 def stale_builds() -> list[str]:
-    """The compiled modules in the tree older than their source (an edit since the last ``make
+    """The compiled modules in the tree older than their source (``.py``, and its ``.pxd`` if any; an edit since the last ``make
     bootstrap``): Python would import the stale build in place of the edited ``.py``."""
     out = []
     for name in COMPILED + NATIVE:
         parts = name.split(".")[1:]
         folder = ROOT.joinpath(*parts[:-1])
-        source = folder / (parts[-1] + (".c" if name in NATIVE else ".py"))
+        sources = [folder / (parts[-1] + s) for s in ((".c",) if name in NATIVE else (".py", ".pxd"))]
+        newest = max((s.stat().st_mtime for s in sources if s.exists()), default=None)
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             built = folder / (parts[-1] + suffix)
-            if built.exists() and source.exists() and built.stat().st_mtime < source.stat().st_mtime:
+            if built.exists() and newest is not None and built.stat().st_mtime < newest:
                 out.append(str(built.relative_to(ROOT)))
     return out
 

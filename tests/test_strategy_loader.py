@@ -211,7 +211,11 @@ def test_the_domain_hash_covers_every_path_and_byte_of_the_domain_source(tmp_pat
     assert len({loader.domain_sha256(), edited, renamed}) == 3
     c_source = copy / "_closed_form_gmp.c"  # the compiled sizing's C decides too
     c_source.write_bytes(c_source.read_bytes() + b"\n")
-    assert loader.domain_sha256(copy) not in {loader.domain_sha256(), edited, renamed}
+    with_c = loader.domain_sha256(copy)
+    assert with_c not in {loader.domain_sha256(), edited, renamed}
+    pxd = copy / "arb_finder.pxd"  # so does the compiled finder's declaration of its extension type
+    pxd.write_bytes(pxd.read_bytes() + b"\n")
+    assert loader.domain_sha256(copy) not in {loader.domain_sha256(), edited, renamed, with_c}
 
 
 def test_code_differences_name_what_changed() -> None:

@@ -394,19 +394,22 @@ def test_exact_out_of_an_exact_in_output_costs_no_more_than_rounding_allows() ->
     (swap_math.rs) asserts inversion only where the step does not reach its target
     (``if inverted.next_price != price_1``), for this reason.
 
-    Runs the general generated pools and tiny-liquidity boundary pools, and fails unless both
-    branches were reached (the overcharge branch needs the boundary pools)."""
+    Runs the general generated pools and tiny-liquidity boundary pools (random: a new sample each
+    run), then a fixed (derandomized) sample of boundary pools, and fails unless both branches were
+    reached (the overcharge branch needs the boundary pools; the random run alone reached it 3 to
+    10 times in 300 cases, so the fixed sample is what makes the count certain)."""
     seen: dict[str, set[tuple[int, ...]]] = {}  # outcome -> distinct cases (targeting revisits some)
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-    @given(st.one_of(general_cases(), boundary_cases()))
-    def run(case: tuple[w.WhirlpoolPool, bool, int]) -> None:
+    def check(case: tuple[w.WhirlpoolPool, bool, int]) -> None:
         pool, a_to_b, amount = case
         outcome = _exact_out_after_exact_in(pool, a_to_b, amount)
         event(outcome)
         seen.setdefault(outcome, set()).add((pool.sqrt_price, pool.liquidity, pool.fee_rate, a_to_b, amount))
 
-    run()
+    settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])(
+        given(st.one_of(general_cases(), boundary_cases()))(check))()
+    settings(max_examples=150, deadline=None, derandomize=True, database=None,
+             suppress_health_check=[HealthCheck.filter_too_much])(given(boundary_cases())(check))()
     counts = {k: len(v) for k, v in seen.items()}
     assert counts.get("costs no more", 0) >= 10, counts
     assert counts.get("costs more: whole step to a tick", 0) >= 5, counts
