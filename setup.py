@@ -7,8 +7,8 @@ them without the interpreter's dispatch (measured in BENCHMARKS.md). Nothing els
 ``.py`` files are the source and the reference, the compiled modules run the very same code on the
 very same Python integers (``annotation_typing=False``: annotations are not C types, so no value is
 ever narrowed or converted; ``domain/arb_finder.pxd`` makes ``PoolVenue`` an extension type, its
-attributes struct fields holding the same Python objects), and ``tests/test_arb_finder_compiled.py`` holds both equal output for
-output. Python imports an extension module before a ``.py`` of the same name, so with the build in
+attributes struct fields holding the same Python objects), and ``tests/test_arb_finder_compiled.py``
+holds both equal output for output. Python imports an extension module before a ``.py`` of the same name, so with the build in
 place ``tapedeck.domain.arb_finder`` is the compiled one; ``TAPEDECK_PURE_PYTHON=1`` (read by the
 tests' conftest and the finder benchmark, never by domain/) runs the ``.py`` files instead.
 
@@ -36,7 +36,8 @@ def _pxd_tree() -> None:
     out = PXD_ROOT / "tapedeck" / "domain"
     out.mkdir(parents=True, exist_ok=True)
     for init in (PXD_ROOT / "tapedeck" / "__init__.pxd", out / "__init__.pxd"):
-        init.touch()
+        if not init.exists():
+            init.touch()
     for name in COMPILED:
         src, dst = Path("domain") / f"{name}.pxd", out / f"{name}.pxd"
         if src.exists() and not (dst.exists() and filecmp.cmp(src, dst, shallow=False)):

@@ -212,13 +212,13 @@ class PoolVenue:
         view = self._priced(state, token_in)
         c = view[4]
         if c is None and view[3] is not None:
-            lq, sp, zfo = view[3]
             if self._v2:
-                c = Curve(lq, sp, 1, self._v2_keep, 10_000, view[1])  # (V2 parts: reserve in, reserve out)
-            elif zfo:  # x_v = L*2^96/sp in, y_v = L*sp/2^96 out (over sp*2^96)
-                c = Curve(lq * Q192, lq * sp * sp, sp * Q96, self._v3_keep, 1_000_000, view[1], self._period)
-            else:
-                c = Curve(lq * sp * sp, lq * Q192, sp * Q96, self._v3_keep, 1_000_000, view[1], self._period)
+                r_in, r_out = view[3]
+                c = Curve(r_in, r_out, 1, self._v2_keep, 10_000, view[1])
+            else:  # token0 in: x_v = L*2^96/sp in, y_v = L*sp/2^96 out (over sp*2^96); token1 in the other way
+                lq, sp, zfo = view[3]
+                ri, ro = (lq * Q192, lq * sp * sp) if zfo else (lq * sp * sp, lq * Q192)
+                c = Curve(ri, ro, sp * Q96, self._v3_keep, 1_000_000, view[1], self._period)
             view[4] = c
         return c
 
@@ -226,7 +226,8 @@ class PoolVenue:
         """``[price key, max_in, leg, curve parts, curve]`` of the current price for ``token_in``, kept per
         price: what the finder's capacity test (``max_in``) and the C sizing (``leg``, ``_gmp_leg``) take,
         without the curve's products of ~400-bit integers, made only when ``curve`` is asked for
-        (the Python sizing). ``curve parts`` None: no curve (an unknown or empty pool)."""
+        (the Python sizing). ``curve parts``: V2 ``(reserve in, reserve out)``, V3 ``(liquidity, sqrt
+        price, zero_for_one)``; None: no curve (an unknown or empty pool)."""
         spec = self.spec
         if self._v2:
             p = state.v2.get(spec.pool)
@@ -251,12 +252,13 @@ class PoolVenue:
         return (p.reserve0, p.reserve1) if token_in == self.spec.token0 else (p.reserve1, p.reserve0)
 
     def _view(self, state: MarketState, token_in: str, key: Any) -> list[Any]:
+        """``_priced``'s view, made for a price it does not hold (and the V3 edge ``quote`` steps to)."""
         spec = self.spec
         if self._v2:
             res = self._v2_reserves(state, token_in)
             if res is None:
                 return [key, 0, None, None, None]
-            return [key, 1 << 255, (0, res[0], res[1], self._v2_keep), res + (None,), None]
+            return [key, 1 << 255, (0, res[0], res[1], self._v2_keep), res, None]
         s = state.v3.get(spec.pool)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
             return [key, 0, None, None, None]
@@ -965,6 +967,7 @@ class ArbFinder:
         if y is None or z is None or z - x != p:
             return None  # (cannot happen: the search priced it so)
         return x, p, proven, y, z, method
+
 
 def _product_below(u: int, v: int, w: int, x: int, y: int) -> bool:
     """``u*v < w*x*y`` exactly, for positive ints, the products taken only where the factors' bit lengths

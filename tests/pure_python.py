@@ -38,8 +38,8 @@ def prefer_pure_python() -> None:
 
 
 def stale_builds() -> list[str]:
-    """The compiled modules in the tree older than their source (``.py``, and its ``.pxd`` if any; an edit since the last ``make
-    bootstrap``): Python would import the stale build in place of the edited ``.py``."""
+    """The compiled modules in the tree older than their source (the ``.py``, and its ``.pxd`` if any: an
+    edit since the last ``make bootstrap``): Python would import the stale build in place of the edit."""
     out = []
     for name in COMPILED + NATIVE:
         parts = name.split(".")[1:]

@@ -4,7 +4,7 @@ exactly what the pure-Python modules give.
 
 The imported modules are the compiled ones where the build is installed (``make bootstrap``);
 ``tests/pure_python.pure_modules()`` loads private pure copies of the same sources beside them. Every
-opportunity (legs, sizes, outputs, profits, gas, method, ``proven``, key, as msgspec encodes it) and
+opportunity (legs, sizes, outputs, profits, gas, method, ``proven``, the key's versions, as msgspec encodes it) and
 every counter of ``FinderStats`` must be equal, on the benchmark's 50-pool stream and on generated
 pools, and so must every ``RoundTrip`` answer on generated integers. With ``TAPEDECK_PURE_PYTHON=1``
 the whole suite runs on the ``.py`` files (tests/conftest.py) and these comparisons are pure against
