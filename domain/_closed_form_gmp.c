@@ -865,6 +865,190 @@ static PyObject *leg_least_input(PyObject *self, PyObject *args)
     return leg_call(args, 1);
 }
 
+/* ---------------------------------------------------------------- a V3 pool's view (PoolVenue._view) */
+
+/* TickMath.getSqrtRatioAtTick's factors (uniswap_v3._TICK_FACTORS: bit 2^(i+1) of |tick|, Q128) */
+static const char *TICK_FACTOR_HEX[19] = {
+    "FFF97272373D413259A46990580E213A", "FFF2E50F5F656932EF12357CF3C7FDCC", "FFE5CACA7E10E4E61C3624EAA0941CD0",
+    "FFCB9843D60F6159C9DB58835C926644", "FF973B41FA98C081472E6896DFB254C0", "FF2EA16466C96A3843EC78B326B52861",
+    "FE5DEE046A99A2A811C461F1969C3053", "FCBE86C7900A88AEDCFFC83B479AA3A4", "F987A7253AC413176F2B074CF7815E54",
+    "F3392B0822B70005940C7A398E4B70F3", "E7159475A2C29B7443B29C7FA6E889D9", "D097F3BDFD2022B8845AD8F792AA5825",
+    "A9F746462D870FDF8A65DC1F90E061E5", "70D869A156D2A1B890BB3DF62BAF32F7", "31BE135F97D08FD981231505542FCFA6",
+    "9AA508B5B7A84E1C677DE54F3E99BC9", "5D6AF8DEDB81196699C329225EE604", "2216E584F5FA1EA926041BEDFE98",
+    "48A170391F7DC42444E8FA2"};
+static mpz_t TICK_FACTOR[19], TICK_ODD, TICK_EVEN;
+#define MIN_TICK (-887272L)
+#define MAX_TICK 887272L
+
+/* the last sqrt ratios, by tick (direct-mapped: a pool's edges repeat from update to update, and a hit
+ * costs ~10x fewer instructions than the 19 products; uniswap_v3's is lru_cached for the same reason) */
+#define TICK_CACHE 1024
+static long cached_tick[TICK_CACHE];
+static mpz_t cached_ratio[TICK_CACHE];
+
+static void sqrt_ratio_computed(mpz_t r, long tick);
+
+/* getSqrtRatioAtTick(tick) into r (|tick| <= MAX_TICK: the caller checks), as uniswap_v3's */
+static void sqrt_ratio_at_tick(mpz_t r, long tick)
+{
+    unsigned slot = (unsigned)((unsigned long)tick % TICK_CACHE);
+    if (cached_tick[slot] != tick) {
+        sqrt_ratio_computed(cached_ratio[slot], tick);
+        cached_tick[slot] = tick;
+    }
+    mpz_set(r, cached_ratio[slot]);
+}
+
+static void sqrt_ratio_computed(mpz_t r, long tick)
+{
+    unsigned long at = (unsigned long)(tick < 0 ? -tick : tick);
+    mpz_set(r, (at & 1) ? TICK_ODD : TICK_EVEN);
+    for (int i = 0; i < 19; i++)
+        if (at & (2UL << i)) {
+            mpz_mul(r, r, TICK_FACTOR[i]);
+            mpz_fdiv_q_2exp(r, r, 128);
+        }
+    if (tick > 0)
+        mpz_fdiv_q(r, MAX_UINT256, r);
+    int exact = mpz_divisible_2exp_p(r, 32);
+    mpz_fdiv_q_2exp(r, r, 32);
+    if (!exact)
+        mpz_add_ui(r, r, 1);
+}
+
+/* Python's floor division of ticks (spacing > 0) */
+static long floor_div(long a, long b)
+{
+    long q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static PyObject *tick_sqrt(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long tick;
+    if (!PyArg_ParseTuple(args, "l", &tick))
+        return NULL;
+    if (tick < MIN_TICK || tick > MAX_TICK)
+        Py_RETURN_NONE;
+    sqrt_ratio_at_tick(T[0], tick);
+    return to_py(T[0]);
+}
+
+/* v3_edge(sqrt_price, liquidity, tick, spacing, fee, zero_for_one) -> (max_in, edge sqrt price, amount to
+ * it) | None: PoolVenue._view's interval edge for a price inside its tick's interval (the edge below for
+ * token0 in, above for token1 in), the amount to it rounded up as SqrtPriceMath's getAmount0Delta /
+ * getAmount1Delta, and the largest input that stays inside (cap + ceil(cap*fee/keep)); None for anything
+ * else (a price outside its interval, arguments out of range): the Python prices it. */
+static PyObject *v3_edge(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *psp, *plq;
+    long tick, spacing, fee;
+    int zfo;
+    if (!PyArg_ParseTuple(args, "OOlllp", &psp, &plq, &tick, &spacing, &fee, &zfo)) {
+        PyErr_Clear();  /* (a tick that is not a C long, say: the Python's) */
+        Py_RETURN_NONE;
+    }
+    mpz_ptr sp = T[14], lq = T[15], edge = T[16], cap = T[17], t = T[18], mx = T[19];
+    if (spacing <= 0 || fee < 0 || fee >= 1000000 || tick < MIN_TICK || tick > MAX_TICK || from_py(sp, psp) ||
+        from_py(lq, plq) || mpz_sgn(sp) <= 0 || mpz_sgn(lq) <= 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    long lower = floor_div(tick, spacing) * spacing;
+    if (lower < MIN_TICK)
+        lower = MIN_TICK;
+    if (zfo) {
+        sqrt_ratio_at_tick(edge, lower);
+        if (mpz_cmp(sp, edge) < 0)
+            Py_RETURN_NONE;
+        mpz_sub(t, sp, edge);
+        mpz_mul(t, t, lq);
+        mpz_mul_2exp(t, t, 96);
+        mpz_cdiv_q(t, t, sp);
+        mpz_cdiv_q(cap, t, edge);             /* ceil(ceil((lq << 96)*(sp - sl)/sp)/sl) */
+    } else {
+        long upper = lower + spacing;
+        sqrt_ratio_at_tick(edge, upper > MAX_TICK ? MAX_TICK : upper);
+        if (mpz_cmp(edge, sp) < 0)
+            Py_RETURN_NONE;
+        mpz_sub(t, edge, sp);
+        mpz_mul(t, t, lq);
+        mpz_cdiv_q_2exp(cap, t, 96);          /* ceil(lq*(su - sp) / 2^96) */
+    }
+    mpz_mul_ui(mx, cap, (unsigned long)fee);
+    mpz_cdiv_q_ui(mx, mx, 1000000UL - (unsigned long)fee);
+    mpz_add(mx, mx, cap);
+    PyObject *a = to_py(mx), *b = a ? to_py(edge) : NULL, *c = b ? to_py(cap) : NULL;
+    if (c == NULL) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        return NULL;
+    }
+    PyObject *out = PyTuple_New(3);
+    if (out == NULL) {
+        Py_DECREF(a);
+        Py_DECREF(b);
+        Py_DECREF(c);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, a);
+    PyTuple_SET_ITEM(out, 1, b);
+    PyTuple_SET_ITEM(out, 2, c);
+    return out;
+}
+
+/* u*v < w*x*y by the objects' own arithmetic (product_below's arguments that are not all ints) */
+static PyObject *products_compared(PyObject *const *args)
+{
+    PyObject *l = PyNumber_Multiply(args[0], args[1]), *r1 = l ? PyNumber_Multiply(args[2], args[3]) : NULL,
+             *r = r1 ? PyNumber_Multiply(r1, args[4]) : NULL;
+    PyObject *out = r ? PyObject_RichCompare(l, r, Py_LT) : NULL;
+    Py_XDECREF(l);
+    Py_XDECREF(r1);
+    Py_XDECREF(r);
+    return out;
+}
+
+/* product_below(u, v, w, x, y) -> u*v < w*x*y (arb_finder._product_below, the reference: for ints
+ * decided by the factors' bit lengths where they are all positive and the lengths decide it, else
+ * by the products) */
+static PyObject *product_below(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "product_below takes 5 arguments");
+        return NULL;
+    }
+    size_t bits[5];
+    int positive = 1;
+    for (int i = 0; i < 5; i++) {
+        if (!PyLong_CheckExact(args[i]))
+            return products_compared(args);
+        if (_PyLong_Sign(args[i]) <= 0) {
+            positive = 0;
+            continue;
+        }
+        bits[i] = _PyLong_NumBits(args[i]);
+        if (bits[i] == (size_t)-1)
+            return NULL;
+    }
+    if (positive) {
+        size_t left = bits[0] + bits[1], right = bits[2] + bits[3] + bits[4];
+        if (left >= right + 2)
+            Py_RETURN_FALSE;
+        if (left + 3 <= right)
+            Py_RETURN_TRUE;
+    }
+    mpz_ptr a = T[20], b = T[21], c = T[22];
+    if (from_py(a, args[0]) || from_py(b, args[1]) || (mpz_mul(a, a, b), from_py(c, args[2])) ||
+        from_py(b, args[3]) || (mpz_mul(c, c, b), from_py(b, args[4])))
+        return NULL;  /* (exact ints: from_py fails only without memory) */
+    mpz_mul(c, c, b);
+    return PyBool_FromLong(mpz_cmp(a, c) < 0);
+}
+
 static PyMethodDef methods[] = {
     {"quote", leg_quote, METH_VARARGS, "quote(leg, x) -> the leg's exact output | False (not priced here)"},
     {"least_input", leg_least_input, METH_VARARGS,
@@ -874,6 +1058,11 @@ static PyMethodDef methods[] = {
      "it declined by site: 0 its arguments, 1-12 the source's DECL sites)"},
     {"closed_form", closed_form, METH_VARARGS,
      "closed_form(leg_a, leg_b, max_in_a, max_in_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
+    {"tick_sqrt", tick_sqrt, METH_VARARGS, "tick_sqrt(tick) -> TickMath.getSqrtRatioAtTick(tick) | None (out of range)"},
+    {"v3_edge", v3_edge, METH_VARARGS,
+     "v3_edge(sqrt_price, liquidity, tick, spacing, fee, zero_for_one) -> (max_in, edge, amount to it) | None"},
+    {"product_below", (PyCFunction)(void (*)(void))product_below, METH_FASTCALL,
+     "product_below(u, v, w, x, y) -> u*v < w*x*y (arb_finder._product_below)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -901,6 +1090,15 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
     mpz_ui_pow_ui(MAX_UINT160, 2, 160);
     mpz_sub_ui(MAX_UINT160, MAX_UINT160, 1);
     mpz_inits(NX_Z1, NX_Y2, NX_X2, root, u, d, pc, yc, zc, v, y, z, lo, hi, level, first, last, xs, NULL);
+    for (int i = 0; i < 19; i++)
+        mpz_init_set_str(TICK_FACTOR[i], TICK_FACTOR_HEX[i], 16);
+    mpz_init_set_str(TICK_ODD, "FFFCB933BD6FAD37AA2D162D1A594001", 16);
+    for (int i = 0; i < TICK_CACHE; i++) {
+        cached_tick[i] = LONG_MIN;  /* (no tick: MIN_TICK is far above it) */
+        mpz_init(cached_ratio[i]);
+    }
+    mpz_init_set_ui(TICK_EVEN, 1);
+    mpz_mul_2exp(TICK_EVEN, TICK_EVEN, 128);
     mpz_init(NEVER);
     mpz_ui_pow_ui(NEVER, 2, 256);
     mpz_init(MAX_INT256);

@@ -9,3 +9,9 @@ cdef class PoolVenue:
     cdef public object spec, id, venue, chain, token0, token1, gas_units, label
     cdef public object _v3_keep, _v2_keep, _period, _margins, _views, _edges, _both
     cdef public bint _v2
+    cpdef list _priced(self, state, token_in)
+    cpdef list _view(self, state, token_in, key)
+    cpdef margin(self, state, token_in)
+    cpdef margins_if_fresh(self, state, s, o, now_ts, max_age_ns)
+    cpdef mid(self, state, token_in)
+    cpdef version(self, state)

@@ -344,3 +344,89 @@ def test_the_c_integers_round_trip_at_every_width(ri: int, ro: int, y: int, keep
     want = arb_finder.NEVER if y >= ro else max(1, -(-(y * ri * 10_000) // (keep * (ro - y))))
     assert gmp.least_input((0, ri, ro, keep), y) == want
     assert gmp.quote((0, ri, ro, keep), y) in (False, y * keep * ro // (ri * 10_000 + y * keep))
+
+
+def test_the_c_tick_math_is_tickmath() -> None:
+    """``_closed_form_gmp.tick_sqrt`` (the V3 view's edge in C) is ``uniswap_v3.get_sqrt_ratio_at_tick`` at
+    every tick of +-20,000 around 0 and of each end, and at 20,000 more spread over the whole range,
+    each twice (computed, then from the C's cache of recent ticks, where it was not evicted); None
+    outside it."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    from tapedeck.domain.uniswap_v3 import MAX_TICK, MIN_TICK, get_sqrt_ratio_at_tick
+    rng = random.Random(7)
+    ticks = [*range(-20_000, 20_001), *range(MIN_TICK, MIN_TICK + 20_000), *range(MAX_TICK - 20_000, MAX_TICK + 1),
+             *(rng.randint(MIN_TICK, MAX_TICK) for _ in range(20_000))]
+    wrong = [t for t in ticks for _ in range(2) if gmp.tick_sqrt(t) != get_sqrt_ratio_at_tick.__wrapped__(t)]
+    assert not wrong, wrong[:5]
+    assert gmp.tick_sqrt(MIN_TICK - 1) is None and gmp.tick_sqrt(MAX_TICK + 1) is None
+
+
+VIEWS = {"c": 0, "outside": 0, "negative tick": 0, "at the edge": 0}
+
+
+@given(st.data())
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+def test_the_c_v3_view_is_the_python_one(data) -> None:
+    """A V3 pool's view (``PoolVenue._priced``: its capacity, the C sizing's leg, the edge ``quote``
+    steps to) is the same whether ``_closed_form_gmp.v3_edge`` computes the edge and amounts or the
+    pure module's Python does: on generated prices (both signs of tick, prices on a tick's own sqrt
+    price, prices outside their tick's interval, where the C declines), liquidities, fee tiers and both
+    directions."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    from tapedeck.domain.uniswap_v3 import MAX_SQRT_RATIO, MIN_SQRT_RATIO, get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
+    fee = data.draw(st.sampled_from(sorted(SPACING)))
+    how = data.draw(st.sampled_from(["any", "on a tick", "tick off by one"]))
+    sp = data.draw(st.integers(MIN_SQRT_RATIO, MAX_SQRT_RATIO - 1) | st.integers(2**90, 2**102))
+    tick = get_tick_at_sqrt_ratio(sp)
+    if how == "on a tick":
+        sp = get_sqrt_ratio_at_tick(tick)
+    elif how == "tick off by one":  # (a state whose tick does not hold its price: the Python's other forms)
+        tick = max(-887272, min(887272, tick + data.draw(st.sampled_from([-SPACING[fee], SPACING[fee]]))))
+    liquidity = data.draw(st.integers(1, 2**128 - 1))
+    state = MarketState()
+    state.on_v3(ev.V3Swapped(ts=1, pool=T0, block=1, tx="", log_index=0, sender="", recipient="", amount0=0,
+                             amount1=0, sqrt_price_x96=sp, liquidity=liquidity, tick=tick))
+    spec = PoolSpec(T0, "v3", T0, T1, fee, SPACING[fee])
+    token = data.draw(st.sampled_from([T0, T1]))
+    c, py = arb_finder.PoolVenue(spec), PURE_FINDER.PoolVenue(spec)
+    got, want = c._priced(state, token), py._priced(state, token)
+    assert got == want
+    assert c._edges.get(token) == py._edges.get(token)
+    zfo = token == T0
+    edge = gmp.v3_edge(sp, liquidity, tick, SPACING[fee], fee, zfo)
+    if edge is None:
+        VIEWS["outside"] += 1
+        assert want[2] is None  # (declined: the price lies outside its tick's interval)
+    else:
+        VIEWS["c"] += 1
+        assert (want[1], want[2][3], want[2][4]) == edge
+    VIEWS["negative tick"] += tick < 0
+    VIEWS["at the edge"] += how == "on a tick"
+
+
+def test_the_c_v3_view_cases_were_all_seen() -> None:
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    if not VIEWS["c"]:
+        test_the_c_v3_view_is_the_python_one()
+    assert VIEWS["c"] >= 200 and VIEWS["outside"] >= 50 and VIEWS["negative tick"] >= 100 and VIEWS["at the edge"] >= 100, VIEWS
+
+
+@given(st.lists(_near_powers_of_two() | st.integers(-5, 5), min_size=5, max_size=5), st.integers(-2, 2))
+@settings(max_examples=800, deadline=None, derandomize=True, database=None)
+def test_the_c_capacity_test_is_product_below(xs: list[int], nudge: int) -> None:
+    """``_closed_form_gmp.product_below`` (the finder's capacity test where built) is ``_product_below``:
+    ``u*v < w*x*y`` exactly, for factors of 1 to ~700 bits whose products are equal or a few apart (where
+    the bit lengths do not decide), zero, negative, and for non-int factors (by their own arithmetic)."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    from fractions import Fraction
+    u, v, w, x, y = xs
+    assert gmp.product_below(u, v, w, x, y) is PURE_FINDER._product_below(u, v, w, x, y)
+    if w > 0 and x > 0 and y > 0:  # u*v next to w*x*y: the products decide
+        target = w * x * y + nudge
+        assert gmp.product_below(target, 1, w, x, y) is (nudge < 0)
+        assert gmp.product_below(1, target, w, x, y) is PURE_FINDER._product_below(1, target, w, x, y)
+    assert gmp.product_below(Fraction(u, 3), v, w, x, y) == (Fraction(u, 3) * v < w * x * y)
