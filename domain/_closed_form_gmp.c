@@ -37,6 +37,7 @@ static mpz_t MAX_UINT256, MAX_UINT160, MAX_INT256, NEVER;  /* NEVER: arb_finder'
 typedef struct {
     int kind, zfo;
     mpz_t a, b, target, raw;      /* V2: reserve in, reserve out; V3: sqrt price, liquidity, edge, raw */
+    mpz_t n1, n1sp;               /* V3: lq << 96 and, token0 in, (lq << 96)*sp: the same in every quote */
     unsigned long keep;
 } leg_t;
 
@@ -179,6 +180,9 @@ static int read_leg(leg_t *L, PyObject *t)
     L->zfo = PyObject_IsTrue(PyTuple_GET_ITEM(t, 6));
     if (L->zfo < 0)
         return -1;
+    mpz_mul_2exp(L->n1, L->b, 96);
+    if (L->zfo)
+        mpz_mul(L->n1sp, L->n1, L->a);
     return mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 ? 0 : -1;
 }
 
@@ -236,13 +240,11 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
         return mpz_sgn(out) > 0 ? 0 : -1;
     }
     if (L->zfo) {
-        mpz_mul_2exp(t0, L->b, 96);          /* n1 = lq << 96 */
         mpz_mul(t1, less, L->a);
-        mpz_add(t1, t1, t0);                  /* d = n1 + less*sp */
+        mpz_add(t1, t1, L->n1);               /* d = n1 + less*sp, n1 = lq << 96 */
         if (mpz_cmp(t1, MAX_UINT256) > 0)
             return -1;
-        mpz_mul(t2, t0, L->a);
-        mpz_cdiv_q(sn, t2, t1);               /* sn = ceil(n1*sp / d) */
+        mpz_cdiv_q(sn, L->n1sp, t1);          /* sn = ceil(n1*sp / d) */
         if (mpz_cmp(sn, L->target) == 0)
             return -1;
         mpz_sub(t0, L->a, sn);
@@ -257,9 +259,8 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
     mpz_add(sn, L->a, t0);                    /* sn = sp + (less << 96) // lq */
     if (mpz_cmp(sn, L->target) == 0 || mpz_cmp(sn, MAX_UINT160) > 0)
         return -1;
-    mpz_mul_2exp(t0, L->b, 96);
     mpz_sub(t1, sn, L->a);
-    mpz_mul(t0, t0, t1);
+    mpz_mul(t0, L->n1, t1);
     mpz_fdiv_q(t0, t0, sn);
     mpz_fdiv_q(out, t0, L->a);                /* (lq << 96)*(sn - sp) // sn // sp */
     return mpz_sgn(out) > 0 ? 0 : -1;
@@ -444,12 +445,44 @@ static PyObject *answer_as(const mpz_t x, const mpz_t v, const mpz_t y, const mp
 static mpz_t MEMO_X[MEMO], MEMO_V[MEMO], MEMO_Y[MEMO], MEMO_Z[MEMO];
 static int memo_n;
 
+/* where each memoized size is: open addressing on its lowest limb, a slot being current only when it
+ * holds this sizing's generation (no clearing per call); the pattern search asks ~40 sizes, of them ~20
+ * new, and a scan of the memo for each cost more than the quotes it saved */
+#define MEMO_SLOTS 2048                      /* a power of two, > 2*MEMO */
+static unsigned slot_gen[MEMO_SLOTS], memo_gen;
+static int slot_index[MEMO_SLOTS];
+
+static unsigned slot_of(const mpz_t x)
+{
+    mp_limb_t k = mpz_size(x) ? mpz_getlimbn(x, 0) : 0;
+    return (unsigned)((k * 0x9E3779B97F4A7C15ULL) >> 40) & (MEMO_SLOTS - 1);
+}
+
+/* a new sizing's memo holding x (its profit v, legs y, z) alone */
+static void memo_start(const mpz_t x, const mpz_t v, const mpz_t y, const mpz_t z)
+{
+    if (++memo_gen == 0) {                    /* (wrapped: every slot is stale again) */
+        for (int i = 0; i < MEMO_SLOTS; i++)
+            slot_gen[i] = 0;
+        memo_gen = 1;
+    }
+    mpz_set(MEMO_X[0], x);
+    mpz_set(MEMO_V[0], v);
+    mpz_set(MEMO_Y[0], y);
+    mpz_set(MEMO_Z[0], z);
+    unsigned h = slot_of(x);
+    slot_gen[h] = memo_gen;
+    slot_index[h] = 0;
+    memo_n = 1;
+}
+
 /* profit(x) kept (memoized, as the Python's): the index of x's entry, -1: not priced here */
 static int priced(const mpz_t x)
 {
-    for (int i = 0; i < memo_n; i++)
-        if (mpz_cmp(MEMO_X[i], x) == 0)
-            return i;
+    unsigned h = slot_of(x);
+    for (; slot_gen[h] == memo_gen; h = (h + 1) & (MEMO_SLOTS - 1))
+        if (mpz_cmp(MEMO_X[slot_index[h]], x) == 0)
+            return slot_index[h];
     if (memo_n == MEMO)
         return -1;
     int i = memo_n;
@@ -457,6 +490,8 @@ static int priced(const mpz_t x)
         return -1;
     mpz_set(MEMO_X[i], x);
     memo_n++;
+    slot_gen[h] = memo_gen;
+    slot_index[h] = i;
     return i;
 }
 
@@ -757,11 +792,7 @@ static PyObject *closed_form(PyObject *self, PyObject *args)
         DECL(3);
     if (mpz_cmp(pc, need) < 0)
         DECL(4);  /* best_size's path (Python) */
-    memo_n = 1;                               /* (_finish's memoized profit, from c) */
-    mpz_set(MEMO_X[0], c);
-    mpz_set(MEMO_V[0], pc);
-    mpz_set(MEMO_Y[0], yc);
-    mpz_set(MEMO_Z[0], zc);
+    memo_start(c, pc, yc, zc);                /* (_finish's memoized profit, from c) */
 
     /* _finish, top down: the relaxed trip's interval of p + 1 */
     mpz_set_ui(lo, 1);
@@ -1082,7 +1113,7 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
     }
     leg_t *legs[2] = {&LA, &LB};
     for (int i = 0; i < 2; i++)
-        mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, NULL);
+        mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, legs[i]->n1, legs[i]->n1sp, NULL);
     mpz_init(MAX_UINT256);
     mpz_ui_pow_ui(MAX_UINT256, 2, 256);
     mpz_sub_ui(MAX_UINT256, MAX_UINT256, 1);

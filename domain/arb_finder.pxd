@@ -15,3 +15,4 @@ cdef class PoolVenue:
     cpdef margins_if_fresh(self, state, s, o, now_ts, max_age_ns)
     cpdef mid(self, state, token_in)
     cpdef version(self, state)
+    cpdef bint fresh(self, state, now_ts, max_age_ns)
