@@ -971,16 +971,33 @@ static PyObject *tick_sqrt(PyObject *self, PyObject *args)
  * token0 in, above for token1 in), the amount to it rounded up as SqrtPriceMath's getAmount0Delta /
  * getAmount1Delta, and the largest input that stays inside (cap + ceil(cap*fee/keep)); None for anything
  * else (a price outside its interval, arguments out of range): the Python prices it. */
-static PyObject *v3_edge(PyObject *self, PyObject *args)
+/* a small int argument: 0 with *out set, -1 (no error set) for anything else */
+static int long_arg(PyObject *o, long *out)
+{
+    if (!PyLong_CheckExact(o))
+        return -1;
+    *out = PyLong_AsLong(o);
+    if (*out == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *v3_edge(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    PyObject *psp, *plq;
     long tick, spacing, fee;
-    int zfo;
-    if (!PyArg_ParseTuple(args, "OOlllp", &psp, &plq, &tick, &spacing, &fee, &zfo)) {
-        PyErr_Clear();  /* (a tick that is not a C long, say: the Python's) */
-        Py_RETURN_NONE;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "v3_edge takes 6 arguments");
+        return NULL;
     }
+    PyObject *psp = args[0], *plq = args[1];
+    int zfo = PyObject_IsTrue(args[5]);
+    if (zfo < 0)
+        return NULL;
+    if (long_arg(args[2], &tick) || long_arg(args[3], &spacing) || long_arg(args[4], &fee))
+        Py_RETURN_NONE;  /* (a tick that is not a C long, say: the Python's) */
     mpz_ptr sp = T[14], lq = T[15], edge = T[16], cap = T[17], t = T[18], mx = T[19];
     if (spacing <= 0 || fee < 0 || fee >= 1000000 || tick < MIN_TICK || tick > MAX_TICK || from_py(sp, psp) ||
         from_py(lq, plq) || mpz_sgn(sp) <= 0 || mpz_sgn(lq) <= 0) {
@@ -1090,7 +1107,7 @@ static PyMethodDef methods[] = {
     {"closed_form", closed_form, METH_VARARGS,
      "closed_form(leg_a, leg_b, max_in_a, max_in_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
     {"tick_sqrt", tick_sqrt, METH_VARARGS, "tick_sqrt(tick) -> TickMath.getSqrtRatioAtTick(tick) | None (out of range)"},
-    {"v3_edge", v3_edge, METH_VARARGS,
+    {"v3_edge", (PyCFunction)(void (*)(void))v3_edge, METH_FASTCALL,
      "v3_edge(sqrt_price, liquidity, tick, spacing, fee, zero_for_one) -> (max_in, edge, amount to it) | None"},
     {"product_below", (PyCFunction)(void (*)(void))product_below, METH_FASTCALL,
      "product_below(u, v, w, x, y) -> u*v < w*x*y (arb_finder._product_below)"},

@@ -7,7 +7,7 @@
 # (tests/test_arb_finder_compiled.py runs every path compiled).
 cdef class PoolVenue:
     cdef public object spec, id, venue, chain, token0, token1, gas_units, label
-    cdef public object _v3_keep, _v2_keep, _period, _margins, _views, _edges, _both
+    cdef public object _v3_keep, _v2_keep, _period, _margins, _views, _edges, _both, _fee, _spacing
     cdef public bint _v2
     cpdef list _priced(self, state, token_in)
     cpdef list _view(self, state, token_in, key)
@@ -16,3 +16,4 @@ cdef class PoolVenue:
     cpdef mid(self, state, token_in)
     cpdef version(self, state)
     cpdef bint fresh(self, state, now_ts, max_age_ns)
+cpdef double _ratio(object m)

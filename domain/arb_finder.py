@@ -136,8 +136,9 @@ class PoolVenue:
         self.gas_units = int(gas_units if gas_units is not None else (V2_SWAP_GAS if spec.kind == "v2" else V3_SWAP_GAS))
         self.label = label or spec.pool
         self._v3_keep = 1_000_000 - spec.fee
-        self._v2 = spec.kind == "v2"  # (the spec is frozen: read for spec.kind == "v2" on the hot paths)
+        self._v2 = spec.kind == "v2"  # (the spec is frozen: its fields are read as this object's on the hot paths)
         self._v2_keep = 10_000 - spec.fee
+        self._fee, self._spacing = spec.fee, spec.tick_spacing
         self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
         self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
         self._views: dict[str, list[Any]] = {}  # token in -> _priced's [price key, max_in, leg, curve parts, curve]
@@ -162,7 +163,7 @@ class PoolVenue:
             return with_fee * r_out // (r_in * 10_000 + with_fee) or None
         if amount_in <= 0:
             return dex_quotes.quote(spec, state, token_in, amount_in)
-        q = state.v3.get(spec.pool)
+        q = state.v3.get(self.id)
         if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
             return dex_quotes.quote(spec, state, token_in, amount_in)
         sp, lq = q.sqrt_price_x96, q.liquidity
@@ -174,7 +175,7 @@ class PoolVenue:
             if edge is None or edge[0] is None:
                 return dex_quotes.quote(spec, state, token_in, amount_in)
         _, target, raw = edge
-        zero_for_one = token_in == spec.token0
+        zero_for_one = token_in == self.token0
         if sp == target:
             return None  # at the edge already: nothing moves (the quote's "not priceable")
         if amount_in > MAX_INT256:
@@ -199,7 +200,7 @@ class PoolVenue:
         try:  # SwapMath.computeSwapStep, exact in, towards the interval's edge
             sn = target if less >= raw else get_next_sqrt_price_from_input(sp, lq, less, zero_for_one)
             if sn == target:  # it reaches the edge: the step takes raw and its fee, any rest is left
-                if raw + mul_div_rounding_up(raw, spec.fee, self._v3_keep) != amount_in:
+                if raw + mul_div_rounding_up(raw, self._fee, self._v3_keep) != amount_in:
                     return None  # input left at the edge: not priceable without the ticks
             # (else it stops short: all of the input is used, the rest of it being fee)
             out = get_amount1_delta(sn, sp, lq, False) if zero_for_one else get_amount0_delta(sp, sn, lq, False)
@@ -230,12 +231,11 @@ class PoolVenue:
         without the curve's products of ~400-bit integers, made only when ``curve`` is asked for
         (the Python sizing). ``curve parts``: V2 ``(reserve in, reserve out)``, V3 ``(liquidity, sqrt
         price, zero_for_one)``; None: no curve (an unknown or empty pool)."""
-        spec = self.spec
         if self._v2:
-            p = state.v2.get(spec.pool)
+            p = state.v2.get(self.id)
             key: Any = p  # a V2 state is replaced, never changed, on each update
         else:
-            q = state.v3.get(spec.pool)
+            q = state.v3.get(self.id)
             key = None if q is None else (q.sqrt_price_x96, q.liquidity, q.tick)
         hit = self._views.get(token_in)
         if hit is not None and key is not None and (hit[0] is key if self._v2 else hit[0] == key):
@@ -248,27 +248,26 @@ class PoolVenue:
 
     def _v2_reserves(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """A V2 pair's (reserve in, reserve out) for ``token_in``; None if unknown or empty."""
-        p = state.v2.get(self.spec.pool)
+        p = state.v2.get(self.id)
         if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
             return None
-        return (p.reserve0, p.reserve1) if token_in == self.spec.token0 else (p.reserve1, p.reserve0)
+        return (p.reserve0, p.reserve1) if token_in == self.token0 else (p.reserve1, p.reserve0)
 
     def _view(self, state: MarketState, token_in: str, key: Any) -> list[Any]:
         """``_priced``'s view, made for a price it does not hold (and the V3 edge ``quote`` steps to)."""
-        spec = self.spec
         if self._v2:  # (``_v2_reserves`` inlined: a view is made on most gap-opening updates' legs)
-            p = state.v2.get(spec.pool)
+            p = state.v2.get(self.id)
             if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
                 return [key, 0, None, None, None]
-            r_in, r_out = (p.reserve0, p.reserve1) if token_in == spec.token0 else (p.reserve1, p.reserve0)
+            r_in, r_out = (p.reserve0, p.reserve1) if token_in == self.token0 else (p.reserve1, p.reserve0)
             return [key, 1 << 255, (0, r_in, r_out, self._v2_keep), (r_in, r_out), None]
-        s = state.v3.get(spec.pool)
+        s = state.v3.get(self.id)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
             return [key, 0, None, None, None]
-        sp, lq, fee, keep = s.sqrt_price_x96, s.liquidity, spec.fee, self._v3_keep
-        spacing = spec.tick_spacing
+        sp, lq, fee, keep = s.sqrt_price_x96, s.liquidity, self._fee, self._v3_keep
+        spacing = self._spacing
         if _gmp_v3_edge is not None:  # the same edge and amounts in C (tick math included), where it prices them
-            zfo = token_in == spec.token0
+            zfo = token_in == self.token0
             got = _gmp_v3_edge(sp, lq, s.tick, spacing, fee, zfo)
             if got is not None:
                 mx, edge, cap = got
@@ -279,7 +278,7 @@ class PoolVenue:
         # getAmount1Delta (inlined: this is the finder's hot path; equal to them, as the test of
         # ``max_in`` against ``feasible_max`` holds)
         leg = None
-        if token_in == spec.token0:
+        if token_in == self.token0:
             sl = get_sqrt_ratio_at_tick(lower)
             cap = (-(-(-(-(lq << 96) * (sp - sl) // sp)) // sl) if sp >= sl
                    else get_amount0_delta(sl, sp, lq, True))  # (a price outside its tick's interval)
@@ -301,7 +300,6 @@ class PoolVenue:
     def margin(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """The output per unit input at size zero after the fee (the quiet path: no tick math;
         kept per state, so a pool that did not move is not priced again for each partner)."""
-        spec = self.spec
         if self._v2:
             key: Any = state.v2.get(self.id)  # replaced, never changed, on each update: identity will do
             hit = self._margins.get(token_in)
@@ -316,7 +314,7 @@ class PoolVenue:
         m = self.mid(state, token_in)
         if m is not None:
             if self._v2:
-                m = (10_000 - self.spec.fee) * m[0], 10_000 * m[1]
+                m = (10_000 - self._fee) * m[0], 10_000 * m[1]
             else:
                 m = self._v3_keep * m[0], 1_000_000 * m[1]
         self._margins[token_in] = (key, m)
@@ -351,17 +349,16 @@ class PoolVenue:
 
     def mid(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """The price without fee, ``token_out`` units per ``token_in`` unit, as ``(num, den)``."""
-        spec = self.spec
         if self._v2:
-            p = state.v2.get(spec.pool)
+            p = state.v2.get(self.id)
             if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
                 return None
-            return (p.reserve1, p.reserve0) if token_in == spec.token0 else (p.reserve0, p.reserve1)
-        s = state.v3.get(spec.pool)
+            return (p.reserve1, p.reserve0) if token_in == self.token0 else (p.reserve0, p.reserve1)
+        s = state.v3.get(self.id)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
             return None
         sp2 = s.sqrt_price_x96 * s.sqrt_price_x96
-        return (sp2, Q192) if token_in == spec.token0 else (Q192, sp2)
+        return (sp2, Q192) if token_in == self.token0 else (Q192, sp2)
 
     def max_in(self, state: MarketState, token_in: str) -> int:
         return self._priced(state, token_in)[1]  # type: ignore[no-any-return]
@@ -387,22 +384,21 @@ class PoolVenue:
         ``getNextSqrtPriceFromAmount0RoundingUp``'s overflow fallback is not inverted (``None``)."""
         if amount_out <= 0:
             return 1
-        spec = self.spec
-        if spec.kind == "v2":
+        if self._v2:
             res = self._v2_reserves(state, token_in)
             if res is None:
                 return None
             ri, ro = res
             if amount_out >= ro:
                 return NEVER
-            k = 10_000 - spec.fee
+            k = 10_000 - self._fee
             return max(1, -(-(amount_out * ri * 10_000) // (k * (ro - amount_out))))
-        q = state.v3.get(spec.pool)
+        q = state.v3.get(self.id)
         if q is None or q.ticks is not None or not q.liquidity or not q.sqrt_price_x96:
             return None
         sp, lq, keep = q.sqrt_price_x96, q.liquidity, self._v3_keep
         n1 = lq << 96
-        if token_in == spec.token0:
+        if token_in == self.token0:
             target = sp - (-(-(amount_out << 96) // lq))
             if target <= 0:
                 return NEVER
@@ -737,7 +733,12 @@ class ArbFinder:
         # per state, so an update prices only its own two margins; each partner is two integer
         # cross-multiplications. Only a round trip whose first unit pays goes on to be sized
         # (``_sized``), with its gas priced once per update (``memo``).
+        # The margin test is exact: ``ma*mb > 1`` by the margins' integer products (~330 bits for a V3
+        # pool). Floats rule out first the round trips whose margin product lies clearly below 1 (most
+        # of them: an arbitraged pair sits within its fees), where a float product's error (a few
+        # 2^-53) cannot reach ``1 - NEAR_ONE``; every other one is decided by the integers.
         ma_s, ma_o = mine
+        fa_s, fa_o = _ratio(ma_s), _ratio(ma_o)
         out: list[Opportunity] = []
         memo: dict[Any, tuple[int, int] | None] = {}
         for b in partners:
@@ -748,12 +749,12 @@ class ArbFinder:
             st.evaluated += 2
             first = second = None
             mb_s, mb_o = theirs
-            if ma_s is not None and mb_o is not None:
+            if ma_s is not None and mb_o is not None and fa_s * _ratio(mb_o) >= NEAR_ONE:
                 surplus = ma_s[0] * mb_o[0] - ma_s[1] * mb_o[1]
                 if surplus > 0:
                     st.paid_at_margin += 1
                     first = self._sized(state, a, b, s, o, now_ts, memo, ma_s, mb_o, a, surplus)
-            if ma_o is not None and mb_s is not None:
+            if ma_o is not None and mb_s is not None and fa_o * _ratio(mb_s) >= NEAR_ONE:
                 surplus = mb_s[0] * ma_o[0] - mb_s[1] * ma_o[1]
                 if surplus > 0:
                     st.paid_at_margin += 1
@@ -988,6 +989,21 @@ class ArbFinder:
         if y is None or z is None or z - x != p:
             return None  # (cannot happen: the search priced it so)
         return x, p, proven, y, z, method
+
+
+NEAR_ONE = 1.0 - 2.0 ** -30  # on_update's float screen: a margin product below it is below 1, exactly
+
+
+def _ratio(m: tuple[int, int] | None) -> float:
+    """A margin ``(num, den)`` as a float (each int correctly rounded, then one division: within
+    3 * 2^-53 of the ratio, relatively); ``inf`` where a float cannot hold it (a part too large,
+    a zero ``den``), so that the exact test decides; 0.0 for None (the caller tests it first)."""
+    if m is None:
+        return 0.0
+    try:
+        return float(m[0]) / float(m[1])
+    except (OverflowError, ZeroDivisionError):
+        return float("inf")
 
 
 def _product_below(u: int, v: int, w: int, x: int, y: int) -> bool:

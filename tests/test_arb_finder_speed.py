@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from math import gcd
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -190,3 +191,40 @@ def test_product_below_cases_were_exercised() -> None:
     if not BELOW_SEEN:
         test_product_below_is_the_exact_comparison()
     assert BELOW_SEEN["by bits"] >= 100 and BELOW_SEEN["by products"] >= 100 and BELOW_SEEN["near"] >= 100, BELOW_SEEN
+
+
+SCREEN = {"paid": 0, "near": 0, "overflow": 0}
+
+
+@given(st.integers(1, 2**400), st.integers(1, 2**400), st.integers(-3, 3), st.integers(1, 2**400),
+       st.integers(0, 1600))
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+def test_the_float_screen_never_rules_out_a_paid_round_trip(a0: int, b0: int, d: int, k: int, big: int) -> None:
+    """``on_update`` rules a round trip out by floats only where the margins' product is below
+    ``NEAR_ONE``; every round trip whose exact surplus ``a0*b0 - a1*b1`` is positive passes the screen:
+    on margins whose products are equal or 1-3 apart (``a1*b1 = a0*b0 - d``, split between ``a1`` and
+    ``b1`` by a common factor), at up to ~400 bits, and on parts too large for a float (the exact
+    test decides those)."""
+    from tapedeck.domain.arb_finder import NEAR_ONE, _ratio
+    g = gcd(k, a0 * b0 - d) if a0 * b0 - d > 0 else 1
+    a1, b1 = g, (a0 * b0 - d) // g
+    if b1 <= 0:
+        return
+    pairs = [((a0, a1), (b0, b1), d)]
+    if big > 1024:  # (a part beyond a float's range: 2^1024 and up)
+        pairs.append(((a0 << big, a1 << big), (b0, b1), d << big))
+        SCREEN["overflow"] += 1
+    for ma, mb, want in pairs:
+        surplus = ma[0] * mb[0] - ma[1] * mb[1]
+        assert surplus == want
+        passes = _ratio(ma) * _ratio(mb) >= NEAR_ONE
+        if surplus > 0:
+            assert passes, (ma, mb)
+            SCREEN["paid"] += 1
+        SCREEN["near"] += abs(surplus) <= 3
+
+
+def test_the_float_screen_cases_were_seen() -> None:
+    if not SCREEN["near"]:
+        test_the_float_screen_never_rules_out_a_paid_round_trip()
+    assert SCREEN["paid"] >= 100 and SCREEN["near"] >= 500 and SCREEN["overflow"] >= 50, SCREEN
