@@ -632,12 +632,14 @@ static int curve_of(const leg_t *L, mpz_t ri, mpz_t ro, mpz_t den, unsigned long
     return L->keep < 1000000;
 }
 
-static PyObject *closed_form(PyObject *self, PyObject *args)
+static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    PyObject *la, *lb, *pmax_a, *pmax_b, *pneed;
-    if (!PyArg_ParseTuple(args, "OOOOO", &la, &lb, &pmax_a, &pmax_b, &pneed))
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "closed_form takes 5 arguments");
         return NULL;
+    }
+    PyObject *la = args[0], *lb = args[1], *pmax_a = args[2], *pmax_b = args[3], *pneed = args[4];
     mpz_ptr ri_a = T[0], ro_a = T[1], den_a = T[2], max_a = T[3], ri_b = T[4], ro_b = T[5], den_b = T[6],
             max_b = T[7], need = T[8], t = T[9];
     unsigned long ka, KA, kb, KB, period_a;
@@ -1104,7 +1106,7 @@ static PyMethodDef methods[] = {
     {"counts", counts, METH_NOARGS,
      "counts() -> (how often closed_form answered with a size, of them unproven (the pattern search), how often "
      "it declined by site: 0 its arguments, 1-12 the source's DECL sites)"},
-    {"closed_form", closed_form, METH_VARARGS,
+    {"closed_form", (PyCFunction)(void (*)(void))closed_form, METH_FASTCALL,
      "closed_form(leg_a, leg_b, max_in_a, max_in_b, need) -> None | (x, profit, proven, y, z) | False (not this path)"},
     {"tick_sqrt", tick_sqrt, METH_VARARGS, "tick_sqrt(tick) -> TickMath.getSqrtRatioAtTick(tick) | None (out of range)"},
     {"v3_edge", (PyCFunction)(void (*)(void))v3_edge, METH_FASTCALL,
