@@ -29,6 +29,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <gmp.h>
+#include <math.h>
 
 #define NT 48
 static mpz_t T[NT];               /* scratch, made once (the GIL is held throughout: no re-entry) */
@@ -39,6 +40,7 @@ typedef struct {
     mpz_t a, b, target, raw;      /* V2: reserve in, reserve out; V3: sqrt price, liquidity, edge, raw */
     mpz_t n1, n1sp;               /* V3: lq << 96 and, token0 in, (lq << 96)*sp: the same in every quote */
     unsigned long keep;
+    double da, db, dtarget, draw; /* a, b, target, raw as doubles (truncated: each <= its int), for bound() */
 } leg_t;
 
 static leg_t LA, LB;
@@ -495,6 +497,112 @@ static int priced(const mpz_t x)
     return i;
 }
 
+/* ---------------------------------------------------------------- the pattern search's float screen */
+
+/* Most sizes the pattern search prices improve nothing (on the benchmark: ~36 of ~40, each two exact
+ * quotes of ~1,200 instructions); a float upper bound of the round trip's output refutes them in ~100.
+ * bound(L, X, is_int): an upper bound of quote(L, x) for every integer x <= X where quote prices x by its
+ * in-range forms (not at the edge, no overflow: the conditions are checked on the bound's side), or -1
+ * where it cannot tell (then the exact quote decides). Every quantity is positive and each operation's
+ * rounding is within 2^-53 relatively, the conversions (truncating: each double <= its int) within 2^-52:
+ * some ten of them, all covered by a factor (1 + 2^-40). The outputs the floors make integers are floored
+ * below 2^53, where a double holds every integer (above it the bound is looser, still a bound).
+ * is_int: X is an integer below 2^53 (then a V3 leg's floor(x*keep/1e6) is computed exactly). */
+#define SCREEN_UP (1.0 + 0x1p-40)
+#define SCREEN_DOWN (1.0 - 0x1p-40)
+#define TWO53 0x1p53
+#define Q96D 0x1p96
+static long screened, screen_priced;  /* pattern-search sizes the bound refuted / left to the exact quotes */
+static int screen_on = 1;
+
+static void leg_doubles(leg_t *L)
+{
+    L->da = mpz_get_d(L->a);
+    L->db = mpz_get_d(L->b);
+    if (L->kind == 1) {
+        L->dtarget = mpz_get_d(L->target);
+        L->draw = mpz_get_d(L->raw);
+    }
+}
+
+static double floored_below_2_53(double q)
+{
+    return q < TWO53 ? floor(q) : q;
+}
+
+static double bound(const leg_t *L, double X, int is_int)
+{
+    double q;
+    if (!(X >= 1.0))
+        return -1.0;
+    if (L->kind == 0) {                       /* x*k*ro / (ri*1e4 + x*k): no floor inside */
+        double w = X * (double)L->keep;
+        q = w * L->db / (L->da * 10000.0 + w) * SCREEN_UP;
+    } else {
+        double less;
+        if (is_int) {                         /* floor(x*keep/1e6), exactly */
+            unsigned __int128 t = (unsigned __int128)(unsigned long long)X * L->keep;
+            less = (double)(unsigned long long)(t / 1000000u);
+        } else {
+            less = floored_below_2_53(X * (double)L->keep / 1e6 * SCREEN_UP);
+        }
+        /* the exact quote's in-range forms: x <= MAX_INT256, less < raw (not the edge), sp != target */
+        if (!(X < 0x1p254) || !(less >= 1.0) || !(less < L->draw) || mpz_cmp(L->a, L->target) == 0)
+            return -1.0;
+        double sp = L->da, lq = L->db;
+        if (L->zfo) {
+            /* d = (lq << 96) + less*sp <= MAX_UINT256; sn = ceil((lq << 96)*sp / d) > target;
+             * out = lq*(sp - sn) >> 96 <= lq*less*sp^2 / (d * 2^96) (sp - sn <= sp - n1*sp/d = less*sp^2/d) */
+            double d = lq * Q96D + less * sp;
+            if (!(d * SCREEN_UP < 0x1p255) || !(lq * Q96D * sp / (d * SCREEN_UP) * SCREEN_DOWN > L->dtarget * SCREEN_UP))
+                return -1.0;
+            q = lq * floored_below_2_53(less * sp * sp / d * SCREEN_UP) / Q96D * SCREEN_UP;  /* (sp - sn: an int) */
+        } else {
+            /* less <= MAX_UINT160; sn = sp + (less << 96) // lq < target (<= MAX_UINT160);
+             * out = (lq << 96)*(sn - sp) // sn // sp <= lq*2^96*dl / ((sp + dl)*sp), dl = less*2^96/lq
+             * (increasing in dl: its bound bounds it) */
+            if (!(less < 0x1p159))
+                return -1.0;
+            double dl = floored_below_2_53(less * Q96D / lq * SCREEN_UP);  /* (sn - sp: an int) */
+            if (!((sp + dl) * SCREEN_UP < L->dtarget))
+                return -1.0;
+            q = lq * Q96D * dl / ((sp + dl) * sp) * SCREEN_UP;
+        }
+    }
+    if (!(q < INFINITY))
+        return -1.0;
+    return floored_below_2_53(q);
+}
+
+/* 1 if the round trip's exact profit at x is provably at most p (> 0): the bound of leg b's output for
+ * the bound of leg a's is at most x + p. 0: the exact quotes decide. */
+static int refuted(const mpz_t x, const mpz_t p)
+{
+    if (!screen_on || mpz_sgn(x) <= 0 || mpz_sgn(p) <= 0)
+        return 0;
+    int small = mpz_sizeinbase(x, 2) <= 52;
+    double dx = mpz_get_d(x);                 /* exact below 2^53, else within 2^-52 below x */
+    double y = bound(&LA, small ? dx : dx * SCREEN_UP, small);
+    if (y < 0)
+        return 0;
+    double z = bound(&LB, y, y < TWO53);      /* (y is then an integer: bound floors it) */
+    if (z < 0)
+        return 0;
+    double dp = mpz_get_d(p);
+    if (small && mpz_sizeinbase(p, 2) <= 51 && z < TWO53)
+        return z <= dx + dp;                  /* all integers below 2^53: exact */
+    return z < (dx + dp) * SCREEN_DOWN;       /* (x, p truncated: their sum is at most x + p, up to its rounding) */
+}
+
+/* the index of x's memo entry, -1 if it has none */
+static int memo_find(const mpz_t x)
+{
+    for (unsigned h = slot_of(x); slot_gen[h] == memo_gen; h = (h + 1) & (MEMO_SLOTS - 1))
+        if (mpz_cmp(MEMO_X[slot_index[h]], x) == 0)
+            return slot_index[h];
+    return -1;
+}
+
 /* _pattern(at, lo, hi, x, p): moves of +-2^j (j from min(PATTERN_BITS, bits(hi - lo)) down to 0) taken
  * while they improve, each round's pair (x - d, x + d) from the x the round's step began at; the
  * index of the answer's memo entry, -1: not priced here. */
@@ -505,6 +613,8 @@ static int pattern(const mpz_t lo, const mpz_t hi, int at)
     long top = (long)(mpz_sgn(w) > 0 ? mpz_sizeinbase(w, 2) : 0);
     if (top > PATTERN_BITS)
         top = PATTERN_BITS;
+    leg_doubles(&LA);
+    leg_doubles(&LB);
     int moved = 1;
     while (moved) {
         moved = 0;
@@ -517,7 +627,15 @@ static int pattern(const mpz_t lo, const mpz_t hi, int at)
             for (int k = 0; k < 2; k++) {
                 if (mpz_cmp(lo, both[k]) > 0 || mpz_cmp(both[k], hi) > 0)
                     continue;
-                int i = priced(both[k]);
+                int i = memo_find(both[k]);
+                if (i < 0) {
+                    if (refuted(both[k], MEMO_V[at])) {  /* (its profit is at most the one to beat) */
+                        screened++;
+                        continue;
+                    }
+                    screen_priced += screen_on;
+                    i = priced(both[k]);
+                }
                 if (i < 0)
                     return -1;
                 if (mpz_cmp(MEMO_V[i], MEMO_V[at]) > 0) {
@@ -866,6 +984,46 @@ static PyObject *counts(PyObject *self, PyObject *unused)
     return sites == NULL ? NULL : Py_BuildValue("(llN)", answered, unproven, sites);
 }
 
+/* For the tests: (sizes the pattern search's float screen refuted, sizes it left to the exact quotes) so far;
+ * screen(on) switches it (it changes no answer: the tests size both ways) */
+static PyObject *screen_counts(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("(ll)", screened, screen_priced);
+}
+
+static PyObject *screen(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+    screen_on = on;
+    Py_RETURN_NONE;
+}
+
+/* For the tests: bound(leg, x) as the screen takes it (None: it cannot tell) */
+static PyObject *leg_bound(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *leg, *amount;
+    if (!PyArg_ParseTuple(args, "OO", &leg, &amount))
+        return NULL;
+    mpz_ptr a = T[0];
+    if (read_leg(&LA, leg) || from_py(a, amount) || mpz_sgn(a) <= 0) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    leg_doubles(&LA);
+    int small = mpz_sizeinbase(a, 2) <= 52;
+    double dx = mpz_get_d(a);
+    double q = bound(&LA, small ? dx : dx * SCREEN_UP, small);
+    if (q < 0)
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(q);
+}
+
 /* For the tests: one leg's quote(x) and least_input(y) as closed_form prices them (None: the Python's
  * None; False: not priced here) */
 static PyObject *leg_call(PyObject *args, int inverse)
@@ -1103,6 +1261,11 @@ static PyMethodDef methods[] = {
     {"quote", leg_quote, METH_VARARGS, "quote(leg, x) -> the leg's exact output | False (not priced here)"},
     {"least_input", leg_least_input, METH_VARARGS,
      "least_input(leg, y) -> PoolVenue.least_input's answer (None: its None) | False (not this leg)"},
+    {"screen_counts", screen_counts, METH_NOARGS,
+     "screen_counts() -> (pattern-search sizes the float screen refuted, sizes it left to the exact quotes)"},
+    {"screen", screen, METH_O, "screen(on): the pattern search's float screen on or off (the same answers)"},
+    {"bound", leg_bound, METH_VARARGS,
+     "bound(leg, x) -> a float upper bound of quote(leg, x) | None (not bounded here) | False (not a leg)"},
     {"counts", counts, METH_NOARGS,
      "counts() -> (how often closed_form answered with a size, of them unproven (the pattern search), how often "
      "it declined by site: 0 its arguments, 1-12 the source's DECL sites)"},

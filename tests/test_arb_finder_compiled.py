@@ -270,7 +270,8 @@ def test_where_the_c_sizing_declines_the_python_sizes_the_same() -> None:
     assert found >= 50 and calls["declined"] >= 50, (found, calls)
 
 
-LEGS: dict[str, int] = {"quoted": 0, "declined": 0, "edge": 0, "inverse": 0, "never": 0, "none": 0}
+LEGS: dict[str, int] = {"quoted": 0, "declined": 0, "edge": 0, "inverse": 0, "never": 0, "none": 0, "bounded": 0,
+                        "bounded_wide": 0}
 
 
 @given(st.data())
@@ -311,6 +312,11 @@ def test_the_c_legs_quote_and_invert_as_pool_venue_does(data) -> None:
         assert got == want, (x, got, want)
         LEGS["quoted"] += 1
         LEGS["edge"] += kind != "v2" and x * v._v3_keep // 10**6 >= leg[4]
+        bound = gmp.bound(leg, x)  # the pattern search's float screen: an upper bound, and a tight one
+        if bound is not None:
+            assert want is None or want <= bound <= want * (1 + 2**-30) + 1, (x, want, bound)
+            LEGS["bounded"] += 1
+            LEGS["bounded_wide"] += x >= 2**52 or (want or 0) >= 2**53
     out_top = v.quote(state, token, max(1, top - 3)) or 10**6
     for y in {1, out_top, out_top + 1, data.draw(st.integers(1, 2 * out_top)), 10**40}:
         got, want = gmp.least_input(leg, y), v.least_input(state, token, y)
@@ -327,6 +333,35 @@ def test_the_c_legs_cases_were_all_seen() -> None:
         test_the_c_legs_quote_and_invert_as_pool_venue_does()
     assert LEGS["quoted"] >= 500 and LEGS["edge"] >= 20 and LEGS["declined"] >= 20, LEGS
     assert LEGS["inverse"] >= 500 and LEGS["never"] >= 50, LEGS
+    assert LEGS["bounded"] >= 300 and LEGS["bounded_wide"] >= 50, LEGS
+
+
+def test_the_pattern_search_float_screen_changes_no_answer() -> None:
+    """The C pattern search refutes by a float bound the sizes that cannot beat its best (most of them) and
+    prices the rest exactly: the benchmark stream's opportunities are the same with the screen off, and it
+    refuted sizes there."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    bench = _bench()
+    stream = bench.updates(1, 6000, 50)
+    runs = []
+    for on in (True, False):
+        gmp.screen(on)
+        try:
+            finder, engine = bench.finder_and_engine(1)
+            before = gmp.screen_counts()
+            got = []
+            for e in stream:
+                engine.handle(e)
+                got += finder.on_update(engine.state, e.pool, e.ts)
+            refuted, priced = (now - then for now, then in zip(gmp.screen_counts(), before))
+        finally:
+            gmp.screen(True)
+        runs.append((_encoded(got), _stats(finder), refuted, priced, sum(not o.proven for o in got)))
+    (on_opps, on_stats, refuted, priced, unproven), (off_opps, off_stats, off_refuted, off_priced, _) = runs
+    assert on_opps == off_opps and on_stats == off_stats
+    assert unproven >= 2 and refuted > 4 * priced >= 4, (unproven, refuted, priced)  # (it ran, and refuted most)
+    assert off_refuted == 0 and off_priced == 0
 
 
 def _near_powers_of_two():  # type: ignore[no-untyped-def]
