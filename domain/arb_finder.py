@@ -321,9 +321,9 @@ class PoolVenue:
         return m
 
     def margins_if_fresh(self, state: MarketState, s: str, o: str, now_ts: int,
-                         max_age_ns: int) -> tuple[tuple[int, int] | None, tuple[int, int] | None] | None:
-        """``None`` if not fresh, else ``(margin(s), margin(o))``: the finder's quiet path in one
-        call, kept while the state holds the very same price objects (a V2 state is replaced on
+                         max_age_ns: int) -> tuple[Any, Any, float, float] | None:
+        """``None`` if not fresh, else ``(margin(s), margin(o), _ratio(margin(s)), _ratio(margin(o)))``:
+        the finder's quiet path in one call (the floats for its margin screen), kept while the state holds the very same price objects (a V2 state is replaced on
         each update; a V3 state's price and liquidity are the ints its last event set: the same
         objects mean the same values, and a different object with an equal value is just priced
         again)."""
@@ -343,7 +343,8 @@ class PoolVenue:
             k1, k2 = (None, None) if q is None else (q.sqrt_price_x96, q.liquidity)
             if both is not None and both[0] is k1 and both[1] is k2 and both[2] is s and k1 is not None:
                 return both[3]
-        m = (self.margin(state, s), self.margin(state, o))
+        ms, mo = self.margin(state, s), self.margin(state, o)
+        m = (ms, mo, _ratio(ms), _ratio(mo))
         self._both = (k1, k2, s, m)
         return m
 
@@ -664,14 +665,14 @@ class ArbFinder:
     stablecoins by address, then WETH), else the pair's lower address. ``native``: chain -> the
     token its gas is paid in (wrapped). ``min_profit`` in profit-token base units after gas."""
 
-    refute_by_capacity = True  # (a test switches it off to show it never drops an opportunity)
-    compiled_sizing = True  # (a test switches it off: the Python sizing only, where the GMP one is built)
-    scan_whole = False  # (a test switches it on: every level interval priced size by size, as before
-    #                     the top-down search and the legs' inverses; the same sizes either way)
-
     def __init__(self, venues: Sequence[Any], *, max_age_ns: int = 60 * 10**9, min_profit: int = 0,
                  gas_price_wei: int | None = None, priority_fee_wei: int = 0,
                  native: dict[str, str] | None = None, numeraires: Sequence[str] = ()) -> None:
+        # (switches set per instance: in the compiled build ArbFinder is an extension type, arb_finder.pxd)
+        self.refute_by_capacity = True  # (a test switches it off to show it never drops an opportunity)
+        self.compiled_sizing = True  # (a test switches it off: the Python sizing only, where the GMP one is built)
+        self.scan_whole = False  # (a test switches it on: every level interval priced size by size, as
+        #                          before the top-down search and the legs' inverses; the same sizes either way)
         ids = [v.id for v in venues]
         for i in ids:
             if ids.count(i) > 1:
@@ -725,7 +726,9 @@ class ArbFinder:
         partners = self._partners[venue_id]
         st, max_age, quiet = self.stats, self.max_age_ns, self._quiet
         s, o = self._sides[venue_id]
-        mine = quiet[venue_id](state, s, o, now_ts, max_age)
+        ra = a if type(a) is PoolVenue else None
+        mine = (ra.margins_if_fresh(state, s, o, now_ts, max_age) if ra is not None
+                else quiet[venue_id](state, s, o, now_ts, max_age))
         if mine is None:
             st.skipped_stale += len(partners)
             return []
@@ -737,24 +740,26 @@ class ArbFinder:
         # pool). Floats rule out first the round trips whose margin product lies clearly below 1 (most
         # of them: an arbitraged pair sits within its fees), where a float product's error (a few
         # 2^-53) cannot reach ``1 - NEAR_ONE``; every other one is decided by the integers.
-        ma_s, ma_o = mine
-        fa_s, fa_o = _ratio(ma_s), _ratio(ma_o)
+        ma_s, ma_o, fa_s, fa_o = mine  # (the margins and their floats, ``_ratio``: kept with the margins)
         out: list[Opportunity] = []
         memo: dict[Any, tuple[int, int] | None] = {}
+        evaluated = stale = 0  # (counted here, added to the stats once)
         for b in partners:
-            theirs = quiet[b.id](state, s, o, now_ts, max_age)
+            pb = b if type(b) is PoolVenue else None  # (compiled: a typed PoolVenue, its methods called directly)
+            theirs = (pb.margins_if_fresh(state, s, o, now_ts, max_age) if pb is not None
+                      else quiet[b.id](state, s, o, now_ts, max_age))
             if theirs is None:
-                st.skipped_stale += 1
+                stale += 1
                 continue
-            st.evaluated += 2
+            evaluated += 2
             first = second = None
-            mb_s, mb_o = theirs
-            if ma_s is not None and mb_o is not None and fa_s * _ratio(mb_o) >= NEAR_ONE:
+            mb_s, mb_o, fb_s, fb_o = theirs
+            if ma_s is not None and mb_o is not None and fa_s * fb_o >= NEAR_ONE:
                 surplus = ma_s[0] * mb_o[0] - ma_s[1] * mb_o[1]
                 if surplus > 0:
                     st.paid_at_margin += 1
                     first = self._sized(state, a, b, s, o, now_ts, memo, ma_s, mb_o, a, surplus)
-            if ma_o is not None and mb_s is not None and fa_o * _ratio(mb_s) >= NEAR_ONE:
+            if ma_o is not None and mb_s is not None and fa_o * fb_s >= NEAR_ONE:
                 surplus = mb_s[0] * ma_o[0] - mb_s[1] * ma_o[1]
                 if surplus > 0:
                     st.paid_at_margin += 1
@@ -767,6 +772,8 @@ class ArbFinder:
                 out.append(first)
             if second is not None:
                 out.append(second)
+        st.evaluated += evaluated
+        st.skipped_stale += stale
         return out
 
     def _pair(self, state: MarketState, now: int, a: Any, b: Any) -> list[Opportunity]:
@@ -818,7 +825,13 @@ class ArbFinder:
         mk = (native, profit_token)  # (a 2-tuple: never equal to _sized's 5-tuple keys)
         if memo is not None and mk in memo:
             m = memo[mk]
-            return None if m is None else (wei, -((-wei * m[0]) // m[1]))
+            if m is None:
+                return None
+            wk = (native, profit_token, wei)  # (a 3-tuple: the value of this much gas, for legs in either order)
+            got = memo.get(wk)
+            if got is None:
+                got = memo[wk] = (wei, -((-wei * m[0]) // m[1]))
+            return got
         found = None
         for v in self.pairs.get(pair_key(native, profit_token), ()):
             if not v.fresh(state, now, self.max_age_ns):
@@ -862,10 +875,14 @@ class ArbFinder:
         priced, a partner's may not be). ``surplus``: ``ma[0]*mb[0] - ma[1]*mb[1]``, where the caller
         has it from its margin test."""
         st = self.stats
+        pa, pb = type(a) is PoolVenue, type(b) is PoolVenue
+        ra = a if pa else None  # (compiled: typed PoolVenues, whose fields and methods are read directly)
+        rb = b if pb else None
         if memo is None:
             g = self.gas(state, (a, b), s, now)
         else:
-            gk = (a.chain, a.gas_units, b.chain, b.gas_units, s)
+            gk = (ra.chain if pa else a.chain, ra.gas_units if pa else a.gas_units,
+                  rb.chain if pb else b.chain, rb.gas_units if pb else b.gas_units, s)
             g = memo[gk] if gk in memo else memo.setdefault(gk, self.gas(state, (a, b), s, now, memo))
         if g is None:
             st.unpriced_gas += 1
@@ -876,7 +893,6 @@ class ArbFinder:
         # A plain PoolVenue's capacity is its ``max_in``, read from its priced view (``_priced``: kept per
         # price, no curve built), which also holds its leg for the C sizing; any other venue is asked
         # its ``max_in``, then its curve. A curve is built only for the Python sizing.
-        pa, pb = type(a) is PoolVenue, type(b) is PoolVenue
         va = vb = None
         if not self.refute_by_capacity:
             surplus = 0
@@ -885,20 +901,20 @@ class ArbFinder:
         b_first = bool(surplus) and hot is b  # the venue that just changed first: its capacity is priced already
         if b_first:
             if pb:
-                vb = b._priced(state, o)
+                vb = rb._priced(state, o)
             cap_b = vb[1] if pb else b.max_in(state, o)
             if cap_b > 0 and _below(surplus, cap_b, need, ma[0], mb[1]):
                 st.below_cap += 1
                 return None
         if pa:
-            va = a._priced(state, s)
+            va = ra._priced(state, s)
         cap_a = va[1] if pa else a.max_in(state, s)
         if surplus and not b_first and cap_a > 0 and _below(surplus, cap_a, need, ma[1], mb[1]):
             st.below_cap += 1
             return None
         if not b_first:
             if pb:
-                vb = b._priced(state, o)
+                vb = rb._priced(state, o)
             cap_b = vb[1] if pb else b.max_in(state, o)
         if cap_a <= 0 or cap_b <= 0:
             return None
@@ -914,8 +930,8 @@ class ArbFinder:
         st.sized += 1
         fast: Any = False
         if pa and pb and self.compiled_sizing and _gmp_closed_form is not None and not self.scan_whole:
-            la = _view_leg(a, state, va)  # (the legs of the views just taken, where the C takes them)
-            lb = _view_leg(b, state, vb) if la is not None else None
+            la = _view_leg(ra, state, va)  # (the legs of the views just taken, where the C takes them)
+            lb = _view_leg(rb, state, vb) if la is not None else None
             if la is not None and lb is not None:
                 fast = _gmp_closed_form(la, lb, cap_a, cap_b, need)  # (False: not its path, the Python sizes it)
                 if fast:
@@ -933,9 +949,11 @@ class ArbFinder:
         if net < self.min_profit:
             return None
         st.found += 1
-        versions = (a.id, a.version(state) if pa else _version_text(a, state),
-                    b.id, b.version(state) if pb else _version_text(b, state), s)
-        return Opportunity(pair_key(s, o), s, (Leg(a.id, a.venue, s, o, x, y), Leg(b.id, b.venue, o, s, y, z)),
+        a_id, a_venue = (ra.id, ra.venue) if pa else (a.id, a.venue)
+        b_id, b_venue = (rb.id, rb.venue) if pb else (b.id, b.venue)
+        versions = (a_id, ra.version(state) if pa else _version_text(a, state),
+                    b_id, rb.version(state) if pb else _version_text(b, state), s)
+        return Opportunity(pair_key(s, o), s, (Leg(a_id, a_venue, s, o, x, y), Leg(b_id, b_venue, o, s, y, z)),
                            x, z, p, gas_wei, gas_cost, net, method, proven, versions)
 
     def _sized_here(self, state: MarketState, a: Any, b: Any, s: str, o: str, ca: Curve | None, cb: Curve | None,
@@ -1052,8 +1070,8 @@ def _version_text(v: Any, state: MarketState) -> str:
 
 
 def _quiet_of(v: Any) -> Callable[..., Any]:
-    """``(state, s, o, now, max_age) -> None | (margin(s), margin(o))`` for a venue: its own
-    ``margins_if_fresh`` where it has one (``PoolVenue``), else ``fresh`` then ``margin`` twice."""
+    """``(state, s, o, now, max_age) -> None | (margin(s), margin(o), their _ratio floats)`` for a venue:
+    its own ``margins_if_fresh`` where it has one (``PoolVenue``), else ``fresh`` then ``margin`` twice."""
     own = getattr(v, "margins_if_fresh", None)
     if own is not None:
         return own  # type: ignore[no-any-return]
@@ -1061,7 +1079,8 @@ def _quiet_of(v: Any) -> Callable[..., Any]:
     def quiet(state: MarketState, s: str, o: str, now: int, max_age: int) -> Any:
         if not v.fresh(state, now, max_age):
             return None
-        return v.margin(state, s), v.margin(state, o)
+        ms, mo = v.margin(state, s), v.margin(state, o)
+        return ms, mo, _ratio(ms), _ratio(mo)
     return quiet
 
 

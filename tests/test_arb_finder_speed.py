@@ -3,7 +3,7 @@
 * ``PoolVenue.quote`` for a V3 pool priced inside its tick-spacing interval skips the new tick and
   reuses the curve's amount to the edge: it must equal ``dex_quotes.quote`` (``swap_within_range``)
   at every size, including the sizes that land exactly on the edge, one unit past it, and 1;
-* ``margins_if_fresh`` equals ``fresh`` + ``margin`` + ``margin``, after the state moved too;
+* ``margins_if_fresh`` equals ``fresh`` + ``margin`` + ``margin`` (and their floats), after the state moved too;
 * the margin-times-capacity refutation (``FinderStats.below_cap``) never refutes a round trip that
   the full sizing finds: the finder's ``on_update`` finds exactly what ``round_trip`` finds with
   the refutation switched off (``refute_by_capacity = False``).
@@ -72,13 +72,18 @@ def test_margins_if_fresh_follow_the_state() -> None:
     spec = PoolSpec(POOL, "v3", T0, T1, 500, 10)
     venue = PoolVenue(spec)
     state = v3_state(get_sqrt_ratio_at_tick(100) + 5, 10**18, 100, ts=10)
-    want = (venue.margin(state, T0), venue.margin(state, T1))
+
+    def margins_and_floats() -> tuple:
+        m0, m1 = venue.margin(state, T0), venue.margin(state, T1)
+        return m0, m1, float(m0[0]) / float(m0[1]), float(m1[0]) / float(m1[1])  # (each part rounded, one division)
+
+    want = margins_and_floats()
     assert venue.margins_if_fresh(state, T0, T1, 10, 5) == want
     assert venue.margins_if_fresh(state, T0, T1, 16, 5) is None  # too old
     state.on_v3(ev.V3Swapped(ts=12, pool=POOL, block=2, tx="", log_index=0, sender="", recipient="", amount0=0,
                              amount1=0, sqrt_price_x96=get_sqrt_ratio_at_tick(300) + 7, liquidity=10**18, tick=300))
     moved = venue.margins_if_fresh(state, T0, T1, 12, 5)
-    assert moved != want and moved == (venue.margin(state, T0), venue.margin(state, T1))
+    assert moved != want and moved == margins_and_floats()
     state.stale[POOL] = "gap"
     assert venue.margins_if_fresh(state, T0, T1, 12, 5) is None
 
