@@ -29,9 +29,10 @@ cdef class ArbFinder:
     cdef public bint refute_by_capacity, compiled_sizing, scan_whole
     @cython.locals(ra=PoolVenue, pb=PoolVenue)
     cpdef list on_update(self, state, venue_id, now_ts)
-    cpdef gas(self, state, legs, profit_token, now, memo=*)
+    @cython.locals(blocks=dict)
+    cpdef gas(self, state, legs, profit_token, now, dict memo=*)
     @cython.locals(ra=PoolVenue, rb=PoolVenue)
-    cpdef _sized(self, state, a, b, s, o, now, memo, ma, mb, hot=*, surplus=*)
+    cpdef _sized(self, state, a, b, s, o, now, dict memo, ma, mb, hot=*, surplus=*)
 
 cpdef double _ratio(object m)
 cpdef _view_leg(PoolVenue v, state, list view)
