@@ -51,6 +51,9 @@ def summarize(out: str) -> None:
             total = next((int(line.split()[1]) for line in fh if line.startswith(("summary:", "totals:"))), 0)
         if total:
             each.append(total)
+    if not each:
+        raise SystemExit(f"no per-update callgrind dumps at {out}.1, {out}.2, ...: run valgrind with "
+                         "--dump-after=_operator_call and this script with --opportunities -1 (module docstring)")
     opps_file = Path(out + ".opportunities")
     opps = [int(n) for n in opps_file.read_text().split()] if opps_file.exists() else []
 

@@ -323,10 +323,10 @@ class PoolVenue:
     def margins_if_fresh(self, state: MarketState, s: str, o: str, now_ts: int,
                          max_age_ns: int) -> tuple[Any, Any, float, float] | None:
         """``None`` if not fresh, else ``(margin(s), margin(o), _ratio(margin(s)), _ratio(margin(o)))``:
-        the finder's quiet path in one call (the floats for its margin screen), kept while the state holds the very same price objects (a V2 state is replaced on
-        each update; a V3 state's price and liquidity are the ints its last event set: the same
-        objects mean the same values, and a different object with an equal value is just priced
-        again)."""
+        the finder's quiet path in one call (the floats for its margin screen), kept while the state
+        holds the very same price objects (a V2 state is replaced on each update; a V3 state's price
+        and liquidity are the ints its last event set: the same objects mean the same values, and a
+        different object with an equal value is just priced again)."""
         pid = self.id
         t = state.updated.get(pid)
         if t is None or now_ts - t > max_age_ns or (state.stale and pid in state.stale):

@@ -388,3 +388,27 @@ def test_book_quote_walks_levels_with_the_taker_fee() -> None:
     assert book.quote(state, USDC, 6011 * 10**6) == 2 * 10**18 * 999 // 1000
     assert book.quote(state, WETH, 4 * 10**18) is None  # deeper than the book
     assert book.quote(state, WETH, 10**13) is None  # less than one lot (0.0001 ETH)
+
+
+def test_on_update_with_a_book_finds_what_round_trip_finds() -> None:
+    """``on_update`` with a CEX book as the venue that moved or as its partner (the book has no
+    ``margins_if_fresh``: its margins and their floats come from ``_quiet_of``) reports exactly the
+    round trips ``round_trip`` sizes in either direction, the better first."""
+    seen: Counter[str] = Counter()
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True)
+    @given(book_world())
+    def check(world) -> None:
+        state, book, pool = world
+        finder = ArbFinder([book, pool], gas_price_wei=0, numeraires=[T0])
+        want = [o for o in (finder.round_trip(state, pool, book, T0, T1, now=1),
+                            finder.round_trip(state, book, pool, T0, T1, now=1)) if o is not None]
+        want.sort(key=lambda o: -o.net_profit)
+        for moved in (book.id, pool.id):
+            got = finder.on_update(state, moved, 1)
+            assert sorted(got, key=lambda o: -o.net_profit) == got  # (the better first)
+            assert sorted(got, key=lambda o: o.legs[0].venue_id) == sorted(want, key=lambda o: o.legs[0].venue_id)
+        seen["an opportunity" if want else "none"] += 1
+
+    check()
+    assert seen["an opportunity"] >= 5 and seen["none"] >= 5, seen
