@@ -575,23 +575,26 @@ static double bound(const leg_t *L, double X, int is_int)
 }
 
 /* 1 if the round trip's exact profit at x is provably at most p (> 0): the bound of leg b's output for
- * the bound of leg a's is at most x + p. 0: the exact quotes decide. */
-static int refuted(const mpz_t x, const mpz_t p)
+ * the bound of leg a's is at most x + p. 0: the exact quotes decide. The sizes and profit as doubles:
+ * dx within 2^-52 of x (exactly x where small, x < 2^52), dp at most p (exactly p where p_small, p < 2^51). */
+static int refuted_d(double dx, int small, double dp, int p_small)
 {
-    if (!screen_on || mpz_sgn(x) <= 0 || mpz_sgn(p) <= 0)
-        return 0;
-    int small = mpz_sizeinbase(x, 2) <= 52;
-    double dx = mpz_get_d(x);                 /* exact below 2^53, else within 2^-52 below x */
     double y = bound(&LA, small ? dx : dx * SCREEN_UP, small);
     if (y < 0)
         return 0;
     double z = bound(&LB, y, y < TWO53);      /* (y is then an integer: bound floors it) */
     if (z < 0)
         return 0;
-    double dp = mpz_get_d(p);
-    if (small && mpz_sizeinbase(p, 2) <= 51 && z < TWO53)
+    if (small && p_small && z < TWO53)
         return z <= dx + dp;                  /* all integers below 2^53: exact */
-    return z < (dx + dp) * SCREEN_DOWN;       /* (x, p truncated: their sum is at most x + p, up to its rounding) */
+    return z < (dx + dp) * SCREEN_DOWN;       /* (x, p within 2^-52: their sum is at most x + p, up to its rounding) */
+}
+
+static int refuted(const mpz_t x, const mpz_t p)
+{
+    if (!screen_on || mpz_sgn(x) <= 0 || mpz_sgn(p) <= 0)
+        return 0;
+    return refuted_d(mpz_get_d(x), mpz_sizeinbase(x, 2) <= 52, mpz_get_d(p), mpz_sizeinbase(p, 2) <= 51);
 }
 
 /* the index of x's memo entry, -1 if it has none */
@@ -606,15 +609,113 @@ static int memo_find(const mpz_t x)
 /* _pattern(at, lo, hi, x, p): moves of +-2^j (j from min(PATTERN_BITS, bits(hi - lo)) down to 0) taken
  * while they improve, each round's pair (x - d, x + d) from the x the round's step began at; the
  * index of the answer's memo entry, -1: not priced here. */
+static int pattern_wide(const mpz_t lo, const mpz_t hi, int at, long top);
+
+typedef unsigned __int128 u128;
+
+static u128 to_u128(const mpz_t z)           /* z in [0, 2^128) */
+{
+    size_t n = mpz_size(z);
+    u128 v = n > 0 ? (u128)mpz_getlimbn(z, 0) : 0;
+    if (n > 1)
+        v |= (u128)mpz_getlimbn(z, 1) << 64;
+    return v;
+}
+
+static void set_u128(mpz_t z, u128 v)
+{
+    mpz_set_ui(z, (unsigned long)(v >> 64));
+    mpz_mul_2exp(z, z, 64);
+    mpz_add_ui(z, z, (unsigned long)v);
+}
+
+static int memo_find_u128(u128 x)           /* memo_find of a size below 2^128 */
+{
+    mp_limb_t k = (mp_limb_t)x, k1 = (mp_limb_t)(x >> 64);
+    size_t want = k1 ? 2 : (k ? 1 : 0);
+    unsigned h = (unsigned)((k * 0x9E3779B97F4A7C15ULL) >> 40) & (MEMO_SLOTS - 1);
+    for (; slot_gen[h] == memo_gen; h = (h + 1) & (MEMO_SLOTS - 1)) {
+        mpz_srcptr m = MEMO_X[slot_index[h]];
+        if (mpz_sgn(m) >= 0 && mpz_size(m) == want && (want < 1 || mpz_getlimbn(m, 0) == k) &&
+            (want < 2 || mpz_getlimbn(m, 1) == k1))
+            return slot_index[h];
+    }
+    return -1;
+}
+
+/* the 128-bit pattern search and the two-point width test (inside_exactly) on or off (the same answers:
+ * fast(), for the tests), and how often each way ran (path_counts()) */
+static int fast_on = 1;
+static long pattern_narrow, pattern_mpz, width_by_points, width_by_root;
+
 static int pattern(const mpz_t lo, const mpz_t hi, int at)
 {
-    mpz_ptr w = T[10], n1 = T[11], n2 = T[12], d = T[13];
+    mpz_ptr w = T[10];
     mpz_sub(w, hi, lo);
     long top = (long)(mpz_sgn(w) > 0 ? mpz_sizeinbase(w, 2) : 0);
     if (top > PATTERN_BITS)
         top = PATTERN_BITS;
     leg_doubles(&LA);
     leg_doubles(&LB);
+    if (!fast_on || mpz_sgn(lo) <= 0 || mpz_sizeinbase(hi, 2) > 126) {
+        pattern_mpz++;
+        return pattern_wide(lo, hi, at, top);
+    }
+    pattern_narrow++;
+    /* every size of [lo, hi] below 2^126: the sizes as 128-bit integers, the current best's doubles kept
+     * while it is the best (the same moves, memo and answers as pattern_wide, which is the reference) */
+    u128 ulo = to_u128(lo), uhi = to_u128(hi), x = to_u128(MEMO_X[at]);
+    mpz_ptr cand = T[11];
+    double dp = 0.0;
+    int p_ok = 0, p_small = 0;
+#define AT_CHANGED() do { \
+        x = to_u128(MEMO_X[at]); \
+        p_ok = mpz_sgn(MEMO_V[at]) > 0; \
+        dp = mpz_get_d(MEMO_V[at]); \
+        p_small = mpz_sizeinbase(MEMO_V[at], 2) <= 51; \
+    } while (0)
+    AT_CHANGED();
+    int moved = 1;
+    while (moved) {
+        moved = 0;
+        for (long j = top; j >= 0; j--) {
+            u128 d = (u128)1 << j;
+            u128 both[2] = {x - d, x + d};
+            int under = x < d;            /* (x - d below zero: outside [lo, hi], lo being >= 1) */
+            for (int k = 0; k < 2; k++) {
+                u128 n = both[k];
+                if ((k == 0 && under) || n < ulo || n > uhi)
+                    continue;
+                int i = memo_find_u128(n);
+                if (i < 0) {
+                    if (screen_on && p_ok &&
+                        refuted_d((double)n, n < ((u128)1 << 52), dp, p_small)) {  /* (at most the one to beat) */
+                        screened++;
+                        continue;
+                    }
+                    screen_priced += screen_on;
+                    set_u128(cand, n);
+                    i = priced(cand);
+                }
+                if (i < 0)
+                    return -1;
+                if (mpz_cmp(MEMO_V[i], MEMO_V[at]) > 0) {
+                    at = i;
+                    moved = 1;
+                    AT_CHANGED();         /* (this round's other move is still from the x it began at: both[]) */
+                }
+            }
+            x = to_u128(MEMO_X[at]);
+        }
+    }
+#undef AT_CHANGED
+    return at;
+}
+
+/* pattern() on sizes of any width (mpz throughout) */
+static int pattern_wide(const mpz_t lo, const mpz_t hi, int at, long top)
+{
+    mpz_ptr n1 = T[11], n2 = T[12], d = T[13];
     int moved = 1;
     while (moved) {
         moved = 0;
@@ -748,6 +849,32 @@ static int curve_of(const leg_t *L, mpz_t ri, mpz_t ro, mpz_t den, unsigned long
     mpz_mul_2exp(den, L->a, 96);
     *big_k = 1000000;
     return L->keep < 1000000;
+}
+
+/* 1 if first + w/4 and last - w/4 (w = last - first) both lie in the exact trip's (n, p, r) set of
+ * sizes whose continuous profit reaches level: (r*x - b)*x + level*p <= 0, b = n - p - r*level (a
+ * quadratic's interval: so does every size between them). Three products of the ~1,150-bit
+ * coefficients by ~60-bit integers instead of level_interval's square root. */
+static int inside_exactly(const mpz_t first, const mpz_t last, const mpz_t n, const mpz_t p, const mpz_t r,
+                          const mpz_t level)
+{
+    mpz_ptr b = T[34], lp = T[35], t = T[36], x = xs;
+    mpz_sub(b, n, p);
+    mpz_submul(b, r, level);
+    mpz_mul(lp, level, p);
+    mpz_sub(x, last, first);
+    mpz_fdiv_q_2exp(x, x, 2);
+    for (int k = 0; k < 2; k++) {
+        if (k == 0)
+            mpz_add(x, first, x);
+        else {
+            mpz_sub(x, x, first);         /* (back to w/4) */
+            mpz_sub(x, last, x);
+        }
+        if (above(t, r, b, x, lp))
+            return 0;
+    }
+    return 1;
 }
 
 static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -924,12 +1051,28 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
         /* _finish's rounds: the exact trip's interval of p + 1; as wide as FINISH_SCAN, the pattern
          * search from (c, pc) over it (a local optimum: not proven) */
         mpz_add_ui(level, pc, 1);
-        mpz_set_ui(lo, 1);
-        if (!level_interval(first, last, n, p, r, level, lo, x_max))
-            OUT(answer(c, pc, yc, zc));
-        mpz_sub(t, last, first);
-        if (mpz_cmp_ui(t, FINISH_SCAN) < 0)
-            DECL(5);  /* narrow: a top-down round and the whole scan's (Python) */
+        if (fast_on && mpz_cmp_ui(t, 4 * FINISH_SCAN) >= 0 && inside_exactly(first, last, n, p, r, level)) {
+            width_by_points++;
+            /* [first + w/4, last - w/4] lies in the exact trip's interval (so that is as wide as
+             * FINISH_SCAN), which lies in the relaxed one's but for one size at each end (their real
+             * roots nest; each end is rounded by under 1.5): the pattern search over that, one wider
+             * at each end, moves as over the exact one (a size outside the exact interval profits at
+             * most pc, which no move takes), without the exact interval's ~2,400-bit square root */
+            mpz_sub_ui(first, first, 1);
+            if (mpz_cmp_ui(first, 1) < 0)
+                mpz_set_ui(first, 1);
+            mpz_add_ui(last, last, 1);
+            if (mpz_cmp(last, x_max) > 0)
+                mpz_set(last, x_max);
+        } else {
+            width_by_root++;
+            mpz_set_ui(lo, 1);
+            if (!level_interval(first, last, n, p, r, level, lo, x_max))
+                OUT(answer(c, pc, yc, zc));
+            mpz_sub(t, last, first);
+            if (mpz_cmp_ui(t, FINISH_SCAN) < 0)
+                DECL(5);  /* narrow: a top-down round and the whole scan's (Python) */
+        }
         int at = pattern(first, last, 0);
         if (at < 0)
             DECL(12);  /* a size the quotes here do not price (Python) */
@@ -1000,6 +1143,24 @@ static PyObject *screen(PyObject *self, PyObject *arg)
     if (on < 0)
         return NULL;
     screen_on = on;
+    Py_RETURN_NONE;
+}
+
+/* For the tests: (128-bit pattern searches, mpz ones, wide intervals told by two points, by the square root) */
+static PyObject *path_counts(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("(llll)", pattern_narrow, pattern_mpz, width_by_points, width_by_root);
+}
+
+static PyObject *fast(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+    fast_on = on;
     Py_RETURN_NONE;
 }
 
@@ -1257,12 +1418,50 @@ static PyObject *product_below(PyObject *self, PyObject *const *args, Py_ssize_t
     return PyBool_FromLong(mpz_cmp(a, c) < 0);
 }
 
+/* surplus(m, n) -> m[0]*n[0] - m[1]*n[1] for two margins (num, den) (arb_finder.on_update's exact test of
+ * a round trip's margin product, on ~330-bit integers for V3 pools); anything but two pairs of ints
+ * by the objects' own arithmetic */
+static PyObject *surplus(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "surplus takes 2 arguments");
+        return NULL;
+    }
+    PyObject *m = args[0], *n = args[1];
+    if (!PyTuple_CheckExact(m) || !PyTuple_CheckExact(n) || PyTuple_GET_SIZE(m) != 2 || PyTuple_GET_SIZE(n) != 2 ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(m, 0)) || !PyLong_CheckExact(PyTuple_GET_ITEM(m, 1)) ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(n, 0)) || !PyLong_CheckExact(PyTuple_GET_ITEM(n, 1))) {
+        PyObject *it[4] = {PySequence_GetItem(m, 0), PySequence_GetItem(m, 1), PySequence_GetItem(n, 0),
+                           PySequence_GetItem(n, 1)};
+        PyObject *l = NULL, *r = NULL, *out = NULL;
+        if (it[0] && it[1] && it[2] && it[3] && (l = PyNumber_Multiply(it[0], it[2])) &&
+            (r = PyNumber_Multiply(it[1], it[3])))
+            out = PyNumber_Subtract(l, r);
+        for (int i = 0; i < 4; i++)
+            Py_XDECREF(it[i]);
+        Py_XDECREF(l);
+        Py_XDECREF(r);
+        return out;
+    }
+    PyObject *m0 = PyTuple_GET_ITEM(m, 0), *m1 = PyTuple_GET_ITEM(m, 1), *n0 = PyTuple_GET_ITEM(n, 0),
+             *n1 = PyTuple_GET_ITEM(n, 1);
+    mpz_ptr a = T[20], b = T[21], c = T[22];
+    if (from_py(a, m0) || from_py(b, n0) || (mpz_mul(a, a, b), from_py(b, m1)) || from_py(c, n1))
+        return NULL;  /* (exact ints: from_py fails only without memory) */
+    mpz_submul(a, b, c);
+    return to_py(a);
+}
+
 static PyMethodDef methods[] = {
     {"quote", leg_quote, METH_VARARGS, "quote(leg, x) -> the leg's exact output | False (not priced here)"},
     {"least_input", leg_least_input, METH_VARARGS,
      "least_input(leg, y) -> PoolVenue.least_input's answer (None: its None) | False (not this leg)"},
     {"screen_counts", screen_counts, METH_NOARGS,
      "screen_counts() -> (pattern-search sizes the float screen refuted, sizes it left to the exact quotes)"},
+    {"path_counts", path_counts, METH_NOARGS,
+     "path_counts() -> (128-bit pattern searches, mpz ones, wide intervals told by two points, by the root)"},
+    {"fast", fast, METH_O, "fast(on): the 128-bit pattern search and the two-point width test on or off (the same answers)"},
     {"screen", screen, METH_O, "screen(on): the pattern search's float screen on or off (the same answers)"},
     {"bound", leg_bound, METH_VARARGS,
      "bound(leg, x) -> a float upper bound of quote(leg, x) | None (not bounded here) | False (not a leg)"},
@@ -1274,6 +1473,8 @@ static PyMethodDef methods[] = {
     {"tick_sqrt", tick_sqrt, METH_VARARGS, "tick_sqrt(tick) -> TickMath.getSqrtRatioAtTick(tick) | None (out of range)"},
     {"v3_edge", (PyCFunction)(void (*)(void))v3_edge, METH_FASTCALL,
      "v3_edge(sqrt_price, liquidity, tick, spacing, fee, zero_for_one) -> (max_in, edge, amount to it) | None"},
+    {"surplus", (PyCFunction)(void (*)(void))surplus, METH_FASTCALL,
+     "surplus(m, n) -> m[0]*n[0] - m[1]*n[1] (arb_finder.on_update's margin test)"},
     {"product_below", (PyCFunction)(void (*)(void))product_below, METH_FASTCALL,
      "product_below(u, v, w, x, y) -> u*v < w*x*y (arb_finder._product_below)"},
     {NULL, NULL, 0, NULL},

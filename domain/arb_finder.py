@@ -69,8 +69,9 @@ try:  # the closed-form sizing's integer work in C on GMP (domain/_closed_form_g
     from tapedeck.domain._closed_form_gmp import closed_form as _gmp_closed_form
     from tapedeck.domain._closed_form_gmp import product_below as _gmp_product_below
     from tapedeck.domain._closed_form_gmp import v3_edge as _gmp_v3_edge
+    from tapedeck.domain._closed_form_gmp import surplus as _gmp_surplus
 except ImportError:
-    _gmp_closed_form = _gmp_product_below = _gmp_v3_edge = None
+    _gmp_closed_form = _gmp_product_below = _gmp_v3_edge = _gmp_surplus = None
 
 Q96 = 1 << 96
 Q192 = 1 << 192
@@ -141,7 +142,7 @@ class PoolVenue:
         self._fee, self._spacing = spec.fee, spec.tick_spacing
         self._period = 1_000_000 // gcd(spec.fee, 1_000_000) if spec.kind == "v3" and spec.fee else 1
         self._margins: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # token in -> (state version, margin)
-        self._views: dict[str, list[Any]] = {}  # token in -> _priced's [price key, max_in, leg, curve parts, curve]
+        self._views: dict[str, list[Any]] = {}  # token in -> _priced's [price key, max_in, leg, curve parts, curve, version]
         self._edges: dict[str, tuple[Any, int, int]] = {}  # V3: token in -> (price key, edge sqrt price, amount to it)
         self._both: tuple[Any, ...] | None = None  # (price objects, token in, both margins): margins_if_fresh
 
@@ -226,11 +227,12 @@ class PoolVenue:
         return c
 
     def _priced(self, state: MarketState, token_in: str) -> list[Any]:
-        """``[price key, max_in, leg, curve parts, curve]`` of the current price for ``token_in``, kept per
-        price: what the finder's capacity test (``max_in``) and the C sizing (``leg``, ``_gmp_leg``) take,
-        without the curve's products of ~400-bit integers, made only when ``curve`` is asked for
-        (the Python sizing). ``curve parts``: V2 ``(reserve in, reserve out)``, V3 ``(liquidity, sqrt
-        price, zero_for_one)``; None: no curve (an unknown or empty pool)."""
+        """``[price key, max_in, leg, curve parts, curve, version]`` of the current price for ``token_in``,
+        kept per price: what the finder's capacity test (``max_in``) and the C sizing (``leg``,
+        ``_gmp_leg``) take, without the curve's products of ~400-bit integers, made only when ``curve``
+        is asked for (the Python sizing). ``curve parts``: V2 ``(reserve in, reserve out)``, V3
+        ``(liquidity, sqrt price, zero_for_one)``; None: no curve (an unknown or empty pool).
+        ``version``: ``version(state)`` of that price (an opportunity's, read off the view it was sized on)."""
         if self._v2:
             p = state.v2.get(self.id)
             key: Any = p  # a V2 state is replaced, never changed, on each update
@@ -258,12 +260,13 @@ class PoolVenue:
         if self._v2:  # (``_v2_reserves`` inlined: a view is made on most gap-opening updates' legs)
             p = state.v2.get(self.id)
             if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
-                return [key, 0, None, None, None]
-            r_in, r_out = (p.reserve0, p.reserve1) if token_in == self.token0 else (p.reserve1, p.reserve0)
-            return [key, 1 << 255, (0, r_in, r_out, self._v2_keep), (r_in, r_out), None]
+                return [key, 0, None, None, None, self.version(state)]
+            r0, r1 = p.reserve0, p.reserve1
+            r_in, r_out = (r0, r1) if token_in == self.token0 else (r1, r0)
+            return [key, 1 << 255, (0, r_in, r_out, self._v2_keep), (r_in, r_out), None, (r0, r1)]
         s = state.v3.get(self.id)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
-            return [key, 0, None, None, None]
+            return [key, 0, None, None, None, self.version(state)]
         sp, lq, fee, keep = s.sqrt_price_x96, s.liquidity, self._fee, self._v3_keep
         spacing = self._spacing
         if _gmp_v3_edge is not None:  # the same edge and amounts in C (tick math included), where it prices them
@@ -272,7 +275,7 @@ class PoolVenue:
             if got is not None:
                 mx, edge, cap = got
                 self._edges[token_in] = ((sp, lq, s.tick), edge, cap)
-                return [key, mx, (1, sp, lq, edge, cap, keep, zfo), (lq, sp, zfo), None]
+                return [key, mx, (1, sp, lq, edge, cap, keep, zfo), (lq, sp, zfo), None, (sp, lq)]
         lower = max((s.tick // spacing) * spacing, MIN_TICK)  # type: ignore[operator]  # tick_spacing_interval
         # the amounts to the interval's edge, rounded up, as SqrtPriceMath.getAmount0Delta /
         # getAmount1Delta (inlined: this is the finder's hot path; equal to them, as the test of
@@ -295,7 +298,7 @@ class PoolVenue:
             zfo = False
         # an exact-in swap stays inside the interval iff amount <= cap + ceil(cap*fee/keep)
         # (cross_pool_arb.feasible_max)
-        return [key, cap - (-(cap * fee) // keep), leg, (lq, sp, zfo), None]
+        return [key, cap - (-(cap * fee) // keep), leg, (lq, sp, zfo), None, (sp, lq)]
 
     def margin(self, state: MarketState, token_in: str) -> tuple[int, int] | None:
         """The output per unit input at size zero after the fee (the quiet path: no tick math;
@@ -755,12 +758,12 @@ class ArbFinder:
             first = second = None
             mb_s, mb_o, fb_s, fb_o = theirs
             if ma_s is not None and mb_o is not None and fa_s * fb_o >= NEAR_ONE:
-                surplus = ma_s[0] * mb_o[0] - ma_s[1] * mb_o[1]
+                surplus = _surplus(ma_s, mb_o)
                 if surplus > 0:
                     st.paid_at_margin += 1
                     first = self._sized(state, a, b, s, o, now_ts, memo, ma_s, mb_o, a, surplus)
             if ma_o is not None and mb_s is not None and fa_o * fb_s >= NEAR_ONE:
-                surplus = mb_s[0] * ma_o[0] - mb_s[1] * ma_o[1]
+                surplus = _surplus(mb_s, ma_o)
                 if surplus > 0:
                     st.paid_at_margin += 1
                     second = self._sized(state, b, a, s, o, now_ts, memo, mb_s, ma_o, a, surplus)
@@ -881,8 +884,11 @@ class ArbFinder:
         if memo is None:
             g = self.gas(state, (a, b), s, now)
         else:
-            gk = (ra.chain if pa else a.chain, ra.gas_units if pa else a.gas_units,
-                  rb.chain if pb else b.chain, rb.gas_units if pb else b.gas_units, s)
+            if pa and pb and ra.chain == rb.chain:  # (one chain, the hot venue's: its gas price times both legs' units)
+                gk: Any = ra.gas_units + rb.gas_units
+            else:
+                gk = (ra.chain if pa else a.chain, ra.gas_units if pa else a.gas_units,
+                      rb.chain if pb else b.chain, rb.gas_units if pb else b.gas_units, s)
             g = memo[gk] if gk in memo else memo.setdefault(gk, self.gas(state, (a, b), s, now, memo))
         if g is None:
             st.unpriced_gas += 1
@@ -951,8 +957,8 @@ class ArbFinder:
         st.found += 1
         a_id, a_venue = (ra.id, ra.venue) if pa else (a.id, a.venue)
         b_id, b_venue = (rb.id, rb.venue) if pb else (b.id, b.venue)
-        versions = (a_id, ra.version(state) if pa else _version_text(a, state),
-                    b_id, rb.version(state) if pb else _version_text(b, state), s)
+        versions = (a_id, va[5] if pa else _version_text(a, state),  # (a PoolVenue's: its view's, of this price)
+                    b_id, vb[5] if pb else _version_text(b, state), s)
         return Opportunity(pair_key(s, o), s, (Leg(a_id, a_venue, s, o, x, y), Leg(b_id, b_venue, o, s, y, z)),
                            x, z, p, gas_wei, gas_cost, net, method, proven, versions)
 
@@ -1037,6 +1043,15 @@ def _product_below(u: int, v: int, w: int, x: int, y: int) -> bool:
         if left <= right - 3:
             return True
     return u * v < w * x * y
+
+
+def _margin_surplus(m: tuple[int, int], n: tuple[int, int]) -> int:
+    """``m[0]*n[0] - m[1]*n[1]``: a round trip's margin product above 1, times its denominators (on_update's exact
+    test; ``_closed_form_gmp.surplus`` where the C is built: ~330-bit products, the same ints)."""
+    return m[0] * n[0] - m[1] * n[1]
+
+
+_surplus = _margin_surplus if _gmp_surplus is None else _gmp_surplus
 
 
 # the capacity test where the C is built (``_closed_form_gmp.product_below``: the same answers,

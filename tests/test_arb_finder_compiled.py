@@ -336,37 +336,81 @@ def test_the_c_legs_cases_were_all_seen() -> None:
     assert LEGS["bounded"] >= 300 and LEGS["bounded_wide"] >= 50, LEGS
 
 
+def _switched_runs(switch, counts, events: int) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
+    """The benchmark stream's first ``events`` updates with a C switch on, then off: per run the encoded
+    opportunities, the finder's stats, how much ``counts()`` moved and the unproven opportunities."""
+    bench = _bench()
+    stream = bench.updates(1, events, 50)
+    runs = []
+    for on in (True, False):
+        switch(on)
+        try:
+            finder, engine = bench.finder_and_engine(1)
+            before = counts()
+            got = []
+            for e in stream:
+                engine.handle(e)
+                got += finder.on_update(engine.state, e.pool, e.ts)
+            ran = tuple(now - then for now, then in zip(counts(), before))
+        finally:
+            switch(True)
+        runs.append((_encoded(got), _stats(finder), ran, sum(not o.proven for o in got)))
+    return runs
+
+
 def test_the_pattern_search_float_screen_changes_no_answer() -> None:
     """The C pattern search refutes by a float bound the sizes that cannot beat its best (most of them) and
     prices the rest exactly: the benchmark stream's opportunities are the same with the screen off, and it
     refuted sizes there."""
     if gmp is None:
         pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
-    bench = _bench()
-    stream = bench.updates(1, 6000, 50)
-    runs = []
-    for on in (True, False):
-        gmp.screen(on)
-        try:
-            finder, engine = bench.finder_and_engine(1)
-            before = gmp.screen_counts()
-            got = []
-            for e in stream:
-                engine.handle(e)
-                got += finder.on_update(engine.state, e.pool, e.ts)
-            refuted, priced = (now - then for now, then in zip(gmp.screen_counts(), before))
-        finally:
-            gmp.screen(True)
-        runs.append((_encoded(got), _stats(finder), refuted, priced, sum(not o.proven for o in got)))
-    (on_opps, on_stats, refuted, priced, unproven), (off_opps, off_stats, off_refuted, off_priced, _) = runs
+    (on_opps, on_stats, (refuted, priced), unproven), (off_opps, off_stats, off_ran, _) = _switched_runs(
+        gmp.screen, gmp.screen_counts, 6000)
     assert on_opps == off_opps and on_stats == off_stats
     assert unproven >= 2 and refuted > 4 * priced >= 4, (unproven, refuted, priced)  # (it ran, and refuted most)
-    assert off_refuted == 0 and off_priced == 0
+    assert off_ran == (0, 0)
+
+
+def test_the_c_fast_paths_change_no_answer() -> None:
+    """The C pattern search on 128-bit sizes (the mpz one above 2^126) and its wide interval told by two
+    exact points (instead of the exact interval's square root): the benchmark stream's opportunities
+    and stats are the same with both off, and each way ran."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    (on_opps, on_stats, on_ran, unproven), (off_opps, off_stats, off_ran, _) = _switched_runs(
+        gmp.fast, gmp.path_counts, 12000)
+    assert on_opps == off_opps and on_stats == off_stats
+    narrow, mpz_, points, root = on_ran
+    assert unproven >= 2 and narrow >= 2 and points >= 1 and mpz_ == 0, on_ran  # (the fast ways ran)
+    assert off_ran[0] == off_ran[2] == 0 and off_ran[1] == narrow and off_ran[3] == points + root, off_ran
 
 
 def _near_powers_of_two():  # type: ignore[no-untyped-def]
     """Integers at and around the digit and limb boundaries (2^30k, 2^64k) the C conversions cross."""
     return st.builds(lambda e, d: max(1, (1 << e) + d), st.integers(0, 700), st.integers(-3, 3))
+
+
+def _near_powers_of_two_or_small():  # type: ignore[no-untyped-def]
+    return _near_powers_of_two() | st.integers(-5, 5)
+
+
+@given(st.lists(_near_powers_of_two_or_small(), min_size=4, max_size=4))
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+def test_the_c_margin_surplus_is_the_products_difference(xs: list[int]) -> None:
+    """``_closed_form_gmp.surplus`` (on_update's exact margin test where built) is ``_margin_surplus``:
+    ``m[0]*n[0] - m[1]*n[1]`` for factors of 1 to ~700 bits, zero and negative, equal products (a zero
+    surplus) and non-int or non-tuple margins (by their own arithmetic)."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    from fractions import Fraction
+    a, b, c, d = xs
+    assert gmp.surplus((a, b), (c, d)) == PURE_FINDER._margin_surplus((a, b), (c, d)) == a * c - b * d
+    assert gmp.surplus((a, c), (c, a)) == 0  # (equal products: exactly zero)
+    assert gmp.surplus((a, b), (a, b)) == a * a - b * b
+    assert gmp.surplus([a, b], (c, d)) == a * c - b * d
+    assert gmp.surplus((Fraction(a, 3), b), (c, d)) == Fraction(a, 3) * c - b * d
+    with pytest.raises(TypeError):
+        gmp.surplus((a, b))
 
 
 @given(_near_powers_of_two(), _near_powers_of_two(), _near_powers_of_two(), st.integers(1, 9_999))
