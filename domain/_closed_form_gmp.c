@@ -118,12 +118,23 @@ static PyObject *to_py(const mpz_t z)
     if (mpz_fits_slong_p(z))
         return PyLong_FromLong(mpz_get_si(z));
 #ifdef DIGITS_DIRECT
-    size_t ndigits = (mpz_sizeinbase(z, 2) + PyLong_SHIFT - 1) / PyLong_SHIFT, written = 0;
+    size_t ndigits = (mpz_sizeinbase(z, 2) + PyLong_SHIFT - 1) / PyLong_SHIFT, nl = mpz_size(z), li = 0;
     PyLongObject *l = _PyLong_New((Py_ssize_t)ndigits);
     if (l == NULL)
         return NULL;
-    mpz_export(l->ob_digit, &written, -1, sizeof(digit), 0, 8 * sizeof(digit) - PyLong_SHIFT, z);
-    Py_SET_SIZE(l, mpz_sgn(z) < 0 ? -(Py_ssize_t)written : (Py_ssize_t)written);
+    const mp_limb_t *limbs = mpz_limbs_read(z);
+    unsigned __int128 acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < ndigits; i++) {  /* 64-bit limbs unpacked into 30-bit digits (from_py's inverse) */
+        if (bits < PyLong_SHIFT && li < nl) {
+            acc |= (unsigned __int128)limbs[li++] << bits;
+            bits += GMP_NUMB_BITS;
+        }
+        l->ob_digit[i] = (digit)(acc & PyLong_MASK);
+        acc >>= PyLong_SHIFT;
+        bits -= PyLong_SHIFT;
+    }
+    Py_SET_SIZE(l, mpz_sgn(z) < 0 ? -(Py_ssize_t)ndigits : (Py_ssize_t)ndigits);
     return (PyObject *)l;
 #endif
     size_t nbytes = (mpz_sizeinbase(z, 2) + 7) / 8, count = 0;

@@ -14,9 +14,12 @@ cdef class PoolVenue:
     cdef public object _v3_keep, _v2_keep, _period, _both, _fee, _spacing
     cdef public dict _margins, _views, _edges
     cdef public bint _v2
+    @cython.locals(v2=dict, v3=dict)
     cpdef list _priced(self, state, token_in)
+    @cython.locals(v2=dict, v3=dict)
     cpdef list _view(self, state, token_in, key)
     cpdef margin(self, state, token_in)
+    @cython.locals(updated=dict, stale=dict, v2=dict, v3=dict)
     cpdef margins_if_fresh(self, state, s, o, now_ts, max_age_ns)
     cpdef mid(self, state, token_in)
     cpdef version(self, state)

@@ -234,10 +234,12 @@ class PoolVenue:
         ``(liquidity, sqrt price, zero_for_one)``; None: no curve (an unknown or empty pool).
         ``version``: ``version(state)`` of that price (an opportunity's, read off the view it was sized on)."""
         if self._v2:
-            p = state.v2.get(self.id)
+            v2 = state.v2  # (the state's tables as locals: typed dicts in the compiled build, arb_finder.pxd)
+            p = v2.get(self.id)
             key: Any = p  # a V2 state is replaced, never changed, on each update
         else:
-            q = state.v3.get(self.id)
+            v3 = state.v3
+            q = v3.get(self.id)
             key = None if q is None else (q.sqrt_price_x96, q.liquidity, q.tick)
         hit = self._views.get(token_in)
         if hit is not None and key is not None and (hit[0] is key if self._v2 else hit[0] == key):
@@ -258,13 +260,15 @@ class PoolVenue:
     def _view(self, state: MarketState, token_in: str, key: Any) -> list[Any]:
         """``_priced``'s view, made for a price it does not hold (and the V3 edge ``quote`` steps to)."""
         if self._v2:  # (``_v2_reserves`` inlined: a view is made on most gap-opening updates' legs)
-            p = state.v2.get(self.id)
+            v2 = state.v2
+            p = v2.get(self.id)
             if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
                 return [key, 0, None, None, None, self.version(state)]
             r0, r1 = p.reserve0, p.reserve1
             r_in, r_out = (r0, r1) if token_in == self.token0 else (r1, r0)
             return [key, 1 << 255, (0, r_in, r_out, self._v2_keep), (r_in, r_out), None, (r0, r1)]
-        s = state.v3.get(self.id)
+        v3 = state.v3
+        s = v3.get(self.id)
         if s is None or not s.liquidity or not s.sqrt_price_x96:
             return [key, 0, None, None, None, self.version(state)]
         sp, lq, fee, keep = s.sqrt_price_x96, s.liquidity, self._fee, self._v3_keep
@@ -331,18 +335,21 @@ class PoolVenue:
         and liquidity are the ints its last event set: the same objects mean the same values, and a
         different object with an equal value is just priced again)."""
         pid = self.id
-        t = state.updated.get(pid)
-        if t is None or now_ts - t > max_age_ns or (state.stale and pid in state.stale):
+        updated, stale = state.updated, state.stale  # (typed dicts in the compiled build)
+        t = updated.get(pid)
+        if t is None or now_ts - t > max_age_ns or (stale and pid in stale):
             return None
         both = self._both
         if self._v2:
-            p = state.v2.get(pid)
+            v2 = state.v2
+            p = v2.get(pid)
             if both is not None and both[0] is p and both[2] is s:
                 return both[3]
             k1: Any = p
             k2: Any = None
         else:
-            q = state.v3.get(pid)
+            v3 = state.v3
+            q = v3.get(pid)
             k1, k2 = (None, None) if q is None else (q.sqrt_price_x96, q.liquidity)
             if both is not None and both[0] is k1 and both[1] is k2 and both[2] is s and k1 is not None:
                 return both[3]
