@@ -32,7 +32,7 @@ cdef class ArbFinder:
     cdef public bint refute_by_capacity, compiled_sizing, scan_whole
     @cython.locals(ra=PoolVenue, pb=PoolVenue)
     cpdef list on_update(self, state, venue_id, now_ts)
-    @cython.locals(blocks=dict)
+    @cython.locals(blocks=dict, pv=PoolVenue)
     cpdef gas(self, state, legs, profit_token, now, dict memo=*)
     @cython.locals(ra=PoolVenue, rb=PoolVenue)
     cpdef _sized(self, state, a, b, s, o, now, dict memo, ma, mb, hot=*, surplus=*)

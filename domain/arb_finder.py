@@ -832,29 +832,24 @@ class ArbFinder:
             return None
         if native == profit_token:
             return wei, wei
-        mk = (native, profit_token)  # (a 2-tuple: never equal to _sized's 5-tuple keys)
+        mk = (native, profit_token)  # (a 2-tuple: never equal to _sized's keys)
         if memo is not None and mk in memo:
             m = memo[mk]
-            if m is None:
-                return None
-            wk = (native, profit_token, wei)  # (a 3-tuple: the value of this much gas, for legs in either order)
-            got = memo.get(wk)
-            if got is None:
-                got = memo[wk] = (wei, -((-wei * m[0]) // m[1]))
-            return got
-        found = None
-        for v in self.pairs.get(pair_key(native, profit_token), ()):
-            if not v.fresh(state, now, self.max_age_ns):
-                continue
-            m = v.mid(state, native)
-            if m is not None and m[1] > 0:
-                found = m
-                break
-        if memo is not None:
-            memo[mk] = found
-        if found is None:
+        else:
+            m = None
+            for v in self.pairs.get(pair_key(native, profit_token), ()):
+                pv = v if type(v) is PoolVenue else None  # (compiled: a typed PoolVenue, its methods called directly)
+                if not (pv.fresh(state, now, self.max_age_ns) if pv is not None else v.fresh(state, now, self.max_age_ns)):
+                    continue
+                got = pv.mid(state, native) if pv is not None else v.mid(state, native)
+                if got is not None and got[1] > 0:
+                    m = got
+                    break
+            if memo is not None:
+                memo[mk] = m
+        if m is None:
             return None
-        return wei, -((-wei * found[0]) // found[1])  # rounded up: never understate the cost
+        return wei, -((-wei * m[0]) // m[1])  # rounded up: never understate the cost
 
     def round_trip(self, state: MarketState, a: Any, b: Any, s: str, o: str, now: int | None = None) -> Opportunity | None:
         """``s -> o`` on ``a``, ``o -> s`` on ``b``: the exact best size, if it pays gas + min_profit."""
