@@ -16,7 +16,6 @@ cdef class PoolVenue:
     cdef public bint _v2
     @cython.locals(v2=dict, v3=dict)
     cpdef list _priced(self, state, token_in)
-    @cython.locals(v2=dict, v3=dict)
     cpdef list _view(self, state, token_in, key)
     cpdef margin(self, state, token_in)
     @cython.locals(updated=dict, stale=dict, v2=dict, v3=dict)
@@ -38,4 +37,5 @@ cdef class ArbFinder:
     cpdef _sized(self, state, a, b, s, o, now, dict memo, ma, mb, hot=*, surplus=*)
 
 cpdef double _ratio(object m)
+@cython.locals(v3=dict)
 cpdef _view_leg(PoolVenue v, state, list view)

@@ -258,29 +258,28 @@ class PoolVenue:
         return (p.reserve0, p.reserve1) if token_in == self.token0 else (p.reserve1, p.reserve0)
 
     def _view(self, state: MarketState, token_in: str, key: Any) -> list[Any]:
-        """``_priced``'s view, made for a price it does not hold (and the V3 edge ``quote`` steps to)."""
+        """``_priced``'s view, made for a price it does not hold (and the V3 edge ``quote`` steps to), from
+        ``_priced``'s key of the current state: the V2 state itself, or the V3 ``(sqrt price, liquidity,
+        tick)`` (read once, there)."""
         if self._v2:  # (``_v2_reserves`` inlined: a view is made on most gap-opening updates' legs)
-            v2 = state.v2
-            p = v2.get(self.id)
+            p = key
             if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
                 return [key, 0, None, None, None, self.version(state)]
             r0, r1 = p.reserve0, p.reserve1
             r_in, r_out = (r0, r1) if token_in == self.token0 else (r1, r0)
             return [key, 1 << 255, (0, r_in, r_out, self._v2_keep), (r_in, r_out), None, (r0, r1)]
-        v3 = state.v3
-        s = v3.get(self.id)
-        if s is None or not s.liquidity or not s.sqrt_price_x96:
+        if key is None or not key[1] or not key[0]:
             return [key, 0, None, None, None, self.version(state)]
-        sp, lq, fee, keep = s.sqrt_price_x96, s.liquidity, self._fee, self._v3_keep
-        spacing = self._spacing
+        sp, lq, tick = key
+        fee, keep, spacing = self._fee, self._v3_keep, self._spacing
         if _gmp_v3_edge is not None:  # the same edge and amounts in C (tick math included), where it prices them
             zfo = token_in == self.token0
-            got = _gmp_v3_edge(sp, lq, s.tick, spacing, fee, zfo)
+            got = _gmp_v3_edge(sp, lq, tick, spacing, fee, zfo)
             if got is not None:
                 mx, edge, cap = got
-                self._edges[token_in] = ((sp, lq, s.tick), edge, cap)
+                self._edges[token_in] = (key, edge, cap)
                 return [key, mx, (1, sp, lq, edge, cap, keep, zfo), (lq, sp, zfo), None, (sp, lq)]
-        lower = max((s.tick // spacing) * spacing, MIN_TICK)  # type: ignore[operator]  # tick_spacing_interval
+        lower = max((tick // spacing) * spacing, MIN_TICK)  # type: ignore[operator]  # tick_spacing_interval
         # the amounts to the interval's edge, rounded up, as SqrtPriceMath.getAmount0Delta /
         # getAmount1Delta (inlined: this is the finder's hot path; equal to them, as the test of
         # ``max_in`` against ``feasible_max`` holds)
@@ -289,14 +288,14 @@ class PoolVenue:
             sl = get_sqrt_ratio_at_tick(lower)
             cap = (-(-(-(-(lq << 96) * (sp - sl) // sp)) // sl) if sp >= sl
                    else get_amount0_delta(sl, sp, lq, True))  # (a price outside its tick's interval)
-            self._edges[token_in] = ((sp, lq, s.tick) if sp >= sl else None, sl, cap)
+            self._edges[token_in] = (key if sp >= sl else None, sl, cap)
             if sp >= sl:
                 leg = (1, sp, lq, sl, cap, keep, True)
             zfo = True
         else:
             su = get_sqrt_ratio_at_tick(min(lower + spacing, MAX_TICK))
             cap = -(-(lq * (su - sp)) >> 96) if su >= sp else get_amount1_delta(sp, su, lq, True)
-            self._edges[token_in] = ((sp, lq, s.tick) if su >= sp else None, su, cap)
+            self._edges[token_in] = (key if su >= sp else None, su, cap)
             if su >= sp:
                 leg = (1, sp, lq, su, cap, keep, False)
             zfo = False
@@ -1075,7 +1074,8 @@ def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | Non
 def _view_leg(v: PoolVenue, state: MarketState, view: list[Any]) -> tuple[Any, ...] | None:
     """``_gmp_leg`` of a view ``v._priced`` has just returned."""
     if not v._v2:
-        q = state.v3.get(v.id)
+        v3 = state.v3  # (a typed dict in the compiled build)
+        q = v3.get(v.id)
         if q is None or q.ticks is not None:  # (the ticks are not in the view's key: checked each time)
             return None
     return view[2]  # type: ignore[no-any-return]
