@@ -75,6 +75,7 @@ except ImportError:
 
 Q96 = 1 << 96
 Q192 = 1 << 192
+Q192_MILLION = 1_000_000 * Q192  # a V3 margin's denominator, token0 in (PoolVenue.margins_if_fresh)
 MAX_INT256 = (1 << 255) - 1
 V2_SWAP_GAS = 105_000  # about what a V2 pair swap costs (as adapters/paper_gateway.py prices paper legs)
 V3_SWAP_GAS = 130_000  # a V3 swap inside one tick interval
@@ -352,7 +353,17 @@ class PoolVenue:
             k1, k2 = (None, None) if q is None else (q.sqrt_price_x96, q.liquidity)
             if both is not None and both[0] is k1 and both[1] is k2 and both[2] is s and k1 is not None:
                 return both[3]
-        ms, mo = self.margin(state, s), self.margin(state, o)
+        if k1 and k2 and not self._v2 and ((s == self.token0 and o == self.token1) or (s == self.token1 and o == self.token0)):
+            # a V3 pool's two margins (``margin``, of ``mid``: sp^2 over 2^192 one way, the other way back)
+            # from one square of its price, and kept as ``margin`` keeps them
+            sp2, keep = k1 * k1, self._v3_keep
+            up, down = (keep * sp2, Q192_MILLION), (keep * Q192, 1_000_000 * sp2)
+            ms, mo = (up, down) if s == self.token0 else (down, up)
+            price = (k1, k2)
+            self._margins[s] = (price, ms)
+            self._margins[o] = (price, mo)
+        else:
+            ms, mo = self.margin(state, s), self.margin(state, o)
         m = (ms, mo, _ratio(ms), _ratio(mo))
         self._both = (k1, k2, s, m)
         return m

@@ -88,6 +88,26 @@ def test_margins_if_fresh_follow_the_state() -> None:
     assert venue.margins_if_fresh(state, T0, T1, 12, 5) is None
 
 
+@given(st.integers(2**80, 2**120), st.integers(1, 2**100), st.sampled_from([100, 500, 3000, 10000]),
+       st.booleans(), st.booleans())
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_margins_if_fresh_are_each_tokens_margin(sp: int, liq: int, fee: int, token0_first: bool, kept: bool) -> None:
+    """A V3 pool's two margins from ``margins_if_fresh`` (made from one square of its price) are what
+    ``margin`` makes for each token on a venue that never saw the price, in either order of the pair's
+    tokens, and what ``margin`` then returns from the venue's own cache (``kept``: margin asked first)."""
+    from tapedeck.domain.uniswap_v3 import get_tick_at_sqrt_ratio
+    spec = PoolSpec(POOL, "v3", T0, T1, fee, 10 if fee == 500 else 60)
+    state = v3_state(sp, liq, get_tick_at_sqrt_ratio(sp))
+    s, o = (T0, T1) if token0_first else (T1, T0)
+    fresh_venue, venue = PoolVenue(spec), PoolVenue(spec)
+    ms, mo = fresh_venue.margin(state, s), fresh_venue.margin(state, o)
+    if kept:
+        assert venue.margin(state, o) == mo
+    got = venue.margins_if_fresh(state, s, o, 1, 5)
+    assert got == (ms, mo, float(ms[0]) / float(ms[1]), float(mo[0]) / float(mo[1]))
+    assert (venue.margin(state, s), venue.margin(state, o)) == (ms, mo)
+
+
 @given(st.data())
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
 def test_capacity_refutation_never_drops_an_opportunity(data) -> None:
