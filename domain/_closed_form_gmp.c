@@ -39,11 +39,17 @@ typedef struct {
     int kind, zfo;
     mpz_t a, b, target, raw;      /* V2: reserve in, reserve out; V3: sqrt price, liquidity, edge, raw */
     mpz_t n1, n1sp;               /* V3: lq << 96 and, token0 in, (lq << 96)*sp: the same in every quote */
+    mpz_t ri, ro, den;            /* its Curve (curve_of), made when read: closed_form's, kept with the leg */
+    unsigned long ck, c_big_k;
+    int c_period;
     unsigned long keep;
     double da, db, dtarget, draw; /* a, b, target, raw as doubles (truncated: each <= its int), for bound() */
 } leg_t;
 
 static leg_t LA, LB;
+/* the leg tuples LA and LB were last read from (held: an object's address is not reused while it lives),
+ * so that the leg of the pool an update moved, the same tuple for each of its partners, is read once */
+static PyObject *LA_SRC, *LB_SRC;
 
 /* ---------------------------------------------------------------- int <-> mpz */
 
@@ -174,7 +180,34 @@ static int small_item(unsigned long *out, PyObject *tuple, Py_ssize_t i)
     return 0;
 }
 
+static int read_leg_now(leg_t *L, PyObject *t);
+static int curve_of(const leg_t *L, mpz_t ri, mpz_t ro, mpz_t den, unsigned long *k, unsigned long *big_k);
+
+/* read_leg into LA or LB (slot), unless it holds t's already (a tuple is immutable, its ints too) */
+static int read_leg_kept(leg_t *L, PyObject **src, PyObject *t)
+{
+    if (*src == t && t != NULL)
+        return 0;
+    Py_CLEAR(*src);
+    if (read_leg_now(L, t))
+        return -1;
+    L->c_period = curve_of(L, L->ri, L->ro, L->den, &L->ck, &L->c_big_k);
+    Py_INCREF(t);
+    *src = t;
+    return 0;
+}
+
+/* read_leg for the tests' single-leg calls: LA is then no longer the last closed_form's */
 static int read_leg(leg_t *L, PyObject *t)
+{
+    if (L == &LA)
+        Py_CLEAR(LA_SRC);
+    if (L == &LB)
+        Py_CLEAR(LB_SRC);
+    return read_leg_now(L, t);
+}
+
+static int read_leg_now(leg_t *L, PyObject *t)
 {
     if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 4)
         return -1;
@@ -896,16 +929,17 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     PyObject *la = args[0], *lb = args[1], *pmax_a = args[2], *pmax_b = args[3], *pneed = args[4];
-    mpz_ptr ri_a = T[0], ro_a = T[1], den_a = T[2], max_a = T[3], ri_b = T[4], ro_b = T[5], den_b = T[6],
-            max_b = T[7], need = T[8], t = T[9];
+    mpz_ptr ri_a = LA.ri, ro_a = LA.ro, den_a = LA.den, max_a = T[3], ri_b = LB.ri, ro_b = LB.ro, den_b = LB.den,
+            max_b = T[7], need = T[8], t = T[9];  /* (the legs' curves: read-only here) */
     unsigned long ka, KA, kb, KB, period_a;
-    if (read_leg(&LA, la) || read_leg(&LB, lb) || from_py(max_a, pmax_a) || from_py(max_b, pmax_b) ||
+    if (read_leg_kept(&LA, &LA_SRC, la) || read_leg_kept(&LB, &LB_SRC, lb) || from_py(max_a, pmax_a) ||
+        from_py(max_b, pmax_b) ||
         from_py(need, pneed)) {
         PyErr_Clear();
         DECLINE();
     }
-    period_a = (unsigned long)curve_of(&LA, ri_a, ro_a, den_a, &ka, &KA) + 1;  /* (only "> 1" is asked) */
-    curve_of(&LB, ri_b, ro_b, den_b, &kb, &KB);
+    period_a = (unsigned long)LA.c_period + 1;  /* (only "> 1" is asked) */
+    ka = LA.ck, KA = LA.c_big_k, kb = LB.ck, KB = LB.c_big_k;
     mpz_ptr n = T[26], p = T[27], r = T[28], x_max = T[29], nl = T[37], pl = T[38], rl = T[39],
             top = T[45], c = T[46], np_ = T[47];
     PyObject *result = NULL;
@@ -1507,7 +1541,8 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
     }
     leg_t *legs[2] = {&LA, &LB};
     for (int i = 0; i < 2; i++)
-        mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, legs[i]->n1, legs[i]->n1sp, NULL);
+        mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, legs[i]->n1, legs[i]->n1sp, legs[i]->ri,
+                  legs[i]->ro, legs[i]->den, NULL);
     mpz_init(MAX_UINT256);
     mpz_ui_pow_ui(MAX_UINT256, 2, 256);
     mpz_sub_ui(MAX_UINT256, MAX_UINT256, 1);
