@@ -378,6 +378,74 @@ static int level_interval_exact(mpz_t first, mpz_t last, const mpz_t n, const mp
     return mpz_cmp(first, last) <= 0;
 }
 
+/* floored()'s span of one c from the roots' float estimates, checked exactly: the sizes x of [start, end]
+ * with (a2*u - b)*u + kc <= 0, u = x - c (b > 0, disc = b^2 - 4*a2*kc >= 0: an interval). The roots are
+ * estimated as u2 = (b + sqrt(disc))/(2*a2) and u1 = 2*kc/(b + sqrt(disc)) (no cancellation), each within
+ * ~10 roundings of 2^-53, so within 2 where u2 < 2^50; each end is then moved to where the exact test holds
+ * at it and fails (or the range ends) just beyond it, instead of the exact ~1,000-bit square root and two
+ * divisions. 1: the span is [first, last]; 0: no size of [start, end] is in it; -1: not told here (the
+ * exact square root's path decides). */
+static long floored_by_estimate, floored_by_root;
+static mpz_t SP_U, SP_T, SP_X;
+static int fast_on;  /* (defined below, with the other switches) */
+
+static int in_span(const mpz_t a2, const mpz_t b, const mpz_t kc, const mpz_t c, const mpz_t x)
+{
+    mpz_sub(SP_U, x, c);
+    return !above(SP_T, a2, b, SP_U, kc);
+}
+
+static int span_by_estimate(mpz_t first, mpz_t last, const mpz_t a2, const mpz_t b, const mpz_t disc,
+                            const mpz_t kc, const mpz_t c, const mpz_t start, const mpz_t end)
+{
+    long be, de, ae, ke;
+    double bm = mpz_get_d_2exp(&be, b), dm = mpz_get_d_2exp(&de, disc), am = mpz_get_d_2exp(&ae, a2),
+           km = mpz_get_d_2exp(&ke, kc);
+    if (!(bm > 0 && am > 0) || de - 2 * be < -2000 || ae - be > 1000 || be - ae > 1000 || ke - be > 1000 ||
+        be - ke > 1000)
+        return -1;
+    double sq = sqrt(ldexp(dm, (int)(de - 2 * be))), sum = bm + sq;  /* (b + sqrt(disc)) / 2^be */
+    double u2 = ldexp(sum / (2.0 * am), (int)(be - ae)), u1 = ldexp(2.0 * km / sum, (int)(ke - be));
+    if (!(u1 >= 0 && u1 <= u2 && u2 < 0x1p50))
+        return -1;
+    /* the real roots lie within [u1 - 2, u2 + 2] and [u1 + 2, u2 - 2] holds none of the outside */
+    mpz_set_d(first, floor(u1) - 2.0 < 0 ? 0.0 : floor(u1) - 2.0);
+    mpz_add(first, first, c);                 /* below the span, or at its first size */
+    mpz_set_d(last, floor(u2) + 3.0);
+    mpz_add(last, last, c);                   /* above the span */
+    if (mpz_cmp(last, start) < 0 || mpz_cmp(first, end) > 0)
+        return 0;                             /* every size of [start, end] lies beyond a root */
+    /* first: the least size of [start, end] in the span, from below it (at most ~5 sizes up) */
+    if (mpz_cmp(first, start) < 0)
+        mpz_set(first, start);
+    int steps = 0;
+    while (!in_span(a2, b, kc, c, first)) {
+        if (mpz_cmp(first, end) >= 0 || ++steps > 8)
+            return steps > 8 ? -1 : 0;        /* (end reached: the span misses [start, end]) */
+        mpz_add_ui(first, first, 1);
+    }
+    if (mpz_cmp(first, start) > 0) {          /* it must not be in the span just below: a size outside */
+        mpz_sub_ui(SP_X, first, 1);
+        if (in_span(a2, b, kc, c, SP_X))
+            return -1;
+    }
+    /* last: the greatest, from above it */
+    if (mpz_cmp(last, end) > 0)
+        mpz_set(last, end);
+    steps = 0;
+    while (!in_span(a2, b, kc, c, last)) {
+        if (++steps > 8)
+            return -1;
+        mpz_sub_ui(last, last, 1);            /* (first is in the span: last stops at it at the latest) */
+    }
+    if (mpz_cmp(last, end) < 0) {
+        mpz_add_ui(SP_X, last, 1);
+        if (in_span(a2, b, kc, c, SP_X))
+            return -1;
+    }
+    return 1;
+}
+
 #define MAX_SPANS 16
 static mpz_t SPAN_LO[MAX_SPANS], SPAN_HI[MAX_SPANS];
 
@@ -421,28 +489,36 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
                 mpz_mul(disc, b, b);
                 mpz_submul(disc, pk4, lc);
                 if (mpz_sgn(disc) >= 0) {
-                    mpz_sqrt(disc, disc);
-                    mpz_add_ui(disc, disc, 1);
-                    mpz_sub(t, b, disc);
-                    mpz_fdiv_q(first, t, a4);
-                    mpz_add(first, first, c);
-                    mpz_add(t, b, disc);
-                    mpz_cdiv_q(last, t, a4);
-                    mpz_add(last, last, c);
-                    if (mpz_cmp(first, start) < 0)
-                        mpz_set(first, start);
-                    if (mpz_cmp(last, end) > 0)
-                        mpz_set(last, end);
                     mpz_mul(kc, lc, pk);
-                    mpz_sub(u, first, c);
-                    while (mpz_cmp(first, last) <= 0 && above(t, a2, b, u, kc)) {
-                        mpz_add_ui(first, first, 1);
-                        mpz_add_ui(u, u, 1);
-                    }
-                    mpz_sub(u, last, c);
-                    while (mpz_cmp(last, first) >= 0 && above(t, a2, b, u, kc)) {
-                        mpz_sub_ui(last, last, 1);
-                        mpz_sub_ui(u, u, 1);
+                    int got = fast_on ? span_by_estimate(first, last, a2, b, disc, kc, c, start, end) : -1;
+                    if (got >= 0) {
+                        floored_by_estimate++;
+                        if (got == 0)
+                            mpz_add_ui(first, last, 1);  /* (no span: first > last) */
+                    } else {
+                        floored_by_root++;
+                        mpz_sqrt(disc, disc);
+                        mpz_add_ui(disc, disc, 1);
+                        mpz_sub(t, b, disc);
+                        mpz_fdiv_q(first, t, a4);
+                        mpz_add(first, first, c);
+                        mpz_add(t, b, disc);
+                        mpz_cdiv_q(last, t, a4);
+                        mpz_add(last, last, c);
+                        if (mpz_cmp(first, start) < 0)
+                            mpz_set(first, start);
+                        if (mpz_cmp(last, end) > 0)
+                            mpz_set(last, end);
+                        mpz_sub(u, first, c);
+                        while (mpz_cmp(first, last) <= 0 && above(t, a2, b, u, kc)) {
+                            mpz_add_ui(first, first, 1);
+                            mpz_add_ui(u, u, 1);
+                        }
+                        mpz_sub(u, last, c);
+                        while (mpz_cmp(last, first) >= 0 && above(t, a2, b, u, kc)) {
+                            mpz_sub_ui(last, last, 1);
+                            mpz_sub_ui(u, u, 1);
+                        }
                     }
                     if (mpz_cmp(first, last) <= 0) {
                         if (count == MAX_SPANS)
@@ -1191,12 +1267,49 @@ static PyObject *screen(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* For the tests: (128-bit pattern searches, mpz ones, wide intervals told by two points, by the square root) */
+/* For the tests: floored(n, p, r, level, lo, hi, keep, keep_den) as closed_form's top-down search takes it:
+ * the spans as a list of (first, last), None where there are more than MAX_SPANS (not its path) */
+static PyObject *floored_spans(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o[6];
+    unsigned long k, big_d;
+    if (!PyArg_ParseTuple(args, "OOOOOOkk", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &k, &big_d))
+        return NULL;
+    mpz_ptr z[6] = {T[37], T[38], T[39], T[40], T[41], T[42]};
+    for (int i = 0; i < 6; i++)
+        if (from_py(z[i], o[i])) {
+            PyErr_SetString(PyExc_TypeError, "floored_spans takes ints (and two unsigned longs)");
+            return NULL;
+        }
+    if (big_d <= k || k == 0 || mpz_sgn(z[2]) <= 0 || mpz_sgn(z[1]) <= 0 || mpz_sgn(z[3]) <= 0 || mpz_sgn(z[4]) <= 0) {
+        PyErr_SetString(PyExc_ValueError, "floored_spans: keep < keep_den, r, p, level and lo positive");
+        return NULL;
+    }
+    int count = floored(z[0], z[1], z[2], z[3], z[4], z[5], k, big_d);
+    if (count < 0)
+        Py_RETURN_NONE;
+    PyObject *out = PyList_New(count);
+    for (int i = 0; out && i < count; i++) {
+        PyObject *a = to_py(SPAN_LO[i]), *b = a ? to_py(SPAN_HI[i]) : NULL, *t = b ? PyTuple_Pack(2, a, b) : NULL;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (t == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, t);
+    }
+    return out;
+}
+
+/* For the tests: (128-bit pattern searches, mpz ones, wide intervals told by two points, by the square root,
+ * floored spans told by the roots' estimates, by the square root) */
 static PyObject *path_counts(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    return Py_BuildValue("(llll)", pattern_narrow, pattern_mpz, width_by_points, width_by_root);
+    return Py_BuildValue("(llllll)", pattern_narrow, pattern_mpz, width_by_points, width_by_root, floored_by_estimate,
+                         floored_by_root);
 }
 
 static PyObject *fast(PyObject *self, PyObject *arg)
@@ -1506,6 +1619,8 @@ static PyMethodDef methods[] = {
      "screen_counts() -> (pattern-search sizes the float screen refuted, sizes it left to the exact quotes)"},
     {"path_counts", path_counts, METH_NOARGS,
      "path_counts() -> (128-bit pattern searches, mpz ones, wide intervals told by two points, by the root)"},
+    {"floored_spans", floored_spans, METH_VARARGS,
+     "floored_spans(n, p, r, level, lo, hi, keep, keep_den) -> [(first, last), ...] | None (closed_form's floored)"},
     {"fast", fast, METH_O, "fast(on): the 128-bit pattern search and the two-point width test on or off (the same answers)"},
     {"screen", screen, METH_O, "screen(on): the pattern search's float screen on or off (the same answers)"},
     {"bound", leg_bound, METH_VARARGS,
@@ -1543,6 +1658,7 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
     for (int i = 0; i < 2; i++)
         mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, legs[i]->n1, legs[i]->n1sp, legs[i]->ri,
                   legs[i]->ro, legs[i]->den, NULL);
+    mpz_inits(SP_U, SP_T, SP_X, NULL);
     mpz_init(MAX_UINT256);
     mpz_ui_pow_ui(MAX_UINT256, 2, 256);
     mpz_sub_ui(MAX_UINT256, MAX_UINT256, 1);

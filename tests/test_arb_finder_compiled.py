@@ -12,6 +12,7 @@ pure."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import sys
@@ -226,6 +227,56 @@ def test_compiled_and_pure_round_trips_answer_the_same(n, p, r, x_max, level, wi
     assert answers(got) == answers(want)
 
 
+SPANS = {"estimated": 0, "rooted": 0, "empty": 0, "several": 0}
+
+
+@given(st.integers(2**150, 2**700), st.integers(2**150, 2**500), st.integers(1, 2**60), st.integers(2**8, 2**54),
+       st.integers(0, 2**12), st.integers(0, 60), st.integers(-3, 3),
+       st.sampled_from([(999_500, 10**6), (997_000, 10**6), (990_000, 10**6), (999_900, 10**6)]))
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+def test_the_c_floored_spans_are_the_pythons(n, p, r, x_at, width, lower, nudge, keep) -> None:
+    """The C top-down search's floored spans (each run's roots estimated in floats and each end checked by
+    the quadratic, else the exact square root) are ``RoundTrip.floored_level_intervals``'s, exactly: on
+    generated trips around their optimum, at levels from the best bound down (spans empty, one, several,
+    ends on the range's edges), with the estimate on and off."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    n = n + p * (1 + r % 7)  # (paying: its optimum near x_at, r chosen so, 2^8 to 2^54: the estimate's range and past it)
+    r = max(1, (math.isqrt(n * p) - p) // x_at)
+    trip = PURE_TRIP(n, p, r)
+    x = max(1, trip.optimum())
+    top = trip.max_profit_bound(x + width + 1)
+    level = max(1, top - lower)
+    lo = max(1, x - width // 2 + nudge)
+    hi = lo + width
+    want = trip.floored_level_intervals(level, lo, hi, *keep)
+    before = gmp.path_counts()
+    got = gmp.floored_spans(n, p, r, level, lo, hi, *keep)
+    ran = [now - then for now, then in zip(gmp.path_counts(), before)]
+    gmp.fast(False)
+    try:
+        rooted = gmp.floored_spans(n, p, r, level, lo, hi, *keep)
+    finally:
+        gmp.fast(True)
+    if got is None:  # (more spans than the C keeps: closed_form declines there)
+        assert rooted is None and len(want) > 16
+        return
+    assert got == want == rooted, (got, want)
+    SPANS["estimated"] += ran[4]
+    SPANS["rooted"] += ran[5]
+    SPANS["empty"] += not want
+    SPANS["several"] += len(want) > 1
+
+
+def test_the_c_floored_spans_cases_were_all_seen() -> None:
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    if not SPANS["estimated"]:
+        test_the_c_floored_spans_are_the_pythons()
+    assert SPANS["estimated"] >= 300 and SPANS["rooted"] >= 50, SPANS
+    assert SPANS["empty"] >= 30 and SPANS["several"] >= 30, SPANS
+
+
 def test_where_the_c_sizing_declines_the_python_sizes_the_same() -> None:
     """``closed_form`` answers ``False`` off its paths (here: every other call, and a leg it cannot quote),
     and the Python sizes those round trips: the same opportunities as the pure modules."""
@@ -372,17 +423,19 @@ def test_the_pattern_search_float_screen_changes_no_answer() -> None:
 
 
 def test_the_c_fast_paths_change_no_answer() -> None:
-    """The C pattern search on 128-bit sizes (the mpz one above 2^126) and its wide interval told by two
-    exact points (instead of the exact interval's square root): the benchmark stream's opportunities
-    and stats are the same with both off, and each way ran."""
+    """The C pattern search on 128-bit sizes (the mpz one above 2^126), its wide interval told by two
+    exact points (instead of the exact interval's square root), and the top-down search's floored spans
+    told by their roots' float estimates checked exactly (instead of a square root each): the benchmark
+    stream's opportunities and stats are the same with all of them off, and each way ran."""
     if gmp is None:
         pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
     (on_opps, on_stats, on_ran, unproven), (off_opps, off_stats, off_ran, _) = _switched_runs(
         gmp.fast, gmp.path_counts, 12000)
     assert on_opps == off_opps and on_stats == off_stats
-    narrow, mpz_, points, root = on_ran
-    assert unproven >= 2 and narrow >= 2 and points >= 1 and mpz_ == 0, on_ran  # (the fast ways ran)
-    assert off_ran[0] == off_ran[2] == 0 and off_ran[1] == narrow and off_ran[3] == points + root, off_ran
+    narrow, mpz_, points, root, estimated, rooted = on_ran
+    assert unproven >= 2 and narrow >= 2 and points >= 1 and mpz_ == 0 and estimated >= 50, on_ran  # (the fast ways ran)
+    assert off_ran[0] == off_ran[2] == off_ran[4] == 0, off_ran
+    assert off_ran[1] == narrow and off_ran[3] == points + root and off_ran[5] == estimated + rooted, off_ran
 
 
 def _near_powers_of_two():  # type: ignore[no-untyped-def]
