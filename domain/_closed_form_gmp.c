@@ -323,6 +323,89 @@ static int profit(mpz_t v, mpz_t y, mpz_t z, const mpz_t x)
 
 /* ---------------------------------------------------------------- RoundTrip */
 
+/* level_interval's ends from float estimates, each checked exactly (R = isqrt(disc) + 1 is never taken):
+ * first = floor((b - R)/(2r)) is the F with R <= b - F*2r and R > b - (F + 1)*2r, last = ceil((b + R)/(2r))
+ * the G with R <= G*2r - b and R > (G - 1)*2r - b, and R <= m iff m >= 1 and disc < m^2, R > m iff m <= 0
+ * or disc >= m^2: two squares of ~b's size per end instead of a square root of disc and two divisions.
+ * The estimates (b - s)/(2r) = 2*level*p/(b + s) (no cancellation) and (b + s)/(2r), s ~ sqrt(disc), are
+ * within 1 where they are below 2^50; an end is tried at its estimate and one either side. -1: not
+ * told so (the square root's path), else level_interval's answer with first and last set. */
+static long level_by_estimate, level_by_root;
+static int fast_on;  /* (defined below, with the other switches) */
+static mpz_t LI_M, LI_SQ, LI_LP;
+
+static int root_at_most(const mpz_t disc, const mpz_t m)
+{
+    if (mpz_sgn(m) <= 0)
+        return 0;
+    mpz_mul(LI_SQ, m, m);
+    return mpz_cmp(disc, LI_SQ) < 0;
+}
+
+static int root_above(const mpz_t disc, const mpz_t m)
+{
+    if (mpz_sgn(m) <= 0)
+        return 1;
+    mpz_mul(LI_SQ, m, m);
+    return mpz_cmp(disc, LI_SQ) >= 0;
+}
+
+/* 1 if v is floor((b - R)/r2) (the lower end) or ceil((b + R)/r2) (upper), R = isqrt(disc) + 1 */
+static int is_end(const mpz_t b, const mpz_t disc, const mpz_t r2, long v, int upper)
+{
+    mpz_mul_si(LI_M, r2, v);
+    if (upper) {                              /* R <= v*r2 - b and R > (v - 1)*r2 - b */
+        mpz_sub(LI_M, LI_M, b);
+        if (!root_at_most(disc, LI_M))
+            return 0;
+        mpz_sub(LI_M, LI_M, r2);
+        return root_above(disc, LI_M);
+    }
+    mpz_sub(LI_M, b, LI_M);                   /* R <= b - v*r2 and R > b - (v + 1)*r2 */
+    if (!root_at_most(disc, LI_M))
+        return 0;
+    mpz_sub(LI_M, LI_M, r2);
+    return root_above(disc, LI_M);
+}
+
+static int ends_by_estimate(mpz_t first, mpz_t last, const mpz_t b, const mpz_t disc, const mpz_t r, const mpz_t r2,
+                            const mpz_t level, const mpz_t p, const mpz_t lo, const mpz_t hi)
+{
+    long be, de, re, le;
+    mpz_mul(LI_LP, level, p);
+    double bm = mpz_get_d_2exp(&be, b), dm = mpz_get_d_2exp(&de, disc), rm = mpz_get_d_2exp(&re, r),
+           lm = mpz_get_d_2exp(&le, LI_LP);
+    if (!(bm > 0 && rm > 0 && lm > 0) || de - 2 * be < -2000 || be - re > 1000 || re - be > 1000 || le - be > 1000 ||
+        be - le > 1000)
+        return -1;
+    double sum = bm + sqrt(ldexp(dm, (int)(de - 2 * be)));  /* (b + s) / 2^be */
+    double f = ldexp(2.0 * lm / sum, (int)(le - be)), g = ldexp(sum / (2.0 * rm), (int)(be - re));
+    if (!(f >= 0 && f <= g && g < 0x1p50))
+        return -1;
+    long fe = (long)floor(f), ge = (long)ceil(g), tries[3] = {0, -1, 1};
+    int found = 0;
+    for (int i = 0; i < 3 && !found; i++)
+        if (is_end(b, disc, r2, fe + tries[i], 0)) {
+            mpz_set_si(first, fe + tries[i]);
+            found = 1;
+        }
+    if (!found)
+        return -1;
+    found = 0;
+    for (int i = 0; i < 3 && !found; i++)
+        if (is_end(b, disc, r2, ge + tries[i], 1)) {
+            mpz_set_si(last, ge + tries[i]);
+            found = 1;
+        }
+    if (!found)
+        return -1;
+    if (mpz_cmp(first, lo) < 0)
+        mpz_set(first, lo);
+    if (mpz_cmp(last, hi) > 0)
+        mpz_set(last, hi);
+    return mpz_cmp(first, last) <= 0;
+}
+
 /* level_interval(level, lo, hi) of (n, p, r): 1 with [first, last], 0 for None. */
 static int level_interval(mpz_t first, mpz_t last, const mpz_t n, const mpz_t p, const mpz_t r,
                           const mpz_t level, const mpz_t lo, const mpz_t hi)
@@ -337,9 +420,17 @@ static int level_interval(mpz_t first, mpz_t last, const mpz_t n, const mpz_t p,
     mpz_sub(disc, disc, t);                   /* b*b - 4*r*level*p */
     if (mpz_sgn(b) <= 0 || mpz_sgn(disc) < 0)
         return 0;
+    mpz_mul_2exp(r2, r, 1);
+    if (fast_on) {
+        int got = ends_by_estimate(first, last, b, disc, r, r2, level, p, lo, hi);
+        if (got >= 0) {
+            level_by_estimate++;
+            return got;
+        }
+    }
+    level_by_root++;
     mpz_sqrt(disc, disc);
     mpz_add_ui(disc, disc, 1);                /* root = isqrt(disc) + 1 */
-    mpz_mul_2exp(r2, r, 1);
     mpz_sub(t, b, disc);
     mpz_fdiv_q(first, t, r2);
     if (mpz_cmp(first, lo) < 0)
@@ -387,7 +478,6 @@ static int level_interval_exact(mpz_t first, mpz_t last, const mpz_t n, const mp
  * exact square root's path decides). */
 static long floored_by_estimate, floored_by_root;
 static mpz_t SP_U, SP_T, SP_X;
-static int fast_on;  /* (defined below, with the other switches) */
 
 static int in_span(const mpz_t a2, const mpz_t b, const mpz_t kc, const mpz_t c, const mpz_t x)
 {
@@ -1268,7 +1358,8 @@ static PyObject *screen(PyObject *self, PyObject *arg)
 }
 
 /* For the tests: floored(n, p, r, level, lo, hi, keep, keep_den) as closed_form's top-down search takes it:
- * the spans as a list of (first, last), None where there are more than MAX_SPANS (not its path) */
+ * the spans as a list of (first, last), None where there are more than MAX_SPANS (not its path); with
+ * keep_den 0, level_interval(n, p, r, level, lo, hi): (first, last) or None */
 static PyObject *floored_spans(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -1282,9 +1373,17 @@ static PyObject *floored_spans(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "floored_spans takes ints (and two unsigned longs)");
             return NULL;
         }
-    if (big_d <= k || k == 0 || mpz_sgn(z[2]) <= 0 || mpz_sgn(z[1]) <= 0 || mpz_sgn(z[3]) <= 0 || mpz_sgn(z[4]) <= 0) {
+    if ((big_d != 0 && (big_d <= k || k == 0)) || mpz_sgn(z[2]) <= 0 || mpz_sgn(z[1]) <= 0 || mpz_sgn(z[3]) <= 0 || mpz_sgn(z[4]) <= 0) {
         PyErr_SetString(PyExc_ValueError, "floored_spans: keep < keep_den, r, p, level and lo positive");
         return NULL;
+    }
+    if (big_d == 0) {                         /* (keep_den 0: level_interval's [first, last] or None instead) */
+        if (!level_interval(T[43], T[44], z[0], z[1], z[2], z[3], z[4], z[5]))
+            Py_RETURN_NONE;
+        PyObject *a = to_py(T[43]), *b = a ? to_py(T[44]) : NULL, *t = b ? PyTuple_Pack(2, a, b) : NULL;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        return t;
     }
     int count = floored(z[0], z[1], z[2], z[3], z[4], z[5], k, big_d);
     if (count < 0)
@@ -1303,13 +1402,14 @@ static PyObject *floored_spans(PyObject *self, PyObject *args)
 }
 
 /* For the tests: (128-bit pattern searches, mpz ones, wide intervals told by two points, by the square root,
- * floored spans told by the roots' estimates, by the square root) */
+ * floored spans told by the roots' estimates, by the square root, level intervals' ends told by estimates,
+ * by the square root) */
 static PyObject *path_counts(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    return Py_BuildValue("(llllll)", pattern_narrow, pattern_mpz, width_by_points, width_by_root, floored_by_estimate,
-                         floored_by_root);
+    return Py_BuildValue("(llllllll)", pattern_narrow, pattern_mpz, width_by_points, width_by_root, floored_by_estimate,
+                         floored_by_root, level_by_estimate, level_by_root);
 }
 
 static PyObject *fast(PyObject *self, PyObject *arg)
@@ -1620,7 +1720,8 @@ static PyMethodDef methods[] = {
     {"path_counts", path_counts, METH_NOARGS,
      "path_counts() -> (128-bit pattern searches, mpz ones, wide intervals told by two points, by the root)"},
     {"floored_spans", floored_spans, METH_VARARGS,
-     "floored_spans(n, p, r, level, lo, hi, keep, keep_den) -> [(first, last), ...] | None (closed_form's floored)"},
+     "floored_spans(n, p, r, level, lo, hi, keep, keep_den) -> [(first, last), ...] | None (closed_form's floored; "
+     "keep_den 0: its level_interval)"},
     {"fast", fast, METH_O, "fast(on): the 128-bit pattern search and the two-point width test on or off (the same answers)"},
     {"screen", screen, METH_O, "screen(on): the pattern search's float screen on or off (the same answers)"},
     {"bound", leg_bound, METH_VARARGS,
@@ -1658,7 +1759,7 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
     for (int i = 0; i < 2; i++)
         mpz_inits(legs[i]->a, legs[i]->b, legs[i]->target, legs[i]->raw, legs[i]->n1, legs[i]->n1sp, legs[i]->ri,
                   legs[i]->ro, legs[i]->den, NULL);
-    mpz_inits(SP_U, SP_T, SP_X, NULL);
+    mpz_inits(SP_U, SP_T, SP_X, LI_M, LI_SQ, LI_LP, NULL);
     mpz_init(MAX_UINT256);
     mpz_ui_pow_ui(MAX_UINT256, 2, 256);
     mpz_sub_ui(MAX_UINT256, MAX_UINT256, 1);

@@ -227,7 +227,7 @@ def test_compiled_and_pure_round_trips_answer_the_same(n, p, r, x_max, level, wi
     assert answers(got) == answers(want)
 
 
-SPANS = {"estimated": 0, "rooted": 0, "empty": 0, "several": 0}
+SPANS = {"estimated": 0, "rooted": 0, "empty": 0, "several": 0, "ends estimated": 0}
 
 
 @given(st.integers(2**150, 2**700), st.integers(2**150, 2**500), st.integers(1, 2**60), st.integers(2**8, 2**54),
@@ -236,9 +236,10 @@ SPANS = {"estimated": 0, "rooted": 0, "empty": 0, "several": 0}
 @settings(max_examples=600, deadline=None, derandomize=True, database=None)
 def test_the_c_floored_spans_are_the_pythons(n, p, r, x_at, width, lower, nudge, keep) -> None:
     """The C top-down search's floored spans (each run's roots estimated in floats and each end checked by
-    the quadratic, else the exact square root) are ``RoundTrip.floored_level_intervals``'s, exactly: on
-    generated trips around their optimum, at levels from the best bound down (spans empty, one, several,
-    ends on the range's edges), with the estimate on and off."""
+    the quadratic, else the exact square root) are ``RoundTrip.floored_level_intervals``'s, and its
+    ``level_interval`` (ends estimated, each checked by two squares, else the square root) the trip's and
+    its relaxed trip's, exactly: on generated trips around their optimum, at levels from the best bound
+    down (spans empty, one, several, ends on the range's edges), with the estimates on and off."""
     if gmp is None:
         pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
     n = n + p * (1 + r % 7)  # (paying: its optimum near x_at, r chosen so, 2^8 to 2^54: the estimate's range and past it)
@@ -258,6 +259,16 @@ def test_the_c_floored_spans_are_the_pythons(n, p, r, x_at, width, lower, nudge,
         rooted = gmp.floored_spans(n, p, r, level, lo, hi, *keep)
     finally:
         gmp.fast(True)
+    for trip_ in (trip, trip.relaxed()):  # level_interval itself, of the trip and of its relaxed one
+        span = trip_.level_interval(level, lo, hi)
+        before_span = gmp.path_counts()
+        assert gmp.floored_spans(trip_.n, trip_.p, trip_.r, level, lo, hi, 0, 0) == span
+        SPANS["ends estimated"] += gmp.path_counts()[6] - before_span[6]
+        gmp.fast(False)
+        try:
+            assert gmp.floored_spans(trip_.n, trip_.p, trip_.r, level, lo, hi, 0, 0) == span
+        finally:
+            gmp.fast(True)
     if got is None:  # (more spans than the C keeps: closed_form declines there)
         assert rooted is None and len(want) > 16
         return
@@ -274,7 +285,7 @@ def test_the_c_floored_spans_cases_were_all_seen() -> None:
     if not SPANS["estimated"]:
         test_the_c_floored_spans_are_the_pythons()
     assert SPANS["estimated"] >= 300 and SPANS["rooted"] >= 50, SPANS
-    assert SPANS["empty"] >= 30 and SPANS["several"] >= 30, SPANS
+    assert SPANS["empty"] >= 30 and SPANS["several"] >= 30 and SPANS["ends estimated"] >= 300, SPANS
 
 
 def test_where_the_c_sizing_declines_the_python_sizes_the_same() -> None:
@@ -432,10 +443,11 @@ def test_the_c_fast_paths_change_no_answer() -> None:
     (on_opps, on_stats, on_ran, unproven), (off_opps, off_stats, off_ran, _) = _switched_runs(
         gmp.fast, gmp.path_counts, 12000)
     assert on_opps == off_opps and on_stats == off_stats
-    narrow, mpz_, points, root, estimated, rooted = on_ran
-    assert unproven >= 2 and narrow >= 2 and points >= 1 and mpz_ == 0 and estimated >= 50, on_ran  # (the fast ways ran)
-    assert off_ran[0] == off_ran[2] == off_ran[4] == 0, off_ran
+    narrow, mpz_, points, root, estimated, rooted, ends, ends_rooted = on_ran
+    assert unproven >= 2 and narrow >= 2 and points >= 1 and mpz_ == 0 and estimated >= 50 and ends >= 50, on_ran
+    assert off_ran[0] == off_ran[2] == off_ran[4] == off_ran[6] == 0, off_ran  # (the fast ways ran, and only them)
     assert off_ran[1] == narrow and off_ran[3] == points + root and off_ran[5] == estimated + rooted, off_ran
+    assert off_ran[7] == ends + ends_rooted + points, off_ran  # (+ the exact intervals the two points spared)
 
 
 def _near_powers_of_two():  # type: ignore[no-untyped-def]
