@@ -1347,14 +1347,29 @@ static PyObject *screen_counts(PyObject *self, PyObject *unused)
     return Py_BuildValue("(ll)", screened, screen_priced);
 }
 
-static PyObject *screen(PyObject *self, PyObject *arg)
+/* a test switch (screen(), fast()) set from a Python truth value */
+static PyObject *switched(int *flag, PyObject *arg)
 {
-    (void)self;
     int on = PyObject_IsTrue(arg);
     if (on < 0)
         return NULL;
-    screen_on = on;
+    *flag = on;
     Py_RETURN_NONE;
+}
+
+static PyObject *screen(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    return switched(&screen_on, arg);
+}
+
+/* (first, last) as a Python tuple of ints */
+static PyObject *span_to_py(const mpz_t first, const mpz_t last)
+{
+    PyObject *a = to_py(first), *b = a ? to_py(last) : NULL, *t = b ? PyTuple_Pack(2, a, b) : NULL;
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return t;
 }
 
 /* For the tests: floored(n, p, r, level, lo, hi, keep, keep_den) as closed_form's top-down search takes it:
@@ -1380,19 +1395,14 @@ static PyObject *floored_spans(PyObject *self, PyObject *args)
     if (big_d == 0) {                         /* (keep_den 0: level_interval's [first, last] or None instead) */
         if (!level_interval(T[43], T[44], z[0], z[1], z[2], z[3], z[4], z[5]))
             Py_RETURN_NONE;
-        PyObject *a = to_py(T[43]), *b = a ? to_py(T[44]) : NULL, *t = b ? PyTuple_Pack(2, a, b) : NULL;
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        return t;
+        return span_to_py(T[43], T[44]);
     }
     int count = floored(z[0], z[1], z[2], z[3], z[4], z[5], k, big_d);
     if (count < 0)
         Py_RETURN_NONE;
     PyObject *out = PyList_New(count);
     for (int i = 0; out && i < count; i++) {
-        PyObject *a = to_py(SPAN_LO[i]), *b = a ? to_py(SPAN_HI[i]) : NULL, *t = b ? PyTuple_Pack(2, a, b) : NULL;
-        Py_XDECREF(a);
-        Py_XDECREF(b);
+        PyObject *t = span_to_py(SPAN_LO[i], SPAN_HI[i]);
         if (t == NULL)
             Py_CLEAR(out);
         else
@@ -1415,11 +1425,7 @@ static PyObject *path_counts(PyObject *self, PyObject *unused)
 static PyObject *fast(PyObject *self, PyObject *arg)
 {
     (void)self;
-    int on = PyObject_IsTrue(arg);
-    if (on < 0)
-        return NULL;
-    fast_on = on;
-    Py_RETURN_NONE;
+    return switched(&fast_on, arg);
 }
 
 /* For the tests: bound(leg, x) as the screen takes it (None: it cannot tell) */

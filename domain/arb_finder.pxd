@@ -18,6 +18,7 @@ cdef class PoolVenue:
     cpdef list _priced(self, state, token_in)
     cpdef list _view(self, state, token_in, key)
     cpdef margin(self, state, token_in)
+    cpdef tuple _v3_margins(self, sp)
     @cython.locals(updated=dict, stale=dict, v2=dict, v3=dict)
     cpdef margins_if_fresh(self, state, s, o, now_ts, max_age_ns)
     cpdef mid(self, state, token_in)

@@ -318,14 +318,23 @@ class PoolVenue:
             hit = self._margins.get(token_in)
             if hit is not None and hit[0] == key:
                 return hit[1]
-        m = self.mid(state, token_in)
-        if m is not None:
-            if self._v2:
+        if self._v2:
+            m = self.mid(state, token_in)
+            if m is not None:
                 m = (10_000 - self._fee) * m[0], 10_000 * m[1]
-            else:
-                m = self._v3_keep * m[0], 1_000_000 * m[1]
+        elif key is None or not key[0] or not key[1]:
+            m = None
+        else:
+            up, down = self._v3_margins(key[0])
+            m = up if token_in == self.token0 else down
         self._margins[token_in] = (key, m)
         return m
+
+    def _v3_margins(self, sp: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """A V3 pool's margins at sqrt price ``sp``, token0 in and token1 in: ``mid`` (sp^2 over 2^192
+        one way, the other way back) after the fee, from one square of the price."""
+        sp2, keep = sp * sp, self._v3_keep
+        return (keep * sp2, Q192_MILLION), (keep * Q192, 1_000_000 * sp2)
 
     def margins_if_fresh(self, state: MarketState, s: str, o: str, now_ts: int,
                          max_age_ns: int) -> tuple[Any, Any, float, float] | None:
@@ -354,10 +363,8 @@ class PoolVenue:
             if both is not None and both[0] is k1 and both[1] is k2 and both[2] is s and k1 is not None:
                 return both[3]
         if k1 and k2 and not self._v2 and ((s == self.token0 and o == self.token1) or (s == self.token1 and o == self.token0)):
-            # a V3 pool's two margins (``margin``, of ``mid``: sp^2 over 2^192 one way, the other way back)
-            # from one square of its price, and kept as ``margin`` keeps them
-            sp2, keep = k1 * k1, self._v3_keep
-            up, down = (keep * sp2, Q192_MILLION), (keep * Q192, 1_000_000 * sp2)
+            # both margins from one square of the price, kept as ``margin`` keeps them
+            up, down = self._v3_margins(k1)
             ms, mo = (up, down) if s == self.token0 else (down, up)
             price = (k1, k2)
             self._margins[s] = (price, ms)

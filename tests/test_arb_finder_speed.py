@@ -93,14 +93,17 @@ def test_margins_if_fresh_follow_the_state() -> None:
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 def test_margins_if_fresh_are_each_tokens_margin(sp: int, liq: int, fee: int, token0_first: bool, kept: bool) -> None:
     """A V3 pool's two margins from ``margins_if_fresh`` (made from one square of its price) are what
-    ``margin`` makes for each token on a venue that never saw the price, in either order of the pair's
-    tokens, and what ``margin`` then returns from the venue's own cache (``kept``: margin asked first)."""
+    ``margin`` makes for each token on a venue that never saw the price (each ``mid`` after the fee), in
+    either order of the pair's tokens, and what ``margin`` then returns from the venue's own cache
+    (``kept``: margin asked first)."""
     from tapedeck.domain.uniswap_v3 import get_tick_at_sqrt_ratio
     spec = PoolSpec(POOL, "v3", T0, T1, fee, 10 if fee == 500 else 60)
     state = v3_state(sp, liq, get_tick_at_sqrt_ratio(sp))
     s, o = (T0, T1) if token0_first else (T1, T0)
     fresh_venue, venue = PoolVenue(spec), PoolVenue(spec)
     ms, mo = fresh_venue.margin(state, s), fresh_venue.margin(state, o)
+    keep = 1_000_000 - fee  # (and margin is the mid after the fee, as the quiet path's definition says)
+    assert [ms, mo] == [(keep * m[0], 1_000_000 * m[1]) for m in (fresh_venue.mid(state, s), fresh_venue.mid(state, o))]
     if kept:
         assert venue.margin(state, o) == mo
     got = venue.margins_if_fresh(state, s, o, 1, 5)
