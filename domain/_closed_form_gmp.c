@@ -332,6 +332,23 @@ static int profit(mpz_t v, mpz_t y, mpz_t z, const mpz_t x)
  * told so (the square root's path), else level_interval's answer with first and last set. */
 static long level_by_estimate, level_by_root;
 static int fast_on;  /* (defined below, with the other switches) */
+
+/* The float filter of the estimates below (span_by_estimate's roots, ends_by_estimate's ends), after
+ * Shewchuk's adaptive predicates: an estimate u of a real value u* is made of each input's mpz_get_d_2exp
+ * (truncated: relative error under e = 2^-53), one correctly rounded square root of one of them, and
+ * (b + s), a quotient, a doubling and an ldexp (exact, the results being normal or below 2^-900): no
+ * subtraction, so |u - u*| < 5e|u*| (0.5e + e from the root, e more for the sum, e each for the other
+ * input and the quotient) < 2^-50|u|. Where u lies farther than 2^-48|u| + 2^-60 from every integer
+ * (4x that, and 2^-60 for the callers' 1/r2 <= 2^-65), floor(u*) = floor(u) and u* is no integer: the
+ * callers' ends are then read off u exactly, with no mpz test. Anything nearer is left to the exact tests. */
+static long floored_by_float, level_by_float;
+static int float_on = 1;
+
+static int decided_by_float(double u, double f)   /* f = floor(u), 0 <= u < 2^50 */
+{
+    double tol = u * 0x1p-48 + 0x1p-60;
+    return u - f > tol && (f + 1.0) - u > tol;
+}
 static mpz_t LI_M, LI_SQ, LI_LP;
 
 static int root_at_most(const mpz_t disc, const mpz_t m)
@@ -383,22 +400,31 @@ static int ends_by_estimate(mpz_t first, mpz_t last, const mpz_t b, const mpz_t 
     if (!(f >= 0 && f <= g && g < 0x1p50))
         return -1;
     long fe = (long)floor(f), ge = (long)ceil(g), tries[3] = {0, -1, 1};
-    int found = 0;
-    for (int i = 0; i < 3 && !found; i++)
-        if (is_end(b, disc, r2, fe + tries[i], 0)) {
-            mpz_set_si(first, fe + tries[i]);
-            found = 1;
-        }
-    if (!found)
-        return -1;
-    found = 0;
-    for (int i = 0; i < 3 && !found; i++)
-        if (is_end(b, disc, r2, ge + tries[i], 1)) {
-            mpz_set_si(last, ge + tries[i]);
-            found = 1;
-        }
-    if (!found)
-        return -1;
+    if (float_on && mpz_sizeinbase(r2, 2) > 65 && decided_by_float(f, floor(f)) && decided_by_float(g, floor(g))) {
+        /* (b - R)/r2 lies in [f* - 1/r2, f*) and (b + R)/r2 in (g*, g* + 1/r2], R in (s, s + 1], f* and g*
+         * the real roots (b -+ s)/r2: where the filter decides f and g (1/r2 < 2^-65 below the distance
+         * it leaves), floor((b - R)/r2) = floor(f) and ceil((b + R)/r2) = ceil(g) */
+        level_by_float++;
+        mpz_set_si(first, fe);
+        mpz_set_si(last, ge);
+    } else {
+        int found = 0;
+        for (int i = 0; i < 3 && !found; i++)
+            if (is_end(b, disc, r2, fe + tries[i], 0)) {
+                mpz_set_si(first, fe + tries[i]);
+                found = 1;
+            }
+        if (!found)
+            return -1;
+        found = 0;
+        for (int i = 0; i < 3 && !found; i++)
+            if (is_end(b, disc, r2, ge + tries[i], 1)) {
+                mpz_set_si(last, ge + tries[i]);
+                found = 1;
+            }
+        if (!found)
+            return -1;
+    }
     if (mpz_cmp(first, lo) < 0)
         mpz_set(first, lo);
     if (mpz_cmp(last, hi) > 0)
@@ -498,6 +524,24 @@ static int span_by_estimate(mpz_t first, mpz_t last, const mpz_t a2, const mpz_t
     double u2 = ldexp(sum / (2.0 * am), (int)(be - ae)), u1 = ldexp(2.0 * km / sum, (int)(ke - be));
     if (!(u1 >= 0 && u1 <= u2 && u2 < 0x1p50))
         return -1;
+    if (float_on) {
+        /* the float filter: the integer u of the span are ceil(u1*) .. floor(u2*), the real roots; where
+         * each estimate lies farther from an integer than its error can reach, that is floor(u1) + 1 ..
+         * floor(u2), with no exact test at all */
+        double f1 = floor(u1), f2 = floor(u2);
+        if (decided_by_float(u1, f1) && decided_by_float(u2, f2)) {
+            floored_by_float++;
+            mpz_set_d(first, f1 + 1.0);
+            mpz_add(first, first, c);
+            mpz_set_d(last, f2);
+            mpz_add(last, last, c);
+            if (mpz_cmp(first, start) < 0)
+                mpz_set(first, start);
+            if (mpz_cmp(last, end) > 0)
+                mpz_set(last, end);
+            return mpz_cmp(first, last) <= 0;
+        }
+    }
     /* the real roots lie within [u1 - 2, u2 + 2] and [u1 + 2, u2 - 2] holds none of the outside */
     mpz_set_d(first, floor(u1) - 2.0 < 0 ? 0.0 : floor(u1) - 2.0);
     mpz_add(first, first, c);                 /* below the span, or at its first size */
@@ -1413,19 +1457,25 @@ static PyObject *floored_spans(PyObject *self, PyObject *args)
 
 /* For the tests: (128-bit pattern searches, mpz ones, wide intervals told by two points, by the square root,
  * floored spans told by the roots' estimates, by the square root, level intervals' ends told by estimates,
- * by the square root) */
+ * by the square root, and of the estimated ones those the float filter decided alone: floored spans, level ends) */
 static PyObject *path_counts(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    return Py_BuildValue("(llllllll)", pattern_narrow, pattern_mpz, width_by_points, width_by_root, floored_by_estimate,
-                         floored_by_root, level_by_estimate, level_by_root);
+    return Py_BuildValue("(llllllllll)", pattern_narrow, pattern_mpz, width_by_points, width_by_root, floored_by_estimate,
+                         floored_by_root, level_by_estimate, level_by_root, floored_by_float, level_by_float);
 }
 
 static PyObject *fast(PyObject *self, PyObject *arg)
 {
     (void)self;
     return switched(&fast_on, arg);
+}
+
+static PyObject *float_filter(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    return switched(&float_on, arg);
 }
 
 /* For the tests: bound(leg, x) as the screen takes it (None: it cannot tell) */
@@ -1729,6 +1779,8 @@ static PyMethodDef methods[] = {
      "floored_spans(n, p, r, level, lo, hi, keep, keep_den) -> [(first, last), ...] | None (closed_form's floored; "
      "keep_den 0: its level_interval)"},
     {"fast", fast, METH_O, "fast(on): the 128-bit pattern search and the two-point width test on or off (the same answers)"},
+    {"float_filter", float_filter, METH_O,
+     "float_filter(on): the estimates' float filter on or off (the same answers: each end then checked exactly)"},
     {"screen", screen, METH_O, "screen(on): the pattern search's float screen on or off (the same answers)"},
     {"bound", leg_bound, METH_VARARGS,
      "bound(leg, x) -> a float upper bound of quote(leg, x) | None (not bounded here) | False (not a leg)"},

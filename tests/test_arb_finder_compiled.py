@@ -227,7 +227,7 @@ def test_compiled_and_pure_round_trips_answer_the_same(n, p, r, x_max, level, wi
     assert answers(got) == answers(want)
 
 
-SPANS = {"estimated": 0, "rooted": 0, "empty": 0, "several": 0, "ends estimated": 0}
+SPANS = {"estimated": 0, "rooted": 0, "empty": 0, "several": 0, "ends estimated": 0, "by float": 0, "ends by float": 0}
 
 
 @given(st.integers(2**150, 2**700), st.integers(2**150, 2**500), st.integers(1, 2**60), st.integers(2**8, 2**54),
@@ -259,21 +259,30 @@ def test_the_c_floored_spans_are_the_pythons(n, p, r, x_at, width, lower, nudge,
         rooted = gmp.floored_spans(n, p, r, level, lo, hi, *keep)
     finally:
         gmp.fast(True)
+    gmp.float_filter(False)
+    try:
+        checked = gmp.floored_spans(n, p, r, level, lo, hi, *keep)
+    finally:
+        gmp.float_filter(True)
+    assert checked == rooted
     for trip_ in (trip, trip.relaxed()):  # level_interval itself, of the trip and of its relaxed one
         span = trip_.level_interval(level, lo, hi)
         before_span = gmp.path_counts()
         assert gmp.floored_spans(trip_.n, trip_.p, trip_.r, level, lo, hi, 0, 0) == span
         SPANS["ends estimated"] += gmp.path_counts()[6] - before_span[6]
-        gmp.fast(False)
-        try:
-            assert gmp.floored_spans(trip_.n, trip_.p, trip_.r, level, lo, hi, 0, 0) == span
-        finally:
-            gmp.fast(True)
+        SPANS["ends by float"] += gmp.path_counts()[9] - before_span[9]
+        for switch in (gmp.fast, gmp.float_filter):
+            switch(False)
+            try:
+                assert gmp.floored_spans(trip_.n, trip_.p, trip_.r, level, lo, hi, 0, 0) == span
+            finally:
+                switch(True)
     if got is None:  # (more spans than the C keeps: closed_form declines there)
         assert rooted is None and len(want) > 16
         return
     assert got == want == rooted, (got, want)
     SPANS["estimated"] += ran[4]
+    SPANS["by float"] += ran[8]
     SPANS["rooted"] += ran[5]
     SPANS["empty"] += not want
     SPANS["several"] += len(want) > 1
@@ -286,6 +295,87 @@ def test_the_c_floored_spans_cases_were_all_seen() -> None:
         test_the_c_floored_spans_are_the_pythons()
     assert SPANS["estimated"] >= 300 and SPANS["rooted"] >= 50, SPANS
     assert SPANS["empty"] >= 30 and SPANS["several"] >= 30 and SPANS["ends estimated"] >= 300, SPANS
+    # (the float filter decided most estimates alone, and left some to the exact tests)
+    assert 300 <= SPANS["by float"] < SPANS["estimated"] and 300 <= SPANS["ends by float"] < SPANS["ends estimated"], SPANS
+
+
+FILTER = {"span ends at a root": 0, "span declined": 0, "level ends at a root": 0, "level declined": 0}
+
+
+@given(st.integers(2**8, 2**40), st.integers(1, 2**200), st.integers(1, 2**40), st.integers(1, 2**60),
+       st.integers(0, 60), st.integers(0, 60), st.sampled_from([(997_000, 10**6), (999_500, 10**6), (9_970, 10**4)]))
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_the_c_float_filter_leaves_integer_roots_to_the_exact_tests(x, r, q, level, below, above, keep) -> None:
+    """The float filter reads a floored span's ends off its roots' float estimates only where no integer is
+    within their error: a span built to end exactly at a root (``Q(u) = 0`` at an integer size ``x``: ``p``
+    a multiple of ``u*keep_den``, ``n = (r + q*keep)*(u + level + c)``, ``c`` the fee units of ``x``) is
+    ``RoundTrip.floored_level_intervals``'s, the size at the root included, with the filter on and off."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    k, d = keep
+    c = -(-x * (d - k) // d)
+    u = x - c
+    p, n = u * d * q, (r + q * k) * (u + level + c)
+    lo, hi = max(1, x - below), x + above
+    want = PURE_TRIP(n, p, r).floored_level_intervals(level, lo, hi, k, d)
+    before = gmp.path_counts()
+    got = gmp.floored_spans(n, p, r, level, lo, hi, k, d)
+    ran = [now - then for now, then in zip(gmp.path_counts(), before)]
+    gmp.float_filter(False)
+    try:
+        checked = gmp.floored_spans(n, p, r, level, lo, hi, k, d)
+    finally:
+        gmp.float_filter(True)
+    assert got == want == checked, (got, want)
+    fee = d - k
+    inside = max(lo, (c - 1) * d // fee + 1) < x < min(hi, c * d // fee)  # (an end there is the root's, no edge's)
+    if inside and any(first == x or last == x for first, last in want):
+        FILTER["span ends at a root"] += 1
+        FILTER["span declined"] += ran[4] > ran[8] or ran[5] > 0  # (the estimate checked, or the exact root)
+
+
+@given(st.integers(2**66, 2**300), st.integers(1, 2**40), st.integers(3, 2**20), st.integers(-2, 2), st.integers(-2, 2))
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_the_c_float_filter_leaves_level_ends_at_integers_to_the_exact_tests(r, f, width, nudge_b, nudge_p) -> None:
+    """``level_interval``'s ends ``floor((b - R)/2r)`` and ``ceil((b + R)/2r)`` (``R = isqrt(disc) + 1``) read off
+    float estimates only where no integer is within their error: trips built so that ``b - R`` and ``b + R`` are
+    multiples of ``2r`` (give or take a nudge), each end's real root within ``1/2r`` of an integer, give
+    ``RoundTrip.level_interval``'s interval with the filter on and off."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    g = f + width
+    s0 = r * width - 1                     # isqrt(disc), R = r*width: b - R = 2r*f, b + R = 2r*g
+    b = r * (f + g) + nudge_b
+    level = (b * b - s0 * s0) // (4 * r)  # disc = b^2 - 4r*level in [s0^2, s0^2 + 4r): isqrt(disc) = s0
+    p = 1 + max(0, nudge_p)
+    level = max(1, level // p)
+    n = b + p + r * level
+    trip = PURE_TRIP(n, p, r)
+    lo, hi = 1, 2 * g + 10
+    want = trip.level_interval(level, lo, hi)
+    before = gmp.path_counts()
+    got = gmp.floored_spans(n, p, r, level, lo, hi, 0, 0)
+    ran = [now - then for now, then in zip(gmp.path_counts(), before)]
+    gmp.float_filter(False)
+    try:
+        checked = gmp.floored_spans(n, p, r, level, lo, hi, 0, 0)
+    finally:
+        gmp.float_filter(True)
+    assert got == want == checked, (got, want)
+    if want is not None and p == 1 and nudge_b == 0:
+        FILTER["level ends at a root"] += 1
+        FILTER["level declined"] += ran[6] > ran[9]
+
+
+def test_the_c_float_filter_cases_were_all_seen() -> None:
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    if not FILTER["span ends at a root"]:
+        test_the_c_float_filter_leaves_integer_roots_to_the_exact_tests()
+    if not FILTER["level ends at a root"]:
+        test_the_c_float_filter_leaves_level_ends_at_integers_to_the_exact_tests()
+    assert FILTER["span ends at a root"] >= 30 and FILTER["span declined"] == FILTER["span ends at a root"], FILTER
+    assert FILTER["level ends at a root"] >= 30 and FILTER["level declined"] == FILTER["level ends at a root"], FILTER
 
 
 def test_where_the_c_sizing_declines_the_python_sizes_the_same() -> None:
@@ -436,16 +526,18 @@ def test_the_pattern_search_float_screen_changes_no_answer() -> None:
 def test_the_c_fast_paths_change_no_answer() -> None:
     """The C pattern search on 128-bit sizes (the mpz one above 2^126), its wide interval told by two
     exact points (instead of the exact interval's square root), and the top-down search's floored spans
-    told by their roots' float estimates checked exactly (instead of a square root each): the benchmark
-    stream's opportunities and stats are the same with all of them off, and each way ran."""
+    told by their roots' float estimates checked exactly (instead of a square root each), or read off the
+    estimates alone where the float filter decides them: the benchmark stream's opportunities and stats are
+    the same with all of them off, and each way ran."""
     if gmp is None:
         pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
     (on_opps, on_stats, on_ran, unproven), (off_opps, off_stats, off_ran, _) = _switched_runs(
         gmp.fast, gmp.path_counts, 12000)
     assert on_opps == off_opps and on_stats == off_stats
-    narrow, mpz_, points, root, estimated, rooted, ends, ends_rooted = on_ran
+    narrow, mpz_, points, root, estimated, rooted, ends, ends_rooted, by_float, ends_by_float = on_ran
     assert unproven >= 2 and narrow >= 2 and points >= 1 and mpz_ == 0 and estimated >= 50 and ends >= 50, on_ran
-    assert off_ran[0] == off_ran[2] == off_ran[4] == off_ran[6] == 0, off_ran  # (the fast ways ran, and only them)
+    assert by_float >= 50 and ends_by_float >= 50, on_ran  # (the float filter decided estimates alone)
+    assert off_ran[0] == off_ran[2] == off_ran[4] == off_ran[6] == off_ran[8] == off_ran[9] == 0, off_ran
     assert off_ran[1] == narrow and off_ran[3] == points + root and off_ran[5] == estimated + rooted, off_ran
     assert off_ran[7] == ends + ends_rooted + points, off_ran  # (+ the exact intervals the two points spared)
 
