@@ -32,11 +32,12 @@ cdef class ArbFinder:
     cdef public bint refute_by_capacity, compiled_sizing, scan_whole
     @cython.locals(ra=PoolVenue, pb=PoolVenue)
     cpdef list on_update(self, state, venue_id, now_ts)
-    @cython.locals(blocks=dict, pv=PoolVenue)
+    @cython.locals(blocks=dict)
     cpdef gas(self, state, legs, profit_token, now, dict memo=*)
+    cpdef _gas_on(self, state, chain, units, profit_token, now, dict memo)
+    @cython.locals(pv=PoolVenue)
+    cpdef _gas_valued(self, state, wei, chain, profit_token, now, dict memo)
     @cython.locals(ra=PoolVenue, rb=PoolVenue)
     cpdef _sized(self, state, a, b, s, o, now, dict memo, ma, mb, hot=*, surplus=*)
 
 cpdef double _ratio(object m)
-@cython.locals(v3=dict)
-cpdef _view_leg(PoolVenue v, state, list view)

@@ -170,7 +170,7 @@ class PoolVenue:
             return dex_quotes.quote(spec, state, token_in, amount_in)
         sp, lq = q.sqrt_price_x96, q.liquidity
         edge = self._edges.get(token_in)
-        if edge is None or edge[0] is None or edge[0] != (sp, lq, q.tick):  # (kept for another price)
+        if edge is None or edge[0] is None or edge[0] != (sp, lq, q.tick, True):  # (kept for another price)
             if self._priced(state, token_in)[3] is None:  # (no curve)
                 return dex_quotes.quote(spec, state, token_in, amount_in)
             edge = self._edges.get(token_in)
@@ -240,8 +240,8 @@ class PoolVenue:
             key: Any = p  # a V2 state is replaced, never changed, on each update
         else:
             v3 = state.v3
-            q = v3.get(self.id)
-            key = None if q is None else (q.sqrt_price_x96, q.liquidity, q.tick)
+            q = v3.get(self.id)  # (whether its ticks are unknown is in the key: its leg is made only then)
+            key = None if q is None else (q.sqrt_price_x96, q.liquidity, q.tick, q.ticks is None)
         hit = self._views.get(token_in)
         if hit is not None and key is not None and (hit[0] is key if self._v2 else hit[0] == key):
             return hit
@@ -261,7 +261,8 @@ class PoolVenue:
     def _view(self, state: MarketState, token_in: str, key: Any) -> list[Any]:
         """``_priced``'s view, made for a price it does not hold (and the V3 edge ``quote`` steps to), from
         ``_priced``'s key of the current state: the V2 state itself, or the V3 ``(sqrt price, liquidity,
-        tick)`` (read once, there)."""
+        tick, ticks unknown)`` (read once, there). A V3 view's leg (the C sizing's) is None where the
+        pool's ticks are known: ``quote`` then swaps across them, which the leg does not."""
         if self._v2:  # (``_v2_reserves`` inlined: a view is made on most gap-opening updates' legs)
             p = key
             if p is None or p.reserve0 <= 0 or p.reserve1 <= 0:
@@ -271,7 +272,7 @@ class PoolVenue:
             return [key, 1 << 255, (0, r_in, r_out, self._v2_keep), (r_in, r_out), None, (r0, r1)]
         if key is None or not key[1] or not key[0]:
             return [key, 0, None, None, None, self.version(state)]
-        sp, lq, tick = key
+        sp, lq, tick, plain = key
         fee, keep, spacing = self._fee, self._v3_keep, self._spacing
         if _gmp_v3_edge is not None:  # the same edge and amounts in C (tick math included), where it prices them
             zfo = token_in == self.token0
@@ -279,7 +280,7 @@ class PoolVenue:
             if got is not None:
                 mx, edge, cap = got
                 self._edges[token_in] = (key, edge, cap)
-                return [key, mx, (1, sp, lq, edge, cap, keep, zfo), (lq, sp, zfo), None, (sp, lq)]
+                return [key, mx, (1, sp, lq, edge, cap, keep, zfo) if plain else None, (lq, sp, zfo), None, (sp, lq)]
         lower = max((tick // spacing) * spacing, MIN_TICK)  # type: ignore[operator]  # tick_spacing_interval
         # the amounts to the interval's edge, rounded up, as SqrtPriceMath.getAmount0Delta /
         # getAmount1Delta (inlined: this is the finder's hot path; equal to them, as the test of
@@ -290,14 +291,14 @@ class PoolVenue:
             cap = (-(-(-(-(lq << 96) * (sp - sl) // sp)) // sl) if sp >= sl
                    else get_amount0_delta(sl, sp, lq, True))  # (a price outside its tick's interval)
             self._edges[token_in] = (key if sp >= sl else None, sl, cap)
-            if sp >= sl:
+            if sp >= sl and plain:
                 leg = (1, sp, lq, sl, cap, keep, True)
             zfo = True
         else:
             su = get_sqrt_ratio_at_tick(min(lower + spacing, MAX_TICK))
             cap = -(-(lq * (su - sp)) >> 96) if su >= sp else get_amount1_delta(sp, su, lq, True)
             self._edges[token_in] = (key if su >= sp else None, su, cap)
-            if su >= sp:
+            if su >= sp and plain:
                 leg = (1, sp, lq, su, cap, keep, False)
             zfo = False
         # an exact-in swap stays inside the interval iff amount <= cap + ceil(cap*fee/keep)
@@ -842,9 +843,27 @@ class ArbFinder:
             if price is None:
                 return None
             wei += units * price
+        return self._gas_valued(state, wei, first, profit_token, now, memo)
+
+    def _gas_on(self, state: MarketState, chain: Any, units: Any, profit_token: str, now: int,
+                memo: dict[Any, Any]) -> tuple[int, int] | None:
+        """``gas`` of legs all on ``chain`` whose gas units sum to ``units`` (``_sized``'s two pools on one
+        chain): the same answer, without the walk over the legs."""
+        if not chain or not units:
+            return 0, 0
+        block = state.blocks.get(chain)
+        price = (block.next_base_fee + self.priority_fee_wei) if block is not None else self.gas_price_wei
+        if price is None:
+            return None
+        return self._gas_valued(state, units * price, chain, profit_token, now, memo)
+
+    def _gas_valued(self, state: MarketState, wei: Any, chain: Any, profit_token: str, now: int,
+                    memo: dict[Any, Any] | None) -> tuple[int, int] | None:
+        """``(wei, its value in profit_token)``, the value rounded up (never understating the cost), by
+        ``chain``'s native token's mid: that of the first fresh venue of its pair (kept in ``memo``)."""
         if wei == 0:
             return 0, 0
-        native = self.native.get(first)
+        native = self.native.get(chain)
         if native is None:
             return None
         if native == profit_token:
@@ -866,7 +885,7 @@ class ArbFinder:
                 memo[mk] = m
         if m is None:
             return None
-        return wei, -((-wei * m[0]) // m[1])  # rounded up: never understate the cost
+        return wei, -((-wei * m[0]) // m[1])
 
     def round_trip(self, state: MarketState, a: Any, b: Any, s: str, o: str, now: int | None = None) -> Opportunity | None:
         """``s -> o`` on ``a``, ``o -> s`` on ``b``: the exact best size, if it pays gas + min_profit."""
@@ -905,10 +924,11 @@ class ArbFinder:
         else:
             if pa and pb and ra.chain == rb.chain:  # (one chain, the hot venue's: its gas price times both legs' units)
                 gk: Any = ra.gas_units + rb.gas_units
+                g = memo[gk] if gk in memo else memo.setdefault(gk, self._gas_on(state, ra.chain, gk, s, now, memo))
             else:
                 gk = (ra.chain if pa else a.chain, ra.gas_units if pa else a.gas_units,
                       rb.chain if pb else b.chain, rb.gas_units if pb else b.gas_units, s)
-            g = memo[gk] if gk in memo else memo.setdefault(gk, self.gas(state, (a, b), s, now, memo))
+                g = memo[gk] if gk in memo else memo.setdefault(gk, self.gas(state, (a, b), s, now, memo))
         if g is None:
             st.unpriced_gas += 1
             return None
@@ -955,8 +975,8 @@ class ArbFinder:
         st.sized += 1
         fast: Any = False
         if pa and pb and self.compiled_sizing and _gmp_closed_form is not None and not self.scan_whole:
-            la = _view_leg(ra, state, va)  # (the legs of the views just taken, where the C takes them)
-            lb = _view_leg(rb, state, vb) if la is not None else None
+            la = va[2]  # (the legs of the views just taken, where the C takes them: None where it does not)
+            lb = vb[2] if la is not None else None
             if la is not None and lb is not None:
                 fast = _gmp_closed_form(la, lb, cap_a, cap_b, need)  # (False: not its path, the Python sizes it)
                 if fast:
@@ -1086,17 +1106,7 @@ def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | Non
     venue is not a plain ``PoolVenue``."""
     if type(v) is not PoolVenue:
         return None
-    return _view_leg(v, state, v._priced(state, token_in))
-
-
-def _view_leg(v: PoolVenue, state: MarketState, view: list[Any]) -> tuple[Any, ...] | None:
-    """``_gmp_leg`` of a view ``v._priced`` has just returned."""
-    if not v._v2:
-        v3 = state.v3  # (a typed dict in the compiled build)
-        q = v3.get(v.id)
-        if q is None or q.ticks is not None:  # (the ticks are not in the view's key: checked each time)
-            return None
-    return view[2]  # type: ignore[no-any-return]
+    return v._priced(state, token_in)[2]  # type: ignore[no-any-return]
 
 
 def _version_text(v: Any, state: MarketState) -> str:

@@ -171,6 +171,40 @@ def test_compiled_and_pure_give_the_same_opportunities_on_generated_pools(data) 
     SEEN["gmp declined"] += now_declined - declined
 
 
+def test_a_v3_pool_whose_ticks_become_known_at_the_same_price_is_sized_across_them() -> None:
+    """A V3 pool's view (its leg for the C sizing) is kept per price, and whether its ticks are known is
+    part of that key: a snapshot that tells its ticks at the very same price, liquidity and tick makes
+    the next sizing the Python's, across the ticks (the C prices inside one interval only), the same
+    as the pure module's, and not the C's."""
+    from tapedeck.domain.uniswap_v3 import get_tick_at_sqrt_ratio
+    v3, v2 = "0x" + "01" * 20, "0x" + "02" * 20
+    specs = [PoolSpec(v3, "v3", T0, T1, 3000, 60), PoolSpec(v2, "v2", T0, T1, 30)]
+    sp, lq = Q96 * 3 // 2, 10**15  # token1 per token0: 2.25; the V2 pair at 2.0
+    tick = get_tick_at_sqrt_ratio(sp)
+    kw = dict(gas_price_wei=0, numeraires=[T0], max_age_ns=10**18, native={"ethereum": T0})
+    compiled = arb_finder.ArbFinder([arb_finder.PoolVenue(x) for x in specs], **kw)
+    pure = PURE_FINDER.ArbFinder([PURE_FINDER.PoolVenue(x) for x in specs], **kw)
+    state = MarketState()
+    state.on_v2(ev.V2ReservesSynced(ts=1, pool=v2, block=1, reserve0=10**17, reserve1=2 * 10**17))
+    state.updated[v2] = 1
+    state.on_v3(ev.V3Swapped(ts=1, pool=v3, block=1, tx="", log_index=0, sender="", recipient="", amount0=0,
+                             amount1=0, sqrt_price_x96=sp, liquidity=lq, tick=tick))
+    answered = _gmp_counts()[0]
+    inside = compiled.on_update(state, v3, 1)
+    assert inside and _encoded(inside) == _encoded(pure.on_update(state, v3, 1))
+    if gmp is not None:
+        assert _gmp_counts()[0] > answered  # (the C sized it, inside the interval)
+    lower = (tick // 60) * 60  # its liquidity on a narrow range: the round trip's size crosses its end
+    state.on_v3(ev.V3PoolSnapshot(ts=2, pool=v3, block=2, sqrt_price_x96=sp, tick=tick, liquidity=lq, tick_spacing=60,
+                                  ticks=((lower - 60, lq, lq), (lower + 120, lq, -lq))))
+    answered = _gmp_counts()[0]
+    across = compiled.on_update(state, v3, 2)
+    assert across and _encoded(across) == _encoded(pure.on_update(state, v3, 2))
+    assert _gmp_counts()[0] == answered  # (not the C's: its leg is none where the ticks are known)
+    assert across[0].legs[0].amount_in != inside[0].legs[0].amount_in  # (sized across the ticks: another size)
+    assert _stats(compiled) == _stats(pure)
+
+
 SEEN = {"found": 0, "sized": 0, "gmp answered": 0, "gmp declined": 0}
 
 
