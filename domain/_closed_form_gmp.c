@@ -44,6 +44,7 @@ typedef struct {
     int c_period;
     unsigned long keep;
     double da, db, dtarget, draw; /* a, b, target, raw as doubles (truncated: each <= its int), for bound() */
+    int at_edge;                  /* V3: sp == target (no quote there), for bound() */
 } leg_t;
 
 static leg_t LA, LB;
@@ -602,6 +603,10 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
     mpz_mul_2exp(pk4, pk4, 2);
     mpz_mul_ui(c, lo, fee);
     mpz_cdiv_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
+    mpz_add(lc, level, c);                    /* lc = level + c, b = base - a2*lc, kc = lc*pk: kept as c steps */
+    mpz_set(b, base);
+    mpz_submul(b, a2, lc);
+    mpz_mul(kc, lc, pk);
     for (;;) {
         mpz_sub_ui(start, c, 1);
         mpz_mul_ui(start, start, big_d);
@@ -616,14 +621,10 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
         if (mpz_cmp(end, hi) > 0)
             mpz_set(end, hi);
         if (mpz_cmp(start, end) <= 0) {
-            mpz_add(lc, level, c);
-            mpz_set(b, base);
-            mpz_submul(b, a2, lc);
             if (mpz_sgn(b) > 0) {
                 mpz_mul(disc, b, b);
                 mpz_submul(disc, pk4, lc);
                 if (mpz_sgn(disc) >= 0) {
-                    mpz_mul(kc, lc, pk);
                     int got = fast_on ? span_by_estimate(first, last, a2, b, disc, kc, c, start, end) : -1;
                     if (got >= 0) {
                         floored_by_estimate++;
@@ -665,6 +666,9 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
             }
         }
         mpz_add_ui(c, c, 1);
+        mpz_add_ui(lc, lc, 1);
+        mpz_sub(b, b, a2);
+        mpz_add(kc, kc, pk);
     }
     return count;
 }
@@ -776,6 +780,7 @@ static void leg_doubles(leg_t *L)
     if (L->kind == 1) {
         L->dtarget = mpz_get_d(L->target);
         L->draw = mpz_get_d(L->raw);
+        L->at_edge = mpz_cmp(L->a, L->target) == 0;
     }
 }
 
@@ -801,7 +806,7 @@ static double bound(const leg_t *L, double X, int is_int)
             less = floored_below_2_53(X * (double)L->keep / 1e6 * SCREEN_UP);
         }
         /* the exact quote's in-range forms: x <= MAX_INT256, less < raw (not the edge), sp != target */
-        if (!(X < 0x1p254) || !(less >= 1.0) || !(less < L->draw) || mpz_cmp(L->a, L->target) == 0)
+        if (!(X < 0x1p254) || !(less >= 1.0) || !(less < L->draw) || L->at_edge)
             return -1.0;
         double sp = L->da, lq = L->db;
         if (L->zfo) {
@@ -1732,6 +1737,36 @@ static PyObject *product_below(PyObject *self, PyObject *const *args, Py_ssize_t
     return PyBool_FromLong(mpz_cmp(a, c) < 0);
 }
 
+/* a margin tuple's two ints as mpz, kept for the last MARGINS_KEPT tuples used (the least recently used one
+ * replaced; each held: an object's address is not reused while it lives): the moved pool's margin is the
+ * same tuple for each of its partners */
+#define MARGINS_KEPT 4
+static PyObject *MARGIN_SRC[MARGINS_KEPT];
+static mpz_t MARGIN_NUM[MARGINS_KEPT], MARGIN_DEN[MARGINS_KEPT];
+static unsigned long margin_used[MARGINS_KEPT], margin_clock;
+
+static int margin_kept(PyObject *t, mpz_srcptr *num, mpz_srcptr *den)
+{
+    int i = 0, oldest = 0;
+    while (i < MARGINS_KEPT && MARGIN_SRC[i] != t) {
+        if (margin_used[i] < margin_used[oldest])
+            oldest = i;
+        i++;
+    }
+    if (i == MARGINS_KEPT) {
+        i = oldest;
+        Py_CLEAR(MARGIN_SRC[i]);
+        if (from_py(MARGIN_NUM[i], PyTuple_GET_ITEM(t, 0)) || from_py(MARGIN_DEN[i], PyTuple_GET_ITEM(t, 1)))
+            return -1;
+        Py_INCREF(t);
+        MARGIN_SRC[i] = t;
+    }
+    margin_used[i] = ++margin_clock;
+    *num = MARGIN_NUM[i];
+    *den = MARGIN_DEN[i];
+    return 0;
+}
+
 /* surplus(m, n) -> m[0]*n[0] - m[1]*n[1] for two margins (num, den) (arb_finder.on_update's exact test of
  * a round trip's margin product, on ~330-bit integers for V3 pools); anything but two pairs of ints
  * by the objects' own arithmetic */
@@ -1758,12 +1793,38 @@ static PyObject *surplus(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         Py_XDECREF(r);
         return out;
     }
-    PyObject *m0 = PyTuple_GET_ITEM(m, 0), *m1 = PyTuple_GET_ITEM(m, 1), *n0 = PyTuple_GET_ITEM(n, 0),
-             *n1 = PyTuple_GET_ITEM(n, 1);
-    mpz_ptr a = T[20], b = T[21], c = T[22];
-    if (from_py(a, m0) || from_py(b, n0) || (mpz_mul(a, a, b), from_py(b, m1)) || from_py(c, n1))
+    mpz_srcptr m0, m1, n0, n1;
+    if (margin_kept(m, &m0, &m1) || margin_kept(n, &n0, &n1))
         return NULL;  /* (exact ints: from_py fails only without memory) */
-    mpz_submul(a, b, c);
+    mpz_ptr a = T[20];
+    mpz_mul(a, m0, n0);
+    mpz_submul(a, m1, n1);
+    return to_py(a);
+}
+
+/* ceil_mul_div(a, b, c) -> -((-a*b) // c), c > 0 (arb_finder's gas value in the profit token, rounded up:
+ * ~250-bit by ~190-bit integers); anything but three ints (or c <= 0) by the objects' own arithmetic */
+static PyObject *ceil_mul_div(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "ceil_mul_div takes 3 arguments");
+        return NULL;
+    }
+    mpz_ptr a = T[20], b = T[21], c = T[22];
+    if (!PyLong_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2]) ||
+        _PyLong_Sign(args[2]) <= 0) {
+        PyObject *ab = PyNumber_Multiply(args[0], args[1]), *neg = ab ? PyNumber_Negative(ab) : NULL,
+                 *q = neg ? PyNumber_FloorDivide(neg, args[2]) : NULL, *out = q ? PyNumber_Negative(q) : NULL;
+        Py_XDECREF(ab);
+        Py_XDECREF(neg);
+        Py_XDECREF(q);
+        return out;
+    }
+    if (from_py(a, args[0]) || from_py(b, args[1]) || from_py(c, args[2]))
+        return NULL;
+    mpz_mul(a, a, b);
+    mpz_cdiv_q(a, a, c);
     return to_py(a);
 }
 
@@ -1794,6 +1855,8 @@ static PyMethodDef methods[] = {
      "v3_edge(sqrt_price, liquidity, tick, spacing, fee, zero_for_one) -> (max_in, edge, amount to it) | None"},
     {"surplus", (PyCFunction)(void (*)(void))surplus, METH_FASTCALL,
      "surplus(m, n) -> m[0]*n[0] - m[1]*n[1] (arb_finder.on_update's margin test)"},
+    {"ceil_mul_div", (PyCFunction)(void (*)(void))ceil_mul_div, METH_FASTCALL,
+     "ceil_mul_div(a, b, c) -> -((-a*b) // c) (arb_finder's gas value, rounded up)"},
     {"product_below", (PyCFunction)(void (*)(void))product_below, METH_FASTCALL,
      "product_below(u, v, w, x, y) -> u*v < w*x*y (arb_finder._product_below)"},
     {NULL, NULL, 0, NULL},
@@ -1809,6 +1872,8 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
         mpz_init(T[i]);
     for (int i = 0; i < MEMO; i++)
         mpz_inits(MEMO_X[i], MEMO_V[i], MEMO_Y[i], MEMO_Z[i], NULL);
+    for (int i = 0; i < MARGINS_KEPT; i++)
+        mpz_inits(MARGIN_NUM[i], MARGIN_DEN[i], NULL);
     for (int i = 0; i < MAX_SPANS; i++) {
         mpz_init(SPAN_LO[i]);
         mpz_init(SPAN_HI[i]);

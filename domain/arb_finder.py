@@ -70,8 +70,9 @@ try:  # the closed-form sizing's integer work in C on GMP (domain/_closed_form_g
     from tapedeck.domain._closed_form_gmp import product_below as _gmp_product_below
     from tapedeck.domain._closed_form_gmp import v3_edge as _gmp_v3_edge
     from tapedeck.domain._closed_form_gmp import surplus as _gmp_surplus
+    from tapedeck.domain._closed_form_gmp import ceil_mul_div as _gmp_ceil_mul_div
 except ImportError:
-    _gmp_closed_form = _gmp_product_below = _gmp_v3_edge = _gmp_surplus = None
+    _gmp_closed_form = _gmp_product_below = _gmp_v3_edge = _gmp_surplus = _gmp_ceil_mul_div = None
 
 Q96 = 1 << 96
 Q192 = 1 << 192
@@ -885,7 +886,7 @@ class ArbFinder:
                 memo[mk] = m
         if m is None:
             return None
-        return wei, -((-wei * m[0]) // m[1])
+        return wei, _ceil_mul_div(wei, m[0], m[1])
 
     def round_trip(self, state: MarketState, a: Any, b: Any, s: str, o: str, now: int | None = None) -> Opportunity | None:
         """``s -> o`` on ``a``, ``o -> s`` on ``b``: the exact best size, if it pays gas + min_profit."""
@@ -1091,6 +1092,15 @@ def _margin_surplus(m: tuple[int, int], n: tuple[int, int]) -> int:
 
 
 _surplus = _margin_surplus if _gmp_surplus is None else _gmp_surplus
+
+
+def _ceil_div_of_product(a: int, b: int, c: int) -> int:
+    """``ceil(a*b/c)`` for ``c > 0``: the gas's value in the profit token, rounded up (never understating the
+    cost; ``_closed_form_gmp.ceil_mul_div`` where the C is built, on ~250- by ~190-bit integers)."""
+    return -((-a * b) // c)
+
+
+_ceil_mul_div = _ceil_div_of_product if _gmp_ceil_mul_div is None else _gmp_ceil_mul_div
 
 
 # the capacity test where the C is built (``_closed_form_gmp.product_below``: the same answers,

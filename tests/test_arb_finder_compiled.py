@@ -585,6 +585,42 @@ def _near_powers_of_two_or_small():  # type: ignore[no-untyped-def]
     return _near_powers_of_two() | st.integers(-5, 5)
 
 
+@given(st.lists(st.tuples(_near_powers_of_two_or_small(), _near_powers_of_two_or_small()), min_size=1, max_size=7),
+       st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=40))
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_the_c_surplus_keeps_margins_by_identity_and_no_further(margins, calls) -> None:
+    """``surplus`` keeps the last few margin tuples' integers (the moved pool's margin is one tuple for all
+    its partners): any order of calls over more tuples than it keeps, a tuple reused after others pushed it
+    out, and equal tuples that are other objects, gives each call's own product difference."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    ms = [tuple(m) for m in margins]  # (each its own tuple object)
+    for i, j in calls:
+        m, n = ms[i % len(ms)], ms[j % len(ms)]
+        assert gmp.surplus(m, n) == m[0] * n[0] - m[1] * n[1]
+        assert gmp.surplus((m[0] + 1, m[1]), n) == (m[0] + 1) * n[0] - m[1] * n[1]  # (a fresh tuple)
+
+
+@given(st.integers(-2**300, 2**300), _near_powers_of_two_or_small(), _near_powers_of_two_or_small())
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+def test_the_c_gas_value_is_the_ceiling_of_the_quotient(a, b, c) -> None:
+    """``ceil_mul_div`` (the gas's value in the profit token where built) is ``_ceil_div_of_product``,
+    ``ceil(a*b/c)``, for ints of 1 to ~700 bits; a divisor at or below zero and non-ints by Python's own
+    arithmetic (its ZeroDivisionError included)."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    from fractions import Fraction
+    if c == 0:
+        with pytest.raises(ZeroDivisionError):
+            gmp.ceil_mul_div(a, b, c)
+        return
+    want = PURE_FINDER._ceil_div_of_product(a, b, c)
+    assert gmp.ceil_mul_div(a, b, c) == want
+    if c > 0:
+        assert want == math.ceil(Fraction(a * b, c))
+    assert gmp.ceil_mul_div(Fraction(a, 1), b, c) == want
+
+
 @given(st.lists(_near_powers_of_two_or_small(), min_size=4, max_size=4))
 @settings(max_examples=600, deadline=None, derandomize=True, database=None)
 def test_the_c_margin_surplus_is_the_products_difference(xs: list[int]) -> None:
