@@ -512,12 +512,11 @@ static int in_span(const mpz_t a2, const mpz_t b, const mpz_t kc, const mpz_t c,
     return !above(SP_T, a2, b, SP_U, kc);
 }
 
-static int span_by_estimate(mpz_t first, mpz_t last, const mpz_t a2, const mpz_t b, const mpz_t disc,
-                            const mpz_t kc, const mpz_t c, const mpz_t start, const mpz_t end)
+static int span_by_estimate(mpz_t first, mpz_t last, const mpz_t a2, double am, long ae, const mpz_t b,
+                            const mpz_t disc, const mpz_t kc, const mpz_t c, const mpz_t start, const mpz_t end)
 {
-    long be, de, ae, ke;
-    double bm = mpz_get_d_2exp(&be, b), dm = mpz_get_d_2exp(&de, disc), am = mpz_get_d_2exp(&ae, a2),
-           km = mpz_get_d_2exp(&ke, kc);
+    long be, de, ke;  /* (am, ae: a2's mpz_get_d_2exp, the same for every c of the caller's) */
+    double bm = mpz_get_d_2exp(&be, b), dm = mpz_get_d_2exp(&de, disc), km = mpz_get_d_2exp(&ke, kc);
     if (!(bm > 0 && am > 0) || de - 2 * be < -2000 || ae - be > 1000 || be - ae > 1000 || ke - be > 1000 ||
         be - ke > 1000)
         return -1;
@@ -603,29 +602,45 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
     mpz_mul_2exp(pk4, pk4, 2);
     mpz_mul_ui(c, lo, fee);
     mpz_cdiv_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
+    long ae;
+    double am = mpz_get_d_2exp(&ae, a2);
     mpz_add(lc, level, c);                    /* lc = level + c, b = base - a2*lc, kc = lc*pk: kept as c steps */
     mpz_set(b, base);
     mpz_submul(b, a2, lc);
     mpz_mul(kc, lc, pk);
+    /* sizes below 2^40 and D below 2^20: c, start and end as unsigned longs (c*D < 2^61), the same values */
+    int narrow = mpz_sizeinbase(hi, 2) <= 40 && big_d < (1UL << 20);
+    unsigned long cu = narrow ? mpz_get_ui(c) : 0, lou = narrow ? mpz_get_ui(lo) : 0, hiu = narrow ? mpz_get_ui(hi) : 0;
     for (;;) {
-        mpz_sub_ui(start, c, 1);
-        mpz_mul_ui(start, start, big_d);
-        mpz_fdiv_q_ui(start, start, fee);
-        mpz_add_ui(start, start, 1);          /* (c - 1)*D // fee + 1 */
-        if (mpz_cmp(start, lo) < 0)
-            mpz_set(start, lo);
-        if (mpz_cmp(start, hi) > 0)
-            break;
-        mpz_mul_ui(end, c, big_d);
-        mpz_fdiv_q_ui(end, end, fee);
-        if (mpz_cmp(end, hi) > 0)
-            mpz_set(end, hi);
+        if (narrow) {
+            unsigned long su = (cu - 1) * big_d / fee + 1, eu = cu * big_d / fee;  /* (c >= 1: lo and fee are) */
+            if (su < lou)
+                su = lou;
+            if (su > hiu)
+                break;
+            mpz_set_ui(start, su);
+            mpz_set_ui(end, eu > hiu ? hiu : eu);
+            cu++;
+        } else {
+            mpz_sub_ui(start, c, 1);
+            mpz_mul_ui(start, start, big_d);
+            mpz_fdiv_q_ui(start, start, fee);
+            mpz_add_ui(start, start, 1);      /* (c - 1)*D // fee + 1 */
+            if (mpz_cmp(start, lo) < 0)
+                mpz_set(start, lo);
+            if (mpz_cmp(start, hi) > 0)
+                break;
+            mpz_mul_ui(end, c, big_d);
+            mpz_fdiv_q_ui(end, end, fee);
+            if (mpz_cmp(end, hi) > 0)
+                mpz_set(end, hi);
+        }
         if (mpz_cmp(start, end) <= 0) {
             if (mpz_sgn(b) > 0) {
                 mpz_mul(disc, b, b);
                 mpz_submul(disc, pk4, lc);
                 if (mpz_sgn(disc) >= 0) {
-                    int got = fast_on ? span_by_estimate(first, last, a2, b, disc, kc, c, start, end) : -1;
+                    int got = fast_on ? span_by_estimate(first, last, a2, am, ae, b, disc, kc, c, start, end) : -1;
                     if (got >= 0) {
                         floored_by_estimate++;
                         if (got == 0)
