@@ -308,8 +308,8 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
         return -1;
     mpz_sub(t1, sn, L->a);
     mpz_mul(t0, L->n1, t1);
-    mpz_fdiv_q(t0, t0, sn);
-    mpz_fdiv_q(out, t0, L->a);                /* (lq << 96)*(sn - sp) // sn // sp */
+    mpz_mul(t2, sn, L->a);
+    mpz_fdiv_q(out, t0, t2);                  /* (lq << 96)*(sn - sp) // sn // sp, = // (sn*sp): one division */
     return mpz_sgn(out) > 0 ? 0 : -1;
 }
 
@@ -531,10 +531,16 @@ static int span_by_estimate(mpz_t first, mpz_t last, const mpz_t a2, double am, 
         double f1 = floor(u1), f2 = floor(u2);
         if (decided_by_float(u1, f1) && decided_by_float(u2, f2)) {
             floored_by_float++;
-            mpz_set_d(first, f1 + 1.0);
-            mpz_add(first, first, c);
-            mpz_set_d(last, f2);
-            mpz_add(last, last, c);
+            if (mpz_sizeinbase(c, 2) <= 60) {     /* (c + u < 2^61: unsigned longs) */
+                unsigned long cu = mpz_get_ui(c);
+                mpz_set_ui(first, cu + (unsigned long)f1 + 1);
+                mpz_set_ui(last, cu + (unsigned long)f2);
+            } else {
+                mpz_set_d(first, f1 + 1.0);
+                mpz_add(first, first, c);
+                mpz_set_d(last, f2);
+                mpz_add(last, last, c);
+            }
             if (mpz_cmp(first, start) < 0)
                 mpz_set(first, start);
             if (mpz_cmp(last, end) > 0)
