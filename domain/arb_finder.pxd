@@ -41,3 +41,4 @@ cdef class ArbFinder:
     cpdef _sized(self, state, a, b, s, o, now, dict memo, ma, mb, hot=*, surplus=*)
 
 cpdef double _ratio(object m)
+cpdef list _view_of(PoolVenue v, state, token_in, dict memo, hot)

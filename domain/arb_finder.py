@@ -904,8 +904,8 @@ class ArbFinder:
                memo: dict[Any, tuple[int, int] | None] | None, ma: tuple[int, int],
                mb: tuple[int, int], hot: Any = None, surplus: int | None = None) -> Opportunity | None:
         """The round trip whose first unit pays (``round_trip`` past its margin test, ``ma``/``mb``
-        the legs' margins), sized exactly. ``memo`` keeps the gas of legs on the same chains with
-        the same gas units for one update.
+        the legs' margins), sized exactly. ``memo`` keeps, for one update, the gas of legs on the same
+        chains with the same gas units, and the moved venue's views (``_view_of``).
 
         Before any curve: every venue's exact output is at most its margin times the input
         (``out(x) <= m*x``: concave, rounded against the trader), so with ``y = out_a(x)``,
@@ -947,20 +947,20 @@ class ArbFinder:
         b_first = bool(surplus) and hot is b  # the venue that just changed first: its capacity is priced already
         if b_first:
             if pb:
-                vb = rb._priced(state, o)
+                vb = _view_of(rb, state, o, memo, hot)
             cap_b = vb[1] if pb else b.max_in(state, o)
             if cap_b > 0 and _below(surplus, cap_b, need, ma[0], mb[1]):
                 st.below_cap += 1
                 return None
         if pa:
-            va = ra._priced(state, s)
+            va = _view_of(ra, state, s, memo, hot)
         cap_a = va[1] if pa else a.max_in(state, s)
         if surplus and not b_first and cap_a > 0 and _below(surplus, cap_a, need, ma[1], mb[1]):
             st.below_cap += 1
             return None
         if not b_first:
             if pb:
-                vb = rb._priced(state, o)
+                vb = _view_of(rb, state, o, memo, hot)
             cap_b = vb[1] if pb else b.max_in(state, o)
         if cap_a <= 0 or cap_b <= 0:
             return None
@@ -1106,6 +1106,17 @@ _ceil_mul_div = _ceil_div_of_product if _gmp_ceil_mul_div is None else _gmp_ceil
 # the capacity test where the C is built (``_closed_form_gmp.product_below``: the same answers,
 # tests/test_arb_finder_compiled.py; ~5x fewer instructions, each ``bit_length`` here being a method call)
 _below = _product_below if _gmp_product_below is None else _gmp_product_below
+
+
+def _view_of(v: PoolVenue, state: MarketState, token_in: str, memo: dict[Any, Any] | None, hot: Any) -> list[Any]:
+    """``v._priced(state, token_in)``, where the venue that moved (``hot``) keeps its view in the update's
+    ``memo`` under the token (no other key there is a str): each of its partners reads the same one."""
+    if v is hot and memo is not None:
+        got = memo.get(token_in)
+        if got is None:
+            got = memo[token_in] = v._priced(state, token_in)
+        return got  # type: ignore[no-any-return]
+    return v._priced(state, token_in)
 
 
 def _gmp_leg(v: Any, state: MarketState, token_in: str) -> tuple[Any, ...] | None:
