@@ -322,6 +322,32 @@ static int profit(mpz_t v, mpz_t y, mpz_t z, const mpz_t x)
     return 0;
 }
 
+/* mpz_get_d_2exp, the same value (GMP's: z's top 53 bits truncated, as a double d with 0.5 <= |d| < 1, and
+ * the exponent e, z ~ d * 2^e; 0.0 and e = 0 for z = 0) read off the top two limbs directly: the estimates
+ * below take ~10 of these per sizing, and GMP's general conversion costs ~15x this. get_d_2exp() (for the
+ * tests) is this one. */
+static inline double top_bits(long *e, const mpz_t z)
+{
+#if GMP_NUMB_BITS == 64 && GMP_NAIL_BITS == 0
+    mp_size_t n = mpz_size(z);
+    if (n == 0) {
+        *e = 0;
+        return 0.0;
+    }
+    const mp_limb_t *l = mpz_limbs_read(z);
+    mp_limb_t hi = l[n - 1];
+    int clz = __builtin_clzl(hi);
+    mp_limb_t m = hi << clz;
+    if (clz && n > 1)
+        m |= l[n - 2] >> (64 - clz);
+    *e = (long)n * 64 - clz;
+    double d = (double)(m >> 11) * 0x1p-53;  /* (53 bits: exact) */
+    return mpz_sgn(z) < 0 ? -d : d;
+#else
+    return mpz_get_d_2exp(e, z);
+#endif
+}
+
 /* ---------------------------------------------------------------- RoundTrip */
 
 /* level_interval's ends from float estimates, each checked exactly (R = isqrt(disc) + 1 is never taken):
@@ -391,8 +417,7 @@ static int ends_by_estimate(mpz_t first, mpz_t last, const mpz_t b, const mpz_t 
 {
     long be, de, re, le;
     mpz_mul(LI_LP, level, p);
-    double bm = mpz_get_d_2exp(&be, b), dm = mpz_get_d_2exp(&de, disc), rm = mpz_get_d_2exp(&re, r),
-           lm = mpz_get_d_2exp(&le, LI_LP);
+    double bm = top_bits(&be, b), dm = top_bits(&de, disc), rm = top_bits(&re, r), lm = top_bits(&le, LI_LP);
     if (!(bm > 0 && rm > 0 && lm > 0) || de - 2 * be < -2000 || be - re > 1000 || re - be > 1000 || le - be > 1000 ||
         be - le > 1000)
         return -1;
@@ -515,8 +540,8 @@ static int in_span(const mpz_t a2, const mpz_t b, const mpz_t kc, const mpz_t c,
 static int span_by_estimate(mpz_t first, mpz_t last, const mpz_t a2, double am, long ae, const mpz_t b,
                             const mpz_t disc, const mpz_t kc, const mpz_t c, const mpz_t start, const mpz_t end)
 {
-    long be, de, ke;  /* (am, ae: a2's mpz_get_d_2exp, the same for every c of the caller's) */
-    double bm = mpz_get_d_2exp(&be, b), dm = mpz_get_d_2exp(&de, disc), km = mpz_get_d_2exp(&ke, kc);
+    long be, de, ke;  /* (am, ae: a2's top_bits, the same for every c of the caller's) */
+    double bm = top_bits(&be, b), dm = top_bits(&de, disc), km = top_bits(&ke, kc);
     if (!(bm > 0 && am > 0) || de - 2 * be < -2000 || ae - be > 1000 || be - ae > 1000 || ke - be > 1000 ||
         be - ke > 1000)
         return -1;
@@ -609,7 +634,7 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
     mpz_mul_ui(c, lo, fee);
     mpz_cdiv_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
     long ae;
-    double am = mpz_get_d_2exp(&ae, a2);
+    double am = top_bits(&ae, a2);
     mpz_add(lc, level, c);                    /* lc = level + c, b = base - a2*lc, kc = lc*pk: kept as c steps */
     mpz_set(b, base);
     mpz_submul(b, a2, lc);
@@ -1498,6 +1523,19 @@ static PyObject *fast(PyObject *self, PyObject *arg)
     return switched(&fast_on, arg);
 }
 
+/* For the tests: get_d_2exp(z) -> (d, e) of top_bits (mpz_get_d_2exp's value) */
+static PyObject *get_d_2exp(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (from_py(T[0], arg)) {
+        PyErr_SetString(PyExc_TypeError, "get_d_2exp takes an int");
+        return NULL;
+    }
+    long e;
+    double d = top_bits(&e, T[0]);
+    return Py_BuildValue("(dl)", d, e);
+}
+
 static PyObject *float_filter(PyObject *self, PyObject *arg)
 {
     (void)self;
@@ -1861,6 +1899,7 @@ static PyMethodDef methods[] = {
      "floored_spans(n, p, r, level, lo, hi, keep, keep_den) -> [(first, last), ...] | None (closed_form's floored; "
      "keep_den 0: its level_interval)"},
     {"fast", fast, METH_O, "fast(on): the 128-bit pattern search and the two-point width test on or off (the same answers)"},
+    {"get_d_2exp", get_d_2exp, METH_O, "get_d_2exp(z) -> (d, e): mpz_get_d_2exp's value, as the estimates read it"},
     {"float_filter", float_filter, METH_O,
      "float_filter(on): the estimates' float filter on or off (the same answers: each end then checked exactly)"},
     {"screen", screen, METH_O, "screen(on): the pattern search's float screen on or off (the same answers)"},

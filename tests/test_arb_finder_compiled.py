@@ -585,6 +585,27 @@ def _near_powers_of_two_or_small():  # type: ignore[no-untyped-def]
     return _near_powers_of_two() | st.integers(-5, 5)
 
 
+def _truncated_2exp(z: int) -> tuple[float, int]:
+    """GMP's ``mpz_get_d_2exp``: ``z``'s top 53 bits, truncated, as ``d`` with ``0.5 <= |d| < 1``, and ``e``."""
+    if z == 0:
+        return 0.0, 0
+    e = abs(z).bit_length()
+    top = abs(z) >> (e - 53) if e > 53 else abs(z) << (53 - e)
+    return math.copysign(top / 2.0**53, z), e
+
+
+@given(_near_powers_of_two() | st.integers(-2**800, 2**800) | st.builds(lambda e, k: ((1 << 53) - 1 + k) << e,
+       st.integers(0, 700), st.integers(-2, 2)), st.booleans())
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+def test_the_c_top_bits_are_gmps_get_d_2exp(z: int, negative: bool) -> None:
+    """The estimates' reading of an mpz's top bits (``top_bits``, ``get_d_2exp`` here) is ``mpz_get_d_2exp``'s
+    value: the top 53 bits truncated, across limb boundaries, 53-bit runs of ones and zero."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    z = -z if negative else z
+    assert gmp.get_d_2exp(z) == _truncated_2exp(z)
+
+
 @given(st.lists(st.tuples(_near_powers_of_two_or_small(), _near_powers_of_two_or_small()), min_size=1, max_size=7),
        st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=40))
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
