@@ -34,6 +34,7 @@ cdef class ArbFinder:
     cpdef list on_update(self, state, venue_id, now_ts)
     @cython.locals(blocks=dict)
     cpdef gas(self, state, legs, profit_token, now, dict memo=*)
+    @cython.locals(blocks=dict)
     cpdef _gas_on(self, state, chain, units, profit_token, now, dict memo)
     @cython.locals(pv=PoolVenue)
     cpdef _gas_valued(self, state, wei, chain, profit_token, now, dict memo)

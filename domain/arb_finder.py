@@ -772,7 +772,7 @@ class ArbFinder:
         ma_s, ma_o, fa_s, fa_o = mine  # (the margins and their floats, ``_ratio``: kept with the margins)
         out: list[Opportunity] = []
         memo: dict[Any, tuple[int, int] | None] = {}
-        evaluated = stale = 0  # (counted here, added to the stats once)
+        evaluated = stale = paid = 0  # (counted here, added to the stats once)
         for b in partners:
             pb = b if type(b) is PoolVenue else None  # (compiled: a typed PoolVenue, its methods called directly)
             theirs = (pb.margins_if_fresh(state, s, o, now_ts, max_age) if pb is not None
@@ -786,12 +786,12 @@ class ArbFinder:
             if ma_s is not None and mb_o is not None and fa_s * fb_o >= NEAR_ONE:
                 surplus = _surplus(ma_s, mb_o)
                 if surplus > 0:
-                    st.paid_at_margin += 1
+                    paid += 1
                     first = self._sized(state, a, b, s, o, now_ts, memo, ma_s, mb_o, a, surplus)
             if ma_o is not None and mb_s is not None and fa_o * fb_s >= NEAR_ONE:
                 surplus = _surplus(mb_s, ma_o)
                 if surplus > 0:
-                    st.paid_at_margin += 1
+                    paid += 1
                     second = self._sized(state, b, a, s, o, now_ts, memo, mb_s, ma_o, a, surplus)
             if first is not None:
                 if second is not None and second.net_profit > first.net_profit:
@@ -803,6 +803,8 @@ class ArbFinder:
                 out.append(second)
         st.evaluated += evaluated
         st.skipped_stale += stale
+        if paid:
+            st.paid_at_margin += paid
         return out
 
     def _pair(self, state: MarketState, now: int, a: Any, b: Any) -> list[Opportunity]:
@@ -852,7 +854,8 @@ class ArbFinder:
         chain): the same answer, without the walk over the legs."""
         if not chain or not units:
             return 0, 0
-        block = state.blocks.get(chain)
+        blocks = state.blocks  # (a typed dict in the compiled build)
+        block = blocks.get(chain)
         price = (block.next_base_fee + self.priority_fee_wei) if block is not None else self.gas_price_wei
         if price is None:
             return None
