@@ -43,3 +43,4 @@ cdef class ArbFinder:
 
 cpdef double _ratio(object m)
 cpdef list _view_of(PoolVenue v, state, token_in, dict memo, hot)
+cpdef tuple pair_key(a, b)
