@@ -1224,12 +1224,11 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
         DECL(1);  /* (RoundTrip raises: the Python says so) */
 
     /* x_max = min(ca.max_in, _largest_feeding(...)) */
-    mpz_fdiv_q(t, ro_a, den_a);
-    if (mpz_cmp(max_b, t) >= 0) {
+    mpz_mul(d, max_b, den_a);
+    mpz_sub(d, ro_a, d);                      /* ro - y_max*D */
+    if (mpz_cmp(d, den_a) < 0) {              /* y_max >= ro // D, without the division (D > 0) */
         mpz_set(x_max, max_a);
     } else {
-        mpz_mul(d, max_b, den_a);
-        mpz_sub(d, ro_a, d);
         mpz_mul_ui(d, d, ka);                 /* den = ka*(ro - y_max*D) */
         if (mpz_sgn(d) <= 0) {
             mpz_set(x_max, max_a);
@@ -1713,8 +1712,8 @@ static PyObject *v3_edge(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         mpz_sub(t, sp, edge);
         mpz_mul(t, t, lq);
         mpz_mul_2exp(t, t, 96);
-        mpz_cdiv_q(t, t, sp);
-        mpz_cdiv_q(cap, t, edge);             /* ceil(ceil((lq << 96)*(sp - sl)/sp)/sl) */
+        mpz_mul(cap, sp, edge);
+        mpz_cdiv_q(cap, t, cap);              /* ceil(ceil((lq << 96)*(sp - sl)/sp)/sl), = ceil(../(sp*sl)) */
     } else {
         long upper = lower + spacing;
         sqrt_ratio_at_tick(edge, upper > MAX_TICK ? MAX_TICK : upper);
