@@ -323,9 +323,9 @@ static int profit(mpz_t v, mpz_t y, mpz_t z, const mpz_t x)
 }
 
 /* mpz_get_d_2exp, the same value (GMP's: z's top 53 bits truncated, as a double d with 0.5 <= |d| < 1, and
- * the exponent e, z ~ d * 2^e; 0.0 and e = 0 for z = 0) read off the top two limbs directly: the estimates
- * below take ~10 of these per sizing, and GMP's general conversion costs ~15x this. get_d_2exp() (for the
- * tests) is this one. */
+ * the exponent e, z ~ d * 2^e; 0.0 and e = 0 for z = 0) read off the top two limbs directly, without GMP's
+ * general conversion: the estimates below take ~10 of these per sizing. get_d_2exp() (for the tests) is
+ * this one. */
 static inline double top_bits(long *e, const mpz_t z)
 {
 #if GMP_NUMB_BITS == 64 && GMP_NAIL_BITS == 0
@@ -376,6 +376,7 @@ static int decided_by_float(double u, double f)   /* f = floor(u), 0 <= u < 2^50
     double tol = u * 0x1p-48 + 0x1p-60;
     return u - f > tol && (f + 1.0) - u > tol;
 }
+
 static mpz_t LI_M, LI_SQ, LI_LP;
 
 static int root_at_most(const mpz_t disc, const mpz_t m)
@@ -412,6 +413,18 @@ static int is_end(const mpz_t b, const mpz_t disc, const mpz_t r2, long v, int u
     return root_above(disc, LI_M);
 }
 
+/* the end (upper or not) at est, est - 1 or est + 1, tried in that order, into out: 1, else 0 */
+static int end_near(mpz_t out, const mpz_t b, const mpz_t disc, const mpz_t r2, long est, int upper)
+{
+    static const long tries[3] = {0, -1, 1};
+    for (int i = 0; i < 3; i++)
+        if (is_end(b, disc, r2, est + tries[i], upper)) {
+            mpz_set_si(out, est + tries[i]);
+            return 1;
+        }
+    return 0;
+}
+
 static int ends_by_estimate(mpz_t first, mpz_t last, const mpz_t b, const mpz_t disc, const mpz_t r, const mpz_t r2,
                             const mpz_t level, const mpz_t p, const mpz_t lo, const mpz_t hi)
 {
@@ -425,7 +438,7 @@ static int ends_by_estimate(mpz_t first, mpz_t last, const mpz_t b, const mpz_t 
     double f = ldexp(2.0 * lm / sum, (int)(le - be)), g = ldexp(sum / (2.0 * rm), (int)(be - re));
     if (!(f >= 0 && f <= g && g < 0x1p50))
         return -1;
-    long fe = (long)floor(f), ge = (long)ceil(g), tries[3] = {0, -1, 1};
+    long fe = (long)floor(f), ge = (long)ceil(g);
     if (float_on && mpz_sizeinbase(r2, 2) > 65 && decided_by_float(f, floor(f)) && decided_by_float(g, floor(g))) {
         /* (b - R)/r2 lies in [f* - 1/r2, f*) and (b + R)/r2 in (g*, g* + 1/r2], R in (s, s + 1], f* and g*
          * the real roots (b -+ s)/r2: where the filter decides f and g (1/r2 < 2^-65 below the distance
@@ -433,23 +446,8 @@ static int ends_by_estimate(mpz_t first, mpz_t last, const mpz_t b, const mpz_t 
         level_by_float++;
         mpz_set_si(first, fe);
         mpz_set_si(last, ge);
-    } else {
-        int found = 0;
-        for (int i = 0; i < 3 && !found; i++)
-            if (is_end(b, disc, r2, fe + tries[i], 0)) {
-                mpz_set_si(first, fe + tries[i]);
-                found = 1;
-            }
-        if (!found)
-            return -1;
-        found = 0;
-        for (int i = 0; i < 3 && !found; i++)
-            if (is_end(b, disc, r2, ge + tries[i], 1)) {
-                mpz_set_si(last, ge + tries[i]);
-                found = 1;
-            }
-        if (!found)
-            return -1;
+    } else if (!end_near(first, b, disc, r2, fe, 0) || !end_near(last, b, disc, r2, ge, 1)) {
+        return -1;
     }
     if (mpz_cmp(first, lo) < 0)
         mpz_set(first, lo);
@@ -948,8 +946,9 @@ static int memo_find_u128(u128 x)           /* memo_find of a size below 2^128 *
     return -1;
 }
 
-/* the 128-bit pattern search and the two-point width test (inside_exactly) on or off (the same answers:
- * fast(), for the tests), and how often each way ran (path_counts()) */
+/* the 128-bit pattern search, the two-point width test (inside_exactly) and the estimated ends of floored spans
+ * and level intervals on or off (the same answers: fast(), for the tests), and how often each way ran
+ * (path_counts()) */
 static int fast_on = 1;
 static long pattern_narrow, pattern_mpz, width_by_points, width_by_root;
 
@@ -1893,11 +1892,14 @@ static PyMethodDef methods[] = {
     {"screen_counts", screen_counts, METH_NOARGS,
      "screen_counts() -> (pattern-search sizes the float screen refuted, sizes it left to the exact quotes)"},
     {"path_counts", path_counts, METH_NOARGS,
-     "path_counts() -> (128-bit pattern searches, mpz ones, wide intervals told by two points, by the root)"},
+     "path_counts() -> (128-bit pattern searches, mpz ones, wide intervals told by two points, by the root, floored "
+     "spans by estimates, by the root, level ends by estimates, by the root, floored spans and level ends the float "
+     "filter decided alone)"},
     {"floored_spans", floored_spans, METH_VARARGS,
      "floored_spans(n, p, r, level, lo, hi, keep, keep_den) -> [(first, last), ...] | None (closed_form's floored; "
      "keep_den 0: its level_interval)"},
-    {"fast", fast, METH_O, "fast(on): the 128-bit pattern search and the two-point width test on or off (the same answers)"},
+    {"fast", fast, METH_O, "fast(on): the 128-bit pattern search, the two-point width test and the estimated ends "
+     "(with their float filter) on or off (the same answers)"},
     {"get_d_2exp", get_d_2exp, METH_O, "get_d_2exp(z) -> (d, e): mpz_get_d_2exp's value, as the estimates read it"},
     {"float_filter", float_filter, METH_O,
      "float_filter(on): the estimates' float filter on or off (the same answers: each end then checked exactly)"},

@@ -296,16 +296,24 @@ def test_gas_with_an_updates_memo_is_gas_without_it() -> None:
     finder = ArbFinder([a, b, v3])
     memo: dict = {}
     assert finder.gas(state, (a, b), USDC, 1, memo) is None and finder.gas(state, (a, v3), USDC, 1, memo) is None
+    assert finder._gas_on(state, "ethereum", a.gas_units + b.gas_units, USDC, 1, {}) is None  # (no gas price)
     state.on_block(ev.BlockProduced(ts=1, chain="ethereum", number=1, base_fee=1, gas_used=0, gas_limit=0,
                                     next_base_fee=20 * 10**9))
     memo = {}
     for legs in ((a, b), (a, v3), (v3, b), (v3, v3), (a, b)):
         for token in (USDC, WETH):
             assert finder.gas(state, legs, token, 1, memo) == finder.gas(state, legs, token, 1)
+            # (on_update's two pools on one chain: the same gas from their units' sum, without the legs)
+            units = legs[0].gas_units + legs[1].gas_units
+            assert finder._gas_on(state, "ethereum", units, token, 1, {}) == finder.gas(state, legs, token, 1)
+    tipped = ArbFinder([a, b, v3], priority_fee_wei=3 * 10**9)
+    assert tipped._gas_on(state, "ethereum", a.gas_units + v3.gas_units, USDC, 1, {}) == tipped.gas(state, (a, v3), USDC, 1)
+    assert tipped._gas_on(state, "ethereum", 0, USDC, 1, {}) == (0, 0) == tipped._gas_on(state, "", 10, USDC, 1, {})
     assert finder.gas(state, (a, v3), USDC, 1, memo)[1] > finder.gas(state, (a, b), USDC, 1, memo)[1] > 0
     state.on_source_stale(ev.SourceStale(ts=2, venues=(a.id, b.id), reason="gap"))  # no fresh venue to value it
     memo = {}
     assert finder.gas(state, (a, b), USDC, 2, memo) is None and finder.gas(state, (v3, b), USDC, 2, memo) is None
+    assert finder._gas_on(state, "ethereum", a.gas_units + b.gas_units, USDC, 2, {}) is None
 
 
 def test_stale_venues_take_no_part() -> None:
