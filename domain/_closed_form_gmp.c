@@ -43,14 +43,83 @@ typedef struct {
     unsigned long ck, c_big_k;
     int c_period;
     unsigned long keep;
+    int v2_small;                 /* V2: a < 2^112 and b < 2^128 (as a_u, b_u): quote's 128-bit path */
+    unsigned __int128 a_u, b_u;
+    int b_bits;
     double da, db, dtarget, draw; /* a, b, target, raw as doubles (truncated: each <= its int), for bound() */
     int at_edge;                  /* V3: sp == target (no quote there), for bound() */
 } leg_t;
 
 static leg_t LA, LB;
+
+typedef unsigned __int128 u128;
+
+static inline int bits_u128(u128 v)
+{
+    unsigned long long hi = (unsigned long long)(v >> 64), lo = (unsigned long long)v;
+    return hi ? 128 - __builtin_clzll(hi) : (lo ? 64 - __builtin_clzll(lo) : 0);
+}
+
+/* z = v (GMP's limbs written directly: no intermediate products) */
+static inline void put_u128(mpz_ptr z, u128 v)
+{
+    if (v >> 64) {
+        mp_limb_t *p = mpz_limbs_write(z, 2);
+        p[0] = (mp_limb_t)v;
+        p[1] = (mp_limb_t)(v >> 64);
+        mpz_limbs_finish(z, 2);
+    } else {
+        mpz_set_ui(z, (unsigned long)v);
+    }
+}
 /* the leg tuples LA and LB were last read from (held: an object's address is not reused while it lives),
  * so that the leg of the pool an update moved, the same tuple for each of its partners, is read once */
 static PyObject *LA_SRC, *LB_SRC;
+
+/* ---------------------------------------------------------------- floor and ceiling divisions */
+
+/* mpz_fdiv_q / mpz_cdiv_q, the same values, by GMP's truncating quotient where the operands are
+ * non-negative (nearly always: sizes, reserves, prices), which needs no remainder: ~30% cheaper than
+ * fdiv_q's and cdiv_q's sign adjustments (a remainder each), on the 3-5-limb operands of the quotes.
+ * ceil(n/d) = floor((n - 1)/d) + 1 for n >= 1, d >= 1. Any other signs: GMP's own. */
+static mpz_t DIV_T;
+static inline void floor_q(mpz_ptr q, mpz_srcptr n, mpz_srcptr d)
+{
+    if (mpz_sgn(n) >= 0 && mpz_sgn(d) > 0)
+        mpz_tdiv_q(q, n, d);
+    else
+        mpz_fdiv_q(q, n, d);
+}
+
+static inline void ceil_q(mpz_ptr q, mpz_srcptr n, mpz_srcptr d)
+{
+    if (mpz_sgn(n) > 0 && mpz_sgn(d) > 0) {
+        mpz_sub_ui(DIV_T, n, 1);
+        mpz_tdiv_q(q, DIV_T, d);
+        mpz_add_ui(q, q, 1);
+    } else {
+        mpz_cdiv_q(q, n, d);
+    }
+}
+
+static inline void floor_q_ui(mpz_ptr q, mpz_srcptr n, unsigned long d)
+{
+    if (mpz_sgn(n) >= 0)
+        mpz_tdiv_q_ui(q, n, d);
+    else
+        mpz_fdiv_q_ui(q, n, d);
+}
+
+static inline void ceil_q_ui(mpz_ptr q, mpz_srcptr n, unsigned long d)
+{
+    if (mpz_sgn(n) > 0 && d > 0) {
+        mpz_sub_ui(DIV_T, n, 1);
+        mpz_tdiv_q_ui(q, DIV_T, d);
+        mpz_add_ui(q, q, 1);
+    } else {
+        mpz_cdiv_q_ui(q, n, d);
+    }
+}
 
 /* ---------------------------------------------------------------- int <-> mpz */
 
@@ -219,6 +288,13 @@ static int read_leg_now(leg_t *L, PyObject *t)
     if (L->kind == 0) {
         if (PyTuple_GET_SIZE(t) != 4 || item(L->a, t, 1) || item(L->b, t, 2) || small_item(&L->keep, t, 3))
             return -1;
+        L->v2_small = mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 && mpz_sizeinbase(L->a, 2) <= 112 &&
+                      mpz_sizeinbase(L->b, 2) <= 128 && L->keep < (1UL << 14);
+        if (L->v2_small) {
+            L->a_u = (u128)mpz_getlimbn(L->a, 0) | (mpz_size(L->a) > 1 ? (u128)mpz_getlimbn(L->a, 1) << 64 : 0);
+            L->b_u = (u128)mpz_getlimbn(L->b, 0) | (mpz_size(L->b) > 1 ? (u128)mpz_getlimbn(L->b, 1) << 64 : 0);
+            L->b_bits = (int)mpz_sizeinbase(L->b, 2);
+        }
         return mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 ? 0 : -1;
     }
     if (L->kind != 1 || PyTuple_GET_SIZE(t) != 7 || item(L->a, t, 1) || item(L->b, t, 2) || item(L->target, t, 3) ||
@@ -242,25 +318,41 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
     if (mpz_sgn(x) <= 0)
         return -1;
     if (L->kind == 0) {  /* getAmountOut: x*k*ro // (ri*1e4 + x*k), 0 -> None */
+        if (L->v2_small && mpz_size(x) == 1) {
+            /* the same integers in 128 bits where they fit: x*k < 2^78, x*k*ro < 2^128 by their bit lengths,
+             * ri*1e4 + x*k < 2^126 + 2^78 (ri < 2^112, as every V2 pair's uint112 reserves) */
+            u128 xk = (u128)mpz_getlimbn(x, 0) * L->keep;
+            if (bits_u128(xk) + L->b_bits <= 128) {
+                u128 q = xk * L->b_u / (L->a_u * 10000u + xk);
+                if (q == 0)
+                    return -1;
+                put_u128(out, q);
+                return 0;
+            }
+        }
         mpz_mul_ui(t0, x, L->keep);
         mpz_mul(t1, t0, L->b);
         mpz_mul_ui(t2, L->a, 10000);
         mpz_add(t2, t2, t0);
-        mpz_fdiv_q(out, t1, t2);
+        floor_q(out, t1, t2);
         return mpz_sgn(out) > 0 ? 0 : -1;
     }
     /* V3 inside the interval: sp = a, lq = b */
     if (mpz_cmp(L->a, L->target) == 0 || mpz_cmp(x, MAX_INT256) > 0)
         return -1;
-    mpz_mul_ui(less, x, L->keep);
-    mpz_fdiv_q_ui(less, less, 1000000);
+    if (mpz_size(x) == 1) {                  /* floor(x*keep/1e6) in 128 bits: x, keep < 2^64 */
+        put_u128(less, (u128)mpz_getlimbn(x, 0) * L->keep / 1000000u);
+    } else {
+        mpz_mul_ui(less, x, L->keep);
+        floor_q_ui(less, less, 1000000);
+    }
     if (mpz_cmp(less, L->raw) >= 0) {
         /* SwapMath.computeSwapStep reaching the edge: the step takes raw and its fee
          * (raw + mulDivRoundingUp(raw, fee, keep) must be the whole input, else None), and pays
          * getAmount1Delta(target, sp, lq, down) / getAmount0Delta(sp, target, lq, down) */
         unsigned long fee = 1000000 - L->keep;
         mpz_mul_ui(t0, L->raw, fee);
-        mpz_cdiv_q_ui(t0, t0, L->keep);       /* (its reverts: a q >= 2^256 - 1 is declined) */
+        ceil_q_ui(t0, t0, L->keep);       /* (its reverts: a q >= 2^256 - 1 is declined) */
         if (mpz_cmp(t0, MAX_UINT256) >= 0)
             return -1;
         mpz_add(t0, t0, L->raw);
@@ -277,10 +369,10 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
                 return -1;
             mpz_mul_2exp(t0, L->b, 96);
             mpz_mul(t0, t0, t1);
-            mpz_fdiv_q(t0, t0, hi);           /* mulDiv(lq << 96, b - a, b) */
+            floor_q(t0, t0, hi);           /* mulDiv(lq << 96, b - a, b) */
             if (mpz_cmp(t0, MAX_UINT256) > 0)
                 return -1;
-            mpz_fdiv_q(out, t0, lo);
+            floor_q(out, t0, lo);
         }
         if (mpz_cmp(out, MAX_UINT256) > 0)
             return -1;
@@ -291,7 +383,7 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
         mpz_add(t1, t1, L->n1);               /* d = n1 + less*sp, n1 = lq << 96 */
         if (mpz_cmp(t1, MAX_UINT256) > 0)
             return -1;
-        mpz_cdiv_q(sn, L->n1sp, t1);          /* sn = ceil(n1*sp / d) */
+        ceil_q(sn, L->n1sp, t1);          /* sn = ceil(n1*sp / d) */
         if (mpz_cmp(sn, L->target) == 0)
             return -1;
         mpz_sub(t0, L->a, sn);
@@ -302,14 +394,14 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
     if (mpz_cmp(less, MAX_UINT160) > 0)
         return -1;
     mpz_mul_2exp(t0, less, 96);
-    mpz_fdiv_q(t0, t0, L->b);
+    floor_q(t0, t0, L->b);
     mpz_add(sn, L->a, t0);                    /* sn = sp + (less << 96) // lq */
     if (mpz_cmp(sn, L->target) == 0 || mpz_cmp(sn, MAX_UINT160) > 0)
         return -1;
     mpz_sub(t1, sn, L->a);
     mpz_mul(t0, L->n1, t1);
     mpz_mul(t2, sn, L->a);
-    mpz_fdiv_q(out, t0, t2);                  /* (lq << 96)*(sn - sp) // sn // sp, = // (sn*sp): one division */
+    floor_q(out, t0, t2);                  /* (lq << 96)*(sn - sp) // sn // sp, = // (sn*sp): one division */
     return mpz_sgn(out) > 0 ? 0 : -1;
 }
 
@@ -482,11 +574,11 @@ static int level_interval(mpz_t first, mpz_t last, const mpz_t n, const mpz_t p,
     mpz_sqrt(disc, disc);
     mpz_add_ui(disc, disc, 1);                /* root = isqrt(disc) + 1 */
     mpz_sub(t, b, disc);
-    mpz_fdiv_q(first, t, r2);
+    floor_q(first, t, r2);
     if (mpz_cmp(first, lo) < 0)
         mpz_set(first, lo);
     mpz_add(t, b, disc);
-    mpz_cdiv_q(last, t, r2);
+    ceil_q(last, t, r2);
     if (mpz_cmp(last, hi) > 0)
         mpz_set(last, hi);
     return mpz_cmp(first, last) <= 0;
@@ -630,7 +722,7 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
     mpz_mul(pk4, a2, pk);
     mpz_mul_2exp(pk4, pk4, 2);
     mpz_mul_ui(c, lo, fee);
-    mpz_cdiv_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
+    ceil_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
     long ae;
     double am = top_bits(&ae, a2);
     mpz_add(lc, level, c);                    /* lc = level + c, b = base - a2*lc, kc = lc*pk: kept as c steps */
@@ -653,14 +745,14 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
         } else {
             mpz_sub_ui(start, c, 1);
             mpz_mul_ui(start, start, big_d);
-            mpz_fdiv_q_ui(start, start, fee);
+            floor_q_ui(start, start, fee);
             mpz_add_ui(start, start, 1);      /* (c - 1)*D // fee + 1 */
             if (mpz_cmp(start, lo) < 0)
                 mpz_set(start, lo);
             if (mpz_cmp(start, hi) > 0)
                 break;
             mpz_mul_ui(end, c, big_d);
-            mpz_fdiv_q_ui(end, end, fee);
+            floor_q_ui(end, end, fee);
             if (mpz_cmp(end, hi) > 0)
                 mpz_set(end, hi);
         }
@@ -679,10 +771,10 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
                         mpz_sqrt(disc, disc);
                         mpz_add_ui(disc, disc, 1);
                         mpz_sub(t, b, disc);
-                        mpz_fdiv_q(first, t, a4);
+                        floor_q(first, t, a4);
                         mpz_add(first, first, c);
                         mpz_add(t, b, disc);
-                        mpz_cdiv_q(last, t, a4);
+                        ceil_q(last, t, a4);
                         mpz_add(last, last, c);
                         if (mpz_cmp(first, start) < 0)
                             mpz_set(first, start);
@@ -914,7 +1006,6 @@ static int memo_find(const mpz_t x)
  * index of the answer's memo entry, -1: not priced here. */
 static int pattern_wide(const mpz_t lo, const mpz_t hi, int at, long top);
 
-typedef unsigned __int128 u128;
 
 static u128 to_u128(const mpz_t z)           /* z in [0, 2^128) */
 {
@@ -1071,10 +1162,10 @@ static int least_input(const leg_t *L, mpz_t x, const mpz_t y)
         mpz_mul_ui(t0, t0, 10000);
         mpz_sub(t1, L->b, y);
         mpz_mul_ui(t1, t1, L->keep);
-        mpz_cdiv_q(x, t0, t1);
+        ceil_q(x, t0, t1);
     } else if (L->zfo) {
         mpz_mul_2exp(t0, y, 96);
-        mpz_cdiv_q(t0, t0, L->b);
+        ceil_q(t0, t0, L->b);
         mpz_sub(target, L->a, t0);            /* sp - ceil(y*2^96/lq) */
         if (mpz_sgn(target) <= 0) {
             mpz_set(x, NEVER);
@@ -1084,9 +1175,9 @@ static int least_input(const leg_t *L, mpz_t x, const mpz_t y)
         mpz_sub(t0, L->a, target);
         mpz_mul(t0, t0, t2);
         mpz_mul(t1, target, L->a);
-        mpz_cdiv_q(m, t0, t1);
+        ceil_q(m, t0, t1);
         mpz_mul_ui(m, m, 1000000);
-        mpz_cdiv_q_ui(x, m, L->keep);
+        ceil_q_ui(x, m, L->keep);
         mpz_mul(t0, x, L->a);
         if (mpz_cmp(t0, MAX_UINT256) > 0)
             return 1;
@@ -1102,12 +1193,12 @@ static int least_input(const leg_t *L, mpz_t x, const mpz_t y)
         }
         mpz_sub(t1, t2, t0);
         mpz_mul(t0, t2, L->a);
-        mpz_cdiv_q(target, t0, t1);           /* ceil(n1*sp / (n1 - y*sp)) */
+        ceil_q(target, t0, t1);           /* ceil(n1*sp / (n1 - y*sp)) */
         mpz_sub(t0, target, L->a);
         mpz_mul(t0, t0, L->b);
         mpz_cdiv_q_2exp(m, t0, 96);
         mpz_mul_ui(m, m, 1000000);
-        mpz_cdiv_q_ui(x, m, L->keep);
+        ceil_q_ui(x, m, L->keep);
     }
     if (mpz_cmp_ui(x, 1) < 0)
         mpz_set_ui(x, 1);
@@ -1234,7 +1325,7 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
         } else {
             mpz_mul(u, max_b, ri_a);
             mpz_mul_ui(u, u, KA);
-            mpz_fdiv_q(x_max, u, d);
+            floor_q(x_max, u, d);
             if (mpz_cmp(x_max, max_a) > 0)
                 mpz_set(x_max, max_a);
         }
@@ -1285,13 +1376,13 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
         if (mpz_cmp(np_, t) > 0) {
             mpz_mul(t, nl, x_max);
             mpz_submul(t, x_max, d);
-            mpz_fdiv_q(top, t, d);
+            floor_q(top, t, d);
         } else {
             mpz_add_ui(t, root, 1);
             mpz_sub(t, t, pl);
             mpz_mul(t, t, t);
             mpz_mul(u, rl, pl);
-            mpz_fdiv_q(top, t, u);
+            floor_q(top, t, u);
         }
     }
     if (mpz_cmp(top, need) < 0)
@@ -1300,11 +1391,11 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
     /* c = min(max(trip.optimum(), 1), x_max) */
     if (loose_is_self) {                      /* trip._np set by the bound above */
         mpz_sub(t, root, p);
-        mpz_fdiv_q(c, t, r);
+        floor_q(c, t, r);
     } else if (loose_np) {
         mpz_mul(np_, n, p);
         mpz_sub(t, root, pl);
-        mpz_fdiv_q(c, t, rl);                 /* loose.optimum() */
+        floor_q(c, t, rl);                 /* loose.optimum() */
         if (mpz_sgn(c) < 0)
             mpz_set_ui(c, 0);
         mpz_mul(t, r, c);
@@ -1330,7 +1421,7 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
         if (!done_c) {
             mpz_sqrt(u, np_);
             mpz_sub(u, u, p);
-            mpz_fdiv_q(c, u, r);
+            floor_q(c, u, r);
         }
     } else {
         DECL(2);
@@ -1637,7 +1728,7 @@ static void sqrt_ratio_computed(mpz_t r, long tick)
             mpz_fdiv_q_2exp(r, r, 128);
         }
     if (tick > 0)
-        mpz_fdiv_q(r, MAX_UINT256, r);
+        floor_q(r, MAX_UINT256, r);
     int exact = mpz_divisible_2exp_p(r, 32);
     mpz_fdiv_q_2exp(r, r, 32);
     if (!exact)
@@ -1712,7 +1803,7 @@ static PyObject *v3_edge(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         mpz_mul(t, t, lq);
         mpz_mul_2exp(t, t, 96);
         mpz_mul(cap, sp, edge);
-        mpz_cdiv_q(cap, t, cap);              /* ceil(ceil((lq << 96)*(sp - sl)/sp)/sl), = ceil(../(sp*sl)) */
+        ceil_q(cap, t, cap);              /* ceil(ceil((lq << 96)*(sp - sl)/sp)/sl), = ceil(../(sp*sl)) */
     } else {
         long upper = lower + spacing;
         sqrt_ratio_at_tick(edge, upper > MAX_TICK ? MAX_TICK : upper);
@@ -1723,7 +1814,7 @@ static PyObject *v3_edge(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         mpz_cdiv_q_2exp(cap, t, 96);          /* ceil(lq*(su - sp) / 2^96) */
     }
     mpz_mul_ui(mx, cap, (unsigned long)fee);
-    mpz_cdiv_q_ui(mx, mx, 1000000UL - (unsigned long)fee);
+    ceil_q_ui(mx, mx, 1000000UL - (unsigned long)fee);
     mpz_add(mx, mx, cap);
     PyObject *a = to_py(mx), *b = a ? to_py(edge) : NULL, *c = b ? to_py(cap) : NULL;
     if (c == NULL) {
@@ -1881,7 +1972,7 @@ static PyObject *ceil_mul_div(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (from_py(a, args[0]) || from_py(b, args[1]) || from_py(c, args[2]))
         return NULL;
     mpz_mul(a, a, b);
-    mpz_cdiv_q(a, a, c);
+    ceil_q(a, a, c);
     return to_py(a);
 }
 
@@ -1931,6 +2022,7 @@ PyMODINIT_FUNC PyInit__closed_form_gmp(void)
 {
     for (int i = 0; i < NT; i++)
         mpz_init(T[i]);
+    mpz_init(DIV_T);
     for (int i = 0; i < MEMO; i++)
         mpz_inits(MEMO_X[i], MEMO_V[i], MEMO_Y[i], MEMO_Z[i], NULL);
     for (int i = 0; i < MARGINS_KEPT; i++)

@@ -673,6 +673,35 @@ def test_the_c_integers_round_trip_at_every_width(ri: int, ro: int, y: int, keep
     assert gmp.quote((0, ri, ro, keep), y) in (False, y * keep * ro // (ri * 10_000 + y * keep))
 
 
+QUOTE_WIDTHS = {"128-bit": 0, "wide": 0}
+
+
+def _around(low: int, high: int):  # type: ignore[no-untyped-def]
+    """Integers at and around the powers of two from 2^low to 2^high (the 128-bit path's limits)."""
+    return st.builds(lambda e, d: max(1, (1 << e) + d), st.integers(low, high), st.integers(-2, 2))
+
+
+@given(_around(100, 114), _around(40, 130), _around(50, 66), st.integers(1, 10_000))
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+def test_the_c_v2_quote_is_get_amount_out_across_the_128_bit_limits(ri: int, ro: int, x: int, keep: int) -> None:
+    """The C V2 quote (``getAmountOut``) in 128-bit integers where the size is below 2^64, the reserve in
+    below 2^112 and ``x*keep*ro`` below 2^128, on GMP's otherwise: equal to the formula either way, at
+    sizes and reserves around each of those limits (both ways seen)."""
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    want = x * keep * ro // (ri * 10_000 + x * keep)
+    assert gmp.quote((0, ri, ro, keep), x) == (want if want > 0 else False)
+    narrow = x < 2**64 and ri < 2**112 and ro < 2**128 and (x * keep).bit_length() + ro.bit_length() <= 128
+    QUOTE_WIDTHS["128-bit" if narrow else "wide"] += 1
+
+
+def test_the_c_v2_quote_took_both_widths() -> None:
+    if gmp is None:
+        pytest.skip("the C sizing is not built (or TAPEDECK_PURE_PYTHON=1)")
+    if not QUOTE_WIDTHS["wide"]:
+        test_the_c_v2_quote_is_get_amount_out_across_the_128_bit_limits()
+    assert QUOTE_WIDTHS["128-bit"] >= 100 and QUOTE_WIDTHS["wide"] >= 100, QUOTE_WIDTHS
+
 def test_the_c_tick_math_is_tickmath() -> None:
     """``_closed_form_gmp.tick_sqrt`` (the V3 view's edge in C) is ``uniswap_v3.get_sqrt_ratio_at_tick`` at
     every tick of +-20,000 around 0 and of each end, and at 20,000 more spread over the whole range,
