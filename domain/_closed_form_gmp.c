@@ -60,6 +60,15 @@ static inline int bits_u128(u128 v)
     return hi ? 128 - __builtin_clzll(hi) : (lo ? 64 - __builtin_clzll(lo) : 0);
 }
 
+static u128 to_u128(const mpz_t z)           /* z in [0, 2^128) */
+{
+    size_t n = mpz_size(z);
+    u128 v = n > 0 ? (u128)mpz_getlimbn(z, 0) : 0;
+    if (n > 1)
+        v |= (u128)mpz_getlimbn(z, 1) << 64;
+    return v;
+}
+
 /* z = v (GMP's limbs written directly: no intermediate products) */
 static inline void put_u128(mpz_ptr z, u128 v)
 {
@@ -291,8 +300,8 @@ static int read_leg_now(leg_t *L, PyObject *t)
         L->v2_small = mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 && mpz_sizeinbase(L->a, 2) <= 112 &&
                       mpz_sizeinbase(L->b, 2) <= 128 && L->keep < (1UL << 14);
         if (L->v2_small) {
-            L->a_u = (u128)mpz_getlimbn(L->a, 0) | (mpz_size(L->a) > 1 ? (u128)mpz_getlimbn(L->a, 1) << 64 : 0);
-            L->b_u = (u128)mpz_getlimbn(L->b, 0) | (mpz_size(L->b) > 1 ? (u128)mpz_getlimbn(L->b, 1) << 64 : 0);
+            L->a_u = to_u128(L->a);
+            L->b_u = to_u128(L->b);
             L->b_bits = (int)mpz_sizeinbase(L->b, 2);
         }
         return mpz_sgn(L->a) > 0 && mpz_sgn(L->b) > 0 ? 0 : -1;
@@ -352,7 +361,7 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
          * getAmount1Delta(target, sp, lq, down) / getAmount0Delta(sp, target, lq, down) */
         unsigned long fee = 1000000 - L->keep;
         mpz_mul_ui(t0, L->raw, fee);
-        ceil_q_ui(t0, t0, L->keep);       /* (its reverts: a q >= 2^256 - 1 is declined) */
+        ceil_q_ui(t0, t0, L->keep);           /* (its reverts: a q >= 2^256 - 1 is declined) */
         if (mpz_cmp(t0, MAX_UINT256) >= 0)
             return -1;
         mpz_add(t0, t0, L->raw);
@@ -369,7 +378,7 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
                 return -1;
             mpz_mul_2exp(t0, L->b, 96);
             mpz_mul(t0, t0, t1);
-            floor_q(t0, t0, hi);           /* mulDiv(lq << 96, b - a, b) */
+            floor_q(t0, t0, hi);              /* mulDiv(lq << 96, b - a, b) */
             if (mpz_cmp(t0, MAX_UINT256) > 0)
                 return -1;
             floor_q(out, t0, lo);
@@ -383,7 +392,7 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
         mpz_add(t1, t1, L->n1);               /* d = n1 + less*sp, n1 = lq << 96 */
         if (mpz_cmp(t1, MAX_UINT256) > 0)
             return -1;
-        ceil_q(sn, L->n1sp, t1);          /* sn = ceil(n1*sp / d) */
+        ceil_q(sn, L->n1sp, t1);              /* sn = ceil(n1*sp / d) */
         if (mpz_cmp(sn, L->target) == 0)
             return -1;
         mpz_sub(t0, L->a, sn);
@@ -401,7 +410,7 @@ static int quote(const leg_t *L, mpz_t out, const mpz_t x)
     mpz_sub(t1, sn, L->a);
     mpz_mul(t0, L->n1, t1);
     mpz_mul(t2, sn, L->a);
-    floor_q(out, t0, t2);                  /* (lq << 96)*(sn - sp) // sn // sp, = // (sn*sp): one division */
+    floor_q(out, t0, t2);                     /* (lq << 96)*(sn - sp) // sn // sp, = // (sn*sp): one division */
     return mpz_sgn(out) > 0 ? 0 : -1;
 }
 
@@ -722,7 +731,7 @@ static int floored(const mpz_t n, const mpz_t p, const mpz_t r, const mpz_t leve
     mpz_mul(pk4, a2, pk);
     mpz_mul_2exp(pk4, pk4, 2);
     mpz_mul_ui(c, lo, fee);
-    ceil_q_ui(c, c, big_d);               /* c = ceil(lo*fee / D) */
+    ceil_q_ui(c, c, big_d);                   /* c = ceil(lo*fee / D) */
     long ae;
     double am = top_bits(&ae, a2);
     mpz_add(lc, level, c);                    /* lc = level + c, b = base - a2*lc, kc = lc*pk: kept as c steps */
@@ -1006,23 +1015,6 @@ static int memo_find(const mpz_t x)
  * index of the answer's memo entry, -1: not priced here. */
 static int pattern_wide(const mpz_t lo, const mpz_t hi, int at, long top);
 
-
-static u128 to_u128(const mpz_t z)           /* z in [0, 2^128) */
-{
-    size_t n = mpz_size(z);
-    u128 v = n > 0 ? (u128)mpz_getlimbn(z, 0) : 0;
-    if (n > 1)
-        v |= (u128)mpz_getlimbn(z, 1) << 64;
-    return v;
-}
-
-static void set_u128(mpz_t z, u128 v)
-{
-    mpz_set_ui(z, (unsigned long)(v >> 64));
-    mpz_mul_2exp(z, z, 64);
-    mpz_add_ui(z, z, (unsigned long)v);
-}
-
 static int memo_find_u128(u128 x)           /* memo_find of a size below 2^128 */
 {
     mp_limb_t k = (mp_limb_t)x, k1 = (mp_limb_t)(x >> 64);
@@ -1089,7 +1081,7 @@ static int pattern(const mpz_t lo, const mpz_t hi, int at)
                         continue;
                     }
                     screen_priced += screen_on;
-                    set_u128(cand, n);
+                    put_u128(cand, n);
                     i = priced(cand);
                 }
                 if (i < 0)
@@ -1193,7 +1185,7 @@ static int least_input(const leg_t *L, mpz_t x, const mpz_t y)
         }
         mpz_sub(t1, t2, t0);
         mpz_mul(t0, t2, L->a);
-        ceil_q(target, t0, t1);           /* ceil(n1*sp / (n1 - y*sp)) */
+        ceil_q(target, t0, t1);               /* ceil(n1*sp / (n1 - y*sp)) */
         mpz_sub(t0, target, L->a);
         mpz_mul(t0, t0, L->b);
         mpz_cdiv_q_2exp(m, t0, 96);
@@ -1395,7 +1387,7 @@ static PyObject *closed_form(PyObject *self, PyObject *const *args, Py_ssize_t n
     } else if (loose_np) {
         mpz_mul(np_, n, p);
         mpz_sub(t, root, pl);
-        floor_q(c, t, rl);                 /* loose.optimum() */
+        floor_q(c, t, rl);                    /* loose.optimum() */
         if (mpz_sgn(c) < 0)
             mpz_set_ui(c, 0);
         mpz_mul(t, r, c);
@@ -1803,7 +1795,7 @@ static PyObject *v3_edge(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         mpz_mul(t, t, lq);
         mpz_mul_2exp(t, t, 96);
         mpz_mul(cap, sp, edge);
-        ceil_q(cap, t, cap);              /* ceil(ceil((lq << 96)*(sp - sl)/sp)/sl), = ceil(../(sp*sl)) */
+        ceil_q(cap, t, cap);                  /* ceil(ceil((lq << 96)*(sp - sl)/sp)/sl), = ceil(../(sp*sl)) */
     } else {
         long upper = lower + spacing;
         sqrt_ratio_at_tick(edge, upper > MAX_TICK ? MAX_TICK : upper);

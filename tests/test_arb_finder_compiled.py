@@ -702,6 +702,7 @@ def test_the_c_v2_quote_took_both_widths() -> None:
         test_the_c_v2_quote_is_get_amount_out_across_the_128_bit_limits()
     assert QUOTE_WIDTHS["128-bit"] >= 100 and QUOTE_WIDTHS["wide"] >= 100, QUOTE_WIDTHS
 
+
 def test_the_c_tick_math_is_tickmath() -> None:
     """``_closed_form_gmp.tick_sqrt`` (the V3 view's edge in C) is ``uniswap_v3.get_sqrt_ratio_at_tick`` at
     every tick of +-20,000 around 0 and of each end, and at 20,000 more spread over the whole range,
