@@ -7,7 +7,7 @@ NPM_STAMP := node_modules/.installed
 CONTRACTS := $(wildcard contracts/*.sol)
 CONTRACTS_STAMP := build/contracts/.built
 
-.PHONY: demo test test-fast bootstrap bench clean contracts browser pg
+.PHONY: demo test test-fast bootstrap bench clean contracts browser pg loadgen
 
 bootstrap: $(PIP_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
@@ -62,7 +62,14 @@ test: bootstrap browser pg
 test-fast: bootstrap
 	$(PY) -m pytest -q -m "not contract and not slow"
 
-bench: bootstrap
+# The HTTP load generators benchmarks/bench_serve.py drives (Debian's hey and wrk; root installs them,
+# anyone else gets that benchmark's reason for not running).
+loadgen:
+	@command -v hey >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q hey wrk) >/dev/null; } || \
+	  echo "hey and wrk are not installed and could not be: bench_serve.py will say so"
+
+bench: bootstrap loadgen
 	$(PY) benchmarks/bench_core.py
 
 clean:

@@ -5,7 +5,7 @@ subprocess pinned to core 0 (``taskset``) over a cache of 50 pools in 10 pairs (
 ``bench_arb_finder.py``); the load generator runs pinned to core 1: ``wrk --latency`` closed loop
 (as fast as the server answers) and ``hey -q`` paced at ``--rate`` requests/s (latency at a
 steady offered load), on ``GET /prices/{pair}``, ``GET /prices`` and ``POST /scan-arbitrage``.
-Both are Debian packages (``apt-get install -y hey wrk``); without either this prints why and
+Both are Debian packages (``make loadgen`` installs them, as root); without either this prints why and
 exits 0. Each line also gives the server's CPU time per request (``/proc/<pid>/stat`` utime +
 stime over the run, divided by the requests answered): on a shared machine the latency counts the
 time the server waits for its core, the CPU time does not (1e6 / it is what one core could serve).
@@ -126,7 +126,7 @@ def main() -> None:
         return
     have = [t for t in ("wrk", "hey") if shutil.which(t)]
     if not have:
-        print("bench_serve: skipped: neither wrk nor hey is installed (apt-get install -y hey wrk)")
+        print("bench_serve: skipped: neither wrk nor hey is installed (make loadgen, as root)")
         return
     if not shutil.which("taskset"):
         print("bench_serve: skipped: taskset (util-linux) is not installed")
