@@ -25,7 +25,7 @@ from tapedeck.runtime.outcomes import eth_price_source, outcomes
 from tapedeck.runtime.verify import verify
 from tapedeck.adapters.uniswap_v3_check import independent_decode_report
 from tapedeck.domain import events as ev
-from tapedeck.domain.strategies import build_engine
+from tapedeck.runtime.strategy_loader import build_engine  # (the CLI's: pools take their identity from the registry)
 
 ROOT = Path(__file__).resolve().parent.parent
 V3_DIR = "uniswap-v3-usdc-weth-2024-01-05"
