@@ -25,6 +25,7 @@ writer, into the same log is refused with a clear error, never silently lost.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -431,6 +432,44 @@ def import_files(kind: str, paths: list[str], out: str | Path, *, from_block: in
         lock.release()
 
 
+def _sha256(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        raise ImportError_(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _refuse_reimport(out: Path, paths: list[str], digests: dict[str, str], manifest: Manifest,
+                     selection: dict[str, dict[str, Any]]) -> None:
+    """An import of bytes this log already holds (by the sha256 each import records in the manifest's
+    ``imports`` note) with a selection that overlaps the earlier one (the same ``--pool``, block ranges that
+    meet; no range is every block), or of one file twice in one command, is refused: merged again, each
+    event in the overlap would be recorded twice (a re-import once doubled a day's swaps silently). The same
+    file over another pool or disjoint blocks is a new import. Logs imported before the digests were
+    recorded cannot be checked this way."""
+    def overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        if a.get("pool") != b.get("pool"):
+            return False
+        lo = max((x for x in (a.get("from_block"), b.get("from_block")) if x is not None), default=None)
+        hi = min((x for x in (a.get("to_block"), b.get("to_block")) if x is not None), default=None)
+        return lo is None or hi is None or lo <= hi
+
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    for entry in manifest.notes.get("imports", []):
+        if isinstance(entry, dict):
+            for name, digest in (entry.get("sha256") or {}).items():
+                seen.append((digest, name, (entry.get("selection") or {}).get(name) or {}))
+    for p in paths:
+        digest = digests[p]
+        for d, name, earlier in seen:
+            if d == digest and overlaps(earlier, selection[p]):
+                raise ImportError_(f"{p}: already imported into {out} (the same bytes as {name}, sha256 "
+                                   f"{digest[:16]}..., over the same pool and blocks): importing it again would "
+                                   f"record each of its events twice")
+        seen.append((digest, Path(p).name, selection[p]))
+
+
 def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | None, to_block: int | None,
                    specs: dict[str, Source], registry: Registry,
                    report: ImportReport, snapshot: str | None = None) -> ImportReport:
@@ -449,6 +488,10 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
             existing = [msgspec.structs.replace(e, seq=0) for e in old.events()]
         finally:
             old.close()
+    digests = {p: _sha256(p) for p in paths}
+    selection = {p: {k: v for k, v in (("pool", getattr(specs.get(p), "address", None)), ("from_block", from_block),
+                                       ("to_block", to_block)) if v is not None} for p in paths}
+    _refuse_reimport(out, paths, digests, manifest, selection)
     new: list[ev.Event] = []
     for p in paths:
         recording = hyperliquid_ws.RecordingReader(p) if kind == HYPERLIQUID else None
@@ -482,6 +525,8 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
     manifest.notes["pools"] = dict(sorted(pools_note.items()))
     manifest.notes.setdefault("imports", []).append(
         {"kind": kind, "files": [Path(p).name for p in paths], "imported": report.imported, "rejected": report.rejected,
+         "sha256": {Path(p).name: digests[p] for p in paths},
+         "selection": {Path(p).name: selection[p] for p in paths if selection[p]},
          **({"frames": dict(sorted(report.frames.items()))} if kind == HYPERLIQUID else {})}
     )
     tmp = out.with_name(out.name + ".importing")

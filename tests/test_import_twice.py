@@ -1,0 +1,58 @@
+"""The same recording imported into a log twice is refused, naming the file, and the log is left as it was;
+the same file over disjoint blocks (a V2 reserves file read a range at a time) is a new import."""
+from __future__ import annotations
+
+from click.testing import CliRunner, Result
+
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.cli import main
+from tests.conftest import ROOT
+
+SAMPLE = ROOT / "fixtures" / "samples"
+V3_SAMPLE = SAMPLE / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-sample.raw.csv"
+V2_SAMPLE = SAMPLE / "uniswap-v2-sample.reserves.csv"
+V2_PAIR = "0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc"
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def events_of(log) -> list:
+    with EventLog.open(log) as day:
+        return list(day.events())
+
+
+def test_a_second_import_of_the_same_bytes_is_refused_and_loses_nothing(tmp_path) -> None:
+    log = tmp_path / "day.db"
+    assert run("import", "uniswap-v3-logs", V3_SAMPLE, "--out", log).exit_code == 0
+    before = events_of(log)
+    assert before
+    renamed = tmp_path / V3_SAMPLE.name.replace("sample", "copy")  # the same bytes under another name
+    renamed.write_bytes(V3_SAMPLE.read_bytes())
+    for again in (V3_SAMPLE, renamed):
+        r = run("import", "uniswap-v3-logs", again, "--out", log)
+        assert r.exit_code != 0
+        assert f"{again}: already imported into {log}" in r.output and V3_SAMPLE.name in r.output
+        assert "twice" in r.output
+    assert events_of(log) == before
+    r = run("import", "uniswap-v3-logs", V3_SAMPLE, V3_SAMPLE, "--out", tmp_path / "new.db")  # twice in one command
+    assert r.exit_code != 0 and "already imported" in r.output and not (tmp_path / "new.db").exists()
+
+
+def test_the_same_file_over_disjoint_blocks_is_a_new_import_and_overlapping_ones_are_refused(tmp_path) -> None:
+    log = tmp_path / "day.db"
+    rows = V2_SAMPLE.read_text().splitlines()[1:]
+    first, last = int(rows[0].split(",")[0]), int(rows[-1].split(",")[0])
+    mid = (first + last) // 2
+    assert run("import", "uniswap-v2-reserves", V2_SAMPLE, "--out", log, "--pool", V2_PAIR,
+               "--from-block", first, "--to-block", mid).exit_code == 0
+    n1 = len(events_of(log))
+    r = run("import", "uniswap-v2-reserves", V2_SAMPLE, "--out", log, "--pool", V2_PAIR,
+            "--from-block", mid + 1, "--to-block", last)
+    assert r.exit_code == 0, r.output
+    n2 = len(events_of(log))
+    assert n1 > 0 and n2 > n1
+    r = run("import", "uniswap-v2-reserves", V2_SAMPLE, "--out", log, "--pool", V2_PAIR, "--from-block", mid)
+    assert r.exit_code != 0 and "already imported" in r.output
+    assert len(events_of(log)) == n2
