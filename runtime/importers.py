@@ -496,6 +496,8 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
     for p in paths:
         recording = hyperliquid_ws.RecordingReader(p) if kind == HYPERLIQUID else None
         read = (lambda _p: iter(recording)) if recording else _reader(kind, specs[p], registry, from_block, to_block)
+        accepted = rejected = 0
+        first_reason = ""
         try:
             read_p = read(p)
             if snapshot is not None:  # (checked against the whole day first: uniswap_v3_logs.with_snapshot)
@@ -503,14 +505,20 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
                 read_p = iter(with_snapshot(list(read_p), snapshot, spec.address, spec.tick_spacing))  # type: ignore[union-attr, arg-type]
             for e in read_p:
                 if type(e) is ev.InputRejected:
-                    report.rejected += 1
+                    rejected += 1
+                    first_reason = first_reason or f"{e.origin}: {e.reason}"
                     if len(report.rejections) < 5:
                         report.rejections.append(f"{e.origin}: {e.reason}")
                 else:
-                    report.imported += 1
+                    accepted += 1
                 new.append(e)
         except OSError as e:
             raise ImportError_(f"{p}: cannot read: {e.strerror or e}") from None
+        if rejected and not accepted:  # (a wrong-kind file: refused whole, the log left as it was)
+            raise ImportError_(f"{p}: not a {kind} recording: none of its {rejected} record(s) could be read "
+                               f"(first: {first_reason})")
+        report.imported += accepted
+        report.rejected += rejected
         if recording is not None:
             for total, counts in ((report.frames, recording.counts.frames), (report.skipped, recording.counts.skipped),
                                   (report.by_type, recording.counts.events)):

@@ -56,3 +56,21 @@ def test_the_same_file_over_disjoint_blocks_is_a_new_import_and_overlapping_ones
     r = run("import", "uniswap-v2-reserves", V2_SAMPLE, "--out", log, "--pool", V2_PAIR, "--from-block", mid)
     assert r.exit_code != 0 and "already imported" in r.output
     assert len(events_of(log)) == n2
+
+
+def test_a_file_of_the_wrong_kind_is_refused_whole_and_writes_no_log(tmp_path) -> None:
+    """A file none of whose records the kind can read (another kind's recording) is one ``Error:`` line,
+    exit 2, and no log; a file with some bad rows still imports them as recorded rejections."""
+    log = tmp_path / "wrong.db"
+    r = run("import", "uniswap-v3-logs", V2_SAMPLE, "--pool", "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640", "--out", log)
+    assert r.exit_code == 2
+    assert r.output.startswith(f"Error: {V2_SAMPLE}: not a uniswap-v3-logs recording: none of its 1 record(s)")
+    assert "header lacks column(s)" in r.output and not log.exists()
+    good = tmp_path / "day.db"
+    assert run("import", "uniswap-v3-logs", V3_SAMPLE, "--out", good).exit_code == 0
+    before = events_of(good)
+    logs = tmp_path / "logs.csv"  # (V3 logs under a name without the V3 pool's address)
+    logs.write_bytes(V3_SAMPLE.read_bytes())
+    r = run("import", "uniswap-v2-reserves", logs, "--pool", V2_PAIR, "--out", good)  # into an existing log
+    assert r.exit_code == 2 and "not a uniswap-v2-reserves recording" in r.output
+    assert events_of(good) == before
