@@ -427,6 +427,10 @@ def verify_run(log_path: str, config_path: str | None, allow_incomplete: bool) -
     log = open_checked(log_path)
     try:
         log.check_manifest()  # a tampered config would otherwise fail to build, or diverge
+        if log.manifest.mode == "import":  # (market data only: no decision was ever recorded to compare)
+            raise click.ClickException(f"{log_path}: is an import log (recorded inputs, no decisions): nothing to "
+                                       f"verify; replay it into a run (tapedeck replay {log_path} --out RUN.db) "
+                                       "and verify that run")
         config = load_config(config_path) if config_path else log.manifest.config
         if not config:
             raise click.ClickException(f"{log_path}: run has no recorded config; pass --config")

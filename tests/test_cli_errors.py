@@ -32,6 +32,9 @@ def ws(tmp_path_factory) -> Path:
         for i in range(5):
             log.append(quote(i + 1, "a", "10", "11"))
         log.manifest.ended = "clean"
+    with EventLog.create(d / "import.db", Manifest(run_id="", mode="import")) as log:
+        log.append(quote(1, "a", "10", "11"))
+        log.manifest.ended = "clean"
     (d / "garbage.db").write_bytes(b"this is not a database at all\n" * 40)
     (d / "adir").mkdir()
     (d / "bad.toml").write_text("[risk\nkill_switch = ")
@@ -67,6 +70,10 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("replay-dir", ["replay", "{ws}/adir", "--verify"], "adir"),
         ("replay-garbage", ["replay", "{ws}/garbage.db", "--verify"], "garbage.db"),
         ("replay-neither", ["replay", "{ws}/run.db"], "--verify"),
+        ("replay-verify-an-import", ["replay", "{ws}/import.db", "--verify"], "import.db: is an import log"),
+        ("import-wrong-kind", ["import", "uniswap-v3-logs", str(V2_SAMPLE), "--pool",
+                               "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640", "--out", "{ws}/iw.db"],
+         "not a uniswap-v3-logs recording"),
         ("replay-config-missing", ["replay", "{ws}/run.db", "--out", "{ws}/o1.db", "--config", "{ws}/nope.toml"], "nope.toml"),
         ("replay-config-dir", ["replay", "{ws}/run.db", "--out", "{ws}/o2.db", "--config", "{ws}/adir"], "adir"),
         ("replay-config-not-toml", ["replay", "{ws}/run.db", "--out", "{ws}/o3.db", "--config", "{ws}/bad.toml"], "bad.toml"),
