@@ -16,7 +16,7 @@ from tapedeck.adapters.eventlog import EventLog, EventLogError, same_file
 from tapedeck.adapters.paper_gateway import PaperConfigError
 from tapedeck.runtime.importers import KINDS as IMPORT_KINDS
 from tapedeck.runtime.importers import ImportError_, import_files
-from tapedeck.adapters.uniswap_v3_check import independent_decode_report
+from tapedeck.adapters.uniswap_v3_check import independent_decode_check
 from tapedeck.runtime.bootstrap import BuildError, build_run, is_pg_url, open_store, redact
 from tapedeck.runtime.loop import RunStats
 from tapedeck.runtime.verify import DIVERGED, INCOMPLETE, verify
@@ -376,8 +376,16 @@ def report_hyperliquid_import(rep: Any, seconds: float) -> None:
 
 def check_against_independent_decode(paths: tuple[str, ...] | list[str],
                                      fees: dict[str, tuple[int, int]] | None = None, pool: str | None = None) -> None:
-    for line in independent_decode_report(list(paths), fees, pool):
+    lines, failed = independent_decode_check(list(paths), fees, pool)
+    for line in lines:
         click.echo(line)
+    if failed:  # (imported as asked, but the pool's own tick file says the swaps are not priced right)
+        given = ", ".join(f"fee {fees[p][0]} pips, tick spacing {fees[p][1]}" if fees and p in fees else Path(p).name
+                          for p in failed)
+        raise click.ClickException(f"the import's check failed (NOT OK above) for {', '.join(Path(p).name for p in failed)}:"
+                                   f" its swaps are not reproduced with {given}, which the log was written with (if "
+                                   "--fee/--tick-spacing overrode the registry, import again into a new --out with "
+                                   "the pool's own)")
 
 
 # --------------------------------------------------------------------------- replay

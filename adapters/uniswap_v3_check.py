@@ -321,8 +321,14 @@ def tick_file_for(raw_path: str | Path) -> Path | None:
 
 def independent_decode_report(raw_paths: list[str], fees: dict[str, tuple[int, int]] | None = None,
                               pool: str | None = None) -> list[str]:
+    """``independent_decode_check``'s lines."""
+    return independent_decode_check(raw_paths, fees, pool)[0]
+
+
+def independent_decode_check(raw_paths: list[str], fees: dict[str, tuple[int, int]] | None = None,
+                             pool: str | None = None) -> tuple[list[str], list[str]]:
     """Where a ``*.tick.csv`` lies beside a ``*.raw.csv``, check our decode, pool state and swap math
-    against it; the report's lines, ready to print.
+    against it: the report's lines, ready to print, and the raw files whose check failed (NOT OK).
 
     ``fees`` maps a raw file path to its pool's ``(fee_pips, tick_spacing)``; a file not in it is
     looked up in the shipped registry by the address in its name (or ``pool``), and is reported as
@@ -331,6 +337,7 @@ def independent_decode_report(raw_paths: list[str], fees: dict[str, tuple[int, i
     from tapedeck.adapters.uniswap_v3_logs import pool_from_filename
 
     lines: list[str] = []
+    failed: list[str] = []
     registry = None
     for p in raw_paths:
         tick = tick_file_for(p)
@@ -353,8 +360,11 @@ def independent_decode_report(raw_paths: list[str], fees: dict[str, tuple[int, i
         fee, spacing = fee_spacing
         lines.append(f"  pool fee {fee} pips, tick spacing {spacing}")
         try:
-            lines.extend(f"  {line}" for line in check_day(p, tick, fee_pips=fee, tick_spacing=spacing,
-                                                           pool=pool).lines())
+            day = check_day(p, tick, fee_pips=fee, tick_spacing=spacing, pool=pool)
         except (ValueError, KeyError, OSError, csv.Error) as e:
             lines.append(f"  not checked: {tick.name} is unreadable: {e}")
-    return lines
+            continue
+        lines.extend(f"  {line}" for line in day.lines())
+        if not day.ok:
+            failed.append(p)
+    return lines, failed

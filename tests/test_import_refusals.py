@@ -1,12 +1,14 @@
-"""The same recording imported into a log twice is refused, naming the file, and the log is left as it was;
-the same file over disjoint blocks (a V2 reserves file read a range at a time) is a new import."""
+"""Imports that must not pass quietly: the same recording into a log twice (refused, naming the file, the log
+left as it was; the same file over disjoint blocks, as a V2 reserves file read a range at a time, is a new
+import), a file of another kind (refused whole), and a V3 day whose own tick file says the flags priced
+its swaps wrong (an error, not exit 0)."""
 from __future__ import annotations
 
 from click.testing import CliRunner, Result
 
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_data
 
 SAMPLE = ROOT / "fixtures" / "samples"
 V3_SAMPLE = SAMPLE / "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-sample.raw.csv"
@@ -74,3 +76,13 @@ def test_a_file_of_the_wrong_kind_is_refused_whole_and_writes_no_log(tmp_path) -
     r = run("import", "uniswap-v2-reserves", logs, "--pool", V2_PAIR, "--out", good)  # into an existing log
     assert r.exit_code == 2 and "not a uniswap-v2-reserves recording" in r.output
     assert events_of(good) == before
+
+
+def test_a_v3_day_the_pools_own_tick_file_contradicts_is_an_error(tmp_path) -> None:
+    raw = require_data("uniswap-v3-usdc-weth-2024-01-05/"
+                       "ethereum-0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640-2024-01-05.raw.csv")
+    r = run("import", "uniswap-v3-logs", raw, "--out", tmp_path / "right.db")
+    assert r.exit_code == 0 and "NOT OK" not in r.output  # (the registry's fee 500, spacing 10)
+    r = run("import", "uniswap-v3-logs", raw, "--out", tmp_path / "wrong.db", "--fee", "3000", "--tick-spacing", "60")
+    assert r.exit_code == 2 and "NOT OK" in r.output
+    assert "Error: the import's check failed" in r.output and "fee 3000 pips, tick spacing 60" in r.output
