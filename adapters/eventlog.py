@@ -535,7 +535,7 @@ class EventLog:
         try:
             if path.exists() or path.is_symlink():
                 if not overwrite:
-                    raise EventLogError(f"{path} already exists (choose another --out or remove it)")
+                    raise EventLogError(f"{path} already exists (choose another --out, remove it, or give --force where the command has it)")
                 remove_run_files(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             if not manifest.run_id:
@@ -585,7 +585,7 @@ class EventLog:
             with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as probe:
                 row = probe.execute("SELECT body FROM manifest WHERE id = 1").fetchone()
         except sqlite3.DatabaseError as e:
-            raise LogDamaged(f"{path}: not a tapedeck run or damaged ({e})") from None
+            raise LogDamaged(f"{path}: damaged: not a tapedeck run ({e})") from None
         except UnicodeDecodeError as e:  # sqlite3 decodes TEXT as UTF-8 while fetching
             raise LogDamaged(f"{path}: damaged manifest: {e}") from None
         if row is None:

@@ -454,7 +454,7 @@ def _read_manifest(url: PgURL) -> dict[str, Any]:
     except psycopg.OperationalError as e:
         raise EventLogError(f"{url.display}: cannot reach PostgreSQL: {_one_line(e)}") from None
     except psycopg.Error as e:
-        raise LogDamaged(f"{url.display}: not a tapedeck run or damaged ({_one_line(e)})") from None
+        raise LogDamaged(f"{url.display}: damaged: not a tapedeck run ({_one_line(e)})") from None
     if row is None:
         raise LogDamaged(f"{url.display}: damaged: has no manifest")
     try:

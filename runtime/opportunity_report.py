@@ -144,9 +144,10 @@ def opportunities(log_path: str | Path, *, registry: Registry | None = None, gas
     has_blocks = any(type(e) is ev.BlockProduced for e in events)
     finder = ArbFinder(venues, max_age_ns=max_age_ns, min_profit=min_profit, gas_price_wei=gas_price_wei)
     report = OpportunityReport(str(log_path), venues, tokens, inputs=len(events), finder_stats=finder.stats)
+    units = ", ".join(f"{v.venue} {v.gas_units:,}" for v in venues if getattr(v, "gas_units", 0))
     report.gas_note = ("the base fee of the log's blocks" if has_blocks else
                        f"{gas_price_wei / 1e9:g} gwei (the log records no base fee)") + \
-        f"; {', '.join(f'{v.venue} {v.gas_units:,}' for v in venues if v.gas_units)} gas units per swap"
+        (f"; {units} gas units per swap" if units else "; no on-chain leg (no gas)")
     engine = Engine([], RiskGate.from_config({"default_max_notional": 0, "default_max_outstanding": 0}))
     state = engine.state
     touch: dict[str, list[str]] = {}
