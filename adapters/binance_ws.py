@@ -58,6 +58,7 @@ SPOT, USDM = "binance", "binance-usdm"
 PRICE_DECIMALS = SIZE_DECIMALS = 8
 MS = 1_000_000
 RAW_LIMIT = 400  # characters of a rejected line kept in its InputRejected
+NESTED = "not JSON: nested too deeply"
 _NAME = re.compile(r"(?:^|[_-])(spot|usdm|futures|um)[_-]([a-z0-9]+)[_-]", re.IGNORECASE)
 _decode = msgspec.json.Decoder()
 
@@ -72,6 +73,8 @@ def _object(body: bytes) -> dict:
         msg = _decode.decode(body)
     except msgspec.DecodeError as e:
         raise FrameError(f"not JSON: {e}") from None
+    except RecursionError:  # msgspec's own guard: '[[[[...' a hundred thousand deep
+        raise FrameError(NESTED) from None
     if not isinstance(msg, dict):
         raise FrameError(f"a JSON {type(msg).__name__}, not an object")
     return msg
@@ -100,7 +103,7 @@ def _sniff(path: str | Path, limit: int = 2_000) -> str:
             _, _, body = line.partition(b" ")
             try:
                 msg = _decode.decode(body)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 continue
             data = msg.get("data", msg) if isinstance(msg, dict) else None
             if isinstance(data, dict):
@@ -429,7 +432,7 @@ def _frame_fast(body: bytes, ts: int, venue: str, futures: bool, books: _Books) 
         return [ev.TradePrinted(ts=ts, source=SOURCE, venue=venue, instrument=d.s, price=_px(d.p), size=_px(d.q),
                                 price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS,
                                 side="sell" if d.m else "buy", trade_id=str(trade_id), venue_ts=_fast_ms(d.T))]
-    except (msgspec.DecodeError, msgspec.ValidationError, _NotFast):
+    except (msgspec.DecodeError, msgspec.ValidationError, _NotFast, RecursionError):
         return None
 
 
