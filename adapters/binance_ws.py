@@ -147,15 +147,17 @@ def _fixed(d: dict[str, Any], key: str, places: int) -> int:
 
 
 def _levels(d: dict[str, Any], key: str) -> tuple[tuple[int, int], ...]:
+    """A depth side: a list of ``[price, size]`` pairs of decimal strings, each level exactly that (a
+    string's characters or a dict's keys are not a price and a size)."""
     raw = d.get(key)
     if not isinstance(raw, list):
         raise FrameError(f"missing field {key!r}" if raw is None else f"field {key!r} is not a list of levels")
-    try:
-        return tuple((_parse(p, key), _parse(q, key)) for p, q in raw)
-    except (TypeError, ValueError) as e:
-        if isinstance(e, FrameError):
-            raise
-        raise FrameError(f"{key} has a level that is not a [price, size] pair") from None
+    out = []
+    for i, level in enumerate(raw):
+        if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
+            raise FrameError(f"{key}: level {i} is not a [price, size] pair of strings")
+        out.append((_parse(level[0], f"{key}: level {i} price"), _parse(level[1], f"{key}: level {i} size")))
+    return tuple(out)
 
 
 def _ms(d: dict[str, Any], key: str) -> int:

@@ -51,3 +51,34 @@ def test_a_deeply_nested_live_frame_is_one_rejection() -> None:
         out = p.parse(raw, T0, "live")
         assert [(type(e), e.reason) for e in out] == [(ev.InputRejected, bw.NESTED)]  # type: ignore[attr-defined]
     assert type(p.parse(ticker(), T0, "live")[0]) is ev.QuoteUpdated  # the parser goes on
+
+
+DIFF = {"e": "depthUpdate", "E": 1723161255308, "s": "ETHUSDT", "U": 35346513499, "u": 35346513505,
+        "b": [["2683.80000000", "3.02920000"]], "a": [["2683.81000000", "0.00000000"]]}
+SNAPSHOT = {"lastUpdateId": 35346513498, "bids": [["2683.80000000", "3.02920000"]],
+            "asks": [["2683.81000000", "1.00000000"]]}
+NOT_A_PAIR = [["12"], [{"2683.80000000": 1, "1.00000000": 2}], ["ab"], [("2683.80000000", "1.00000000", "1")],
+              [["2683.80000000"]], [["2683.80000000", "1.00000000", "2.00000000"]], [[2683.8, 1.0]],
+              [["2683.80000000", None]], [None], [[]]]
+
+
+@pytest.mark.parametrize("side", NOT_A_PAIR, ids=lambda v: json.dumps(v)[:30])
+def test_a_depth_level_that_is_not_a_pair_of_strings_is_rejected_not_invented(tmp_path, side: list) -> None:
+    lines = [frame("depth@100ms", {**DIFF, "b": side}), frame("depth@100ms", {**DIFF, "a": [*DIFF["a"], *side]}),
+             json.dumps({**SNAPSHOT, "bids": side}), json.dumps({**SNAPSHOT, "asks": [*SNAPSHOT["asks"], *side]})]
+    events = list(bw.read_binance_ws(write(tmp_path, "spot_ethusdt_levels.txt", lines)))
+    assert rejected(events) == ["b: level 0 is not a [price, size] pair of strings",
+                                "a: level 1 is not a [price, size] pair of strings",
+                                "bids: level 0 is not a [price, size] pair of strings",
+                                "asks: level 1 is not a [price, size] pair of strings"]
+    p = bw.FrameParser(instrument="ETHUSDT")
+    for line in lines:
+        assert [type(e) for e in p.parse(line, T0, "live")] == [ev.InputRejected]
+
+
+def test_well_formed_levels_are_still_read() -> None:
+    p = bw.FrameParser(instrument="ETHUSDT")
+    snap = p.parse(json.dumps(SNAPSHOT), T0, "live")[0]
+    assert type(snap) is ev.BookDepthUpdated and snap.bids == ((268380000000, 302920000),)
+    diff = p.parse(json.dumps({"data": DIFF, "stream": "ethusdt@depth@100ms"}), T0, "live")[0]  # general path
+    assert type(diff) is ev.BookDepthUpdated and diff.asks == ((268381000000, 0),)  # size 0: the level is gone
