@@ -25,8 +25,10 @@ diff with ``pu``: futures).
 Precision: Binance writes every price and quantity as a decimal string with 8 places
 (``"2683.80000000"``; futures strings may have fewer, never more), so prices and sizes are fixed
 point at 8 decimals (``PRICE_DECIMALS``/``SIZE_DECIMALS``), parsed exactly from the strings
-(``domain.decimals.to_fixed``): one precision for every frame, nothing rounded, and a string
-with more places, or a number that is not a string, is a rejection.
+(``_parse``): one precision for every frame, nothing rounded. Only the plain form is a number:
+ASCII digits with one optional ``.``; a string with more places, an exponent, a sign, an
+underscore, a space or another script's digits, or a number that is not a string, is a
+rejection. The receive time is ASCII digits only.
 
 Depth sequencing (Binance's "manage a local order book" procedure): diffs up to the snapshot's
 ``lastUpdateId`` are old and recorded as they are; the first one after it must straddle it
@@ -51,7 +53,6 @@ import msgspec
 from tapedeck.adapters.csv_header import MAX_TS, MIN_TS
 from tapedeck.domain import events as ev
 from tapedeck.domain.book_depth import depth_id
-from tapedeck.domain.decimals import to_fixed
 
 SOURCE = "binance-ws"
 SPOT, USDM = "binance", "binance-usdm"
@@ -59,6 +60,11 @@ PRICE_DECIMALS = SIZE_DECIMALS = 8
 MS = 1_000_000
 RAW_LIMIT = 400  # characters of a rejected line kept in its InputRejected
 NESTED = "not JSON: nested too deeply"
+MAX_DIGITS = 20  # integer digits of a price or size (Binance's largest are 10 or so): more is not market data
+_DIGITS = f"[0-9]{{1,{MAX_DIGITS}}}"  # ASCII digits only: str.isdigit() and Decimal take other scripts' too
+_EIGHT_PLACES = re.compile(_DIGITS + r"\.[0-9]{8}")
+_DECIMAL = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
+_STAMP = re.compile(rb"[0-9]{1,19}")  # a receive time in ns: int() would also take "+", "_" and spaces
 _NAME = re.compile(r"(?:^|[_-])(spot|usdm|futures|um)[_-]([a-z0-9]+)[_-]", re.IGNORECASE)
 _decode = msgspec.json.Decoder()
 
@@ -124,20 +130,27 @@ def _int(d: dict[str, Any], key: str) -> int:
 
 
 def _parse(text: Any, what: str) -> int:
-    """A decimal string as an integer count of 1e-8, exactly (``FrameError`` otherwise)."""
+    """A decimal string as an integer count of 1e-8, exactly (``FrameError`` otherwise).
+
+    Only Binance's plain form is a number here: ASCII digits with one optional ``.`` and at most 8
+    places (``"2683.80000000"``, ``"0.0024"``, ``"10"``). What ``Decimal`` or ``int`` would also take
+    (``"2.6838e3"``, ``"+2683.8"``, ``" 2683.8"``, ``"2_683.8"``, other scripts' digits such as
+    ``"２６８３.8"``) is a rejection, and so is a number of more than ``MAX_DIGITS`` integer digits."""
     if type(text) is not str:
         raise FrameError(f"{what} is {type(text).__name__} {text!r:.40}, not a decimal string")
-    if len(text) > 9 and text[-9] == "." and text.isascii():  # Binance's own form, "2683.80000000"
-        digits = text[:-9] + text[-8:]
-        if digits.isdigit():
-            return int(digits)
-    try:
-        n = to_fixed(text, PRICE_DECIMALS, what)
-    except ValueError as e:
-        raise FrameError(str(e)) from None
-    if n < 0:
-        raise FrameError(f"{what} is negative ({text})")
-    return n
+    if _EIGHT_PLACES.fullmatch(text):  # Binance's own form, "2683.80000000"
+        return int(text[:-9] + text[-8:])
+    m = _DECIMAL.fullmatch(text)
+    if m is None:
+        raise FrameError(f"{what} {text!r:.40} is not a plain decimal string (ASCII digits and one optional '.')")
+    sign, whole, places = m.group(1), m.group(2), m.group(3) or ""
+    if sign:
+        raise FrameError(f"{what} is negative ({text:.40})")
+    if len(places) > PRICE_DECIMALS:
+        raise FrameError(f"{what} {text:.40} has more than {PRICE_DECIMALS} decimal places")
+    if len(whole) > MAX_DIGITS:
+        raise FrameError(f"{what} {text:.40} has more than {MAX_DIGITS} digits before the point")
+    return int(whole + places.ljust(PRICE_DECIMALS, "0"))
 
 
 def _fixed(d: dict[str, Any], key: str, places: int) -> int:
@@ -213,10 +226,9 @@ def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: s
             stamp, _, body = line.rstrip(b"\r\n").partition(b" ")
             ts = last_ts
             try:
-                try:
-                    t = int(stamp)
-                except ValueError:
-                    raise FrameError(f"no receive time: {stamp[:30]!r} is not an integer") from None
+                if _STAMP.fullmatch(stamp) is None:
+                    raise FrameError(f"no receive time: {stamp[:30]!r} is not an integer in ASCII digits")
+                t = int(stamp)
                 if not MIN_TS <= t < MAX_TS:
                     raise FrameError(f"receive time {t} ns is outside 2015..2100")
                 ts = last_ts = t
@@ -354,11 +366,9 @@ class _NotFast(Exception):
 
 def _px(text: str) -> int:
     """Binance's own 8-place form ("2683.80000000") as an integer count of 1e-8 (``_parse``'s first branch)."""
-    if len(text) > 9 and text[-9] == "." and text.isascii():
-        digits = text[:-9] + text[-8:]
-        if digits.isdigit():
-            return int(digits)
-    raise _NotFast
+    if _EIGHT_PLACES.fullmatch(text) is None:
+        raise _NotFast
+    return int(text[:-9] + text[-8:])
 
 
 def _fast_ms(v: _Opt) -> int:
@@ -370,7 +380,7 @@ def _fast_ms(v: _Opt) -> int:
     return ns
 
 
-_LEVELS = re.compile(r"[0-9]+\.[0-9]{8}(?:\|[0-9]+\.[0-9]{8})*")  # ASCII digits only, as ``_px``
+_LEVELS = re.compile(f"{_EIGHT_PLACES.pattern}(?:\\|{_EIGHT_PLACES.pattern})*")  # as ``_px``
 
 
 def _fast_levels(raw: list[tuple[str, str]]) -> tuple[tuple[int, int], ...]:

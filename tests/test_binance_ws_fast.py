@@ -64,7 +64,8 @@ def mutations(frame: dict, rng: random.Random) -> list[bytes]:
     data = frame["data"]
     for key in list(data):
         for value in (None, -1, 1.5, "x", True, [], "2683.8", "2683.800000000", "+2683.80000000", "٢683.80000000",
-                      "2683.8000000a", 2**70):
+                      "2683.8000000a", 2**70,
+                      "2.68380000e3", "２６８３.80000000", "9" * 30 + ".00000000"):
             d = dict(data, **{key: value})
             out.append(dumps({**frame, "data": d}).encode())
         out.append(dumps({**frame, "data": {k: v for k, v in data.items() if k != key}}).encode())

@@ -82,3 +82,51 @@ def test_well_formed_levels_are_still_read() -> None:
     assert type(snap) is ev.BookDepthUpdated and snap.bids == ((268380000000, 302920000),)
     diff = p.parse(json.dumps({"data": DIFF, "stream": "ethusdt@depth@100ms"}), T0, "live")[0]  # general path
     assert type(diff) is ev.BookDepthUpdated and diff.asks == ((268381000000, 0),)  # size 0: the level is gone
+
+
+NOT_PLAIN = ["2.6838e3", "2.68380000E3", "+2683.8", "+2683.80000000", "２６８３.8", "２６８３.80000000", "٢٦٨٣.80000000",
+             "2_683.8", " 2683.8", "2683.8 ", "2683.8\n", "2683.", ".5", "0x10", "NaN", "Infinity", "", "1.2.3",
+             "2683,80000000"]
+
+
+@pytest.mark.parametrize("text", NOT_PLAIN)
+def test_only_plain_ascii_decimal_strings_are_prices_and_sizes(tmp_path, text: str) -> None:
+    lines = [ticker(b=text), ticker(A=text), frame("depth@100ms", {**DIFF, "b": [[text, "1.00000000"]]}),
+             frame("depth@100ms", {**DIFF, "a": [["2683.90000000", text]]}),
+             frame("trade", {"e": "trade", "E": 1723161255308, "s": "ETHUSDT", "t": 1, "p": text, "q": "1.00000000",
+                             "T": 1723161255307, "m": True})]
+    events = list(bw.read_binance_ws(write(tmp_path, "spot_ethusdt_numbers.txt", lines)))
+    reasons = rejected(events)
+    assert len(reasons) == len(events) == len(lines), events
+    for reason, field in zip(reasons, ["field 'b'", "field 'A'", "b: level 0 price", "a: level 0 size", "field 'p'"]):
+        assert reason == f"{field} {text!r:.40} is not a plain decimal string (ASCII digits and one optional '.')"
+    p = bw.FrameParser()
+    assert all([type(e) for e in p.parse(line, T0, "live")] == [ev.InputRejected] for line in lines)
+
+
+def test_plain_decimal_strings_of_any_places_up_to_eight_are_exact() -> None:
+    p = bw.FrameParser()
+    for text, n in [("2683.80000000", 268380000000), ("2683.8", 268380000000), ("2684", 268400000000),
+                    ("0.00000001", 1), ("0002683.80", 268380000000), ("9" * 20 + ".5", int("9" * 20 + "50000000"))]:
+        q = p.parse(ticker(a=text, b="0.00000001"), T0, "live")[0]
+        assert type(q) is ev.QuoteUpdated and q.ask == n, (text, q)
+
+
+@pytest.mark.parametrize("text", ["9" * 21, "9" * 21 + ".00000000", "9" * 5000 + ".00000000", "1" * 5000])
+def test_a_number_too_long_to_be_a_price_is_a_rejection_not_a_crash(text: str) -> None:
+    p = bw.FrameParser()
+    for line in (ticker(b=text), frame("depth@100ms", {**DIFF, "b": [[text, "1.00000000"]]})):
+        out = p.parse(line, T0, "live")
+        assert [type(e) for e in out] == [ev.InputRejected]
+        assert out[0].reason.endswith(f"{text:.40} has more than {bw.MAX_DIGITS} digits before the point")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("stamp", ["1_723_161_254_024_619_568", "+1723161254024619568", "１７２３１６１２５４０２４６１９５６８",
+                                   "1723161254024619568\t", "0x17E9F0C39D4A4C70", "-1723161254024619568", "1" * 25])
+def test_the_receive_time_is_ascii_digits_only(tmp_path, stamp: str) -> None:
+    p = tmp_path / "spot_ethusdt_stamps.txt"
+    p.write_text(f"{T0} {ticker()}\n{stamp} {ticker()}\n{T0 + 2} {ticker()}\n")
+    events = list(bw.read_binance_ws(p))
+    assert [type(e).__name__ for e in events] == ["QuoteUpdated", "InputRejected", "QuoteUpdated"]
+    assert events[1].reason == f"no receive time: {stamp.encode()[:30]!r} is not an integer in ASCII digits"  # type: ignore[attr-defined]
+    assert events[1].ts == T0  # stamped with the last good time
