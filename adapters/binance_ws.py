@@ -39,7 +39,10 @@ the diff itself is kept: the engine's fold marks the book out of sync and stale 
 snapshot (``MarketState.on_depth``). Nothing is dropped.
 
 A malformed line (no time, bad JSON, an unknown stream, a missing or mistyped field, a price
-finer than 8 places, a negative size) is an ``InputRejected`` naming the line and what was wrong.
+finer than 8 places, a negative size) is an ``InputRejected`` naming the line and what was wrong;
+so is what is not market data: a price of 0 anywhere, a bookTicker with nothing at a best level or
+its bid at or above its ask (Binance's book is never crossed or locked), a trade of quantity 0, a
+snapshot level of size 0 (a diff's size 0 removes its level and is kept).
 """
 from __future__ import annotations
 
@@ -159,9 +162,10 @@ def _fixed(d: dict[str, Any], key: str, places: int) -> int:
     return _parse(d[key], f"field {key!r}")
 
 
-def _levels(d: dict[str, Any], key: str) -> tuple[tuple[int, int], ...]:
+def _levels(d: dict[str, Any], key: str, snapshot: bool = False) -> tuple[tuple[int, int], ...]:
     """A depth side: a list of ``[price, size]`` pairs of decimal strings, each level exactly that (a
-    string's characters or a dict's keys are not a price and a size)."""
+    string's characters or a dict's keys are not a price and a size). No level is at price 0; a
+    diff's size 0 removes its level, but a snapshot lists standing levels only (size > 0)."""
     raw = d.get(key)
     if not isinstance(raw, list):
         raise FrameError(f"missing field {key!r}" if raw is None else f"field {key!r} is not a list of levels")
@@ -169,8 +173,41 @@ def _levels(d: dict[str, Any], key: str) -> tuple[tuple[int, int], ...]:
     for i, level in enumerate(raw):
         if type(level) is not list or len(level) != 2 or type(level[0]) is not str or type(level[1]) is not str:
             raise FrameError(f"{key}: level {i} is not a [price, size] pair of strings")
-        out.append((_parse(level[0], f"{key}: level {i} price"), _parse(level[1], f"{key}: level {i} size")))
+        price, size = _parse(level[0], f"{key}: level {i} price"), _parse(level[1], f"{key}: level {i} size")
+        if price == 0:
+            raise FrameError(f"{key}: level {i} price is 0")
+        if snapshot and size == 0:
+            raise FrameError(f"{key}: level {i} size is 0 in a snapshot (it lists standing levels only)")
+        out.append((price, size))
     return tuple(out)
+
+
+def _quote_problem(bid: int, bid_size: int, ask: int, ask_size: int) -> str | None:
+    """Why a best bid/offer is not market data (None: it is): a zero price is an empty side, not a
+    price; a best level has something at it; and Binance's own book is never crossed or locked (a bid
+    at or above the ask would have traded)."""
+    for key, what, v in (("b", "best bid", bid), ("a", "best ask", ask)):
+        if v == 0:
+            return f"field {key!r} ({what}) is 0: no price"
+    for key, what, v in (("B", "best bid size", bid_size), ("A", "best ask size", ask_size)):
+        if v == 0:
+            return f"field {key!r} ({what}) is 0: nothing at the best level"
+    if bid >= ask:
+        return f"crossed book: best bid {_text(bid)} is not below best ask {_text(ask)}"
+    return None
+
+
+def _text(n: int) -> str:
+    return f"{n // 10**PRICE_DECIMALS}.{n % 10**PRICE_DECIMALS:0{PRICE_DECIMALS}d}"
+
+
+def _trade_problem(price: int, size: int) -> str | None:
+    """Why a trade is not market data (None: it is): a print at price 0 or of quantity 0 is none."""
+    if price == 0:
+        return "field 'p' (price) is 0: not a trade"
+    if size == 0:
+        return "field 'q' (quantity) is 0: not a trade"
+    return None
 
 
 def _ms(d: dict[str, Any], key: str) -> int:
@@ -252,7 +289,7 @@ def _frame(msg: dict[str, Any], ts: int, venue: str, futures: bool, symbol: str 
         if not symbol:
             raise FrameError("a REST depth snapshot before any frame or file name says the symbol")
         last = _int(msg, "lastUpdateId")
-        bids, asks = _levels(msg, "bids"), _levels(msg, "asks")
+        bids, asks = _levels(msg, "bids", snapshot=True), _levels(msg, "asks", snapshot=True)
         books.snapshot(depth_id(venue, symbol), last)
         return [ev.BookDepthUpdated(ts=ts, source=SOURCE, venue=venue, instrument=symbol, bids=bids, asks=asks,
                                     price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS, snapshot=True,
@@ -269,19 +306,26 @@ def _frame(msg: dict[str, Any], ts: int, venue: str, futures: bool, symbol: str 
     if kind.startswith("bookTicker") or (not kind and {"b", "B", "a", "A"} <= data.keys()):
         vts = _ms(data, "T") if "T" in data else (_ms(data, "E") if "E" in data else 0)
         _int(data, "u")
-        return [ev.QuoteUpdated(ts=ts, source=SOURCE, venue=venue, instrument=s,
-                                bid=_fixed(data, "b", PRICE_DECIMALS), bid_size=_fixed(data, "B", SIZE_DECIMALS),
-                                ask=_fixed(data, "a", PRICE_DECIMALS), ask_size=_fixed(data, "A", SIZE_DECIMALS),
-                                price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS, venue_ts=vts)]
+        bid, bid_size = _fixed(data, "b", PRICE_DECIMALS), _fixed(data, "B", SIZE_DECIMALS)
+        ask, ask_size = _fixed(data, "a", PRICE_DECIMALS), _fixed(data, "A", SIZE_DECIMALS)
+        why = _quote_problem(bid, bid_size, ask, ask_size)
+        if why:
+            raise FrameError(why)
+        return [ev.QuoteUpdated(ts=ts, source=SOURCE, venue=venue, instrument=s, bid=bid, bid_size=bid_size, ask=ask,
+                                ask_size=ask_size, price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS,
+                                venue_ts=vts)]
     if kind in ("trade", "aggTrade"):
         m = data.get("m")
         if type(m) is not bool:
             raise FrameError("missing field 'm'" if m is None else f"field 'm' is {m!r:.40}, not true/false")
         trade_id = _int(data, "t" if kind == "trade" else "a")
-        return [ev.TradePrinted(ts=ts, source=SOURCE, venue=venue, instrument=s, price=_fixed(data, "p", PRICE_DECIMALS),
-                                size=_fixed(data, "q", SIZE_DECIMALS), price_decimals=PRICE_DECIMALS,
-                                size_decimals=SIZE_DECIMALS, side="sell" if m else "buy", trade_id=str(trade_id),
-                                venue_ts=_ms(data, "T"))]
+        price, size = _fixed(data, "p", PRICE_DECIMALS), _fixed(data, "q", SIZE_DECIMALS)
+        why = _trade_problem(price, size)
+        if why:
+            raise FrameError(why)
+        return [ev.TradePrinted(ts=ts, source=SOURCE, venue=venue, instrument=s, price=price, size=size,
+                                price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS, side="sell" if m else "buy",
+                                trade_id=str(trade_id), venue_ts=_ms(data, "T"))]
     if kind.startswith("depth") or data.get("e") == "depthUpdate":
         first, last = _int(data, "U"), _int(data, "u")
         if first > last:
@@ -391,6 +435,8 @@ def _fast_levels(raw: list[tuple[str, str]]) -> tuple[tuple[int, int], ...]:
     if _LEVELS.fullmatch(joined) is None:
         raise _NotFast
     n = list(map(int, joined.replace(".", "").split("|")))
+    if 0 in n[0::2]:  # a level at price 0: ``_levels`` rejects it
+        raise _NotFast
     return tuple(zip(n[0::2], n[1::2]))
 
 
@@ -435,13 +481,19 @@ def _frame_fast(body: bytes, ts: int, venue: str, futures: bool, books: _Books) 
             if d.u < 0:
                 return None
             vts = _fast_ms(d.T) if d.T is not msgspec.UNSET else (_fast_ms(d.E) if d.E is not msgspec.UNSET else 0)
-            return [ev.QuoteUpdated(ts=ts, source=SOURCE, venue=venue, instrument=d.s, bid=_px(d.b), bid_size=_px(d.B),
-                                    ask=_px(d.a), ask_size=_px(d.A), price_decimals=PRICE_DECIMALS,
+            bid, bid_size, ask, ask_size = _px(d.b), _px(d.B), _px(d.a), _px(d.A)
+            if _quote_problem(bid, bid_size, ask, ask_size):
+                return None
+            return [ev.QuoteUpdated(ts=ts, source=SOURCE, venue=venue, instrument=d.s, bid=bid, bid_size=bid_size,
+                                    ask=ask, ask_size=ask_size, price_decimals=PRICE_DECIMALS,
                                     size_decimals=SIZE_DECIMALS, venue_ts=vts)]
         trade_id = d.t if kind == b"trade" else d.a
         if trade_id is msgspec.UNSET or trade_id < 0:  # type: ignore[operator]
             return None
-        return [ev.TradePrinted(ts=ts, source=SOURCE, venue=venue, instrument=d.s, price=_px(d.p), size=_px(d.q),
+        price, size = _px(d.p), _px(d.q)
+        if _trade_problem(price, size):
+            return None
+        return [ev.TradePrinted(ts=ts, source=SOURCE, venue=venue, instrument=d.s, price=price, size=size,
                                 price_decimals=PRICE_DECIMALS, size_decimals=SIZE_DECIMALS,
                                 side="sell" if d.m else "buy", trade_id=str(trade_id), venue_ts=_fast_ms(d.T))]
     except (msgspec.DecodeError, msgspec.ValidationError, _NotFast, RecursionError):

@@ -108,8 +108,8 @@ def test_plain_decimal_strings_of_any_places_up_to_eight_are_exact() -> None:
     p = bw.FrameParser()
     for text, n in [("2683.80000000", 268380000000), ("2683.8", 268380000000), ("2684", 268400000000),
                     ("0.00000001", 1), ("0002683.80", 268380000000), ("9" * 20 + ".5", int("9" * 20 + "50000000"))]:
-        q = p.parse(ticker(a=text, b="0.00000001"), T0, "live")[0]
-        assert type(q) is ev.QuoteUpdated and q.ask == n, (text, q)
+        q = p.parse(ticker(b=text, a="9" * 20 + ".99999999"), T0, "live")[0]
+        assert type(q) is ev.QuoteUpdated and q.bid == n, (text, q)
 
 
 @pytest.mark.parametrize("text", ["9" * 21, "9" * 21 + ".00000000", "9" * 5000 + ".00000000", "1" * 5000])
@@ -130,3 +130,47 @@ def test_the_receive_time_is_ascii_digits_only(tmp_path, stamp: str) -> None:
     assert [type(e).__name__ for e in events] == ["QuoteUpdated", "InputRejected", "QuoteUpdated"]
     assert events[1].reason == f"no receive time: {stamp.encode()[:30]!r} is not an integer in ASCII digits"  # type: ignore[attr-defined]
     assert events[1].ts == T0  # stamped with the last good time
+
+
+def trade(**fields: object) -> str:
+    return frame("trade", {"e": "trade", "E": 1723161255308, "s": "ETHUSDT", "t": 1, "p": "2683.80000000",
+                           "q": "0.00370000", "T": 1723161255307, "m": True, **fields})
+
+
+NOT_MARKET_DATA = [
+    (ticker(b="0.00000000", a="0.00000000"), "field 'b' (best bid) is 0: no price"),
+    (ticker(b="0", B="0"), "field 'b' (best bid) is 0: no price"),
+    (ticker(a="0.00000000"), "field 'a' (best ask) is 0: no price"),
+    (ticker(B="0.00000000"), "field 'B' (best bid size) is 0: nothing at the best level"),
+    (ticker(A="0.00000000", B="0.00000000"), "field 'B' (best bid size) is 0: nothing at the best level"),
+    (ticker(A="0"), "field 'A' (best ask size) is 0: nothing at the best level"),
+    (ticker(b="2684.00000000"), "crossed book: best bid 2684.00000000 is not below best ask 2683.81000000"),
+    (ticker(b="2683.81"), "crossed book: best bid 2683.81000000 is not below best ask 2683.81000000"),  # locked
+    (trade(q="0.00000000"), "field 'q' (quantity) is 0: not a trade"),
+    (trade(p="0.00000000"), "field 'p' (price) is 0: not a trade"),
+    (trade(p="0", q="0"), "field 'p' (price) is 0: not a trade"),
+    (frame("depth@100ms", {**DIFF, "b": [["2683.80000000", "1.00000000"], ["0.00000000", "1.00000000"]]}),
+     "b: level 1 price is 0"),
+    (frame("depth@100ms", {**DIFF, "a": [["0", "0"]]}), "a: level 0 price is 0"),
+    (json.dumps({**SNAPSHOT, "bids": [["2683.80000000", "0.00000000"]]}),
+     "bids: level 0 size is 0 in a snapshot (it lists standing levels only)"),
+    (json.dumps({**SNAPSHOT, "asks": [["0.00000000", "1.00000000"]]}), "asks: level 0 price is 0"),
+]
+
+
+def test_zero_prices_empty_best_levels_crossed_quotes_and_empty_trades_are_rejections(tmp_path) -> None:
+    lines = [line for line, _ in NOT_MARKET_DATA]
+    events = list(bw.read_binance_ws(write(tmp_path, "spot_ethusdt_zero.txt", lines)))
+    assert rejected(events) == [why for _, why in NOT_MARKET_DATA] and len(events) == len(lines)
+    p = bw.FrameParser(instrument="ETHUSDT")
+    assert [e.reason for line in lines for e in p.parse(line, T0, "live")] == [why for _, why in NOT_MARKET_DATA]  # type: ignore[attr-defined]
+
+
+def test_what_is_market_data_is_kept_a_diffs_size_0_removing_its_level() -> None:
+    p = bw.FrameParser(instrument="ETHUSDT")
+    good = [ticker(), ticker(b="0.00000001", B="0.00000001", a="0.00000002", A="0.00000001"), trade(),
+            trade(p="0.00000001", q="0.00000001"), frame("depth@100ms", DIFF), json.dumps(SNAPSHOT)]
+    out = [e for line in good for e in p.parse(line, T0, "live")]
+    assert [type(e).__name__ for e in out] == ["QuoteUpdated", "QuoteUpdated", "TradePrinted", "TradePrinted",
+                                               "BookDepthUpdated", "BookDepthUpdated"]
+    assert out[4].asks == ((268381000000, 0),)  # type: ignore[attr-defined]
