@@ -20,7 +20,10 @@ the REST depth snapshot (``{"lastUpdateId", "bids", "asks"}``). Every frame beco
 Venue and instrument: spot is venue ``binance``, USD-M futures ``binance-usdm``; the instrument is
 the symbol as Binance writes it (``ETHUSDT``). Which market a file is comes from its name
 (``spot_...``, ``usdm_...``) or, failing that, from its frames (a bookTicker with ``e``, a depth
-diff with ``pu``: futures).
+diff with ``pu``: futures). A file is one instrument's recording: when its name (or the caller)
+says the instrument, a frame of another symbol is a rejection naming both, and ``tapedeck import``
+refuses a file whose first frames are all of another symbol than its name says
+(``check_instrument``: its snapshot, which names none, would be recorded as the wrong book).
 
 Precision: Binance writes every price and quantity as a decimal string with 8 places
 (``"2683.80000000"``; futures strings may have fewer, never more), so prices and sizes are fixed
@@ -103,8 +106,8 @@ def _open(path: str | Path) -> Any:
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
-def _sniff(path: str | Path, limit: int = 2_000) -> str:
-    """The market a file's frames show: futures if a bookTicker has ``e`` or a diff has ``pu``."""
+def _first_frames(path: str | Path, limit: int = 2_000) -> Iterator[dict[str, Any]]:
+    """The frame objects (a stream frame's ``data``) of a file's first ``limit`` lines that decode."""
     with _open(path) as f:
         for i, line in enumerate(f):
             if i >= limit:
@@ -116,11 +119,31 @@ def _sniff(path: str | Path, limit: int = 2_000) -> str:
                 continue
             data = msg.get("data", msg) if isinstance(msg, dict) else None
             if isinstance(data, dict):
-                if "pu" in data or ("e" in data and data.get("e") == "bookTicker"):
-                    return USDM
-                if "A" in data and "e" not in data:
-                    return SPOT
+                yield data
+
+
+def _sniff(path: str | Path, limit: int = 2_000) -> str:
+    """The market a file's frames show: futures if a bookTicker has ``e`` or a diff has ``pu``."""
+    for data in _first_frames(path, limit):
+        if "pu" in data or ("e" in data and data.get("e") == "bookTicker"):
+            return USDM
+        if "A" in data and "e" not in data:
+            return SPOT
     return SPOT
+
+
+def check_instrument(path: str | Path, instrument: str, limit: int = 2_000) -> None:
+    """``ValueError`` when the frames of a file's first ``limit`` lines contradict the instrument it is
+    imported as (the one its name says): none of them is of it and some are of another symbol.
+
+    The REST snapshot names no symbol and is recorded as the file's instrument, so importing
+    ``spot_btcusdt_...`` holding ETHUSDT frames would record an ETHUSDT book as BTCUSDT's: the import
+    refuses instead (``tapedeck import binance-ws``). A stray frame of another symbol among the
+    instrument's own is one rejection (``read_binance_ws``)."""
+    seen = {data["s"] for data in _first_frames(path, limit) if isinstance(data.get("s"), str) and data["s"]}
+    if seen and instrument not in seen:
+        raise ValueError(f"{Path(path).name}: its name says {instrument} but its frames are of "
+                         f"{', '.join(sorted(seen)[:5])}: not imported (name the file after the symbol it holds)")
 
 
 def _int(d: dict[str, Any], key: str) -> int:
@@ -254,7 +277,7 @@ def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: s
     named_venue, named_instrument = market_from_filename(path)
     venue = venue or named_venue or _sniff(path)
     futures = venue == USDM
-    symbol = instrument or named_instrument
+    symbol = given = instrument or named_instrument  # ``given``: every frame must be of it
     books = _Books()
     last_ts = 0  # a rejected line without a time of its own is stamped with the last good one
     with _open(path) as f:
@@ -272,6 +295,8 @@ def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: s
                 events = _frame_fast(body, ts, venue, futures, books)
                 if events is None:
                     events = _frame(_object(body), ts, venue, futures, symbol, books)
+                if given:
+                    _check_symbol(events, given, name if named_instrument == given else None)
             except FrameError as e:
                 raw = line.decode("utf-8", "replace").rstrip("\r\n")[:RAW_LIMIT]
                 yield ev.InputRejected(ts=ts, source=SOURCE, origin=origin, reason=str(e), raw=raw)
@@ -280,6 +305,15 @@ def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: s
                 if symbol is None and isinstance(e, (ev.QuoteUpdated, ev.TradePrinted, ev.BookDepthUpdated)):
                     symbol = e.instrument
                 yield e
+
+
+def _check_symbol(events: list[ev.Event], instrument: str, named_by: str | None) -> None:
+    """A frame of a symbol other than the recording's instrument is a rejection naming both."""
+    for e in events:
+        other = getattr(e, "instrument", instrument)
+        if other != instrument:
+            whose = f"the instrument of {named_by} (its name)" if named_by else "the instrument being imported"
+            raise FrameError(f"symbol {other!r} is not {instrument!r}, {whose}")
 
 
 def _frame(msg: dict[str, Any], ts: int, venue: str, futures: bool, symbol: str | None,

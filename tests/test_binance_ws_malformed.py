@@ -174,3 +174,42 @@ def test_what_is_market_data_is_kept_a_diffs_size_0_removing_its_level() -> None
     assert [type(e).__name__ for e in out] == ["QuoteUpdated", "QuoteUpdated", "TradePrinted", "TradePrinted",
                                                "BookDepthUpdated", "BookDepthUpdated"]
     assert out[4].asks == ((268381000000, 0),)  # type: ignore[attr-defined]
+
+
+def test_a_frame_of_another_symbol_than_the_files_is_a_rejection_naming_both(tmp_path) -> None:
+    btc = {**TICKER, "s": "BTCUSDT", "b": "60000.00000000", "a": "60000.01000000"}
+    lines = [ticker(), frame("bookTicker", btc), frame("depth@100ms", {**DIFF, "s": "BTCUSDT"}), trade(s="BTCUSDT"),
+             json.dumps(SNAPSHOT), trade()]
+    events = list(bw.read_binance_ws(write(tmp_path, "spot_ethusdt_20240808.txt", lines)))
+    assert [type(e).__name__ for e in events] == ["QuoteUpdated", *["InputRejected"] * 3, "BookDepthUpdated",
+                                                  "TradePrinted"]
+    assert set(rejected(events)) == {"symbol 'BTCUSDT' is not 'ETHUSDT', the instrument of spot_ethusdt_20240808.txt "
+                                     "(its name)"}
+    assert {e.instrument for e in events if type(e) is not ev.InputRejected} == {"ETHUSDT"}  # type: ignore[attr-defined]
+    given = list(bw.read_binance_ws(write(tmp_path, "recording.txt", lines), instrument="ETHUSDT"))
+    assert rejected(given) == ["symbol 'BTCUSDT' is not 'ETHUSDT', the instrument being imported"] * 3
+    # with neither a name nor an instrument given, the file's frames say it (as before): nothing to contradict
+    assert rejected(list(bw.read_binance_ws(write(tmp_path, "recording.txt", lines)))) == []
+
+
+def test_importing_a_file_whose_name_contradicts_its_frames_is_refused_and_the_log_is_untouched(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from tapedeck.adapters.eventlog import EventLog
+    from tapedeck.cli import main
+
+    lines = [ticker(), frame("depth@100ms", DIFF), json.dumps(SNAPSHOT), trade()]
+    good = write(tmp_path, "spot_ethusdt_20240808.txt", lines)
+    wrong = write(tmp_path, "spot_btcusdt_20240808.txt", lines)
+    out = tmp_path / "m.db"
+    r = CliRunner().invoke(main, ["import", "binance-ws", wrong, "--out", str(out)])
+    assert r.exit_code == 2 and not out.exists()
+    assert ("spot_btcusdt_20240808.txt: its name says BTCUSDT but its frames are of ETHUSDT: not imported "
+            "(name the file after the symbol it holds)") in r.output
+    r = CliRunner().invoke(main, ["import", "binance-ws", good, "--out", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0 and "imported 4 events" in r.output
+    before = out.read_bytes()
+    r = CliRunner().invoke(main, ["import", "binance-ws", wrong, "--out", str(out)])
+    assert r.exit_code == 2 and out.read_bytes() == before
+    with EventLog.open(out) as log:
+        assert {e.instrument for e in log.events()} == {"ETHUSDT"}  # type: ignore[attr-defined]
