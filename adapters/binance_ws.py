@@ -50,7 +50,9 @@ snapshot level of size 0 (a diff's size 0 removes its level and is kept).
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
+import zlib
 from pathlib import Path
 from typing import Any, Generic, Iterator, TypeVar
 
@@ -77,6 +79,37 @@ _decode = msgspec.json.Decoder()
 
 class FrameError(ValueError):
     """What is wrong with one frame (becomes its InputRejected reason)."""
+
+
+class RecordingUnreadable(OSError):
+    """The file itself cannot be read to its end: its gzip stream is cut short or corrupt.
+
+    ``read_binance_ws`` raises it (after the events of the lines before) rather than record a partial
+    file as if it were whole, and ``tapedeck import`` turns it into "FILE: cannot read: ..." (exit 2)
+    before writing anything: the log it would add to keeps what it holds, and no log is half written.
+    That is the choice for a truncated copy too, though its lines before the cut are exactly what was
+    recorded (deflate decodes in order): taking part of a day is left to the user, explicitly, and
+    the message says how (``gzip -dc`` writes the readable lines, which then import as plain text, a
+    line cut in half being one rejection). A corrupt stream (a bad deflate block, a CRC that does not
+    match, found only at the end) may already have given wrong lines: nothing of it is imported."""
+
+
+def _lines(f: Any, name: str) -> Iterator[bytes]:
+    """The lines of an open recording, a truncated or corrupt gzip stream being ``RecordingUnreadable``."""
+    n, it = 0, iter(f)
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except EOFError as e:  # "Compressed file ended before the end-of-stream marker was reached"
+            text = (Path(name).stem if name.endswith(".gz") else name) + ".txt"
+            raise RecordingUnreadable(f"{str(e).lower().rstrip('.')}, after {n} lines: the file is cut short (to "
+                                      f"import the lines before the cut: gzip -dc {name} > {text})") from None
+        except (zlib.error, gzip.BadGzipFile) as e:
+            raise RecordingUnreadable(f"corrupt compressed data, after {n} lines: {e}") from None
+        n += 1
+        yield line
 
 
 def _object(body: bytes) -> dict:
@@ -109,9 +142,11 @@ def _open(path: str | Path) -> Any:
 def _first_frames(path: str | Path, limit: int = 2_000) -> Iterator[dict[str, Any]]:
     """The frame objects (a stream frame's ``data``) of a file's first ``limit`` lines that decode."""
     with _open(path) as f:
-        for i, line in enumerate(f):
-            if i >= limit:
-                break
+        try:
+            head = list(itertools.islice(_lines(f, Path(path).name), limit))
+        except RecordingUnreadable:  # (what the reader raises, whole, when it gets there)
+            return
+        for line in head:
             _, _, body = line.partition(b" ")
             try:
                 msg = _decode.decode(body)
@@ -272,7 +307,8 @@ class _Books:
 
 
 def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: str | None = None) -> Iterator[ev.Event]:
-    """Every line of a recording as events (see the module docstring); never raises on content."""
+    """Every line of a recording as events (see the module docstring); never raises on content, only
+    ``RecordingUnreadable`` (an ``OSError``) when the file is cut short or its compression corrupt."""
     name = Path(path).name
     named_venue, named_instrument = market_from_filename(path)
     venue = venue or named_venue or _sniff(path)
@@ -281,7 +317,7 @@ def read_binance_ws(path: str | Path, *, venue: str | None = None, instrument: s
     books = _Books()
     last_ts = 0  # a rejected line without a time of its own is stamped with the last good one
     with _open(path) as f:
-        for n, line in enumerate(f, 1):
+        for n, line in enumerate(_lines(f, name), 1):
             origin = f"{SOURCE}:{name}:line {n}"
             stamp, _, body = line.rstrip(b"\r\n").partition(b" ")
             ts = last_ts

@@ -213,3 +213,69 @@ def test_importing_a_file_whose_name_contradicts_its_frames_is_refused_and_the_l
     assert r.exit_code == 2 and out.read_bytes() == before
     with EventLog.open(out) as log:
         assert {e.instrument for e in log.events()} == {"ETHUSDT"}  # type: ignore[attr-defined]
+
+
+def gz_recording(n: int = 3_000) -> bytes:
+    import gzip
+
+    lines = [ticker(u=i, B=f"{i % 97 + 1}.{i:08d}"[:13]) for i in range(n)]
+    return gzip.compress("".join(f"{T0 + i} {line}\n" for i, line in enumerate(lines)).encode(), mtime=0)
+
+
+@pytest.mark.parametrize("cut", ["half", "magic only", "trailer cut"])
+def test_a_truncated_gzip_is_refused_naming_the_file_and_the_log_is_untouched(tmp_path, cut: str) -> None:
+    from click.testing import CliRunner
+
+    from tapedeck.cli import main
+
+    whole = gz_recording()
+    (tmp_path / "spot_ethusdt_whole.gz").write_bytes(whole)
+    part = {"half": whole[:len(whole) // 2], "magic only": b"\x1f\x8b", "trailer cut": whole[:-4]}[cut]
+    path = tmp_path / "spot_ethusdt_cut.gz"
+    path.write_bytes(part)
+    with pytest.raises(bw.RecordingUnreadable):
+        list(bw.read_binance_ws(path))
+    out = tmp_path / "m.db"
+    r = CliRunner().invoke(main, ["import", "binance-ws", str(path), "--out", str(out)])
+    assert r.exit_code == 2 and not out.exists(), r.output
+    assert f"Error: {path}: cannot read: compressed file ended before the end-of-stream marker was reached, after " \
+           in r.output and "gzip -dc spot_ethusdt_cut.gz > spot_ethusdt_cut.txt" in r.output
+    if cut == "trailer cut":
+        assert "after 3000 lines" in r.output
+    r = CliRunner().invoke(main, ["import", "binance-ws", str(tmp_path / "spot_ethusdt_whole.gz"), "--out", str(out)])
+    assert r.exit_code == 0 and "imported 3000 events" in r.output
+    before = out.read_bytes()
+    r = CliRunner().invoke(main, ["import", "binance-ws", str(path), "--out", str(out)])
+    assert r.exit_code == 2 and out.read_bytes() == before  # what the log held is kept as it was
+    cut_name = tmp_path / "cut.gz"  # no market in the name: the venue is sniffed from the frames first
+    cut_name.write_bytes(part)
+    r = CliRunner().invoke(main, ["import", "binance-ws", str(cut_name), "--out", str(tmp_path / "n.db")])
+    assert r.exit_code == 2 and "cannot read: compressed file ended" in r.output
+
+
+def test_a_corrupt_gzip_is_refused_not_a_crash(tmp_path) -> None:
+    import gzip
+    import zlib
+
+    from click.testing import CliRunner
+
+    from tapedeck.cli import main
+
+    whole = gz_recording()
+    seen = set()
+    for at in (40, 60, 100, len(whole) // 2, len(whole) - 20):
+        bad = bytearray(whole)
+        bad[at] ^= 0x55
+        try:
+            gzip.decompress(bytes(bad))
+            continue
+        except EOFError:  # the damage reads as a cut (above)
+            continue
+        except (zlib.error, gzip.BadGzipFile) as e:
+            seen.add(type(e))
+        path = tmp_path / f"spot_ethusdt_bad{at}.gz"
+        path.write_bytes(bad)
+        r = CliRunner().invoke(main, ["import", "binance-ws", str(path), "--out", str(tmp_path / f"{at}.db")])
+        assert r.exit_code == 2 and f"Error: {path}: cannot read: corrupt compressed data, after " in r.output, r.output
+        assert not (tmp_path / f"{at}.db").exists()
+    assert seen == {zlib.error, gzip.BadGzipFile}  # both kinds of damage were tried
