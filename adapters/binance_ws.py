@@ -67,7 +67,10 @@ SPOT, USDM = "binance", "binance-usdm"
 PRICE_DECIMALS = SIZE_DECIMALS = 8
 MS = 1_000_000
 RAW_LIMIT = 400  # characters of a rejected line kept in its InputRejected
-NESTED = "not JSON: nested too deeply"
+MAX_DEPTH = 128  # JSON nesting a frame may have (Binance's go 4 deep: frame, data, side, level)
+NESTED = f"not JSON: nested more than {MAX_DEPTH} deep"
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes and all: its brackets are text
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 MAX_DIGITS = 20  # integer digits of a price or size (Binance's largest are 10 or so): more is not market data
 _DIGITS = f"[0-9]{{1,{MAX_DIGITS}}}"  # ASCII digits only: str.isdigit() and Decimal take other scripts' too
 _EIGHT_PLACES = re.compile(_DIGITS + r"\.[0-9]{8}")
@@ -112,13 +115,40 @@ def _lines(f: Any, name: str) -> Iterator[bytes]:
         yield line
 
 
+def _too_deep(body: bytes) -> bool:
+    """Whether a body nests arrays and objects more than ``MAX_DEPTH`` deep (roughly: an alternation
+    of both may pass at up to twice that), checked before any decoder sees it. msgspec's own guard is
+    the interpreter's recursion limit, which py_ecc (imported with the EVM and signing code) raises to
+    100,000, and '[' a hundred thousand deep then overflows the C stack: a segmentation fault, not a
+    RecursionError. Counting brackets settles nearly every frame; the others lose their strings,
+    then their innermost pairs, a level a round (in C); what does not pair up (not JSON) is counted."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    rest = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for rounds in range(MAX_DEPTH + 1):
+        inner = rest.replace(b"[]", b"").replace(b"{}", b"")
+        if inner == rest:
+            break
+        rest = inner
+    else:
+        return True
+    depth = rounds  # at most this many levels were around what is left: as deep as a decoder would go
+    for c in rest:
+        depth += 1 if c in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
 def _object(body: bytes) -> dict:
     """A frame's body as a JSON object, or the ``FrameError`` saying why it is not one."""
+    if _too_deep(body):
+        raise FrameError(NESTED)
     try:
         msg = _decode.decode(body)
     except msgspec.DecodeError as e:
         raise FrameError(f"not JSON: {e}") from None
-    except RecursionError:  # msgspec's own guard: '[[[[...' a hundred thousand deep
+    except RecursionError:  # within MAX_DEPTH, but called from a deep stack under a low recursion limit
         raise FrameError(NESTED) from None
     if not isinstance(msg, dict):
         raise FrameError(f"a JSON {type(msg).__name__}, not an object")
@@ -148,9 +178,11 @@ def _first_frames(path: str | Path, limit: int = 2_000) -> Iterator[dict[str, An
             return
         for line in head:
             _, _, body = line.partition(b" ")
+            if _too_deep(body):
+                continue
             try:
                 msg = _decode.decode(body)
-            except (msgspec.DecodeError, RecursionError):
+            except msgspec.DecodeError:
                 continue
             data = msg.get("data", msg) if isinstance(msg, dict) else None
             if isinstance(data, dict):
@@ -520,6 +552,8 @@ def _frame_fast(body: bytes, ts: int, venue: str, futures: bool, books: _Books) 
     if at < 0:
         return None
     kind = body[at + 1:end]
+    if _too_deep(body):
+        return None
     try:
         if kind.startswith(b"depth"):
             f = _TYPED_DEPTH.decode(body)

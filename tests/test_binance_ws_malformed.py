@@ -15,6 +15,50 @@ TICKER = {"u": 35346513501, "s": "ETHUSDT", "b": "2683.80000000", "B": "3.029200
           "A": "31.43950000"}
 
 
+def test_a_deep_frame_is_rejected_before_any_decoder_even_under_py_eccs_recursion_limit() -> None:
+    """py_ecc (imported with the EVM and signing code) raises the recursion limit to 100,000, and a
+    decoder left to its own guard then overflows the C stack: run in a child, a crash would show."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.setrecursionlimit(100_000)\n"
+            "from tapedeck.adapters import binance_ws as bw\n"
+            "for raw in ('[' * 100_000 + ']' * 100_000, '[' * 100_000, '{\"a\":' * 50_000,\n"
+            "            '[\"' + ']' * 1000 + '\",' + '[' * 100_000 + ']' * 100_000 + ']'):  # brackets in a string too\n"
+            "    out = bw.FrameParser().parse(raw, 1723161254024619568, 'x')\n"
+            "    assert [e.reason for e in out] == [bw.NESTED], out\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == "ok\n", (r.returncode, r.stderr[-500:])
+
+
+def test_nesting_within_the_limit_from_a_deep_stack_under_a_low_recursion_limit_is_a_rejection() -> None:
+    import sys
+
+    body = ticker(x=[]).replace("[]", "[" * (bw.MAX_DEPTH - 3) + "]" * (bw.MAX_DEPTH - 3))
+    assert not bw._too_deep(body.encode())
+
+    def deeper(k: int) -> list[ev.Event]:
+        return deeper(k - 1) if k else bw.FrameParser().parse(body, T0, "live")
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        depth_now = len(__import__("inspect").stack(0))
+        out = deeper(1000 - depth_now - bw.MAX_DEPTH // 2)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [(type(e), e.reason) for e in out] == [(ev.InputRejected, bw.NESTED)]  # type: ignore[attr-defined]
+
+
+def test_real_nesting_is_not_too_deep() -> None:
+    levels = [["2683.80000000", "1.00000000"]] * 5000  # a snapshot's thousands of levels: many brackets, 3 deep
+    assert not bw._too_deep(json.dumps({"lastUpdateId": 1, "bids": levels, "asks": levels}).encode())
+    assert not bw._too_deep(json.dumps([[[["x"]]]] * 100 + ["[" * 500]).encode())  # brackets in strings are text
+    assert bw._too_deep(("[" * (bw.MAX_DEPTH + 1) + "]" * (bw.MAX_DEPTH + 1)).encode())
+    assert not bw._too_deep(("[" * bw.MAX_DEPTH + "]" * bw.MAX_DEPTH).encode())
+
+
 def frame(stream: str, data: dict) -> str:
     return json.dumps({"stream": f"ethusdt@{stream}", "data": data}, separators=(",", ":"))
 
