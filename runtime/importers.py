@@ -230,6 +230,11 @@ def resolve_binance(path: str) -> BinanceSource:
     from tapedeck.adapters import binance_ws
 
     venue, instrument = binance_ws.market_from_filename(path)
+    if instrument:
+        try:
+            binance_ws.check_instrument(path, instrument)
+        except ValueError as e:
+            raise ImportError_(str(e)) from None
     return BinanceSource(venue or binance_ws._sniff(path), instrument or "")
 
 

@@ -64,7 +64,9 @@ def mutations(frame: dict, rng: random.Random) -> list[bytes]:
     data = frame["data"]
     for key in list(data):
         for value in (None, -1, 1.5, "x", True, [], "2683.8", "2683.800000000", "+2683.80000000", "٢683.80000000",
-                      "2683.8000000a", 2**70):
+                      "2683.8000000a", 2**70,
+                      "2.68380000e3", "２６８３.80000000", "9" * 30 + ".00000000", "0.00000000",
+                      "2683.81000000", "2684.00000000"):
             d = dict(data, **{key: value})
             out.append(dumps({**frame, "data": d}).encode())
         out.append(dumps({**frame, "data": {k: v for k, v in data.items() if k != key}}).encode())
@@ -80,6 +82,7 @@ def mutations(frame: dict, rng: random.Random) -> list[bytes]:
     if "b" in data and isinstance(data["b"], list):
         out.append(dumps({**frame, "data": dict(data, b=[["1.00000000", "2.00000000", "3.00000000"]])}).encode())
         out.append(dumps({**frame, "data": dict(data, b=[["1.00000000"]])}).encode())
+        out.append(dumps({**frame, "data": dict(data, b=[["0.00000000", "1.00000000"]])}).encode())
         out.append(dumps({**frame, "data": dict(data, U=data["u"] + 1)}).encode())  # U after u
         out.append(dumps({**frame, "data": dict(data, U=1, u=2)}).encode())  # old
         out.append(dumps({**frame, "data": dict(data, U=35346513600, u=35346513700)}).encode())  # a gap
