@@ -44,6 +44,8 @@ Everything comes from recorded events, so a replayed run gives the same figures.
 """
 from __future__ import annotations
 
+import re
+
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -329,11 +331,21 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     return out
 
 
+_WINNERS = re.compile(r"(?:liquidated first in block \d+|moved first) by ([^();]+)")  # sim.gateway's reasons
+
+
 def _why(reason: str) -> str:
-    """The part of a failure worth grouping by: who won the race, else the reason itself."""
-    if " by " in reason:
-        return "outbid by " + reason.rsplit(" by ", 1)[1].rstrip(")")
-    return reason.split(";")[0]
+    """The part of a failure worth grouping by: who won the race (as the gateway named them), else
+    the reason's first clause, whole (a ``;`` inside parentheses does not end it)."""
+    won = _WINNERS.search(reason)
+    if won:
+        return "outbid by " + won.group(1).strip()
+    depth = 0
+    for i, ch in enumerate(reason):
+        depth += (ch == "(") - (ch == ")")
+        if ch == ";" and depth <= 0:
+            return reason[:i]
+    return reason
 
 
 _PERP_TYPES = (ev.MarkPriceUpdated, ev.FundingPaid, ev.AccountFillReported, ev.PerpEntryDecided, ev.PerpExitDecided,

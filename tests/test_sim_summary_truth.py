@@ -1,0 +1,64 @@
+"""What ``tapedeck sim`` prints adds up with what the run recorded: the liquidations' winners are
+counted from the chain's recorded ``LiquidationCall`` logs (the bot's among them), and a lost
+reason is grouped whole, never cut inside its parentheses."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tapedeck.adapters.eventlog import EventLog
+from tapedeck.domain import events as ev
+from tapedeck.runtime.outcomes import _why
+
+
+def test_a_lost_reason_is_grouped_by_the_winner_or_kept_whole() -> None:
+    assert _why("rejected: rejected by venue (simulated)") == "rejected: rejected by venue (simulated)"
+    assert _why("reverted: Too little received (uniswap-v3 moved first by 0xab, 0xcd)") == "outbid by 0xab, 0xcd"
+    assert _why("reverted: X; liquidated first in block 7 by 0xab") == "outbid by 0xab"
+    assert _why("dropped: left out (a; b): c; later") == "dropped: left out (a; b): c"  # ; inside () is not an end
+
+
+@pytest.fixture(scope="module")
+def eth_crash(tmp_path_factory: Any) -> tuple[Any, list[ev.Event]]:
+    from tapedeck.cli import load_config
+    from tapedeck.adapters.config_files import FIXTURES
+    from tapedeck.sim.recording import run_scenario
+    from tapedeck.sim.scenario import load_scenario
+
+    out = tmp_path_factory.mktemp("sum") / "eth-crash.db"
+    summary = run_scenario(load_scenario("eth-crash", seed=7), load_config(FIXTURES / "config" / "sim-default.toml"),
+                           out)
+    return summary, list(EventLog.open(out).events())
+
+
+@pytest.mark.contract
+def test_the_liquidations_winners_are_counted_from_the_recorded_logs(eth_crash: Any) -> None:
+    from tapedeck.cli import sim_report
+
+    summary, events = eth_crash
+    logged = [e for e in events if type(e) is ev.AaveLiquidationObserved]
+    assert summary.liquidations == len(logged) > 0
+    assert sum(summary.wins.values()) == len(logged)  # every liquidation has its winner: none "won by nobody"
+    names = {a: n for a, n in summary.liquidators.items()}
+    by = Counter(names.get(e.liquidator.lower(), e.liquidator.lower()) for e in logged)
+    assert summary.wins == {("aave-liquidator" if k == "the bot" else k): n for k, n in by.items()}
+    ours = summary.strategies["aave-liquidator"]
+    assert summary.wins.get("aave-liquidator", 0) == ours.won > 0  # the bot's wins as its own outcome says
+    for name, (won, _lost) in summary.copycats.items():
+        assert summary.wins.get(name, 0) == won
+    line = next(x for x in sim_report(summary, 1.0) if x.startswith("  aave v3"))
+    assert "won by nobody" not in line and f"aave-liquidator {ours.won}" in line
+
+
+@pytest.mark.contract
+def test_every_lost_reason_printed_closes_its_parentheses(eth_crash: Any) -> None:
+    from tapedeck.cli import sim_report
+
+    summary, _ = eth_crash
+    for line in sim_report(summary, 1.0):
+        if line.strip().startswith("lost:"):
+            for item in line.split(": ", 1)[1].split("; "):
+                assert item.count("(") == item.count(")"), item
