@@ -62,3 +62,15 @@ def test_every_lost_reason_printed_closes_its_parentheses(eth_crash: Any) -> Non
         if line.strip().startswith("lost:"):
             for item in line.split(": ", 1)[1].split("; "):
                 assert item.count("(") == item.count(")"), item
+
+
+@pytest.mark.contract
+def test_acted_on_counts_opportunities_and_orders_are_counted_apart(eth_crash: Any) -> None:
+    summary, events = eth_crash
+    liq, cex = summary.strategies["aave-liquidator"], summary.strategies["cex-dex"]
+    assert liq.opportunities == len([e for e in events if type(e) is ev.LiquidationOpportunity]) == liq.acted > 0
+    cex_opps = len([e for e in events if type(e) is ev.CexDexOpportunity])
+    assert cex.opportunities == cex_opps and cex.acted + cex.refused <= cex_opps < cex.intents  # two legs, unwinds
+    for s in summary.strategies.values():
+        assert s.acted + s.refused <= s.opportunities
+        assert s.intents == s.won + s.lost + s.pending + s.paper_filled  # every order ended one way, or is pending
