@@ -154,6 +154,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     perp_intents: dict[int, None] = {}  # intent seqs of perp decisions
     perp_paper: dict[str, bool] = {}  # perp strategy -> were its fills paper (the last one's source)
     perp_events: list[ev.Event] = []  # what runtime.perp_report folds the positions from
+    size_decimals: dict[str, int] = {}  # book venue -> its quotes' size precision (base units of a fill)
     opps = _Opportunities()  # which counted opportunity an order acts on (acted / refused)
 
     def of(name: str) -> StrategyOutcome:
@@ -179,6 +180,8 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             perp_events.append(e)
         if e.KIND == ev.INPUT:
             price.fold(e)
+            if t is ev.QuoteUpdated:
+                size_decimals[e.venue] = e.size_decimals  # type: ignore[attr-defined]
         elif t is ev.PerpEntryDecided or t is ev.PerpExitDecided:
             perp_kinds[(e.strategy, e.client_id)] = t is ev.PerpExitDecided  # type: ignore[attr-defined]
             if t is ev.PerpEntryDecided:
@@ -276,6 +279,11 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
                     s.paper_gas_unmodelled += 1
             elif e.venue.startswith(ETH_PRICED_VENUES) and price.value:
                 result = e.amount * price.value // 10**18 - e.notional
+            elif (intent.side in SPOT_SIDES and e.venue in size_decimals and price.value
+                  and re.split(r"[-/]", intent.instrument)[0].upper() in ETH_ASSETS):
+                # ETH (or an ETH perp) bought or sold on a book for USDC: marked at the ETH price when it filled
+                worth = e.amount * price.value // 10**size_decimals[e.venue]
+                result = worth - e.notional if intent.side == "buy" else e.notional - worth
             else:
                 s.unpriced += 1
             if e.fee_asset in ETH_ASSETS:
@@ -382,7 +390,7 @@ class _Opportunities:
             s.refused += 1
 
 
-_WINNERS = re.compile(r"(?:liquidated first in block \d+|moved first) by ([^();]+)")  # sim.gateway's reasons
+_WINNERS = re.compile(r"(?:liquidated|moved) first(?: in block \d+)? by ([^();]+)")  # sim.gateway's reasons
 
 
 def _why(reason: str) -> str:

@@ -203,7 +203,8 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
 
     config, notes = complete(config, scenario)  # before the engine: the manifest records what it ran
     config, more = complete_cex_dex(config, scenario)
-    notes = notes + more
+    config, priced = complete_eth_price(config, scenario)
+    notes = notes + more + priced
     run = build_run("sim", config, out=out, scenario=scenario, overwrite=overwrite,
                     scenario_file=scenario_file, progress=progress, chain=chain)
     run.run()
@@ -224,6 +225,19 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
                                            for e in liquidated).items(), key=lambda kv: (-kv[1], kv[0])))
     summary.notes = notes
     return summary
+
+
+def complete_eth_price(config: dict[str, Any], scenario: Scenario) -> tuple[dict[str, Any], list[str]]:
+    """``config`` valuing ETH at the oracle feed ``scenario`` records: an ``[outcomes] eth_price``
+    (or the default) naming an oracle the scenario has none of is replaced by the scenario's one
+    oracle (a new dict), with a note; a pool price, a feed it has, or a choice among several is kept."""
+    kind, _, feed = eth_price_source(config).partition(":")
+    feeds = [o.name for o in scenario.oracles]
+    if kind != "oracle" or feed in feeds or len(feeds) != 1:
+        return config, []
+    out = {**config, "outcomes": {**config.get("outcomes", {}), "eth_price": f"oracle:{feeds[0]}"}}
+    return out, [f"outcomes: scenario {scenario.name!r} records no oracle {feed!r}; ETH valued at oracle:{feeds[0]}, "
+                 f"the feed it records"]
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ def test_a_lost_reason_is_grouped_by_the_winner_or_kept_whole() -> None:
     assert _why("rejected: rejected by venue (simulated)") == "rejected: rejected by venue (simulated)"
     assert _why("reverted: Too little received (uniswap-v3 moved first by 0xab, 0xcd)") == "outbid by 0xab, 0xcd"
     assert _why("reverted: X; liquidated first in block 7 by 0xab") == "outbid by 0xab"
+    assert _why("reverted: ProfitBelowMinimum; profit=1 (a->b moved first in block 9 by 0xef)") == "outbid by 0xef"
     assert _why("dropped: left out (a; b): c; later") == "dropped: left out (a; b): c"  # ; inside () is not an end
 
 
@@ -74,3 +75,31 @@ def test_acted_on_counts_opportunities_and_orders_are_counted_apart(eth_crash: A
     for s in summary.strategies.values():
         assert s.acted + s.refused <= s.opportunities
         assert s.intents == s.won + s.lost + s.pending + s.paper_filled  # every order ended one way, or is pending
+
+
+@pytest.mark.contract
+@pytest.mark.parametrize("scenario,config", [("oracle-jump", "sim-sliced-order.toml"),
+                                             ("perp-taker-flow", "sim-vwap-order.toml")])
+def test_a_book_order_sims_fills_are_valued_at_the_feed_the_scenario_records(scenario: str, config: str,
+                                                                          tmp_path: Path) -> None:
+    from tapedeck.adapters.config_files import FIXTURES
+    from tapedeck.cli import load_config
+    from tapedeck.sim.recording import run_scenario
+    from tapedeck.sim.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    summary = run_scenario(sc, load_config(FIXTURES / "config" / config), tmp_path / "run.db")
+    (feed,) = [o.name for o in sc.oracles]
+    events = list(EventLog.open(tmp_path / "run.db").events())
+    (s,) = summary.strategies.values()
+    assert s.eth_price.startswith(f"oracle {feed} (last ") and s.unpriced == 0 and s.executed_fills > 0
+    # each fill against the feed's last round before it: ETH received at that price, less what it paid
+    price, losing, pnl = 0, 0, 0
+    for e in events:
+        if type(e) is ev.OracleUpdated and e.feed == feed:
+            price = e.answer * 10**6 // 10**e.decimals
+        elif type(e) is ev.OrderFilled:
+            result = e.amount * price // 10**4 - e.notional - e.fee  # a buy of 4-decimal ETH for USDC
+            losing += result < 0
+            pnl += result
+    assert (s.executed_losing, s.executed_pnl) == (losing, pnl)
