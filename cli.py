@@ -249,10 +249,11 @@ def outcome_lines(results: Any) -> list[str]:
     lines = []
     for s in results:
         again = f" (unique gaps; {s.redetections} re-detections not counted)" if s.redetections else ""
+        paper = f"{s.paper_filled} filled on paper, " if s.paper_filled else ""
         lines.append(f"  strategy {s.strategy}: {s.opportunities} opportunities seen{again}, "
-                     f"{s.intents} acted on ({s.rejected} refused by risk), {s.won} won, {s.lost} lost, "
-                     f"{s.pending} pending; PnL {s.pnl / 1e6:,.2f} USDC net of gas ({s.gas_wei / 1e18:.4f} ETH) "
-                     f"and fees")
+                     f"{s.acted} acted on ({s.refused} refused by risk); {s.intents} orders ({s.rejected} refused): "
+                     f"{paper}{s.won} won, {s.lost} lost, {s.pending} pending; PnL {s.pnl / 1e6:,.2f} USDC net of gas "
+                     f"({s.gas_wei / 1e18:.4f} ETH) and fees")
         if s.exits or s.exits_refused:
             lines.append(f"    exits (flattens of those positions, not opportunities): {s.exits} intended "
                          f"({s.exits_refused} refused by risk), {s.exits_filled} filled, {s.exits_failed} failed, "

@@ -22,14 +22,15 @@ The file is a run config (``runtime.config_model``: ``[risk]``, ``[[strategies]]
     [[sources]]                 # one per outside connection; ``kind`` names the adapter (live/runner.py)
     kind = "evm"
     name = "mainnet"
-    url_env = "MAINNET_WS_URL"  # adapter parameters; anything secret by its environment variable's name
+    chain = "ethereum"          # adapter parameters (the adapter's from_config names them); a node URL
+    ws_url = "ws://127.0.0.1:8546"  # with an API key in it from the environment: TAPEDECK_SOURCES__0__WS_URL
 
     [[gateways]]                # where intents for ``venue``/``venues`` go; others get paper fills
     kind = "evm"
-    venues = ["ethereum"]
+    venues = ["ethereum:arb-executor"]  # the EVM gateway: aave-v3:<chain>, <chain>:arb-executor, <chain>:swap
 
 **Overrides.** An environment variable ``TAPEDECK_<TABLE>__<KEY>`` (double underscore between
-levels, case-insensitive, an integer level indexes an array: ``TAPEDECK_SOURCES__0__URL_ENV``)
+levels, case-insensitive, an integer level indexes an array: ``TAPEDECK_SOURCES__0__WS_URL``)
 replaces that key, then each ``--set table.key=value`` on the command line (and ``--out``,
 ``--ops-host``, ``--ops-port``) does. A value is read as a TOML value when it parses as one
 (``9200``, ``true``, ``"x"``, ``[1, 2]``), else as text. Variables without ``__`` (``TAPEDECK_DATA``,

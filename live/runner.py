@@ -232,7 +232,8 @@ def build_adapter(spec: AdapterSpec, registry: Mapping[str, str], ctx: AdapterCo
                           f"build") from None
     except (TypeError, ValueError) as e:  # the adapters' config errors are ValueErrors naming the key
         text = " ".join(str(e).split())[:300]
-        raise RunnerError(text if text.startswith(what) else f"{what} ({spec.kind}): {text}") from None
+        kind = f" (kind {spec.kind})" if spec.kind != spec.name else ""  # what names the entry: once
+        raise RunnerError(text if text.startswith(what) else f"{what}{kind}: {text}") from None
 
 
 class _Recorder:

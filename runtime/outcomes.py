@@ -44,6 +44,8 @@ Everything comes from recorded events, so a replayed run gives the same figures.
 """
 from __future__ import annotations
 
+import re
+
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -101,9 +103,13 @@ class StrategyOutcome:
     opportunity_net: int = 0  # net profit of the unique gaps as detected (an estimate, not an outcome)
     suppressed: int = 0  # unique gaps priced on state older than the strategy's max_age (or stale): not acted on
     suppressed_net: int = 0  # what those would have reported (not profit: the state was too old to trust)
-    intents: int = 0
-    rejected: int = 0
-    won: int = 0
+    acted: int = 0  # opportunities (counted above) the risk gate passed an order of, decided in the same handling
+    refused: int = 0  # opportunities whose every order the risk gate refused
+    intents: int = 0  # orders that passed risk (an opportunity may send several: legs; unwinds have none)
+    rejected: int = 0  # orders the risk gate refused
+    won: int = 0  # orders that ended filled by a venue (paper fills are not won: paper_filled)
+    paper_filled: int = 0  # orders that ended filled on paper
+    priced_fills: int = 0  # fills whose PnL could be valued (paper_losing + executed_losing of them lost)
     lost: int = 0
     pending: int = 0  # intended, nothing final yet when the run ended
     lost_to: Counter[str] = field(default_factory=Counter)  # reason (winner or cause) -> count
@@ -148,6 +154,8 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     perp_intents: dict[int, None] = {}  # intent seqs of perp decisions
     perp_paper: dict[str, bool] = {}  # perp strategy -> were its fills paper (the last one's source)
     perp_events: list[ev.Event] = []  # what runtime.perp_report folds the positions from
+    size_decimals: dict[str, int] = {}  # book venue -> its quotes' size precision (base units of a fill)
+    opps = _Opportunities()  # which counted opportunity an order acts on (acted / refused)
 
     def of(name: str) -> StrategyOutcome:
         if name not in out:
@@ -172,10 +180,16 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             perp_events.append(e)
         if e.KIND == ev.INPUT:
             price.fold(e)
+            if t is ev.QuoteUpdated:
+                size_decimals[e.venue] = e.size_decimals  # type: ignore[attr-defined]
         elif t is ev.PerpEntryDecided or t is ev.PerpExitDecided:
             perp_kinds[(e.strategy, e.client_id)] = t is ev.PerpExitDecided  # type: ignore[attr-defined]
             if t is ev.PerpEntryDecided:
                 of(e.strategy).opportunities += 1  # type: ignore[attr-defined]
+                opps.seen(e, (e.client_id,))  # type: ignore[attr-defined]
+        elif t is ev.LiquidationOpportunity:  # a liquidatable position sized to act on (skips are not)
+            of(e.strategy).opportunities += 1
+            opps.seen(e, (e.client_id,))
         elif t is ev.OpportunityDetected or t is ev.CexDexOpportunity:
             s = of(e.strategy)
             if t is ev.CexDexOpportunity:  # its legs are spot trades on these venues (see above)
@@ -186,6 +200,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             else:
                 seen.add(e.key)
                 s.opportunities += 1
+                opps.seen(e, (e.cex_client_id, e.dex_client_id) if t is ev.CexDexOpportunity else ())
                 s.opportunity_net += e.net_profit if t is ev.OpportunityDetected else e.expected_profit
         elif t is ev.OpportunitySuppressed:
             s = of(e.strategy)
@@ -207,11 +222,13 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
                 of(e.strategy).exits += 1
             else:
                 of(e.strategy).intents += 1
+                opps.order(of(e.strategy), e, "acted")
         elif t is ev.IntentRejected:
             if perp_kinds.get((e.strategy, e.client_id)):  # type: ignore[attr-defined]
                 of(e.strategy).exits_refused += 1  # type: ignore[attr-defined]
             else:
                 of(e.strategy).rejected += 1  # type: ignore[attr-defined]
+                opps.order(of(e.strategy), e, "refused")
         elif e.KIND != ev.EXECUTION or getattr(e, "intent", None) not in intents:
             continue
         elif t is ev.TransactionIncluded:
@@ -235,6 +252,8 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
             if e.final:
                 if e.intent in exit_intents:
                     s.exits_filled += 1
+                elif paper:
+                    s.paper_filled += 1
                 else:
                     s.won += 1
                 open_intents.discard(e.intent)
@@ -260,6 +279,11 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
                     s.paper_gas_unmodelled += 1
             elif e.venue.startswith(ETH_PRICED_VENUES) and price.value:
                 result = e.amount * price.value // 10**18 - e.notional
+            elif (intent.side in SPOT_SIDES and e.venue in size_decimals and price.value
+                  and re.split(r"[-/]", intent.instrument)[0].upper() in ETH_ASSETS):
+                # ETH (or an ETH perp) bought or sold on a book for USDC: marked at the ETH price when it filled
+                worth = e.amount * price.value // 10**size_decimals[e.venue]
+                result = worth - e.notional if intent.side == "buy" else e.notional - worth
             else:
                 s.unpriced += 1
             if e.fee_asset in ETH_ASSETS:
@@ -273,6 +297,7 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
                 result = (result or 0) - e.fee
             if result is not None:
                 book(s, paper, result)
+                s.priced_fills += 1
                 if result < 0:
                     if paper:
                         s.paper_losing += 1
@@ -329,11 +354,57 @@ def outcomes(events: Iterable[ev.Event], eth_price: str = DEFAULT_ETH_PRICE,
     return out
 
 
+class _Opportunities:
+    """Which counted opportunity an order is for: the one naming its client id, else one decided
+    by the same strategy in the same handling (same ``cause``). An opportunity is acted on once
+    any of its orders passed risk, refused while every one so far was refused; an order that is
+    for none (an unwind, a flatten) acts on nothing."""
+
+    def __init__(self) -> None:
+        self.verdict: list[str] = []  # per opportunity: "seen", "acted", "refused"
+        self.by_id: dict[tuple[str, str], int] = {}
+        self.by_cause: dict[tuple[str, int], list[int]] = {}  # of those naming no client id
+
+    def seen(self, e: Any, client_ids: tuple[str, ...]) -> None:
+        n = len(self.verdict)
+        self.verdict.append("seen")
+        named = [cid for cid in client_ids if cid]
+        for cid in named:
+            self.by_id[(e.strategy, cid)] = n
+        if not named:
+            self.by_cause.setdefault((e.strategy, e.cause), []).append(n)
+
+    def order(self, s: StrategyOutcome, e: Any, verdict: str) -> None:
+        n = self.by_id.get((e.strategy, e.client_id)) if e.client_id else None
+        if n is None:  # none names it: the first of the handling's opportunities still without that verdict
+            n = next((i for i in self.by_cause.get((e.strategy, e.cause), ())
+                      if self.verdict[i] in (("seen", "refused") if verdict == "acted" else ("seen",))), None)
+        if n is None or self.verdict[n] == "acted" or self.verdict[n] == verdict:
+            return
+        if self.verdict[n] == "refused":
+            s.refused -= 1
+        self.verdict[n] = verdict
+        if verdict == "acted":
+            s.acted += 1
+        else:
+            s.refused += 1
+
+
+_WINNERS = re.compile(r"(?:liquidated|moved) first(?: in block \d+)? by ([^();]+)")  # sim.gateway's reasons
+
+
 def _why(reason: str) -> str:
-    """The part of a failure worth grouping by: who won the race, else the reason itself."""
-    if " by " in reason:
-        return "outbid by " + reason.rsplit(" by ", 1)[1].rstrip(")")
-    return reason.split(";")[0]
+    """The part of a failure worth grouping by: who won the race (as the gateway named them), else
+    the reason's first clause, whole (a ``;`` inside parentheses does not end it)."""
+    won = _WINNERS.search(reason)
+    if won:
+        return "outbid by " + won.group(1).strip()
+    depth = 0
+    for i, ch in enumerate(reason):
+        depth += (ch == "(") - (ch == ")")
+        if ch == ";" and depth <= 0:
+            return reason[:i]
+    return reason
 
 
 _PERP_TYPES = (ev.MarkPriceUpdated, ev.FundingPaid, ev.AccountFillReported, ev.PerpEntryDecided, ev.PerpExitDecided,
@@ -353,6 +424,8 @@ def _perp_outcomes(events: list[ev.Event], of: Callable[[str], StrategyOutcome],
         paper = type(e) is ev.OrderFilled and e.source.startswith("paper")
         result = (p.realized - before[0]) - (p.fees - before[1]) + (p.funding - before[2])
         book(s, paper, result, e.ts)
+        if type(e) is ev.OrderFilled:
+            s.priced_fills += 1
         held = before[3]
         if held and result < 0 and (not p.size or (p.size > 0) != (held > 0) or abs(p.size) < abs(held)):
             if paper:

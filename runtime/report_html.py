@@ -175,7 +175,8 @@ def _pnl(out: Figures, series: dict[str, list[tuple[int, int]]], results: dict[s
         for name, r in results.items():
             if r.intents:
                 exits = f"; {r.exits_filled} of {r.exits} exits filled" if r.exits else ""
-                out.summary.append((f"PnL {name}", f"{r.pnl / 1e6:,.2f} USDC ({r.won} won, {r.lost} lost{exits})"))
+                paper = f"{r.paper_filled} filled on paper, {r.paper_losing} at a loss; " if r.paper_filled else ""
+                out.summary.append((f"PnL {name}", f"{r.pnl / 1e6:,.2f} USDC ({paper}{r.won} won, {r.lost} lost{exits})"))
 
 
 def _perp_pnl(out: Figures, perps: list[Any]) -> None:
@@ -287,7 +288,8 @@ def _fate(out: Figures, results: dict[str, Any], liquidations: list[Any]) -> Non
     data = []
     for name, r in results.items():
         rows: list[tuple[str, int]] = [("opportunities", r.opportunities), ("re-detections", r.redetections),
-                                       ("acted on", r.intents), ("won", r.won)]
+                                       ("acted on", r.acted), ("orders", r.intents),
+                                       ("filled on paper", r.paper_filled), ("won", r.won)]
         rows += [(f"lost: {why}", n) for why, n in sorted(r.lost_to.items(), key=lambda kv: (-kv[1], kv[0]))]
         rows += [("pending", r.pending), ("refused by risk", r.rejected), ("suppressed as stale", r.suppressed)]
         rows += [("exits", r.exits), ("exits filled", r.exits_filled), ("exits failed", r.exits_failed),

@@ -535,6 +535,8 @@ def measure(path: Path, config: dict[str, Any], cell: Cell) -> dict[str, Any]:
     return {"status": "ok" if ended == "clean" else f"ended {ended}",
             "pnl": sum(s.pnl for s in picked), "opportunities": sum(s.opportunities for s in picked),
             "intents": sum(s.intents for s in picked), "won": won, "lost": lost,
+            "priced_fills": sum(s.priced_fills for s in picked),
+            "losing_fills": sum(s.paper_losing + s.executed_losing for s in picked),
             "pending": sum(s.pending for s in picked), "gas_wei": sum(s.gas_wei for s in picked),
             "decisions": counts["decisions"], "events": counts["events"], "digest": digest}
 
@@ -723,8 +725,10 @@ def _usdc(base_units: int | None) -> Decimal | None:
     return None if base_units is None else (Decimal(base_units) * USDC).quantize(USDC)
 
 
-def _win_rate(won: int, lost: int) -> float | None:
-    return round(won / (won + lost), 6) if won + lost else None
+def _win_rate(fills: int | None, losing: int | None) -> float | None:
+    """The share of the fills whose PnL could be valued that did not lose money (paper or executed,
+    fees and gas included): the sign of what they earned, not whether a venue filled them."""
+    return round((fills - (losing or 0)) / fills, 6) if fills else None
 
 
 def task_rows(result: SweepResult) -> list[dict[str, Any]]:
@@ -737,10 +741,11 @@ def task_rows(result: SweepResult) -> list[dict[str, Any]]:
         row.update({p: _param_value(r["params"][p], k) for p, k in cols})
         row.update({"strategy": r["strategy"], "status": r["status"],
                     "pnl_usdc": _usdc(r["pnl"]) if ok else None,
-                    "win_rate": _win_rate(r["won"], r["lost"]) if ok else None})
+                    "win_rate": _win_rate(r.get("priced_fills"), r.get("losing_fills")) if ok else None})
         for k in ("opportunities", "intents", "won", "lost", "pending", "decisions", "events"):
             row[k] = r.get(k)
         row["gas_eth"] = (Decimal(r["gas_wei"]) / 10**18).quantize(Decimal(10) ** -18) if ok else None
+        row["priced_fills"], row["losing_fills"] = r.get("priced_fills"), r.get("losing_fills")
         row["digest"] = r.get("digest")
         row["run"] = r["run"]
         out.append(row)
@@ -776,7 +781,7 @@ def summary_rows(result: SweepResult) -> list[dict[str, Any]]:
         for p in PERCENTILES:
             row[f"pnl_p{p}"] = nearest_rank(pnl, p) if pnl else None
         row.update({"pnl_min": pnl[0] if pnl else None, "pnl_max": pnl[-1] if pnl else None,
-                    "win_rate": _win_rate(won, lost),
+                    "win_rate": _win_rate(sum(r["priced_fills"] or 0 for r in ok), sum(r["losing_fills"] or 0 for r in ok)),
                     "opportunities": sum(r["opportunities"] for r in ok), "intents": sum(r["intents"] for r in ok),
                     "won": won, "lost": lost, "decisions": sum(r["decisions"] for r in ok)})
         out.append(row)

@@ -363,7 +363,3 @@ class AaveAgents:
         """Searchers' liquidation attempts that reverted (lost races)."""
         return sum(s.lost for s in self.searchers)
 
-    @property
-    def wins(self) -> dict[str, int]:
-        return {s.name: s.won for s in self.searchers if s.won}
-

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -56,6 +57,7 @@ from tapedeck.sim.world import World
 
 
 SETUP_SECONDS = 3600
+BOT = "the bot"  # the bot's own account and executor, as the summary names the liquidations they won
 FLUSH_BLOCKS = 64  # a group commit at the end of every this many sim blocks (and by the store's timer)
 
 
@@ -88,7 +90,8 @@ class SimSummary:
     borrowers: int = 0
     liquidations: int = 0
     reverted_attempts: int = 0
-    wins: dict[str, int] = field(default_factory=dict)
+    wins: dict[str, int] = field(default_factory=dict)  # liquidator -> liquidations, from the recorded logs
+    liquidators: dict[str, str] = field(default_factory=dict)  # address -> who it is (searcher, copycat, the bot)
     chain: str = "pyevm"
     chain_txs: int = 0  # transactions executed on the backend
     chain_blocks: int = 0  # blocks mined on it for the sim's blocks
@@ -200,7 +203,8 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
 
     config, notes = complete(config, scenario)  # before the engine: the manifest records what it ran
     config, more = complete_cex_dex(config, scenario)
-    notes = notes + more
+    config, priced = complete_eth_price(config, scenario)
+    notes = notes + more + priced
     run = build_run("sim", config, out=out, scenario=scenario, overwrite=overwrite,
                     scenario_file=scenario_file, progress=progress, chain=chain)
     run.run()
@@ -208,11 +212,32 @@ def run_scenario(scenario: Scenario, config: dict[str, Any], out: str | Path, *,
     recorded = open_store(out)
     try:
         found = outcomes(recorded.events(), eth_price_source(config))
+        liquidated = [e for e in recorded.events() if type(e) is ev.AaveLiquidationObserved]
     finally:
         recorded.close()
     summary.strategies = {s.name: found.get(s.name, StrategyOutcome(s.name)) for s in run.engine.strategies}
+    if summary.borrowers:  # who liquidated, as the chain's LiquidationCall logs recorded it
+        ours = [s.get("name", s["kind"]) for s in config.get("strategies", []) if s.get("kind") == "aave_liquidator"]
+        ours = ours or [BOT]
+        names = {a: (", ".join(ours) if n == BOT else n) for a, n in summary.liquidators.items()}
+        summary.liquidations = len(liquidated)
+        summary.wins = dict(sorted(Counter(names.get(e.liquidator.lower(), e.liquidator.lower())
+                                           for e in liquidated).items(), key=lambda kv: (-kv[1], kv[0])))
     summary.notes = notes
     return summary
+
+
+def complete_eth_price(config: dict[str, Any], scenario: Scenario) -> tuple[dict[str, Any], list[str]]:
+    """``config`` valuing ETH at the oracle feed ``scenario`` records: an ``[outcomes] eth_price``
+    (or the default) naming an oracle the scenario has none of is replaced by the scenario's one
+    oracle (a new dict), with a note; a pool price, a feed it has, or a choice among several is kept."""
+    kind, _, feed = eth_price_source(config).partition(":")
+    feeds = [o.name for o in scenario.oracles]
+    if kind != "oracle" or feed in feeds or len(feeds) != 1:
+        return config, []
+    out = {**config, "outcomes": {**config.get("outcomes", {}), "eth_price": f"oracle:{feeds[0]}"}}
+    return out, [f"outcomes: scenario {scenario.name!r} records no oracle {feed!r}; ETH valued at oracle:{feeds[0]}, "
+                 f"the feed it records"]
 
 
 @contextlib.contextmanager
@@ -337,7 +362,12 @@ class SimWorld:
                 if agents is not None:
                     pools = {p.spec.name.lower(): p.contract.address if p.v3 else p.contract.pair.address
                              for p in (dex.pools if dex is not None else [])}
-                    gateway.add(f"aave-v3:{name}", AaveLiquidations(agents, bot.address, pools=pools))
+                    liquidations = AaveLiquidations(agents, bot.address, pools=pools)
+                    gateway.add(f"aave-v3:{name}", liquidations)
+                    summary.liquidators[bot.address.lower()] = BOT
+                    if liquidations.executor is not None:  # what LiquidationCall names when the bot wins
+                        summary.liquidators[liquidations.executor.address.lower()] = BOT
+                    summary.liquidators.update({x.address.lower(): x.name for x in agents.searchers})
                     world.bus.subscribe(agents.on_oracle, OracleRound)  # after the round itself is recorded
                     cats = scenario.agents.copycats
                     if cats.count:
@@ -364,8 +394,8 @@ class SimWorld:
             summary.chain_txs, summary.chain_blocks = side.transactions, side.blocks_mined
         if agents is not None:
             summary.borrowers = len(agents.borrowers)
-            summary.liquidations, summary.reverted_attempts = agents.liquidations, agents.reverted_attempts
-            summary.wins = dict(sorted(agents.wins.items()))
+            summary.reverted_attempts = agents.reverted_attempts
+            summary.liquidators.update({c.address.lower(): c.name for c in copycats})
             summary.copycats = {c.name: (c.won, c.lost) for c in copycats}
             summary.copied_from = {c.name: dict(sorted(c.copied_from.items())) for c in copycats}
         if dex is not None:

@@ -124,12 +124,13 @@ def test_what_execute_needs_of_the_config(tmp_path: Path) -> None:
         load_live_config(write(tmp_path, ready.replace("daily_loss_limit = 500", "daily_loss_limit = 0")), environ={})
 
 
-def test_the_shipped_example_is_valid_and_ready_for_execute() -> None:
+def test_the_shipped_example_is_valid_and_paper_only() -> None:
     from tapedeck.adapters.config_files import FIXTURES
 
     s = load_live_config(str(FIXTURES / "config" / "live-paper.toml"), environ={})
     assert [(x.kind, x.name) for x in s.sources] == [("evm", "mainnet")]
-    assert execute_problems(s) == []  # caps and loss limit in place; the key comes from the environment
+    assert s.gateways == []  # its venue is filled on paper; --execute needs a gateway of the user's own
+    assert [p.split(": ", 1)[1].split(":")[0] for p in execute_problems(s)] == ["gateways"]  # caps, loss limit set
     from tapedeck.runtime.strategy_loader import build_engine
 
     assert build_engine(s.config).risk.daily_loss_limit == 500_000_000

@@ -277,6 +277,19 @@ def test_an_adapter_kind_resolves_by_registered_name_or_import_path(tmp_path: Pa
     assert not (tmp_path / "x.db").exists()  # a bad adapter entry leaves no run behind
 
 
+def test_an_adapter_config_error_names_the_entry_once(tmp_path: Path) -> None:
+    pytest.importorskip("tapedeck.live.evm_gateway")
+    gw = '[[gateways]]\nkind = "evm"\nvenues = ["anvil:swap"]\nchain = "anvil"\nrpc_url = "http://127.0.0.1:1"\n'
+    with pytest.raises(RunnerError) as e:  # named by its kind: "(evm)" once, not "(evm) (evm)"
+        LiveRunner(settings(config(tmp_path, BASE + gw)), out=str(tmp_path / "x.db"), signals=False).prepare()
+    assert str(e.value) == (f"{tmp_path / 'live.toml'}: gateways[0] (evm): sender is required in paper mode "
+                            f"without a key (the executors' owner)")
+    with pytest.raises(RunnerError) as e:  # named otherwise: the kind is said too
+        LiveRunner(settings(config(tmp_path, BASE + gw + 'name = "node"\n')), out=str(tmp_path / "x.db"),
+                   signals=False).prepare()
+    assert str(e.value).startswith(f"{tmp_path / 'live.toml'}: gateways[0] (node) (kind evm): sender is required")
+
+
 def test_the_three_ways_an_adapter_is_built(tmp_path: Path) -> None:
     from tapedeck.live.base import Clock
     from tapedeck.live.config import AdapterSpec

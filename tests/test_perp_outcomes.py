@@ -87,7 +87,7 @@ def test_the_summary_line_says_the_perp_figures() -> None:
     t.trade(T0 + S, "sell", 2 * 10**4, 32_144, 2_892_960, "exit")
     lines = outcome_lines(outcomes(t.events).values())
     # 2 ETH bought at 2992.8, sold at 3214.4: 443.20 realised, 5.59 in fees
-    assert lines[0].endswith("1 opportunities seen, 1 acted on (0 refused by risk), 1 won, 0 lost, 0 pending; "
+    assert lines[0].endswith("1 opportunities seen, 1 acted on (0 refused by risk); 1 orders (0 refused): 1 won, 0 lost, 0 pending; "
                              "PnL 437.61 USDC net of gas (0.0000 ETH) and fees")
     assert lines[1] == ("    exits (flattens of those positions, not opportunities): 1 intended (0 refused by risk), "
                         "1 filled, 0 failed, 0 pending")

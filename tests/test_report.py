@@ -159,11 +159,11 @@ def test_the_figures_hold_the_runs_numbers(rich: Path) -> None:
     liq = next(t for t in figs["pnl"]["data"] if t["name"] == "liq")
     assert liq["x"] == ["2024-03-01 00:00:17.000000"] and liq["y"] == [488.0]
     fate = {t["name"]: dict(zip(t["y"], t["x"])) for t in figs["fate"]["data"]}
-    assert fate["arb"] == {"opportunities": 2, "re-detections": 1, "acted on": 1, "won": 1}
-    assert fate["liq"] == {"acted on": 2, "won": 1, "lost: outbid by 0xabc": 1,
+    assert fate["arb"] == {"opportunities": 2, "re-detections": 1, "acted on": 1, "orders": 1, "won": 1}
+    assert fate["liq"] == {"opportunities": 2, "acted on": 2, "orders": 2, "won": 1, "lost: outbid by 0xabc": 1,
                            "skipped: below min profit": 2, "skipped: no route": 1}
     # a perp's opportunities are its entries, acted on and won by their intents; the exit is counted apart
-    assert fate["perp"] == {"opportunities": 1, "acted on": 1, "won": 1, "exits": 1, "exits filled": 1}
+    assert fate["perp"] == {"opportunities": 1, "acted on": 1, "orders": 1, "won": 1, "exits": 1, "exits filled": 1}
     assert [(t["name"], t["x"]) for t in figs["detection-latency"]["data"]] == [("liq (fast)", [3.0]),
                                                                                   ("liq (scan)", [40.0])]
     assert [(t["name"], t["x"]) for t in figs["inclusion-latency"]["data"]] == [("liq", [12000.0])]

@@ -88,5 +88,6 @@ def test_inspect_shows_the_strategys_races(race: Any) -> None:
     r = CliRunner().invoke(main, ["inspect", str(out)])
     assert r.exit_code == 0, r.output
     intents = len([e for e in events if type(e) is ev.OrderIntended])
-    assert f"strategy test-liquidator: 0 opportunities seen, {intents} acted on" in r.output
+    # the test strategy records no opportunity: its orders act on none (counted as orders, not as acted on)
+    assert f"strategy test-liquidator: 0 opportunities seen, 0 acted on (0 refused by risk); {intents} orders" in r.output
     assert "    lost: outbid by 0x" in r.output

@@ -131,7 +131,7 @@ def fake_result(p: sw.SweepPlan, pnls: dict[int, int], failed: tuple[int, ...] =
             rows.append({**keys, "status": "failed: RuntimeError: boom"})
             continue
         rows.append({**keys, "status": "ok", "pnl": pnls[c.index], "opportunities": c.index, "intents": 2,
-                     "won": c.index % 3, "lost": 1, "pending": 0, "gas_wei": 10**15 + c.index, "decisions": 10,
+                     "won": c.index % 3, "lost": 1, "priced_fills": 4, "losing_fills": c.index % 3, "pending": 0, "gas_wei": 10**15 + c.index, "decisions": 10,
                      "events": 100, "digest": f"{c.index:064x}"})
     return sw.SweepResult(p, rows, {}, {p.cells[i].id: "RuntimeError: boom" for i in failed}, 2)
 
@@ -147,8 +147,8 @@ def test_summary_is_exact_nearest_rank_and_counts_failures() -> None:
     assert (s0["pnl_p5"], s0["pnl_p50"], s0["pnl_p95"]) == (Decimal(1), Decimal(5), Decimal(10))  # ranks 1, 5, 10
     assert s1["pnl_p5"] == Decimal("1.000007") and s1["pnl_max"] == Decimal("9.000007")  # seed 1 (10 USDC) failed
     assert s1["pnl_mean"] == Decimal("5.000007")
-    won = sum(c.index % 3 for c in p.cells if c.set_index == 0)
-    assert s0["win_rate"] == round(won / (won + 10), 6) and s0["lost"] == 10
+    losing = sum(c.index % 3 for c in p.cells if c.set_index == 0)  # the win rate is the fills' PnL sign
+    assert s0["win_rate"] == round((40 - losing) / 40, 6) and s0["lost"] == 10
     assert s0[ARB] == 5_000_000 and s1[ARB] == 500_000_000
     tasks = sw.task_rows(result)
     assert tasks[10]["status"].startswith("failed") and tasks[10]["pnl_usdc"] is None

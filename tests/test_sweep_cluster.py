@@ -163,7 +163,9 @@ eth_price = "oracle:eth-usd"
     result = sw.run_sweep(plan, tmp_path / "out", client=client)
     low, high = result.rows
     assert low["status"] == high["status"] == "ok" and low["seed"] is None
-    assert low["opportunities"] > 0 and low["intents"] > 0 and low["won"] > 0
+    assert low["opportunities"] > 0 and low["intents"] > 0 and low["won"] == 0  # paper fills are not races won
+    rate = (low["priced_fills"] - low["losing_fills"]) / low["priced_fills"]  # the fills' PnL sign, not fills
+    assert low["priced_fills"] > 0 and sw.task_rows(result)[0]["win_rate"] == round(rate, 6)
     assert high["intents"] == 0 and high["pnl"] == 0  # a floor no gap clears: nothing is acted on
     with EventLog.open(tmp_path / "out" / low["run"]) as rec:
         assert rec.manifest.mode == "replay" and rec.manifest.parent == str(log)
