@@ -25,7 +25,6 @@ bad fields, 404 unknown pair or path, 405 wrong method.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -60,6 +59,22 @@ class BadRequest(ValueError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class _LongInt:
+    """A JSON integer of more digits than any valid field takes (``json.loads``'s ``parse_int``):
+    kept as text, so that it is refused as out of range (422) and never converted (Python refuses
+    integers over 4300 digits, and a long one cannot be a float)."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"{self.digits[:12]}... ({len(self.digits)} digits)"
+
+
+def _json_int(text: str) -> int | _LongInt:
+    return int(text) if len(text) <= 20 else _LongInt(text)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -261,7 +276,9 @@ class PoolCache:
 
     def _scan(self, body: bytes, opportunities: list[tuple[int, tuple[str, str], bytes]]) -> bytes:
         try:
-            req = json.loads(body)
+            req = json.loads(body, parse_int=_json_int)
+        except RecursionError:
+            raise BadRequest(400, "body is not JSON this server reads: nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise BadRequest(400, f"body is not JSON: {e}") from None
         if not isinstance(req, dict):
@@ -272,7 +289,7 @@ class PoolCache:
         if "threshold_pct" not in req:
             raise BadRequest(422, "threshold_pct is required (a number of percent, e.g. 0.1)")
         x = req["threshold_pct"]
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0 or x > 10**6:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= 10**6:  # nan: not in range
             raise BadRequest(422, f"threshold_pct must be a number of percent in 0..1000000, got {x!r:.40}")
         pair = None
         if "pair" in req:

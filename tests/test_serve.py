@@ -169,6 +169,14 @@ def test_scan_arbitrage_answers_the_finder_and_filters_by_threshold(log_path) ->
     (b'{"threshold_pct": 1, "limit": 3}', 422, "unknown field(s): limit"),
     (b'{"threshold_pct": 1, "pair": 7}', 422, "pair must be text"),
     (b'{"threshold_pct": 1, "pair": "DOGE-WETH"}', 404, "unknown pair"),
+    (b'{"threshold_pct": NaN}', 422, "must be a number of percent in 0..1000000"),
+    (b'{"threshold_pct": 1e308}', 422, "must be a number of percent in 0..1000000"),
+    # valid JSON, out of range: an integer too large for a float, and one past Python's 4300 digits
+    (b'{"threshold_pct": 1' + b"0" * 309 + b"}", 422, "must be a number of percent in 0..1000000, got 1000"),
+    (b'{"threshold_pct": 1' + b"0" * 5000 + b"}", 422, "(5001 digits)"),
+    (b'{"threshold_pct": -1' + b"0" * 400 + b"}", 422, "must be a number of percent"),
+    (b"[" * 4000 + b"]" * 4000, 400, "body is not JSON"),  # past the parser's depth: not a RecursionError
+    (b'{"a":' * 1600 + b"1" + b"}" * 1600, 400, "body is not JSON"),
 ])
 def test_bad_requests_are_json_4xx(log_path, body, status, says) -> None:
     with Server(build_app(load_cache(log_path))) as s:
