@@ -20,7 +20,10 @@ minus that event's time.
 Routes: ``GET /health``, ``GET /prices``, ``GET /prices/{pair}`` (``USDC-WETH`` or ``WETH-USDC`` by
 registry symbol, or ``0x...-0x...`` by address; case-insensitive), ``POST /scan-arbitrage``
 ``{"threshold_pct": x, "pair": optional}``. Errors are JSON ``{"error": ...}``: 400 bad JSON, 422
-bad fields, 404 unknown pair or path, 405 wrong method.
+bad fields, 404 unknown pair or path, 405 wrong method, 413 a body over ``SCAN_BODY_LIMIT`` bytes
+(refused by its Content-Length before it is read, or as a chunked one streams past the limit; the
+connection is then closed). Scan answers are kept per parsed question (threshold, pair), so what a
+client sends never grows the server's memory past ``SCAN_ANSWERS`` answers per state.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.adapters.registry import Registry, load_registry
@@ -52,7 +55,8 @@ CEX_INSTRUMENTS: dict[str, tuple[str, str, int, int]] = {
 CEX_TAKER_FEE_PIPS = {"binance": 1000, "binance-usdm": 500}  # 0.10% spot, 0.05% USD-M (regular tiers)
 DEFAULT_GAS_PRICE_WEI = 15 * 10**9  # when the log has no block base fee (the real 2024-01-05 day has none)
 JSON = "application/json"
-SCAN_ANSWERS = 256  # POST /scan-arbitrage answers kept per state, by request body
+SCAN_ANSWERS = 256  # POST /scan-arbitrage answers kept per state, by (threshold, pair) as parsed
+SCAN_BODY_LIMIT = 8192  # bytes of a POST /scan-arbitrage body ({"threshold_pct": x, "pair": ...}); more: 413
 
 
 class BadRequest(ValueError):
@@ -75,6 +79,11 @@ class _LongInt:
 
 def _json_int(text: str) -> int | _LongInt:
     return int(text) if len(text) <= 20 else _LongInt(text)
+
+
+def _too_large(size: str) -> BadRequest:
+    return BadRequest(413, f"body of {size} bytes is over the limit of {SCAN_BODY_LIMIT} "
+                           f"(a request is like {{\"threshold_pct\": 0.1}})")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -125,7 +134,7 @@ class PoolCache:
         self.pair_bodies: dict[tuple[str, str], bytes] = {}
         self.opportunities: list[tuple[int, tuple[str, str], bytes]] = []  # (profit in 1e-8 %, pair, json)
         self._health_head = self._health_tail = b""
-        self._scans: tuple[list[tuple[int, tuple[str, str], bytes]], dict[bytes, bytes]] = ([], {})
+        self._scans: tuple[list[tuple[int, tuple[str, str], bytes]], dict[tuple[bytes, Any], bytes]] = ([], {})
         self.refresh()
 
     # ------------------------------------------------------------------ folding
@@ -178,7 +187,7 @@ class PoolCache:
         opps = self.finder.scan(self.state, now) if now else []
         self.opportunities = sorted(((self._pct_e8(o), o.pair, _dumps(self._opp_json(o))) for o in opps),
                                     key=lambda t: -t[0])
-        self._scans = (self.opportunities, {})  # (the list the answers come from, body -> answer): replaced whole
+        self._scans = (self.opportunities, {})  # (the list the answers come from, question -> answer): replaced whole
         pools = sum(1 for v in self.venues if isinstance(v, PoolVenue))
         head = _dumps({"status": "ok" if self.events else "empty", "pools_cached": pools,
                        "venues_cached": len(self.venues), "pairs": len(self.finder.pairs), "events": self.events,
@@ -263,18 +272,27 @@ class PoolCache:
 
     def scan(self, body: bytes) -> bytes:
         """The opportunities at or above ``threshold_pct`` (``BadRequest`` for a bad body). An answer
-        is kept for its body until the state changes (up to ``SCAN_ANSWERS`` bodies): a bot asking
-        the same question again gets the bytes back without its JSON being parsed again."""
+        is kept for its question, the threshold and pair as parsed (not the body's bytes: ``0.10``
+        and `` 1e-1 `` ask the same), until the state changes (up to ``SCAN_ANSWERS`` questions): a
+        bot asking again gets the same bytes without the list being filtered and joined again."""
         opportunities, answers = self._scans
-        hit = answers.get(body)
+        x, pair = self._question(body)
+        echo = _dumps(x)  # the threshold as it is answered: at most ~24 bytes (range-checked)
+        hit = answers.get((echo, pair))
         if hit is not None:
             return hit
-        out = self._scan(body, opportunities)
+        limit = int(Decimal(repr(x)).scaleb(8, context=CTX))  # percent, 8 places: the same scale as the list
+        chosen = [b for pct, p, b in opportunities if pct >= limit and (pair is None or p == pair)]
+        out = (b'{"count":' + str(len(chosen)).encode() + b',"threshold_pct":' + echo
+               + b',"opportunities":[' + b",".join(chosen) + b"]}")
         if len(answers) < SCAN_ANSWERS:
-            answers[body] = out
+            answers[(echo, pair)] = out
         return out
 
-    def _scan(self, body: bytes, opportunities: list[tuple[int, tuple[str, str], bytes]]) -> bytes:
+    def _question(self, body: bytes) -> tuple[int | float, tuple[str, str] | None]:
+        """``(threshold_pct, pair key or None)`` of a request body, or ``BadRequest``."""
+        if len(body) > SCAN_BODY_LIMIT:
+            raise _too_large(str(len(body)))
         try:
             req = json.loads(body, parse_int=_json_int)
         except RecursionError:
@@ -298,10 +316,7 @@ class PoolCache:
             pair = self.aliases.get(req["pair"].lower())
             if pair is None:
                 raise BadRequest(404, f"unknown pair {req['pair']!r:.60} (known: {', '.join(self.known_pairs())})")
-        limit = int(Decimal(repr(x)).scaleb(8, context=CTX))  # percent, 8 places: the same scale as the list
-        chosen = [b for pct, p, b in opportunities if pct >= limit and (pair is None or p == pair)]
-        return (b'{"count":' + str(len(chosen)).encode() + b',"threshold_pct":' + _dumps(x)
-                + b',"opportunities":[' + b",".join(chosen) + b"]}")
+        return x, pair
 
     def known_pairs(self) -> list[str]:
         return [self._pair_name(p) for p in self.finder.pairs]
@@ -373,12 +388,13 @@ def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response
     from starlette.routing import Route
 
-    def error(status: int, message: str) -> Response:
-        return Response(_dumps({"error": message, "status": status}), status_code=status, media_type=JSON)
+    def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        return Response(_dumps({"error": message, "status": status}), status_code=status, headers=headers,
+                        media_type=JSON)
 
     async def health(request: Request) -> Response:
         return Response(cache.health(), media_type=JSON)
@@ -393,11 +409,30 @@ def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
                               f"(known: {', '.join(cache.known_pairs())})")
         return Response(body, media_type=JSON)
 
+    async def body(request: Request) -> bytes:
+        """The body, refused (413) past ``SCAN_BODY_LIMIT`` without reading it all: by its
+        Content-Length before any of it is read, and as it streams in (chunked)."""
+        length = request.headers.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()):
+            raise BadRequest(400, f"Content-Length is not a number of bytes: {length!r:.40}")
+        if len(length) > 12 or int(length) > SCAN_BODY_LIMIT:
+            raise _too_large(f"{length:.12}" + ("..." if len(length) > 12 else ""))
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > SCAN_BODY_LIMIT:
+                raise _too_large(f"more than {SCAN_BODY_LIMIT}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def scan(request: Request) -> Response:
         try:
-            return Response(cache.scan(await request.body()), media_type=JSON)
+            return Response(cache.scan(await body(request)), media_type=JSON)
         except BadRequest as e:
-            return error(e.status, str(e))
+            # a refused body is not read to its end: close the connection rather than read the rest
+            return error(e.status, str(e), {"connection": "close"} if e.status == 413 else None)
+        except ClientDisconnect:
+            return error(400, "the client went away before the body ended")
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)

@@ -20,6 +20,7 @@ from tapedeck.domain import events as ev
 from tapedeck.domain.state import MarketState
 from tapedeck.runtime.serve import build_app, load_cache, uvicorn_config
 
+JSON_TYPE = "application/json"
 V2 = "0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc"  # USDC/WETH V2 (registry)
 V3 = "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640"  # USDC/WETH 0.05%
 V3B = "0x8ad599c3a0ff1de082011efddc58f1908eb6e6d8"  # USDC/WETH 0.30%
@@ -176,7 +177,7 @@ def test_scan_arbitrage_answers_the_finder_and_filters_by_threshold(log_path) ->
     (b'{"threshold_pct": 1' + b"0" * 5000 + b"}", 422, "(5001 digits)"),
     (b'{"threshold_pct": -1' + b"0" * 400 + b"}", 422, "must be a number of percent"),
     (b"[" * 4000 + b"]" * 4000, 400, "body is not JSON"),  # past the parser's depth: not a RecursionError
-    (b'{"a":' * 1600 + b"1" + b"}" * 1600, 400, "body is not JSON"),
+    (b'{"a":' * 1300 + b"1" + b"}" * 1300, 400, "body is not JSON"),
 ])
 def test_bad_requests_are_json_4xx(log_path, body, status, says) -> None:
     with Server(build_app(load_cache(log_path))) as s:
@@ -184,6 +185,48 @@ def test_bad_requests_are_json_4xx(log_path, body, status, says) -> None:
         assert got == status and says in err["error"] and err["status"] == status
         got, err = s.json("GET", "/scan-arbitrage")
         assert got == 405 and err["error"] == "method not allowed"
+
+
+def raw(port: int, head: bytes, *chunks: bytes) -> tuple[int, dict, bytes]:
+    """One request written as given (no client's own framing), the response read to the server's close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(head)
+        for chunk in chunks:
+            c.sendall(chunk)
+        data = b""
+        while part := c.recv(65536):
+            data += part
+    status_line, _, rest = data.partition(b"\r\n")
+    head_text, _, body = rest.partition(b"\r\n\r\n")
+    headers = dict(line.decode().lower().split(": ", 1) for line in head_text.split(b"\r\n"))
+    return int(status_line.split()[1]), headers, body
+
+
+def test_a_body_over_the_limit_is_a_413_and_not_read(log_path) -> None:
+    from tapedeck.runtime.serve import SCAN_BODY_LIMIT
+
+    cache = load_cache(log_path)
+    with Server(build_app(cache)) as s:
+        at_limit = b'{"threshold_pct": 0' + b" " * (SCAN_BODY_LIMIT - 20) + b"}"
+        assert len(at_limit) == SCAN_BODY_LIMIT and s.json("POST", "/scan-arbitrage", at_limit)[0] == 200
+        status, err = s.json("POST", "/scan-arbitrage", at_limit + b" ")
+        assert status == 413 and f"over the limit of {SCAN_BODY_LIMIT}" in err["error"] and err["status"] == 413
+        # a gigabyte declared and none sent: answered at once from Content-Length, the connection closed
+        post = b"POST /scan-arbitrage HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        status, headers, body = raw(s.port, post + b"Content-Length: 1000000000\r\n\r\n")
+        assert status == 413 and headers["content-type"] == JSON_TYPE and headers["connection"] == "close"
+        assert "body of 1000000000 bytes is over the limit" in json.loads(body)["error"]
+        # chunked, no length: refused as it streams past the limit, the rest never sent
+        chunk = b'{"threshold_pct": 0' + b" " * 4000
+        status, headers, body = raw(s.port, post + b"Transfer-Encoding: chunked\r\n\r\n",
+                                    *(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(3)))
+        assert status == 413 and "more than" in json.loads(body)["error"] and headers["connection"] == "close"
+        status, err = s.json("POST", "/scan-arbitrage", b"x" * 20 + b"\x00")
+        assert status == 400  # a body under the limit is read and parsed as before
+        # 300 spellings of one question (white space up to the limit): one answer kept, not 300
+        for i in range(300):
+            assert s.request("POST", "/scan-arbitrage", b'{"threshold_pct": 0.5' + b" " * (i * 27) + b"}")[0] == 200
+        assert set(cache._scans[1]) == {(b"0", None), (b"0.5", None)}
 
 
 def test_cors_is_off_by_default_and_configurable(log_path) -> None:
