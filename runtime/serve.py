@@ -20,10 +20,13 @@ minus that event's time.
 Routes: ``GET /health``, ``GET /prices``, ``GET /prices/{pair}`` (``USDC-WETH`` or ``WETH-USDC`` by
 registry symbol, or ``0x...-0x...`` by address; case-insensitive), ``POST /scan-arbitrage``
 ``{"threshold_pct": x, "pair": optional}``. Errors are JSON ``{"error": ...}``: 400 bad JSON, 422
-bad fields, 404 unknown pair or path, 405 wrong method, 413 a body over ``SCAN_BODY_LIMIT`` bytes
+bad fields, 404 unknown pair or path (``/prices/`` too: no redirect to ``/prices``), 405 wrong
+method (with ``Allow``), a refused CORS preflight 400, 413 a body over ``SCAN_BODY_LIMIT`` bytes
 (refused by its Content-Length before it is read, or as a chunked one streams past the limit; the
 connection is then closed). Scan answers are kept per parsed question (threshold, pair), so what a
-client sends never grows the server's memory past ``SCAN_ANSWERS`` answers per state.
+client sends never grows the server's memory past ``SCAN_ANSWERS`` answers per state. (What
+uvicorn's HTTP parser refuses before the app sees it, e.g. a 100,000-character path, is its own
+plain-text ``400 Invalid HTTP request received.``)
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ CEX_INSTRUMENTS: dict[str, tuple[str, str, int, int]] = {
 CEX_TAKER_FEE_PIPS = {"binance": 1000, "binance-usdm": 500}  # 0.10% spot, 0.05% USD-M (regular tiers)
 DEFAULT_GAS_PRICE_WEI = 15 * 10**9  # when the log has no block base fee (the real 2024-01-05 day has none)
 JSON = "application/json"
+PATHS = "GET /health, GET /prices, GET /prices/{pair}, POST /scan-arbitrage"
 SCAN_ANSWERS = 256  # POST /scan-arbitrage answers kept per state, by (threshold, pair) as parsed
 SCAN_BODY_LIMIT = 8192  # bytes of a POST /scan-arbitrage body ({"threshold_pct": x, "pair": ...}); more: 413
 
@@ -436,13 +440,33 @@ def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
-        return error(status, {404: "no such path", 405: "method not allowed"}.get(status, str(getattr(exc, "detail", exc))))
+        headers = getattr(exc, "headers", None)  # a 405's Allow (RFC 9110 15.5.6), from the route
+        if status == 404:
+            message = f"no such path {request.url.path!r:.60} (paths: {PATHS})"
+        elif status == 405:
+            message = f"method not allowed: {request.method:.20} (allowed: {(headers or {}).get('Allow', '')})"
+        else:
+            message = str(getattr(exc, "detail", exc))
+        return error(status, message, headers)
 
-    middleware = [Middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"],
+    class JSONCORSMiddleware(CORSMiddleware):
+        """Starlette's CORS, with a refused preflight said in JSON like every other 4xx."""
+
+        def preflight_response(self, request_headers: Any) -> Response:
+            response = super().preflight_response(request_headers)
+            if response.status_code < 400:
+                return response
+            headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+            return error(response.status_code, f"{bytes(response.body).decode()} (allowed: origins {', '.join(cors)}; "
+                                               f"methods GET, POST; headers content-type)", headers)
+
+    middleware = [Middleware(JSONCORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"],
                              allow_headers=["content-type"])] if cors else []
-    return Starlette(routes=[Route("/health", health), Route("/prices", prices),
-                             Route("/prices/{pair}", prices_pair), Route("/scan-arbitrage", scan, methods=["POST"])],
-                     middleware=middleware, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=[Route("/health", health), Route("/prices", prices),
+                            Route("/prices/{pair}", prices_pair), Route("/scan-arbitrage", scan, methods=["POST"])],
+                    middleware=middleware, exception_handlers={HTTPException: http_error})
+    app.router.redirect_slashes = False  # /prices/ is no path (a JSON 404), not a 307 with an empty body
+    return app
 
 
 def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **extra: Any) -> Any:

@@ -119,7 +119,11 @@ def test_health_prices_and_pairs(log_path) -> None:
         status, err = s.json("GET", "/prices/DOGE-WETH")
         assert status == 404 and "unknown pair 'DOGE-WETH'" in err["error"] and "USDC-WETH" in err["error"]
         status, err = s.json("GET", "/nowhere")
-        assert status == 404 and err["error"] == "no such path"
+        assert status == 404 and err["error"].startswith("no such path '/nowhere' (paths: GET /health,")
+        for path in ("/prices/", "/health/", "/scan-arbitrage/"):  # no redirect with an empty body
+            status, headers, data = s.request("GET", path)
+            assert status == 404 and "location" not in headers and json.loads(data)["error"].startswith(
+                f"no such path {path!r}"), path
 
 
 def independent_opportunities() -> list:
@@ -183,8 +187,9 @@ def test_bad_requests_are_json_4xx(log_path, body, status, says) -> None:
     with Server(build_app(load_cache(log_path))) as s:
         got, err = s.json("POST", "/scan-arbitrage", body)
         assert got == status and says in err["error"] and err["status"] == status
-        got, err = s.json("GET", "/scan-arbitrage")
-        assert got == 405 and err["error"] == "method not allowed"
+        got, headers, data = s.request("GET", "/scan-arbitrage")
+        assert got == 405 and headers["allow"] == "POST" and headers["content-type"] == JSON_TYPE
+        assert json.loads(data) == {"error": "method not allowed: GET (allowed: POST)", "status": 405}
 
 
 def raw(port: int, head: bytes, *chunks: bytes) -> tuple[int, dict, bytes]:
@@ -242,6 +247,26 @@ def test_cors_is_off_by_default_and_configurable(log_path) -> None:
         assert status == 200 and "POST" in headers["access-control-allow-methods"]
         _, headers, _ = s.request("GET", "/health", headers={"Origin": "http://evil.local"})
         assert "access-control-allow-origin" not in headers
+        for asked, refused in (({"Origin": "http://evil.local", "Access-Control-Request-Method": "POST"}, "origin"),
+                               ({"Origin": "http://dash.local", "Access-Control-Request-Method": "PUT"}, "method"),
+                               ({"Origin": "http://dash.local", "Access-Control-Request-Method": "POST",
+                                 "Access-Control-Request-Headers": "x-secret"}, "headers")):
+            status, headers, data = s.request("OPTIONS", "/scan-arbitrage", headers=asked)
+            assert status == 400 and headers["content-type"] == JSON_TYPE, refused
+            err = json.loads(data)
+            assert err["status"] == 400 and err["error"].startswith(f"Disallowed CORS {refused} (allowed: origins "
+                                                                    "http://dash.local; methods GET, POST")
+        status, headers, data = s.request("OPTIONS", "/health")  # not a preflight: the route's own 405
+        assert status == 405 and headers["allow"] == "GET, HEAD" and json.loads(data)["status"] == 405
+
+
+def test_405s_name_what_is_allowed_without_cors(log_path) -> None:
+    with Server(build_app(load_cache(log_path))) as s:
+        for method, path, allow in (("OPTIONS", "/health", "GET, HEAD"), ("POST", "/prices", "GET, HEAD"),
+                                    ("DELETE", "/prices/USDC-WETH", "GET, HEAD"), ("PUT", "/scan-arbitrage", "POST")):
+            status, headers, data = s.request(method, path)
+            assert status == 405 and headers["allow"] == allow and headers["content-type"] == JSON_TYPE
+            assert json.loads(data) == {"error": f"method not allowed: {method} (allowed: {allow})", "status": 405}
 
 
 def test_a_fed_event_refreshes_the_answers(log_path) -> None:
