@@ -31,6 +31,7 @@ plain-text ``400 Invalid HTTP request received.``)
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -467,6 +468,15 @@ def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
                     middleware=middleware, exception_handlers={HTTPException: http_error})
     app.router.redirect_slashes = False  # /prices/ is no path (a JSON 404), not a 307 with an empty body
     return app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound and listening on ``host:port`` (its first address; port 0: a free one), to
+    hand uvicorn (``Server.run(sockets=[...])``): bound before anything says it serves, and its real
+    port known. ``OSError`` (``socket.gaierror`` for a host that does not resolve) or ``ValueError``
+    (a host name IDNA refuses) when it cannot be had."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return socket.create_server(address, family=family)
 
 
 def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **extra: Any) -> Any:

@@ -312,3 +312,38 @@ def test_serve_command_refuses_a_missing_log_and_binds_loopback_by_default(tmp_p
     assert r.exit_code == 2 and "absent.db" in r.output
     opts = {o.name: o.default for o in main.commands["serve"].params}
     assert opts["host"] == "127.0.0.1" and opts["port"] == 8080  # CORS: off unless --cors (test above)
+
+
+def test_serve_command_says_why_it_cannot_listen_in_one_line_before_any_serving_line(log_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(main, ["serve", str(log_path), "--port", str(port)])
+    assert r.exit_code == 2 and "serving" not in r.output, r.output
+    assert r.output.splitlines() == [r.output.strip()]
+    assert r.output.startswith(f"Error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    r = CliRunner().invoke(main, ["serve", str(log_path), "--host", "nosuchhost.invalid"])
+    assert r.exit_code == 2 and r.output.strip() == "Error: cannot listen on nosuchhost.invalid:8080: " \
+                                                    "Name or service not known"
+
+
+def test_serve_command_on_port_0_prints_the_port_it_listens_on(log_path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "from tapedeck.cli import main; main()", "serve", str(log_path),
+                             "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line.startswith(f"serving {log_path}: 5 events") and line.rstrip().endswith("/health"), line
+        url = line.rsplit(" ", 1)[1].strip()
+        assert url.startswith("http://127.0.0.1:") and not url.startswith("http://127.0.0.1:0/")
+        c = http.client.HTTPConnection("127.0.0.1", int(url.split(":")[2].split("/")[0]), timeout=10)
+        c.request("GET", "/health")
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["events"] == 5
+        c.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
