@@ -441,11 +441,12 @@ def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
-        headers = getattr(exc, "headers", None)  # a 405's Allow (RFC 9110 15.5.6), from the route
+        headers = getattr(exc, "headers", None)
         if status == 404:
             message = f"no such path {request.url.path!r:.60} (paths: {PATHS})"
-        elif status == 405:
-            message = f"method not allowed: {request.method:.20} (allowed: {(headers or {}).get('Allow', '')})"
+        elif status == 405:  # the route's Allow (RFC 9110 15.5.6), in a fixed order (Starlette joins a set)
+            headers = {**(headers or {}), "Allow": ", ".join(sorted((headers or {}).get("Allow", "").split(", ")))}
+            message = f"method not allowed: {request.method:.20} (allowed: {headers['Allow']})"
         else:
             message = str(getattr(exc, "detail", exc))
         return error(status, message, headers)
