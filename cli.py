@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -710,6 +711,17 @@ def report_opportunities(log_path: str, gas_price_gwei: float, max_age_s: float,
 # --------------------------------------------------------------------------- serve
 
 
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that refuses nan too (it compares false with both bounds, so FloatRange
+    lets it by): a usage error naming the option, never an internal error when it is used."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if math.isnan(rv):
+            self.fail(f"{value!r} is not a number in the range {self.min}<=x<={self.max}.", param, ctx)
+        return rv
+
+
 @main.command()
 @click.argument("log_path", metavar="LOG")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
@@ -717,9 +729,9 @@ def report_opportunities(log_path: str, gas_price_gwei: float, max_age_s: float,
               "(the one bound is printed).")
 @click.option("--cors", "cors", multiple=True, help="An origin allowed to call the API from a browser (repeatable; "
               "off by default).")
-@click.option("--max-age-s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--max-age-s", type=FiniteRange(0, 365 * 86400), default=60.0, show_default=True,
               help="State older than this (event time) takes no part in /scan-arbitrage.")
-@click.option("--gas-price-gwei", type=click.FloatRange(min=0), default=15.0, show_default=True,
+@click.option("--gas-price-gwei", type=FiniteRange(0, 10**6), default=15.0, show_default=True,
               help="Gas price when the log has no block base fee.")
 def serve(log_path: str, host: str, port: int, cors: tuple[str, ...], max_age_s: float, gas_price_gwei: float) -> None:
     """Serve the pool price cache of LOG over HTTP: GET /health, /prices, /prices/{pair}, POST /scan-arbitrage.

@@ -347,3 +347,17 @@ def test_serve_command_on_port_0_prints_the_port_it_listens_on(log_path) -> None
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--max-age-s", "nan", "'nan' is not a number in the range 0<=x<=31536000"),
+    ("--max-age-s", "inf", "inf is not in the range 0<=x<=31536000"),
+    ("--max-age-s", "-1", "is not in the range"),
+    ("--gas-price-gwei", "inf", "inf is not in the range 0<=x<=1000000"),
+    ("--gas-price-gwei", "1e300", "1e+300 is not in the range 0<=x<=1000000"),
+    ("--gas-price-gwei", "NaN", "is not a number in the range"),
+])
+def test_serve_command_refuses_options_out_of_range_as_usage_errors(log_path, option, value, says) -> None:
+    r = CliRunner().invoke(main, ["serve", str(log_path), option, value])
+    assert r.exit_code == 2 and len(r.output.splitlines()) == 1, r.output
+    assert r.output.startswith(f"Error: Invalid value for '{option}': ") and says in r.output, r.output
