@@ -745,6 +745,8 @@ def serve(log_path: str, host: str, port: int, cors: tuple[str, ...], max_age_s:
         import uvicorn
     except ImportError as e:
         raise click.ClickException(f"serve needs uvicorn and starlette installed: {e}") from None
+    if Path(log_path).is_dir():
+        raise click.ClickException(f"{log_path}: is a directory, not a run file")
     log = open_log(log_path)
     log.close()
     try:

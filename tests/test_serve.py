@@ -361,3 +361,8 @@ def test_serve_command_refuses_options_out_of_range_as_usage_errors(log_path, op
     r = CliRunner().invoke(main, ["serve", str(log_path), option, value])
     assert r.exit_code == 2 and len(r.output.splitlines()) == 1, r.output
     assert r.output.startswith(f"Error: Invalid value for '{option}': ") and says in r.output, r.output
+
+
+def test_serve_command_says_a_directory_is_not_a_run_file(tmp_path) -> None:
+    r = CliRunner().invoke(main, ["serve", str(tmp_path)])
+    assert r.exit_code == 2 and r.output.strip() == f"Error: {tmp_path}: is a directory, not a run file"
