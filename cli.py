@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -723,36 +724,58 @@ def report_opportunities(log_path: str, gas_price_gwei: float, max_age_s: float,
 # --------------------------------------------------------------------------- serve
 
 
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that refuses nan too (it compares false with both bounds, so FloatRange
+    lets it by): a usage error naming the option, never an internal error when it is used."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if math.isnan(rv):
+            self.fail(f"{value!r} is not a number in the range {self.min}<=x<={self.max}.", param, ctx)
+        return rv
+
+
 @main.command()
 @click.argument("log_path", metavar="LOG")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port "
+              "(the one bound is printed).")
 @click.option("--cors", "cors", multiple=True, help="An origin allowed to call the API from a browser (repeatable; "
               "off by default).")
-@click.option("--max-age-s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--max-age-s", type=FiniteRange(0, 365 * 86400), default=60.0, show_default=True,
               help="State older than this (event time) takes no part in /scan-arbitrage.")
-@click.option("--gas-price-gwei", type=click.FloatRange(min=0), default=15.0, show_default=True,
+@click.option("--gas-price-gwei", type=FiniteRange(0, 10**6), default=15.0, show_default=True,
               help="Gas price when the log has no block base fee.")
 def serve(log_path: str, host: str, port: int, cors: tuple[str, ...], max_age_s: float, gas_price_gwei: float) -> None:
     """Serve the pool price cache of LOG over HTTP: GET /health, /prices, /prices/{pair}, POST /scan-arbitrage.
 
-    LOG's inputs are folded by the engine; every response is precomputed from that state.
+    LOG's inputs are folded by the engine; every response is precomputed from that state. The
+    address is bound before the line saying where it serves (with the real port for --port 0).
     """
-    from tapedeck.runtime.serve import build_app, load_cache, uvicorn_config
+    from tapedeck.runtime.serve import build_app, listen, load_cache, uvicorn_config
 
     try:
         import uvicorn
     except ImportError as e:
         raise click.ClickException(f"serve needs uvicorn and starlette installed: {e}") from None
+    if Path(log_path).is_dir():
+        raise click.ClickException(f"{log_path}: is a directory, not a run file")
     log = open_log(log_path)
     log.close()
     try:
         cache = load_cache(log_path, max_age_ns=int(max_age_s * 1e9), gas_price_wei=int(gas_price_gwei * 1e9))
     except EventLogError as e:
         raise click.ClickException(str(e)) from None
+    try:
+        sock = listen(host, port)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     click.echo(f"serving {log_path}: {cache.events} events, {len(cache.venues)} venues in {len(cache.finder.pairs)} "
-               f"pairs, {len(cache.opportunities)} opportunities; http://{host}:{port}/health", err=True)
-    uvicorn.Server(uvicorn_config(build_app(cache, cors), host=host, port=port)).run()
+               f"pairs, {len(cache.opportunities)} opportunities; http://{url_host}:{bound_port}/health", err=True)
+    with sock:
+        uvicorn.Server(uvicorn_config(build_app(cache, cors), host=bound_host, port=bound_port)).run(sockets=[sock])
 
 
 # --------------------------------------------------------------------------- dashboard

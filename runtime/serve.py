@@ -20,18 +20,24 @@ minus that event's time.
 Routes: ``GET /health``, ``GET /prices``, ``GET /prices/{pair}`` (``USDC-WETH`` or ``WETH-USDC`` by
 registry symbol, or ``0x...-0x...`` by address; case-insensitive), ``POST /scan-arbitrage``
 ``{"threshold_pct": x, "pair": optional}``. Errors are JSON ``{"error": ...}``: 400 bad JSON, 422
-bad fields, 404 unknown pair or path, 405 wrong method.
+bad fields, 404 unknown pair or path (``/prices/`` too: no redirect to ``/prices``), 405 wrong
+method (with ``Allow``), a refused CORS preflight 400, 413 a body over ``SCAN_BODY_LIMIT`` bytes
+(refused by its Content-Length before it is read, or as a chunked one streams past the limit; the
+connection is then closed). Scan answers are kept per parsed question (threshold, pair), so what a
+client sends never grows the server's memory past ``SCAN_ANSWERS`` answers per state. (What
+uvicorn's HTTP parser refuses before the app sees it, e.g. a 100,000-character path, is its own
+plain-text ``400 Invalid HTTP request received.``)
 """
 from __future__ import annotations
 
 import json
-import math
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from tapedeck.adapters.eventlog import EventLog
 from tapedeck.adapters.registry import Registry, load_registry
@@ -53,13 +59,36 @@ CEX_INSTRUMENTS: dict[str, tuple[str, str, int, int]] = {
 CEX_TAKER_FEE_PIPS = {"binance": 1000, "binance-usdm": 500}  # 0.10% spot, 0.05% USD-M (regular tiers)
 DEFAULT_GAS_PRICE_WEI = 15 * 10**9  # when the log has no block base fee (the real 2024-01-05 day has none)
 JSON = "application/json"
-SCAN_ANSWERS = 256  # POST /scan-arbitrage answers kept per state, by request body
+PATHS = "GET /health, GET /prices, GET /prices/{pair}, POST /scan-arbitrage"
+SCAN_ANSWERS = 256  # POST /scan-arbitrage answers kept per state, by (threshold, pair) as parsed
+SCAN_BODY_LIMIT = 8192  # bytes of a POST /scan-arbitrage body ({"threshold_pct": x, "pair": ...}); more: 413
 
 
 class BadRequest(ValueError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class _LongInt:
+    """A JSON integer of more digits than any valid field takes (``json.loads``'s ``parse_int``):
+    kept as text, so that it is refused as out of range (422) and never converted (Python refuses
+    integers over 4300 digits, and a long one cannot be a float)."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"{self.digits[:12]}... ({len(self.digits)} digits)"
+
+
+def _json_int(text: str) -> int | _LongInt:
+    return int(text) if len(text) <= 20 else _LongInt(text)
+
+
+def _too_large(size: str) -> BadRequest:
+    return BadRequest(413, f"body of {size} bytes is over the limit of {SCAN_BODY_LIMIT} "
+                           f"(a request is like {{\"threshold_pct\": 0.1}})")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -110,7 +139,7 @@ class PoolCache:
         self.pair_bodies: dict[tuple[str, str], bytes] = {}
         self.opportunities: list[tuple[int, tuple[str, str], bytes]] = []  # (profit in 1e-8 %, pair, json)
         self._health_head = self._health_tail = b""
-        self._scans: tuple[list[tuple[int, tuple[str, str], bytes]], dict[bytes, bytes]] = ([], {})
+        self._scans: tuple[list[tuple[int, tuple[str, str], bytes]], dict[tuple[bytes, Any], bytes]] = ([], {})
         self.refresh()
 
     # ------------------------------------------------------------------ folding
@@ -163,7 +192,7 @@ class PoolCache:
         opps = self.finder.scan(self.state, now) if now else []
         self.opportunities = sorted(((self._pct_e8(o), o.pair, _dumps(self._opp_json(o))) for o in opps),
                                     key=lambda t: -t[0])
-        self._scans = (self.opportunities, {})  # (the list the answers come from, body -> answer): replaced whole
+        self._scans = (self.opportunities, {})  # (the list the answers come from, question -> answer): replaced whole
         pools = sum(1 for v in self.venues if isinstance(v, PoolVenue))
         head = _dumps({"status": "ok" if self.events else "empty", "pools_cached": pools,
                        "venues_cached": len(self.venues), "pairs": len(self.finder.pairs), "events": self.events,
@@ -248,20 +277,31 @@ class PoolCache:
 
     def scan(self, body: bytes) -> bytes:
         """The opportunities at or above ``threshold_pct`` (``BadRequest`` for a bad body). An answer
-        is kept for its body until the state changes (up to ``SCAN_ANSWERS`` bodies): a bot asking
-        the same question again gets the bytes back without its JSON being parsed again."""
+        is kept for its question, the threshold and pair as parsed (not the body's bytes: ``0.10``
+        and `` 1e-1 `` ask the same), until the state changes (up to ``SCAN_ANSWERS`` questions): a
+        bot asking again gets the same bytes without the list being filtered and joined again."""
         opportunities, answers = self._scans
-        hit = answers.get(body)
+        x, pair = self._question(body)
+        echo = _dumps(x)  # the threshold as it is answered: at most ~24 bytes (range-checked)
+        hit = answers.get((echo, pair))
         if hit is not None:
             return hit
-        out = self._scan(body, opportunities)
+        limit = int(Decimal(repr(x)).scaleb(8, context=CTX))  # percent, 8 places: the same scale as the list
+        chosen = [b for pct, p, b in opportunities if pct >= limit and (pair is None or p == pair)]
+        out = (b'{"count":' + str(len(chosen)).encode() + b',"threshold_pct":' + echo
+               + b',"opportunities":[' + b",".join(chosen) + b"]}")
         if len(answers) < SCAN_ANSWERS:
-            answers[body] = out
+            answers[(echo, pair)] = out
         return out
 
-    def _scan(self, body: bytes, opportunities: list[tuple[int, tuple[str, str], bytes]]) -> bytes:
+    def _question(self, body: bytes) -> tuple[int | float, tuple[str, str] | None]:
+        """``(threshold_pct, pair key or None)`` of a request body, or ``BadRequest``."""
+        if len(body) > SCAN_BODY_LIMIT:
+            raise _too_large(str(len(body)))
         try:
-            req = json.loads(body)
+            req = json.loads(body, parse_int=_json_int)
+        except RecursionError:
+            raise BadRequest(400, "body is not JSON this server reads: nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise BadRequest(400, f"body is not JSON: {e}") from None
         if not isinstance(req, dict):
@@ -272,7 +312,7 @@ class PoolCache:
         if "threshold_pct" not in req:
             raise BadRequest(422, "threshold_pct is required (a number of percent, e.g. 0.1)")
         x = req["threshold_pct"]
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0 or x > 10**6:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= 10**6:  # nan: not in range
             raise BadRequest(422, f"threshold_pct must be a number of percent in 0..1000000, got {x!r:.40}")
         pair = None
         if "pair" in req:
@@ -281,10 +321,7 @@ class PoolCache:
             pair = self.aliases.get(req["pair"].lower())
             if pair is None:
                 raise BadRequest(404, f"unknown pair {req['pair']!r:.60} (known: {', '.join(self.known_pairs())})")
-        limit = int(Decimal(repr(x)).scaleb(8, context=CTX))  # percent, 8 places: the same scale as the list
-        chosen = [b for pct, p, b in opportunities if pct >= limit and (pair is None or p == pair)]
-        return (b'{"count":' + str(len(chosen)).encode() + b',"threshold_pct":' + _dumps(x)
-                + b',"opportunities":[' + b",".join(chosen) + b"]}")
+        return x, pair
 
     def known_pairs(self) -> list[str]:
         return [self._pair_name(p) for p in self.finder.pairs]
@@ -356,12 +393,13 @@ def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response
     from starlette.routing import Route
 
-    def error(status: int, message: str) -> Response:
-        return Response(_dumps({"error": message, "status": status}), status_code=status, media_type=JSON)
+    def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        return Response(_dumps({"error": message, "status": status}), status_code=status, headers=headers,
+                        media_type=JSON)
 
     async def health(request: Request) -> Response:
         return Response(cache.health(), media_type=JSON)
@@ -376,21 +414,70 @@ def build_app(cache: PoolCache, cors: Sequence[str] = ()) -> Any:
                               f"(known: {', '.join(cache.known_pairs())})")
         return Response(body, media_type=JSON)
 
+    async def body(request: Request) -> bytes:
+        """The body, refused (413) past ``SCAN_BODY_LIMIT`` without reading it all: by its
+        Content-Length before any of it is read, and as it streams in (chunked)."""
+        length = request.headers.get("content-length", "0")
+        if not (length.isascii() and length.isdigit()):
+            raise BadRequest(400, f"Content-Length is not a number of bytes: {length!r:.40}")
+        if len(length) > 12 or int(length) > SCAN_BODY_LIMIT:
+            raise _too_large(f"{length:.12}" + ("..." if len(length) > 12 else ""))
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > SCAN_BODY_LIMIT:
+                raise _too_large(f"more than {SCAN_BODY_LIMIT}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def scan(request: Request) -> Response:
         try:
-            return Response(cache.scan(await request.body()), media_type=JSON)
+            return Response(cache.scan(await body(request)), media_type=JSON)
         except BadRequest as e:
-            return error(e.status, str(e))
+            # a refused body is not read to its end: close the connection rather than read the rest
+            return error(e.status, str(e), {"connection": "close"} if e.status == 413 else None)
+        except ClientDisconnect:
+            return error(400, "the client went away before the body ended")
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
-        return error(status, {404: "no such path", 405: "method not allowed"}.get(status, str(getattr(exc, "detail", exc))))
+        headers = getattr(exc, "headers", None)
+        if status == 404:
+            message = f"no such path {request.url.path!r:.60} (paths: {PATHS})"
+        elif status == 405:  # the route's Allow (RFC 9110 15.5.6), in a fixed order (Starlette joins a set)
+            headers = {**(headers or {}), "Allow": ", ".join(sorted((headers or {}).get("Allow", "").split(", ")))}
+            message = f"method not allowed: {request.method:.20} (allowed: {headers['Allow']})"
+        else:
+            message = str(getattr(exc, "detail", exc))
+        return error(status, message, headers)
 
-    middleware = [Middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"],
+    class JSONCORSMiddleware(CORSMiddleware):
+        """Starlette's CORS, with a refused preflight said in JSON like every other 4xx."""
+
+        def preflight_response(self, request_headers: Any) -> Response:
+            response = super().preflight_response(request_headers)
+            if response.status_code < 400:
+                return response
+            headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+            return error(response.status_code, f"{bytes(response.body).decode()} (allowed: origins {', '.join(cors)}; "
+                                               f"methods GET, POST; headers content-type)", headers)
+
+    middleware = [Middleware(JSONCORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"],
                              allow_headers=["content-type"])] if cors else []
-    return Starlette(routes=[Route("/health", health), Route("/prices", prices),
-                             Route("/prices/{pair}", prices_pair), Route("/scan-arbitrage", scan, methods=["POST"])],
-                     middleware=middleware, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=[Route("/health", health), Route("/prices", prices),
+                            Route("/prices/{pair}", prices_pair), Route("/scan-arbitrage", scan, methods=["POST"])],
+                    middleware=middleware, exception_handlers={HTTPException: http_error})
+    app.router.redirect_slashes = False  # /prices/ is no path (a JSON 404), not a 307 with an empty body
+    return app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound and listening on ``host:port`` (its first address; port 0: a free one), to
+    hand uvicorn (``Server.run(sockets=[...])``): bound before anything says it serves, and its real
+    port known. ``OSError`` (``socket.gaierror`` for a host that does not resolve) or ``ValueError``
+    (a host name IDNA refuses) when it cannot be had."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return socket.create_server(address, family=family)
 
 
 def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **extra: Any) -> Any:

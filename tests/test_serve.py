@@ -20,6 +20,7 @@ from tapedeck.domain import events as ev
 from tapedeck.domain.state import MarketState
 from tapedeck.runtime.serve import build_app, load_cache, uvicorn_config
 
+JSON_TYPE = "application/json"
 V2 = "0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc"  # USDC/WETH V2 (registry)
 V3 = "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640"  # USDC/WETH 0.05%
 V3B = "0x8ad599c3a0ff1de082011efddc58f1908eb6e6d8"  # USDC/WETH 0.30%
@@ -118,7 +119,11 @@ def test_health_prices_and_pairs(log_path) -> None:
         status, err = s.json("GET", "/prices/DOGE-WETH")
         assert status == 404 and "unknown pair 'DOGE-WETH'" in err["error"] and "USDC-WETH" in err["error"]
         status, err = s.json("GET", "/nowhere")
-        assert status == 404 and err["error"] == "no such path"
+        assert status == 404 and err["error"].startswith("no such path '/nowhere' (paths: GET /health,")
+        for path in ("/prices/", "/health/", "/scan-arbitrage/"):  # no redirect with an empty body
+            status, headers, data = s.request("GET", path)
+            assert status == 404 and "location" not in headers and json.loads(data)["error"].startswith(
+                f"no such path {path!r}"), path
 
 
 def independent_opportunities() -> list:
@@ -169,13 +174,81 @@ def test_scan_arbitrage_answers_the_finder_and_filters_by_threshold(log_path) ->
     (b'{"threshold_pct": 1, "limit": 3}', 422, "unknown field(s): limit"),
     (b'{"threshold_pct": 1, "pair": 7}', 422, "pair must be text"),
     (b'{"threshold_pct": 1, "pair": "DOGE-WETH"}', 404, "unknown pair"),
+    (b'{"threshold_pct": NaN}', 422, "must be a number of percent in 0..1000000"),
+    (b'{"threshold_pct": 1e308}', 422, "must be a number of percent in 0..1000000"),
+    # valid JSON, out of range: an integer too large for a float, and one past Python's 4300 digits
+    (b'{"threshold_pct": 1' + b"0" * 309 + b"}", 422, "must be a number of percent in 0..1000000, got 1000"),
+    (b'{"threshold_pct": 1' + b"0" * 5000 + b"}", 422, "(5001 digits)"),
+    (b'{"threshold_pct": -1' + b"0" * 400 + b"}", 422, "must be a number of percent"),
 ])
 def test_bad_requests_are_json_4xx(log_path, body, status, says) -> None:
     with Server(build_app(load_cache(log_path))) as s:
         got, err = s.json("POST", "/scan-arbitrage", body)
         assert got == status and says in err["error"] and err["status"] == status
-        got, err = s.json("GET", "/scan-arbitrage")
-        assert got == 405 and err["error"] == "method not allowed"
+        got, headers, data = s.request("GET", "/scan-arbitrage")
+        assert got == 405 and headers["allow"] == "POST" and headers["content-type"] == JSON_TYPE
+        assert json.loads(data) == {"error": "method not allowed: GET (allowed: POST)", "status": 405}
+
+
+def raw(port: int, head: bytes, *chunks: bytes) -> tuple[int, dict, bytes]:
+    """One request written as given (no client's own framing), the response read to the server's close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(head)
+        for chunk in chunks:
+            c.sendall(chunk)
+        data = b""
+        while part := c.recv(65536):
+            data += part
+    status_line, _, rest = data.partition(b"\r\n")
+    head_text, _, body = rest.partition(b"\r\n\r\n")
+    headers = dict(line.decode().lower().split(": ", 1) for line in head_text.split(b"\r\n"))
+    return int(status_line.split()[1]), headers, body
+
+
+def test_a_body_over_the_limit_is_a_413_and_not_read(log_path) -> None:
+    from tapedeck.runtime.serve import SCAN_BODY_LIMIT
+
+    cache = load_cache(log_path)
+    with Server(build_app(cache)) as s:
+        at_limit = b'{"threshold_pct": 0' + b" " * (SCAN_BODY_LIMIT - 20) + b"}"
+        assert len(at_limit) == SCAN_BODY_LIMIT and s.json("POST", "/scan-arbitrage", at_limit)[0] == 200
+        status, err = s.json("POST", "/scan-arbitrage", at_limit + b" ")
+        assert status == 413 and f"over the limit of {SCAN_BODY_LIMIT}" in err["error"] and err["status"] == 413
+        # a gigabyte declared and none sent: answered at once from Content-Length, the connection closed
+        post = b"POST /scan-arbitrage HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        status, headers, body = raw(s.port, post + b"Content-Length: 1000000000\r\n\r\n")
+        assert status == 413 and headers["content-type"] == JSON_TYPE and headers["connection"] == "close"
+        assert "body of 1000000000 bytes is over the limit" in json.loads(body)["error"]
+        # chunked, no length: refused as it streams past the limit, the rest never sent
+        chunk = b'{"threshold_pct": 0' + b" " * 4000
+        status, headers, body = raw(s.port, post + b"Transfer-Encoding: chunked\r\n\r\n",
+                                    *(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(3)))
+        assert status == 413 and "more than" in json.loads(body)["error"] and headers["connection"] == "close"
+        status, err = s.json("POST", "/scan-arbitrage", b"x" * 20 + b"\x00")
+        assert status == 400  # a body under the limit is read and parsed as before
+        # 300 spellings of one question (white space up to the limit): one answer kept, not 300
+        for i in range(300):
+            assert s.request("POST", "/scan-arbitrage", b'{"threshold_pct": 0.5' + b" " * (i * 27) + b"}")[0] == 200
+        assert set(cache._scans[1]) == {(b"0", None), (b"0.5", None)}
+
+
+def test_deep_nesting_is_a_4xx_whatever_the_recursion_limit(log_path) -> None:
+    """Past the interpreter's recursion limit the parser gives up (400, not a RecursionError's 500);
+    under a higher one (py_ecc, imported by other tests, sets 100,000) it parses: 422 for the shape."""
+    import sys
+
+    lists, objects = b"[" * 4000 + b"]" * 4000, b'{"a":' * 1300 + b"1" + b"}" * 1300
+    before = sys.getrecursionlimit()
+    try:
+        with Server(build_app(load_cache(log_path))) as s:
+            for limit, status, says in ((1000, 400, "body is not JSON this server reads: nested too deeply"),
+                                        (100_000, 422, None)):
+                sys.setrecursionlimit(limit)
+                for body, shape in ((lists, "must be a JSON object"), (objects, "unknown field(s): a")):
+                    got, err = s.json("POST", "/scan-arbitrage", body)
+                    assert got == status and (says or shape) in err["error"], (limit, err)
+    finally:
+        sys.setrecursionlimit(before)
 
 
 def test_cors_is_off_by_default_and_configurable(log_path) -> None:
@@ -191,6 +264,26 @@ def test_cors_is_off_by_default_and_configurable(log_path) -> None:
         assert status == 200 and "POST" in headers["access-control-allow-methods"]
         _, headers, _ = s.request("GET", "/health", headers={"Origin": "http://evil.local"})
         assert "access-control-allow-origin" not in headers
+        for asked, refused in (({"Origin": "http://evil.local", "Access-Control-Request-Method": "POST"}, "origin"),
+                               ({"Origin": "http://dash.local", "Access-Control-Request-Method": "PUT"}, "method"),
+                               ({"Origin": "http://dash.local", "Access-Control-Request-Method": "POST",
+                                 "Access-Control-Request-Headers": "x-secret"}, "headers")):
+            status, headers, data = s.request("OPTIONS", "/scan-arbitrage", headers=asked)
+            assert status == 400 and headers["content-type"] == JSON_TYPE, refused
+            err = json.loads(data)
+            assert err["status"] == 400 and err["error"].startswith(f"Disallowed CORS {refused} (allowed: origins "
+                                                                    "http://dash.local; methods GET, POST")
+        status, headers, data = s.request("OPTIONS", "/health")  # not a preflight: the route's own 405
+        assert status == 405 and headers["allow"] == "GET, HEAD" and json.loads(data)["status"] == 405
+
+
+def test_405s_name_what_is_allowed_without_cors(log_path) -> None:
+    with Server(build_app(load_cache(log_path))) as s:
+        for method, path, allow in (("OPTIONS", "/health", "GET, HEAD"), ("POST", "/prices", "GET, HEAD"),
+                                    ("DELETE", "/prices/USDC-WETH", "GET, HEAD"), ("PUT", "/scan-arbitrage", "POST")):
+            status, headers, data = s.request(method, path)
+            assert status == 405 and headers["allow"] == allow and headers["content-type"] == JSON_TYPE
+            assert json.loads(data) == {"error": f"method not allowed: {method} (allowed: {allow})", "status": 405}
 
 
 def test_a_fed_event_refreshes_the_answers(log_path) -> None:
@@ -236,3 +329,57 @@ def test_serve_command_refuses_a_missing_log_and_binds_loopback_by_default(tmp_p
     assert r.exit_code == 2 and "absent.db" in r.output
     opts = {o.name: o.default for o in main.commands["serve"].params}
     assert opts["host"] == "127.0.0.1" and opts["port"] == 8080  # CORS: off unless --cors (test above)
+
+
+def test_serve_command_says_why_it_cannot_listen_in_one_line_before_any_serving_line(log_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(main, ["serve", str(log_path), "--port", str(port)])
+    assert r.exit_code == 2 and "serving" not in r.output, r.output
+    assert r.output.splitlines() == [r.output.strip()]
+    assert r.output.startswith(f"Error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    r = CliRunner().invoke(main, ["serve", str(log_path), "--host", "nosuchhost.invalid"])
+    assert r.exit_code == 2 and r.output.strip() == "Error: cannot listen on nosuchhost.invalid:8080: " \
+                                                    "Name or service not known"
+
+
+def test_serve_command_on_port_0_prints_the_port_it_listens_on(log_path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "from tapedeck.cli import main; main()", "serve", str(log_path),
+                             "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line.startswith(f"serving {log_path}: 5 events") and line.rstrip().endswith("/health"), line
+        url = line.rsplit(" ", 1)[1].strip()
+        assert url.startswith("http://127.0.0.1:") and not url.startswith("http://127.0.0.1:0/")
+        c = http.client.HTTPConnection("127.0.0.1", int(url.split(":")[2].split("/")[0]), timeout=10)
+        c.request("GET", "/health")
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["events"] == 5
+        c.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--max-age-s", "nan", "'nan' is not a number in the range 0<=x<=31536000"),
+    ("--max-age-s", "inf", "inf is not in the range 0<=x<=31536000"),
+    ("--max-age-s", "-1", "is not in the range"),
+    ("--gas-price-gwei", "inf", "inf is not in the range 0<=x<=1000000"),
+    ("--gas-price-gwei", "1e300", "1e+300 is not in the range 0<=x<=1000000"),
+    ("--gas-price-gwei", "NaN", "is not a number in the range"),
+])
+def test_serve_command_refuses_options_out_of_range_as_usage_errors(log_path, option, value, says) -> None:
+    r = CliRunner().invoke(main, ["serve", str(log_path), option, value])
+    assert r.exit_code == 2 and len(r.output.splitlines()) == 1, r.output
+    assert r.output.startswith(f"Error: Invalid value for '{option}': ") and says in r.output, r.output
+
+
+def test_serve_command_says_a_directory_is_not_a_run_file(tmp_path) -> None:
+    r = CliRunner().invoke(main, ["serve", str(tmp_path)])
+    assert r.exit_code == 2 and r.output.strip() == f"Error: {tmp_path}: is a directory, not a run file"

@@ -1,9 +1,11 @@
-"""``PoolCache.scan`` keeps an answer per request body until the state changes (runtime/serve.py).
+"""``PoolCache.scan`` keeps an answer per question (threshold and pair, as parsed) until the state
+changes (runtime/serve.py).
 
-The same body gets the same bytes without being parsed again; a bad body is never kept (it is a 4xx
-every time); past ``SCAN_ANSWERS`` bodies the answers are still right, only no longer kept; and a
-fed event that changes the opportunities changes the answer (``tests/test_serve.py`` checks that
-over HTTP: ``test_a_fed_event_refreshes_the_answers``)."""
+The same question gets the same bytes, however its body is spelled (white space, ``0.10`` or
+``1e-1``): what a client sends never makes a new entry; a bad body is never kept (it is a 4xx every
+time); past ``SCAN_ANSWERS`` questions the answers are still right, only no longer kept; and a fed
+event that changes the opportunities changes the answer (``tests/test_serve.py`` checks that over
+HTTP: ``test_a_fed_event_refreshes_the_answers``)."""
 from __future__ import annotations
 
 import json
@@ -30,17 +32,20 @@ def cache():  # type: ignore[no-untyped-def]
     return cache
 
 
-def test_the_same_body_gets_the_kept_answer_and_a_bad_one_is_never_kept(cache, monkeypatch) -> None:
-    body = b'{"threshold_pct": 0}'
-    first = cache.scan(body)
-    assert json.loads(first)["count"] == len(cache.opportunities) > 0
-    parsed = []
-    monkeypatch.setattr(serve.json, "loads", lambda b: parsed.append(b) or json.JSONDecoder().decode(b.decode()))
-    assert cache.scan(body) is first and not parsed  # kept: not parsed again
+def test_the_same_question_gets_the_kept_answer_and_a_bad_one_is_never_kept(cache) -> None:
+    first = cache.scan(b'{"threshold_pct": 0.1}')
+    assert json.loads(first)["count"] == sum(1 for pct, _, _ in cache.opportunities if pct >= 10**7)
+    assert cache.opportunities and json.loads(cache.scan(b'{"threshold_pct": 0}'))["count"] == len(cache.opportunities)
+    kept = dict(cache._scans[1])
+    for i in range(100):  # the same two questions in 200 spellings: no new entry, the same bytes
+        assert cache.scan(b'{"threshold_pct":' + b" " * i + b"0.1}") is first
+        assert cache.scan(b'{ "threshold_pct" : 1e-1 ' + b"\n" * i + b"}") is first
+    assert cache._scans[1] == kept
+    assert cache.scan(b'{"threshold_pct": 0.1, "pair": "USDC-WETH"}') is not first  # another question
     for _ in range(2):
         with pytest.raises(serve.BadRequest):
             cache.scan(b'{"threshold_pct": -1}')
-    assert len(parsed) == 2  # a bad body is parsed (and refused) each time
+    assert len(cache._scans[1]) == len(kept) + 1  # a bad body is refused each time, never kept
 
 
 def test_past_the_kept_answers_every_answer_is_still_right(cache) -> None:
