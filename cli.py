@@ -698,13 +698,24 @@ def write_from_run(log: EventLog, out: Any, write: Any) -> Any:
         log.close()
 
 
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that refuses nan too (it compares false with both bounds, so FloatRange
+    lets it by): a usage error naming the option, never an internal error when it is used."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if math.isnan(rv):
+            self.fail(f"{value!r} is not a number in the range {self.min}<=x<={self.max}.", param, ctx)
+        return rv
+
+
 @report.command("opportunities")
 @click.argument("log_path", metavar="LOG")
-@click.option("--gas-price-gwei", type=click.FloatRange(min=0), default=15.0, show_default=True,
+@click.option("--gas-price-gwei", type=FiniteRange(0, 10**6), default=15.0, show_default=True,
               help="Gas price when the log has no block base fee.")
-@click.option("--max-age-s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--max-age-s", type=FiniteRange(0, 365 * 86400), default=60.0, show_default=True,
               help="Venues updated longer ago than this (event time) take no part.")
-@click.option("--min-profit", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--min-profit", type=FiniteRange(0, 10**12), default=0.0, show_default=True,
               help="Net profit after gas an opportunity must clear, in whole profit tokens (USDC).")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="How many of the best to list.")
 def report_opportunities(log_path: str, gas_price_gwei: float, max_age_s: float, min_profit: float, top: int) -> None:
@@ -722,17 +733,6 @@ def report_opportunities(log_path: str, gas_price_gwei: float, max_age_s: float,
 
 
 # --------------------------------------------------------------------------- serve
-
-
-class FiniteRange(click.FloatRange):
-    """``click.FloatRange`` that refuses nan too (it compares false with both bounds, so FloatRange
-    lets it by): a usage error naming the option, never an internal error when it is used."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        rv = super().convert(value, param, ctx)
-        if math.isnan(rv):
-            self.fail(f"{value!r} is not a number in the range {self.min}<=x<={self.max}.", param, ctx)
-        return rv
 
 
 @main.command()

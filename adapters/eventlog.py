@@ -606,7 +606,7 @@ class EventLog:
         unfinished run (marked crashed-recovered); that refuses a log that does not check out."""
         path = Path(path)
         if not path.is_file():
-            raise EventLogError(f"{path}: no such run file")
+            raise EventLogError(f"{path}: is a directory, not a run file" if path.is_dir() else f"{path}: no such run file")
         data = cls._read_manifest(path)
         manifest = Manifest.from_data(data)
         return cls(path, manifest, cls._datastore(path), 1, max_delay_ms=max_delay_ms)._opened(resume)

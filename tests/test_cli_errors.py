@@ -54,7 +54,10 @@ def _cases() -> list[tuple[str, list[str], str]]:
     return [
         # inspect
         ("inspect-missing", ["inspect", "{ws}/nope.db"], "nope.db"),
-        ("inspect-dir", ["inspect", "{ws}/adir"], "adir"),
+        ("inspect-dir", ["inspect", "{ws}/adir"], "adir: is a directory, not a run file"),
+        ("report-opportunities-nan", ["report", "opportunities", "{ws}/run.db", "--max-age-s", "nan"], "--max-age-s"),
+        ("report-opportunities-inf", ["report", "opportunities", "{ws}/run.db", "--gas-price-gwei", "inf"],
+         "--gas-price-gwei"),
         ("inspect-garbage", ["inspect", "{ws}/garbage.db"], "garbage.db"),
         # export
         ("export-missing", ["export", "{ws}/nope.db"], "nope.db"),
