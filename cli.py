@@ -791,7 +791,7 @@ def dashboard(run_path: str, host: str, port: int, poll_ms: int) -> None:
     """A web page of RUN's charts (the report's) that follows the log as it grows: the page polls
     /api/update, which reads the events after the last seq it folded."""
     from tapedeck.runtime.dashboard import Dashboard, build_app, open_store
-    from tapedeck.runtime.serve import uvicorn_config
+    from tapedeck.runtime.serve import listen, uvicorn_config
 
     try:
         import uvicorn
@@ -802,9 +802,17 @@ def dashboard(run_path: str, host: str, port: int, poll_ms: int) -> None:
     except EventLogError as e:
         raise click.ClickException(str(e)) from None
     board = Dashboard(store, poll_ms=poll_ms)
-    click.echo(f"dashboard of {run_path}: http://{host}:{port}/", err=True)
     try:
-        uvicorn.Server(uvicorn_config(build_app(board), host=host, port=port)).run()
+        sock = listen(host, port)  # (bound before it says where: a busy port is one Error line, as serve's)
+    except (OSError, ValueError) as e:
+        store.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    click.echo(f"dashboard of {run_path}: http://{url_host}:{bound_port}/", err=True)
+    try:
+        with sock:
+            uvicorn.Server(uvicorn_config(build_app(board), host=bound_host, port=bound_port)).run(sockets=[sock])
     finally:
         store.close()
 # --------------------------------------------------------------------------- live

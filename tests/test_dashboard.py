@@ -123,3 +123,21 @@ def test_dashboard_command_refuses_a_missing_run_in_one_line(tmp_path: Path) -> 
     assert r.exit_code == 2 and r.output.strip() == f"Error: {tmp_path / 'none.db'}: no such run file"
     r = CliRunner().invoke(main, ["dashboard", "postgresql://u@localhost/db"])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output  # no store or no server there
+
+
+def test_dashboard_command_says_why_it_cannot_listen_before_any_url(growing: GrowingRun) -> None:
+    """A busy port is one ``Error:`` line, exit 2, and no URL printed for a page nobody serves."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from tapedeck.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(main, ["dashboard", str(growing.log.path), "--port", str(port)])
+    assert r.exit_code == 2 and "http://" not in r.output, r.output
+    assert r.output.strip() == r.output.strip().splitlines()[0]
+    assert r.output.startswith(f"Error: cannot listen on 127.0.0.1:{port}: Address already in use")
