@@ -95,6 +95,11 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
 
 
+def _plain(d: Decimal) -> str:
+    """A Decimal as plain positional text (``0E-8`` -> ``"0.00000000"``, never an exponent), for JSON readers."""
+    return format(d, "f")
+
+
 def _ratio_text(num: int, den: int, digits: int = 10) -> str:
     """``num/den`` as decimal text to ``digits`` significant digits (display only)."""
     if den == 0:
@@ -228,8 +233,8 @@ class PoolCache:
         else:
             q = st.quotes.get(v.instrument, {}).get(v.venue)
             if q is not None:
-                e["bid"], e["ask"] = str(q.price(q.bid)), str(q.price(q.ask))
-                e["bid_size"], e["ask_size"] = str(q.size(q.bid_size)), str(q.size(q.ask_size))
+                e["bid"], e["ask"] = _plain(q.price(q.bid)), _plain(q.price(q.ask))
+                e["bid_size"], e["ask_size"] = _plain(q.size(q.bid_size)), _plain(q.size(q.ask_size))
             book = st.depth.get(v.depth_key)
             e["depth_levels"] = None if book is None else [len(book.bids()), len(book.asks())]
             e["depth_in_sync"] = None if book is None else book.synced
@@ -243,7 +248,7 @@ class PoolCache:
 
     def _amount(self, token: str, n: int) -> str:
         t = self.tokens[token]
-        return str(Decimal(n).scaleb(-t.decimals, context=CTX))
+        return _plain(Decimal(n).scaleb(-t.decimals, context=CTX))
 
     def _pct_e8(self, o: Opportunity) -> int:
         return o.net_profit * 10**10 // o.amount_in if o.amount_in else 0  # percent, 8 places

@@ -383,3 +383,20 @@ def test_serve_command_refuses_options_out_of_range_as_usage_errors(log_path, op
 def test_serve_command_says_a_directory_is_not_a_run_file(tmp_path) -> None:
     r = CliRunner().invoke(main, ["serve", str(tmp_path)])
     assert r.exit_code == 2 and r.output.strip() == f"Error: {tmp_path}: is a directory, not a run file"
+
+
+def test_prices_are_plain_decimal_text_even_for_a_zero_size(tmp_path) -> None:
+    """A quote with an empty side (size 0) reads ``"0.00000000"``, never Decimal's ``"0E-8"``, which a JSON
+    client parsing numbers from text would take for an exponent form (seen on /prices)."""
+    path = tmp_path / "empty-side.db"
+    log = EventLog.create(path, Manifest(run_id="", mode="import"))
+    for e in day_events()[:-1]:
+        log.append(e)
+    log.append(ev.QuoteUpdated(ts=T + 4, source="t", venue="binance", instrument="ETHUSDT", bid=2269_00000000,
+                               bid_size=0, ask=2269_01000000, ask_size=5 * 10**8, price_decimals=8, size_decimals=8))
+    log.close(ended="clean")
+    with Server(build_app(load_cache(path))) as s:
+        status, p = s.json("GET", "/prices")
+    q = {e["id"]: e for e in p["pools"]}["binance:ETHUSDT"]
+    assert status == 200 and q["bid_size"] == "0.00000000" and q["ask_size"] == "5.00000000"
+    assert not any("E" in str(v) for e in p["pools"] for k, v in e.items() if k in ("bid", "ask", "bid_size", "ask_size"))
