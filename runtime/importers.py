@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
@@ -519,6 +520,9 @@ def _import_locked(kind: str, paths: list[str], out: Path, from_block: int | Non
                 new.append(e)
         except OSError as e:
             raise ImportError_(f"{p}: cannot read: {e.strerror or e}") from None
+        except (EOFError, zlib.error) as e:  # (a gzip cut short or corrupt; click would say only "aborted")
+            raise ImportError_(f"{p}: cannot read: {e or type(e).__name__}: the file is cut short or corrupt; "
+                               "nothing of it was imported") from None
         if rejected and not accepted:  # (a wrong-kind file: refused whole, the log left as it was)
             raise ImportError_(f"{p}: not a {kind} recording: none of its {rejected} record(s) could be read "
                                f"(first: {first_reason})")

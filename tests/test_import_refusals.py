@@ -86,3 +86,17 @@ def test_a_v3_day_the_pools_own_tick_file_contradicts_is_an_error(tmp_path) -> N
     r = run("import", "uniswap-v3-logs", raw, "--out", tmp_path / "wrong.db", "--fee", "3000", "--tick-spacing", "60")
     assert r.exit_code == 2 and "NOT OK" in r.output
     assert "Error: the import's check failed" in r.output and "fee 3000 pips, tick spacing 60" in r.output
+
+
+def test_a_gzip_cut_short_is_one_error_line_and_no_log(tmp_path) -> None:
+    """A recording whose gzip ends before its end-of-stream marker (a download cut off) is refused naming the
+    file, exit 2, nothing written; click alone said only "Error: aborted" (its reading of EOFError)."""
+    import gzip
+
+    whole = gzip.compress(b"".join(b'{"jsonrpc":"2.0","method":"accountNotification","n":%d}\n' % i for i in range(2000)))
+    cut = tmp_path / "solana_20250126.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    r = run("import", "solana-ws", cut, "--out", tmp_path / "s.db")
+    assert r.exit_code == 2 and "aborted" not in r.output
+    assert r.output.startswith(f"Error: {cut}: cannot read: ") and "cut short or corrupt" in r.output
+    assert not (tmp_path / "s.db").exists()
