@@ -72,6 +72,7 @@ from tapedeck.adapters import binance_ws
 from tapedeck.domain import events as ev
 from tapedeck.domain.book_depth import depth_id
 from tapedeck.live.base import Backoff, Clock, Emit
+from tapedeck.live.redact import redact_in
 
 DEFAULT_QUEUE_LIMIT = 10_000
 DEFAULT_BATCH = 64  # events per pump turn, frames per reader turn: the most an event waits on the other side
@@ -575,7 +576,8 @@ class BinanceSource(WsFeed):
                         body = await r.read()
                         status = r.status
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                    self._rest_rejected(symbol, f"depth snapshot request failed: {type(e).__name__}: {e}", "")
+                    self._rest_rejected(symbol, f"depth snapshot request failed: {type(e).__name__}: "
+                                                f"{redact_in(str(e), url)}", "")
                     continue
                 if status != 200:
                     self._rest_rejected(symbol, f"depth snapshot answered HTTP {status}",

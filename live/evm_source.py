@@ -59,13 +59,13 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
-from urllib.parse import urlsplit
 
 import msgspec
 
 import eth_abi
 from eth_utils import keccak
 
+from tapedeck.live.redact import redact_url  # (also this module's name for it: record.py, tests)
 from tapedeck.adapters.evm_logs import (
     AAVE_ORACLE, AAVE_POOL, AGGREGATOR, ATOKEN, V2, V3, ChainLogMapper, LogDecodeError, log_field_hex, log_field_int,
 )
@@ -145,18 +145,6 @@ def _raw_text(obj: Any) -> str:
     except (TypeError, ValueError):
         text = repr(obj)
     return text[:_RAW_LIMIT]
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host:port`` of a URL, ``/...`` for any path, query or credentials it had (where
-    providers put API keys): what may appear in a manifest or an event."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    hidden = bool(parts.path.strip("/") or parts.query or parts.fragment or parts.username or parts.password)
-    return f"{parts.scheme}://{host}{port}{'/...' if hidden else ''}"
 
 
 def _strip(e: ev.Event) -> ev.Event:

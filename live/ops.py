@@ -368,23 +368,62 @@ def source_health(metrics: LiveMetrics, name: str, own: dict[str, Any], now_ns: 
     }
 
 
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+KILL_BODY_LIMIT = 4096  # bytes: {"engaged": false, "reason": "..."} with a reason of up to 200 characters
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is the machine's own (127.0.0.0/8, ::1, localhost)."""
+    return host in LOOPBACK_NAMES or host.startswith("127.")
+
+
+def _host_name(header: str) -> str:
+    """The name part of a Host header (``127.0.0.1:9108`` -> ``127.0.0.1``, ``[::1]:9108`` -> ``[::1]``)."""
+    if header.startswith("["):
+        return header.split("]", 1)[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
 def build_app(health: Callable[[], dict[str, Any]], metrics: Callable[[], bytes],
-              kill: Callable[[bool, str, str], None]) -> Any:
+              kill: Callable[[bool, str, str], None], loopback: bool = True) -> Any:
     """The starlette app: ``GET /health``, ``GET /metrics``, ``POST /kill``. Handlers run on the
-    runner's event loop (uvicorn is served as a task of it), so ``kill`` may feed the loop directly."""
+    runner's event loop (uvicorn is served as a task of it), so ``kill`` may feed the loop directly.
+
+    The operator is a process on this machine (curl, a script, Prometheus), never a web page: a request
+    that carries ``Origin`` (every browser POST does, same-origin or not) is refused, so a page the operator
+    happens to have open cannot engage or release the kill switch (a ``text/plain`` POST needs no CORS
+    preflight); and while the server is bound to loopback (``loopback``), a ``Host`` other than a loopback
+    name is refused, which stops DNS rebinding (a hostile name resolved to 127.0.0.1) reading or killing."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    def refused(request: Request) -> Response | None:
+        if "origin" in request.headers:
+            return JSONResponse({"error": "a request from a web page (it carries Origin) is refused: the ops "
+                                 "endpoints are for the operator's own tools"}, status_code=403)
+        if loopback and _host_name(request.headers.get("host", "")) not in LOOPBACK_NAMES:
+            return JSONResponse({"error": "Host must be a loopback name (127.0.0.1, localhost, [::1]) while the ops "
+                                 "server listens on loopback"}, status_code=403)
+        return None
+
     async def health_route(request: Request) -> Response:
-        return JSONResponse(health())
+        return refused(request) or JSONResponse(health())
 
     async def metrics_route(request: Request) -> Response:
-        return Response(metrics(), media_type=CONTENT_TYPE_LATEST)
+        return refused(request) or Response(metrics(), media_type=CONTENT_TYPE_LATEST)
 
     async def kill_route(request: Request) -> Response:
-        body = await request.body()
+        no = refused(request)
+        if no is not None:
+            return no
+        body = b""
+        async for chunk in request.stream():  # (capped as it streams: nothing unbounded is read)
+            body += chunk
+            if len(body) > KILL_BODY_LIMIT:
+                return JSONResponse({"error": f"body over {KILL_BODY_LIMIT} bytes"}, status_code=413,
+                                    headers={"Connection": "close"})
         engaged, reason = True, "http"
         if body.strip():
             try:

@@ -110,7 +110,7 @@ from tapedeck.domain.engine import Engine
 from tapedeck.domain.strategies import ConfigError
 from tapedeck.live.base import Backoff, Clock, LiveSource
 from tapedeck.live.config import AdapterSpec, LiveSettings, LiveConfigError, execute_problems, load_signing_key
-from tapedeck.live.ops import LiveMetrics, OpsServer, bind, build_app, redacted, source_health
+from tapedeck.live.ops import LiveMetrics, OpsServer, bind, build_app, is_loopback, redacted, source_health
 from tapedeck.runtime.loop import Loop, timer_fired
 
 RUNNER = "live-runner"  # the ``source`` of the events the runner itself records
@@ -783,12 +783,18 @@ class LiveRunner:
         try:
             if self._sock is not None:
                 sock, self._sock = self._sock, None
+                ops_host = self.settings.ops.host
                 self.ops = OpsServer(build_app(self.health, lambda: self.metrics.exposition(self.store_lag()),
-                                               lambda engaged, reason, origin: self.kill(engaged, reason, origin)),
+                                               lambda engaged, reason, origin: self.kill(engaged, reason, origin),
+                                               loopback=is_loopback(ops_host)),
                                      sock)
                 self.ops_port = self.ops.port
                 self.ops.start()
-                self.say(f"ops: http://{self.settings.ops.host}:{self.ops_port}/health /metrics, POST /kill")
+                url_host = f"[{ops_host}]" if ":" in ops_host else ops_host
+                self.say(f"ops: http://{url_host}:{self.ops_port}/health /metrics, POST /kill")
+                if not is_loopback(ops_host):
+                    self.say(f"warning: the ops server listens on {ops_host}, beyond this machine: anyone who "
+                             "reaches it can read /health and /metrics and engage or release the kill switch")
             for spec, gw in self.gateways:  # a resumed run: a gateway picks up its own state from the log
                 if self.resumed and callable(getattr(gw, "restore", None)):
                     gw.restore(self.store.events())

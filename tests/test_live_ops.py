@@ -249,3 +249,35 @@ def test_a_liquidations_profit_is_valued_at_the_runs_named_eth_price() -> None:
     assert m.profit[("liquidation", "executed")].sum == 97.0 + 50.0  # (no _sum is exposed: negative buckets)
     assert s[("tapedeck_unpriced_total", ())] == 1
     assert s[("tapedeck_liquidations_total", (("outcome", "filled"),))] == 3
+
+
+def test_the_ops_endpoints_refuse_web_pages_foreign_hosts_and_huge_bodies() -> None:
+    """A browser page (any POST it sends carries Origin, and a text/plain one needs no CORS preflight) cannot
+    release or engage the kill switch; a Host that is not a loopback name (DNS rebinding: a hostile name
+    resolved to 127.0.0.1) is refused while the server listens on loopback; a body is capped as it streams.
+    Over real HTTP on loopback (http.client sends the Host given)."""
+    from tapedeck.live.ops import KILL_BODY_LIMIT, build_app
+    from tests.test_serve import Server
+
+    calls: list[tuple[bool, str, str]] = []
+    app = build_app(lambda: {"status": "ok"}, lambda: b"",
+                    lambda engaged, reason, origin: calls.append((engaged, reason, origin)))
+    release = b'{"engaged": false, "reason": "x"}'
+    with Server(app) as s:
+        here = f"127.0.0.1:{s.port}"
+        status, _, body = s.request("POST", "/kill", release, {"Host": here, "Origin": "http://evil.example",
+                                                               "Content-Type": "text/plain"})
+        assert status == 403 and "web page" in json.loads(body)["error"] and calls == []
+        status, _, body = s.request("POST", "/kill", release, {"Host": f"evil.example:{s.port}"})
+        assert status == 403 and "loopback" in json.loads(body)["error"] and calls == []
+        assert s.request("GET", "/health", None, {"Host": f"evil.example:{s.port}"})[0] == 403
+        assert s.request("GET", "/metrics", None, {"Host": here, "Origin": "http://evil.example"})[0] == 403
+        status, _, _ = s.request("POST", "/kill", b'{"reason": "' + b"x" * KILL_BODY_LIMIT + b'"}', {"Host": here})
+        assert status == 413 and calls == []
+        for host in (here, f"localhost:{s.port}", f"[::1]:{s.port}"):  # the operator's own tools
+            assert s.request("POST", "/kill", release, {"Host": host})[0] == 200
+    assert calls == [(False, "x", "operator:http")] * 3
+    wide = build_app(lambda: {"status": "ok"}, lambda: b"", lambda *a: None, loopback=False)
+    with Server(wide) as s:  # bound beyond loopback on purpose: any Host, still no web page
+        assert s.request("GET", "/health", None, {"Host": f"10.0.0.5:{s.port}"})[0] == 200
+        assert s.request("POST", "/kill", b"", {"Host": f"10.0.0.5:{s.port}", "Origin": "http://10.0.0.5"})[0] == 403
