@@ -234,6 +234,12 @@ def build_adapter(spec: AdapterSpec, registry: Mapping[str, str], ctx: AdapterCo
         text = " ".join(str(e).split())[:300]
         kind = f" (kind {spec.kind})" if spec.kind != spec.name else ""  # what names the entry: once
         raise RunnerError(text if text.startswith(what) else f"{what}{kind}: {text}") from None
+    except AttributeError as e:  # a value of another type than the adapter reads (a number for a URL, from --set or
+        kind = f" (kind {spec.kind})" if spec.kind != spec.name else ""  # TAPEDECK_..., which parse TOML values)
+        given = ", ".join(f"{k} = {type(v).__name__}" for k, v in sorted(spec.params.items())
+                          if not isinstance(v, (str, bool)))
+        raise RunnerError(f"{what}{kind}: a parameter has the wrong type ({' '.join(str(e).split())[:120]}); "
+                          f"the non-text ones given: {given or 'none'}") from None
 
 
 class _Recorder:

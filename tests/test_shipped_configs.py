@@ -93,3 +93,16 @@ def test_the_shipped_replay_config_validates() -> None:
     from tapedeck.runtime.strategy_loader import build_engine
 
     assert build_engine(load_config(CONFIGS / "default.toml")).strategies
+
+
+def test_a_wrongly_typed_override_of_an_adapter_parameter_is_a_config_error(tmp_path: Path, no_network: None) -> None:
+    """A number where an adapter reads a URL (an override parses as a TOML value) is the runner's one-line
+    config error naming the entry and the types given, not an internal AttributeError (exit 70)."""
+    from tapedeck.live.config import load_live_config
+    from tapedeck.live.runner import LiveRunner, RunnerError
+
+    path = FIXTURES / "config" / "live-paper.toml"
+    settings = load_live_config(str(path), environ={"TAPEDECK_SOURCES__0__WS_URL": "12345"}, sets=["ops.enabled=false"])
+    with pytest.raises(RunnerError, match=r"sources\[0\] \(mainnet\) \(kind evm\): a parameter has the wrong type.*"
+                                          r"ws_url = int"):
+        LiveRunner(settings, out=str(tmp_path / "live.db"), environ={}, signals=False).prepare()
