@@ -191,8 +191,13 @@ def book_gateway(spec: AdapterSpec, ctx: AdapterContext) -> Any:
     ``binance``/``binance-usdm``/``hyperliquid`` sub-tables naming their secrets' variables)."""
     from tapedeck.live.book_gateway import BookGateway
 
-    return BookGateway.from_config(ctx.state, {"book_gateway": spec.params}, execute=ctx.execute, clock=ctx.clock,
-                                   env=ctx.environ)
+    gw = BookGateway.from_config(ctx.state, {"book_gateway": spec.params}, execute=ctx.execute, clock=ctx.clock,
+                                 env=ctx.environ)
+    missing = [v for v in spec.venues if v not in gw.executors] if ctx.execute else []
+    if missing:  # (else the run says EXECUTING and fails every order for these venues)
+        raise ValueError(f"--execute: no executor for venue(s) {', '.join(missing)}: give each its "
+                         f"[book_gateway.<venue>] table with its keys' variables (binance, binance-usdm, hyperliquid)")
+    return gw
 
 
 def adapter_factory(kind: str, registry: Mapping[str, str], what: str) -> Any:

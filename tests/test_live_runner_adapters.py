@@ -109,3 +109,18 @@ sender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
     assert len(blocks) > 20 and blocks == list(range(blocks[0], blocks[0] + len(blocks)))  # each once, none missed
     assert any(type(e) is ev.V2ReservesSynced for e in evs)  # the pair's state, from the adapter's snapshot
     assert verified(out).status == "verified"
+
+
+def test_execute_with_a_book_gateway_venue_that_has_no_executor_refuses_to_start() -> None:
+    """--execute on a book gateway whose venue has no [book_gateway.<venue>] table (no keys, so no executor)
+    is refused when the runner builds it, naming the venue: it used to start "EXECUTING" and fail every order."""
+    from tapedeck.domain.state import MarketState
+    from tapedeck.live.config import AdapterSpec
+    from tapedeck.live.runner import AdapterContext, book_gateway
+
+    spec = AdapterSpec(kind="book", name="book", params={}, venues=("binance",))
+    ctx = AdapterContext(name="book", clock=lambda: 0, execute=True, state=MarketState(), config={})
+    with pytest.raises(ValueError, match=r"--execute: no executor for venue\(s\) binance: .*\[book_gateway.<venue>\]"):
+        book_gateway(spec, ctx)
+    paper = AdapterContext(name="book", clock=lambda: 0, execute=False, state=MarketState(), config={})
+    assert book_gateway(spec, paper).executors == {}  # paper: fills from the book, no executor asked for
