@@ -148,6 +148,8 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
         raise click.ClickException(str(e)) from None
     engine_for(config, str(cfg_file))  # validate before the world starts
     out = out or f"runs/{sc.name}-seed{sc.seed}.db"
+    if Path(out).is_dir():  # (before the world runs: --force removes a run, never a directory)
+        raise click.ClickException(f"--out {out}: is a directory, not a run file")
     t0 = time.perf_counter()
     tty = sys.stderr.isatty()
 
@@ -558,6 +560,26 @@ def _iso(ts_ns: int) -> str:
         return f"{ts_ns} ns"
 
 
+def guard_out(run_path: str, out: str | Path | None) -> None:
+    """Refuse an ``--out`` that would destroy a run: the run being read itself (through links too), or any
+    existing SQLite database (another run, most likely). Other existing files (an earlier export or report)
+    are written over, as before."""
+    if out is None or str(out) == "-":
+        return
+    if same_file(run_path, out):
+        raise click.ClickException(f"--out {out} is the run being read ({run_path}); choose another --out")
+    p = Path(out)
+    if p.is_file():
+        try:
+            with open(p, "rb") as f:
+                head = f.read(16)
+        except OSError:
+            return  # (the write says why it cannot)
+        if head == b"SQLite format 3\x00":
+            raise click.ClickException(f"--out {out}: is a database (a run?), which this would overwrite; choose "
+                                       "another --out or remove it")
+
+
 @main.command()
 @click.argument("run_path", metavar="RUN")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl")
@@ -572,6 +594,7 @@ def export(run_path: str, fmt: str, types: tuple[str, ...], out: str) -> None:
         raise click.ClickException(f"unknown event type(s): {', '.join(unknown)} (known: {', '.join(ev.BY_NAME)})")
     if fmt == "csv" and len(types) != 1:
         raise click.ClickException("csv export needs exactly one --type (columns differ per type)")
+    guard_out(run_path, out)
     if fmt == "parquet":
         export_parquet(run_path, types, out)
         return
@@ -682,6 +705,7 @@ def write_run_report(run_path: str, out: str | None) -> str:
     from tapedeck.runtime.report_html import default_out, write_report
 
     target = Path(out) if out else default_out(run_path)
+    guard_out(run_path, target)
     log = open_checked(run_path)
     return str(write_from_run(log, target, lambda: write_report(log, target)))
 
@@ -902,6 +926,8 @@ def sweep(sources: tuple[str, ...], seeds: str | None, sets: tuple[str, ...], sc
     if scheduler and workers:
         raise click.UsageError("--workers sizes the local cluster; an existing one (--scheduler) has its own")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"--out {out_dir}: is a file, not a directory (a sweep writes a folder)")
     if (out / "sweep.csv").exists() and not force:
         raise click.ClickException(f"--out {out_dir} already holds a sweep (sweep.csv); --force writes over it")
     try:

@@ -533,6 +533,8 @@ class EventLog:
         path = Path(path)
         lock = WriterLock(path).acquire()  # before looking at (or removing) what is there
         try:
+            if path.is_dir():
+                raise EventLogError(f"{path}: is a directory, not a run file")
             if path.exists() or path.is_symlink():
                 if not overwrite:
                     raise EventLogError(f"{path} already exists (choose another --out, remove it, or give --force where the command has it)")

@@ -6,6 +6,7 @@ what is checked is what a person sees: exit status 2, a single line on stderr th
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -35,6 +36,8 @@ def ws(tmp_path_factory) -> Path:
     with EventLog.create(d / "import.db", Manifest(run_id="", mode="import")) as log:
         log.append(quote(1, "a", "10", "11"))
         log.manifest.ended = "clean"
+    for run in ("run.db", "import.db"):  # (each case must leave them byte for byte as they were)
+        (d / f"{run}.sha256").write_text(hashlib.sha256((d / run).read_bytes()).hexdigest())
     (d / "garbage.db").write_bytes(b"this is not a database at all\n" * 40)
     (d / "adir").mkdir()
     (d / "bad.toml").write_text("[risk\nkill_switch = ")
@@ -55,6 +58,13 @@ def _cases() -> list[tuple[str, list[str], str]]:
         # inspect
         ("inspect-missing", ["inspect", "{ws}/nope.db"], "nope.db"),
         ("inspect-dir", ["inspect", "{ws}/adir"], "adir: is a directory, not a run file"),
+        ("export-over-its-run", ["export", "{ws}/run.db", "--out", "{ws}/run.db"], "is the run being read"),
+        ("export-over-another-run", ["export", "{ws}/run.db", "--out", "{ws}/import.db"], "is a database"),
+        ("report-over-its-run", ["report", "html", "{ws}/run.db", "--out", "{ws}/run.db"], "is the run being read"),
+        ("sim-out-dir-force", ["sim", "quiet", "--out", "{ws}/adir", "--force"], "adir: is a directory"),
+        ("copy-to-dir-force", ["copy", "{ws}/run.db", "{ws}/adir", "--force"], "adir: is a directory"),
+        ("sweep-out-is-a-file", ["sweep", "quiet", "--seeds", "1", "--out", "{ws}/bad.toml", "--workers", "1"],
+         "is a file, not a directory"),
         ("report-opportunities-nan", ["report", "opportunities", "{ws}/run.db", "--max-age-s", "nan"], "--max-age-s"),
         ("report-opportunities-inf", ["report", "opportunities", "{ws}/run.db", "--gas-price-gwei", "inf"],
          "--gas-price-gwei"),
@@ -162,4 +172,5 @@ def test_bad_invocation_is_one_clear_line(ws: Path, case_id: str, argv: list[str
     assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
     assert fragment in lines[0], lines[0]
     assert proc.stdout == ""
-    assert (ws / "run.db").exists()  # nothing already recorded was lost
+    for run in ("run.db", "import.db"):  # nothing already recorded was lost (nor overwritten)
+        assert hashlib.sha256((ws / run).read_bytes()).hexdigest() == (ws / f"{run}.sha256").read_text(), run
