@@ -168,7 +168,7 @@ def sim(scenario: str, seed: int | None, out: str | None, config_path: str | Non
     wall = time.perf_counter() - t0
     summary.notes = notes + summary.notes  # said once the run stands (sim_report prints them)
     for line in (sim_report(summary, wall) + liquidation_lines(out) + slicing_lines(out)
-                 + cex_dex_lines(out, config) + perp_lines(out)):
+                 + cex_dex_lines(out) + perp_lines(out)):
         click.echo(line)
     click.echo(f"recorded {redact(out)}  (tapedeck replay {redact(out)} --verify)")
     if with_report:
@@ -195,15 +195,17 @@ def slicing_lines(run: str) -> list[str]:
         return lines(log.events(), log.manifest.config)
 
 
-def cex_dex_lines(run: str, config: Any) -> list[str]:
-    """The CEX-DEX arbitrage strategies' summary, computed from the run's recorded events."""
+def cex_dex_lines(run: str) -> list[str]:
+    """The CEX-DEX arbitrage strategies' summary, computed from the run's recorded events, ETH valued as the
+    run's recorded config says (as completed for its scenario: the same price as the strategy lines)."""
     from tapedeck.runtime.cex_dex_report import cex_dex_reports
     from tapedeck.runtime.outcomes import eth_price_source
 
     with _open(run) as log:
         if not any(t.startswith("CexDexOpportunity") for t in log.counts_by_topic()):
             return []
-        return [line for r in cex_dex_reports(log.events(), eth_price_source(config)) for line in r.lines()]
+        price = eth_price_source(log.manifest.config)
+        return [line for r in cex_dex_reports(log.events(), price) for line in r.lines()]
 
 
 def perp_lines(run: str) -> list[str]:
@@ -776,30 +778,37 @@ def serve(log_path: str, host: str, port: int, cors: tuple[str, ...], max_age_s:
     LOG's inputs are folded by the engine; every response is precomputed from that state. The
     address is bound before the line saying where it serves (with the real port for --port 0).
     """
-    from tapedeck.runtime.serve import build_app, listen, load_cache, uvicorn_config
+    from tapedeck.runtime.serve import build_app, load_cache, uvicorn_config
 
     try:
         import uvicorn
     except ImportError as e:
         raise click.ClickException(f"serve needs uvicorn and starlette installed: {e}") from None
-    if Path(log_path).is_dir():
-        raise click.ClickException(f"{log_path}: is a directory, not a run file")
-    log = open_log(log_path)
+    log = open_log(log_path)  # (a missing file or a directory: one line, from EventLog.open)
     log.close()
     try:
         cache = load_cache(log_path, max_age_ns=int(max_age_s * 1e9), gas_price_wei=int(gas_price_gwei * 1e9))
     except EventLogError as e:
         raise click.ClickException(str(e)) from None
+    sock, url = listening(host, port)
+    click.echo(f"serving {log_path}: {cache.events} events, {len(cache.venues)} venues in {len(cache.finder.pairs)} "
+               f"pairs, {len(cache.opportunities)} opportunities; {url}/health", err=True)
+    with sock:
+        bound_host, bound_port = sock.getsockname()[:2]
+        uvicorn.Server(uvicorn_config(build_app(cache, cors), host=bound_host, port=bound_port)).run(sockets=[sock])
+
+
+def listening(host: str, port: int) -> tuple[Any, str]:
+    """``runtime.serve.listen``'s socket, bound before anything says where it serves, and its URL
+    (``http://HOST:PORT``, the port bound for ``--port 0``); a busy port or a bad host is one line."""
+    from tapedeck.runtime.serve import listen
+
     try:
         sock = listen(host, port)
     except (OSError, ValueError) as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
     bound_host, bound_port = sock.getsockname()[:2]
-    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    click.echo(f"serving {log_path}: {cache.events} events, {len(cache.venues)} venues in {len(cache.finder.pairs)} "
-               f"pairs, {len(cache.opportunities)} opportunities; http://{url_host}:{bound_port}/health", err=True)
-    with sock:
-        uvicorn.Server(uvicorn_config(build_app(cache, cors), host=bound_host, port=bound_port)).run(sockets=[sock])
+    return sock, f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -815,7 +824,7 @@ def dashboard(run_path: str, host: str, port: int, poll_ms: int) -> None:
     """A web page of RUN's charts (the report's) that follows the log as it grows: the page polls
     /api/update, which reads the events after the last seq it folded."""
     from tapedeck.runtime.dashboard import Dashboard, build_app, open_store
-    from tapedeck.runtime.serve import listen, uvicorn_config
+    from tapedeck.runtime.serve import uvicorn_config
 
     try:
         import uvicorn
@@ -827,15 +836,10 @@ def dashboard(run_path: str, host: str, port: int, poll_ms: int) -> None:
         raise click.ClickException(str(e)) from None
     board = Dashboard(store, poll_ms=poll_ms)
     try:
-        sock = listen(host, port)  # (bound before it says where: a busy port is one Error line, as serve's)
-    except (OSError, ValueError) as e:
-        store.close()
-        raise click.ClickException(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
-    bound_host, bound_port = sock.getsockname()[:2]
-    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    click.echo(f"dashboard of {run_path}: http://{url_host}:{bound_port}/", err=True)
-    try:
+        sock, url = listening(host, port)
+        click.echo(f"dashboard of {run_path}: {url}/", err=True)
         with sock:
+            bound_host, bound_port = sock.getsockname()[:2]
             uvicorn.Server(uvicorn_config(build_app(board), host=bound_host, port=bound_port)).run(sockets=[sock])
     finally:
         store.close()

@@ -149,10 +149,35 @@ def test_the_cli_prints_the_summary_and_replay_verify_verifies(runs: Any) -> Non
     from tapedeck.cli import cex_dex_lines, main
 
     summary, events, out = runs["shipped"]
-    lines = cex_dex_lines(str(out), _config())  # what `tapedeck sim` prints after its outcome lines
+    lines = cex_dex_lines(str(out))  # what `tapedeck sim` prints after its outcome lines
     text = "\n".join(lines)
     opps = sum(1 for e in events if type(e) is ev.CexDexOpportunity)
     assert lines[0].startswith(f"  cex-dex ({NAME}): {opps} opportunities acted on")
     assert "pool legs:" in text and "reverted" in text and "realised from fills:" in text and "PnL" in text
     r = CliRunner().invoke(main, ["replay", str(out), "--verify"], catch_exceptions=False)
     assert r.exit_code == 0 and "verified" in r.output, r.output
+
+
+def test_one_eth_price_throughout_when_the_configured_feed_is_not_the_scenarios(tmp_path: Path) -> None:
+    """``[outcomes] eth_price`` naming an oracle the scenario does not record falls back to the one it does
+    (noted); the CEX-DEX detail block values ETH by the run's recorded config, as completed, so its PnL is the
+    strategy line's, not a second one with gas and inventory unpriced at the missing feed."""
+    import re
+
+    from click.testing import CliRunner
+
+    from tapedeck.adapters.config_files import FIXTURES
+    from tapedeck.cli import main
+
+    cfg = tmp_path / "ethp.toml"
+    cfg.write_text(re.sub(r'(?m)^eth_price = .*$', 'eth_price = "oracle:nosuch"',
+                          (FIXTURES / "config" / "sim-default.toml").read_text()))
+    assert 'eth_price = "oracle:nosuch"' in cfg.read_text()
+    r = CliRunner().invoke(main, ["sim", "cex-dex-dislocation", "--seed", "1", "--config", str(cfg),
+                                  "--out", str(tmp_path / "run.db")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "records no oracle 'nosuch'; ETH valued at oracle:eth-usd" in r.output
+    line = re.search(r"strategy cex-dex: .*PnL ([\d,.-]+) USDC net of gas", r.output)
+    block = re.search(r"\n    PnL ([\d,.-]+) USDC \(realised \+ marked inventory\)", r.output)
+    assert line and block and line.group(1) == block.group(1), r.output
+    assert "nosuch" not in r.output.split("cex-dex (", 1)[1] and "unpriced" not in r.output.split("cex-dex (", 1)[1]
